@@ -1,0 +1,96 @@
+//! Command-line interface.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "labtui", version, about = "An LLM inference lab in the terminal: see where the time and the memory go")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    /// Model: a .gguf path, a file name in the models directory, hf:OWNER/REPO/FILE.gguf, or `synthetic`.
+    #[arg(long, short, global = true)]
+    pub model: Option<String>,
+    /// Prompt to open the dashboard with.
+    #[arg(long, short)]
+    pub prompt: Option<String>,
+    /// CPU threads for the engine (default: physical cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Generate text headless: the text to stdout, a summary line to stderr.
+    Generate(GenerateArgs),
+    /// Show how text becomes tokens: ids and pieces (special tokens parsed, no BOS added).
+    Tokenize(TokenizeArgs),
+    /// Measure speed without a terminal UI.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Ron,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long, short)]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Send the prompt untemplated (no chat template).
+    #[arg(long)]
+    pub raw: bool,
+    /// text: the generated text; ron / json: the event stream, one event per line.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenizeArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Prefill and decode tok/s of our engine against candle-transformers' reference model.
+    Engine(BenchEngineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    /// Timed repeats of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Prompt lengths to measure prefill at.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![128usize, 512])]
+    pub pp: Vec<usize>,
+    /// Tokens to decode.
+    #[arg(long, default_value_t = 128)]
+    pub tg: usize,
+    /// Skip candle-transformers' reference model.
+    #[arg(long)]
+    pub no_reference: bool,
+}

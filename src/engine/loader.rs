@@ -1,0 +1,130 @@
+//! Reading a GGUF file into a [`Model`] and its [`Tokenizer`], with errors that say what is wrong
+//! with the file.
+
+use super::config::{Arch, Meta, ModelConfig};
+use super::error::{first_line, EngineError, Result};
+use super::model::{Layer, Linear, Model};
+use super::tokenizer::Tokenizer;
+use crate::protocol::WeightTypeStat;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+/// A model ready to run: weights, tokenizer and what we know of the file.
+pub struct Loaded {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub parameters: u64,
+    pub file_bytes: u64,
+    pub weight_types: BTreeMap<String, WeightTypeStat>,
+}
+
+/// Read the GGUF header, naming the file when it is not GGUF at all.
+pub fn read_content<R: Read + Seek>(reader: &mut R, path: &str) -> Result<Content> {
+    Content::read(reader).map_err(|e| {
+        let msg = first_line(&e);
+        if msg.contains("magic") {
+            EngineError::NotGguf { path: path.to_string(), detail: "it does not start with the GGUF magic bytes".into() }
+        } else {
+            EngineError::Corrupt { path: path.to_string(), detail: format!("cannot read the GGUF header: {msg}") }
+        }
+    })
+}
+
+/// Bytes a tensor of this type and shape takes in the file.
+fn tensor_bytes(dtype: GgmlDType, elems: usize) -> usize {
+    elems / dtype.block_size() * dtype.type_size()
+}
+
+/// Check the file is long enough for every tensor it declares.
+pub fn check_length(content: &Content, file_bytes: u64, path: &str) -> Result<()> {
+    let end = content
+        .tensor_infos
+        .values()
+        .map(|t| content.tensor_data_offset + t.offset + tensor_bytes(t.ggml_dtype, t.shape.elem_count()) as u64)
+        .max()
+        .unwrap_or(content.tensor_data_offset);
+    if end > file_bytes {
+        return Err(EngineError::Corrupt {
+            path: path.to_string(),
+            detail: format!("its tensors need {end} bytes but the file has {file_bytes} (an interrupted download?)"),
+        });
+    }
+    Ok(())
+}
+
+/// llama.cpp's name for a GGML type: Q4_K, Q8_0, F32.
+pub fn type_name(t: GgmlDType) -> String {
+    let s = format!("{t:?}").to_uppercase();
+    match s.strip_suffix('K') {
+        Some(head) if !head.contains('_') => format!("{head}_K"),
+        _ => s,
+    }
+}
+
+/// Load weights and tokenizer from GGUF content.
+pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_bytes: u64, device: &Device) -> Result<Loaded> {
+    check_length(content, file_bytes, path)?;
+    let meta = Meta { content, path };
+    let cfg = ModelConfig::from_meta(&meta)?;
+    let tokenizer = Tokenizer::from_gguf(&meta)?;
+
+    let mut get = |name: &str| -> Result<QTensor> {
+        if !content.tensor_infos.contains_key(name) {
+            return Err(EngineError::Corrupt { path: path.to_string(), detail: format!("tensor {name} is missing") });
+        }
+        content
+            .tensor(reader, name, device)
+            .map_err(|e| EngineError::Corrupt { path: path.to_string(), detail: format!("tensor {name}: {}", first_line(&e)) })
+    };
+    let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?.to_dtype(DType::F32)?) };
+
+    let embed = Arc::new(get("token_embd.weight")?);
+    let (rows, cols) = embed.shape().dims2()?;
+    if cols != cfg.hidden {
+        return Err(EngineError::Corrupt {
+            path: path.to_string(),
+            detail: format!("token_embd.weight is {rows}×{cols} but the hidden size is {}", cfg.hidden),
+        });
+    }
+    let head = if content.tensor_infos.contains_key("output.weight") {
+        QMatMul::from_qtensor(get("output.weight")?)?
+    } else {
+        QMatMul::from_arc(embed.clone())?
+    };
+    let norm = dense(get("output_norm.weight")?)?;
+    let mut layers = Vec::with_capacity(cfg.layers);
+    for i in 0..cfg.layers {
+        let mut lin = |name: &str, bias: bool| -> Result<Linear> {
+            let weight = QMatMul::from_qtensor(get(&format!("blk.{i}.{name}.weight"))?)?;
+            let bias = if bias { Some(dense(get(&format!("blk.{i}.{name}.bias"))?)?) } else { None };
+            Ok(Linear { weight, bias })
+        };
+        let qkv_bias = cfg.arch == Arch::Qwen2;
+        let q = lin("attn_q", qkv_bias)?;
+        let k = lin("attn_k", qkv_bias)?;
+        let v = lin("attn_v", qkv_bias)?;
+        let o = lin("attn_output", false)?;
+        let gate = lin("ffn_gate", false)?;
+        let up = lin("ffn_up", false)?;
+        let down = lin("ffn_down", false)?;
+        let attn_norm = dense(get(&format!("blk.{i}.attn_norm.weight"))?)?;
+        let ffn_norm = dense(get(&format!("blk.{i}.ffn_norm.weight"))?)?;
+        layers.push(Layer { attn_norm, q, k, v, o, ffn_norm, gate, up, down });
+    }
+
+    let mut weight_types: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
+    let mut parameters = 0u64;
+    for info in content.tensor_infos.values() {
+        let elems = info.shape.elem_count();
+        parameters += elems as u64;
+        let s = weight_types.entry(type_name(info.ggml_dtype)).or_insert(WeightTypeStat { tensors: 0, bytes: 0 });
+        s.tensors += 1;
+        s.bytes += tensor_bytes(info.ggml_dtype, elems) as u64;
+    }
+    let model = Model::new(cfg, embed, layers, norm, head, device)?;
+    Ok(Loaded { model, tokenizer, parameters, file_bytes, weight_types })
+}

@@ -1,0 +1,142 @@
+//! The inference engine: candle only — no tokio, no terminal.
+//!
+//! GGUF loading, our own forward pass and KV cache, the tokenizer and chat template, sampling and
+//! the token-by-token generation loop that reports what it does as [`crate::protocol::Event`]s.
+
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod kv_cache;
+pub mod loader;
+pub mod model;
+pub mod sampling;
+pub mod source;
+pub mod synthetic;
+pub mod tokenizer;
+
+pub use error::{EngineError, Result};
+pub use generate::{generate, Control, Prompt};
+pub use kv_cache::KvCache;
+pub use model::{Forward, Logits, Model};
+pub use tokenizer::Tokenizer;
+
+use crate::protocol::ModelInfo;
+use candle_core::{DType, Device};
+use source::ModelSource;
+use std::io::{BufReader, Cursor};
+use std::path::Path;
+use std::time::Instant;
+
+/// A loaded model with its tokenizer and KV cache: what the worker owns.
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub cache: KvCache,
+    pub info: ModelInfo,
+}
+
+/// The device candle runs on: CUDA or Metal when built with them and present, else the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+/// Threads candle's CPU kernels use.
+pub fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+impl Engine {
+    /// Open a model named by `spec` (see [`source::resolve`]); `progress` hears download bytes.
+    pub fn open(spec: &str, device: &Device, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Result<Self> {
+        match source::resolve(spec)? {
+            ModelSource::Synthetic => Self::synthetic(&synthetic::SyntheticSpec::default(), device),
+            ModelSource::File(p) => Self::from_file(&p, device),
+            ModelSource::Hub { repo, file } => {
+                let path = source::fetch_from_hub(&repo, &file, progress)?;
+                Self::from_file(&path, device)
+            }
+        }
+    }
+
+    pub fn from_file(path: &Path, device: &Device) -> Result<Self> {
+        let start = Instant::now();
+        let shown = path.display().to_string();
+        let io = |source| EngineError::Io { path: shown.clone(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let bytes = file.metadata().map_err(io)?.len();
+        let mut reader = BufReader::new(file);
+        let content = loader::read_content(&mut reader, &shown)?;
+        let loaded = loader::load(&content, &mut reader, &shown, bytes, device)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(shown.clone());
+        Ok(Self::assemble(loaded, name, shown, device, start))
+    }
+
+    /// The built-in synthetic model (random weights written as GGUF in memory).
+    pub fn synthetic(spec: &synthetic::SyntheticSpec, device: &Device) -> Result<Self> {
+        let start = Instant::now();
+        let bytes = synthetic::gguf_bytes(spec)?;
+        let len = bytes.len() as u64;
+        let mut reader = Cursor::new(bytes);
+        let content = loader::read_content(&mut reader, "synthetic")?;
+        let loaded = loader::load(&content, &mut reader, "synthetic", len, device)?;
+        Ok(Self::assemble(loaded, format!("synthetic-{}", spec.arch), "synthetic".into(), device, start))
+    }
+
+    fn assemble(loaded: loader::Loaded, name: String, source: String, device: &Device, start: Instant) -> Self {
+        let model = loaded.model;
+        let cache = model.new_cache(DType::F32);
+        let c = &model.cfg;
+        let info = ModelInfo {
+            name,
+            source,
+            arch: c.arch.name().into(),
+            parameters: loaded.parameters,
+            file_bytes: loaded.file_bytes,
+            weight_bytes: model.weight_bytes(),
+            weight_types: loaded.weight_types,
+            layers: c.layers,
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+            hidden: c.hidden,
+            vocab: c.vocab,
+            context_length: c.context_length,
+            kv_dtype: "f32".into(),
+            kv_bytes_per_token: cache.bytes_per_token(),
+            device: device_name(device),
+            threads: threads(),
+            load_time: start.elapsed(),
+        };
+        Self { model, tokenizer: loaded.tokenizer, cache, info }
+    }
+
+    /// The prompt's token ids: templated unless `raw`, checked against the context.
+    pub fn prompt_ids(&self, prompt: &str, raw: bool) -> Result<Vec<u32>> {
+        if prompt.trim().is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let text = if raw { prompt.to_string() } else { chat::apply(&self.tokenizer, prompt)? };
+        let ids = self.tokenizer.encode_prompt(&text)?;
+        if ids.len() > self.model.cfg.context_length {
+            return Err(EngineError::PromptTooLong { tokens: ids.len(), context: self.model.cfg.context_length });
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,118 @@
+//! Headless commands: `generate` and `tokenize`, the same work as the dashboard without a terminal UI.
+
+use crate::cli::{Format, GenerateArgs, TokenizeArgs};
+use crate::engine::{self, config::Meta, loader, source, synthetic, Tokenizer};
+use crate::protocol::{Command, Event, GenParams, RunSummary};
+use crate::stats::human_bytes;
+use crate::worker::{Options, Worker};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::time::Duration;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The one-line summary printed to stderr.
+pub fn summary_line(s: &RunSummary) -> String {
+    format!(
+        "ttft {} | prefill {} tok {:.1} tok/s | decode {} tok {:.1} tok/s | itl p50 {} p99 {} | kv {} | {:?}",
+        ms(s.ttft),
+        s.prompt_tokens,
+        s.prefill_tok_s,
+        s.generated_tokens.saturating_sub(1),
+        s.decode_tok_s,
+        ms(s.itl_p50),
+        ms(s.itl_p99),
+        human_bytes(s.kv_bytes),
+        s.reason
+    )
+}
+
+pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
+    let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
+    let mut worker = Worker::spawn(Options { sample_every, ..Options::default() });
+    let params = GenParams {
+        max_tokens: args.max_tokens as usize,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+        raw: args.raw,
+        ignore_eos: false,
+    };
+    worker.send(Command::LoadModel { spec: model.to_string() });
+    let mut out = std::io::stdout().lock();
+    let mut generating = false;
+    let mut printed = String::new();
+    while let Some(stamped) = worker.events.blocking_recv() {
+        match args.format {
+            Format::Ron => writeln!(out, "{}", ron::to_string(&stamped)?)?,
+            Format::Json => writeln!(out, "{}", serde_json::to_string(&stamped)?)?,
+            Format::Text => {}
+        }
+        match &stamped.event {
+            Event::ModelLoaded(_) if !generating => {
+                generating = true;
+                worker.send(Command::Generate { prompt: args.prompt.clone(), params: params.clone() });
+            }
+            Event::Token(t) if args.format == Format::Text => {
+                write!(out, "{}", t.text)?;
+                printed.push_str(&t.text);
+                out.flush()?;
+            }
+            Event::RunFinished { summary, .. } => {
+                if args.format == Format::Text {
+                    // Bytes that never completed a character show as the full decode shows them.
+                    if let Some(rest) = summary.text.strip_prefix(printed.as_str()) {
+                        write!(out, "{rest}")?;
+                    }
+                    writeln!(out)?;
+                }
+                out.flush()?;
+                eprintln!("{}", summary_line(summary));
+                return Ok(());
+            }
+            Event::Error { message } => bail!("{message}"),
+            _ => {}
+        }
+    }
+    bail!("the worker stopped without finishing the run")
+}
+
+/// The tokenizer of a model, read from its metadata only (no weights).
+pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
+    let (bytes, path) = match source::resolve(spec)? {
+        source::ModelSource::Synthetic => (synthetic::gguf_bytes(&synthetic::SyntheticSpec::default())?, "synthetic".to_string()),
+        source::ModelSource::File(p) => (Vec::new(), p.display().to_string()),
+        source::ModelSource::Hub { repo, file } => {
+            let p = source::fetch_from_hub(&repo, &file, |_, _| {})?;
+            (Vec::new(), p.display().to_string())
+        }
+    };
+    let content = if bytes.is_empty() {
+        let f = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        loader::read_content(&mut std::io::BufReader::new(f), &path)?
+    } else {
+        loader::read_content(&mut std::io::Cursor::new(bytes), &path)?
+    };
+    Ok(Tokenizer::from_gguf(&Meta { content: &content, path: &path })?)
+}
+
+pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
+    let tok = load_tokenizer(model)?;
+    let ids = tok.encode(&args.text)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let rows: Vec<serde_json::Value> = ids.iter().map(|&id| serde_json::json!({ "id": id, "piece": tok.piece(id) })).collect();
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+    } else {
+        for id in &ids {
+            writeln!(out, "{id:>8}  {:?}", tok.piece(*id))?;
+        }
+        writeln!(out, "{} tokens", ids.len())?;
+    }
+    Ok(())
+}
+
+pub use engine::source::DEFAULT_MODEL;

@@ -1,0 +1,38 @@
+use clap::Parser;
+use labtui::cli::{BenchWhat, Cli, Cmd};
+use labtui::{bench, headless};
+use std::process::ExitCode;
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // candle's CPU kernels size their thread pools from this variable.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", labtui::bench::physical_cores().to_string());
+    }
+    let model = cli.model.clone().unwrap_or_else(|| headless::DEFAULT_MODEL.to_string());
+    match &cli.command {
+        Some(Cmd::Generate(a)) => headless::generate(&model, a),
+        Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
+        Some(Cmd::Bench(b)) => match &b.what {
+            BenchWhat::Engine(a) => bench::engine(&model, a),
+        },
+        None => anyhow::bail!("the dashboard is not built yet: use `labtui generate --prompt TEXT` (see --help)"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`labtui generate ... | head`) is not an error of ours.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

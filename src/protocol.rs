@@ -1,0 +1,197 @@
+//! The only types that cross threads: [`Command`] to the worker and [`Event`] from it.
+//!
+//! Plain serde data (integers, `Duration`, `String`), never a tensor, an `Instant` or a channel, so
+//! the same stream is drawn live, written to RON and replayed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Sampling and stopping parameters of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenParams {
+    /// Most tokens to generate (the first one, produced by prefill, included).
+    pub max_tokens: usize,
+    /// 0 means greedy (argmax).
+    pub temperature: f32,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub seed: u64,
+    /// Send the prompt as is, without the model's chat template.
+    pub raw: bool,
+    /// Keep going past end-of-sequence tokens (fixed-length benchmarks).
+    pub ignore_eos: bool,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        Self { max_tokens: 128, temperature: 0.0, top_k: None, top_p: None, seed: 42, raw: false, ignore_eos: false }
+    }
+}
+
+/// Messages to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Load a model: a path, a file name in the models directory, `hf:owner/repo/file.gguf`, or `synthetic`.
+    LoadModel { spec: String },
+    Generate { prompt: String, params: GenParams },
+    /// Stop the current generation; it takes effect before the next token.
+    Stop,
+    /// Requantize the weights (honoured once the quantization work lands).
+    SetQuantization { quant: String },
+    /// Draft mode of speculative decoding (honoured once speculation lands).
+    SetDraftMode { mode: String },
+    /// Speculation length K (honoured once speculation lands).
+    SetK { k: usize },
+    /// End the worker thread.
+    Shutdown,
+}
+
+/// One event and the time since the session started, stamped by the worker where it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    pub at: Duration,
+    pub event: Event,
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Sampled from the logits of the prefill pass.
+    Prefill,
+    /// Sampled from a one-token decode step.
+    Decode,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinishReason {
+    /// The model produced an end-of-sequence token.
+    Eos,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The context window is full.
+    ContextFull,
+    /// The user asked to stop.
+    Stopped,
+}
+
+/// Bytes and count of the weights of one GGML type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightTypeStat {
+    pub tensors: usize,
+    pub bytes: u64,
+}
+
+/// What the worker knows of a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub source: String,
+    pub arch: String,
+    pub parameters: u64,
+    pub file_bytes: u64,
+    /// Bytes of weights held in memory.
+    pub weight_bytes: u64,
+    /// GGML type name → count and bytes.
+    pub weight_types: BTreeMap<String, WeightTypeStat>,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub vocab: usize,
+    pub context_length: usize,
+    pub kv_dtype: String,
+    pub kv_bytes_per_token: u64,
+    pub device: String,
+    pub threads: usize,
+    pub load_time: Duration,
+}
+
+/// The settings a run started with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub params: GenParams,
+    pub quantization: String,
+    pub draft_mode: String,
+    pub k: usize,
+}
+
+/// One generated token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenEvent {
+    /// 0 for the first generated token.
+    pub index: usize,
+    pub id: u32,
+    /// The text this token adds (may be empty while a UTF-8 character is incomplete).
+    pub text: String,
+    pub phase: Phase,
+    /// Probability the sampler gave this token.
+    pub prob: f32,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Wall time of the forward pass and sampling that produced this token.
+    pub step: Duration,
+    pub kv_tokens: usize,
+    pub kv_bytes: u64,
+}
+
+/// Process and machine memory, sampled beside the worker a few times a second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemSample {
+    pub process_rss: u64,
+    pub system_used: u64,
+    pub system_total: u64,
+    pub cpu_percent: f32,
+    /// Present only when an NVIDIA GPU answers through NVML.
+    pub gpu: Option<GpuSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuSample {
+    pub name: String,
+    pub used: u64,
+    pub total: u64,
+    /// This process's share, when the driver reports it.
+    pub process_used: Option<u64>,
+}
+
+/// The numbers of a finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub ttft: Duration,
+    pub prefill: Duration,
+    pub prefill_tok_s: f64,
+    pub decode: Duration,
+    pub decode_tok_s: f64,
+    pub itl_p50: Duration,
+    pub itl_p90: Duration,
+    pub itl_p99: Duration,
+    pub end_to_end: Duration,
+    pub kv_tokens: usize,
+    pub kv_bytes: u64,
+    pub text: String,
+}
+
+/// Messages from the worker (and the system sampler beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    ModelLoading { spec: String },
+    /// Download or read progress while loading, in bytes.
+    LoadProgress { done: u64, total: u64 },
+    ModelLoaded(ModelInfo),
+    RunStarted { run: u64, prompt_tokens: usize, settings: RunSettings },
+    PrefillDone { run: u64, tokens: usize, duration: Duration },
+    Token(TokenEvent),
+    System(SystemSample),
+    RunFinished { run: u64, summary: RunSummary },
+    /// A setting the engine cannot honour yet, or one that took effect.
+    Notice { message: String },
+    /// Something went wrong; the message says what to do.
+    Error { message: String },
+}

@@ -1,0 +1,75 @@
+//! The numbers people check: tokens per second and latency percentiles.
+
+use std::time::Duration;
+
+/// Tokens per second; 0 when no time passed.
+pub fn tok_per_s(tokens: usize, time: Duration) -> f64 {
+    let s = time.as_secs_f64();
+    if s > 0.0 {
+        tokens as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// The `q`-th percentile (0–100) by nearest rank; zero for no samples.
+pub fn percentile(samples: &[Duration], q: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    let rank = ((q / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+/// The median of `xs` (mean of the middle two for even counts); `None` for no samples.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    Some(if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 })
+}
+
+/// Bytes as a short human string (KiB, MiB, GiB).
+pub fn human_bytes(b: u64) -> String {
+    const K: f64 = 1024.0;
+    let b = b as f64;
+    if b < K {
+        format!("{b:.0} B")
+    } else if b < K * K {
+        format!("{:.1} KiB", b / K)
+    } else if b < K * K * K {
+        format!("{:.1} MiB", b / K / K)
+    } else {
+        format!("{:.2} GiB", b / K / K / K)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(x: u64) -> Duration {
+        Duration::from_millis(x)
+    }
+
+    #[test]
+    fn rates_and_percentiles() {
+        assert_eq!(tok_per_s(10, ms(500)), 20.0);
+        assert_eq!(tok_per_s(10, Duration::ZERO), 0.0);
+        let xs: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(percentile(&xs, 50.0), ms(50));
+        assert_eq!(percentile(&xs, 90.0), ms(90));
+        assert_eq!(percentile(&xs, 99.0), ms(99));
+        assert_eq!(percentile(&[ms(7)], 99.0), ms(7));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(human_bytes(24_576), "24.0 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

@@ -1,0 +1,199 @@
+//! The worker: a dedicated OS thread that owns the engine. Commands come in and stamped events go
+//! out over unbounded tokio channels, so it never waits on the UI. It never touches the terminal,
+//! and a panic inside it becomes an error event.
+
+use crate::engine::{self, Control, Engine};
+use crate::protocol::{Command, Event, RunSettings, Stamped};
+use candle_core::Device;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// The UI's (or a headless command's) end of the worker.
+pub struct Worker {
+    pub commands: UnboundedSender<Command>,
+    pub events: UnboundedReceiver<Stamped>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub device: Device,
+    /// How often the system sampler reports; `None` runs no sampler.
+    pub sample_every: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { device: engine::default_device(), sample_every: Some(Duration::from_millis(250)) }
+    }
+}
+
+impl Worker {
+    pub fn spawn(opts: Options) -> Self {
+        let (cmd_tx, cmd_rx) = unbounded_channel();
+        let (ev_tx, ev_rx) = unbounded_channel();
+        let clock = Instant::now();
+        if let Some(every) = opts.sample_every {
+            crate::metrics::spawn(ev_tx.clone(), clock, every);
+        }
+        let thread = std::thread::Builder::new()
+            .name("labtui-worker".into())
+            .spawn(move || State::new(opts.device, clock, ev_tx, cmd_rx).run())
+            .expect("spawn the worker thread");
+        Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) }
+    }
+
+    pub fn send(&self, c: Command) {
+        // The worker only goes away after Shutdown; a send after that has nobody to tell.
+        let _ = self.commands.send(c);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct State {
+    device: Device,
+    clock: Instant,
+    events: UnboundedSender<Stamped>,
+    commands: UnboundedReceiver<Command>,
+    pending: VecDeque<Command>,
+    engine: Option<Engine>,
+    next_run: u64,
+    settings: Settings,
+}
+
+/// Settings the UI can change while the engine runs.
+struct Settings {
+    draft_mode: String,
+    k: usize,
+}
+
+impl Settings {
+    /// Take a setting command; the answer says what happened to it.
+    fn apply(&mut self, cmd: &Command) -> String {
+        match cmd {
+            Command::SetQuantization { quant } => {
+                format!("quantization {quant}: switching is not available yet; the weights stay as loaded")
+            }
+            Command::SetDraftMode { mode } => {
+                self.draft_mode = mode.clone();
+                format!("draft mode {mode}: speculative decoding is not available yet; runs decode plainly")
+            }
+            Command::SetK { k } => {
+                self.k = *k;
+                format!("K = {k}: speculative decoding is not available yet; runs decode plainly")
+            }
+            other => format!("{other:?} is not a setting"),
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+impl State {
+    fn new(device: Device, clock: Instant, events: UnboundedSender<Stamped>, commands: UnboundedReceiver<Command>) -> Self {
+        Self { device, clock, events, commands, pending: VecDeque::new(), engine: None, next_run: 1, settings: Settings { draft_mode: "none".into(), k: 4 } }
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(Stamped { at: self.clock.elapsed(), event });
+    }
+
+    fn run(mut self) {
+        loop {
+            let cmd = match self.pending.pop_front() {
+                Some(c) => c,
+                None => match self.commands.blocking_recv() {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            if cmd == Command::Shutdown {
+                return;
+            }
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.handle(cmd))) {
+                self.engine = None;
+                self.emit(Event::Error { message: format!("internal error in the worker: {}; the model was unloaded, load it again", panic_message(&*p)) });
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::LoadModel { spec } => self.load(&spec),
+            Command::Generate { prompt, params } => self.generate(&prompt, &params),
+            Command::Stop => {} // nothing is running
+            Command::Shutdown => {}
+            setting => {
+                let message = self.settings.apply(&setting);
+                self.emit(Event::Notice { message })
+            }
+        }
+    }
+
+    fn load(&mut self, spec: &str) {
+        self.engine = None; // free the old weights before reading new ones
+        self.emit(Event::ModelLoading { spec: spec.to_string() });
+        let (tx, clock) = (self.events.clone(), self.clock);
+        let progress = move |done, total| {
+            let _ = tx.send(Stamped { at: clock.elapsed(), event: Event::LoadProgress { done, total } });
+        };
+        match Engine::open(spec, &self.device, progress) {
+            Ok(e) => {
+                self.emit(Event::ModelLoaded(e.info.clone()));
+                self.engine = Some(e);
+            }
+            Err(e) => self.emit(Event::Error { message: e.to_string() }),
+        }
+    }
+
+    fn generate(&mut self, prompt: &str, params: &crate::protocol::GenParams) {
+        let Some(mut engine) = self.engine.take() else {
+            self.emit(Event::Error { message: "no model is loaded: load one first".into() });
+            return;
+        };
+        let run = self.next_run;
+        self.next_run += 1;
+        let settings = RunSettings { params: params.clone(), quantization: "as loaded".into(), draft_mode: "none".into(), k: self.settings.k };
+        let (events, clock) = (self.events.clone(), self.clock);
+        let mut emit = |event| {
+            let _ = events.send(Stamped { at: clock.elapsed(), event });
+        };
+        let commands = &mut self.commands;
+        let pending = &mut self.pending;
+        let setting_state = &mut self.settings;
+        let (notices, clock2) = (self.events.clone(), self.clock);
+        let mut control = || loop {
+            match commands.try_recv() {
+                Ok(Command::Stop) => return Control::Stop,
+                Ok(c @ Command::Shutdown) | Ok(c @ Command::LoadModel { .. }) | Ok(c @ Command::Generate { .. }) => {
+                    // These need the engine: finish this run first, then do them.
+                    pending.push_back(c);
+                    return Control::Stop;
+                }
+                Ok(c) => {
+                    // Settings are answered between steps, when they take effect.
+                    let message = setting_state.apply(&c);
+                    let _ = notices.send(Stamped { at: clock2.elapsed(), event: Event::Notice { message } });
+                }
+                Err(_) => return Control::Continue,
+            }
+        };
+        let result = engine::generate(&mut engine, run, engine::Prompt::Text(prompt), params, settings, &mut emit, &mut control);
+        self.engine = Some(engine);
+        match result {
+            Ok(summary) => self.emit(Event::RunFinished { run, summary }),
+            Err(e) => self.emit(Event::Error { message: e.to_string() }),
+        }
+    }
+}
