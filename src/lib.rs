@@ -9,5 +9,7 @@ pub mod engine;
 pub mod headless;
 pub mod metrics;
 pub mod protocol;
+pub mod state;
 pub mod stats;
+pub mod tui;
 pub mod worker;

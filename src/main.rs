@@ -11,14 +11,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", labtui::bench::physical_cores().to_string());
     }
-    let model = cli.model.clone().unwrap_or_else(|| headless::DEFAULT_MODEL.to_string());
+    let model = cli.model.clone().unwrap_or_else(labtui::engine::source::default_spec);
     match &cli.command {
         Some(Cmd::Generate(a)) => headless::generate(&model, a),
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
         Some(Cmd::Bench(b)) => match &b.what {
             BenchWhat::Engine(a) => bench::engine(&model, a),
         },
-        None => anyhow::bail!("the dashboard is not built yet: use `labtui generate --prompt TEXT` (see --help)"),
+        None => labtui::tui::run(labtui::tui::Start { model: cli.model.clone(), prompt: cli.prompt.clone().unwrap_or_default() }),
     }
 }
 

@@ -11,7 +11,7 @@ use labtui::engine::{Engine, Forward, Model};
 
 /// A fixed 64-token prompt: the chat-templated request, cut to 64 tokens.
 fn prompt_64(e: &Engine) -> Vec<u32> {
-    let ids = e.prompt_ids("Write a Rust function that parses a comma-separated list of integers, skipping blanks, and returns their sum; explain each step.", false).unwrap();
+    let ids = e.prompt_ids("Write a Rust function that parses a comma-separated list of integers, skipping blank entries and surrounding whitespace, and returns their sum as an i64; then explain each step of the parsing, the error handling and the tests you would write.", false).unwrap();
     assert!(ids.len() >= 64, "prompt has {} tokens", ids.len());
     ids[..64].to_vec()
 }
@@ -42,10 +42,15 @@ fn qwen_logits_and_greedy_match_candle_transformers() {
     assert_eq!(ot, tt);
 }
 
+/// Stepping with the KV cache gives the logits of recomputing the whole sequence. candle's
+/// quantized kernels are not batch-invariant (a row computed inside a batch can differ in the last
+/// bits from the same row alone, and 24 layers amplify it), so the bound is the reference
+/// implementation's own step-versus-recompute difference: our cache must add nothing beyond it.
 #[test]
 fn qwen_kv_steps_equal_recomputation_and_bytes_follow_the_formula() {
     let Some(path) = real_model(QWEN_05B) else { return };
-    let e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    let dev = Device::Cpu;
+    let e = Engine::from_file(&path, &dev).unwrap();
     // 2 × 24 layers × 2 KV heads × 64 dims × 4 bytes.
     assert_eq!(e.info.kv_bytes_per_token, 24_576);
     let prompt = prompt_64(&e);
@@ -58,8 +63,21 @@ fn qwen_kv_steps_equal_recomputation_and_bytes_follow_the_formula() {
     assert_eq!(cache.bytes(), 64 * 24_576);
     let mut fresh = e.model.new_cache(DType::F32);
     let full = Model::last_logits(&e.model.forward(&prompt, &mut fresh, Forward::LAST).unwrap()).unwrap();
-    let diff = max_abs_diff(&stepped, &full);
-    assert!(diff < 1e-3 * max_abs(&full), "diff {diff}");
+
+    let mut r = Reference::from_bytes(std::fs::read(&path).unwrap(), &dev).unwrap();
+    r.forward(&prompt[..60], 0, &dev).unwrap();
+    let mut ref_stepped = Vec::new();
+    for (i, t) in prompt[60..].iter().enumerate() {
+        ref_stepped = r.forward(&[*t], 60 + i, &dev).unwrap();
+    }
+    r.clear();
+    let ref_full = r.forward(&prompt, 0, &dev).unwrap();
+
+    let ours = max_abs_diff(&stepped, &full);
+    let theirs = max_abs_diff(&ref_stepped, &ref_full);
+    eprintln!("step vs recompute: ours {ours}, reference {theirs}, largest logit {}", max_abs(&full));
+    assert_eq!(argmax(&stepped), argmax(&full));
+    assert!(ours <= 1.5 * theirs + 1e-3 * max_abs(&full), "ours {ours} vs reference {theirs}");
 }
 
 #[test]

@@ -31,6 +31,15 @@ fn hub_ref(s: &str) -> Option<(String, String)> {
     (!owner.is_empty() && !name.is_empty() && file.ends_with(".gguf")).then(|| (format!("{owner}/{name}"), file.to_string()))
 }
 
+/// The default model: the file in the models directory when it is there, else its Hub reference.
+pub fn default_spec() -> String {
+    if models_dir().join(DEFAULT_MODEL).exists() {
+        DEFAULT_MODEL.to_string()
+    } else {
+        DEFAULT_HUB.to_string()
+    }
+}
+
 /// Decide where `spec` points, without reading it.
 pub fn resolve(spec: &str) -> Result<ModelSource> {
     let spec = spec.trim();

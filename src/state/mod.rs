@@ -1,0 +1,414 @@
+//! The pure app model: [`AppState::apply`] takes worker events, [`AppState::update`] takes user
+//! actions and may answer with a command for the worker. No IO; series are bounded.
+
+mod ring;
+
+pub use ring::Ring;
+
+use crate::protocol::{Command, Event, GenParams, ModelInfo, RunSummary, Stamped, SystemSample, TokenEvent};
+use std::time::Duration;
+
+/// Which part of the screen takes keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Prompt,
+    Tape,
+}
+
+/// What a person can do, whatever key they used for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    Run,
+    Stop,
+    /// Stop when running, else leave the prompt.
+    Escape,
+    FocusNext,
+    Type(char),
+    Backspace,
+    ClearPrompt,
+    SelectPrev,
+    SelectNext,
+    ScrollUp,
+    ScrollDown,
+    CycleDraftMode,
+    KUp,
+    KDown,
+    CycleQuant,
+    MaxTokensUp,
+    MaxTokensDown,
+    TempUp,
+    TempDown,
+    CycleKvDtype,
+    CycleContext,
+    CycleBatch,
+    ToggleRecord,
+    ToggleHelp,
+}
+
+pub const DRAFT_MODES: [&str; 4] = ["none", "draft-model", "prompt-lookup", "layer-skip"];
+pub const QUANTS: [&str; 11] = ["as loaded", "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K"];
+/// What-if KV dtypes: name and bytes per value.
+pub const KV_DTYPES: [(&str, f64); 4] = [("f32", 4.0), ("f16", 2.0), ("bf16", 2.0), ("q8_0", 34.0 / 32.0)];
+pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
+pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
+
+/// One run as the panes see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunView {
+    pub run: u64,
+    pub prompt_tokens: usize,
+    pub prefill: Option<Duration>,
+    pub tokens: Vec<TokenEvent>,
+    pub summary: Option<RunSummary>,
+}
+
+impl RunView {
+    pub fn finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// Step times of decode tokens (the inter-token latencies).
+    pub fn itl(&self) -> Vec<Duration> {
+        self.tokens.iter().skip(1).map(|t| t.step).collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.tokens.iter().map(|t| t.text.as_str()).collect()
+    }
+}
+
+/// The KV what-if predictor's toggles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WhatIf {
+    pub dtype: usize,
+    /// Index into [`WHAT_IF_CONTEXTS`]; 0 means the model's own context.
+    pub context: usize,
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppState {
+    pub model_spec: String,
+    pub model: Option<ModelInfo>,
+    /// Spec being loaded and bytes done / total when known.
+    pub loading: Option<(String, u64, u64)>,
+    pub prompt: String,
+    pub params: GenParams,
+    pub focus: Focus,
+    pub current: Option<RunView>,
+    /// Finished runs, newest last (the last few).
+    pub history: Ring<RunSummary>,
+    pub system: Ring<SystemSample>,
+    pub last_system: Option<SystemSample>,
+    pub status: String,
+    pub error: Option<String>,
+    /// Shown while the built-in synthetic model stands in for a real one.
+    pub banner: Option<String>,
+    /// Load the synthetic model if this (default) model cannot be had.
+    pub fallback_to_synthetic: bool,
+    pub selected: Option<usize>,
+    pub scroll: u16,
+    pub draft_mode: usize,
+    pub k: usize,
+    pub quant: usize,
+    pub what_if: WhatIf,
+    pub help: bool,
+    pub quit: bool,
+    pub now: Duration,
+}
+
+impl AppState {
+    pub fn new(model_spec: &str, prompt: &str) -> Self {
+        Self {
+            model_spec: model_spec.to_string(),
+            model: None,
+            loading: None,
+            prompt: prompt.to_string(),
+            params: GenParams::default(),
+            focus: Focus::Prompt,
+            current: None,
+            history: Ring::new(4),
+            system: Ring::new(240),
+            last_system: None,
+            status: "type a prompt, Enter runs it · ? help".into(),
+            error: None,
+            banner: None,
+            fallback_to_synthetic: false,
+            selected: None,
+            scroll: 0,
+            draft_mode: 0,
+            k: 4,
+            quant: 0,
+            what_if: WhatIf::default(),
+            help: false,
+            quit: false,
+            now: Duration::ZERO,
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.current.as_ref().is_some_and(|r| !r.finished())
+    }
+
+    /// Take one worker event; returns a command when the event calls for one (a fallback load).
+    pub fn apply(&mut self, s: &Stamped) -> Option<Command> {
+        self.now = self.now.max(s.at);
+        match &s.event {
+            Event::ModelLoading { spec } => {
+                self.loading = Some((spec.clone(), 0, 0));
+                self.model = None;
+                self.status = format!("loading {spec} …");
+            }
+            Event::LoadProgress { done, total } => {
+                if let Some(l) = self.loading.as_mut() {
+                    (l.1, l.2) = (*done, *total);
+                }
+            }
+            Event::ModelLoaded(info) => {
+                self.loading = None;
+                self.error = None;
+                self.status = format!("{} loaded in {:.1} s · Enter runs the prompt", info.name, info.load_time.as_secs_f64());
+                self.model = Some(info.clone());
+            }
+            Event::RunStarted { run, prompt_tokens, .. } => {
+                self.current = Some(RunView { run: *run, prompt_tokens: *prompt_tokens, ..RunView::default() });
+                self.selected = None;
+                self.error = None;
+                self.status = format!("run {run}: prefill of {prompt_tokens} tokens …");
+            }
+            Event::PrefillDone { duration, .. } => {
+                if let Some(r) = self.current.as_mut() {
+                    r.prefill = Some(*duration);
+                }
+            }
+            Event::Token(t) => {
+                if let Some(r) = self.current.as_mut() {
+                    r.tokens.push(t.clone());
+                }
+            }
+            Event::System(sample) => {
+                self.system.push(sample.clone());
+                self.last_system = Some(sample.clone());
+            }
+            Event::RunFinished { run, summary } => {
+                if let Some(r) = self.current.as_mut() {
+                    r.summary = Some(summary.clone());
+                }
+                self.history.push(summary.clone());
+                self.status = format!(
+                    "run {run} done ({:?}): {} tokens, decode {:.1} tok/s",
+                    summary.reason, summary.generated_tokens, summary.decode_tok_s
+                );
+            }
+            Event::Notice { message } => self.status = message.clone(),
+            Event::Error { message } => {
+                let was_loading = self.loading.take().is_some();
+                if was_loading && self.fallback_to_synthetic {
+                    self.fallback_to_synthetic = false;
+                    self.banner = Some(format!(
+                        "no real model could be loaded ({message}). Running the built-in synthetic model (random weights): \
+                         get real weights with ../shared/tools/fetch-models models, or start with --model PATH"
+                    ));
+                    self.model_spec = "synthetic".into();
+                    return Some(Command::LoadModel { spec: "synthetic".into() });
+                }
+                self.error = Some(message.clone());
+                self.status = "error: see above · fix it and press Enter to try again".into();
+            }
+        }
+        None
+    }
+
+    /// Take one user action; returns the command for the worker, if any.
+    pub fn update(&mut self, action: Action) -> Option<Command> {
+        match action {
+            Action::Quit => {
+                self.quit = true;
+                None
+            }
+            Action::Run => self.run(),
+            Action::Stop => self.stop(),
+            Action::Escape if self.running() => self.stop(),
+            Action::Escape => {
+                self.focus = Focus::Tape;
+                self.help = false;
+                None
+            }
+            Action::FocusNext => {
+                self.focus = if self.focus == Focus::Prompt { Focus::Tape } else { Focus::Prompt };
+                None
+            }
+            Action::Type(c) => {
+                self.prompt.push(c);
+                None
+            }
+            Action::Backspace => {
+                self.prompt.pop();
+                None
+            }
+            Action::ClearPrompt => {
+                self.prompt.clear();
+                None
+            }
+            Action::SelectPrev | Action::SelectNext => {
+                let n = self.current.as_ref().map_or(0, |r| r.tokens.len());
+                if n > 0 {
+                    let cur = self.selected.unwrap_or(n);
+                    let next = if action == Action::SelectPrev { cur.saturating_sub(1) } else { (cur + 1).min(n - 1) };
+                    self.selected = Some(next.min(n - 1));
+                }
+                None
+            }
+            Action::ScrollUp => {
+                self.scroll = self.scroll.saturating_sub(1);
+                None
+            }
+            Action::ScrollDown => {
+                self.scroll = self.scroll.saturating_add(1);
+                None
+            }
+            Action::CycleDraftMode => {
+                self.draft_mode = (self.draft_mode + 1) % DRAFT_MODES.len();
+                Some(Command::SetDraftMode { mode: DRAFT_MODES[self.draft_mode].into() })
+            }
+            Action::KUp | Action::KDown => {
+                self.k = if action == Action::KUp { (self.k + 1).min(16) } else { self.k.saturating_sub(1).max(1) };
+                Some(Command::SetK { k: self.k })
+            }
+            Action::CycleQuant => {
+                self.quant = (self.quant + 1) % QUANTS.len();
+                Some(Command::SetQuantization { quant: QUANTS[self.quant].into() })
+            }
+            Action::MaxTokensUp | Action::MaxTokensDown => {
+                let m = self.params.max_tokens;
+                self.params.max_tokens = if action == Action::MaxTokensUp { (m * 2).min(4096) } else { (m / 2).max(1) };
+                self.status = format!("max tokens {}", self.params.max_tokens);
+                None
+            }
+            Action::TempUp | Action::TempDown => {
+                let t = self.params.temperature + if action == Action::TempUp { 0.1 } else { -0.1 };
+                self.params.temperature = (t.clamp(0.0, 2.0) * 10.0).round() / 10.0;
+                self.status = if self.params.temperature == 0.0 { "temperature 0 (greedy)".into() } else { format!("temperature {:.1}", self.params.temperature) };
+                None
+            }
+            Action::CycleKvDtype => {
+                self.what_if.dtype = (self.what_if.dtype + 1) % KV_DTYPES.len();
+                None
+            }
+            Action::CycleContext => {
+                self.what_if.context = (self.what_if.context + 1) % WHAT_IF_CONTEXTS.len();
+                None
+            }
+            Action::CycleBatch => {
+                self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
+                None
+            }
+            Action::ToggleRecord => {
+                self.status = "recording: not available yet (it arrives with the recording work); use `labtui generate --format ron` to save a run's events".into();
+                None
+            }
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                None
+            }
+        }
+    }
+
+    fn run(&mut self) -> Option<Command> {
+        if self.running() {
+            self.status = "a run is in progress: Esc stops it".into();
+            return None;
+        }
+        if self.model.is_none() {
+            self.status = if self.loading.is_some() { "the model is still loading".into() } else { "no model loaded".into() };
+            return None;
+        }
+        if self.prompt.trim().is_empty() {
+            self.status = "the prompt is empty: type something first".into();
+            return None;
+        }
+        self.status = "running …".into();
+        Some(Command::Generate { prompt: self.prompt.clone(), params: self.params.clone() })
+    }
+
+    fn stop(&mut self) -> Option<Command> {
+        if self.running() {
+            self.status = "stopping …".into();
+            Some(Command::Stop)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{FinishReason, Phase};
+
+    fn at(ms: u64, event: Event) -> Stamped {
+        Stamped { at: Duration::from_millis(ms), event }
+    }
+
+    fn token(i: usize) -> TokenEvent {
+        TokenEvent {
+            index: i,
+            id: i as u32,
+            text: format!("t{i}"),
+            phase: if i == 0 { Phase::Prefill } else { Phase::Decode },
+            prob: 0.5,
+            elapsed: Duration::from_millis(10 * i as u64),
+            step: Duration::from_millis(10),
+            kv_tokens: 5 + i,
+            kv_bytes: 100 * (5 + i) as u64,
+        }
+    }
+
+    #[test]
+    fn a_run_fills_the_view_and_history() {
+        let mut s = AppState::new("synthetic", "hi");
+        s.apply(&at(1, Event::RunStarted { run: 1, prompt_tokens: 5, settings: crate::protocol::RunSettings { params: GenParams::default(), quantization: "as loaded".into(), draft_mode: "none".into(), k: 4 } }));
+        assert!(s.running());
+        for i in 0..3 {
+            s.apply(&at(2 + i as u64, Event::Token(token(i))));
+        }
+        assert_eq!(s.current.as_ref().unwrap().text(), "t0t1t2");
+        assert_eq!(s.current.as_ref().unwrap().itl().len(), 2);
+        assert_eq!(s.update(Action::Stop), Some(Command::Stop));
+    }
+
+    #[test]
+    fn run_needs_a_model_and_a_prompt() {
+        let mut s = AppState::new("synthetic", "");
+        assert_eq!(s.update(Action::Run), None);
+        assert!(s.status.contains("no model"));
+        let _ = FinishReason::Eos;
+    }
+
+    #[test]
+    fn a_failed_default_load_falls_back_to_synthetic_once() {
+        let mut s = AppState::new("default", "");
+        s.fallback_to_synthetic = true;
+        s.apply(&at(0, Event::ModelLoading { spec: "default".into() }));
+        let cmd = s.apply(&at(1, Event::Error { message: "not found".into() }));
+        assert_eq!(cmd, Some(Command::LoadModel { spec: "synthetic".into() }));
+        assert!(s.banner.as_ref().unwrap().contains("synthetic"));
+        s.apply(&at(2, Event::ModelLoading { spec: "synthetic".into() }));
+        assert_eq!(s.apply(&at(3, Event::Error { message: "boom".into() })), None);
+        assert_eq!(s.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn k_stays_within_1_to_16() {
+        let mut s = AppState::new("synthetic", "");
+        for _ in 0..20 {
+            s.update(Action::KUp);
+        }
+        assert_eq!(s.k, 16);
+        for _ in 0..20 {
+            s.update(Action::KDown);
+        }
+        assert_eq!(s.update(Action::KDown), Some(Command::SetK { k: 1 }));
+    }
+}

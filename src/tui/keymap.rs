@@ -1,0 +1,72 @@
+//! Keys to actions. Outside the prompt, single letters are commands; inside, they are text.
+
+use crate::state::{Action, AppState, Focus};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('c') if ctrl => return Some(Action::Quit),
+        KeyCode::Char('u') if ctrl => return Some(Action::ClearPrompt),
+        KeyCode::Enter => return Some(Action::Run),
+        KeyCode::Esc => return Some(if state.help { Action::ToggleHelp } else { Action::Escape }),
+        KeyCode::Tab | KeyCode::BackTab => return Some(Action::FocusNext),
+        KeyCode::Left => return Some(Action::SelectPrev),
+        KeyCode::Right => return Some(Action::SelectNext),
+        KeyCode::Up => return Some(Action::ScrollDown),
+        KeyCode::Down => return Some(Action::ScrollUp),
+        _ => {}
+    }
+    if state.focus == Focus::Prompt && !state.help {
+        return match key.code {
+            KeyCode::Char(c) if !ctrl => Some(Action::Type(c)),
+            KeyCode::Backspace => Some(Action::Backspace),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('r') => Action::Run,
+        KeyCode::Char('s') => Action::Stop,
+        KeyCode::Char('h') => Action::SelectPrev,
+        KeyCode::Char('l') => Action::SelectNext,
+        KeyCode::Char('k') => Action::ScrollDown,
+        KeyCode::Char('j') => Action::ScrollUp,
+        KeyCode::Char('d') => Action::CycleDraftMode,
+        KeyCode::Char(']') => Action::KUp,
+        KeyCode::Char('[') => Action::KDown,
+        KeyCode::Char('u') => Action::CycleQuant,
+        KeyCode::Char('+') | KeyCode::Char('=') => Action::MaxTokensUp,
+        KeyCode::Char('-') => Action::MaxTokensDown,
+        KeyCode::Char('T') => Action::TempUp,
+        KeyCode::Char('t') => Action::TempDown,
+        KeyCode::Char('v') => Action::CycleKvDtype,
+        KeyCode::Char('c') => Action::CycleContext,
+        KeyCode::Char('b') => Action::CycleBatch,
+        KeyCode::Char('R') => Action::ToggleRecord,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn letters_are_text_in_the_prompt_and_commands_outside() {
+        let mut s = AppState::new("synthetic", "");
+        assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Type('q')));
+        s.focus = Focus::Tape;
+        assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Quit));
+        assert_eq!(action(&s, key(KeyCode::Char(']'))), Some(Action::KUp));
+        assert_eq!(action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+    }
+}

@@ -1,0 +1,42 @@
+//! The help overlay: every key.
+
+use super::block;
+use ratatui::prelude::*;
+use ratatui::widgets::{Clear, Paragraph};
+
+pub const KEYS: [(&str, &str); 21] = [
+    ("Enter", "run the prompt"),
+    ("Esc", "stop the run / leave the prompt"),
+    ("Tab", "move focus: prompt ↔ tokens"),
+    ("typing", "edits the prompt while it has focus"),
+    ("Ctrl-U", "clear the prompt"),
+    ("q / Ctrl-C", "quit (q outside the prompt)"),
+    ("s", "stop the run"),
+    ("r", "run (outside the prompt)"),
+    ("← → / h l", "select a token"),
+    ("↑ ↓ / k j", "scroll the tokens"),
+    ("d", "cycle the draft mode"),
+    ("[ / ]", "K down / up (1–16)"),
+    ("u", "cycle the quantization"),
+    ("+ / -", "max tokens up / down"),
+    ("t / T", "temperature down / up"),
+    ("v", "what-if KV dtype"),
+    ("c", "what-if context length"),
+    ("b", "what-if batch"),
+    ("R", "start / stop recording"),
+    ("?", "this help"),
+    ("", ""),
+];
+
+pub fn render(area: Rect, buf: &mut Buffer) {
+    let w = 56.min(area.width);
+    let h = (KEYS.len() as u16 + 2).min(area.height);
+    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    Clear.render(r, buf);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, d)| Line::from(vec![Span::styled(format!(" {k:<12}"), Style::default().fg(Color::Cyan)), Span::raw(*d)]))
+        .collect();
+    Paragraph::new(lines).block(block("keys · ? or Esc closes", true)).render(r, buf);
+}

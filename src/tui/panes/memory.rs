@@ -1,0 +1,67 @@
+//! Memory: GPU memory through NVML when an NVIDIA GPU is present, else process RSS and system memory;
+//! split into weights / KV / other, over time.
+
+use super::{block, label, value};
+use crate::state::AppState;
+use crate::stats::human_bytes;
+use ratatui::prelude::*;
+use ratatui::widgets::{Paragraph, Sparkline};
+
+/// Weights, KV and the rest of the process's resident memory.
+pub fn split(rss: u64, weights: u64, kv: u64) -> (u64, u64, u64) {
+    (weights, kv, rss.saturating_sub(weights + kv))
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let b = block("memory", false);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let Some(s) = &state.last_system else {
+        Paragraph::new("Waiting for the first memory sample …").style(label()).render(inner, buf);
+        return;
+    };
+    let gpu = match &s.gpu {
+        Some(g) => format!(
+            "GPU {}: {} / {} used{}",
+            g.name,
+            human_bytes(g.used),
+            human_bytes(g.total),
+            g.process_used.map(|p| format!(", this process {}", human_bytes(p))).unwrap_or_default()
+        ),
+        None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
+    };
+    let weights = state.model.as_ref().map_or(0, |m| m.weight_bytes);
+    let kv = state.current.as_ref().and_then(|r| r.tokens.last()).map_or(0, |t| t.kv_bytes);
+    let (w, k, other) = split(s.process_rss, weights, kv);
+    let [text, chart] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
+    Paragraph::new(vec![
+        Line::styled(gpu, label()),
+        Line::from(vec![
+            Span::styled("process RSS ", label()),
+            Span::styled(human_bytes(s.process_rss), value()),
+            Span::styled("  system ", label()),
+            Span::raw(format!("{} / {}", human_bytes(s.system_used), human_bytes(s.system_total))),
+        ]),
+        Line::from(vec![
+            Span::styled("weights ", Style::default().fg(Color::Blue)),
+            Span::raw(human_bytes(w)),
+            Span::styled("  KV ", Style::default().fg(Color::Magenta)),
+            Span::raw(human_bytes(k)),
+            Span::styled("  other ", Style::default().fg(Color::Gray)),
+            Span::raw(human_bytes(other)),
+        ]),
+        Line::styled(format!("CPU {:.0}%", s.cpu_percent), label()),
+    ])
+    .render(text, buf);
+    let data: Vec<u64> = state.system.iter().rev().take(chart.width as usize).rev().map(|s| s.process_rss).collect();
+    Sparkline::default().data(&data).style(Style::default().fg(Color::Blue)).render(chart, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn other_never_goes_negative() {
+        assert_eq!(super::split(100, 80, 10), (80, 10, 10));
+        assert_eq!(super::split(50, 80, 10), (80, 10, 0));
+    }
+}

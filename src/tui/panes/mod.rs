@@ -1,0 +1,37 @@
+//! One file per pane: `render(state, area, buf)` draws from [`AppState`] and never changes it.
+
+pub mod help;
+pub mod kv;
+pub mod memory;
+pub mod prompt;
+pub mod spec;
+pub mod status;
+pub mod tape;
+pub mod timing;
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Block, BorderType, Borders};
+use std::time::Duration;
+
+/// A pane's frame; the focused one is highlighted.
+pub fn block(title: &str, focused: bool) -> Block<'_> {
+    let style = if focused { Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD) } else { Style::default().fg(Color::DarkGray) };
+    Block::default().borders(Borders::ALL).border_type(BorderType::Rounded).border_style(style).title(format!(" {title} "))
+}
+
+pub fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v >= 100.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+pub fn label() -> Style {
+    Style::default().fg(Color::Gray)
+}
+
+pub fn value() -> Style {
+    Style::default().fg(Color::White).add_modifier(Modifier::BOLD)
+}

@@ -1,0 +1,119 @@
+//! Prefill against decode: TTFT, rates, inter-token latency (chart, percentiles, histogram), the
+//! time split of the run and the last runs side by side.
+
+use super::{block, label, ms, value};
+use crate::state::{AppState, RunView};
+use crate::stats::{percentile, tok_per_s};
+use ratatui::prelude::*;
+use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Sparkline, Table};
+use std::time::Duration;
+
+/// Decode tok/s over the last `n` steps.
+pub fn live_rate(itl: &[Duration], n: usize) -> f64 {
+    let tail = &itl[itl.len().saturating_sub(n)..];
+    tok_per_s(tail.len(), tail.iter().sum())
+}
+
+/// Counts of `xs` in `bins` equal-width bins between min and max; returns (counts, min, width).
+pub fn histogram(xs: &[Duration], bins: usize) -> (Vec<u64>, Duration, Duration) {
+    let (Some(min), Some(max)) = (xs.iter().min(), xs.iter().max()) else { return (vec![0; bins], Duration::ZERO, Duration::ZERO) };
+    let width = (*max - *min) / bins as u32 + Duration::from_nanos(1);
+    let mut counts = vec![0u64; bins];
+    for x in xs {
+        let i = ((*x - *min).as_nanos() / width.as_nanos()) as usize;
+        counts[i.min(bins - 1)] += 1;
+    }
+    (counts, *min, width)
+}
+
+fn numbers(run: &RunView) -> Vec<Line<'static>> {
+    let itl = run.itl();
+    let decode: Duration = itl.iter().sum();
+    let prefill = run.prefill.unwrap_or_default();
+    let ttft = run.summary.as_ref().map(|s| s.ttft).or_else(|| run.tokens.first().map(|t| t.elapsed));
+    let kv = |k: &str, v: String| vec![Span::styled(format!("{k} "), label()), Span::styled(v, value()), Span::raw("  ")];
+    let mut l1 = kv("TTFT", ttft.map(ms).unwrap_or("—".into()));
+    l1.extend(kv("prefill", format!("{} tok @ {:.1} tok/s", run.prompt_tokens, tok_per_s(run.prompt_tokens, prefill))));
+    let mut l2 = kv("decode", format!("{:.1} tok/s live", live_rate(&itl, 16)));
+    l2.extend(kv("mean", format!("{:.1} tok/s", tok_per_s(itl.len(), decode))));
+    let mut l3 = kv("ITL p50", ms(percentile(&itl, 50.0)));
+    l3.extend(kv("p90", ms(percentile(&itl, 90.0))));
+    l3.extend(kv("p99", ms(percentile(&itl, 99.0))));
+    vec![Line::from(l1), Line::from(l2), Line::from(l3)]
+}
+
+/// The run's wall time split prefill | decode, as a bar of `width` cells.
+fn split_bar(run: &RunView, width: u16) -> Line<'static> {
+    let prefill = run.prefill.unwrap_or_default().as_secs_f64();
+    let decode: f64 = run.itl().iter().map(|d| d.as_secs_f64()).sum();
+    let total = (prefill + decode).max(1e-9);
+    let w = width.saturating_sub(2) as usize;
+    let p = ((prefill / total) * w as f64).round() as usize;
+    Line::from(vec![
+        Span::styled("█".repeat(p), Style::default().fg(Color::Yellow)),
+        Span::styled("█".repeat(w - p.min(w)), Style::default().fg(Color::Green)),
+    ])
+}
+
+fn history(state: &AppState) -> Table<'static> {
+    let rows = state.history.iter().rev().map(|s| {
+        Row::new(vec![
+            format!("{}", s.prompt_tokens),
+            format!("{}", s.generated_tokens),
+            ms(s.ttft),
+            format!("{:.1}", s.prefill_tok_s),
+            format!("{:.1}", s.decode_tok_s),
+        ])
+    });
+    let widths = [Constraint::Length(7), Constraint::Length(6), Constraint::Length(9), Constraint::Length(8), Constraint::Length(8)];
+    Table::new(rows, widths).header(Row::new(vec!["prompt", "gen", "TTFT", "pp t/s", "tg t/s"]).style(label()))
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let b = block("prefill vs decode", false);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let Some(run) = &state.current else {
+        Paragraph::new("TTFT, prefill and decode speed appear here during a run.").style(label()).render(inner, buf);
+        return;
+    };
+    let [nums, split, chart, hist, table] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(4),
+        Constraint::Length(5),
+    ])
+    .areas(inner);
+    Paragraph::new(numbers(run)).render(nums, buf);
+    split_bar(run, split.width).render(split, buf);
+    let itl = run.itl();
+    let data: Vec<u64> = itl.iter().rev().take(chart.width as usize).rev().map(|d| d.as_micros() as u64).collect();
+    Sparkline::default().data(&data).style(Style::default().fg(Color::Green)).render(chart, buf);
+    let (counts, min, width) = histogram(&itl, 8);
+    let bars: Vec<Bar> = counts.iter().enumerate().map(|(i, c)| Bar::default().value(*c).label(Line::from(ms(min + width * i as u32)))).collect();
+    BarChart::default().data(BarGroup::default().bars(&bars)).bar_width(8).bar_gap(1).render(hist, buf);
+    Widget::render(history(state), table, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_puts_extremes_in_the_end_bins() {
+        let xs: Vec<Duration> = [10, 11, 12, 20].iter().map(|&m| Duration::from_millis(m)).collect();
+        let (c, min, _) = histogram(&xs, 4);
+        assert_eq!(min, Duration::from_millis(10));
+        assert_eq!(c.iter().sum::<u64>(), 4);
+        assert_eq!(c[3], 1);
+        assert_eq!(c[0], 2);
+    }
+
+    #[test]
+    fn live_rate_uses_the_tail() {
+        let mut xs = vec![Duration::from_millis(100); 10];
+        xs.extend(vec![Duration::from_millis(10); 4]);
+        assert!((live_rate(&xs, 4) - 100.0).abs() < 1e-6);
+    }
+}
