@@ -61,7 +61,7 @@ fn chat_template_wraps_the_prompt() {
 }
 
 /// Ids produced by llama.cpp's tokenizer (`llama-server` /tokenize with special tokens parsed) on
-/// the Qwen2.5-Coder GGUF; regenerate with `tests/fixtures/llama_cpp_tokens.sh`.
+/// the Qwen2.5-Coder GGUF; regenerate with `tests/fixtures/llama_cpp_tokens.py`.
 #[test]
 fn qwen_ids_equal_llama_cpp() {
     let Some(path) = common::real_model(common::QWEN_05B) else { return };

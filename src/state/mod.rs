@@ -177,10 +177,11 @@ impl AppState {
                 self.error = None;
                 self.status = format!("run {run}: prefill of {prompt_tokens} tokens …");
             }
-            Event::PrefillDone { duration, .. } => {
+            Event::PrefillDone { run, duration, .. } => {
                 if let Some(r) = self.current.as_mut() {
                     r.prefill = Some(*duration);
                 }
+                self.status = format!("run {run}: decoding …");
             }
             Event::Token(t) => {
                 if let Some(r) = self.current.as_mut() {

@@ -77,12 +77,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Paragraph::new("TTFT, prefill and decode speed appear here during a run.").style(label()).render(inner, buf);
         return;
     };
+    // Short panes keep the numbers and the chart; the histogram and the history need room.
+    let (hist_h, table_h) = match inner.height {
+        h if h >= 17 => (4, 5),
+        h if h >= 11 => (4, 0),
+        _ => (0, 0),
+    };
     let [nums, split, chart, hist, table] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(4),
-        Constraint::Length(5),
+        Constraint::Min(2),
+        Constraint::Length(hist_h),
+        Constraint::Length(table_h),
     ])
     .areas(inner);
     Paragraph::new(numbers(run)).render(nums, buf);

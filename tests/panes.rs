@@ -1,0 +1,115 @@
+//! The dashboard as a person sees it: every pane and the whole screen rendered with ratatui's
+//! `TestBackend` from a recorded event stream (no model), in the empty, running, finished and error
+//! states, at three terminal sizes including one too small to draw in.
+
+use labtui::protocol::{Event, Stamped};
+use labtui::state::{Action, AppState};
+use labtui::tui::{panes, view};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+
+fn events() -> Vec<Stamped> {
+    include_str!("fixtures/qwen_run.ron").lines().map(|l| ron::from_str(l).expect("fixture line parses")).collect()
+}
+
+/// The app after the events of a state: empty (nothing yet), running (half the tokens), finished, error.
+fn state(name: &str) -> AppState {
+    let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Write a Rust function that reverses a string.");
+    let evs = events();
+    let tokens = evs.iter().filter(|e| matches!(e.event, Event::Token(_))).count();
+    let mut seen = 0;
+    let apply = |s: &mut AppState, e: &Stamped| {
+        s.apply(e);
+    };
+    match name {
+        "empty" => {}
+        "running" => {
+            for e in &evs {
+                if matches!(e.event, Event::Token(_)) {
+                    seen += 1;
+                    if seen > tokens / 2 {
+                        break;
+                    }
+                }
+                apply(&mut s, e);
+            }
+        }
+        "finished" | "error" => evs.iter().for_each(|e| apply(&mut s, e)),
+        _ => unreachable!(),
+    }
+    if name == "error" {
+        s.apply(&Stamped {
+            at: evs.last().unwrap().at,
+            event: Event::Error { message: "the prompt is 40000 tokens but the context holds 32768: shorten it".into() },
+        });
+    }
+    s
+}
+
+const STATES: [&str; 4] = ["empty", "running", "finished", "error"];
+
+#[test]
+fn whole_screen_at_three_sizes() {
+    for name in STATES {
+        for (w, h) in [(160, 50), (100, 30), (50, 15)] {
+            let s = state(name);
+            let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+            t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+            insta::assert_snapshot!(format!("screen_{name}_{w}x{h}"), t.backend());
+        }
+    }
+}
+
+type Pane = fn(&AppState, Rect, &mut Buffer);
+
+#[test]
+fn every_pane_in_every_state() {
+    let pane_list: [(&str, Pane); 8] = [
+        ("prompt", panes::prompt::render),
+        ("tape", panes::tape::render),
+        ("timing", panes::timing::render),
+        ("kv", panes::kv::render),
+        ("memory", panes::memory::render),
+        ("spec", panes::spec::render),
+        ("status_top", panes::status::render_top),
+        ("status_bottom", panes::status::render_bottom),
+    ];
+    for name in STATES {
+        let s = state(name);
+        for (pane, render) in pane_list {
+            let mut t = Terminal::new(TestBackend::new(80, 22)).unwrap();
+            t.draw(|f| render(&s, f.area(), f.buffer_mut())).unwrap();
+            insta::assert_snapshot!(format!("pane_{pane}_{name}"), t.backend());
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_key_and_selection_shows_a_token() {
+    let mut s = state("finished");
+    s.update(Action::FocusNext);
+    s.update(Action::SelectPrev);
+    s.update(Action::SelectPrev);
+    s.update(Action::ToggleHelp);
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+    let screen = format!("{}", t.backend());
+    for (key, _) in panes::help::KEYS.iter().filter(|(k, _)| !k.is_empty()) {
+        assert!(screen.contains(key), "help lacks {key}");
+    }
+    insta::assert_snapshot!("help_over_finished_run", t.backend());
+}
+
+#[test]
+fn replayed_values_are_the_runs_values() {
+    let s = state("finished");
+    let summary = s.current.as_ref().and_then(|r| r.summary.clone()).expect("finished run");
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+    let screen = format!("{}", t.backend());
+    assert!(screen.contains(&format!("{:.1}", summary.decode_tok_s)), "decode tok/s of the run is shown");
+    assert!(screen.contains(&format!("{} tok @", summary.prompt_tokens)));
+    assert!(screen.contains("24576 B"), "the formula's bytes per token are shown");
+}
