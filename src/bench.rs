@@ -1,7 +1,7 @@
 //! Headless speed measurements: our engine against candle-transformers' reference model on the
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
-use crate::cli::BenchEngineArgs;
+use crate::cli::{BenchEngineArgs, BenchUiArgs};
 use crate::engine::{self, generate, source, Control, Engine, Prompt};
 use crate::protocol::{GenParams, RunSettings};
 use crate::stats::{median, tok_per_s};
@@ -21,7 +21,9 @@ pub fn physical_cores() -> usize {
 /// Deterministic ordinary-token ids for benchmark prompts.
 pub fn bench_tokens(n: usize, vocab: usize) -> Vec<u32> {
     let span = vocab.clamp(2, 30_000) as u64 - 1;
-    (0..n as u64).map(|i| (1 + (i * 7919 + 13) % span) as u32).collect()
+    (0..n as u64)
+        .map(|i| (1 + (i * 7919 + 13) % span) as u32)
+        .collect()
 }
 
 /// candle-transformers' own model code for the same file: the independent reference.
@@ -34,7 +36,9 @@ impl Reference {
     pub fn from_gguf_bytes_or_file(spec: &str, device: &Device) -> Result<Self> {
         let bytes = match source::resolve(spec)? {
             source::ModelSource::Synthetic => engine::synthetic::gguf_bytes(&Default::default())?,
-            source::ModelSource::File(p) => std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            source::ModelSource::File(p) => {
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?
+            }
             source::ModelSource::Hub { .. } => bail!("the reference benchmark needs a local file"),
         };
         Self::from_bytes(bytes, device)
@@ -43,10 +47,23 @@ impl Reference {
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
         let mut r = std::io::Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut r)?;
-        let arch = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
         Ok(match arch.as_str() {
-            "qwen2" => Self::Qwen2(candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(content, &mut r, device)?),
-            "llama" => Self::Llama(candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut r, device)?),
+            "qwen2" => Self::Qwen2(
+                candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(
+                    content, &mut r, device,
+                )?,
+            ),
+            "llama" => Self::Llama(
+                candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+                    content, &mut r, device,
+                )?,
+            ),
             other => bail!("no reference model for architecture {other}"),
         })
     }
@@ -94,13 +111,30 @@ fn time<F: FnMut() -> Result<()>>(repeats: usize, mut f: F) -> Result<Vec<f64>> 
 
 /// One engine measurement through the instrumented generation loop; returns (prefill tok/s, decode tok/s).
 fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> Result<(f64, f64)> {
-    let params = GenParams { max_tokens: decode + 1, ignore_eos: true, ..GenParams::default() };
-    let settings = RunSettings { params: params.clone(), quantization: "as loaded".into(), draft_mode: "none".into(), k: 0 };
+    let params = GenParams {
+        max_tokens: decode + 1,
+        ignore_eos: true,
+        ..GenParams::default()
+    };
+    let settings = RunSettings {
+        params: params.clone(),
+        quantization: "as loaded".into(),
+        draft_mode: "none".into(),
+        k: 0,
+    };
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut emit = |e| {
         let _ = tx.send(e);
     };
-    let s = generate(engine, 0, Prompt::Ids(ids), &params, settings, &mut emit, &mut || Control::Continue)?;
+    let s = generate(
+        engine,
+        0,
+        Prompt::Ids(ids),
+        &params,
+        settings,
+        &mut emit,
+        &mut || Control::Continue,
+    )?;
     Ok((s.prefill_tok_s, s.decode_tok_s))
 }
 
@@ -108,7 +142,11 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     let device = engine::default_device();
     let mut eng = Engine::open(spec, &device, |_, _| {})?;
     let vocab = eng.info.vocab;
-    let mut reference = if args.no_reference { None } else { Some(Reference::from_gguf_bytes_or_file(spec, &device)?) };
+    let mut reference = if args.no_reference {
+        None
+    } else {
+        Some(Reference::from_gguf_bytes_or_file(spec, &device)?)
+    };
     println!(
         "model {} ({}), {} threads, median of {} after a warm-up",
         eng.info.name,
@@ -116,7 +154,10 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
         engine::threads(),
         args.repeats
     );
-    println!("{:<8} {:>14} {:>16} {:>7}", "test", "labtui tok/s", "reference tok/s", "ratio");
+    println!(
+        "{:<8} {:>14} {:>16} {:>7}",
+        "test", "labtui tok/s", "reference tok/s", "ratio"
+    );
     let row = |name: String, ours: f64, theirs: Option<f64>| match theirs {
         Some(t) => println!("{name:<8} {ours:>14.1} {t:>16.1} {:>6.2}x", ours / t),
         None => println!("{name:<8} {ours:>14.1} {:>16} {:>7}", "-", "-"),
@@ -158,6 +199,114 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
         }
         None => None,
     };
-    row(format!("tg{}", args.tg), median(&rates).unwrap_or(0.0), theirs);
+    row(
+        format!("tg{}", args.tg),
+        median(&rates).unwrap_or(0.0),
+        theirs,
+    );
+    Ok(())
+}
+
+/// One run through the worker; with `ui`, every event goes through `AppState::apply` and a frame is
+/// drawn at most every [`crate::tui::FRAME`] into an off-screen 160×50 buffer, as the dashboard does.
+/// Returns the decode tok/s the worker measured.
+fn worker_run(
+    worker: &mut crate::worker::Worker,
+    prompt: &str,
+    tokens: usize,
+    ui: bool,
+) -> Result<f64> {
+    use crate::protocol::{Command, Event};
+    use ratatui::{backend::TestBackend, Terminal};
+    let mut state = crate::state::AppState::new("bench", prompt);
+    let mut term = Terminal::new(TestBackend::new(160, 50))?;
+    let params = GenParams {
+        max_tokens: tokens + 1,
+        ignore_eos: true,
+        ..GenParams::default()
+    };
+    worker.send(Command::Generate {
+        prompt: prompt.into(),
+        params,
+    });
+    let mut last_frame = Instant::now();
+    while let Some(ev) = worker.events.blocking_recv() {
+        if ui {
+            state.apply(&ev);
+            if last_frame.elapsed() >= crate::tui::FRAME {
+                term.draw(|f| crate::tui::view::render(&state, f.area(), f.buffer_mut()))?;
+                last_frame = Instant::now();
+            }
+        }
+        match ev.event {
+            Event::RunFinished { summary, .. } => return Ok(summary.decode_tok_s),
+            Event::Error { message } => bail!("{message}"),
+            _ => {}
+        }
+    }
+    bail!("the worker stopped")
+}
+
+pub fn ui(spec: &str, args: &BenchUiArgs) -> Result<()> {
+    use crate::protocol::{Command, Event};
+    use crate::worker::{Options, Worker};
+    let mut worker = Worker::spawn(Options::default());
+    worker.send(Command::LoadModel { spec: spec.into() });
+    let info = loop {
+        match worker.events.blocking_recv().map(|e| e.event) {
+            Some(Event::ModelLoaded(i)) => break i,
+            Some(Event::Error { message }) => bail!("{message}"),
+            Some(_) => {}
+            None => bail!("the worker stopped"),
+        }
+    };
+    let prompt = "Write a Rust function that reverses the words of a sentence.";
+    worker_run(&mut worker, prompt, 8, true)?; // warm-up
+    let (mut headless, mut dashboard) = (Vec::new(), Vec::new());
+    for _ in 0..args.repeats {
+        headless.push(worker_run(&mut worker, prompt, args.tokens, false)?);
+        dashboard.push(worker_run(&mut worker, prompt, args.tokens, true)?);
+    }
+    let (h, d) = (
+        median(&headless).unwrap_or(0.0),
+        median(&dashboard).unwrap_or(0.0),
+    );
+    println!(
+        "model {} · {} threads · {} decode tokens · median of {}",
+        info.name,
+        engine::threads(),
+        args.tokens,
+        args.repeats
+    );
+    println!(
+        "decode tok/s headless {h:.2} · with dashboard {d:.2} · overhead {:.2}%",
+        (1.0 - d / h) * 100.0
+    );
+
+    // Frame time: a finished run's screen drawn at 160×50.
+    let mut state = crate::state::AppState::new("bench", prompt);
+    worker.send(Command::Generate {
+        prompt: prompt.into(),
+        params: GenParams {
+            max_tokens: 64,
+            ..GenParams::default()
+        },
+    });
+    while let Some(ev) = worker.events.blocking_recv() {
+        state.apply(&ev);
+        if matches!(ev.event, Event::RunFinished { .. } | Event::Error { .. }) {
+            break;
+        }
+    }
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50))?;
+    let secs = time(200, || {
+        term.draw(|f| crate::tui::view::render(&state, f.area(), f.buffer_mut()))?;
+        Ok(())
+    })?;
+    println!(
+        "frame at 160x50: median {:.3} ms over {} draws",
+        median(&secs).unwrap_or(0.0) * 1e3,
+        secs.len()
+    );
     Ok(())
 }

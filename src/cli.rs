@@ -3,7 +3,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "labtui", version, about = "An LLM inference lab in the terminal: see where the time and the memory go")]
+#[command(
+    name = "labtui",
+    version,
+    about = "An LLM inference lab in the terminal: see where the time and the memory go"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -77,6 +81,18 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Prefill and decode tok/s of our engine against candle-transformers' reference model.
     Engine(BenchEngineArgs),
+    /// Decode tok/s with the dashboard's state and rendering attached vs headless, and frame time.
+    Ui(BenchUiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchUiArgs {
+    /// Alternating runs of each kind (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Tokens each run decodes.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: usize,
 }
 
 #[derive(Debug, Args)]

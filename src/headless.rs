@@ -31,7 +31,10 @@ pub fn summary_line(s: &RunSummary) -> String {
 
 pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
     let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
-    let mut worker = Worker::spawn(Options { sample_every, ..Options::default() });
+    let mut worker = Worker::spawn(Options {
+        sample_every,
+        ..Options::default()
+    });
     let params = GenParams {
         max_tokens: args.max_tokens as usize,
         temperature: args.temperature,
@@ -41,7 +44,9 @@ pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
         raw: args.raw,
         ignore_eos: false,
     };
-    worker.send(Command::LoadModel { spec: model.to_string() });
+    worker.send(Command::LoadModel {
+        spec: model.to_string(),
+    });
     let mut out = std::io::stdout().lock();
     let mut generating = false;
     let mut printed = String::new();
@@ -54,7 +59,10 @@ pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
         match &stamped.event {
             Event::ModelLoaded(_) if !generating => {
                 generating = true;
-                worker.send(Command::Generate { prompt: args.prompt.clone(), params: params.clone() });
+                worker.send(Command::Generate {
+                    prompt: args.prompt.clone(),
+                    params: params.clone(),
+                });
             }
             Event::Token(t) if args.format == Format::Text => {
                 write!(out, "{}", t.text)?;
@@ -83,7 +91,10 @@ pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
 /// The tokenizer of a model, read from its metadata only (no weights).
 pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
     let (bytes, path) = match source::resolve(spec)? {
-        source::ModelSource::Synthetic => (synthetic::gguf_bytes(&synthetic::SyntheticSpec::default())?, "synthetic".to_string()),
+        source::ModelSource::Synthetic => (
+            synthetic::gguf_bytes(&synthetic::SyntheticSpec::default())?,
+            "synthetic".to_string(),
+        ),
         source::ModelSource::File(p) => (Vec::new(), p.display().to_string()),
         source::ModelSource::Hub { repo, file } => {
             let p = source::fetch_from_hub(&repo, &file, |_, _| {})?;
@@ -96,7 +107,10 @@ pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
     } else {
         loader::read_content(&mut std::io::Cursor::new(bytes), &path)?
     };
-    Ok(Tokenizer::from_gguf(&Meta { content: &content, path: &path })?)
+    Ok(Tokenizer::from_gguf(&Meta {
+        content: &content,
+        path: &path,
+    })?)
 }
 
 pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
@@ -104,7 +118,10 @@ pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
     let ids = tok.encode(&args.text)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let rows: Vec<serde_json::Value> = ids.iter().map(|&id| serde_json::json!({ "id": id, "piece": tok.piece(id) })).collect();
+        let rows: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|&id| serde_json::json!({ "id": id, "piece": tok.piece(id) }))
+            .collect();
         writeln!(out, "{}", serde_json::to_string(&rows)?)?;
     } else {
         for id in &ids {

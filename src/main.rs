@@ -9,16 +9,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // candle's CPU kernels size their thread pools from this variable.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", labtui::bench::physical_cores().to_string());
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            labtui::bench::physical_cores().to_string(),
+        );
     }
-    let model = cli.model.clone().unwrap_or_else(labtui::engine::source::default_spec);
+    let model = cli
+        .model
+        .clone()
+        .unwrap_or_else(labtui::engine::source::default_spec);
     match &cli.command {
         Some(Cmd::Generate(a)) => headless::generate(&model, a),
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
         Some(Cmd::Bench(b)) => match &b.what {
             BenchWhat::Engine(a) => bench::engine(&model, a),
+            BenchWhat::Ui(a) => bench::ui(&model, a),
         },
-        None => labtui::tui::run(labtui::tui::Start { model: cli.model.clone(), prompt: cli.prompt.clone().unwrap_or_default() }),
+        None => labtui::tui::run(labtui::tui::Start {
+            model: cli.model.clone(),
+            prompt: cli.prompt.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -27,7 +37,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`labtui generate ... | head`) is not an error of ours.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -10,19 +10,28 @@ use tokio::sync::mpsc::UnboundedSender;
 /// NVML, initialised once; a machine without an NVIDIA driver keeps the error and shows "n/a".
 fn nvml() -> Option<&'static nvml_wrapper::Nvml> {
     static NVML: OnceLock<Result<nvml_wrapper::Nvml, String>> = OnceLock::new();
-    NVML.get_or_init(|| nvml_wrapper::Nvml::init().map_err(|e| e.to_string())).as_ref().ok()
+    NVML.get_or_init(|| nvml_wrapper::Nvml::init().map_err(|e| e.to_string()))
+        .as_ref()
+        .ok()
 }
 
 fn gpu_sample(pid: u32) -> Option<GpuSample> {
     let dev = nvml()?.device_by_index(0).ok()?;
     let mem = dev.memory_info().ok()?;
     let process_used = dev.running_compute_processes().ok().and_then(|ps| {
-        ps.into_iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
-            nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(b),
-            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
-        })
+        ps.into_iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| match p.used_gpu_memory {
+                nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(b),
+                nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
+            })
     });
-    Some(GpuSample { name: dev.name().unwrap_or_else(|_| "GPU".into()), used: mem.used, total: mem.total, process_used })
+    Some(GpuSample {
+        name: dev.name().unwrap_or_else(|_| "GPU".into()),
+        used: mem.used,
+        total: mem.total,
+        process_used,
+    })
 }
 
 /// Reads memory figures of this process and machine.
@@ -40,13 +49,22 @@ impl Default for Sampler {
 
 impl Sampler {
     pub fn new() -> Self {
-        Self { sys: System::new().ok(), pid: sysinfo::get_current_pid().unwrap_or(Pid::from_u32(std::process::id())) }
+        Self {
+            sys: System::new().ok(),
+            pid: sysinfo::get_current_pid().unwrap_or(Pid::from_u32(std::process::id())),
+        }
     }
 
     pub fn sample(&mut self) -> SystemSample {
         let gpu = gpu_sample(self.pid.as_u32());
         let Some(sys) = self.sys.as_mut() else {
-            return SystemSample { process_rss: 0, system_used: 0, system_total: 0, cpu_percent: 0.0, gpu };
+            return SystemSample {
+                process_rss: 0,
+                system_used: 0,
+                system_total: 0,
+                cpu_percent: 0.0,
+                gpu,
+            };
         };
         sys.refresh_memory();
         sys.refresh_processes_specifics(
@@ -54,7 +72,10 @@ impl Sampler {
             true,
             ProcessRefreshKind::nothing().with_memory().with_cpu(),
         );
-        let (rss, cpu) = sys.process(self.pid).map(|p| (p.memory(), p.cpu_usage())).unwrap_or((0, 0.0));
+        let (rss, cpu) = sys
+            .process(self.pid)
+            .map(|p| (p.memory(), p.cpu_usage()))
+            .unwrap_or((0, 0.0));
         SystemSample {
             process_rss: rss,
             system_used: sys.used_memory(),
@@ -66,14 +87,24 @@ impl Sampler {
 }
 
 /// Sample every `every` on a thread of its own until the receiver goes away.
-pub fn spawn(tx: UnboundedSender<Stamped>, clock: Instant, every: Duration) -> std::thread::JoinHandle<()> {
+pub fn spawn(
+    tx: UnboundedSender<Stamped>,
+    clock: Instant,
+    every: Duration,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("labtui-sampler".into())
         .spawn(move || {
             let mut s = Sampler::new();
             loop {
                 let event = Event::System(s.sample());
-                if tx.send(Stamped { at: clock.elapsed(), event }).is_err() {
+                if tx
+                    .send(Stamped {
+                        at: clock.elapsed(),
+                        event,
+                    })
+                    .is_err()
+                {
                     break;
                 }
                 std::thread::sleep(every);

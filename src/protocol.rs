@@ -26,7 +26,15 @@ pub struct GenParams {
 
 impl Default for GenParams {
     fn default() -> Self {
-        Self { max_tokens: 128, temperature: 0.0, top_k: None, top_p: None, seed: 42, raw: false, ignore_eos: false }
+        Self {
+            max_tokens: 128,
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 42,
+            raw: false,
+            ignore_eos: false,
+        }
     }
 }
 
@@ -34,16 +42,27 @@ impl Default for GenParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Load a model: a path, a file name in the models directory, `hf:owner/repo/file.gguf`, or `synthetic`.
-    LoadModel { spec: String },
-    Generate { prompt: String, params: GenParams },
+    LoadModel {
+        spec: String,
+    },
+    Generate {
+        prompt: String,
+        params: GenParams,
+    },
     /// Stop the current generation; it takes effect before the next token.
     Stop,
     /// Requantize the weights (honoured once the quantization work lands).
-    SetQuantization { quant: String },
+    SetQuantization {
+        quant: String,
+    },
     /// Draft mode of speculative decoding (honoured once speculation lands).
-    SetDraftMode { mode: String },
+    SetDraftMode {
+        mode: String,
+    },
     /// Speculation length K (honoured once speculation lands).
-    SetK { k: usize },
+    SetK {
+        k: usize,
+    },
     /// End the worker thread.
     Shutdown,
 }
@@ -181,17 +200,37 @@ pub struct RunSummary {
 /// Messages from the worker (and the system sampler beside it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    ModelLoading { spec: String },
+    ModelLoading {
+        spec: String,
+    },
     /// Download or read progress while loading, in bytes.
-    LoadProgress { done: u64, total: u64 },
+    LoadProgress {
+        done: u64,
+        total: u64,
+    },
     ModelLoaded(ModelInfo),
-    RunStarted { run: u64, prompt_tokens: usize, settings: RunSettings },
-    PrefillDone { run: u64, tokens: usize, duration: Duration },
+    RunStarted {
+        run: u64,
+        prompt_tokens: usize,
+        settings: RunSettings,
+    },
+    PrefillDone {
+        run: u64,
+        tokens: usize,
+        duration: Duration,
+    },
     Token(TokenEvent),
     System(SystemSample),
-    RunFinished { run: u64, summary: RunSummary },
+    RunFinished {
+        run: u64,
+        summary: RunSummary,
+    },
     /// A setting the engine cannot honour yet, or one that took effect.
-    Notice { message: String },
+    Notice {
+        message: String,
+    },
     /// Something went wrong; the message says what to do.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }

@@ -25,7 +25,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { device: engine::default_device(), sample_every: Some(Duration::from_millis(250)) }
+        Self {
+            device: engine::default_device(),
+            sample_every: Some(Duration::from_millis(250)),
+        }
     }
 }
 
@@ -41,7 +44,11 @@ impl Worker {
             .name("labtui-worker".into())
             .spawn(move || State::new(opts.device, clock, ev_tx, cmd_rx).run())
             .expect("spawn the worker thread");
-        Self { commands: cmd_tx, events: ev_rx, thread: Some(thread) }
+        Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            thread: Some(thread),
+        }
     }
 
     pub fn send(&self, c: Command) {
@@ -97,16 +104,39 @@ impl Settings {
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl State {
-    fn new(device: Device, clock: Instant, events: UnboundedSender<Stamped>, commands: UnboundedReceiver<Command>) -> Self {
-        Self { device, clock, events, commands, pending: VecDeque::new(), engine: None, next_run: 1, settings: Settings { draft_mode: "none".into(), k: 4 } }
+    fn new(
+        device: Device,
+        clock: Instant,
+        events: UnboundedSender<Stamped>,
+        commands: UnboundedReceiver<Command>,
+    ) -> Self {
+        Self {
+            device,
+            clock,
+            events,
+            commands,
+            pending: VecDeque::new(),
+            engine: None,
+            next_run: 1,
+            settings: Settings {
+                draft_mode: "none".into(),
+                k: 4,
+            },
+        }
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(Stamped { at: self.clock.elapsed(), event });
+        let _ = self.events.send(Stamped {
+            at: self.clock.elapsed(),
+            event,
+        });
     }
 
     fn run(mut self) {
@@ -123,7 +153,12 @@ impl State {
             }
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.handle(cmd))) {
                 self.engine = None;
-                self.emit(Event::Error { message: format!("internal error in the worker: {}; the model was unloaded, load it again", panic_message(&*p)) });
+                self.emit(Event::Error {
+                    message: format!(
+                        "internal error in the worker: {}; the model was unloaded, load it again",
+                        panic_message(&*p)
+                    ),
+                });
             }
         }
     }
@@ -143,31 +178,48 @@ impl State {
 
     fn load(&mut self, spec: &str) {
         self.engine = None; // free the old weights before reading new ones
-        self.emit(Event::ModelLoading { spec: spec.to_string() });
+        self.emit(Event::ModelLoading {
+            spec: spec.to_string(),
+        });
         let (tx, clock) = (self.events.clone(), self.clock);
         let progress = move |done, total| {
-            let _ = tx.send(Stamped { at: clock.elapsed(), event: Event::LoadProgress { done, total } });
+            let _ = tx.send(Stamped {
+                at: clock.elapsed(),
+                event: Event::LoadProgress { done, total },
+            });
         };
         match Engine::open(spec, &self.device, progress) {
             Ok(e) => {
                 self.emit(Event::ModelLoaded(e.info.clone()));
                 self.engine = Some(e);
             }
-            Err(e) => self.emit(Event::Error { message: e.to_string() }),
+            Err(e) => self.emit(Event::Error {
+                message: e.to_string(),
+            }),
         }
     }
 
     fn generate(&mut self, prompt: &str, params: &crate::protocol::GenParams) {
         let Some(mut engine) = self.engine.take() else {
-            self.emit(Event::Error { message: "no model is loaded: load one first".into() });
+            self.emit(Event::Error {
+                message: "no model is loaded: load one first".into(),
+            });
             return;
         };
         let run = self.next_run;
         self.next_run += 1;
-        let settings = RunSettings { params: params.clone(), quantization: "as loaded".into(), draft_mode: "none".into(), k: self.settings.k };
+        let settings = RunSettings {
+            params: params.clone(),
+            quantization: "as loaded".into(),
+            draft_mode: "none".into(),
+            k: self.settings.k,
+        };
         let (events, clock) = (self.events.clone(), self.clock);
         let mut emit = |event| {
-            let _ = events.send(Stamped { at: clock.elapsed(), event });
+            let _ = events.send(Stamped {
+                at: clock.elapsed(),
+                event,
+            });
         };
         let commands = &mut self.commands;
         let pending = &mut self.pending;
@@ -176,7 +228,9 @@ impl State {
         let mut control = || loop {
             match commands.try_recv() {
                 Ok(Command::Stop) => return Control::Stop,
-                Ok(c @ Command::Shutdown) | Ok(c @ Command::LoadModel { .. }) | Ok(c @ Command::Generate { .. }) => {
+                Ok(c @ Command::Shutdown)
+                | Ok(c @ Command::LoadModel { .. })
+                | Ok(c @ Command::Generate { .. }) => {
                     // These need the engine: finish this run first, then do them.
                     pending.push_back(c);
                     return Control::Stop;
@@ -184,16 +238,29 @@ impl State {
                 Ok(c) => {
                     // Settings are answered between steps, when they take effect.
                     let message = setting_state.apply(&c);
-                    let _ = notices.send(Stamped { at: clock2.elapsed(), event: Event::Notice { message } });
+                    let _ = notices.send(Stamped {
+                        at: clock2.elapsed(),
+                        event: Event::Notice { message },
+                    });
                 }
                 Err(_) => return Control::Continue,
             }
         };
-        let result = engine::generate(&mut engine, run, engine::Prompt::Text(prompt), params, settings, &mut emit, &mut control);
+        let result = engine::generate(
+            &mut engine,
+            run,
+            engine::Prompt::Text(prompt),
+            params,
+            settings,
+            &mut emit,
+            &mut control,
+        );
         self.engine = Some(engine);
         match result {
             Ok(summary) => self.emit(Event::RunFinished { run, summary }),
-            Err(e) => self.emit(Event::Error { message: e.to_string() }),
+            Err(e) => self.emit(Event::Error {
+                message: e.to_string(),
+            }),
         }
     }
 }

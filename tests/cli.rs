@@ -9,7 +9,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn labtui(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_labtui")).args(args).env("RAYON_NUM_THREADS", "2").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap()
 }
 
 /// Exit non-zero with one `error:` line on stderr that contains `needle`, and no panic.
@@ -19,7 +23,10 @@ fn fails_with(out: &Output, needle: &str) {
     assert!(!err.contains("panicked"), "panic: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one line expected: {err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{err}"
+    );
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -30,8 +37,20 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn generate_streams_text_and_a_summary() {
-    let out = labtui(&["generate", "--model", "synthetic", "--prompt", "hello", "-n", "12"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hello",
+        "-n",
+        "12",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     for field in ["ttft", "prefill", "decode", "tok/s", "itl p50", "p99", "kv"] {
         assert!(err.contains(field), "{field} missing from {err}");
@@ -40,23 +59,80 @@ fn generate_streams_text_and_a_summary() {
 
 #[test]
 fn generate_ron_is_the_event_stream() {
-    let out = labtui(&["generate", "--model", "synthetic", "--prompt", "hello", "-n", "6", "--format", "ron"]);
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hello",
+        "-n",
+        "6",
+        "--format",
+        "ron",
+    ]);
     assert!(out.status.success());
-    let events: Vec<Stamped> = String::from_utf8_lossy(&out.stdout).lines().map(|l| ron::from_str(l).unwrap()).collect();
-    let tokens: Vec<_> = events.iter().filter_map(|e| if let Event::Token(t) = &e.event { Some(t) } else { None }).collect();
+    let events: Vec<Stamped> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| ron::from_str(l).unwrap())
+        .collect();
+    let tokens: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Token(t) = &e.event {
+                Some(t)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert!(!tokens.is_empty() && tokens.len() <= 6);
-    assert!(tokens.windows(2).all(|w| w[1].index == w[0].index + 1 && w[1].kv_tokens == w[0].kv_tokens + 1));
-    assert!(events.windows(2).all(|w| w[0].at <= w[1].at || matches!(w[1].event, Event::System(_))));
-    assert!(matches!(events.last().unwrap().event, Event::RunFinished { .. }));
-    let json = labtui(&["generate", "--model", "synthetic", "--prompt", "hello", "-n", "3", "--format", "json"]);
-    let first: Stamped = serde_json::from_str(String::from_utf8_lossy(&json.stdout).lines().next().unwrap()).unwrap();
+    assert!(tokens
+        .windows(2)
+        .all(|w| w[1].index == w[0].index + 1 && w[1].kv_tokens == w[0].kv_tokens + 1));
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].at <= w[1].at || matches!(w[1].event, Event::System(_))));
+    assert!(matches!(
+        events.last().unwrap().event,
+        Event::RunFinished { .. }
+    ));
+    let json = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hello",
+        "-n",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let first: Stamped = serde_json::from_str(
+        String::from_utf8_lossy(&json.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     let _ = first;
 }
 
 #[test]
 fn same_seed_same_text() {
     let run = |seed: &str| {
-        let o = labtui(&["generate", "--model", "synthetic", "--prompt", "hi", "-n", "16", "--temp", "0.9", "--seed", seed]);
+        let o = labtui(&[
+            "generate",
+            "--model",
+            "synthetic",
+            "--prompt",
+            "hi",
+            "-n",
+            "16",
+            "--temp",
+            "0.9",
+            "--seed",
+            seed,
+        ]);
         assert!(o.status.success());
         o.stdout
     };
@@ -65,7 +141,13 @@ fn same_seed_same_text() {
 
 #[test]
 fn tokenize_prints_ids_and_pieces() {
-    let out = labtui(&["tokenize", "--model", "synthetic", "--json", "<|im_start|> the"]);
+    let out = labtui(&[
+        "tokenize",
+        "--model",
+        "synthetic",
+        "--json",
+        "<|im_start|> the",
+    ]);
     assert!(out.status.success());
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 2);
@@ -75,7 +157,10 @@ fn tokenize_prints_ids_and_pieces() {
 
 #[test]
 fn a_missing_file_says_how_to_get_one() {
-    fails_with(&labtui(&["generate", "--model", "/nope/missing.gguf", "--prompt", "x"]), "not found");
+    fails_with(
+        &labtui(&["generate", "--model", "/nope/missing.gguf", "--prompt", "x"]),
+        "not found",
+    );
 }
 
 #[test]
@@ -83,16 +168,25 @@ fn a_truncated_gguf_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = gguf_bytes(&SyntheticSpec::default()).unwrap();
     let p = write(dir.path(), "cut.gguf", &bytes[..bytes.len() * 2 / 3]);
-    fails_with(&labtui(&["generate", "--model", &p, "--prompt", "x"]), "truncated");
+    fails_with(
+        &labtui(&["generate", "--model", &p, "--prompt", "x"]),
+        "truncated",
+    );
     let p = write(dir.path(), "header.gguf", &bytes[..100]);
-    fails_with(&labtui(&["generate", "--model", &p, "--prompt", "x"]), "truncated or corrupt");
+    fails_with(
+        &labtui(&["generate", "--model", &p, "--prompt", "x"]),
+        "truncated or corrupt",
+    );
 }
 
 #[test]
 fn a_text_file_named_gguf_is_not_gguf() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "notes.gguf", b"just some notes, not a model\n");
-    fails_with(&labtui(&["generate", "--model", &p, "--prompt", "x"]), "is not a GGUF file");
+    fails_with(
+        &labtui(&["generate", "--model", &p, "--prompt", "x"]),
+        "is not a GGUF file",
+    );
 }
 
 #[test]
@@ -103,16 +197,25 @@ fn an_unsupported_architecture_is_named() {
     let mut buf = std::io::Cursor::new(Vec::new());
     gguf_write(&mut buf, &[("general.architecture", &arch)], &[]).unwrap();
     let p = write(dir.path(), "mamba.gguf", &buf.into_inner());
-    fails_with(&labtui(&["generate", "--model", &p, "--prompt", "x"]), "\"mamba\" is not supported");
+    fails_with(
+        &labtui(&["generate", "--model", &p, "--prompt", "x"]),
+        "\"mamba\" is not supported",
+    );
 }
 
 #[test]
 fn an_empty_prompt_is_refused() {
-    fails_with(&labtui(&["generate", "--model", "synthetic", "--prompt", "  "]), "prompt is empty");
+    fails_with(
+        &labtui(&["generate", "--model", "synthetic", "--prompt", "  "]),
+        "prompt is empty",
+    );
 }
 
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
     let long = "word ".repeat(2000);
-    fails_with(&labtui(&["generate", "--model", "synthetic", "--prompt", &long]), "shorten it");
+    fails_with(
+        &labtui(&["generate", "--model", "synthetic", "--prompt", &long]),
+        "shorten it",
+    );
 }

@@ -11,7 +11,10 @@ use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::engine::{Engine, Forward, Logits, Model};
 
 fn spec(arch: &'static str) -> SyntheticSpec {
-    SyntheticSpec { arch, ..SyntheticSpec::default() }
+    SyntheticSpec {
+        arch,
+        ..SyntheticSpec::default()
+    }
 }
 
 fn both(arch: &'static str) -> (Engine, Reference) {
@@ -25,23 +28,32 @@ fn check_against_reference(arch: &'static str) {
     let (mut e, mut r) = both(arch);
     let prompt = bench_tokens(64, e.info.vocab);
     let mut cache = e.model.new_cache(DType::F32);
-    let ours = Model::last_logits(&e.model.forward(&prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
+    let ours =
+        Model::last_logits(&e.model.forward(&prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
     let theirs = r.forward(&prompt, 0, &Device::Cpu).unwrap();
     let diff = max_abs_diff(&ours, &theirs);
-    assert!(diff < 1e-3 * max_abs(&theirs), "{arch}: max diff {diff} vs largest logit {}", max_abs(&theirs));
+    assert!(
+        diff < 1e-3 * max_abs(&theirs),
+        "{arch}: max diff {diff} vs largest logit {}",
+        max_abs(&theirs)
+    );
 
     // 32 greedy tokens, step by step with each side's own KV cache.
     let (mut a, mut b) = (argmax(&ours) as u32, argmax(&theirs) as u32);
     let (mut ours_tokens, mut theirs_tokens) = (vec![a], vec![b]);
     for i in 0..31 {
-        let lo = Model::last_logits(&e.model.forward(&[a], &mut cache, Forward::LAST).unwrap()).unwrap();
+        let lo =
+            Model::last_logits(&e.model.forward(&[a], &mut cache, Forward::LAST).unwrap()).unwrap();
         let lt = r.forward(&[b], prompt.len() + i, &Device::Cpu).unwrap();
         a = argmax(&lo) as u32;
         b = argmax(&lt) as u32;
         ours_tokens.push(a);
         theirs_tokens.push(b);
     }
-    assert_eq!(ours_tokens, theirs_tokens, "{arch}: greedy continuations differ");
+    assert_eq!(
+        ours_tokens, theirs_tokens,
+        "{arch}: greedy continuations differ"
+    );
     e.cache.clear();
 }
 
@@ -60,13 +72,28 @@ fn kv_cache_steps_equal_recomputing_the_sequence() {
     let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
     let tokens = bench_tokens(40, e.info.vocab);
     let mut cache = e.model.new_cache(DType::F32);
-    e.model.forward(&tokens[..20], &mut cache, Forward::LAST).unwrap();
+    e.model
+        .forward(&tokens[..20], &mut cache, Forward::LAST)
+        .unwrap();
     for n in 20..40 {
-        let stepped = Model::last_logits(&e.model.forward(&tokens[n..n + 1], &mut cache, Forward::LAST).unwrap()).unwrap();
+        let stepped = Model::last_logits(
+            &e.model
+                .forward(&tokens[n..n + 1], &mut cache, Forward::LAST)
+                .unwrap(),
+        )
+        .unwrap();
         let mut fresh = e.model.new_cache(DType::F32);
-        let full = Model::last_logits(&e.model.forward(&tokens[..n + 1], &mut fresh, Forward::LAST).unwrap()).unwrap();
+        let full = Model::last_logits(
+            &e.model
+                .forward(&tokens[..n + 1], &mut fresh, Forward::LAST)
+                .unwrap(),
+        )
+        .unwrap();
         let diff = max_abs_diff(&stepped, &full);
-        assert!(diff < 1e-4 * max_abs(&full).max(1.0), "position {n}: diff {diff}");
+        assert!(
+            diff < 1e-4 * max_abs(&full).max(1.0),
+            "position {n}: diff {diff}"
+        );
     }
 }
 
@@ -80,26 +107,67 @@ fn all_position_logits_match_one_at_a_time() {
     let all: Vec<Vec<f32>> = all.to_vec2().unwrap();
     let mut step = e.model.new_cache(DType::F32);
     for (i, t) in tokens.iter().enumerate() {
-        let one = Model::last_logits(&e.model.forward(&[*t], &mut step, Forward::LAST).unwrap()).unwrap();
-        assert!(max_abs_diff(&one, &all[i]) < 1e-4 * max_abs(&one).max(1.0), "row {i}");
+        let one =
+            Model::last_logits(&e.model.forward(&[*t], &mut step, Forward::LAST).unwrap()).unwrap();
+        assert!(
+            max_abs_diff(&one, &all[i]) < 1e-4 * max_abs(&one).max(1.0),
+            "row {i}"
+        );
     }
 }
 
 #[test]
 fn a_shallow_pass_runs_fewer_layers_and_rolls_back() {
-    let e = Engine::synthetic(&SyntheticSpec { layers: 3, ..spec("qwen2") }, &Device::Cpu).unwrap();
+    let e = Engine::synthetic(
+        &SyntheticSpec {
+            layers: 3,
+            ..spec("qwen2")
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
     let tokens = bench_tokens(8, e.info.vocab);
     let mut c = e.model.new_cache(DType::F32);
     let deep = e.model.forward(&tokens, &mut c, Forward::LAST).unwrap();
     let mut s = e.model.new_cache(DType::F32);
-    let shallow = e.model.forward(&tokens, &mut s, Forward { logits: Logits::Last, layers: Some(1) }).unwrap();
+    let shallow = e
+        .model
+        .forward(
+            &tokens,
+            &mut s,
+            Forward {
+                logits: Logits::Last,
+                layers: Some(1),
+            },
+        )
+        .unwrap();
     assert_eq!(deep.dims(), shallow.dims());
-    let diff = (deep - shallow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(diff > 1e-3, "one layer should not give the three-layer logits");
+    let diff = (deep - shallow)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        diff > 1e-3,
+        "one layer should not give the three-layer logits"
+    );
     // Rolling back and re-running the tail gives the same logits as the first time.
-    let first = Model::last_logits(&e.model.forward(&tokens[..1], &mut c, Forward::LAST).unwrap()).unwrap();
+    let first = Model::last_logits(
+        &e.model
+            .forward(&tokens[..1], &mut c, Forward::LAST)
+            .unwrap(),
+    )
+    .unwrap();
     c.truncate(8);
-    let again = Model::last_logits(&e.model.forward(&tokens[..1], &mut c, Forward::LAST).unwrap()).unwrap();
+    let again = Model::last_logits(
+        &e.model
+            .forward(&tokens[..1], &mut c, Forward::LAST)
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(first, again);
 }
 
@@ -110,7 +178,9 @@ fn kv_bytes_follow_the_formula_and_the_tensors() {
     let per_token = 2 * s.layers * s.kv_heads * (s.hidden / s.heads) * 4;
     assert_eq!(e.info.kv_bytes_per_token, per_token as u64);
     let mut cache = e.model.new_cache(DType::F32);
-    e.model.forward(&bench_tokens(37, e.info.vocab), &mut cache, Forward::LAST).unwrap();
+    e.model
+        .forward(&bench_tokens(37, e.info.vocab), &mut cache, Forward::LAST)
+        .unwrap();
     assert_eq!(cache.len(), 37);
     assert_eq!(cache.bytes(), 37 * per_token as u64);
     let held: usize = (0..s.layers)
@@ -127,12 +197,24 @@ fn kv_bytes_follow_the_formula_and_the_tensors() {
 fn embeddings_stay_quantized() {
     let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
     // The embedding table is held in its GGUF type, and counted once though the head shares it.
-    assert_ne!(e.model.embed.dtype(), candle_core::quantized::GgmlDType::F32);
+    assert_ne!(
+        e.model.embed.dtype(),
+        candle_core::quantized::GgmlDType::F32
+    );
     let table = e.model.embed.storage_size_in_bytes() as u64;
     assert!(e.info.weight_bytes > table);
     assert!(e.info.weight_bytes < e.info.file_bytes);
     let ids = Tensor::new(&[3u32, 5], &Device::Cpu).unwrap();
     let rows = e.model.embed.embedding(&ids).unwrap();
-    let dense = e.model.embed.dequantize(&Device::Cpu).unwrap().index_select(&ids, 0).unwrap();
-    assert_eq!(rows.to_vec2::<f32>().unwrap(), dense.to_vec2::<f32>().unwrap());
+    let dense = e
+        .model
+        .embed
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .index_select(&ids, 0)
+        .unwrap();
+    assert_eq!(
+        rows.to_vec2::<f32>().unwrap(),
+        dense.to_vec2::<f32>().unwrap()
+    );
 }

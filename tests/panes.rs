@@ -11,14 +11,23 @@ use ratatui::layout::Rect;
 use ratatui::Terminal;
 
 fn events() -> Vec<Stamped> {
-    include_str!("fixtures/qwen_run.ron").lines().map(|l| ron::from_str(l).expect("fixture line parses")).collect()
+    include_str!("fixtures/qwen_run.ron")
+        .lines()
+        .map(|l| ron::from_str(l).expect("fixture line parses"))
+        .collect()
 }
 
 /// The app after the events of a state: empty (nothing yet), running (half the tokens), finished, error.
 fn state(name: &str) -> AppState {
-    let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Write a Rust function that reverses a string.");
+    let mut s = AppState::new(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "Write a Rust function that reverses a string.",
+    );
     let evs = events();
-    let tokens = evs.iter().filter(|e| matches!(e.event, Event::Token(_))).count();
+    let tokens = evs
+        .iter()
+        .filter(|e| matches!(e.event, Event::Token(_)))
+        .count();
     let mut seen = 0;
     let apply = |s: &mut AppState, e: &Stamped| {
         s.apply(e);
@@ -42,7 +51,10 @@ fn state(name: &str) -> AppState {
     if name == "error" {
         s.apply(&Stamped {
             at: evs.last().unwrap().at,
-            event: Event::Error { message: "the prompt is 40000 tokens but the context holds 32768: shorten it".into() },
+            event: Event::Error {
+                message: "the prompt is 40000 tokens but the context holds 32768: shorten it"
+                    .into(),
+            },
         });
     }
     s
@@ -56,7 +68,8 @@ fn whole_screen_at_three_sizes() {
         for (w, h) in [(160, 50), (100, 30), (50, 15)] {
             let s = state(name);
             let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-            t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+            t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+                .unwrap();
             insta::assert_snapshot!(format!("screen_{name}_{w}x{h}"), t.backend());
         }
     }
@@ -94,7 +107,8 @@ fn help_lists_every_key_and_selection_shows_a_token() {
     s.update(Action::SelectPrev);
     s.update(Action::ToggleHelp);
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
     let screen = format!("{}", t.backend());
     for (key, _) in panes::help::KEYS.iter().filter(|(k, _)| !k.is_empty()) {
         assert!(screen.contains(key), "help lacks {key}");
@@ -105,11 +119,22 @@ fn help_lists_every_key_and_selection_shows_a_token() {
 #[test]
 fn replayed_values_are_the_runs_values() {
     let s = state("finished");
-    let summary = s.current.as_ref().and_then(|r| r.summary.clone()).expect("finished run");
+    let summary = s
+        .current
+        .as_ref()
+        .and_then(|r| r.summary.clone())
+        .expect("finished run");
     let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
-    t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
     let screen = format!("{}", t.backend());
-    assert!(screen.contains(&format!("{:.1}", summary.decode_tok_s)), "decode tok/s of the run is shown");
+    assert!(
+        screen.contains(&format!("{:.1}", summary.decode_tok_s)),
+        "decode tok/s of the run is shown"
+    );
     assert!(screen.contains(&format!("{} tok @", summary.prompt_tokens)));
-    assert!(screen.contains("24576 B"), "the formula's bytes per token are shown");
+    assert!(
+        screen.contains("24576 B"),
+        "the formula's bytes per token are shown"
+    );
 }

@@ -18,22 +18,31 @@ fn prompt_64(e: &Engine) -> Vec<u32> {
 
 #[test]
 fn qwen_logits_and_greedy_match_candle_transformers() {
-    let Some(path) = real_model(QWEN_05B) else { return };
+    let Some(path) = real_model(QWEN_05B) else {
+        return;
+    };
     let dev = Device::Cpu;
     let e = Engine::from_file(&path, &dev).unwrap();
     let mut r = Reference::from_bytes(std::fs::read(&path).unwrap(), &dev).unwrap();
     let prompt = prompt_64(&e);
     let mut cache = e.model.new_cache(DType::F32);
-    let ours = Model::last_logits(&e.model.forward(&prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
+    let ours =
+        Model::last_logits(&e.model.forward(&prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
     let theirs = r.forward(&prompt, 0, &dev).unwrap();
     let diff = max_abs_diff(&ours, &theirs);
-    eprintln!("max |logit diff| {diff} (largest logit {})", max_abs(&theirs));
+    eprintln!(
+        "max |logit diff| {diff} (largest logit {})",
+        max_abs(&theirs)
+    );
     assert!(diff < 1e-3 * max_abs(&theirs), "max diff {diff}");
 
     let (mut a, mut b) = (argmax(&ours) as u32, argmax(&theirs) as u32);
     let (mut ot, mut tt) = (vec![a], vec![b]);
     for i in 0..31 {
-        a = argmax(&Model::last_logits(&e.model.forward(&[a], &mut cache, Forward::LAST).unwrap()).unwrap()) as u32;
+        a = argmax(
+            &Model::last_logits(&e.model.forward(&[a], &mut cache, Forward::LAST).unwrap())
+                .unwrap(),
+        ) as u32;
         b = argmax(&r.forward(&[b], prompt.len() + i, &dev).unwrap()) as u32;
         ot.push(a);
         tt.push(b);
@@ -48,21 +57,27 @@ fn qwen_logits_and_greedy_match_candle_transformers() {
 /// implementation's own step-versus-recompute difference: our cache must add nothing beyond it.
 #[test]
 fn qwen_kv_steps_equal_recomputation_and_bytes_follow_the_formula() {
-    let Some(path) = real_model(QWEN_05B) else { return };
+    let Some(path) = real_model(QWEN_05B) else {
+        return;
+    };
     let dev = Device::Cpu;
     let e = Engine::from_file(&path, &dev).unwrap();
     // 2 × 24 layers × 2 KV heads × 64 dims × 4 bytes.
     assert_eq!(e.info.kv_bytes_per_token, 24_576);
     let prompt = prompt_64(&e);
     let mut cache = e.model.new_cache(DType::F32);
-    e.model.forward(&prompt[..60], &mut cache, Forward::LAST).unwrap();
+    e.model
+        .forward(&prompt[..60], &mut cache, Forward::LAST)
+        .unwrap();
     let mut stepped = Vec::new();
     for t in &prompt[60..] {
-        stepped = Model::last_logits(&e.model.forward(&[*t], &mut cache, Forward::LAST).unwrap()).unwrap();
+        stepped = Model::last_logits(&e.model.forward(&[*t], &mut cache, Forward::LAST).unwrap())
+            .unwrap();
     }
     assert_eq!(cache.bytes(), 64 * 24_576);
     let mut fresh = e.model.new_cache(DType::F32);
-    let full = Model::last_logits(&e.model.forward(&prompt, &mut fresh, Forward::LAST).unwrap()).unwrap();
+    let full =
+        Model::last_logits(&e.model.forward(&prompt, &mut fresh, Forward::LAST).unwrap()).unwrap();
 
     let mut r = Reference::from_bytes(std::fs::read(&path).unwrap(), &dev).unwrap();
     r.forward(&prompt[..60], 0, &dev).unwrap();
@@ -75,16 +90,31 @@ fn qwen_kv_steps_equal_recomputation_and_bytes_follow_the_formula() {
 
     let ours = max_abs_diff(&stepped, &full);
     let theirs = max_abs_diff(&ref_stepped, &ref_full);
-    eprintln!("step vs recompute: ours {ours}, reference {theirs}, largest logit {}", max_abs(&full));
+    eprintln!(
+        "step vs recompute: ours {ours}, reference {theirs}, largest logit {}",
+        max_abs(&full)
+    );
     assert_eq!(argmax(&stepped), argmax(&full));
-    assert!(ours <= 1.5 * theirs + 1e-3 * max_abs(&full), "ours {ours} vs reference {theirs}");
+    assert!(
+        ours <= 1.5 * theirs + 1e-3 * max_abs(&full),
+        "ours {ours} vs reference {theirs}"
+    );
 }
 
 #[test]
 fn qwen_writes_a_prime_checker() {
-    let Some(path) = real_model(QWEN_05B) else { return };
+    let Some(path) = real_model(QWEN_05B) else {
+        return;
+    };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
-        .args(["generate", "--model", path.to_str().unwrap(), "-n", "96", "--prompt"])
+        .args([
+            "generate",
+            "--model",
+            path.to_str().unwrap(),
+            "-n",
+            "96",
+            "--prompt",
+        ])
         .arg("Write a Python function that checks whether a number is prime.")
         .output()
         .unwrap();

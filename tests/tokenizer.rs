@@ -64,7 +64,9 @@ fn chat_template_wraps_the_prompt() {
 /// the Qwen2.5-Coder GGUF; regenerate with `tests/fixtures/llama_cpp_tokens.py`.
 #[test]
 fn qwen_ids_equal_llama_cpp() {
-    let Some(path) = common::real_model(common::QWEN_05B) else { return };
+    let Some(path) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
     let t = load_tokenizer(path.to_str().unwrap()).unwrap();
     let fixture: Vec<(String, Vec<u32>)> =
         serde_json::from_str(include_str!("fixtures/llama_cpp_tokens.json")).unwrap();
@@ -76,9 +78,14 @@ fn qwen_ids_equal_llama_cpp() {
 
 #[test]
 fn qwen_chat_prompt_uses_the_files_template() {
-    let Some(path) = common::real_model(common::QWEN_05B) else { return };
+    let Some(path) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
     let t = load_tokenizer(path.to_str().unwrap()).unwrap();
     let s = chat::apply(&t, "Say hi.").unwrap();
     assert!(s.starts_with("<|im_start|>system\n"), "{s}");
-    assert!(s.ends_with("<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n"), "{s}");
+    assert!(
+        s.ends_with("<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n"),
+        "{s}"
+    );
 }

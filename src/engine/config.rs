@@ -59,7 +59,10 @@ impl<'a> Meta<'a> {
     }
 
     fn missing(&self, key: &str) -> EngineError {
-        EngineError::Metadata { path: self.path.to_string(), key: key.to_string() }
+        EngineError::Metadata {
+            path: self.path.to_string(),
+            key: key.to_string(),
+        }
     }
 
     pub fn usize(&self, key: &str) -> Result<usize> {
@@ -124,7 +127,9 @@ impl ModelConfig {
         let hidden = meta.usize(&p("embedding_length"))?;
         let heads = meta.usize(&p("attention.head_count"))?;
         let kv_heads = meta.usize(&p("attention.head_count_kv")).unwrap_or(heads);
-        let head_dim = meta.usize(&p("attention.key_length")).unwrap_or(hidden / heads.max(1));
+        let head_dim = meta
+            .usize(&p("attention.key_length"))
+            .unwrap_or(hidden / heads.max(1));
         let vocab = match meta.usize(&p("vocab_size")) {
             Ok(v) => v,
             Err(_) => meta.array("tokenizer.ggml.tokens")?.len(),
@@ -139,7 +144,9 @@ impl ModelConfig {
             head_dim,
             ffn: meta.usize(&p("feed_forward_length"))?,
             context_length: meta.usize(&p("context_length"))?,
-            rms_eps: meta.f32(&p("attention.layer_norm_rms_epsilon")).unwrap_or(1e-6) as f64,
+            rms_eps: meta
+                .f32(&p("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-6) as f64,
             rope_base: meta.f32(&p("rope.freq_base")).unwrap_or(10_000.0),
             rope_style: match arch {
                 Arch::Qwen2 => RopeStyle::Halves,
@@ -147,7 +154,11 @@ impl ModelConfig {
             },
             vocab,
         };
-        if cfg.heads == 0 || cfg.kv_heads == 0 || cfg.heads % cfg.kv_heads != 0 || cfg.head_dim % 2 != 0 {
+        if cfg.heads == 0
+            || cfg.kv_heads == 0
+            || cfg.heads % cfg.kv_heads != 0
+            || cfg.head_dim % 2 != 0
+        {
             return Err(EngineError::Corrupt {
                 path: meta.path.to_string(),
                 detail: format!(

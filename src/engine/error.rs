@@ -13,7 +13,11 @@ pub enum EngineError {
     #[error("{path} is truncated or corrupt: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("{path}: architecture {arch:?} is not supported (supported: {supported})")]
-    UnsupportedArch { path: String, arch: String, supported: String },
+    UnsupportedArch {
+        path: String,
+        arch: String,
+        supported: String,
+    },
     #[error("{path}: metadata key {key} is missing or has the wrong type")]
     Metadata { path: String, key: String },
     #[error("tokenizer: {0}")]
@@ -27,14 +31,22 @@ pub enum EngineError {
     #[error("Hugging Face Hub: {0}")]
     Hub(String),
     #[error("io error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", first_line(.0))]
     Candle(#[from] candle_core::Error),
 }
 
 /// The message of an error without the backtrace candle appends when RUST_BACKTRACE is set.
 pub fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().trim().to_string()
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -41,7 +41,12 @@ pub fn generate(
         Prompt::Text(text) => engine.prompt_ids(text, params.raw)?,
         Prompt::Ids(ids) => ids,
     };
-    let Engine { model, tokenizer, cache, .. } = engine;
+    let Engine {
+        model,
+        tokenizer,
+        cache,
+        ..
+    } = engine;
     let ctx = model.cfg.context_length;
     let max_tokens = params.max_tokens.max(1);
     let mut sampler = Sampler::new(SamplingParams {
@@ -50,7 +55,11 @@ pub fn generate(
         top_p: params.top_p,
         seed: params.seed,
     });
-    emit(Event::RunStarted { run, prompt_tokens: ids.len(), settings });
+    emit(Event::RunStarted {
+        run,
+        prompt_tokens: ids.len(),
+        settings,
+    });
 
     cache.clear();
     let t = Instant::now();
@@ -58,7 +67,11 @@ pub fn generate(
     let mut next = sampler.sample(&Model::last_logits(&logits)?);
     let prefill = t.elapsed();
     let ttft = start.elapsed();
-    emit(Event::PrefillDone { run, tokens: ids.len(), duration: prefill });
+    emit(Event::PrefillDone {
+        run,
+        tokens: ids.len(),
+        duration: prefill,
+    });
 
     let mut stream = tokenizer.inner.decode_stream(true);
     let mut generated: Vec<u32> = Vec::with_capacity(max_tokens);
@@ -68,7 +81,10 @@ pub fn generate(
     let mut phase = Phase::Prefill;
     let reason = loop {
         generated.push(next.id);
-        let piece = stream.step(next.id).map_err(|e| super::EngineError::Tokenizer(e.to_string()))?.unwrap_or_default();
+        let piece = stream
+            .step(next.id)
+            .map_err(|e| super::EngineError::Tokenizer(e.to_string()))?
+            .unwrap_or_default();
         text.push_str(&piece);
         emit(Event::Token(TokenEvent {
             index: generated.len() - 1,

@@ -29,7 +29,14 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(layers: usize, kv_heads: usize, head_dim: usize, max_tokens: usize, dtype: DType, device: &Device) -> Self {
+    pub fn new(
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        max_tokens: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Self {
         Self {
             layers: vec![None; layers],
             kv_heads,
@@ -97,7 +104,10 @@ impl KvCache {
         let seq = k.dim(2)?;
         let end = self.len + seq;
         if end > self.max_tokens {
-            candle_core::bail!("KV cache full: {end} tokens exceed the context of {}", self.max_tokens)
+            candle_core::bail!(
+                "KV cache full: {end} tokens exceed the context of {}",
+                self.max_tokens
+            )
         }
         if end > self.capacity {
             self.grow(end)?;
@@ -112,8 +122,12 @@ impl KvCache {
                 })
             }
         };
-        entry.k.slice_set(&k.to_dtype(self.dtype)?.contiguous()?, 2, self.len)?;
-        entry.v.slice_set(&v.to_dtype(self.dtype)?.contiguous()?, 2, self.len)?;
+        entry
+            .k
+            .slice_set(&k.to_dtype(self.dtype)?.contiguous()?, 2, self.len)?;
+        entry
+            .v
+            .slice_set(&v.to_dtype(self.dtype)?.contiguous()?, 2, self.len)?;
         Ok((entry.k.narrow(2, 0, end)?, entry.v.narrow(2, 0, end)?))
     }
 
@@ -124,7 +138,11 @@ impl KvCache {
 
     /// Reallocate every layer's buffers to hold at least `needed` tokens, keeping what is held.
     fn grow(&mut self, needed: usize) -> Result<()> {
-        let new_cap = needed.div_ceil(GROW_TOKENS).saturating_mul(GROW_TOKENS).min(self.max_tokens).max(needed);
+        let new_cap = needed
+            .div_ceil(GROW_TOKENS)
+            .saturating_mul(GROW_TOKENS)
+            .min(self.max_tokens)
+            .max(needed);
         let shape = (1, self.kv_heads, new_cap, self.head_dim);
         for slot in self.layers.iter_mut() {
             if let Some(old) = slot.take() {
@@ -144,7 +162,10 @@ impl KvCache {
     /// The K and V held for `layer` (for tests and inspection).
     pub fn layer(&self, layer: usize) -> Option<(Tensor, Tensor)> {
         let l = self.layers.get(layer)?.as_ref()?;
-        Some((l.k.narrow(2, 0, self.len).ok()?, l.v.narrow(2, 0, self.len).ok()?))
+        Some((
+            l.k.narrow(2, 0, self.len).ok()?,
+            l.v.narrow(2, 0, self.len).ok()?,
+        ))
     }
 }
 

@@ -27,9 +27,15 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, path: &str) -> Result<Conten
     Content::read(reader).map_err(|e| {
         let msg = first_line(&e);
         if msg.contains("magic") {
-            EngineError::NotGguf { path: path.to_string(), detail: "it does not start with the GGUF magic bytes".into() }
+            EngineError::NotGguf {
+                path: path.to_string(),
+                detail: "it does not start with the GGUF magic bytes".into(),
+            }
         } else {
-            EngineError::Corrupt { path: path.to_string(), detail: format!("cannot read the GGUF header: {msg}") }
+            EngineError::Corrupt {
+                path: path.to_string(),
+                detail: format!("cannot read the GGUF header: {msg}"),
+            }
         }
     })
 }
@@ -44,7 +50,11 @@ pub fn check_length(content: &Content, file_bytes: u64, path: &str) -> Result<()
     let end = content
         .tensor_infos
         .values()
-        .map(|t| content.tensor_data_offset + t.offset + tensor_bytes(t.ggml_dtype, t.shape.elem_count()) as u64)
+        .map(|t| {
+            content.tensor_data_offset
+                + t.offset
+                + tensor_bytes(t.ggml_dtype, t.shape.elem_count()) as u64
+        })
         .max()
         .unwrap_or(content.tensor_data_offset);
     if end > file_bytes {
@@ -66,7 +76,13 @@ pub fn type_name(t: GgmlDType) -> String {
 }
 
 /// Load weights and tokenizer from GGUF content.
-pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_bytes: u64, device: &Device) -> Result<Loaded> {
+pub fn load<R: Read + Seek>(
+    content: &Content,
+    reader: &mut R,
+    path: &str,
+    file_bytes: u64,
+    device: &Device,
+) -> Result<Loaded> {
     check_length(content, file_bytes, path)?;
     let meta = Meta { content, path };
     let cfg = ModelConfig::from_meta(&meta)?;
@@ -74,11 +90,17 @@ pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_
 
     let mut get = |name: &str| -> Result<QTensor> {
         if !content.tensor_infos.contains_key(name) {
-            return Err(EngineError::Corrupt { path: path.to_string(), detail: format!("tensor {name} is missing") });
+            return Err(EngineError::Corrupt {
+                path: path.to_string(),
+                detail: format!("tensor {name} is missing"),
+            });
         }
         content
             .tensor(reader, name, device)
-            .map_err(|e| EngineError::Corrupt { path: path.to_string(), detail: format!("tensor {name}: {}", first_line(&e)) })
+            .map_err(|e| EngineError::Corrupt {
+                path: path.to_string(),
+                detail: format!("tensor {name}: {}", first_line(&e)),
+            })
     };
     let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?.to_dtype(DType::F32)?) };
 
@@ -87,7 +109,10 @@ pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_
     if cols != cfg.hidden {
         return Err(EngineError::Corrupt {
             path: path.to_string(),
-            detail: format!("token_embd.weight is {rows}×{cols} but the hidden size is {}", cfg.hidden),
+            detail: format!(
+                "token_embd.weight is {rows}×{cols} but the hidden size is {}",
+                cfg.hidden
+            ),
         });
     }
     let head = if content.tensor_infos.contains_key("output.weight") {
@@ -100,7 +125,11 @@ pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_
     for i in 0..cfg.layers {
         let mut lin = |name: &str, bias: bool| -> Result<Linear> {
             let weight = QMatMul::from_qtensor(get(&format!("blk.{i}.{name}.weight"))?)?;
-            let bias = if bias { Some(dense(get(&format!("blk.{i}.{name}.bias"))?)?) } else { None };
+            let bias = if bias {
+                Some(dense(get(&format!("blk.{i}.{name}.bias"))?)?)
+            } else {
+                None
+            };
             Ok(Linear { weight, bias })
         };
         let qkv_bias = cfg.arch == Arch::Qwen2;
@@ -113,7 +142,17 @@ pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_
         let down = lin("ffn_down", false)?;
         let attn_norm = dense(get(&format!("blk.{i}.attn_norm.weight"))?)?;
         let ffn_norm = dense(get(&format!("blk.{i}.ffn_norm.weight"))?)?;
-        layers.push(Layer { attn_norm, q, k, v, o, ffn_norm, gate, up, down });
+        layers.push(Layer {
+            attn_norm,
+            q,
+            k,
+            v,
+            o,
+            ffn_norm,
+            gate,
+            up,
+            down,
+        });
     }
 
     let mut weight_types: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
@@ -121,10 +160,21 @@ pub fn load<R: Read + Seek>(content: &Content, reader: &mut R, path: &str, file_
     for info in content.tensor_infos.values() {
         let elems = info.shape.elem_count();
         parameters += elems as u64;
-        let s = weight_types.entry(type_name(info.ggml_dtype)).or_insert(WeightTypeStat { tensors: 0, bytes: 0 });
+        let s = weight_types
+            .entry(type_name(info.ggml_dtype))
+            .or_insert(WeightTypeStat {
+                tensors: 0,
+                bytes: 0,
+            });
         s.tensors += 1;
         s.bytes += tensor_bytes(info.ggml_dtype, elems) as u64;
     }
     let model = Model::new(cfg, embed, layers, norm, head, device)?;
-    Ok(Loaded { model, tokenizer, parameters, file_bytes, weight_types })
+    Ok(Loaded {
+        model,
+        tokenizer,
+        parameters,
+        file_bytes,
+        weight_types,
+    })
 }

@@ -64,7 +64,11 @@ pub fn threads() -> usize {
 
 impl Engine {
     /// Open a model named by `spec` (see [`source::resolve`]); `progress` hears download bytes.
-    pub fn open(spec: &str, device: &Device, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Result<Self> {
+    pub fn open(
+        spec: &str,
+        device: &Device,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<Self> {
         match source::resolve(spec)? {
             ModelSource::Synthetic => Self::synthetic(&synthetic::SyntheticSpec::default(), device),
             ModelSource::File(p) => Self::from_file(&p, device),
@@ -78,13 +82,19 @@ impl Engine {
     pub fn from_file(path: &Path, device: &Device) -> Result<Self> {
         let start = Instant::now();
         let shown = path.display().to_string();
-        let io = |source| EngineError::Io { path: shown.clone(), source };
+        let io = |source| EngineError::Io {
+            path: shown.clone(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let bytes = file.metadata().map_err(io)?.len();
         let mut reader = BufReader::new(file);
         let content = loader::read_content(&mut reader, &shown)?;
         let loaded = loader::load(&content, &mut reader, &shown, bytes, device)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(shown.clone());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(shown.clone());
         Ok(Self::assemble(loaded, name, shown, device, start))
     }
 
@@ -96,10 +106,22 @@ impl Engine {
         let mut reader = Cursor::new(bytes);
         let content = loader::read_content(&mut reader, "synthetic")?;
         let loaded = loader::load(&content, &mut reader, "synthetic", len, device)?;
-        Ok(Self::assemble(loaded, format!("synthetic-{}", spec.arch), "synthetic".into(), device, start))
+        Ok(Self::assemble(
+            loaded,
+            format!("synthetic-{}", spec.arch),
+            "synthetic".into(),
+            device,
+            start,
+        ))
     }
 
-    fn assemble(loaded: loader::Loaded, name: String, source: String, device: &Device, start: Instant) -> Self {
+    fn assemble(
+        loaded: loader::Loaded,
+        name: String,
+        source: String,
+        device: &Device,
+        start: Instant,
+    ) -> Self {
         let model = loaded.model;
         let cache = model.new_cache(DType::F32);
         let c = &model.cfg;
@@ -124,7 +146,12 @@ impl Engine {
             threads: threads(),
             load_time: start.elapsed(),
         };
-        Self { model, tokenizer: loaded.tokenizer, cache, info }
+        Self {
+            model,
+            tokenizer: loaded.tokenizer,
+            cache,
+            info,
+        }
     }
 
     /// The prompt's token ids: templated unless `raw`, checked against the context.
@@ -132,10 +159,17 @@ impl Engine {
         if prompt.trim().is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
-        let text = if raw { prompt.to_string() } else { chat::apply(&self.tokenizer, prompt)? };
+        let text = if raw {
+            prompt.to_string()
+        } else {
+            chat::apply(&self.tokenizer, prompt)?
+        };
         let ids = self.tokenizer.encode_prompt(&text)?;
         if ids.len() > self.model.cfg.context_length {
-            return Err(EngineError::PromptTooLong { tokens: ids.len(), context: self.model.cfg.context_length });
+            return Err(EngineError::PromptTooLong {
+                tokens: ids.len(),
+                context: self.model.cfg.context_length,
+            });
         }
         Ok(ids)
     }

@@ -29,8 +29,14 @@ pub struct Forward {
 }
 
 impl Forward {
-    pub const LAST: Forward = Forward { logits: Logits::Last, layers: None };
-    pub const ALL: Forward = Forward { logits: Logits::All, layers: None };
+    pub const LAST: Forward = Forward {
+        logits: Logits::Last,
+        layers: None,
+    };
+    pub const ALL: Forward = Forward {
+        logits: Logits::All,
+        layers: None,
+    };
 }
 
 /// A linear layer over quantized weights, with an optional bias.
@@ -77,10 +83,20 @@ pub struct Model {
 }
 
 /// RoPE tables `(positions, head_dim / 2)`.
-fn rope_tables(head_dim: usize, base: f32, positions: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    let inv_freq: Vec<f32> = (0..head_dim).step_by(2).map(|i| 1f32 / base.powf(i as f32 / head_dim as f32)).collect();
+fn rope_tables(
+    head_dim: usize,
+    base: f32,
+    positions: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inv_freq: Vec<f32> = (0..head_dim)
+        .step_by(2)
+        .map(|i| 1f32 / base.powf(i as f32 / head_dim as f32))
+        .collect();
     let inv_freq = Tensor::new(inv_freq.as_slice(), device)?;
-    let pos = Tensor::arange(0, positions as u32, device)?.to_dtype(DType::F32)?.reshape((positions, 1))?;
+    let pos = Tensor::arange(0, positions as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((positions, 1))?;
     let angles = pos.matmul(&inv_freq.reshape((1, head_dim / 2))?)?;
     Ok((angles.cos()?, angles.sin()?))
 }
@@ -99,9 +115,25 @@ fn causal_mask(seq: usize, pos: usize, reps: usize, device: &Device) -> Result<T
 }
 
 impl Model {
-    pub fn new(cfg: ModelConfig, embed: Arc<QTensor>, layers: Vec<Layer>, norm: Tensor, head: QMatMul, device: &Device) -> Result<Self> {
+    pub fn new(
+        cfg: ModelConfig,
+        embed: Arc<QTensor>,
+        layers: Vec<Layer>,
+        norm: Tensor,
+        head: QMatMul,
+        device: &Device,
+    ) -> Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_base, cfg.context_length, device)?;
-        Ok(Self { cfg, embed, layers, norm, head, cos, sin, device: device.clone() })
+        Ok(Self {
+            cfg,
+            embed,
+            layers,
+            norm,
+            head,
+            cos,
+            sin,
+            device: device.clone(),
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -111,7 +143,14 @@ impl Model {
     /// A fresh, empty KV cache sized for this model's context.
     pub fn new_cache(&self, dtype: DType) -> KvCache {
         let c = &self.cfg;
-        KvCache::new(c.layers, c.kv_heads, c.head_dim, c.context_length, dtype, &self.device)
+        KvCache::new(
+            c.layers,
+            c.kv_heads,
+            c.head_dim,
+            c.context_length,
+            dtype,
+            &self.device,
+        )
     }
 
     /// Run `tokens` after what `cache` holds; the cache grows by `tokens.len()`.
@@ -123,21 +162,34 @@ impl Model {
         }
         let pos = cache.len();
         if pos + seq > self.cfg.context_length {
-            candle_core::bail!("{} tokens exceed the context of {}", pos + seq, self.cfg.context_length)
+            candle_core::bail!(
+                "{} tokens exceed the context of {}",
+                pos + seq,
+                self.cfg.context_length
+            )
         }
         let ids = Tensor::new(tokens, &self.device)?;
         let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, seq, hidden)
         let reps = self.cfg.heads / self.cfg.kv_heads;
-        let mask = if seq > 1 { Some(causal_mask(seq, pos, reps, &self.device)?) } else { None };
+        let mask = if seq > 1 {
+            Some(causal_mask(seq, pos, reps, &self.device)?)
+        } else {
+            None
+        };
         let cos = self.cos.narrow(0, pos, seq)?;
         let sin = self.sin.narrow(0, pos, seq)?;
-        let n_layers = opts.layers.unwrap_or(self.layers.len()).min(self.layers.len());
+        let n_layers = opts
+            .layers
+            .unwrap_or(self.layers.len())
+            .min(self.layers.len());
         for (i, layer) in self.layers[..n_layers].iter().enumerate() {
             let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, self.cfg.rms_eps as f32)?;
             let attn = self.attention(i, layer, &x, cache, mask.as_ref(), &cos, &sin)?;
             h = (attn + h)?;
             let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, self.cfg.rms_eps as f32)?;
-            let mlp = layer.down.forward(&(candle_nn::ops::silu(&layer.gate.forward(&x)?)? * layer.up.forward(&x)?)?)?;
+            let mlp = layer.down.forward(
+                &(candle_nn::ops::silu(&layer.gate.forward(&x)?)? * layer.up.forward(&x)?)?,
+            )?;
             h = (mlp + h)?;
         }
         // A shallow (draft) pass leaves the deeper layers' caches behind; the cache length is
@@ -153,10 +205,23 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, index: usize, layer: &Layer, x: &Tensor, cache: &mut KvCache, mask: Option<&Tensor>, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    fn attention(
+        &self,
+        index: usize,
+        layer: &Layer,
+        x: &Tensor,
+        cache: &mut KvCache,
+        mask: Option<&Tensor>,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
         let c = &self.cfg;
         let (_, seq, _) = x.dims3()?;
-        let heads = |t: Tensor, n: usize| t.reshape((1, seq, n, c.head_dim))?.transpose(1, 2)?.contiguous();
+        let heads = |t: Tensor, n: usize| {
+            t.reshape((1, seq, n, c.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
         let q = heads(layer.q.forward(x)?, c.heads)?;
         let k = heads(layer.k.forward(x)?, c.kv_heads)?;
         let v = heads(layer.v.forward(x)?, c.kv_heads)?;
@@ -179,7 +244,10 @@ impl Model {
         };
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         let y = att.matmul(&v)?; // (1, kv_heads, reps × seq, head_dim)
-        let y = y.reshape((1, c.heads, seq, c.head_dim))?.transpose(1, 2)?.reshape((1, seq, c.heads * c.head_dim))?;
+        let y = y
+            .reshape((1, c.heads, seq, c.head_dim))?
+            .transpose(1, 2)?
+            .reshape((1, seq, c.heads * c.head_dim))?;
         layer.o.forward(&y)
     }
 
@@ -188,7 +256,9 @@ impl Model {
         fn qm(m: &QMatMul) -> u64 {
             match m {
                 QMatMul::QTensor(t) => t.storage_size_in_bytes() as u64,
-                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => (t.elem_count() * t.dtype().size_in_bytes()) as u64,
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+                    (t.elem_count() * t.dtype().size_in_bytes()) as u64
+                }
             }
         }
         fn tb(t: &Tensor) -> u64 {
@@ -204,7 +274,10 @@ impl Model {
         }
         for l in &self.layers {
             total += tb(&l.attn_norm) + tb(&l.ffn_norm);
-            total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<u64>();
+            total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
+                .into_iter()
+                .map(lin)
+                .sum::<u64>();
         }
         total
     }

@@ -14,7 +14,12 @@ pub struct SamplingParams {
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, top_k: None, top_p: None, seed: 0 }
+        Self {
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 0,
+        }
     }
 
     pub fn is_greedy(&self) -> bool {
@@ -57,7 +62,11 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
 
 /// The candidates kept by top-k then top-p, with their renormalised probabilities.
 pub fn truncated(probs: &[f32], top_k: Option<usize>, top_p: Option<f32>) -> Vec<(u32, f32)> {
-    let mut c: Vec<(u32, f32)> = probs.iter().enumerate().map(|(i, &p)| (i as u32, p)).collect();
+    let mut c: Vec<(u32, f32)> = probs
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (i as u32, p))
+        .collect();
     let by_prob = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if let Some(k) = top_k.filter(|&k| k > 0 && k < c.len()) {
         c.select_nth_unstable_by(k - 1, by_prob);
@@ -96,7 +105,10 @@ impl Sampler {
             let id = argmax(logits);
             let max = logits[id];
             let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-            return Sampled { id: id as u32, prob: 1.0 / sum };
+            return Sampled {
+                id: id as u32,
+                prob: 1.0 / sum,
+            };
         }
         let probs = softmax(logits, self.params.temperature);
         let cands = truncated(&probs, self.params.top_k, self.params.top_p);
@@ -105,11 +117,17 @@ impl Sampler {
         for &(id, p) in &cands {
             acc += p;
             if r < acc {
-                return Sampled { id, prob: probs[id as usize] };
+                return Sampled {
+                    id,
+                    prob: probs[id as usize],
+                };
             }
         }
         let (id, _) = *cands.last().expect("at least one candidate");
-        Sampled { id, prob: probs[id as usize] }
+        Sampled {
+            id,
+            prob: probs[id as usize],
+        }
     }
 }
 
@@ -118,7 +136,12 @@ mod tests {
     use super::*;
 
     fn params(t: f32, k: Option<usize>, p: Option<f32>, seed: u64) -> SamplingParams {
-        SamplingParams { temperature: t, top_k: k, top_p: p, seed }
+        SamplingParams {
+            temperature: t,
+            top_k: k,
+            top_p: p,
+            seed,
+        }
     }
 
     #[test]

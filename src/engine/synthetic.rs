@@ -26,7 +26,16 @@ pub struct SyntheticSpec {
 
 impl Default for SyntheticSpec {
     fn default() -> Self {
-        Self { arch: "qwen2", layers: 2, hidden: 256, heads: 4, kv_heads: 2, ffn: 512, context: 512, seed: 7 }
+        Self {
+            arch: "qwen2",
+            layers: 2,
+            hidden: 256,
+            heads: 4,
+            kv_heads: 2,
+            ffn: 512,
+            context: 512,
+            seed: 7,
+        }
     }
 }
 
@@ -34,14 +43,36 @@ const SPECIALS: [&str; 4] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|f
 const CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 /// Merges over GPT-2's byte alphabet (`Ġ` is a space).
 const MERGES: [(&str, &str); 24] = [
-    ("Ġ", "t"), ("h", "e"), ("i", "n"), ("e", "r"), ("Ġ", "a"), ("o", "n"), ("r", "e"), ("Ġt", "he"),
-    ("a", "t"), ("o", "r"), ("e", "n"), ("Ġ", "s"), ("Ġ", "w"), ("e", "s"), ("Ġ", "c"), ("i", "s"),
-    ("i", "t"), ("a", "n"), ("Ġ", "f"), ("n", "g"), ("in", "g"), ("Ġ", "p"), ("l", "l"), ("e", "d"),
+    ("Ġ", "t"),
+    ("h", "e"),
+    ("i", "n"),
+    ("e", "r"),
+    ("Ġ", "a"),
+    ("o", "n"),
+    ("r", "e"),
+    ("Ġt", "he"),
+    ("a", "t"),
+    ("o", "r"),
+    ("e", "n"),
+    ("Ġ", "s"),
+    ("Ġ", "w"),
+    ("e", "s"),
+    ("Ġ", "c"),
+    ("i", "s"),
+    ("i", "t"),
+    ("a", "n"),
+    ("Ġ", "f"),
+    ("n", "g"),
+    ("in", "g"),
+    ("Ġ", "p"),
+    ("l", "l"),
+    ("e", "d"),
 ];
 
 /// GPT-2's reversible byte → printable character map.
 pub fn byte_alphabet() -> Vec<char> {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut extra = 0;
     (0u32..256)
         .map(|b| {
@@ -78,14 +109,28 @@ struct Weights {
 }
 
 impl Weights {
-    fn tensor(&mut self, rows: usize, cols: usize, scale: f32, dtype: GgmlDType) -> Result<QTensor> {
-        let v: Vec<f32> = (0..rows * cols).map(|_| self.rng.random_range(-scale..scale)).collect();
-        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
+    fn tensor(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+        dtype: GgmlDType,
+    ) -> Result<QTensor> {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|_| self.rng.random_range(-scale..scale))
+            .collect();
+        let shape: Vec<usize> = if rows == 1 {
+            vec![cols]
+        } else {
+            vec![rows, cols]
+        };
         QTensor::quantize(&Tensor::from_vec(v, shape, &self.device)?, dtype)
     }
 
     fn norm(&mut self, n: usize) -> Result<QTensor> {
-        let v: Vec<f32> = (0..n).map(|_| 1.0 + self.rng.random_range(-0.1f32..0.1)).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|_| 1.0 + self.rng.random_range(-0.1f32..0.1))
+            .collect();
         QTensor::quantize(&Tensor::from_vec(v, n, &self.device)?, GgmlDType::F32)
     }
 }
@@ -95,32 +140,87 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
     let (tokens, merges, types) = vocabulary();
     let vocab = tokens.len();
     let head_dim = spec.hidden / spec.heads;
-    let mut w = Weights { rng: StdRng::seed_from_u64(spec.seed), device: Device::Cpu };
-    let kq = |cols: usize, fallback: GgmlDType, k: GgmlDType| if cols % 256 == 0 { k } else { fallback };
+    let mut w = Weights {
+        rng: StdRng::seed_from_u64(spec.seed),
+        device: Device::Cpu,
+    };
+    let kq =
+        |cols: usize, fallback: GgmlDType, k: GgmlDType| if cols % 256 == 0 { k } else { fallback };
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    tensors.push(("token_embd.weight".into(), w.tensor(vocab, spec.hidden, 1.0, GgmlDType::Q8_0)?));
+    tensors.push((
+        "token_embd.weight".into(),
+        w.tensor(vocab, spec.hidden, 1.0, GgmlDType::Q8_0)?,
+    ));
     tensors.push(("output_norm.weight".into(), w.norm(spec.hidden)?));
     if spec.arch != "qwen2" {
-        tensors.push(("output.weight".into(), w.tensor(vocab, spec.hidden, 0.2, GgmlDType::Q8_0)?));
+        tensors.push((
+            "output.weight".into(),
+            w.tensor(vocab, spec.hidden, 0.2, GgmlDType::Q8_0)?,
+        ));
     }
     let s_in = 1.0 / (spec.hidden as f32).sqrt() * 1.7;
     let s_ffn = 1.0 / (spec.ffn as f32).sqrt() * 1.7;
     for i in 0..spec.layers {
         let p = |n: &str| format!("blk.{i}.{n}");
         tensors.push((p("attn_norm.weight"), w.norm(spec.hidden)?));
-        tensors.push((p("attn_q.weight"), w.tensor(spec.heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?));
-        tensors.push((p("attn_k.weight"), w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?));
-        tensors.push((p("attn_v.weight"), w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?));
+        tensors.push((
+            p("attn_q.weight"),
+            w.tensor(spec.heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+        ));
+        tensors.push((
+            p("attn_k.weight"),
+            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+        ));
+        tensors.push((
+            p("attn_v.weight"),
+            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+        ));
         if spec.arch == "qwen2" {
-            tensors.push((p("attn_q.bias"), w.tensor(1, spec.heads * head_dim, 0.1, GgmlDType::F32)?));
-            tensors.push((p("attn_k.bias"), w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?));
-            tensors.push((p("attn_v.bias"), w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?));
+            tensors.push((
+                p("attn_q.bias"),
+                w.tensor(1, spec.heads * head_dim, 0.1, GgmlDType::F32)?,
+            ));
+            tensors.push((
+                p("attn_k.bias"),
+                w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
+            ));
+            tensors.push((
+                p("attn_v.bias"),
+                w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
+            ));
         }
-        tensors.push((p("attn_output.weight"), w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q8_0)?));
+        tensors.push((
+            p("attn_output.weight"),
+            w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q8_0)?,
+        ));
         tensors.push((p("ffn_norm.weight"), w.norm(spec.hidden)?));
-        tensors.push((p("ffn_gate.weight"), w.tensor(spec.ffn, spec.hidden, s_in, kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K))?));
-        tensors.push((p("ffn_up.weight"), w.tensor(spec.ffn, spec.hidden, s_in, kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K))?));
-        tensors.push((p("ffn_down.weight"), w.tensor(spec.hidden, spec.ffn, s_ffn, kq(spec.ffn, GgmlDType::Q8_0, GgmlDType::Q6K))?));
+        tensors.push((
+            p("ffn_gate.weight"),
+            w.tensor(
+                spec.ffn,
+                spec.hidden,
+                s_in,
+                kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
+            )?,
+        ));
+        tensors.push((
+            p("ffn_up.weight"),
+            w.tensor(
+                spec.ffn,
+                spec.hidden,
+                s_in,
+                kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
+            )?,
+        ));
+        tensors.push((
+            p("ffn_down.weight"),
+            w.tensor(
+                spec.hidden,
+                spec.ffn,
+                s_ffn,
+                kq(spec.ffn, GgmlDType::Q8_0, GgmlDType::Q6K),
+            )?,
+        ));
     }
 
     let a = spec.arch;
@@ -129,7 +229,10 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
     let id = |s: &str| u(tokens.iter().position(|t| t == s).expect("special token"));
     let meta: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(a.into())),
-        ("general.name".into(), Value::String(format!("synthetic-{a}"))),
+        (
+            "general.name".into(),
+            Value::String(format!("synthetic-{a}")),
+        ),
         (format!("{a}.block_count"), u(spec.layers)),
         (format!("{a}.context_length"), u(spec.context)),
         (format!("{a}.embedding_length"), u(spec.hidden)),
@@ -138,16 +241,28 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
         (format!("{a}.attention.head_count_kv"), u(spec.kv_heads)),
         (format!("{a}.rope.dimension_count"), u(head_dim)),
         (format!("{a}.rope.freq_base"), Value::F32(10_000.0)),
-        (format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(1e-6)),
+        (
+            format!("{a}.attention.layer_norm_rms_epsilon"),
+            Value::F32(1e-6),
+        ),
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), Value::String(if a == "qwen2" { "qwen2" } else { "llama-bpe" }.into())),
+        (
+            "tokenizer.ggml.pre".into(),
+            Value::String(if a == "qwen2" { "qwen2" } else { "llama-bpe" }.into()),
+        ),
         ("tokenizer.ggml.tokens".into(), strs(&tokens)),
         ("tokenizer.ggml.merges".into(), strs(&merges)),
-        ("tokenizer.ggml.token_type".into(), Value::Array(types.iter().map(|&t| Value::I32(t)).collect())),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
         ("tokenizer.ggml.eos_token_id".into(), id("<|im_end|>")),
         ("tokenizer.ggml.bos_token_id".into(), id("<|endoftext|>")),
         ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
-        ("tokenizer.chat_template".into(), Value::String(CHATML.into())),
+        (
+            "tokenizer.chat_template".into(),
+            Value::String(CHATML.into()),
+        ),
     ];
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -173,7 +288,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes() -> Result<()> {
-        let spec = SyntheticSpec { layers: 1, ..Default::default() };
+        let spec = SyntheticSpec {
+            layers: 1,
+            ..Default::default()
+        };
         assert_eq!(gguf_bytes(&spec)?, gguf_bytes(&spec)?);
         Ok(())
     }

@@ -18,7 +18,8 @@ const TOKEN_USER_DEFINED: i32 = 4;
 /// Pre-tokenizer regexes, as llama.cpp uses them for each `tokenizer.ggml.pre`.
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const GPT2_REGEX: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+const GPT2_REGEX: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
 fn pre_regex(pre: &str) -> Option<&'static str> {
     match pre {
@@ -45,7 +46,9 @@ fn strings(values: &[Value], what: &str) -> Result<Vec<String>> {
         .iter()
         .map(|v| match v {
             Value::String(s) => Ok(s.clone()),
-            _ => Err(EngineError::Tokenizer(format!("{what} holds a non-string value"))),
+            _ => Err(EngineError::Tokenizer(format!(
+                "{what} holds a non-string value"
+            ))),
         })
         .collect()
 }
@@ -79,11 +82,24 @@ impl Tokenizer {
                 meta.path
             ))
         })?;
-        let tokens = strings(meta.array("tokenizer.ggml.tokens")?, "tokenizer.ggml.tokens")?;
-        let merges = strings(meta.array("tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?;
-        let types = meta.array("tokenizer.ggml.token_type").map(|a| token_types(a)).unwrap_or_default();
+        let tokens = strings(
+            meta.array("tokenizer.ggml.tokens")?,
+            "tokenizer.ggml.tokens",
+        )?;
+        let merges = strings(
+            meta.array("tokenizer.ggml.merges")?,
+            "tokenizer.ggml.merges",
+        )?;
+        let types = meta
+            .array("tokenizer.ggml.token_type")
+            .map(|a| token_types(a))
+            .unwrap_or_default();
 
-        let vocab: ahash::AHashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let vocab: ahash::AHashMap<String, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let merges: Vec<(String, String)> = merges
             .iter()
             .map(|m| {
@@ -98,9 +114,16 @@ impl Tokenizer {
             .build()
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
-        let split = Split::new(SplitPattern::Regex(regex.to_string()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        inner.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()])));
+        let split = Split::new(
+            SplitPattern::Regex(regex.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        inner.with_pre_tokenizer(Some(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
 
         let special: Vec<AddedToken> = tokens
@@ -112,8 +135,20 @@ impl Tokenizer {
         inner.add_special_tokens(&special);
 
         let id = |key: &str| meta.usize(key).ok().map(|x| x as u32);
-        let mut eog: Vec<u32> = [id("tokenizer.ggml.eos_token_id"), id("tokenizer.ggml.eot_token_id")].into_iter().flatten().collect();
-        for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"] {
+        let mut eog: Vec<u32> = [
+            id("tokenizer.ggml.eos_token_id"),
+            id("tokenizer.ggml.eot_token_id"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for name in [
+            "<|im_end|>",
+            "<|endoftext|>",
+            "<|eot_id|>",
+            "<end_of_turn>",
+            "<|end|>",
+        ] {
             if let Some(i) = inner.token_to_id(name) {
                 eog.push(i);
             }
@@ -126,14 +161,20 @@ impl Tokenizer {
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
             add_bos: meta.bool_or("tokenizer.ggml.add_bos_token", false),
-            chat_template: meta.string("tokenizer.chat_template").ok().map(str::to_string),
+            chat_template: meta
+                .string("tokenizer.chat_template")
+                .ok()
+                .map(str::to_string),
             vocab_size: tokens.len(),
         })
     }
 
     /// Token ids of `text`, special tokens parsed, no BOS added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode_fast(text, false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -149,7 +190,9 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| EngineError::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))
     }
 
     /// The vocabulary entry of one id, special tokens shown as written.

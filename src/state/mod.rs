@@ -5,7 +5,9 @@ mod ring;
 
 pub use ring::Ring;
 
-use crate::protocol::{Command, Event, GenParams, ModelInfo, RunSummary, Stamped, SystemSample, TokenEvent};
+use crate::protocol::{
+    Command, Event, GenParams, ModelInfo, RunSummary, Stamped, SystemSample, TokenEvent,
+};
 use std::time::Duration;
 
 /// Which part of the screen takes keys.
@@ -47,9 +49,26 @@ pub enum Action {
 }
 
 pub const DRAFT_MODES: [&str; 4] = ["none", "draft-model", "prompt-lookup", "layer-skip"];
-pub const QUANTS: [&str; 11] = ["as loaded", "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "Q3_K", "Q2_K"];
+pub const QUANTS: [&str; 11] = [
+    "as loaded",
+    "F32",
+    "F16",
+    "BF16",
+    "Q8_0",
+    "Q6_K",
+    "Q5_K",
+    "Q4_K",
+    "Q4_0",
+    "Q3_K",
+    "Q2_K",
+];
 /// What-if KV dtypes: name and bytes per value.
-pub const KV_DTYPES: [(&str, f64); 4] = [("f32", 4.0), ("f16", 2.0), ("bf16", 2.0), ("q8_0", 34.0 / 32.0)];
+pub const KV_DTYPES: [(&str, f64); 4] = [
+    ("f32", 4.0),
+    ("f16", 2.0),
+    ("bf16", 2.0),
+    ("q8_0", 34.0 / 32.0),
+];
 pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
 pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
 
@@ -168,11 +187,21 @@ impl AppState {
             Event::ModelLoaded(info) => {
                 self.loading = None;
                 self.error = None;
-                self.status = format!("{} loaded in {:.1} s · Enter runs the prompt", info.name, info.load_time.as_secs_f64());
+                self.status = format!(
+                    "{} loaded in {:.1} s · Enter runs the prompt",
+                    info.name,
+                    info.load_time.as_secs_f64()
+                );
                 self.model = Some(info.clone());
             }
-            Event::RunStarted { run, prompt_tokens, .. } => {
-                self.current = Some(RunView { run: *run, prompt_tokens: *prompt_tokens, ..RunView::default() });
+            Event::RunStarted {
+                run, prompt_tokens, ..
+            } => {
+                self.current = Some(RunView {
+                    run: *run,
+                    prompt_tokens: *prompt_tokens,
+                    ..RunView::default()
+                });
                 self.selected = None;
                 self.error = None;
                 self.status = format!("run {run}: prefill of {prompt_tokens} tokens …");
@@ -212,7 +241,9 @@ impl AppState {
                          get real weights with ../shared/tools/fetch-models models, or start with --model PATH"
                     ));
                     self.model_spec = "synthetic".into();
-                    return Some(Command::LoadModel { spec: "synthetic".into() });
+                    return Some(Command::LoadModel {
+                        spec: "synthetic".into(),
+                    });
                 }
                 self.error = Some(message.clone());
                 self.status = "error: see above · fix it and press Enter to try again".into();
@@ -237,7 +268,11 @@ impl AppState {
                 None
             }
             Action::FocusNext => {
-                self.focus = if self.focus == Focus::Prompt { Focus::Tape } else { Focus::Prompt };
+                self.focus = if self.focus == Focus::Prompt {
+                    Focus::Tape
+                } else {
+                    Focus::Prompt
+                };
                 None
             }
             Action::Type(c) => {
@@ -256,7 +291,11 @@ impl AppState {
                 let n = self.current.as_ref().map_or(0, |r| r.tokens.len());
                 if n > 0 {
                     let cur = self.selected.unwrap_or(n);
-                    let next = if action == Action::SelectPrev { cur.saturating_sub(1) } else { (cur + 1).min(n - 1) };
+                    let next = if action == Action::SelectPrev {
+                        cur.saturating_sub(1)
+                    } else {
+                        (cur + 1).min(n - 1)
+                    };
                     self.selected = Some(next.min(n - 1));
                 }
                 None
@@ -271,26 +310,42 @@ impl AppState {
             }
             Action::CycleDraftMode => {
                 self.draft_mode = (self.draft_mode + 1) % DRAFT_MODES.len();
-                Some(Command::SetDraftMode { mode: DRAFT_MODES[self.draft_mode].into() })
+                Some(Command::SetDraftMode {
+                    mode: DRAFT_MODES[self.draft_mode].into(),
+                })
             }
             Action::KUp | Action::KDown => {
-                self.k = if action == Action::KUp { (self.k + 1).min(16) } else { self.k.saturating_sub(1).max(1) };
+                self.k = if action == Action::KUp {
+                    (self.k + 1).min(16)
+                } else {
+                    self.k.saturating_sub(1).max(1)
+                };
                 Some(Command::SetK { k: self.k })
             }
             Action::CycleQuant => {
                 self.quant = (self.quant + 1) % QUANTS.len();
-                Some(Command::SetQuantization { quant: QUANTS[self.quant].into() })
+                Some(Command::SetQuantization {
+                    quant: QUANTS[self.quant].into(),
+                })
             }
             Action::MaxTokensUp | Action::MaxTokensDown => {
                 let m = self.params.max_tokens;
-                self.params.max_tokens = if action == Action::MaxTokensUp { (m * 2).min(4096) } else { (m / 2).max(1) };
+                self.params.max_tokens = if action == Action::MaxTokensUp {
+                    (m * 2).min(4096)
+                } else {
+                    (m / 2).max(1)
+                };
                 self.status = format!("max tokens {}", self.params.max_tokens);
                 None
             }
             Action::TempUp | Action::TempDown => {
                 let t = self.params.temperature + if action == Action::TempUp { 0.1 } else { -0.1 };
                 self.params.temperature = (t.clamp(0.0, 2.0) * 10.0).round() / 10.0;
-                self.status = if self.params.temperature == 0.0 { "temperature 0 (greedy)".into() } else { format!("temperature {:.1}", self.params.temperature) };
+                self.status = if self.params.temperature == 0.0 {
+                    "temperature 0 (greedy)".into()
+                } else {
+                    format!("temperature {:.1}", self.params.temperature)
+                };
                 None
             }
             Action::CycleKvDtype => {
@@ -322,7 +377,11 @@ impl AppState {
             return None;
         }
         if self.model.is_none() {
-            self.status = if self.loading.is_some() { "the model is still loading".into() } else { "no model loaded".into() };
+            self.status = if self.loading.is_some() {
+                "the model is still loading".into()
+            } else {
+                "no model loaded".into()
+            };
             return None;
         }
         if self.prompt.trim().is_empty() {
@@ -330,7 +389,10 @@ impl AppState {
             return None;
         }
         self.status = "running …".into();
-        Some(Command::Generate { prompt: self.prompt.clone(), params: self.params.clone() })
+        Some(Command::Generate {
+            prompt: self.prompt.clone(),
+            params: self.params.clone(),
+        })
     }
 
     fn stop(&mut self) -> Option<Command> {
@@ -349,7 +411,10 @@ mod tests {
     use crate::protocol::{FinishReason, Phase};
 
     fn at(ms: u64, event: Event) -> Stamped {
-        Stamped { at: Duration::from_millis(ms), event }
+        Stamped {
+            at: Duration::from_millis(ms),
+            event,
+        }
     }
 
     fn token(i: usize) -> TokenEvent {
@@ -357,7 +422,11 @@ mod tests {
             index: i,
             id: i as u32,
             text: format!("t{i}"),
-            phase: if i == 0 { Phase::Prefill } else { Phase::Decode },
+            phase: if i == 0 {
+                Phase::Prefill
+            } else {
+                Phase::Decode
+            },
             prob: 0.5,
             elapsed: Duration::from_millis(10 * i as u64),
             step: Duration::from_millis(10),
@@ -369,7 +438,19 @@ mod tests {
     #[test]
     fn a_run_fills_the_view_and_history() {
         let mut s = AppState::new("synthetic", "hi");
-        s.apply(&at(1, Event::RunStarted { run: 1, prompt_tokens: 5, settings: crate::protocol::RunSettings { params: GenParams::default(), quantization: "as loaded".into(), draft_mode: "none".into(), k: 4 } }));
+        s.apply(&at(
+            1,
+            Event::RunStarted {
+                run: 1,
+                prompt_tokens: 5,
+                settings: crate::protocol::RunSettings {
+                    params: GenParams::default(),
+                    quantization: "as loaded".into(),
+                    draft_mode: "none".into(),
+                    k: 4,
+                },
+            },
+        ));
         assert!(s.running());
         for i in 0..3 {
             s.apply(&at(2 + i as u64, Event::Token(token(i))));
@@ -391,12 +472,40 @@ mod tests {
     fn a_failed_default_load_falls_back_to_synthetic_once() {
         let mut s = AppState::new("default", "");
         s.fallback_to_synthetic = true;
-        s.apply(&at(0, Event::ModelLoading { spec: "default".into() }));
-        let cmd = s.apply(&at(1, Event::Error { message: "not found".into() }));
-        assert_eq!(cmd, Some(Command::LoadModel { spec: "synthetic".into() }));
+        s.apply(&at(
+            0,
+            Event::ModelLoading {
+                spec: "default".into(),
+            },
+        ));
+        let cmd = s.apply(&at(
+            1,
+            Event::Error {
+                message: "not found".into(),
+            },
+        ));
+        assert_eq!(
+            cmd,
+            Some(Command::LoadModel {
+                spec: "synthetic".into()
+            })
+        );
         assert!(s.banner.as_ref().unwrap().contains("synthetic"));
-        s.apply(&at(2, Event::ModelLoading { spec: "synthetic".into() }));
-        assert_eq!(s.apply(&at(3, Event::Error { message: "boom".into() })), None);
+        s.apply(&at(
+            2,
+            Event::ModelLoading {
+                spec: "synthetic".into(),
+            },
+        ));
+        assert_eq!(
+            s.apply(&at(
+                3,
+                Event::Error {
+                    message: "boom".into()
+                }
+            )),
+            None
+        );
         assert_eq!(s.error.as_deref(), Some("boom"));
     }
 

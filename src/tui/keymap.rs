@@ -12,7 +12,13 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('c') if ctrl => return Some(Action::Quit),
         KeyCode::Char('u') if ctrl => return Some(Action::ClearPrompt),
         KeyCode::Enter => return Some(Action::Run),
-        KeyCode::Esc => return Some(if state.help { Action::ToggleHelp } else { Action::Escape }),
+        KeyCode::Esc => {
+            return Some(if state.help {
+                Action::ToggleHelp
+            } else {
+                Action::Escape
+            })
+        }
         KeyCode::Tab | KeyCode::BackTab => return Some(Action::FocusNext),
         KeyCode::Left => return Some(Action::SelectPrev),
         KeyCode::Right => return Some(Action::SelectNext),
@@ -67,6 +73,9 @@ mod tests {
         s.focus = Focus::Tape;
         assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Quit));
         assert_eq!(action(&s, key(KeyCode::Char(']'))), Some(Action::KUp));
-        assert_eq!(action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(
+            action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
     }
 }

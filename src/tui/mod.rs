@@ -33,7 +33,9 @@ pub struct Start {
 
 /// Run the dashboard until the user quits.
 pub fn run(start: Start) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_loop(start))
 }
 
@@ -42,7 +44,10 @@ async fn run_loop(start: Start) -> Result<()> {
     // restores the terminal before the panic message prints.
     let mut terminal = ratatui::init();
     let _restore = Restore;
-    let spec = start.model.clone().unwrap_or_else(|| crate::engine::source::default_spec());
+    let spec = start
+        .model
+        .clone()
+        .unwrap_or_else(|| crate::engine::source::default_spec());
     let mut state = AppState::new(&spec, &start.prompt);
     state.fallback_to_synthetic = start.model.is_none();
     let mut worker = Worker::spawn(Options::default());

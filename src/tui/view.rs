@@ -12,10 +12,16 @@ pub const MIN_HEIGHT: u16 = 20;
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let msg = format!("labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it (q quits).", area.width, area.height);
-        Paragraph::new(msg).wrap(Wrap { trim: true }).render(area, buf);
+        Paragraph::new(msg)
+            .wrap(Wrap { trim: true })
+            .render(area, buf);
         return;
     }
-    let banner_h = if state.banner.is_some() || state.error.is_some() { 3 } else { 0 };
+    let banner_h = if state.banner.is_some() || state.error.is_some() {
+        3
+    } else {
+        0
+    };
     let [top, banner, prompt, body, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
@@ -26,14 +32,26 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     .areas(area);
     panes::status::render_top(state, top, buf);
     if let Some(msg) = state.error.as_ref().or(state.banner.as_ref()) {
-        let color = if state.error.is_some() { Color::Red } else { Color::Yellow };
-        Paragraph::new(msg.as_str()).style(Style::default().fg(color)).wrap(Wrap { trim: true }).render(banner, buf);
+        let color = if state.error.is_some() {
+            Color::Red
+        } else {
+            Color::Yellow
+        };
+        Paragraph::new(msg.as_str())
+            .style(Style::default().fg(color))
+            .wrap(Wrap { trim: true })
+            .render(banner, buf);
     }
     panes::prompt::render(state, prompt, buf);
-    let [left, right] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
-    let [tape, lower_left] = Layout::vertical([Constraint::Min(5), Constraint::Percentage(35)]).areas(left);
-    let [memory, spec] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower_left);
-    let [timing, kv] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+    let [tape, lower_left] =
+        Layout::vertical([Constraint::Min(5), Constraint::Percentage(35)]).areas(left);
+    let [memory, spec] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(lower_left);
+    let [timing, kv] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
     panes::tape::render(state, tape, buf);
     panes::memory::render(state, memory, buf);
     panes::spec::render(state, spec, buf);

@@ -13,7 +13,11 @@ pub fn real_model(file: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let why = format!("{} is missing: run ../shared/tools/fetch-models {} to get it", path.display(), dir.display());
+    let why = format!(
+        "{} is missing: run ../shared/tools/fetch-models {} to get it",
+        path.display(),
+        dir.display()
+    );
     if std::env::var("LABTUI_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
         panic!("LABTUI_REQUIRE_MODELS=1 but {why}");
     }
@@ -27,7 +31,10 @@ pub const QWEN_15B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn max_abs(a: &[f32]) -> f32 {

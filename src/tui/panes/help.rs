@@ -31,12 +31,24 @@ pub const KEYS: [(&str, &str); 21] = [
 pub fn render(area: Rect, buf: &mut Buffer) {
     let w = 56.min(area.width);
     let h = (KEYS.len() as u16 + 2).min(area.height);
-    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
     Clear.render(r, buf);
     let lines: Vec<Line> = KEYS
         .iter()
         .filter(|(k, _)| !k.is_empty())
-        .map(|(k, d)| Line::from(vec![Span::styled(format!(" {k:<12}"), Style::default().fg(Color::Cyan)), Span::raw(*d)]))
+        .map(|(k, d)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<12}"), Style::default().fg(Color::Cyan)),
+                Span::raw(*d),
+            ])
+        })
         .collect();
-    Paragraph::new(lines).block(block("keys · ? or Esc closes", true)).render(r, buf);
+    Paragraph::new(lines)
+        .block(block("keys · ? or Esc closes", true))
+        .render(r, buf);
 }

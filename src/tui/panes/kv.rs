@@ -14,8 +14,20 @@ pub fn measured_per_token(tokens: &[(usize, u64)]) -> Option<f64> {
 }
 
 /// KV bytes at `tokens` tokens for `batch` sequences with `dtype_bytes` per value.
-pub fn predicted_bytes(layers: usize, kv_heads: usize, head_dim: usize, dtype_bytes: f64, tokens: usize, batch: usize) -> f64 {
-    2.0 * layers as f64 * kv_heads as f64 * head_dim as f64 * dtype_bytes * tokens as f64 * batch as f64
+pub fn predicted_bytes(
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    dtype_bytes: f64,
+    tokens: usize,
+    batch: usize,
+) -> f64 {
+    2.0 * layers as f64
+        * kv_heads as f64
+        * head_dim as f64
+        * dtype_bytes
+        * tokens as f64
+        * batch as f64
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
@@ -23,24 +35,44 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(m) = &state.model else {
-        Paragraph::new("The KV cache appears here once a model is loaded.").style(label()).render(inner, buf);
+        Paragraph::new("The KV cache appears here once a model is loaded.")
+            .style(label())
+            .render(inner, buf);
         return;
     };
-    let points: Vec<(usize, u64)> = state.current.iter().flat_map(|r| r.tokens.iter().map(|t| (t.kv_tokens, t.kv_bytes))).collect();
+    let points: Vec<(usize, u64)> = state
+        .current
+        .iter()
+        .flat_map(|r| r.tokens.iter().map(|t| (t.kv_tokens, t.kv_bytes)))
+        .collect();
     let (held_tokens, held_bytes) = points.last().copied().unwrap_or((0, 0));
-    let [formula, growth, fill, chart, whatif] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1), Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    let [formula, growth, fill, chart, whatif] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(2),
+    ])
+    .areas(inner);
     let dtype_bytes = m.kv_bytes_per_token / (2 * m.layers * m.kv_heads * m.head_dim).max(1) as u64;
     Paragraph::new(Line::from(vec![
         Span::styled("per token ", label()),
-        Span::raw(format!("2 × {} layers × {} KV heads × {} dims × {} B = ", m.layers, m.kv_heads, m.head_dim, dtype_bytes)),
+        Span::raw(format!(
+            "2 × {} layers × {} KV heads × {} dims × {} B = ",
+            m.layers, m.kv_heads, m.head_dim, dtype_bytes
+        )),
         Span::styled(format!("{} B", m.kv_bytes_per_token), value()),
     ]))
     .render(formula, buf);
-    let measured = measured_per_token(&points).map(|b| format!("{b:.0} B/token")).unwrap_or("—".into());
+    let measured = measured_per_token(&points)
+        .map(|b| format!("{b:.0} B/token"))
+        .unwrap_or("—".into());
     Paragraph::new(Line::from(vec![
         Span::styled("held ", label()),
-        Span::styled(format!("{} tokens = {}", held_tokens, human_bytes(held_bytes)), value()),
+        Span::styled(
+            format!("{} tokens = {}", held_tokens, human_bytes(held_bytes)),
+            value(),
+        ),
         Span::styled("   measured growth ", label()),
         Span::styled(measured, value()),
     ]))
@@ -51,8 +83,17 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .label(format!("context {held_tokens} / {}", m.context_length))
         .gauge_style(Style::default().fg(Color::Magenta))
         .render(fill, buf);
-    let data: Vec<u64> = points.iter().rev().take(chart.width as usize).rev().map(|p| p.1).collect();
-    Sparkline::default().data(&data).style(Style::default().fg(Color::Magenta)).render(chart, buf);
+    let data: Vec<u64> = points
+        .iter()
+        .rev()
+        .take(chart.width as usize)
+        .rev()
+        .map(|p| p.1)
+        .collect();
+    Sparkline::default()
+        .data(&data)
+        .style(Style::default().fg(Color::Magenta))
+        .render(chart, buf);
 
     let (dname, dbytes) = KV_DTYPES[state.what_if.dtype];
     let ctx = match WHAT_IF_CONTEXTS[state.what_if.context] {
@@ -62,8 +103,19 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let batch = WHAT_IF_BATCH[state.what_if.batch];
     let full = predicted_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, ctx, batch);
     let per_tok = predicted_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, 1, batch);
-    let free = state.last_system.as_ref().map(|s| s.system_total.saturating_sub(s.system_used));
-    let fits = free.map(|f| format!("{:.0} tokens fit in the {} free", f as f64 / per_tok, human_bytes(f))).unwrap_or("free memory unknown".into());
+    let free = state
+        .last_system
+        .as_ref()
+        .map(|s| s.system_total.saturating_sub(s.system_used));
+    let fits = free
+        .map(|f| {
+            format!(
+                "{:.0} tokens fit in the {} free",
+                f as f64 / per_tok,
+                human_bytes(f)
+            )
+        })
+        .unwrap_or("free memory unknown".into());
     Paragraph::new(vec![
         Line::from(vec![
             Span::styled("what if ", label()),
@@ -84,7 +136,10 @@ mod tests {
     fn qwen_half_b_numbers() {
         // Qwen2.5-0.5B: 24 layers, 2 KV heads, 64 dims, f32 → 24,576 B/token.
         assert_eq!(predicted_bytes(24, 2, 64, 4.0, 1, 1), 24_576.0);
-        assert_eq!(predicted_bytes(24, 2, 64, 2.0, 32_768, 2), 24_576.0 / 2.0 * 32_768.0 * 2.0);
+        assert_eq!(
+            predicted_bytes(24, 2, 64, 2.0, 32_768, 2),
+            24_576.0 / 2.0 * 32_768.0 * 2.0
+        );
         assert_eq!(measured_per_token(&[(10, 1000), (20, 3000)]), Some(200.0));
         assert_eq!(measured_per_token(&[(10, 1000)]), None);
     }

@@ -17,7 +17,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(s) = &state.last_system else {
-        Paragraph::new("Waiting for the first memory sample …").style(label()).render(inner, buf);
+        Paragraph::new("Waiting for the first memory sample …")
+            .style(label())
+            .render(inner, buf);
         return;
     };
     let gpu = match &s.gpu {
@@ -26,12 +28,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             g.name,
             human_bytes(g.used),
             human_bytes(g.total),
-            g.process_used.map(|p| format!(", this process {}", human_bytes(p))).unwrap_or_default()
+            g.process_used
+                .map(|p| format!(", this process {}", human_bytes(p)))
+                .unwrap_or_default()
         ),
         None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
     };
     let weights = state.model.as_ref().map_or(0, |m| m.weight_bytes);
-    let kv = state.current.as_ref().and_then(|r| r.tokens.last()).map_or(0, |t| t.kv_bytes);
+    let kv = state
+        .current
+        .as_ref()
+        .and_then(|r| r.tokens.last())
+        .map_or(0, |t| t.kv_bytes);
     let (w, k, other) = split(s.process_rss, weights, kv);
     let [text, chart] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
     Paragraph::new(vec![
@@ -40,7 +48,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             Span::styled("process RSS ", label()),
             Span::styled(human_bytes(s.process_rss), value()),
             Span::styled("  system ", label()),
-            Span::raw(format!("{} / {}", human_bytes(s.system_used), human_bytes(s.system_total))),
+            Span::raw(format!(
+                "{} / {}",
+                human_bytes(s.system_used),
+                human_bytes(s.system_total)
+            )),
         ]),
         Line::from(vec![
             Span::styled("weights ", Style::default().fg(Color::Blue)),
@@ -53,8 +65,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Line::styled(format!("CPU {:.0}%", s.cpu_percent), label()),
     ])
     .render(text, buf);
-    let data: Vec<u64> = state.system.iter().rev().take(chart.width as usize).rev().map(|s| s.process_rss).collect();
-    Sparkline::default().data(&data).style(Style::default().fg(Color::Blue)).render(chart, buf);
+    let data: Vec<u64> = state
+        .system
+        .iter()
+        .rev()
+        .take(chart.width as usize)
+        .rev()
+        .map(|s| s.process_rss)
+        .collect();
+    Sparkline::default()
+        .data(&data)
+        .style(Style::default().fg(Color::Blue))
+        .render(chart, buf);
 }
 
 #[cfg(test)]

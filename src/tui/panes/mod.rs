@@ -15,8 +15,18 @@ use std::time::Duration;
 
 /// A pane's frame; the focused one is highlighted.
 pub fn block(title: &str, focused: bool) -> Block<'_> {
-    let style = if focused { Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD) } else { Style::default().fg(Color::DarkGray) };
-    Block::default().borders(Borders::ALL).border_type(BorderType::Rounded).border_style(style).title(format!(" {title} "))
+    let style = if focused {
+        Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::default().fg(Color::DarkGray)
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .border_style(style)
+        .title(format!(" {title} "))
 }
 
 pub fn ms(d: Duration) -> String {
@@ -33,5 +43,7 @@ pub fn label() -> Style {
 }
 
 pub fn value() -> Style {
-    Style::default().fg(Color::White).add_modifier(Modifier::BOLD)
+    Style::default()
+        .fg(Color::White)
+        .add_modifier(Modifier::BOLD)
 }

@@ -8,11 +8,18 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let focused = state.focus == Focus::Prompt;
     let p = &state.params;
-    let temp = if p.temperature == 0.0 { "greedy".to_string() } else { format!("temp {:.1}", p.temperature) };
+    let temp = if p.temperature == 0.0 {
+        "greedy".to_string()
+    } else {
+        format!("temp {:.1}", p.temperature)
+    };
     let title = format!("prompt · max {} tokens · {temp}", p.max_tokens);
     let mut spans = vec![Span::raw(state.prompt.clone())];
     if focused {
         spans.push(Span::styled("▏", Style::default().fg(Color::Cyan)));
     }
-    Paragraph::new(Line::from(spans)).wrap(Wrap { trim: false }).block(block(&title, focused)).render(area, buf);
+    Paragraph::new(Line::from(spans))
+        .wrap(Wrap { trim: false })
+        .block(block(&title, focused))
+        .render(area, buf);
 }

@@ -7,20 +7,37 @@ use ratatui::widgets::Paragraph;
 
 pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
     let model = match (&state.model, &state.loading) {
-        (Some(m), _) => format!(" {} · {} · {} · {} thr", m.name, m.arch, m.device, m.threads),
-        (None, Some((spec, done, total))) if *total > 0 => format!(" loading {spec} {:.0}%", *done as f64 * 100.0 / *total as f64),
+        (Some(m), _) => format!(
+            " {} · {} · {} · {} thr",
+            m.name, m.arch, m.device, m.threads
+        ),
+        (None, Some((spec, done, total))) if *total > 0 => format!(
+            " loading {spec} {:.0}%",
+            *done as f64 * 100.0 / *total as f64
+        ),
         (None, Some((spec, _, _))) => format!(" loading {spec} …"),
         (None, None) => " no model".into(),
     };
     let line = Line::from(vec![
-        Span::styled(" labtui ", Style::default().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            " labtui ",
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ),
         Span::styled(model, Style::default().fg(Color::White)),
         Span::styled(
-            format!("  quant {} · draft {} · K {} · rec off", QUANTS[state.quant], DRAFT_MODES[state.draft_mode], state.k),
+            format!(
+                "  quant {} · draft {} · K {} · rec off",
+                QUANTS[state.quant], DRAFT_MODES[state.draft_mode], state.k
+            ),
             Style::default().fg(Color::Gray),
         ),
     ]);
-    Paragraph::new(line).style(Style::default().bg(Color::Rgb(30, 30, 40))).render(area, buf);
+    Paragraph::new(line)
+        .style(Style::default().bg(Color::Rgb(30, 30, 40)))
+        .render(area, buf);
 }
 
 /// The keys that matter in the current state.
@@ -34,8 +51,16 @@ pub fn hints(state: &AppState) -> &'static str {
 
 pub fn render_bottom(state: &AppState, area: Rect, buf: &mut Buffer) {
     let line = Line::from(vec![
-        Span::styled(format!(" {} ", state.status), Style::default().fg(Color::White)),
-        Span::styled(format!("  {}", hints(state)), Style::default().fg(Color::DarkGray)),
+        Span::styled(
+            format!(" {} ", state.status),
+            Style::default().fg(Color::White),
+        ),
+        Span::styled(
+            format!("  {}", hints(state)),
+            Style::default().fg(Color::DarkGray),
+        ),
     ]);
-    Paragraph::new(line).style(Style::default().bg(Color::Rgb(30, 30, 40))).render(area, buf);
+    Paragraph::new(line)
+        .style(Style::default().bg(Color::Rgb(30, 30, 40)))
+        .render(area, buf);
 }

@@ -27,11 +27,19 @@ fn tape_lines(tokens: &[TokenEvent], selected: Option<usize>) -> Vec<Line<'stati
         let mut parts = t.text.split('\n').peekable();
         while let Some(part) = parts.next() {
             if !part.is_empty() {
-                lines.last_mut().unwrap().spans.push(Span::styled(part.to_string(), style));
+                lines
+                    .last_mut()
+                    .unwrap()
+                    .spans
+                    .push(Span::styled(part.to_string(), style));
             }
             if parts.peek().is_some() {
                 // Newlines stay visible as a dim mark, then break the line.
-                lines.last_mut().unwrap().spans.push(Span::styled("↵", style.add_modifier(Modifier::DIM)));
+                lines
+                    .last_mut()
+                    .unwrap()
+                    .spans
+                    .push(Span::styled("↵", style.add_modifier(Modifier::DIM)));
                 lines.push(Line::default());
             }
         }
@@ -42,32 +50,68 @@ fn tape_lines(tokens: &[TokenEvent], selected: Option<usize>) -> Vec<Line<'stati
 fn detail(t: &TokenEvent) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan)),
-        Span::raw(format!("id {} {:?} · {:?} · step {} · p {:.3} · kv {} tok", t.id, t.text, t.phase, ms(t.step), t.prob, t.kv_tokens)),
+        Span::raw(format!(
+            "id {} {:?} · {:?} · step {} · p {:.3} · kv {} tok",
+            t.id,
+            t.text,
+            t.phase,
+            ms(t.step),
+            t.prob,
+            t.kv_tokens
+        )),
     ])
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let focused = state.focus == Focus::Tape;
-    let b = block("tokens · yellow: from prefill · white: decoded · ←/→ select", focused);
+    let b = block(
+        "tokens · yellow: from prefill · white: decoded · ←/→ select",
+        focused,
+    );
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(run) = &state.current else {
-        let hint = if state.model.is_some() { "No run yet: type a prompt and press Enter." } else { "Waiting for a model …" };
-        Paragraph::new(hint).style(Style::default().fg(Color::DarkGray)).render(inner, buf);
+        let hint = if state.model.is_some() {
+            "No run yet: type a prompt and press Enter."
+        } else {
+            "Waiting for a model …"
+        };
+        Paragraph::new(hint)
+            .style(Style::default().fg(Color::DarkGray))
+            .render(inner, buf);
         return;
     };
-    let [text_area, detail_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    let header = Line::styled(format!("run {} · {} prompt tokens (prefilled)", run.run, run.prompt_tokens), Style::default().fg(Color::DarkGray));
+    let [text_area, detail_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let header = Line::styled(
+        format!(
+            "run {} · {} prompt tokens (prefilled)",
+            run.run, run.prompt_tokens
+        ),
+        Style::default().fg(Color::DarkGray),
+    );
     let mut lines = vec![header];
     lines.extend(tape_lines(&run.tokens, state.selected));
     // Follow the end of the text unless the user scrolled.
     let width = text_area.width.max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
     let follow = rows.saturating_sub(text_area.height as usize) as u16;
-    let scroll = if state.scroll == 0 { follow } else { follow.saturating_sub(state.scroll) };
-    Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)).render(text_area, buf);
-    let sel = state.selected.and_then(|i| run.tokens.get(i)).or(run.tokens.last());
+    let scroll = if state.scroll == 0 {
+        follow
+    } else {
+        follow.saturating_sub(state.scroll)
+    };
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
+        .render(text_area, buf);
+    let sel = state
+        .selected
+        .and_then(|i| run.tokens.get(i))
+        .or(run.tokens.last());
     if let Some(t) = sel {
-        Paragraph::new(detail(t)).style(Style::default().fg(Color::Gray)).render(detail_area, buf);
+        Paragraph::new(detail(t))
+            .style(Style::default().fg(Color::Gray))
+            .render(detail_area, buf);
     }
 }

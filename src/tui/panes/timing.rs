@@ -16,7 +16,9 @@ pub fn live_rate(itl: &[Duration], n: usize) -> f64 {
 
 /// Counts of `xs` in `bins` equal-width bins between min and max; returns (counts, min, width).
 pub fn histogram(xs: &[Duration], bins: usize) -> (Vec<u64>, Duration, Duration) {
-    let (Some(min), Some(max)) = (xs.iter().min(), xs.iter().max()) else { return (vec![0; bins], Duration::ZERO, Duration::ZERO) };
+    let (Some(min), Some(max)) = (xs.iter().min(), xs.iter().max()) else {
+        return (vec![0; bins], Duration::ZERO, Duration::ZERO);
+    };
     let width = (*max - *min) / bins as u32 + Duration::from_nanos(1);
     let mut counts = vec![0u64; bins];
     for x in xs {
@@ -30,12 +32,32 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
     let itl = run.itl();
     let decode: Duration = itl.iter().sum();
     let prefill = run.prefill.unwrap_or_default();
-    let ttft = run.summary.as_ref().map(|s| s.ttft).or_else(|| run.tokens.first().map(|t| t.elapsed));
-    let kv = |k: &str, v: String| vec![Span::styled(format!("{k} "), label()), Span::styled(v, value()), Span::raw("  ")];
+    let ttft = run
+        .summary
+        .as_ref()
+        .map(|s| s.ttft)
+        .or_else(|| run.tokens.first().map(|t| t.elapsed));
+    let kv = |k: &str, v: String| {
+        vec![
+            Span::styled(format!("{k} "), label()),
+            Span::styled(v, value()),
+            Span::raw("  "),
+        ]
+    };
     let mut l1 = kv("TTFT", ttft.map(ms).unwrap_or("—".into()));
-    l1.extend(kv("prefill", format!("{} tok @ {:.1} tok/s", run.prompt_tokens, tok_per_s(run.prompt_tokens, prefill))));
+    l1.extend(kv(
+        "prefill",
+        format!(
+            "{} tok @ {:.1} tok/s",
+            run.prompt_tokens,
+            tok_per_s(run.prompt_tokens, prefill)
+        ),
+    ));
     let mut l2 = kv("decode", format!("{:.1} tok/s live", live_rate(&itl, 16)));
-    l2.extend(kv("mean", format!("{:.1} tok/s", tok_per_s(itl.len(), decode))));
+    l2.extend(kv(
+        "mean",
+        format!("{:.1} tok/s", tok_per_s(itl.len(), decode)),
+    ));
     let mut l3 = kv("ITL p50", ms(percentile(&itl, 50.0)));
     l3.extend(kv("p90", ms(percentile(&itl, 90.0))));
     l3.extend(kv("p99", ms(percentile(&itl, 99.0))));
@@ -65,8 +87,15 @@ fn history(state: &AppState) -> Table<'static> {
             format!("{:.1}", s.decode_tok_s),
         ])
     });
-    let widths = [Constraint::Length(7), Constraint::Length(6), Constraint::Length(9), Constraint::Length(8), Constraint::Length(8)];
-    Table::new(rows, widths).header(Row::new(vec!["prompt", "gen", "TTFT", "pp t/s", "tg t/s"]).style(label()))
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    Table::new(rows, widths)
+        .header(Row::new(vec!["prompt", "gen", "TTFT", "pp t/s", "tg t/s"]).style(label()))
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
@@ -74,7 +103,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(run) = &state.current else {
-        Paragraph::new("TTFT, prefill and decode speed appear here during a run.").style(label()).render(inner, buf);
+        Paragraph::new("TTFT, prefill and decode speed appear here during a run.")
+            .style(label())
+            .render(inner, buf);
         return;
     };
     // Short panes keep the numbers and the chart; the histogram and the history need room.
@@ -94,11 +125,32 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     Paragraph::new(numbers(run)).render(nums, buf);
     split_bar(run, split.width).render(split, buf);
     let itl = run.itl();
-    let data: Vec<u64> = itl.iter().rev().take(chart.width as usize).rev().map(|d| d.as_micros() as u64).collect();
-    Sparkline::default().data(&data).style(Style::default().fg(Color::Green)).render(chart, buf);
+    let data: Vec<u64> = itl
+        .iter()
+        .rev()
+        .take(chart.width as usize)
+        .rev()
+        .map(|d| d.as_micros() as u64)
+        .collect();
+    Sparkline::default()
+        .data(&data)
+        .style(Style::default().fg(Color::Green))
+        .render(chart, buf);
     let (counts, min, width) = histogram(&itl, 8);
-    let bars: Vec<Bar> = counts.iter().enumerate().map(|(i, c)| Bar::default().value(*c).label(Line::from(ms(min + width * i as u32)))).collect();
-    BarChart::default().data(BarGroup::default().bars(&bars)).bar_width(8).bar_gap(1).render(hist, buf);
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Bar::default()
+                .value(*c)
+                .label(Line::from(ms(min + width * i as u32)))
+        })
+        .collect();
+    BarChart::default()
+        .data(BarGroup::default().bars(&bars))
+        .bar_width(8)
+        .bar_gap(1)
+        .render(hist, buf);
     Widget::render(history(state), table, buf);
 }
 
@@ -108,12 +160,15 @@ mod tests {
 
     #[test]
     fn histogram_puts_extremes_in_the_end_bins() {
-        let xs: Vec<Duration> = [10, 11, 12, 20].iter().map(|&m| Duration::from_millis(m)).collect();
+        let xs: Vec<Duration> = [10, 11, 12, 20]
+            .iter()
+            .map(|&m| Duration::from_millis(m))
+            .collect();
         let (c, min, _) = histogram(&xs, 4);
         assert_eq!(min, Duration::from_millis(10));
         assert_eq!(c.iter().sum::<u64>(), 4);
         assert_eq!(c[3], 1);
-        assert_eq!(c[0], 2);
+        assert_eq!(c[0], 3); // 10, 11 and 12 ms fall in [10, 12.5)
     }
 
     #[test]
