@@ -10,6 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+/// Name of the worker's thread (the dashboard's panic hook recognises it).
+pub const THREAD_NAME: &str = "labtui-worker";
+
 /// The UI's (or a headless command's) end of the worker.
 pub struct Worker {
     pub commands: UnboundedSender<Command>,
@@ -41,7 +44,7 @@ impl Worker {
             crate::metrics::spawn(ev_tx.clone(), clock, every);
         }
         let thread = std::thread::Builder::new()
-            .name("labtui-worker".into())
+            .name(THREAD_NAME.into())
             .spawn(move || State::new(opts.device, clock, ev_tx, cmd_rx).run())
             .expect("spawn the worker thread");
         Self {

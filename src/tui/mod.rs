@@ -44,6 +44,14 @@ async fn run_loop(start: Start) -> Result<()> {
     // restores the terminal before the panic message prints.
     let mut terminal = ratatui::init();
     let _restore = Restore;
+    // A panic inside the worker is caught there and shown as an error event while the dashboard
+    // keeps running, so it must not restore the terminal; any other panic does.
+    let restore_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(crate::worker::THREAD_NAME) {
+            restore_hook(info);
+        }
+    }));
     let spec = start
         .model
         .clone()
