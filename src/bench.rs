@@ -138,6 +138,82 @@ fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> Result<(f64, f64)>
     Ok((s.prefill_tok_s, s.decode_tok_s))
 }
 
+/// The folder holding llama.cpp's tools: `$LLAMA_CPP_BIN`, else what `../shared/tools/llama-cpp` prints.
+fn llama_cpp_bin() -> Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("LLAMA_CPP_BIN") {
+        return Ok(p.into());
+    }
+    let tool = std::path::Path::new("../shared/tools/llama-cpp");
+    anyhow::ensure!(
+        tool.exists(),
+        "set LLAMA_CPP_BIN to the folder holding llama-bench (../shared/tools/llama-cpp builds it)"
+    );
+    let out = std::process::Command::new(tool)
+        .output()
+        .context("running ../shared/tools/llama-cpp")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "../shared/tools/llama-cpp failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+}
+
+/// llama-bench's tok/s for each test name (pp128, tg128, …) on `file` with `threads`.
+pub fn llama_bench(
+    file: &str,
+    threads: usize,
+    pp: &[usize],
+    tg: usize,
+    repeats: usize,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    let bin = llama_cpp_bin()?.join("llama-bench");
+    let pp_list = pp
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = std::process::Command::new(&bin)
+        .args([
+            "-m",
+            file,
+            "-t",
+            &threads.to_string(),
+            "-p",
+            &pp_list,
+            "-n",
+            &tg.to_string(),
+            "-r",
+            &repeats.max(1).to_string(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llama-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).context("reading llama-bench's JSON")?;
+    let mut got = std::collections::BTreeMap::new();
+    for r in rows {
+        let (p, g, ts) = (
+            r["n_prompt"].as_u64().unwrap_or(0),
+            r["n_gen"].as_u64().unwrap_or(0),
+            r["avg_ts"].as_f64().unwrap_or(0.0),
+        );
+        let name = if g > 0 {
+            format!("tg{g}")
+        } else {
+            format!("pp{p}")
+        };
+        got.insert(name, ts);
+    }
+    Ok(got)
+}
+
 pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     let device = engine::default_device();
     let mut eng = Engine::open(spec, &device, |_, _| {})?;
@@ -154,13 +230,36 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
         engine::threads(),
         args.repeats
     );
+    let llama = if args.vs_llama_cpp {
+        let file = match source::resolve(spec)? {
+            source::ModelSource::File(p) => p.display().to_string(),
+            _ => bail!("--vs-llama-cpp needs a local GGUF file"),
+        };
+        Some(llama_bench(
+            &file,
+            engine::threads(),
+            &args.pp,
+            args.tg,
+            args.repeats,
+        )?)
+    } else {
+        None
+    };
     println!(
-        "{:<8} {:>14} {:>16} {:>7}",
-        "test", "labtui tok/s", "reference tok/s", "ratio"
+        "{:<8} {:>13} {:>16} {:>7} {:>16} {:>7}",
+        "test", "labtui tok/s", "reference tok/s", "ratio", "llama.cpp tok/s", "ratio"
     );
-    let row = |name: String, ours: f64, theirs: Option<f64>| match theirs {
-        Some(t) => println!("{name:<8} {ours:>14.1} {t:>16.1} {:>6.2}x", ours / t),
-        None => println!("{name:<8} {ours:>14.1} {:>16} {:>7}", "-", "-"),
+    let cell = |ours: f64, theirs: Option<f64>| match theirs {
+        Some(t) => format!("{t:>16.1} {:>6.2}x", ours / t),
+        None => format!("{:>16} {:>7}", "-", "-"),
+    };
+    let row = |name: String, ours: f64, theirs: Option<f64>| {
+        let l = llama.as_ref().and_then(|m| m.get(&name).copied());
+        println!(
+            "{name:<8} {ours:>13.1} {} {}",
+            cell(ours, theirs),
+            cell(ours, l)
+        );
     };
     for &pp in &args.pp {
         let ids = bench_tokens(pp, vocab);

@@ -109,4 +109,8 @@ pub struct BenchEngineArgs {
     /// Skip candle-transformers' reference model.
     #[arg(long)]
     pub no_reference: bool,
+    /// Also run llama.cpp's llama-bench on the same file and threads, and print the ratios. Its
+    /// folder comes from $LLAMA_CPP_BIN, else from ../shared/tools/llama-cpp (which builds it).
+    #[arg(long)]
+    pub vs_llama_cpp: bool,
 }

@@ -3,6 +3,11 @@ use labtui::cli::{BenchWhat, Cli, Cmd};
 use labtui::{bench, headless};
 use std::process::ExitCode;
 
+// mimalloc reuses freed memory instead of returning large blocks to the kernel, which otherwise
+// zeroes fresh pages for the logits of every decode step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");

@@ -3,11 +3,12 @@
 
 use super::config::{Arch, Meta, ModelConfig};
 use super::error::{first_line, EngineError, Result};
+use super::kernels::QWeight;
 use super::model::{Layer, Linear, Model};
 use super::tokenizer::Tokenizer;
 use crate::protocol::WeightTypeStat;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
@@ -116,15 +117,15 @@ pub fn load<R: Read + Seek>(
         });
     }
     let head = if content.tensor_infos.contains_key("output.weight") {
-        QMatMul::from_qtensor(get("output.weight")?)?
+        QWeight::new(Arc::new(get("output.weight")?))?
     } else {
-        QMatMul::from_arc(embed.clone())?
+        QWeight::new(embed.clone())?
     };
     let norm = dense(get("output_norm.weight")?)?;
     let mut layers = Vec::with_capacity(cfg.layers);
     for i in 0..cfg.layers {
         let mut lin = |name: &str, bias: bool| -> Result<Linear> {
-            let weight = QMatMul::from_qtensor(get(&format!("blk.{i}.{name}.weight"))?)?;
+            let weight = QWeight::new(Arc::new(get(&format!("blk.{i}.{name}.weight"))?))?;
             let bias = if bias {
                 Some(dense(get(&format!("blk.{i}.{name}.bias"))?)?)
             } else {

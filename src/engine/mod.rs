@@ -7,6 +7,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod kernels;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;

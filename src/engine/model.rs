@@ -6,9 +6,10 @@
 //! first L layers and can return logits for every position.
 
 use super::config::{ModelConfig, RopeStyle};
+use super::kernels::QWeight;
 use super::kv_cache::KvCache;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
 
 /// Which logits a forward pass returns.
@@ -42,7 +43,7 @@ impl Forward {
 /// A linear layer over quantized weights, with an optional bias.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: QMatMul,
+    pub weight: QWeight,
     pub bias: Option<Tensor>,
 }
 
@@ -76,7 +77,7 @@ pub struct Model {
     pub embed: Arc<QTensor>,
     pub layers: Vec<Layer>,
     pub norm: Tensor,
-    pub head: QMatMul,
+    pub head: QWeight,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -120,7 +121,7 @@ impl Model {
         embed: Arc<QTensor>,
         layers: Vec<Layer>,
         norm: Tensor,
-        head: QMatMul,
+        head: QWeight,
         device: &Device,
     ) -> Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_base, cfg.context_length, device)?;
@@ -253,13 +254,8 @@ impl Model {
 
     /// Bytes of every weight held in memory.
     pub fn weight_bytes(&self) -> u64 {
-        fn qm(m: &QMatMul) -> u64 {
-            match m {
-                QMatMul::QTensor(t) => t.storage_size_in_bytes() as u64,
-                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
-                    (t.elem_count() * t.dtype().size_in_bytes()) as u64
-                }
-            }
+        fn qm(m: &QWeight) -> u64 {
+            m.bytes()
         }
         fn tb(t: &Tensor) -> u64 {
             (t.elem_count() * t.dtype().size_in_bytes()) as u64
@@ -267,7 +263,7 @@ impl Model {
         fn lin(l: &Linear) -> u64 {
             qm(&l.weight) + l.bias.as_ref().map(tb).unwrap_or(0)
         }
-        let tied = matches!(&self.head, QMatMul::QTensor(t) if Arc::ptr_eq(t, &self.embed));
+        let tied = self.head.shares(&self.embed);
         let mut total = self.embed.storage_size_in_bytes() as u64 + tb(&self.norm);
         if !tied {
             total += qm(&self.head);

@@ -149,7 +149,7 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     tensors.push((
         "token_embd.weight".into(),
-        w.tensor(vocab, spec.hidden, 1.0, GgmlDType::Q8_0)?,
+        w.tensor(vocab, spec.hidden, 1.0, GgmlDType::Q5_0)?,
     ));
     tensors.push(("output_norm.weight".into(), w.norm(spec.hidden)?));
     if spec.arch != "qwen2" {
@@ -173,7 +173,7 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
         ));
         tensors.push((
             p("attn_v.weight"),
-            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q5_0)?,
         ));
         if spec.arch == "qwen2" {
             tensors.push((
@@ -191,7 +191,7 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
         }
         tensors.push((
             p("attn_output.weight"),
-            w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q8_0)?,
+            w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q5_0)?,
         ));
         tensors.push((p("ffn_norm.weight"), w.norm(spec.hidden)?));
         tensors.push((
