@@ -322,6 +322,39 @@ pub enum QWeight {
         n: usize,
         k: usize,
     },
+    /// Q4_K on the CPU: one-row products (decode) read the compact blocks with candle's own dot
+    /// product, as llama.cpp does; batches go to candle's repacked tiles.
+    Q4K {
+        mm: candle_core::quantized::QMatMul,
+        t: std::sync::Arc<candle_core::quantized::QTensor>,
+        n: usize,
+        k: usize,
+    },
+}
+
+/// One activation row times compact Q4_K rows, on candle's thread pool.
+pub fn gemv_q4k(w: &[u8], n: usize, k: usize, x: &[f32]) -> Vec<f32> {
+    use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K, GgmlType};
+    const QK_K: usize = 256;
+    let kb = k / QK_K;
+    assert!(k % QK_K == 0 && x.len() == k && w.len() >= n * kb * std::mem::size_of::<BlockQ4K>());
+    // SAFETY: the bytes are a QTensor's storage of n × kb BlockQ4K (repr(C), allocated as such).
+    let blocks: &[BlockQ4K] =
+        unsafe { std::slice::from_raw_parts(w.as_ptr() as *const BlockQ4K, n * kb) };
+    let mut xq = vec![BlockQ8K::zeros(); kb];
+    BlockQ8K::from_float(x, &mut xq);
+    let mut out = vec![0f32; n];
+    let dst = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
+        for t in range {
+            for j in t * TILE..((t + 1) * TILE).min(n) {
+                let v = BlockQ4K::vec_dot(k, &blocks[j * kb..(j + 1) * kb], &xq);
+                // SAFETY: each j is written by exactly one work item; out outlives the call.
+                unsafe { *(dst as *mut f32).add(j) = v };
+            }
+        }
+    });
+    out
 }
 
 impl QWeight {
@@ -331,6 +364,10 @@ impl QWeight {
         if t.dtype() == GgmlDType::Q5_0 && t.device().is_cpu() && k % QK == 0 {
             return Ok(Self::Q5_0 { t, n, k });
         }
+        if t.dtype() == GgmlDType::Q4K && t.device().is_cpu() && k % 256 == 0 {
+            let mm = candle_core::quantized::QMatMul::from_arc(t.clone())?;
+            return Ok(Self::Q4K { mm, t, n, k });
+        }
         Ok(Self::Candle(candle_core::quantized::QMatMul::from_arc(t)?))
     }
 
@@ -339,6 +376,19 @@ impl QWeight {
         use candle_core::Module;
         match self {
             Self::Candle(m) => m.forward(x),
+            Self::Q4K { mm, t, n, k } => {
+                if x.elem_count() != *k {
+                    return mm.forward(x);
+                }
+                let xs = x
+                    .to_dtype(candle_core::DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                let out = gemv_q4k(&t.data()?, *n, *k, &xs);
+                let mut shape = x.dims().to_vec();
+                *shape.last_mut().expect("a matrix input") = *n;
+                candle_core::Tensor::from_vec(out, shape, x.device())
+            }
             Self::Q5_0 { t, n, k } => {
                 let dims = x.dims().to_vec();
                 let m = x.elem_count() / k;
@@ -359,7 +409,7 @@ impl QWeight {
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
         match self {
-            Self::Q5_0 { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
+            Self::Q5_0 { t, .. } | Self::Q4K { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
                 t.storage_size_in_bytes() as u64
             }
             Self::Candle(QMatMul::Tensor(t)) | Self::Candle(QMatMul::TensorF16(t)) => {
@@ -371,10 +421,60 @@ impl QWeight {
     /// Whether these are the very weights of `other` (a head tied to the embeddings).
     pub fn shares(&self, other: &std::sync::Arc<candle_core::quantized::QTensor>) -> bool {
         match self {
-            Self::Q5_0 { t, .. } | Self::Candle(candle_core::quantized::QMatMul::QTensor(t)) => {
+            Self::Q5_0 { t, .. }
+            | Self::Q4K { t, .. }
+            | Self::Candle(candle_core::quantized::QMatMul::QTensor(t)) => {
                 std::sync::Arc::ptr_eq(t, other)
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod q4k_tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn q4k_gemv_matches_candles_matmul() {
+        let (n, k) = (64, 512);
+        let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
+        let q = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
+        let x = random(k, 4);
+        let ours = gemv_q4k(&q.data().unwrap(), n, k, &x);
+        let xt = Tensor::from_vec(x, (1, k), &Device::Cpu).unwrap();
+        let theirs: Vec<f32> = QMatMul::from_arc(q.clone())
+            .unwrap()
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "max difference {worst}");
+        // Through QWeight: one row takes the compact path, several rows candle's tiles.
+        let qw = QWeight::new(q).unwrap();
+        assert!(matches!(qw, QWeight::Q4K { .. }));
+        let one: Vec<f32> = qw
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(one, ours);
     }
 }
