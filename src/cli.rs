@@ -17,6 +17,9 @@ pub struct Cli {
     /// Prompt to open the dashboard with.
     #[arg(long, short)]
     pub prompt: Option<String>,
+    /// Record the session to this RON file (in the dashboard, R starts and stops recording).
+    #[arg(long, global = true)]
+    pub record: Option<std::path::PathBuf>,
     /// CPU threads for the engine (default: physical cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
@@ -30,6 +33,16 @@ pub enum Cmd {
     Tokenize(TokenizeArgs),
     /// Measure speed without a terminal UI.
     Bench(BenchArgs),
+    /// Drive the dashboard from a recording: the same panes, no model needed.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    pub file: std::path::PathBuf,
+    /// Playback speed (2 = twice as fast as recorded).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +96,14 @@ pub enum BenchWhat {
     Engine(BenchEngineArgs),
     /// Decode tok/s with the dashboard's state and rendering attached vs headless, and frame time.
     Ui(BenchUiArgs),
+    /// Write and read back a recording of many events.
+    Record(BenchRecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRecordArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
 }
 
 #[derive(Debug, Args)]

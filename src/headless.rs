@@ -29,7 +29,7 @@ pub fn summary_line(s: &RunSummary) -> String {
     )
 }
 
-pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
+pub fn generate(model: &str, args: &GenerateArgs, record: Option<&std::path::Path>) -> Result<()> {
     let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
     let mut worker = Worker::spawn(Options {
         sample_every,
@@ -47,10 +47,20 @@ pub fn generate(model: &str, args: &GenerateArgs) -> Result<()> {
     worker.send(Command::LoadModel {
         spec: model.to_string(),
     });
+    let mut recorder = match record {
+        Some(p) => Some(crate::record::Recorder::create(
+            p,
+            crate::record::Header::new(None, "as loaded", "none", 4),
+        )?),
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     let mut generating = false;
     let mut printed = String::new();
     while let Some(stamped) = worker.events.blocking_recv() {
+        if let Some(r) = recorder.as_mut() {
+            r.event(&stamped)?;
+        }
         match args.format {
             Format::Ron => writeln!(out, "{}", ron::to_string(&stamped)?)?,
             Format::Json => writeln!(out, "{}", serde_json::to_string(&stamped)?)?,

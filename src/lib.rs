@@ -9,6 +9,7 @@ pub mod engine;
 pub mod headless;
 pub mod metrics;
 pub mod protocol;
+pub mod record;
 pub mod state;
 pub mod stats;
 pub mod tui;

@@ -24,15 +24,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(labtui::engine::source::default_spec);
     match &cli.command {
-        Some(Cmd::Generate(a)) => headless::generate(&model, a),
+        Some(Cmd::Generate(a)) => headless::generate(&model, a, cli.record.as_deref()),
+        Some(Cmd::Replay(a)) => {
+            let rec = labtui::record::load(&a.file)?;
+            labtui::tui::run(labtui::tui::Start {
+                model: None,
+                prompt: String::new(),
+                record: None,
+                replay: Some((rec, a.speed)),
+            })
+        }
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
         Some(Cmd::Bench(b)) => match &b.what {
             BenchWhat::Engine(a) => bench::engine(&model, a),
             BenchWhat::Ui(a) => bench::ui(&model, a),
+            BenchWhat::Record(a) => bench::record(a),
         },
         None => labtui::tui::run(labtui::tui::Start {
             model: cli.model.clone(),
             prompt: cli.prompt.clone().unwrap_or_default(),
+            record: cli.record.clone(),
+            replay: None,
         }),
     }
 }

@@ -213,6 +213,9 @@ pub enum Event {
         run: u64,
         prompt_tokens: usize,
         settings: RunSettings,
+        /// The prompt as the user wrote it (empty for token-id prompts).
+        #[serde(default)]
+        prompt: String,
     },
     PrefillDone {
         run: u64,

@@ -57,12 +57,14 @@ fn dashboard_runs_stops_and_restores_the_terminal() {
     }
     let dir = tempfile::tempdir().unwrap();
     let stty = dir.path().join("stty.txt");
+    let recording = dir.path().join("session.ron");
     let name = format!("labtui-e2e-{}", std::process::id());
     let _guard = Session(name.clone());
     let cmd = format!(
-        "RAYON_NUM_THREADS=2 {} --model {} ; stty -a > {} ; sleep 60",
+        "RAYON_NUM_THREADS=2 {} --model {} --record {} ; stty -a > {} ; sleep 60",
         env!("CARGO_BIN_EXE_labtui"),
         model.display(),
+        recording.display(),
         stty.display()
     );
     tmux(&[
@@ -76,7 +78,9 @@ fn dashboard_runs_stops_and_restores_the_terminal() {
         "50",
         &cmd,
     ]);
-    wait_for(&name, "the model to load", 120, |s| s.contains("loaded in"));
+    wait_for(&name, "the model to load", 120, |s| {
+        s.contains("loaded in") && s.contains("rec ON")
+    });
     tmux(&["send-keys", "-t", &name, "-l", "Write a haiku about Rust."]);
     wait_for(&name, "the typed prompt", 10, |s| {
         s.contains("Write a haiku about Rust.")

@@ -37,9 +37,9 @@ pub fn generate(
     control: &mut dyn FnMut() -> Control,
 ) -> Result<RunSummary> {
     let start = Instant::now();
-    let ids = match prompt {
-        Prompt::Text(text) => engine.prompt_ids(text, params.raw)?,
-        Prompt::Ids(ids) => ids,
+    let (ids, prompt_text) = match prompt {
+        Prompt::Text(text) => (engine.prompt_ids(text, params.raw)?, text.to_string()),
+        Prompt::Ids(ids) => (ids, String::new()),
     };
     let Engine {
         model,
@@ -59,6 +59,7 @@ pub fn generate(
         run,
         prompt_tokens: ids.len(),
         settings,
+        prompt: prompt_text,
     });
 
     cache.clear();

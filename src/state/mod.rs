@@ -133,6 +133,8 @@ pub struct AppState {
     pub quant: usize,
     pub what_if: WhatIf,
     pub help: bool,
+    /// The file being recorded to, if any.
+    pub recording: Option<String>,
     pub quit: bool,
     pub now: Duration,
 }
@@ -161,6 +163,7 @@ impl AppState {
             quant: 0,
             what_if: WhatIf::default(),
             help: false,
+            recording: None,
             quit: false,
             now: Duration::ZERO,
         }
@@ -195,8 +198,14 @@ impl AppState {
                 self.model = Some(info.clone());
             }
             Event::RunStarted {
-                run, prompt_tokens, ..
+                run,
+                prompt_tokens,
+                prompt,
+                ..
             } => {
+                if !prompt.is_empty() {
+                    self.prompt = prompt.clone();
+                }
                 self.current = Some(RunView {
                     run: *run,
                     prompt_tokens: *prompt_tokens,
@@ -360,10 +369,8 @@ impl AppState {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
                 None
             }
-            Action::ToggleRecord => {
-                self.status = "recording: not available yet (it arrives with the recording work); use `labtui generate --format ron` to save a run's events".into();
-                None
-            }
+            // The terminal loop owns the recorder (this model does no IO); it handles the key.
+            Action::ToggleRecord => None,
             Action::ToggleHelp => {
                 self.help = !self.help;
                 None
@@ -449,6 +456,7 @@ mod tests {
                     draft_mode: "none".into(),
                     k: 4,
                 },
+                prompt: "hi".into(),
             },
         ));
         assert!(s.running());

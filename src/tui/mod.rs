@@ -3,6 +3,7 @@
 
 pub mod keymap;
 pub mod panes;
+pub mod replay;
 pub mod view;
 
 use crate::protocol::Command;
@@ -29,6 +30,39 @@ pub struct Start {
     /// `None` means the default model, with the synthetic model as the fallback.
     pub model: Option<String>,
     pub prompt: String,
+    /// Record from the start into this file (R toggles recording at any time).
+    pub record: Option<std::path::PathBuf>,
+    /// Drive the dashboard from a recording instead of the engine, at this speed.
+    pub replay: Option<(crate::record::Recording, f64)>,
+}
+
+/// Start or stop recording; the answer goes to the status line.
+fn toggle_record(
+    state: &mut AppState,
+    recorder: &mut Option<crate::record::Recorder>,
+    path: Option<std::path::PathBuf>,
+) {
+    use crate::state::{DRAFT_MODES, QUANTS};
+    if let Some(r) = recorder.take() {
+        state.status = format!("recording saved to {}", r.path().display());
+        state.recording = None;
+        return;
+    }
+    let path = path.unwrap_or_else(crate::record::default_path);
+    let header = crate::record::Header::new(
+        state.model.clone(),
+        QUANTS[state.quant],
+        DRAFT_MODES[state.draft_mode],
+        state.k,
+    );
+    match crate::record::Recorder::create(&path, header) {
+        Ok(r) => {
+            state.status = format!("recording to {} (R stops)", path.display());
+            state.recording = Some(path.display().to_string());
+            *recorder = Some(r);
+        }
+        Err(e) => state.status = format!("cannot record: {e:#}"),
+    }
 }
 
 /// Run the dashboard until the user quits.
@@ -52,26 +86,65 @@ async fn run_loop(start: Start) -> Result<()> {
             restore_hook(info);
         }
     }));
-    let spec = start
-        .model
-        .clone()
-        .unwrap_or_else(|| crate::engine::source::default_spec());
-    let mut state = AppState::new(&spec, &start.prompt);
-    state.fallback_to_synthetic = start.model.is_none();
-    let mut worker = Worker::spawn(Options::default());
-    worker.send(Command::LoadModel { spec });
+    let (mut replay, worker, mut state) = match start.replay {
+        Some((rec, speed)) => {
+            let mut state = AppState::new("replay", "");
+            state.focus = crate::state::Focus::Tape;
+            state.status =
+                format!("replay at {speed}x · space pause · . step · + - speed · q quit");
+            (Some(replay::Replay::new(rec.events, speed)), None, state)
+        }
+        None => {
+            let spec = start
+                .model
+                .clone()
+                .unwrap_or_else(crate::engine::source::default_spec);
+            let mut state = AppState::new(&spec, &start.prompt);
+            state.fallback_to_synthetic = start.model.is_none();
+            let worker = Worker::spawn(Options::default());
+            worker.send(Command::LoadModel { spec });
+            (None, Some(worker), state)
+        }
+    };
+    let mut worker = worker;
+    let mut recorder = None;
+    if start.record.is_some() && replay.is_none() {
+        toggle_record(&mut state, &mut recorder, start.record.clone());
+    }
     let mut keys = EventStream::new();
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    let mut last_tick = std::time::Instant::now();
     while !state.quit {
+        let worker_event = async {
+            match worker.as_mut() {
+                Some(w) => w.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(k))) => {
-                    if let Some(a) = keymap::action(&state, k) {
-                        if let Some(cmd) = state.update(a) {
-                            worker.send(cmd);
+                    if let Some(r) = replay.as_mut() {
+                        if replay_key(r, &mut state, k) {
+                            dirty = true;
+                            continue;
                         }
+                    }
+                    match keymap::action(&state, k) {
+                        Some(crate::state::Action::ToggleRecord) if replay.is_none() => {
+                            toggle_record(&mut state, &mut recorder, start.record.clone())
+                        }
+                        Some(a) => {
+                            if let Some(cmd) = state.update(a) {
+                                match worker.as_ref() {
+                                    Some(w) => w.send(cmd),
+                                    None => state.status = "replay: there is no engine to run".into(),
+                                }
+                            }
+                        }
+                        None => {}
                     }
                     dirty = true;
                 }
@@ -80,20 +153,35 @@ async fn run_loop(start: Start) -> Result<()> {
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            ev = worker.events.recv() => {
+            ev = worker_event => {
                 let Some(ev) = ev else { break };
-                if let Some(cmd) = state.apply(&ev) {
-                    worker.send(cmd);
-                }
+                let w = worker.as_mut().expect("events come from a worker");
+                let mut batch = vec![ev];
                 // Take everything already queued before drawing.
-                while let Ok(ev) = worker.events.try_recv() {
+                while let Ok(ev) = w.events.try_recv() {
+                    batch.push(ev);
+                }
+                for ev in batch {
+                    if let Some(r) = recorder.as_mut() {
+                        if let Err(e) = r.event(&ev) {
+                            state.status = format!("recording stopped: {e:#}");
+                            state.recording = None;
+                            recorder = None;
+                        }
+                    }
                     if let Some(cmd) = state.apply(&ev) {
-                        worker.send(cmd);
+                        w.send(cmd);
                     }
                 }
                 dirty = true;
             }
             _ = frame.tick() => {
+                if let Some(r) = replay.as_mut() {
+                    let due = r.advance(last_tick.elapsed()).to_vec();
+                    dirty |= !due.is_empty();
+                    due.iter().for_each(|e| { state.apply(e); });
+                }
+                last_tick = std::time::Instant::now();
                 if dirty {
                     terminal.draw(|f| view::render(&state, f.area(), f.buffer_mut()))?;
                     dirty = false;
@@ -101,6 +189,32 @@ async fn run_loop(start: Start) -> Result<()> {
             }
         }
     }
-    worker.send(Command::Stop);
+    if let Some(w) = worker.as_ref() {
+        w.send(Command::Stop);
+    }
     Ok(())
+}
+
+/// Replay's own keys; returns whether the key was one of them.
+fn replay_key(r: &mut replay::Replay, state: &mut AppState, k: crossterm::event::KeyEvent) -> bool {
+    use crossterm::event::KeyCode;
+    match k.code {
+        KeyCode::Char(' ') => r.paused = !r.paused,
+        KeyCode::Char('.') | KeyCode::Char('n') => {
+            r.paused = true;
+            for e in r.step().to_vec() {
+                state.apply(&e);
+            }
+        }
+        KeyCode::Char('+') | KeyCode::Char('=') => r.faster(),
+        KeyCode::Char('-') => r.slower(),
+        _ => return false,
+    }
+    let (done, total) = r.progress();
+    state.status = format!(
+        "replay {}x{} · event {done}/{total} · space pause · . step · + - speed",
+        r.speed,
+        if r.paused { " (paused)" } else { "" }
+    );
+    true
 }

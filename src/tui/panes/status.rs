@@ -29,8 +29,15 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
         Span::styled(model, Style::default().fg(Color::White)),
         Span::styled(
             format!(
-                "  quant {} · draft {} · K {} · rec off",
-                QUANTS[state.quant], DRAFT_MODES[state.draft_mode], state.k
+                "  quant {} · draft {} · K {} · rec {}",
+                QUANTS[state.quant],
+                DRAFT_MODES[state.draft_mode],
+                state.k,
+                if state.recording.is_some() {
+                    "ON"
+                } else {
+                    "off"
+                }
             ),
             Style::default().fg(Color::Gray),
         ),

@@ -1,0 +1,276 @@
+//! Recordings: a session's events written to RON as they happen, one line each, after a header.
+//!
+//! Each line is a complete RON value and is flushed to the file when written, so a process killed
+//! at any moment leaves a file that loads, losing at most the line being written. The loader
+//! accepts an incomplete last line (and says so) but reports any other broken line with its line
+//! and column.
+
+use crate::protocol::{ModelInfo, Stamped};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// The version of the recording format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// What was measured on: enough to tell two machines apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub ram_bytes: u64,
+    pub gpu: Option<String>,
+}
+
+impl Machine {
+    pub fn this() -> Self {
+        let sys = sysinfo::System::new().ok().map(|mut s| {
+            s.refresh_memory();
+            s.refresh_cpu_all();
+            s
+        });
+        let cpu = sys
+            .as_ref()
+            .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Self {
+            cpu,
+            cores: crate::bench::physical_cores(),
+            ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
+            gpu: crate::metrics::Sampler::new().sample().gpu.map(|g| g.name),
+        }
+    }
+}
+
+/// The first line of a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    pub labtui: String,
+    /// Seconds since the Unix epoch when recording started.
+    pub started_unix: u64,
+    pub machine: Machine,
+    /// The model loaded when recording started, if any (later loads are in the events).
+    pub model: Option<ModelInfo>,
+    pub quantization: String,
+    pub draft_mode: String,
+    pub k: usize,
+}
+
+impl Header {
+    pub fn new(model: Option<ModelInfo>, quantization: &str, draft_mode: &str, k: usize) -> Self {
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            format: FORMAT,
+            labtui: env!("CARGO_PKG_VERSION").to_string(),
+            started_unix,
+            machine: Machine::this(),
+            model,
+            quantization: quantization.into(),
+            draft_mode: draft_mode.into(),
+            k,
+        }
+    }
+}
+
+/// One line of a recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Line {
+    Header(Header),
+    Event(Stamped),
+}
+
+/// Writes a recording as the session goes.
+pub struct Recorder {
+    file: std::fs::File,
+    path: PathBuf,
+    line: String,
+}
+
+impl Recorder {
+    pub fn create(path: &Path, header: Header) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create the recording {}", path.display()))?;
+        let mut r = Self {
+            file,
+            path: path.to_path_buf(),
+            line: String::new(),
+        };
+        r.write(&Line::Header(header))?;
+        Ok(r)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one event; it is in the file (the kernel's cache) when this returns.
+    pub fn event(&mut self, e: &Stamped) -> Result<()> {
+        self.write(&Line::Event(e.clone()))
+    }
+
+    fn write(&mut self, line: &Line) -> Result<()> {
+        self.line.clear();
+        self.line.push_str(&ron::to_string(line)?);
+        self.line.push('\n');
+        // One write per line: a kill leaves whole lines and at most one partial last line.
+        self.file
+            .write_all(self.line.as_bytes())
+            .with_context(|| format!("cannot write to {}", self.path.display()))
+    }
+}
+
+/// A loaded recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    pub header: Header,
+    pub events: Vec<Stamped>,
+    /// The last line was incomplete (the recorder was killed while writing it) and was skipped.
+    pub truncated: bool,
+}
+
+/// Read a recording, naming the file, line and column of anything broken.
+pub fn load(path: &Path) -> Result<Recording> {
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the recording {}", path.display()))?;
+    let lines: Vec<String> = BufReader::new(f)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&lines, &path.display().to_string())
+}
+
+pub fn parse(lines: &[String], name: &str) -> Result<Recording> {
+    let mut header = None;
+    let mut events = Vec::with_capacity(lines.len());
+    let mut truncated = false;
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    for (i, text) in lines.iter().enumerate() {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let parsed: std::result::Result<Line, _> = ron::from_str(text);
+        if header.is_none() {
+            match parsed {
+                Ok(Line::Header(h)) => {
+                    if h.format > FORMAT {
+                        bail!("{name}: recording format {} is newer than this labtui reads ({FORMAT}): update labtui", h.format);
+                    }
+                    header = Some(h);
+                    continue;
+                }
+                Ok(_) => bail!("{name}:{}:1: the first line is not a recording header (is this a labtui recording?)", i + 1),
+                Err(e) => bail!(
+                    "{name}:{}:{}: the first line is not a recording header (is this a labtui recording?): {}",
+                    i + 1,
+                    e.span.start.col,
+                    e.code
+                ),
+            }
+        }
+        match parsed {
+            Ok(Line::Header(_)) => bail!("{name}:{}: a second header", i + 1),
+            Ok(Line::Event(e)) => events.push(e),
+            Err(_) if Some(i) == last => truncated = true,
+            Err(e) => bail!(
+                "{name}:{}:{}: not a recording line: {}",
+                i + 1,
+                e.span.start.col,
+                e.code
+            ),
+        }
+    }
+    let Some(header) = header else {
+        bail!("{name}: empty file, not a recording")
+    };
+    Ok(Recording {
+        header,
+        events,
+        truncated,
+    })
+}
+
+/// A file name for a new recording in the current folder.
+pub fn default_path() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("labtui-{secs}.ron"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Event;
+    use std::time::Duration;
+
+    fn sample() -> Vec<Stamped> {
+        (0..20)
+            .map(|i| Stamped {
+                at: Duration::from_millis(i),
+                event: Event::Notice {
+                    message: format!("n{i} \"quoted\"\nline"),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn record_then_load_gives_the_same_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.ron");
+        let mut r = Recorder::create(&p, Header::new(None, "as loaded", "none", 4)).unwrap();
+        for e in sample() {
+            r.event(&e).unwrap();
+        }
+        drop(r);
+        let rec = load(&p).unwrap();
+        assert_eq!(rec.events, sample());
+        assert!(!rec.truncated);
+        assert_eq!(rec.header.format, FORMAT);
+    }
+
+    #[test]
+    fn a_file_cut_anywhere_in_its_last_line_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.ron");
+        let mut r = Recorder::create(&p, Header::new(None, "as loaded", "none", 4)).unwrap();
+        for e in sample() {
+            r.event(&e).unwrap();
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let last_start = text.trim_end().rfind('\n').unwrap() + 1;
+        for cut in last_start + 1..bytes.len() - 1 {
+            let lines: Vec<String> = String::from_utf8_lossy(&bytes[..cut])
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let rec = parse(&lines, "cut").unwrap();
+            assert_eq!(rec.events.len(), 19, "cut at {cut}");
+            assert!(rec.truncated);
+        }
+    }
+
+    #[test]
+    fn broken_lines_are_reported_with_line_and_column() {
+        let lines: Vec<String> = vec![
+            ron::to_string(&Line::Header(Header::new(None, "q", "none", 1))).unwrap(),
+            "Event((at:oops))".into(),
+            "Event(x)".into(),
+        ];
+        let err = parse(&lines, "bad.ron").unwrap_err().to_string();
+        assert!(err.starts_with("bad.ron:2:"), "{err}");
+        let err = parse(&["(a:1)".to_string()], "x.ron")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.ron:1") && err.contains("not a recording header"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Recordings as a user makes them: written during a run, complete after a clean exit, loadable
+//! after a SIGKILL, and replayed into the same pane values.
+
+mod common;
+
+use labtui::protocol::{Event, Stamped};
+use labtui::record;
+use labtui::state::AppState;
+use labtui::tui::view;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn labtui() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_labtui"));
+    c.env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+#[test]
+fn a_recording_holds_exactly_the_streamed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ron");
+    let out = labtui()
+        .args([
+            "generate",
+            "--model",
+            "synthetic",
+            "--prompt",
+            "hello",
+            "-n",
+            "24",
+            "--format",
+            "ron",
+            "--record",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streamed: Vec<Stamped> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| ron::from_str(l).unwrap())
+        .collect();
+    let rec = record::load(&path).unwrap();
+    assert_eq!(rec.events, streamed);
+    assert!(!rec.truncated);
+    assert_eq!(rec.header.format, record::FORMAT);
+    assert!(rec.header.machine.cores >= 1 && rec.header.machine.ram_bytes > 0);
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| matches!(e.event, Event::RunFinished { .. })));
+}
+
+#[test]
+fn replay_shows_the_values_of_the_live_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ron");
+    let out = labtui()
+        .args([
+            "generate",
+            "--model",
+            "synthetic",
+            "--prompt",
+            "the prompt",
+            "-n",
+            "16",
+            "--record",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rec = record::load(&path).unwrap();
+    let mut state = AppState::new("replay", "");
+    for e in &rec.events {
+        state.apply(e);
+    }
+    let summary = rec
+        .events
+        .iter()
+        .find_map(|e| {
+            if let Event::RunFinished { summary, .. } = &e.event {
+                Some(summary.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| view::render(&state, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{}", t.backend());
+    assert!(
+        screen.contains("the prompt"),
+        "the prompt comes back from the recording"
+    );
+    assert!(
+        screen.contains(&format!("{:.1} tok/s", summary.decode_tok_s)),
+        "mean decode rate shown"
+    );
+    assert!(screen.contains(&format!("{} tok @", summary.prompt_tokens)));
+    // The summary line printed live names the same rates.
+    let live = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        live.contains(&format!("{:.1} tok/s", summary.decode_tok_s)),
+        "{live}"
+    );
+}
+
+#[test]
+fn a_recording_killed_mid_run_still_loads() {
+    let Some(model) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.ron");
+    let mut child = labtui()
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Count from one to five hundred.",
+            "-n",
+            "400",
+            "--record",
+        ])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tokens = std::fs::read_to_string(&path)
+            .map(|s| s.matches("event:Token(").count())
+            .unwrap_or(0);
+        if tokens >= 10 {
+            break;
+        }
+        assert!(Instant::now() < end, "no tokens recorded in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let rec = record::load(&path).unwrap();
+    let tokens = rec
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::Token(_)))
+        .count();
+    assert!(tokens >= 10, "{tokens} tokens");
+    assert!(!rec
+        .events
+        .iter()
+        .any(|e| matches!(e.event, Event::RunFinished { .. })));
+}
+
+#[test]
+fn a_broken_recording_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.ron");
+    std::fs::write(&path, "Header(oops)\n").unwrap();
+    let out = labtui().arg("replay").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("broken.ron:1") && err.contains("header"),
+        "{err}"
+    );
+}
