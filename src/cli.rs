@@ -35,6 +35,26 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// Drive the dashboard from a recording: the same panes, no model needed.
     Replay(ReplayArgs),
+    /// Compare the runs of recordings side by side; with two files, `--diff` compares their tokens.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Token-by-token diff of the first run of two recordings.
+    #[arg(long)]
+    pub diff: bool,
 }
 
 #[derive(Debug, Args)]

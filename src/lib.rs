@@ -10,6 +10,7 @@ pub mod headless;
 pub mod metrics;
 pub mod protocol;
 pub mod record;
+pub mod report;
 pub mod state;
 pub mod stats;
 pub mod tui;

@@ -25,6 +25,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or_else(labtui::engine::source::default_spec);
     match &cli.command {
         Some(Cmd::Generate(a)) => headless::generate(&model, a, cli.record.as_deref()),
+        Some(Cmd::Report(a)) => report(a),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
@@ -47,6 +48,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replay: None,
         }),
     }
+}
+
+fn report(a: &labtui::cli::ReportArgs) -> anyhow::Result<()> {
+    use labtui::cli::ReportFormat;
+    use labtui::report;
+    let mut recs = Vec::new();
+    for f in &a.files {
+        recs.push((f.display().to_string(), labtui::record::load(f)?));
+    }
+    if a.diff {
+        anyhow::ensure!(recs.len() == 2, "--diff compares exactly two recordings");
+        let first = |r: &labtui::record::Recording| {
+            report::run_tokens(r)
+                .into_iter()
+                .next()
+                .map(|x| x.1)
+                .unwrap_or_default()
+        };
+        let d = report::diff(&first(&recs[0].1), &first(&recs[1].1));
+        match a.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+            _ => print!("{}", report::diff_text(&d, &recs[0].0, &recs[1].0)),
+        }
+        return Ok(());
+    }
+    let rows: Vec<report::Row> = recs.iter().flat_map(|(f, r)| report::rows(f, r)).collect();
+    match a.format {
+        ReportFormat::Md => print!("{}", report::markdown(&rows)),
+        ReportFormat::Csv => print!("{}", report::csv(&rows)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

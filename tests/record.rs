@@ -176,3 +176,56 @@ fn a_broken_recording_names_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn report_compares_runs_and_diffs_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ron"), dir.path().join("b.ron"));
+    for (p, n) in [(&a, "12"), (&b, "8")] {
+        let out = labtui()
+            .args([
+                "generate",
+                "--model",
+                "synthetic",
+                "--prompt",
+                "hello",
+                "-n",
+                n,
+                "--record",
+            ])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let out = labtui()
+        .arg("report")
+        .arg(&a)
+        .arg(&b)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["generated_tokens"], 12);
+    assert_eq!(rows[1]["generated_tokens"], 8);
+    assert!(rows[0]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    let md = labtui().arg("report").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&md.stdout).lines().count(), 4);
+    // Greedy runs of the same prompt agree token for token as far as the shorter one goes.
+    let diff = labtui()
+        .arg("report")
+        .arg(&a)
+        .arg(&b)
+        .args(["--diff", "--format", "json"])
+        .output()
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(d["same"], 8);
+    assert_eq!(d["a_tokens"], 12);
+}
