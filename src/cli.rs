@@ -17,6 +17,9 @@ pub struct Cli {
     /// Prompt to open the dashboard with.
     #[arg(long, short)]
     pub prompt: Option<String>,
+    /// A preset: a name in presets/ ($LABTUI_PRESETS) or a path to a preset RON file.
+    #[arg(long, global = true)]
+    pub preset: Option<String>,
     /// Record the session to this RON file (in the dashboard, R starts and stops recording).
     #[arg(long, global = true)]
     pub record: Option<std::path::PathBuf>,
@@ -74,11 +77,12 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
+    /// The prompt (with --preset, the preset's prompts run instead when this is absent).
     #[arg(long, short)]
-    pub prompt: String,
-    /// Most tokens to generate.
-    #[arg(short = 'n', long = "max-tokens", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_tokens: u32,
+    pub prompt: Option<String>,
+    /// Most tokens to generate (default 128, or the preset's).
+    #[arg(short = 'n', long = "max-tokens", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: Option<u32>,
     /// Sampling temperature; 0 is greedy.
     #[arg(long = "temp", default_value_t = 0.0)]
     pub temperature: f32,

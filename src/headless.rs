@@ -29,21 +29,58 @@ pub fn summary_line(s: &RunSummary) -> String {
     )
 }
 
-pub fn generate(model: &str, args: &GenerateArgs, record: Option<&std::path::Path>) -> Result<()> {
+pub fn generate(
+    model: &str,
+    args: &GenerateArgs,
+    record: Option<&std::path::Path>,
+    preset: Option<&crate::preset::Preset>,
+) -> Result<()> {
     let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
     let mut worker = Worker::spawn(Options {
         sample_every,
         ..Options::default()
     });
-    let params = GenParams {
-        max_tokens: args.max_tokens as usize,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        seed: args.seed,
-        raw: args.raw,
-        ignore_eos: false,
+    let mut params = match preset {
+        Some(p) => p.params.clone(),
+        None => GenParams {
+            max_tokens: 128,
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
+            raw: args.raw,
+            ignore_eos: false,
+        },
     };
+    if let Some(n) = args.max_tokens {
+        params.max_tokens = n as usize;
+    }
+    let mut prompts: std::collections::VecDeque<String> = match (&args.prompt, preset) {
+        (Some(p), _) => [p.clone()].into(),
+        (None, Some(p)) => p.prompts.iter().cloned().collect(),
+        (None, None) => bail!("give a prompt (--prompt) or a preset (--preset)"),
+    };
+    if let Some(p) = preset {
+        for (cmd, given) in [
+            (
+                p.quantization
+                    .clone()
+                    .map(|quant| Command::SetQuantization { quant }),
+                p.quantization.is_some(),
+            ),
+            (
+                p.draft_mode
+                    .clone()
+                    .map(|mode| Command::SetDraftMode { mode }),
+                p.draft_mode.is_some(),
+            ),
+            (p.k.map(|k| Command::SetK { k }), p.k.is_some()),
+        ] {
+            if let (Some(c), true) = (cmd, given) {
+                worker.send(c);
+            }
+        }
+    }
     worker.send(Command::LoadModel {
         spec: model.to_string(),
     });
@@ -69,10 +106,14 @@ pub fn generate(model: &str, args: &GenerateArgs, record: Option<&std::path::Pat
         match &stamped.event {
             Event::ModelLoaded(_) if !generating => {
                 generating = true;
+                let prompt = prompts.pop_front().expect("at least one prompt");
                 worker.send(Command::Generate {
-                    prompt: args.prompt.clone(),
+                    prompt,
                     params: params.clone(),
                 });
+            }
+            Event::Notice { message } if args.format == Format::Text => {
+                eprintln!("note: {message}")
             }
             Event::Token(t) if args.format == Format::Text => {
                 write!(out, "{}", t.text)?;
@@ -89,7 +130,16 @@ pub fn generate(model: &str, args: &GenerateArgs, record: Option<&std::path::Pat
                 }
                 out.flush()?;
                 eprintln!("{}", summary_line(summary));
-                return Ok(());
+                match prompts.pop_front() {
+                    Some(prompt) => {
+                        printed.clear();
+                        worker.send(Command::Generate {
+                            prompt,
+                            params: params.clone(),
+                        });
+                    }
+                    None => return Ok(()),
+                }
             }
             Event::Error { message } => bail!("{message}"),
             _ => {}

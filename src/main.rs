@@ -19,12 +19,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             labtui::bench::physical_cores().to_string(),
         );
     }
+    let preset = cli
+        .preset
+        .as_deref()
+        .map(labtui::preset::load)
+        .transpose()?;
     let model = cli
         .model
         .clone()
+        .or_else(|| preset.as_ref().and_then(|p| p.model.clone()))
         .unwrap_or_else(labtui::engine::source::default_spec);
     match &cli.command {
-        Some(Cmd::Generate(a)) => headless::generate(&model, a, cli.record.as_deref()),
+        Some(Cmd::Generate(a)) => {
+            headless::generate(&model, a, cli.record.as_deref(), preset.as_ref())
+        }
         Some(Cmd::Report(a)) => report(a),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
@@ -33,6 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 prompt: String::new(),
                 record: None,
                 replay: Some((rec, a.speed)),
+                preset: None,
             })
         }
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
@@ -42,10 +51,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Record(a) => bench::record(a),
         },
         None => labtui::tui::run(labtui::tui::Start {
-            model: cli.model.clone(),
-            prompt: cli.prompt.clone().unwrap_or_default(),
+            model: cli
+                .model
+                .clone()
+                .or_else(|| preset.as_ref().and_then(|p| p.model.clone())),
+            prompt: cli
+                .prompt
+                .clone()
+                .or_else(|| preset.as_ref().map(|p| p.prompts[0].clone()))
+                .unwrap_or_default(),
             record: cli.record.clone(),
             replay: None,
+            preset: preset.clone(),
         }),
     }
 }

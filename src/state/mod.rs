@@ -378,6 +378,46 @@ impl AppState {
         }
     }
 
+    /// Take a preset's settings; returns the commands that tell the worker.
+    pub fn apply_preset(&mut self, p: &crate::preset::Preset) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        self.params = p.params.clone();
+        if let Some(i) = p
+            .draft_mode
+            .as_deref()
+            .and_then(|m| DRAFT_MODES.iter().position(|x| *x == m))
+        {
+            self.draft_mode = i;
+            cmds.push(Command::SetDraftMode {
+                mode: DRAFT_MODES[i].into(),
+            });
+        }
+        if let Some(k) = p.k {
+            self.k = k;
+            cmds.push(Command::SetK { k });
+        }
+        if let Some(i) = p
+            .quantization
+            .as_deref()
+            .and_then(|q| QUANTS.iter().position(|x| *x == q))
+        {
+            self.quant = i;
+            cmds.push(Command::SetQuantization {
+                quant: QUANTS[i].into(),
+            });
+        }
+        self.banner = Some(format!(
+            "preset {}: {}{}",
+            p.name,
+            p.description,
+            p.notes
+                .first()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        ));
+        cmds
+    }
+
     fn run(&mut self) -> Option<Command> {
         if self.running() {
             self.status = "a run is in progress: Esc stops it".into();

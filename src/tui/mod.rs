@@ -34,6 +34,8 @@ pub struct Start {
     pub record: Option<std::path::PathBuf>,
     /// Drive the dashboard from a recording instead of the engine, at this speed.
     pub replay: Option<(crate::record::Recording, f64)>,
+    /// A preset's parameters and settings to start with.
+    pub preset: Option<crate::preset::Preset>,
 }
 
 /// Start or stop recording; the answer goes to the status line.
@@ -103,6 +105,12 @@ async fn run_loop(start: Start) -> Result<()> {
             state.fallback_to_synthetic = start.model.is_none();
             let worker = Worker::spawn(Options::default());
             worker.send(Command::LoadModel { spec });
+            if let Some(p) = &start.preset {
+                state.params = p.params.clone();
+                for cmd in state.apply_preset(p) {
+                    worker.send(cmd);
+                }
+            }
             (None, Some(worker), state)
         }
     };

@@ -1,0 +1,77 @@
+//! Every shipped preset parses and runs headless on the synthetic model; broken presets fail with
+//! messages that say where and what.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn presets_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets")
+}
+
+#[test]
+fn shipped_presets_parse_and_run_on_the_synthetic_model() {
+    let files = labtui::preset::list(&presets_dir()).unwrap();
+    assert!(files.len() >= 4, "presets shipped: {files:?}");
+    for f in files {
+        let p = labtui::preset::load(f.to_str().unwrap()).unwrap();
+        assert_eq!(
+            f.file_stem().unwrap().to_str().unwrap(),
+            p.name,
+            "file name matches the preset's name"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
+            .args([
+                "generate",
+                "--model",
+                "synthetic",
+                "-n",
+                "4",
+                "--preset",
+                &p.name,
+            ])
+            .env("LABTUI_PRESETS", presets_dir())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", p.name);
+        // One summary line per prompt.
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("ttft")).count(),
+            p.prompts.len(),
+            "{}: {err}",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn broken_presets_say_what_is_wrong() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_presets");
+    let expect = [
+        ("syntax", "syntax.ron:4:5: Expected comma"),
+        ("unknown_field", "Unexpected field named `temprature`"),
+        ("no_prompts", "`prompts` is empty"),
+        ("bad_k", "k = 40 is out of range"),
+        (
+            "bad_mode",
+            "is not one of none, draft-model, prompt-lookup, layer-skip",
+        ),
+        ("future", "preset format 9 is newer"),
+    ];
+    for (name, needle) in expect {
+        let path = dir.join(format!("{name}.ron"));
+        let err = labtui::preset::load(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+    assert_eq!(
+        labtui::preset::list(&dir).unwrap().len(),
+        expect.len(),
+        "every broken fixture is checked"
+    );
+    let err = labtui::preset::load("no-such-preset")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no preset \"no-such-preset\""), "{err}");
+}
