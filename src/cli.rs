@@ -58,6 +58,9 @@ pub struct ReportArgs {
     /// Token-by-token diff of the first run of two recordings.
     #[arg(long)]
     pub diff: bool,
+    /// Also write charts (inter-token latency, KV growth; PNG and SVG) into this folder.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

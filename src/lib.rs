@@ -8,6 +8,7 @@ pub mod cli;
 pub mod engine;
 pub mod headless;
 pub mod metrics;
+pub mod plot;
 pub mod preset;
 pub mod protocol;
 pub mod record;

@@ -74,6 +74,11 @@ fn report(a: &labtui::cli::ReportArgs) -> anyhow::Result<()> {
     for f in &a.files {
         recs.push((f.display().to_string(), labtui::record::load(f)?));
     }
+    if let Some(dir) = &a.plot {
+        for f in labtui::plot::write(dir, &recs)? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
     if a.diff {
         anyhow::ensure!(recs.len() == 2, "--diff compares exactly two recordings");
         let first = |r: &labtui::record::Recording| {

@@ -229,3 +229,46 @@ fn report_compares_runs_and_diffs_tokens() {
     assert_eq!(d["same"], 8);
     assert_eq!(d["a_tokens"], 12);
 }
+
+#[test]
+fn report_plots_png_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.ron");
+    let out = labtui()
+        .args([
+            "generate",
+            "--model",
+            "synthetic",
+            "--prompt",
+            "hello",
+            "-n",
+            "30",
+            "--record",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plots = dir.path().join("plots");
+    let out = labtui()
+        .arg("report")
+        .arg(&a)
+        .arg("--plot")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stem in ["itl", "kv"] {
+        let png = std::fs::read(plots.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("a.ron"),
+            "the legend names the recording"
+        );
+    }
+}
