@@ -46,6 +46,19 @@ pub enum Action {
     CycleBatch,
     ToggleRecord,
     ToggleHelp,
+    /// Open the preset picker (the terminal loop reads the presets folder).
+    OpenPresets,
+    PickerUp,
+    PickerDown,
+    PickerChoose,
+    PickerClose,
+}
+
+/// The preset picker: the presets found and the one under the cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picker {
+    pub presets: Vec<crate::preset::Preset>,
+    pub selected: usize,
 }
 
 pub const DRAFT_MODES: [&str; 4] = ["none", "draft-model", "prompt-lookup", "layer-skip"];
@@ -135,6 +148,9 @@ pub struct AppState {
     pub help: bool,
     /// The file being recorded to, if any.
     pub recording: Option<String>,
+    pub picker: Option<Picker>,
+    /// Commands an action produced beyond the one `update` returns (a preset sets several).
+    pub outbox: Vec<Command>,
     pub quit: bool,
     pub now: Duration,
 }
@@ -164,6 +180,8 @@ impl AppState {
             what_if: WhatIf::default(),
             help: false,
             recording: None,
+            picker: None,
+            outbox: Vec::new(),
             quit: false,
             now: Duration::ZERO,
         }
@@ -369,13 +387,47 @@ impl AppState {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
                 None
             }
-            // The terminal loop owns the recorder (this model does no IO); it handles the key.
-            Action::ToggleRecord => None,
+            // The terminal loop owns the recorder and reads the presets (this model does no IO).
+            Action::ToggleRecord | Action::OpenPresets => None,
+            Action::PickerUp | Action::PickerDown => {
+                if let Some(p) = self.picker.as_mut() {
+                    let n = p.presets.len().max(1);
+                    p.selected = if action == Action::PickerUp {
+                        (p.selected + n - 1) % n
+                    } else {
+                        (p.selected + 1) % n
+                    };
+                }
+                None
+            }
+            Action::PickerClose => {
+                self.picker = None;
+                None
+            }
+            Action::PickerChoose => {
+                let picker = self.picker.take()?;
+                let preset = picker.presets.get(picker.selected)?.clone();
+                let mut cmds = self.apply_preset(&preset);
+                self.prompt = preset.prompts[0].clone();
+                self.focus = Focus::Prompt;
+                if let Some(m) = preset.model.as_ref().filter(|m| **m != self.model_spec) {
+                    self.model_spec = m.clone();
+                    cmds.insert(0, Command::LoadModel { spec: m.clone() });
+                }
+                self.status = format!("preset {} loaded: Enter runs its first prompt", preset.name);
+                self.outbox.extend(cmds);
+                None
+            }
             Action::ToggleHelp => {
                 self.help = !self.help;
                 None
             }
         }
+    }
+
+    /// Commands queued by the last actions, oldest first.
+    pub fn take_outbox(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Take a preset's settings; returns the commands that tell the worker.

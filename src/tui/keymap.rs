@@ -8,6 +8,16 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         return None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if state.picker.is_some() {
+        return match key.code {
+            KeyCode::Char('c') if ctrl => Some(Action::Quit),
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::PickerUp),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::PickerDown),
+            KeyCode::Enter => Some(Action::PickerChoose),
+            KeyCode::Esc | KeyCode::Char('p') | KeyCode::Char('q') => Some(Action::PickerClose),
+            _ => None,
+        };
+    }
     match key.code {
         KeyCode::Char('c') if ctrl => return Some(Action::Quit),
         KeyCode::Char('u') if ctrl => return Some(Action::ClearPrompt),
@@ -54,6 +64,7 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('c') => Action::CycleContext,
         KeyCode::Char('b') => Action::CycleBatch,
         KeyCode::Char('R') => Action::ToggleRecord,
+        KeyCode::Char('p') => Action::OpenPresets,
         _ => return None,
     })
 }

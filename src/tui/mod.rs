@@ -144,8 +144,10 @@ async fn run_loop(start: Start) -> Result<()> {
                         Some(crate::state::Action::ToggleRecord) if replay.is_none() => {
                             toggle_record(&mut state, &mut recorder, start.record.clone())
                         }
+                        Some(crate::state::Action::OpenPresets) if replay.is_none() => open_presets(&mut state),
                         Some(a) => {
-                            if let Some(cmd) = state.update(a) {
+                            let first = state.update(a);
+                            for cmd in first.into_iter().chain(state.take_outbox()) {
                                 match worker.as_ref() {
                                     Some(w) => w.send(cmd),
                                     None => state.status = "replay: there is no engine to run".into(),
@@ -201,6 +203,41 @@ async fn run_loop(start: Start) -> Result<()> {
         w.send(Command::Stop);
     }
     Ok(())
+}
+
+/// Read the presets folder into the picker; problems go to the status line.
+fn open_presets(state: &mut AppState) {
+    let dir = crate::preset::dir();
+    let files = match crate::preset::list(&dir) {
+        Ok(f) => f,
+        Err(e) => {
+            state.status = format!("{e:#}");
+            return;
+        }
+    };
+    let mut presets = Vec::new();
+    let mut broken = Vec::new();
+    for f in files {
+        match crate::preset::load(&f.display().to_string()) {
+            Ok(p) => presets.push(p),
+            Err(e) => broken.push(format!("{e:#}")),
+        }
+    }
+    if presets.is_empty() {
+        state.status = format!("no presets in {}", dir.display());
+        return;
+    }
+    if !broken.is_empty() {
+        state.status = format!(
+            "skipped {} broken preset(s): {}",
+            broken.len(),
+            broken.join("; ")
+        );
+    }
+    state.picker = Some(crate::state::Picker {
+        presets,
+        selected: 0,
+    });
 }
 
 /// Replay's own keys; returns whether the key was one of them.

@@ -61,4 +61,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if state.help {
         panes::help::render(area, buf);
     }
+    if let Some(p) = &state.picker {
+        panes::picker::render(p, area, buf);
+    }
 }

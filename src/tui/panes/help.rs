@@ -24,8 +24,8 @@ pub const KEYS: [(&str, &str); 21] = [
     ("c", "what-if context length"),
     ("b", "what-if batch"),
     ("R", "start / stop recording"),
+    ("p", "pick a preset"),
     ("?", "this help"),
-    ("", ""),
 ];
 
 pub fn render(area: Rect, buf: &mut Buffer) {

@@ -3,6 +3,7 @@
 pub mod help;
 pub mod kv;
 pub mod memory;
+pub mod picker;
 pub mod prompt;
 pub mod spec;
 pub mod status;
