@@ -144,18 +144,34 @@ fn the_preset_picker_loads_a_preset() {
     use labtui::protocol::Command;
     use labtui::state::Picker;
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
-    let presets: Vec<_> = labtui::preset::list(&dir).unwrap().iter().map(|p| labtui::preset::load(p.to_str().unwrap()).unwrap()).collect();
+    let presets: Vec<_> = labtui::preset::list(&dir)
+        .unwrap()
+        .iter()
+        .map(|p| labtui::preset::load(p.to_str().unwrap()).unwrap())
+        .collect();
     let mut s = state("finished");
-    s.picker = Some(Picker { presets, selected: 0 });
+    s.picker = Some(Picker {
+        presets,
+        selected: 0,
+    });
     s.update(Action::PickerDown);
     s.update(Action::PickerDown);
     s.update(Action::PickerDown); // rewrite-lookup (sorted by file name)
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    t.draw(|f| view::render(&s, f.area(), f.buffer_mut())).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
     insta::assert_snapshot!("preset_picker", t.backend());
     assert_eq!(s.update(Action::PickerChoose), None);
     assert!(s.picker.is_none());
     assert!(s.prompt.starts_with("Rename the variable"));
-    assert_eq!(s.take_outbox(), vec![Command::SetDraftMode { mode: "prompt-lookup".into() }, Command::SetK { k: 4 }]);
+    assert_eq!(
+        s.take_outbox(),
+        vec![
+            Command::SetDraftMode {
+                mode: "prompt-lookup".into()
+            },
+            Command::SetK { k: 4 }
+        ]
+    );
     assert!(s.banner.as_deref().unwrap_or("").contains("rewrite-lookup"));
 }

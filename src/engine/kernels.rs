@@ -98,26 +98,35 @@ mod avx2 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
 
+    /// One Q5_0 block at `p`: its scale and its 32 values as signed bytes in -16..=15.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn unpack(p: *const u8) -> (f32, __m256i) {
+        let d = f16_to_f32(std::ptr::read_unaligned(p as *const u16));
+        let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
+        let qs = _mm_loadu_si128(p.add(6) as *const __m128i);
+        let low = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(qs, low);
+        let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
+        let qx = _mm256_set_m128i(hi, lo);
+        // Values are nibble | (high bit << 4), minus 16: where the high bit is clear, the result
+        // is negative, which OR-ing 0xF0 into the byte gives in two's complement.
+        let high_off = _mm256_set1_epi8(0xF0u8 as i8);
+        (
+            d,
+            _mm256_or_si256(qx, _mm256_andnot_si256(bytes_from_bits_32(qh), high_off)),
+        )
+    }
+
     /// # Safety
     /// The CPU must support AVX2 and F16C; `w` holds `y.len()` blocks.
     #[target_feature(enable = "avx2,f16c")]
     pub unsafe fn dot_q5_0(w: &[u8], y: &[Q8Block]) -> f32 {
         debug_assert!(w.len() >= y.len() * Q5_0_BYTES);
-        let low = _mm_set1_epi8(0x0F);
-        let high_off = _mm256_set1_epi8(0xF0u8 as i8);
         let ones = _mm256_set1_epi16(1);
         let mut sumf = 0f32;
         for (i, yb) in y.iter().enumerate() {
-            let p = w.as_ptr().add(i * Q5_0_BYTES);
-            let d = f16_to_f32(std::ptr::read_unaligned(p as *const u16));
-            let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
-            let qs = _mm_loadu_si128(p.add(6) as *const __m128i);
-            let lo = _mm_and_si128(qs, low);
-            let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
-            let qx = _mm256_set_m128i(hi, lo);
-            // Values are nibble | (high bit << 4), minus 16: where the high bit is clear, the
-            // result is negative, which OR-ing 0xF0 into the byte gives in two's complement.
-            let qx = _mm256_or_si256(qx, _mm256_andnot_si256(bytes_from_bits_32(qh), high_off));
+            let (d, qx) = unpack(w.as_ptr().add(i * Q5_0_BYTES));
             let qy = _mm256_loadu_si256(yb.qs.as_ptr() as *const __m256i);
             let prod = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
             let sumi = hsum_i32(_mm256_madd_epi16(prod, ones));
@@ -133,19 +142,10 @@ mod avx2 {
     /// As [`dot_q5_0`], for each of the four rows.
     #[target_feature(enable = "avx2,f16c")]
     pub unsafe fn dot_q5_0_x4(w: &[u8], ys: [&[Q8Block]; 4]) -> [f32; 4] {
-        let low = _mm_set1_epi8(0x0F);
-        let high_off = _mm256_set1_epi8(0xF0u8 as i8);
         let ones = _mm256_set1_epi16(1);
         let mut sumf = [0f32; 4];
         for i in 0..ys[0].len() {
-            let p = w.as_ptr().add(i * Q5_0_BYTES);
-            let d = f16_to_f32(std::ptr::read_unaligned(p as *const u16));
-            let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
-            let qs = _mm_loadu_si128(p.add(6) as *const __m128i);
-            let lo = _mm_and_si128(qs, low);
-            let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
-            let qx = _mm256_set_m128i(hi, lo);
-            let qx = _mm256_or_si256(qx, _mm256_andnot_si256(bytes_from_bits_32(qh), high_off));
+            let (d, qx) = unpack(w.as_ptr().add(i * Q5_0_BYTES));
             let ax = _mm256_sign_epi8(qx, qx);
             for r in 0..4 {
                 let yb = ys[r].get_unchecked(i);

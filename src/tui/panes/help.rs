@@ -29,14 +29,7 @@ pub const KEYS: [(&str, &str); 21] = [
 ];
 
 pub fn render(area: Rect, buf: &mut Buffer) {
-    let w = 56.min(area.width);
-    let h = (KEYS.len() as u16 + 2).min(area.height);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let r = super::centered(area, 56, KEYS.len() as u16 + 2);
     Clear.render(r, buf);
     let lines: Vec<Line> = KEYS
         .iter()

@@ -30,6 +30,17 @@ pub fn block(title: &str, focused: bool) -> Block<'_> {
         .title(format!(" {title} "))
 }
 
+/// A `w` × `h` rectangle centred in `area` (clipped to it), for overlays.
+pub fn centered(area: ratatui::layout::Rect, w: u16, h: u16) -> ratatui::layout::Rect {
+    let (w, h) = (w.min(area.width), h.min(area.height));
+    ratatui::layout::Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
 pub fn ms(d: Duration) -> String {
     let v = d.as_secs_f64() * 1e3;
     if v >= 100.0 {

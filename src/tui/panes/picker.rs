@@ -6,14 +6,7 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 pub fn render(picker: &Picker, area: Rect, buf: &mut Buffer) {
-    let w = 90.min(area.width);
-    let h = (picker.presets.len() as u16 * 2 + 4).min(area.height);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
+    let r = super::centered(area, 90, picker.presets.len() as u16 * 2 + 4);
     Clear.render(r, buf);
     let mut lines = Vec::new();
     for (i, p) in picker.presets.iter().enumerate() {
