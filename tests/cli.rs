@@ -6,14 +6,10 @@ mod common;
 use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::protocol::{Event, Stamped};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn labtui(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_labtui"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", "2")
-        .output()
-        .unwrap()
+    common::labtui_cmd().args(args).output().unwrap()
 }
 
 /// Exit non-zero with one `error:` line on stderr that contains `needle`, and no panic.

@@ -9,40 +9,16 @@ use labtui::state::AppState;
 use labtui::tui::view;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn labtui() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_labtui"));
-    c.env("RAYON_NUM_THREADS", "2");
-    c
-}
+use common::{labtui_cmd as labtui, record_synthetic};
 
 #[test]
 fn a_recording_holds_exactly_the_streamed_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.ron");
-    let out = labtui()
-        .args([
-            "generate",
-            "--model",
-            "synthetic",
-            "--prompt",
-            "hello",
-            "-n",
-            "24",
-            "--format",
-            "ron",
-            "--record",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = record_synthetic(&path, "hello", 24, &["--format", "ron"]);
     let streamed: Vec<Stamped> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| ron::from_str(l).unwrap())
@@ -62,21 +38,7 @@ fn a_recording_holds_exactly_the_streamed_events() {
 fn replay_shows_the_values_of_the_live_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.ron");
-    let out = labtui()
-        .args([
-            "generate",
-            "--model",
-            "synthetic",
-            "--prompt",
-            "the prompt",
-            "-n",
-            "16",
-            "--record",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = record_synthetic(&path, "the prompt", 16, &[]);
     let rec = record::load(&path).unwrap();
     let mut state = AppState::new("replay", "");
     for e in &rec.events {
@@ -181,23 +143,8 @@ fn a_broken_recording_names_the_line() {
 fn report_compares_runs_and_diffs_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.ron"), dir.path().join("b.ron"));
-    for (p, n) in [(&a, "12"), (&b, "8")] {
-        let out = labtui()
-            .args([
-                "generate",
-                "--model",
-                "synthetic",
-                "--prompt",
-                "hello",
-                "-n",
-                n,
-                "--record",
-            ])
-            .arg(p)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-    }
+    record_synthetic(&a, "hello", 12, &[]);
+    record_synthetic(&b, "hello", 8, &[]);
     let out = labtui()
         .arg("report")
         .arg(&a)
@@ -234,21 +181,7 @@ fn report_compares_runs_and_diffs_tokens() {
 fn report_plots_png_and_svg() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.ron");
-    let out = labtui()
-        .args([
-            "generate",
-            "--model",
-            "synthetic",
-            "--prompt",
-            "hello",
-            "-n",
-            "30",
-            "--record",
-        ])
-        .arg(&a)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    record_synthetic(&a, "hello", 30, &[]);
     let plots = dir.path().join("plots");
     let out = labtui()
         .arg("report")

@@ -261,6 +261,16 @@ mod tests {
         (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
     }
 
+    /// candle's own product, as a flat vector.
+    fn candle_forward(m: &QMatMul, x: &Tensor) -> Vec<f32> {
+        m.forward(x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     fn q5_weights(n: usize, k: usize) -> QTensor {
         let w = Tensor::from_vec(random(n * k, 1), (n, k), &Device::Cpu).unwrap();
         QTensor::quantize(&w, GgmlDType::Q5_0).unwrap()
@@ -276,13 +286,7 @@ mod tests {
             let x = random(m * k, 2 + m as u64);
             let ours = matmul_q5_0(&bytes, n, k, &x, m);
             let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
-            let theirs: Vec<f32> = candle
-                .forward(&xt)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let theirs = candle_forward(&candle, &xt);
             assert_eq!(ours, theirs, "m = {m}");
         }
     }
@@ -309,6 +313,34 @@ mod tests {
             let alone = matmul_q5_0(&bytes, n, k, &x[i * k..(i + 1) * k], 1);
             assert_eq!(&batch[i * n..(i + 1) * n], alone.as_slice(), "row {i}");
         }
+    }
+
+    #[test]
+    fn q4k_gemv_matches_candles_matmul() {
+        let (n, k) = (64, 512);
+        let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
+        let q = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
+        let x = random(k, 4);
+        let ours = gemv_q4k(&q.data().unwrap(), n, k, &x);
+        let xt = Tensor::from_vec(x, (1, k), &Device::Cpu).unwrap();
+        let theirs = candle_forward(&QMatMul::from_arc(q.clone()).unwrap(), &xt);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "max difference {worst}");
+        // Through QWeight: one row takes the compact path, several rows candle's tiles.
+        let qw = QWeight::new(q).unwrap();
+        assert!(matches!(qw, QWeight::Q4K { .. }));
+        let one: Vec<f32> = qw
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(one, ours);
     }
 }
 
@@ -428,53 +460,5 @@ impl QWeight {
             }
             _ => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod q4k_tests {
-    use super::*;
-    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
-    use rand::{Rng, SeedableRng};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
-    }
-
-    #[test]
-    fn q4k_gemv_matches_candles_matmul() {
-        let (n, k) = (64, 512);
-        let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
-        let q = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
-        let x = random(k, 4);
-        let ours = gemv_q4k(&q.data().unwrap(), n, k, &x);
-        let xt = Tensor::from_vec(x, (1, k), &Device::Cpu).unwrap();
-        let theirs: Vec<f32> = QMatMul::from_arc(q.clone())
-            .unwrap()
-            .forward(&xt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-3, "max difference {worst}");
-        // Through QWeight: one row takes the compact path, several rows candle's tiles.
-        let qw = QWeight::new(q).unwrap();
-        assert!(matches!(qw, QWeight::Q4K { .. }));
-        let one: Vec<f32> = qw
-            .forward(&xt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(one, ours);
     }
 }

@@ -40,3 +40,40 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn max_abs(a: &[f32]) -> f32 {
     a.iter().map(|x| x.abs()).fold(0.0, f32::max)
 }
+
+/// The labtui binary with the thread count the tests expect.
+pub fn labtui_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"));
+    c.env("RAYON_NUM_THREADS", "2");
+    c
+}
+
+/// Record a run of the synthetic model to `path`; extra arguments follow. Returns the output.
+pub fn record_synthetic(
+    path: &std::path::Path,
+    prompt: &str,
+    n: usize,
+    extra: &[&str],
+) -> std::process::Output {
+    let out = labtui_cmd()
+        .args([
+            "generate",
+            "--model",
+            "synthetic",
+            "--prompt",
+            prompt,
+            "-n",
+            &n.to_string(),
+        ])
+        .args(extra)
+        .arg("--record")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
