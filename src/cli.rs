@@ -101,6 +101,57 @@ pub struct GenerateArgs {
     /// text: the generated text; ron / json: the event stream, one event per line.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+/// Speculative decoding settings.
+#[derive(Debug, Clone, Args)]
+pub struct SpecArgs {
+    /// Where drafts come from: none, draft-model, prompt-lookup or layer-skip.
+    #[arg(long, value_parser = parse_draft_mode)]
+    pub draft: Option<crate::engine::spec::DraftMode>,
+    /// The draft model for --draft draft-model (default: the largest smaller GGUF beside the
+    /// target with the same tokenizer).
+    #[arg(long)]
+    pub draft_model: Option<String>,
+    /// Drafted tokens per step: 1–16, or `auto` (adaptive).
+    #[arg(short = 'k', long = "k", value_parser = parse_k)]
+    pub k: Option<crate::engine::spec::KPolicy>,
+    /// Layers the layer-skip draft runs before the head (default: half the model's).
+    #[arg(long)]
+    pub draft_layers: Option<usize>,
+}
+
+impl SpecArgs {
+    /// The commands that set these in the worker.
+    pub fn commands(&self) -> Vec<crate::protocol::Command> {
+        use crate::protocol::Command;
+        let mut c = Vec::new();
+        if let Some(m) = self.draft {
+            c.push(Command::SetDraftMode {
+                mode: m.name().into(),
+            });
+        }
+        if let Some(spec) = &self.draft_model {
+            c.push(Command::SetDraftModel { spec: spec.clone() });
+        }
+        if let Some(k) = self.k {
+            c.push(Command::SetK { k: k.as_number() });
+        }
+        if let Some(layers) = self.draft_layers {
+            c.push(Command::SetDraftLayers { layers });
+        }
+        c
+    }
+}
+
+fn parse_draft_mode(s: &str) -> Result<crate::engine::spec::DraftMode, String> {
+    crate::engine::spec::DraftMode::parse(s)
+}
+
+fn parse_k(s: &str) -> Result<crate::engine::spec::KPolicy, String> {
+    crate::engine::spec::KPolicy::parse(s)
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +176,30 @@ pub enum BenchWhat {
     Ui(BenchUiArgs),
     /// Write and read back a recording of many events.
     Record(BenchRecordArgs),
+    /// Speculative decoding against plain decoding: each draft mode at each K, over several prompts.
+    Spec(BenchSpecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSpecArgs {
+    /// Tokens each run generates.
+    #[arg(long, default_value_t = 96)]
+    pub tokens: usize,
+    /// Draft modes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = ["draft-model".to_string(), "prompt-lookup".into(), "layer-skip".into()])]
+    pub modes: Vec<String>,
+    /// Ks to measure (`auto` for adaptive).
+    #[arg(long, value_delimiter = ',', default_values_t = ["2".to_string(), "4".into(), "8".into(), "auto".into()])]
+    pub ks: Vec<String>,
+    /// How many of the built-in prompts to run (at most 5).
+    #[arg(long, default_value_t = 5)]
+    pub prompts: usize,
+    /// The draft model (default: the largest smaller GGUF beside the target with its tokenizer).
+    #[arg(long)]
+    pub draft_model: Option<String>,
+    /// Layers of the layer-skip draft (default: half).
+    #[arg(long)]
+    pub draft_layers: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ fn ms(d: Duration) -> String {
 
 /// The one-line summary printed to stderr.
 pub fn summary_line(s: &RunSummary) -> String {
-    format!(
+    let line = format!(
         "ttft {} | prefill {} tok {:.1} tok/s | decode {} tok {:.1} tok/s | itl p50 {} p99 {} | kv {} | {:?}",
         ms(s.ttft),
         s.prompt_tokens,
@@ -26,7 +26,21 @@ pub fn summary_line(s: &RunSummary) -> String {
         ms(s.itl_p99),
         human_bytes(s.kv_bytes),
         s.reason
-    )
+    );
+    match &s.spec {
+        Some(p) => format!(
+            "{line} | {} K {}: accepted {}/{} ({:.0}%) mean length {:.2} speedup {:.2}× (theory {:.2}×)",
+            p.mode,
+            p.k,
+            p.accepted,
+            p.drafted,
+            p.acceptance_rate * 100.0,
+            p.mean_accepted_len,
+            p.speedup,
+            p.predicted_speedup
+        ),
+        None => line,
+    }
 }
 
 pub fn generate(
@@ -80,6 +94,10 @@ pub fn generate(
                 worker.send(c);
             }
         }
+    }
+    // The command line overrides the preset.
+    for c in args.spec.commands() {
+        worker.send(c);
     }
     worker.send(Command::LoadModel {
         spec: model.to_string(),

@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Engine(a) => bench::engine(&model, a),
             BenchWhat::Ui(a) => bench::ui(&model, a),
             BenchWhat::Record(a) => bench::record(a),
+            BenchWhat::Spec(a) => bench::spec::run(&model, a),
         },
         None => labtui::tui::run(labtui::tui::Start {
             model: cli

@@ -51,15 +51,25 @@ pub enum Command {
     },
     /// Stop the current generation; it takes effect before the next token.
     Stop,
+    /// The draft model for `draft-model` mode (a model spec, as for `LoadModel`); loaded when
+    /// that mode is next used.
+    SetDraftModel {
+        spec: String,
+    },
+    /// Layers the `layer-skip` draft runs before the head.
+    SetDraftLayers {
+        layers: usize,
+    },
     /// Requantize the weights (honoured once the quantization work lands).
     SetQuantization {
         quant: String,
     },
-    /// Draft mode of speculative decoding (honoured once speculation lands).
+    /// Draft mode of speculative decoding: none, draft-model, prompt-lookup or layer-skip;
+    /// takes effect at the next decode step.
     SetDraftMode {
         mode: String,
     },
-    /// Speculation length K (honoured once speculation lands).
+    /// Speculation length K, 1–16, or 0 for adaptive; takes effect at the next decode step.
     SetK {
         k: usize,
     },
@@ -81,6 +91,12 @@ pub enum Phase {
     Prefill,
     /// Sampled from a one-token decode step.
     Decode,
+    /// A drafted token the target accepted in a speculative step.
+    Draft,
+    /// The target's own token after a rejected draft.
+    Correction,
+    /// The target's extra token after every draft of a step was accepted.
+    Bonus,
 }
 
 /// Why a run ended.
@@ -195,6 +211,58 @@ pub struct RunSummary {
     pub kv_tokens: usize,
     pub kv_bytes: u64,
     pub text: String,
+    /// Speculative decoding's numbers, when the run speculated.
+    #[serde(default)]
+    pub spec: Option<SpecSummary>,
+}
+
+/// One speculative step: what was drafted, what the target kept, and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecStep {
+    pub run: u64,
+    /// K asked for this step (drafts may be fewer: lookup finds no match, the context ends).
+    pub k: usize,
+    pub drafted: Vec<u32>,
+    /// The text of each drafted token (rejected ones are shown struck out).
+    pub drafted_text: Vec<String>,
+    pub accepted: usize,
+    /// The target's token after the accepted drafts (correction or bonus).
+    pub token: u32,
+    /// Time spent drafting and verifying.
+    pub draft: Duration,
+    pub verify: Duration,
+    /// Plain decode speed against speculative speed in this run so far, and what theory predicts
+    /// from the measured per-position acceptance and costs.
+    pub live_speedup: Option<f64>,
+    pub predicted_speedup: Option<f64>,
+}
+
+/// Speculation over a whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecSummary {
+    pub mode: String,
+    /// K as set: a number, or `auto`.
+    pub k: String,
+    /// Speculative steps and plain steps (baseline probes, no draft found, or adaptive K off).
+    pub steps: usize,
+    pub plain_steps: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+    /// accepted ÷ drafted.
+    pub acceptance_rate: f64,
+    /// 1 + accepted ÷ steps.
+    pub mean_accepted_len: f64,
+    /// Acceptance of draft position i + 1 given every earlier one was accepted.
+    pub per_position: Vec<f64>,
+    /// Steps that accepted 0, 1, 2, … drafts.
+    pub accepted_hist: Vec<usize>,
+    pub draft_time: Duration,
+    pub verify_time: Duration,
+    /// Mean time of a plain decode step in this run.
+    pub plain_step: Duration,
+    /// Plain seconds per token over the run's seconds per decoded token.
+    pub speedup: f64,
+    pub predicted_speedup: f64,
 }
 
 /// Messages from the worker (and the system sampler beside it).
@@ -223,6 +291,8 @@ pub enum Event {
         duration: Duration,
     },
     Token(TokenEvent),
+    /// Sent before the tokens of the speculative step it describes.
+    SpecStep(SpecStep),
     System(SystemSample),
     RunFinished {
         run: u64,

@@ -44,8 +44,8 @@ fn row(file: &str, run: u64, model: &str, s: &RunSummary) -> Row {
         itl_p90_ms: ms(s.itl_p90),
         itl_p99_ms: ms(s.itl_p99),
         kv_bytes: s.kv_bytes,
-        acceptance: None,
-        speedup: None,
+        acceptance: s.spec.as_ref().map(|p| p.acceptance_rate),
+        speedup: s.spec.as_ref().map(|p| p.speedup),
     }
 }
 

@@ -2,6 +2,8 @@
 //! out over unbounded tokio channels, so it never waits on the UI. It never touches the terminal,
 //! and a panic inside it becomes an error event.
 
+use crate::engine::spec::adaptive::K_MAX;
+use crate::engine::spec::{pick, Controller, DraftMode, Drafter, KPolicy, Speculator};
 use crate::engine::{self, Control, Engine};
 use crate::protocol::{Command, Event, RunSettings, Stamped};
 use candle_core::Device;
@@ -78,12 +80,19 @@ struct State {
     engine: Option<Engine>,
     next_run: u64,
     settings: Settings,
+    spec: Speculator,
+    built: Option<DrafterKey>,
 }
 
 /// Settings the UI can change while the engine runs.
 struct Settings {
-    draft_mode: String,
+    draft_mode: DraftMode,
+    /// K, or 0 for adaptive.
     k: usize,
+    /// The draft model for `draft-model` mode; `None` picks one beside the target.
+    draft_model: Option<String>,
+    /// Layers of the `layer-skip` draft; `None` is half the target's.
+    draft_layers: Option<usize>,
 }
 
 impl Settings {
@@ -93,17 +102,36 @@ impl Settings {
             Command::SetQuantization { quant } => {
                 format!("quantization {quant}: switching is not available yet; the weights stay as loaded")
             }
-            Command::SetDraftMode { mode } => {
-                self.draft_mode = mode.clone();
-                format!("draft mode {mode}: speculative decoding is not available yet; runs decode plainly")
-            }
+            Command::SetDraftMode { mode } => match DraftMode::parse(mode) {
+                Ok(m) => {
+                    self.draft_mode = m;
+                    format!("draft mode {}: from the next run", m.name())
+                }
+                Err(e) => e,
+            },
             Command::SetK { k } => {
-                self.k = *k;
-                format!("K = {k}: speculative decoding is not available yet; runs decode plainly")
+                self.k = (*k).min(K_MAX);
+                format!("K = {}: from the next step", KPolicy::from_number(self.k))
+            }
+            Command::SetDraftModel { spec } => {
+                self.draft_model = Some(spec.clone());
+                format!("draft model {spec}: loaded when draft-model mode next runs")
+            }
+            Command::SetDraftLayers { layers } => {
+                self.draft_layers = Some((*layers).max(1));
+                format!("layer-skip drafts through {} layers: from the next run", (*layers).max(1))
             }
             other => format!("{other:?} is not a setting"),
         }
     }
+}
+
+/// Which drafter is built, so a run reuses it when the settings have not changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DrafterKey {
+    mode: DraftMode,
+    draft_model: Option<String>,
+    layers: Option<usize>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -129,9 +157,13 @@ impl State {
             engine: None,
             next_run: 1,
             settings: Settings {
-                draft_mode: "none".into(),
+                draft_mode: DraftMode::None,
                 k: 4,
+                draft_model: None,
+                draft_layers: None,
             },
+            spec: Speculator::none(),
+            built: None,
         }
     }
 
@@ -181,6 +213,8 @@ impl State {
 
     fn load(&mut self, spec: &str) {
         self.engine = None; // free the old weights before reading new ones
+        self.spec = Speculator::none(); // a draft is checked against its target
+        self.built = None;
         self.emit(Event::ModelLoading {
             spec: spec.to_string(),
         });
@@ -209,12 +243,20 @@ impl State {
             });
             return;
         };
+        if let Err(e) = self.prepare_drafter(&engine) {
+            self.engine = Some(engine);
+            self.emit(Event::Error {
+                message: format!("{e}; choose another draft mode or draft model"),
+            });
+            return;
+        }
+        self.spec.controller = Controller::new(KPolicy::from_number(self.settings.k));
         let run = self.next_run;
         self.next_run += 1;
         let settings = RunSettings {
             params: params.clone(),
             quantization: "as loaded".into(),
-            draft_mode: "none".into(),
+            draft_mode: self.settings.draft_mode.name().into(),
             k: self.settings.k,
         };
         let (events, clock) = (self.events.clone(), self.clock);
@@ -225,6 +267,7 @@ impl State {
             });
         };
         let commands = &mut self.commands;
+        // (`self.spec` is borrowed by the run below, beside these.)
         let pending = &mut self.pending;
         let setting_state = &mut self.settings;
         let (notices, clock2) = (self.events.clone(), self.clock);
@@ -245,12 +288,16 @@ impl State {
                         at: clock2.elapsed(),
                         event: Event::Notice { message },
                     });
+                    if let Command::SetK { .. } = c {
+                        return Control::SetK(setting_state.k);
+                    }
                 }
                 Err(_) => return Control::Continue,
             }
         };
-        let result = engine::generate(
+        let result = engine::generate_with(
             &mut engine,
+            &mut self.spec,
             run,
             engine::Prompt::Text(prompt),
             params,
@@ -265,5 +312,47 @@ impl State {
                 message: e.to_string(),
             }),
         }
+    }
+}
+
+impl State {
+    /// Build the drafter the settings ask for, unless the one built already is it.
+    fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<()> {
+        let s = &self.settings;
+        let key = DrafterKey {
+            mode: s.draft_mode,
+            draft_model: s.draft_model.clone(),
+            layers: s.draft_layers,
+        };
+        if self.built.as_ref() == Some(&key) {
+            return Ok(());
+        }
+        self.spec.drafter = Drafter::None; // free a draft model before loading another
+        self.built = None;
+        self.spec.drafter = match key.mode {
+            DraftMode::None => Drafter::None,
+            DraftMode::PromptLookup => Drafter::PromptLookup,
+            DraftMode::LayerSkip => Drafter::layer_skip(
+                &engine.model,
+                key.layers.unwrap_or(engine.model.cfg.layers / 2),
+            ),
+            DraftMode::DraftModel => {
+                self.emit(Event::Notice {
+                    message: format!(
+                        "loading the draft model {} …",
+                        key.draft_model.as_deref().unwrap_or("(picked beside the target)")
+                    ),
+                });
+                let draft = pick::open_draft(engine, key.draft_model.as_deref(), &self.device)?;
+                let name = draft.info.name.clone();
+                let d = Drafter::draft_model(engine, draft)?;
+                self.emit(Event::Notice {
+                    message: format!("draft model {name} drafts for {}", engine.info.name),
+                });
+                d
+            }
+        };
+        self.built = Some(key);
+        Ok(())
     }
 }

@@ -28,6 +28,14 @@ pub enum EngineError {
     PromptTooLong { tokens: usize, context: usize },
     #[error("chat template: {0} (use --raw to send the prompt untemplated)")]
     Template(String),
+    #[error("draft model {draft} cannot draft for {target}: {why}")]
+    DraftMismatch {
+        draft: String,
+        target: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Setting(String),
     #[error("Hugging Face Hub: {0}")]
     Hub(String),
     #[error("io error on {path}: {source}")]

@@ -3,9 +3,13 @@
 
 use super::error::Result;
 use super::model::{Forward, Model};
-use super::sampling::{Sampler, SamplingParams};
+use super::kernels::SMALL_BATCH;
+use super::sampling::{argmax, Sampler, SamplingParams};
+use super::spec::{accept, KPolicy, Plan, SpecStats, Speculator};
 use super::Engine;
-use crate::protocol::{Event, FinishReason, GenParams, Phase, RunSettings, RunSummary, TokenEvent};
+use crate::protocol::{
+    Event, FinishReason, GenParams, Phase, RunSettings, RunSummary, SpecStep, TokenEvent,
+};
 use crate::stats;
 use std::time::{Duration, Instant};
 
@@ -14,10 +18,10 @@ use std::time::{Duration, Instant};
 pub enum Control {
     Continue,
     Stop,
+    /// Change K (0: adaptive) from the next step on; the caller is asked again.
+    SetK(usize),
 }
 
-/// Generate from `prompt`, emitting `RunStarted`, `PrefillDone`, one `Token` per token and
-/// `RunFinished`. `control` is asked before every decode step, so a stop lands within one token.
 /// What to generate from.
 #[derive(Debug, Clone)]
 pub enum Prompt<'a> {
@@ -27,8 +31,33 @@ pub enum Prompt<'a> {
     Ids(Vec<u32>),
 }
 
+/// Plain decoding: [`generate_with`] without a drafter.
 pub fn generate(
     engine: &mut Engine,
+    run: u64,
+    prompt: Prompt,
+    params: &GenParams,
+    settings: RunSettings,
+    emit: &mut dyn FnMut(Event),
+    control: &mut dyn FnMut() -> Control,
+) -> Result<RunSummary> {
+    generate_with(engine, &mut Speculator::none(), run, prompt, params, settings, emit, control)
+}
+
+/// One token of a decode step, with how it came about.
+struct Produced {
+    id: u32,
+    prob: f32,
+    phase: Phase,
+}
+
+/// Generate from `prompt`, emitting `RunStarted`, `PrefillDone`, one `Token` per token (after a
+/// `SpecStep` for each speculative step) and `RunFinished`. `control` is asked before every
+/// decode step, so a stop lands within one step.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_with(
+    engine: &mut Engine,
+    spec: &mut Speculator,
     run: u64,
     prompt: Prompt,
     params: &GenParams,
@@ -63,9 +92,10 @@ pub fn generate(
     });
 
     cache.clear();
+    spec.drafter.reset();
     let t = Instant::now();
     let logits = model.forward(&ids, cache, Forward::LAST)?;
-    let mut next = sampler.sample(&Model::last_logits(&logits)?);
+    let first = sampler.sample(&Model::last_logits(&logits)?);
     let prefill = t.elapsed();
     let ttft = start.elapsed();
     emit(Event::PrefillDone {
@@ -75,52 +105,159 @@ pub fn generate(
     });
 
     let mut stream = tokenizer.inner.decode_stream(true);
+    let mut text_ids = ids.clone();
     let mut generated: Vec<u32> = Vec::with_capacity(max_tokens);
     let mut text = String::new();
     let mut itl: Vec<Duration> = Vec::with_capacity(max_tokens);
+    let mut spec_stats = SpecStats::default();
+    let mut step_tokens = vec![Produced {
+        id: first.id,
+        prob: first.prob,
+        phase: Phase::Prefill,
+    }];
     let mut step = prefill;
-    let mut phase = Phase::Prefill;
-    let reason = loop {
-        generated.push(next.id);
-        let piece = stream
-            .step(next.id)
-            .map_err(|e| super::EngineError::Tokenizer(e.to_string()))?
-            .unwrap_or_default();
-        text.push_str(&piece);
-        emit(Event::Token(TokenEvent {
-            index: generated.len() - 1,
-            id: next.id,
-            text: piece,
-            phase,
-            prob: next.prob,
-            elapsed: start.elapsed(),
-            step,
-            kv_tokens: cache.len(),
-            kv_bytes: cache.bytes(),
-        }));
-        if tokenizer.is_eog(next.id) && !params.ignore_eos {
-            break FinishReason::Eos;
-        }
-        if generated.len() >= max_tokens {
-            break FinishReason::MaxTokens;
+    let reason = 'run: loop {
+        let share = step / step_tokens.len() as u32;
+        for p in step_tokens.drain(..) {
+            generated.push(p.id);
+            text_ids.push(p.id);
+            if p.phase != Phase::Prefill {
+                itl.push(share);
+            }
+            let piece = stream
+                .step(p.id)
+                .map_err(|e| super::EngineError::Tokenizer(e.to_string()))?
+                .unwrap_or_default();
+            text.push_str(&piece);
+            emit(Event::Token(TokenEvent {
+                index: generated.len() - 1,
+                id: p.id,
+                text: piece,
+                phase: p.phase,
+                prob: p.prob,
+                elapsed: start.elapsed(),
+                step: if p.phase == Phase::Prefill { step } else { share },
+                kv_tokens: cache.len(),
+                kv_bytes: cache.bytes(),
+            }));
+            if tokenizer.is_eog(p.id) && !params.ignore_eos {
+                break 'run FinishReason::Eos;
+            }
+            if generated.len() >= max_tokens {
+                break 'run FinishReason::MaxTokens;
+            }
         }
         if cache.len() + 1 > ctx {
             break FinishReason::ContextFull;
         }
-        if control() == Control::Stop {
-            break FinishReason::Stopped;
+        loop {
+            match control() {
+                Control::Continue => break,
+                Control::Stop => break 'run FinishReason::Stopped,
+                Control::SetK(k) => spec.controller.set_policy(KPolicy::from_number(k)),
+            }
         }
+        let pending = *generated.last().expect("a token before each step");
+        let plan = if spec.is_on() {
+            spec.controller.plan()
+        } else {
+            Plan::Plain
+        };
+        // Verification appends K + 1 positions; keep them inside the context and the batch
+        // size our products are batch-invariant for.
+        let room = ctx - cache.len() - 1;
+        let k = match plan {
+            Plan::Speculate(k) => k.min(room).min(SMALL_BATCH - 1),
+            Plan::Plain => 0,
+        };
         let t = Instant::now();
-        let logits = model.forward(&[next.id], cache, Forward::LAST)?;
-        next = sampler.sample(&Model::last_logits(&logits)?);
-        step = t.elapsed();
-        itl.push(step);
-        phase = Phase::Decode;
+        let draft = if k > 0 {
+            spec.drafter.draft(model, &text_ids, k, &mut sampler)?
+        } else {
+            Default::default()
+        };
+        let draft_time = t.elapsed();
+        if draft.tokens.is_empty() {
+            let t = Instant::now();
+            let logits = model.forward(&[pending], cache, Forward::LAST)?;
+            let next = sampler.sample(&Model::last_logits(&logits)?);
+            step = t.elapsed();
+            if spec.is_on() {
+                spec.drafter.rollback(text_ids.len());
+                spec_stats.plain_step(step);
+                spec.controller.observe(0, 0, 1, step.as_secs_f64());
+            }
+            step = step + draft_time;
+            step_tokens.push(Produced {
+                id: next.id,
+                prob: next.prob,
+                phase: Phase::Decode,
+            });
+            continue;
+        }
+
+        let t = Instant::now();
+        let before = cache.len();
+        let mut input = Vec::with_capacity(draft.tokens.len() + 1);
+        input.push(pending);
+        input.extend_from_slice(&draft.tokens);
+        let rows: Vec<Vec<f32>> = model.forward(&input, cache, Forward::ALL)?.to_vec2()?;
+        let verdict = if sampler.params().is_greedy() {
+            let target: Vec<u32> = rows.iter().map(|r| argmax(r) as u32).collect();
+            accept::greedy(&draft.tokens, &target)
+        } else {
+            let p: Vec<Vec<f32>> = rows.iter().map(|r| sampler.distribution(r)).collect();
+            accept::sampled(&draft.tokens, &draft.q, &p, &mut sampler)
+        };
+        let verify = t.elapsed();
+        let n = verdict.accepted;
+        cache.truncate(before + 1 + n);
+        spec.drafter.rollback(text_ids.len() + n);
+        spec_stats.spec_step(draft.tokens.len(), n, draft_time, verify);
+        spec.controller
+            .observe(draft.tokens.len(), n, n + 1, (draft_time + verify).as_secs_f64());
+        emit(Event::SpecStep(SpecStep {
+            run,
+            k,
+            drafted: draft.tokens.clone(),
+            drafted_text: draft.tokens.iter().map(|&t| tokenizer.piece(t)).collect(),
+            accepted: n,
+            token: verdict.token,
+            draft: draft_time,
+            verify,
+            live_speedup: spec_stats.live_speedup(),
+            predicted_speedup: spec_stats.predicted_speedup(),
+        }));
+        for (i, &id) in draft.tokens[..n].iter().enumerate() {
+            step_tokens.push(Produced {
+                id,
+                prob: sampler.prob_of(&rows[i], id),
+                phase: Phase::Draft,
+            });
+        }
+        step_tokens.push(Produced {
+            id: verdict.token,
+            prob: sampler.prob_of(&rows[n], verdict.token),
+            phase: if n == draft.tokens.len() {
+                Phase::Bonus
+            } else {
+                Phase::Correction
+            },
+        });
+        step = draft_time + verify;
     };
 
     // Bytes that never completed a character still belong to the text, as a full decode shows them.
     let full = tokenizer.decode(&generated)?;
     let decode: Duration = itl.iter().sum();
+    let spec_summary = spec.is_on().then(|| {
+        spec_stats.summary(
+            spec.drafter.mode().name(),
+            &spec.controller.policy().to_string(),
+            decode,
+            itl.len(),
+        )
+    });
     Ok(RunSummary {
         reason,
         prompt_tokens: ids.len(),
@@ -137,5 +274,6 @@ pub fn generate(
         kv_tokens: cache.len(),
         kv_bytes: cache.bytes(),
         text: if full.starts_with(&text) { full } else { text },
+        spec: spec_summary,
     })
 }

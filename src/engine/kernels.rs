@@ -315,38 +315,137 @@ mod tests {
         }
     }
 
+    fn qweight(dtype: GgmlDType, n: usize, k: usize, seed: u64) -> QWeight {
+        let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
+        QWeight::new(std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap())).unwrap()
+    }
+
+    fn rows_of(w: &QWeight, x: &[f32], m: usize, k: usize) -> Vec<f32> {
+        let xt = Tensor::from_vec(x.to_vec(), (1, m, k), &Device::Cpu).unwrap();
+        w.forward(&xt).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
     #[test]
-    fn q4k_gemv_matches_candles_matmul() {
+    fn compact_products_match_candles_one_row_product() {
         let (n, k) = (64, 512);
-        let w = Tensor::from_vec(random(n * k, 3), (n, k), &Device::Cpu).unwrap();
-        let q = std::sync::Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
-        let x = random(k, 4);
-        let ours = gemv_q4k(&q.data().unwrap(), n, k, &x);
-        let xt = Tensor::from_vec(x, (1, k), &Device::Cpu).unwrap();
-        let theirs = candle_forward(&QMatMul::from_arc(q.clone()).unwrap(), &xt);
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-3, "max difference {worst}");
-        // Through QWeight: one row takes the compact path, several rows candle's tiles.
-        let qw = QWeight::new(q).unwrap();
-        assert!(matches!(qw, QWeight::Q4K { .. }));
-        let one: Vec<f32> = qw
-            .forward(&xt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(one, ours);
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let ours = qweight(dtype, n, k, 3);
+            assert!(matches!(ours, QWeight::Compact { .. }), "{dtype:?}");
+            let QWeight::Compact { t, .. } = &ours else { unreachable!() };
+            let theirs = QMatMul::from_arc(t.clone()).unwrap();
+            let x = random(k, 4);
+            let xt = Tensor::from_vec(x.clone(), (1, k), &Device::Cpu).unwrap();
+            let a = rows_of(&ours, &x, 1, k);
+            let b = candle_forward(&theirs, &xt);
+            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-3, "{dtype:?}: max difference {worst}");
+        }
+    }
+
+    #[test]
+    fn every_weight_type_is_batch_invariant_up_to_small_batch() {
+        let (n, k) = (64, 512);
+        for dtype in [
+            GgmlDType::F32,
+            GgmlDType::F16,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+        ] {
+            let w = qweight(dtype, n, k, 7);
+            for m in [2, 5, 9, SMALL_BATCH] {
+                let x = random(m * k, 10 + m as u64);
+                let batch = rows_of(&w, &x, m, k);
+                for i in 0..m {
+                    let alone = rows_of(&w, &x[i * k..(i + 1) * k], 1, k);
+                    assert_eq!(&batch[i * n..(i + 1) * n], alone.as_slice(), "{dtype:?} m={m} row {i}");
+                }
+            }
+        }
     }
 }
 
-/// A weight matrix: candle's quantized matmul, or our kernel where candle's CPU backend is slow.
+/// Most activation rows a product computes row by row, exactly as a one-row (decode) product:
+/// a speculative verification pass of K + 1 ≤ 17 positions then gives every position the very
+/// logits a decode step would (batch invariance). Longer batches (prefill) take candle's tiles.
+pub const SMALL_BATCH: usize = 17;
+
+/// `x` (`m` rows of `k`) times the transpose of compact quantized rows `w` (`n` rows of `k`):
+/// `m` rows of `n`. Each output is candle's own `vec_dot_4` of a weight quad with one activation
+/// row — the dot products of candle's one-row product — so row `i` of a batch is bitwise what
+/// it would be alone. Each weight quad is read once for all `m` rows.
+pub fn matmul_compact<T: candle_core::quantized::k_quants::GgmlType>(
+    w: &[T],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> Vec<f32> {
+    use candle_core::quantized::k_quants::GgmlType;
+    let kb = k / T::BLCK_SIZE;
+    assert!(
+        k % T::BLCK_SIZE == 0 && x.len() == m * k && w.len() >= n * kb,
+        "matmul_compact shapes"
+    );
+    let mut xq = vec![T::VecDotType::zeros(); m * kb];
+    for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
+        T::VecDotType::from_float(row, out);
+    }
+    let mut out = vec![0f32; m * n];
+    let dst = out.as_mut_ptr() as usize;
+    let wrow = |j: usize| &w[j * kb..(j + 1) * kb];
+    let xrow = |i: usize| &xq[i * kb..(i + 1) * kb];
+    // SAFETY (raw writes below): each (row, column) is written by exactly one work item, and
+    // `out` outlives the pool call.
+    let put = |i: usize, j: usize, v: f32| unsafe { *(dst as *mut f32).add(i * n + j) = v };
+    let quads = n / 4;
+    candle_core::utils::barrier_pool().execute_chunked(quads, |range| {
+        for q in range {
+            let c = q * 4;
+            for i in 0..m {
+                let (d0, d1, d2, d3) =
+                    T::vec_dot_4(k, wrow(c), wrow(c + 1), wrow(c + 2), wrow(c + 3), xrow(i));
+                put(i, c, d0);
+                put(i, c + 1, d1);
+                put(i, c + 2, d2);
+                put(i, c + 3, d3);
+            }
+        }
+    });
+    for i in 0..m {
+        let mut c = quads * 4;
+        if n - c >= 2 {
+            let (d0, d1) = T::vec_dot_2(k, wrow(c), wrow(c + 1), xrow(i));
+            put(i, c, d0);
+            put(i, c + 1, d1);
+            c += 2;
+        }
+        if c < n {
+            put(i, c, T::vec_dot(k, wrow(c), xrow(i)));
+        }
+    }
+    out
+}
+
+/// The blocks of a CPU QTensor's storage as `T`.
+fn blocks_of<T>(bytes: &[u8]) -> &[T] {
+    assert_eq!(bytes.as_ptr() as usize % std::mem::align_of::<T>(), 0);
+    // SAFETY: the bytes are a QTensor's storage, allocated as a Vec of these repr(C) blocks.
+    unsafe {
+        std::slice::from_raw_parts(
+            bytes.as_ptr() as *const T,
+            bytes.len() / std::mem::size_of::<T>(),
+        )
+    }
+}
+
+/// A weight matrix: candle's quantized matmul, or our kernels where candle's CPU backend is slow
+/// or where its batched products would differ from its one-row product.
 #[derive(Debug, Clone)]
 pub enum QWeight {
+    /// Types whose candle products are batch-invariant (Q4_0, Q8_0, …) and every non-CPU device.
     Candle(candle_core::quantized::QMatMul),
     /// Q5_0 on the CPU, multiplied by [`matmul_q5_0`].
     Q5_0 {
@@ -354,9 +453,9 @@ pub enum QWeight {
         n: usize,
         k: usize,
     },
-    /// Q4_K on the CPU: one-row products (decode) read the compact blocks with candle's own dot
-    /// product, as llama.cpp does; batches go to candle's repacked tiles.
-    Q4K {
+    /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through [`matmul_compact`] on the
+    /// compact blocks (as llama.cpp's decode does); longer batches to candle's repacked tiles.
+    Compact {
         mm: candle_core::quantized::QMatMul,
         t: std::sync::Arc<candle_core::quantized::QTensor>,
         n: usize,
@@ -364,29 +463,20 @@ pub enum QWeight {
     },
 }
 
-/// One activation row times compact Q4_K rows, on candle's thread pool.
-pub fn gemv_q4k(w: &[u8], n: usize, k: usize, x: &[f32]) -> Vec<f32> {
-    use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K, GgmlType};
-    const QK_K: usize = 256;
-    let kb = k / QK_K;
-    assert!(k % QK_K == 0 && x.len() == k && w.len() >= n * kb * std::mem::size_of::<BlockQ4K>());
-    // SAFETY: the bytes are a QTensor's storage of n × kb BlockQ4K (repr(C), allocated as such).
-    let blocks: &[BlockQ4K] =
-        unsafe { std::slice::from_raw_parts(w.as_ptr() as *const BlockQ4K, n * kb) };
-    let mut xq = vec![BlockQ8K::zeros(); kb];
-    BlockQ8K::from_float(x, &mut xq);
-    let mut out = vec![0f32; n];
-    let dst = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
-        for t in range {
-            for j in t * TILE..((t + 1) * TILE).min(n) {
-                let v = BlockQ4K::vec_dot(k, &blocks[j * kb..(j + 1) * kb], &xq);
-                // SAFETY: each j is written by exactly one work item; out outlives the call.
-                unsafe { *(dst as *mut f32).add(j) = v };
-            }
-        }
-    });
-    out
+/// Activations as a flat f32 vector, the number of rows, and the output shape for `n` columns.
+fn flat_rows(
+    x: &candle_core::Tensor,
+    k: usize,
+    n: usize,
+) -> candle_core::Result<(Vec<f32>, usize, Vec<usize>)> {
+    let mut shape = x.dims().to_vec();
+    *shape.last_mut().expect("a matrix input") = n;
+    let xs = x
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let m = xs.len() / k;
+    Ok((xs, m, shape))
 }
 
 impl QWeight {
@@ -396,43 +486,54 @@ impl QWeight {
         if t.dtype() == GgmlDType::Q5_0 && t.device().is_cpu() && k % QK == 0 {
             return Ok(Self::Q5_0 { t, n, k });
         }
-        if t.dtype() == GgmlDType::Q4K && t.device().is_cpu() && k % 256 == 0 {
+        if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) && t.device().is_cpu() && k % 256 == 0
+        {
             let mm = candle_core::quantized::QMatMul::from_arc(t.clone())?;
-            return Ok(Self::Q4K { mm, t, n, k });
+            return Ok(Self::Compact { mm, t, n, k });
         }
         Ok(Self::Candle(candle_core::quantized::QMatMul::from_arc(t)?))
     }
 
-    /// `x` (`(…, k)`) times the transposed weights: `(…, n)`.
+    /// `x` (`(…, k)`) times the transposed weights: `(…, n)`. Batches of up to [`SMALL_BATCH`] rows
+    /// are batch-invariant: each row comes out bitwise as it would alone.
     pub fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
-        use candle_core::Module;
+        use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K};
+        use candle_core::quantized::{GgmlDType, QMatMul};
+        use candle_core::{Module, Tensor};
         match self {
+            Self::Candle(m @ (QMatMul::Tensor(w) | QMatMul::TensorF16(w))) => {
+                let k = w.dim(1)?;
+                let rows = x.elem_count() / k;
+                if rows <= 1 || rows > SMALL_BATCH {
+                    return m.forward(x);
+                }
+                // Float products (gemm) pick their blocking by shape: one row at a time instead.
+                let flat = x.reshape((rows, k))?;
+                let outs = (0..rows)
+                    .map(|i| m.forward(&flat.narrow(0, i, 1)?))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let mut shape = x.dims().to_vec();
+                *shape.last_mut().expect("a matrix input") = w.dim(0)?;
+                Tensor::cat(&outs, 0)?.reshape(shape)
+            }
             Self::Candle(m) => m.forward(x),
-            Self::Q4K { mm, t, n, k } => {
-                if x.elem_count() != *k {
+            Self::Compact { mm, t, n, k } => {
+                if x.elem_count() / k > SMALL_BATCH {
                     return mm.forward(x);
                 }
-                let xs = x
-                    .to_dtype(candle_core::DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                let out = gemv_q4k(&t.data()?, *n, *k, &xs);
-                let mut shape = x.dims().to_vec();
-                *shape.last_mut().expect("a matrix input") = *n;
-                candle_core::Tensor::from_vec(out, shape, x.device())
+                let (xs, m, shape) = flat_rows(x, *k, *n)?;
+                let data = t.data()?;
+                let out = match t.dtype() {
+                    GgmlDType::Q4K => matmul_compact(blocks_of::<BlockQ4K>(&data), *n, *k, &xs, m),
+                    GgmlDType::Q6K => matmul_compact(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m),
+                    other => candle_core::bail!("no compact product for {other:?}"),
+                };
+                Tensor::from_vec(out, shape, x.device())
             }
             Self::Q5_0 { t, n, k } => {
-                let dims = x.dims().to_vec();
-                let m = x.elem_count() / k;
-                let xs = x
-                    .to_dtype(candle_core::DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                let data = t.data()?;
-                let out = matmul_q5_0(&data, *n, *k, &xs, m);
-                let mut shape = dims;
-                *shape.last_mut().expect("a matrix input") = *n;
-                candle_core::Tensor::from_vec(out, shape, x.device())
+                let (xs, m, shape) = flat_rows(x, *k, *n)?;
+                let out = matmul_q5_0(&t.data()?, *n, *k, &xs, m);
+                Tensor::from_vec(out, shape, x.device())
             }
         }
     }
@@ -441,7 +542,7 @@ impl QWeight {
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
         match self {
-            Self::Q5_0 { t, .. } | Self::Q4K { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
+            Self::Q5_0 { t, .. } | Self::Compact { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
                 t.storage_size_in_bytes() as u64
             }
             Self::Candle(QMatMul::Tensor(t)) | Self::Candle(QMatMul::TensorF16(t)) => {
@@ -454,7 +555,7 @@ impl QWeight {
     pub fn shares(&self, other: &std::sync::Arc<candle_core::quantized::QTensor>) -> bool {
         match self {
             Self::Q5_0 { t, .. }
-            | Self::Q4K { t, .. }
+            | Self::Compact { t, .. }
             | Self::Candle(candle_core::quantized::QMatMul::QTensor(t)) => {
                 std::sync::Arc::ptr_eq(t, other)
             }

@@ -13,11 +13,12 @@ pub mod loader;
 pub mod model;
 pub mod sampling;
 pub mod source;
+pub mod spec;
 pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};
-pub use generate::{generate, Control, Prompt};
+pub use generate::{generate, generate_with, Control, Prompt};
 pub use kv_cache::KvCache;
 pub use model::{Forward, Logits, Model};
 pub use tokenizer::Tokenizer;

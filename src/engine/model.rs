@@ -6,7 +6,7 @@
 //! first L layers and can return logits for every position.
 
 use super::config::{ModelConfig, RopeStyle};
-use super::kernels::QWeight;
+use super::kernels::{QWeight, SMALL_BATCH};
 use super::kv_cache::KvCache;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -172,7 +172,8 @@ impl Model {
         let ids = Tensor::new(tokens, &self.device)?;
         let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, seq, hidden)
         let reps = self.cfg.heads / self.cfg.kv_heads;
-        let mask = if seq > 1 {
+        // Short batches (speculative verification) attend row by row, exactly as decode does.
+        let mask = if seq > SMALL_BATCH {
             Some(causal_mask(seq, pos, reps, &self.device)?)
         } else {
             None
@@ -236,15 +237,32 @@ impl Model {
         // Grouped-query attention without copying K and V: the `reps` query heads that share a KV
         // head are stacked as rows, (1, kv_heads, reps × seq, head_dim).
         let reps = c.heads / c.kv_heads;
-        let q = q.reshape((1, c.kv_heads, reps * seq, c.head_dim))?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let att = match mask {
-            Some(m) => att.broadcast_add(m)?,
-            None => att,
+        let attend = |q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
+            let att = (q.matmul(&k.t()?)? * scale)?;
+            let att = match mask {
+                Some(m) => att.broadcast_add(m)?,
+                None => att,
+            };
+            candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
         };
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let y = att.matmul(&v)?; // (1, kv_heads, reps × seq, head_dim)
+        let y = if seq == 1 || seq > SMALL_BATCH {
+            let q = q.reshape((1, c.kv_heads, reps * seq, c.head_dim))?;
+            attend(&q, &k, &v, mask)? // (1, kv_heads, reps × seq, head_dim)
+        } else {
+            // Each row sees exactly the keys a one-token decode step at its position would see,
+            // through the same shapes, so its result is bitwise the decode step's.
+            let pos = k.dim(2)? - seq;
+            let rows = (0..seq)
+                .map(|i| {
+                    let q = q.narrow(2, i, 1)?.contiguous()?;
+                    let q = q.reshape((1, c.kv_heads, reps, c.head_dim))?;
+                    let y = attend(&q, &k.narrow(2, 0, pos + i + 1)?, &v.narrow(2, 0, pos + i + 1)?, None)?;
+                    y.reshape((1, c.heads, 1, c.head_dim))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&rows, 2)?
+        };
         let y = y
             .reshape((1, c.heads, seq, c.head_dim))?
             .transpose(1, 2)?

@@ -100,6 +100,52 @@ impl Sampler {
         &self.params
     }
 
+    /// The distribution [`Self::sample`] draws from, over the whole vocabulary: one-hot on the
+    /// argmax when greedy, else softmax with temperature, cut by top-k / top-p and renormalised.
+    pub fn distribution(&self, logits: &[f32]) -> Vec<f32> {
+        let mut d = vec![0f32; logits.len()];
+        if self.params.is_greedy() {
+            d[argmax(logits)] = 1.0;
+            return d;
+        }
+        let probs = softmax(logits, self.params.temperature);
+        for (id, p) in truncated(&probs, self.params.top_k, self.params.top_p) {
+            d[id as usize] = p;
+        }
+        d
+    }
+
+    /// Draw a token from `dist` (non-negative weights; they need not sum to one).
+    pub fn draw(&mut self, dist: &[f32]) -> u32 {
+        let total: f32 = dist.iter().sum();
+        let r = self.uniform() * total;
+        let mut acc = 0.0;
+        let mut last = 0;
+        for (i, &p) in dist.iter().enumerate() {
+            if p > 0.0 {
+                acc += p;
+                last = i;
+                if r < acc {
+                    return i as u32;
+                }
+            }
+        }
+        last as u32
+    }
+
+    /// A uniform draw in [0, 1) from this sampler's seeded generator.
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.random()
+    }
+
+    /// The probability `sample` would give `id` (for tokens chosen elsewhere, e.g. accepted drafts).
+    pub fn prob_of(&self, logits: &[f32], id: u32) -> f32 {
+        let t = if self.params.is_greedy() { 1.0 } else { self.params.temperature };
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = logits.iter().map(|&l| ((l - max) / t).exp()).sum();
+        ((logits[id as usize] - max) / t).exp() / sum
+    }
+
     pub fn sample(&mut self, logits: &[f32]) -> Sampled {
         if self.params.is_greedy() {
             let id = argmax(logits);

@@ -2,8 +2,10 @@
 //! actions and may answer with a command for the worker. No IO; series are bounded.
 
 mod ring;
+mod spec;
 
 pub use ring::Ring;
+pub use spec::SpecView;
 
 use crate::protocol::{
     Command, Event, GenParams, ModelInfo, RunSummary, Stamped, SystemSample, TokenEvent,
@@ -93,6 +95,11 @@ pub struct RunView {
     pub prefill: Option<Duration>,
     pub tokens: Vec<TokenEvent>,
     pub summary: Option<RunSummary>,
+    /// The run's speculative steps (empty when it decoded plainly).
+    pub spec: SpecView,
+    /// Draft mode and K the run started with.
+    pub draft_mode: String,
+    pub k: usize,
 }
 
 impl RunView {
@@ -219,7 +226,7 @@ impl AppState {
                 run,
                 prompt_tokens,
                 prompt,
-                ..
+                settings,
             } => {
                 if !prompt.is_empty() {
                     self.prompt = prompt.clone();
@@ -227,6 +234,8 @@ impl AppState {
                 self.current = Some(RunView {
                     run: *run,
                     prompt_tokens: *prompt_tokens,
+                    draft_mode: settings.draft_mode.clone(),
+                    k: settings.k,
                     ..RunView::default()
                 });
                 self.selected = None;
@@ -242,6 +251,12 @@ impl AppState {
             Event::Token(t) => {
                 if let Some(r) = self.current.as_mut() {
                     r.tokens.push(t.clone());
+                }
+            }
+            Event::SpecStep(step) => {
+                if let Some(r) = self.current.as_mut() {
+                    let next = r.tokens.len();
+                    r.spec.apply(step, next);
                 }
             }
             Event::System(sample) => {
@@ -342,10 +357,11 @@ impl AppState {
                 })
             }
             Action::KUp | Action::KDown => {
+                // Below 1 comes 0: adaptive K.
                 self.k = if action == Action::KUp {
                     (self.k + 1).min(16)
                 } else {
-                    self.k.saturating_sub(1).max(1)
+                    self.k.saturating_sub(1)
                 };
                 Some(Command::SetK { k: self.k })
             }
@@ -610,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn k_stays_within_1_to_16() {
+    fn k_stays_within_1_to_16_or_adaptive() {
         let mut s = AppState::new("synthetic", "");
         for _ in 0..20 {
             s.update(Action::KUp);
@@ -619,6 +635,7 @@ mod tests {
         for _ in 0..20 {
             s.update(Action::KDown);
         }
-        assert_eq!(s.update(Action::KDown), Some(Command::SetK { k: 1 }));
+        assert_eq!(s.update(Action::KDown), Some(Command::SetK { k: 0 }));
+        assert_eq!(s.update(Action::KUp), Some(Command::SetK { k: 1 }));
     }
 }

@@ -1,20 +1,111 @@
-//! Speculative decoding: mode, K and (once the engine speculates) acceptance and speedup.
+//! Speculative decoding: mode and K, acceptance (overall and by draft position), the histogram
+//! of accepted lengths, and the speedup measured beside the one theory predicts.
 
 use super::{block, label, value};
-use crate::state::{AppState, DRAFT_MODES};
+use crate::state::{AppState, SpecView, DRAFT_MODES};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
+/// K as shown: a number, or `auto` for 0.
+pub fn k_label(k: usize) -> String {
+    if k == 0 {
+        "auto".into()
+    } else {
+        k.to_string()
+    }
+}
+
+fn speedup(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{x:.2}×"))
+}
+
+/// A row of one-character bars, one per value in 0..=1.
+fn bars(xs: &[f64]) -> String {
+    const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    xs.iter()
+        .map(|x| LEVELS[(x.clamp(0.0, 1.0) * 8.0).round() as usize])
+        .collect()
+}
+
+fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
+    let per_pos = v.per_position();
+    let max_hist = v.hist.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let hist: Vec<f64> = v.hist.iter().map(|&h| h as f64 / max_hist).collect();
+    vec![
+        Line::from(vec![
+            Span::styled("acceptance ", label()),
+            Span::styled(format!("{:.0}%", v.acceptance_rate() * 100.0), value()),
+            Span::styled(format!(" ({}/{})", v.accepted, v.drafted), label()),
+            Span::styled("  accepted length ", label()),
+            Span::styled(format!("{:.2}", v.mean_accepted_len()), value()),
+            Span::styled(format!("  {} steps", v.steps), label()),
+        ]),
+        Line::from(vec![
+            Span::styled("speedup ", label()),
+            Span::styled(speedup(v.live_speedup), value()),
+            Span::styled(" measured · ", label()),
+            Span::styled(speedup(v.predicted_speedup), value()),
+            Span::styled(" theory", label()),
+        ]),
+        Line::from(vec![
+            Span::styled("by position ", label()),
+            Span::styled(bars(&per_pos), Style::default().fg(Color::Green)),
+            Span::styled(
+                format!(
+                    "  {}",
+                    per_pos
+                        .iter()
+                        .take(4)
+                        .map(|a| format!("{:.0}%", a * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                label(),
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("accepted 0.. ", label()),
+            Span::styled(bars(&hist), Style::default().fg(Color::Cyan)),
+        ]),
+    ]
+}
+
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let b = block("speculation · d mode · [ ] K", false);
+    let b = block("speculation · d mode · [ ] K (below 1: auto)", false);
     let inner = b.inner(area);
     b.render(area, buf);
     let chosen = DRAFT_MODES[state.draft_mode];
-    Paragraph::new(vec![
-        Line::from(vec![Span::styled("mode ", label()), Span::styled("off", value()), Span::styled(format!("  (chosen: {chosen}, K = {})", state.k), label())]),
-        Line::from(vec![Span::styled("acceptance ", label()), Span::raw("—"), Span::styled("  accepted length ", label()), Span::raw("—"), Span::styled("  speedup ", label()), Span::raw("1.00×")]),
-        Line::styled("The engine decodes one token per step until speculative decoding lands; your mode and K are kept for it.", label()),
-    ])
-    .wrap(Wrap { trim: true })
-    .render(inner, buf);
+    let run = state.current.as_ref();
+    let mode = run.map_or("none", |r| r.draft_mode.as_str());
+    let mut lines = vec![Line::from(vec![
+        Span::styled("run ", label()),
+        Span::styled(if mode.is_empty() { "none" } else { mode }.to_string(), value()),
+        Span::styled(
+            format!(
+                " K {}  · next: {chosen}, K {}",
+                run.map_or("—".into(), |r| k_label(r.k)),
+                k_label(state.k)
+            ),
+            label(),
+        ),
+    ])];
+    match run.map(|r| &r.spec).filter(|v| v.steps > 0) {
+        Some(v) => lines.extend(stats_lines(v)),
+        None => lines.push(Line::styled(
+            "No speculative steps in this run: choose a draft mode with d, then run.",
+            label(),
+        )),
+    }
+    Paragraph::new(lines).wrap(Wrap { trim: true }).render(inner, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_zero_to_one() {
+        assert_eq!(bars(&[0.0, 0.5, 1.0]), " ▄█");
+        assert_eq!(k_label(0), "auto");
+    }
 }

@@ -32,7 +32,7 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
                 "  quant {} · draft {} · K {} · rec {}",
                 QUANTS[state.quant],
                 DRAFT_MODES[state.draft_mode],
-                state.k,
+                super::spec::k_label(state.k),
                 if state.recording.is_some() {
                     "ON"
                 } else {

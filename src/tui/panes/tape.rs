@@ -11,6 +11,9 @@ fn token_style(t: &TokenEvent, selected: bool) -> Style {
     let base = match t.phase {
         Phase::Prefill => Style::default().fg(Color::Yellow),
         Phase::Decode => Style::default().fg(Color::White),
+        Phase::Draft => Style::default().fg(Color::Green),
+        Phase::Correction => Style::default().fg(Color::Magenta),
+        Phase::Bonus => Style::default().fg(Color::Cyan),
     };
     if selected {
         base.bg(Color::Blue).add_modifier(Modifier::BOLD)
@@ -20,9 +23,20 @@ fn token_style(t: &TokenEvent, selected: bool) -> Style {
 }
 
 /// Lines of the tape: tokens as styled spans, split where the text has newlines.
-fn tape_lines(tokens: &[TokenEvent], selected: Option<usize>) -> Vec<Line<'static>> {
+fn tape_lines(
+    tokens: &[TokenEvent],
+    rejected: &std::collections::BTreeMap<usize, String>,
+    selected: Option<usize>,
+) -> Vec<Line<'static>> {
     let mut lines = vec![Line::default()];
+    let struck = Style::default()
+        .fg(Color::Red)
+        .add_modifier(Modifier::CROSSED_OUT | Modifier::DIM);
     for t in tokens {
+        if let Some(r) = rejected.get(&t.index) {
+            let shown = r.replace('\n', "↵");
+            lines.last_mut().unwrap().spans.push(Span::styled(shown, struck));
+        }
         let style = token_style(t, selected == Some(t.index));
         let mut parts = t.text.split('\n').peekable();
         while let Some(part) = parts.next() {
@@ -65,7 +79,11 @@ fn detail(t: &TokenEvent) -> Line<'static> {
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let focused = state.focus == Focus::Tape;
     let b = block(
-        "tokens · yellow: from prefill · white: decoded · ←/→ select",
+        if run_speculates(state) {
+            "tokens · green: accepted draft · red: rejected · magenta: correction · cyan: bonus · ←/→"
+        } else {
+            "tokens · yellow: from prefill · white: decoded · ←/→ select"
+        },
         focused,
     );
     let inner = b.inner(area);
@@ -91,7 +109,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Style::default().fg(Color::DarkGray),
     );
     let mut lines = vec![header];
-    lines.extend(tape_lines(&run.tokens, state.selected));
+    lines.extend(tape_lines(&run.tokens, &run.spec.rejected, state.selected));
     // Follow the end of the text unless the user scrolled.
     let width = text_area.width.max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
@@ -114,4 +132,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .style(Style::default().fg(Color::Gray))
             .render(detail_area, buf);
     }
+}
+
+fn run_speculates(state: &AppState) -> bool {
+    state.current.as_ref().is_some_and(|r| r.spec.steps > 0)
 }

@@ -461,3 +461,4 @@ pub fn record(args: &crate::cli::BenchRecordArgs) -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+pub mod spec;

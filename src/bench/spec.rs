@@ -1,0 +1,185 @@
+//! `labtui bench spec`: speculative decoding against plain decoding on the same target, prompts
+//! and machine, in one run — tok/s, acceptance, mean accepted length, the measured speedup and
+//! the one theory predicts, and whether the text equals plain greedy decoding.
+
+use crate::cli::BenchSpecArgs;
+use crate::engine::spec::{pick, DraftMode, Drafter, KPolicy, Speculator};
+use crate::engine::{generate, generate_with, Control, Engine, Prompt};
+use crate::protocol::{GenParams, RunSettings, RunSummary};
+use anyhow::Result;
+use candle_core::Device;
+
+/// The prompts: code completion of several kinds, and rewrites whose answer repeats the input.
+pub const PROMPTS: [(&str, &str); 5] = [
+    ("complete-fn", "Write a Python function that returns the n-th Fibonacci number iteratively, with a docstring."),
+    ("complete-struct", "Write a Rust struct `Stack<T>` backed by a Vec with push, pop, peek, len and is_empty, each with a doc comment."),
+    ("explain", "Explain in three sentences what a KV cache is in transformer inference."),
+    ("rewrite-rename", "Rewrite this code, renaming the variable `n` to `count` everywhere and changing nothing else:\n\n```python\ndef total(items):\n    n = 0\n    for item in items:\n        if item.price > 0:\n            n = n + item.price * item.quantity\n        else:\n            n = n - item.discount\n    return n\n\ndef average(items):\n    n = total(items)\n    if len(items) == 0:\n        return 0\n    return n / len(items)\n```"),
+    ("rewrite-types", "Add type hints to this code and change nothing else:\n\n```python\ndef merge(a, b):\n    result = []\n    i = 0\n    j = 0\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n            result.append(a[i])\n            i += 1\n        else:\n            result.append(b[j])\n            j += 1\n    result.extend(a[i:])\n    result.extend(b[j:])\n    return result\n```"),
+];
+
+fn settings(params: &GenParams, mode: &str, k: usize) -> RunSettings {
+    RunSettings {
+        params: params.clone(),
+        quantization: "as loaded".into(),
+        draft_mode: mode.into(),
+        k,
+    }
+}
+
+fn run_plain(e: &mut Engine, prompt: &str, params: &GenParams) -> Result<RunSummary> {
+    Ok(generate(
+        e,
+        0,
+        Prompt::Text(prompt),
+        params,
+        settings(params, "none", 0),
+        &mut |_| {},
+        &mut || Control::Continue,
+    )?)
+}
+
+/// One row of the table.
+struct Row {
+    prompt: &'static str,
+    mode: &'static str,
+    k: String,
+    tok_s: f64,
+    acceptance: Option<f64>,
+    mean_len: Option<f64>,
+    speedup: f64,
+    predicted: Option<f64>,
+    same: bool,
+}
+
+pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
+    let device = Device::Cpu;
+    let mut target = Engine::open(spec, &device, |_, _| {})?;
+    let modes: Vec<DraftMode> = args
+        .modes
+        .iter()
+        .map(|m| DraftMode::parse(m).map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let ks: Vec<KPolicy> = args
+        .ks
+        .iter()
+        .map(|k| KPolicy::parse(k).map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let mut draft_model = if modes.contains(&DraftMode::DraftModel) {
+        let d = pick::open_draft(&target, args.draft_model.as_deref(), &device)?;
+        eprintln!("draft model: {}", d.info.name);
+        Some(d)
+    } else {
+        None
+    };
+    let params = GenParams {
+        max_tokens: args.tokens,
+        ignore_eos: true,
+        ..GenParams::default()
+    };
+    eprintln!(
+        "target {} · {} tokens per run · greedy · {} threads",
+        target.info.name,
+        args.tokens,
+        crate::engine::threads()
+    );
+    // Warm-up: page the weights in and settle the thread pool.
+    run_plain(&mut target, PROMPTS[0].1, &GenParams { max_tokens: 8, ..params.clone() })?;
+    let mut rows = Vec::new();
+    let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
+    for &(name, prompt) in prompts {
+        let plain = run_plain(&mut target, prompt, &params)?;
+        let plain_step = 1.0 / plain.decode_tok_s.max(1e-9);
+        eprintln!("{name}: plain {:.2} tok/s", plain.decode_tok_s);
+        rows.push(Row {
+            prompt: name,
+            mode: "none",
+            k: "-".into(),
+            tok_s: plain.decode_tok_s,
+            acceptance: None,
+            mean_len: None,
+            speedup: 1.0,
+            predicted: None,
+            same: true,
+        });
+        for &mode in &modes {
+            for &k in &ks {
+                let drafter = match mode {
+                    DraftMode::None => continue,
+                    DraftMode::PromptLookup => Drafter::PromptLookup,
+                    DraftMode::LayerSkip => Drafter::layer_skip(
+                        &target.model,
+                        args.draft_layers.unwrap_or(target.model.cfg.layers / 2),
+                    ),
+                    DraftMode::DraftModel => {
+                        let d = draft_model.take().expect("the draft model");
+                        Drafter::draft_model(&target, d)?
+                    }
+                };
+                let mut speculator = Speculator::new(drafter, k);
+                let s = generate_with(
+                    &mut target,
+                    &mut speculator,
+                    0,
+                    Prompt::Text(prompt),
+                    &params,
+                    settings(&params, mode.name(), k.as_number()),
+                    &mut |_| {},
+                    &mut || Control::Continue,
+                )?;
+                if let Drafter::DraftModel { engine, .. } = speculator.drafter {
+                    draft_model = Some(*engine);
+                }
+                let p = s.spec.clone().unwrap_or_else(|| unreachable!("a speculative run"));
+                // Theory against the plain run's step time (the run's own plain probes are few).
+                let in_run_plain = p.plain_step.as_secs_f64();
+                let predicted = (in_run_plain > 0.0)
+                    .then(|| p.predicted_speedup * plain_step / in_run_plain);
+                let row = Row {
+                    prompt: name,
+                    mode: mode.name(),
+                    k: k.to_string(),
+                    tok_s: s.decode_tok_s,
+                    acceptance: Some(p.acceptance_rate),
+                    mean_len: Some(p.mean_accepted_len),
+                    speedup: s.decode_tok_s / plain.decode_tok_s.max(1e-9),
+                    predicted,
+                    same: s.text == plain.text,
+                };
+                eprintln!(
+                    "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
+                    row.mode,
+                    row.k,
+                    row.tok_s,
+                    row.speedup,
+                    row.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
+                    p.acceptance_rate * 100.0,
+                    row.same
+                );
+                rows.push(row);
+            }
+        }
+    }
+    println!("| prompt | mode | K | tok/s | acceptance | mean accepted length | speedup | theory | same text as plain |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
+    let num = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.2} | {} | {} | {:.2}× | {} | {} |",
+            r.prompt,
+            r.mode,
+            r.k,
+            r.tok_s,
+            pct(r.acceptance),
+            num(r.mean_len),
+            r.speedup,
+            r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
+            if r.same { "yes" } else { "NO" }
+        );
+    }
+    if rows.iter().any(|r| !r.same) {
+        anyhow::bail!("a speculative run's text differs from plain greedy decoding");
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Speculation statistics of one run, kept as steps happen: acceptance by position, accepted
+//! lengths, draft and verify costs, the plain baseline, and the speedups measured and predicted.
+
+use super::theory;
+use crate::protocol::SpecSummary;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct SpecStats {
+    /// Steps that drafted position i + 1 with every earlier draft accepted, and that accepted it.
+    reached: Vec<usize>,
+    accepted_at: Vec<usize>,
+    hist: Vec<usize>,
+    steps: usize,
+    drafted: usize,
+    accepted: usize,
+    draft_time: Duration,
+    verify_time: Duration,
+    /// Σ over speculative steps of the expected tokens at that step's K (filled in at the end).
+    step_ks: Vec<usize>,
+    step_tokens: usize,
+    plain_steps: usize,
+    plain_time: Duration,
+}
+
+impl SpecStats {
+    pub fn plain_step(&mut self, time: Duration) {
+        self.plain_steps += 1;
+        self.plain_time += time;
+    }
+
+    pub fn spec_step(&mut self, drafted: usize, accepted: usize, draft: Duration, verify: Duration) {
+        if self.reached.len() < drafted {
+            self.reached.resize(drafted, 0);
+            self.accepted_at.resize(drafted, 0);
+        }
+        for i in 0..drafted.min(accepted + 1) {
+            self.reached[i] += 1;
+            if i < accepted {
+                self.accepted_at[i] += 1;
+            }
+        }
+        if self.hist.len() <= accepted {
+            self.hist.resize(accepted + 1, 0);
+        }
+        self.hist[accepted] += 1;
+        self.steps += 1;
+        self.drafted += drafted;
+        self.accepted += accepted;
+        self.draft_time += draft;
+        self.verify_time += verify;
+        self.step_ks.push(drafted);
+        self.step_tokens += accepted + 1;
+    }
+
+    pub fn plain_mean(&self) -> Option<f64> {
+        (self.plain_steps > 0).then(|| self.plain_time.as_secs_f64() / self.plain_steps as f64)
+    }
+
+    /// Plain seconds per token over speculative seconds per token.
+    pub fn live_speedup(&self) -> Option<f64> {
+        let plain = self.plain_mean()?;
+        let spec = (self.draft_time + self.verify_time).as_secs_f64();
+        (self.step_tokens > 0 && spec > 0.0).then(|| plain * self.step_tokens as f64 / spec)
+    }
+
+    /// What theory predicts for the speculative steps so far, from the measured per-position
+    /// acceptance, the measured draft cost per token and verification cost, and the plain step.
+    pub fn predicted_speedup(&self) -> Option<f64> {
+        let plain = self.plain_mean()?;
+        if self.steps == 0 {
+            return None;
+        }
+        let alpha = theory::per_position(&self.reached, &self.accepted_at);
+        let expected: f64 = self
+            .step_ks
+            .iter()
+            .map(|&k| theory::expected_tokens(&alpha[..k.min(alpha.len())]))
+            .sum();
+        let cost = (self.draft_time + self.verify_time).as_secs_f64();
+        (cost > 0.0).then(|| expected * plain / cost)
+    }
+
+    pub fn summary(&self, mode: &str, k: &str, decode: Duration, decoded: usize) -> SpecSummary {
+        let plain = self.plain_mean().unwrap_or(0.0);
+        let per_token = if decoded > 0 {
+            decode.as_secs_f64() / decoded as f64
+        } else {
+            0.0
+        };
+        SpecSummary {
+            mode: mode.into(),
+            k: k.into(),
+            steps: self.steps,
+            plain_steps: self.plain_steps,
+            drafted: self.drafted,
+            accepted: self.accepted,
+            acceptance_rate: theory::acceptance_rate(self.accepted, self.drafted),
+            mean_accepted_len: theory::mean_accepted_length(self.accepted, self.steps),
+            per_position: theory::per_position(&self.reached, &self.accepted_at),
+            accepted_hist: self.hist.clone(),
+            draft_time: self.draft_time,
+            verify_time: self.verify_time,
+            plain_step: Duration::from_secs_f64(plain),
+            speedup: if per_token > 0.0 { plain / per_token } else { 0.0 },
+            predicted_speedup: self.predicted_speedup().unwrap_or(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_reach_and_acceptance_by_position() {
+        let mut s = SpecStats::default();
+        let ms = Duration::from_millis;
+        s.spec_step(3, 1, ms(3), ms(10)); // positions 1 ✓, 2 ✗ (3 not reached)
+        s.spec_step(3, 3, ms(3), ms(10)); // all three
+        let sum = s.summary("prompt-lookup", "3", ms(26), 6);
+        assert_eq!(sum.per_position, vec![1.0, 0.5, 1.0]);
+        assert_eq!(sum.accepted_hist, vec![0, 1, 0, 1]);
+        assert_eq!(sum.acceptance_rate, 4.0 / 6.0);
+        assert_eq!(sum.mean_accepted_len, 3.0);
+        assert!(sum.predicted_speedup == 0.0, "no plain baseline yet");
+        s.plain_step(ms(10));
+        // Expected tokens: (1 + 1 + 0.5 + 0.5) per step, two steps, over 26 ms, at 10 ms a token.
+        let p = s.predicted_speedup().unwrap();
+        assert!((p - 6.0 * 10.0 / 26.0).abs() < 1e-9, "{p}");
+        assert!((s.live_speedup().unwrap() - 6.0 * 10.0 / 26.0).abs() < 1e-9);
+    }
+}
