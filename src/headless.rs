@@ -105,7 +105,21 @@ pub fn generate(
     let mut recorder = match record {
         Some(p) => Some(crate::record::Recorder::create(
             p,
-            crate::record::Header::new(None, "as loaded", "none", 4),
+            crate::record::Header::new(
+                None,
+                "as loaded",
+                args.spec
+                    .draft
+                    .map(|m| m.name().to_string())
+                    .or_else(|| preset.and_then(|p| p.draft_mode.clone()))
+                    .as_deref()
+                    .unwrap_or("none"),
+                args.spec
+                    .k
+                    .map(|k| k.as_number())
+                    .or_else(|| preset.and_then(|p| p.k))
+                    .unwrap_or(4),
+            ),
         )?),
         None => None,
     };

@@ -175,3 +175,44 @@ fn the_preset_picker_loads_a_preset() {
     );
     assert!(s.banner.as_deref().unwrap_or("").contains("rewrite-lookup"));
 }
+
+/// A real prompt-lookup run of the 0.5B model on the rewrite preset.
+fn speculative_state() -> AppState {
+    let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
+    for line in include_str!("fixtures/qwen_spec_run.ron").lines() {
+        s.apply(&ron::from_str(line).expect("fixture line parses"));
+    }
+    s
+}
+
+#[test]
+fn speculation_pane_and_tape_show_a_speculative_run() {
+    let s = speculative_state();
+    let run = s.current.as_ref().unwrap();
+    let summary = run.summary.as_ref().unwrap().spec.clone().unwrap();
+    // The pane's counts are the engine's.
+    assert_eq!(run.spec.counts.accepted, summary.accepted);
+    assert_eq!(run.spec.counts.drafted, summary.drafted);
+    assert_eq!(run.spec.counts.per_position(), summary.per_position);
+    for (pane, render, w, h) in [
+        ("spec", panes::spec::render as Pane, 80, 8),
+        ("tape", panes::tape::render as Pane, 100, 16),
+    ] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| render(&s, f.area(), f.buffer_mut())).unwrap();
+        let screen = format!("{}", t.backend());
+        if pane == "spec" {
+            assert!(screen.contains(&format!("{:.0}%", summary.acceptance_rate * 100.0)));
+            assert!(screen.contains(&format!("{:.2}", summary.mean_accepted_len)));
+        }
+        insta::assert_snapshot!(format!("speculative_{pane}"), t.backend());
+    }
+    // Accepted drafts and rejected ones are styled apart in the tape.
+    let mut t = Terminal::new(TestBackend::new(100, 16)).unwrap();
+    t.draw(|f| panes::tape::render(&s, f.area(), f.buffer_mut())).unwrap();
+    let buf = t.backend().buffer();
+    let fgs: std::collections::HashSet<_> = buf.content().iter().map(|c| c.fg).collect();
+    use ratatui::style::Color;
+    assert!(fgs.contains(&Color::Green), "accepted drafts shown");
+    assert!(fgs.contains(&Color::Red), "rejected drafts shown");
+}

@@ -1,20 +1,13 @@
 //! Speculation as the dashboard sees one run: counts gathered from `SpecStep` events, and the
 //! numbers derived from them with the engine's own formulas.
 
-use crate::engine::spec::theory;
+use crate::engine::spec::theory::Acceptance;
 use crate::protocol::SpecStep;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpecView {
-    pub steps: usize,
-    pub drafted: usize,
-    pub accepted: usize,
-    /// Per draft position: steps that reached it, and that accepted it.
-    pub reached: Vec<usize>,
-    pub accepted_at: Vec<usize>,
-    /// Steps that accepted 0, 1, 2, … drafts.
-    pub hist: Vec<usize>,
+    pub counts: Acceptance,
     pub last_k: usize,
     pub live_speedup: Option<f64>,
     pub predicted_speedup: Option<f64>,
@@ -26,21 +19,7 @@ impl SpecView {
     /// Take a step; `next_index` is the index the step's first token will have.
     pub fn apply(&mut self, s: &SpecStep, next_index: usize) {
         let drafted = s.drafted.len();
-        if self.reached.len() < drafted {
-            self.reached.resize(drafted, 0);
-            self.accepted_at.resize(drafted, 0);
-        }
-        for i in 0..drafted.min(s.accepted + 1) {
-            self.reached[i] += 1;
-            self.accepted_at[i] += (i < s.accepted) as usize;
-        }
-        if self.hist.len() <= s.accepted {
-            self.hist.resize(s.accepted + 1, 0);
-        }
-        self.hist[s.accepted] += 1;
-        self.steps += 1;
-        self.drafted += drafted;
-        self.accepted += s.accepted;
+        self.counts.record(drafted, s.accepted);
         self.last_k = s.k;
         self.live_speedup = s.live_speedup.or(self.live_speedup);
         self.predicted_speedup = s.predicted_speedup.or(self.predicted_speedup);
@@ -48,18 +27,6 @@ impl SpecView {
             let text: String = s.drafted_text[s.accepted..].concat();
             self.rejected.insert(next_index + s.accepted, text);
         }
-    }
-
-    pub fn acceptance_rate(&self) -> f64 {
-        theory::acceptance_rate(self.accepted, self.drafted)
-    }
-
-    pub fn mean_accepted_len(&self) -> f64 {
-        theory::mean_accepted_length(self.accepted, self.steps)
-    }
-
-    pub fn per_position(&self) -> Vec<f64> {
-        theory::per_position(&self.reached, &self.accepted_at)
     }
 }
 
@@ -88,9 +55,9 @@ mod tests {
         let mut v = SpecView::default();
         v.apply(&step(&[1, 2, 3], 1), 10);
         v.apply(&step(&[4, 5, 6], 3), 12);
-        assert_eq!(v.per_position(), vec![1.0, 0.5, 1.0]);
-        assert_eq!(v.hist, vec![0, 1, 0, 1]);
-        assert_eq!(v.mean_accepted_len(), 3.0);
+        assert_eq!(v.counts.per_position(), vec![1.0, 0.5, 1.0]);
+        assert_eq!(v.counts.hist, vec![0, 1, 0, 1]);
+        assert_eq!(v.counts.mean_len(), 3.0);
         assert_eq!(v.rejected.get(&11).map(String::as_str), Some("<2><3>"));
         assert_eq!(v.live_speedup, Some(1.5));
     }

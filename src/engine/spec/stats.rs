@@ -7,13 +7,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
 pub struct SpecStats {
-    /// Steps that drafted position i + 1 with every earlier draft accepted, and that accepted it.
-    reached: Vec<usize>,
-    accepted_at: Vec<usize>,
-    hist: Vec<usize>,
-    steps: usize,
-    drafted: usize,
-    accepted: usize,
+    counts: theory::Acceptance,
     draft_time: Duration,
     verify_time: Duration,
     /// Σ over speculative steps of the expected tokens at that step's K (filled in at the end).
@@ -30,23 +24,7 @@ impl SpecStats {
     }
 
     pub fn spec_step(&mut self, drafted: usize, accepted: usize, draft: Duration, verify: Duration) {
-        if self.reached.len() < drafted {
-            self.reached.resize(drafted, 0);
-            self.accepted_at.resize(drafted, 0);
-        }
-        for i in 0..drafted.min(accepted + 1) {
-            self.reached[i] += 1;
-            if i < accepted {
-                self.accepted_at[i] += 1;
-            }
-        }
-        if self.hist.len() <= accepted {
-            self.hist.resize(accepted + 1, 0);
-        }
-        self.hist[accepted] += 1;
-        self.steps += 1;
-        self.drafted += drafted;
-        self.accepted += accepted;
+        self.counts.record(drafted, accepted);
         self.draft_time += draft;
         self.verify_time += verify;
         self.step_ks.push(drafted);
@@ -68,10 +46,10 @@ impl SpecStats {
     /// acceptance, the measured draft cost per token and verification cost, and the plain step.
     pub fn predicted_speedup(&self) -> Option<f64> {
         let plain = self.plain_mean()?;
-        if self.steps == 0 {
+        if self.counts.steps == 0 {
             return None;
         }
-        let alpha = theory::per_position(&self.reached, &self.accepted_at);
+        let alpha = self.counts.per_position();
         let expected: f64 = self
             .step_ks
             .iter()
@@ -88,17 +66,18 @@ impl SpecStats {
         } else {
             0.0
         };
+        let c = &self.counts;
         SpecSummary {
             mode: mode.into(),
             k: k.into(),
-            steps: self.steps,
+            steps: c.steps,
             plain_steps: self.plain_steps,
-            drafted: self.drafted,
-            accepted: self.accepted,
-            acceptance_rate: theory::acceptance_rate(self.accepted, self.drafted),
-            mean_accepted_len: theory::mean_accepted_length(self.accepted, self.steps),
-            per_position: theory::per_position(&self.reached, &self.accepted_at),
-            accepted_hist: self.hist.clone(),
+            drafted: c.drafted,
+            accepted: c.accepted,
+            acceptance_rate: c.rate(),
+            mean_accepted_len: c.mean_len(),
+            per_position: c.per_position(),
+            accepted_hist: c.hist.clone(),
             draft_time: self.draft_time,
             verify_time: self.verify_time,
             plain_step: Duration::from_secs_f64(plain),

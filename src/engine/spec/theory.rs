@@ -50,6 +50,53 @@ pub fn per_position(reached: &[usize], accepted: &[usize]) -> Vec<f64> {
         .collect()
 }
 
+/// Acceptance counts of a run's speculative steps: overall, by draft position, and as a
+/// histogram of accepted lengths.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Acceptance {
+    pub steps: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+    /// Per draft position: steps that reached it (every earlier draft accepted), and that
+    /// accepted it.
+    pub reached: Vec<usize>,
+    pub accepted_at: Vec<usize>,
+    /// Steps that accepted 0, 1, 2, … drafts.
+    pub hist: Vec<usize>,
+}
+
+impl Acceptance {
+    pub fn record(&mut self, drafted: usize, accepted: usize) {
+        if self.reached.len() < drafted {
+            self.reached.resize(drafted, 0);
+            self.accepted_at.resize(drafted, 0);
+        }
+        for i in 0..drafted.min(accepted + 1) {
+            self.reached[i] += 1;
+            self.accepted_at[i] += (i < accepted) as usize;
+        }
+        if self.hist.len() <= accepted {
+            self.hist.resize(accepted + 1, 0);
+        }
+        self.hist[accepted] += 1;
+        self.steps += 1;
+        self.drafted += drafted;
+        self.accepted += accepted;
+    }
+
+    pub fn rate(&self) -> f64 {
+        acceptance_rate(self.accepted, self.drafted)
+    }
+
+    pub fn mean_len(&self) -> f64 {
+        mean_accepted_length(self.accepted, self.steps)
+    }
+
+    pub fn per_position(&self) -> Vec<f64> {
+        per_position(&self.reached, &self.accepted_at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

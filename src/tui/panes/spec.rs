@@ -28,17 +28,18 @@ fn bars(xs: &[f64]) -> String {
 }
 
 fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
-    let per_pos = v.per_position();
-    let max_hist = v.hist.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let hist: Vec<f64> = v.hist.iter().map(|&h| h as f64 / max_hist).collect();
+    let c = &v.counts;
+    let per_pos = c.per_position();
+    let max_hist = c.hist.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let hist: Vec<f64> = c.hist.iter().map(|&h| h as f64 / max_hist).collect();
     vec![
         Line::from(vec![
             Span::styled("acceptance ", label()),
-            Span::styled(format!("{:.0}%", v.acceptance_rate() * 100.0), value()),
-            Span::styled(format!(" ({}/{})", v.accepted, v.drafted), label()),
+            Span::styled(format!("{:.0}%", c.rate() * 100.0), value()),
+            Span::styled(format!(" ({}/{})", c.accepted, c.drafted), label()),
             Span::styled("  accepted length ", label()),
-            Span::styled(format!("{:.2}", v.mean_accepted_len()), value()),
-            Span::styled(format!("  {} steps", v.steps), label()),
+            Span::styled(format!("{:.2}", c.mean_len()), value()),
+            Span::styled(format!("  {} steps", c.steps), label()),
         ]),
         Line::from(vec![
             Span::styled("speedup ", label()),
@@ -89,7 +90,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         ),
     ])];
-    match run.map(|r| &r.spec).filter(|v| v.steps > 0) {
+    match run.map(|r| &r.spec).filter(|v| v.counts.steps > 0) {
         Some(v) => lines.extend(stats_lines(v)),
         None => lines.push(Line::styled(
             "No speculative steps in this run: choose a draft mode with d, then run.",

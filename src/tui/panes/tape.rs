@@ -135,5 +135,5 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn run_speculates(state: &AppState) -> bool {
-    state.current.as_ref().is_some_and(|r| r.spec.steps > 0)
+    state.current.as_ref().is_some_and(|r| r.spec.counts.steps > 0)
 }
