@@ -119,7 +119,10 @@ impl Settings {
             }
             Command::SetDraftLayers { layers } => {
                 self.draft_layers = Some((*layers).max(1));
-                format!("layer-skip drafts through {} layers: from the next run", (*layers).max(1))
+                format!(
+                    "layer-skip drafts through {} layers: from the next run",
+                    (*layers).max(1)
+                )
             }
             other => format!("{other:?} is not a setting"),
         }
@@ -340,7 +343,9 @@ impl State {
                 self.emit(Event::Notice {
                     message: format!(
                         "loading the draft model {} …",
-                        key.draft_model.as_deref().unwrap_or("(picked beside the target)")
+                        key.draft_model
+                            .as_deref()
+                            .unwrap_or("(picked beside the target)")
                     ),
                 });
                 let draft = pick::open_draft(engine, key.draft_model.as_deref(), &self.device)?;

@@ -95,7 +95,10 @@ fn kv_cache_steps_equal_recomputing_the_sequence() {
         } else {
             // Longer ones take candle's tiled products, which round differently.
             let diff = max_abs_diff(&stepped, &full);
-            assert!(diff < 0.05 * max_abs(&full).max(1.0), "position {n}: diff {diff}");
+            assert!(
+                diff < 0.05 * max_abs(&full).max(1.0),
+                "position {n}: diff {diff}"
+            );
             assert_eq!(argmax(&stepped), argmax(&full), "position {n}");
         }
     }

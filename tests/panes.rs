@@ -209,7 +209,8 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
     }
     // Accepted drafts and rejected ones are styled apart in the tape.
     let mut t = Terminal::new(TestBackend::new(100, 16)).unwrap();
-    t.draw(|f| panes::tape::render(&s, f.area(), f.buffer_mut())).unwrap();
+    t.draw(|f| panes::tape::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
     let buf = t.backend().buffer();
     let fgs: std::collections::HashSet<_> = buf.content().iter().map(|c| c.fg).collect();
     use ratatui::style::Color;

@@ -25,8 +25,16 @@ fn settings(p: &GenParams) -> RunSettings {
 }
 
 fn plain(e: &mut Engine, prompt: &str, p: &GenParams) -> RunSummary {
-    generate(e, 1, Prompt::Text(prompt), p, settings(p), &mut |_| {}, &mut || Control::Continue)
-        .unwrap()
+    generate(
+        e,
+        1,
+        Prompt::Text(prompt),
+        p,
+        settings(p),
+        &mut |_| {},
+        &mut || Control::Continue,
+    )
+    .unwrap()
 }
 
 /// A speculative run; also returns its events.
@@ -82,7 +90,11 @@ fn a_verify_pass_scores_each_position_exactly_as_a_decode_step() {
     e.model.forward(&prompt, &mut b, Forward::LAST).unwrap();
     for (i, &t) in next.iter().enumerate() {
         let one = e.model.forward(&[t], &mut b, Forward::LAST).unwrap();
-        assert_eq!(bits(&batch.get(i).unwrap()), bits(&one.get(0).unwrap()), "position {i}");
+        assert_eq!(
+            bits(&batch.get(i).unwrap()),
+            bits(&one.get(0).unwrap()),
+            "position {i}"
+        );
     }
 }
 
@@ -97,8 +109,12 @@ fn rollback_leaves_the_cache_as_a_fresh_prefill_of_the_kept_text() {
     a.truncate(prompt.len() + 2); // kept two of five
     let mut b = e.model.new_cache(DType::F32);
     let kept: Vec<u32> = prompt.iter().chain(&drafted[..2]).copied().collect();
-    e.model.forward(&kept[..prompt.len()], &mut b, Forward::LAST).unwrap();
-    e.model.forward(&kept[prompt.len()..], &mut b, Forward::LAST).unwrap();
+    e.model
+        .forward(&kept[..prompt.len()], &mut b, Forward::LAST)
+        .unwrap();
+    e.model
+        .forward(&kept[prompt.len()..], &mut b, Forward::LAST)
+        .unwrap();
     assert_eq!(a.len(), b.len());
     for layer in 0..e.model.cfg.layers {
         let (ka, va) = a.layer(layer).unwrap();
@@ -131,14 +147,22 @@ fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
     for drafter in drafters(&e) {
         let mode = drafter.mode();
         let mut s = Speculator::new(drafter, KPolicy::Fixed(4));
-        for k in [KPolicy::Fixed(1), KPolicy::Fixed(4), KPolicy::Fixed(16), KPolicy::Adaptive] {
+        for k in [
+            KPolicy::Fixed(1),
+            KPolicy::Fixed(4),
+            KPolicy::Fixed(16),
+            KPolicy::Adaptive,
+        ] {
             s.controller = labtui::engine::spec::Controller::new(k);
             let (sum, events) = speculative(&mut e, &mut s, prompt, &p);
             let spec = sum.spec.clone().expect("speculation summary");
             assert_eq!(sum.text, reference.text, "{mode:?} K {k}");
             assert_eq!(sum.generated_tokens, reference.generated_tokens);
             assert!(spec.steps > 0, "{mode:?} K {k}: no speculative step");
-            let steps = events.iter().filter(|e| matches!(e, Event::SpecStep(_))).count();
+            let steps = events
+                .iter()
+                .filter(|e| matches!(e, Event::SpecStep(_)))
+                .count();
             assert_eq!(steps, spec.steps);
             accepted_somewhere += spec.accepted;
         }
@@ -163,8 +187,13 @@ fn the_draft_cache_rolls_back_to_the_kept_text() {
     let m = cache.len().min(text.len());
     assert!(m > ids.len(), "the draft saw generated tokens");
     let mut fresh = e.model.new_cache(DType::F32);
-    let shallow = Forward { layers: Some(1), ..Forward::LAST };
-    e.model.forward(&text[..ids.len()], &mut fresh, shallow).unwrap();
+    let shallow = Forward {
+        layers: Some(1),
+        ..Forward::LAST
+    };
+    e.model
+        .forward(&text[..ids.len()], &mut fresh, shallow)
+        .unwrap();
     for &t in &text[ids.len()..m] {
         e.model.forward(&[t], &mut fresh, shallow).unwrap();
     }
@@ -182,7 +211,17 @@ fn speculative_sampling_reproduces_the_targets_next_token_distribution() {
     let prompt: Vec<u32> = (3..20).collect();
     let logits = |layers: Option<usize>| {
         let mut c = e.model.new_cache(DType::F32);
-        let l = e.model.forward(&prompt, &mut c, Forward { layers, ..Forward::LAST }).unwrap();
+        let l = e
+            .model
+            .forward(
+                &prompt,
+                &mut c,
+                Forward {
+                    layers,
+                    ..Forward::LAST
+                },
+            )
+            .unwrap();
         Model::last_logits(&l).unwrap()
     };
     let (target, shallow) = (logits(None), logits(Some(1)));
@@ -191,7 +230,12 @@ fn speculative_sampling_reproduces_the_targets_next_token_distribution() {
     let (params, p, q, tv) = [1.0f32, 4.0, 16.0, 64.0, 256.0]
         .into_iter()
         .map(|t| {
-            let params = SamplingParams { temperature: t, top_k: None, top_p: None, seed: 5 };
+            let params = SamplingParams {
+                temperature: t,
+                top_k: None,
+                top_p: None,
+                seed: 5,
+            };
             let p = Sampler::new(params.clone()).distribution(&target);
             let q = Sampler::new(params.clone()).distribution(&shallow);
             let tv: f32 = p.iter().zip(&q).map(|(a, b)| (a - b).abs()).sum::<f32>() / 2.0;
@@ -213,7 +257,10 @@ fn speculative_sampling_reproduces_the_targets_next_token_distribution() {
         direct[s.draw(&p) as usize] += 1;
     }
     let tv_to_p = |c: &[usize]| -> f64 {
-        c.iter().zip(&p).map(|(&c, &pi)| (c as f64 / n as f64 - pi as f64).abs()).sum::<f64>()
+        c.iter()
+            .zip(&p)
+            .map(|(&c, &pi)| (c as f64 / n as f64 - pi as f64).abs())
+            .sum::<f64>()
             / 2.0
     };
     let (tv_out, tv_noise) = (tv_to_p(&counts), tv_to_p(&direct));
@@ -227,7 +274,10 @@ fn speculative_sampling_reproduces_the_targets_next_token_distribution() {
 fn a_draft_model_with_another_tokenizer_is_refused() {
     let target = synthetic();
     let other = Engine::synthetic(
-        &SyntheticSpec { arch: "llama", ..SyntheticSpec::default() },
+        &SyntheticSpec {
+            arch: "llama",
+            ..SyntheticSpec::default()
+        },
         &Device::Cpu,
     )
     .unwrap();
@@ -251,7 +301,11 @@ fn qwen_pair_greedy_speculation_equals_plain_decoding() {
     };
     let dev = Device::Cpu;
     let mut e = Engine::from_file(&target, &dev).unwrap();
-    let p = GenParams { max_tokens: 40, ignore_eos: true, ..GenParams::default() };
+    let p = GenParams {
+        max_tokens: 40,
+        ignore_eos: true,
+        ..GenParams::default()
+    };
     let prompt = "Rewrite this code with the variable `n` renamed to `count`:\n\ndef total(items):\n    n = 0\n    for item in items:\n        n = n + item.price\n    return n\n";
     let reference = plain(&mut e, prompt, &p);
     let d = Engine::from_file(&draft, &dev).unwrap();
@@ -273,7 +327,10 @@ fn qwen_pair_greedy_speculation_equals_plain_decoding() {
         );
         assert_eq!(sum.text, reference.text, "{mode:?}");
         if mode == DraftMode::DraftModel {
-            assert!(spec.acceptance_rate > 0.3, "the 0.5B should agree with the 1.5B often");
+            assert!(
+                spec.acceptance_rate > 0.3,
+                "the 0.5B should agree with the 1.5B often"
+            );
         }
     }
 }

@@ -84,7 +84,14 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         crate::engine::threads()
     );
     // Warm-up: page the weights in and settle the thread pool.
-    run_plain(&mut target, PROMPTS[0].1, &GenParams { max_tokens: 8, ..params.clone() })?;
+    run_plain(
+        &mut target,
+        PROMPTS[0].1,
+        &GenParams {
+            max_tokens: 8,
+            ..params.clone()
+        },
+    )?;
     let mut rows = Vec::new();
     let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
     for &(name, prompt) in prompts {
@@ -130,11 +137,14 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                 if let Drafter::DraftModel { engine, .. } = speculator.drafter {
                     draft_model = Some(*engine);
                 }
-                let p = s.spec.clone().unwrap_or_else(|| unreachable!("a speculative run"));
+                let p = s
+                    .spec
+                    .clone()
+                    .unwrap_or_else(|| unreachable!("a speculative run"));
                 // Theory against the plain run's step time (the run's own plain probes are few).
                 let in_run_plain = p.plain_step.as_secs_f64();
-                let predicted = (in_run_plain > 0.0)
-                    .then(|| p.predicted_speedup * plain_step / in_run_plain);
+                let predicted =
+                    (in_run_plain > 0.0).then(|| p.predicted_speedup * plain_step / in_run_plain);
                 let row = Row {
                     prompt: name,
                     mode: mode.name(),

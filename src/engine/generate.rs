@@ -2,8 +2,8 @@
 //! where it happens and reported as an event.
 
 use super::error::Result;
-use super::model::{Forward, Model};
 use super::kernels::SMALL_BATCH;
+use super::model::{Forward, Model};
 use super::sampling::{argmax, Sampler, SamplingParams};
 use super::spec::{accept, KPolicy, Plan, SpecStats, Speculator};
 use super::Engine;
@@ -41,7 +41,16 @@ pub fn generate(
     emit: &mut dyn FnMut(Event),
     control: &mut dyn FnMut() -> Control,
 ) -> Result<RunSummary> {
-    generate_with(engine, &mut Speculator::none(), run, prompt, params, settings, emit, control)
+    generate_with(
+        engine,
+        &mut Speculator::none(),
+        run,
+        prompt,
+        params,
+        settings,
+        emit,
+        control,
+    )
 }
 
 /// One token of a decode step, with how it came about.
@@ -136,7 +145,11 @@ pub fn generate_with(
                 phase: p.phase,
                 prob: p.prob,
                 elapsed: start.elapsed(),
-                step: if p.phase == Phase::Prefill { step } else { share },
+                step: if p.phase == Phase::Prefill {
+                    step
+                } else {
+                    share
+                },
                 kv_tokens: cache.len(),
                 kv_bytes: cache.bytes(),
             }));
@@ -214,8 +227,12 @@ pub fn generate_with(
         cache.truncate(before + 1 + n);
         spec.drafter.rollback(text_ids.len() + n);
         spec_stats.spec_step(draft.tokens.len(), n, draft_time, verify);
-        spec.controller
-            .observe(draft.tokens.len(), n, n + 1, (draft_time + verify).as_secs_f64());
+        spec.controller.observe(
+            draft.tokens.len(),
+            n,
+            n + 1,
+            (draft_time + verify).as_secs_f64(),
+        );
         emit(Event::SpecStep(SpecStep {
             run,
             k,

@@ -322,7 +322,12 @@ mod tests {
 
     fn rows_of(w: &QWeight, x: &[f32], m: usize, k: usize) -> Vec<f32> {
         let xt = Tensor::from_vec(x.to_vec(), (1, m, k), &Device::Cpu).unwrap();
-        w.forward(&xt).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        w.forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     #[test]
@@ -331,13 +336,19 @@ mod tests {
         for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
             let ours = qweight(dtype, n, k, 3);
             assert!(matches!(ours, QWeight::Compact { .. }), "{dtype:?}");
-            let QWeight::Compact { t, .. } = &ours else { unreachable!() };
+            let QWeight::Compact { t, .. } = &ours else {
+                unreachable!()
+            };
             let theirs = QMatMul::from_arc(t.clone()).unwrap();
             let x = random(k, 4);
             let xt = Tensor::from_vec(x.clone(), (1, k), &Device::Cpu).unwrap();
             let a = rows_of(&ours, &x, 1, k);
             let b = candle_forward(&theirs, &xt);
-            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(worst < 1e-3, "{dtype:?}: max difference {worst}");
         }
     }
@@ -360,7 +371,11 @@ mod tests {
                 let batch = rows_of(&w, &x, m, k);
                 for i in 0..m {
                     let alone = rows_of(&w, &x[i * k..(i + 1) * k], 1, k);
-                    assert_eq!(&batch[i * n..(i + 1) * n], alone.as_slice(), "{dtype:?} m={m} row {i}");
+                    assert_eq!(
+                        &batch[i * n..(i + 1) * n],
+                        alone.as_slice(),
+                        "{dtype:?} m={m} row {i}"
+                    );
                 }
             }
         }
@@ -500,7 +515,9 @@ impl QWeight {
         if t.dtype() == GgmlDType::Q5_0 && t.device().is_cpu() && k % QK == 0 {
             return Ok(Self::Q5_0 { t, n, k });
         }
-        if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) && t.device().is_cpu() && k % 256 == 0
+        if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K)
+            && t.device().is_cpu()
+            && k % 256 == 0
         {
             let mm = candle_core::quantized::QMatMul::from_arc(t.clone())?;
             return Ok(Self::Compact { mm, t, n, k });

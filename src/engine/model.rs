@@ -238,14 +238,15 @@ impl Model {
         // head are stacked as rows, (1, kv_heads, reps × seq, head_dim).
         let reps = c.heads / c.kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let attend = |q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
-            let att = (q.matmul(&k.t()?)? * scale)?;
-            let att = match mask {
-                Some(m) => att.broadcast_add(m)?,
-                None => att,
+        let attend =
+            |q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
+                let att = (q.matmul(&k.t()?)? * scale)?;
+                let att = match mask {
+                    Some(m) => att.broadcast_add(m)?,
+                    None => att,
+                };
+                candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
             };
-            candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
-        };
         let y = if seq == 1 || seq > SMALL_BATCH {
             let q = q.reshape((1, c.kv_heads, reps * seq, c.head_dim))?;
             attend(&q, &k, &v, mask)? // (1, kv_heads, reps × seq, head_dim)
@@ -257,7 +258,12 @@ impl Model {
                 .map(|i| {
                     let q = q.narrow(2, i, 1)?.contiguous()?;
                     let q = q.reshape((1, c.kv_heads, reps, c.head_dim))?;
-                    let y = attend(&q, &k.narrow(2, 0, pos + i + 1)?, &v.narrow(2, 0, pos + i + 1)?, None)?;
+                    let y = attend(
+                        &q,
+                        &k.narrow(2, 0, pos + i + 1)?,
+                        &v.narrow(2, 0, pos + i + 1)?,
+                        None,
+                    )?;
                     y.reshape((1, c.heads, 1, c.head_dim))
                 })
                 .collect::<Result<Vec<_>>>()?;

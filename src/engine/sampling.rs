@@ -140,7 +140,11 @@ impl Sampler {
 
     /// The probability `sample` would give `id` (for tokens chosen elsewhere, e.g. accepted drafts).
     pub fn prob_of(&self, logits: &[f32], id: u32) -> f32 {
-        let t = if self.params.is_greedy() { 1.0 } else { self.params.temperature };
+        let t = if self.params.is_greedy() {
+            1.0
+        } else {
+            self.params.temperature
+        };
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = logits.iter().map(|&l| ((l - max) / t).exp()).sum();
         ((logits[id as usize] - max) / t).exp() / sum

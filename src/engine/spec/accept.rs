@@ -43,7 +43,10 @@ pub fn sampled(
     debug_assert_eq!(p.len(), drafted.len() + 1);
     for (i, &x) in drafted.iter().enumerate() {
         let px = p[i][x as usize];
-        let qx = q.get(i).and_then(|q| q.as_ref()).map_or(1.0, |q| q[x as usize]);
+        let qx = q
+            .get(i)
+            .and_then(|q| q.as_ref())
+            .map_or(1.0, |q| q[x as usize]);
         let u = sampler.uniform();
         if qx > 0.0 && u < (px / qx).min(1.0) {
             continue;
@@ -76,10 +79,34 @@ mod tests {
 
     #[test]
     fn greedy_keeps_the_matching_prefix_then_corrects_or_adds_a_bonus() {
-        assert_eq!(greedy(&[5, 6, 7], &[5, 6, 9, 1]), Verdict { accepted: 2, token: 9 });
-        assert_eq!(greedy(&[5, 6], &[5, 6, 8]), Verdict { accepted: 2, token: 8 });
-        assert_eq!(greedy(&[4], &[3, 0]), Verdict { accepted: 0, token: 3 });
-        assert_eq!(greedy(&[], &[3]), Verdict { accepted: 0, token: 3 });
+        assert_eq!(
+            greedy(&[5, 6, 7], &[5, 6, 9, 1]),
+            Verdict {
+                accepted: 2,
+                token: 9
+            }
+        );
+        assert_eq!(
+            greedy(&[5, 6], &[5, 6, 8]),
+            Verdict {
+                accepted: 2,
+                token: 8
+            }
+        );
+        assert_eq!(
+            greedy(&[4], &[3, 0]),
+            Verdict {
+                accepted: 0,
+                token: 3
+            }
+        );
+        assert_eq!(
+            greedy(&[], &[3]),
+            Verdict {
+                accepted: 0,
+                token: 3
+            }
+        );
     }
 
     fn sampler(seed: u64) -> Sampler {

@@ -35,9 +35,15 @@ pub enum Drafter {
     None,
     PromptLookup,
     /// A second model with the same tokenizer.
-    DraftModel { engine: Box<Engine>, state: ModelDraft },
+    DraftModel {
+        engine: Box<Engine>,
+        state: ModelDraft,
+    },
     /// The target's first `layers` layers and its head.
-    LayerSkip { layers: usize, state: ModelDraft },
+    LayerSkip {
+        layers: usize,
+        state: ModelDraft,
+    },
 }
 
 impl Drafter {
@@ -95,7 +101,9 @@ impl Drafter {
                 let q = vec![None; tokens.len()];
                 Ok(Draft { tokens, q })
             }
-            Self::DraftModel { engine, state } => state.draft(&engine.model, None, text, k, sampler),
+            Self::DraftModel { engine, state } => {
+                state.draft(&engine.model, None, text, k, sampler)
+            }
             Self::LayerSkip { layers, state } => {
                 state.draft(target, Some(*layers), text, k, sampler)
             }
@@ -187,7 +195,9 @@ pub fn check_same_tokenizer(target: &Engine, draft: &Engine) -> Result<()> {
         return Err(refuse("the same ids stand for different text".into()));
     }
     if draft.model.cfg.vocab < target.tokenizer.inner.get_vocab_size(true) {
-        return Err(refuse("its output head is smaller than the vocabulary".into()));
+        return Err(refuse(
+            "its output head is smaller than the vocabulary".into(),
+        ));
     }
     Ok(())
 }

@@ -91,6 +91,9 @@ mod tests {
             assert_eq!(DraftMode::parse(m.name()), Ok(m));
         }
         let e = DraftMode::parse("medusa").unwrap_err();
-        assert!(e.contains("prompt-lookup") && e.contains("layer-skip"), "{e}");
+        assert!(
+            e.contains("prompt-lookup") && e.contains("layer-skip"),
+            "{e}"
+        );
     }
 }

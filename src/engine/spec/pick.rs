@@ -30,7 +30,10 @@ pub fn open_draft(target: &Engine, spec: Option<&str>, device: &Device) -> Resul
 
 fn pick_beside(target: &Engine, device: &Device) -> Result<Engine> {
     let path = Path::new(&target.info.source);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut candidates: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

@@ -23,7 +23,13 @@ impl SpecStats {
         self.plain_time += time;
     }
 
-    pub fn spec_step(&mut self, drafted: usize, accepted: usize, draft: Duration, verify: Duration) {
+    pub fn spec_step(
+        &mut self,
+        drafted: usize,
+        accepted: usize,
+        draft: Duration,
+        verify: Duration,
+    ) {
         self.counts.record(drafted, accepted);
         self.draft_time += draft;
         self.verify_time += verify;
@@ -81,7 +87,11 @@ impl SpecStats {
             draft_time: self.draft_time,
             verify_time: self.verify_time,
             plain_step: Duration::from_secs_f64(plain),
-            speedup: if per_token > 0.0 { plain / per_token } else { 0.0 },
+            speedup: if per_token > 0.0 {
+                plain / per_token
+            } else {
+                0.0
+            },
             predicted_speedup: self.predicted_speedup().unwrap_or(0.0),
         }
     }

@@ -80,7 +80,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let mode = run.map_or("none", |r| r.draft_mode.as_str());
     let mut lines = vec![Line::from(vec![
         Span::styled("run ", label()),
-        Span::styled(if mode.is_empty() { "none" } else { mode }.to_string(), value()),
+        Span::styled(
+            if mode.is_empty() { "none" } else { mode }.to_string(),
+            value(),
+        ),
         Span::styled(
             format!(
                 " K {}  · next: {chosen}, K {}",
@@ -97,7 +100,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         )),
     }
-    Paragraph::new(lines).wrap(Wrap { trim: true }).render(inner, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .render(inner, buf);
 }
 
 #[cfg(test)]

@@ -35,7 +35,11 @@ fn tape_lines(
     for t in tokens {
         if let Some(r) = rejected.get(&t.index) {
             let shown = r.replace('\n', "↵");
-            lines.last_mut().unwrap().spans.push(Span::styled(shown, struck));
+            lines
+                .last_mut()
+                .unwrap()
+                .spans
+                .push(Span::styled(shown, struck));
         }
         let style = token_style(t, selected == Some(t.index));
         let mut parts = t.text.split('\n').peekable();
@@ -135,5 +139,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn run_speculates(state: &AppState) -> bool {
-    state.current.as_ref().is_some_and(|r| r.spec.counts.steps > 0)
+    state
+        .current
+        .as_ref()
+        .is_some_and(|r| r.spec.counts.steps > 0)
 }
