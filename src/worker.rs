@@ -118,11 +118,9 @@ impl Settings {
                 format!("draft model {spec}: loaded when draft-model mode next runs")
             }
             Command::SetDraftLayers { layers } => {
-                self.draft_layers = Some((*layers).max(1));
-                format!(
-                    "layer-skip drafts through {} layers: from the next run",
-                    (*layers).max(1)
-                )
+                let layers = (*layers).max(1);
+                self.draft_layers = Some(layers);
+                format!("layer-skip drafts through {layers} layers: from the next run")
             }
             other => format!("{other:?} is not a setting"),
         }

@@ -158,14 +158,6 @@ impl Controller {
             }
         }
     }
-
-    /// Measured speedup so far: plain seconds per token over speculative seconds per token.
-    pub fn live_speedup(&self) -> Option<f64> {
-        match (self.plain.0, self.spec.0) {
-            (Some(p), Some(s)) if s > 0.0 => Some(p / s),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

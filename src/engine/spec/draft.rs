@@ -118,20 +118,11 @@ impl Drafter {
         }
     }
 
-    /// The drafter's own KV cache, for model drafters (tests and the memory pane).
+    /// The drafter's own KV cache, for model drafters (tests and inspection).
     pub fn cache(&self) -> Option<&KvCache> {
         match self {
             Self::DraftModel { state, .. } | Self::LayerSkip { state, .. } => Some(&state.cache),
             _ => None,
-        }
-    }
-
-    /// Bytes of the drafter's own weights and cache (layer-skip shares the target's weights).
-    pub fn bytes(&self) -> (u64, u64) {
-        match self {
-            Self::DraftModel { engine, state } => (engine.info.weight_bytes, state.cache.bytes()),
-            Self::LayerSkip { state, .. } => (0, state.cache.bytes()),
-            _ => (0, 0),
         }
     }
 }
