@@ -258,8 +258,13 @@ pub struct SpecSummary {
     pub accepted_hist: Vec<usize>,
     pub draft_time: Duration,
     pub verify_time: Duration,
-    /// Mean time of a plain decode step in this run.
+    /// Mean time of a plain decode step in this run, and all plain steps' time.
     pub plain_step: Duration,
+    #[serde(default)]
+    pub plain_time: Duration,
+    /// Tokens theory expects from the speculative steps, at the measured per-position acceptance.
+    #[serde(default)]
+    pub expected_tokens: f64,
     /// Plain seconds per token over the run's seconds per decoded token.
     pub speedup: f64,
     pub predicted_speedup: f64,

@@ -3,7 +3,7 @@
 //! the one theory predicts, and whether the text equals plain greedy decoding.
 
 use crate::cli::BenchSpecArgs;
-use crate::engine::spec::{pick, DraftMode, Drafter, KPolicy, Speculator};
+use crate::engine::spec::{pick, theory, DraftMode, Drafter, KPolicy, Speculator};
 use crate::engine::{generate, generate_with, Control, Engine, Prompt};
 use crate::protocol::{GenParams, RunSettings, RunSummary};
 use anyhow::Result;
@@ -141,10 +141,14 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                     .spec
                     .clone()
                     .unwrap_or_else(|| unreachable!("a speculative run"));
-                // Theory against the plain run's step time (the run's own plain probes are few).
-                let in_run_plain = p.plain_step.as_secs_f64();
-                let predicted =
-                    (in_run_plain > 0.0).then(|| p.predicted_speedup * plain_step / in_run_plain);
+                // Theory against the plain run's step time (the run's own plain steps are few).
+                let predicted = theory::run_speedup(
+                    p.expected_tokens,
+                    (p.draft_time + p.verify_time).as_secs_f64(),
+                    p.plain_steps,
+                    p.plain_time.as_secs_f64(),
+                    plain_step,
+                );
                 let row = Row {
                     prompt: name,
                     mode: mode.name(),
@@ -153,7 +157,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                     acceptance: Some(p.acceptance_rate),
                     mean_len: Some(p.mean_accepted_len),
                     speedup: s.decode_tok_s / plain.decode_tok_s.max(1e-9),
-                    predicted,
+                    predicted: Some(predicted),
                     same: s.text == plain.text,
                 };
                 eprintln!(

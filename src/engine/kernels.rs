@@ -388,10 +388,10 @@ mod tests {
 pub const SMALL_BATCH: usize = 17;
 
 /// `x` (`m` rows of `k`) times the transpose of compact quantized rows `w` (`n` rows of `k`):
-/// `m` rows of `n`. Each output is candle's own dot product of a weight row (`QUADS`: of a quad of
-/// weight rows, as candle's one-row product computes them) with one activation row, so row `i` of
-/// a batch is bitwise what it would be alone. Each weight row is read once for all `m` rows.
-pub fn matmul_compact<T: candle_core::quantized::k_quants::GgmlType, const QUADS: bool>(
+/// `m` rows of `n`. Each output is candle's own `vec_dot_4` of a weight quad with one activation
+/// row (the dot products of candle's one-row product), so row `i` of a batch is bitwise what it
+/// would be alone. Each weight quad is read once for all `m` rows.
+pub fn matmul_compact<T: candle_core::quantized::k_quants::GgmlType>(
     w: &[T],
     n: usize,
     k: usize,
@@ -415,20 +415,6 @@ pub fn matmul_compact<T: candle_core::quantized::k_quants::GgmlType, const QUADS
     // SAFETY (raw writes below): each (row, column) is written by exactly one work item, and
     // `out` outlives the pool call.
     let put = |i: usize, j: usize, v: f32| unsafe { *(dst as *mut f32).add(i * n + j) = v };
-    if !QUADS {
-        // One weight row at a time with `vec_dot` (Q4_K: candle's quad kernel rounds differently
-        // from its own one-row dot, and this is the product llama.cpp's decode computes).
-        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
-            for t in range {
-                for j in t * TILE..((t + 1) * TILE).min(n) {
-                    for i in 0..m {
-                        put(i, j, T::vec_dot(k, wrow(j), xrow(i)));
-                    }
-                }
-            }
-        });
-        return out;
-    }
     let quads = n / 4;
     candle_core::utils::barrier_pool().execute_chunked(quads, |range| {
         for q in range {
@@ -482,8 +468,9 @@ pub enum QWeight {
         n: usize,
         k: usize,
     },
-    /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through [`matmul_compact`] on the
-    /// compact blocks (as llama.cpp's decode does); longer batches to candle's repacked tiles.
+    /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through our products on the
+    /// compact blocks (Q4_K: [`super::kernels_q4k::matmul_q4k`], Q6_K: [`matmul_compact`]), as
+    /// llama.cpp's decode reads them; longer batches to candle's repacked tiles.
     Compact {
         mm: candle_core::quantized::QMatMul,
         t: std::sync::Arc<candle_core::quantized::QTensor>,
@@ -556,11 +543,9 @@ impl QWeight {
                 let data = t.data()?;
                 let out = match t.dtype() {
                     GgmlDType::Q4K => {
-                        matmul_compact::<_, false>(blocks_of::<BlockQ4K>(&data), *n, *k, &xs, m)
+                        super::kernels_q4k::matmul_q4k(blocks_of::<BlockQ4K>(&data), *n, *k, &xs, m)
                     }
-                    GgmlDType::Q6K => {
-                        matmul_compact::<_, true>(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m)
-                    }
+                    GgmlDType::Q6K => matmul_compact(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m),
                     other => candle_core::bail!("no compact product for {other:?}"),
                 };
                 Tensor::from_vec(out, shape, x.device())

@@ -13,8 +13,10 @@ use super::lookup;
 use super::DraftMode;
 use candle_core::DType;
 
-/// Longest n-gram prompt lookup tries to match.
+/// Longest and shortest n-gram prompt lookup tries to match. One token (a newline, a space)
+/// matches almost anywhere and proposes noise that costs a verification row per token.
 pub const LOOKUP_MAX_NGRAM: usize = 3;
+pub const LOOKUP_MIN_NGRAM: usize = 2;
 
 /// Proposed tokens and, when drafted by sampling, the draft's distribution for each.
 #[derive(Debug, Default)]
@@ -97,7 +99,7 @@ impl Drafter {
         match self {
             Self::None => Ok(Draft::default()),
             Self::PromptLookup => {
-                let tokens = lookup::propose(text, k, LOOKUP_MAX_NGRAM);
+                let tokens = lookup::propose(text, k, LOOKUP_MIN_NGRAM, LOOKUP_MAX_NGRAM);
                 let q = vec![None; tokens.len()];
                 Ok(Draft { tokens, q })
             }

@@ -41,28 +41,47 @@ impl SpecStats {
         (self.plain_steps > 0).then(|| self.plain_time.as_secs_f64() / self.plain_steps as f64)
     }
 
-    /// Plain seconds per token over speculative seconds per token.
-    pub fn live_speedup(&self) -> Option<f64> {
-        let plain = self.plain_mean()?;
-        let spec = (self.draft_time + self.verify_time).as_secs_f64();
-        (self.step_tokens > 0 && spec > 0.0).then(|| plain * self.step_tokens as f64 / spec)
+    fn spec_seconds(&self) -> f64 {
+        (self.draft_time + self.verify_time).as_secs_f64()
     }
 
-    /// What theory predicts for the speculative steps so far, from the measured per-position
-    /// acceptance, the measured draft cost per token and verification cost, and the plain step.
-    pub fn predicted_speedup(&self) -> Option<f64> {
+    /// Plain seconds per token over this run's seconds per token, plain steps included.
+    pub fn live_speedup(&self) -> Option<f64> {
         let plain = self.plain_mean()?;
-        if self.counts.steps == 0 {
-            return None;
-        }
+        (self.step_tokens > 0).then(|| {
+            theory::run_speedup(
+                self.step_tokens as f64,
+                self.spec_seconds(),
+                self.plain_steps,
+                self.plain_time.as_secs_f64(),
+                plain,
+            )
+        })
+    }
+
+    /// Tokens theory expects from the speculative steps so far: the expected tokens per step at
+    /// each step's K, from the measured per-position acceptance.
+    pub fn expected_tokens(&self) -> f64 {
         let alpha = self.counts.per_position();
-        let expected: f64 = self
-            .step_ks
+        self.step_ks
             .iter()
             .map(|&k| theory::expected_tokens(&alpha[..k.min(alpha.len())]))
-            .sum();
-        let cost = (self.draft_time + self.verify_time).as_secs_f64();
-        (cost > 0.0).then(|| expected * plain / cost)
+            .sum()
+    }
+
+    /// What theory predicts for the run so far: expected tokens over the measured draft,
+    /// verification and plain-step costs, against plain decoding at the measured plain step.
+    pub fn predicted_speedup(&self) -> Option<f64> {
+        let plain = self.plain_mean()?;
+        (self.counts.steps > 0).then(|| {
+            theory::run_speedup(
+                self.expected_tokens(),
+                self.spec_seconds(),
+                self.plain_steps,
+                self.plain_time.as_secs_f64(),
+                plain,
+            )
+        })
     }
 
     pub fn summary(&self, mode: &str, k: &str, decode: Duration, decoded: usize) -> SpecSummary {
@@ -87,6 +106,8 @@ impl SpecStats {
             draft_time: self.draft_time,
             verify_time: self.verify_time,
             plain_step: Duration::from_secs_f64(plain),
+            plain_time: self.plain_time,
+            expected_tokens: self.expected_tokens(),
             speedup: if per_token > 0.0 {
                 plain / per_token
             } else {
@@ -114,9 +135,10 @@ mod tests {
         assert_eq!(sum.mean_accepted_len, 3.0);
         assert!(sum.predicted_speedup == 0.0, "no plain baseline yet");
         s.plain_step(ms(10));
-        // Expected tokens: (1 + 1 + 0.5 + 0.5) per step, two steps, over 26 ms, at 10 ms a token.
+        // Expected tokens: (1 + 1 + 0.5 + 0.5) per step, two steps, over 26 ms, plus one plain
+        // token in 10 ms, at 10 ms a plain token.
         let p = s.predicted_speedup().unwrap();
-        assert!((p - 6.0 * 10.0 / 26.0).abs() < 1e-9, "{p}");
-        assert!((s.live_speedup().unwrap() - 6.0 * 10.0 / 26.0).abs() < 1e-9);
+        assert!((p - 7.0 * 10.0 / 36.0).abs() < 1e-9, "{p}");
+        assert!((s.live_speedup().unwrap() - 7.0 * 10.0 / 36.0).abs() < 1e-9);
     }
 }

@@ -40,6 +40,23 @@ pub fn predicted_speedup(alpha: &[f64], plain_step: f64, draft_per_token: f64, v
     expected_tokens(alpha) * plain_step / step
 }
 
+/// A whole run's speedup: speculative steps expected to yield `spec_tokens` tokens in
+/// `spec_seconds`, plus `plain_steps` plain steps (one token each) in `plain_seconds`, against
+/// decoding every token plainly at `plain_step` seconds.
+pub fn run_speedup(
+    spec_tokens: f64,
+    spec_seconds: f64,
+    plain_steps: usize,
+    plain_seconds: f64,
+    plain_step: f64,
+) -> f64 {
+    let time = spec_seconds + plain_seconds;
+    if time <= 0.0 {
+        return 0.0;
+    }
+    (spec_tokens + plain_steps as f64) * plain_step / time
+}
+
 /// Conditional acceptance by draft position from counts: `reached[i]` steps drafted position
 /// i + 1 with every earlier draft accepted, `accepted[i]` of them accepted it.
 pub fn per_position(reached: &[usize], accepted: &[usize]) -> Vec<f64> {
@@ -123,5 +140,7 @@ mod tests {
         // Nothing accepted, costly drafts: slower than plain.
         assert!(predicted_speedup(&[0.0, 0.0], 1.0, 0.5, 1.2) < 0.5);
         assert_eq!(per_position(&[4, 2, 0], &[2, 1, 0]), vec![0.5, 0.5, 0.0]);
+        // 3 tokens in 2 s of speculation plus 2 plain steps in 2 s, plain 1 s/token: 5 in 4 s.
+        assert!((run_speedup(3.0, 2.0, 2, 2.0, 1.0) - 1.25).abs() < 1e-12);
     }
 }
