@@ -174,7 +174,8 @@ fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
 fn the_draft_cache_rolls_back_to_the_kept_text() {
     let mut e = synthetic();
     let p = greedy(40);
-    let mut s = Speculator::new(Drafter::layer_skip(&e.model, 1), KPolicy::Fixed(5));
+    let draft = pick::synthetic_draft(&Device::Cpu).unwrap();
+    let mut s = Speculator::new(Drafter::draft_model(&e, draft).unwrap(), KPolicy::Fixed(5));
     let (_, events) = speculative(&mut e, &mut s, "one two three four", &p);
     let ids = e.prompt_ids("one two three four", true).unwrap();
     let mut text: Vec<u32> = ids.clone();
@@ -182,25 +183,48 @@ fn the_draft_cache_rolls_back_to_the_kept_text() {
         Event::Token(t) => Some(t.id),
         _ => None,
     }));
-    // The draft cache holds a prefix of the text: bitwise a fresh shallow prefill of it.
+    // The draft cache holds a prefix of the text: bitwise a fresh prefill of it by the draft.
+    let Drafter::DraftModel { engine: d, .. } = &s.drafter else {
+        unreachable!()
+    };
     let cache = s.drafter.cache().unwrap();
     let m = cache.len().min(text.len());
     assert!(m > ids.len(), "the draft saw generated tokens");
-    let mut fresh = e.model.new_cache(DType::F32);
-    let shallow = Forward {
-        layers: Some(1),
-        ..Forward::LAST
-    };
-    e.model
-        .forward(&text[..ids.len()], &mut fresh, shallow)
+    let mut fresh = d.model.new_cache(DType::F32);
+    d.model
+        .forward(&text[..ids.len()], &mut fresh, Forward::LAST)
         .unwrap();
     for &t in &text[ids.len()..m] {
-        e.model.forward(&[t], &mut fresh, shallow).unwrap();
+        d.model.forward(&[t], &mut fresh, Forward::LAST).unwrap();
     }
     let (ka, va) = cache.layer(0).unwrap();
     let (kb, vb) = fresh.layer(0).unwrap();
     assert_eq!(bits(&ka.narrow(2, 0, m).unwrap()), bits(&kb));
     assert_eq!(bits(&va.narrow(2, 0, m).unwrap()), bits(&vb));
+}
+
+#[test]
+fn layer_skip_drafts_leave_the_target_cache_as_it_was() {
+    let e = synthetic();
+    let prompt: Vec<u32> = (1..12).collect();
+    let mut cache = e.model.new_cache(DType::F32);
+    e.model
+        .forward(&prompt[..10], &mut cache, Forward::LAST)
+        .unwrap();
+    let before: Vec<_> = (0..e.model.cfg.layers)
+        .map(|l| bits(&cache.layer(l).unwrap().0))
+        .collect();
+    let mut d = Drafter::layer_skip(&e.model, 1);
+    let mut sampler =
+        labtui::engine::sampling::Sampler::new(labtui::engine::sampling::SamplingParams::greedy());
+    let draft = d
+        .draft(&e.model, &mut cache, &prompt[..11], 4, &mut sampler)
+        .unwrap();
+    assert_eq!(draft.tokens.len(), 4);
+    assert_eq!(cache.len(), 10);
+    for (l, b) in before.iter().enumerate() {
+        assert_eq!(&bits(&cache.layer(l).unwrap().0), b, "layer {l}");
+    }
 }
 
 #[test]

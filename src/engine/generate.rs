@@ -185,7 +185,8 @@ pub fn generate_with(
         };
         let t = Instant::now();
         let draft = if k > 0 {
-            spec.drafter.draft(model, &text_ids, k, &mut sampler)?
+            spec.drafter
+                .draft(model, cache, &text_ids, k, &mut sampler)?
         } else {
             Default::default()
         };

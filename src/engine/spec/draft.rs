@@ -1,8 +1,11 @@
 //! Drafters: what proposes the K tokens a speculative step verifies.
 //!
-//! A model drafter (a second, smaller model, or the target's own first L layers) keeps its own
-//! KV cache, which holds a prefix of the text; before drafting it catches up on the tokens it has
-//! not seen, and after verification it rolls back to the part of its drafts the target kept.
+//! A draft model keeps its own KV cache, which holds a prefix of the text; before drafting it
+//! catches up on the tokens it has not seen, and after verification it rolls back to the part of
+//! its drafts the target kept. Layer-skip drafting needs no cache of its own: the target's cache
+//! already holds the first L layers of the text (a shallow pass computes exactly what the full
+//! pass does there), so drafts are appended to it and then cut off again before verification,
+//! which rewrites those positions with the target's own values.
 
 use super::super::error::{EngineError, Result};
 use super::super::kv_cache::KvCache;
@@ -41,10 +44,9 @@ pub enum Drafter {
         engine: Box<Engine>,
         state: ModelDraft,
     },
-    /// The target's first `layers` layers and its head.
+    /// The target's first `layers` layers and its head, on the target's own cache.
     LayerSkip {
         layers: usize,
-        state: ModelDraft,
     },
 }
 
@@ -71,27 +73,23 @@ impl Drafter {
     /// Self-speculation through the first `layers` layers of `target` (clamped to 1..layers-1).
     pub fn layer_skip(target: &Model, layers: usize) -> Self {
         let layers = layers.clamp(1, target.cfg.layers.saturating_sub(1).max(1));
-        Self::LayerSkip {
-            layers,
-            state: ModelDraft {
-                cache: target.new_cache(DType::F32),
-                seen: 0,
-            },
-        }
+        Self::LayerSkip { layers }
     }
 
     /// Forget the text drafted from (a new run starts).
     pub fn reset(&mut self) {
-        if let Self::DraftModel { state, .. } | Self::LayerSkip { state, .. } = self {
+        if let Self::DraftModel { state, .. } = self {
             state.cache.clear();
             state.seen = 0;
         }
     }
 
-    /// Up to `k` tokens to follow `text` (prompt and generated tokens so far).
+    /// Up to `k` tokens to follow `text` (prompt and generated tokens so far); `cache` is the
+    /// target's, holding all of `text` but its last token, and is left as it was.
     pub fn draft(
         &mut self,
         target: &Model,
+        cache: &mut KvCache,
         text: &[u32],
         k: usize,
         sampler: &mut Sampler,
@@ -103,70 +101,82 @@ impl Drafter {
                 let q = vec![None; tokens.len()];
                 Ok(Draft { tokens, q })
             }
-            Self::DraftModel { engine, state } => {
-                state.draft(&engine.model, None, text, k, sampler)
-            }
-            Self::LayerSkip { layers, state } => {
-                state.draft(target, Some(*layers), text, k, sampler)
+            Self::DraftModel { engine, state } => draft_tokens(
+                &engine.model,
+                None,
+                &mut state.cache,
+                &mut state.seen,
+                text,
+                k,
+                sampler,
+            ),
+            Self::LayerSkip { layers } => {
+                let held = cache.len();
+                let mut seen = held;
+                let out = draft_tokens(target, Some(*layers), cache, &mut seen, text, k, sampler);
+                cache.truncate(held);
+                out
             }
         }
     }
 
     /// After verification: `kept` tokens of the text are final (the accepted drafts included).
     pub fn rollback(&mut self, kept: usize) {
-        if let Self::DraftModel { state, .. } | Self::LayerSkip { state, .. } = self {
+        if let Self::DraftModel { state, .. } = self {
             state.seen = state.seen.min(kept);
             state.cache.truncate(state.seen);
         }
     }
 
-    /// The drafter's own KV cache, for model drafters (tests and inspection).
+    /// The draft model's own KV cache (tests and inspection).
     pub fn cache(&self) -> Option<&KvCache> {
         match self {
-            Self::DraftModel { state, .. } | Self::LayerSkip { state, .. } => Some(&state.cache),
+            Self::DraftModel { state, .. } => Some(&state.cache),
             _ => None,
         }
     }
 }
 
-impl ModelDraft {
-    fn draft(
-        &mut self,
-        model: &Model,
-        layers: Option<usize>,
-        text: &[u32],
-        k: usize,
-        sampler: &mut Sampler,
-    ) -> Result<Draft> {
-        let room = model.cfg.context_length.saturating_sub(text.len());
-        let k = k.min(room);
-        let mut out = Draft::default();
-        if k == 0 {
-            return Ok(out);
-        }
-        let opts = Forward {
-            logits: Logits::Last,
-            layers,
-        };
-        let mut feed: Vec<u32> = text[self.seen..].to_vec();
-        for i in 0..k {
-            let logits = model.forward(&feed, &mut self.cache, opts)?;
-            self.seen += feed.len();
-            let row = Model::last_logits(&logits)?;
-            let (token, q) = if sampler.params().is_greedy() {
-                (super::super::sampling::argmax(&row) as u32, None)
-            } else {
-                let q = sampler.distribution(&row);
-                (sampler.draw(&q), Some(q))
-            };
-            out.tokens.push(token);
-            out.q.push(q);
-            if i + 1 < k {
-                feed = vec![token];
-            }
-        }
-        Ok(out)
+/// Draft `k` tokens after `text` with `model` (its first `layers`), on a cache that holds the
+/// first `seen` tokens of `text`: it catches up on the rest first.
+#[allow(clippy::too_many_arguments)]
+fn draft_tokens(
+    model: &Model,
+    layers: Option<usize>,
+    cache: &mut KvCache,
+    seen: &mut usize,
+    text: &[u32],
+    k: usize,
+    sampler: &mut Sampler,
+) -> Result<Draft> {
+    let room = model.cfg.context_length.saturating_sub(text.len());
+    let k = k.min(room);
+    let mut out = Draft::default();
+    if k == 0 {
+        return Ok(out);
     }
+    let opts = Forward {
+        logits: Logits::Last,
+        layers,
+    };
+    let mut feed: Vec<u32> = text[*seen..].to_vec();
+    for i in 0..k {
+        let logits = model.forward(&feed, cache, opts)?;
+        *seen += feed.len();
+        let row = Model::last_logits(&logits)?;
+        let (token, q) = if sampler.params().is_greedy() {
+            (super::super::sampling::argmax(&row) as u32, None)
+        } else {
+            let q = sampler.distribution(&row);
+            (sampler.draw(&q), Some(q))
+        };
+        out.tokens.push(token);
+        out.q.push(q);
+        if i + 1 < k {
+            feed = vec![token];
+        }
+    }
+    Ok(out)
 }
 
 /// Two models can share drafts only when the same ids mean the same text.
