@@ -244,14 +244,21 @@ impl State {
             });
             return;
         };
-        if let Err(e) = self.prepare_drafter(&engine) {
-            self.engine = Some(engine);
-            self.emit(Event::Error {
-                message: format!("{e}; choose another draft mode or draft model"),
-            });
-            return;
+        let rebuilt = match self.prepare_drafter(&engine) {
+            Ok(rebuilt) => rebuilt,
+            Err(e) => {
+                self.engine = Some(engine);
+                self.emit(Event::Error {
+                    message: format!("{e}; choose another draft mode or draft model"),
+                });
+                return;
+            }
+        };
+        // What adaptive K learnt stays while the drafter and the K setting stay.
+        let policy = KPolicy::from_number(self.settings.k);
+        if rebuilt || self.spec.controller.policy() != policy {
+            self.spec.controller = Controller::new(policy);
         }
-        self.spec.controller = Controller::new(KPolicy::from_number(self.settings.k));
         let run = self.next_run;
         self.next_run += 1;
         let settings = RunSettings {
@@ -317,8 +324,9 @@ impl State {
 }
 
 impl State {
-    /// Build the drafter the settings ask for, unless the one built already is it.
-    fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<()> {
+    /// Build the drafter the settings ask for, unless the one built already is it; says whether
+    /// it built one.
+    fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<bool> {
         let s = &self.settings;
         let key = DrafterKey {
             mode: s.draft_mode,
@@ -326,7 +334,7 @@ impl State {
             layers: s.draft_layers,
         };
         if self.built.as_ref() == Some(&key) {
-            return Ok(());
+            return Ok(false);
         }
         self.spec.drafter = Drafter::None; // free a draft model before loading another
         self.built = None;
@@ -356,6 +364,6 @@ impl State {
             }
         };
         self.built = Some(key);
-        Ok(())
+        Ok(true)
     }
 }

@@ -93,6 +93,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         },
     )?;
     let mut rows = Vec::new();
+    let mut learnt = std::collections::HashMap::new();
     let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
     for &(name, prompt) in prompts {
         let plain = run_plain(&mut target, prompt, &params)?;
@@ -124,6 +125,11 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                     }
                 };
                 let mut speculator = Speculator::new(drafter, k);
+                // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
+                // session; fixed K starts afresh.
+                if let (KPolicy::Adaptive, Some(c)) = (k, learnt.get(&mode)) {
+                    speculator.controller = c.clone();
+                }
                 let s = generate_with(
                     &mut target,
                     &mut speculator,
@@ -134,6 +140,9 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                     &mut |_| {},
                     &mut || Control::Continue,
                 )?;
+                if k == KPolicy::Adaptive {
+                    learnt.insert(mode, speculator.controller.clone());
+                }
                 if let Drafter::DraftModel { engine, .. } = speculator.drafter {
                     draft_model = Some(*engine);
                 }

@@ -102,6 +102,7 @@ pub fn generate_with(
 
     cache.clear();
     spec.drafter.reset();
+    spec.controller.start_run();
     let t = Instant::now();
     let logits = model.forward(&ids, cache, Forward::LAST)?;
     let first = sampler.sample(&Model::last_logits(&logits)?);

@@ -110,6 +110,15 @@ impl Controller {
         }
     }
 
+    /// A new run with the same drafter: what was learnt is kept — a pause in speculation that
+    /// the last run had not finished carries over, so a drafter found too slow is not tried
+    /// again at every run.
+    pub fn start_run(&mut self) {
+        self.off_until = self.off_until.saturating_sub(self.step);
+        self.step = 0;
+        self.episode_steps = 0;
+    }
+
     /// A live change of K; statistics are kept.
     pub fn set_policy(&mut self, policy: KPolicy) {
         self.policy = policy;
@@ -202,6 +211,22 @@ mod tests {
         assert_eq!(c.plan(), Plan::Speculate(2));
         c.observe(2, 0, 1, 0.12);
         assert_eq!(c.plan(), Plan::Speculate(1));
+    }
+
+    #[test]
+    fn a_pause_carries_over_into_the_next_run() {
+        let mut c = Controller::new(KPolicy::Adaptive);
+        c.observe(0, 0, 1, 0.1);
+        for _ in 0..JUDGE_AFTER {
+            c.observe(2, 0, 1, 0.15);
+        }
+        c.observe(0, 0, 1, 0.1); // one step into the pause, then the run ends
+        c.start_run();
+        for _ in 0..BACKOFF_MIN - 1 {
+            assert_eq!(c.plan(), Plan::Plain);
+            c.observe(0, 0, 1, 0.1);
+        }
+        assert!(matches!(c.plan(), Plan::Speculate(_)));
     }
 
     #[test]
