@@ -93,7 +93,8 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         },
     )?;
     let mut rows = Vec::new();
-    let mut learnt = std::collections::HashMap::new();
+    let mut learnt: std::collections::HashMap<DraftMode, crate::engine::spec::Controller> =
+        std::collections::HashMap::new();
     let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
     for &(name, prompt) in prompts {
         let plain = run_plain(&mut target, prompt, &params)?;
