@@ -1,5 +1,5 @@
 //! Choosing K before each decode step: fixed, or adaptive — grow after a fully accepted step,
-//! shrink after a rejection (to the accepted length plus one), and stop speculating (with growing back-off) while speculative
+//! shrink after a rejection, and stop speculating (with growing back-off) while speculative
 //! steps yield tokens slower than plain steps do.
 //!
 //! Plain steps also serve as the baseline: the first decode step of a run and one step in every
@@ -12,10 +12,10 @@ pub const PROBE_EVERY: usize = 64;
 /// Plain steps after the first unprofitable speculation; grows fourfold each time, up to
 /// [`BACKOFF_MAX`]. Each return costs a few losing steps (and a draft model's catch-up on the text
 /// it missed), so the pauses grow fast.
-const BACKOFF_MIN: usize = 32;
+const BACKOFF_MIN: usize = 16;
 const BACKOFF_MAX: usize = 1024;
 /// Speculative steps an episode gets before it is judged.
-const JUDGE_AFTER: usize = 2;
+const JUDGE_AFTER: usize = 3;
 /// Speculation must keep at least this fraction of the plain speed.
 const KEEP_ABOVE: f64 = 0.98;
 
@@ -154,12 +154,10 @@ impl Controller {
         if self.policy != KPolicy::Adaptive {
             return;
         }
-        // Verifying costs nearly a decode step per row on a small CPU: after a rejection, draft
-        // no further than what was accepted, plus one.
         self.k = if accepted == drafted {
             (self.k + 1).min(K_MAX)
         } else {
-            (accepted + 1).min(self.k.saturating_sub(1)).max(1)
+            self.k.saturating_sub(1).max(1)
         };
         if let (Some(plain), Some(spec)) = (self.plain.0, self.spec.0) {
             if self.episode_steps >= JUDGE_AFTER && plain / spec < KEEP_ABOVE {
@@ -207,7 +205,7 @@ mod tests {
         assert_eq!(c.plan(), Plan::Speculate(2));
         c.observe(2, 2, 3, 0.12); // paying: 0.04 s/token against 0.1
         assert_eq!(c.plan(), Plan::Speculate(3));
-        c.observe(3, 1, 2, 0.12); // one of three kept: draft two next
+        c.observe(3, 1, 2, 0.12);
         assert_eq!(c.plan(), Plan::Speculate(2));
         c.observe(2, 0, 1, 0.12);
         assert_eq!(c.plan(), Plan::Speculate(1));
