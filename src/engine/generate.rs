@@ -102,7 +102,9 @@ pub fn generate_with(
 
     cache.clear();
     spec.drafter.reset();
-    spec.controller.start_run();
+    // What a model drafter costs does not depend on the prompt; what lookup finds does.
+    let carry_pause = !matches!(spec.drafter, super::spec::Drafter::PromptLookup);
+    spec.controller.start_run(carry_pause);
     let t = Instant::now();
     let logits = model.forward(&ids, cache, Forward::LAST)?;
     let first = sampler.sample(&Model::last_logits(&logits)?);

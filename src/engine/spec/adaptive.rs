@@ -110,11 +110,17 @@ impl Controller {
         }
     }
 
-    /// A new run with the same drafter: what was learnt is kept — a pause in speculation that
-    /// the last run had not finished carries over, so a drafter found too slow is not tried
-    /// again at every run.
-    pub fn start_run(&mut self) {
-        self.off_until = self.off_until.saturating_sub(self.step);
+    /// A new run with the same drafter. With `carry_pause`, a pause in speculation that the last
+    /// run had not finished carries over, so a draft model found too slow for its target is not
+    /// tried again at every run; without it (prompt lookup, whose worth depends on the text) the
+    /// new run starts speculating afresh.
+    pub fn start_run(&mut self, carry_pause: bool) {
+        self.off_until = if carry_pause {
+            self.off_until.saturating_sub(self.step)
+        } else {
+            self.backoff = BACKOFF_MIN;
+            0
+        };
         self.step = 0;
         self.episode_steps = 0;
     }
@@ -219,7 +225,7 @@ mod tests {
             c.observe(2, 0, 1, 0.15);
         }
         c.observe(0, 0, 1, 0.1); // one step into the pause, then the run ends
-        c.start_run();
+        c.start_run(true);
         for _ in 0..BACKOFF_MIN - 1 {
             assert_eq!(c.plan(), Plan::Plain);
             c.observe(0, 0, 1, 0.1);
