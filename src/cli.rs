@@ -103,6 +103,20 @@ pub struct GenerateArgs {
     pub format: Format,
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// Weight type to requantise to: as-loaded, F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0, Q3_K, Q2_K.
+    #[arg(long, value_parser = parse_quant)]
+    pub quant: Option<crate::engine::quant::Quant>,
+    /// KV cache dtype: f32, f16 or bf16.
+    #[arg(long, value_parser = parse_kv_dtype)]
+    pub kv_dtype: Option<String>,
+}
+
+fn parse_quant(s: &str) -> Result<crate::engine::quant::Quant, String> {
+    crate::engine::quant::Quant::parse(s)
+}
+
+fn parse_kv_dtype(s: &str) -> Result<String, String> {
+    crate::engine::quant::parse_kv_dtype(s).map(|d| crate::engine::quant::kv_dtype_name(d).into())
 }
 
 /// Speculative decoding settings.
@@ -178,6 +192,34 @@ pub enum BenchWhat {
     Record(BenchRecordArgs),
     /// Speculative decoding against plain decoding: each draft mode at each K, over several prompts.
     Spec(BenchSpecArgs),
+    /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1
+    /// agreement against the loaded weights, requantise time.
+    Quant(BenchQuantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchQuantArgs {
+    /// Types to measure, in order (default: all, the loaded weights first).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Prompt tokens of the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    pub pp: usize,
+    /// Tokens of the decode measurement.
+    #[arg(long, default_value_t = 64)]
+    pub tg: usize,
+    /// Timed repeats of prefill and decode (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Tokens of the reference text the quality measurement runs.
+    #[arg(long, default_value_t = 1024)]
+    pub ppl_tokens: usize,
+    /// Tokens per chunk of the quality measurement (each chunk's second half is scored).
+    #[arg(long, default_value_t = 256)]
+    pub ctx: usize,
+    /// KV cache dtype: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub kv_dtype: String,
 }
 
 #[derive(Debug, Args)]

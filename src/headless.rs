@@ -43,6 +43,29 @@ pub fn summary_line(s: &RunSummary) -> String {
     }
 }
 
+/// A variant as one line: type, bytes, fallbacks, KV dtype and the switch's time.
+pub fn variant_line(v: &crate::protocol::Variant) -> String {
+    let fallbacks = if v.fallbacks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (fell back: {})",
+            v.fallbacks
+                .iter()
+                .map(|f| format!("{}→{} ×{}, {}", f.wanted, f.used, f.tensors, f.why))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    format!(
+        "weights {} {}{fallbacks} · KV {} · switched in {:.1} s",
+        v.quant,
+        human_bytes(v.weight_bytes),
+        v.kv_dtype,
+        v.took.as_secs_f64()
+    )
+}
+
 pub fn generate(
     model: &str,
     args: &GenerateArgs,
@@ -75,29 +98,17 @@ pub fn generate(
         (None, None) => bail!("give a prompt (--prompt) or a preset (--preset)"),
     };
     if let Some(p) = preset {
-        for (cmd, given) in [
-            (
-                p.quantization
-                    .clone()
-                    .map(|quant| Command::SetQuantization { quant }),
-                p.quantization.is_some(),
-            ),
-            (
-                p.draft_mode
-                    .clone()
-                    .map(|mode| Command::SetDraftMode { mode }),
-                p.draft_mode.is_some(),
-            ),
-            (p.k.map(|k| Command::SetK { k }), p.k.is_some()),
-        ] {
-            if let (Some(c), true) = (cmd, given) {
-                worker.send(c);
-            }
-        }
+        worker.send_all(p.commands());
     }
     // The command line overrides the preset.
-    for c in args.spec.commands() {
-        worker.send(c);
+    worker.send_all(args.spec.commands());
+    if let Some(q) = args.quant {
+        worker.send(Command::SetQuantization {
+            quant: q.name().into(),
+        });
+    }
+    if let Some(d) = &args.kv_dtype {
+        worker.send(Command::SetKvDtype { dtype: d.clone() });
     }
     worker.send(Command::LoadModel {
         spec: model.to_string(),
@@ -107,7 +118,11 @@ pub fn generate(
             p,
             crate::record::Header::new(
                 None,
-                "as loaded",
+                &args
+                    .quant
+                    .map(|q| q.name().to_string())
+                    .or_else(|| preset.and_then(|p| p.quantization.clone()))
+                    .unwrap_or_else(|| "as loaded".into()),
                 args.spec
                     .draft
                     .map(|m| m.name().to_string())
@@ -146,6 +161,9 @@ pub fn generate(
             }
             Event::Notice { message } if args.format == Format::Text => {
                 eprintln!("note: {message}")
+            }
+            Event::VariantReady(v) if args.format == Format::Text => {
+                eprintln!("note: {}", variant_line(v))
             }
             Event::Token(t) if args.format == Format::Text => {
                 write!(out, "{}", t.text)?;

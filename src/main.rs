@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Ui(a) => bench::ui(&model, a),
             BenchWhat::Record(a) => bench::record(a),
             BenchWhat::Spec(a) => bench::spec::run(&model, a),
+            BenchWhat::Quant(a) => bench::quant::run(&model, a),
         },
         None => labtui::tui::run(labtui::tui::Start {
             model: cli

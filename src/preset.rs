@@ -27,6 +27,9 @@ pub struct Preset {
     pub params: GenParams,
     #[serde(default)]
     pub quantization: Option<String>,
+    /// KV cache dtype: f32, f16 or bf16.
+    #[serde(default)]
+    pub kv_dtype: Option<String>,
     #[serde(default)]
     pub draft_mode: Option<String>,
     #[serde(default)]
@@ -34,6 +37,34 @@ pub struct Preset {
     /// Narration shown while the preset runs, one line per step.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+impl Preset {
+    /// The commands that set this preset's engine settings in the worker.
+    pub fn commands(&self) -> Vec<crate::protocol::Command> {
+        use crate::protocol::Command;
+        let mut c = Vec::new();
+        if let Some(spec) = &self.draft_model {
+            c.push(Command::SetDraftModel { spec: spec.clone() });
+        }
+        if let Some(mode) = &self.draft_mode {
+            c.push(Command::SetDraftMode { mode: mode.clone() });
+        }
+        if let Some(k) = self.k {
+            c.push(Command::SetK { k });
+        }
+        if let Some(quant) = &self.quantization {
+            c.push(Command::SetQuantization {
+                quant: quant.clone(),
+            });
+        }
+        if let Some(dtype) = &self.kv_dtype {
+            c.push(Command::SetKvDtype {
+                dtype: dtype.clone(),
+            });
+        }
+        c
+    }
 }
 
 /// Where presets are looked up by name.
@@ -87,11 +118,13 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
         }
     }
     if let Some(q) = &p.quantization {
-        if !crate::state::QUANTS.contains(&q.as_str()) {
-            bail!(
-                "{name}: quantization {q:?} is not one of {}",
-                crate::state::QUANTS.join(", ")
-            );
+        if let Err(e) = crate::engine::quant::Quant::parse(q) {
+            bail!("{name}: {e}");
+        }
+    }
+    if let Some(d) = &p.kv_dtype {
+        if let Err(e) = crate::engine::quant::parse_kv_dtype(d) {
+            bail!("{name}: {e}");
         }
     }
     Ok(p)

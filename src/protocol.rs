@@ -60,9 +60,19 @@ pub enum Command {
     SetDraftLayers {
         layers: usize,
     },
-    /// Requantize the weights (honoured once the quantization work lands).
+    /// Switch the weights to a quantization type (`as loaded`, F32, F16, BF16, Q8_0, Q6_K, Q5_K,
+    /// Q4_K, Q4_0, Q3_K, Q2_K), requantised from the loaded weights; takes effect between runs.
     SetQuantization {
         quant: String,
+    },
+    /// Switch the KV cache's dtype (f32, f16, bf16); takes effect between runs.
+    SetKvDtype {
+        dtype: String,
+    },
+    /// Measure the active variant's quality: perplexity on the reference text, and KL divergence
+    /// and top-1 agreement against the loaded weights, over `tokens` tokens of the text.
+    MeasureQuality {
+        tokens: usize,
     },
     /// Draft mode of speculative decoding: none, draft-model, prompt-lookup or layer-skip;
     /// takes effect at the next decode step.
@@ -270,6 +280,48 @@ pub struct SpecSummary {
     pub predicted_speedup: f64,
 }
 
+/// Tensors of one variant that could not take the type asked for, and what they took instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub wanted: String,
+    pub used: String,
+    pub tensors: usize,
+    /// Why, e.g. "rows of 896 values are not a multiple of 256".
+    pub why: String,
+}
+
+/// The weights and KV cache the engine runs with after a switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// `as loaded` or a type name (Q4_K, F16, …).
+    pub quant: String,
+    pub kv_dtype: String,
+    /// Bytes of the weights the model runs with, and by GGML type.
+    pub weight_bytes: u64,
+    pub weight_types: BTreeMap<String, WeightTypeStat>,
+    pub fallbacks: Vec<Fallback>,
+    /// Bytes of the loaded weights kept beside a variant to switch back to (0 when running them).
+    pub kept_bytes: u64,
+    pub kv_bytes_per_token: u64,
+    /// Time the switch took (dequantize and quantize every matrix).
+    pub took: Duration,
+}
+
+/// A variant's quality on the reference text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    pub quant: String,
+    pub kv_dtype: String,
+    /// Positions scored (each predicts the next token of the text).
+    pub scored: usize,
+    pub perplexity: f64,
+    /// Mean KL divergence of the next-token distribution from the loaded weights' (nats).
+    pub mean_kl: f64,
+    /// Share of positions whose most likely token is the loaded weights' one.
+    pub top1: f64,
+    pub took: Duration,
+}
+
 /// Messages from the worker (and the system sampler beside it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
@@ -282,6 +334,16 @@ pub enum Event {
         total: u64,
     },
     ModelLoaded(ModelInfo),
+    /// Requantising: `done` of `total` matrices.
+    Requantizing {
+        quant: String,
+        done: usize,
+        total: usize,
+    },
+    /// A quantization or KV dtype switch took effect.
+    VariantReady(Variant),
+    /// A quality measurement finished.
+    Quality(Quality),
     RunStarted {
         run: u64,
         prompt_tokens: usize,

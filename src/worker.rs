@@ -2,15 +2,20 @@
 //! out over unbounded tokio channels, so it never waits on the UI. It never touches the terminal,
 //! and a panic inside it becomes an error event.
 
+use crate::engine::quality::Probe;
+use crate::engine::quant::{kv_dtype_name, parse_kv_dtype, Quant};
 use crate::engine::spec::adaptive::K_MAX;
 use crate::engine::spec::{pick, Controller, DraftMode, Drafter, KPolicy, Speculator};
 use crate::engine::{self, Control, Engine};
 use crate::protocol::{Command, Event, RunSettings, Stamped};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Tokens per chunk of a quality measurement (each chunk's second half is scored).
+pub const QUALITY_CTX: usize = 256;
 
 /// Name of the worker's thread (the dashboard's panic hook recognises it).
 pub const THREAD_NAME: &str = "labtui-worker";
@@ -60,6 +65,10 @@ impl Worker {
         // The worker only goes away after Shutdown; a send after that has nobody to tell.
         let _ = self.commands.send(c);
     }
+
+    pub fn send_all(&self, cs: impl IntoIterator<Item = Command>) {
+        cs.into_iter().for_each(|c| self.send(c));
+    }
 }
 
 impl Drop for Worker {
@@ -82,6 +91,8 @@ struct State {
     settings: Settings,
     spec: Speculator,
     built: Option<DrafterKey>,
+    /// The quality probe of the loaded model and the tokens it runs (its baseline is kept).
+    probe: Option<(usize, Probe)>,
 }
 
 /// Settings the UI can change while the engine runs.
@@ -93,15 +104,29 @@ struct Settings {
     draft_model: Option<String>,
     /// Layers of the `layer-skip` draft; `None` is half the target's.
     draft_layers: Option<usize>,
+    /// A weight or KV switch asked for and not yet made (only the newest of each is kept).
+    quant: Option<Quant>,
+    kv_dtype: Option<DType>,
 }
 
 impl Settings {
     /// Take a setting command; the answer says what happened to it.
     fn apply(&mut self, cmd: &Command) -> String {
         match cmd {
-            Command::SetQuantization { quant } => {
-                format!("quantization {quant}: switching is not available yet; the weights stay as loaded")
-            }
+            Command::SetQuantization { quant } => match Quant::parse(quant) {
+                Ok(q) => {
+                    self.quant = Some(q);
+                    format!("quantization {q}: requantising when no run is in progress")
+                }
+                Err(e) => e,
+            },
+            Command::SetKvDtype { dtype } => match parse_kv_dtype(dtype) {
+                Ok(d) => {
+                    self.kv_dtype = Some(d);
+                    format!("KV cache {}: from the next run", kv_dtype_name(d))
+                }
+                Err(e) => e,
+            },
             Command::SetDraftMode { mode } => match DraftMode::parse(mode) {
                 Ok(m) => {
                     self.draft_mode = m;
@@ -162,9 +187,12 @@ impl State {
                 k: 4,
                 draft_model: None,
                 draft_layers: None,
+                quant: None,
+                kv_dtype: None,
             },
             spec: Speculator::none(),
             built: None,
+            probe: None,
         }
     }
 
@@ -205,15 +233,113 @@ impl State {
             Command::Generate { prompt, params } => self.generate(&prompt, &params),
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
+            Command::MeasureQuality { tokens } => self.measure_quality(tokens),
             setting => {
                 let message = self.settings.apply(&setting);
-                self.emit(Event::Notice { message })
+                self.emit(Event::Notice { message });
+                self.switch_variant();
             }
+        }
+    }
+
+    /// Make the weight and KV switches asked for (no run is in progress).
+    fn switch_variant(&mut self) {
+        // Without a model the switches wait for the next load.
+        let Some(mut engine) = self.engine.take() else {
+            return;
+        };
+        let (quant, kv) = (self.settings.quant.take(), self.settings.kv_dtype.take());
+        let start = Instant::now();
+        let mut changed = false;
+        if let Some(q) = quant {
+            let (tx, clock) = (self.events.clone(), self.clock);
+            let name = q.name().to_string();
+            let mut progress = |done, total| {
+                // Every eighth matrix is enough for a progress bar.
+                if done % 8 == 0 || done == total {
+                    let _ = tx.send(Stamped {
+                        at: clock.elapsed(),
+                        event: Event::Requantizing {
+                            quant: name.clone(),
+                            done,
+                            total,
+                        },
+                    });
+                }
+            };
+            changed = true;
+            if let Err(e) = engine.set_quant(q, &mut progress) {
+                self.emit(Event::Error {
+                    message: format!("{e}; the loaded weights run"),
+                });
+            }
+            // Drafts and adaptive K learnt on the old weights start afresh.
+            self.built = None;
+        }
+        if let Some(d) = kv {
+            changed = true;
+            if let Err(e) = engine.set_kv_dtype(d) {
+                self.emit(Event::Error {
+                    message: e.to_string(),
+                });
+            }
+        }
+        if changed {
+            self.emit(Event::VariantReady(engine.variant(start.elapsed())));
+        }
+        self.engine = Some(engine);
+    }
+
+    /// Perplexity, KL and top-1 agreement of what runs now, over `tokens` of the reference text.
+    fn measure_quality(&mut self, tokens: usize) {
+        let Some(engine) = self.engine.as_ref() else {
+            self.emit(Event::Error {
+                message: "no model is loaded: load one first".into(),
+            });
+            return;
+        };
+        let tokens = tokens.max(16);
+        if self.probe.as_ref().map(|p| p.0) != Some(tokens) {
+            match Probe::new(engine, tokens, QUALITY_CTX) {
+                Ok(p) => self.probe = Some((tokens, p)),
+                Err(e) => {
+                    self.emit(Event::Error {
+                        message: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+        let (tokens, mut probe) = self.probe.take().expect("made above");
+        self.emit(Event::Notice {
+            message: format!(
+                "measuring {} on {} tokens of the reference text …",
+                engine.quant,
+                probe.tokens()
+            ),
+        });
+        let (tx, clock) = (self.events.clone(), self.clock);
+        let mut progress = |done: usize, total: usize| {
+            let _ = tx.send(Stamped {
+                at: clock.elapsed(),
+                event: Event::Notice {
+                    message: format!("measuring quality: pass {done} of {total}"),
+                },
+            });
+        };
+        let result = probe.measure(engine, &mut progress);
+        self.probe = Some((tokens, probe));
+        match result {
+            Ok(q) => self.emit(Event::Quality(q)),
+            Err(e) => self.emit(Event::Error {
+                message: e.to_string(),
+            }),
         }
     }
 
     fn load(&mut self, spec: &str) {
         self.engine = None; // free the old weights before reading new ones
+        self.probe = None;
         self.spec = Speculator::none(); // a draft is checked against its target
         self.built = None;
         self.emit(Event::ModelLoading {
@@ -230,6 +356,8 @@ impl State {
             Ok(e) => {
                 self.emit(Event::ModelLoaded(e.info.clone()));
                 self.engine = Some(e);
+                // Switches asked for before the load apply to the new weights.
+                self.switch_variant();
             }
             Err(e) => self.emit(Event::Error {
                 message: e.to_string(),
@@ -263,7 +391,7 @@ impl State {
         self.next_run += 1;
         let settings = RunSettings {
             params: params.clone(),
-            quantization: "as loaded".into(),
+            quantization: engine.quant.name().into(),
             draft_mode: self.settings.draft_mode.name().into(),
             k: self.settings.k,
         };
@@ -289,6 +417,8 @@ impl State {
                     pending.push_back(c);
                     return Control::Stop;
                 }
+                // Measured once the run ends, on the weights it ran with.
+                Ok(c @ Command::MeasureQuality { .. }) => pending.push_back(c),
                 Ok(c) => {
                     // Settings are answered between steps, when they take effect.
                     let message = setting_state.apply(&c);
@@ -320,6 +450,8 @@ impl State {
                 message: e.to_string(),
             }),
         }
+        // Switches asked for during the run take effect now.
+        self.switch_variant();
     }
 }
 

@@ -215,3 +215,52 @@ fn a_prompt_longer_than_the_context_is_refused() {
         "shorten it",
     );
 }
+
+#[test]
+fn generate_requantises_and_switches_the_kv_dtype() {
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hello",
+        "-n",
+        "6",
+        "--quant",
+        "q4_k",
+        "--kv-dtype",
+        "f16",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("weights Q4_K"), "{err}");
+    assert!(err.contains("KV f16"), "{err}");
+}
+
+#[test]
+fn an_unknown_quantization_lists_the_valid_ones() {
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hi",
+        "--quant",
+        "IQ4_NL",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for t in ["IQ4_NL", "as loaded", "Q8_0", "Q4_K", "Q2_K", "BF16"] {
+        assert!(err.contains(t), "{t} missing from: {err}");
+    }
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hi",
+        "--kv-dtype",
+        "q8_0",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("f32, f16, bf16"));
+}

@@ -57,6 +57,14 @@ fn broken_presets_say_what_is_wrong() {
             "is not one of none, draft-model, prompt-lookup, layer-skip",
         ),
         ("future", "preset format 9 is newer"),
+        (
+            "bad_quant",
+            "unknown quantization \"IQ4_NL\": valid types are as loaded, F32, F16, BF16, Q8_0",
+        ),
+        (
+            "bad_kv",
+            "unknown KV dtype \"q8_0\": valid dtypes are f32, f16, bf16",
+        ),
     ];
     for (name, needle) in expect {
         let path = dir.join(format!("{name}.ron"));

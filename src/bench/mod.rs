@@ -110,7 +110,7 @@ fn time<F: FnMut() -> Result<()>>(repeats: usize, mut f: F) -> Result<Vec<f64>> 
 }
 
 /// One engine measurement through the instrumented generation loop; returns (prefill tok/s, decode tok/s).
-fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> Result<(f64, f64)> {
+pub(crate) fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> Result<(f64, f64)> {
     let params = GenParams {
         max_tokens: decode + 1,
         ignore_eos: true,
@@ -118,7 +118,7 @@ fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> Result<(f64, f64)>
     };
     let settings = RunSettings {
         params: params.clone(),
-        quantization: "as loaded".into(),
+        quantization: engine.quant.name().into(),
         draft_mode: "none".into(),
         k: 0,
     };
@@ -461,4 +461,5 @@ pub fn record(args: &crate::cli::BenchRecordArgs) -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+pub mod quant;
 pub mod spec;

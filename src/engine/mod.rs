@@ -12,6 +12,8 @@ pub mod kernels_q4k;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;
+pub mod quality;
+pub mod quant;
 pub mod sampling;
 pub mod source;
 pub mod spec;
@@ -33,10 +35,15 @@ use std::time::Instant;
 
 /// A loaded model with its tokenizer and KV cache: what the worker owns.
 pub struct Engine {
+    /// The weights runs use: the loaded ones or a requantised variant of them.
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub cache: KvCache,
     pub info: ModelInfo,
+    /// The loaded weights, kept while a variant runs so that switching back is exact.
+    pub original: Option<Model>,
+    pub quant: quant::Quant,
+    pub fallbacks: Vec<crate::protocol::Fallback>,
 }
 
 /// The device candle runs on: CUDA or Metal when built with them and present, else the CPU.
@@ -52,7 +59,7 @@ pub fn default_device() -> Device {
     Device::Cpu
 }
 
-fn device_name(d: &Device) -> String {
+pub(crate) fn device_name(d: &Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),
         Device::Cuda(_) => "cuda".into(),
@@ -154,6 +161,61 @@ impl Engine {
             tokenizer: loaded.tokenizer,
             cache,
             info,
+            original: None,
+            quant: quant::Quant::AsLoaded,
+            fallbacks: Vec::new(),
+        }
+    }
+
+    /// The weights as loaded from the file (whatever variant runs now).
+    pub fn loaded_model(&self) -> &Model {
+        self.original.as_ref().unwrap_or(&self.model)
+    }
+
+    /// Switch the weights to `q`, requantised from the loaded ones; the variant running before is
+    /// freed first. On an error the loaded weights run. `progress` hears (done, total) matrices.
+    pub fn set_quant(
+        &mut self,
+        q: quant::Quant,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<crate::protocol::Variant> {
+        let start = Instant::now();
+        if let Some(o) = self.original.take() {
+            self.model = o; // drops the old variant
+        }
+        self.quant = quant::Quant::AsLoaded;
+        self.fallbacks.clear();
+        if q != quant::Quant::AsLoaded {
+            quant::check_backend(q, self.model.device()).map_err(EngineError::Setting)?;
+            let (variant, fallbacks) = quant::requantize(&self.model, q, progress)?;
+            self.original = Some(std::mem::replace(&mut self.model, variant));
+            self.quant = q;
+            self.fallbacks = fallbacks;
+        }
+        self.info.weight_bytes = self.model.weight_bytes();
+        self.info.weight_types = quant::weight_types(&self.model);
+        Ok(self.variant(start.elapsed()))
+    }
+
+    /// Switch the KV cache's dtype; the cache starts empty (every run starts with an empty cache).
+    pub fn set_kv_dtype(&mut self, dtype: DType) -> Result<crate::protocol::Variant> {
+        self.cache = self.model.new_cache(dtype);
+        self.info.kv_dtype = quant::kv_dtype_name(dtype).into();
+        self.info.kv_bytes_per_token = self.cache.bytes_per_token();
+        Ok(self.variant(std::time::Duration::ZERO))
+    }
+
+    /// What runs now: the weights' type, bytes and fallbacks, and the KV dtype.
+    pub fn variant(&self, took: std::time::Duration) -> crate::protocol::Variant {
+        crate::protocol::Variant {
+            quant: self.quant.name().into(),
+            kv_dtype: quant::kv_dtype_name(self.cache.dtype()).into(),
+            weight_bytes: self.model.weight_bytes(),
+            weight_types: quant::weight_types(&self.model),
+            fallbacks: self.fallbacks.clone(),
+            kept_bytes: self.original.as_ref().map_or(0, |m| m.weight_bytes()),
+            kv_bytes_per_token: self.cache.bytes_per_token(),
+            took,
         }
     }
 

@@ -141,6 +141,17 @@ impl Model {
         &self.device
     }
 
+    /// The same model with other matrices (a requantised variant); norms, biases and the RoPE
+    /// tables are shared.
+    pub fn with_weights(&self, embed: Arc<QTensor>, layers: Vec<Layer>, head: QWeight) -> Self {
+        Self {
+            embed,
+            layers,
+            head,
+            ..self.clone()
+        }
+    }
+
     /// A fresh, empty KV cache sized for this model's context.
     pub fn new_cache(&self, dtype: DType) -> KvCache {
         let c = &self.cfg;
@@ -234,6 +245,12 @@ impl Model {
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
         let (k, v) = cache.append(index, &k, &v)?;
+        // A half-width cache halves the bytes held; attention itself runs in f32.
+        let (k, v) = if k.dtype() == q.dtype() {
+            (k, v)
+        } else {
+            (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?)
+        };
         // Grouped-query attention without copying K and V: the `reps` query heads that share a KV
         // head are stacked as rows, (1, kv_heads, reps × seq, head_dim).
         let reps = c.heads / c.kv_heads;

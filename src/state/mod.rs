@@ -44,6 +44,12 @@ pub enum Action {
     TempUp,
     TempDown,
     CycleKvDtype,
+    /// Switch the engine's KV cache dtype (the what-if dtype is [`Action::CycleKvDtype`]).
+    CycleLiveKv,
+    /// Measure perplexity, KL and top-1 agreement of the weights that run now.
+    MeasureQuality,
+    /// Show or hide the table of the weight variants tried in this session.
+    ToggleVariants,
     CycleContext,
     CycleBatch,
     ToggleRecord,
@@ -84,6 +90,26 @@ pub const KV_DTYPES: [(&str, f64); 4] = [
     ("bf16", 2.0),
     ("q8_0", 34.0 / 32.0),
 ];
+/// KV cache dtypes the engine runs with.
+pub const LIVE_KV: [&str; 3] = ["f32", "f16", "bf16"];
+/// Tokens of the reference text a dashboard quality measurement runs.
+pub const QUALITY_TOKENS: usize = 512;
+
+/// A weight variant tried in this session, with what its runs and its quality measurement gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantRow {
+    pub quant: String,
+    pub kv_dtype: String,
+    pub weight_bytes: u64,
+    pub kv_bytes_per_token: u64,
+    /// Matrices that took a fallback type.
+    pub fallbacks: usize,
+    /// The last plain run's speeds with this variant.
+    pub prefill_tok_s: Option<f64>,
+    pub decode_tok_s: Option<f64>,
+    pub quality: Option<crate::protocol::Quality>,
+}
+
 pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
 pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
 
@@ -151,6 +177,15 @@ pub struct AppState {
     pub draft_mode: usize,
     pub k: usize,
     pub quant: usize,
+    /// Index into [`LIVE_KV`].
+    pub kv_live: usize,
+    /// What the engine runs with now, once a switch was reported.
+    pub variant: Option<crate::protocol::Variant>,
+    /// Variants tried this session, first tried first.
+    pub variants: Vec<VariantRow>,
+    pub show_variants: bool,
+    /// Requantising: type, matrices done, matrices.
+    pub requantizing: Option<(String, usize, usize)>,
     pub what_if: WhatIf,
     pub help: bool,
     /// The file being recorded to, if any.
@@ -184,6 +219,11 @@ impl AppState {
             draft_mode: 0,
             k: 4,
             quant: 0,
+            kv_live: 0,
+            variant: None,
+            variants: Vec::new(),
+            show_variants: false,
+            requantizing: None,
             what_if: WhatIf::default(),
             help: false,
             recording: None,
@@ -221,6 +261,34 @@ impl AppState {
                     info.load_time.as_secs_f64()
                 );
                 self.model = Some(info.clone());
+                self.variant = None;
+                self.variants.clear();
+                self.quant = 0;
+                self.kv_live = LIVE_KV
+                    .iter()
+                    .position(|k| *k == info.kv_dtype)
+                    .unwrap_or(0);
+                let row = self.variant_row(QUANTS[0], &info.kv_dtype);
+                row.weight_bytes = info.weight_bytes;
+                row.kv_bytes_per_token = info.kv_bytes_per_token;
+            }
+            Event::Requantizing { quant, done, total } => {
+                self.requantizing = Some((quant.clone(), *done, *total));
+                self.status = format!("requantising to {quant}: {done} of {total} matrices …");
+            }
+            Event::VariantReady(v) => self.variant_ready(v),
+            Event::Quality(q) => {
+                self.status = format!(
+                    "{} · KV {}: perplexity {:.3}, mean KL {:.4}, top-1 {:.1}% ({} positions)",
+                    q.quant,
+                    q.kv_dtype,
+                    q.perplexity,
+                    q.mean_kl,
+                    q.top1 * 100.0,
+                    q.scored
+                );
+                self.variant_row(&q.quant, &q.kv_dtype).quality = Some(q.clone());
+                self.show_variants = true;
             }
             Event::RunStarted {
                 run,
@@ -268,6 +336,12 @@ impl AppState {
                     r.summary = Some(summary.clone());
                 }
                 self.history.push(summary.clone());
+                if summary.spec.is_none() {
+                    let (quant, kv) = self.running_variant();
+                    let row = self.variant_row(&quant, &kv);
+                    row.prefill_tok_s = Some(summary.prefill_tok_s);
+                    row.decode_tok_s = Some(summary.decode_tok_s);
+                }
                 self.status = format!(
                     "run {run} done ({:?}): {} tokens, decode {:.1} tok/s",
                     summary.reason, summary.generated_tokens, summary.decode_tok_s
@@ -395,6 +469,26 @@ impl AppState {
                 self.what_if.dtype = (self.what_if.dtype + 1) % KV_DTYPES.len();
                 None
             }
+            Action::CycleLiveKv => {
+                self.kv_live = (self.kv_live + 1) % LIVE_KV.len();
+                Some(Command::SetKvDtype {
+                    dtype: LIVE_KV[self.kv_live].into(),
+                })
+            }
+            Action::MeasureQuality => {
+                if self.model.is_none() {
+                    self.status = "no model loaded".into();
+                    return None;
+                }
+                self.status = "quality measurement queued …".into();
+                Some(Command::MeasureQuality {
+                    tokens: QUALITY_TOKENS,
+                })
+            }
+            Action::ToggleVariants => {
+                self.show_variants = !self.show_variants;
+                None
+            }
             Action::CycleContext => {
                 self.what_if.context = (self.what_if.context + 1) % WHAT_IF_CONTEXTS.len();
                 None
@@ -441,6 +535,76 @@ impl AppState {
         }
     }
 
+    /// The weights and KV dtype runs use now.
+    pub fn running_variant(&self) -> (String, String) {
+        match &self.variant {
+            Some(v) => (v.quant.clone(), v.kv_dtype.clone()),
+            None => (
+                QUANTS[0].into(),
+                self.model
+                    .as_ref()
+                    .map_or_else(|| "f32".into(), |m| m.kv_dtype.clone()),
+            ),
+        }
+    }
+
+    /// The session's row for a variant, added when first seen.
+    fn variant_row(&mut self, quant: &str, kv_dtype: &str) -> &mut VariantRow {
+        let i = match self
+            .variants
+            .iter()
+            .position(|r| r.quant == quant && r.kv_dtype == kv_dtype)
+        {
+            Some(i) => i,
+            None => {
+                self.variants.push(VariantRow {
+                    quant: quant.into(),
+                    kv_dtype: kv_dtype.into(),
+                    weight_bytes: 0,
+                    kv_bytes_per_token: 0,
+                    fallbacks: 0,
+                    prefill_tok_s: None,
+                    decode_tok_s: None,
+                    quality: None,
+                });
+                self.variants.len() - 1
+            }
+        };
+        &mut self.variants[i]
+    }
+
+    fn variant_ready(&mut self, v: &crate::protocol::Variant) {
+        self.requantizing = None;
+        if let Some(m) = self.model.as_mut() {
+            m.weight_bytes = v.weight_bytes;
+            m.weight_types = v.weight_types.clone();
+            m.kv_dtype = v.kv_dtype.clone();
+            m.kv_bytes_per_token = v.kv_bytes_per_token;
+        }
+        if let Some(i) = QUANTS.iter().position(|q| *q == v.quant) {
+            self.quant = i;
+        }
+        if let Some(i) = LIVE_KV.iter().position(|k| *k == v.kv_dtype) {
+            self.kv_live = i;
+        }
+        let row = self.variant_row(&v.quant, &v.kv_dtype);
+        row.weight_bytes = v.weight_bytes;
+        row.kv_bytes_per_token = v.kv_bytes_per_token;
+        row.fallbacks = v.fallbacks.iter().map(|f| f.tensors).sum();
+        self.status = format!(
+            "weights {} ({}) · KV {}{} · Enter runs",
+            v.quant,
+            crate::stats::human_bytes(v.weight_bytes),
+            v.kv_dtype,
+            if v.took.is_zero() {
+                String::new()
+            } else {
+                format!(" · switched in {:.1} s", v.took.as_secs_f64())
+            }
+        );
+        self.variant = Some(v.clone());
+    }
+
     /// Commands queued by the last actions, oldest first.
     pub fn take_outbox(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.outbox)
@@ -467,11 +631,22 @@ impl AppState {
         if let Some(i) = p
             .quantization
             .as_deref()
-            .and_then(|q| QUANTS.iter().position(|x| *x == q))
+            .and_then(|q| crate::engine::quant::Quant::parse(q).ok())
+            .and_then(|q| QUANTS.iter().position(|x| *x == q.name()))
         {
             self.quant = i;
             cmds.push(Command::SetQuantization {
                 quant: QUANTS[i].into(),
+            });
+        }
+        if let Some(i) = p
+            .kv_dtype
+            .as_deref()
+            .and_then(|d| LIVE_KV.iter().position(|x| x.eq_ignore_ascii_case(d)))
+        {
+            self.kv_live = i;
+            cmds.push(Command::SetKvDtype {
+                dtype: LIVE_KV[i].into(),
             });
         }
         self.banner = Some(format!(

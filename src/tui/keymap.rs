@@ -25,6 +25,8 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Esc => {
             return Some(if state.help {
                 Action::ToggleHelp
+            } else if state.show_variants {
+                Action::ToggleVariants
             } else {
                 Action::Escape
             })
@@ -61,6 +63,9 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('T') => Action::TempUp,
         KeyCode::Char('t') => Action::TempDown,
         KeyCode::Char('v') => Action::CycleKvDtype,
+        KeyCode::Char('V') => Action::CycleLiveKv,
+        KeyCode::Char('Q') => Action::MeasureQuality,
+        KeyCode::Char('w') => Action::ToggleVariants,
         KeyCode::Char('c') => Action::CycleContext,
         KeyCode::Char('b') => Action::CycleBatch,
         KeyCode::Char('R') => Action::ToggleRecord,

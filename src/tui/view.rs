@@ -58,6 +58,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     panes::timing::render(state, timing, buf);
     panes::kv::render(state, kv, buf);
     panes::status::render_bottom(state, bottom, buf);
+    if state.show_variants {
+        panes::variants::render(state, area, buf);
+    }
     if state.help {
         panes::help::render(area, buf);
     }

@@ -4,7 +4,7 @@ use super::block;
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 21] = [
+pub const KEYS: [(&str, &str); 24] = [
     ("Enter", "run the prompt"),
     ("Esc", "stop the run / leave the prompt"),
     ("Tab", "move focus: prompt ↔ tokens"),
@@ -17,7 +17,10 @@ pub const KEYS: [(&str, &str); 21] = [
     ("↑ ↓ / k j", "scroll the tokens"),
     ("d", "cycle the draft mode"),
     ("[ / ]", "K down / up (1–16)"),
-    ("u", "cycle the quantization"),
+    ("u", "cycle the quantization (requantises)"),
+    ("V", "cycle the KV cache dtype"),
+    ("Q", "measure quality: perplexity, KL, top-1"),
+    ("w", "table of the variants tried"),
     ("+ / -", "max tokens up / down"),
     ("t / T", "temperature down / up"),
     ("v", "what-if KV dtype"),

@@ -12,6 +12,20 @@ pub fn split(rss: u64, weights: u64, kv: u64) -> (u64, u64, u64) {
     (weights, kv, rss.saturating_sub(weights + kv))
 }
 
+/// Which weights run, and the loaded ones kept beside a variant.
+fn weights_note(state: &AppState) -> String {
+    match &state.variant {
+        Some(v) if v.kept_bytes > 0 => format!(
+            "weights: {} {} + loaded {} kept",
+            v.quant,
+            human_bytes(v.weight_bytes),
+            human_bytes(v.kept_bytes)
+        ),
+        Some(v) => format!("weights: {}", v.quant),
+        None => String::new(),
+    }
+}
+
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("memory", false);
     let inner = b.inner(area);
@@ -34,7 +48,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ),
         None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
     };
-    let weights = state.model.as_ref().map_or(0, |m| m.weight_bytes);
+    let kept = state.variant.as_ref().map_or(0, |v| v.kept_bytes);
+    let weights = state.model.as_ref().map_or(0, |m| m.weight_bytes) + kept;
     let kv = state
         .current
         .as_ref()
@@ -62,7 +77,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             Span::styled("  other ", Style::default().fg(Color::Gray)),
             Span::raw(human_bytes(other)),
         ]),
-        Line::styled(format!("CPU {:.0}%", s.cpu_percent), label()),
+        Line::styled(
+            format!("CPU {:.0}%  {}", s.cpu_percent, weights_note(state)),
+            label(),
+        ),
     ])
     .render(text, buf);
     let data: Vec<u64> = state

@@ -9,6 +9,7 @@ pub mod spec;
 pub mod status;
 pub mod tape;
 pub mod timing;
+pub mod variants;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, BorderType, Borders};

@@ -1,0 +1,380 @@
+//! Weight formats the user switches among, and requantising a loaded model into one of them.
+//!
+//! A variant is made from the loaded weights (dequantize, then quantize every matrix), so
+//! switching back gives the file's weights bit for bit. Every matrix takes the asked type, as
+//! llama.cpp's `llama-quantize --pure` does; norms and biases stay f32. K-quants pack 256 values
+//! per super-block, so a matrix whose rows are not a multiple of 256 long takes the 32-value
+//! block type llama.cpp falls back to.
+
+use super::kernels::QWeight;
+use super::loader::type_name;
+use super::model::{Linear, Model};
+use crate::protocol::{Fallback, WeightTypeStat};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Result, Tensor};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A weight format the dashboard and the command line offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quant {
+    /// The weights as the file holds them.
+    AsLoaded,
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    Q6K,
+    Q5K,
+    Q4K,
+    Q4_0,
+    Q3K,
+    Q2K,
+}
+
+impl Quant {
+    pub const ALL: [Quant; 11] = [
+        Quant::AsLoaded,
+        Quant::F32,
+        Quant::F16,
+        Quant::BF16,
+        Quant::Q8_0,
+        Quant::Q6K,
+        Quant::Q5K,
+        Quant::Q4K,
+        Quant::Q4_0,
+        Quant::Q3K,
+        Quant::Q2K,
+    ];
+
+    /// The name shown and recorded: `as loaded`, `F16`, `Q4_K`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::AsLoaded => "as loaded",
+            Quant::F32 => "F32",
+            Quant::F16 => "F16",
+            Quant::BF16 => "BF16",
+            Quant::Q8_0 => "Q8_0",
+            Quant::Q6K => "Q6_K",
+            Quant::Q5K => "Q5_K",
+            Quant::Q4K => "Q4_K",
+            Quant::Q4_0 => "Q4_0",
+            Quant::Q3K => "Q3_K",
+            Quant::Q2K => "Q2_K",
+        }
+    }
+
+    /// Parse a name, forgiving case, `_`, `-` and spaces (`q4k`, `Q4_K`, `as-loaded`, `loaded`).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let norm = |x: &str| -> String {
+            x.chars()
+                .filter(|c| !matches!(c, '_' | '-' | ' '))
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        let want = norm(s);
+        if want == "loaded" || want == "original" {
+            return Ok(Quant::AsLoaded);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|q| norm(q.name()) == want)
+            .ok_or_else(|| {
+                format!(
+                    "unknown quantization {s:?}: valid types are {}",
+                    Self::ALL.map(|q| q.name()).join(", ")
+                )
+            })
+    }
+
+    /// The GGML type every matrix is asked to take (`None`: the loaded weights).
+    pub fn ggml(self) -> Option<GgmlDType> {
+        Some(match self {
+            Quant::AsLoaded => return None,
+            Quant::F32 => GgmlDType::F32,
+            Quant::F16 => GgmlDType::F16,
+            Quant::BF16 => GgmlDType::BF16,
+            Quant::Q8_0 => GgmlDType::Q8_0,
+            Quant::Q6K => GgmlDType::Q6K,
+            Quant::Q5K => GgmlDType::Q5K,
+            Quant::Q4K => GgmlDType::Q4K,
+            Quant::Q4_0 => GgmlDType::Q4_0,
+            Quant::Q3K => GgmlDType::Q3K,
+            Quant::Q2K => GgmlDType::Q2K,
+        })
+    }
+}
+
+impl std::fmt::Display for Quant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The KV cache dtypes offered: name and candle dtype.
+pub const KV_DTYPES: [(&str, DType); 3] = [
+    ("f32", DType::F32),
+    ("f16", DType::F16),
+    ("bf16", DType::BF16),
+];
+
+/// Parse a KV cache dtype name.
+pub fn parse_kv_dtype(s: &str) -> std::result::Result<DType, String> {
+    let want = s.trim().to_lowercase();
+    KV_DTYPES
+        .iter()
+        .find(|(n, _)| *n == want)
+        .map(|(_, d)| *d)
+        .ok_or_else(|| {
+            format!(
+                "unknown KV dtype {s:?}: valid dtypes are {}",
+                KV_DTYPES.map(|(n, _)| n).join(", ")
+            )
+        })
+}
+
+/// The name of a KV dtype as the dashboard shows it.
+pub fn kv_dtype_name(d: DType) -> &'static str {
+    KV_DTYPES
+        .iter()
+        .find(|(_, x)| *x == d)
+        .map(|(n, _)| *n)
+        .unwrap_or("f32")
+}
+
+/// The type a matrix with rows of `k` values takes when `want` is asked. K-quants need rows that
+/// are whole 256-value super-blocks; other rows fall back as llama.cpp's quantizer does
+/// (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K and Q3_K → a 4-bit 32-value block type, Q4_0
+/// here since candle has no IQ4_NL).
+pub fn type_for(want: GgmlDType, k: usize) -> GgmlDType {
+    if k.is_multiple_of(want.block_size()) {
+        return want;
+    }
+    match want {
+        GgmlDType::Q4K => GgmlDType::Q5_0,
+        GgmlDType::Q5K => GgmlDType::Q5_1,
+        GgmlDType::Q6K => GgmlDType::Q8_0,
+        _ => GgmlDType::Q4_0,
+    }
+}
+
+/// The float values of a matrix, whatever it is held as.
+fn dequantize(w: &QWeight) -> Result<Tensor> {
+    match w {
+        QWeight::Q5_0 { t, .. }
+        | QWeight::Compact { t, .. }
+        | QWeight::Candle(QMatMul::QTensor(t)) => t.dequantize(&t.device()),
+        QWeight::Candle(QMatMul::Tensor(t)) | QWeight::Candle(QMatMul::TensorF16(t)) => {
+            t.to_dtype(DType::F32)
+        }
+    }
+}
+
+/// A matrix as a variant holds it: float types stay in their own width (candle's quantized product
+/// reads f16 and bf16 rows directly, as ggml does), quantized ones take our fast products.
+fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
+    match t.dtype() {
+        GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+            Ok(QWeight::Candle(QMatMul::QTensor(t)))
+        }
+        _ => QWeight::new(t),
+    }
+}
+
+/// Counts the fallbacks of one requantisation.
+#[derive(Default)]
+struct Fallbacks(BTreeMap<(String, String, usize), usize>);
+
+impl Fallbacks {
+    fn note(&mut self, want: GgmlDType, used: GgmlDType, k: usize) {
+        if want != used {
+            *self
+                .0
+                .entry((type_name(want), type_name(used), k))
+                .or_default() += 1;
+        }
+    }
+
+    fn list(self) -> Vec<Fallback> {
+        self.0
+            .into_iter()
+            .map(|((wanted, used, k), tensors)| Fallback {
+                why: format!("rows of {k} values are not a multiple of 256"),
+                wanted,
+                used,
+                tensors,
+            })
+            .collect()
+    }
+}
+
+/// Quantize one matrix's values to the type `want` calls for at its row length.
+fn quantize(values: &Tensor, want: GgmlDType, fallbacks: &mut Fallbacks) -> Result<Arc<QTensor>> {
+    let (_, k) = values.dims2()?;
+    let used = type_for(want, k);
+    fallbacks.note(want, used, k);
+    Ok(Arc::new(QTensor::quantize(values, used)?))
+}
+
+/// Check that the model's device can make and multiply `quant` weights, on a tiny matrix, so a
+/// type the backend cannot do is refused before any work with a message that says so.
+pub fn check_backend(quant: Quant, device: &Device) -> std::result::Result<(), String> {
+    let Some(dtype) = quant.ggml() else {
+        return Ok(());
+    };
+    let probe = || -> Result<()> {
+        let w = Tensor::ones((4, 256), DType::F32, device)?;
+        let q = Arc::new(QTensor::quantize(&w, dtype)?);
+        let x = Tensor::ones((1, 256), DType::F32, device)?;
+        let y = weight_of(q)?.forward(&x)?;
+        y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(())
+    };
+    probe().map_err(|e| {
+        format!(
+            "{quant} is not available on {}: {}",
+            super::device_name(device),
+            super::error::first_line(&e)
+        )
+    })
+}
+
+/// Make a copy of `loaded` whose every matrix is `quant`. `progress` hears (done, total)
+/// matrices. Returns the variant and the matrices that fell back to another type.
+pub fn requantize(
+    loaded: &Model,
+    quant: Quant,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Model, Vec<Fallback>)> {
+    let Some(want) = quant.ggml() else {
+        return Ok((loaded.clone(), Vec::new()));
+    };
+    let tied = loaded.head.shares(&loaded.embed);
+    let total = 1 + usize::from(!tied) + 7 * loaded.layers.len();
+    let mut done = 0;
+    let mut step = |progress: &mut dyn FnMut(usize, usize)| {
+        done += 1;
+        progress(done, total);
+    };
+    let mut fallbacks = Fallbacks::default();
+    let embed = quantize(
+        &loaded.embed.dequantize(&loaded.embed.device())?,
+        want,
+        &mut fallbacks,
+    )?;
+    step(progress);
+    let head = if tied {
+        weight_of(embed.clone())?
+    } else {
+        let h = weight_of(quantize(&dequantize(&loaded.head)?, want, &mut fallbacks)?)?;
+        step(progress);
+        h
+    };
+    let mut layers = Vec::with_capacity(loaded.layers.len());
+    for l in &loaded.layers {
+        let mut lin = |x: &Linear| -> Result<Linear> {
+            let weight = weight_of(quantize(&dequantize(&x.weight)?, want, &mut fallbacks)?)?;
+            step(progress);
+            Ok(Linear {
+                weight,
+                bias: x.bias.clone(),
+            })
+        };
+        let mut nl = l.clone();
+        nl.q = lin(&l.q)?;
+        nl.k = lin(&l.k)?;
+        nl.v = lin(&l.v)?;
+        nl.o = lin(&l.o)?;
+        nl.gate = lin(&l.gate)?;
+        nl.up = lin(&l.up)?;
+        nl.down = lin(&l.down)?;
+        layers.push(nl);
+    }
+    Ok((loaded.with_weights(embed, layers, head), fallbacks.list()))
+}
+
+/// Bytes of the weights a model holds, by GGML type (f32 norms and biases as F32; a head tied
+/// to the embeddings counted once).
+pub fn weight_types(model: &Model) -> BTreeMap<String, WeightTypeStat> {
+    let mut out: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
+    let mut add = |name: String, bytes: u64| {
+        let s = out.entry(name).or_insert(WeightTypeStat {
+            tensors: 0,
+            bytes: 0,
+        });
+        s.tensors += 1;
+        s.bytes += bytes;
+    };
+    let dense = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let dense_name = |t: &Tensor| format!("{:?}", t.dtype()).to_uppercase();
+    let matrix = |w: &QWeight, add: &mut dyn FnMut(String, u64)| match w {
+        QWeight::Q5_0 { t, .. }
+        | QWeight::Compact { t, .. }
+        | QWeight::Candle(QMatMul::QTensor(t)) => {
+            add(type_name(t.dtype()), t.storage_size_in_bytes() as u64)
+        }
+        QWeight::Candle(QMatMul::Tensor(t)) | QWeight::Candle(QMatMul::TensorF16(t)) => {
+            add(dense_name(t), dense(t))
+        }
+    };
+    add(
+        type_name(model.embed.dtype()),
+        model.embed.storage_size_in_bytes() as u64,
+    );
+    if !model.head.shares(&model.embed) {
+        matrix(&model.head, &mut add);
+    }
+    add(dense_name(&model.norm), dense(&model.norm));
+    for l in &model.layers {
+        for t in [&l.attn_norm, &l.ffn_norm] {
+            add(dense_name(t), dense(t));
+        }
+        for x in [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down] {
+            matrix(&x.weight, &mut add);
+            if let Some(b) = &x.bias {
+                add(dense_name(b), dense(b));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_errors_list_the_valid_types() {
+        for q in Quant::ALL {
+            assert_eq!(Quant::parse(q.name()), Ok(q));
+        }
+        assert_eq!(Quant::parse("q4k"), Ok(Quant::Q4K));
+        assert_eq!(Quant::parse("as-loaded"), Ok(Quant::AsLoaded));
+        let e = Quant::parse("Q7_K").unwrap_err();
+        assert!(
+            e.contains("Q7_K") && e.contains("Q4_K") && e.contains("BF16"),
+            "{e}"
+        );
+        assert_eq!(parse_kv_dtype("F16"), Ok(DType::F16));
+        assert!(parse_kv_dtype("q8").unwrap_err().contains("f32, f16, bf16"));
+    }
+
+    #[test]
+    fn k_quants_fall_back_on_short_rows_as_llama_cpp_does() {
+        assert_eq!(type_for(GgmlDType::Q4K, 4864), GgmlDType::Q4K);
+        assert_eq!(type_for(GgmlDType::Q4K, 896), GgmlDType::Q5_0);
+        assert_eq!(type_for(GgmlDType::Q5K, 896), GgmlDType::Q5_1);
+        assert_eq!(type_for(GgmlDType::Q6K, 896), GgmlDType::Q8_0);
+        assert_eq!(type_for(GgmlDType::Q3K, 896), GgmlDType::Q4_0);
+        assert_eq!(type_for(GgmlDType::Q2K, 896), GgmlDType::Q4_0);
+        assert_eq!(type_for(GgmlDType::Q8_0, 896), GgmlDType::Q8_0);
+        assert_eq!(type_for(GgmlDType::F16, 896), GgmlDType::F16);
+    }
+
+    #[test]
+    fn every_type_runs_on_the_cpu() {
+        for q in Quant::ALL {
+            assert_eq!(check_backend(q, &Device::Cpu), Ok(()), "{q}");
+        }
+    }
+}
