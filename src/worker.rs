@@ -160,6 +160,19 @@ struct DrafterKey {
     layers: Option<usize>,
 }
 
+/// Commands that only change a setting.
+fn is_setting(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::SetDraftModel { .. }
+            | Command::SetDraftLayers { .. }
+            | Command::SetQuantization { .. }
+            | Command::SetKvDtype { .. }
+            | Command::SetDraftMode { .. }
+            | Command::SetK { .. }
+    )
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -237,6 +250,21 @@ impl State {
             setting => {
                 let message = self.settings.apply(&setting);
                 self.emit(Event::Notice { message });
+                // Settings sent in a burst (a key held down) are taken together, so only the
+                // newest weight and KV switches are made.
+                loop {
+                    match self.commands.try_recv() {
+                        Ok(c) if is_setting(&c) => {
+                            let message = self.settings.apply(&c);
+                            self.emit(Event::Notice { message });
+                        }
+                        Ok(c) => {
+                            self.pending.push_back(c);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 self.switch_variant();
             }
         }

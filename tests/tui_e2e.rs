@@ -101,6 +101,21 @@ fn dashboard_runs_stops_and_restores_the_terminal() {
         s.contains("done (Stopped)") || s.contains("done (Eos)") || s.contains("done (MaxTokens)")
     });
     assert!(s.contains("tok/s"));
+    // Four presses of u, as loaded → F32 → F16 → BF16 → Q8_0, come as one burst: the worker
+    // requantises once, to the newest. Then the variants table lists both weights.
+    tmux(&["send-keys", "-t", &name, "u", "u", "u", "u"]);
+    wait_for(&name, "the Q8_0 weights", 120, |s| {
+        s.contains("weights Q8_0") && s.contains("switched in")
+    });
+    tmux(&["send-keys", "-t", &name, "w"]);
+    let s = wait_for(&name, "the variants table", 10, |s| {
+        s.contains("variants tried")
+    });
+    assert!(s.contains("as loaded") && s.contains("638.7 MiB"), "{s}");
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    wait_for(&name, "the table to close", 10, |s| {
+        !s.contains("variants tried")
+    });
     tmux(&["send-keys", "-t", &name, "q"]);
     let end = Instant::now() + Duration::from_secs(20);
     while !Path::new(&stty).exists() || std::fs::read_to_string(&stty).unwrap().is_empty() {
