@@ -12,6 +12,9 @@ pub struct Row {
     pub file: String,
     pub run: u64,
     pub model: String,
+    /// The weights and KV cache dtype the run used.
+    pub quant: String,
+    pub kv_dtype: String,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub ttft_ms: f64,
@@ -30,11 +33,21 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn row(file: &str, run: u64, model: &str, s: &RunSummary) -> Row {
+/// What a run ran on: model name, weights, KV dtype.
+#[derive(Debug, Clone, Default)]
+struct Setup {
+    model: String,
+    quant: String,
+    kv_dtype: String,
+}
+
+fn row(file: &str, run: u64, setup: &Setup, s: &RunSummary) -> Row {
     Row {
         file: file.to_string(),
         run,
-        model: model.to_string(),
+        model: setup.model.clone(),
+        quant: setup.quant.clone(),
+        kv_dtype: setup.kv_dtype.clone(),
         prompt_tokens: s.prompt_tokens,
         generated_tokens: s.generated_tokens,
         ttft_ms: ms(s.ttft),
@@ -51,17 +64,22 @@ fn row(file: &str, run: u64, model: &str, s: &RunSummary) -> Row {
 
 /// Every finished run of a recording.
 pub fn rows(file: &str, rec: &Recording) -> Vec<Row> {
-    let mut model = rec
-        .header
-        .model
-        .as_ref()
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let model = rec.header.model.as_ref();
+    let mut setup = Setup {
+        model: model.map(|m| m.name.clone()).unwrap_or_default(),
+        quant: rec.header.quantization.clone(),
+        kv_dtype: model.map_or_else(|| "f32".into(), |m| m.kv_dtype.clone()),
+    };
     let mut out = Vec::new();
     for e in &rec.events {
         match &e.event {
-            Event::ModelLoaded(m) => model = m.name.clone(),
-            Event::RunFinished { run, summary } => out.push(row(file, *run, &model, summary)),
+            Event::ModelLoaded(m) => {
+                setup.model = m.name.clone();
+                setup.kv_dtype = m.kv_dtype.clone();
+            }
+            Event::VariantReady(v) => setup.kv_dtype = v.kv_dtype.clone(),
+            Event::RunStarted { settings, .. } => setup.quant = settings.quantization.clone(),
+            Event::RunFinished { run, summary } => out.push(row(file, *run, &setup, summary)),
             _ => {}
         }
     }
@@ -90,14 +108,16 @@ fn opt(x: Option<f64>) -> String {
 }
 
 pub fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from("| file | run | model | prompt | gen | TTFT ms | prefill tok/s | decode tok/s | ITL p50 ms | p90 | p99 | KV | acceptance | speedup |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from("| file | run | model | weights | KV dtype | prompt | gen | TTFT ms | prefill tok/s | decode tok/s | ITL p50 ms | p90 | p99 | KV | acceptance | speedup |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
             r.file,
             r.run,
             r.model,
+            r.quant,
+            r.kv_dtype,
             r.prompt_tokens,
             r.generated_tokens,
             r.ttft_ms,
@@ -115,7 +135,7 @@ pub fn markdown(rows: &[Row]) -> String {
 }
 
 pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from("file,run,model,prompt_tokens,generated_tokens,ttft_ms,prefill_tok_s,decode_tok_s,itl_p50_ms,itl_p90_ms,itl_p99_ms,kv_bytes,acceptance,speedup\n");
+    let mut s = String::from("file,run,model,quant,kv_dtype,prompt_tokens,generated_tokens,ttft_ms,prefill_tok_s,decode_tok_s,itl_p50_ms,itl_p90_ms,itl_p99_ms,kv_bytes,acceptance,speedup\n");
     let quote = |x: &str| {
         if x.contains([',', '"', '\n']) {
             format!("\"{}\"", x.replace('"', "\"\""))
@@ -125,10 +145,12 @@ pub fn csv(rows: &[Row]) -> String {
     };
     for r in rows {
         s.push_str(&format!(
-            "{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
+            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
             quote(&r.file),
             r.run,
             quote(&r.model),
+            quote(&r.quant),
+            r.kv_dtype,
             r.prompt_tokens,
             r.generated_tokens,
             r.ttft_ms,

@@ -175,6 +175,25 @@ fn report_compares_runs_and_diffs_tokens() {
     let d: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
     assert_eq!(d["same"], 8);
     assert_eq!(d["a_tokens"], 12);
+    // Each row names the weights and the KV dtype its run used.
+    let c = dir.path().join("c.ron");
+    record_synthetic(&c, "hello", 4, &["--quant", "q8_0", "--kv-dtype", "bf16"]);
+    let out = labtui()
+        .arg("report")
+        .arg(&a)
+        .arg(&c)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&rows[0]["quant"], &rows[0]["kv_dtype"]),
+        (&"as loaded".into(), &"f32".into())
+    );
+    assert_eq!(
+        (&rows[1]["quant"], &rows[1]["kv_dtype"]),
+        (&"Q8_0".into(), &"bf16".into())
+    );
 }
 
 #[test]
