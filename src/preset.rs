@@ -34,6 +34,9 @@ pub struct Preset {
     /// Narration shown while the preset runs, one line per step.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// A teaching demo this preset runs (its steps are the notes).
+    #[serde(default)]
+    pub demo: Option<crate::demo::DemoSection>,
 }
 
 /// Where presets are looked up by name.
@@ -92,6 +95,12 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
                 "{name}: quantization {q:?} is not one of {}",
                 crate::state::QUANTS.join(", ")
             );
+        }
+    }
+    if let Some(d) = &p.demo {
+        d.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if p.notes.is_empty() {
+            bail!("{name}: a demo needs narration: give `notes`, one line per step");
         }
     }
     Ok(p)

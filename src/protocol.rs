@@ -73,6 +73,11 @@ pub enum Command {
     SetK {
         k: usize,
     },
+    /// Run a teaching demo on the loaded model; `prompt` is the text its generation starts from.
+    RunDemo {
+        demo: crate::demo::DemoSection,
+        prompt: String,
+    },
     /// End the worker thread.
     Shutdown,
 }
@@ -311,4 +316,6 @@ pub enum Event {
     Error {
         message: String,
     },
+    /// A teaching demo finished: its measurements.
+    Demo(crate::demo::DemoRun),
 }

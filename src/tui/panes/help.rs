@@ -4,7 +4,7 @@ use super::block;
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 21] = [
+pub const KEYS: [(&str, &str); 22] = [
     ("Enter", "run the prompt"),
     ("Esc", "stop the run / leave the prompt"),
     ("Tab", "move focus: prompt ↔ tokens"),
@@ -24,7 +24,8 @@ pub const KEYS: [(&str, &str); 21] = [
     ("c", "what-if context length"),
     ("b", "what-if batch"),
     ("R", "start / stop recording"),
-    ("p", "pick a preset"),
+    ("p", "pick a preset or a demo"),
+    ("n / N", "demo: next / previous step (Esc closes)"),
     ("?", "this help"),
 ];
 
