@@ -40,6 +40,20 @@ pub enum Cmd {
     Replay(ReplayArgs),
     /// Compare the runs of recordings side by side; with two files, `--diff` compares their tokens.
     Report(ReportArgs),
+    /// A teaching demo (prefill-vs-decode, kv-cache, roofline): in the dashboard, or headless.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo: prefill-vs-decode, kv-cache or roofline (a `demo-NAME` preset), or a preset file.
+    pub name: String,
+    /// Run without the dashboard: write a recording, a report and charts, and print the report.
+    #[arg(long)]
+    pub headless: bool,
+    /// Where --headless writes (default demo-NAME).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod headless;
 pub mod metrics;

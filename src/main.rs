@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             headless::generate(&model, a, cli.record.as_deref(), preset.as_ref())
         }
         Some(Cmd::Report(a)) => report(a),
+        Some(Cmd::Demo(a)) => demo(&cli, a),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
@@ -67,6 +68,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             preset: preset.clone(),
         }),
     }
+}
+
+fn demo(cli: &Cli, a: &labtui::cli::DemoArgs) -> anyhow::Result<()> {
+    let preset = labtui::demo::headless::find(&a.name)?;
+    let model = cli.model.clone().or_else(|| preset.model.clone());
+    if !a.headless {
+        return labtui::tui::run(labtui::tui::Start {
+            model,
+            prompt: preset.prompts[0].clone(),
+            record: cli.record.clone(),
+            replay: None,
+            preset: Some(preset),
+        });
+    }
+    let model = model.unwrap_or_else(labtui::engine::source::default_spec);
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(&preset.name));
+    let w = labtui::demo::headless::run(&model, &preset, &out, &mut |line| eprintln!("{line}"))?;
+    print!("{}", w.report);
+    for f in &w.files {
+        eprintln!("wrote {}", f.display());
+    }
+    Ok(())
 }
 
 fn report(a: &labtui::cli::ReportArgs) -> anyhow::Result<()> {

@@ -168,3 +168,33 @@ pub fn write(
     }
     Ok(written)
 }
+
+/// Write one chart of `series` as `STEM.png` and `STEM.svg` into `dir`; returns the files.
+pub fn chart(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    x: &str,
+    y: &str,
+    series: &[Series],
+) -> Result<Vec<std::path::PathBuf>> {
+    register_font();
+    std::fs::create_dir_all(dir)?;
+    let png = dir.join(format!("{stem}.png"));
+    draw(
+        BitMapBackend::new(&png, (960, 540)).into_drawing_area(),
+        title,
+        x,
+        y,
+        series,
+    )?;
+    let svg = dir.join(format!("{stem}.svg"));
+    draw(
+        SVGBackend::new(&svg, (960, 540)).into_drawing_area(),
+        title,
+        x,
+        y,
+        series,
+    )?;
+    Ok(vec![png, svg])
+}

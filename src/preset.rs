@@ -37,6 +37,9 @@ pub struct Preset {
     /// Narration shown while the preset runs, one line per step.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// A teaching demo this preset runs (its steps are the notes).
+    #[serde(default)]
+    pub demo: Option<crate::demo::DemoSection>,
 }
 
 impl Preset {
@@ -125,6 +128,12 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     if let Some(d) = &p.kv_dtype {
         if let Err(e) = crate::engine::quant::parse_kv_dtype(d) {
             bail!("{name}: {e}");
+        }
+    }
+    if let Some(d) = &p.demo {
+        d.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if p.notes.is_empty() {
+            bail!("{name}: a demo needs narration: give `notes`, one line per step");
         }
     }
     Ok(p)

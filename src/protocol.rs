@@ -83,6 +83,11 @@ pub enum Command {
     SetK {
         k: usize,
     },
+    /// Run a teaching demo on the loaded model; `prompt` is the text its generation starts from.
+    RunDemo {
+        demo: crate::demo::DemoSection,
+        prompt: String,
+    },
     /// End the worker thread.
     Shutdown,
 }
@@ -373,4 +378,6 @@ pub enum Event {
     Error {
         message: String,
     },
+    /// A teaching demo finished: its measurements.
+    Demo(crate::demo::DemoRun),
 }

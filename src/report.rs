@@ -266,6 +266,8 @@ mod tests {
             file: "a,b.ron".into(),
             run: 1,
             model: "m".into(),
+            quant: "Q4_K".into(),
+            kv_dtype: "f16".into(),
             prompt_tokens: 1,
             generated_tokens: 2,
             ttft_ms: 1.0,
@@ -283,6 +285,6 @@ mod tests {
             .lines()
             .nth(1)
             .unwrap()
-            .starts_with("\"a,b.ron\",1,m,1,2,"));
+            .starts_with("\"a,b.ron\",1,m,Q4_K,f16,1,2,"));
     }
 }

@@ -244,6 +244,7 @@ impl State {
         match cmd {
             Command::LoadModel { spec } => self.load(&spec),
             Command::Generate { prompt, params } => self.generate(&prompt, &params),
+            Command::RunDemo { demo, prompt } => self.demo(&demo, &prompt),
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
             Command::MeasureQuality { tokens } => self.measure_quality(tokens),
@@ -440,7 +441,8 @@ impl State {
                 Ok(Command::Stop) => return Control::Stop,
                 Ok(c @ Command::Shutdown)
                 | Ok(c @ Command::LoadModel { .. })
-                | Ok(c @ Command::Generate { .. }) => {
+                | Ok(c @ Command::Generate { .. })
+                | Ok(c @ Command::RunDemo { .. }) => {
                     // These need the engine: finish this run first, then do them.
                     pending.push_back(c);
                     return Control::Stop;
@@ -484,6 +486,30 @@ impl State {
 }
 
 impl State {
+    /// Run a teaching demo on the engine; each measurement is announced as a notice.
+    fn demo(&mut self, demo: &crate::demo::DemoSection, prompt: &str) {
+        let Some(engine) = self.engine.as_mut() else {
+            self.emit(Event::Error {
+                message: "no model is loaded: load one before running a demo".into(),
+            });
+            return;
+        };
+        let (events, clock) = (self.events.clone(), self.clock);
+        let mut progress = |message: String| {
+            let _ = events.send(Stamped {
+                at: clock.elapsed(),
+                event: Event::Notice { message },
+            });
+        };
+        let result = crate::demo::run(engine, demo, prompt, &mut progress);
+        match result {
+            Ok(run) => self.emit(Event::Demo(run)),
+            Err(e) => self.emit(Event::Error {
+                message: format!("demo {}: {e:#}", demo.kind),
+            }),
+        }
+    }
+
     /// Build the drafter the settings ask for, unless the one built already is it; says whether
     /// it built one.
     fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<bool> {

@@ -149,18 +149,29 @@ fn the_preset_picker_loads_a_preset() {
         .iter()
         .map(|p| labtui::preset::load(p.to_str().unwrap()).unwrap())
         .collect();
+    let target = presets
+        .iter()
+        .position(|p| p.name == "rewrite-lookup")
+        .expect("rewrite-lookup ships");
     let mut s = state("finished");
     s.picker = Some(Picker {
         presets,
         selected: 0,
     });
-    s.update(Action::PickerDown);
-    s.update(Action::PickerDown);
-    s.update(Action::PickerDown); // rewrite-lookup (sorted by file name)
+    for _ in 0..target {
+        s.update(Action::PickerDown);
+    }
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();
     insta::assert_snapshot!("preset_picker", t.backend());
+    // On a short terminal the list scrolls to keep the cursor's preset in view.
+    let mut short = Terminal::new(TestBackend::new(120, 24)).unwrap();
+    short
+        .draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{}", short.backend());
+    assert!(screen.contains("rewrite-lookup"), "{screen}");
     assert_eq!(s.update(Action::PickerChoose), None);
     assert!(s.picker.is_none());
     assert!(s.prompt.starts_with("Rename the variable"));

@@ -65,6 +65,16 @@ fn broken_presets_say_what_is_wrong() {
             "bad_kv",
             "unknown KV dtype \"q8_0\": valid dtypes are f32, f16, bf16",
         ),
+        (
+            "demo_kind",
+            "demo \"kvcache\" is not one of prefill-vs-decode, kv-cache, roofline",
+        ),
+        ("demo_field", "Unexpected field named `prompt_length`"),
+        ("demo_no_notes", "a demo needs narration"),
+        (
+            "demo_range",
+            "demo no_cache_every = 0 is out of range (1 to 4096)",
+        ),
     ];
     for (name, needle) in expect {
         let path = dir.join(format!("{name}.ron"));

@@ -1,9 +1,11 @@
 //! The pure app model: [`AppState::apply`] takes worker events, [`AppState::update`] takes user
 //! actions and may answer with a command for the worker. No IO; series are bounded.
 
+mod demo;
 mod ring;
 mod spec;
 
+pub use demo::DemoView;
 pub use ring::Ring;
 pub use spec::SpecView;
 
@@ -60,6 +62,9 @@ pub enum Action {
     PickerDown,
     PickerChoose,
     PickerClose,
+    /// The demo's next / previous narration step.
+    DemoNext,
+    DemoPrev,
 }
 
 /// The preset picker: the presets found and the one under the cursor.
@@ -191,6 +196,8 @@ pub struct AppState {
     /// The file being recorded to, if any.
     pub recording: Option<String>,
     pub picker: Option<Picker>,
+    /// The teaching demo on screen, if any.
+    pub demo: Option<DemoView>,
     /// Commands an action produced beyond the one `update` returns (a preset sets several).
     pub outbox: Vec<Command>,
     pub quit: bool,
@@ -228,6 +235,7 @@ impl AppState {
             help: false,
             recording: None,
             picker: None,
+            demo: None,
             outbox: Vec::new(),
             quit: false,
             now: Duration::ZERO,
@@ -348,6 +356,17 @@ impl AppState {
                 );
             }
             Event::Notice { message } => self.status = message.clone(),
+            Event::Demo(run) => {
+                let view = self.demo.get_or_insert_with(|| DemoView {
+                    name: run.demo.clone(),
+                    ..DemoView::default()
+                });
+                view.result = Some(run.clone());
+                self.status = format!(
+                    "demo {} measured on {}: n / N step through the narration",
+                    run.demo, run.model
+                );
+            }
             Event::Error { message } => {
                 let was_loading = self.loading.take().is_some();
                 if was_loading && self.fallback_to_synthetic {
@@ -378,6 +397,10 @@ impl AppState {
             Action::Run => self.run(),
             Action::Stop => self.stop(),
             Action::Escape if self.running() => self.stop(),
+            Action::Escape if self.focus == Focus::Tape && self.demo.is_some() => {
+                self.demo = None;
+                None
+            }
             Action::Escape => {
                 self.focus = Focus::Tape;
                 self.help = false;
@@ -519,17 +542,39 @@ impl AppState {
                 let preset = picker.presets.get(picker.selected)?.clone();
                 let mut cmds = self.apply_preset(&preset);
                 self.prompt = preset.prompts[0].clone();
-                self.focus = Focus::Prompt;
+                // A demo's n / N keys work outside the prompt.
+                self.focus = if preset.demo.is_some() {
+                    Focus::Tape
+                } else {
+                    Focus::Prompt
+                };
                 if let Some(m) = preset.model.as_ref().filter(|m| **m != self.model_spec) {
                     self.model_spec = m.clone();
                     cmds.insert(0, Command::LoadModel { spec: m.clone() });
                 }
-                self.status = format!("preset {} loaded: Enter runs its first prompt", preset.name);
+                self.status = if preset.demo.is_some() {
+                    format!(
+                        "demo {}: measuring … n / N step through the narration",
+                        preset.name
+                    )
+                } else {
+                    format!("preset {} loaded: Enter runs its first prompt", preset.name)
+                };
                 self.outbox.extend(cmds);
                 None
             }
             Action::ToggleHelp => {
                 self.help = !self.help;
+                None
+            }
+            Action::DemoNext | Action::DemoPrev => {
+                if let Some(d) = self.demo.as_mut() {
+                    if action == Action::DemoNext {
+                        d.next()
+                    } else {
+                        d.prev()
+                    }
+                }
                 None
             }
         }
@@ -649,6 +694,17 @@ impl AppState {
                 dtype: LIVE_KV[i].into(),
             });
         }
+        if let Some(demo) = &p.demo {
+            self.demo = Some(DemoView::from_preset(p));
+            self.focus = Focus::Tape;
+            cmds.push(Command::RunDemo {
+                demo: demo.clone(),
+                prompt: p.prompts[0].clone(),
+            });
+            self.banner = Some(format!("demo {}: {}", p.name, p.description));
+            return cmds;
+        }
+        self.demo = None;
         self.banner = Some(format!(
             "preset {}: {}{}",
             p.name,

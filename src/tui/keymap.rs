@@ -70,6 +70,8 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('b') => Action::CycleBatch,
         KeyCode::Char('R') => Action::ToggleRecord,
         KeyCode::Char('p') => Action::OpenPresets,
+        KeyCode::Char('n') => Action::DemoNext,
+        KeyCode::Char('N') => Action::DemoPrev,
         _ => return None,
     })
 }

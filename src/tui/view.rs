@@ -52,9 +52,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .areas(lower_left);
     let [timing, kv] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
-    panes::tape::render(state, tape, buf);
-    panes::memory::render(state, memory, buf);
-    panes::spec::render(state, spec, buf);
+    if state.demo.is_some() {
+        panes::demo::render(state, left, buf);
+    } else {
+        panes::tape::render(state, tape, buf);
+        panes::memory::render(state, memory, buf);
+        panes::spec::render(state, spec, buf);
+    }
     panes::timing::render(state, timing, buf);
     panes::kv::render(state, kv, buf);
     panes::status::render_bottom(state, bottom, buf);

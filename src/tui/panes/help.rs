@@ -4,7 +4,7 @@ use super::block;
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 24] = [
+pub const KEYS: [(&str, &str); 25] = [
     ("Enter", "run the prompt"),
     ("Esc", "stop the run / leave the prompt"),
     ("Tab", "move focus: prompt ↔ tokens"),
@@ -27,7 +27,8 @@ pub const KEYS: [(&str, &str); 24] = [
     ("c", "what-if context length"),
     ("b", "what-if batch"),
     ("R", "start / stop recording"),
-    ("p", "pick a preset"),
+    ("p", "pick a preset or a demo"),
+    ("n / N", "demo: next / previous step (Esc closes)"),
     ("?", "this help"),
 ];
 

@@ -1,28 +1,88 @@
 //! The preset picker overlay: the presets found, their descriptions, the one under the cursor.
+//! Each preset takes two lines (a long description is cut); when they do not all fit, the list
+//! scrolls to keep the one under the cursor in view.
 
 use super::block;
 use crate::state::Picker;
 use ratatui::prelude::*;
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Paragraph};
+
+/// `text` cut to `width` characters, with an ellipsis when cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// The first preset shown so that `selected` is in a window of `fits` presets out of `n`.
+pub fn first_shown(selected: usize, fits: usize, n: usize) -> usize {
+    let fits = fits.max(1);
+    if n <= fits {
+        0
+    } else {
+        selected.saturating_sub(fits - 1).min(n - fits)
+    }
+}
 
 pub fn render(picker: &Picker, area: Rect, buf: &mut Buffer) {
-    let r = super::centered(area, 90, picker.presets.len() as u16 * 2 + 4);
+    let n = picker.presets.len();
+    let r = super::centered(area, 100, n as u16 * 2 + 2);
     Clear.render(r, buf);
+    let b = block("presets · ↑/↓ choose · Enter load · Esc close", true);
+    let inner = b.inner(r);
+    b.render(r, buf);
+    let fits = (inner.height / 2) as usize;
+    let first = first_shown(picker.selected, fits, n);
+    let width = inner.width as usize;
     let mut lines = Vec::new();
-    for (i, p) in picker.presets.iter().enumerate() {
+    for (i, p) in picker
+        .presets
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(fits.max(1))
+    {
         let style = if i == picker.selected {
             Style::default().fg(Color::Black).bg(Color::Cyan)
         } else {
             Style::default().fg(Color::Cyan)
         };
-        lines.push(Line::from(Span::styled(format!(" {} ", p.name), style)));
+        let more = match (i == first && first > 0, i + 1 == first + fits && i + 1 < n) {
+            (true, _) => "  ↑ more",
+            (_, true) => "  ↓ more",
+            _ => "",
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {} ", p.name), style),
+            Span::styled(more, Style::default().fg(Color::DarkGray)),
+        ]));
         lines.push(Line::styled(
-            format!("   {}", p.description),
+            cut(&format!("   {}", p.description), width),
             Style::default().fg(Color::Gray),
         ));
     }
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(block("presets · ↑/↓ choose · Enter load · Esc close", true))
-        .render(r, buf);
+    Paragraph::new(lines).render(inner, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_follows_the_cursor() {
+        assert_eq!(first_shown(0, 5, 3), 0);
+        assert_eq!(first_shown(4, 5, 8), 0);
+        assert_eq!(first_shown(5, 5, 8), 1);
+        assert_eq!(first_shown(7, 5, 8), 3);
+        assert_eq!(first_shown(7, 0, 8), 7);
+    }
+
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+    }
 }

@@ -1,0 +1,268 @@
+//! A demo's report: the narration, then its tables in Markdown, and its charts (PNG and SVG), all
+//! from the run's own numbers.
+
+use super::kv_cache::Comparison;
+use super::prefill_decode::Sweep;
+use super::roofline::Roofline;
+use super::{DemoResult, DemoRun};
+use crate::plot::Series;
+use crate::stats::human_bytes;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+/// The whole report: title, what ran, the narration steps and the tables.
+pub fn markdown(run: &DemoRun, steps: &[String]) -> String {
+    let mut s = format!(
+        "# Demo: {}\n\nModel {} · {} threads\n\n",
+        run.demo, run.model, run.threads
+    );
+    if !steps.is_empty() {
+        s.push_str("## Steps\n\n");
+        for (i, n) in steps.iter().enumerate() {
+            let _ = writeln!(s, "{}. {n}", i + 1);
+        }
+        s.push('\n');
+    }
+    s.push_str(&tables(&run.result));
+    s
+}
+
+/// The tables of one result.
+pub fn tables(r: &DemoResult) -> String {
+    match r {
+        DemoResult::PrefillVsDecode(x) => sweep(x),
+        DemoResult::KvCache(x) => comparison(x),
+        DemoResult::Roofline(x) => roofline(x),
+    }
+}
+
+fn sweep(x: &Sweep) -> String {
+    let mut s = String::from(
+        "## Prefill and decode by prompt length\n\n\
+         | prompt tokens | prefill ms | prefill tok/s | decode ms/token | decode tok/s | prefill ÷ decode tok/s |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &x.prompts {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {} | {:.1} | {:.1}× |",
+            p.prompt_tokens,
+            ms(p.prefill),
+            p.prefill_tok_s,
+            ms(p.decode_step),
+            p.decode_tok_s,
+            p.prefill_tok_s / p.decode_tok_s.max(f64::MIN_POSITIVE)
+        );
+    }
+    if !x.skipped.is_empty() {
+        let _ = writeln!(s, "\nSkipped (past the model's context): {:?}", x.skipped);
+    }
+    s.push_str(
+        "\n## Where the time goes by output length (16-token prompt)\n\n\
+         | output tokens | prefill ms | decode ms | decode share |\n|---:|---:|---:|---:|\n",
+    );
+    for o in &x.outputs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0}% |",
+            o.output_tokens,
+            ms(o.prefill),
+            ms(o.decode),
+            o.decode_share * 100.0
+        );
+    }
+    s
+}
+
+fn comparison(x: &Comparison) -> String {
+    let (cached, uncached) = x.totals();
+    let mut s = format!(
+        "## Per-token time with and without the KV cache\n\n\
+         Prompt {} tokens, {} generated; without the cache, measured at every context length divisible by {} and at the last step.\n\n\
+         | context tokens | with cache ms | without cache ms | without ÷ with |\n|---:|---:|---:|---:|\n",
+        x.prompt_tokens, x.generated_tokens, x.no_cache_every
+    );
+    let shown = x.gaps.len().div_ceil(24).max(1);
+    for (i, g) in x.gaps.iter().enumerate() {
+        if i % shown != 0 && i + 1 != x.gaps.len() && g.context != 256 {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1}× |",
+            g.context,
+            ms(g.cached),
+            ms(g.no_cache),
+            g.ratio
+        );
+    }
+    let _ = write!(
+        s,
+        "\nAll decode steps: {} s with the cache, about {} s without (interpolated between the measured steps).\n\n\
+         Same tokens: {} of {} compared steps picked the cached run's token{}.\n\n\
+         ## What the cache costs\n\n\
+         | | bytes |\n|---|---:|\n\
+         | per token | {} |\n| held after {} tokens | {} |\n| allocated | {} |\n| the weights, for scale | {} |\n",
+        format!("{:.2}", cached.as_secs_f64()),
+        format!("{:.2}", uncached.as_secs_f64()),
+        x.compared - x.mismatches.len(),
+        x.compared,
+        if x.mismatches.is_empty() {
+            String::new()
+        } else {
+            format!(" (differed at contexts {:?})", x.mismatches)
+        },
+        human_bytes(x.kv_bytes_per_token),
+        x.prompt_tokens + x.generated_tokens - 1,
+        human_bytes(x.kv_bytes),
+        human_bytes(x.kv_reserved_bytes),
+        human_bytes(x.weight_bytes),
+    );
+    s
+}
+
+fn roofline(x: &Roofline) -> String {
+    let (m, k, n) = x.matmul_shape;
+    format!(
+        "## This machine\n\n\
+         | measured | value |\n|---|---:|\n\
+         | read bandwidth ({} MiB, {} threads) | {:.1} GB/s |\n\
+         | f32 matmul {m}×{k}×{n} | {:.1} GFLOP/s |\n\
+         | the model's quantized FFN gate, same shape | {:.1} GFLOP/s |\n\
+         | machine balance (peak FLOP/s ÷ bytes/s) | {:.1} FLOP/byte |\n\n\
+         ## The model against the roofs\n\n\
+         | | decode | prefill ({} tokens) |\n|---|---:|---:|\n\
+         | cost per token | {} read ({:.1} MFLOP) | {:.1} MFLOP |\n\
+         | arithmetic intensity | {:.1} FLOP/byte | {:.1} FLOP/byte |\n\
+         | bound by | memory | compute |\n\
+         | ceiling | {:.1} tok/s | {:.1} tok/s |\n\
+         | measured | {:.1} tok/s | {:.1} tok/s |\n\
+         | fraction of the ceiling | {:.0}% | {:.0}% |\n\n\
+         Decode bytes per token: {} of weights + {} of KV cache per token × {} tokens of context.\n",
+        x.buffer_bytes >> 20,
+        x.threads,
+        x.bandwidth_gb_s,
+        x.matmul_f32_gflop_s,
+        x.matmul_q_gflop_s,
+        x.machine_balance,
+        x.prefill_tokens,
+        human_bytes(x.decode_bytes_per_token as u64),
+        x.decode_flops_per_token / 1e6,
+        x.prefill_flops_per_token / 1e6,
+        x.decode_intensity,
+        x.prefill_intensity,
+        x.decode_ceiling_tok_s,
+        x.prefill_ceiling_tok_s,
+        x.decode_tok_s,
+        x.prefill_tok_s,
+        x.decode_ratio * 100.0,
+        x.prefill_ratio * 100.0,
+        human_bytes(x.weight_bytes_read),
+        human_bytes(x.kv_bytes_per_token),
+        x.decode_context,
+    )
+}
+
+fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
+    Series {
+        name: name.into(),
+        points: points.into_iter().collect(),
+    }
+}
+
+/// The charts of a result: (file stem, title, x label, y label, series).
+pub fn charts(
+    r: &DemoResult,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<Series>,
+)> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    match r {
+        DemoResult::PrefillVsDecode(x) => vec![
+            (
+                "prefill",
+                "Prefill time by prompt length",
+                "prompt tokens",
+                "prefill (ms)",
+                vec![series(
+                    "prefill",
+                    x.prompts
+                        .iter()
+                        .map(|p| (p.prompt_tokens as f64, ms(p.prefill))),
+                )],
+            ),
+            (
+                "decode",
+                "Decode time per token by context length",
+                "context tokens",
+                "decode step (ms)",
+                vec![
+                    series(
+                        "long run",
+                        x.decode_curve
+                            .iter()
+                            .map(|p| (p.context as f64, ms(p.step))),
+                    ),
+                    series(
+                        "after each prompt",
+                        x.prompts
+                            .iter()
+                            .map(|p| (p.prompt_tokens as f64, ms(p.decode_step))),
+                    ),
+                ],
+            ),
+        ],
+        DemoResult::KvCache(x) => vec![
+            (
+                "per-token",
+                "Per-token time with and without the KV cache",
+                "context tokens",
+                "step (ms)",
+                vec![
+                    series(
+                        "with the cache",
+                        x.cached.iter().map(|p| (p.context as f64, ms(p.step))),
+                    ),
+                    series(
+                        "without",
+                        x.no_cache.iter().map(|p| (p.context as f64, ms(p.step))),
+                    ),
+                ],
+            ),
+            (
+                "kv-bytes",
+                "KV cache size",
+                "context tokens",
+                "KV cache (MiB)",
+                vec![series(
+                    "held",
+                    x.cached.iter().map(|p| {
+                        (
+                            p.context as f64,
+                            (p.context as u64 * x.kv_bytes_per_token) as f64 / (1024.0 * 1024.0),
+                        )
+                    }),
+                )],
+            ),
+        ],
+        DemoResult::Roofline(_) => Vec::new(),
+    }
+}
+
+/// Write the charts of `r` into `dir`; returns the files written.
+pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (stem, title, x, y, s) in charts(r) {
+        out.extend(crate::plot::chart(dir, stem, title, x, y, &s)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,199 @@
+//! The demo pane: the narration step on screen, then the demo's numbers as a short table and its
+//! first chart, all from the run's own measurements.
+
+use super::{block, label, value};
+use crate::demo::{report, DemoResult};
+use crate::state::{AppState, DemoView};
+use ratatui::prelude::*;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
+
+const COLORS: [Color; 3] = [Color::Cyan, Color::Yellow, Color::Green];
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let Some(d) = &state.demo else { return };
+    let title = format!(
+        "demo {} · step {}/{} · n next · N back · Esc closes",
+        d.name,
+        (d.step + 1).min(d.steps.len()),
+        d.steps.len()
+    );
+    let b = block(&title, true);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let [narration, numbers] =
+        Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
+    narration_par(d).render(narration, buf);
+    let Some(run) = &d.result else {
+        Paragraph::new(format!("measuring on the loaded model … {}", state.status))
+            .style(label())
+            .wrap(Wrap { trim: true })
+            .render(numbers, buf);
+        return;
+    };
+    let rows = table(&run.result);
+    let table_h = (rows.len() as u16).min(numbers.height);
+    let [top, chart_area] =
+        Layout::vertical([Constraint::Length(table_h), Constraint::Min(0)]).areas(numbers);
+    Paragraph::new(rows).render(top, buf);
+    if chart_area.height >= 6 {
+        if let Some(c) = report::charts(&run.result).into_iter().next() {
+            chart(c.1, c.2, c.3, &c.4, chart_area, buf);
+        }
+    }
+}
+
+fn narration_par(d: &DemoView) -> Paragraph<'_> {
+    let text = d.narration().unwrap_or("(this demo has no narration)");
+    Paragraph::new(Line::styled(text, value())).wrap(Wrap { trim: true })
+}
+
+fn row(cells: &[String]) -> Line<'static> {
+    Line::from(
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let s = if i == 0 { label() } else { value() };
+                Span::styled(format!("{c:>14}"), s)
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn ms(d: std::time::Duration) -> String {
+    super::ms(d)
+}
+
+/// The numbers of a result as short aligned rows.
+pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
+    let s = |x: &str| x.to_string();
+    match r {
+        DemoResult::PrefillVsDecode(x) => {
+            let mut v = vec![row(&[
+                s("prompt"),
+                s("prefill"),
+                s("prefill tok/s"),
+                s("decode/token"),
+                s("decode tok/s"),
+            ])];
+            v.extend(x.prompts.iter().map(|p| {
+                row(&[
+                    p.prompt_tokens.to_string(),
+                    ms(p.prefill),
+                    format!("{:.0}", p.prefill_tok_s),
+                    ms(p.decode_step),
+                    format!("{:.1}", p.decode_tok_s),
+                ])
+            }));
+            v
+        }
+        DemoResult::KvCache(x) => {
+            let mut v = vec![row(&[
+                s("context"),
+                s("with cache"),
+                s("without"),
+                s("ratio"),
+            ])];
+            let every = x.gaps.len().div_ceil(6).max(1);
+            v.extend(
+                x.gaps
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % every == 0 || i + 1 == x.gaps.len())
+                    .map(|(_, g)| {
+                        row(&[
+                            g.context.to_string(),
+                            ms(g.cached),
+                            ms(g.no_cache),
+                            format!("{:.1}×", g.ratio),
+                        ])
+                    }),
+            );
+            v.push(Line::styled(
+                format!(
+                    "cache {} per token, {} held · same tokens {}/{}",
+                    crate::stats::human_bytes(x.kv_bytes_per_token),
+                    crate::stats::human_bytes(x.kv_bytes),
+                    x.compared - x.mismatches.len(),
+                    x.compared
+                ),
+                label(),
+            ));
+            v
+        }
+        DemoResult::Roofline(x) => vec![
+            Line::styled(
+                format!(
+                    "bandwidth {:.1} GB/s · matmul {:.1} GFLOP/s (f32 {:.1}, quantized {:.1})",
+                    x.bandwidth_gb_s, x.peak_gflop_s, x.matmul_f32_gflop_s, x.matmul_q_gflop_s
+                ),
+                label(),
+            ),
+            row(&[s(""), s("ceiling"), s("measured"), s("of ceiling")]),
+            row(&[
+                s("decode tok/s"),
+                format!("{:.1}", x.decode_ceiling_tok_s),
+                format!("{:.1}", x.decode_tok_s),
+                format!("{:.0}%", x.decode_ratio * 100.0),
+            ]),
+            row(&[
+                s("prefill tok/s"),
+                format!("{:.1}", x.prefill_ceiling_tok_s),
+                format!("{:.1}", x.prefill_tok_s),
+                format!("{:.0}%", x.prefill_ratio * 100.0),
+            ]),
+            Line::styled(
+                format!(
+                    "FLOP per byte: machine {:.1} · decode {:.1} (memory-bound) · prefill {:.0} (compute-bound)",
+                    x.machine_balance, x.decode_intensity, x.prefill_intensity
+                ),
+                label(),
+            ),
+        ],
+    }
+}
+
+fn chart(
+    title: &str,
+    x: &str,
+    y: &str,
+    series: &[crate::plot::Series],
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let max = |f: fn(&(f64, f64)) -> f64| {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(f))
+            .fold(1e-9, f64::max)
+    };
+    let (xmax, ymax) = (max(|p| p.0), max(|p| p.1) * 1.1);
+    let sets: Vec<Dataset> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Dataset::default()
+                .name(s.name.clone())
+                .marker(symbols::Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(COLORS[i % COLORS.len()]))
+                .data(&s.points)
+        })
+        .collect();
+    let labels = |m: f64| vec![Span::raw("0"), Span::raw(format!("{m:.0}"))];
+    Chart::new(sets)
+        .block(ratatui::widgets::Block::default().title(Line::styled(title.to_string(), label())))
+        .x_axis(
+            Axis::default()
+                .title(x.to_string())
+                .bounds([0.0, xmax])
+                .labels(labels(xmax)),
+        )
+        .y_axis(
+            Axis::default()
+                .title(y.to_string())
+                .bounds([0.0, ymax])
+                .labels(labels(ymax)),
+        )
+        .render(area, buf);
+}

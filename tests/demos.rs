@@ -1,0 +1,303 @@
+//! The teaching demos measure what their narration says: on the synthetic model (fast), through
+//! the CLI, and on the real 0.5B (skipped with a note when it is not downloaded).
+
+mod common;
+
+use candle_core::Device;
+use labtui::demo::{self, DemoKind, DemoResult, DemoSection};
+use labtui::engine::kernels::SMALL_BATCH;
+use labtui::engine::{synthetic::SyntheticSpec, Engine};
+use std::path::PathBuf;
+
+/// Timing tests run one at a time: on a 2-core machine they would otherwise time each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn median(xs: impl IntoIterator<Item = f64>) -> f64 {
+    labtui::stats::median(&xs.into_iter().collect::<Vec<_>>()).unwrap()
+}
+
+fn synthetic() -> Engine {
+    Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap()
+}
+
+fn run(engine: &mut Engine, section: &DemoSection, prompt: &str) -> DemoResult {
+    demo::run(engine, section, prompt, &mut |line| eprintln!("{line}"))
+        .unwrap()
+        .result
+}
+
+#[test]
+fn prefill_grows_with_the_prompt_and_beats_decode() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        prompt_lengths: vec![16, 64, 256, 1024],
+        decode_tokens: Some(8),
+        output_tokens: Some(64),
+        ..DemoSection::new(DemoKind::PrefillVsDecode)
+    };
+    let DemoResult::PrefillVsDecode(s) = run(&mut e, &section, "") else {
+        panic!("a sweep")
+    };
+    assert_eq!(
+        s.skipped,
+        vec![1024],
+        "past the synthetic model's 512 tokens"
+    );
+    let lens: Vec<usize> = s.prompts.iter().map(|p| p.prompt_tokens).collect();
+    assert_eq!(lens, vec![16, 64, 256]);
+    for w in s.prompts.windows(2) {
+        assert!(
+            w[1].prefill > w[0].prefill,
+            "prefill time grows: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    for p in s.prompts.iter().filter(|p| p.prompt_tokens > SMALL_BATCH) {
+        assert!(
+            p.prefill_tok_s > 2.0 * p.decode_tok_s,
+            "prefill tok/s beats decode tok/s: {p:?}"
+        );
+    }
+    assert_eq!(s.decode_curve.len(), 63);
+    let shares: Vec<f64> = s.outputs.iter().map(|o| o.decode_share).collect();
+    assert!(
+        shares.windows(2).all(|w| w[1] >= w[0]) && shares[0] == 0.0,
+        "decode takes a growing share with the output length: {shares:?}"
+    );
+}
+
+#[test]
+fn without_the_cache_steps_grow_and_pick_the_same_tokens() {
+    let _serial = serial();
+    // Wider than the default synthetic model, so the work of a pass outweighs its fixed cost.
+    let spec = SyntheticSpec {
+        layers: 4,
+        hidden: 512,
+        heads: 8,
+        ffn: 1024,
+        ..SyntheticSpec::default()
+    };
+    let mut e = Engine::synthetic(&spec, &Device::Cpu).unwrap();
+    let section = DemoSection {
+        output_tokens: Some(240),
+        no_cache_every: Some(4),
+        ..DemoSection::new(DemoKind::KvCache)
+    };
+    let DemoResult::KvCache(c) = run(&mut e, &section, "Explain how a hash map works.") else {
+        panic!("a comparison")
+    };
+    assert_eq!(c.generated_tokens, 240);
+    assert_eq!(c.cached.len(), 239);
+    assert!(
+        c.compared >= 59,
+        "every 4th step recomputed: {}",
+        c.compared
+    );
+    assert!(c.mismatches.is_empty(), "differed at {:?}", c.mismatches);
+    // Medians of the first and last 10 uncached steps: single steps are noisy.
+    let ms = |p: &labtui::demo::measure::StepPoint| p.step.as_secs_f64() * 1e3;
+    let n = c.no_cache.len();
+    let (early, late) = (
+        median(c.no_cache[..10].iter().map(ms)),
+        median(c.no_cache[n - 10..].iter().map(ms)),
+    );
+    assert!(
+        late > 2.0 * early,
+        "uncached steps grow with the length: {early:.2} → {late:.2} ms"
+    );
+    let ratio = |g: &[labtui::demo::kv_cache::Gap]| median(g.iter().map(|g| g.ratio));
+    let n = c.gaps.len();
+    let (r0, r1) = (ratio(&c.gaps[..10]), ratio(&c.gaps[n - 10..]));
+    assert!(r0 > 1.0, "uncached is slower: {r0:.1}×");
+    assert!(r1 > r0, "the gap widens: {r0:.1}× → {r1:.1}×");
+    assert_eq!(
+        c.kv_bytes,
+        (c.prompt_tokens + 239) as u64 * c.kv_bytes_per_token
+    );
+    let (cached, uncached) = c.totals();
+    assert!(uncached > cached * 3, "{cached:?} vs {uncached:?}");
+}
+
+#[test]
+fn roofline_ratios_are_fractions_of_finite_ceilings() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        output_tokens: Some(32),
+        prefill_tokens: Some(128),
+        ..DemoSection::new(DemoKind::Roofline)
+    };
+    let DemoResult::Roofline(r) = run(&mut e, &section, "") else {
+        panic!("a roofline")
+    };
+    eprintln!("{r:#?}");
+    for (name, x) in [
+        ("bandwidth", r.bandwidth_gb_s),
+        ("peak", r.peak_gflop_s),
+        ("decode ceiling", r.decode_ceiling_tok_s),
+        ("prefill ceiling", r.prefill_ceiling_tok_s),
+    ] {
+        assert!(x.is_finite() && x > 0.0, "{name} = {x}");
+    }
+    for (name, x) in [("decode", r.decode_ratio), ("prefill", r.prefill_ratio)] {
+        assert!(x > 0.0 && x <= 1.5, "{name} ratio {x}");
+    }
+    assert!(r.buffer_bytes >= 256 << 20);
+    assert!(
+        r.prefill_intensity > r.decode_intensity * 10.0,
+        "prefill reuses each byte: {} vs {}",
+        r.prefill_intensity,
+        r.decode_intensity
+    );
+}
+
+#[test]
+fn demos_for_later_issues_say_so() {
+    let mut e = synthetic();
+    let err = demo::run(
+        &mut e,
+        &DemoSection::new(DemoKind::Quantization),
+        "",
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not available yet"), "{err}");
+}
+
+#[test]
+fn headless_demo_writes_a_recording_a_report_and_charts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kv");
+    let presets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
+    let o = common::labtui_cmd()
+        .args([
+            "demo",
+            "kv-cache",
+            "--headless",
+            "--model",
+            "synthetic",
+            "--out",
+        ])
+        .arg(&out)
+        .env("LABTUI_PRESETS", &presets)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.starts_with("# Demo: kv-cache"), "{stdout}");
+    assert!(
+        stdout.contains("| context tokens | with cache ms |"),
+        "{stdout}"
+    );
+    for f in [
+        "recording.ron",
+        "report.md",
+        "per-token.png",
+        "kv-bytes.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} written; {stderr}");
+    }
+    let rec = labtui::record::load(&out.join("recording.ron")).unwrap();
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| matches!(&e.event, labtui::protocol::Event::Demo(r) if r.demo == "kv-cache")));
+
+    let o = common::labtui_cmd()
+        .args(["demo", "no-such", "--headless", "--model", "synthetic"])
+        .env("LABTUI_PRESETS", &presets)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no demo \"no-such\"")
+            && err.contains("kv-cache, prefill-vs-decode, roofline"),
+        "{err}"
+    );
+}
+
+/// On the real 0.5B the uncached step at 256 tokens costs at least 10× the cached one.
+#[test]
+fn real_model_kv_cache_gap_at_256_tokens() {
+    let _serial = serial();
+    let Some(path) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
+    let mut e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    let section = DemoSection {
+        output_tokens: Some(240),
+        no_cache_every: Some(64),
+        ..DemoSection::new(DemoKind::KvCache)
+    };
+    let DemoResult::KvCache(c) = run(
+        &mut e,
+        &section,
+        "Explain how a hash map handles collisions, step by step.",
+    ) else {
+        panic!("a comparison")
+    };
+    let g = c.gap_at(256).expect("measured at 256 tokens");
+    eprintln!("at 256 tokens: {g:?}; all: {:?}", c.gaps);
+    assert!(g.ratio >= 10.0, "{g:?}");
+    assert!(
+        c.no_cache.windows(2).all(|w| w[1].step > w[0].step),
+        "uncached steps grow: {:?}",
+        c.no_cache
+    );
+    assert!(c.mismatches.is_empty(), "differed at {:?}", c.mismatches);
+}
+
+/// The dashboard after a demo preset is picked and its recorded result arrives: the narration
+/// steps with n / N, the pane shows the run's numbers.
+#[test]
+fn the_demo_pane_narrates_and_shows_the_numbers() {
+    let _serial = serial();
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use labtui::protocol::Command;
+    use labtui::state::{Action, AppState, Picker};
+    use ratatui::{backend::TestBackend, Terminal};
+
+    let presets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
+    let preset = labtui::preset::load(presets.join("demo-kv-cache.ron").to_str().unwrap()).unwrap();
+    let mut s = AppState::new("synthetic", "");
+    s.picker = Some(Picker {
+        presets: vec![preset.clone()],
+        selected: 0,
+    });
+    s.update(Action::PickerChoose);
+    assert!(matches!(
+        s.take_outbox().as_slice(),
+        [Command::RunDemo { demo, .. }] if demo.kind == "kv-cache"
+    ));
+    let rec = labtui::record::load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo_kv_cache.ron"),
+    )
+    .unwrap();
+    for e in &rec.events {
+        s.apply(e);
+    }
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    for c in ['n', 'n', 'N'] {
+        let a = labtui::tui::keymap::action(&s, key(c)).unwrap();
+        s.update(a);
+    }
+    assert_eq!(s.demo.as_ref().unwrap().step, 1);
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    insta::assert_snapshot!("demo_kv_cache_step_2", t.backend());
+    s.update(Action::Escape);
+    assert!(s.demo.is_none(), "Esc closes the demo");
+}
