@@ -202,3 +202,23 @@ fn a_half_width_kv_cache_halves_its_bytes_and_keeps_the_answer_close() {
     let (k, _) = cache.layer(0).unwrap();
     assert_eq!(k.dtype(), DType::F16);
 }
+
+#[test]
+fn a_decode_step_reads_one_embedding_row_unless_the_head_is_tied() {
+    use labtui::engine::quant::bytes_read_per_token;
+    let tied = Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap();
+    assert_eq!(bytes_read_per_token(&tied.model), tied.model.weight_bytes());
+    let spec = SyntheticSpec {
+        arch: "llama",
+        ..SyntheticSpec::default()
+    };
+    let own = Engine::synthetic(&spec, &Device::Cpu).unwrap();
+    let (vocab, hidden) = (own.model.cfg.vocab, own.model.cfg.hidden);
+    // The synthetic embeddings are Q5_0: 22 bytes per 32 values.
+    let embed = (vocab * hidden / 32 * 22) as u64;
+    let row = (hidden / 32 * 22) as u64;
+    assert_eq!(
+        bytes_read_per_token(&own.model),
+        own.model.weight_bytes() - embed + row
+    );
+}

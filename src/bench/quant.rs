@@ -11,12 +11,22 @@ use crate::protocol::{Quality, Variant};
 use crate::stats::median;
 use anyhow::Result;
 
-/// One row of the table: a variant and what it measured, or why it could not run.
+/// One row of the table: a variant and what it measured.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub variant: Variant,
+    /// Weight bytes one decode step reads.
+    pub read_per_token: u64,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
     pub quality: Quality,
+}
+
+impl Row {
+    /// The bandwidth decode draws from memory for the weights: bytes read per token × tok/s.
+    pub fn decode_gb_s(&self) -> f64 {
+        self.read_per_token as f64 * self.decode_tok_s / 1e9
+    }
 }
 
 /// The types asked for, in the order given (all of them by default).
@@ -42,16 +52,19 @@ fn fallback_text(v: &Variant) -> String {
 /// The Markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| type | weights MiB | prefill tok/s | decode tok/s | perplexity | mean KL | top-1 | requantise s | fallbacks |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| type | weights MiB | read/token MiB | prefill tok/s | decode tok/s | decode GB/s | perplexity | mean KL | top-1 | requantise s | fallbacks |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
         out += &format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.3} | {:.5} | {:.1}% | {:.1} | {} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.5} | {:.1}% | {:.1} | {} |\n",
             r.variant.quant,
-            r.variant.weight_bytes as f64 / (1024.0 * 1024.0),
+            mib(r.variant.weight_bytes),
+            mib(r.read_per_token),
             r.prefill_tok_s,
             r.decode_tok_s,
+            r.decode_gb_s(),
             r.quality.perplexity,
             r.quality.mean_kl,
             r.quality.top1 * 100.0,
@@ -60,6 +73,36 @@ pub fn markdown(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// Switch `engine` to `q` and measure it: prefill of `pp` tokens and decode of `tg` (medians of
+/// `repeats`, after a warm-up) and quality through `probe`.
+pub fn measure(
+    engine: &mut Engine,
+    q: Quant,
+    probe: &mut Probe,
+    pp: usize,
+    tg: usize,
+    repeats: usize,
+) -> Result<Row> {
+    let variant = engine.set_quant(q, &mut |_, _| {})?;
+    let ids = bench_tokens(pp, engine.model.cfg.vocab);
+    ours(engine, ids.clone(), 4)?; // warm-up
+    let mut pps = Vec::new();
+    let mut tgs = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let (p, d) = ours(engine, ids.clone(), tg)?;
+        pps.push(p);
+        tgs.push(d);
+    }
+    let quality = probe.measure(engine, &mut |_, _| {})?;
+    Ok(Row {
+        read_per_token: crate::engine::quant::bytes_read_per_token(&engine.model),
+        variant,
+        prefill_tok_s: median(&pps).unwrap_or(0.0),
+        decode_tok_s: median(&tgs).unwrap_or(0.0),
+        quality,
+    })
 }
 
 pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
@@ -78,30 +121,14 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         probe.tokens(),
         a.ctx
     );
-    let ids = bench_tokens(a.pp, engine.model.cfg.vocab);
     let mut rows = Vec::new();
     for q in types(&a.types)? {
-        let variant = match engine.set_quant(q, &mut |_, _| {}) {
-            Ok(v) => v,
+        let row = match measure(&mut engine, q, &mut probe, a.pp, a.tg, a.repeats) {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("{q}: {e}");
                 continue;
             }
-        };
-        ours(&mut engine, ids.clone(), 4)?; // warm-up
-        let mut pp = Vec::new();
-        let mut tg = Vec::new();
-        for _ in 0..a.repeats.max(1) {
-            let (p, d) = ours(&mut engine, ids.clone(), a.tg)?;
-            pp.push(p);
-            tg.push(d);
-        }
-        let quality = probe.measure(&engine, &mut |_, _| {})?;
-        let row = Row {
-            variant,
-            prefill_tok_s: median(&pp).unwrap_or(0.0),
-            decode_tok_s: median(&tg).unwrap_or(0.0),
-            quality,
         };
         eprint!(
             "{}",
