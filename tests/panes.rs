@@ -149,14 +149,18 @@ fn the_preset_picker_loads_a_preset() {
         .iter()
         .map(|p| labtui::preset::load(p.to_str().unwrap()).unwrap())
         .collect();
+    let rewrite = presets
+        .iter()
+        .position(|p| p.name == "rewrite-lookup")
+        .unwrap();
     let mut s = state("finished");
     s.picker = Some(Picker {
         presets,
         selected: 0,
     });
-    s.update(Action::PickerDown);
-    s.update(Action::PickerDown);
-    s.update(Action::PickerDown); // rewrite-lookup (sorted by file name)
+    for _ in 0..rewrite {
+        s.update(Action::PickerDown);
+    }
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();

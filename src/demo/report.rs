@@ -103,13 +103,13 @@ fn comparison(x: &Comparison) -> String {
     }
     let _ = write!(
         s,
-        "\nAll decode steps: {} s with the cache, about {} s without (interpolated between the measured steps).\n\n\
+        "\nAll decode steps: {:.2} s with the cache, about {:.2} s without (interpolated between the measured steps).\n\n\
          Same tokens: {} of {} compared steps picked the cached run's token{}.\n\n\
          ## What the cache costs\n\n\
          | | bytes |\n|---|---:|\n\
          | per token | {} |\n| held after {} tokens | {} |\n| allocated | {} |\n| the weights, for scale | {} |\n",
-        format!("{:.2}", cached.as_secs_f64()),
-        format!("{:.2}", uncached.as_secs_f64()),
+        cached.as_secs_f64(),
+        uncached.as_secs_f64(),
         x.compared - x.mismatches.len(),
         x.compared,
         if x.mismatches.is_empty() {
