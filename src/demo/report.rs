@@ -139,7 +139,7 @@ fn roofline(x: &Roofline) -> String {
          | | decode | prefill ({} tokens) |\n|---|---:|---:|\n\
          | cost per token | {} read ({:.1} MFLOP) | {:.1} MFLOP |\n\
          | arithmetic intensity | {:.1} FLOP/byte | {:.1} FLOP/byte |\n\
-         | bound by | memory | compute |\n\
+         | bound by | {} | {} |\n\
          | ceiling | {:.1} tok/s | {:.1} tok/s |\n\
          | measured | {:.1} tok/s | {:.1} tok/s |\n\
          | fraction of the ceiling | {:.0}% | {:.0}% |\n\n\
@@ -156,6 +156,8 @@ fn roofline(x: &Roofline) -> String {
         x.prefill_flops_per_token / 1e6,
         x.decode_intensity,
         x.prefill_intensity,
+        super::roofline::bound_by(x.decode_intensity, x.machine_balance),
+        super::roofline::bound_by(x.prefill_intensity, x.machine_balance),
         x.decode_ceiling_tok_s,
         x.prefill_ceiling_tok_s,
         x.decode_tok_s,

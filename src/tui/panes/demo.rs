@@ -2,6 +2,7 @@
 //! first chart, all from the run's own measurements.
 
 use super::{block, label, value};
+use crate::demo::roofline::bound_by;
 use crate::demo::{report, DemoResult};
 use crate::state::{AppState, DemoView};
 use ratatui::prelude::*;
@@ -144,8 +145,12 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ]),
             Line::styled(
                 format!(
-                    "FLOP per byte: machine {:.1} · decode {:.1} (memory-bound) · prefill {:.0} (compute-bound)",
-                    x.machine_balance, x.decode_intensity, x.prefill_intensity
+                    "FLOP per byte: machine {:.1} · decode {:.1} ({}-bound) · prefill {:.0} ({}-bound)",
+                    x.machine_balance,
+                    x.decode_intensity,
+                    bound_by(x.decode_intensity, x.machine_balance),
+                    x.prefill_intensity,
+                    bound_by(x.prefill_intensity, x.machine_balance)
                 ),
                 label(),
             ),
