@@ -192,6 +192,29 @@ fn roofline_ratios_are_fractions_of_finite_ceilings() {
 }
 
 #[test]
+fn speculation_keeps_the_plain_greedy_text() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        ks: vec![2, 4],
+        output_tokens: Some(32),
+        ..DemoSection::new(DemoKind::Speculation)
+    };
+    let DemoResult::Speculation(s) = run(&mut e, &section, "Repeat: one two three one two three.")
+    else {
+        panic!("a speculation sweep")
+    };
+    assert_eq!(s.points.len(), 4, "two modes at two Ks");
+    assert!(s.plain_tok_s > 0.0);
+    for p in &s.points {
+        assert!(p.same_text, "greedy speculation is lossless: {p:?}");
+        assert!((0.0..=1.0).contains(&p.acceptance), "{p:?}");
+        assert!(p.mean_accepted_len >= 1.0, "{p:?}");
+        assert!(p.decode_tok_s > 0.0 && p.speedup > 0.0, "{p:?}");
+    }
+}
+
+#[test]
 fn demos_for_later_issues_say_so() {
     let _serial = serial();
     let mut e = synthetic();

@@ -4,6 +4,7 @@
 use super::kv_cache::Comparison;
 use super::prefill_decode::Sweep;
 use super::roofline::Roofline;
+use super::speculation::SpecSweep;
 use super::{DemoResult, DemoRun};
 use crate::plot::Series;
 use crate::stats::human_bytes;
@@ -38,7 +39,32 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::PrefillVsDecode(x) => sweep(x),
         DemoResult::KvCache(x) => comparison(x),
         DemoResult::Roofline(x) => roofline(x),
+        DemoResult::Speculation(x) => speculation(x),
     }
+}
+
+fn speculation(x: &SpecSweep) -> String {
+    let mut s = format!(
+        "## Speculative decoding against plain decoding\n\n\
+         Prompt {} tokens, {} generated, greedy; plain decoding {:.1} tok/s (mean of a run before and after).\n\n\
+         | draft mode | K | decode tok/s | acceptance | tokens per step | speedup | same text |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
+        x.prompt_tokens, x.generated_tokens, x.plain_tok_s
+    );
+    for p in &x.points {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {:.0}% | {:.2} | {:.2}× | {} |",
+            p.mode,
+            p.k,
+            p.decode_tok_s,
+            p.acceptance * 100.0,
+            p.mean_accepted_len,
+            p.speedup,
+            if p.same_text { "yes" } else { "no" }
+        );
+    }
+    s
 }
 
 fn sweep(x: &Sweep) -> String {
@@ -257,6 +283,24 @@ pub fn charts(
             ),
         ],
         DemoResult::Roofline(_) => Vec::new(),
+        DemoResult::Speculation(x) => vec![(
+            "speedup",
+            "Speedup over plain decoding by K",
+            "K (drafted tokens per step)",
+            "speedup (×)",
+            super::speculation::MODES
+                .iter()
+                .map(|m| {
+                    series(
+                        m,
+                        x.points
+                            .iter()
+                            .filter(|p| p.mode == *m)
+                            .map(|p| (p.k as f64, p.speedup)),
+                    )
+                })
+                .collect(),
+        )],
     }
 }
 

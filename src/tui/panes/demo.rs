@@ -122,6 +122,28 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ));
             v
         }
+        DemoResult::Speculation(x) => {
+            let mut v = vec![
+                Line::styled(format!("plain decoding {:.1} tok/s", x.plain_tok_s), label()),
+                row(&[
+                    s("mode · K"),
+                    s("tok/s"),
+                    s("acceptance"),
+                    s("speedup"),
+                    s("same text"),
+                ]),
+            ];
+            v.extend(x.points.iter().map(|p| {
+                row(&[
+                    format!("{} {}", p.mode, p.k),
+                    format!("{:.1}", p.decode_tok_s),
+                    format!("{:.0}%", p.acceptance * 100.0),
+                    format!("{:.2}×", p.speedup),
+                    s(if p.same_text { "yes" } else { "no" }),
+                ])
+            }));
+            v
+        }
         DemoResult::Roofline(x) => vec![
             Line::styled(
                 format!(
