@@ -1,5 +1,6 @@
 //! Teaching demos: presets with a `demo` section that measure one idea of LLM inference on the
-//! loaded model — prefill against decode, the KV cache, the roofline — and narrate it step by step.
+//! loaded model — prefill against decode, the KV cache, the roofline, speculation — and narrate it
+//! step by step.
 //!
 //! A demo runs on the worker's [`Engine`] (measured where the work happens, through
 //! [`crate::engine::Model::forward`] and the [`crate::engine::KvCache`]) and answers with a
