@@ -335,16 +335,30 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
         selected: 0,
     });
     s.update(Action::PickerChoose);
-    assert!(matches!(
-        s.take_outbox().as_slice(),
-        [Command::RunDemo { demo, .. }] if demo.kind == "kv-cache"
-    ));
+    assert!(s.take_outbox().is_empty(), "no model yet: the demo waits");
     let rec = labtui::record::load(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo_kv_cache.ron"),
     )
     .unwrap();
+    let sent: Vec<Command> = rec.events.iter().filter_map(|e| s.apply(e)).collect();
+    assert!(
+        matches!(sent.as_slice(), [Command::RunDemo { demo, .. }] if demo.kind == "kv-cache"),
+        "the demo runs once the model is loaded: {sent:?}"
+    );
+    // With a model loaded, picking a demo runs it at once.
+    s.picker = Some(Picker {
+        presets: vec![preset.clone()],
+        selected: 0,
+    });
+    s.update(Action::PickerChoose);
+    assert!(matches!(
+        s.take_outbox().as_slice(),
+        [Command::RunDemo { .. }]
+    ));
     for e in &rec.events {
-        s.apply(e);
+        if matches!(e.event, labtui::protocol::Event::Demo(_)) {
+            s.apply(e);
+        }
     }
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
     for c in ['n', 'n', 'N'] {
