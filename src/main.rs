@@ -123,6 +123,15 @@ fn report(a: &labtui::cli::ReportArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // A demo's recording reports its demo's tables.
+    for (f, r) in &recs {
+        for e in &r.events {
+            if let labtui::protocol::Event::Demo(run) = &e.event {
+                println!("# {f}: demo {} on {}\n", run.demo, run.model);
+                println!("{}", labtui::demo::report::tables(&run.result));
+            }
+        }
+    }
     let rows: Vec<report::Row> = recs.iter().flat_map(|(f, r)| report::rows(f, r)).collect();
     match a.format {
         ReportFormat::Md => print!("{}", report::markdown(&rows)),

@@ -25,6 +25,27 @@ pub fn prefill(model: &Model, cache: &mut KvCache, ids: &[u32]) -> Result<(Durat
     Ok((t.elapsed(), next))
 }
 
+/// The fastest of up to three prefills of `ids`, repeating only while their total time stays
+/// under `budget` (a long prompt on a slow machine runs once). The cache holds `ids` afterwards.
+pub fn best_prefill(
+    model: &Model,
+    cache: &mut KvCache,
+    ids: &[u32],
+    budget: Duration,
+) -> Result<(Duration, u32)> {
+    let (mut best, next) = prefill(model, cache, ids)?;
+    let mut spent = best;
+    for _ in 0..2 {
+        if spent * 2 > budget {
+            break;
+        }
+        let (t, _) = prefill(model, cache, ids)?;
+        spent += t;
+        best = best.min(t);
+    }
+    Ok((best, next))
+}
+
 /// `n` greedy decode steps after what `cache` holds, starting by feeding `pending`.
 /// Returns each step's point and the tokens produced.
 pub fn decode(

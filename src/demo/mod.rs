@@ -1,5 +1,6 @@
 //! Teaching demos: presets with a `demo` section that measure one idea of LLM inference on the
-//! loaded model — prefill against decode, the KV cache, the roofline — and narrate it step by step.
+//! loaded model — prefill against decode, the KV cache, the roofline, speculation — and narrate it
+//! step by step.
 //!
 //! A demo runs on the worker's [`Engine`] (measured where the work happens, through
 //! [`crate::engine::Model::forward`] and the [`crate::engine::KvCache`]) and answers with a
@@ -12,13 +13,14 @@ pub mod measure;
 pub mod prefill_decode;
 pub mod report;
 pub mod roofline;
+pub mod speculation;
 
 use crate::engine::Engine;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-/// The demos labtui knows. Quantization and speculation sweeps are named here so presets and the
-/// CLI already know them; they run once their issues land.
+/// The demos labtui knows. The quantization sweep is named here so presets and the CLI already
+/// know it; it runs once quantization switching lands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoKind {
     PrefillVsDecode,
@@ -64,7 +66,10 @@ impl DemoKind {
     pub fn available(self) -> bool {
         matches!(
             self,
-            DemoKind::PrefillVsDecode | DemoKind::KvCache | DemoKind::Roofline
+            DemoKind::PrefillVsDecode
+                | DemoKind::KvCache
+                | DemoKind::Roofline
+                | DemoKind::Speculation
         )
     }
 }
@@ -74,7 +79,7 @@ impl DemoKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoSection {
-    /// prefill-vs-decode, kv-cache, roofline (quantization and speculation: not yet).
+    /// prefill-vs-decode, kv-cache, roofline, speculation (quantization: not yet).
     pub kind: String,
     /// prefill-vs-decode: the prompt lengths to prefill (default 16, 64, 256, 1024).
     #[serde(default)]
@@ -96,6 +101,9 @@ pub struct DemoSection {
     /// roofline: the prompt length of the prefill measurement and of the matmul shape (default 256).
     #[serde(default)]
     pub prefill_tokens: Option<usize>,
+    /// speculation: the Ks to run each draft mode at (default 2, 4, 8).
+    #[serde(default)]
+    pub ks: Vec<usize>,
 }
 
 impl DemoSection {
@@ -122,6 +130,9 @@ impl DemoSection {
                 "demo prompt_lengths: {bad} is out of range (1 to 32768)"
             ));
         }
+        if let Some(&bad) = self.ks.iter().find(|&&k| !(1..=16).contains(&k)) {
+            return Err(format!("demo ks: {bad} is out of range (1 to 16)"));
+        }
         for (name, v, lo, hi) in [
             ("decode_tokens", self.decode_tokens, 1, 4096),
             ("output_tokens", self.output_tokens, 1, 32_768),
@@ -147,6 +158,7 @@ impl DemoSection {
     pub fn output_tokens(&self, kind: DemoKind) -> usize {
         self.output_tokens.unwrap_or(match kind {
             DemoKind::Roofline => 64,
+            DemoKind::Speculation => 96,
             _ => 256,
         })
     }
@@ -158,6 +170,7 @@ pub enum DemoResult {
     PrefillVsDecode(prefill_decode::Sweep),
     KvCache(kv_cache::Comparison),
     Roofline(roofline::Roofline),
+    Speculation(speculation::SpecSweep),
 }
 
 /// A finished demo: what ran, on what, and its numbers.
@@ -184,7 +197,10 @@ pub fn run(
         }
         DemoKind::KvCache => DemoResult::KvCache(kv_cache::run(engine, section, prompt, progress)?),
         DemoKind::Roofline => DemoResult::Roofline(roofline::run(engine, section, progress)?),
-        DemoKind::Quantization | DemoKind::Speculation => bail!(
+        DemoKind::Speculation => {
+            DemoResult::Speculation(speculation::run(engine, section, prompt, progress)?)
+        }
+        DemoKind::Quantization => bail!(
             "the {} demo is not available yet: it comes with its own issue; try {}",
             kind.name(),
             DemoKind::ALL

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// Prompt length of the output-length run.
 pub const SHORT_PROMPT: usize = 16;
 
+/// Each prefill is repeated (up to 3 times) while this much time has not passed; the fastest counts.
+pub const PREFILL_BUDGET: Duration = Duration::from_secs(2);
+
 /// One prompt length: its prefill and the decode steps right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptPoint {
@@ -102,7 +105,8 @@ pub fn run(
             ));
             continue;
         }
-        let (prefill, first) = measure::prefill(model, cache, &bench_tokens(len, vocab))?;
+        let ids = bench_tokens(len, vocab);
+        let (prefill, first) = measure::best_prefill(model, cache, &ids, PREFILL_BUDGET)?;
         let (steps, _) = measure::decode(model, cache, first, decode_tokens)?;
         let step = measure::median_step(&steps);
         let p = PromptPoint {

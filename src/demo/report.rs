@@ -4,6 +4,7 @@
 use super::kv_cache::Comparison;
 use super::prefill_decode::Sweep;
 use super::roofline::Roofline;
+use super::speculation::SpecSweep;
 use super::{DemoResult, DemoRun};
 use crate::plot::Series;
 use crate::stats::human_bytes;
@@ -38,7 +39,32 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::PrefillVsDecode(x) => sweep(x),
         DemoResult::KvCache(x) => comparison(x),
         DemoResult::Roofline(x) => roofline(x),
+        DemoResult::Speculation(x) => speculation(x),
     }
+}
+
+fn speculation(x: &SpecSweep) -> String {
+    let mut s = format!(
+        "## Speculative decoding against plain decoding\n\n\
+         Prompt {} tokens, {} generated, greedy; plain decoding {:.1} tok/s (mean of a run before and after).\n\n\
+         | draft mode | K | decode tok/s | acceptance | tokens per step | speedup | same text |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
+        x.prompt_tokens, x.generated_tokens, x.plain_tok_s
+    );
+    for p in &x.points {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {:.0}% | {:.2} | {:.2}× | {} |",
+            p.mode,
+            p.k,
+            p.decode_tok_s,
+            p.acceptance * 100.0,
+            p.mean_accepted_len,
+            p.speedup,
+            if p.same_text { "yes" } else { "no" }
+        );
+    }
+    s
 }
 
 fn sweep(x: &Sweep) -> String {
@@ -103,13 +129,13 @@ fn comparison(x: &Comparison) -> String {
     }
     let _ = write!(
         s,
-        "\nAll decode steps: {} s with the cache, about {} s without (interpolated between the measured steps).\n\n\
+        "\nAll decode steps: {:.2} s with the cache, about {:.2} s without (interpolated between the measured steps).\n\n\
          Same tokens: {} of {} compared steps picked the cached run's token{}.\n\n\
          ## What the cache costs\n\n\
          | | bytes |\n|---|---:|\n\
          | per token | {} |\n| held after {} tokens | {} |\n| allocated | {} |\n| the weights, for scale | {} |\n",
-        format!("{:.2}", cached.as_secs_f64()),
-        format!("{:.2}", uncached.as_secs_f64()),
+        cached.as_secs_f64(),
+        uncached.as_secs_f64(),
         x.compared - x.mismatches.len(),
         x.compared,
         if x.mismatches.is_empty() {
@@ -139,7 +165,7 @@ fn roofline(x: &Roofline) -> String {
          | | decode | prefill ({} tokens) |\n|---|---:|---:|\n\
          | cost per token | {} read ({:.1} MFLOP) | {:.1} MFLOP |\n\
          | arithmetic intensity | {:.1} FLOP/byte | {:.1} FLOP/byte |\n\
-         | bound by | memory | compute |\n\
+         | bound by | {} | {} |\n\
          | ceiling | {:.1} tok/s | {:.1} tok/s |\n\
          | measured | {:.1} tok/s | {:.1} tok/s |\n\
          | fraction of the ceiling | {:.0}% | {:.0}% |\n\n\
@@ -156,6 +182,8 @@ fn roofline(x: &Roofline) -> String {
         x.prefill_flops_per_token / 1e6,
         x.decode_intensity,
         x.prefill_intensity,
+        super::roofline::bound_by(x.decode_intensity, x.machine_balance),
+        super::roofline::bound_by(x.prefill_intensity, x.machine_balance),
         x.decode_ceiling_tok_s,
         x.prefill_ceiling_tok_s,
         x.decode_tok_s,
@@ -255,6 +283,24 @@ pub fn charts(
             ),
         ],
         DemoResult::Roofline(_) => Vec::new(),
+        DemoResult::Speculation(x) => vec![(
+            "speedup",
+            "Speedup over plain decoding by K",
+            "K (drafted tokens per step)",
+            "speedup (×)",
+            super::speculation::MODES
+                .iter()
+                .map(|m| {
+                    series(
+                        m,
+                        x.points
+                            .iter()
+                            .filter(|p| p.mode == *m)
+                            .map(|p| (p.k as f64, p.speedup)),
+                    )
+                })
+                .collect(),
+        )],
     }
 }
 

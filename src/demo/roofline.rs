@@ -99,6 +99,16 @@ pub fn ceiling(rate: f64, per_token: f64) -> f64 {
     }
 }
 
+/// Which roof limits work of `intensity` FLOPs per byte on a machine whose balance point
+/// (peak FLOP/s ÷ bandwidth) is `balance`.
+pub fn bound_by(intensity: f64, balance: f64) -> &'static str {
+    if intensity < balance {
+        "memory"
+    } else {
+        "compute"
+    }
+}
+
 /// The weight bytes a decode step streams: untied embeddings are only looked up.
 pub fn weight_bytes_read(model: &Model) -> u64 {
     let embed = if model.head.shares(&model.embed) {
@@ -179,7 +189,7 @@ pub fn run(
 ) -> Result<Roofline> {
     let threads = crate::engine::threads();
     let buffer_bytes = section.buffer_mib.unwrap_or(256) << 20;
-    let bandwidth_gb_s = read_bandwidth_gb_s(buffer_bytes, 5, threads);
+    let bandwidth_gb_s = read_bandwidth_gb_s(buffer_bytes, 10, threads);
     progress(format!(
         "memory: {bandwidth_gb_s:.1} GB/s reading {} MiB with {threads} threads",
         buffer_bytes >> 20
@@ -325,6 +335,8 @@ mod tests {
         assert_eq!(decode_bytes_per_token(1000, 10, 5), 1050.0);
         assert_eq!(ceiling(10e9, 400e6), 25.0);
         assert_eq!(ceiling(1.0, 0.0), f64::INFINITY);
+        assert_eq!(bound_by(2.5, 5.3), "memory");
+        assert_eq!(bound_by(468.0, 5.3), "compute");
     }
 
     #[test]

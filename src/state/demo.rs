@@ -10,6 +10,8 @@ pub struct DemoView {
     pub steps: Vec<String>,
     pub step: usize,
     pub result: Option<DemoRun>,
+    /// The demo and prompt to run once a model is loaded (picked before one was).
+    pub waiting: Option<(crate::demo::DemoSection, String)>,
 }
 
 impl DemoView {

@@ -279,6 +279,10 @@ impl AppState {
                 let row = self.variant_row(QUANTS[0], &info.kv_dtype);
                 row.weight_bytes = info.weight_bytes;
                 row.kv_bytes_per_token = info.kv_bytes_per_token;
+                // A demo picked before any model was loaded runs now.
+                if let Some((demo, prompt)) = self.demo.as_mut().and_then(|d| d.waiting.take()) {
+                    return Some(Command::RunDemo { demo, prompt });
+                }
             }
             Event::Requantizing { quant, done, total } => {
                 self.requantizing = Some((quant.clone(), *done, *total));
@@ -695,12 +699,20 @@ impl AppState {
             });
         }
         if let Some(demo) = &p.demo {
-            self.demo = Some(DemoView::from_preset(p));
+            let mut view = DemoView::from_preset(p);
+            let request = (demo.clone(), p.prompts[0].clone());
+            // With no model yet (still loading, or about to fall back to the synthetic one) the
+            // demo waits for the next ModelLoaded.
+            if self.model.is_some() {
+                cmds.push(Command::RunDemo {
+                    demo: request.0,
+                    prompt: request.1,
+                });
+            } else {
+                view.waiting = Some(request);
+            }
+            self.demo = Some(view);
             self.focus = Focus::Tape;
-            cmds.push(Command::RunDemo {
-                demo: demo.clone(),
-                prompt: p.prompts[0].clone(),
-            });
             self.banner = Some(format!("demo {}: {}", p.name, p.description));
             return cmds;
         }

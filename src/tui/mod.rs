@@ -245,6 +245,8 @@ fn replay_key(r: &mut replay::Replay, state: &mut AppState, k: crossterm::event:
     use crossterm::event::KeyCode;
     match k.code {
         KeyCode::Char(' ') => r.paused = !r.paused,
+        // With a demo on screen, n steps its narration instead.
+        KeyCode::Char('n') if state.demo.is_some() => return false,
         KeyCode::Char('.') | KeyCode::Char('n') => {
             r.paused = true;
             for e in r.step().to_vec() {

@@ -2,6 +2,7 @@
 //! first chart, all from the run's own measurements.
 
 use super::{block, label, value};
+use crate::demo::roofline::bound_by;
 use crate::demo::{report, DemoResult};
 use crate::state::{AppState, DemoView};
 use ratatui::prelude::*;
@@ -121,6 +122,28 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ));
             v
         }
+        DemoResult::Speculation(x) => {
+            let mut v = vec![
+                Line::styled(format!("plain decoding {:.1} tok/s", x.plain_tok_s), label()),
+                row(&[
+                    s("mode · K"),
+                    s("tok/s"),
+                    s("acceptance"),
+                    s("speedup"),
+                    s("same text"),
+                ]),
+            ];
+            v.extend(x.points.iter().map(|p| {
+                row(&[
+                    format!("{} {}", p.mode, p.k),
+                    format!("{:.1}", p.decode_tok_s),
+                    format!("{:.0}%", p.acceptance * 100.0),
+                    format!("{:.2}×", p.speedup),
+                    s(if p.same_text { "yes" } else { "no" }),
+                ])
+            }));
+            v
+        }
         DemoResult::Roofline(x) => vec![
             Line::styled(
                 format!(
@@ -144,8 +167,12 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ]),
             Line::styled(
                 format!(
-                    "FLOP per byte: machine {:.1} · decode {:.1} (memory-bound) · prefill {:.0} (compute-bound)",
-                    x.machine_balance, x.decode_intensity, x.prefill_intensity
+                    "FLOP per byte: machine {:.1} · decode {:.1} ({}-bound) · prefill {:.0} ({}-bound)",
+                    x.machine_balance,
+                    x.decode_intensity,
+                    bound_by(x.decode_intensity, x.machine_balance),
+                    x.prefill_intensity,
+                    bound_by(x.prefill_intensity, x.machine_balance)
                 ),
                 label(),
             ),
