@@ -40,13 +40,13 @@ pub enum Cmd {
     Replay(ReplayArgs),
     /// Compare the runs of recordings side by side; with two files, `--diff` compares their tokens.
     Report(ReportArgs),
-    /// A teaching demo (prefill-vs-decode, kv-cache, roofline, speculation): in the dashboard, or headless.
+    /// A teaching demo (prefill-vs-decode, kv-cache, roofline, speculation, quantization): in the dashboard, or headless.
     Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The demo: prefill-vs-decode, kv-cache, roofline or speculation (a `demo-NAME` preset), or a
+    /// The demo: prefill-vs-decode, kv-cache, roofline, speculation or quantization (a `demo-NAME` preset), or a
     /// preset file.
     pub name: String,
     /// Run without the dashboard: write a recording, a report and charts, and print the report.

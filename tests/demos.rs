@@ -215,18 +215,52 @@ fn speculation_keeps_the_plain_greedy_text() {
 }
 
 #[test]
-fn demos_for_later_issues_say_so() {
+fn quantization_tours_the_types_and_restores_the_weights() {
     let _serial = serial();
-    let mut e = synthetic();
-    let err = demo::run(
-        &mut e,
-        &DemoSection::new(DemoKind::Quantization),
-        "",
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("not available yet"), "{err}");
+    // The llama-shaped synthetic model has spread-out next-token distributions (its own head).
+    let spec = SyntheticSpec {
+        arch: "llama",
+        ..SyntheticSpec::default()
+    };
+    let mut e = Engine::synthetic(&spec, &Device::Cpu).unwrap();
+    let loaded_bytes = e.model.weight_bytes();
+    let section = DemoSection {
+        types: vec![
+            "as loaded".into(),
+            "Q8_0".into(),
+            "BF16".into(),
+            "Q2_K".into(),
+        ],
+        output_tokens: Some(4),
+        quality_tokens: Some(128),
+        ..DemoSection::new(DemoKind::Quantization)
+    };
+    let DemoResult::Quantization(x) = run(&mut e, &section, "") else {
+        panic!("a quantization result");
+    };
+    let types: Vec<&str> = x.rows.iter().map(|r| r.variant.quant.as_str()).collect();
+    assert_eq!(types, ["as loaded", "Q8_0", "Q2_K"]);
+    assert_eq!(x.refused.len(), 1, "BF16 has no CPU matrix multiply");
+    assert!(x.refused[0].1.contains("not available on cpu"));
+    let kl: Vec<f64> = x.rows.iter().map(|r| r.quality.mean_kl).collect();
+    assert_eq!(kl[0], 0.0);
+    assert!(
+        kl[1] < kl[2],
+        "2-bit weights move further from the loaded ones: {kl:?}"
+    );
+    assert!(x.rows[1].variant.weight_bytes > x.rows[2].variant.weight_bytes);
+    assert!(x
+        .rows
+        .iter()
+        .all(|r| r.decode_tok_s > 0.0 && r.prefill_tok_s > 0.0));
+    let report = labtui::demo::report::tables(&DemoResult::Quantization(x));
+    assert!(
+        report.contains("| Q2_K |") && report.contains("BF16 skipped"),
+        "{report}"
+    );
+    // The weights the engine ran with before the demo run again.
+    assert_eq!(e.quant, labtui::engine::quant::Quant::AsLoaded);
+    assert_eq!(e.model.weight_bytes(), loaded_bytes);
 }
 
 #[test]

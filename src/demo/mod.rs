@@ -11,16 +11,16 @@ pub mod headless;
 pub mod kv_cache;
 pub mod measure;
 pub mod prefill_decode;
+pub mod quant;
 pub mod report;
 pub mod roofline;
 pub mod speculation;
 
 use crate::engine::Engine;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-/// The demos labtui knows. The quantization sweep is named here so presets and the CLI already
-/// know it; it runs once quantization switching lands.
+/// The demos labtui knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoKind {
     PrefillVsDecode,
@@ -61,17 +61,6 @@ impl DemoKind {
                 )
             })
     }
-
-    /// Whether this build can run it (the others are placeholders for their issues).
-    pub fn available(self) -> bool {
-        matches!(
-            self,
-            DemoKind::PrefillVsDecode
-                | DemoKind::KvCache
-                | DemoKind::Roofline
-                | DemoKind::Speculation
-        )
-    }
 }
 
 /// A preset's `demo` section: which demo and its sweep; absent fields take the defaults in code.
@@ -104,6 +93,13 @@ pub struct DemoSection {
     /// speculation: the Ks to run each draft mode at (default 2, 4, 8).
     #[serde(default)]
     pub ks: Vec<usize>,
+    /// quantization: the weight types to visit, in order (default as loaded, F16, Q8_0, Q4_K,
+    /// Q4_0, Q2_K).
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// quantization: tokens of the reference text each quality measurement runs (default 512).
+    #[serde(default)]
+    pub quality_tokens: Option<usize>,
 }
 
 impl DemoSection {
@@ -133,12 +129,16 @@ impl DemoSection {
         if let Some(&bad) = self.ks.iter().find(|&&k| !(1..=16).contains(&k)) {
             return Err(format!("demo ks: {bad} is out of range (1 to 16)"));
         }
+        for t in &self.types {
+            crate::engine::quant::Quant::parse(t).map_err(|e| format!("demo types: {e}"))?;
+        }
         for (name, v, lo, hi) in [
             ("decode_tokens", self.decode_tokens, 1, 4096),
             ("output_tokens", self.output_tokens, 1, 32_768),
             ("no_cache_every", self.no_cache_every, 1, 4096),
             ("buffer_mib", self.buffer_mib, 16, 16_384),
             ("prefill_tokens", self.prefill_tokens, 1, 32_768),
+            ("quality_tokens", self.quality_tokens, 16, 65_536),
         ] {
             if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
                 return Err(format!("demo {name} = {v} is out of range ({lo} to {hi})"));
@@ -159,6 +159,7 @@ impl DemoSection {
         self.output_tokens.unwrap_or(match kind {
             DemoKind::Roofline => 64,
             DemoKind::Speculation => 96,
+            DemoKind::Quantization => 32,
             _ => 256,
         })
     }
@@ -171,6 +172,7 @@ pub enum DemoResult {
     KvCache(kv_cache::Comparison),
     Roofline(roofline::Roofline),
     Speculation(speculation::SpecSweep),
+    Quantization(quant::QuantSweep),
 }
 
 /// A finished demo: what ran, on what, and its numbers.
@@ -200,16 +202,7 @@ pub fn run(
         DemoKind::Speculation => {
             DemoResult::Speculation(speculation::run(engine, section, prompt, progress)?)
         }
-        DemoKind::Quantization => bail!(
-            "the {} demo is not available yet: it comes with its own issue; try {}",
-            kind.name(),
-            DemoKind::ALL
-                .iter()
-                .filter(|k| k.available())
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        DemoKind::Quantization => DemoResult::Quantization(quant::run(engine, section, progress)?),
     };
     Ok(DemoRun {
         demo: kind.name().into(),

@@ -40,7 +40,22 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::KvCache(x) => comparison(x),
         DemoResult::Roofline(x) => roofline(x),
         DemoResult::Speculation(x) => speculation(x),
+        DemoResult::Quantization(x) => quantization(x),
     }
+}
+
+fn quantization(x: &super::quant::QuantSweep) -> String {
+    let mut s = format!(
+        "## Weight types side by side\n\n\
+         Prefill of {} tokens, decode of {}; quality over {} positions of labtui's own sources, \
+         KL and top-1 against the loaded weights.\n\n",
+        x.prefill_tokens, x.decode_tokens, x.scored
+    );
+    s.push_str(&crate::bench::quant::markdown(&x.rows));
+    for (t, why) in &x.refused {
+        let _ = writeln!(s, "\n{t} skipped: {why}");
+    }
+    s
 }
 
 fn speculation(x: &SpecSweep) -> String {
@@ -283,6 +298,46 @@ pub fn charts(
             ),
         ],
         DemoResult::Roofline(_) => Vec::new(),
+        DemoResult::Quantization(x) => {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            // Lines join the points left to right.
+            let sorted = |mut v: Vec<(f64, f64)>| {
+                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                v
+            };
+            vec![
+                (
+                    "decode",
+                    "Decode speed by weight bytes read per token",
+                    "MiB read per token",
+                    "decode tok/s",
+                    vec![series(
+                        "decode",
+                        sorted(
+                            x.rows
+                                .iter()
+                                .map(|r| (mib(r.read_per_token), r.decode_tok_s))
+                                .collect(),
+                        ),
+                    )],
+                ),
+                (
+                    "kl",
+                    "KL divergence from the loaded weights by weight bytes",
+                    "weights (MiB)",
+                    "mean KL (nats)",
+                    vec![series(
+                        "KL",
+                        sorted(
+                            x.rows
+                                .iter()
+                                .map(|r| (mib(r.variant.weight_bytes), r.quality.mean_kl))
+                                .collect(),
+                        ),
+                    )],
+                ),
+            ]
+        }
         DemoResult::Speculation(x) => vec![(
             "speedup",
             "Speedup over plain decoding by K",

@@ -144,6 +144,27 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             }));
             v
         }
+        DemoResult::Quantization(x) => {
+            let mut v = vec![row(&[
+                s("type"),
+                s("weights"),
+                s("decode tok/s"),
+                s("perplexity"),
+                s("mean KL"),
+                s("top-1"),
+            ])];
+            v.extend(x.rows.iter().map(|r| {
+                row(&[
+                    r.variant.quant.clone(),
+                    crate::stats::human_bytes(r.variant.weight_bytes),
+                    format!("{:.1}", r.decode_tok_s),
+                    format!("{:.3}", r.quality.perplexity),
+                    format!("{:.4}", r.quality.mean_kl),
+                    format!("{:.1}%", r.quality.top1 * 100.0),
+                ])
+            }));
+            v
+        }
         DemoResult::Roofline(x) => vec![
             Line::styled(
                 format!(
