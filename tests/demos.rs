@@ -315,7 +315,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     assert!(!o.status.success());
     assert!(
         err.contains("no demo \"no-such\"")
-            && err.contains("kv-cache, prefill-vs-decode, roofline"),
+            && err.contains("kv-cache, prefill-vs-decode, quantization, roofline, speculation"),
         "{err}"
     );
 }
