@@ -60,14 +60,14 @@ pub fn dot_q5_0_scalar(w: &[u8], y: &[Q8Block]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::{Q8Block, Q5_0_BYTES};
     use std::arch::x86_64::*;
 
     /// 32 bytes, 0xFF where the matching bit of `x` is set.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+    pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
         let shuf = _mm256_set_epi64x(
             0x0303030303030303,
             0x0202020202020202,
@@ -81,7 +81,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn hsum_i32(v: __m256i) -> i32 {
+    pub(crate) unsafe fn hsum_i32(v: __m256i) -> i32 {
         let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
         let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
@@ -94,7 +94,7 @@ mod avx2 {
     /// f16 bits to f32 with the F16C instruction (exact, as `half` converts).
     #[inline]
     #[target_feature(enable = "f16c")]
-    unsafe fn f16_to_f32(bits: u16) -> f32 {
+    pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
 
@@ -159,7 +159,7 @@ mod avx2 {
     }
 }
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -197,8 +197,36 @@ pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
     for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
         quantize_q8_0(row, out);
     }
-    // Computed as (n, m) so that each work item owns a contiguous tile of weight rows. The work
-    // runs on candle's own thread pool, so our kernels and candle's never compete for the cores.
+    let x_row = |i: usize| &xq[i * kb..(i + 1) * kb];
+    by_weight_rows(n, m, |j, outs| {
+        let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
+        let mut i = 0;
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            while i + 4 <= m {
+                // SAFETY: AVX2 and F16C are present; every row has kb blocks.
+                let r = unsafe {
+                    avx2::dot_q5_0_x4(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)])
+                };
+                outs[i..i + 4].copy_from_slice(&r);
+                i += 4;
+            }
+        }
+        for (i, o) in outs.iter_mut().enumerate().skip(i) {
+            *o = dot_q5_0(wrow, x_row(i));
+        }
+    })
+}
+
+/// `m` rows of `n` outputs, where `row(j, outs)` fills the `m` outputs of weight row `j`. Work
+/// items own contiguous tiles of weight rows and run on candle's own thread pool, so our kernels
+/// and candle's never compete for the cores.
+pub(crate) fn by_weight_rows(
+    n: usize,
+    m: usize,
+    row: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    // Computed as (n, m), then transposed.
     let mut out_t = vec![0f32; n * m];
     let dst = out_t.as_mut_ptr() as usize;
     let tiles = n.div_ceil(TILE);
@@ -214,26 +242,7 @@ pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
                 )
             };
             for (j, outs) in rows.zip(outs.chunks_exact_mut(m)) {
-                let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
-                let x_row = |i: usize| &xq[i * kb..(i + 1) * kb];
-                let mut i = 0;
-                #[cfg(target_arch = "x86_64")]
-                if has_avx2() {
-                    while i + 4 <= m {
-                        // SAFETY: AVX2 and F16C are present; every row has kb blocks.
-                        let r = unsafe {
-                            avx2::dot_q5_0_x4(
-                                wrow,
-                                [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)],
-                            )
-                        };
-                        outs[i..i + 4].copy_from_slice(&r);
-                        i += 4;
-                    }
-                }
-                for (i, o) in outs.iter_mut().enumerate().skip(i) {
-                    *o = dot_q5_0(wrow, x_row(i));
-                }
+                row(j, outs);
             }
         }
     });
@@ -361,6 +370,7 @@ mod tests {
             GgmlDType::F16,
             GgmlDType::Q4_0,
             GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
             GgmlDType::Q8_0,
             GgmlDType::Q4K,
             GgmlDType::Q6K,
@@ -462,8 +472,9 @@ fn blocks_of<T>(bytes: &[u8]) -> &[T] {
 pub enum QWeight {
     /// Types whose candle products are batch-invariant (Q4_0, Q8_0, …) and every non-CPU device.
     Candle(candle_core::quantized::QMatMul),
-    /// Q5_0 on the CPU, multiplied by [`matmul_q5_0`].
-    Q5_0 {
+    /// Q5_0 and Q5_1 on the CPU, multiplied by [`matmul_q5_0`] and
+    /// [`super::kernels_q5_1::matmul_q5_1`].
+    Q5 {
         t: std::sync::Arc<candle_core::quantized::QTensor>,
         n: usize,
         k: usize,
@@ -499,8 +510,11 @@ impl QWeight {
     pub fn new(t: std::sync::Arc<candle_core::quantized::QTensor>) -> candle_core::Result<Self> {
         use candle_core::quantized::GgmlDType;
         let (n, k) = t.shape().dims2()?;
-        if t.dtype() == GgmlDType::Q5_0 && t.device().is_cpu() && k % QK == 0 {
-            return Ok(Self::Q5_0 { t, n, k });
+        if matches!(t.dtype(), GgmlDType::Q5_0 | GgmlDType::Q5_1)
+            && t.device().is_cpu()
+            && k.is_multiple_of(QK)
+        {
+            return Ok(Self::Q5 { t, n, k });
         }
         if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K)
             && t.device().is_cpu()
@@ -550,9 +564,13 @@ impl QWeight {
                 };
                 Tensor::from_vec(out, shape, x.device())
             }
-            Self::Q5_0 { t, n, k } => {
+            Self::Q5 { t, n, k } => {
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
-                let out = matmul_q5_0(&t.data()?, *n, *k, &xs, m);
+                let out = if t.dtype() == GgmlDType::Q5_1 {
+                    super::kernels_q5_1::matmul_q5_1(&t.data()?, *n, *k, &xs, m)
+                } else {
+                    matmul_q5_0(&t.data()?, *n, *k, &xs, m)
+                };
                 Tensor::from_vec(out, shape, x.device())
             }
         }
@@ -562,7 +580,7 @@ impl QWeight {
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
         match self {
-            Self::Q5_0 { t, .. } | Self::Compact { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
+            Self::Q5 { t, .. } | Self::Compact { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
                 t.storage_size_in_bytes() as u64
             }
             Self::Candle(QMatMul::Tensor(t)) | Self::Candle(QMatMul::TensorF16(t)) => {
@@ -574,7 +592,7 @@ impl QWeight {
     /// Whether these are the very weights of `other` (a head tied to the embeddings).
     pub fn shares(&self, other: &std::sync::Arc<candle_core::quantized::QTensor>) -> bool {
         match self {
-            Self::Q5_0 { t, .. }
+            Self::Q5 { t, .. }
             | Self::Compact { t, .. }
             | Self::Candle(candle_core::quantized::QMatMul::QTensor(t)) => {
                 std::sync::Arc::ptr_eq(t, other)

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generate;
 pub mod kernels;
 pub mod kernels_q4k;
+pub mod kernels_q5_1;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;
