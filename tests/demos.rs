@@ -407,3 +407,42 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
     s.update(Action::Escape);
     assert!(s.demo.is_none(), "Esc closes the demo");
 }
+
+/// The quantization demo as the dashboard shows it, from a recorded run on the real 0.5B.
+#[test]
+fn the_quantization_demo_pane_shows_every_type_measured() {
+    use labtui::state::{Action, AppState, Picker};
+    use ratatui::{backend::TestBackend, Terminal};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let preset =
+        labtui::preset::load(root.join("presets/demo-quantization.ron").to_str().unwrap()).unwrap();
+    let rec = labtui::record::load(&root.join("tests/fixtures/demo_quantization.ron")).unwrap();
+    let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
+    s.picker = Some(Picker {
+        presets: vec![preset],
+        selected: 0,
+    });
+    s.update(Action::PickerChoose);
+    for e in &rec.events {
+        s.apply(e);
+    }
+    let Some(DemoResult::Quantization(x)) = rec.events.iter().find_map(|e| match &e.event {
+        labtui::protocol::Event::Demo(r) => Some(r.result.clone()),
+        _ => None,
+    }) else {
+        panic!("the recording holds the demo's result");
+    };
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{}", t.backend());
+    for r in &x.rows {
+        assert!(
+            screen.contains(&r.variant.quant),
+            "{} missing",
+            r.variant.quant
+        );
+        assert!(screen.contains(&format!("{:.4}", r.quality.mean_kl)));
+    }
+    insta::assert_snapshot!("demo_quantization", t.backend());
+}
