@@ -200,22 +200,43 @@ pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
     let x_row = |i: usize| &xq[i * kb..(i + 1) * kb];
     by_weight_rows(n, m, |j, outs| {
         let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
-        let mut i = 0;
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            while i + 4 <= m {
-                // SAFETY: AVX2 and F16C are present; every row has kb blocks.
-                let r = unsafe {
-                    avx2::dot_q5_0_x4(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)])
-                };
-                outs[i..i + 4].copy_from_slice(&r);
-                i += 4;
-            }
-        }
-        for (i, o) in outs.iter_mut().enumerate().skip(i) {
-            *o = dot_q5_0(wrow, x_row(i));
-        }
+        rows_by_four(
+            outs,
+            |i| dot_q5_0_x4(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)]),
+            |i| dot_q5_0(wrow, x_row(i)),
+        )
     })
+}
+
+/// One Q5_0 row against four activation rows, each weight block unpacked once; `None` where the
+/// CPU has no AVX2 (then [`dot_q5_0`] runs row by row, to the same bits).
+#[inline]
+pub fn dot_q5_0_x4(w: &[u8], ys: [&[Q8Block]; 4]) -> Option<[f32; 4]> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and F16C are present; the caller's rows describe w's blocks.
+        return Some(unsafe { avx2::dot_q5_0_x4(w, ys) });
+    }
+    let _ = (w, ys);
+    None
+}
+
+/// Fill the outputs of one weight row: four activation rows at a time while `four` can, the
+/// rest one at a time through `one` (both compute each row to the same bits).
+pub(crate) fn rows_by_four(
+    outs: &mut [f32],
+    four: impl Fn(usize) -> Option<[f32; 4]>,
+    one: impl Fn(usize) -> f32,
+) {
+    let mut i = 0;
+    while i + 4 <= outs.len() {
+        let Some(r) = four(i) else { break };
+        outs[i..i + 4].copy_from_slice(&r);
+        i += 4;
+    }
+    for (i, o) in outs.iter_mut().enumerate().skip(i) {
+        *o = one(i);
+    }
 }
 
 /// `m` rows of `n` outputs, where `row(j, outs)` fills the `m` outputs of weight row `j`. Work

@@ -4,7 +4,7 @@
 //! code and every block is summed in candle's order, so results are bitwise candle's, and each
 //! row of a batch is computed exactly as it would be alone.
 
-use super::kernels::{by_weight_rows, has_avx2, QK};
+use super::kernels::{by_weight_rows, has_avx2, rows_by_four, QK};
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
 use half::f16;
 
@@ -109,27 +109,33 @@ pub fn matmul_q5_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
     let x_row = |i: usize| &xq[i * kb * Q8_1_BYTES..(i + 1) * kb * Q8_1_BYTES];
     by_weight_rows(n, m, |j, outs| {
         let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
-        let mut i = 0;
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            while i + 4 <= m {
-                // SAFETY: AVX2 and F16C are present; every row has kb blocks.
-                let r = unsafe {
-                    avx2::dot_q5_1_xn(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)])
-                };
-                outs[i..i + 4].copy_from_slice(&r);
-                i += 4;
-            }
-            while i < m {
-                // SAFETY: as above.
-                outs[i] = unsafe { avx2::dot_q5_1_xn(wrow, [x_row(i)])[0] };
-                i += 1;
-            }
-        }
-        for (i, o) in outs.iter_mut().enumerate().skip(i) {
-            *o = dot_q5_1_scalar(wrow, x_row(i));
-        }
+        rows_by_four(
+            outs,
+            |i| dot_q5_1_x4(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)]),
+            |i| dot_q5_1(wrow, x_row(i)),
+        )
     })
+}
+
+/// One Q5_1 row against four activation rows; `None` where the CPU has no AVX2.
+fn dot_q5_1_x4(w: &[u8], ys: [&[u8]; 4]) -> Option<[f32; 4]> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and F16C are present; every row has w's number of blocks.
+        return Some(unsafe { avx2::dot_q5_1_xn(w, ys) });
+    }
+    let _ = (w, ys);
+    None
+}
+
+/// Dot product of one Q5_1 row with Q8_1 activation bytes, with SIMD where the CPU has it.
+fn dot_q5_1(w: &[u8], y: &[u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: as above.
+        return unsafe { avx2::dot_q5_1_xn(w, [y]) }[0];
+    }
+    dot_q5_1_scalar(w, y)
 }
 
 #[cfg(test)]
