@@ -218,9 +218,8 @@ fn a_half_width_kv_cache_halves_its_bytes_and_keeps_the_answer_close() {
 
 #[test]
 fn a_decode_step_reads_one_embedding_row_unless_the_head_is_tied() {
-    use labtui::engine::quant::bytes_read_per_token;
     let tied = Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap();
-    assert_eq!(bytes_read_per_token(&tied.model), tied.model.weight_bytes());
+    assert_eq!(tied.model.bytes_read_per_token(), tied.model.weight_bytes());
     let spec = SyntheticSpec {
         arch: "llama",
         ..SyntheticSpec::default()
@@ -231,7 +230,7 @@ fn a_decode_step_reads_one_embedding_row_unless_the_head_is_tied() {
     let embed = (vocab * hidden / 32 * 22) as u64;
     let row = (hidden / 32 * 22) as u64;
     assert_eq!(
-        bytes_read_per_token(&own.model),
+        own.model.bytes_read_per_token(),
         own.model.weight_bytes() - embed + row
     );
 }

@@ -97,7 +97,7 @@ pub fn measure(
     }
     let quality = probe.measure(engine, &mut |_, _| {})?;
     Ok(Row {
-        read_per_token: crate::engine::quant::bytes_read_per_token(&engine.model),
+        read_per_token: engine.model.bytes_read_per_token(),
         variant,
         prefill_tok_s: median(&pps).unwrap_or(0.0),
         decode_tok_s: median(&tgs).unwrap_or(0.0),

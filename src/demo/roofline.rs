@@ -109,16 +109,6 @@ pub fn bound_by(intensity: f64, balance: f64) -> &'static str {
     }
 }
 
-/// The weight bytes a decode step streams: untied embeddings are only looked up.
-pub fn weight_bytes_read(model: &Model) -> u64 {
-    let embed = if model.head.shares(&model.embed) {
-        0
-    } else {
-        model.embed.storage_size_in_bytes() as u64
-    };
-    model.weight_bytes() - embed
-}
-
 fn sum_chunk(c: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
     let mut blocks = c.chunks_exact(8);
@@ -228,7 +218,7 @@ pub fn run(
     let decode_time: Duration = points.iter().map(|p| p.step).sum();
     let decode_tok_s = tok_per_s(points.len(), decode_time);
     let decode_context = points.iter().map(|p| p.context).sum::<usize>() / points.len().max(1);
-    let weight_bytes = weight_bytes_read(model);
+    let weight_bytes = model.bytes_read_per_token();
     let decode_bytes =
         decode_bytes_per_token(weight_bytes, info.kv_bytes_per_token, decode_context);
     let decode_flops = decode_flops_per_token(&cfg, decode_context);

@@ -193,9 +193,10 @@ impl Engine {
             self.quant = q;
             self.fallbacks = fallbacks;
         }
-        self.info.weight_bytes = self.model.weight_bytes();
-        self.info.weight_types = quant::weight_types(&self.model);
-        Ok(self.variant(start.elapsed()))
+        let v = self.variant(start.elapsed());
+        self.info.weight_bytes = v.weight_bytes;
+        self.info.weight_types = v.weight_types.clone();
+        Ok(v)
     }
 
     /// Switch the KV cache's dtype; the cache starts empty (every run starts with an empty cache).

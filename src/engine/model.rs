@@ -319,6 +319,25 @@ impl Model {
         total
     }
 
+    /// Bytes of weights one decode step reads: every matrix once, but of the token embeddings only
+    /// the row looked up, unless the head is tied to them (then the head reads them all).
+    pub fn bytes_read_per_token(&self) -> u64 {
+        let all = self.weight_bytes();
+        if self.head.shares(&self.embed) {
+            return all;
+        }
+        let embed = self.embed.storage_size_in_bytes() as u64;
+        let rows = self
+            .embed
+            .shape()
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(1)
+            .max(1) as u64;
+        all - embed + embed / rows
+    }
+
     /// Last-position logits as a vector (the common decode case).
     pub fn last_logits(logits: &Tensor) -> Result<Vec<f32>> {
         let l = logits.to_dtype(DType::F32)?;

@@ -303,25 +303,6 @@ pub fn requantize(
     Ok((loaded.with_weights(embed, layers, head), fallbacks.list()))
 }
 
-/// Bytes of weights one decode step reads: every matrix once, but of the token embeddings only
-/// the row looked up, unless the head is tied to them (then the head reads them all).
-pub fn bytes_read_per_token(model: &Model) -> u64 {
-    let all = model.weight_bytes();
-    if model.head.shares(&model.embed) {
-        return all;
-    }
-    let embed = model.embed.storage_size_in_bytes() as u64;
-    let rows = model
-        .embed
-        .shape()
-        .dims()
-        .first()
-        .copied()
-        .unwrap_or(1)
-        .max(1) as u64;
-    all - embed + embed / rows
-}
-
 /// Bytes of the weights a model holds, by GGML type (f32 norms and biases as F32; a head tied
 /// to the embeddings counted once).
 pub fn weight_types(model: &Model) -> BTreeMap<String, WeightTypeStat> {
