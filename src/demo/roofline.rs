@@ -9,7 +9,7 @@
 use super::{measure, DemoKind, DemoSection};
 use crate::bench::bench_tokens;
 use crate::engine::config::ModelConfig;
-use crate::engine::{Engine, Model};
+use crate::engine::Engine;
 use crate::stats::tok_per_s;
 use anyhow::Result;
 use candle_core::{Device, Tensor};

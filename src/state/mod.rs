@@ -661,42 +661,28 @@ impl AppState {
 
     /// Take a preset's settings; returns the commands that tell the worker.
     pub fn apply_preset(&mut self, p: &crate::preset::Preset) -> Vec<Command> {
-        let mut cmds = Vec::new();
+        // The worker hears the preset's settings as the headless commands do; the status bar's
+        // indices follow them.
+        let mut cmds = p.commands();
         self.params = p.params.clone();
-        if let Some(i) = p
-            .draft_mode
-            .as_deref()
-            .and_then(|m| DRAFT_MODES.iter().position(|x| *x == m))
-        {
+        let index =
+            |list: &[&str], v: Option<&str>| v.and_then(|v| list.iter().position(|x| *x == v));
+        if let Some(i) = index(&DRAFT_MODES, p.draft_mode.as_deref()) {
             self.draft_mode = i;
-            cmds.push(Command::SetDraftMode {
-                mode: DRAFT_MODES[i].into(),
-            });
         }
         if let Some(k) = p.k {
             self.k = k;
-            cmds.push(Command::SetK { k });
         }
-        if let Some(i) = p
+        let quant = p
             .quantization
             .as_deref()
-            .and_then(|q| crate::engine::quant::Quant::parse(q).ok())
-            .and_then(|q| QUANTS.iter().position(|x| *x == q.name()))
-        {
+            .and_then(|q| crate::engine::quant::Quant::parse(q).ok());
+        if let Some(i) = index(&QUANTS, quant.map(|q| q.name())) {
             self.quant = i;
-            cmds.push(Command::SetQuantization {
-                quant: QUANTS[i].into(),
-            });
         }
-        if let Some(i) = p
-            .kv_dtype
-            .as_deref()
-            .and_then(|d| LIVE_KV.iter().position(|x| x.eq_ignore_ascii_case(d)))
-        {
+        let kv = p.kv_dtype.as_deref().map(str::to_lowercase);
+        if let Some(i) = index(&LIVE_KV, kv.as_deref()) {
             self.kv_live = i;
-            cmds.push(Command::SetKvDtype {
-                dtype: LIVE_KV[i].into(),
-            });
         }
         if let Some(demo) = &p.demo {
             let mut view = DemoView::from_preset(p);
