@@ -51,13 +51,23 @@ pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
 fn dot_rows(w: &[BlockQ4K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32; 4]) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
-        // SAFETY: AVX2 and FMA are present; `ys` holds r × kb blocks, `w` kb blocks.
+        // SAFETY: AVX2 and FMA (and VNNI where used) are present; `ys` holds r × kb blocks, `w`
+        // kb blocks.
         unsafe {
-            match r {
-                1 => avx2::dot::<1>(w, ys, kb, out),
-                2 => avx2::dot::<2>(w, ys, kb, out),
-                3 => avx2::dot::<3>(w, ys, kb, out),
-                _ => avx2::dot::<4>(w, ys, kb, out),
+            if vnni() {
+                match r {
+                    1 => avx2::dot_vnni::<1>(w, ys, kb, out),
+                    2 => avx2::dot_vnni::<2>(w, ys, kb, out),
+                    3 => avx2::dot_vnni::<3>(w, ys, kb, out),
+                    _ => avx2::dot_vnni::<4>(w, ys, kb, out),
+                }
+            } else {
+                match r {
+                    1 => avx2::dot::<1>(w, ys, kb, out),
+                    2 => avx2::dot::<2>(w, ys, kb, out),
+                    3 => avx2::dot::<3>(w, ys, kb, out),
+                    _ => avx2::dot::<4>(w, ys, kb, out),
+                }
             }
         }
         return;
@@ -66,6 +76,11 @@ fn dot_rows(w: &[BlockQ4K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32
     for (i, o) in out.iter_mut().enumerate().take(r) {
         *o = BlockQ4K::vec_dot(kb * 256, w, &ys[i * kb..(i + 1) * kb]);
     }
+}
+
+/// AVX-512 VNNI on 256-bit registers: `vpdpwssd` fuses the scale products and their sum.
+fn vnni() -> bool {
+    super::kernels_int8::best_path() == super::kernels_int8::Path::Vnni
 }
 
 fn avx2_fma() -> bool {
@@ -118,14 +133,12 @@ mod avx2 {
         t
     };
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[inline(always)]
     unsafe fn scale_shuffle(i: usize) -> __m256i {
         _mm256_loadu_si256(SCALE_SHUFFLE[i].as_ptr() as *const __m256i)
     }
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[inline(always)]
     unsafe fn hsum_float_8(x: __m256) -> f32 {
         let res = _mm256_extractf128_ps(x, 1);
         let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
@@ -138,6 +151,30 @@ mod avx2 {
     /// AVX2 and FMA; `ys` holds `R × kb` blocks, `w` holds `kb`.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot<const R: usize>(
+        w: &[BlockQ4K],
+        ys: &[BlockQ8K],
+        kb: usize,
+        out: &mut [f32; 4],
+    ) {
+        body::<R, false>(w, ys, kb, out)
+    }
+
+    /// As [`dot`], with VNNI: the same integers, so the same bits.
+    ///
+    /// # Safety
+    /// As [`dot`], and AVX-512 VNNI with VL.
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn dot_vnni<const R: usize>(
+        w: &[BlockQ4K],
+        ys: &[BlockQ8K],
+        kb: usize,
+        out: &mut [f32; 4],
+    ) {
+        body::<R, true>(w, ys, kb, out)
+    }
+
+    #[inline(always)]
+    unsafe fn body<const R: usize, const VNNI: bool>(
         w: &[BlockQ4K],
         ys: &[BlockQ8K],
         kb: usize,
@@ -194,10 +231,18 @@ mod avx2 {
                 for r in 0..R {
                     let q8 = (*ys.add(r * kb + b)).qs.as_ptr().add(64 * j);
                     let q8l = _mm256_loadu_si256(q8 as *const __m256i);
-                    let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
                     let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
-                    let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
-                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p16l, p16h));
+                    let pl = _mm256_maddubs_epi16(q4l, q8l);
+                    let ph = _mm256_maddubs_epi16(q4h, q8h);
+                    if VNNI {
+                        // Exact integer sums in any order: the same lanes as below.
+                        sumi[r] = _mm256_dpwssd_epi32(sumi[r], scale_l, pl);
+                        sumi[r] = _mm256_dpwssd_epi32(sumi[r], scale_h, ph);
+                    } else {
+                        let p16l = _mm256_madd_epi16(scale_l, pl);
+                        let p16h = _mm256_madd_epi16(scale_h, ph);
+                        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p16l, p16h));
+                    }
                 }
             }
             for r in 0..R {
@@ -239,6 +284,14 @@ mod tests {
                         theirs.to_bits(),
                         "m {m} row {i} col {j}"
                     );
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2_fma() {
+                        // The plain AVX2 body too, where the dispatch took VNNI.
+                        let mut out = [0f32; 4];
+                        // SAFETY: AVX2 and FMA are present; one row of 3 blocks each.
+                        unsafe { avx2::dot::<1>(&w[j * 3..(j + 1) * 3], &xq, 3, &mut out) };
+                        assert_eq!(out[0].to_bits(), theirs.to_bits(), "AVX2 m {m} row {i} col {j}");
+                    }
                 }
             }
         }

@@ -161,7 +161,7 @@ pub fn type_for(want: GgmlDType, k: usize) -> GgmlDType {
 /// The float values of a matrix, whatever it is held as.
 fn dequantize(w: &QWeight) -> Result<Tensor> {
     match w {
-        QWeight::Q5 { t, .. }
+        QWeight::Blocks { t, .. }
         | QWeight::Compact { t, .. }
         | QWeight::Candle(QMatMul::QTensor(t)) => t.dequantize(&t.device()),
         QWeight::Candle(QMatMul::Tensor(t)) | QWeight::Candle(QMatMul::TensorF16(t)) => {
@@ -318,7 +318,7 @@ pub fn weight_types(model: &Model) -> BTreeMap<String, WeightTypeStat> {
     let dense = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
     let dense_name = |t: &Tensor| format!("{:?}", t.dtype()).to_uppercase();
     let matrix = |w: &QWeight, add: &mut dyn FnMut(String, u64)| match w {
-        QWeight::Q5 { t, .. }
+        QWeight::Blocks { t, .. }
         | QWeight::Compact { t, .. }
         | QWeight::Candle(QMatMul::QTensor(t)) => {
             add(type_name(t.dtype()), t.storage_size_in_bytes() as u64)
