@@ -40,7 +40,6 @@ pub(crate) mod avx2 {
     pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
-
 }
 
 pub(crate) fn has_avx2() -> bool {
@@ -176,6 +175,52 @@ mod tests {
         }
     }
 
+    /// The reference engine multiplies with candle's products: ours give the same bits at prefill
+    /// (a long batch), and at decode (one row) for every type but Q5_0.
+    #[test]
+    fn products_are_bitwise_candles_at_decode_and_prefill() {
+        // K-quant decode reads the compact blocks, which candle does only where it does not
+        // repack (a number of rows that is not a multiple of 16): compared there.
+        for (n, k) in [(40, 512), (48, 256), (24, 96)] {
+            for dtype in [
+                GgmlDType::Q4_0,
+                GgmlDType::Q5_0,
+                GgmlDType::Q5_1,
+                GgmlDType::Q8_0,
+                GgmlDType::Q4K,
+                GgmlDType::Q6K,
+            ] {
+                let kquant = matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
+                if kquant && (n % 16 == 0 || k % 256 != 0) {
+                    continue;
+                }
+                // Q5_0 decode sums in lanes: compared at prefill only.
+                let lengths: &[usize] = if dtype == GgmlDType::Q5_0 {
+                    &[SMALL_BATCH + 3]
+                } else {
+                    &[1, SMALL_BATCH + 3]
+                };
+                let w = Tensor::from_vec(random(n * k, 21), (n, k), &Device::Cpu).unwrap();
+                let t = std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap());
+                let ours = QWeight::new(t.clone()).unwrap();
+                let theirs = QMatMul::from_arc(t).unwrap();
+                for &m in lengths {
+                    let x = random(m * k, 22);
+                    let xt = Tensor::from_vec(x.clone(), (1, m, k), &Device::Cpu).unwrap();
+                    let a: Vec<u32> = rows_of(&ours, &x, m, k)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    let b: Vec<u32> = candle_forward(&theirs, &xt)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    assert_eq!(a, b, "{dtype:?} {n}x{k} m={m}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_weight_type_is_batch_invariant_up_to_small_batch() {
         let (n, k) = (64, 512);
@@ -260,9 +305,17 @@ pub enum QWeight {
     /// Types whose candle products are batch-invariant, float weights (one row at a time in small
     /// batches) and every non-CPU device.
     Candle(candle_core::quantized::QMatMul),
-    /// Q4_0, Q5_0, Q5_1 and Q8_0 on the CPU, multiplied by [`super::kernels_int8::matmul`]
-    /// and [`super::kernels_q5_1::matmul_q5_1`].
+    /// Q4_0, Q5_0, Q5_1 and Q8_0 on the CPU. Long batches (prefill) are summed in candle's own
+    /// order, so prompt logits match the reference engine (candle-transformers on the same file)
+    /// bit for bit: Q5_0 by [`super::kernels_q5_0::matmul_q5_0`], Q4_0 and Q8_0 by candle's
+    /// product. Up to [`SMALL_BATCH`] rows (decode, verification) go through
+    /// [`super::kernels_int8::matmul`], batch-invariant: for Q4_0 and Q8_0 that is the order of
+    /// candle's AVX one-row products; for Q5_0 it sums in SIMD lanes where candle's scalar product
+    /// sums block by block (2.5× the decode speed; decode logits then differ from the reference's
+    /// in the last bits, as its repacked K-quant decode differs from ours). Q5_1:
+    /// [`super::kernels_q5_1::matmul_q5_1`], candle's order at every length.
     Blocks {
+        mm: candle_core::quantized::QMatMul,
         t: std::sync::Arc<candle_core::quantized::QTensor>,
         n: usize,
         k: usize,
@@ -276,6 +329,25 @@ pub enum QWeight {
         n: usize,
         k: usize,
     },
+}
+
+/// Whether candle's CPU backend multiplies this Q8_0 matrix through its own repacked tiles
+/// (with a VNNI CPU, whole 256-value rows and a multiple of 16 of them) rather than its one-row
+/// dot product. Those stay with candle's product, so that logits stay bitwise those of the
+/// reference engine, which multiplies through candle.
+fn candle_repacks_q8_0(n: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let forced_avx2 = std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1");
+        let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
+        !forced_avx2 && vnni && n % 16 == 0 && k % 256 == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n, k);
+        false
+    }
 }
 
 /// Activations as a flat f32 vector, the number of rows, and the output shape for `n` columns.
@@ -301,11 +373,12 @@ impl QWeight {
         if matches!(
             t.dtype(),
             GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_0
-        )
+        ) && !(t.dtype() == GgmlDType::Q8_0 && candle_repacks_q8_0(n, k))
             && t.device().is_cpu()
             && k.is_multiple_of(QK)
         {
-            return Ok(Self::Blocks { t, n, k });
+            let mm = candle_core::quantized::QMatMul::from_arc(t.clone())?;
+            return Ok(Self::Blocks { mm, t, n, k });
         }
         if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K)
             && t.device().is_cpu()
@@ -355,13 +428,20 @@ impl QWeight {
                 };
                 Tensor::from_vec(out, shape, x.device())
             }
-            Self::Blocks { t, n, k } => {
+            Self::Blocks { mm, t, n, k } => {
                 use super::kernels_int8::{matmul, Format};
+                let long = x.elem_count() / k > SMALL_BATCH;
+                if long && matches!(t.dtype(), GgmlDType::Q4_0 | GgmlDType::Q8_0) {
+                    return mm.forward(x);
+                }
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
                     GgmlDType::Q5_1 => super::kernels_q5_1::matmul_q5_1(&data, *n, *k, &xs, m),
                     GgmlDType::Q4_0 => matmul(Format::Q4_0, &data, *n, *k, &xs, m),
+                    GgmlDType::Q5_0 if long => {
+                        super::kernels_q5_0::matmul_q5_0(&data, *n, *k, &xs, m)
+                    }
                     GgmlDType::Q5_0 => matmul(Format::Q5_0, &data, *n, *k, &xs, m),
                     GgmlDType::Q8_0 => matmul(Format::Q8_0, &data, *n, *k, &xs, m),
                     other => candle_core::bail!("no block product for {other:?}"),
@@ -375,9 +455,9 @@ impl QWeight {
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
         match self {
-            Self::Blocks { t, .. } | Self::Compact { t, .. } | Self::Candle(QMatMul::QTensor(t)) => {
-                t.storage_size_in_bytes() as u64
-            }
+            Self::Blocks { t, .. }
+            | Self::Compact { t, .. }
+            | Self::Candle(QMatMul::QTensor(t)) => t.storage_size_in_bytes() as u64,
             Self::Candle(QMatMul::Tensor(t)) | Self::Candle(QMatMul::TensorF16(t)) => {
                 (t.elem_count() * t.dtype().size_in_bytes()) as u64
             }

@@ -83,9 +83,9 @@ impl Format {
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct Act {
-    qs: [i8; QK],
-    seed: [i32; 8],
-    d: f32,
+    pub(crate) qs: [i8; QK],
+    pub(crate) seed: [i32; 8],
+    pub(crate) d: f32,
 }
 
 /// Quantize `xs` (whole blocks) for products with `format` weights.
@@ -135,7 +135,7 @@ pub fn dot_scalar(format: Format, w: &[u8], y: &[Act]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod simd {
+pub(crate) mod simd {
     use super::{Act, Format};
     use std::arch::x86_64::*;
 
@@ -154,13 +154,13 @@ mod simd {
     }
 
     #[inline(always)]
-    unsafe fn f16_to_f32(bits: u16) -> f32 {
+    pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
 
     /// 32 bytes, 0xFF where the matching bit of `x` is set.
     #[inline(always)]
-    unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+    pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
         let shuf = _mm256_set_epi64x(
             0x0303030303030303,
             0x0202020202020202,
@@ -174,7 +174,7 @@ mod simd {
 
     /// Low nibbles of 16 bytes, then their high nibbles: values 0..16 in block order.
     #[inline(always)]
-    unsafe fn nibbles(p: *const u8) -> __m256i {
+    pub(crate) unsafe fn nibbles(p: *const u8) -> __m256i {
         let qs = _mm_loadu_si128(p as *const __m128i);
         let low = _mm_set1_epi8(0x0F);
         let lo = _mm_and_si128(qs, low);
@@ -290,11 +290,7 @@ mod simd {
 
     /// Weight rows `rows` against all `m` activation rows; results to `out[i * n + j]`.
     #[inline(always)]
-    unsafe fn rows_tile<F: Fmt, I: Isa, const R: usize>(
-        job: &super::Job,
-        j: usize,
-        out: *mut f32,
-    ) {
+    unsafe fn rows_tile<F: Fmt, I: Isa, const R: usize>(job: &super::Job, j: usize, out: *mut f32) {
         let w = job.w.as_ptr().add(j * job.row_bytes);
         let y = |i: usize| job.xq.as_ptr().add(i * job.kb);
         let mut i = 0;
@@ -518,7 +514,7 @@ mod tests {
         for (format, dtype) in FORMATS {
             let (q, bytes) = weights(dtype, n, k);
             let candle = QMatMul::from_qtensor(q).unwrap();
-            for m in [1, 5] {
+            for m in [1, 5, 20, 45] {
                 let x = random(m * k, 2 + m as u64);
                 let ours = matmul(format, &bytes, n, k, &x, m);
                 let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
@@ -544,15 +540,16 @@ mod tests {
         let (n, k) = (43, 192);
         for (format, dtype) in FORMATS {
             let (_, bytes) = weights(dtype, n, k);
-            let x = random(8 * k, 9);
-            let alone: Vec<Vec<f32>> = (0..8)
+            let x = random(20 * k, 9);
+            let alone: Vec<Vec<f32>> = (0..20)
                 .map(|i| matmul_on(Path::Portable, format, &bytes, n, k, &x[i * k..][..k], 1))
                 .collect();
             for path in paths() {
-                for m in [1, 2, 3, 4, 5, 8] {
+                for m in [1, 2, 3, 4, 5, 8, 17, 20] {
                     let batch = matmul_on(path, format, &bytes, n, k, &x[..m * k], m);
                     for (i, alone) in alone.iter().enumerate().take(m) {
-                        let row: Vec<u32> = batch[i * n..][..n].iter().map(|v| v.to_bits()).collect();
+                        let row: Vec<u32> =
+                            batch[i * n..][..n].iter().map(|v| v.to_bits()).collect();
                         let want: Vec<u32> = alone.iter().map(|v| v.to_bits()).collect();
                         assert_eq!(row, want, "{format:?} {path:?} m={m} row {i}");
                     }
@@ -569,15 +566,27 @@ mod tests {
             let w: Vec<f32> = (0..n * k)
                 .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
                 .collect();
-            let q = QTensor::quantize(&Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap(), dtype)
-                .unwrap();
+            let q = QTensor::quantize(
+                &Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap(),
+                dtype,
+            )
+            .unwrap();
             let bytes = q.data().unwrap().into_owned();
-            let x: Vec<f32> = (0..k).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+            let x: Vec<f32> = (0..k)
+                .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+                .collect();
             for path in paths() {
                 let ours = matmul_on(path, format, &bytes, n, k, &x, 1);
                 for (j, o) in ours.iter().enumerate() {
-                    let exact: f32 = w[j * k..(j + 1) * k].iter().zip(&x).map(|(a, b)| a * b).sum();
-                    assert!((o - exact).abs() < 0.05 * k as f32, "{format:?} {path:?}: {o} vs {exact}");
+                    let exact: f32 = w[j * k..(j + 1) * k]
+                        .iter()
+                        .zip(&x)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    assert!(
+                        (o - exact).abs() < 0.05 * k as f32,
+                        "{format:?} {path:?}: {o} vs {exact}"
+                    );
                 }
             }
         }

@@ -290,7 +290,11 @@ mod tests {
                         let mut out = [0f32; 4];
                         // SAFETY: AVX2 and FMA are present; one row of 3 blocks each.
                         unsafe { avx2::dot::<1>(&w[j * 3..(j + 1) * 3], &xq, 3, &mut out) };
-                        assert_eq!(out[0].to_bits(), theirs.to_bits(), "AVX2 m {m} row {i} col {j}");
+                        assert_eq!(
+                            out[0].to_bits(),
+                            theirs.to_bits(),
+                            "AVX2 m {m} row {i} col {j}"
+                        );
                     }
                 }
             }

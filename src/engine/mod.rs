@@ -10,6 +10,7 @@ pub mod generate;
 pub mod kernels;
 pub mod kernels_int8;
 pub mod kernels_q4k;
+pub mod kernels_q5_0;
 pub mod kernels_q5_1;
 pub mod kv_cache;
 pub mod loader;

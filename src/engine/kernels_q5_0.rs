@@ -1,0 +1,305 @@
+//! Q5_0 products in candle's exact order. candle's CPU backend has only a scalar Q5_0 dot
+//! product: each block's integer sum, times the weight scale, times the activation scale, added
+//! block by block. The engine's reference (candle-transformers on the same file) multiplies that
+//! way, and re-quantizing activations at every layer amplifies any last-bit difference, so our
+//! logits must come out bitwise the same: summing in SIMD lanes (as [`super::kernels_int8`] does
+//! for Q4_0 and Q8_0, whose candle products sum in lanes too) would move them by about 1% of the
+//! largest logit.
+//!
+//! The kernel keeps that order per output and vectorizes across outputs instead: eight outputs
+//! (weight rows × activation rows) at a time, each block's eight integer sums (VNNI's `vpdpbusd`
+//! or AVX2, exact) reduced into one vector with one lane per output, then the same float multiply,
+//! multiply and add candle does, lane by lane. Every output goes through the same operations in
+//! every tile, so each row of a batch is bitwise what it would be alone (batch invariance).
+
+use super::kernels_int8::{quantize, Act, Format};
+use half::f16;
+
+/// Values per block.
+const QK: usize = 32;
+/// Bytes of one Q5_0 block: f16 scale, 32 high bits, 16 bytes of low nibbles.
+pub const Q5_0_BYTES: usize = 22;
+
+/// One row with one activation row, in candle's order (portable code).
+pub fn dot_scalar(w: &[u8], y: &[Act]) -> f32 {
+    let mut sumf = 0f32;
+    for (b, a) in w.chunks_exact(Q5_0_BYTES).zip(y) {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let qs = &b[6..22];
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            let h0 = (((qh >> j) & 1) << 4) as i32;
+            let h1 = (((qh >> (j + 16)) & 1) << 4) as i32;
+            let x0 = ((qs[j] & 0x0F) as i32 | h0) - 16;
+            let x1 = ((qs[j] >> 4) as i32 | h1) - 16;
+            sumi += x0 * a.qs[j] as i32 + x1 * a.qs[j + QK / 2] as i32;
+        }
+        sumf += sumi as f32 * d * a.d;
+    }
+    sumf
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::super::kernels_int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
+    use super::{Act, Q5_0_BYTES};
+    use std::arch::x86_64::*;
+
+    /// A block's scale and its values as unsigned bytes (value + 16).
+    #[inline(always)]
+    unsafe fn unpack(p: *const u8) -> (f32, __m256i) {
+        let d = f16_to_f32(std::ptr::read_unaligned(p as *const u16));
+        let qh = std::ptr::read_unaligned(p.add(2) as *const u32);
+        let high = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
+        (d, _mm256_or_si256(nibbles(p.add(6)), high))
+    }
+
+    /// Lane sums of one block: `seed + Σ u·y` by four bytes.
+    #[inline(always)]
+    unsafe fn lanes<const VNNI: bool>(seed: __m256i, u: __m256i, y: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_epi32(seed, u, y)
+        } else {
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+            _mm256_add_epi32(seed, p)
+        }
+    }
+
+    /// Eight vectors of lane sums to one vector of their totals (exact integer adds).
+    #[inline(always)]
+    unsafe fn totals(v: [__m256i; 8]) -> __m256i {
+        let a = _mm256_hadd_epi32(v[0], v[1]);
+        let b = _mm256_hadd_epi32(v[2], v[3]);
+        let c = _mm256_hadd_epi32(v[4], v[5]);
+        let d = _mm256_hadd_epi32(v[6], v[7]);
+        let ab = _mm256_hadd_epi32(a, b);
+        let cd = _mm256_hadd_epi32(c, d);
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256(ab, cd, 0x20),
+            _mm256_permute2x128_si256(ab, cd, 0x31),
+        )
+    }
+
+    /// `R` weight rows by `C` activation rows (`R × C = 8`): output `r·C + c` in lane `r·C + c`.
+    #[inline(always)]
+    unsafe fn tile<const VNNI: bool, const R: usize, const C: usize>(
+        ws: [*const u8; R],
+        ys: [*const Act; C],
+        kb: usize,
+    ) -> [f32; 8] {
+        let mut sumf = _mm256_setzero_ps();
+        for b in 0..kb {
+            let mut d = [0f32; 8];
+            let mut dy = [0f32; 8];
+            let mut v = [_mm256_setzero_si256(); 8];
+            let mut a = [std::ptr::null::<Act>(); C];
+            for c in 0..C {
+                a[c] = ys[c].add(b);
+            }
+            for r in 0..R {
+                let (dr, u) = unpack(ws[r].add(b * Q5_0_BYTES));
+                for c in 0..C {
+                    let act = &*a[c];
+                    let y = _mm256_loadu_si256(act.qs.as_ptr() as *const __m256i);
+                    let seed = _mm256_loadu_si256(act.seed.as_ptr() as *const __m256i);
+                    v[r * C + c] = lanes::<VNNI>(seed, u, y);
+                    d[r * C + c] = dr;
+                    dy[r * C + c] = act.d;
+                }
+            }
+            // candle: sumf += sumi as f32 * d * dy — a multiply, a multiply, an add; no FMA.
+            let t = _mm256_cvtepi32_ps(totals(v));
+            let t = _mm256_mul_ps(t, _mm256_loadu_ps(d.as_ptr()));
+            let t = _mm256_mul_ps(t, _mm256_loadu_ps(dy.as_ptr()));
+            sumf = _mm256_add_ps(sumf, t);
+        }
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), sumf);
+        out
+    }
+
+    macro_rules! entry {
+        ($name:ident, $vnni:literal, $features:literal) => {
+            /// Weight rows `rows` (a multiple of 8 long) against every activation row.
+            ///
+            /// # Safety
+            /// The CPU has the named features; only this call writes these rows' outputs.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(
+                w: &[u8],
+                xq: &[Act],
+                m: usize,
+                kb: usize,
+                rows: std::ops::Range<usize>,
+                n: usize,
+                out: *mut f32,
+            ) {
+                let row_bytes = kb * Q5_0_BYTES;
+                let wr = |j: usize| w.as_ptr().add(j * row_bytes);
+                let y = |i: usize| xq.as_ptr().add(i * kb);
+                let mut j = rows.start;
+                while j + 8 <= rows.end {
+                    // Eight rows are read side by side, which the hardware prefetcher follows
+                    // poorly: fetch the next eight rows' bytes (contiguous) ahead.
+                    if j + 24 <= rows.end {
+                        let next = wr(j + 16);
+                        for line in (0..8 * row_bytes).step_by(64) {
+                            _mm_prefetch::<_MM_HINT_T1>(next.add(line) as *const i8);
+                        }
+                    }
+                    let mut i = 0;
+                    while i + 2 <= m {
+                        let t = tile::<$vnni, 4, 2>(
+                            [wr(j), wr(j + 1), wr(j + 2), wr(j + 3)],
+                            [y(i), y(i + 1)],
+                            kb,
+                        );
+                        let t2 = tile::<$vnni, 4, 2>(
+                            [wr(j + 4), wr(j + 5), wr(j + 6), wr(j + 7)],
+                            [y(i), y(i + 1)],
+                            kb,
+                        );
+                        for r in 0..4 {
+                            for c in 0..2 {
+                                *out.add((i + c) * n + j + r) = t[r * 2 + c];
+                                *out.add((i + c) * n + j + 4 + r) = t2[r * 2 + c];
+                            }
+                        }
+                        i += 2;
+                    }
+                    if i < m {
+                        let ws = [
+                            wr(j),
+                            wr(j + 1),
+                            wr(j + 2),
+                            wr(j + 3),
+                            wr(j + 4),
+                            wr(j + 5),
+                            wr(j + 6),
+                            wr(j + 7),
+                        ];
+                        let t = tile::<$vnni, 8, 1>(ws, [y(i)], kb);
+                        for (r, v) in t.iter().enumerate() {
+                            *out.add(i * n + j + r) = *v;
+                        }
+                    }
+                    j += 8;
+                }
+            }
+        };
+    }
+    entry!(run_vnni, true, "avx2,fma,f16c,avx512vnni,avx512vl");
+    entry!(run_avx2, false, "avx2,fma,f16c");
+}
+
+/// Weight rows per parallel work item (a multiple of 8).
+const TILE: usize = 16;
+
+/// `x` (`m` rows of `k`) times the transpose of Q5_0 `w` (`n` rows of `k`): `m` rows of `n`,
+/// bitwise candle's product.
+pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    matmul_on(super::kernels_int8::best_path(), w, n, k, x, m)
+}
+
+fn matmul_on(
+    path: super::kernels_int8::Path,
+    w: &[u8],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> Vec<f32> {
+    use super::kernels_int8::Path;
+    let kb = k / QK;
+    let row_bytes = kb * Q5_0_BYTES;
+    assert!(
+        k % QK == 0 && x.len() == m * k && w.len() >= n * row_bytes,
+        "matmul_q5_0 shapes"
+    );
+    let xq = quantize(Format::Q5_0, x);
+    let mut out = vec![0f32; m * n];
+    let dst = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |items| {
+        let out = dst as *mut f32;
+        let rows = items.start * TILE..(items.end * TILE).min(n);
+        // Whole groups of eight rows by SIMD, the rest by the portable code (same bits).
+        let simd_end = rows.start + (rows.len() / 8) * 8;
+        let done = match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path was detected on this CPU; work items own disjoint weight rows, so
+            // each output is written once; `out` outlives the pool call.
+            Path::Vnni => unsafe {
+                simd::run_vnni(w, &xq, m, kb, rows.start..simd_end, n, out);
+                simd_end
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Path::Avx2 => unsafe {
+                simd::run_avx2(w, &xq, m, kb, rows.start..simd_end, n, out);
+                simd_end
+            },
+            _ => rows.start,
+        };
+        for j in done..rows.end {
+            let wrow = &w[j * row_bytes..(j + 1) * row_bytes];
+            for i in 0..m {
+                let v = dot_scalar(wrow, &xq[i * kb..(i + 1) * kb]);
+                // SAFETY: as above.
+                unsafe { *out.add(i * n + j) = v };
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::kernels_int8::{best_path, Path};
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn bitwise_candles_product_on_every_path_and_batch() {
+        let (n, k) = (45, 256);
+        let w = Tensor::from_vec(random(n * k, 1), (n, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+        let bytes = q.data().unwrap().into_owned();
+        let candle = QMatMul::from_qtensor(q).unwrap();
+        let mut paths = vec![Path::Portable];
+        if matches!(best_path(), Path::Avx2 | Path::Vnni) {
+            paths.push(Path::Avx2);
+        }
+        if best_path() == Path::Vnni {
+            paths.push(Path::Vnni);
+        }
+        let x = random(21 * k, 2);
+        for m in [1, 2, 3, 5, 17, 21] {
+            let xt = Tensor::from_vec(x[..m * k].to_vec(), (m, k), &Device::Cpu).unwrap();
+            let theirs: Vec<u32> = candle
+                .forward(&xt)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            for &path in &paths {
+                let ours: Vec<u32> = matmul_on(path, &bytes, n, k, &x[..m * k], m)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                assert_eq!(ours, theirs, "{path:?} m={m}");
+            }
+        }
+    }
+}
