@@ -87,7 +87,11 @@ fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *F.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        *F.get_or_init(|| {
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -149,7 +153,7 @@ mod avx2 {
 
     /// # Safety
     /// AVX2 and FMA; `ys` holds `R × kb` blocks, `w` holds `kb`.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot<const R: usize>(
         w: &[BlockQ4K],
         ys: &[BlockQ8K],
@@ -163,7 +167,7 @@ mod avx2 {
     ///
     /// # Safety
     /// As [`dot`], and AVX-512 VNNI with VL.
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
     pub unsafe fn dot_vnni<const R: usize>(
         w: &[BlockQ4K],
         ys: &[BlockQ8K],
@@ -190,8 +194,12 @@ mod avx2 {
         let mut acc_m = [_mm_setzero_ps(); R];
         for b in 0..kb {
             let x = &*xs.add(b);
-            let xd = half::f16::from_bits(x.d).to_f32();
-            let xdmin = half::f16::from_bits(x.dmin).to_f32();
+            // Both scales at once with F16C (exact, as `half` converts them).
+            let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(
+                (x.d as u32 | (x.dmin as u32) << 16) as i32,
+            ));
+            let xd = _mm_cvtss_f32(dd);
+            let xdmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
             let mut utmp = [0u32; 4];
             for (i, u) in utmp.iter_mut().take(3).enumerate() {
                 *u = u32::from_le_bytes(x.scales[4 * i..4 * i + 4].try_into().unwrap());
