@@ -256,36 +256,6 @@ mod tests {
 /// logits a decode step would (batch invariance). Longer batches (prefill) take candle's tiles.
 pub const SMALL_BATCH: usize = 17;
 
-/// `x` (`m` rows of `k`) times the transpose of compact quantized rows `w` (`n` rows of `k`):
-/// `m` rows of `n`. Each output is candle's own one-row `vec_dot` of a weight row with one
-/// activation row, so row `i` of a batch is bitwise what it would be alone. Weight rows are read
-/// one after the other, a single stream the hardware prefetcher follows (candle's four-row
-/// `vec_dot_4` interleaves four streams and reads from memory at a third of the speed).
-pub fn matmul_compact<T: candle_core::quantized::k_quants::GgmlType>(
-    w: &[T],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    m: usize,
-) -> Vec<f32> {
-    use candle_core::quantized::k_quants::GgmlType;
-    let kb = k / T::BLCK_SIZE;
-    assert!(
-        k % T::BLCK_SIZE == 0 && x.len() == m * k && w.len() >= n * kb,
-        "matmul_compact shapes"
-    );
-    let mut xq = vec![T::VecDotType::zeros(); m * kb];
-    for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
-        T::VecDotType::from_float(row, out);
-    }
-    by_weight_rows(n, m, |j, outs| {
-        let wrow = &w[j * kb..(j + 1) * kb];
-        for (i, o) in outs.iter_mut().enumerate() {
-            *o = T::vec_dot(k, wrow, &xq[i * kb..(i + 1) * kb]);
-        }
-    })
-}
-
 /// The blocks of a CPU QTensor's storage as `T`.
 fn blocks_of<T>(bytes: &[u8]) -> &[T] {
     assert_eq!(bytes.as_ptr() as usize % std::mem::align_of::<T>(), 0);
@@ -321,7 +291,7 @@ pub enum QWeight {
         k: usize,
     },
     /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through our products on the
-    /// compact blocks (Q4_K: [`super::kernels_q4k::matmul_q4k`], Q6_K: [`matmul_compact`]), as
+    /// compact blocks (Q4_K: [`super::kernels_q4k::matmul_q4k`], Q6_K: [`super::kernels_q6k::matmul_q6k`]), as
     /// llama.cpp's decode reads them; longer batches to candle's repacked tiles.
     Compact {
         mm: candle_core::quantized::QMatMul,
@@ -423,7 +393,9 @@ impl QWeight {
                     GgmlDType::Q4K => {
                         super::kernels_q4k::matmul_q4k(blocks_of::<BlockQ4K>(&data), *n, *k, &xs, m)
                     }
-                    GgmlDType::Q6K => matmul_compact(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m),
+                    GgmlDType::Q6K => {
+                        super::kernels_q6k::matmul_q6k(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m)
+                    }
                     other => candle_core::bail!("no compact product for {other:?}"),
                 };
                 Tensor::from_vec(out, shape, x.device())
