@@ -74,6 +74,11 @@ pub fn generate_with(
     emit: &mut dyn FnMut(Event),
     control: &mut dyn FnMut() -> Control,
 ) -> Result<RunSummary> {
+    // Once per drafter, before the run's clock starts: what speculation costs here.
+    if spec.is_on() && spec.controller.needs_costs() {
+        let costs = spec.drafter.calibrate(&engine.model)?;
+        spec.controller.set_costs(costs);
+    }
     let start = Instant::now();
     let (ids, prompt_text) = match prompt {
         Prompt::Text(text) => (engine.prompt_ids(text, params.raw)?, text.to_string()),
@@ -175,7 +180,8 @@ pub fn generate_with(
         }
         let pending = *generated.last().expect("a token before each step");
         let plan = if spec.is_on() {
-            spec.controller.plan()
+            let unseen = spec.drafter.unseen(text_ids.len());
+            spec.controller.plan(unseen, max_tokens - generated.len())
         } else {
             Plan::Plain
         };
@@ -202,7 +208,7 @@ pub fn generate_with(
             if spec.is_on() {
                 spec.drafter.rollback(text_ids.len());
                 spec_stats.plain_step(step);
-                spec.controller.observe(0, 0, 1, step.as_secs_f64());
+                spec.controller.observe(0, 0, 1, 0.0, step.as_secs_f64());
             }
             step = step + draft_time;
             step_tokens.push(Produced {
@@ -235,7 +241,8 @@ pub fn generate_with(
             draft.tokens.len(),
             n,
             n + 1,
-            (draft_time + verify).as_secs_f64(),
+            draft_time.as_secs_f64(),
+            verify.as_secs_f64(),
         );
         emit(Event::SpecStep(SpecStep {
             run,

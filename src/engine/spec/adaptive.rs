@@ -1,6 +1,16 @@
-//! Choosing K before each decode step: fixed, or adaptive — grow after a fully accepted step,
-//! shrink after a rejection, and stop speculating (with growing back-off) while speculative
-//! steps yield tokens slower than plain steps do.
+//! Choosing K before each decode step: fixed, or adaptive.
+//!
+//! Adaptive K works from a cost model when it has one ([`Costs`], measured once per drafter by
+//! [`super::Drafter::calibrate`] and kept current by every step): the time of a plain step, of
+//! drafting a token and of each verified position, and the acceptance of each draft position
+//! (counts that fade, so it follows the text). Before each step it takes the K whose expected
+//! speedup, 1 + Σ Πα tokens for K drafts and a verification of K + 1 positions, is largest, and
+//! decodes plainly when none beats plain decoding. When even drafts that are always accepted
+//! could not pay (a draft model too slow for its target on this machine), it does not speculate at
+//! all; otherwise it probes now and then, with acceptance counts that have faded towards an
+//! optimistic prior. Without costs it grows K after a fully accepted step, shrinks it after a
+//! rejection, and stops speculating (with growing back-off) while speculative steps yield tokens
+//! slower than plain steps do.
 //!
 //! Plain steps also serve as the baseline: the first decode step of a run and one step in every
 //! [`PROBE_EVERY`] are plain, so the live speedup is measured against this run's own plain speed.
@@ -71,6 +81,61 @@ pub enum Plan {
     Speculate(usize),
 }
 
+/// What a speculative step costs, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    /// One plain decode step.
+    pub plain: f64,
+    /// Drafting one token.
+    pub draft: f64,
+    /// Each verified position beyond the first (a verification of one position costs a plain
+    /// step).
+    pub verify_extra: f64,
+    /// A draft model catching up on one token of text it has not seen (its prefill rate); 0
+    /// for drafters without a cache of their own.
+    pub catch_up: f64,
+}
+
+impl Costs {
+    /// Seconds to verify `positions` positions.
+    pub fn verify(&self, positions: usize) -> f64 {
+        self.plain + self.verify_extra * positions.saturating_sub(1) as f64
+    }
+
+    /// Expected speedup of drafting `alpha.len()` tokens with per-position acceptance `alpha`.
+    pub fn speedup(&self, alpha: &[f64]) -> f64 {
+        super::theory::predicted_speedup(
+            alpha,
+            self.plain,
+            self.draft,
+            self.verify(alpha.len() + 1),
+        )
+    }
+
+    /// The best K for `alpha` (one acceptance per position up to [`K_MAX`]) and its speedup.
+    pub fn best(&self, alpha: &[f64]) -> (usize, f64) {
+        (1..=alpha.len().min(K_MAX))
+            .map(|k| (k, self.speedup(&alpha[..k])))
+            .fold((1, 0.0), |b, x| if x.1 > b.1 { x } else { b })
+    }
+}
+
+/// The optimistic prior of each position's acceptance, as pseudo-counts: accepted of reached.
+const PRIOR_ACCEPTED: f64 = 1.6;
+const PRIOR_REACHED: f64 = 2.0;
+/// Each step keeps this share of the acceptance counts, so old text weighs less.
+const FADE: f64 = 0.9;
+/// Speculate only when the expected speedup is above this.
+const PAY_ABOVE: f64 = 1.05;
+/// Try a drafter at all only when drafts that are always accepted would beat plain decoding by
+/// this much: below it, the noise of the cost estimates, a few rejections and a draft model's
+/// catch-up on text it has not seen turn the small gain into a loss.
+const CEILING_ABOVE: f64 = 1.15;
+/// Weight of a new measurement in the running cost estimates (the calibration starts them).
+const COST_EMA: f64 = 0.1;
+/// With costs, a step in this many may probe speculation that the model expects not to pay.
+const EXPLORE_EVERY: usize = 24;
+
 /// Exponential moving average of seconds per token.
 #[derive(Debug, Clone, Copy, Default)]
 struct Ema(Option<f64>);
@@ -94,6 +159,14 @@ pub struct Controller {
     episode_steps: usize,
     off_until: usize,
     backoff: usize,
+    costs: Option<Costs>,
+    /// Text the drafter had not seen when the last step was planned.
+    unseen: usize,
+    /// Per draft position: steps that reached it (every earlier draft accepted), and of those,
+    /// steps that accepted it (faded counts).
+    reached: [f64; K_MAX],
+    accepted: [f64; K_MAX],
+    since_spec: usize,
 }
 
 impl Controller {
@@ -107,7 +180,54 @@ impl Controller {
             episode_steps: 0,
             off_until: 0,
             backoff: BACKOFF_MIN,
+            costs: None,
+            unseen: 0,
+            reached: [0.0; K_MAX],
+            accepted: [0.0; K_MAX],
+            since_spec: 0,
         }
+    }
+
+    /// Whether adaptive K still lacks measured costs (see [`super::Drafter::calibrate`]).
+    pub fn needs_costs(&self) -> bool {
+        self.policy == KPolicy::Adaptive && self.costs.is_none()
+    }
+
+    pub fn set_costs(&mut self, costs: Costs) {
+        self.costs = Some(costs);
+    }
+
+    pub fn costs(&self) -> Option<Costs> {
+        self.costs
+    }
+
+    /// Each position's acceptance: the faded counts over the optimistic prior.
+    pub fn alpha(&self) -> [f64; K_MAX] {
+        std::array::from_fn(|i| {
+            (self.accepted[i] + PRIOR_ACCEPTED) / (self.reached[i] + PRIOR_REACHED)
+        })
+    }
+
+    /// With costs: the K to draft now, or `None` to decode plainly. `unseen` tokens of text
+    /// the drafter must catch up on first; `left` tokens still to generate.
+    fn model_k(&self, costs: &Costs, unseen: usize, left: usize) -> Option<usize> {
+        // What a speedup `s` saves over the rest of the run, against the catch-up it costs.
+        let pays = |s: f64| {
+            s >= PAY_ABOVE
+                && left as f64 * costs.plain * (1.0 - 1.0 / s)
+                    > unseen.saturating_sub(1) as f64 * costs.catch_up
+        };
+        // Drafts that are always accepted set the ceiling: below it, never speculate.
+        let ceiling = costs.best(&[1.0; K_MAX]).1;
+        if ceiling < CEILING_ABOVE || !pays(ceiling) {
+            return None;
+        }
+        let (k, speedup) = costs.best(&self.alpha());
+        if pays(speedup) {
+            return Some(k);
+        }
+        // Probe now and then; the counts fade towards the prior meanwhile.
+        (self.since_spec >= EXPLORE_EVERY).then_some(k.min(2))
     }
 
     /// A new run with the same drafter. With `carry_pause`, a pause in speculation that the last
@@ -119,6 +239,9 @@ impl Controller {
             self.off_until.saturating_sub(self.step)
         } else {
             self.backoff = BACKOFF_MIN;
+            // New text: what lookup found in the last one says little.
+            self.reached = [0.0; K_MAX];
+            self.accepted = [0.0; K_MAX];
             0
         };
         self.step = 0;
@@ -134,30 +257,67 @@ impl Controller {
         self.policy
     }
 
-    /// What the next step should do.
-    pub fn plan(&self) -> Plan {
+    /// What the next step should do, when the drafter has not seen `unseen` tokens of the text
+    /// (the pending one included) and `left` tokens are still to come.
+    pub fn plan(&mut self, unseen: usize, left: usize) -> Plan {
+        self.unseen = unseen;
         if self.step % PROBE_EVERY == 0 {
             return Plan::Plain;
         }
-        match self.policy {
-            KPolicy::Fixed(k) => Plan::Speculate(k),
-            KPolicy::Adaptive if self.step < self.off_until => Plan::Plain,
-            KPolicy::Adaptive => Plan::Speculate(self.k),
+        match (self.policy, &self.costs) {
+            (KPolicy::Fixed(k), _) => Plan::Speculate(k),
+            (KPolicy::Adaptive, Some(costs)) => match self.model_k(costs, unseen, left) {
+                Some(k) => Plan::Speculate(k),
+                None => Plan::Plain,
+            },
+            (KPolicy::Adaptive, None) if self.step < self.off_until => Plan::Plain,
+            (KPolicy::Adaptive, None) => Plan::Speculate(self.k),
         }
     }
 
     /// What a step did: `drafted` tokens proposed (0 for a plain step), `accepted` of them kept,
-    /// `tokens` produced, in `seconds`.
-    pub fn observe(&mut self, drafted: usize, accepted: usize, tokens: usize, seconds: f64) {
+    /// `tokens` produced; `draft` and `verify` seconds (a plain step's time is its `verify`).
+    pub fn observe(
+        &mut self,
+        drafted: usize,
+        accepted: usize,
+        tokens: usize,
+        draft: f64,
+        verify: f64,
+    ) {
         self.step += 1;
+        let seconds = draft + verify;
         let per_token = seconds / tokens.max(1) as f64;
         if drafted == 0 {
             self.plain.add(per_token);
+            self.since_spec += 1;
+            if let Some(c) = &mut self.costs {
+                c.plain += COST_EMA * (seconds - c.plain);
+            }
             return;
         }
+        self.since_spec = 0;
         self.spec.add(per_token);
         self.episode_steps += 1;
-        if self.policy != KPolicy::Adaptive {
+        for i in 0..K_MAX {
+            self.reached[i] *= FADE;
+            self.accepted[i] *= FADE;
+        }
+        for i in 0..drafted.min(accepted + 1).min(K_MAX) {
+            self.reached[i] += 1.0;
+            if i < accepted {
+                self.accepted[i] += 1.0;
+            }
+        }
+        if let Some(c) = &mut self.costs {
+            // A step that caught up on unseen text says little about drafting itself.
+            if self.unseen <= 1 {
+                c.draft += COST_EMA * (draft / drafted as f64 - c.draft);
+            }
+            let extra = (verify - c.plain) / drafted as f64;
+            c.verify_extra = (c.verify_extra + COST_EMA * (extra - c.verify_extra)).max(0.0);
+        }
+        if self.policy != KPolicy::Adaptive || self.costs.is_some() {
             return;
         }
         self.k = if accepted == drafted {
@@ -195,55 +355,117 @@ mod tests {
     #[test]
     fn fixed_k_probes_plainly_once_in_a_while() {
         let mut c = Controller::new(KPolicy::Fixed(3));
-        assert_eq!(c.plan(), Plan::Plain);
-        c.observe(0, 0, 1, 0.1);
-        assert_eq!(c.plan(), Plan::Speculate(3));
+        assert_eq!(c.plan(1, 1000), Plan::Plain);
+        c.observe(0, 0, 1, 0.0, 0.1);
+        assert_eq!(c.plan(1, 1000), Plan::Speculate(3));
         for _ in 1..PROBE_EVERY {
-            c.observe(3, 1, 2, 0.1);
+            c.observe(3, 1, 2, 0.0, 0.1);
         }
-        assert_eq!(c.plan(), Plan::Plain);
+        assert_eq!(c.plan(1, 1000), Plan::Plain);
     }
 
     #[test]
     fn adaptive_k_grows_on_full_acceptance_and_shrinks_on_rejection() {
         let mut c = Controller::new(KPolicy::Adaptive);
-        c.observe(0, 0, 1, 0.1);
-        assert_eq!(c.plan(), Plan::Speculate(2));
-        c.observe(2, 2, 3, 0.12); // paying: 0.04 s/token against 0.1
-        assert_eq!(c.plan(), Plan::Speculate(3));
-        c.observe(3, 1, 2, 0.12);
-        assert_eq!(c.plan(), Plan::Speculate(2));
-        c.observe(2, 0, 1, 0.12);
-        assert_eq!(c.plan(), Plan::Speculate(1));
+        c.observe(0, 0, 1, 0.0, 0.1);
+        assert_eq!(c.plan(1, 1000), Plan::Speculate(2));
+        c.observe(2, 2, 3, 0.0, 0.12); // paying: 0.04 s/token against 0.1
+        assert_eq!(c.plan(1, 1000), Plan::Speculate(3));
+        c.observe(3, 1, 2, 0.0, 0.12);
+        assert_eq!(c.plan(1, 1000), Plan::Speculate(2));
+        c.observe(2, 0, 1, 0.0, 0.12);
+        assert_eq!(c.plan(1, 1000), Plan::Speculate(1));
     }
 
     #[test]
     fn a_pause_carries_over_into_the_next_run() {
         let mut c = Controller::new(KPolicy::Adaptive);
-        c.observe(0, 0, 1, 0.1);
+        c.observe(0, 0, 1, 0.0, 0.1);
         for _ in 0..JUDGE_AFTER {
-            c.observe(2, 0, 1, 0.15);
+            c.observe(2, 0, 1, 0.0, 0.15);
         }
-        c.observe(0, 0, 1, 0.1); // one step into the pause, then the run ends
+        c.observe(0, 0, 1, 0.0, 0.1); // one step into the pause, then the run ends
         c.start_run(true);
         for _ in 0..BACKOFF_MIN - 1 {
-            assert_eq!(c.plan(), Plan::Plain);
-            c.observe(0, 0, 1, 0.1);
+            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            c.observe(0, 0, 1, 0.0, 0.1);
         }
-        assert!(matches!(c.plan(), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
     }
 
     #[test]
     fn adaptive_k_stops_speculating_when_it_does_not_pay() {
         let mut c = Controller::new(KPolicy::Adaptive);
-        c.observe(0, 0, 1, 0.1);
+        c.observe(0, 0, 1, 0.0, 0.1);
         for _ in 0..JUDGE_AFTER {
-            c.observe(2, 0, 1, 0.15); // slower than plain
+            c.observe(2, 0, 1, 0.0, 0.15); // slower than plain
         }
         for _ in 0..BACKOFF_MIN {
-            assert_eq!(c.plan(), Plan::Plain);
-            c.observe(0, 0, 1, 0.1);
+            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            c.observe(0, 0, 1, 0.0, 0.1);
         }
-        assert!(matches!(c.plan(), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+    }
+
+    fn costs(draft: f64, catch_up: f64) -> Costs {
+        Costs {
+            plain: 0.030,
+            draft,
+            verify_extra: 0.015,
+            catch_up,
+        }
+    }
+
+    #[test]
+    fn a_draft_model_that_cannot_pay_is_never_tried() {
+        // Measured on this 2-core CPU: 0.5B drafts at 14 ms for a 30 ms 1.5B step, and each
+        // verified position adds 15 ms: even drafts always accepted stay near 1×.
+        let c = costs(0.014, 0.005);
+        assert!(c.best(&[1.0; K_MAX]).1 < CEILING_ABOVE);
+        let mut ctl = Controller::new(KPolicy::Adaptive);
+        ctl.set_costs(c);
+        for _ in 0..200 {
+            assert_eq!(ctl.plan(1, 1000), Plan::Plain);
+            ctl.observe(0, 0, 1, 0.0, 0.030);
+        }
+    }
+
+    #[test]
+    fn free_drafts_speculate_while_accepted_and_stop_when_rejected() {
+        let mut ctl = Controller::new(KPolicy::Adaptive);
+        ctl.set_costs(costs(0.0, 0.0));
+        ctl.observe(0, 0, 1, 0.0, 0.030); // the first step is plain
+        let Plan::Speculate(k) = ctl.plan(0, 1000) else {
+            panic!("free drafts with an optimistic prior should be tried")
+        };
+        // Everything accepted: K stays worth speculating, and grows.
+        for _ in 0..10 {
+            ctl.observe(k, k, k + 1, 0.0, 0.030 + 0.015 * k as f64);
+        }
+        let Plan::Speculate(grown) = ctl.plan(0, 1000) else {
+            panic!("accepted drafts should keep speculation on")
+        };
+        assert!(grown > k, "K {grown} after full acceptance, from {k}");
+        // Everything rejected: speculation stops.
+        for _ in 0..20 {
+            if let Plan::Speculate(k) = ctl.plan(0, 1000) {
+                ctl.observe(k, 0, 1, 0.0, 0.030 + 0.015 * k as f64);
+            } else {
+                ctl.observe(0, 0, 1, 0.0, 0.030);
+            }
+        }
+        assert_eq!(ctl.plan(0, 1000), Plan::Plain);
+    }
+
+    #[test]
+    fn catching_up_costs_more_than_a_short_run_saves() {
+        // A fast draft model: worth it on a long run, not for 8 tokens after a 400-token prompt.
+        let c = costs(0.002, 0.005);
+        assert!(c.best(&[1.0; K_MAX]).1 > CEILING_ABOVE);
+        let mut ctl = Controller::new(KPolicy::Adaptive);
+        ctl.set_costs(c);
+        ctl.observe(0, 0, 1, 0.0, 0.030);
+        assert!(matches!(ctl.plan(1, 1000), Plan::Speculate(_)));
+        assert_eq!(ctl.plan(400, 8), Plan::Plain);
     }
 }

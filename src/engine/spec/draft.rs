@@ -128,6 +128,88 @@ impl Drafter {
         }
     }
 
+    /// Time what speculation costs on this machine, once per drafter, before its first run: a
+    /// plain decode step of the target, verification of 5 and 9 positions (its cost grows with
+    /// the positions where products are bound by arithmetic, as on a CPU), and drafting one
+    /// token. Scratch caches are used (the runs' caches are untouched), and the lazy work of a
+    /// first prefill (weight tiles candle packs once) is done here too, not in a timed step.
+    /// Adaptive K starts from these costs, so it can tell before drafting whether a K can pay.
+    pub fn calibrate(&self, target: &Model) -> Result<super::adaptive::Costs> {
+        use std::time::Instant;
+        let vocab = target.cfg.vocab as u32;
+        let ids: Vec<u32> = (0..48u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        // The median of three timings of `f`.
+        let median = |f: &mut dyn FnMut() -> Result<f64>| -> Result<f64> {
+            let mut t = [f()?, f()?, f()?];
+            t.sort_by(f64::total_cmp);
+            Ok(t[1])
+        };
+        let mut cache = target.new_cache(DType::F32);
+        target.forward(&ids[..32], &mut cache, Forward::LAST)?;
+        let mut time = |n: usize, opts: Forward| -> Result<f64> {
+            let t = Instant::now();
+            target.forward(&ids[32..32 + n], &mut cache, opts)?;
+            let s = t.elapsed().as_secs_f64();
+            cache.truncate(32);
+            Ok(s)
+        };
+        let plain = median(&mut || time(1, Forward::LAST))?;
+        let v5 = median(&mut || time(5, Forward::ALL))?;
+        let v9 = median(&mut || time(9, Forward::ALL))?;
+        // Least squares through (1, plain), (5, v5), (9, v9): the cost of each extra position.
+        let verify_extra = ((v5 - plain) * 4.0 + (v9 - plain) * 8.0) / (16.0 + 64.0);
+        let draft = match self {
+            Self::None | Self::PromptLookup => 0.0,
+            Self::LayerSkip { layers } => {
+                let opts = Forward {
+                    logits: Logits::Last,
+                    layers: Some(*layers),
+                };
+                median(&mut || time(1, opts))?
+            }
+            Self::DraftModel { engine, .. } => {
+                let model = &engine.model;
+                let mut cache = model.new_cache(DType::F32);
+                model.forward(&ids[..32], &mut cache, Forward::LAST)?;
+                median(&mut || {
+                    let t = Instant::now();
+                    model.forward(&ids[32..33], &mut cache, Forward::LAST)?;
+                    let s = t.elapsed().as_secs_f64();
+                    cache.truncate(32);
+                    Ok(s)
+                })?
+            }
+        };
+        let catch_up = match self {
+            Self::DraftModel { engine, .. } => {
+                let model = &engine.model;
+                let mut cache = model.new_cache(DType::F32);
+                median(&mut || {
+                    cache.clear();
+                    let t = Instant::now();
+                    model.forward(&ids[..32], &mut cache, Forward::LAST)?;
+                    Ok(t.elapsed().as_secs_f64() / 32.0)
+                })?
+            }
+            _ => 0.0,
+        };
+        Ok(super::adaptive::Costs {
+            plain,
+            draft,
+            verify_extra: verify_extra.max(0.0),
+            catch_up,
+        })
+    }
+
+    /// Tokens of a text of `text_len` tokens that a draft model has not seen yet (it catches up
+    /// on them before drafting); 0 for drafters without a cache of their own.
+    pub fn unseen(&self, text_len: usize) -> usize {
+        match self {
+            Self::DraftModel { state, .. } => text_len.saturating_sub(state.seen),
+            _ => 0,
+        }
+    }
+
     /// The draft model's own KV cache (tests and inspection).
     pub fn cache(&self) -> Option<&KvCache> {
         match self {
