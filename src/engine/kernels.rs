@@ -291,8 +291,10 @@ pub enum QWeight {
         k: usize,
     },
     /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through our products on the
-    /// compact blocks (Q4_K: [`super::kernels_q4k::matmul_q4k`], Q6_K: [`super::kernels_q6k::matmul_q6k`]), as
-    /// llama.cpp's decode reads them; longer batches to candle's repacked tiles.
+    /// compact blocks (Q4_K: [`super::kernels_q4k::matmul_q4k`], Q6_K:
+    /// [`super::kernels_q6k::matmul_q6k`]), as llama.cpp's decode reads them; longer batches
+    /// through [`super::kernels_ktiles::matmul`] (candle's tiled arithmetic, bitwise, without
+    /// the tiles it keeps), or candle's own product where candle does not tile.
     Compact {
         mm: candle_core::quantized::QMatMul,
         t: std::sync::Arc<candle_core::quantized::QTensor>,
@@ -384,8 +386,19 @@ impl QWeight {
             }
             Self::Candle(m) => m.forward(x),
             Self::Compact { mm, t, n, k } => {
+                use super::kernels_ktiles::{applies, matmul, KFormat};
                 if x.elem_count() / k > SMALL_BATCH {
-                    return mm.forward(x);
+                    if !applies(*n, *k) {
+                        return mm.forward(x);
+                    }
+                    // candle's tiled arithmetic, without the tiles kept.
+                    let (xs, m, shape) = flat_rows(x, *k, *n)?;
+                    let format = match t.dtype() {
+                        GgmlDType::Q4K => KFormat::Q4K,
+                        _ => KFormat::Q6K,
+                    };
+                    let out = matmul(format, &t.data()?, *n, *k, &xs, m);
+                    return Tensor::from_vec(out, shape, x.device());
                 }
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;

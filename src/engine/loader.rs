@@ -76,6 +76,66 @@ pub fn type_name(t: GgmlDType) -> String {
     }
 }
 
+/// Read tensor `name` straight into its block storage on the CPU. candle's reader reads the raw
+/// bytes and then copies them into typed blocks: for a moment the largest tensor is held twice
+/// (the 0.5B's head is 146 MB), which set the process's peak resident memory.
+fn read_cpu<R: Read + Seek>(
+    content: &Content,
+    reader: &mut R,
+    name: &str,
+) -> candle_core::Result<QTensor> {
+    use candle_core::quantized::k_quants::*;
+    use candle_core::quantized::{GgmlDType as G, QStorage};
+    let info = &content.tensor_infos[name];
+    let (elems, block) = (info.shape.elem_count(), info.ggml_dtype.block_size());
+    if !elems.is_multiple_of(block) {
+        candle_core::bail!("{elems} elements are not whole blocks of {block}");
+    }
+    let bytes = elems / block * info.ggml_dtype.type_size();
+    let start = content.tensor_data_offset.saturating_add(info.offset);
+    let file = reader.seek(std::io::SeekFrom::End(0))?;
+    if bytes as u64 > file.saturating_sub(start) {
+        candle_core::bail!(
+            "tensor needs {bytes} bytes at offset {start}, past the end of the file"
+        );
+    }
+    reader.seek(std::io::SeekFrom::Start(start))?;
+    fn typed<T: GgmlType + Send + Sync + 'static>(
+        reader: &mut impl Read,
+        bytes: usize,
+        dims: Vec<usize>,
+    ) -> candle_core::Result<QTensor> {
+        let n = bytes / std::mem::size_of::<T>();
+        let mut blocks = vec![T::zeros(); n];
+        // SAFETY: the blocks are plain `repr(C)` data, valid for any bytes, `n` of them long.
+        let raw = unsafe {
+            std::slice::from_raw_parts_mut(
+                blocks.as_mut_ptr() as *mut u8,
+                n * std::mem::size_of::<T>(),
+            )
+        };
+        reader.read_exact(raw)?;
+        QTensor::new(QStorage::Cpu(Box::new(blocks)), dims)
+    }
+    let dims = info.shape.dims().to_vec();
+    match info.ggml_dtype {
+        G::F32 => typed::<f32>(reader, bytes, dims),
+        G::F16 => typed::<half::f16>(reader, bytes, dims),
+        G::BF16 => typed::<half::bf16>(reader, bytes, dims),
+        G::Q4_0 => typed::<BlockQ4_0>(reader, bytes, dims),
+        G::Q4_1 => typed::<BlockQ4_1>(reader, bytes, dims),
+        G::Q5_0 => typed::<BlockQ5_0>(reader, bytes, dims),
+        G::Q5_1 => typed::<BlockQ5_1>(reader, bytes, dims),
+        G::Q8_0 => typed::<BlockQ8_0>(reader, bytes, dims),
+        G::Q2K => typed::<BlockQ2K>(reader, bytes, dims),
+        G::Q3K => typed::<BlockQ3K>(reader, bytes, dims),
+        G::Q4K => typed::<BlockQ4K>(reader, bytes, dims),
+        G::Q5K => typed::<BlockQ5K>(reader, bytes, dims),
+        G::Q6K => typed::<BlockQ6K>(reader, bytes, dims),
+        other => candle_core::bail!("weights of type {other:?} are not supported"),
+    }
+}
+
 /// Load weights and tokenizer from GGUF content.
 pub fn load<R: Read + Seek>(
     content: &Content,
@@ -96,12 +156,15 @@ pub fn load<R: Read + Seek>(
                 detail: format!("tensor {name} is missing"),
             });
         }
-        content
-            .tensor(reader, name, device)
-            .map_err(|e| EngineError::Corrupt {
-                path: path.to_string(),
-                detail: format!("tensor {name}: {}", first_line(&e)),
-            })
+        let read = if device.is_cpu() {
+            read_cpu(content, reader, name)
+        } else {
+            content.tensor(reader, name, device)
+        };
+        read.map_err(|e| EngineError::Corrupt {
+            path: path.to_string(),
+            detail: format!("tensor {name}: {}", first_line(&e)),
+        })
     };
     let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?.to_dtype(DType::F32)?) };
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generate;
 pub mod kernels;
 pub mod kernels_int8;
+pub mod kernels_ktiles;
 pub mod kernels_q4k;
 pub mod kernels_q5_0;
 pub mod kernels_q5_1;
