@@ -6,10 +6,10 @@
 //! for Q4_0 and Q8_0, whose candle products sum in lanes too) would move them by about 1% of the
 //! largest logit.
 //!
-//! The kernel keeps that order per output and vectorizes across outputs instead: eight outputs
-//! (weight rows × activation rows) at a time, each block's eight integer sums (VNNI's `vpdpbusd`
-//! or AVX2, exact) reduced into one vector with one lane per output, then the same float multiply,
-//! multiply and add candle does, lane by lane. Every output goes through the same operations in
+//! The kernel keeps that order per output and vectorizes across outputs instead: one weight row
+//! by eight activation rows at a time, each block unpacked once for the eight, their eight
+//! integer sums (VNNI's `vpdpbusd` or AVX2, exact) reduced into one vector with one lane per
+//! activation row, then the same float multiply, multiply and add candle does, lane by lane. Every output goes through the same operations in
 //! every tile, so each row of a batch is bitwise what it would be alone (batch invariance).
 
 use super::kernels_int8::{quantize, Act, Format};
@@ -81,54 +81,50 @@ mod simd {
         )
     }
 
-    /// `R` weight rows by `C` activation rows (`R × C = 8`): output `r·C + c` in lane `r·C + c`.
+    /// One weight row by eight activation rows (`ys`), lane `c` the output for `ys[c]`;
+    /// `ds` holds each block's activation scales, `stride` apart.
     #[inline(always)]
-    unsafe fn tile<const VNNI: bool, const R: usize, const C: usize>(
-        ws: [*const u8; R],
-        ys: [*const Act; C],
+    unsafe fn row_by_8<const VNNI: bool>(
+        w: *const u8,
+        ys: [*const Act; 8],
+        ds: *const f32,
+        stride: usize,
         kb: usize,
-    ) -> [f32; 8] {
+    ) -> __m256 {
         let mut sumf = _mm256_setzero_ps();
         for b in 0..kb {
-            let mut d = [0f32; 8];
-            let mut dy = [0f32; 8];
+            let (d, u) = unpack(w.add(b * Q5_0_BYTES));
             let mut v = [_mm256_setzero_si256(); 8];
-            let mut a = [std::ptr::null::<Act>(); C];
-            for c in 0..C {
-                a[c] = ys[c].add(b);
-            }
-            for r in 0..R {
-                let (dr, u) = unpack(ws[r].add(b * Q5_0_BYTES));
-                for c in 0..C {
-                    let act = &*a[c];
-                    let y = _mm256_loadu_si256(act.qs.as_ptr() as *const __m256i);
-                    let seed = _mm256_loadu_si256(act.seed.as_ptr() as *const __m256i);
-                    v[r * C + c] = lanes::<VNNI>(seed, u, y);
-                    d[r * C + c] = dr;
-                    dy[r * C + c] = act.d;
-                }
+            for c in 0..8 {
+                let a = &*ys[c].add(b);
+                let y = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                let seed = _mm256_loadu_si256(a.seed.as_ptr() as *const __m256i);
+                v[c] = lanes::<VNNI>(seed, u, y);
             }
             // candle: sumf += sumi as f32 * d * dy — a multiply, a multiply, an add; no FMA.
             let t = _mm256_cvtepi32_ps(totals(v));
-            let t = _mm256_mul_ps(t, _mm256_loadu_ps(d.as_ptr()));
-            let t = _mm256_mul_ps(t, _mm256_loadu_ps(dy.as_ptr()));
+            let t = _mm256_mul_ps(t, _mm256_set1_ps(d));
+            let t = _mm256_mul_ps(t, _mm256_loadu_ps(ds.add(b * stride)));
             sumf = _mm256_add_ps(sumf, t);
         }
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), sumf);
-        out
+        sumf
     }
 
     macro_rules! entry {
         ($name:ident, $vnni:literal, $features:literal) => {
-            /// Weight rows `rows` (a multiple of 8 long) against every activation row.
+            /// Weight rows `rows` against every activation row, eight at a time (the last group
+            /// padded with the last row, its extra lanes dropped).
             ///
             /// # Safety
-            /// The CPU has the named features; only this call writes these rows' outputs.
+            /// The CPU has the named features; `ds` holds `kb` blocks of `stride ≥ m` rounded
+            /// up to 8 scales; only this call writes these rows' outputs.
             #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
             pub unsafe fn $name(
                 w: &[u8],
                 xq: &[Act],
+                ds: &[f32],
+                stride: usize,
                 m: usize,
                 kb: usize,
                 rows: std::ops::Range<usize>,
@@ -136,55 +132,21 @@ mod simd {
                 out: *mut f32,
             ) {
                 let row_bytes = kb * Q5_0_BYTES;
-                let wr = |j: usize| w.as_ptr().add(j * row_bytes);
-                let y = |i: usize| xq.as_ptr().add(i * kb);
-                let mut j = rows.start;
-                while j + 8 <= rows.end {
-                    // Eight rows are read side by side, which the hardware prefetcher follows
-                    // poorly: fetch the next eight rows' bytes (contiguous) ahead.
-                    if j + 24 <= rows.end {
-                        let next = wr(j + 16);
-                        for line in (0..8 * row_bytes).step_by(64) {
-                            _mm_prefetch::<_MM_HINT_T1>(next.add(line) as *const i8);
+                let y = |i: usize| xq.as_ptr().add(i.min(m - 1) * kb);
+                let mut i0 = 0;
+                while i0 < m {
+                    let ys: [*const Act; 8] = std::array::from_fn(|c| y(i0 + c));
+                    let live = (m - i0).min(8);
+                    for j in rows.clone() {
+                        let wr = w.as_ptr().add(j * row_bytes);
+                        let t = row_by_8::<$vnni>(wr, ys, ds.as_ptr().add(i0), stride, kb);
+                        let mut lanes = [0f32; 8];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), t);
+                        for (c, v) in lanes.iter().enumerate().take(live) {
+                            *out.add((i0 + c) * n + j) = *v;
                         }
                     }
-                    let mut i = 0;
-                    while i + 2 <= m {
-                        let t = tile::<$vnni, 4, 2>(
-                            [wr(j), wr(j + 1), wr(j + 2), wr(j + 3)],
-                            [y(i), y(i + 1)],
-                            kb,
-                        );
-                        let t2 = tile::<$vnni, 4, 2>(
-                            [wr(j + 4), wr(j + 5), wr(j + 6), wr(j + 7)],
-                            [y(i), y(i + 1)],
-                            kb,
-                        );
-                        for r in 0..4 {
-                            for c in 0..2 {
-                                *out.add((i + c) * n + j + r) = t[r * 2 + c];
-                                *out.add((i + c) * n + j + 4 + r) = t2[r * 2 + c];
-                            }
-                        }
-                        i += 2;
-                    }
-                    if i < m {
-                        let ws = [
-                            wr(j),
-                            wr(j + 1),
-                            wr(j + 2),
-                            wr(j + 3),
-                            wr(j + 4),
-                            wr(j + 5),
-                            wr(j + 6),
-                            wr(j + 7),
-                        ];
-                        let t = tile::<$vnni, 8, 1>(ws, [y(i)], kb);
-                        for (r, v) in t.iter().enumerate() {
-                            *out.add(i * n + j + r) = *v;
-                        }
-                    }
-                    j += 8;
+                    i0 += 8;
                 }
             }
         };
@@ -193,7 +155,7 @@ mod simd {
     entry!(run_avx2, false, "avx2,fma,f16c");
 }
 
-/// Weight rows per parallel work item (a multiple of 8).
+/// Weight rows per parallel work item.
 const TILE: usize = 16;
 
 /// `x` (`m` rows of `k`) times the transpose of Q5_0 `w` (`n` rows of `k`): `m` rows of `n`,
@@ -218,26 +180,33 @@ fn matmul_on(
         "matmul_q5_0 shapes"
     );
     let xq = quantize(Format::Q5_0, x);
+    // Each block's activation scales side by side, for eight rows at a time.
+    let stride = m.next_multiple_of(8);
+    let mut ds = vec![0f32; kb * stride];
+    for (i, row) in xq.chunks_exact(kb).enumerate() {
+        for (b, a) in row.iter().enumerate() {
+            ds[b * stride + i] = a.d;
+        }
+    }
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |items| {
         let out = dst as *mut f32;
         let rows = items.start * TILE..(items.end * TILE).min(n);
-        // Whole groups of eight rows by SIMD, the rest by the portable code (same bits).
-        let simd_end = rows.start + (rows.len() / 8) * 8;
         let done = match path {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the path was detected on this CPU; work items own disjoint weight rows, so
-            // each output is written once; `out` outlives the pool call.
+            // SAFETY: the path was detected on this CPU; `ds` is laid out as the kernel reads
+            // it; work items own disjoint weight rows, so each output is written once; `out`
+            // outlives the pool call.
             Path::Vnni => unsafe {
-                simd::run_vnni(w, &xq, m, kb, rows.start..simd_end, n, out);
-                simd_end
+                simd::run_vnni(w, &xq, &ds, stride, m, kb, rows.clone(), n, out);
+                rows.end
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Path::Avx2 => unsafe {
-                simd::run_avx2(w, &xq, m, kb, rows.start..simd_end, n, out);
-                simd_end
+                simd::run_avx2(w, &xq, &ds, stride, m, kb, rows.clone(), n, out);
+                rows.end
             },
             _ => rows.start,
         };
