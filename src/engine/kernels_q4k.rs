@@ -13,11 +13,26 @@ const TILE: usize = 16;
 
 /// `x` (`m` rows of `k`) times the transpose of Q4_K `w` (`n` rows of `k / 256` blocks).
 pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
+    rows_by_four(w, n, k, x, m, dot_rows)
+}
+
+/// `x` (`m` rows of `k`) times the transpose of K-quant rows `w` (`n` rows of `k / 256`
+/// blocks), where `dot(w_row, ys, kb, r, out)` dots one weight row with `r` (1–4) consecutive
+/// activation rows: activations quantized to Q8_K once, weight rows read one after the other
+/// (one stream), up to four activation rows per weight-block unpack.
+pub(crate) fn rows_by_four<T: Sync>(
+    w: &[T],
+    n: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    dot: impl Fn(&[T], &[BlockQ8K], usize, usize, &mut [f32; 4]) + Sync,
+) -> Vec<f32> {
     use candle_core::quantized::k_quants::GgmlType;
     let kb = k / 256;
     assert!(
         k % 256 == 0 && x.len() == m * k && w.len() >= n * kb,
-        "matmul_q4k shapes"
+        "K-quant product shapes"
     );
     let mut xq = vec![BlockQ8K::zeros(); m * kb];
     for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
@@ -33,7 +48,7 @@ pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
                 let mut i = 0;
                 while i < m {
                     let r = (m - i).min(4);
-                    dot_rows(wrow, &xq[i * kb..(i + r) * kb], kb, r, &mut res);
+                    dot(wrow, &xq[i * kb..(i + r) * kb], kb, r, &mut res);
                     for (o, v) in res[..r].iter().enumerate() {
                         // SAFETY: each (row, column) is written by one work item; `out` outlives
                         // the pool call.
@@ -101,6 +116,7 @@ fn avx2_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::super::kernels_int8::simd::hsum as hsum_float_8;
     use super::{BlockQ4K, BlockQ8K};
     use std::arch::x86_64::*;
 
@@ -140,15 +156,6 @@ mod avx2 {
     #[inline(always)]
     unsafe fn scale_shuffle(i: usize) -> __m256i {
         _mm256_loadu_si256(SCALE_SHUFFLE[i].as_ptr() as *const __m256i)
-    }
-
-    #[inline(always)]
-    unsafe fn hsum_float_8(x: __m256) -> f32 {
-        let res = _mm256_extractf128_ps(x, 1);
-        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
-        _mm_cvtss_f32(res)
     }
 
     /// # Safety

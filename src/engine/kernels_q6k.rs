@@ -9,43 +9,9 @@
 
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K};
 
-/// Weight rows per parallel work item.
-const TILE: usize = 16;
-
 /// `x` (`m` rows of `k`) times the transpose of Q6_K `w` (`n` rows of `k / 256` blocks).
 pub fn matmul_q6k(w: &[BlockQ6K], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    use candle_core::quantized::k_quants::GgmlType;
-    let kb = k / 256;
-    assert!(
-        k % 256 == 0 && x.len() == m * k && w.len() >= n * kb,
-        "matmul_q6k shapes"
-    );
-    let mut xq = vec![BlockQ8K::zeros(); m * kb];
-    for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
-        BlockQ8K::from_float(row, out);
-    }
-    let mut out = vec![0f32; m * n];
-    let dst = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
-        let mut res = [0f32; 4];
-        for t in range {
-            for j in t * TILE..((t + 1) * TILE).min(n) {
-                let wrow = &w[j * kb..(j + 1) * kb];
-                let mut i = 0;
-                while i < m {
-                    let r = (m - i).min(4);
-                    dot_rows(wrow, &xq[i * kb..(i + r) * kb], kb, r, &mut res);
-                    for (o, v) in res[..r].iter().enumerate() {
-                        // SAFETY: each (row, column) is written by one work item; `out` outlives
-                        // the pool call.
-                        unsafe { *(dst as *mut f32).add((i + o) * n + j) = *v };
-                    }
-                    i += r;
-                }
-            }
-        }
-    });
-    out
+    super::kernels_q4k::rows_by_four(w, n, k, x, m, dot_rows)
 }
 
 /// `r` (1–4) consecutive activation rows of `kb` blocks each, dotted with one weight row.
@@ -80,6 +46,7 @@ fn dot_rows(w: &[BlockQ6K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::super::kernels_int8::simd::hsum as hsum_float_8;
     use super::{BlockQ6K, BlockQ8K};
     use std::arch::x86_64::*;
 
@@ -115,15 +82,6 @@ mod avx2 {
         }
         t
     };
-
-    #[inline(always)]
-    unsafe fn hsum_float_8(x: __m256) -> f32 {
-        let res = _mm256_extractf128_ps(x, 1);
-        let res = _mm_add_ps(res, _mm256_castps256_ps128(x));
-        let res = _mm_add_ps(res, _mm_movehl_ps(res, res));
-        let res = _mm_add_ss(res, _mm_movehdup_ps(res));
-        _mm_cvtss_f32(res)
-    }
 
     /// # Safety
     /// AVX2, FMA and F16C; `ys` holds `R × kb` blocks, `w` holds `kb`.
