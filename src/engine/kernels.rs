@@ -313,7 +313,7 @@ fn candle_repacks_q8_0(n: usize, k: usize) -> bool {
         let forced_avx2 = std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1");
         let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
             || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
-        !forced_avx2 && vnni && n % 16 == 0 && k % 256 == 0
+        !forced_avx2 && vnni && n.is_multiple_of(16) && k.is_multiple_of(256)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

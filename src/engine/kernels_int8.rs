@@ -430,7 +430,7 @@ pub fn matmul_on(
     let kb = k / QK;
     let row_bytes = kb * format.block_bytes();
     assert!(
-        k % QK == 0 && x.len() == m * k && w.len() >= n * row_bytes,
+        k.is_multiple_of(QK) && x.len() == m * k && w.len() >= n * row_bytes,
         "int8 matmul shapes"
     );
     let job = Job {

@@ -46,7 +46,7 @@ pub fn applies(n: usize, k: usize) -> bool {
                 && is_x86_feature_detected!("avx512vnni")
                 && is_x86_feature_detected!("avx512bw")
         });
-        cpu && n % ROWS == 0 && k % 256 == 0
+        cpu && n.is_multiple_of(ROWS) && k.is_multiple_of(256)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -31,7 +31,7 @@ pub(crate) fn rows_by_four<T: Sync>(
     use candle_core::quantized::k_quants::GgmlType;
     let kb = k / 256;
     assert!(
-        k % 256 == 0 && x.len() == m * k && w.len() >= n * kb,
+        k.is_multiple_of(256) && x.len() == m * k && w.len() >= n * kb,
         "K-quant product shapes"
     );
     let mut xq = vec![BlockQ8K::zeros(); m * kb];

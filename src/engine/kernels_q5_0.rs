@@ -176,7 +176,7 @@ fn matmul_on(
     let kb = k / QK;
     let row_bytes = kb * Q5_0_BYTES;
     assert!(
-        k % QK == 0 && x.len() == m * k && w.len() >= n * row_bytes,
+        k.is_multiple_of(QK) && x.len() == m * k && w.len() >= n * row_bytes,
         "matmul_q5_0 shapes"
     );
     let xq = quantize(Format::Q5_0, x);

@@ -261,7 +261,7 @@ impl Controller {
     /// (the pending one included) and `left` tokens are still to come.
     pub fn plan(&mut self, unseen: usize, left: usize) -> Plan {
         self.unseen = unseen;
-        if self.step % PROBE_EVERY == 0 {
+        if self.step.is_multiple_of(PROBE_EVERY) {
             return Plan::Plain;
         }
         match (self.policy, &self.costs) {
