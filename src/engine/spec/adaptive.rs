@@ -160,6 +160,8 @@ pub struct Controller {
     off_until: usize,
     backoff: usize,
     costs: Option<Costs>,
+    /// Whether costs were asked for (and, where none could be measured, not asked again).
+    calibrated: bool,
     /// Text the drafter had not seen when the last step was planned.
     unseen: usize,
     /// Per draft position: steps that reached it (every earlier draft accepted), and of those,
@@ -181,6 +183,7 @@ impl Controller {
             off_until: 0,
             backoff: BACKOFF_MIN,
             costs: None,
+            calibrated: false,
             unseen: 0,
             reached: [0.0; K_MAX],
             accepted: [0.0; K_MAX],
@@ -190,11 +193,13 @@ impl Controller {
 
     /// Whether adaptive K still lacks measured costs (see [`super::Drafter::calibrate`]).
     pub fn needs_costs(&self) -> bool {
-        self.policy == KPolicy::Adaptive && self.costs.is_none()
+        self.policy == KPolicy::Adaptive && !self.calibrated
     }
 
-    pub fn set_costs(&mut self, costs: Costs) {
-        self.costs = Some(costs);
+    /// The measured costs, or `None` where they could not be measured.
+    pub fn set_costs(&mut self, costs: Option<Costs>) {
+        self.costs = costs;
+        self.calibrated = true;
     }
 
     pub fn costs(&self) -> Option<Costs> {
@@ -423,7 +428,7 @@ mod tests {
         let c = costs(0.014, 0.005);
         assert!(c.best(&[1.0; K_MAX]).1 < CEILING_ABOVE);
         let mut ctl = Controller::new(KPolicy::Adaptive);
-        ctl.set_costs(c);
+        ctl.set_costs(Some(c));
         for _ in 0..200 {
             assert_eq!(ctl.plan(1, 1000), Plan::Plain);
             ctl.observe(0, 0, 1, 0.0, 0.030);
@@ -433,7 +438,7 @@ mod tests {
     #[test]
     fn free_drafts_speculate_while_accepted_and_stop_when_rejected() {
         let mut ctl = Controller::new(KPolicy::Adaptive);
-        ctl.set_costs(costs(0.0, 0.0));
+        ctl.set_costs(Some(costs(0.0, 0.0)));
         ctl.observe(0, 0, 1, 0.0, 0.030); // the first step is plain
         let Plan::Speculate(k) = ctl.plan(0, 1000) else {
             panic!("free drafts with an optimistic prior should be tried")
@@ -463,7 +468,7 @@ mod tests {
         let c = costs(0.002, 0.005);
         assert!(c.best(&[1.0; K_MAX]).1 > CEILING_ABOVE);
         let mut ctl = Controller::new(KPolicy::Adaptive);
-        ctl.set_costs(c);
+        ctl.set_costs(Some(c));
         ctl.observe(0, 0, 1, 0.0, 0.030);
         assert!(matches!(ctl.plan(1, 1000), Plan::Speculate(_)));
         assert_eq!(ctl.plan(400, 8), Plan::Plain);

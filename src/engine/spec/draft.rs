@@ -134,10 +134,21 @@ impl Drafter {
     /// token. Scratch caches are used (the runs' caches are untouched), and the lazy work of a
     /// first prefill (weight tiles candle packs once) is done here too, not in a timed step.
     /// Adaptive K starts from these costs, so it can tell before drafting whether a K can pay.
-    pub fn calibrate(&self, target: &Model) -> Result<super::adaptive::Costs> {
+    ///
+    /// `None` where a context is too short to time these (under 48 tokens, for the target or a
+    /// draft model): adaptive K then goes by measured speed alone.
+    pub fn calibrate(&self, target: &Model) -> Result<Option<super::adaptive::Costs>> {
         use std::time::Instant;
+        const NEEDED: usize = 48;
+        let short = |m: &Model| m.cfg.context_length < NEEDED;
+        if short(target) || matches!(self, Self::DraftModel { engine, .. } if short(&engine.model))
+        {
+            return Ok(None);
+        }
         let vocab = target.cfg.vocab as u32;
-        let ids: Vec<u32> = (0..48u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let ids: Vec<u32> = (0..NEEDED as u32)
+            .map(|i| (i * 7919 + 13) % vocab)
+            .collect();
         // The median of three timings of `f`.
         let median = |f: &mut dyn FnMut() -> Result<f64>| -> Result<f64> {
             let mut t = [f()?, f()?, f()?];
@@ -193,12 +204,12 @@ impl Drafter {
             }
             _ => 0.0,
         };
-        Ok(super::adaptive::Costs {
+        Ok(Some(super::adaptive::Costs {
             plain,
             draft,
             verify_extra: verify_extra.max(0.0),
             catch_up,
-        })
+        }))
     }
 
     /// Tokens of a text of `text_len` tokens that a draft model has not seen yet (it catches up
