@@ -186,14 +186,8 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::super::measure::point as p;
     use super::*;
-
-    fn p(context: usize, ms: u64) -> StepPoint {
-        StepPoint {
-            context,
-            step: Duration::from_millis(ms),
-        }
-    }
 
     #[test]
     fn interpolation_follows_the_line_between_points() {

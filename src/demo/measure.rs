@@ -90,16 +90,19 @@ pub fn median_step(points: &[StepPoint]) -> Duration {
         .unwrap_or_default()
 }
 
+/// A step point of `ms` milliseconds at `context` tokens (tests).
+#[cfg(test)]
+pub(crate) fn point(context: usize, ms: u64) -> StepPoint {
+    StepPoint {
+        context,
+        step: Duration::from_millis(ms),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::point as p;
     use super::*;
-
-    fn p(context: usize, ms: u64) -> StepPoint {
-        StepPoint {
-            context,
-            step: Duration::from_millis(ms),
-        }
-    }
 
     #[test]
     fn medians_pick_the_points_near_a_context() {

@@ -1,134 +1,27 @@
 //! Quantized matrix products on the CPU: the [`QWeight`] dispatch between candle's products and
 //! our own kernels ([`super::kernels_int8`] for Q4_0/Q5_0/Q8_0, [`super::kernels_q5_1`],
-//! [`super::kernels_q4k`] and candle's own one-row K-quant dot products), and the helpers they
-//! share. Every product keeps each row of a small batch bitwise what it would be alone (the batch
+//! [`super::kernels_q4k`], [`super::kernels_q6k`], [`super::kernels_ktiles`] and candle's own
+//! products). Every product keeps each row of a small batch bitwise what it would be alone (the batch
 //! invariance speculative verification needs).
 
 /// Values per block of Q5_0 and Q8_0.
 pub const QK: usize = 32;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2 {
-    use std::arch::x86_64::*;
 
-    /// 32 bytes, 0xFF where the matching bit of `x` is set.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
-        let shuf = _mm256_set_epi64x(
-            0x0303030303030303,
-            0x0202020202020202,
-            0x0101010101010101,
-            0,
-        );
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
-        let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-        _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn hsum_i32(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-        _mm_cvtsi128_si32(s)
-    }
-
-    /// f16 bits to f32 with the F16C instruction (exact, as `half` converts).
-    #[inline]
-    #[target_feature(enable = "f16c")]
-    pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-    }
-}
-
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Weight rows per parallel work item.
-const TILE: usize = 16;
-
-/// Fill the outputs of one weight row: four activation rows at a time while `four` can, the
-/// rest one at a time through `one` (both compute each row to the same bits).
-pub(crate) fn rows_by_four(
-    outs: &mut [f32],
-    four: impl Fn(usize) -> Option<[f32; 4]>,
-    one: impl Fn(usize) -> f32,
-) {
-    let mut i = 0;
-    while i + 4 <= outs.len() {
-        let Some(r) = four(i) else { break };
-        outs[i..i + 4].copy_from_slice(&r);
-        i += 4;
-    }
-    for (i, o) in outs.iter_mut().enumerate().skip(i) {
-        *o = one(i);
-    }
-}
-
-/// `m` rows of `n` outputs, where `row(j, outs)` fills the `m` outputs of weight row `j`. Work
-/// items own contiguous tiles of weight rows and run on candle's own thread pool, so our kernels
-/// and candle's never compete for the cores.
-pub(crate) fn by_weight_rows(
-    n: usize,
-    m: usize,
-    row: impl Fn(usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    // Computed as (n, m), then transposed.
-    let mut out_t = vec![0f32; n * m];
-    let dst = out_t.as_mut_ptr() as usize;
-    let tiles = n.div_ceil(TILE);
-    candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
-        for t in range {
-            let rows = t * TILE..((t + 1) * TILE).min(n);
-            // SAFETY: tile `t` owns out_t[rows.start * m .. rows.end * m] and no other tile
-            // writes there; out_t outlives the pool call.
-            let outs = unsafe {
-                std::slice::from_raw_parts_mut(
-                    (dst as *mut f32).add(rows.start * m),
-                    rows.len() * m,
-                )
-            };
-            for (j, outs) in rows.zip(outs.chunks_exact_mut(m)) {
-                row(j, outs);
-            }
-        }
-    });
-    if m == 1 {
-        return out_t;
-    }
-    let mut out = vec![0f32; m * n];
-    for j in 0..n {
-        for i in 0..m {
-            out[i * n + j] = out_t[j * m + i];
-        }
-    }
-    out
-}
-
+/// What the kernels' tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-    use candle_core::{Device, Module, Tensor};
+pub(crate) mod testing {
+    use candle_core::quantized::QMatMul;
+    use candle_core::{Module, Tensor};
     use rand::{Rng, SeedableRng};
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` values in -1..1 from `seed`.
+    pub fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut r = rand::rngs::StdRng::seed_from_u64(seed);
         (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
     }
 
     /// candle's own product, as a flat vector.
-    fn candle_forward(m: &QMatMul, x: &Tensor) -> Vec<f32> {
+    pub fn candle_forward(m: &QMatMul, x: &Tensor) -> Vec<f32> {
         m.forward(x)
             .unwrap()
             .flatten_all()
@@ -136,6 +29,14 @@ mod tests {
             .to_vec1()
             .unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{candle_forward, random};
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Tensor};
 
     fn qweight(dtype: GgmlDType, n: usize, k: usize, seed: u64) -> QWeight {
         let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
@@ -304,22 +205,14 @@ pub enum QWeight {
 }
 
 /// Whether candle's CPU backend multiplies this Q8_0 matrix through its own repacked tiles
-/// (with a VNNI CPU, whole 256-value rows and a multiple of 16 of them) rather than its one-row
-/// dot product. Those stay with candle's product, so that logits stay bitwise those of the
-/// reference engine, which multiplies through candle.
+/// rather than its one-row dot product. Those stay with candle's product, so that logits stay
+/// bitwise those of the reference engine, which multiplies through candle.
 fn candle_repacks_q8_0(n: usize, k: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let forced_avx2 = std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1");
-        let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
-        !forced_avx2 && vnni && n.is_multiple_of(16) && k.is_multiple_of(256)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (n, k);
-        false
-    }
+    use super::kernels_ktiles::{candle_level, candle_tile_shape, CandleLevel};
+    matches!(
+        candle_level(),
+        Some(CandleLevel::Avx512Vnni | CandleLevel::AvxVnni)
+    ) && candle_tile_shape(n, k)
 }
 
 /// Activations as a flat f32 vector, the number of rows, and the output shape for `n` columns.

@@ -16,8 +16,7 @@
 
 use half::f16;
 
-/// Values per block.
-pub const QK: usize = 32;
+pub use super::kernels::QK;
 
 /// A weight layout of 32-value blocks: an f16 scale, then the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,15 +474,10 @@ pub fn matmul_on(
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::testing::random;
     use super::*;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
-    use rand::{Rng, SeedableRng};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
-    }
 
     fn weights(dtype: GgmlDType, n: usize, k: usize) -> (QTensor, Vec<u8>) {
         let w = Tensor::from_vec(random(n * k, 1), (n, k), &Device::Cpu).unwrap();

@@ -33,20 +33,66 @@ impl KFormat {
     }
 }
 
-/// Whether this path runs here: where candle itself tiles (AVX-512 with VNNI; candle's
-/// `MISTRALRS_FORCE_AVX2` switch honoured), for `n` rows of `k` values.
+/// The instruction set candle's x86 backend picks for its repacked tiles (its own choice,
+/// environment switches included), which decides which matrices candle multiplies by tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CandleLevel {
+    /// AVX-512 VNNI: 512-bit tiles for Q4_K, Q6_K and Q8_0.
+    Avx512Vnni,
+    /// AVX-VNNI: 256-bit tiles for Q4_K, Q6_K and Q8_0.
+    AvxVnni,
+    /// AVX2: 256-bit tiles for Q4_K and Q6_K only.
+    Avx2,
+}
+
+pub(crate) fn candle_level() -> Option<CandleLevel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static LEVEL: std::sync::OnceLock<Option<CandleLevel>> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            let force = |v: &str| std::env::var(v).as_deref() == Ok("1");
+            let (avx2_only, vnni) = (
+                force("MISTRALRS_FORCE_AVX2"),
+                force("MISTRALRS_FORCE_AVXVNNI"),
+            );
+            if !avx2_only
+                && !vnni
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                Some(CandleLevel::Avx512Vnni)
+            } else if !avx2_only
+                && (vnni || is_x86_feature_detected!("avxvnni"))
+                && is_x86_feature_detected!("avx2")
+            {
+                Some(CandleLevel::AvxVnni)
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                Some(CandleLevel::Avx2)
+            } else {
+                None
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Whether candle tiles a matrix of `n` rows of `k` values at all (the shapes its tiles cover).
+pub(crate) fn candle_tile_shape(n: usize, k: usize) -> bool {
+    n.is_multiple_of(ROWS) && k.is_multiple_of(256)
+}
+
+/// Whether this path runs here: where candle itself uses its 512-bit tiles, for `n` rows of `k`
+/// values (on other levels candle's own product serves).
 pub fn applies(n: usize, k: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let cpu = *AVX512.get_or_init(|| {
-            std::env::var("MISTRALRS_FORCE_AVX2").as_deref() != Ok("1")
-                && std::env::var("MISTRALRS_FORCE_AVXVNNI").as_deref() != Ok("1")
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx512bw")
-        });
-        cpu && n.is_multiple_of(ROWS) && k.is_multiple_of(256)
+        static BW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        candle_level() == Some(CandleLevel::Avx512Vnni)
+            && *BW.get_or_init(|| is_x86_feature_detected!("avx512bw"))
+            && candle_tile_shape(n, k)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -15,8 +15,7 @@
 use super::kernels_int8::{quantize, Act, Format};
 use half::f16;
 
-/// Values per block.
-const QK: usize = 32;
+use super::kernels::QK;
 /// Bytes of one Q5_0 block: f16 scale, 32 high bits, 16 bytes of low nibbles.
 pub const Q5_0_BYTES: usize = 22;
 
@@ -225,15 +224,10 @@ fn matmul_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::kernels::testing::random;
     use crate::engine::kernels_int8::{best_path, Path};
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
-    use rand::{Rng, SeedableRng};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
-    }
 
     #[test]
     fn bitwise_candles_product_on_every_path_and_batch() {

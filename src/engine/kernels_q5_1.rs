@@ -4,7 +4,7 @@
 //! code and every block is summed in candle's order, so results are bitwise candle's, and each
 //! row of a batch is computed exactly as it would be alone.
 
-use super::kernels::{by_weight_rows, has_avx2, rows_by_four, QK};
+use super::kernels::QK;
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
 use half::f16;
 
@@ -36,9 +36,17 @@ pub fn dot_q5_1_scalar(w: &[u8], y: &[u8]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::kernels::avx2::{bytes_from_bits_32, f16_to_f32, hsum_i32};
+    use super::super::kernels_int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use super::{Q5_1_BYTES, Q8_1_BYTES};
     use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn hsum_i32(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
 
     /// One Q5_1 block at `p`: scale, minimum and its 32 values as bytes in 0..=31.
     #[inline]
@@ -47,12 +55,8 @@ mod avx2 {
         let d = f16_to_f32(std::ptr::read_unaligned(p as *const u16));
         let m = f16_to_f32(std::ptr::read_unaligned(p.add(2) as *const u16));
         let qh = std::ptr::read_unaligned(p.add(4) as *const u32);
-        let qs = _mm_loadu_si128(p.add(8) as *const __m128i);
-        let low = _mm_set1_epi8(0x0F);
-        let lo = _mm_and_si128(qs, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
         let high = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
-        (d, m, _mm256_or_si256(_mm256_set_m128i(hi, lo), high))
+        (d, m, _mm256_or_si256(nibbles(p.add(8)), high))
     }
 
     /// The integer dot product of unsigned `qx` with the signed bytes at `y`.
@@ -117,6 +121,67 @@ pub fn matmul_q5_1(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32
     })
 }
 
+/// Weight rows per parallel work item.
+const TILE: usize = 16;
+
+/// Fill the outputs of one weight row: four activation rows at a time while `four` can, the
+/// rest one at a time through `one` (both compute each row to the same bits).
+fn rows_by_four(
+    outs: &mut [f32],
+    four: impl Fn(usize) -> Option<[f32; 4]>,
+    one: impl Fn(usize) -> f32,
+) {
+    let mut i = 0;
+    while i + 4 <= outs.len() {
+        let Some(r) = four(i) else { break };
+        outs[i..i + 4].copy_from_slice(&r);
+        i += 4;
+    }
+    for (i, o) in outs.iter_mut().enumerate().skip(i) {
+        *o = one(i);
+    }
+}
+
+/// `m` rows of `n` outputs, where `row(j, outs)` fills the `m` outputs of weight row `j`. Work
+/// items own contiguous tiles of weight rows and run on candle's own thread pool, so our kernels
+/// and candle's never compete for the cores.
+fn by_weight_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    // Computed as (n, m), then transposed.
+    let mut out_t = vec![0f32; n * m];
+    let dst = out_t.as_mut_ptr() as usize;
+    let tiles = n.div_ceil(TILE);
+    candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
+        for t in range {
+            let rows = t * TILE..((t + 1) * TILE).min(n);
+            // SAFETY: tile `t` owns out_t[rows.start * m .. rows.end * m] and no other tile
+            // writes there; out_t outlives the pool call.
+            let outs = unsafe {
+                std::slice::from_raw_parts_mut(
+                    (dst as *mut f32).add(rows.start * m),
+                    rows.len() * m,
+                )
+            };
+            for (j, outs) in rows.zip(outs.chunks_exact_mut(m)) {
+                row(j, outs);
+            }
+        }
+    });
+    if m == 1 {
+        return out_t;
+    }
+    let mut out = vec![0f32; m * n];
+    for j in 0..n {
+        for i in 0..m {
+            out[i * n + j] = out_t[j * m + i];
+        }
+    }
+    out
+}
+
+fn has_avx2() -> bool {
+    super::kernels_int8::best_path() != super::kernels_int8::Path::Portable
+}
+
 /// One Q5_1 row against four activation rows; `None` where the CPU has no AVX2.
 fn dot_q5_1_x4(w: &[u8], ys: [&[u8]; 4]) -> Option<[f32; 4]> {
     #[cfg(target_arch = "x86_64")]
@@ -140,15 +205,10 @@ fn dot_q5_1(w: &[u8], y: &[u8]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::testing::random;
     use super::*;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
-    use rand::{Rng, SeedableRng};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
-    }
 
     #[test]
     fn bitwise_equal_to_candle_and_batch_invariant() {
