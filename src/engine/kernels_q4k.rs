@@ -17,16 +17,17 @@ pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
 }
 
 /// `x` (`m` rows of `k`) times the transpose of K-quant rows `w` (`n` rows of `k / 256`
-/// blocks), where `dot(w_row, ys, kb, r, out)` dots one weight row with `r` (1–4) consecutive
-/// activation rows: activations quantized to Q8_K once, weight rows read one after the other
-/// (one stream), up to four activation rows per weight-block unpack.
+/// blocks), where `dot(w_rows, rows, ys, m, kb, out)` dots `rows` consecutive weight rows with
+/// `m` activation rows, writing `out[i * rows + j]`: activations quantized to Q8_K once, weight
+/// rows read one after the other (one stream), each weight-block unpack shared by up to four
+/// activation rows.
 pub(crate) fn rows_by_four<T: Sync>(
     w: &[T],
     n: usize,
     k: usize,
     x: &[f32],
     m: usize,
-    dot: impl Fn(&[T], &[BlockQ8K], usize, usize, &mut [f32; 4]) + Sync,
+    dot: impl Fn(&[T], usize, &[BlockQ8K], usize, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
     use candle_core::quantized::k_quants::GgmlType;
     let kb = k / 256;
@@ -41,20 +42,16 @@ pub(crate) fn rows_by_four<T: Sync>(
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
-        let mut res = [0f32; 4];
+        let mut res = vec![0f32; m * TILE];
         for t in range {
-            for j in t * TILE..((t + 1) * TILE).min(n) {
-                let wrow = &w[j * kb..(j + 1) * kb];
-                let mut i = 0;
-                while i < m {
-                    let r = (m - i).min(4);
-                    dot(wrow, &xq[i * kb..(i + r) * kb], kb, r, &mut res);
-                    for (o, v) in res[..r].iter().enumerate() {
-                        // SAFETY: each (row, column) is written by one work item; `out` outlives
-                        // the pool call.
-                        unsafe { *(dst as *mut f32).add((i + o) * n + j) = *v };
-                    }
-                    i += r;
+            let j0 = t * TILE;
+            let rows = (n - j0).min(TILE);
+            dot(&w[j0 * kb..(j0 + rows) * kb], rows, &xq, m, kb, &mut res);
+            for i in 0..m {
+                for (j, v) in res[i * rows..(i + 1) * rows].iter().enumerate() {
+                    // SAFETY: each (row, column) is written by one work item; `out` outlives
+                    // the pool call.
+                    unsafe { *(dst as *mut f32).add(i * n + j0 + j) = *v };
                 }
             }
         }
@@ -62,34 +59,30 @@ pub(crate) fn rows_by_four<T: Sync>(
     out
 }
 
-/// `r` (1–4) consecutive activation rows of `kb` blocks each, dotted with one weight row.
-fn dot_rows(w: &[BlockQ4K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32; 4]) {
+/// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
+fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
-        // SAFETY: AVX2 and FMA (and VNNI where used) are present; `ys` holds r × kb blocks, `w`
-        // kb blocks.
+        // SAFETY: AVX2, FMA and F16C (and VNNI where used) are present; `ys` holds m × kb
+        // blocks, `w` rows × kb.
         unsafe {
             if vnni() {
-                match r {
-                    1 => avx2::dot_vnni::<1>(w, ys, kb, out),
-                    2 => avx2::dot_vnni::<2>(w, ys, kb, out),
-                    3 => avx2::dot_vnni::<3>(w, ys, kb, out),
-                    _ => avx2::dot_vnni::<4>(w, ys, kb, out),
-                }
+                avx2::rows_vnni(w, rows, ys, m, kb, out)
             } else {
-                match r {
-                    1 => avx2::dot::<1>(w, ys, kb, out),
-                    2 => avx2::dot::<2>(w, ys, kb, out),
-                    3 => avx2::dot::<3>(w, ys, kb, out),
-                    _ => avx2::dot::<4>(w, ys, kb, out),
-                }
+                avx2::rows(w, rows, ys, m, kb, out)
             }
         }
         return;
     }
     use candle_core::quantized::k_quants::GgmlType;
-    for (i, o) in out.iter_mut().enumerate().take(r) {
-        *o = BlockQ4K::vec_dot(kb * 256, w, &ys[i * kb..(i + 1) * kb]);
+    for j in 0..rows {
+        for i in 0..m {
+            out[i * rows + j] = BlockQ4K::vec_dot(
+                kb * 256,
+                &w[j * kb..(j + 1) * kb],
+                &ys[i * kb..(i + 1) * kb],
+            );
+        }
     }
 }
 
@@ -159,88 +152,141 @@ mod avx2 {
     }
 
     /// # Safety
-    /// AVX2 and FMA; `ys` holds `R × kb` blocks, `w` holds `kb`.
+    /// AVX2, FMA and F16C; `ys` holds `m × kb` blocks, `w` holds `rows × kb`, `out` `m × rows`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot<const R: usize>(
+    pub unsafe fn rows(
         w: &[BlockQ4K],
+        rows: usize,
         ys: &[BlockQ8K],
+        m: usize,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32],
     ) {
-        body::<R, false>(w, ys, kb, out)
+        all_rows::<false>(w, rows, ys, m, kb, out)
     }
 
-    /// As [`dot`], with VNNI: the same integers, so the same bits.
+    /// As [`rows`], with VNNI: the same integers, so the same bits.
     ///
     /// # Safety
-    /// As [`dot`], and AVX-512 VNNI with VL.
+    /// As [`rows`], and AVX-512 VNNI with VL.
     #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub unsafe fn dot_vnni<const R: usize>(
+    pub unsafe fn rows_vnni(
         w: &[BlockQ4K],
+        rows: usize,
         ys: &[BlockQ8K],
+        m: usize,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32],
     ) {
-        body::<R, true>(w, ys, kb, out)
+        all_rows::<true>(w, rows, ys, m, kb, out)
     }
 
     #[inline(always)]
-    unsafe fn body<const R: usize, const VNNI: bool>(
+    unsafe fn all_rows<const VNNI: bool>(
         w: &[BlockQ4K],
+        rows: usize,
         ys: &[BlockQ8K],
+        m: usize,
+        kb: usize,
+        out: &mut [f32],
+    ) {
+        assert!(w.len() >= rows * kb && ys.len() >= m * kb && out.len() >= m * rows);
+        // Each activation block's bsums added in pairs: one per 32-value sub-block, as the
+        // mins need them; the same for every weight row.
+        let mut pairs = Vec::with_capacity(m * kb);
+        for y in &ys[..m * kb] {
+            let y = &*(y as *const BlockQ8K as *const Q8K);
+            let s = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            pairs.push(_mm_hadd_epi16(
+                _mm256_castsi256_si128(s),
+                _mm256_extracti128_si256(s, 1),
+            ));
+        }
+        let ys = ys.as_ptr() as *const Q8K;
+        let mut res = [0f32; 4];
+        for j in 0..rows {
+            let x = (w.as_ptr() as *const Q4K).add(j * kb);
+            let mut i = 0;
+            while i < m {
+                let (y, p) = (ys.add(i * kb), pairs.as_ptr().add(i * kb));
+                let r = match m - i {
+                    1 => body::<1, VNNI>(x, y, p, kb, &mut res),
+                    2 => body::<2, VNNI>(x, y, p, kb, &mut res),
+                    3 => body::<3, VNNI>(x, y, p, kb, &mut res),
+                    _ => body::<4, VNNI>(x, y, p, kb, &mut res),
+                };
+                for (o, v) in res[..r].iter().enumerate() {
+                    *out.get_unchecked_mut((i + o) * rows + j) = *v;
+                }
+                i += r;
+            }
+        }
+    }
+
+    /// The 8 scales (16-bit lanes 0–7) and 8 mins (lanes 8–15) of a block's 12 packed bytes,
+    /// as candle unpacks them one 32-bit word at a time.
+    #[inline(always)]
+    unsafe fn mins_and_scales(x: *const Q4K) -> __m256i {
+        // The 12 scale bytes and 4 bytes of the values that follow them in the block.
+        let v = _mm_loadu_si128((*x).scales.as_ptr() as *const __m128i);
+        // Lanes 0–3: scales 0–3, low six bits of bytes 0–3. Lanes 4–7: scales 4–7, low nibbles
+        // of bytes 8–11 under the top bits of bytes 0–3. Lanes 8–11: mins 0–3, low six bits of
+        // bytes 4–7. Lanes 12–15: mins 4–7, high nibbles of bytes 8–11 under the top bits of
+        // bytes 4–7.
+        let a = _mm_shuffle_epi8(
+            v,
+            _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11),
+        );
+        let b = _mm_shuffle_epi8(
+            v,
+            _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7),
+        );
+        let low = _mm_and_si128(
+            a,
+            _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0),
+        );
+        let high = _mm_and_si128(
+            _mm_srli_epi16(a, 4),
+            _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15),
+        );
+        let top = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
+        _mm256_cvtepu8_epi16(_mm_or_si128(_mm_or_si128(low, high), top))
+    }
+
+    /// `R` activation rows (`ys`, `R × kb` blocks, and their bsum `pairs`) dotted with one
+    /// weight row of `kb` blocks at `xs`; returns `R`.
+    #[inline(always)]
+    unsafe fn body<const R: usize, const VNNI: bool>(
+        xs: *const Q4K,
+        ys: *const Q8K,
+        pairs: *const __m128i,
         kb: usize,
         out: &mut [f32; 4],
-    ) {
-        const KMASK1: u32 = 0x3f3f3f3f;
-        const KMASK2: u32 = 0x0f0f0f0f;
-        const KMASK3: u32 = 0x03030303;
-        let xs = w.as_ptr() as *const Q4K;
-        let ys = ys.as_ptr() as *const Q8K;
+    ) -> usize {
         let m4 = _mm256_set1_epi8(0xF);
         let mut acc = [_mm256_setzero_ps(); R];
         let mut acc_m = [_mm_setzero_ps(); R];
         for b in 0..kb {
-            let x = &*xs.add(b);
+            let x = xs.add(b);
             // Both scales at once with F16C (exact, as `half` converts them).
             let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(
-                (x.d as u32 | (x.dmin as u32) << 16) as i32,
+                ((*x).d as u32 | ((*x).dmin as u32) << 16) as i32,
             ));
             let xd = _mm_cvtss_f32(dd);
             let xdmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
-            let mut utmp = [0u32; 4];
-            for (i, u) in utmp.iter_mut().take(3).enumerate() {
-                *u = u32::from_le_bytes(x.scales[4 * i..4 * i + 4].try_into().unwrap());
-            }
-            utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
-            let uaux = utmp[1] & KMASK1;
-            utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
-            utmp[2] = uaux;
-            utmp[0] &= KMASK1;
-            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
-                utmp[3] as i32,
-                utmp[2] as i32,
-                utmp[1] as i32,
-                utmp[0] as i32,
-            ));
+            let mins_and_scales = mins_and_scales(x);
             let mins = _mm256_extracti128_si256(mins_and_scales, 1);
-            let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
-            let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+            let scales = _mm256_permute4x64_epi64(mins_and_scales, 0x44);
             let mut sumi = [_mm256_setzero_si256(); R];
             for r in 0..R {
-                let y = &*ys.add(r * kb + b);
-                let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                let q8s = _mm_hadd_epi16(
-                    _mm256_extracti128_si256(q8sums, 0),
-                    _mm256_extracti128_si256(q8sums, 1),
-                );
-                let prod = _mm_madd_epi16(mins, q8s);
-                let dmin = -y.d * xdmin;
+                let prod = _mm_madd_epi16(mins, *pairs.add(r * kb + b));
+                let dmin = -(*ys.add(r * kb + b)).d * xdmin;
                 acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
             }
             for j in 0..4 {
                 let scale_l = _mm256_shuffle_epi8(scales, scale_shuffle(2 * j));
                 let scale_h = _mm256_shuffle_epi8(scales, scale_shuffle(2 * j + 1));
-                let q4bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+                let q4bits = _mm256_loadu_si256((*x).qs.as_ptr().add(32 * j) as *const __m256i);
                 let q4l = _mm256_and_si256(q4bits, m4);
                 let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
                 for r in 0..R {
@@ -270,6 +316,7 @@ mod avx2 {
             let m = _mm_add_ss(m, _mm_movehdup_ps(m));
             out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
         }
+        R
     }
 }
 
@@ -304,7 +351,7 @@ mod tests {
                         // The plain AVX2 body too, where the dispatch took VNNI.
                         let mut out = [0f32; 4];
                         // SAFETY: AVX2 and FMA are present; one row of 3 blocks each.
-                        unsafe { avx2::dot::<1>(&w[j * 3..(j + 1) * 3], &xq, 3, &mut out) };
+                        unsafe { avx2::rows(&w[j * 3..(j + 1) * 3], 1, &xq, 1, 3, &mut out) };
                         assert_eq!(
                             out[0].to_bits(),
                             theirs.to_bits(),

@@ -14,24 +14,19 @@ pub fn matmul_q6k(w: &[BlockQ6K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
     super::kernels_q4k::rows_by_four(w, n, k, x, m, dot_rows)
 }
 
-/// `r` (1–4) consecutive activation rows of `kb` blocks each, dotted with one weight row.
-fn dot_rows(w: &[BlockQ6K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32; 4]) {
+/// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
+fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
     use super::kernels_int8::{best_path, Path};
     #[cfg(target_arch = "x86_64")]
     {
         let path = best_path();
         if path != Path::Portable {
-            // SAFETY: the path's features are present; `ys` holds r × kb blocks, `w` kb blocks.
+            // SAFETY: the path's features are present; `ys` holds m × kb blocks, `w` rows × kb.
             unsafe {
-                match (path == Path::Vnni, r) {
-                    (true, 1) => avx2::dot_vnni::<1>(w, ys, kb, out),
-                    (true, 2) => avx2::dot_vnni::<2>(w, ys, kb, out),
-                    (true, 3) => avx2::dot_vnni::<3>(w, ys, kb, out),
-                    (true, _) => avx2::dot_vnni::<4>(w, ys, kb, out),
-                    (false, 1) => avx2::dot::<1>(w, ys, kb, out),
-                    (false, 2) => avx2::dot::<2>(w, ys, kb, out),
-                    (false, 3) => avx2::dot::<3>(w, ys, kb, out),
-                    (false, _) => avx2::dot::<4>(w, ys, kb, out),
+                if path == Path::Vnni {
+                    avx2::rows_vnni(w, rows, ys, m, kb, out)
+                } else {
+                    avx2::rows(w, rows, ys, m, kb, out)
                 }
             }
             return;
@@ -39,8 +34,14 @@ fn dot_rows(w: &[BlockQ6K], ys: &[BlockQ8K], kb: usize, r: usize, out: &mut [f32
     }
     let _ = best_path;
     use candle_core::quantized::k_quants::GgmlType;
-    for (i, o) in out.iter_mut().enumerate().take(r) {
-        *o = BlockQ6K::vec_dot(kb * 256, w, &ys[i * kb..(i + 1) * kb]);
+    for j in 0..rows {
+        for i in 0..m {
+            out[i * rows + j] = BlockQ6K::vec_dot(
+                kb * 256,
+                &w[j * kb..(j + 1) * kb],
+                &ys[i * kb..(i + 1) * kb],
+            );
+        }
     }
 }
 
@@ -84,40 +85,73 @@ mod avx2 {
     };
 
     /// # Safety
-    /// AVX2, FMA and F16C; `ys` holds `R × kb` blocks, `w` holds `kb`.
+    /// AVX2, FMA and F16C; `ys` holds `m × kb` blocks, `w` holds `rows × kb`, `out` `m × rows`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot<const R: usize>(
+    pub unsafe fn rows(
         w: &[BlockQ6K],
+        rows: usize,
         ys: &[BlockQ8K],
+        m: usize,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32],
     ) {
-        body::<R, false>(w, ys, kb, out)
+        all_rows::<false>(w, rows, ys, m, kb, out)
     }
 
-    /// As [`dot`], with VNNI: the same integers, so the same bits.
+    /// As [`rows`], with VNNI: the same integers, so the same bits.
     ///
     /// # Safety
-    /// As [`dot`], and AVX-512 VNNI with VL.
+    /// As [`rows`], and AVX-512 VNNI with VL.
     #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub unsafe fn dot_vnni<const R: usize>(
+    pub unsafe fn rows_vnni(
         w: &[BlockQ6K],
+        rows: usize,
         ys: &[BlockQ8K],
+        m: usize,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32],
     ) {
-        body::<R, true>(w, ys, kb, out)
+        all_rows::<true>(w, rows, ys, m, kb, out)
+    }
+
+    #[inline(always)]
+    unsafe fn all_rows<const VNNI: bool>(
+        w: &[BlockQ6K],
+        rows: usize,
+        ys: &[BlockQ8K],
+        m: usize,
+        kb: usize,
+        out: &mut [f32],
+    ) {
+        assert!(w.len() >= rows * kb && ys.len() >= m * kb && out.len() >= m * rows);
+        let ys = ys.as_ptr() as *const Q8K;
+        let mut res = [0f32; 4];
+        for j in 0..rows {
+            let x = (w.as_ptr() as *const Q6K).add(j * kb);
+            let mut i = 0;
+            while i < m {
+                let y = ys.add(i * kb);
+                let r = match m - i {
+                    1 => body::<1, VNNI>(x, y, kb, &mut res),
+                    2 => body::<2, VNNI>(x, y, kb, &mut res),
+                    3 => body::<3, VNNI>(x, y, kb, &mut res),
+                    _ => body::<4, VNNI>(x, y, kb, &mut res),
+                };
+                for (o, v) in res[..r].iter().enumerate() {
+                    *out.get_unchecked_mut((i + o) * rows + j) = *v;
+                }
+                i += r;
+            }
+        }
     }
 
     #[inline(always)]
     unsafe fn body<const R: usize, const VNNI: bool>(
-        w: &[BlockQ6K],
-        ys: &[BlockQ8K],
+        xs: *const Q6K,
+        ys: *const Q8K,
         kb: usize,
         out: &mut [f32; 4],
-    ) {
-        let xs = w.as_ptr() as *const Q6K;
-        let ys = ys.as_ptr() as *const Q8K;
+    ) -> usize {
         let m4 = _mm256_set1_epi8(0xF);
         let m2 = _mm256_set1_epi8(3);
         let m32s = _mm256_set1_epi8(32);
@@ -178,6 +212,7 @@ mod avx2 {
         for r in 0..R {
             out[r] = hsum_float_8(acc[r]);
         }
+        R
     }
 }
 
@@ -213,9 +248,9 @@ mod tests {
                         == super::super::kernels_int8::Path::Vnni
                     {
                         // The plain AVX2 body too, where the dispatch took VNNI.
-                        let mut out = [0f32; 4];
+                        let mut out = [0f32; 1];
                         // SAFETY: AVX2, FMA and F16C are present; one row of 3 blocks.
-                        unsafe { avx2::dot::<1>(wrow, &xq, 3, &mut out) };
+                        unsafe { avx2::rows(wrow, 1, &xq, 1, 3, &mut out) };
                         assert_eq!(
                             out[0].to_bits(),
                             theirs.to_bits(),
