@@ -304,9 +304,7 @@ pub fn matmul(format: KFormat, w: &[u8], n: usize, k: usize, x: &[f32], m: usize
     );
     // As candle quantizes the activations for its tiles.
     let mut xq = vec![BlockQ8K::zeros(); m * kb];
-    for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
-        BlockQ8K::from_float(row, out);
-    }
+    super::kernels_q8k::quantize(x, &mut xq);
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n / ROWS, |groups| {

@@ -36,9 +36,7 @@ pub(crate) fn rows_by_four<T: Sync>(
         "K-quant product shapes"
     );
     let mut xq = vec![BlockQ8K::zeros(); m * kb];
-    for (row, out) in x.chunks_exact(k).zip(xq.chunks_exact_mut(kb)) {
-        BlockQ8K::from_float(row, out);
-    }
+    super::kernels_q8k::quantize(x, &mut xq);
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {

@@ -14,6 +14,7 @@ pub mod kernels_q4k;
 pub mod kernels_q5_0;
 pub mod kernels_q5_1;
 pub mod kernels_q6k;
+pub mod kernels_q8k;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;
