@@ -154,6 +154,18 @@ fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
             KPolicy::Adaptive,
         ] {
             s.controller = labtui::engine::spec::Controller::new(k);
+            if k == KPolicy::Adaptive {
+                // Costs under which speculation pays (cheap drafts, cheap verification), so
+                // adaptive K speculates whatever this machine's timings: the first plans come
+                // from them, before measured steps update them.
+                s.controller
+                    .set_costs(Some(labtui::engine::spec::adaptive::Costs {
+                        plain: 1e-3,
+                        draft: 1e-5,
+                        verify_extra: 1e-4,
+                        catch_up: 0.0,
+                    }));
+            }
             let (sum, events) = speculative(&mut e, &mut s, prompt, &p);
             let spec = sum.spec.clone().expect("speculation summary");
             assert_eq!(sum.text, reference.text, "{mode:?} K {k}");

@@ -156,8 +156,8 @@ impl ModelConfig {
         };
         if cfg.heads == 0
             || cfg.kv_heads == 0
-            || cfg.heads % cfg.kv_heads != 0
-            || cfg.head_dim % 2 != 0
+            || !cfg.heads.is_multiple_of(cfg.kv_heads)
+            || !cfg.head_dim.is_multiple_of(2)
         {
             return Err(EngineError::Corrupt {
                 path: meta.path.to_string(),

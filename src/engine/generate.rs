@@ -210,7 +210,7 @@ pub fn generate_with(
                 spec_stats.plain_step(step);
                 spec.controller.observe(0, 0, 1, 0.0, step.as_secs_f64());
             }
-            step = step + draft_time;
+            step += draft_time;
             step_tokens.push(Produced {
                 id: next.id,
                 prob: next.prob,

@@ -138,6 +138,22 @@ pub(crate) mod simd {
     use super::{Act, Format};
     use std::arch::x86_64::*;
 
+    /// How far ahead of the weights being read they are prefetched. A core's hardware
+    /// prefetchers alone held a weight stream to about 27 GB/s here; prefetching 4 KiB ahead
+    /// took the 1.5B model's decode from 35 to about 40 tok/s (1–16 KiB measured, 4–8 best).
+    pub const PREFETCH_AHEAD: usize = 4096;
+
+    /// Prefetch the `bytes` that will be read [`PREFETCH_AHEAD`] after `p` (a hint: it never
+    /// faults, past the end of the weights too).
+    #[inline(always)]
+    pub unsafe fn prefetch_ahead<const BYTES: usize>(p: *const u8) {
+        let mut o = 0;
+        while o < BYTES {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + o) as *const i8);
+            o += 64;
+        }
+    }
+
     /// A weight format's block unpacking.
     pub trait Fmt {
         const FORMAT: Format;
@@ -266,7 +282,11 @@ pub(crate) mod simd {
             let mut d = [0f32; R];
             let mut u = [_mm256_setzero_si256(); R];
             for r in 0..R {
-                (d[r], u[r]) = F::unpack(w.add(r * row_bytes + b * bytes));
+                let p = w.add(r * row_bytes + b * bytes);
+                if R == 1 {
+                    prefetch_ahead::<1>(p);
+                }
+                (d[r], u[r]) = F::unpack(p);
             }
             for c in 0..C {
                 let a = &*ys[c].add(b);
@@ -466,7 +486,7 @@ pub fn matmul_on(
         }
     };
     let tiles = n.div_ceil(TILE);
-    candle_core::utils::barrier_pool().execute_chunked(tiles, |items| {
+    super::kernels::parallel(tiles, TILE * row_bytes, |items| {
         run(items.start * TILE..(items.end * TILE).min(n))
     });
     out

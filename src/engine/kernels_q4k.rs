@@ -39,7 +39,8 @@ pub(crate) fn rows_by_four<T: Sync>(
     super::kernels_q8k::quantize(x, &mut xq);
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |range| {
+    let tile_bytes = TILE * kb * std::mem::size_of::<T>();
+    super::kernels::parallel(n.div_ceil(TILE), tile_bytes, |range| {
         let mut res = vec![0f32; m * TILE];
         for t in range {
             let j0 = t * TILE;
@@ -107,7 +108,7 @@ fn avx2_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::kernels_int8::simd::hsum as hsum_float_8;
+    use super::super::kernels_int8::simd::{hsum as hsum_float_8, prefetch_ahead};
     use super::{BlockQ4K, BlockQ8K};
     use std::arch::x86_64::*;
 
@@ -266,6 +267,7 @@ mod avx2 {
         let mut acc_m = [_mm_setzero_ps(); R];
         for b in 0..kb {
             let x = xs.add(b);
+            prefetch_ahead::<144>(x as *const _ as *const u8);
             // Both scales at once with F16C (exact, as `half` converts them).
             let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(
                 ((*x).d as u32 | ((*x).dmin as u32) << 16) as i32,

@@ -47,7 +47,7 @@ fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::kernels_int8::simd::hsum as hsum_float_8;
+    use super::super::kernels_int8::simd::{hsum as hsum_float_8, prefetch_ahead};
     use super::{BlockQ6K, BlockQ8K};
     use std::arch::x86_64::*;
 
@@ -158,6 +158,7 @@ mod avx2 {
         let mut acc = [_mm256_setzero_ps(); R];
         for b in 0..kb {
             let x = &*xs.add(b);
+            prefetch_ahead::<210>(x as *const _ as *const u8);
             let xd = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x.d as i32)));
             let scales = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
             let mut sumi = [_mm256_setzero_si256(); R];
