@@ -255,6 +255,7 @@ mod avx2 {
     /// `R` activation rows (`ys`, `R × kb` blocks, and their bsum `pairs`) dotted with one
     /// weight row of `kb` blocks at `xs`; returns `R`.
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // one index into several per-row arrays
     unsafe fn body<const R: usize, const VNNI: bool>(
         xs: *const Q4K,
         ys: *const Q8K,

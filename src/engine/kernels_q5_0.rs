@@ -20,6 +20,7 @@ use super::kernels::QK;
 pub const Q5_0_BYTES: usize = 22;
 
 /// One row with one activation row, in candle's order (portable code).
+#[allow(clippy::needless_range_loop)] // j indexes the nibbles and two bit positions
 pub fn dot_scalar(w: &[u8], y: &[Act]) -> f32 {
     let mut sumf = 0f32;
     for (b, a) in w.chunks_exact(Q5_0_BYTES).zip(y) {

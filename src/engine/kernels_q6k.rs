@@ -146,6 +146,7 @@ mod avx2 {
     }
 
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // one index into several per-row arrays
     unsafe fn body<const R: usize, const VNNI: bool>(
         xs: *const Q6K,
         ys: *const Q8K,

@@ -144,8 +144,13 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
         rng: StdRng::seed_from_u64(spec.seed),
         device: Device::Cpu,
     };
-    let kq =
-        |cols: usize, fallback: GgmlDType, k: GgmlDType| if cols % 256 == 0 { k } else { fallback };
+    let kq = |cols: usize, fallback: GgmlDType, k: GgmlDType| {
+        if cols.is_multiple_of(256) {
+            k
+        } else {
+            fallback
+        }
+    };
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     tensors.push((
         "token_embd.weight".into(),

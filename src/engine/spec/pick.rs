@@ -45,7 +45,7 @@ fn pick_beside(target: &Engine, device: &Device) -> Result<Engine> {
         })
         .unwrap_or_default();
     // The largest smaller model drafts best; a different tokenizer or architecture is skipped.
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|b| std::cmp::Reverse(b.0));
     for (_, p) in candidates {
         if let Ok(e) = Engine::from_file(&p, device) {
             if super::draft::check_same_tokenizer(target, &e).is_ok() {
