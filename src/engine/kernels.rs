@@ -152,6 +152,13 @@ mod tests {
     }
 }
 
+/// How many of `left` activation rows the next group takes, groups holding at most `most`
+/// and as even as can be (9 rows by 8: 5 then 4, not 8 then 1, which would unpack every weight
+/// block twice for little work).
+pub(crate) fn even_group(left: usize, most: usize) -> usize {
+    left.div_ceil(left.div_ceil(most))
+}
+
 /// Weight bytes one thread takes from the shared cursor at a time in [`parallel`].
 const GRAIN_BYTES: usize = 1024 * 1024;
 

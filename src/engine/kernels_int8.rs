@@ -427,6 +427,24 @@ pub fn best_path() -> Path {
     })
 }
 
+/// Whether this CPU has AVX-512 with BW and VNNI on top of [`Path::Vnni`]: the K-quant
+/// products then take 512-bit registers.
+pub fn wide() -> bool {
+    static W: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *W.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            best_path() == Path::Vnni
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
 /// Weight rows per parallel work item.
 const TILE: usize = 16;
 

@@ -65,7 +65,9 @@ fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
         // SAFETY: AVX2, FMA and F16C (and VNNI where used) are present; `ys` holds m × kb
         // blocks, `w` rows × kb.
         unsafe {
-            if vnni() {
+            if super::kernels_int8::wide() {
+                avx2::rows_wide(w, rows, ys, m, kb, out)
+            } else if vnni() {
                 avx2::rows_vnni(w, rows, ys, m, kb, out)
             } else {
                 avx2::rows(w, rows, ys, m, kb, out)
@@ -161,7 +163,7 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        all_rows::<false>(w, rows, ys, m, kb, out)
+        all_rows::<false, false>(w, rows, ys, m, kb, out)
     }
 
     /// As [`rows`], with VNNI: the same integers, so the same bits.
@@ -177,11 +179,28 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        all_rows::<true>(w, rows, ys, m, kb, out)
+        all_rows::<true, false>(w, rows, ys, m, kb, out)
+    }
+
+    /// As [`rows`], with AVX-512 (BW and VNNI): two 32-value sub-blocks per instruction and
+    /// up to eight activation rows per weight-block unpack; the same integers, so the same bits.
+    ///
+    /// # Safety
+    /// As [`rows`], and AVX-512 F, BW, VL and VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn rows_wide(
+        w: &[BlockQ4K],
+        rows: usize,
+        ys: &[BlockQ8K],
+        m: usize,
+        kb: usize,
+        out: &mut [f32],
+    ) {
+        all_rows::<true, true>(w, rows, ys, m, kb, out)
     }
 
     #[inline(always)]
-    unsafe fn all_rows<const VNNI: bool>(
+    unsafe fn all_rows<const VNNI: bool, const WIDE: bool>(
         w: &[BlockQ4K],
         rows: usize,
         ys: &[BlockQ8K],
@@ -202,17 +221,26 @@ mod avx2 {
             ));
         }
         let ys = ys.as_ptr() as *const Q8K;
-        let mut res = [0f32; 4];
+        let mut res = [0f32; 8];
         for j in 0..rows {
             let x = (w.as_ptr() as *const Q4K).add(j * kb);
             let mut i = 0;
             while i < m {
                 let (y, p) = (ys.add(i * kb), pairs.as_ptr().add(i * kb));
-                let r = match m - i {
-                    1 => body::<1, VNNI>(x, y, p, kb, &mut res),
-                    2 => body::<2, VNNI>(x, y, p, kb, &mut res),
-                    3 => body::<3, VNNI>(x, y, p, kb, &mut res),
-                    _ => body::<4, VNNI>(x, y, p, kb, &mut res),
+                let take = super::super::kernels::even_group(m - i, if WIDE { 8 } else { 4 });
+                let r = match (WIDE, take) {
+                    (true, 1) => wide::<1>(x, y, p, kb, &mut res),
+                    (true, 2) => wide::<2>(x, y, p, kb, &mut res),
+                    (true, 3) => wide::<3>(x, y, p, kb, &mut res),
+                    (true, 4) => wide::<4>(x, y, p, kb, &mut res),
+                    (true, 5) => wide::<5>(x, y, p, kb, &mut res),
+                    (true, 6) => wide::<6>(x, y, p, kb, &mut res),
+                    (true, 7) => wide::<7>(x, y, p, kb, &mut res),
+                    (true, _) => wide::<8>(x, y, p, kb, &mut res),
+                    (false, 1) => body::<1, VNNI>(x, y, p, kb, &mut res),
+                    (false, 2) => body::<2, VNNI>(x, y, p, kb, &mut res),
+                    (false, 3) => body::<3, VNNI>(x, y, p, kb, &mut res),
+                    (false, _) => body::<4, VNNI>(x, y, p, kb, &mut res),
                 };
                 for (o, v) in res[..r].iter().enumerate() {
                     *out.get_unchecked_mut((i + o) * rows + j) = *v;
@@ -220,6 +248,93 @@ mod avx2 {
                 i += r;
             }
         }
+    }
+
+    /// For 32-byte chunk `j`: in the low 256 bits, the bytes of scale `2j` (its low nibbles'
+    /// sub-block), in the high 256 bits those of scale `2j + 1`, each pair repeated; they
+    /// spread the 16-bit scales of a register of 128-bit copies to every lane.
+    const WIDE_SCALE_SHUFFLE: [[u8; 64]; 4] = {
+        let mut t = [[0u8; 64]; 4];
+        let mut j = 0;
+        while j < 4 {
+            let mut b = 0;
+            while b < 64 {
+                t[j][b] = (2 * (2 * j + b / 32) + b % 2) as u8;
+                b += 1;
+            }
+            j += 1;
+        }
+        t
+    };
+
+    /// As [`body`] on 512-bit registers, for up to eight rows: each chunk's low nibbles
+    /// (sub-block `2j`) in the low half, its high nibbles (`2j + 1`) in the high half, against
+    /// the 64 activation bytes they meet; the two halves' integer lanes are added before they
+    /// become floats, which gives candle's lanes exactly.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // one index into several per-row arrays
+    unsafe fn wide<const R: usize>(
+        xs: *const Q4K,
+        ys: *const Q8K,
+        pairs: *const __m128i,
+        kb: usize,
+        out: &mut [f32; 8],
+    ) -> usize {
+        let m4 = _mm512_set1_epi8(0xF);
+        // Shift the high half by 4 bits: its nibbles are the high ones.
+        let shifts = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+        let shifts = _mm512_or_si512(shifts, _mm512_slli_epi64(shifts, 16));
+        let shifts = _mm512_or_si512(shifts, _mm512_slli_epi64(shifts, 32));
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut acc_m = [_mm_setzero_ps(); R];
+        for b in 0..kb {
+            let x = xs.add(b);
+            prefetch_ahead::<144>(x as *const u8);
+            let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(
+                ((*x).d as u32 | ((*x).dmin as u32) << 16) as i32,
+            ));
+            let xd = _mm_cvtss_f32(dd);
+            let xdmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
+            let mins_and_scales = mins_and_scales(x);
+            let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+            let scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(mins_and_scales));
+            for r in 0..R {
+                let prod = _mm_madd_epi16(mins, *pairs.add(r * kb + b));
+                let dmin = -(*ys.add(r * kb + b)).d * xdmin;
+                acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[r]);
+            }
+            let mut sumi = [_mm512_setzero_si512(); R];
+            for j in 0..4 {
+                let sc = _mm512_shuffle_epi8(
+                    scales,
+                    _mm512_loadu_si512(WIDE_SCALE_SHUFFLE[j].as_ptr() as *const _),
+                );
+                let bits = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    (*x).qs.as_ptr().add(32 * j) as *const __m256i
+                ));
+                let q4 = _mm512_and_si512(_mm512_srlv_epi16(bits, shifts), m4);
+                for r in 0..R {
+                    let q8 = _mm512_loadu_si512(
+                        (*ys.add(r * kb + b)).qs.as_ptr().add(64 * j) as *const _
+                    );
+                    sumi[r] = _mm512_dpwssd_epi32(sumi[r], sc, _mm512_maddubs_epi16(q4, q8));
+                }
+            }
+            for r in 0..R {
+                let s = _mm256_add_epi32(
+                    _mm512_castsi512_si256(sumi[r]),
+                    _mm512_extracti64x4_epi64(sumi[r], 1),
+                );
+                let d = (*ys.add(r * kb + b)).d * xd;
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[r]);
+            }
+        }
+        for r in 0..R {
+            let m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+            let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r] = hsum_float_8(acc[r]) + _mm_cvtss_f32(m);
+        }
+        R
     }
 
     /// The 8 scales (16-bit lanes 0–7) and 8 mins (lanes 8–15) of a block's 12 packed bytes,
@@ -261,7 +376,7 @@ mod avx2 {
         ys: *const Q8K,
         pairs: *const __m128i,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32; 8],
     ) -> usize {
         let m4 = _mm256_set1_epi8(0xF);
         let mut acc = [_mm256_setzero_ps(); R];
@@ -327,38 +442,47 @@ mod tests {
     use candle_core::quantized::k_quants::GgmlType;
     use rand::{Rng, SeedableRng};
 
+    /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
+    /// one-row dot product, row by row, for batches of 1 to 17 rows.
     #[test]
     fn every_row_is_bitwise_candles_one_row_dot() {
         let (n, k) = (24, 768);
+        let kb = k / 256;
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let wf: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let mut w = vec![BlockQ4K::zeros(); n * k / 256];
+        let mut w = vec![BlockQ4K::zeros(); n * kb];
         BlockQ4K::from_float(&wf, &mut w);
-        for m in [1, 2, 3, 4, 5, 9, 17] {
+        for m in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17] {
             let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let ours = matmul_q4k(&w, n, k, &x, m);
-            for i in 0..m {
-                let mut xq = vec![BlockQ8K::zeros(); k / 256];
-                BlockQ8K::from_float(&x[i * k..(i + 1) * k], &mut xq);
-                for j in 0..n {
-                    let theirs = BlockQ4K::vec_dot(k, &w[j * 3..(j + 1) * 3], &xq);
-                    assert_eq!(
-                        ours[i * n + j].to_bits(),
-                        theirs.to_bits(),
-                        "m {m} row {i} col {j}"
-                    );
-                    #[cfg(target_arch = "x86_64")]
-                    if avx2_fma() {
-                        // The plain AVX2 body too, where the dispatch took VNNI.
-                        let mut out = [0f32; 4];
-                        // SAFETY: AVX2 and FMA are present; one row of 3 blocks each.
-                        unsafe { avx2::rows(&w[j * 3..(j + 1) * 3], 1, &xq, 1, 3, &mut out) };
-                        assert_eq!(
-                            out[0].to_bits(),
-                            theirs.to_bits(),
-                            "AVX2 m {m} row {i} col {j}"
-                        );
-                    }
+            let mut xq = vec![BlockQ8K::zeros(); m * kb];
+            BlockQ8K::from_float(&x, &mut xq);
+            let theirs: Vec<u32> = (0..m * n)
+                .map(|o| {
+                    let (i, j) = (o / n, o % n);
+                    BlockQ4K::vec_dot(k, &w[j * kb..(j + 1) * kb], &xq[i * kb..(i + 1) * kb])
+                        .to_bits()
+                })
+                .collect();
+            let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(matmul_q4k(&w, n, k, &x, m)), theirs, "dispatch, m {m}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                type Body = unsafe fn(&[BlockQ4K], usize, &[BlockQ8K], usize, usize, &mut [f32]);
+                let mut bodies: Vec<(&str, Body)> = Vec::new();
+                if avx2_fma() {
+                    bodies.push(("AVX2", avx2::rows));
+                }
+                if vnni() {
+                    bodies.push(("VNNI", avx2::rows_vnni));
+                }
+                if super::super::kernels_int8::wide() {
+                    bodies.push(("AVX-512", avx2::rows_wide));
+                }
+                for (name, body) in bodies {
+                    let mut out = vec![0f32; m * n];
+                    // SAFETY: the body's features were detected; shapes as documented.
+                    unsafe { body(&w, n, &xq, m, kb, &mut out) };
+                    assert_eq!(bits(out), theirs, "{name}, m {m}");
                 }
             }
         }

@@ -23,7 +23,9 @@ fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
         if path != Path::Portable {
             // SAFETY: the path's features are present; `ys` holds m × kb blocks, `w` rows × kb.
             unsafe {
-                if path == Path::Vnni {
+                if super::kernels_int8::wide() {
+                    avx2::rows_wide(w, rows, ys, m, kb, out)
+                } else if path == Path::Vnni {
                     avx2::rows_vnni(w, rows, ys, m, kb, out)
                 } else {
                     avx2::rows(w, rows, ys, m, kb, out)
@@ -95,7 +97,7 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        all_rows::<false>(w, rows, ys, m, kb, out)
+        all_rows::<false, false>(w, rows, ys, m, kb, out)
     }
 
     /// As [`rows`], with VNNI: the same integers, so the same bits.
@@ -111,11 +113,28 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        all_rows::<true>(w, rows, ys, m, kb, out)
+        all_rows::<true, false>(w, rows, ys, m, kb, out)
+    }
+
+    /// As [`rows`], with AVX-512 (BW and VNNI): two 32-value chunks per instruction and up to
+    /// eight activation rows per weight-block unpack; the same integers, so the same bits.
+    ///
+    /// # Safety
+    /// As [`rows`], and AVX-512 F, BW, VL and VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn rows_wide(
+        w: &[BlockQ6K],
+        rows: usize,
+        ys: &[BlockQ8K],
+        m: usize,
+        kb: usize,
+        out: &mut [f32],
+    ) {
+        all_rows::<true, true>(w, rows, ys, m, kb, out)
     }
 
     #[inline(always)]
-    unsafe fn all_rows<const VNNI: bool>(
+    unsafe fn all_rows<const VNNI: bool, const WIDE: bool>(
         w: &[BlockQ6K],
         rows: usize,
         ys: &[BlockQ8K],
@@ -125,17 +144,26 @@ mod avx2 {
     ) {
         assert!(w.len() >= rows * kb && ys.len() >= m * kb && out.len() >= m * rows);
         let ys = ys.as_ptr() as *const Q8K;
-        let mut res = [0f32; 4];
+        let mut res = [0f32; 8];
         for j in 0..rows {
             let x = (w.as_ptr() as *const Q6K).add(j * kb);
             let mut i = 0;
             while i < m {
                 let y = ys.add(i * kb);
-                let r = match m - i {
-                    1 => body::<1, VNNI>(x, y, kb, &mut res),
-                    2 => body::<2, VNNI>(x, y, kb, &mut res),
-                    3 => body::<3, VNNI>(x, y, kb, &mut res),
-                    _ => body::<4, VNNI>(x, y, kb, &mut res),
+                let take = super::super::kernels::even_group(m - i, if WIDE { 8 } else { 4 });
+                let r = match (WIDE, take) {
+                    (true, 1) => wide::<1>(x, y, kb, &mut res),
+                    (true, 2) => wide::<2>(x, y, kb, &mut res),
+                    (true, 3) => wide::<3>(x, y, kb, &mut res),
+                    (true, 4) => wide::<4>(x, y, kb, &mut res),
+                    (true, 5) => wide::<5>(x, y, kb, &mut res),
+                    (true, 6) => wide::<6>(x, y, kb, &mut res),
+                    (true, 7) => wide::<7>(x, y, kb, &mut res),
+                    (true, _) => wide::<8>(x, y, kb, &mut res),
+                    (false, 1) => body::<1, VNNI>(x, y, kb, &mut res),
+                    (false, 2) => body::<2, VNNI>(x, y, kb, &mut res),
+                    (false, 3) => body::<3, VNNI>(x, y, kb, &mut res),
+                    (false, _) => body::<4, VNNI>(x, y, kb, &mut res),
                 };
                 for (o, v) in res[..r].iter().enumerate() {
                     *out.get_unchecked_mut((i + o) * rows + j) = *v;
@@ -145,13 +173,109 @@ mod avx2 {
         }
     }
 
+    /// For 64-value pair `p` of a block (of 4): the bytes of its four 16-value scales,
+    /// `4p` to `4p + 3`, eight times each, from a register holding the 16 scales in both
+    /// 128-bit halves.
+    const WIDE_SCALE_SHUFFLE: [[u8; 32]; 4] = {
+        let mut t = [[0u8; 32]; 4];
+        let mut p = 0;
+        while p < 4 {
+            let mut b = 0;
+            while b < 32 {
+                t[p][b] = (4 * p + b / 8) as u8;
+                b += 1;
+            }
+            p += 1;
+        }
+        t
+    };
+
+    /// As [`body`] on 512-bit registers, for up to eight rows: a register holds two of
+    /// candle's 32-value chunks (its `q4[0]` and `q4[1]`, or `q4[2]` and `q4[3]`), against
+    /// the 64 activation bytes they meet; the two halves' integer lanes are added before they
+    /// become floats, which gives candle's lanes exactly.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // one index into several per-row arrays
+    unsafe fn wide<const R: usize>(
+        xs: *const Q6K,
+        ys: *const Q8K,
+        kb: usize,
+        out: &mut [f32; 8],
+    ) -> usize {
+        let m4 = _mm512_set1_epi8(0xF);
+        let m2 = _mm512_set1_epi8(3);
+        let m32s = _mm512_set1_epi8(32);
+        // 16-bit shift counts: 0 in the low half and 2 in the high half (chunks 0 and 1 of a
+        // half-block), 4 and 6 (chunks 2 and 3).
+        let counts = |lo: i64, hi: i64| {
+            let c = _mm512_setr_epi64(lo, lo, lo, lo, hi, hi, hi, hi);
+            let c = _mm512_or_si512(c, _mm512_slli_epi64(c, 16));
+            _mm512_or_si512(c, _mm512_slli_epi64(c, 32))
+        };
+        let (shift_a, shift_b) = (counts(0, 2), counts(4, 6));
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..kb {
+            let x = &*xs.add(b);
+            prefetch_ahead::<210>(x as *const Q6K as *const u8);
+            let xd = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x.d as i32)));
+            let scales =
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(x.scales.as_ptr() as *const __m128i));
+            let mut sumi = [_mm512_setzero_si512(); R];
+            for j in 0..2 {
+                let ql = _mm512_loadu_si512(x.ql.as_ptr().add(64 * j) as *const _);
+                let qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    x.qh.as_ptr().add(32 * j) as *const __m256i
+                ));
+                let high = |shift: __m512i| {
+                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift), m2), 4)
+                };
+                let q6 = [
+                    _mm512_or_si512(_mm512_and_si512(ql, m4), high(shift_a)),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                        high(shift_b),
+                    ),
+                ];
+                for h in 0..2 {
+                    let p = 2 * j + h;
+                    let sc = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(
+                        scales,
+                        _mm256_loadu_si256(WIDE_SCALE_SHUFFLE[p].as_ptr() as *const __m256i),
+                    ));
+                    for r in 0..R {
+                        let q8 = _mm512_loadu_si512(
+                            (*ys.add(r * kb + b)).qs.as_ptr().add(64 * p) as *const _
+                        );
+                        let d = _mm512_sub_epi16(
+                            _mm512_maddubs_epi16(q6[h], q8),
+                            _mm512_maddubs_epi16(m32s, q8),
+                        );
+                        sumi[r] = _mm512_dpwssd_epi32(sumi[r], sc, d);
+                    }
+                }
+            }
+            for r in 0..R {
+                let s = _mm256_add_epi32(
+                    _mm512_castsi512_si256(sumi[r]),
+                    _mm512_extracti64x4_epi64(sumi[r], 1),
+                );
+                let d = (*ys.add(r * kb + b)).d * xd;
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[r]);
+            }
+        }
+        for r in 0..R {
+            out[r] = hsum_float_8(acc[r]);
+        }
+        R
+    }
+
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // one index into several per-row arrays
     unsafe fn body<const R: usize, const VNNI: bool>(
         xs: *const Q6K,
         ys: *const Q8K,
         kb: usize,
-        out: &mut [f32; 4],
+        out: &mut [f32; 8],
     ) -> usize {
         let m4 = _mm256_set1_epi8(0xF);
         let m2 = _mm256_set1_epi8(3);
@@ -224,41 +348,50 @@ mod tests {
     use candle_core::quantized::k_quants::GgmlType;
     use rand::{Rng, SeedableRng};
 
+    /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
+    /// one-row dot product, row by row, for batches of 1 to 17 rows.
     #[test]
     fn every_row_is_bitwise_candles_one_row_dot() {
         let (n, k) = (21, 768);
+        let kb = k / 256;
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let wf: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let mut w = vec![BlockQ6K::zeros(); n * k / 256];
+        let mut w = vec![BlockQ6K::zeros(); n * kb];
         BlockQ6K::from_float(&wf, &mut w);
-        for m in [1, 2, 3, 4, 5, 9, 17] {
+        for m in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17] {
             let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let ours = matmul_q6k(&w, n, k, &x, m);
-            for i in 0..m {
-                let mut xq = vec![BlockQ8K::zeros(); k / 256];
-                BlockQ8K::from_float(&x[i * k..(i + 1) * k], &mut xq);
-                for j in 0..n {
-                    let wrow = &w[j * 3..(j + 1) * 3];
-                    let theirs = BlockQ6K::vec_dot(k, wrow, &xq);
-                    assert_eq!(
-                        ours[i * n + j].to_bits(),
-                        theirs.to_bits(),
-                        "m {m} row {i} col {j}"
-                    );
-                    #[cfg(target_arch = "x86_64")]
-                    if super::super::kernels_int8::best_path()
-                        == super::super::kernels_int8::Path::Vnni
-                    {
-                        // The plain AVX2 body too, where the dispatch took VNNI.
-                        let mut out = [0f32; 1];
-                        // SAFETY: AVX2, FMA and F16C are present; one row of 3 blocks.
-                        unsafe { avx2::rows(wrow, 1, &xq, 1, 3, &mut out) };
-                        assert_eq!(
-                            out[0].to_bits(),
-                            theirs.to_bits(),
-                            "AVX2 m {m} row {i} col {j}"
-                        );
-                    }
+            let mut xq = vec![BlockQ8K::zeros(); m * kb];
+            BlockQ8K::from_float(&x, &mut xq);
+            let theirs: Vec<u32> = (0..m * n)
+                .map(|o| {
+                    let (i, j) = (o / n, o % n);
+                    BlockQ6K::vec_dot(k, &w[j * kb..(j + 1) * kb], &xq[i * kb..(i + 1) * kb])
+                        .to_bits()
+                })
+                .collect();
+            let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(matmul_q6k(&w, n, k, &x, m)), theirs, "dispatch, m {m}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                type Body = unsafe fn(&[BlockQ6K], usize, &[BlockQ8K], usize, usize, &mut [f32]);
+                let mut bodies: Vec<(&str, Body)> = Vec::new();
+                if super::super::kernels_int8::best_path()
+                    != super::super::kernels_int8::Path::Portable
+                {
+                    bodies.push(("AVX2", avx2::rows));
+                }
+                if super::super::kernels_int8::best_path() == super::super::kernels_int8::Path::Vnni
+                {
+                    bodies.push(("VNNI", avx2::rows_vnni));
+                }
+                if super::super::kernels_int8::wide() {
+                    bodies.push(("AVX-512", avx2::rows_wide));
+                }
+                for (name, body) in bodies {
+                    let mut out = vec![0f32; m * n];
+                    // SAFETY: the body's features were detected; shapes as documented.
+                    unsafe { body(&w, n, &xq, m, kb, &mut out) };
+                    assert_eq!(bits(out), theirs, "{name}, m {m}");
                 }
             }
         }
