@@ -349,6 +349,12 @@ fn real_model_kv_cache_gap_at_256_tokens() {
         c.no_cache
     );
     assert!(c.mismatches.is_empty(), "differed at {:?}", c.mismatches);
+    assert!(
+        c.ties.len() * 4 <= c.compared,
+        "near ties at {:?} of {} compared",
+        c.ties,
+        c.compared
+    );
 }
 
 /// The dashboard after a demo preset is picked and its recorded result arrives: the narration

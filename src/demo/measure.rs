@@ -18,11 +18,21 @@ pub struct StepPoint {
 /// Forward `ids` into an emptied cache and pick the next token greedily: a prefill, or a decode
 /// step without a KV cache. Returns the time and the token.
 pub fn prefill(model: &Model, cache: &mut KvCache, ids: &[u32]) -> Result<(Duration, u32)> {
+    let (t, logits) = prefill_logits(model, cache, ids)?;
+    Ok((t, argmax(&logits) as u32))
+}
+
+/// As [`prefill`], with the last position's logits instead of their pick.
+pub fn prefill_logits(
+    model: &Model,
+    cache: &mut KvCache,
+    ids: &[u32],
+) -> Result<(Duration, Vec<f32>)> {
     cache.clear();
     let t = Instant::now();
     let logits = model.forward(ids, cache, Forward::LAST)?;
-    let next = argmax(&Model::last_logits(&logits)?) as u32;
-    Ok((t.elapsed(), next))
+    let t = t.elapsed();
+    Ok((t, Model::last_logits(&logits)?))
 }
 
 /// The fastest of up to three prefills of `ids`, repeating only while their total time stays

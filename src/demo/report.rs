@@ -151,12 +151,19 @@ fn comparison(x: &Comparison) -> String {
          | per token | {} |\n| held after {} tokens | {} |\n| allocated | {} |\n| the weights, for scale | {} |\n",
         cached.as_secs_f64(),
         uncached.as_secs_f64(),
-        x.compared - x.mismatches.len(),
+        x.compared - x.mismatches.len() - x.ties.len(),
         x.compared,
-        if x.mismatches.is_empty() {
-            String::new()
-        } else {
-            format!(" (differed at contexts {:?})", x.mismatches)
+        match (x.mismatches.is_empty(), x.ties.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => format!(" (differed at contexts {:?})", x.mismatches),
+            (true, false) => format!(
+                " (near ties at contexts {:?}: prefill and decode round differently)",
+                x.ties
+            ),
+            (false, false) => format!(
+                " (differed at contexts {:?}; near ties at {:?})",
+                x.mismatches, x.ties
+            ),
         },
         human_bytes(x.kv_bytes_per_token),
         x.prompt_tokens + x.generated_tokens - 1,

@@ -251,10 +251,16 @@ impl Model {
         } else {
             (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?)
         };
+        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        // Decode and verification: our own attention, read in place from the cache.
+        if seq <= SMALL_BATCH {
+            if let Some(y) = super::attention::attend(&q, &k, &v, scale as f32)? {
+                return layer.o.forward(&y);
+            }
+        }
         // Grouped-query attention without copying K and V: the `reps` query heads that share a KV
         // head are stacked as rows, (1, kv_heads, reps × seq, head_dim).
         let reps = c.heads / c.kv_heads;
-        let scale = 1.0 / (c.head_dim as f64).sqrt();
         let attend =
             |q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
                 let att = (q.matmul(&k.t()?)? * scale)?;

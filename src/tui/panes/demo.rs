@@ -112,11 +112,15 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             );
             v.push(Line::styled(
                 format!(
-                    "cache {} per token, {} held · same tokens {}/{}",
+                    "cache {} per token, {} held · same tokens {}/{}{}",
                     crate::stats::human_bytes(x.kv_bytes_per_token),
                     crate::stats::human_bytes(x.kv_bytes),
-                    x.compared - x.mismatches.len(),
-                    x.compared
+                    x.compared - x.mismatches.len() - x.ties.len(),
+                    x.compared,
+                    match x.ties.len() {
+                        0 => String::new(),
+                        n => format!(" ({n} near tie{})", if n == 1 { "" } else { "s" }),
+                    }
                 ),
                 label(),
             ));
