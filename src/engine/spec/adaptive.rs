@@ -271,11 +271,12 @@ impl Controller {
         }
         match (self.policy, &self.costs) {
             (KPolicy::Fixed(k), _) => Plan::Speculate(k),
+            // Measured speculation fell behind plain decoding: paused, whatever the model says.
+            (KPolicy::Adaptive, _) if self.step < self.off_until => Plan::Plain,
             (KPolicy::Adaptive, Some(costs)) => match self.model_k(costs, unseen, left) {
                 Some(k) => Plan::Speculate(k),
                 None => Plan::Plain,
             },
-            (KPolicy::Adaptive, None) if self.step < self.off_until => Plan::Plain,
             (KPolicy::Adaptive, None) => Plan::Speculate(self.k),
         }
     }
@@ -322,14 +323,18 @@ impl Controller {
             let extra = (verify - c.plain) / drafted as f64;
             c.verify_extra = (c.verify_extra + COST_EMA * (extra - c.verify_extra)).max(0.0);
         }
-        if self.policy != KPolicy::Adaptive || self.costs.is_some() {
+        if self.policy != KPolicy::Adaptive {
             return;
         }
-        self.k = if accepted == drafted {
-            (self.k + 1).min(K_MAX)
-        } else {
-            self.k.saturating_sub(1).max(1)
-        };
+        if self.costs.is_none() {
+            self.k = if accepted == drafted {
+                (self.k + 1).min(K_MAX)
+            } else {
+                self.k.saturating_sub(1).max(1)
+            };
+        }
+        // Whatever picked K (the cost model or the rule above), measured speed has the last
+        // word: speculation slower per token than plain steps pauses, for longer each time.
         if let (Some(plain), Some(spec)) = (self.plain.0, self.spec.0) {
             if self.episode_steps >= JUDGE_AFTER && plain / spec < KEEP_ABOVE {
                 self.off_until = self.step + self.backoff;
@@ -380,6 +385,30 @@ mod tests {
         assert_eq!(c.plan(1, 1000), Plan::Speculate(2));
         c.observe(2, 0, 1, 0.0, 0.12);
         assert_eq!(c.plan(1, 1000), Plan::Speculate(1));
+    }
+
+    #[test]
+    fn measured_slowness_pauses_speculation_the_cost_model_expected_to_pay() {
+        let mut c = Controller::new(KPolicy::Adaptive);
+        // Costs under which drafting 4 pays well, and acceptance to match.
+        c.set_costs(Some(Costs {
+            plain: 0.1,
+            draft: 0.001,
+            verify_extra: 0.01,
+            catch_up: 0.0,
+        }));
+        assert_eq!(c.plan(1, 1000), Plan::Plain); // the run's first step is plain
+        c.observe(0, 0, 1, 0.0, 0.1);
+        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+        // Yet every step takes 0.5 s for 4 tokens: 0.125 s a token against 0.1.
+        for _ in 0..JUDGE_AFTER {
+            c.observe(4, 3, 4, 0.001, 0.5);
+        }
+        for _ in 0..BACKOFF_MIN {
+            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            c.observe(0, 0, 1, 0.0, 0.1);
+        }
+        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
     }
 
     #[test]
