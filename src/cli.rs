@@ -257,6 +257,11 @@ pub struct BenchSpecArgs {
     /// Layers of the layer-skip draft (default: half).
     #[arg(long)]
     pub draft_layers: Option<usize>,
+    /// Runs of each mode and K, each paired with a plain run of the prompt right after it; the
+    /// row is the run with the median speedup over its pair (robust to a machine whose speed
+    /// drifts). With 1, each speedup is against a plain run before and after the prompt's runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub pairs: u32,
 }
 
 #[derive(Debug, Args)]

@@ -370,3 +370,45 @@ fn qwen_pair_greedy_speculation_equals_plain_decoding() {
         }
     }
 }
+
+/// `labtui bench spec` with pairs: a row per mode and K, each the median of its pairs, every
+/// text identical to plain greedy decoding.
+#[test]
+fn bench_spec_pairs_each_run_with_a_plain_run_and_prints_the_table() {
+    let out = common::labtui_cmd()
+        .args([
+            "bench",
+            "spec",
+            "--model",
+            "synthetic",
+            "--tokens",
+            "12",
+            "--prompts",
+            "2",
+            "--modes",
+            "prompt-lookup",
+            "--ks",
+            "2,auto",
+            "--pairs",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| complete") || l.starts_with("| explain"))
+        .collect();
+    // Per prompt: the plain row, then K 2 and K auto.
+    assert_eq!(rows.len(), 2 * 3, "{stdout}");
+    assert!(rows.iter().all(|r| r.ends_with("| yes |")), "{stdout}");
+    assert!(rows.iter().any(|r| r.contains("| prompt-lookup | auto |")));
+    let bad = common::labtui_cmd()
+        .args(["bench", "spec", "--model", "synthetic", "--pairs", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--pairs"));
+}

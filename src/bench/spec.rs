@@ -53,6 +53,8 @@ struct Row {
     /// For the theory against the prompt's final plain speed: expected tokens, speculative
     /// seconds, plain steps and their seconds.
     costs: Option<(f64, f64, usize, f64)>,
+    /// With `--pairs` above 1: the tok/s of the plain run paired with this one.
+    paired_plain: Option<f64>,
 }
 
 pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
@@ -115,6 +117,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
             predicted: None,
             same: true,
             costs: None,
+            paired_plain: None,
         });
         for &mode in &modes {
             for &k in &ks {
@@ -136,16 +139,31 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                 if let (KPolicy::Adaptive, Some(c)) = (k, learnt.get(&mode)) {
                     speculator.controller = c.clone();
                 }
-                let s = generate_with(
-                    &mut target,
-                    &mut speculator,
-                    0,
-                    Prompt::Text(prompt),
-                    &params,
-                    settings(&params, mode.name(), k.as_number()),
-                    &mut |_| {},
-                    &mut || Control::Continue,
-                )?;
+                // Each run, and with pairs its plain partner right after it; the median pair.
+                let mut runs = Vec::new();
+                for _ in 0..args.pairs {
+                    let s = generate_with(
+                        &mut target,
+                        &mut speculator,
+                        0,
+                        Prompt::Text(prompt),
+                        &params,
+                        settings(&params, mode.name(), k.as_number()),
+                        &mut |_| {},
+                        &mut || Control::Continue,
+                    )?;
+                    let partner = if args.pairs > 1 {
+                        Some(run_plain(&mut target, prompt, &params)?.decode_tok_s)
+                    } else {
+                        None
+                    };
+                    runs.push((s, partner));
+                }
+                let ratio = |r: &(RunSummary, Option<f64>)| {
+                    r.0.decode_tok_s / r.1.unwrap_or(plain.decode_tok_s).max(1e-9)
+                };
+                runs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+                let (s, partner) = runs.swap_remove(runs.len() / 2);
                 if k == KPolicy::Adaptive {
                     learnt.insert(mode, speculator.controller.clone());
                 }
@@ -180,6 +198,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                         p.plain_steps,
                         p.plain_time.as_secs_f64(),
                     )),
+                    paired_plain: partner,
                 };
                 eprintln!(
                     "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
@@ -203,6 +222,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
             after.decode_tok_s
         );
         for r in &mut rows[first_row..] {
+            let base = r.paired_plain.unwrap_or(base);
             r.speedup = r.tok_s / base.max(1e-9);
             r.predicted = r.costs.map(|(e, spec_s, n, plain_s)| {
                 theory::run_speedup(e, spec_s, n, plain_s, 1.0 / base)
