@@ -177,7 +177,13 @@ pub(crate) fn parallel(
         return;
     }
     let grain = (GRAIN_BYTES / item_bytes.max(1)).clamp(1, n_items);
-    if grain == n_items {
+    // From one of the pool's own threads a nested call would wait on itself: run inline.
+    let in_pool = || {
+        std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("candle-bp-"))
+    };
+    if grain == n_items || in_pool() {
         return f(0..n_items);
     }
     let cursor = AtomicUsize::new(0);

@@ -342,7 +342,7 @@ mod avx2 {
     #[inline(always)]
     unsafe fn mins_and_scales(x: *const Q4K) -> __m256i {
         // The 12 scale bytes and 4 bytes of the values that follow them in the block.
-        let v = _mm_loadu_si128((*x).scales.as_ptr() as *const __m128i);
+        let v = _mm_loadu_si128(std::ptr::addr_of!((*x).scales) as *const __m128i);
         // Lanes 0–3: scales 0–3, low six bits of bytes 0–3. Lanes 4–7: scales 4–7, low nibbles
         // of bytes 8–11 under the top bits of bytes 0–3. Lanes 8–11: mins 0–3, low six bits of
         // bytes 4–7. Lanes 12–15: mins 4–7, high nibbles of bytes 8–11 under the top bits of

@@ -60,14 +60,16 @@ mod avx2 {
         // The largest magnitude, then the first value that has it (candle keeps the first).
         let mut amax = _mm256_setzero_ps();
         for i in 0..QK_K / 8 {
-            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))));
+            // A value that is not a number is passed over (`max_ps` returns its second operand
+            // when either is NaN), as candle's comparison passes it over.
+            amax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * i))), amax);
         }
         let amax = {
             let m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
             let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
             _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
         };
-        // Not a number anywhere: candle's comparisons skip it; so does the scalar scan.
+        // Infinities (and blocks of zeros) go through candle's own scan.
         let max = if amax > 0.0 && amax.is_finite() {
             x.iter().copied().find(|v| v.abs() == amax)
         } else {
@@ -92,6 +94,9 @@ mod avx2 {
             let cut = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
             let up = _mm256_and_ps(_mm256_cmp_ps(cut, half, _CMP_GE_OQ), one);
             let r = _mm256_add_ps(t, _mm256_or_ps(up, _mm256_and_ps(v, sign)));
+            // Not a number (a NaN input, or 0 × an infinite scale) becomes 0, as candle's
+            // `as i8` makes it.
+            let r = _mm256_and_ps(r, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
             _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
         };
         // Order of the 32-bit lanes after packing 32 → 16 → 8 bits within 128-bit halves.
@@ -165,5 +170,19 @@ mod tests {
         same_as_candle(&one);
         let big: Vec<f32> = random[..QK_K].iter().map(|v| v * 3.0e37).collect();
         same_as_candle(&big);
+        // Not a number amid larger and smaller values; infinities; subnormals, whose scale
+        // overflows to infinity.
+        let mut nan = random[..QK_K].to_vec();
+        // The block's largest value, then a NaN in the same SIMD lane further on.
+        nan[8 * 5 + 2] = 10.0;
+        nan[8 * 6 + 2] = f32::NAN;
+        same_as_candle(&nan);
+        let mut inf = random[..QK_K].to_vec();
+        inf[100] = f32::NEG_INFINITY;
+        same_as_candle(&inf);
+        let mut tiny = vec![0f32; QK_K];
+        tiny[17] = 1.0e-39;
+        tiny[18] = -4.0e-40;
+        same_as_candle(&tiny);
     }
 }
