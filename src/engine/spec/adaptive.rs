@@ -129,8 +129,11 @@ const FADE: f64 = 0.9;
 const PAY_ABOVE: f64 = 1.05;
 /// Try a drafter at all only when drafts that are always accepted would beat plain decoding by
 /// this much: below it, the noise of the cost estimates, a few rejections and a draft model's
-/// catch-up on text it has not seen turn the small gain into a loss.
-const CEILING_ABOVE: f64 = 1.15;
+/// catch-up on text it has not seen turn the small gain into a loss. The estimates are that
+/// noisy: on the 1.5B/0.5B pair calibration once read a plain step 13% slower than the run's
+/// own (23.3 against 20.6 ms), which lifted the draft model's ceiling from about 1.0× to 1.1–1.15×,
+/// and the run then lost 19% drafting at 100% acceptance.
+const CEILING_ABOVE: f64 = 1.25;
 /// Weight of a new measurement in the running cost estimates (the calibration starts them).
 const COST_EMA: f64 = 0.1;
 /// With costs, a step in this many may probe speculation that the model expects not to pay.
@@ -456,6 +459,15 @@ mod tests {
         // verified position adds 15 ms: even drafts always accepted stay near 1×.
         let c = costs(0.014, 0.005);
         assert!(c.best(&[1.0; K_MAX]).1 < CEILING_ABOVE);
+        // With the faster kernels: a 23.3 ms step (as calibration misread it), 12.6 ms drafts,
+        // 8.4 ms per verified position.
+        let fast = Costs {
+            plain: 0.0233,
+            draft: 0.0126,
+            verify_extra: 0.0084,
+            catch_up: 0.0034,
+        };
+        assert!(fast.best(&[1.0; K_MAX]).1 < CEILING_ABOVE);
         let mut ctl = Controller::new(KPolicy::Adaptive);
         ctl.set_costs(Some(c));
         for _ in 0..200 {
