@@ -209,11 +209,20 @@ impl Controller {
         self.costs
     }
 
-    /// Each position's acceptance: the faded counts over the optimistic prior.
+    /// Each position's acceptance: the faded counts over a prior. The first position's prior is
+    /// the optimistic [`PRIOR_ACCEPTED`] of [`PRIOR_REACHED`]; each later position's prior is
+    /// the position before it, so positions never reached yet take the acceptance of the
+    /// deepest one measured. A constant prior held them at 0.8 while lookup on a rewrite
+    /// accepted the second draft 90% of the time, and K never grew past 2 (1.14× where K 4
+    /// gave 1.38×).
     pub fn alpha(&self) -> [f64; K_MAX] {
-        std::array::from_fn(|i| {
-            (self.accepted[i] + PRIOR_ACCEPTED) / (self.reached[i] + PRIOR_REACHED)
-        })
+        let mut alpha = [0.0; K_MAX];
+        let mut prior = PRIOR_ACCEPTED / PRIOR_REACHED;
+        for (i, a) in alpha.iter_mut().enumerate() {
+            *a = (self.accepted[i] + prior * PRIOR_REACHED) / (self.reached[i] + PRIOR_REACHED);
+            prior = *a;
+        }
+        alpha
     }
 
     /// With costs: the K to draft now, or `None` to decode plainly. `unseen` tokens of text
