@@ -424,6 +424,20 @@ mod tests {
     }
 
     #[test]
+    fn positions_not_reached_take_the_deepest_measured_acceptance() {
+        let mut c = Controller::new(KPolicy::Adaptive);
+        // Drafts of 2: the first accepted 9 times in 10, the second whenever reached.
+        for i in 0..40 {
+            let accepted = if i % 10 == 0 { 0 } else { 2 };
+            c.observe(2, accepted, accepted + 1, 0.0, 0.1);
+        }
+        let a = c.alpha();
+        assert!(a[0] > 0.8 && a[0] < 0.95 && a[1] > 0.9, "{a:?}");
+        // Never reached: the second position's acceptance, not the 0.8 prior.
+        assert!(a[2..].iter().all(|&x| x == a[1]), "{a:?}");
+    }
+
+    #[test]
     fn a_pause_carries_over_into_the_next_run() {
         let mut c = Controller::new(KPolicy::Adaptive);
         c.observe(0, 0, 1, 0.0, 0.1);
