@@ -159,6 +159,35 @@ pub(crate) fn even_group(left: usize, most: usize) -> usize {
     left.div_ceil(left.div_ceil(most))
 }
 
+/// The row loop the K-quant SIMD kernels share: each of `rows` weight rows against the `m`
+/// activation rows in groups of at most `most` ([`even_group`]). `group(j, i, take, res)` dots
+/// weight row `j` with activation rows `i..i + take` into `res` and returns `take`; results land
+/// in `out[i * rows + j]`. Inlined, with `group`, into each kernel's `#[target_feature]`
+/// function, so the SIMD bodies compile with its features: the closure must be
+/// `#[inline(always)]` too (without it, its bodies' intrinsics became calls and decode ran at
+/// 1 tok/s).
+#[inline(always)]
+pub(crate) fn row_groups(
+    rows: usize,
+    m: usize,
+    most: usize,
+    out: &mut [f32],
+    mut group: impl FnMut(usize, usize, usize, &mut [f32; 8]) -> usize,
+) {
+    assert!(out.len() >= m * rows, "row groups' output");
+    let mut res = [0f32; 8];
+    for j in 0..rows {
+        let mut i = 0;
+        while i < m {
+            let r = group(j, i, even_group(m - i, most), &mut res);
+            for (o, v) in res[..r].iter().enumerate() {
+                out[(i + o) * rows + j] = *v;
+            }
+            i += r;
+        }
+    }
+}
+
 /// Weight bytes one thread takes from the shared cursor at a time in [`parallel`].
 const GRAIN_BYTES: usize = 1024 * 1024;
 

@@ -8,7 +8,7 @@
 
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K};
 
-/// Weight rows per parallel work item.
+/// Weight rows per parallel work item (threads take grains of several).
 const TILE: usize = 16;
 
 /// `x` (`m` rows of `k`) times the transpose of Q4_K `w` (`n` rows of `k / 256` blocks).
@@ -19,8 +19,8 @@ pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
 /// `x` (`m` rows of `k`) times the transpose of K-quant rows `w` (`n` rows of `k / 256`
 /// blocks), where `dot(w_rows, rows, ys, m, kb, out)` dots `rows` consecutive weight rows with
 /// `m` activation rows, writing `out[i * rows + j]`: activations quantized to Q8_K once, weight
-/// rows read one after the other (one stream), each weight-block unpack shared by up to four
-/// activation rows.
+/// rows read one after the other (one stream), each weight-block unpack shared by up to eight
+/// activation rows (four without AVX-512).
 pub(crate) fn rows_by_four<T: Sync>(
     w: &[T],
     n: usize,
@@ -40,18 +40,17 @@ pub(crate) fn rows_by_four<T: Sync>(
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     let tile_bytes = TILE * kb * std::mem::size_of::<T>();
-    super::kernels::parallel(n.div_ceil(TILE), tile_bytes, |range| {
-        let mut res = vec![0f32; m * TILE];
-        for t in range {
-            let j0 = t * TILE;
-            let rows = (n - j0).min(TILE);
-            dot(&w[j0 * kb..(j0 + rows) * kb], rows, &xq, m, kb, &mut res);
-            for i in 0..m {
-                for (j, v) in res[i * rows..(i + 1) * rows].iter().enumerate() {
-                    // SAFETY: each (row, column) is written by one work item; `out` outlives
-                    // the pool call.
-                    unsafe { *(dst as *mut f32).add(i * n + j0 + j) = *v };
-                }
+    super::kernels::parallel(n.div_ceil(TILE), tile_bytes, |tiles| {
+        // One call per grain: the kernel's per-call work (dispatch, the bsum pairs) once.
+        let j0 = tiles.start * TILE;
+        let rows = (tiles.end * TILE).min(n) - j0;
+        let mut res = vec![0f32; m * rows];
+        dot(&w[j0 * kb..(j0 + rows) * kb], rows, &xq, m, kb, &mut res);
+        for i in 0..m {
+            for (j, v) in res[i * rows..(i + 1) * rows].iter().enumerate() {
+                // SAFETY: each (row, column) is written by one work item; `out` outlives the
+                // pool call.
+                unsafe { *(dst as *mut f32).add(i * n + j0 + j) = *v };
             }
         }
     });
@@ -60,21 +59,25 @@ pub(crate) fn rows_by_four<T: Sync>(
 
 /// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
 fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
+    use super::kernels_int8::{best_path, wide, Path};
     #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
-        // SAFETY: AVX2, FMA and F16C (and VNNI where used) are present; `ys` holds m × kb
-        // blocks, `w` rows × kb.
-        unsafe {
-            if super::kernels_int8::wide() {
-                avx2::rows_wide(w, rows, ys, m, kb, out)
-            } else if vnni() {
-                avx2::rows_vnni(w, rows, ys, m, kb, out)
-            } else {
-                avx2::rows(w, rows, ys, m, kb, out)
+    {
+        let path = best_path();
+        if path != Path::Portable {
+            // SAFETY: the path's features are present; `ys` holds m × kb blocks, `w` rows × kb.
+            unsafe {
+                if wide() {
+                    avx2::rows_wide(w, rows, ys, m, kb, out)
+                } else if path == Path::Vnni {
+                    avx2::rows_vnni(w, rows, ys, m, kb, out)
+                } else {
+                    avx2::rows(w, rows, ys, m, kb, out)
+                }
             }
+            return;
         }
-        return;
     }
+    let _ = (best_path, wide);
     use candle_core::quantized::k_quants::GgmlType;
     for j in 0..rows {
         for i in 0..m {
@@ -84,27 +87,6 @@ fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
                 &ys[i * kb..(i + 1) * kb],
             );
         }
-    }
-}
-
-/// AVX-512 VNNI on 256-bit registers: `vpdpwssd` fuses the scale products and their sum.
-fn vnni() -> bool {
-    super::kernels_int8::best_path() == super::kernels_int8::Path::Vnni
-}
-
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *F.get_or_init(|| {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -208,7 +190,7 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        assert!(w.len() >= rows * kb && ys.len() >= m * kb && out.len() >= m * rows);
+        assert!(w.len() >= rows * kb && ys.len() >= m * kb);
         // Each activation block's bsums added in pairs: one per 32-value sub-block, as the
         // mins need them; the same for every weight row.
         let mut pairs = Vec::with_capacity(m * kb);
@@ -220,34 +202,32 @@ mod avx2 {
                 _mm256_extracti128_si256(s, 1),
             ));
         }
-        let ys = ys.as_ptr() as *const Q8K;
-        let mut res = [0f32; 8];
-        for j in 0..rows {
-            let x = (w.as_ptr() as *const Q4K).add(j * kb);
-            let mut i = 0;
-            while i < m {
-                let (y, p) = (ys.add(i * kb), pairs.as_ptr().add(i * kb));
-                let take = super::super::kernels::even_group(m - i, if WIDE { 8 } else { 4 });
-                let r = match (WIDE, take) {
-                    (true, 1) => wide::<1>(x, y, p, kb, &mut res),
-                    (true, 2) => wide::<2>(x, y, p, kb, &mut res),
-                    (true, 3) => wide::<3>(x, y, p, kb, &mut res),
-                    (true, 4) => wide::<4>(x, y, p, kb, &mut res),
-                    (true, 5) => wide::<5>(x, y, p, kb, &mut res),
-                    (true, 6) => wide::<6>(x, y, p, kb, &mut res),
-                    (true, 7) => wide::<7>(x, y, p, kb, &mut res),
-                    (true, _) => wide::<8>(x, y, p, kb, &mut res),
-                    (false, 1) => body::<1, VNNI>(x, y, p, kb, &mut res),
-                    (false, 2) => body::<2, VNNI>(x, y, p, kb, &mut res),
-                    (false, 3) => body::<3, VNNI>(x, y, p, kb, &mut res),
-                    (false, _) => body::<4, VNNI>(x, y, p, kb, &mut res),
-                };
-                for (o, v) in res[..r].iter().enumerate() {
-                    *out.get_unchecked_mut((i + o) * rows + j) = *v;
+        let (xs, ys) = (w.as_ptr() as *const Q4K, ys.as_ptr() as *const Q8K);
+        let most = if WIDE { 8 } else { 4 };
+        super::super::kernels::row_groups(
+            rows,
+            m,
+            most,
+            out,
+            #[inline(always)]
+            |j, i, take, res| {
+                let (x, y, p) = (xs.add(j * kb), ys.add(i * kb), pairs.as_ptr().add(i * kb));
+                match (WIDE, take) {
+                    (true, 1) => wide::<1>(x, y, p, kb, res),
+                    (true, 2) => wide::<2>(x, y, p, kb, res),
+                    (true, 3) => wide::<3>(x, y, p, kb, res),
+                    (true, 4) => wide::<4>(x, y, p, kb, res),
+                    (true, 5) => wide::<5>(x, y, p, kb, res),
+                    (true, 6) => wide::<6>(x, y, p, kb, res),
+                    (true, 7) => wide::<7>(x, y, p, kb, res),
+                    (true, _) => wide::<8>(x, y, p, kb, res),
+                    (false, 1) => body::<1, VNNI>(x, y, p, kb, res),
+                    (false, 2) => body::<2, VNNI>(x, y, p, kb, res),
+                    (false, 3) => body::<3, VNNI>(x, y, p, kb, res),
+                    (false, _) => body::<4, VNNI>(x, y, p, kb, res),
                 }
-                i += r;
-            }
-        }
+            },
+        );
     }
 
     /// For 32-byte chunk `j`: in the low 256 bits, the bytes of scale `2j` (its low nibbles'
@@ -469,10 +449,13 @@ mod tests {
             {
                 type Body = unsafe fn(&[BlockQ4K], usize, &[BlockQ8K], usize, usize, &mut [f32]);
                 let mut bodies: Vec<(&str, Body)> = Vec::new();
-                if avx2_fma() {
+                if super::super::kernels_int8::best_path()
+                    != super::super::kernels_int8::Path::Portable
+                {
                     bodies.push(("AVX2", avx2::rows));
                 }
-                if vnni() {
+                if super::super::kernels_int8::best_path() == super::super::kernels_int8::Path::Vnni
+                {
                     bodies.push(("VNNI", avx2::rows_vnni));
                 }
                 if super::super::kernels_int8::wide() {

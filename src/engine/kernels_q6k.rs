@@ -16,14 +16,14 @@ pub fn matmul_q6k(w: &[BlockQ6K], n: usize, k: usize, x: &[f32], m: usize) -> Ve
 
 /// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
 fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
-    use super::kernels_int8::{best_path, Path};
+    use super::kernels_int8::{best_path, wide, Path};
     #[cfg(target_arch = "x86_64")]
     {
         let path = best_path();
         if path != Path::Portable {
             // SAFETY: the path's features are present; `ys` holds m × kb blocks, `w` rows × kb.
             unsafe {
-                if super::kernels_int8::wide() {
+                if wide() {
                     avx2::rows_wide(w, rows, ys, m, kb, out)
                 } else if path == Path::Vnni {
                     avx2::rows_vnni(w, rows, ys, m, kb, out)
@@ -34,7 +34,7 @@ fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
             return;
         }
     }
-    let _ = best_path;
+    let _ = (best_path, wide);
     use candle_core::quantized::k_quants::GgmlType;
     for j in 0..rows {
         for i in 0..m {
@@ -142,35 +142,33 @@ mod avx2 {
         kb: usize,
         out: &mut [f32],
     ) {
-        assert!(w.len() >= rows * kb && ys.len() >= m * kb && out.len() >= m * rows);
-        let ys = ys.as_ptr() as *const Q8K;
-        let mut res = [0f32; 8];
-        for j in 0..rows {
-            let x = (w.as_ptr() as *const Q6K).add(j * kb);
-            let mut i = 0;
-            while i < m {
-                let y = ys.add(i * kb);
-                let take = super::super::kernels::even_group(m - i, if WIDE { 8 } else { 4 });
-                let r = match (WIDE, take) {
-                    (true, 1) => wide::<1>(x, y, kb, &mut res),
-                    (true, 2) => wide::<2>(x, y, kb, &mut res),
-                    (true, 3) => wide::<3>(x, y, kb, &mut res),
-                    (true, 4) => wide::<4>(x, y, kb, &mut res),
-                    (true, 5) => wide::<5>(x, y, kb, &mut res),
-                    (true, 6) => wide::<6>(x, y, kb, &mut res),
-                    (true, 7) => wide::<7>(x, y, kb, &mut res),
-                    (true, _) => wide::<8>(x, y, kb, &mut res),
-                    (false, 1) => body::<1, VNNI>(x, y, kb, &mut res),
-                    (false, 2) => body::<2, VNNI>(x, y, kb, &mut res),
-                    (false, 3) => body::<3, VNNI>(x, y, kb, &mut res),
-                    (false, _) => body::<4, VNNI>(x, y, kb, &mut res),
-                };
-                for (o, v) in res[..r].iter().enumerate() {
-                    *out.get_unchecked_mut((i + o) * rows + j) = *v;
+        assert!(w.len() >= rows * kb && ys.len() >= m * kb);
+        let (xs, ys) = (w.as_ptr() as *const Q6K, ys.as_ptr() as *const Q8K);
+        let most = if WIDE { 8 } else { 4 };
+        super::super::kernels::row_groups(
+            rows,
+            m,
+            most,
+            out,
+            #[inline(always)]
+            |j, i, take, res| {
+                let (x, y) = (xs.add(j * kb), ys.add(i * kb));
+                match (WIDE, take) {
+                    (true, 1) => wide::<1>(x, y, kb, res),
+                    (true, 2) => wide::<2>(x, y, kb, res),
+                    (true, 3) => wide::<3>(x, y, kb, res),
+                    (true, 4) => wide::<4>(x, y, kb, res),
+                    (true, 5) => wide::<5>(x, y, kb, res),
+                    (true, 6) => wide::<6>(x, y, kb, res),
+                    (true, 7) => wide::<7>(x, y, kb, res),
+                    (true, _) => wide::<8>(x, y, kb, res),
+                    (false, 1) => body::<1, VNNI>(x, y, kb, res),
+                    (false, 2) => body::<2, VNNI>(x, y, kb, res),
+                    (false, 3) => body::<3, VNNI>(x, y, kb, res),
+                    (false, _) => body::<4, VNNI>(x, y, kb, res),
                 }
-                i += r;
-            }
-        }
+            },
+        );
     }
 
     /// For 64-value pair `p` of a block (of 4): the bytes of its four 16-value scales,

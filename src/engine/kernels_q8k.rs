@@ -18,7 +18,7 @@ pub fn quantize(xs: &[f32], ys: &mut [BlockQ8K]) {
         ys.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::kernels_int8::best_path() != super::kernels_int8::Path::Portable {
         for (x, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
             // SAFETY: AVX2 is present; `x` holds one block of values.
             unsafe { avx2::block(x, y) };
@@ -43,11 +43,6 @@ const _: () = assert!(std::mem::size_of::<Q8K>() == std::mem::size_of::<BlockQ8K
 mod avx2 {
     use super::{BlockQ8K, Q8K, QK_K};
     use std::arch::x86_64::*;
-
-    pub fn available() -> bool {
-        static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *F.get_or_init(|| is_x86_feature_detected!("avx2"))
-    }
 
     /// # Safety
     /// AVX2; `x` holds 256 values.
