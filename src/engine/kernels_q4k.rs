@@ -418,56 +418,28 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::testing::{kquant_rows_are_candles, KBody};
     use super::*;
-    use candle_core::quantized::k_quants::GgmlType;
-    use rand::{Rng, SeedableRng};
 
     /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
     /// one-row dot product, row by row, for batches of 1 to 17 rows.
     #[test]
     fn every_row_is_bitwise_candles_one_row_dot() {
-        let (n, k) = (24, 768);
-        let kb = k / 256;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let wf: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let mut w = vec![BlockQ4K::zeros(); n * kb];
-        BlockQ4K::from_float(&wf, &mut w);
-        for m in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17] {
-            let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let mut xq = vec![BlockQ8K::zeros(); m * kb];
-            BlockQ8K::from_float(&x, &mut xq);
-            let theirs: Vec<u32> = (0..m * n)
-                .map(|o| {
-                    let (i, j) = (o / n, o % n);
-                    BlockQ4K::vec_dot(k, &w[j * kb..(j + 1) * kb], &xq[i * kb..(i + 1) * kb])
-                        .to_bits()
-                })
-                .collect();
-            let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(matmul_q4k(&w, n, k, &x, m)), theirs, "dispatch, m {m}");
-            #[cfg(target_arch = "x86_64")]
-            {
-                type Body = unsafe fn(&[BlockQ4K], usize, &[BlockQ8K], usize, usize, &mut [f32]);
-                let mut bodies: Vec<(&str, Body)> = Vec::new();
-                if super::super::kernels_int8::best_path()
-                    != super::super::kernels_int8::Path::Portable
-                {
-                    bodies.push(("AVX2", avx2::rows));
-                }
-                if super::super::kernels_int8::best_path() == super::super::kernels_int8::Path::Vnni
-                {
-                    bodies.push(("VNNI", avx2::rows_vnni));
-                }
-                if super::super::kernels_int8::wide() {
-                    bodies.push(("AVX-512", avx2::rows_wide));
-                }
-                for (name, body) in bodies {
-                    let mut out = vec![0f32; m * n];
-                    // SAFETY: the body's features were detected; shapes as documented.
-                    unsafe { body(&w, n, &xq, m, kb, &mut out) };
-                    assert_eq!(bits(out), theirs, "{name}, m {m}");
-                }
+        #[allow(unused_mut)]
+        let mut bodies: Vec<(&str, KBody<BlockQ4K>)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::super::kernels_int8::{best_path, wide, Path};
+            if best_path() != Path::Portable {
+                bodies.push(("AVX2", avx2::rows));
+            }
+            if best_path() == Path::Vnni {
+                bodies.push(("VNNI", avx2::rows_vnni));
+            }
+            if wide() {
+                bodies.push(("AVX-512", avx2::rows_wide));
             }
         }
+        kquant_rows_are_candles(24, 3, matmul_q4k, &bodies);
     }
 }
