@@ -2,19 +2,21 @@
 //!
 //! Data flows one way: UI keys become [`protocol::Command`]s for the [`worker`], which owns the
 //! [`engine`] and answers with stamped [`protocol::Event`]s that are drawn live and recorded.
+//!
+//! The modules are layers, each importing only the ones listed before it (a test checks it):
+//! `protocol` < `stats` < `engine` < `lab` < `metrics` < `worker` < `record`, `preset` < `state`
+//! < `report` < `tui` < `app` < `cli`.
 
-pub mod bench;
-pub mod cli;
-pub mod demo;
-pub mod engine;
-pub mod headless;
-pub mod metrics;
-pub mod plot;
-pub mod preset;
 pub mod protocol;
-pub mod record;
-pub mod report;
-pub mod state;
 pub mod stats;
-pub mod tui;
+pub mod engine;
+pub mod lab;
+pub mod metrics;
 pub mod worker;
+pub mod record;
+pub mod preset;
+pub mod state;
+pub mod report;
+pub mod tui;
+pub mod app;
+pub mod cli;

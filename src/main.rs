@@ -1,6 +1,6 @@
 use clap::Parser;
+use labtui::app::{bench, demo, headless, report};
 use labtui::cli::{BenchWhat, Cli, Cmd};
-use labtui::{bench, headless};
 use std::process::ExitCode;
 
 // mimalloc reuses freed memory instead of returning large blocks to the kernel, which otherwise
@@ -16,7 +16,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var(
             "RAYON_NUM_THREADS",
-            labtui::bench::physical_cores().to_string(),
+            labtui::engine::physical_cores().to_string(),
         );
     }
     let preset = cli
@@ -24,17 +24,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .as_deref()
         .map(labtui::preset::load)
         .transpose()?;
-    let model = cli
+    let chosen = cli
         .model
         .clone()
-        .or_else(|| preset.as_ref().and_then(|p| p.model.clone()))
+        .or_else(|| preset.as_ref().and_then(|p| p.model.clone()));
+    let model = chosen
+        .clone()
         .unwrap_or_else(labtui::engine::source::default_spec);
-    match &cli.command {
+    match cli.command {
         Some(Cmd::Generate(a)) => {
-            headless::generate(&model, a, cli.record.as_deref(), preset.as_ref())
+            headless::generate(&model, &a, cli.record.as_deref(), preset.as_ref())
         }
-        Some(Cmd::Report(a)) => report(a),
-        Some(Cmd::Demo(a)) => demo(&cli, a),
+        Some(Cmd::Report(a)) => report::run(&a),
+        Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
+        Some(Cmd::Presets) => demo::list_presets(),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
@@ -45,7 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 preset: None,
             })
         }
-        Some(Cmd::Tokenize(a)) => headless::tokenize(&model, a),
+        Some(Cmd::Tokenize(a)) => headless::tokenize(&model, &a),
         Some(Cmd::Bench(b)) => match &b.what {
             BenchWhat::Engine(a) => bench::engine(&model, a),
             BenchWhat::Ui(a) => bench::ui(&model, a),
@@ -54,10 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Quant(a) => bench::quant::run(&model, a),
         },
         None => labtui::tui::run(labtui::tui::Start {
-            model: cli
-                .model
-                .clone()
-                .or_else(|| preset.as_ref().and_then(|p| p.model.clone())),
+            model: chosen,
             prompt: cli
                 .prompt
                 .clone()
@@ -65,80 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             record: cli.record.clone(),
             replay: None,
-            preset: preset.clone(),
+            preset,
         }),
     }
-}
-
-fn demo(cli: &Cli, a: &labtui::cli::DemoArgs) -> anyhow::Result<()> {
-    let preset = labtui::demo::headless::find(&a.name)?;
-    let model = cli.model.clone().or_else(|| preset.model.clone());
-    if !a.headless {
-        return labtui::tui::run(labtui::tui::Start {
-            model,
-            prompt: preset.prompts[0].clone(),
-            record: cli.record.clone(),
-            replay: None,
-            preset: Some(preset),
-        });
-    }
-    let model = model.unwrap_or_else(labtui::engine::source::default_spec);
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from(&preset.name));
-    let w = labtui::demo::headless::run(&model, &preset, &out, &mut |line| eprintln!("{line}"))?;
-    print!("{}", w.report);
-    for f in &w.files {
-        eprintln!("wrote {}", f.display());
-    }
-    Ok(())
-}
-
-fn report(a: &labtui::cli::ReportArgs) -> anyhow::Result<()> {
-    use labtui::cli::ReportFormat;
-    use labtui::report;
-    let mut recs = Vec::new();
-    for f in &a.files {
-        recs.push((f.display().to_string(), labtui::record::load(f)?));
-    }
-    if let Some(dir) = &a.plot {
-        for f in labtui::plot::write(dir, &recs)? {
-            eprintln!("wrote {}", f.display());
-        }
-    }
-    if a.diff {
-        anyhow::ensure!(recs.len() == 2, "--diff compares exactly two recordings");
-        let first = |r: &labtui::record::Recording| {
-            report::run_tokens(r)
-                .into_iter()
-                .next()
-                .map(|x| x.1)
-                .unwrap_or_default()
-        };
-        let d = report::diff(&first(&recs[0].1), &first(&recs[1].1));
-        match a.format {
-            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&d)?),
-            _ => print!("{}", report::diff_text(&d, &recs[0].0, &recs[1].0)),
-        }
-        return Ok(());
-    }
-    // A demo's recording reports its demo's tables.
-    for (f, r) in &recs {
-        for e in &r.events {
-            if let labtui::protocol::Event::Demo(run) = &e.event {
-                println!("# {f}: demo {} on {}\n", run.demo, run.model);
-                println!("{}", labtui::demo::report::tables(&run.result));
-            }
-        }
-    }
-    let rows: Vec<report::Row> = recs.iter().flat_map(|(f, r)| report::rows(f, r)).collect();
-    match a.format {
-        ReportFormat::Md => print!("{}", report::markdown(&rows)),
-        ReportFormat::Csv => print!("{}", report::csv(&rows)),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {

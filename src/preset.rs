@@ -1,11 +1,19 @@
-//! Presets: RON files in `presets/` that describe a repeatable experiment — model, prompts,
-//! generation parameters and the engine settings to use. Defaults live in code; a preset overlays
-//! only what it names.
+//! Presets: RON files that describe a repeatable experiment — model, prompts, generation
+//! parameters and the engine settings to use. Defaults live in code; a preset overlays only what it
+//! names.
+//!
+//! The presets in the repository's `presets/` are compiled into the binary, so demos work from any
+//! directory and after `cargo install`; a `presets/` folder in the working directory (or
+//! `$LABTUI_PRESETS`) overrides them by name and adds its own.
 
-use crate::protocol::GenParams;
+use crate::protocol::{DemoSection, DraftMode, GenParams, KPolicy, KvDtype, Quant, Settings};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The presets built in (the repository's `presets/` folder).
+static BUILTIN: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/presets");
 
 /// The preset format this build reads.
 pub const FORMAT: u32 = 1;
@@ -26,51 +34,37 @@ pub struct Preset {
     #[serde(default)]
     pub params: GenParams,
     #[serde(default)]
-    pub quantization: Option<String>,
-    /// KV cache dtype: f32, f16 or bf16.
+    pub quantization: Option<Quant>,
     #[serde(default)]
-    pub kv_dtype: Option<String>,
+    pub kv_dtype: Option<KvDtype>,
     #[serde(default)]
-    pub draft_mode: Option<String>,
+    pub draft_mode: Option<DraftMode>,
+    /// K: 1–16, or 0 for adaptive.
     #[serde(default)]
-    pub k: Option<usize>,
+    pub k: Option<KPolicy>,
     /// Narration shown while the preset runs, one line per step.
     #[serde(default)]
     pub notes: Vec<String>,
     /// A teaching demo this preset runs (its steps are the notes).
     #[serde(default)]
-    pub demo: Option<crate::demo::DemoSection>,
+    pub demo: Option<DemoSection>,
 }
 
 impl Preset {
-    /// The commands that set this preset's engine settings in the worker.
-    pub fn commands(&self) -> Vec<crate::protocol::Command> {
-        use crate::protocol::Command;
-        let mut c = Vec::new();
-        if let Some(spec) = &self.draft_model {
-            c.push(Command::SetDraftModel { spec: spec.clone() });
+    /// The engine settings this preset names.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            quant: self.quantization,
+            kv_dtype: self.kv_dtype,
+            draft_mode: self.draft_mode,
+            k: self.k,
+            draft_model: self.draft_model.clone(),
+            draft_layers: None,
         }
-        if let Some(mode) = &self.draft_mode {
-            c.push(Command::SetDraftMode { mode: mode.clone() });
-        }
-        if let Some(k) = self.k {
-            c.push(Command::SetK { k });
-        }
-        if let Some(quant) = &self.quantization {
-            c.push(Command::SetQuantization {
-                quant: quant.clone(),
-            });
-        }
-        if let Some(dtype) = &self.kv_dtype {
-            c.push(Command::SetKvDtype {
-                dtype: dtype.clone(),
-            });
-        }
-        c
     }
 }
 
-/// Where presets are looked up by name.
+/// The folder that overrides the built-in presets: `$LABTUI_PRESETS`, else `./presets`.
 pub fn dir() -> PathBuf {
     std::env::var_os("LABTUI_PRESETS")
         .map(PathBuf::from)
@@ -86,6 +80,99 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Where a preset comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled into the binary.
+    Builtin,
+    /// A file in the presets folder.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built in"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A preset found by [`all`]: its name, where it comes from, and what parsing it gave.
+#[derive(Debug)]
+pub struct Found {
+    pub name: String,
+    pub origin: Origin,
+    pub preset: Result<Preset>,
+}
+
+fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN
+        .get_file(format!("{name}.ron"))
+        .and_then(|f| f.contents_utf8())
+}
+
+fn builtin_names() -> Vec<String> {
+    BUILTIN
+        .files()
+        .filter(|f| f.path().extension().is_some_and(|x| x == "ron"))
+        .filter_map(|f| f.path().file_stem()?.to_str().map(String::from))
+        .collect()
+}
+
+/// Every preset by name, the folder's overriding the built-in ones, sorted by name.
+pub fn all() -> Vec<Found> {
+    let mut found: std::collections::BTreeMap<String, Found> = builtin_names()
+        .into_iter()
+        .map(|name| {
+            let text = builtin(&name).unwrap_or_default();
+            let preset = parse(text, &format!("{name}.ron (built in)"));
+            let origin = Origin::Builtin;
+            (name.clone(), Found { name, origin, preset })
+        })
+        .collect();
+    for path in list(&dir()).unwrap_or_default() {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else {
+            continue;
+        };
+        let preset = read(&path);
+        let origin = Origin::File(path);
+        found.insert(name.clone(), Found { name, origin, preset });
+    }
+    found.into_values().collect()
+}
+
+fn read(path: &Path) -> Result<Preset> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Load a preset by path, or by name: from the presets folder ([`dir`]), else built in.
+pub fn load(name_or_path: &str) -> Result<Preset> {
+    let direct = Path::new(name_or_path);
+    if direct.is_file() {
+        return read(direct);
+    }
+    let in_dir = dir().join(format!("{name_or_path}.ron"));
+    if in_dir.is_file() {
+        return read(&in_dir);
+    }
+    if let Some(text) = builtin(name_or_path) {
+        return parse(text, &format!("{name_or_path}.ron (built in)"));
+    }
+    let known: Vec<String> = all().into_iter().map(|f| f.name).collect();
+    bail!(
+        "no preset {name_or_path:?} (known: {}; the folder {} overrides and adds to them)",
+        if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        },
+        dir().display()
+    )
 }
 
 /// Parse a preset's text; errors give the file, line and column.
@@ -107,29 +194,6 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     if p.prompts.is_empty() {
         bail!("{name}: `prompts` is empty: a preset needs at least one prompt");
     }
-    if let Some(k) = p.k {
-        if !(1..=16).contains(&k) {
-            bail!("{name}: k = {k} is out of range (1 to 16)");
-        }
-    }
-    if let Some(m) = &p.draft_mode {
-        if !crate::state::DRAFT_MODES.contains(&m.as_str()) {
-            bail!(
-                "{name}: draft_mode {m:?} is not one of {}",
-                crate::state::DRAFT_MODES.join(", ")
-            );
-        }
-    }
-    if let Some(q) = &p.quantization {
-        if let Err(e) = crate::engine::quant::Quant::parse(q) {
-            bail!("{name}: {e}");
-        }
-    }
-    if let Some(d) = &p.kv_dtype {
-        if let Err(e) = crate::engine::quant::parse_kv_dtype(d) {
-            bail!("{name}: {e}");
-        }
-    }
     if let Some(d) = &p.demo {
         d.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         if p.notes.is_empty() {
@@ -139,32 +203,3 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     Ok(p)
 }
 
-/// Load a preset by path, or by name from [`dir`].
-pub fn load(name_or_path: &str) -> Result<Preset> {
-    let direct = Path::new(name_or_path);
-    let path = if direct.exists() {
-        direct.to_path_buf()
-    } else {
-        let by_name = dir().join(format!("{name_or_path}.ron"));
-        if !by_name.exists() {
-            let known: Vec<String> = list(&dir())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                .collect();
-            bail!(
-                "no preset {name_or_path:?} (known in {}: {})",
-                dir().display(),
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            );
-        }
-        by_name
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&text, &path.display().to_string())
-}

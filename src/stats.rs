@@ -1,4 +1,4 @@
-//! The numbers people check: tokens per second and latency percentiles.
+//! The numbers people check: tokens per second, latency percentiles, KV cache bytes.
 
 use std::time::Duration;
 
@@ -19,8 +19,40 @@ pub fn percentile(samples: &[Duration], q: f64) -> Duration {
     }
     let mut s = samples.to_vec();
     s.sort_unstable();
-    let rank = ((q / 100.0) * s.len() as f64).ceil() as usize;
-    s[rank.clamp(1, s.len()) - 1]
+    nearest_rank(&s, q)
+}
+
+/// The p50, p90 and p99 of inter-token latencies (nearest rank), sorted once.
+pub fn itl_percentiles(itl: &[Duration]) -> [Duration; 3] {
+    let mut s = itl.to_vec();
+    s.sort_unstable();
+    [50.0, 90.0, 99.0].map(|q| nearest_rank(&s, q))
+}
+
+fn nearest_rank(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// KV cache bytes: 2 (K and V) × layers × KV heads × head dim × bytes per value, for `tokens`
+/// tokens of each of `batch` sequences.
+pub fn kv_bytes(
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    value_bytes: f64,
+    tokens: usize,
+    batch: usize,
+) -> f64 {
+    2.0 * layers as f64
+        * kv_heads as f64
+        * head_dim as f64
+        * value_bytes
+        * tokens as f64
+        * batch as f64
 }
 
 /// The median of `xs` (mean of the middle two for even counts); `None` for no samples.
@@ -75,5 +107,22 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(human_bytes(24_576), "24.0 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn itl_percentiles_are_the_percentiles() {
+        let xs: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        assert_eq!(itl_percentiles(&xs), [ms(50), ms(90), ms(99)]);
+        assert_eq!(itl_percentiles(&[]), [Duration::ZERO; 3]);
+    }
+
+    #[test]
+    fn kv_bytes_follow_the_formula() {
+        // Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, f32.
+        assert_eq!(kv_bytes(24, 2, 64, 4.0, 1, 1), 24_576.0);
+        assert_eq!(
+            kv_bytes(24, 2, 64, 2.0, 32_768, 2),
+            2.0 * 24.0 * 2.0 * 64.0 * 2.0 * 32_768.0 * 2.0
+        );
     }
 }

@@ -3,12 +3,12 @@
 //! and a panic inside it becomes an error event.
 
 use crate::engine::quality::Probe;
-use crate::engine::quant::{kv_dtype_name, parse_kv_dtype, Quant};
-use crate::engine::spec::adaptive::K_MAX;
-use crate::engine::spec::{pick, Controller, DraftMode, Drafter, KPolicy, Speculator};
+use crate::engine::spec::{pick, Controller, Drafter, Speculator};
 use crate::engine::{self, Control, Engine};
-use crate::protocol::{Command, Event, RunSettings, Stamped};
-use candle_core::{DType, Device};
+use crate::protocol::{
+    Command, DraftMode, Event, KPolicy, KvDtype, Quant, RunSettings, Stamped, DEFAULT_K,
+};
+use candle_core::Device;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -52,7 +52,10 @@ impl Worker {
         }
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || State::new(opts.device, clock, ev_tx, cmd_rx).run())
+            .spawn(move || {
+                let out = Outbox { tx: ev_tx, clock };
+                State::new(opts.device, out, cmd_rx).run()
+            })
             .expect("spawn the worker thread");
         Self {
             commands: cmd_tx,
@@ -80,10 +83,26 @@ impl Drop for Worker {
     }
 }
 
+/// The worker's end of the event channel: stamps each event with the session's clock.
+#[derive(Clone)]
+struct Outbox {
+    tx: UnboundedSender<Stamped>,
+    clock: Instant,
+}
+
+impl Outbox {
+    fn send(&self, event: Event) {
+        // The UI only goes away at the end of the session; an event after that has nobody to tell.
+        let _ = self.tx.send(Stamped {
+            at: self.clock.elapsed(),
+            event,
+        });
+    }
+}
+
 struct State {
     device: Device,
-    clock: Instant,
-    events: UnboundedSender<Stamped>,
+    out: Outbox,
     commands: UnboundedReceiver<Command>,
     pending: VecDeque<Command>,
     engine: Option<Engine>,
@@ -98,45 +117,35 @@ struct State {
 /// Settings the UI can change while the engine runs.
 struct Settings {
     draft_mode: DraftMode,
-    /// K, or 0 for adaptive.
-    k: usize,
+    k: KPolicy,
     /// The draft model for `draft-model` mode; `None` picks one beside the target.
     draft_model: Option<String>,
     /// Layers of the `layer-skip` draft; `None` is half the target's.
     draft_layers: Option<usize>,
     /// A weight or KV switch asked for and not yet made (only the newest of each is kept).
     quant: Option<Quant>,
-    kv_dtype: Option<DType>,
+    kv_dtype: Option<KvDtype>,
 }
 
 impl Settings {
     /// Take a setting command; the answer says what happened to it.
     fn apply(&mut self, cmd: &Command) -> String {
         match cmd {
-            Command::SetQuantization { quant } => match Quant::parse(quant) {
-                Ok(q) => {
-                    self.quant = Some(q);
-                    format!("quantization {q}: requantising when no run is in progress")
-                }
-                Err(e) => e,
-            },
-            Command::SetKvDtype { dtype } => match parse_kv_dtype(dtype) {
-                Ok(d) => {
-                    self.kv_dtype = Some(d);
-                    format!("KV cache {}: from the next run", kv_dtype_name(d))
-                }
-                Err(e) => e,
-            },
-            Command::SetDraftMode { mode } => match DraftMode::parse(mode) {
-                Ok(m) => {
-                    self.draft_mode = m;
-                    format!("draft mode {}: from the next run", m.name())
-                }
-                Err(e) => e,
-            },
+            Command::SetQuantization { quant } => {
+                self.quant = Some(*quant);
+                format!("quantization {quant}: requantising when no run is in progress")
+            }
+            Command::SetKvDtype { dtype } => {
+                self.kv_dtype = Some(*dtype);
+                format!("KV cache {dtype}: from the next run")
+            }
+            Command::SetDraftMode { mode } => {
+                self.draft_mode = *mode;
+                format!("draft mode {mode}: from the next run")
+            }
             Command::SetK { k } => {
-                self.k = (*k).min(K_MAX);
-                format!("K = {}: from the next step", KPolicy::from_number(self.k))
+                self.k = *k;
+                format!("K = {k}: from the next step")
             }
             Command::SetDraftModel { spec } => {
                 self.draft_model = Some(spec.clone());
@@ -181,23 +190,17 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl State {
-    fn new(
-        device: Device,
-        clock: Instant,
-        events: UnboundedSender<Stamped>,
-        commands: UnboundedReceiver<Command>,
-    ) -> Self {
+    fn new(device: Device, out: Outbox, commands: UnboundedReceiver<Command>) -> Self {
         Self {
             device,
-            clock,
-            events,
+            out,
             commands,
             pending: VecDeque::new(),
             engine: None,
             next_run: 1,
             settings: Settings {
                 draft_mode: DraftMode::None,
-                k: 4,
+                k: DEFAULT_K,
                 draft_model: None,
                 draft_layers: None,
                 quant: None,
@@ -210,10 +213,7 @@ impl State {
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(Stamped {
-            at: self.clock.elapsed(),
-            event,
-        });
+        self.out.send(event);
     }
 
     fn run(mut self) {
@@ -281,18 +281,14 @@ impl State {
         let start = Instant::now();
         let mut changed = false;
         if let Some(q) = quant {
-            let (tx, clock) = (self.events.clone(), self.clock);
-            let name = q.name().to_string();
+            let out = self.out.clone();
             let mut progress = |done, total| {
                 // Every eighth matrix is enough for a progress bar.
                 if done % 8 == 0 || done == total {
-                    let _ = tx.send(Stamped {
-                        at: clock.elapsed(),
-                        event: Event::Requantizing {
-                            quant: name.clone(),
-                            done,
-                            total,
-                        },
+                    out.send(Event::Requantizing {
+                        quant: q,
+                        done,
+                        total,
                     });
                 }
             };
@@ -347,14 +343,11 @@ impl State {
                 probe.tokens()
             ),
         });
-        let (tx, clock) = (self.events.clone(), self.clock);
+        let out = self.out.clone();
         let mut progress = |done: usize, total: usize| {
-            let _ = tx.send(Stamped {
-                at: clock.elapsed(),
-                event: Event::Notice {
-                    message: format!("measuring quality: pass {done} of {total}"),
-                },
-            });
+            out.send(Event::Notice {
+                message: format!("measuring quality: pass {done} of {total}"),
+            })
         };
         let result = probe.measure(engine, &mut progress);
         self.probe = Some((tokens, probe));
@@ -374,13 +367,8 @@ impl State {
         self.emit(Event::ModelLoading {
             spec: spec.to_string(),
         });
-        let (tx, clock) = (self.events.clone(), self.clock);
-        let progress = move |done, total| {
-            let _ = tx.send(Stamped {
-                at: clock.elapsed(),
-                event: Event::LoadProgress { done, total },
-            });
-        };
+        let out = self.out.clone();
+        let progress = move |done, total| out.send(Event::LoadProgress { done, total });
         match Engine::open(spec, &self.device, progress) {
             Ok(e) => {
                 self.emit(Event::ModelLoaded(e.info.clone()));
@@ -412,7 +400,7 @@ impl State {
             }
         };
         // What adaptive K learnt stays while the drafter and the K setting stay.
-        let policy = KPolicy::from_number(self.settings.k);
+        let policy = self.settings.k;
         if rebuilt || self.spec.controller.policy() != policy {
             self.spec.controller = Controller::new(policy);
         }
@@ -420,22 +408,17 @@ impl State {
         self.next_run += 1;
         let settings = RunSettings {
             params: params.clone(),
-            quantization: engine.quant.name().into(),
-            draft_mode: self.settings.draft_mode.name().into(),
+            quantization: engine.quant,
+            draft_mode: self.settings.draft_mode,
             k: self.settings.k,
         };
-        let (events, clock) = (self.events.clone(), self.clock);
-        let mut emit = |event| {
-            let _ = events.send(Stamped {
-                at: clock.elapsed(),
-                event,
-            });
-        };
+        let out = self.out.clone();
+        let mut emit = |event| out.send(event);
         let commands = &mut self.commands;
         // (`self.spec` is borrowed by the run below, beside these.)
         let pending = &mut self.pending;
         let setting_state = &mut self.settings;
-        let (notices, clock2) = (self.events.clone(), self.clock);
+        let notices = self.out.clone();
         let mut control = || loop {
             match commands.try_recv() {
                 Ok(Command::Stop) => return Control::Stop,
@@ -452,10 +435,7 @@ impl State {
                 Ok(c) => {
                     // Settings are answered between steps, when they take effect.
                     let message = setting_state.apply(&c);
-                    let _ = notices.send(Stamped {
-                        at: clock2.elapsed(),
-                        event: Event::Notice { message },
-                    });
+                    notices.send(Event::Notice { message });
                     if let Command::SetK { .. } = c {
                         return Control::SetK(setting_state.k);
                     }
@@ -487,21 +467,16 @@ impl State {
 
 impl State {
     /// Run a teaching demo on the engine; each measurement is announced as a notice.
-    fn demo(&mut self, demo: &crate::demo::DemoSection, prompt: &str) {
+    fn demo(&mut self, demo: &crate::protocol::DemoSection, prompt: &str) {
         let Some(engine) = self.engine.as_mut() else {
             self.emit(Event::Error {
                 message: "no model is loaded: load one before running a demo".into(),
             });
             return;
         };
-        let (events, clock) = (self.events.clone(), self.clock);
-        let mut progress = |message: String| {
-            let _ = events.send(Stamped {
-                at: clock.elapsed(),
-                event: Event::Notice { message },
-            });
-        };
-        let result = crate::demo::run(engine, demo, prompt, &mut progress);
+        let out = self.out.clone();
+        let mut progress = |message: String| out.send(Event::Notice { message });
+        let result = crate::lab::run(engine, demo, prompt, &mut progress);
         match result {
             Ok(run) => self.emit(Event::Demo(run)),
             Err(e) => self.emit(Event::Error {

@@ -4,7 +4,8 @@
 mod common;
 
 use candle_core::Device;
-use labtui::demo::{self, DemoKind, DemoResult, DemoSection};
+use labtui::lab as demo;
+use labtui::protocol::{DemoKind, DemoResult, DemoSection, Quant, Setting};
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{synthetic::SyntheticSpec, Engine};
 use std::path::PathBuf;
@@ -137,7 +138,7 @@ fn without_the_cache_steps_grow_and_pick_the_same_tokens() {
             (c.prompt_tokens + 239) as u64 * c.kv_bytes_per_token
         );
         // Medians of the first and last 10 uncached steps: single steps are noisy.
-        let ms = |p: &labtui::demo::measure::StepPoint| p.step.as_secs_f64() * 1e3;
+        let ms = |p: &labtui::protocol::demo::StepPoint| p.step.as_secs_f64() * 1e3;
         let n = c.no_cache.len();
         let (early, late) = (
             median(c.no_cache[..10].iter().map(ms)),
@@ -146,7 +147,7 @@ fn without_the_cache_steps_grow_and_pick_the_same_tokens() {
         check(late > 2.0 * early, || {
             format!("uncached steps grow with the length: {early:.2} → {late:.2} ms")
         })?;
-        let ratio = |g: &[labtui::demo::kv_cache::Gap]| median(g.iter().map(|g| g.ratio));
+        let ratio = |g: &[labtui::protocol::demo::Gap]| median(g.iter().map(|g| g.ratio));
         let n = c.gaps.len();
         let (r0, r1) = (ratio(&c.gaps[..10]), ratio(&c.gaps[n - 10..]));
         check(r0 > 1.0, || format!("uncached is slower: {r0:.1}×"))?;
@@ -226,10 +227,10 @@ fn quantization_tours_the_types_and_restores_the_weights() {
     let loaded_bytes = e.model.weight_bytes();
     let section = DemoSection {
         types: vec![
-            "as loaded".into(),
-            "Q8_0".into(),
-            "BF16".into(),
-            "Q2_K".into(),
+            Quant::AsLoaded,
+            Quant::Q8_0,
+            Quant::BF16,
+            Quant::Q2K,
         ],
         output_tokens: Some(4),
         quality_tokens: Some(128),
@@ -238,8 +239,8 @@ fn quantization_tours_the_types_and_restores_the_weights() {
     let DemoResult::Quantization(x) = run(&mut e, &section, "") else {
         panic!("a quantization result");
     };
-    let types: Vec<&str> = x.rows.iter().map(|r| r.variant.quant.as_str()).collect();
-    assert_eq!(types, ["as loaded", "Q8_0", "Q2_K"]);
+    let types: Vec<Quant> = x.rows.iter().map(|r| r.variant.quant).collect();
+    assert_eq!(types, [Quant::AsLoaded, Quant::Q8_0, Quant::Q2K]);
     assert_eq!(x.refused.len(), 1, "BF16 has no CPU matrix multiply");
     assert!(x.refused[0].1.contains("not available on cpu"));
     let kl: Vec<f64> = x.rows.iter().map(|r| r.quality.mean_kl).collect();
@@ -253,13 +254,13 @@ fn quantization_tours_the_types_and_restores_the_weights() {
         .rows
         .iter()
         .all(|r| r.decode_tok_s > 0.0 && r.prefill_tok_s > 0.0));
-    let report = labtui::demo::report::tables(&DemoResult::Quantization(x));
+    let report = labtui::report::demo::tables(&DemoResult::Quantization(x));
     assert!(
         report.contains("| Q2_K |") && report.contains("BF16 skipped"),
         "{report}"
     );
     // The weights the engine ran with before the demo run again.
-    assert_eq!(e.quant, labtui::engine::quant::Quant::AsLoaded);
+    assert_eq!(e.quant, Quant::AsLoaded);
     assert_eq!(e.model.weight_bytes(), loaded_bytes);
 }
 
@@ -370,29 +371,30 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
     let presets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
     let preset = labtui::preset::load(presets.join("demo-kv-cache.ron").to_str().unwrap()).unwrap();
     let mut s = AppState::new("synthetic", "");
-    s.picker = Some(Picker {
+    s.ui.picker = Some(Picker {
         presets: vec![preset.clone()],
         selected: 0,
     });
-    s.update(Action::PickerChoose);
-    assert!(s.take_outbox().is_empty(), "no model yet: the demo waits");
+    assert!(
+        s.update(Action::PickerChoose).is_empty(),
+        "no model yet: the demo waits"
+    );
     let rec = labtui::record::load(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo_kv_cache.ron"),
     )
     .unwrap();
-    let sent: Vec<Command> = rec.events.iter().filter_map(|e| s.apply(e)).collect();
+    let sent: Vec<Command> = rec.events.iter().flat_map(|e| s.apply(e)).collect();
     assert!(
         matches!(sent.as_slice(), [Command::RunDemo { demo, .. }] if demo.kind == "kv-cache"),
         "the demo runs once the model is loaded: {sent:?}"
     );
     // With a model loaded, picking a demo runs it at once.
-    s.picker = Some(Picker {
+    s.ui.picker = Some(Picker {
         presets: vec![preset.clone()],
         selected: 0,
     });
-    s.update(Action::PickerChoose);
     assert!(matches!(
-        s.take_outbox().as_slice(),
+        s.update(Action::PickerChoose).as_slice(),
         [Command::RunDemo { .. }]
     ));
     for e in &rec.events {
@@ -405,13 +407,13 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
         let a = labtui::tui::keymap::action(&s, key(c)).unwrap();
         s.update(a);
     }
-    assert_eq!(s.demo.as_ref().unwrap().step, 1);
+    assert_eq!(s.ui.demo.as_ref().unwrap().step, 1);
     let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
     t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();
     insta::assert_snapshot!("demo_kv_cache_step_2", t.backend());
     s.update(Action::Escape);
-    assert!(s.demo.is_none(), "Esc closes the demo");
+    assert!(s.ui.demo.is_none(), "Esc closes the demo");
 }
 
 /// The quantization demo as the dashboard shows it, from a recorded run on the real 0.5B.
@@ -424,7 +426,7 @@ fn the_quantization_demo_pane_shows_every_type_measured() {
         labtui::preset::load(root.join("presets/demo-quantization.ron").to_str().unwrap()).unwrap();
     let rec = labtui::record::load(&root.join("tests/fixtures/demo_quantization.ron")).unwrap();
     let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
-    s.picker = Some(Picker {
+    s.ui.picker = Some(Picker {
         presets: vec![preset],
         selected: 0,
     });
@@ -444,7 +446,7 @@ fn the_quantization_demo_pane_shows_every_type_measured() {
     let screen = format!("{}", t.backend());
     for r in &x.rows {
         assert!(
-            screen.contains(&r.variant.quant),
+            screen.contains(r.variant.quant.name()),
             "{} missing",
             r.variant.quant
         );

@@ -120,6 +120,7 @@ fn help_lists_every_key_and_selection_shows_a_token() {
 fn replayed_values_are_the_runs_values() {
     let s = state("finished");
     let summary = s
+        .store
         .current
         .as_ref()
         .and_then(|r| r.summary.clone())
@@ -141,20 +142,18 @@ fn replayed_values_are_the_runs_values() {
 
 #[test]
 fn the_preset_picker_loads_a_preset() {
-    use labtui::protocol::Command;
+    use labtui::protocol::{Command, DraftMode, KPolicy};
     use labtui::state::Picker;
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
-    let presets: Vec<_> = labtui::preset::list(&dir)
-        .unwrap()
-        .iter()
-        .map(|p| labtui::preset::load(p.to_str().unwrap()).unwrap())
+    let presets: Vec<_> = labtui::preset::all()
+        .into_iter()
+        .map(|f| f.preset.unwrap())
         .collect();
     let target = presets
         .iter()
         .position(|p| p.name == "rewrite-lookup")
         .expect("rewrite-lookup ships");
     let mut s = state("finished");
-    s.picker = Some(Picker {
+    s.ui.picker = Some(Picker {
         presets,
         selected: 0,
     });
@@ -172,19 +171,25 @@ fn the_preset_picker_loads_a_preset() {
         .unwrap();
     let screen = format!("{}", short.backend());
     assert!(screen.contains("rewrite-lookup"), "{screen}");
-    assert_eq!(s.update(Action::PickerChoose), None);
-    assert!(s.picker.is_none());
-    assert!(s.prompt.starts_with("Rename the variable"));
     assert_eq!(
-        s.take_outbox(),
+        s.update(Action::PickerChoose),
         vec![
             Command::SetDraftMode {
-                mode: "prompt-lookup".into()
+                mode: DraftMode::PromptLookup
             },
-            Command::SetK { k: 4 }
+            Command::SetK {
+                k: KPolicy::Fixed(4)
+            }
         ]
     );
-    assert!(s.banner.as_deref().unwrap_or("").contains("rewrite-lookup"));
+    assert!(s.ui.picker.is_none());
+    assert!(s.ui.prompt.starts_with("Rename the variable"));
+    assert!(s
+        .ui
+        .banner
+        .as_deref()
+        .unwrap_or("")
+        .contains("rewrite-lookup"));
 }
 
 /// A real prompt-lookup run of the 0.5B model on the rewrite preset.
@@ -199,7 +204,7 @@ fn speculative_state() -> AppState {
 #[test]
 fn speculation_pane_and_tape_show_a_speculative_run() {
     let s = speculative_state();
-    let run = s.current.as_ref().unwrap();
+    let run = s.store.current.as_ref().unwrap();
     let summary = run.summary.as_ref().unwrap().spec.clone().unwrap();
     // The pane's counts are the engine's.
     assert_eq!(run.spec.counts.accepted, summary.accepted);

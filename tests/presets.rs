@@ -54,16 +54,16 @@ fn broken_presets_say_what_is_wrong() {
         ("bad_k", "k = 40 is out of range"),
         (
             "bad_mode",
-            "is not one of none, draft-model, prompt-lookup, layer-skip",
+            "unknown draft mode \"telepathy\": valid values are none, draft-model, prompt-lookup, layer-skip",
         ),
         ("future", "preset format 9 is newer"),
         (
             "bad_quant",
-            "unknown quantization \"IQ4_NL\": valid types are as loaded, F32, F16, BF16, Q8_0",
+            "bad_quant.ron:7:19: unknown quantization \"IQ4_NL\": valid values are as loaded, F32, F16, BF16, Q8_0",
         ),
         (
             "bad_kv",
-            "unknown KV dtype \"q8_0\": valid dtypes are f32, f16, bf16",
+            "bad_kv.ron:7:19: unknown KV dtype \"q8_0\": valid values are f32, f16, bf16",
         ),
         (
             "demo_kind",

@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::{DType, Device};
 use labtui::engine::quality::Probe;
-use labtui::engine::quant::Quant;
+use labtui::protocol::{KvDtype, Quant, Setting};
 use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{Engine, Forward};
 
@@ -36,9 +36,9 @@ fn every_type_switches_and_back_to_the_loaded_logits_bit_for_bit() {
     let mut e = Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap();
     let loaded = logits(&e);
     let loaded_bytes = e.model.weight_bytes();
-    for q in Quant::ALL.into_iter().skip(1).filter(|q| *q != Quant::BF16) {
+    for q in Quant::ALL.iter().copied().skip(1).filter(|q| *q != Quant::BF16) {
         let v = e.set_quant(q, &mut none).unwrap();
-        assert_eq!(v.quant, q.name());
+        assert_eq!(v.quant, q);
         assert_eq!(
             v.kept_bytes, loaded_bytes,
             "{q}: the loaded weights are kept"
@@ -182,7 +182,7 @@ fn quality_is_exact_for_the_loaded_weights_and_degrades_with_fewer_bits() {
     for q in [Quant::F16, Quant::Q8_0, Quant::Q4_0, Quant::Q2K] {
         e.set_quant(q, &mut none).unwrap();
         let m = probe.measure(&e, &mut none).unwrap();
-        assert_eq!(m.quant, q.name());
+        assert_eq!(m.quant, q);
         assert!(m.perplexity.is_finite() && m.mean_kl >= 0.0, "{m:?}");
         kl.push(m.mean_kl);
     }
@@ -198,7 +198,7 @@ fn a_half_width_kv_cache_halves_its_bytes_and_keeps_the_answer_close() {
     let mut e = Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap();
     let f32_logits = logits(&e);
     let per_token = e.cache.bytes_per_token();
-    for dtype in [DType::F16, DType::BF16] {
+    for dtype in [KvDtype::F16, KvDtype::BF16] {
         let v = e.set_kv_dtype(dtype).unwrap();
         assert_eq!(v.kv_bytes_per_token * 2, per_token);
         assert_eq!(e.info.kv_bytes_per_token * 2, per_token);

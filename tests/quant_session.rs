@@ -3,7 +3,7 @@
 
 mod common;
 
-use labtui::protocol::{Command, Event, GenParams, Stamped};
+use labtui::protocol::{Command, Event, GenParams, KvDtype, Quant, Stamped};
 use labtui::state::{Action, AppState};
 use labtui::tui::{panes, view};
 use labtui::worker::{Options, Worker};
@@ -55,19 +55,19 @@ fn session(model: &str) -> Vec<Stamped> {
     for (cmd, then_run) in [
         (
             Command::SetQuantization {
-                quant: "Q8_0".into(),
+                quant: Quant::Q8_0,
             },
             true,
         ),
         (
             Command::SetKvDtype {
-                dtype: "f16".into(),
+                dtype: KvDtype::F16,
             },
             true,
         ),
         (
             Command::SetQuantization {
-                quant: "q4_k".into(),
+                quant: Quant::Q4K,
             },
             false,
         ),
@@ -105,11 +105,13 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
         .count();
     assert!(progress >= 2, "requantising reports progress");
     let mut s = state_after(&events);
-    let rows: Vec<(&str, &str)> = s
+    let rows: Vec<(String, String)> = s
+        .store
         .variants
         .iter()
-        .map(|r| (r.quant.as_str(), r.kv_dtype.as_str()))
+        .map(|r| (r.quant.to_string(), r.kv_dtype.to_string()))
         .collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(q, k)| (q.as_str(), k.as_str())).collect();
     assert_eq!(
         rows,
         [
@@ -119,15 +121,16 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
             ("Q4_K", "f16")
         ]
     );
-    let measured: Vec<bool> = s.variants.iter().map(|r| r.quality.is_some()).collect();
+    let measured: Vec<bool> = s.store.variants.iter().map(|r| r.quality.is_some()).collect();
     assert_eq!(measured, [true, true, true, false]);
     let ran: Vec<bool> = s
+        .store
         .variants
         .iter()
         .map(|r| r.decode_tok_s.is_some())
         .collect();
     assert_eq!(ran, [true, true, true, false]);
-    let q = s.variants[0].quality.as_ref().unwrap();
+    let q = s.store.variants[0].quality.as_ref().unwrap();
     assert_eq!(
         (q.mean_kl, q.top1),
         (0.0, 1.0),
@@ -137,24 +140,24 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
     let used: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.event {
-            Event::RunStarted { settings, .. } => Some(settings.quantization.clone()),
+            Event::RunStarted { settings, .. } => Some(settings.quantization.to_string()),
             _ => None,
         })
         .collect();
     assert_eq!(used, ["as loaded", "Q8_0", "Q8_0"]);
-    let v = s.variant.clone().unwrap();
-    assert_eq!((v.quant.as_str(), v.kv_dtype.as_str()), ("Q4_K", "f16"));
-    assert_eq!(s.model.as_ref().unwrap().weight_bytes, v.weight_bytes);
+    let v = s.store.variant.clone().unwrap();
+    assert_eq!((v.quant, v.kv_dtype), (Quant::Q4K, KvDtype::F16));
+    assert_eq!(s.store.model.as_ref().unwrap().weight_bytes, v.weight_bytes);
     assert!(v.kept_bytes > 0);
 
-    s.focus = labtui::state::Focus::Tape;
-    s.show_variants = false;
+    s.ui.focus = labtui::state::Focus::Tape;
+    s.ui.show_variants = false;
     s.update(Action::ToggleVariants);
     let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();
     let screen = format!("{}", t.backend());
-    for r in &s.variants {
+    for r in &s.store.variants {
         for cell in panes::variants::cells(r) {
             assert!(screen.contains(&cell), "{cell} missing from the table");
         }
@@ -173,7 +176,7 @@ fn variants_overlay_from_a_recorded_real_session() {
         .map(|l| ron::from_str(l).expect("fixture line parses"))
         .collect();
     let mut s = state_after(&events);
-    s.show_variants = true;
+    s.ui.show_variants = true;
     let mut t = Terminal::new(TestBackend::new(120, 16)).unwrap();
     t.draw(|f| panes::variants::render(&s, f.area(), f.buffer_mut()))
         .unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device};
 use common::{max_abs, max_abs_diff, real_model, QWEN_05B};
-use labtui::bench::Reference;
+use labtui::lab::reference::Reference;
 use labtui::engine::sampling::argmax;
 use labtui::engine::{Engine, Forward, Model};
 

@@ -6,7 +6,8 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{real_model, QWEN_05B, QWEN_15B};
-use labtui::engine::spec::{pick, DraftMode, Drafter, KPolicy, Speculator};
+use labtui::engine::spec::{pick, Drafter, Speculator};
+use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
 use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{generate, generate_with, Control, Engine, Forward, Model, Prompt};
 use labtui::protocol::{Event, GenParams, RunSettings, RunSummary};
@@ -18,9 +19,9 @@ fn synthetic() -> Engine {
 fn settings(p: &GenParams) -> RunSettings {
     RunSettings {
         params: p.clone(),
-        quantization: "as loaded".into(),
-        draft_mode: "test".into(),
-        k: 0,
+        quantization: Quant::AsLoaded,
+        draft_mode: DraftMode::None,
+        k: KPolicy::Adaptive,
     }
 }
 

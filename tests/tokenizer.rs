@@ -3,7 +3,7 @@
 mod common;
 
 use labtui::engine::chat;
-use labtui::headless::load_tokenizer;
+use labtui::app::headless::load_tokenizer;
 
 const TEXTS: [&str; 6] = [
     "hello world",

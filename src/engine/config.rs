@@ -169,9 +169,4 @@ impl ModelConfig {
         }
         Ok(cfg)
     }
-
-    /// KV cache bytes per token: 2 (K and V) × layers × KV heads × head dim × dtype bytes.
-    pub fn kv_bytes_per_token(&self, dtype_bytes: usize) -> u64 {
-        (2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes) as u64
-    }
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 pub enum Control {
     Continue,
     Stop,
-    /// Change K (0: adaptive) from the next step on; the caller is asked again.
-    SetK(usize),
+    /// Change K from the next step on; the caller is asked again.
+    SetK(KPolicy),
 }
 
 /// What to generate from.
@@ -175,7 +175,7 @@ pub fn generate_with(
             match control() {
                 Control::Continue => break,
                 Control::Stop => break 'run FinishReason::Stopped,
-                Control::SetK(k) => spec.controller.set_policy(KPolicy::from_number(k)),
+                Control::SetK(k) => spec.controller.set_policy(k),
             }
         }
         let pending = *generated.last().expect("a token before each step");
@@ -280,12 +280,13 @@ pub fn generate_with(
     let decode: Duration = itl.iter().sum();
     let spec_summary = spec.is_on().then(|| {
         spec_stats.summary(
-            spec.drafter.mode().name(),
+            spec.drafter.mode(),
             &spec.controller.policy().to_string(),
             decode,
             itl.len(),
         )
     });
+    let [itl_p50, itl_p90, itl_p99] = stats::itl_percentiles(&itl);
     Ok(RunSummary {
         reason,
         prompt_tokens: ids.len(),
@@ -295,9 +296,9 @@ pub fn generate_with(
         prefill_tok_s: stats::tok_per_s(ids.len(), prefill),
         decode,
         decode_tok_s: stats::tok_per_s(itl.len(), decode),
-        itl_p50: stats::percentile(&itl, 50.0),
-        itl_p90: stats::percentile(&itl, 90.0),
-        itl_p99: stats::percentile(&itl, 99.0),
+        itl_p50,
+        itl_p90,
+        itl_p99,
         end_to_end: start.elapsed(),
         kv_tokens: cache.len(),
         kv_bytes: cache.bytes(),

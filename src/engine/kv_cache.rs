@@ -68,7 +68,8 @@ impl KvCache {
 
     /// Bytes per token held, over all layers: 2 × layers × KV heads × head dim × dtype bytes.
     pub fn bytes_per_token(&self) -> u64 {
-        (2 * self.layers.len() * self.kv_heads * self.head_dim * self.dtype.size_in_bytes()) as u64
+        let value = self.dtype.size_in_bytes() as f64;
+        crate::stats::kv_bytes(self.layers.len(), self.kv_heads, self.head_dim, value, 1, 1) as u64
     }
 
     /// Bytes of the K and V entries of the tokens held.

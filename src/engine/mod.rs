@@ -9,13 +9,6 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod kernels;
-pub mod kernels_int8;
-pub mod kernels_ktiles;
-pub mod kernels_q4k;
-pub mod kernels_q5_0;
-pub mod kernels_q5_1;
-pub mod kernels_q6k;
-pub mod kernels_q8k;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;
@@ -49,7 +42,7 @@ pub struct Engine {
     pub info: ModelInfo,
     /// The loaded weights, kept while a variant runs so that switching back is exact.
     pub original: Option<Model>,
-    pub quant: quant::Quant,
+    pub quant: crate::protocol::Quant,
     pub fallbacks: Vec<crate::protocol::Fallback>,
 }
 
@@ -72,6 +65,14 @@ pub(crate) fn device_name(d: &Device) -> String {
         Device::Cuda(_) => "cuda".into(),
         Device::Metal(_) => "metal".into(),
     }
+}
+
+/// Physical cores of this machine (the default thread count).
+pub fn physical_cores() -> usize {
+    sysinfo::System::physical_core_count()
+        .ok()
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
 }
 
 /// Threads candle's CPU kernels use.
@@ -157,7 +158,7 @@ impl Engine {
             hidden: c.hidden,
             vocab: c.vocab,
             context_length: c.context_length,
-            kv_dtype: "f32".into(),
+            kv_dtype: crate::protocol::KvDtype::F32,
             kv_bytes_per_token: cache.bytes_per_token(),
             device: device_name(device),
             threads: threads(),
@@ -169,7 +170,7 @@ impl Engine {
             cache,
             info,
             original: None,
-            quant: quant::Quant::AsLoaded,
+            quant: crate::protocol::Quant::AsLoaded,
             fallbacks: Vec::new(),
         }
     }
@@ -183,16 +184,16 @@ impl Engine {
     /// freed first. On an error the loaded weights run. `progress` hears (done, total) matrices.
     pub fn set_quant(
         &mut self,
-        q: quant::Quant,
+        q: crate::protocol::Quant,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<crate::protocol::Variant> {
         let start = Instant::now();
         if let Some(o) = self.original.take() {
             self.model = o; // drops the old variant
         }
-        self.quant = quant::Quant::AsLoaded;
+        self.quant = crate::protocol::Quant::AsLoaded;
         self.fallbacks.clear();
-        if q != quant::Quant::AsLoaded {
+        if q != crate::protocol::Quant::AsLoaded {
             quant::check_backend(q, self.model.device()).map_err(EngineError::Setting)?;
             let (variant, fallbacks) = quant::requantize(&self.model, q, progress)?;
             self.original = Some(std::mem::replace(&mut self.model, variant));
@@ -206,9 +207,12 @@ impl Engine {
     }
 
     /// Switch the KV cache's dtype; the cache starts empty (every run starts with an empty cache).
-    pub fn set_kv_dtype(&mut self, dtype: DType) -> Result<crate::protocol::Variant> {
-        self.cache = self.model.new_cache(dtype);
-        self.info.kv_dtype = quant::kv_dtype_name(dtype).into();
+    pub fn set_kv_dtype(
+        &mut self,
+        dtype: crate::protocol::KvDtype,
+    ) -> Result<crate::protocol::Variant> {
+        self.cache = self.model.new_cache(quant::kv_dtype(dtype));
+        self.info.kv_dtype = dtype;
         self.info.kv_bytes_per_token = self.cache.bytes_per_token();
         Ok(self.variant(std::time::Duration::ZERO))
     }
@@ -216,8 +220,8 @@ impl Engine {
     /// What runs now: the weights' type, bytes and fallbacks, and the KV dtype.
     pub fn variant(&self, took: std::time::Duration) -> crate::protocol::Variant {
         crate::protocol::Variant {
-            quant: self.quant.name().into(),
-            kv_dtype: quant::kv_dtype_name(self.cache.dtype()).into(),
+            quant: self.quant,
+            kv_dtype: quant::kv_dtype_of(self.cache.dtype()),
             weight_bytes: self.model.weight_bytes(),
             weight_types: quant::weight_types(&self.model),
             fallbacks: self.fallbacks.clone(),

@@ -193,8 +193,8 @@ impl Probe {
             .0
         };
         Ok(crate::protocol::Quality {
-            quant: engine.quant.name().into(),
-            kv_dtype: super::quant::kv_dtype_name(kv).into(),
+            quant: engine.quant,
+            kv_dtype: super::quant::kv_dtype_of(kv),
             scored: totals.scored,
             perplexity: totals.perplexity(),
             mean_kl: totals.mean_kl(),

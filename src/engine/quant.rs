@@ -9,137 +9,45 @@
 use super::kernels::QWeight;
 use super::loader::type_name;
 use super::model::{Linear, Model};
-use crate::protocol::{Fallback, WeightTypeStat};
+use crate::protocol::{Fallback, KvDtype, Quant, WeightTypeStat};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A weight format the dashboard and the command line offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Quant {
-    /// The weights as the file holds them.
-    AsLoaded,
-    F32,
-    F16,
-    BF16,
-    Q8_0,
-    Q6K,
-    Q5K,
-    Q4K,
-    Q4_0,
-    Q3K,
-    Q2K,
+/// The GGML type every matrix is asked to take for `q` (`None`: the loaded weights).
+pub fn ggml(q: Quant) -> Option<GgmlDType> {
+    Some(match q {
+        Quant::AsLoaded => return None,
+        Quant::F32 => GgmlDType::F32,
+        Quant::F16 => GgmlDType::F16,
+        Quant::BF16 => GgmlDType::BF16,
+        Quant::Q8_0 => GgmlDType::Q8_0,
+        Quant::Q6K => GgmlDType::Q6K,
+        Quant::Q5K => GgmlDType::Q5K,
+        Quant::Q4K => GgmlDType::Q4K,
+        Quant::Q4_0 => GgmlDType::Q4_0,
+        Quant::Q3K => GgmlDType::Q3K,
+        Quant::Q2K => GgmlDType::Q2K,
+    })
 }
 
-impl Quant {
-    pub const ALL: [Quant; 11] = [
-        Quant::AsLoaded,
-        Quant::F32,
-        Quant::F16,
-        Quant::BF16,
-        Quant::Q8_0,
-        Quant::Q6K,
-        Quant::Q5K,
-        Quant::Q4K,
-        Quant::Q4_0,
-        Quant::Q3K,
-        Quant::Q2K,
-    ];
-
-    /// The name shown and recorded: `as loaded`, `F16`, `Q4_K`, …
-    pub fn name(self) -> &'static str {
-        match self {
-            Quant::AsLoaded => "as loaded",
-            Quant::F32 => "F32",
-            Quant::F16 => "F16",
-            Quant::BF16 => "BF16",
-            Quant::Q8_0 => "Q8_0",
-            Quant::Q6K => "Q6_K",
-            Quant::Q5K => "Q5_K",
-            Quant::Q4K => "Q4_K",
-            Quant::Q4_0 => "Q4_0",
-            Quant::Q3K => "Q3_K",
-            Quant::Q2K => "Q2_K",
-        }
-    }
-
-    /// Parse a name, forgiving case, `_`, `-` and spaces (`q4k`, `Q4_K`, `as-loaded`, `loaded`).
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let norm = |x: &str| -> String {
-            x.chars()
-                .filter(|c| !matches!(c, '_' | '-' | ' '))
-                .flat_map(char::to_lowercase)
-                .collect()
-        };
-        let want = norm(s);
-        if want == "loaded" || want == "original" {
-            return Ok(Quant::AsLoaded);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|q| norm(q.name()) == want)
-            .ok_or_else(|| {
-                format!(
-                    "unknown quantization {s:?}: valid types are {}",
-                    Self::ALL.map(|q| q.name()).join(", ")
-                )
-            })
-    }
-
-    /// The GGML type every matrix is asked to take (`None`: the loaded weights).
-    pub fn ggml(self) -> Option<GgmlDType> {
-        Some(match self {
-            Quant::AsLoaded => return None,
-            Quant::F32 => GgmlDType::F32,
-            Quant::F16 => GgmlDType::F16,
-            Quant::BF16 => GgmlDType::BF16,
-            Quant::Q8_0 => GgmlDType::Q8_0,
-            Quant::Q6K => GgmlDType::Q6K,
-            Quant::Q5K => GgmlDType::Q5K,
-            Quant::Q4K => GgmlDType::Q4K,
-            Quant::Q4_0 => GgmlDType::Q4_0,
-            Quant::Q3K => GgmlDType::Q3K,
-            Quant::Q2K => GgmlDType::Q2K,
-        })
+/// The candle dtype of a KV cache dtype.
+pub fn kv_dtype(d: KvDtype) -> DType {
+    match d {
+        KvDtype::F32 => DType::F32,
+        KvDtype::F16 => DType::F16,
+        KvDtype::BF16 => DType::BF16,
     }
 }
 
-impl std::fmt::Display for Quant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+/// The KV cache dtype of a candle dtype (f32 for any other).
+pub fn kv_dtype_of(d: DType) -> KvDtype {
+    match d {
+        DType::F16 => KvDtype::F16,
+        DType::BF16 => KvDtype::BF16,
+        _ => KvDtype::F32,
     }
-}
-
-/// The KV cache dtypes offered: name and candle dtype.
-pub const KV_DTYPES: [(&str, DType); 3] = [
-    ("f32", DType::F32),
-    ("f16", DType::F16),
-    ("bf16", DType::BF16),
-];
-
-/// Parse a KV cache dtype name.
-pub fn parse_kv_dtype(s: &str) -> std::result::Result<DType, String> {
-    let want = s.trim().to_lowercase();
-    KV_DTYPES
-        .iter()
-        .find(|(n, _)| *n == want)
-        .map(|(_, d)| *d)
-        .ok_or_else(|| {
-            format!(
-                "unknown KV dtype {s:?}: valid dtypes are {}",
-                KV_DTYPES.map(|(n, _)| n).join(", ")
-            )
-        })
-}
-
-/// The name of a KV dtype as the dashboard shows it.
-pub fn kv_dtype_name(d: DType) -> &'static str {
-    KV_DTYPES
-        .iter()
-        .find(|(_, x)| *x == d)
-        .map(|(n, _)| *n)
-        .unwrap_or("f32")
 }
 
 /// The type a matrix with rows of `k` values takes when `want` is asked. K-quants need rows that
@@ -222,7 +130,7 @@ fn quantize(values: &Tensor, want: GgmlDType, fallbacks: &mut Fallbacks) -> Resu
 /// Check that the model's device can make and multiply `quant` weights, on a tiny matrix, so a
 /// type the backend cannot do is refused before any work with a message that says so.
 pub fn check_backend(quant: Quant, device: &Device) -> std::result::Result<(), String> {
-    let Some(dtype) = quant.ggml() else {
+    let Some(dtype) = ggml(quant) else {
         return Ok(());
     };
     if dtype == GgmlDType::BF16 && device.is_cpu() {
@@ -256,7 +164,7 @@ pub fn requantize(
     quant: Quant,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Model, Vec<Fallback>)> {
-    let Some(want) = quant.ggml() else {
+    let Some(want) = ggml(quant) else {
         return Ok((loaded.clone(), Vec::new()));
     };
     let tied = loaded.head.shares(&loaded.embed);
@@ -354,22 +262,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse_back_and_errors_list_the_valid_types() {
-        for q in Quant::ALL {
-            assert_eq!(Quant::parse(q.name()), Ok(q));
-        }
-        assert_eq!(Quant::parse("q4k"), Ok(Quant::Q4K));
-        assert_eq!(Quant::parse("as-loaded"), Ok(Quant::AsLoaded));
-        let e = Quant::parse("Q7_K").unwrap_err();
-        assert!(
-            e.contains("Q7_K") && e.contains("Q4_K") && e.contains("BF16"),
-            "{e}"
-        );
-        assert_eq!(parse_kv_dtype("F16"), Ok(DType::F16));
-        assert!(parse_kv_dtype("q8").unwrap_err().contains("f32, f16, bf16"));
-    }
-
-    #[test]
     fn k_quants_fall_back_on_short_rows_as_llama_cpp_does() {
         assert_eq!(type_for(GgmlDType::Q4K, 4864), GgmlDType::Q4K);
         assert_eq!(type_for(GgmlDType::Q4K, 896), GgmlDType::Q5_0);
@@ -383,7 +275,8 @@ mod tests {
 
     #[test]
     fn every_type_but_bf16_runs_on_the_cpu() {
-        for q in Quant::ALL.into_iter().filter(|q| *q != Quant::BF16) {
+        use crate::protocol::Setting;
+        for q in Quant::ALL.iter().copied().filter(|q| *q != Quant::BF16) {
             assert_eq!(check_backend(q, &Device::Cpu), Ok(()), "{q}");
         }
         let e = check_backend(Quant::BF16, &Device::Cpu).unwrap_err();

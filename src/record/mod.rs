@@ -5,7 +5,7 @@
 //! accepts an incomplete last line (and says so) but reports any other broken line with its line
 //! and column.
 
-use crate::protocol::{ModelInfo, Stamped};
+use crate::protocol::{DraftMode, KPolicy, ModelInfo, Quant, Stamped};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -37,7 +37,7 @@ impl Machine {
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Self {
             cpu,
-            cores: crate::bench::physical_cores(),
+            cores: crate::engine::physical_cores(),
             ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
             gpu: crate::metrics::Sampler::new().sample().gpu.map(|g| g.name),
         }
@@ -54,13 +54,13 @@ pub struct Header {
     pub machine: Machine,
     /// The model loaded when recording started, if any (later loads are in the events).
     pub model: Option<ModelInfo>,
-    pub quantization: String,
-    pub draft_mode: String,
-    pub k: usize,
+    pub quantization: Quant,
+    pub draft_mode: DraftMode,
+    pub k: KPolicy,
 }
 
 impl Header {
-    pub fn new(model: Option<ModelInfo>, quantization: &str, draft_mode: &str, k: usize) -> Self {
+    pub fn new(model: Option<ModelInfo>, quantization: Quant, draft_mode: DraftMode, k: KPolicy) -> Self {
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -70,8 +70,8 @@ impl Header {
             started_unix,
             machine: Machine::this(),
             model,
-            quantization: quantization.into(),
-            draft_mode: draft_mode.into(),
+            quantization,
+            draft_mode,
             k,
         }
     }
@@ -223,7 +223,7 @@ mod tests {
     fn record_then_load_gives_the_same_events() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(&p, Header::new(None, "as loaded", "none", 4)).unwrap();
+        let mut r = Recorder::create(&p, Header::new(None, Default::default(), Default::default(), Default::default())).unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -238,7 +238,7 @@ mod tests {
     fn a_file_cut_anywhere_in_its_last_line_still_loads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(&p, Header::new(None, "as loaded", "none", 4)).unwrap();
+        let mut r = Recorder::create(&p, Header::new(None, Default::default(), Default::default(), Default::default())).unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn broken_lines_are_reported_with_line_and_column() {
         let lines: Vec<String> = vec![
-            ron::to_string(&Line::Header(Header::new(None, "q", "none", 1))).unwrap(),
+            ron::to_string(&Line::Header(Header::new(None, Quant::Q4K, DraftMode::None, KPolicy::Fixed(1)))).unwrap(),
             "Event((at:oops))".into(),
             "Event(x)".into(),
         ];

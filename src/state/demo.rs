@@ -1,6 +1,7 @@
-//! The demo being shown: its narration steps, the step on screen, and its results once they come.
+//! The demo on screen: its narration steps and the step shown. Its results are in the store.
 
-use crate::demo::DemoRun;
+use crate::preset::Preset;
+use crate::protocol::{DemoRun, DemoSection};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DemoView {
@@ -9,18 +10,33 @@ pub struct DemoView {
     /// The narration, one entry per step.
     pub steps: Vec<String>,
     pub step: usize,
-    pub result: Option<DemoRun>,
+    /// The store's demos from this index on are this view's (results measured before it opened
+    /// are another demo's).
+    pub from: usize,
     /// The demo and prompt to run once a model is loaded (picked before one was).
-    pub waiting: Option<(crate::demo::DemoSection, String)>,
+    pub waiting: Option<(DemoSection, String)>,
 }
 
 impl DemoView {
-    pub fn from_preset(p: &crate::preset::Preset) -> Self {
+    /// A view of the demos the store receives from index `from` on.
+    pub fn new(from: usize) -> Self {
+        Self {
+            from,
+            ..Self::default()
+        }
+    }
+
+    pub fn from_preset(p: &Preset, from: usize) -> Self {
         Self {
             name: p.name.clone(),
             steps: p.notes.clone(),
-            ..Self::default()
+            ..Self::new(from)
         }
+    }
+
+    /// This demo's result, once measured.
+    pub fn result<'a>(&self, demos: &'a [DemoRun]) -> Option<&'a DemoRun> {
+        demos.get(self.from..).and_then(|d| d.last())
     }
 
     pub fn next(&mut self) {
@@ -55,5 +71,20 @@ mod tests {
         let mut empty = DemoView::default();
         empty.next();
         assert_eq!((empty.step, empty.narration()), (0, None));
+    }
+
+    #[test]
+    fn a_view_shows_only_results_measured_after_it_opened() {
+        let run = |name: &str| DemoRun {
+            demo: name.into(),
+            model: "m".into(),
+            threads: 1,
+            result: crate::protocol::DemoResult::Roofline(Default::default()),
+        };
+        let demos = vec![run("old")];
+        let v = DemoView::new(1);
+        assert!(v.result(&demos).is_none());
+        let demos = vec![run("old"), run("new")];
+        assert_eq!(v.result(&demos).unwrap().demo, "new");
     }
 }

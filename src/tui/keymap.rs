@@ -8,7 +8,7 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         return None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    if state.picker.is_some() {
+    if state.ui.picker.is_some() {
         return match key.code {
             KeyCode::Char('c') if ctrl => Some(Action::Quit),
             KeyCode::Up | KeyCode::Char('k') => Some(Action::PickerUp),
@@ -23,9 +23,9 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('u') if ctrl => return Some(Action::ClearPrompt),
         KeyCode::Enter => return Some(Action::Run),
         KeyCode::Esc => {
-            return Some(if state.help {
+            return Some(if state.ui.help {
                 Action::ToggleHelp
-            } else if state.show_variants {
+            } else if state.ui.show_variants {
                 Action::ToggleVariants
             } else {
                 Action::Escape
@@ -38,7 +38,7 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Down => return Some(Action::ScrollUp),
         _ => {}
     }
-    if state.focus == Focus::Prompt && !state.help {
+    if state.ui.focus == Focus::Prompt && !state.ui.help {
         return match key.code {
             KeyCode::Char(c) if !ctrl => Some(Action::Type(c)),
             KeyCode::Backspace => Some(Action::Backspace),
@@ -88,7 +88,7 @@ mod tests {
     fn letters_are_text_in_the_prompt_and_commands_outside() {
         let mut s = AppState::new("synthetic", "");
         assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Type('q')));
-        s.focus = Focus::Tape;
+        s.ui.focus = Focus::Tape;
         assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Quit));
         assert_eq!(action(&s, key(KeyCode::Char(']'))), Some(Action::KUp));
         assert_eq!(

@@ -17,7 +17,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .render(area, buf);
         return;
     }
-    let banner_h = if state.banner.is_some() || state.error.is_some() {
+    let banner_h = if state.ui.banner.is_some() || state.error().is_some() {
         3
     } else {
         0
@@ -31,13 +31,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .areas(area);
     panes::status::render_top(state, top, buf);
-    if let Some(msg) = state.error.as_ref().or(state.banner.as_ref()) {
-        let color = if state.error.is_some() {
+    if let Some(msg) = state.error().or(state.ui.banner.as_deref()) {
+        let color = if state.error().is_some() {
             Color::Red
         } else {
             Color::Yellow
         };
-        Paragraph::new(msg.as_str())
+        Paragraph::new(msg)
             .style(Style::default().fg(color))
             .wrap(Wrap { trim: true })
             .render(banner, buf);
@@ -52,7 +52,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .areas(lower_left);
     let [timing, kv] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
-    if state.demo.is_some() {
+    if state.ui.demo.is_some() {
         panes::demo::render(state, left, buf);
     } else {
         panes::tape::render(state, tape, buf);
@@ -62,13 +62,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     panes::timing::render(state, timing, buf);
     panes::kv::render(state, kv, buf);
     panes::status::render_bottom(state, bottom, buf);
-    if state.show_variants {
+    if state.ui.show_variants {
         panes::variants::render(state, area, buf);
     }
-    if state.help {
+    if state.ui.help {
         panes::help::render(area, buf);
     }
-    if let Some(p) = &state.picker {
+    if let Some(p) = &state.ui.picker {
         panes::picker::render(p, area, buf);
     }
 }

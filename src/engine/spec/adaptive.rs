@@ -15,8 +15,7 @@
 //! Plain steps also serve as the baseline: the first decode step of a run and one step in every
 //! [`PROBE_EVERY`] are plain, so the live speedup is measured against this run's own plain speed.
 
-/// The largest K.
-pub const K_MAX: usize = 16;
+pub use crate::protocol::{KPolicy, K_MAX};
 /// One decode step in this many is plain, to keep the baseline current.
 pub const PROBE_EVERY: usize = 64;
 /// Plain steps after the first unprofitable speculation; grows fourfold each time, up to
@@ -28,51 +27,6 @@ const BACKOFF_MAX: usize = 1024;
 const JUDGE_AFTER: usize = 3;
 /// Speculation must keep at least this fraction of the plain speed.
 const KEEP_ABOVE: f64 = 0.98;
-
-/// K as the user set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KPolicy {
-    Fixed(usize),
-    Adaptive,
-}
-
-impl KPolicy {
-    /// `auto` or a number 1–16; 0 in the protocol also means adaptive.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "auto" | "adaptive" | "0" => Ok(Self::Adaptive),
-            n => match n.parse::<usize>() {
-                Ok(k) if (1..=K_MAX).contains(&k) => Ok(Self::Fixed(k)),
-                _ => Err(format!("K must be 1–{K_MAX} or `auto`, not `{n}`")),
-            },
-        }
-    }
-
-    /// The protocol's number: K, or 0 for adaptive.
-    pub fn as_number(self) -> usize {
-        match self {
-            Self::Fixed(k) => k,
-            Self::Adaptive => 0,
-        }
-    }
-
-    pub fn from_number(k: usize) -> Self {
-        if k == 0 {
-            Self::Adaptive
-        } else {
-            Self::Fixed(k.min(K_MAX))
-        }
-    }
-}
-
-impl std::fmt::Display for KPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Fixed(k) => write!(f, "{k}"),
-            Self::Adaptive => f.write_str("auto"),
-        }
-    }
-}
 
 /// What the next decode step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,15 +318,6 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_k_and_lists_the_valid_values() {
-        assert_eq!(KPolicy::parse("4"), Ok(KPolicy::Fixed(4)));
-        assert_eq!(KPolicy::parse("auto"), Ok(KPolicy::Adaptive));
-        let e = KPolicy::parse("17").unwrap_err();
-        assert!(e.contains("1–16") && e.contains("auto"), "{e}");
-        assert_eq!(KPolicy::from_number(0), KPolicy::Adaptive);
-    }
 
     #[test]
     fn fixed_k_probes_plainly_once_in_a_while() {

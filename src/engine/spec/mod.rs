@@ -17,43 +17,7 @@ pub mod theory;
 pub use adaptive::{Controller, KPolicy, Plan};
 pub use draft::Drafter;
 pub use stats::SpecStats;
-
-/// Where drafts come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DraftMode {
-    None,
-    DraftModel,
-    PromptLookup,
-    LayerSkip,
-}
-
-impl DraftMode {
-    pub const ALL: [DraftMode; 4] = [
-        Self::None,
-        Self::DraftModel,
-        Self::PromptLookup,
-        Self::LayerSkip,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::DraftModel => "draft-model",
-            Self::PromptLookup => "prompt-lookup",
-            Self::LayerSkip => "layer-skip",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == s.trim())
-            .ok_or_else(|| {
-                let valid: Vec<_> = Self::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown draft mode `{s}`: use one of {}", valid.join(", "))
-            })
-    }
-}
+pub use crate::protocol::DraftMode;
 
 /// A drafter and the K controller: what a speculative run needs besides the target.
 pub struct Speculator {
@@ -65,7 +29,7 @@ impl Speculator {
     pub fn none() -> Self {
         Self {
             drafter: Drafter::None,
-            controller: Controller::new(KPolicy::Fixed(4)),
+            controller: Controller::new(crate::protocol::DEFAULT_K),
         }
     }
 
@@ -78,22 +42,5 @@ impl Speculator {
 
     pub fn is_on(&self) -> bool {
         !matches!(self.drafter, Drafter::None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn draft_modes_parse_and_errors_list_the_valid_ones() {
-        for m in DraftMode::ALL {
-            assert_eq!(DraftMode::parse(m.name()), Ok(m));
-        }
-        let e = DraftMode::parse("medusa").unwrap_err();
-        assert!(
-            e.contains("prompt-lookup") && e.contains("layer-skip"),
-            "{e}"
-        );
     }
 }

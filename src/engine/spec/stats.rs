@@ -84,7 +84,7 @@ impl SpecStats {
         })
     }
 
-    pub fn summary(&self, mode: &str, k: &str, decode: Duration, decoded: usize) -> SpecSummary {
+    pub fn summary(&self, mode: crate::protocol::DraftMode, k: &str, decode: Duration, decoded: usize) -> SpecSummary {
         let plain = self.plain_mean().unwrap_or(0.0);
         let per_token = if decoded > 0 {
             decode.as_secs_f64() / decoded as f64
@@ -93,7 +93,7 @@ impl SpecStats {
         };
         let c = &self.counts;
         SpecSummary {
-            mode: mode.into(),
+            mode,
             k: k.into(),
             steps: c.steps,
             plain_steps: self.plain_steps,
@@ -128,7 +128,7 @@ mod tests {
         let ms = Duration::from_millis;
         s.spec_step(3, 1, ms(3), ms(10)); // positions 1 ✓, 2 ✗ (3 not reached)
         s.spec_step(3, 3, ms(3), ms(10)); // all three
-        let sum = s.summary("prompt-lookup", "3", ms(26), 6);
+        let sum = s.summary(crate::protocol::DraftMode::PromptLookup, "3", ms(26), 6);
         assert_eq!(sum.per_position, vec![1.0, 0.5, 1.0]);
         assert_eq!(sum.accepted_hist, vec![0, 1, 0, 1]);
         assert_eq!(sum.acceptance_rate, 4.0 / 6.0);

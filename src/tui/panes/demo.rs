@@ -2,8 +2,9 @@
 //! first chart, all from the run's own measurements.
 
 use super::{block, label, value};
-use crate::demo::roofline::bound_by;
-use crate::demo::{report, DemoResult};
+use crate::lab::roofline::bound_by;
+use crate::protocol::DemoResult;
+use crate::report::demo as report;
 use crate::state::{AppState, DemoView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
@@ -11,7 +12,7 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
 const COLORS: [Color; 3] = [Color::Cyan, Color::Yellow, Color::Green];
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let Some(d) = &state.demo else { return };
+    let Some(d) = &state.ui.demo else { return };
     let title = format!(
         "demo {} · step {}/{} · n next · N back · Esc closes",
         d.name,
@@ -24,8 +25,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [narration, numbers] =
         Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
     narration_par(d).render(narration, buf);
-    let Some(run) = &d.result else {
-        Paragraph::new(format!("measuring on the loaded model … {}", state.status))
+    let Some(run) = state.demo_result() else {
+        Paragraph::new(format!("measuring on the loaded model … {}", state.ui.status))
             .style(label())
             .wrap(Wrap { trim: true })
             .render(numbers, buf);
@@ -159,7 +160,7 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ])];
             v.extend(x.rows.iter().map(|r| {
                 row(&[
-                    r.variant.quant.clone(),
+                    r.variant.quant.to_string(),
                     crate::stats::human_bytes(r.variant.weight_bytes),
                     format!("{:.1}", r.decode_tok_s),
                     format!("{:.3}", r.quality.perplexity),
@@ -209,7 +210,7 @@ fn chart(
     title: &str,
     x: &str,
     y: &str,
-    series: &[crate::plot::Series],
+    series: &[crate::report::plot::Series],
     area: Rect,
     buf: &mut Buffer,
 ) {

@@ -2,7 +2,7 @@
 //! numbers beside the measured growth, context fill, and a what-if predictor.
 
 use super::{block, label, value};
-use crate::state::{AppState, KV_DTYPES, WHAT_IF_BATCH, WHAT_IF_CONTEXTS};
+use crate::state::{AppState, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Gauge, Paragraph, Sparkline};
@@ -13,34 +13,18 @@ pub fn measured_per_token(tokens: &[(usize, u64)]) -> Option<f64> {
     (last.0 > first.0).then(|| (last.1 - first.1) as f64 / (last.0 - first.0) as f64)
 }
 
-/// KV bytes at `tokens` tokens for `batch` sequences with `dtype_bytes` per value.
-pub fn predicted_bytes(
-    layers: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    dtype_bytes: f64,
-    tokens: usize,
-    batch: usize,
-) -> f64 {
-    2.0 * layers as f64
-        * kv_heads as f64
-        * head_dim as f64
-        * dtype_bytes
-        * tokens as f64
-        * batch as f64
-}
-
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("KV cache · v dtype · c context · b batch", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let Some(m) = &state.model else {
+    let Some(m) = &state.store.model else {
         Paragraph::new("The KV cache appears here once a model is loaded.")
             .style(label())
             .render(inner, buf);
         return;
     };
     let points: Vec<(usize, u64)> = state
+        .store
         .current
         .iter()
         .flat_map(|r| r.tokens.iter().map(|t| (t.kv_tokens, t.kv_bytes)))
@@ -95,15 +79,16 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .style(Style::default().fg(Color::Magenta))
         .render(chart, buf);
 
-    let (dname, dbytes) = KV_DTYPES[state.what_if.dtype];
-    let ctx = match WHAT_IF_CONTEXTS[state.what_if.context] {
+    let (dname, dbytes) = WHAT_IF_KV[state.ui.what_if.dtype];
+    let ctx = match WHAT_IF_CONTEXTS[state.ui.what_if.context] {
         0 => m.context_length,
         c => c,
     };
-    let batch = WHAT_IF_BATCH[state.what_if.batch];
-    let full = predicted_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, ctx, batch);
-    let per_tok = predicted_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, 1, batch);
+    let batch = WHAT_IF_BATCH[state.ui.what_if.batch];
+    let full = crate::stats::kv_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, ctx, batch);
+    let per_tok = crate::stats::kv_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, 1, batch);
     let free = state
+        .store
         .last_system
         .as_ref()
         .map(|s| s.system_total.saturating_sub(s.system_used));
@@ -133,13 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn qwen_half_b_numbers() {
-        // Qwen2.5-0.5B: 24 layers, 2 KV heads, 64 dims, f32 → 24,576 B/token.
-        assert_eq!(predicted_bytes(24, 2, 64, 4.0, 1, 1), 24_576.0);
-        assert_eq!(
-            predicted_bytes(24, 2, 64, 2.0, 32_768, 2),
-            24_576.0 / 2.0 * 32_768.0 * 2.0
-        );
+    fn growth_per_token_is_measured_between_the_ends() {
         assert_eq!(measured_per_token(&[(10, 1000), (20, 3000)]), Some(200.0));
         assert_eq!(measured_per_token(&[(10, 1000)]), None);
     }

@@ -14,7 +14,7 @@ pub fn split(rss: u64, weights: u64, kv: u64) -> (u64, u64, u64) {
 
 /// Which weights run, and the loaded ones kept beside a variant.
 fn weights_note(state: &AppState) -> String {
-    match &state.variant {
+    match &state.store.variant {
         Some(v) if v.kept_bytes > 0 => format!(
             "weights: {} {} + loaded {} kept",
             v.quant,
@@ -30,7 +30,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("memory", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let Some(s) = &state.last_system else {
+    let Some(s) = &state.store.last_system else {
         Paragraph::new("Waiting for the first memory sample …")
             .style(label())
             .render(inner, buf);
@@ -48,9 +48,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ),
         None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
     };
-    let kept = state.variant.as_ref().map_or(0, |v| v.kept_bytes);
-    let weights = state.model.as_ref().map_or(0, |m| m.weight_bytes) + kept;
+    let kept = state.store.variant.as_ref().map_or(0, |v| v.kept_bytes);
+    let weights = state.store.model.as_ref().map_or(0, |m| m.weight_bytes) + kept;
     let kv = state
+        .store
         .current
         .as_ref()
         .and_then(|r| r.tokens.last())
@@ -84,6 +85,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .render(text, buf);
     let data: Vec<u64> = state
+        .store
         .system
         .iter()
         .rev()

@@ -6,15 +6,15 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let focused = state.focus == Focus::Prompt;
-    let p = &state.params;
+    let focused = state.ui.focus == Focus::Prompt;
+    let p = &state.ui.params;
     let temp = if p.temperature == 0.0 {
         "greedy".to_string()
     } else {
         format!("temp {:.1}", p.temperature)
     };
     let title = format!("prompt · max {} tokens · {temp}", p.max_tokens);
-    let mut spans = vec![Span::raw(state.prompt.clone())];
+    let mut spans = vec![Span::raw(state.ui.prompt.clone())];
     if focused {
         spans.push(Span::styled("▏", Style::default().fg(Color::Cyan)));
     }

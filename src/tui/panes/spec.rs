@@ -2,18 +2,10 @@
 //! of accepted lengths, and the speedup measured beside the one theory predicts.
 
 use super::{block, label, value};
-use crate::state::{AppState, SpecView, DRAFT_MODES};
+use crate::protocol::DraftMode;
+use crate::state::{AppState, SpecView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
-
-/// K as shown: a number, or `auto` for 0.
-pub fn k_label(k: usize) -> String {
-    if k == 0 {
-        "auto".into()
-    } else {
-        k.to_string()
-    }
-}
 
 fn speedup(x: Option<f64>) -> String {
     x.map_or("—".into(), |x| format!("{x:.2}×"))
@@ -75,20 +67,17 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("speculation · d mode · [ ] K (below 1: auto)", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let chosen = DRAFT_MODES[state.draft_mode];
-    let run = state.current.as_ref();
-    let mode = run.map_or("none", |r| r.draft_mode.as_str());
+    let chosen = state.ui.draft_mode;
+    let run = state.store.current.as_ref();
+    let mode = run.map_or(DraftMode::None, |r| r.draft_mode);
     let mut lines = vec![Line::from(vec![
         Span::styled("run ", label()),
-        Span::styled(
-            if mode.is_empty() { "none" } else { mode }.to_string(),
-            value(),
-        ),
+        Span::styled(mode.to_string(), value()),
         Span::styled(
             format!(
                 " K {}  · next: {chosen}, K {}",
-                run.map_or("—".into(), |r| k_label(r.k)),
-                k_label(state.k)
+                run.map_or("—".into(), |r| r.k.to_string()),
+                state.ui.k
             ),
             label(),
         ),
@@ -112,6 +101,5 @@ mod tests {
     #[test]
     fn bars_scale_zero_to_one() {
         assert_eq!(bars(&[0.0, 0.5, 1.0]), " ▄█");
-        assert_eq!(k_label(0), "auto");
     }
 }

@@ -1,12 +1,12 @@
 //! The status bar: model, architecture, quantization, device, threads, draft mode, K, recording,
 //! and the message line with the keys that matter now.
 
-use crate::state::{AppState, Focus, DRAFT_MODES, QUANTS};
+use crate::state::{AppState, Focus};
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
 
 pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let model = match (&state.model, &state.loading) {
+    let model = match (&state.store.model, &state.store.loading) {
         (Some(m), _) => format!(
             " {} · {} · {} · {} thr",
             m.name, m.arch, m.device, m.threads
@@ -30,10 +30,8 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
         Span::styled(
             format!(
                 "  quant {} · draft {} · K {} · rec {}",
-                QUANTS[state.quant],
-                DRAFT_MODES[state.draft_mode],
-                super::spec::k_label(state.k),
-                if state.recording.is_some() {
+                state.ui.quant, state.ui.draft_mode, state.ui.k,
+                if state.ui.recording.is_some() {
                     "ON"
                 } else {
                     "off"
@@ -49,7 +47,7 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
 
 /// The keys that matter in the current state.
 pub fn hints(state: &AppState) -> &'static str {
-    match (state.focus, state.running()) {
+    match (state.ui.focus, state.store.running()) {
         (_, true) => "Esc stop · Ctrl-C quit · ? help",
         (Focus::Prompt, false) => "Enter run · Tab leave prompt · Ctrl-C quit · ? help",
         (Focus::Tape, false) => "Enter run · Tab edit prompt · ←/→ select token · d [ ] u + - t T v c b · q quit · ? help",
@@ -59,7 +57,7 @@ pub fn hints(state: &AppState) -> &'static str {
 pub fn render_bottom(state: &AppState, area: Rect, buf: &mut Buffer) {
     let line = Line::from(vec![
         Span::styled(
-            format!(" {} ", state.status),
+            format!(" {} ", state.ui.status),
             Style::default().fg(Color::White),
         ),
         Span::styled(

@@ -81,7 +81,7 @@ fn detail(t: &TokenEvent) -> Line<'static> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let focused = state.focus == Focus::Tape;
+    let focused = state.ui.focus == Focus::Tape;
     let b = block(
         if run_speculates(state) {
             "tokens · green: accepted draft · red: rejected · magenta: correction · cyan: bonus · ←/→"
@@ -92,8 +92,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     );
     let inner = b.inner(area);
     b.render(area, buf);
-    let Some(run) = &state.current else {
-        let hint = if state.model.is_some() {
+    let Some(run) = &state.store.current else {
+        let hint = if state.store.model.is_some() {
             "No run yet: type a prompt and press Enter."
         } else {
             "Waiting for a model …"
@@ -113,21 +113,22 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Style::default().fg(Color::DarkGray),
     );
     let mut lines = vec![header];
-    lines.extend(tape_lines(&run.tokens, &run.spec.rejected, state.selected));
+    lines.extend(tape_lines(&run.tokens, &run.spec.rejected, state.ui.selected));
     // Follow the end of the text unless the user scrolled.
     let width = text_area.width.max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
     let follow = rows.saturating_sub(text_area.height as usize) as u16;
-    let scroll = if state.scroll == 0 {
+    let scroll = if state.ui.scroll == 0 {
         follow
     } else {
-        follow.saturating_sub(state.scroll)
+        follow.saturating_sub(state.ui.scroll)
     };
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0))
         .render(text_area, buf);
     let sel = state
+        .ui
         .selected
         .and_then(|i| run.tokens.get(i))
         .or(run.tokens.last());
@@ -140,6 +141,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 
 fn run_speculates(state: &AppState) -> bool {
     state
+        .store
         .current
         .as_ref()
         .is_some_and(|r| r.spec.counts.steps > 0)

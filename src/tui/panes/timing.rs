@@ -3,7 +3,7 @@
 
 use super::{block, label, ms, value};
 use crate::state::{AppState, RunView};
-use crate::stats::{percentile, tok_per_s};
+use crate::stats::{itl_percentiles, tok_per_s};
 use ratatui::prelude::*;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Sparkline, Table};
 use std::time::Duration;
@@ -58,9 +58,10 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
         "mean",
         format!("{:.1} tok/s", tok_per_s(itl.len(), decode)),
     ));
-    let mut l3 = kv("ITL p50", ms(percentile(&itl, 50.0)));
-    l3.extend(kv("p90", ms(percentile(&itl, 90.0))));
-    l3.extend(kv("p99", ms(percentile(&itl, 99.0))));
+    let [p50, p90, p99] = itl_percentiles(&itl);
+    let mut l3 = kv("ITL p50", ms(p50));
+    l3.extend(kv("p90", ms(p90)));
+    l3.extend(kv("p99", ms(p99)));
     vec![Line::from(l1), Line::from(l2), Line::from(l3)]
 }
 
@@ -78,7 +79,7 @@ fn split_bar(run: &RunView, width: u16) -> Line<'static> {
 }
 
 fn history(state: &AppState) -> Table<'static> {
-    let rows = state.history.iter().rev().map(|s| {
+    let rows = state.store.history.iter().rev().map(|s| {
         Row::new(vec![
             format!("{}", s.prompt_tokens),
             format!("{}", s.generated_tokens),
@@ -102,7 +103,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("prefill vs decode", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let Some(run) = &state.current else {
+    let Some(run) = &state.store.current else {
         Paragraph::new("TTFT, prefill and decode speed appear here during a run.")
             .style(label())
             .render(inner, buf);

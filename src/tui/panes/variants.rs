@@ -28,8 +28,8 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn cells(r: &VariantRow) -> [String; 10] {
     let q = r.quality.as_ref();
     [
-        r.quant.clone(),
-        r.kv_dtype.clone(),
+        r.quant.to_string(),
+        r.kv_dtype.to_string(),
         human_bytes(r.weight_bytes),
         human_bytes(r.kv_bytes_per_token),
         if r.fallbacks == 0 {
@@ -52,12 +52,12 @@ pub fn cells(r: &VariantRow) -> [String; 10] {
 }
 
 fn running(state: &AppState, r: &VariantRow) -> bool {
-    let (q, kv) = state.running_variant();
+    let (q, kv) = state.store.running_variant();
     r.quant == q && r.kv_dtype == kv
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let r = super::centered(area, 118, state.variants.len() as u16 + 9);
+    let r = super::centered(area, 118, state.store.variants.len() as u16 + 9);
     Clear.render(r, buf);
     let b = block(
         "variants tried · u type · V KV dtype · Q measure quality · w close",
@@ -66,7 +66,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let inner = b.inner(r);
     b.render(r, buf);
     let [table, notes] = Layout::vertical([Constraint::Min(2), Constraint::Length(4)]).areas(inner);
-    let rows = state.variants.iter().map(|v| {
+    let rows = state.store.variants.iter().map(|v| {
         let style = if running(state, v) {
             Style::default()
                 .fg(Color::Cyan)
@@ -94,6 +94,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         buf,
     );
     let fallbacks = state
+        .store
         .variant
         .as_ref()
         .map(|v| {
@@ -107,6 +108,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .map(|s| format!("Fallbacks now: {s}. "))
         .unwrap_or_default();
     let kept = state
+        .store
         .variant
         .as_ref()
         .filter(|v| v.kept_bytes > 0)
@@ -118,6 +120,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         })
         .unwrap_or_default();
     let by_type = state
+        .store
         .model
         .as_ref()
         .map(|m| {

@@ -1,0 +1,275 @@
+//! `labtui bench spec`: speculative decoding against plain decoding on the same target, prompts
+//! and machine, in one run — tok/s, acceptance, mean accepted length, the measured speedup and
+//! the one theory predicts, and whether the text equals plain greedy decoding.
+
+use crate::engine::spec::{pick, theory, Drafter, Speculator};
+use crate::engine::{generate, generate_with, Control, Engine, Prompt};
+use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
+use anyhow::Result;
+use clap::Args;
+use candle_core::Device;
+
+/// The prompts: code completion of several kinds, and rewrites whose answer repeats the input.
+pub const PROMPTS: [(&str, &str); 5] = [
+    ("complete-fn", "Write a Python function that returns the n-th Fibonacci number iteratively, with a docstring."),
+    ("complete-struct", "Write a Rust struct `Stack<T>` backed by a Vec with push, pop, peek, len and is_empty, each with a doc comment."),
+    ("explain", "Explain in three sentences what a KV cache is in transformer inference."),
+    ("rewrite-rename", "Rewrite this code, renaming the variable `n` to `count` everywhere and changing nothing else:\n\n```python\ndef total(items):\n    n = 0\n    for item in items:\n        if item.price > 0:\n            n = n + item.price * item.quantity\n        else:\n            n = n - item.discount\n    return n\n\ndef average(items):\n    n = total(items)\n    if len(items) == 0:\n        return 0\n    return n / len(items)\n```"),
+    ("rewrite-types", "Add type hints to this code and change nothing else:\n\n```python\ndef merge(a, b):\n    result = []\n    i = 0\n    j = 0\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n            result.append(a[i])\n            i += 1\n        else:\n            result.append(b[j])\n            j += 1\n    result.extend(a[i:])\n    result.extend(b[j:])\n    return result\n```"),
+];
+
+fn settings(params: &GenParams, mode: DraftMode, k: KPolicy) -> RunSettings {
+    RunSettings {
+        params: params.clone(),
+        quantization: Quant::AsLoaded,
+        draft_mode: mode,
+        k,
+    }
+}
+
+fn run_plain(e: &mut Engine, prompt: &str, params: &GenParams) -> Result<RunSummary> {
+    Ok(generate(
+        e,
+        0,
+        Prompt::Text(prompt),
+        params,
+        settings(params, DraftMode::None, KPolicy::Adaptive),
+        &mut |_| {},
+        &mut || Control::Continue,
+    )?)
+}
+
+/// One row of the table.
+struct Row {
+    prompt: &'static str,
+    mode: &'static str,
+    k: String,
+    tok_s: f64,
+    acceptance: Option<f64>,
+    mean_len: Option<f64>,
+    speedup: f64,
+    predicted: Option<f64>,
+    same: bool,
+    /// For the theory against the prompt's final plain speed: expected tokens, speculative
+    /// seconds, plain steps and their seconds.
+    costs: Option<(f64, f64, usize, f64)>,
+    /// With `--pairs` above 1: the tok/s of the plain run paired with this one.
+    paired_plain: Option<f64>,
+}
+
+pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
+    let device = Device::Cpu;
+    let mut target = Engine::open(spec, &device, |_, _| {})?;
+    let (modes, ks) = (args.modes.clone(), args.ks.clone());
+    let mut draft_model = if modes.contains(&DraftMode::DraftModel) {
+        let d = pick::open_draft(&target, args.draft_model.as_deref(), &device)?;
+        eprintln!("draft model: {}", d.info.name);
+        Some(d)
+    } else {
+        None
+    };
+    let params = GenParams {
+        max_tokens: args.tokens,
+        ignore_eos: true,
+        ..GenParams::default()
+    };
+    eprintln!(
+        "target {} · {} tokens per run · greedy · {} threads",
+        target.info.name,
+        args.tokens,
+        crate::engine::threads()
+    );
+    // Warm-up: page the weights in and settle the thread pool.
+    run_plain(
+        &mut target,
+        PROMPTS[0].1,
+        &GenParams {
+            max_tokens: 8,
+            ..params.clone()
+        },
+    )?;
+    let mut rows = Vec::new();
+    let mut learnt: std::collections::HashMap<DraftMode, crate::engine::spec::Controller> =
+        std::collections::HashMap::new();
+    let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
+    for &(name, prompt) in prompts {
+        let plain = run_plain(&mut target, prompt, &params)?;
+        let plain_step = 1.0 / plain.decode_tok_s.max(1e-9);
+        eprintln!("{name}: plain {:.2} tok/s", plain.decode_tok_s);
+        let first_row = rows.len();
+        rows.push(Row {
+            prompt: name,
+            mode: "none",
+            k: "-".into(),
+            tok_s: plain.decode_tok_s,
+            acceptance: None,
+            mean_len: None,
+            speedup: 1.0,
+            predicted: None,
+            same: true,
+            costs: None,
+            paired_plain: None,
+        });
+        for &mode in &modes {
+            for &k in &ks {
+                let drafter = match mode {
+                    DraftMode::None => continue,
+                    DraftMode::PromptLookup => Drafter::PromptLookup,
+                    DraftMode::LayerSkip => Drafter::layer_skip(
+                        &target.model,
+                        args.draft_layers.unwrap_or(target.model.cfg.layers / 2),
+                    ),
+                    DraftMode::DraftModel => {
+                        let d = draft_model.take().expect("the draft model");
+                        Drafter::draft_model(&target, d)?
+                    }
+                };
+                let mut speculator = Speculator::new(drafter, k);
+                // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
+                // session; fixed K starts afresh.
+                if let (KPolicy::Adaptive, Some(c)) = (k, learnt.get(&mode)) {
+                    speculator.controller = c.clone();
+                }
+                // Each run, and with pairs its plain partner right after it; the median pair.
+                let mut runs = Vec::new();
+                for _ in 0..args.pairs {
+                    let s = generate_with(
+                        &mut target,
+                        &mut speculator,
+                        0,
+                        Prompt::Text(prompt),
+                        &params,
+                        settings(&params, mode, k),
+                        &mut |_| {},
+                        &mut || Control::Continue,
+                    )?;
+                    let partner = if args.pairs > 1 {
+                        Some(run_plain(&mut target, prompt, &params)?.decode_tok_s)
+                    } else {
+                        None
+                    };
+                    runs.push((s, partner));
+                }
+                let ratio = |r: &(RunSummary, Option<f64>)| {
+                    r.0.decode_tok_s / r.1.unwrap_or(plain.decode_tok_s).max(1e-9)
+                };
+                runs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+                let (s, partner) = runs.swap_remove(runs.len() / 2);
+                if k == KPolicy::Adaptive {
+                    learnt.insert(mode, speculator.controller.clone());
+                }
+                if let Drafter::DraftModel { engine, .. } = speculator.drafter {
+                    draft_model = Some(*engine);
+                }
+                let p = s
+                    .spec
+                    .clone()
+                    .unwrap_or_else(|| unreachable!("a speculative run"));
+                // Theory against the plain run's step time (the run's own plain steps are few).
+                let predicted = theory::run_speedup(
+                    p.expected_tokens,
+                    (p.draft_time + p.verify_time).as_secs_f64(),
+                    p.plain_steps,
+                    p.plain_time.as_secs_f64(),
+                    plain_step,
+                );
+                let row = Row {
+                    prompt: name,
+                    mode: mode.name(),
+                    k: k.to_string(),
+                    tok_s: s.decode_tok_s,
+                    acceptance: Some(p.acceptance_rate),
+                    mean_len: Some(p.mean_accepted_len),
+                    speedup: s.decode_tok_s / plain.decode_tok_s.max(1e-9),
+                    predicted: Some(predicted),
+                    same: s.text == plain.text,
+                    costs: Some((
+                        p.expected_tokens,
+                        (p.draft_time + p.verify_time).as_secs_f64(),
+                        p.plain_steps,
+                        p.plain_time.as_secs_f64(),
+                    )),
+                    paired_plain: partner,
+                };
+                eprintln!(
+                    "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
+                    row.mode,
+                    row.k,
+                    row.tok_s,
+                    row.speedup,
+                    row.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
+                    p.acceptance_rate * 100.0,
+                    row.same
+                );
+                rows.push(row);
+            }
+        }
+        // This machine drifts by several percent over minutes: the baseline is the mean of a
+        // plain run before and one after the prompt's speculative runs.
+        let after = run_plain(&mut target, prompt, &params)?;
+        let base = (plain.decode_tok_s + after.decode_tok_s) / 2.0;
+        eprintln!(
+            "{name}: plain again {:.2} tok/s, baseline {base:.2}",
+            after.decode_tok_s
+        );
+        for r in &mut rows[first_row..] {
+            let base = r.paired_plain.unwrap_or(base);
+            r.speedup = r.tok_s / base.max(1e-9);
+            r.predicted = r.costs.map(|(e, spec_s, n, plain_s)| {
+                theory::run_speedup(e, spec_s, n, plain_s, 1.0 / base)
+            });
+        }
+        rows[first_row].tok_s = base;
+    }
+    println!("| prompt | mode | K | tok/s | acceptance | mean accepted length | speedup | theory | same text as plain |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
+    let num = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.2} | {} | {} | {:.2}× | {} | {} |",
+            r.prompt,
+            r.mode,
+            r.k,
+            r.tok_s,
+            pct(r.acceptance),
+            num(r.mean_len),
+            r.speedup,
+            r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
+            if r.same { "yes" } else { "NO" }
+        );
+    }
+    if rows.iter().any(|r| !r.same) {
+        anyhow::bail!("a speculative run's text differs from plain greedy decoding");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSpecArgs {
+    /// Tokens each run generates.
+    #[arg(long, default_value_t = 96)]
+    pub tokens: usize,
+    /// Draft modes to measure.
+    #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<DraftMode>(),
+          default_values = ["draft-model", "prompt-lookup", "layer-skip"])]
+    pub modes: Vec<DraftMode>,
+    /// Ks to measure (`auto` for adaptive).
+    #[arg(long, value_delimiter = ',', value_parser = KPolicy::parse,
+          default_values = ["2", "4", "8", "auto"])]
+    pub ks: Vec<KPolicy>,
+    /// How many of the built-in prompts to run (at most 5).
+    #[arg(long, default_value_t = 5)]
+    pub prompts: usize,
+    /// The draft model (default: the largest smaller GGUF beside the target with its tokenizer).
+    #[arg(long)]
+    pub draft_model: Option<String>,
+    /// Layers of the layer-skip draft (default: half).
+    #[arg(long)]
+    pub draft_layers: Option<usize>,
+    /// Runs of each mode and K, each paired with a plain run of the prompt right after it; the
+    /// row is the run with the median speedup over its pair (robust to a machine whose speed
+    /// drifts). With 1, each speedup is against a plain run before and after the prompt's runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub pairs: u32,
+}

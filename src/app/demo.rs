@@ -1,0 +1,157 @@
+//! `labtui demo NAME --headless`: run a demo through the worker as the dashboard does, record its
+//! events to RON and write the Markdown report and the charts.
+
+use crate::preset::Preset;
+use crate::protocol::{Command, Event, KPolicy, Quant, DraftMode};
+use clap::Args;
+use crate::worker::{Options, Worker};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The demo preset for `name`: `demo-NAME` (from the presets folder, else built in), else the
+/// preset or file `name`. The error lists the demos there are.
+pub fn find(name: &str) -> Result<Preset> {
+    if let Ok(p) = crate::preset::load(&format!("demo-{name}")) {
+        return check(p);
+    }
+    let Ok(preset) = crate::preset::load(name) else {
+        let known: Vec<String> = crate::preset::all()
+            .into_iter()
+            .filter_map(|f| f.name.strip_prefix("demo-").map(String::from))
+            .collect();
+        bail!(
+            "no demo {name:?} (demos: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    check(preset)
+}
+
+fn check(preset: Preset) -> Result<Preset> {
+    if preset.demo.is_none() {
+        bail!(
+            "preset {} has no `demo` section: it is not a demo",
+            preset.name
+        );
+    }
+    Ok(preset)
+}
+
+/// What a headless run wrote.
+pub struct Written {
+    pub report: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// Run `preset`'s demo on `model`, writing `recording.ron`, `report.md` and the charts into `out`.
+/// Progress lines go to `progress`.
+pub fn run(
+    model: &str,
+    preset: &Preset,
+    out: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Written> {
+    let demo = preset.demo.clone().context("the preset has no demo")?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the folder {}", out.display()))?;
+    let rec_path = out.join("recording.ron");
+    let mut recorder = crate::record::Recorder::create(
+        &rec_path,
+        crate::record::Header::new(None, Quant::AsLoaded, DraftMode::None, KPolicy::Adaptive),
+    )?;
+    let mut worker = Worker::spawn(Options {
+        sample_every: None,
+        ..Options::default()
+    });
+    worker.send(Command::LoadModel { spec: model.into() });
+    while let Some(stamped) = worker.events.blocking_recv() {
+        recorder.event(&stamped)?;
+        match &stamped.event {
+            Event::ModelLoaded(info) => {
+                progress(&format!(
+                    "{} loaded; running the {} demo",
+                    info.name, demo.kind
+                ));
+                worker.send(Command::RunDemo {
+                    demo: demo.clone(),
+                    prompt: preset.prompts[0].clone(),
+                });
+            }
+            Event::Notice { message } => progress(message),
+            Event::Error { message } => bail!("{message}"),
+            Event::Demo(run) => {
+                let report = crate::report::demo::markdown(run, &preset.notes);
+                let md = out.join("report.md");
+                std::fs::write(&md, &report)
+                    .with_context(|| format!("cannot write {}", md.display()))?;
+                let mut files = vec![rec_path, md];
+                files.extend(crate::report::demo::write_charts(out, &run.result)?);
+                return Ok(Written { report, files });
+            }
+            _ => {}
+        }
+    }
+    bail!("the worker stopped before the demo finished")
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo: prefill-vs-decode, kv-cache, roofline, speculation or quantization (a `demo-NAME` preset), or a
+    /// preset file.
+    pub name: String,
+    /// Run without the dashboard: write a recording, a report and charts, and print the report.
+    #[arg(long)]
+    pub headless: bool,
+    /// Where --headless writes (default demo-NAME).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// `labtui demo NAME`: the demo in the dashboard, or headless with `--headless`. `model` and
+/// `record` come from the global options.
+pub fn main(a: &DemoArgs, model: Option<String>, record: Option<PathBuf>) -> Result<()> {
+    let preset = find(&a.name)?;
+    let model = model.or_else(|| preset.model.clone());
+    if !a.headless {
+        return crate::tui::run(crate::tui::Start {
+            model,
+            prompt: preset.prompts[0].clone(),
+            record,
+            replay: None,
+            preset: Some(preset),
+        });
+    }
+    let model = model.unwrap_or_else(crate::engine::source::default_spec);
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(&preset.name));
+    let w = run(&model, &preset, &out, &mut |line| eprintln!("{line}"))?;
+    print!("{}", w.report);
+    for f in &w.files {
+        eprintln!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// `labtui presets`: every preset, where it comes from, and what it is (or what is wrong with it).
+pub fn list_presets() -> Result<()> {
+    for f in crate::preset::all() {
+        match &f.preset {
+            Ok(p) => println!("{:<24} {:<10} {}", f.name, short(&f.origin), p.description),
+            Err(e) => println!("{:<24} {:<10} broken: {e:#}", f.name, short(&f.origin)),
+        }
+        if let crate::preset::Origin::File(path) = &f.origin {
+            println!("{:<24} {:<10} from {}", "", "", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn short(o: &crate::preset::Origin) -> &'static str {
+    match o {
+        crate::preset::Origin::Builtin => "built in",
+        crate::preset::Origin::File(_) => "folder",
+    }
+}

@@ -1,0 +1,303 @@
+//! Headless commands: `generate` and `tokenize`, the same work as the dashboard without a terminal UI.
+
+use crate::engine::{config::Meta, loader, source, synthetic, Tokenizer};
+use crate::protocol::{Command, Event, GenParams, KPolicy, KvDtype, Quant, DraftMode, RunSummary, Settings};
+use clap::{Args, ValueEnum};
+use crate::stats::human_bytes;
+use crate::worker::{Options, Worker};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::time::Duration;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The one-line summary printed to stderr.
+pub fn summary_line(s: &RunSummary) -> String {
+    let line = format!(
+        "ttft {} | prefill {} tok {:.1} tok/s | decode {} tok {:.1} tok/s | itl p50 {} p99 {} | kv {} | {:?}",
+        ms(s.ttft),
+        s.prompt_tokens,
+        s.prefill_tok_s,
+        s.generated_tokens.saturating_sub(1),
+        s.decode_tok_s,
+        ms(s.itl_p50),
+        ms(s.itl_p99),
+        human_bytes(s.kv_bytes),
+        s.reason
+    );
+    match &s.spec {
+        Some(p) => format!(
+            "{line} | {} K {}: accepted {}/{} ({:.0}%) mean length {:.2} speedup {:.2}× (theory {:.2}×)",
+            p.mode,
+            p.k,
+            p.accepted,
+            p.drafted,
+            p.acceptance_rate * 100.0,
+            p.mean_accepted_len,
+            p.speedup,
+            p.predicted_speedup
+        ),
+        None => line,
+    }
+}
+
+/// A variant as one line: type, bytes, fallbacks, KV dtype and the switch's time.
+pub fn variant_line(v: &crate::protocol::Variant) -> String {
+    let fallbacks = if v.fallbacks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (fell back: {})",
+            v.fallbacks
+                .iter()
+                .map(|f| format!("{}→{} ×{}, {}", f.wanted, f.used, f.tensors, f.why))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    format!(
+        "weights {} {}{fallbacks} · KV {} · switched in {:.1} s",
+        v.quant,
+        human_bytes(v.weight_bytes),
+        v.kv_dtype,
+        v.took.as_secs_f64()
+    )
+}
+
+pub fn generate(
+    model: &str,
+    args: &GenerateArgs,
+    record: Option<&std::path::Path>,
+    preset: Option<&crate::preset::Preset>,
+) -> Result<()> {
+    let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
+    let mut worker = Worker::spawn(Options {
+        sample_every,
+        ..Options::default()
+    });
+    let mut params = match preset {
+        Some(p) => p.params.clone(),
+        None => GenParams {
+            max_tokens: 128,
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
+            raw: args.raw,
+            ignore_eos: false,
+        },
+    };
+    if let Some(n) = args.max_tokens {
+        params.max_tokens = n as usize;
+    }
+    let mut prompts: std::collections::VecDeque<String> = match (&args.prompt, preset) {
+        (Some(p), _) => [p.clone()].into(),
+        (None, Some(p)) => p.prompts.iter().cloned().collect(),
+        (None, None) => bail!("give a prompt (--prompt) or a preset (--preset)"),
+    };
+    // The command line overrides the preset.
+    let settings = preset
+        .map(|p| p.settings())
+        .unwrap_or_default()
+        .overlaid(&args.settings.settings());
+    worker.send_all(settings.commands());
+    worker.send(Command::LoadModel {
+        spec: model.to_string(),
+    });
+    let mut recorder = match record {
+        Some(p) => Some(crate::record::Recorder::create(
+            p,
+            crate::record::Header::new(
+                None,
+                settings.quant.unwrap_or_default(),
+                settings.draft_mode.unwrap_or_default(),
+                settings.k.unwrap_or_default(),
+            ),
+        )?),
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut generating = false;
+    let mut printed = String::new();
+    while let Some(stamped) = worker.events.blocking_recv() {
+        if let Some(r) = recorder.as_mut() {
+            r.event(&stamped)?;
+        }
+        match args.format {
+            Format::Ron => writeln!(out, "{}", ron::to_string(&stamped)?)?,
+            Format::Json => writeln!(out, "{}", serde_json::to_string(&stamped)?)?,
+            Format::Text => {}
+        }
+        match &stamped.event {
+            Event::ModelLoaded(_) if !generating => {
+                generating = true;
+                let prompt = prompts.pop_front().expect("at least one prompt");
+                worker.send(Command::Generate {
+                    prompt,
+                    params: params.clone(),
+                });
+            }
+            Event::Notice { message } if args.format == Format::Text => {
+                eprintln!("note: {message}")
+            }
+            Event::VariantReady(v) if args.format == Format::Text => {
+                eprintln!("note: {}", variant_line(v))
+            }
+            Event::Token(t) if args.format == Format::Text => {
+                write!(out, "{}", t.text)?;
+                printed.push_str(&t.text);
+                out.flush()?;
+            }
+            Event::RunFinished { summary, .. } => {
+                if args.format == Format::Text {
+                    // Bytes that never completed a character show as the full decode shows them.
+                    if let Some(rest) = summary.text.strip_prefix(printed.as_str()) {
+                        write!(out, "{rest}")?;
+                    }
+                    writeln!(out)?;
+                }
+                out.flush()?;
+                eprintln!("{}", summary_line(summary));
+                match prompts.pop_front() {
+                    Some(prompt) => {
+                        printed.clear();
+                        worker.send(Command::Generate {
+                            prompt,
+                            params: params.clone(),
+                        });
+                    }
+                    None => return Ok(()),
+                }
+            }
+            Event::Error { message } => bail!("{message}"),
+            _ => {}
+        }
+    }
+    bail!("the worker stopped without finishing the run")
+}
+
+/// The tokenizer of a model, read from its metadata only (no weights).
+pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
+    let (bytes, path) = match source::resolve(spec)? {
+        source::ModelSource::Synthetic => (
+            synthetic::gguf_bytes(&synthetic::SyntheticSpec::default())?,
+            "synthetic".to_string(),
+        ),
+        source::ModelSource::File(p) => (Vec::new(), p.display().to_string()),
+        source::ModelSource::Hub { repo, file } => {
+            let p = source::fetch_from_hub(&repo, &file, |_, _| {})?;
+            (Vec::new(), p.display().to_string())
+        }
+    };
+    let content = if bytes.is_empty() {
+        let f = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        loader::read_content(&mut std::io::BufReader::new(f), &path)?
+    } else {
+        loader::read_content(&mut std::io::Cursor::new(bytes), &path)?
+    };
+    Ok(Tokenizer::from_gguf(&Meta {
+        content: &content,
+        path: &path,
+    })?)
+}
+
+pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
+    let tok = load_tokenizer(model)?;
+    let ids = tok.encode(&args.text)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let rows: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|&id| serde_json::json!({ "id": id, "piece": tok.piece(id) }))
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+    } else {
+        for id in &ids {
+            writeln!(out, "{id:>8}  {:?}", tok.piece(*id))?;
+        }
+        writeln!(out, "{} tokens", ids.len())?;
+    }
+    Ok(())
+}
+
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The prompt (with --preset, the preset's prompts run instead when this is absent).
+    #[arg(long, short)]
+    pub prompt: Option<String>,
+    /// Most tokens to generate (default 128, or the preset's).
+    #[arg(short = 'n', long = "max-tokens", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Send the prompt untemplated (no chat template).
+    #[arg(long)]
+    pub raw: bool,
+    /// text: the generated text; ron / json: the event stream, one event per line.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// The engine settings on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Where speculative drafts come from.
+    #[arg(long, value_parser = super::args::setting::<DraftMode>())]
+    pub draft: Option<DraftMode>,
+    /// The draft model for --draft draft-model (default: the largest smaller GGUF beside the
+    /// target with the same tokenizer).
+    #[arg(long)]
+    pub draft_model: Option<String>,
+    /// Drafted tokens per step: 1–16, or `auto` (adaptive).
+    #[arg(short = 'k', long = "k", value_parser = KPolicy::parse)]
+    pub k: Option<KPolicy>,
+    /// Layers the layer-skip draft runs before the head (default: half the model's).
+    #[arg(long)]
+    pub draft_layers: Option<usize>,
+    /// Weight type to requantise to.
+    #[arg(long, value_parser = super::args::setting::<Quant>())]
+    pub quant: Option<Quant>,
+    /// KV cache dtype.
+    #[arg(long, value_parser = super::args::setting::<KvDtype>())]
+    pub kv_dtype: Option<KvDtype>,
+}
+
+impl SettingsArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            quant: self.quant,
+            kv_dtype: self.kv_dtype,
+            draft_mode: self.draft,
+            k: self.k,
+            draft_model: self.draft_model.clone(),
+            draft_layers: self.draft_layers,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenizeArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Ron,
+    Json,
+}

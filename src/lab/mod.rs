@@ -1,0 +1,73 @@
+//! What the teaching demos measure, on the engine: one idea of LLM inference each — prefill
+//! against decode, the KV cache, the roofline, quantization, speculation — plus the timed
+//! primitives and the reference model the benchmarks share.
+//!
+//! A demo runs on the worker's [`Engine`] (measured where the work happens, through
+//! [`crate::engine::Model::forward`] and the [`crate::engine::KvCache`]) and answers with a
+//! [`DemoRun`]: plain serde data that travels as an [`crate::protocol::Event::Demo`], is recorded,
+//! drawn by the dashboard's demo pane and written out as a Markdown report.
+
+pub mod kv_cache;
+pub mod measure;
+pub mod prefill_decode;
+pub mod quant;
+pub mod reference;
+pub mod roofline;
+pub mod speculation;
+
+use crate::engine::Engine;
+use crate::protocol::{DemoKind, DemoResult, DemoRun, DemoSection};
+use anyhow::Result;
+
+/// Run `section`'s demo on `engine`; `prompt` is the text the generation demos start from and
+/// `progress` hears a line after each measurement.
+pub fn run(
+    engine: &mut Engine,
+    section: &DemoSection,
+    prompt: &str,
+    progress: &mut dyn FnMut(String),
+) -> Result<DemoRun> {
+    let kind = section.kind().map_err(anyhow::Error::msg)?;
+    let result = match kind {
+        DemoKind::PrefillVsDecode => {
+            DemoResult::PrefillVsDecode(prefill_decode::run(engine, section, progress)?)
+        }
+        DemoKind::KvCache => DemoResult::KvCache(kv_cache::run(engine, section, prompt, progress)?),
+        DemoKind::Roofline => DemoResult::Roofline(roofline::run(engine, section, progress)?),
+        DemoKind::Speculation => {
+            DemoResult::Speculation(speculation::run(engine, section, prompt, progress)?)
+        }
+        DemoKind::Quantization => DemoResult::Quantization(quant::run(engine, section, progress)?),
+    };
+    Ok(DemoRun {
+        demo: kind.name().into(),
+        model: engine.info.name.clone(),
+        threads: engine.info.threads,
+        result,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_errors_list_the_demos() {
+        for k in DemoKind::ALL {
+            assert_eq!(DemoKind::parse(k.name()), Ok(k));
+        }
+        let e = DemoKind::parse("kvcache").unwrap_err();
+        assert!(e.contains("prefill-vs-decode, kv-cache, roofline"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut s = DemoSection::new(DemoKind::KvCache);
+        assert_eq!(s.validate(), Ok(()));
+        s.no_cache_every = Some(0);
+        assert!(s.validate().unwrap_err().contains("no_cache_every = 0"));
+        s.no_cache_every = None;
+        s.prompt_lengths = vec![16, 0];
+        assert!(s.validate().unwrap_err().contains("prompt_lengths: 0"));
+    }
+}

@@ -1,0 +1,305 @@
+//! Demo 3, the roofline: measure this machine's memory bandwidth and matmul throughput, turn
+//! them into the fastest decode and prefill the model could run at, and set the measured speeds
+//! against those ceilings.
+//!
+//! Decode reads every weight (and the KV cache) once per token, so its ceiling is bandwidth ÷
+//! bytes per token. Prefill reads the weights once for the whole prompt, so its ceiling is
+//! FLOP/s ÷ FLOPs per token.
+
+use super::measure::{self, bench_tokens};
+use crate::engine::config::ModelConfig;
+use crate::engine::Engine;
+use crate::protocol::demo::Roofline;
+use crate::protocol::{DemoKind, DemoSection};
+use crate::stats::tok_per_s;
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use std::time::{Duration, Instant};
+
+/// Prompt length of the decode measurement.
+pub const DECODE_PROMPT: usize = 16;
+
+/// Parameters in the matmuls: per-layer projections (all layers) and the output head.
+pub fn matmul_params(c: &ModelConfig) -> (u64, u64) {
+    let (h, q, kv, f) = (
+        c.hidden as u64,
+        (c.heads * c.head_dim) as u64,
+        (c.kv_heads * c.head_dim) as u64,
+        c.ffn as u64,
+    );
+    let layer = h * q + 2 * h * kv + q * h + 3 * h * f;
+    (c.layers as u64 * layer, c.vocab as u64 * h)
+}
+
+/// FLOPs of attention for one query over `context` keys: QKᵀ and the weighted sum of V,
+/// 2 FLOPs per multiply-add, in every head of every layer.
+pub fn attention_flops(c: &ModelConfig, context: f64) -> f64 {
+    4.0 * (c.layers * c.heads * c.head_dim) as f64 * context
+}
+
+/// FLOPs per token of a decode step at `context`: every matmul weight once (head included)
+/// plus attention.
+pub fn decode_flops_per_token(c: &ModelConfig, context: usize) -> f64 {
+    let (layers, head) = matmul_params(c);
+    2.0 * (layers + head) as f64 + attention_flops(c, context as f64)
+}
+
+/// FLOPs per token of a prefill of `len` tokens: the projections for every token, the head for
+/// the last one only, attention over (len + 1) / 2 keys on average.
+pub fn prefill_flops_per_token(c: &ModelConfig, len: usize) -> f64 {
+    let (layers, head) = matmul_params(c);
+    let len = len.max(1) as f64;
+    2.0 * layers as f64 + 2.0 * head as f64 / len + attention_flops(c, (len + 1.0) / 2.0)
+}
+
+/// Bytes a decode step reads at `context`: the weights and the KV cache held.
+pub fn decode_bytes_per_token(weight_bytes: u64, kv_bytes_per_token: u64, context: usize) -> f64 {
+    weight_bytes as f64 + (kv_bytes_per_token * context as u64) as f64
+}
+
+/// Tokens per second at the roof: a rate (bytes/s or FLOP/s) over the cost of one token.
+pub fn ceiling(rate: f64, per_token: f64) -> f64 {
+    if per_token > 0.0 {
+        rate / per_token
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Which roof limits work of `intensity` FLOPs per byte on a machine whose balance point
+/// (peak FLOP/s ÷ bandwidth) is `balance`.
+pub fn bound_by(intensity: f64, balance: f64) -> &'static str {
+    if intensity < balance {
+        "memory"
+    } else {
+        "compute"
+    }
+}
+
+fn sum_chunk(c: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut blocks = c.chunks_exact(8);
+    for b in &mut blocks {
+        for j in 0..8 {
+            acc[j] = acc[j].wrapping_add(b[j]);
+        }
+    }
+    blocks
+        .remainder()
+        .iter()
+        .chain(acc.iter())
+        .fold(0u64, |a, &x| a.wrapping_add(x))
+}
+
+/// Best read bandwidth (GB/s) streaming a `bytes` buffer with `threads` threads, over `passes`.
+pub fn read_bandwidth_gb_s(bytes: usize, passes: usize, threads: usize) -> f64 {
+    let n = bytes / 8;
+    // Written once so every page is really mapped (untouched pages read as one shared zero page).
+    let buf: Vec<u64> = (0..n as u64).collect();
+    let threads = threads.max(1);
+    let chunk = n.div_ceil(threads);
+    let mut best = 0f64;
+    for _ in 0..passes.max(1) {
+        let t = Instant::now();
+        let total = std::thread::scope(|s| {
+            let handles: Vec<_> = buf
+                .chunks(chunk)
+                .map(|c| s.spawn(move || sum_chunk(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a summing thread"))
+                .fold(0u64, u64::wrapping_add)
+        });
+        std::hint::black_box(total);
+        best = best.max((n * 8) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+/// GFLOP/s of the fastest of `repeats` runs of `f` (after a warm-up) doing `flops` each.
+fn gflop_s(flops: f64, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut best = Duration::MAX;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed());
+    }
+    Ok(flops / best.as_secs_f64() / 1e9)
+}
+
+/// candle's f32 matmul `(m, k) × (k, n)` on the CPU.
+pub fn f32_matmul_gflop_s(m: usize, k: usize, n: usize, repeats: usize) -> Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+    gflop_s(2.0 * (m * k * n) as f64, repeats, || {
+        std::hint::black_box(a.matmul(&b)?);
+        Ok(())
+    })
+}
+
+pub fn run(
+    engine: &mut Engine,
+    section: &DemoSection,
+    progress: &mut dyn FnMut(String),
+) -> Result<Roofline> {
+    let threads = crate::engine::threads();
+    let buffer_bytes = section.buffer_mib.unwrap_or(256) << 20;
+    let bandwidth_gb_s = read_bandwidth_gb_s(buffer_bytes, 10, threads);
+    progress(format!(
+        "memory: {bandwidth_gb_s:.1} GB/s reading {} MiB with {threads} threads",
+        buffer_bytes >> 20
+    ));
+
+    let Engine {
+        model, cache, info, ..
+    } = engine;
+    let cfg = model.cfg.clone();
+    let device = model.device().clone();
+    let ctx = cfg.context_length;
+    let len = section.prefill_tokens.unwrap_or(256).min(ctx - 1).max(1);
+    let (m, k, n) = (len, cfg.hidden, cfg.ffn);
+    let matmul_f32_gflop_s = f32_matmul_gflop_s(m, k, n, 5)?;
+    let x = Tensor::randn(0f32, 1.0, (1, m, k), &device)?;
+    let gate = &model.layers[0].gate.weight;
+    let matmul_q_gflop_s = gflop_s(2.0 * (m * k * n) as f64, 5, || {
+        std::hint::black_box(gate.forward(&x)?);
+        Ok(())
+    })?;
+    let peak_gflop_s = matmul_f32_gflop_s.max(matmul_q_gflop_s);
+    progress(format!(
+        "matmul {m}×{k}×{n}: f32 {matmul_f32_gflop_s:.1} GFLOP/s, the model's quantized gate {matmul_q_gflop_s:.1} GFLOP/s"
+    ));
+
+    // Decode: a short prompt, then greedy steps with the cache.
+    let vocab = cfg.vocab;
+    let steps = section
+        .output_tokens(DemoKind::Roofline)
+        .min(ctx - DECODE_PROMPT - 1)
+        .max(1);
+    let (_, first) = measure::prefill(model, cache, &bench_tokens(DECODE_PROMPT, vocab))?;
+    measure::decode(model, cache, first, 2)?; // warm-up
+    let (_, first) = measure::prefill(model, cache, &bench_tokens(DECODE_PROMPT, vocab))?;
+    let (points, _) = measure::decode(model, cache, first, steps)?;
+    let decode_time: Duration = points.iter().map(|p| p.step).sum();
+    let decode_tok_s = tok_per_s(points.len(), decode_time);
+    let decode_context = points.iter().map(|p| p.context).sum::<usize>() / points.len().max(1);
+    let weight_bytes = model.bytes_read_per_token();
+    let decode_bytes =
+        decode_bytes_per_token(weight_bytes, info.kv_bytes_per_token, decode_context);
+    let decode_flops = decode_flops_per_token(&cfg, decode_context);
+    let decode_ceiling_tok_s = ceiling(bandwidth_gb_s * 1e9, decode_bytes);
+    progress(format!(
+        "decode: {decode_tok_s:.1} tok/s against a ceiling of {decode_ceiling_tok_s:.1} tok/s"
+    ));
+
+    // Prefill: warm-up, then the best of two.
+    let ids = bench_tokens(len, vocab);
+    measure::prefill(model, cache, &ids)?;
+    let mut best = Duration::MAX;
+    for _ in 0..2 {
+        best = best.min(measure::prefill(model, cache, &ids)?.0);
+    }
+    cache.clear();
+    let prefill_tok_s = tok_per_s(len, best);
+    let prefill_flops = prefill_flops_per_token(&cfg, len);
+    let prefill_ceiling_tok_s = ceiling(peak_gflop_s * 1e9, prefill_flops);
+    progress(format!(
+        "prefill of {len}: {prefill_tok_s:.1} tok/s against a ceiling of {prefill_ceiling_tok_s:.1} tok/s"
+    ));
+    Ok(Roofline {
+        threads,
+        buffer_bytes: buffer_bytes as u64,
+        bandwidth_gb_s,
+        matmul_shape: (m, k, n),
+        matmul_f32_gflop_s,
+        matmul_q_gflop_s,
+        peak_gflop_s,
+        weight_bytes_read: weight_bytes,
+        kv_bytes_per_token: info.kv_bytes_per_token,
+        decode_context,
+        decode_bytes_per_token: decode_bytes,
+        decode_flops_per_token: decode_flops,
+        decode_ceiling_tok_s,
+        decode_tok_s,
+        decode_ratio: decode_tok_s / decode_ceiling_tok_s,
+        prefill_tokens: len,
+        prefill_flops_per_token: prefill_flops,
+        prefill_ceiling_tok_s,
+        prefill_tok_s,
+        prefill_ratio: prefill_tok_s / prefill_ceiling_tok_s,
+        machine_balance: peak_gflop_s / bandwidth_gb_s,
+        decode_intensity: decode_flops / decode_bytes,
+        prefill_intensity: len as f64 * prefill_flops
+            / decode_bytes_per_token(weight_bytes, info.kv_bytes_per_token, len),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::{Arch, RopeStyle};
+
+    /// Qwen2.5-0.5B's shape.
+    fn qwen_05b() -> ModelConfig {
+        ModelConfig {
+            arch: Arch::Qwen2,
+            name: "qwen".into(),
+            layers: 24,
+            hidden: 896,
+            heads: 14,
+            kv_heads: 2,
+            head_dim: 64,
+            ffn: 4864,
+            context_length: 32768,
+            rms_eps: 1e-6,
+            rope_base: 1e6,
+            rope_style: RopeStyle::Halves,
+            vocab: 151_936,
+        }
+    }
+
+    #[test]
+    fn parameters_match_the_published_count() {
+        let (layers, head) = matmul_params(&qwen_05b());
+        // 494 M parameters in all: 358 M in the layers' matmuls, 136 M in the tied embeddings,
+        // and the rest in norms and biases.
+        assert_eq!(layers, 357_826_560);
+        assert_eq!(head, 136_134_656);
+    }
+
+    #[test]
+    fn flops_per_token_follow_the_formulas() {
+        let c = qwen_05b();
+        let (layers, head) = matmul_params(&c);
+        let at = |ctx: f64| 4.0 * 24.0 * 14.0 * 64.0 * ctx;
+        assert_eq!(
+            decode_flops_per_token(&c, 100),
+            2.0 * (layers + head) as f64 + at(100.0)
+        );
+        // A one-token prefill is a decode step at context 1.
+        assert_eq!(
+            prefill_flops_per_token(&c, 1),
+            decode_flops_per_token(&c, 1)
+        );
+        // Longer prompts spread the head over more tokens.
+        assert!(prefill_flops_per_token(&c, 256) < prefill_flops_per_token(&c, 16));
+    }
+
+    #[test]
+    fn ceilings_divide_rate_by_cost() {
+        assert_eq!(decode_bytes_per_token(1000, 10, 5), 1050.0);
+        assert_eq!(ceiling(10e9, 400e6), 25.0);
+        assert_eq!(ceiling(1.0, 0.0), f64::INFINITY);
+        assert_eq!(bound_by(2.5, 5.3), "memory");
+        assert_eq!(bound_by(468.0, 5.3), "compute");
+    }
+
+    #[test]
+    fn bandwidth_is_positive_and_finite() {
+        let gb_s = read_bandwidth_gb_s(8 << 20, 2, 2);
+        assert!(gb_s.is_finite() && gb_s > 0.0, "{gb_s}");
+        assert_eq!(sum_chunk(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 55);
+    }
+}

@@ -1,0 +1,332 @@
+//! A teaching demo on the wire: the preset's `demo` section that asks for one, and the
+//! measurements it answers with ([`DemoRun`], carried by [`super::Event::Demo`], recorded, drawn
+//! by the demo pane and written out as a report). Plain serde data; the demos themselves run in
+//! `lab`.
+
+use super::settings::Quant;
+use super::{Quality, Variant};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The demos labtui knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoKind {
+    PrefillVsDecode,
+    KvCache,
+    Roofline,
+    Quantization,
+    Speculation,
+}
+
+impl DemoKind {
+    pub const ALL: [DemoKind; 5] = [
+        DemoKind::PrefillVsDecode,
+        DemoKind::KvCache,
+        DemoKind::Roofline,
+        DemoKind::Quantization,
+        DemoKind::Speculation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoKind::PrefillVsDecode => "prefill-vs-decode",
+            DemoKind::KvCache => "kv-cache",
+            DemoKind::Roofline => "roofline",
+            DemoKind::Quantization => "quantization",
+            DemoKind::Speculation => "speculation",
+        }
+    }
+
+    /// Parse a demo name; the error lists the valid ones.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "demo {s:?} is not one of {}",
+                    Self::ALL.map(|k| k.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// A preset's `demo` section: which demo and its sweep; absent fields take the defaults in code.
+/// The narration steps are the preset's `notes`, one per step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSection {
+    /// prefill-vs-decode, kv-cache, roofline, speculation (quantization: not yet).
+    pub kind: String,
+    /// prefill-vs-decode: the prompt lengths to prefill (default 16, 64, 256, 1024).
+    #[serde(default)]
+    pub prompt_lengths: Vec<usize>,
+    /// prefill-vs-decode: decode steps timed after each prompt length (default 16).
+    #[serde(default)]
+    pub decode_tokens: Option<usize>,
+    /// Tokens generated: prefill-vs-decode's output-length run (default 256), kv-cache's
+    /// generation (default 256), roofline's decode measurement (default 64).
+    #[serde(default)]
+    pub output_tokens: Option<usize>,
+    /// kv-cache: recompute without the cache at every context length divisible by this
+    /// (default 1: every step), and at the last step.
+    #[serde(default)]
+    pub no_cache_every: Option<usize>,
+    /// roofline: the buffer streamed to measure memory bandwidth, in MiB (default 256).
+    #[serde(default)]
+    pub buffer_mib: Option<usize>,
+    /// roofline: the prompt length of the prefill measurement and of the matmul shape (default 256).
+    #[serde(default)]
+    pub prefill_tokens: Option<usize>,
+    /// speculation: the Ks to run each draft mode at (default 2, 4, 8).
+    #[serde(default)]
+    pub ks: Vec<usize>,
+    /// quantization: the weight types to visit, in order (default as loaded, F16, Q8_0, Q4_K,
+    /// Q4_0, Q2_K).
+    #[serde(default)]
+    pub types: Vec<Quant>,
+    /// quantization: tokens of the reference text each quality measurement runs (default 512).
+    #[serde(default)]
+    pub quality_tokens: Option<usize>,
+}
+
+impl DemoSection {
+    pub fn new(kind: DemoKind) -> Self {
+        Self {
+            kind: kind.name().into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn kind(&self) -> std::result::Result<DemoKind, String> {
+        DemoKind::parse(&self.kind)
+    }
+
+    /// Check the values a person wrote; errors say which field and what is allowed.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.kind()?;
+        if let Some(&bad) = self
+            .prompt_lengths
+            .iter()
+            .find(|&&n| !(1..=32_768).contains(&n))
+        {
+            return Err(format!(
+                "demo prompt_lengths: {bad} is out of range (1 to 32768)"
+            ));
+        }
+        if let Some(&bad) = self.ks.iter().find(|&&k| !(1..=16).contains(&k)) {
+            return Err(format!("demo ks: {bad} is out of range (1 to 16)"));
+        }
+        for (name, v, lo, hi) in [
+            ("decode_tokens", self.decode_tokens, 1, 4096),
+            ("output_tokens", self.output_tokens, 1, 32_768),
+            ("no_cache_every", self.no_cache_every, 1, 4096),
+            ("buffer_mib", self.buffer_mib, 16, 16_384),
+            ("prefill_tokens", self.prefill_tokens, 1, 32_768),
+            ("quality_tokens", self.quality_tokens, 16, 65_536),
+        ] {
+            if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
+                return Err(format!("demo {name} = {v} is out of range ({lo} to {hi})"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn prompt_lengths(&self) -> Vec<usize> {
+        if self.prompt_lengths.is_empty() {
+            vec![16, 64, 256, 1024]
+        } else {
+            self.prompt_lengths.clone()
+        }
+    }
+
+    pub fn output_tokens(&self, kind: DemoKind) -> usize {
+        self.output_tokens.unwrap_or(match kind {
+            DemoKind::Roofline => 64,
+            DemoKind::Speculation => 96,
+            DemoKind::Quantization => 32,
+            _ => 256,
+        })
+    }
+}
+
+/// What a demo measured, by demo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DemoResult {
+    PrefillVsDecode(Sweep),
+    KvCache(Comparison),
+    Roofline(Roofline),
+    Speculation(SpecSweep),
+    Quantization(QuantSweep),
+}
+
+/// A finished demo: what ran, on what, and its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DemoRun {
+    pub demo: String,
+    pub model: String,
+    pub threads: usize,
+    pub result: DemoResult,
+}
+
+/// One timed step: the tokens the pass attended to (its context) and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepPoint {
+    pub context: usize,
+    pub step: Duration,
+}
+
+/// One prompt length: its prefill and the decode steps right after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptPoint {
+    pub prompt_tokens: usize,
+    pub prefill: Duration,
+    pub prefill_tok_s: f64,
+    /// Median decode step at this context.
+    pub decode_step: Duration,
+    pub decode_tok_s: f64,
+}
+
+/// One output length of the long run: where its time went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputPoint {
+    pub output_tokens: usize,
+    pub prefill: Duration,
+    pub decode: Duration,
+    /// decode ÷ (prefill + decode).
+    pub decode_share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub prompts: Vec<PromptPoint>,
+    /// Every decode step of the long run: step time by context length.
+    pub decode_curve: Vec<StepPoint>,
+    pub outputs: Vec<OutputPoint>,
+    /// Prompt lengths left out because they do not fit the model's context.
+    pub skipped: Vec<usize>,
+}
+
+/// Cached against uncached at one context length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub context: usize,
+    pub cached: Duration,
+    pub no_cache: Duration,
+    /// no_cache ÷ cached.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill: Duration,
+    /// Every decode step with the cache.
+    pub cached: Vec<StepPoint>,
+    /// The steps recomputed without the cache (every `no_cache_every` context lengths, and the last).
+    pub no_cache: Vec<StepPoint>,
+    pub no_cache_every: usize,
+    pub gaps: Vec<Gap>,
+    /// Steps whose uncached pick was compared with the cached run's token, and the contexts
+    /// where they differed.
+    pub compared: usize,
+    pub mismatches: Vec<usize>,
+    /// Contexts where the picks differed on a near tie: the uncached logits of the two tokens
+    /// within `lab::kv_cache::TIE` of the largest logit. Prefill and decode multiply in different orders
+    /// (prefill as the reference engine does, decode batch-invariant), so their last bits
+    /// differ and a tie can fall either way; that is rounding, not the cache.
+    #[serde(default)]
+    pub ties: Vec<usize>,
+    pub kv_bytes_per_token: u64,
+    /// Cache held at the end of the generation, and allocated for it.
+    pub kv_bytes: u64,
+    pub kv_reserved_bytes: u64,
+    pub weight_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Roofline {
+    pub threads: usize,
+    /// The buffer streamed and the best read bandwidth over the passes (GB/s, 10⁹ bytes).
+    pub buffer_bytes: u64,
+    pub bandwidth_gb_s: f64,
+    /// `(m, k, n)` of the products timed: an f32 matmul and the model's own quantized FFN gate.
+    pub matmul_shape: (usize, usize, usize),
+    pub matmul_f32_gflop_s: f64,
+    pub matmul_q_gflop_s: f64,
+    /// The faster of the two: the compute roof.
+    pub peak_gflop_s: f64,
+    /// Weight bytes a decode step streams (a head tied to the embeddings counted once; untied
+    /// embeddings are only looked up, not streamed).
+    pub weight_bytes_read: u64,
+    pub kv_bytes_per_token: u64,
+    pub decode_context: usize,
+    pub decode_bytes_per_token: f64,
+    pub decode_flops_per_token: f64,
+    pub decode_ceiling_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub decode_ratio: f64,
+    pub prefill_tokens: usize,
+    pub prefill_flops_per_token: f64,
+    pub prefill_ceiling_tok_s: f64,
+    pub prefill_tok_s: f64,
+    pub prefill_ratio: f64,
+    /// FLOPs per byte read: the machine's balance point, decode's and prefill's.
+    pub machine_balance: f64,
+    pub decode_intensity: f64,
+    pub prefill_intensity: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecPoint {
+    pub mode: super::DraftMode,
+    pub k: usize,
+    pub decode_tok_s: f64,
+    /// accepted ÷ drafted.
+    pub acceptance: f64,
+    /// Tokens per speculative step: 1 + accepted ÷ steps.
+    pub mean_accepted_len: f64,
+    /// decode tok/s over plain decode tok/s.
+    pub speedup: f64,
+    /// The generated text is plain greedy decoding's.
+    pub same_text: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecSweep {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// Plain decode tok/s: the mean of a run before the sweep and one after.
+    pub plain_tok_s: f64,
+    pub points: Vec<SpecPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantSweep {
+    pub prefill_tokens: usize,
+    pub decode_tokens: usize,
+    /// Positions of the reference text scored for quality.
+    pub scored: usize,
+    pub rows: Vec<QuantRow>,
+    /// Types this backend cannot run, with the reason.
+    pub refused: Vec<(String, String)>,
+}
+
+/// One row of the table: a variant and what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantRow {
+    pub variant: Variant,
+    /// Weight bytes one decode step reads.
+    pub read_per_token: u64,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub quality: Quality,
+}
+
+impl QuantRow {
+    /// The bandwidth decode draws from memory for the weights: bytes read per token × tok/s.
+    pub fn decode_gb_s(&self) -> f64 {
+        self.read_per_token as f64 * self.decode_tok_s / 1e9
+    }
+}

@@ -1,0 +1,62 @@
+//! Where an event leads to a command or moves the UI: the one place the dashboard reacts to what
+//! the worker says, beside the store that only records it.
+//!
+//! - A failed load of the default model falls back to the built-in synthetic model, once.
+//! - A demo picked before any model was loaded runs when one is.
+//! - The settings the UI shows follow what the worker reports running.
+//! - A prompt the worker ran (from a preset, a replay) shows in the prompt box.
+//! - A quality measurement opens the variants table; a replayed demo opens the demo pane.
+//! - The status line takes the store's newest line.
+
+use super::{DemoView, Store, Ui};
+use crate::protocol::{Command, Event, Quant, Stamped};
+
+/// React to `ev`, which `store` has just taken; returns the commands it calls for.
+pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
+    if store.statuses != ui.statuses_seen {
+        ui.statuses_seen = store.statuses;
+        ui.status = store.status.clone();
+    }
+    let mut cmds = Vec::new();
+    match &ev.event {
+        Event::Error { message } if store.load_failed && ui.fallback_to_synthetic => {
+            ui.fallback_to_synthetic = false;
+            ui.errors_handled = store.errors;
+            ui.banner = Some(format!(
+                "no real model could be loaded ({message}). Running the built-in synthetic model (random weights): \
+                 get real weights with ../shared/tools/fetch-models models, or start with --model PATH"
+            ));
+            ui.status = "no real model: loading the built-in synthetic model …".into();
+            ui.model_spec = "synthetic".into();
+            cmds.push(Command::LoadModel {
+                spec: "synthetic".into(),
+            });
+        }
+        Event::ModelLoaded(info) => {
+            ui.quant = Quant::AsLoaded;
+            ui.kv_live = info.kv_dtype;
+            if let Some((demo, prompt)) = ui.demo.as_mut().and_then(|d| d.waiting.take()) {
+                cmds.push(Command::RunDemo { demo, prompt });
+            }
+        }
+        Event::VariantReady(v) => {
+            ui.quant = v.quant;
+            ui.kv_live = v.kv_dtype;
+        }
+        Event::Quality(_) => ui.show_variants = true,
+        Event::RunStarted { prompt, .. } => {
+            if !prompt.is_empty() {
+                ui.prompt = prompt.clone();
+            }
+            ui.selected = None;
+        }
+        Event::Demo(run) if ui.demo.is_none() => {
+            ui.demo = Some(DemoView {
+                name: run.demo.clone(),
+                ..DemoView::new(store.demos.len() - 1)
+            });
+        }
+        _ => {}
+    }
+    cmds
+}

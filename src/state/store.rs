@@ -1,0 +1,309 @@
+//! The data store: what the worker has reported, and nothing a person only looked at. Only
+//! [`Store::apply`] changes it and it returns nothing, so a live session and a replayed recording
+//! build the same store from the same events.
+
+use super::{Ring, SpecView};
+use crate::protocol::{
+    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, RunSummary, Stamped, SystemSample,
+    TokenEvent, Variant,
+};
+use std::time::Duration;
+
+/// One run as the panes see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunView {
+    pub run: u64,
+    pub prompt_tokens: usize,
+    pub prefill: Option<Duration>,
+    pub tokens: Vec<TokenEvent>,
+    pub summary: Option<RunSummary>,
+    /// The run's speculative steps (empty when it decoded plainly).
+    pub spec: SpecView,
+    /// Draft mode and K the run started with.
+    pub draft_mode: crate::protocol::DraftMode,
+    pub k: crate::protocol::KPolicy,
+}
+
+impl RunView {
+    pub fn finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// Step times of decode tokens (the inter-token latencies).
+    pub fn itl(&self) -> Vec<Duration> {
+        self.tokens.iter().skip(1).map(|t| t.step).collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.tokens.iter().map(|t| t.text.as_str()).collect()
+    }
+}
+
+/// A weight variant tried in this session, with what its runs and its quality measurement gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantRow {
+    pub quant: Quant,
+    pub kv_dtype: KvDtype,
+    pub weight_bytes: u64,
+    pub kv_bytes_per_token: u64,
+    /// Matrices that took a fallback type.
+    pub fallbacks: usize,
+    /// The last plain run's speeds with this variant.
+    pub prefill_tok_s: Option<f64>,
+    pub decode_tok_s: Option<f64>,
+    pub quality: Option<Quality>,
+}
+
+impl VariantRow {
+    fn new(quant: Quant, kv_dtype: KvDtype) -> Self {
+        Self {
+            quant,
+            kv_dtype,
+            weight_bytes: 0,
+            kv_bytes_per_token: 0,
+            fallbacks: 0,
+            prefill_tok_s: None,
+            decode_tok_s: None,
+            quality: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Store {
+    pub model: Option<ModelInfo>,
+    /// Spec being loaded and bytes done / total when known.
+    pub loading: Option<(String, u64, u64)>,
+    /// The last load failed (its error is [`Store::error`]).
+    pub load_failed: bool,
+    pub current: Option<RunView>,
+    /// Finished runs, newest last (the last few).
+    pub history: Ring<RunSummary>,
+    pub system: Ring<SystemSample>,
+    pub last_system: Option<SystemSample>,
+    /// The latest error, until a load or a run succeeds; `errors` counts them all.
+    pub error: Option<String>,
+    pub errors: u64,
+    /// The latest status line an event gave; `statuses` counts them.
+    pub status: String,
+    pub statuses: u64,
+    /// What the engine runs with now, once a switch was reported.
+    pub variant: Option<Variant>,
+    /// Variants tried this session, first tried first.
+    pub variants: Vec<VariantRow>,
+    /// Requantising: type, matrices done, matrices.
+    pub requantizing: Option<(Quant, usize, usize)>,
+    /// The demos measured, oldest first.
+    pub demos: Vec<DemoRun>,
+    pub now: Duration,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self {
+            model: None,
+            loading: None,
+            load_failed: false,
+            current: None,
+            history: Ring::new(4),
+            system: Ring::new(240),
+            last_system: None,
+            error: None,
+            errors: 0,
+            status: String::new(),
+            statuses: 0,
+            variant: None,
+            variants: Vec::new(),
+            requantizing: None,
+            demos: Vec::new(),
+            now: Duration::ZERO,
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.current.as_ref().is_some_and(|r| !r.finished())
+    }
+
+    /// The weights and KV dtype runs use now.
+    pub fn running_variant(&self) -> (Quant, KvDtype) {
+        match &self.variant {
+            Some(v) => (v.quant, v.kv_dtype),
+            None => (
+                Quant::AsLoaded,
+                self.model.as_ref().map_or(KvDtype::F32, |m| m.kv_dtype),
+            ),
+        }
+    }
+
+    fn say(&mut self, status: String) {
+        self.status = status;
+        self.statuses += 1;
+    }
+
+    /// Take one worker event.
+    pub fn apply(&mut self, s: &Stamped) {
+        self.now = self.now.max(s.at);
+        match &s.event {
+            Event::ModelLoading { spec } => {
+                self.loading = Some((spec.clone(), 0, 0));
+                self.load_failed = false;
+                self.model = None;
+                self.say(format!("loading {spec} …"));
+            }
+            Event::LoadProgress { done, total } => {
+                if let Some(l) = self.loading.as_mut() {
+                    (l.1, l.2) = (*done, *total);
+                }
+            }
+            Event::ModelLoaded(info) => {
+                self.loading = None;
+                self.error = None;
+                self.say(format!(
+                    "{} loaded in {:.1} s · Enter runs the prompt",
+                    info.name,
+                    info.load_time.as_secs_f64()
+                ));
+                self.model = Some(info.clone());
+                self.variant = None;
+                self.variants.clear();
+                let row = self.variant_row(Quant::AsLoaded, info.kv_dtype);
+                row.weight_bytes = info.weight_bytes;
+                row.kv_bytes_per_token = info.kv_bytes_per_token;
+            }
+            Event::Requantizing { quant, done, total } => {
+                self.requantizing = Some((*quant, *done, *total));
+                self.say(format!(
+                    "requantising to {quant}: {done} of {total} matrices …"
+                ));
+            }
+            Event::VariantReady(v) => self.variant_ready(v),
+            Event::Quality(q) => {
+                self.say(format!(
+                    "{} · KV {}: perplexity {:.3}, mean KL {:.4}, top-1 {:.1}% ({} positions)",
+                    q.quant,
+                    q.kv_dtype,
+                    q.perplexity,
+                    q.mean_kl,
+                    q.top1 * 100.0,
+                    q.scored
+                ));
+                self.variant_row(q.quant, q.kv_dtype).quality = Some(q.clone());
+            }
+            Event::RunStarted {
+                run,
+                prompt_tokens,
+                settings,
+                ..
+            } => {
+                self.current = Some(RunView {
+                    run: *run,
+                    prompt_tokens: *prompt_tokens,
+                    draft_mode: settings.draft_mode,
+                    k: settings.k,
+                    ..RunView::default()
+                });
+                self.error = None;
+                self.say(format!("run {run}: prefill of {prompt_tokens} tokens …"));
+            }
+            Event::PrefillDone { run, duration, .. } => {
+                if let Some(r) = self.current.as_mut() {
+                    r.prefill = Some(*duration);
+                }
+                self.say(format!("run {run}: decoding …"));
+            }
+            Event::Token(t) => {
+                if let Some(r) = self.current.as_mut() {
+                    r.tokens.push(t.clone());
+                }
+            }
+            Event::SpecStep(step) => {
+                if let Some(r) = self.current.as_mut() {
+                    let next = r.tokens.len();
+                    r.spec.apply(step, next);
+                }
+            }
+            Event::System(sample) => {
+                self.system.push(sample.clone());
+                self.last_system = Some(sample.clone());
+            }
+            Event::RunFinished { run, summary } => {
+                if let Some(r) = self.current.as_mut() {
+                    r.summary = Some(summary.clone());
+                }
+                self.history.push(summary.clone());
+                if summary.spec.is_none() {
+                    let (quant, kv) = self.running_variant();
+                    let row = self.variant_row(quant, kv);
+                    row.prefill_tok_s = Some(summary.prefill_tok_s);
+                    row.decode_tok_s = Some(summary.decode_tok_s);
+                }
+                self.say(format!(
+                    "run {run} done ({:?}): {} tokens, decode {:.1} tok/s",
+                    summary.reason, summary.generated_tokens, summary.decode_tok_s
+                ));
+            }
+            Event::Notice { message } => self.say(message.clone()),
+            Event::Demo(run) => {
+                self.demos.push(run.clone());
+                self.say(format!(
+                    "demo {} measured on {}: n / N step through the narration",
+                    run.demo, run.model
+                ));
+            }
+            Event::Error { message } => {
+                self.load_failed = self.loading.take().is_some();
+                self.error = Some(message.clone());
+                self.errors += 1;
+                self.say("error: see above · fix it and press Enter to try again".into());
+            }
+        }
+    }
+
+    /// The session's row for a variant, added when first seen.
+    fn variant_row(&mut self, quant: Quant, kv_dtype: KvDtype) -> &mut VariantRow {
+        let i = match self
+            .variants
+            .iter()
+            .position(|r| r.quant == quant && r.kv_dtype == kv_dtype)
+        {
+            Some(i) => i,
+            None => {
+                self.variants.push(VariantRow::new(quant, kv_dtype));
+                self.variants.len() - 1
+            }
+        };
+        &mut self.variants[i]
+    }
+
+    fn variant_ready(&mut self, v: &Variant) {
+        self.requantizing = None;
+        if let Some(m) = self.model.as_mut() {
+            m.weight_bytes = v.weight_bytes;
+            m.weight_types = v.weight_types.clone();
+            m.kv_dtype = v.kv_dtype;
+            m.kv_bytes_per_token = v.kv_bytes_per_token;
+        }
+        let row = self.variant_row(v.quant, v.kv_dtype);
+        row.weight_bytes = v.weight_bytes;
+        row.kv_bytes_per_token = v.kv_bytes_per_token;
+        row.fallbacks = v.fallbacks.iter().map(|f| f.tensors).sum();
+        self.say(format!(
+            "weights {} ({}) · KV {}{} · Enter runs",
+            v.quant,
+            crate::stats::human_bytes(v.weight_bytes),
+            v.kv_dtype,
+            if v.took.is_zero() {
+                String::new()
+            } else {
+                format!(" · switched in {:.1} s", v.took.as_secs_f64())
+            }
+        ));
+        self.variant = Some(v.clone());
+    }
+}

@@ -1,0 +1,388 @@
+//! The UI state: what a person asked for and is looking at — the prompt, focus, selection, the
+//! settings they picked, overlays. [`Ui::update`] takes their actions and answers with the
+//! commands for the worker; it reads the [`Store`] but never changes it.
+
+use super::{DemoView, Store};
+use crate::preset::Preset;
+use crate::protocol::{Command, DraftMode, GenParams, KPolicy, KvDtype, Quant, Setting};
+
+/// Which part of the screen takes keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Prompt,
+    Tape,
+}
+
+/// What a person can do, whatever key they used for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    Run,
+    Stop,
+    /// Stop when running, else leave the prompt.
+    Escape,
+    FocusNext,
+    Type(char),
+    Backspace,
+    ClearPrompt,
+    SelectPrev,
+    SelectNext,
+    ScrollUp,
+    ScrollDown,
+    CycleDraftMode,
+    KUp,
+    KDown,
+    CycleQuant,
+    MaxTokensUp,
+    MaxTokensDown,
+    TempUp,
+    TempDown,
+    CycleKvDtype,
+    /// Switch the engine's KV cache dtype (the what-if dtype is [`Action::CycleKvDtype`]).
+    CycleLiveKv,
+    /// Measure perplexity, KL and top-1 agreement of the weights that run now.
+    MeasureQuality,
+    /// Show or hide the table of the weight variants tried in this session.
+    ToggleVariants,
+    CycleContext,
+    CycleBatch,
+    ToggleRecord,
+    ToggleHelp,
+    /// Open the preset picker (the terminal loop reads the presets).
+    OpenPresets,
+    PickerUp,
+    PickerDown,
+    PickerChoose,
+    PickerClose,
+    /// The demo's next / previous narration step.
+    DemoNext,
+    DemoPrev,
+}
+
+/// The preset picker: the presets found and the one under the cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picker {
+    pub presets: Vec<Preset>,
+    pub selected: usize,
+}
+
+/// What-if KV dtypes: name and bytes per value (q8_0 is a what-if only: the engine has no such cache).
+pub const WHAT_IF_KV: [(&str, f64); 4] = [
+    ("f32", 4.0),
+    ("f16", 2.0),
+    ("bf16", 2.0),
+    ("q8_0", 34.0 / 32.0),
+];
+pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
+pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
+/// Tokens of the reference text a dashboard quality measurement runs.
+pub const QUALITY_TOKENS: usize = 512;
+
+/// The KV what-if predictor's toggles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WhatIf {
+    /// Index into [`WHAT_IF_KV`].
+    pub dtype: usize,
+    /// Index into [`WHAT_IF_CONTEXTS`]; 0 means the model's own context.
+    pub context: usize,
+    /// Index into [`WHAT_IF_BATCH`].
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ui {
+    /// The model asked for.
+    pub model_spec: String,
+    pub prompt: String,
+    pub params: GenParams,
+    pub focus: Focus,
+    pub selected: Option<usize>,
+    pub scroll: u16,
+    /// The settings asked for (the worker's answers bring them in line with what runs).
+    pub draft_mode: DraftMode,
+    pub k: KPolicy,
+    pub quant: Quant,
+    pub kv_live: KvDtype,
+    pub show_variants: bool,
+    pub what_if: WhatIf,
+    pub help: bool,
+    /// The file being recorded to, if any.
+    pub recording: Option<String>,
+    pub picker: Option<Picker>,
+    /// The teaching demo on screen, if any.
+    pub demo: Option<DemoView>,
+    /// Shown while a preset, a demo or the synthetic stand-in is on.
+    pub banner: Option<String>,
+    /// Load the synthetic model if this (default) model cannot be had.
+    pub fallback_to_synthetic: bool,
+    /// The status line, and the store's status count it last took a line from.
+    pub status: String,
+    pub statuses_seen: u64,
+    /// Errors up to this count are dealt with (the synthetic fallback) and not shown.
+    pub errors_handled: u64,
+    pub quit: bool,
+}
+
+impl Ui {
+    pub fn new(model_spec: &str, prompt: &str) -> Self {
+        Self {
+            model_spec: model_spec.to_string(),
+            prompt: prompt.to_string(),
+            params: GenParams::default(),
+            focus: Focus::Prompt,
+            selected: None,
+            scroll: 0,
+            draft_mode: DraftMode::default(),
+            k: KPolicy::default(),
+            quant: Quant::default(),
+            kv_live: KvDtype::default(),
+            show_variants: false,
+            what_if: WhatIf::default(),
+            help: false,
+            recording: None,
+            picker: None,
+            demo: None,
+            banner: None,
+            fallback_to_synthetic: false,
+            status: "type a prompt, Enter runs it · ? help".into(),
+            statuses_seen: 0,
+            errors_handled: 0,
+            quit: false,
+        }
+    }
+
+    /// Take one user action; returns the commands for the worker.
+    pub fn update(&mut self, store: &Store, action: Action) -> Vec<Command> {
+        let one = |c: Command| vec![c];
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Run => return self.run(store).map_or_else(Vec::new, one),
+            Action::Stop => return self.stop(store).map_or_else(Vec::new, one),
+            Action::Escape if store.running() => {
+                return self.stop(store).map_or_else(Vec::new, one)
+            }
+            Action::Escape if self.focus == Focus::Tape && self.demo.is_some() => {
+                self.demo = None
+            }
+            Action::Escape => {
+                self.focus = Focus::Tape;
+                self.help = false;
+            }
+            Action::FocusNext => {
+                self.focus = match self.focus {
+                    Focus::Prompt => Focus::Tape,
+                    Focus::Tape => Focus::Prompt,
+                }
+            }
+            Action::Type(c) => self.prompt.push(c),
+            Action::Backspace => {
+                self.prompt.pop();
+            }
+            Action::ClearPrompt => self.prompt.clear(),
+            Action::SelectPrev | Action::SelectNext => {
+                let n = store.current.as_ref().map_or(0, |r| r.tokens.len());
+                if n > 0 {
+                    let cur = self.selected.unwrap_or(n);
+                    let next = if action == Action::SelectPrev {
+                        cur.saturating_sub(1)
+                    } else {
+                        (cur + 1).min(n - 1)
+                    };
+                    self.selected = Some(next.min(n - 1));
+                }
+            }
+            Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
+            Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
+            Action::CycleDraftMode => {
+                self.draft_mode = self.draft_mode.next();
+                return one(Command::SetDraftMode {
+                    mode: self.draft_mode,
+                });
+            }
+            Action::KUp | Action::KDown => {
+                self.k = if action == Action::KUp {
+                    self.k.up()
+                } else {
+                    self.k.down()
+                };
+                return one(Command::SetK { k: self.k });
+            }
+            Action::CycleQuant => {
+                self.quant = self.quant.next();
+                return one(Command::SetQuantization { quant: self.quant });
+            }
+            Action::MaxTokensUp | Action::MaxTokensDown => {
+                let m = self.params.max_tokens;
+                self.params.max_tokens = if action == Action::MaxTokensUp {
+                    (m * 2).min(4096)
+                } else {
+                    (m / 2).max(1)
+                };
+                self.status = format!("max tokens {}", self.params.max_tokens);
+            }
+            Action::TempUp | Action::TempDown => {
+                let t = self.params.temperature + if action == Action::TempUp { 0.1 } else { -0.1 };
+                self.params.temperature = (t.clamp(0.0, 2.0) * 10.0).round() / 10.0;
+                self.status = if self.params.temperature == 0.0 {
+                    "temperature 0 (greedy)".into()
+                } else {
+                    format!("temperature {:.1}", self.params.temperature)
+                };
+            }
+            Action::CycleKvDtype => {
+                self.what_if.dtype = (self.what_if.dtype + 1) % WHAT_IF_KV.len();
+            }
+            Action::CycleLiveKv => {
+                self.kv_live = self.kv_live.next();
+                return one(Command::SetKvDtype {
+                    dtype: self.kv_live,
+                });
+            }
+            Action::MeasureQuality => {
+                if store.model.is_none() {
+                    self.status = "no model loaded".into();
+                    return Vec::new();
+                }
+                self.status = "quality measurement queued …".into();
+                return one(Command::MeasureQuality {
+                    tokens: QUALITY_TOKENS,
+                });
+            }
+            Action::ToggleVariants => self.show_variants = !self.show_variants,
+            Action::CycleContext => {
+                self.what_if.context = (self.what_if.context + 1) % WHAT_IF_CONTEXTS.len();
+            }
+            Action::CycleBatch => {
+                self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
+            }
+            // The terminal loop owns the recorder and reads the presets (this model does no IO).
+            Action::ToggleRecord | Action::OpenPresets => {}
+            Action::PickerUp | Action::PickerDown => {
+                if let Some(p) = self.picker.as_mut() {
+                    let n = p.presets.len().max(1);
+                    p.selected = if action == Action::PickerUp {
+                        (p.selected + n - 1) % n
+                    } else {
+                        (p.selected + 1) % n
+                    };
+                }
+            }
+            Action::PickerClose => self.picker = None,
+            Action::PickerChoose => return self.choose_preset(store),
+            Action::ToggleHelp => self.help = !self.help,
+            Action::DemoNext | Action::DemoPrev => {
+                if let Some(d) = self.demo.as_mut() {
+                    if action == Action::DemoNext {
+                        d.next()
+                    } else {
+                        d.prev()
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn choose_preset(&mut self, store: &Store) -> Vec<Command> {
+        let Some(picker) = self.picker.take() else {
+            return Vec::new();
+        };
+        let Some(preset) = picker.presets.get(picker.selected).cloned() else {
+            return Vec::new();
+        };
+        let mut cmds = self.apply_preset(store, &preset);
+        self.prompt = preset.prompts[0].clone();
+        // A demo's n / N keys work outside the prompt.
+        self.focus = if preset.demo.is_some() {
+            Focus::Tape
+        } else {
+            Focus::Prompt
+        };
+        if let Some(m) = preset.model.as_ref().filter(|m| **m != self.model_spec) {
+            self.model_spec = m.clone();
+            cmds.insert(0, Command::LoadModel { spec: m.clone() });
+        }
+        self.status = if preset.demo.is_some() {
+            format!(
+                "demo {}: measuring … n / N step through the narration",
+                preset.name
+            )
+        } else {
+            format!("preset {} loaded: Enter runs its first prompt", preset.name)
+        };
+        cmds
+    }
+
+    /// Take a preset's settings; returns the commands that tell the worker.
+    pub fn apply_preset(&mut self, store: &Store, p: &Preset) -> Vec<Command> {
+        let settings = p.settings();
+        let mut cmds = settings.commands();
+        self.params = p.params.clone();
+        self.draft_mode = settings.draft_mode.unwrap_or(self.draft_mode);
+        self.k = settings.k.unwrap_or(self.k);
+        self.quant = settings.quant.unwrap_or(self.quant);
+        self.kv_live = settings.kv_dtype.unwrap_or(self.kv_live);
+        if let Some(demo) = &p.demo {
+            let mut view = DemoView::from_preset(p, store.demos.len());
+            let request = (demo.clone(), p.prompts[0].clone());
+            // With no model yet (still loading, or about to fall back to the synthetic one) the
+            // demo waits for the next ModelLoaded.
+            if store.model.is_some() {
+                cmds.push(Command::RunDemo {
+                    demo: request.0,
+                    prompt: request.1,
+                });
+            } else {
+                view.waiting = Some(request);
+            }
+            self.demo = Some(view);
+            self.focus = Focus::Tape;
+            self.banner = Some(format!("demo {}: {}", p.name, p.description));
+            return cmds;
+        }
+        self.demo = None;
+        self.banner = Some(format!(
+            "preset {}: {}{}",
+            p.name,
+            p.description,
+            p.notes
+                .first()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        ));
+        cmds
+    }
+
+    fn run(&mut self, store: &Store) -> Option<Command> {
+        if store.running() {
+            self.status = "a run is in progress: Esc stops it".into();
+            return None;
+        }
+        if store.model.is_none() {
+            self.status = if store.loading.is_some() {
+                "the model is still loading".into()
+            } else {
+                "no model loaded".into()
+            };
+            return None;
+        }
+        if self.prompt.trim().is_empty() {
+            self.status = "the prompt is empty: type something first".into();
+            return None;
+        }
+        self.status = "running …".into();
+        Some(Command::Generate {
+            prompt: self.prompt.clone(),
+            params: self.params.clone(),
+        })
+    }
+
+    fn stop(&mut self, store: &Store) -> Option<Command> {
+        if store.running() {
+            self.status = "stopping …".into();
+            Some(Command::Stop)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The app loop: keys (from the terminal or a test), worker events and frame ticks in one
+//! `select!`, drawn to any ratatui backend. It owns the state, the worker handle, the recorder and
+//! a replay; it does no terminal setup, so a test drives it on `TestBackend`.
+
+use super::replay::Replay;
+use super::{keymap, view};
+use crate::protocol::{Command, Stamped};
+use crate::record::{Recorder, Recording};
+use crate::state::{Action, AppState, Focus, Picker};
+use crate::worker::{Options, Worker};
+use anyhow::Result;
+use crossterm::event::KeyEvent;
+use futures::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What the dashboard starts with.
+pub struct Start {
+    /// `None` means the default model, with the synthetic model as the fallback.
+    pub model: Option<String>,
+    pub prompt: String,
+    /// Record from the start into this file (R toggles recording at any time).
+    pub record: Option<PathBuf>,
+    /// Drive the dashboard from a recording instead of the engine, at this speed.
+    pub replay: Option<(Recording, f64)>,
+    /// A preset's parameters and settings to start with.
+    pub preset: Option<crate::preset::Preset>,
+}
+
+/// Input from the person in front of the dashboard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Key(KeyEvent),
+    Resize,
+}
+
+pub struct App {
+    pub state: AppState,
+    worker: Option<Worker>,
+    replay: Option<Replay>,
+    recorder: Option<Recorder>,
+    record_path: Option<PathBuf>,
+}
+
+impl App {
+    /// The app for `start`: a worker (with `opts`) loading the model, or a replay.
+    pub fn new(start: Start, opts: Options) -> Self {
+        let mut app = match start.replay {
+            Some((rec, speed)) => {
+                let mut state = AppState::new("replay", "");
+                state.ui.focus = Focus::Tape;
+                state.ui.status =
+                    format!("replay at {speed}x · space pause · . step · + - speed · q quit");
+                Self {
+                    state,
+                    worker: None,
+                    replay: Some(Replay::new(rec.events, speed)),
+                    recorder: None,
+                    record_path: None,
+                }
+            }
+            None => {
+                let spec = start
+                    .model
+                    .clone()
+                    .unwrap_or_else(crate::engine::source::default_spec);
+                let mut state = AppState::new(&spec, &start.prompt);
+                state.ui.fallback_to_synthetic = start.model.is_none();
+                let worker = Worker::spawn(opts);
+                worker.send(Command::LoadModel { spec });
+                if let Some(p) = &start.preset {
+                    worker.send_all(state.ui.apply_preset(&state.store, p));
+                }
+                Self {
+                    state,
+                    worker: Some(worker),
+                    replay: None,
+                    recorder: None,
+                    record_path: start.record.clone(),
+                }
+            }
+        };
+        if app.record_path.is_some() {
+            app.toggle_record();
+        }
+        app
+    }
+
+    fn send(&mut self, cmds: Vec<Command>) {
+        for cmd in cmds {
+            match self.worker.as_ref() {
+                Some(w) => w.send(cmd),
+                None => self.state.ui.status = "replay: there is no engine to run".into(),
+            }
+        }
+    }
+
+    /// Take a key.
+    pub fn key(&mut self, k: KeyEvent) {
+        if let Some(r) = self.replay.as_mut() {
+            if replay_key(r, &mut self.state, k) {
+                return;
+            }
+        }
+        match keymap::action(&self.state, k) {
+            Some(Action::ToggleRecord) if self.replay.is_none() => self.toggle_record(),
+            Some(Action::OpenPresets) if self.replay.is_none() => open_presets(&mut self.state),
+            Some(a) => {
+                let cmds = self.state.update(a);
+                self.send(cmds);
+            }
+            None => {}
+        }
+    }
+
+    /// Take worker events: recorded, then applied.
+    pub fn events(&mut self, batch: impl IntoIterator<Item = Stamped>) {
+        for ev in batch {
+            if let Some(r) = self.recorder.as_mut() {
+                if let Err(e) = r.event(&ev) {
+                    self.state.ui.status = format!("recording stopped: {e:#}");
+                    self.state.ui.recording = None;
+                    self.recorder = None;
+                }
+            }
+            let cmds = self.state.apply(&ev);
+            self.send(cmds);
+        }
+    }
+
+    /// Advance a replay by `wall` time; says whether anything came due.
+    pub fn tick(&mut self, wall: Duration) -> bool {
+        let Some(r) = self.replay.as_mut() else {
+            return false;
+        };
+        let due = r.advance(wall).to_vec();
+        for e in &due {
+            self.state.apply(e);
+        }
+        !due.is_empty()
+    }
+
+    /// Draw the whole screen.
+    pub fn draw(&self, area: ratatui::layout::Rect, buf: &mut Buffer) {
+        view::render(&self.state, area, buf);
+    }
+
+    /// Start or stop recording; the answer goes to the status line.
+    fn toggle_record(&mut self) {
+        let ui = &mut self.state.ui;
+        if let Some(r) = self.recorder.take() {
+            ui.status = format!("recording saved to {}", r.path().display());
+            ui.recording = None;
+            return;
+        }
+        let path = self
+            .record_path
+            .clone()
+            .unwrap_or_else(crate::record::default_path);
+        let header =
+            crate::record::Header::new(self.state.store.model.clone(), ui.quant, ui.draft_mode, ui.k);
+        match Recorder::create(&path, header) {
+            Ok(r) => {
+                ui.status = format!("recording to {} (R stops)", path.display());
+                ui.recording = Some(path.display().to_string());
+                self.recorder = Some(r);
+            }
+            Err(e) => ui.status = format!("cannot record: {e:#}"),
+        }
+    }
+
+    /// Run until the user quits: `inputs` from the terminal or a test, a frame every `frame`,
+    /// `observe` shown each drawn frame.
+    pub async fn run<B: Backend>(
+        &mut self,
+        terminal: &mut Terminal<B>,
+        mut inputs: impl Stream<Item = std::io::Result<Input>> + Unpin,
+        frame: Duration,
+        mut observe: impl FnMut(&AppState, &Buffer),
+    ) -> Result<()>
+    where
+        B::Error: Send + Sync + 'static,
+    {
+        let mut ticks = tokio::time::interval(frame);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut dirty = true;
+        let mut last_tick = Instant::now();
+        while !self.state.ui.quit {
+            let worker_event = async {
+                match self.worker.as_mut() {
+                    Some(w) => w.events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = inputs.next() => match input {
+                    Some(Ok(Input::Key(k))) => {
+                        self.key(k);
+                        dirty = true;
+                    }
+                    Some(Ok(Input::Resize)) => dirty = true,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => break,
+                },
+                ev = worker_event => {
+                    let Some(ev) = ev else { break };
+                    let w = self.worker.as_mut().expect("events come from a worker");
+                    let mut batch = vec![ev];
+                    // Take everything already queued before drawing.
+                    while let Ok(ev) = w.events.try_recv() {
+                        batch.push(ev);
+                    }
+                    self.events(batch);
+                    dirty = true;
+                }
+                _ = ticks.tick() => {
+                    dirty |= self.tick(last_tick.elapsed());
+                    last_tick = Instant::now();
+                    if dirty {
+                        let f = terminal.draw(|f| self.draw(f.area(), f.buffer_mut()))?;
+                        observe(&self.state, f.buffer);
+                        dirty = false;
+                    }
+                }
+            }
+        }
+        if let Some(w) = self.worker.as_ref() {
+            w.send(Command::Stop);
+        }
+        Ok(())
+    }
+}
+
+/// Read the presets into the picker; problems go to the status line.
+fn open_presets(state: &mut AppState) {
+    let mut presets = Vec::new();
+    let mut broken = Vec::new();
+    for f in crate::preset::all() {
+        match f.preset {
+            Ok(p) => presets.push(p),
+            Err(e) => broken.push(format!("{e:#}")),
+        }
+    }
+    if presets.is_empty() {
+        state.ui.status = "no presets: none are built in and the presets folder has none".into();
+        return;
+    }
+    if !broken.is_empty() {
+        state.ui.status = format!(
+            "skipped {} broken preset(s): {}",
+            broken.len(),
+            broken.join("; ")
+        );
+    }
+    state.ui.picker = Some(Picker {
+        presets,
+        selected: 0,
+    });
+}
+
+/// Replay's own keys; returns whether the key was one of them.
+fn replay_key(r: &mut Replay, state: &mut AppState, k: KeyEvent) -> bool {
+    use crossterm::event::KeyCode;
+    match k.code {
+        KeyCode::Char(' ') => r.paused = !r.paused,
+        // With a demo on screen, n steps its narration instead.
+        KeyCode::Char('n') if state.ui.demo.is_some() => return false,
+        KeyCode::Char('.') | KeyCode::Char('n') => {
+            r.paused = true;
+            for e in r.step().to_vec() {
+                state.apply(&e);
+            }
+        }
+        KeyCode::Char('+') | KeyCode::Char('=') => r.faster(),
+        KeyCode::Char('-') => r.slower(),
+        _ => return false,
+    }
+    let (done, total) = r.progress();
+    state.ui.status = format!(
+        "replay {}x{} · event {done}/{total} · space pause · . step · + - speed",
+        r.speed,
+        if r.paused { " (paused)" } else { "" }
+    );
+    true
+}
