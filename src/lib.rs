@@ -7,16 +7,16 @@
 //! `protocol` < `stats` < `engine` < `lab` < `metrics` < `worker` < `record`, `preset` < `state`
 //! < `report` < `tui` < `app` < `cli`.
 
-pub mod protocol;
-pub mod stats;
+pub mod app;
+pub mod cli;
 pub mod engine;
 pub mod lab;
 pub mod metrics;
-pub mod worker;
-pub mod record;
 pub mod preset;
-pub mod state;
+pub mod protocol;
+pub mod record;
 pub mod report;
+pub mod state;
+pub mod stats;
 pub mod tui;
-pub mod app;
-pub mod cli;
+pub mod worker;

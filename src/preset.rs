@@ -130,7 +130,14 @@ pub fn all() -> Vec<Found> {
             let text = builtin(&name).unwrap_or_default();
             let preset = parse(text, &format!("{name}.ron (built in)"));
             let origin = Origin::Builtin;
-            (name.clone(), Found { name, origin, preset })
+            (
+                name.clone(),
+                Found {
+                    name,
+                    origin,
+                    preset,
+                },
+            )
         })
         .collect();
     for path in list(&dir()).unwrap_or_default() {
@@ -139,14 +146,21 @@ pub fn all() -> Vec<Found> {
         };
         let preset = read(&path);
         let origin = Origin::File(path);
-        found.insert(name.clone(), Found { name, origin, preset });
+        found.insert(
+            name.clone(),
+            Found {
+                name,
+                origin,
+                preset,
+            },
+        );
     }
     found.into_values().collect()
 }
 
 fn read(path: &Path) -> Result<Preset> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -202,4 +216,3 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     }
     Ok(p)
 }
-

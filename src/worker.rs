@@ -14,9 +14,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-/// Tokens per chunk of a quality measurement (each chunk's second half is scored).
-pub const QUALITY_CTX: usize = 256;
-
 /// Name of the worker's thread (the dashboard's panic hook recognises it).
 pub const THREAD_NAME: &str = "labtui-worker";
 
@@ -325,7 +322,7 @@ impl State {
         };
         let tokens = tokens.max(16);
         if self.probe.as_ref().map(|p| p.0) != Some(tokens) {
-            match Probe::new(engine, tokens, QUALITY_CTX) {
+            match Probe::new(engine, tokens, crate::engine::quality::CHUNK) {
                 Ok(p) => self.probe = Some((tokens, p)),
                 Err(e) => {
                     self.emit(Event::Error {

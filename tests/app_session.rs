@@ -125,7 +125,8 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
 
         // Leave the prompt; letters become commands.
         d.press(KeyCode::Tab);
-        d.until("the tape in focus", |f| f.focus == Focus::Tape).await;
+        d.until("the tape in focus", |f| f.focus == Focus::Tape)
+            .await;
         d.press(KeyCode::Char(']'));
         d.press(KeyCode::Char(']'));
         let f = d.until("K 6", |f| f.k == KPolicy::Fixed(6)).await;
@@ -142,13 +143,23 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
         // The second run speculates with what was chosen.
         d.press(KeyCode::Char('r'));
         let second = d
-            .until("a second finished run", |f| f.finished_runs == 2 && !f.running)
+            .until("a second finished run", |f| {
+                f.finished_runs == 2 && !f.running
+            })
             .await;
-        assert!(second.screen.contains("run prompt-lookup"), "{}", second.screen);
+        assert!(
+            second.screen.contains("run prompt-lookup"),
+            "{}",
+            second.screen
+        );
 
         d.press(KeyCode::Char('?'));
         let help = d.until("the help", |f| f.help).await;
-        assert!(help.screen.contains("keys · ? or Esc closes"), "{}", help.screen);
+        assert!(
+            help.screen.contains("keys · ? or Esc closes"),
+            "{}",
+            help.screen
+        );
         d.press(KeyCode::Esc);
         d.until("the help closed", |f| !f.help).await;
         d.press(KeyCode::Char('q'));

@@ -4,10 +4,10 @@
 mod common;
 
 use candle_core::Device;
-use labtui::lab as demo;
-use labtui::protocol::{DemoKind, DemoResult, DemoSection, Quant, Setting};
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{synthetic::SyntheticSpec, Engine};
+use labtui::lab as demo;
+use labtui::protocol::{DemoKind, DemoResult, DemoSection, Quant, Setting};
 use std::path::PathBuf;
 
 /// Timing tests run one at a time: on a 2-core machine they would otherwise time each other.
@@ -226,12 +226,7 @@ fn quantization_tours_the_types_and_restores_the_weights() {
     let mut e = Engine::synthetic(&spec, &Device::Cpu).unwrap();
     let loaded_bytes = e.model.weight_bytes();
     let section = DemoSection {
-        types: vec![
-            Quant::AsLoaded,
-            Quant::Q8_0,
-            Quant::BF16,
-            Quant::Q2K,
-        ],
+        types: vec![Quant::AsLoaded, Quant::Q8_0, Quant::BF16, Quant::Q2K],
         output_tokens: Some(4),
         quality_tokens: Some(128),
         ..DemoSection::new(DemoKind::Quantization)

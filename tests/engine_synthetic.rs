@@ -5,11 +5,11 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{max_abs, max_abs_diff};
-use labtui::lab::measure::bench_tokens;
-use labtui::lab::reference::Reference;
 use labtui::engine::sampling::argmax;
 use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::engine::{Engine, Forward, Logits, Model};
+use labtui::lab::measure::bench_tokens;
+use labtui::lab::reference::Reference;
 
 fn spec(arch: &'static str) -> SyntheticSpec {
     SyntheticSpec {

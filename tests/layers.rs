@@ -72,7 +72,9 @@ fn heads(text: &str, prefix: &str) -> BTreeSet<String> {
     for (i, _) in text.match_indices(prefix) {
         // `super::super::x` is read from its last `super::`.
         let before = &text[..i];
-        if before.ends_with("::") || before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        if before.ends_with("::")
+            || before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        {
             continue;
         }
         let mut rest = &text[i + prefix.len()..];
@@ -143,7 +145,10 @@ fn modules_import_only_the_layers_below_them() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     // Every layer names a module that exists.
     for name in LAYERS.iter().flat_map(|l| l.iter()) {
-        assert!(tops.contains(*name), "LAYERS names {name}, which src/ lacks");
+        assert!(
+            tops.contains(*name),
+            "LAYERS names {name}, which src/ lacks"
+        );
     }
 }
 
@@ -204,7 +209,10 @@ fn the_files_of_a_folder_import_each_other_without_a_cycle() {
     rust_files(&src(), &mut files);
     let mut by_dir: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for f in files {
-        by_dir.entry(f.parent().unwrap().to_path_buf()).or_default().push(f);
+        by_dir
+            .entry(f.parent().unwrap().to_path_buf())
+            .or_default()
+            .push(f);
     }
     let mut found = Vec::new();
     for (dir, files) in by_dir {

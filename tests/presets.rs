@@ -59,11 +59,11 @@ fn broken_presets_say_what_is_wrong() {
         ("future", "preset format 9 is newer"),
         (
             "bad_quant",
-            "bad_quant.ron:7:19: unknown quantization \"IQ4_NL\": valid values are as loaded, F32, F16, BF16, Q8_0",
+            "bad_quant.ron:7:25: unknown quantization \"IQ4_NL\": valid values are as loaded, F32, F16, BF16, Q8_0",
         ),
         (
             "bad_kv",
-            "bad_kv.ron:7:19: unknown KV dtype \"q8_0\": valid values are f32, f16, bf16",
+            "bad_kv.ron:7:25: unknown KV dtype \"q8_0\": valid values are f32, f16, bf16",
         ),
         (
             "demo_kind",
@@ -92,4 +92,52 @@ fn broken_presets_say_what_is_wrong() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no preset \"no-such-preset\""), "{err}");
+}
+
+/// The presets are inside the binary: a demo runs from any directory (as after `cargo install`),
+/// and a presets folder there overrides a built-in preset by name.
+#[test]
+fn demos_run_from_any_directory_and_a_folder_overrides_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(["demo", "kv-cache", "--headless", "--model", "synthetic"])
+        .current_dir(dir.path())
+        .env_remove("LABTUI_PRESETS")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report = std::fs::read_to_string(dir.path().join("demo-kv-cache/report.md")).unwrap();
+    assert!(report.contains("with cache"), "{report}");
+
+    let list = |cwd: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
+            .arg("presets")
+            .current_dir(cwd)
+            .env_remove("LABTUI_PRESETS")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let builtin = list(dir.path());
+    for name in ["demo-kv-cache", "prime-check", "rewrite-lookup"] {
+        let line = builtin.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(line.contains("built in"), "{line}");
+    }
+    // A folder preset of the same name wins, and a new one is added.
+    let folder = dir.path().join("presets");
+    std::fs::create_dir(&folder).unwrap();
+    let mine = r#"(format: 1, name: "prime-check", description: "my own", prompts: ["p"])"#;
+    std::fs::write(folder.join("prime-check.ron"), mine).unwrap();
+    std::fs::write(folder.join("broken.ron"), "(format: 1,").unwrap();
+    let listed = list(dir.path());
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("prime-check"))
+        .unwrap();
+    assert!(line.contains("folder") && line.contains("my own"), "{line}");
+    let line = listed.lines().find(|l| l.starts_with("broken")).unwrap();
+    assert!(line.contains("broken:"), "{line}");
 }

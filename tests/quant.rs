@@ -6,9 +6,9 @@ mod common;
 
 use candle_core::{DType, Device};
 use labtui::engine::quality::Probe;
-use labtui::protocol::{KvDtype, Quant, Setting};
 use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{Engine, Forward};
+use labtui::protocol::{KvDtype, Quant, Setting};
 
 const PROMPT: [u32; 12] = [5, 17, 99, 3, 42, 250, 7, 7, 64, 120, 33, 8];
 
@@ -36,7 +36,12 @@ fn every_type_switches_and_back_to_the_loaded_logits_bit_for_bit() {
     let mut e = Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap();
     let loaded = logits(&e);
     let loaded_bytes = e.model.weight_bytes();
-    for q in Quant::ALL.iter().copied().skip(1).filter(|q| *q != Quant::BF16) {
+    for q in Quant::ALL
+        .iter()
+        .copied()
+        .skip(1)
+        .filter(|q| *q != Quant::BF16)
+    {
         let v = e.set_quant(q, &mut none).unwrap();
         assert_eq!(v.quant, q);
         assert_eq!(

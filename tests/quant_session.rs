@@ -53,24 +53,14 @@ fn session(model: &str) -> Vec<Stamped> {
     run(&mut w, &mut seen);
     quality(&mut w, &mut seen);
     for (cmd, then_run) in [
-        (
-            Command::SetQuantization {
-                quant: Quant::Q8_0,
-            },
-            true,
-        ),
+        (Command::SetQuantization { quant: Quant::Q8_0 }, true),
         (
             Command::SetKvDtype {
                 dtype: KvDtype::F16,
             },
             true,
         ),
-        (
-            Command::SetQuantization {
-                quant: Quant::Q4K,
-            },
-            false,
-        ),
+        (Command::SetQuantization { quant: Quant::Q4K }, false),
     ] {
         w.send(cmd);
         until(&mut w, &mut seen, |e| matches!(e, Event::VariantReady(_)));
@@ -121,7 +111,12 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
             ("Q4_K", "f16")
         ]
     );
-    let measured: Vec<bool> = s.store.variants.iter().map(|r| r.quality.is_some()).collect();
+    let measured: Vec<bool> = s
+        .store
+        .variants
+        .iter()
+        .map(|r| r.quality.is_some())
+        .collect();
     assert_eq!(measured, [true, true, true, false]);
     let ran: Vec<bool> = s
         .store

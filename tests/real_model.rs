@@ -5,9 +5,9 @@ mod common;
 
 use candle_core::{DType, Device};
 use common::{max_abs, max_abs_diff, real_model, QWEN_05B};
-use labtui::lab::reference::Reference;
 use labtui::engine::sampling::argmax;
 use labtui::engine::{Engine, Forward, Model};
+use labtui::lab::reference::Reference;
 
 /// A fixed 64-token prompt: the chat-templated request, cut to 64 tokens.
 fn prompt_64(e: &Engine) -> Vec<u32> {

@@ -7,9 +7,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{real_model, QWEN_05B, QWEN_15B};
 use labtui::engine::spec::{pick, Drafter, Speculator};
-use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
 use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{generate, generate_with, Control, Engine, Forward, Model, Prompt};
+use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
 use labtui::protocol::{Event, GenParams, RunSettings, RunSummary};
 
 fn synthetic() -> Engine {

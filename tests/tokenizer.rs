@@ -2,8 +2,8 @@
 
 mod common;
 
-use labtui::engine::chat;
 use labtui::app::headless::load_tokenizer;
+use labtui::engine::chat;
 
 const TEXTS: [&str; 6] = [
     "hello world",

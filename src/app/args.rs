@@ -45,6 +45,8 @@ impl<T: Setting + Send + Sync> TypedValueParser for SettingParser<T> {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(T::ALL.iter().map(|v| PossibleValue::new(v.name()))))
+        Some(Box::new(
+            T::ALL.iter().map(|v| PossibleValue::new(v.name())),
+        ))
     }
 }

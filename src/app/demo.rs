@@ -2,10 +2,10 @@
 //! events to RON and write the Markdown report and the charts.
 
 use crate::preset::Preset;
-use crate::protocol::{Command, Event, KPolicy, Quant, DraftMode};
-use clap::Args;
+use crate::protocol::{Command, DraftMode, Event, KPolicy, Quant};
 use crate::worker::{Options, Worker};
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use std::path::{Path, PathBuf};
 
 /// The demo preset for `name`: `demo-NAME` (from the presets folder, else built in), else the

@@ -1,11 +1,13 @@
 //! Headless commands: `generate` and `tokenize`, the same work as the dashboard without a terminal UI.
 
 use crate::engine::{config::Meta, loader, source, synthetic, Tokenizer};
-use crate::protocol::{Command, Event, GenParams, KPolicy, KvDtype, Quant, DraftMode, RunSummary, Settings};
-use clap::{Args, ValueEnum};
+use crate::protocol::{
+    Command, DraftMode, Event, GenParams, KPolicy, KvDtype, Quant, RunSummary, Settings,
+};
 use crate::stats::human_bytes;
 use crate::worker::{Options, Worker};
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::time::Duration;
 
@@ -221,7 +223,6 @@ pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
     }
     Ok(())
 }
-
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {

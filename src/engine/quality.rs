@@ -12,6 +12,11 @@ use candle_core::{DType, Result};
 /// model, and one that does not change when the code does).
 pub const CORPUS: &str = include_str!("../../assets/quality/corpus.rs.txt");
 
+/// Tokens of the reference text a quality measurement runs when nobody says otherwise.
+pub const DEFAULT_TOKENS: usize = 512;
+/// Tokens per chunk of a quality measurement (each chunk's second half is scored).
+pub const CHUNK: usize = 256;
+
 /// Natural-log probabilities of a logits row, computed in f64.
 pub fn log_softmax(row: &[f32]) -> Vec<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;

@@ -42,7 +42,10 @@ pub fn run(
 ) -> Result<QuantSweep> {
     let before = engine.quant;
     let decode_tokens = section.output_tokens(DemoKind::Quantization);
-    let mut probe = Probe::new(engine, section.quality_tokens.unwrap_or(512), 256)?;
+    let tokens = section
+        .quality_tokens
+        .unwrap_or(crate::engine::quality::DEFAULT_TOKENS);
+    let mut probe = Probe::new(engine, tokens, crate::engine::quality::CHUNK)?;
     let mut rows = Vec::new();
     let mut refused = Vec::new();
     for q in types(section) {

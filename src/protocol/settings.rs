@@ -30,12 +30,22 @@ pub trait Setting: Copy + Eq + 'static {
             .iter()
             .copied()
             .find(|v| normalize(v.name()) == want || v.aliases().iter().any(|a| *a == want))
-            .ok_or_else(|| format!("unknown {} {s:?}: valid values are {}", Self::WHAT, Self::names()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown {} {s:?}: valid values are {}",
+                    Self::WHAT,
+                    Self::names()
+                )
+            })
     }
 
     /// The valid names, comma-separated.
     fn names() -> String {
-        Self::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The value after this one, wrapping around.
@@ -268,7 +278,9 @@ impl TryFrom<usize> for KPolicy {
     type Error = String;
     fn try_from(k: usize) -> Result<Self, String> {
         if k > K_MAX {
-            return Err(format!("k = {k} is out of range (1 to {K_MAX}, or 0 for auto)"));
+            return Err(format!(
+                "k = {k} is out of range (1 to {K_MAX}, or 0 for auto)"
+            ));
         }
         Ok(Self::from_number(k))
     }
@@ -317,7 +329,10 @@ impl Settings {
             kv_dtype: over.kv_dtype.or(self.kv_dtype),
             draft_mode: over.draft_mode.or(self.draft_mode),
             k: over.k.or(self.k),
-            draft_model: over.draft_model.clone().or_else(|| self.draft_model.clone()),
+            draft_model: over
+                .draft_model
+                .clone()
+                .or_else(|| self.draft_model.clone()),
             draft_layers: over.draft_layers.or(self.draft_layers),
         }
     }
@@ -375,7 +390,10 @@ mod tests {
         assert_eq!(Quant::parse("as-loaded"), Ok(Quant::AsLoaded));
         assert_eq!(Quant::parse("loaded"), Ok(Quant::AsLoaded));
         assert_eq!(KvDtype::parse("BF16"), Ok(KvDtype::BF16));
-        assert_eq!(DraftMode::parse("prompt_lookup"), Ok(DraftMode::PromptLookup));
+        assert_eq!(
+            DraftMode::parse("prompt_lookup"),
+            Ok(DraftMode::PromptLookup)
+        );
     }
 
     #[test]
@@ -387,7 +405,10 @@ mod tests {
         assert_eq!(KPolicy::Adaptive.up(), KPolicy::Fixed(1));
         assert_eq!(KPolicy::Fixed(K_MAX).up(), KPolicy::Fixed(K_MAX));
         assert!(KPolicy::parse("17").is_err());
-        assert!(ron::from_str::<KPolicy>("40").unwrap_err().to_string().contains("k = 40 is out of range"));
+        assert!(ron::from_str::<KPolicy>("40")
+            .unwrap_err()
+            .to_string()
+            .contains("k = 40 is out of range"));
     }
 
     #[test]

@@ -60,7 +60,12 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn new(model: Option<ModelInfo>, quantization: Quant, draft_mode: DraftMode, k: KPolicy) -> Self {
+    pub fn new(
+        model: Option<ModelInfo>,
+        quantization: Quant,
+        draft_mode: DraftMode,
+        k: KPolicy,
+    ) -> Self {
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -223,7 +228,16 @@ mod tests {
     fn record_then_load_gives_the_same_events() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(&p, Header::new(None, Default::default(), Default::default(), Default::default())).unwrap();
+        let mut r = Recorder::create(
+            &p,
+            Header::new(
+                None,
+                Default::default(),
+                Default::default(),
+                Default::default(),
+            ),
+        )
+        .unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -238,7 +252,16 @@ mod tests {
     fn a_file_cut_anywhere_in_its_last_line_still_loads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(&p, Header::new(None, Default::default(), Default::default(), Default::default())).unwrap();
+        let mut r = Recorder::create(
+            &p,
+            Header::new(
+                None,
+                Default::default(),
+                Default::default(),
+                Default::default(),
+            ),
+        )
+        .unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -259,7 +282,13 @@ mod tests {
     #[test]
     fn broken_lines_are_reported_with_line_and_column() {
         let lines: Vec<String> = vec![
-            ron::to_string(&Line::Header(Header::new(None, Quant::Q4K, DraftMode::None, KPolicy::Fixed(1)))).unwrap(),
+            ron::to_string(&Line::Header(Header::new(
+                None,
+                Quant::Q4K,
+                DraftMode::None,
+                KPolicy::Fixed(1),
+            )))
+            .unwrap(),
             "Event((at:oops))".into(),
             "Event(x)".into(),
         ];

@@ -15,9 +15,7 @@ pub use follow::follow;
 pub use ring::Ring;
 pub use spec::SpecView;
 pub use store::{RunView, Store, VariantRow};
-pub use ui::{
-    Action, Focus, Picker, Ui, WhatIf, QUALITY_TOKENS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV,
-};
+pub use ui::{Action, Focus, Picker, Ui, WhatIf, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 
 use crate::protocol::{Command, DemoRun, Stamped};
 
@@ -65,9 +63,7 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
-        Event, FinishReason, GenParams, KPolicy, Phase, TokenEvent,
-    };
+    use crate::protocol::{Event, FinishReason, GenParams, KPolicy, Phase, TokenEvent};
     use std::time::Duration;
 
     fn at(ms: u64, event: Event) -> Stamped {

@@ -75,8 +75,6 @@ pub const WHAT_IF_KV: [(&str, f64); 4] = [
 ];
 pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
 pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
-/// Tokens of the reference text a dashboard quality measurement runs.
-pub const QUALITY_TOKENS: usize = 512;
 
 /// The KV what-if predictor's toggles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -161,9 +159,7 @@ impl Ui {
             Action::Escape if store.running() => {
                 return self.stop(store).map_or_else(Vec::new, one)
             }
-            Action::Escape if self.focus == Focus::Tape && self.demo.is_some() => {
-                self.demo = None
-            }
+            Action::Escape if self.focus == Focus::Tape && self.demo.is_some() => self.demo = None,
             Action::Escape => {
                 self.focus = Focus::Tape;
                 self.help = false;
@@ -245,7 +241,7 @@ impl Ui {
                 }
                 self.status = "quality measurement queued …".into();
                 return one(Command::MeasureQuality {
-                    tokens: QUALITY_TOKENS,
+                    tokens: crate::engine::quality::DEFAULT_TOKENS,
                 });
             }
             Action::ToggleVariants => self.show_variants = !self.show_variants,

@@ -160,8 +160,12 @@ impl App {
             .record_path
             .clone()
             .unwrap_or_else(crate::record::default_path);
-        let header =
-            crate::record::Header::new(self.state.store.model.clone(), ui.quant, ui.draft_mode, ui.k);
+        let header = crate::record::Header::new(
+            self.state.store.model.clone(),
+            ui.quant,
+            ui.draft_mode,
+            ui.k,
+        );
         match Recorder::create(&path, header) {
             Ok(r) => {
                 ui.status = format!("recording to {} (R stops)", path.display());

@@ -1,7 +1,6 @@
 //! Headless speed measurements: our engine against candle-transformers' reference model on the
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
-
 pub mod quant;
 pub mod spec;
 
@@ -9,9 +8,9 @@ pub use quant::BenchQuantArgs;
 pub use spec::BenchSpecArgs;
 
 use crate::engine::{self, Engine};
-use crate::protocol::GenParams;
 use crate::lab::measure::{bench_tokens, ours};
 use crate::lab::reference::Reference;
+use crate::protocol::GenParams;
 use crate::stats::{median, tok_per_s};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -323,7 +322,12 @@ pub fn record(args: &BenchRecordArgs) -> Result<()> {
     let t = Instant::now();
     let mut r = crate::record::Recorder::create(
         &path,
-        crate::record::Header::new(None, Default::default(), Default::default(), Default::default()),
+        crate::record::Header::new(
+            None,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ),
     )?;
     for i in 0..args.events {
         let token = TokenEvent {

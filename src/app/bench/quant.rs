@@ -26,7 +26,11 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         a.ctx
     );
     let mut rows = Vec::new();
-    let types = if a.types.is_empty() { Quant::ALL.to_vec() } else { a.types.clone() };
+    let types = if a.types.is_empty() {
+        Quant::ALL.to_vec()
+    } else {
+        a.types.clone()
+    };
     for q in types {
         let row = match measure(&mut engine, q, &mut probe, a.pp, a.tg, a.repeats) {
             Ok(r) => r,

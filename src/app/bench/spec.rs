@@ -6,8 +6,8 @@ use crate::engine::spec::{pick, theory, Drafter, Speculator};
 use crate::engine::{generate, generate_with, Control, Engine, Prompt};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
 use anyhow::Result;
-use clap::Args;
 use candle_core::Device;
+use clap::Args;
 
 /// The prompts: code completion of several kinds, and rewrites whose answer repeats the input.
 pub const PROMPTS: [(&str, &str); 5] = [

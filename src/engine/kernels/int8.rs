@@ -512,8 +512,8 @@ pub fn matmul_on(
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::kernels::testing::random;
     use super::*;
+    use crate::engine::kernels::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

@@ -430,12 +430,20 @@ impl QWeight {
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
-                    GgmlDType::Q4K => {
-                        crate::engine::kernels::q4k::matmul_q4k(blocks_of::<BlockQ4K>(&data), *n, *k, &xs, m)
-                    }
-                    GgmlDType::Q6K => {
-                        crate::engine::kernels::q6k::matmul_q6k(blocks_of::<BlockQ6K>(&data), *n, *k, &xs, m)
-                    }
+                    GgmlDType::Q4K => crate::engine::kernels::q4k::matmul_q4k(
+                        blocks_of::<BlockQ4K>(&data),
+                        *n,
+                        *k,
+                        &xs,
+                        m,
+                    ),
+                    GgmlDType::Q6K => crate::engine::kernels::q6k::matmul_q6k(
+                        blocks_of::<BlockQ6K>(&data),
+                        *n,
+                        *k,
+                        &xs,
+                        m,
+                    ),
                     other => candle_core::bail!("no compact product for {other:?}"),
                 };
                 Tensor::from_vec(out, shape, x.device())
@@ -449,7 +457,9 @@ impl QWeight {
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
-                    GgmlDType::Q5_1 => crate::engine::kernels::q5_1::matmul_q5_1(&data, *n, *k, &xs, m),
+                    GgmlDType::Q5_1 => {
+                        crate::engine::kernels::q5_1::matmul_q5_1(&data, *n, *k, &xs, m)
+                    }
                     GgmlDType::Q4_0 => matmul(Format::Q4_0, &data, *n, *k, &xs, m),
                     GgmlDType::Q5_0 if long => {
                         crate::engine::kernels::q5_0::matmul_q5_0(&data, *n, *k, &xs, m)

@@ -92,8 +92,8 @@ fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use crate::engine::kernels::int8::simd::{hsum as hsum_float_8, prefetch_ahead};
     use super::{BlockQ4K, BlockQ8K};
+    use crate::engine::kernels::int8::simd::{hsum as hsum_float_8, prefetch_ahead};
     use std::arch::x86_64::*;
 
     /// candle's layouts, read field by field (its fields are crate-private; the layouts are
@@ -418,8 +418,8 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::kernels::testing::{kquant_rows_are_candles, KBody};
     use super::*;
+    use crate::engine::kernels::testing::{kquant_rows_are_candles, KBody};
 
     /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
     /// one-row dot product, row by row, for batches of 1 to 17 rows.

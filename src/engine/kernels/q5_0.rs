@@ -42,8 +42,8 @@ pub fn dot_scalar(w: &[u8], y: &[Act]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use super::{Act, Q5_0_BYTES};
+    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use std::arch::x86_64::*;
 
     /// A block's scale and its values as unsigned bytes (value + 16).
@@ -225,8 +225,8 @@ fn matmul_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::testing::random;
     use crate::engine::kernels::int8::{best_path, Path};
+    use crate::engine::kernels::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

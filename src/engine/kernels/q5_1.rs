@@ -36,8 +36,8 @@ pub fn dot_q5_1_scalar(w: &[u8], y: &[u8]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use super::{Q5_1_BYTES, Q8_1_BYTES};
+    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -205,8 +205,8 @@ fn dot_q5_1(w: &[u8], y: &[u8]) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::kernels::testing::random;
     use super::*;
+    use crate::engine::kernels::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

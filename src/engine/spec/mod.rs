@@ -14,10 +14,10 @@ pub mod pick;
 pub mod stats;
 pub mod theory;
 
+pub use crate::protocol::DraftMode;
 pub use adaptive::{Controller, KPolicy, Plan};
 pub use draft::Drafter;
 pub use stats::SpecStats;
-pub use crate::protocol::DraftMode;
 
 /// A drafter and the K controller: what a speculative run needs besides the target.
 pub struct Speculator {

@@ -84,7 +84,13 @@ impl SpecStats {
         })
     }
 
-    pub fn summary(&self, mode: crate::protocol::DraftMode, k: &str, decode: Duration, decoded: usize) -> SpecSummary {
+    pub fn summary(
+        &self,
+        mode: crate::protocol::DraftMode,
+        k: &str,
+        decode: Duration,
+        decoded: usize,
+    ) -> SpecSummary {
         let plain = self.plain_mean().unwrap_or(0.0);
         let per_token = if decoded > 0 {
             decode.as_secs_f64() / decoded as f64

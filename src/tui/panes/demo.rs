@@ -26,10 +26,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
     narration_par(d).render(narration, buf);
     let Some(run) = state.demo_result() else {
-        Paragraph::new(format!("measuring on the loaded model … {}", state.ui.status))
-            .style(label())
-            .wrap(Wrap { trim: true })
-            .render(numbers, buf);
+        Paragraph::new(format!(
+            "measuring on the loaded model … {}",
+            state.ui.status
+        ))
+        .style(label())
+        .wrap(Wrap { trim: true })
+        .render(numbers, buf);
         return;
     };
     let rows = table(&run.result);

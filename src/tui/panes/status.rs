@@ -30,7 +30,9 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
         Span::styled(
             format!(
                 "  quant {} · draft {} · K {} · rec {}",
-                state.ui.quant, state.ui.draft_mode, state.ui.k,
+                state.ui.quant,
+                state.ui.draft_mode,
+                state.ui.k,
                 if state.ui.recording.is_some() {
                     "ON"
                 } else {

@@ -113,7 +113,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Style::default().fg(Color::DarkGray),
     );
     let mut lines = vec![header];
-    lines.extend(tape_lines(&run.tokens, &run.spec.rejected, state.ui.selected));
+    lines.extend(tape_lines(
+        &run.tokens,
+        &run.spec.rejected,
+        state.ui.selected,
+    ));
     // Follow the end of the text unless the user scrolled.
     let width = text_area.width.max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
