@@ -63,7 +63,7 @@ fn broken_presets_say_what_is_wrong() {
         ),
         (
             "bad_kv",
-            "bad_kv.ron:7:25: unknown KV dtype \"q8_0\": valid values are f32, f16, bf16",
+            "bad_kv.ron:7:21: unknown KV dtype \"q8_0\": valid values are f32, f16, bf16",
         ),
         (
             "demo_kind",
