@@ -86,28 +86,44 @@ impl Sampler {
     }
 }
 
-/// Sample every `every` on a thread of its own until the receiver goes away.
+/// Sample every `every` on a thread of its own until the receiver goes away. A panic there (or
+/// the one `panic_after` samples inject, for tests) becomes an error event; the dashboard goes on
+/// without memory samples.
 pub fn spawn(
     tx: UnboundedSender<Stamped>,
     clock: Instant,
     every: Duration,
+    panic_after: Option<usize>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("labtui-sampler".into())
         .spawn(move || {
-            let mut s = Sampler::new();
-            loop {
-                let event = Event::System(s.sample());
-                if tx
-                    .send(Stamped {
-                        at: clock.elapsed(),
-                        event,
-                    })
-                    .is_err()
-                {
-                    break;
+            let send = |event| {
+                tx.send(Stamped {
+                    at: clock.elapsed(),
+                    event,
+                })
+                .is_ok()
+            };
+            let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut s = Sampler::new();
+                for n in 0.. {
+                    if panic_after == Some(n) {
+                        panic!("injected fault: a panic on the sampler thread");
+                    }
+                    if !send(Event::System(s.sample())) {
+                        break;
+                    }
+                    std::thread::sleep(every);
                 }
-                std::thread::sleep(every);
+            }));
+            if let Err(p) = sampled {
+                send(Event::Error {
+                    message: format!(
+                        "the memory sampler stopped ({}); the memory pane no longer updates",
+                        crate::protocol::panic_message(&*p)
+                    ),
+                });
             }
         })
         .expect("spawn the sampler thread")

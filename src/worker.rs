@@ -1,6 +1,15 @@
 //! The worker: a dedicated OS thread that owns the engine. Commands come in and stamped events go
 //! out over unbounded tokio channels, so it never waits on the UI. It never touches the terminal,
 //! and a panic inside it becomes an error event.
+//!
+//! Stopping: a run stops between tokens when `Stop` arrives. A job (a load, a weight switch, a
+//! quality measurement, a demo) is interrupted through a flag the handle sets at once, which the
+//! engine checks before every layer and every requantised matrix. Dropping the handle interrupts
+//! whatever runs and waits at most [`SHUTDOWN_WAIT`] for the thread.
+//!
+//! For tests of those paths, `LABTUI_FAULT` injects a fault into every run: `worker-panic`
+//! (a panic on the worker thread), `pool-panic` (a panic on one of candle's pool threads, where
+//! our kernels run) or `sampler-panic` (a panic on the system sampler's thread).
 
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
@@ -11,17 +20,69 @@ use crate::protocol::{
 use candle_core::Device;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-/// Name of the worker's thread (the dashboard's panic hook recognises it).
+/// Name of the worker's thread.
 pub const THREAD_NAME: &str = "labtui-worker";
+
+/// The longest a dropped handle waits for the worker thread before leaving it to the process's end.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
+
+/// What the handle and the thread share to stop work without a message.
+#[derive(Clone, Default)]
+struct Flags {
+    /// Stop the job in progress (the engine checks it; see [`engine::interrupt`]).
+    interrupt: Arc<AtomicBool>,
+    /// A job that `Stop` interrupts is in progress (a run stops between tokens instead).
+    in_job: Arc<AtomicBool>,
+    /// The handle is gone: take no more commands.
+    shutdown: Arc<AtomicBool>,
+}
+
+/// Marks a job in progress for as long as it lives (a panic included).
+struct Job<'a>(&'a AtomicBool);
+
+impl<'a> Job<'a> {
+    fn start(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(flag)
+    }
+}
+
+impl Drop for Job<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A fault injected for tests (`LABTUI_FAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    WorkerPanic,
+    PoolPanic,
+    SamplerPanic,
+}
+
+impl Fault {
+    fn from_env() -> Option<Self> {
+        match std::env::var("LABTUI_FAULT").ok()?.as_str() {
+            "worker-panic" => Some(Self::WorkerPanic),
+            "pool-panic" => Some(Self::PoolPanic),
+            "sampler-panic" => Some(Self::SamplerPanic),
+            _ => None,
+        }
+    }
+}
 
 /// The UI's (or a headless command's) end of the worker.
 pub struct Worker {
     pub commands: UnboundedSender<Command>,
     pub events: UnboundedReceiver<Stamped>,
     thread: Option<std::thread::JoinHandle<()>>,
+    flags: Flags,
 }
 
 pub struct Options {
@@ -44,24 +105,36 @@ impl Worker {
         let (cmd_tx, cmd_rx) = unbounded_channel();
         let (ev_tx, ev_rx) = unbounded_channel();
         let clock = Instant::now();
+        let fault = Fault::from_env();
         if let Some(every) = opts.sample_every {
-            crate::metrics::spawn(ev_tx.clone(), clock, every);
+            let panic_after = (fault == Some(Fault::SamplerPanic)).then_some(2);
+            crate::metrics::spawn(ev_tx.clone(), clock, every, panic_after);
         }
+        let flags = Flags::default();
+        let thread_flags = flags.clone();
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
+                engine::interrupt::install(thread_flags.interrupt.clone());
                 let out = Outbox { tx: ev_tx, clock };
-                State::new(opts.device, out, cmd_rx).run()
+                let mut state = State::new(opts.device, out, cmd_rx, thread_flags);
+                state.fault = fault;
+                state.run()
             })
             .expect("spawn the worker thread");
         Self {
             commands: cmd_tx,
             events: ev_rx,
             thread: Some(thread),
+            flags,
         }
     }
 
     pub fn send(&self, c: Command) {
+        // A job only hears Stop through the flag: it reads no commands while it works.
+        if c == Command::Stop && self.flags.in_job.load(Ordering::SeqCst) {
+            self.flags.interrupt.store(true, Ordering::SeqCst);
+        }
         // The worker only goes away after Shutdown; a send after that has nobody to tell.
         let _ = self.commands.send(c);
     }
@@ -73,9 +146,19 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.flags.shutdown.store(true, Ordering::SeqCst);
+        self.flags.interrupt.store(true, Ordering::SeqCst);
         let _ = self.commands.send(Command::Shutdown);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // The engine stops within a layer; a step that still runs past the wait (a huge
+            // matrix, a read from a slow disk) is left to end with the process.
+            let deadline = Instant::now() + SHUTDOWN_WAIT;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -100,6 +183,8 @@ impl Outbox {
 struct State {
     device: Device,
     out: Outbox,
+    flags: Flags,
+    fault: Option<Fault>,
     commands: UnboundedReceiver<Command>,
     pending: VecDeque<Command>,
     engine: Option<Engine>,
@@ -179,18 +264,34 @@ fn is_setting(c: &Command) -> bool {
     )
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
+/// Panic on one of candle's pool threads, as a bug in a kernel would (`LABTUI_FAULT=pool-panic`).
+fn pool_panic() {
+    let pool_thread = || {
+        std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("candle-bp-"))
+    };
+    candle_core::utils::barrier_pool().execute(|_| {
+        if pool_thread() {
+            panic!("injected fault: a panic on a pool thread");
+        }
+    });
+    // A pool of one thread runs everything on the caller.
+    panic!("injected fault: a panic in the pool's work");
 }
 
 impl State {
-    fn new(device: Device, out: Outbox, commands: UnboundedReceiver<Command>) -> Self {
+    fn new(
+        device: Device,
+        out: Outbox,
+        commands: UnboundedReceiver<Command>,
+        flags: Flags,
+    ) -> Self {
         Self {
             device,
             out,
+            flags,
+            fault: None,
             commands,
             pending: VecDeque::new(),
             engine: None,
@@ -213,6 +314,17 @@ impl State {
         self.out.send(event);
     }
 
+    /// Report a job's failure: a notice when it was asked to stop, else an error.
+    fn failed(&self, job: &str, message: String) {
+        if self.flags.interrupt.load(Ordering::SeqCst) {
+            self.emit(Event::Notice {
+                message: format!("{job} stopped"),
+            });
+        } else {
+            self.emit(Event::Error { message });
+        }
+    }
+
     fn run(mut self) {
         loop {
             let cmd = match self.pending.pop_front() {
@@ -222,7 +334,13 @@ impl State {
                     None => return,
                 },
             };
-            if cmd == Command::Shutdown {
+            if cmd == Command::Shutdown || self.flags.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            // A Stop that came after the last job ended is for no one (a Shutdown that came
+            // meanwhile is seen below, after the flag is cleared).
+            self.flags.interrupt.store(false, Ordering::SeqCst);
+            if self.flags.shutdown.load(Ordering::SeqCst) {
                 return;
             }
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.handle(cmd))) {
@@ -230,7 +348,7 @@ impl State {
                 self.emit(Event::Error {
                     message: format!(
                         "internal error in the worker: {}; the model was unloaded, load it again",
-                        panic_message(&*p)
+                        crate::protocol::panic_message(&*p)
                     ),
                 });
             }
@@ -274,6 +392,8 @@ impl State {
         let Some(mut engine) = self.engine.take() else {
             return;
         };
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
         let (quant, kv) = (self.settings.quant.take(), self.settings.kv_dtype.take());
         let start = Instant::now();
         let mut changed = false;
@@ -291,9 +411,10 @@ impl State {
             };
             changed = true;
             if let Err(e) = engine.set_quant(q, &mut progress) {
-                self.emit(Event::Error {
-                    message: format!("{e}; the loaded weights run"),
-                });
+                self.failed(
+                    "requantising (the loaded weights run)",
+                    format!("{e}; the loaded weights run"),
+                );
             }
             // Drafts and adaptive K learnt on the old weights start afresh.
             self.built = None;
@@ -320,16 +441,13 @@ impl State {
             });
             return;
         };
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
         let tokens = tokens.max(16);
         if self.probe.as_ref().map(|p| p.0) != Some(tokens) {
             match Probe::new(engine, tokens, crate::engine::quality::CHUNK) {
                 Ok(p) => self.probe = Some((tokens, p)),
-                Err(e) => {
-                    self.emit(Event::Error {
-                        message: e.to_string(),
-                    });
-                    return;
-                }
+                Err(e) => return self.failed("the quality measurement", e.to_string()),
             }
         }
         let (tokens, mut probe) = self.probe.take().expect("made above");
@@ -350,13 +468,13 @@ impl State {
         self.probe = Some((tokens, probe));
         match result {
             Ok(q) => self.emit(Event::Quality(q)),
-            Err(e) => self.emit(Event::Error {
-                message: e.to_string(),
-            }),
+            Err(e) => self.failed("the quality measurement", e.to_string()),
         }
     }
 
     fn load(&mut self, spec: &str) {
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
         self.engine = None; // free the old weights before reading new ones
         self.probe = None;
         self.spec = Speculator::none(); // a draft is checked against its target
@@ -370,12 +488,11 @@ impl State {
             Ok(e) => {
                 self.emit(Event::ModelLoaded(e.info.clone()));
                 self.engine = Some(e);
+                drop(_job);
                 // Switches asked for before the load apply to the new weights.
                 self.switch_variant();
             }
-            Err(e) => self.emit(Event::Error {
-                message: e.to_string(),
-            }),
+            Err(e) => self.failed("loading (no model is loaded)", e.to_string()),
         }
     }
 
@@ -386,6 +503,11 @@ impl State {
             });
             return;
         };
+        match self.fault {
+            Some(Fault::WorkerPanic) => panic!("injected fault: a panic on the worker thread"),
+            Some(Fault::PoolPanic) => pool_panic(),
+            _ => {}
+        }
         let rebuilt = match self.prepare_drafter(&engine) {
             Ok(rebuilt) => rebuilt,
             Err(e) => {
@@ -471,14 +593,31 @@ impl State {
             });
             return;
         };
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
         let out = self.out.clone();
         let mut progress = |message: String| out.send(Event::Notice { message });
+        let before = engine.quant;
         let result = crate::lab::run(engine, demo, prompt, &mut progress);
         match result {
             Ok(run) => self.emit(Event::Demo(run)),
-            Err(e) => self.emit(Event::Error {
-                message: format!("demo {}: {e:#}", demo.kind),
-            }),
+            Err(e) => {
+                let stopped = self.flags.interrupt.swap(false, Ordering::SeqCst);
+                // A tour of weight types stopped half way runs the weights it started with.
+                let engine = self.engine.as_mut().expect("the demo ran on it");
+                if engine.quant != before {
+                    if let Err(e) = engine.set_quant(before, &mut |_, _| {}) {
+                        self.emit(Event::Error {
+                            message: format!("{e}; the loaded weights run"),
+                        });
+                    }
+                }
+                self.flags.interrupt.store(stopped, Ordering::SeqCst);
+                self.failed(
+                    &format!("demo {}", demo.kind),
+                    format!("demo {}: {e:#}", demo.kind),
+                );
+            }
         }
     }
 

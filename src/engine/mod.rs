@@ -8,6 +8,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod interrupt;
 pub mod kernels;
 pub mod kv_cache;
 pub mod loader;

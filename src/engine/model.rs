@@ -196,6 +196,7 @@ impl Model {
             .unwrap_or(self.layers.len())
             .min(self.layers.len());
         for (i, layer) in self.layers[..n_layers].iter().enumerate() {
+            super::interrupt::check()?;
             let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, self.cfg.rms_eps as f32)?;
             let attn = self.attention(i, layer, &x, cache, mask.as_ref(), &cos, &sin)?;
             h = (attn + h)?;

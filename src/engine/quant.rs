@@ -191,6 +191,7 @@ pub fn requantize(
     let mut layers = Vec::with_capacity(loaded.layers.len());
     for l in &loaded.layers {
         let mut lin = |x: &Linear| -> Result<Linear> {
+            super::interrupt::check()?;
             let weight = weight_of(quantize(&dequantize(&x.weight)?, want, &mut fallbacks)?)?;
             step(progress);
             Ok(Linear {

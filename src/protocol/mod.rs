@@ -385,3 +385,11 @@ pub enum Event {
     /// A teaching demo finished: its measurements.
     Demo(DemoRun),
 }
+
+/// The text of a panic's payload (what `panic!` was given).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

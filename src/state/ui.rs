@@ -155,7 +155,7 @@ impl Ui {
         match action {
             Action::Quit => self.quit = true,
             Action::Run => return self.run(store).map_or_else(Vec::new, one),
-            Action::Stop => return self.stop(store).map_or_else(Vec::new, one),
+            Action::Stop => return one(self.stop_anything(store)),
             Action::Escape if store.running() => {
                 return self.stop(store).map_or_else(Vec::new, one)
             }
@@ -380,5 +380,15 @@ impl Ui {
         } else {
             None
         }
+    }
+
+    /// Stop the run, or the job the worker is on (a load, a switch, a quality run, a demo).
+    fn stop_anything(&mut self, store: &Store) -> Command {
+        if store.running() {
+            self.status = "stopping …".into();
+        } else {
+            self.status = "stopping the worker's job, if one runs …".into();
+        }
+        Command::Stop
     }
 }

@@ -35,6 +35,8 @@ pub struct Start {
 pub enum Input {
     Key(KeyEvent),
     Resize,
+    /// End the session (a signal: SIGINT, SIGTERM, SIGHUP).
+    Quit,
 }
 
 pub struct App {
@@ -143,6 +145,12 @@ impl App {
         !due.is_empty()
     }
 
+    /// Stop the worker: whatever it does is interrupted, and the wait for it is bounded.
+    pub fn shutdown(&mut self) {
+        self.recorder = None;
+        self.worker = None;
+    }
+
     /// Draw the whole screen.
     pub fn draw(&self, area: ratatui::layout::Rect, buf: &mut Buffer) {
         view::render(&self.state, area, buf);
@@ -206,6 +214,7 @@ impl App {
                         dirty = true;
                     }
                     Some(Ok(Input::Resize)) => dirty = true,
+                    Some(Ok(Input::Quit)) => break,
                     Some(Err(e)) => return Err(e.into()),
                     None => break,
                 },

@@ -26,26 +26,50 @@ impl Drop for Restore {
     }
 }
 
-/// Run the dashboard in this terminal until the user quits.
+/// The panic hook while the dashboard runs. A panic on the UI thread ends labtui: the terminal is
+/// restored before the message prints. A panic on any other thread (the worker, candle's pool, the
+/// sampler) is caught there and shown as an error in the dashboard, which keeps its terminal: the
+/// hook prints nothing over the screen then.
+fn install_panic_hook() {
+    let ui = std::thread::current().id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui {
+            ratatui::restore();
+            previous(info);
+        }
+    }));
+}
+
+/// SIGINT, SIGTERM and SIGHUP as inputs: each ends the dashboard as `q` does.
+fn signals() -> Result<impl futures::Stream<Item = std::io::Result<Input>>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        let mut s = signal(kind)?;
+        streams.push(Box::pin(futures::stream::poll_fn(move |cx| {
+            s.poll_recv(cx).map(|o| o.map(|()| Ok(Input::Quit)))
+        })));
+    }
+    Ok(futures::stream::select_all(streams))
+}
+
+/// Run the dashboard in this terminal until the user quits or a signal ends it.
 pub fn run(start: Start) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        // ratatui::init enters raw mode and the alternate screen and installs a panic hook that
-        // restores the terminal before the panic message prints.
+    let mut app = rt.block_on(async {
+        // ratatui::init enters raw mode and the alternate screen.
         let mut terminal = ratatui::init();
-        let _restore = Restore;
-        // A panic inside the worker is caught there and shown as an error event while the
-        // dashboard keeps running, so it must not restore the terminal; any other panic does.
-        let restore_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() != Some(crate::worker::THREAD_NAME) {
-                restore_hook(info);
-            }
-        }));
+        let restore = Restore;
+        install_panic_hook();
         let mut app = App::new(start, crate::worker::Options::default());
-        let inputs = EventStream::new().filter_map(|e| async move {
+        let keys = EventStream::new().filter_map(|e| async move {
             match e {
                 Ok(TermEvent::Key(k)) => Some(Ok(Input::Key(k))),
                 Ok(TermEvent::Resize(..)) => Some(Ok(Input::Resize)),
@@ -53,7 +77,15 @@ pub fn run(start: Start) -> Result<()> {
                 Err(e) => Some(Err(e)),
             }
         });
-        app.run(&mut terminal, Box::pin(inputs), FRAME, |_, _| {})
-            .await
-    })
+        let inputs = futures::stream::select(keys, signals()?);
+        let result = app
+            .run(&mut terminal, Box::pin(inputs), FRAME, |_, _| {})
+            .await;
+        // The terminal comes back before anything waits on the worker.
+        drop(restore);
+        result.map(|()| app)
+    })?;
+    // Whatever the worker still does is interrupted; the wait is bounded.
+    app.shutdown();
+    Ok(())
 }

@@ -11,7 +11,7 @@ pub const KEYS: [(&str, &str); 25] = [
     ("typing", "edits the prompt while it has focus"),
     ("Ctrl-U", "clear the prompt"),
     ("q / Ctrl-C", "quit (q outside the prompt)"),
-    ("s", "stop the run"),
+    ("s", "stop the run or the job"),
     ("r", "run (outside the prompt)"),
     ("← → / h l", "select a token"),
     ("↑ ↓ / k j", "scroll the tokens"),
