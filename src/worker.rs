@@ -58,20 +58,20 @@ impl Drop for Job<'_> {
     }
 }
 
-/// A fault injected for tests (`LABTUI_FAULT`).
+/// A panic injected for tests (`LABTUI_FAULT`), by the thread it happens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
-    WorkerPanic,
-    PoolPanic,
-    SamplerPanic,
+    Worker,
+    Pool,
+    Sampler,
 }
 
 impl Fault {
     fn from_env() -> Option<Self> {
         match std::env::var("LABTUI_FAULT").ok()?.as_str() {
-            "worker-panic" => Some(Self::WorkerPanic),
-            "pool-panic" => Some(Self::PoolPanic),
-            "sampler-panic" => Some(Self::SamplerPanic),
+            "worker-panic" => Some(Self::Worker),
+            "pool-panic" => Some(Self::Pool),
+            "sampler-panic" => Some(Self::Sampler),
             _ => None,
         }
     }
@@ -107,7 +107,7 @@ impl Worker {
         let clock = Instant::now();
         let fault = Fault::from_env();
         if let Some(every) = opts.sample_every {
-            let panic_after = (fault == Some(Fault::SamplerPanic)).then_some(2);
+            let panic_after = (fault == Some(Fault::Sampler)).then_some(2);
             crate::metrics::spawn(ev_tx.clone(), clock, every, panic_after);
         }
         let flags = Flags::default();
@@ -504,8 +504,8 @@ impl State {
             return;
         };
         match self.fault {
-            Some(Fault::WorkerPanic) => panic!("injected fault: a panic on the worker thread"),
-            Some(Fault::PoolPanic) => pool_panic(),
+            Some(Fault::Worker) => panic!("injected fault: a panic on the worker thread"),
+            Some(Fault::Pool) => pool_panic(),
             _ => {}
         }
         let rebuilt = match self.prepare_drafter(&engine) {
