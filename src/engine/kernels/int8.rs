@@ -16,101 +16,10 @@
 
 use half::f16;
 
-pub use crate::engine::kernels::QK;
-
-/// A weight layout of 32-value blocks: an f16 scale, then the values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// 16 bytes of 4-bit values, offset 8.
-    Q4_0,
-    /// 32 high bits and 16 bytes of low nibbles: 5-bit values, offset 16.
-    Q5_0,
-    /// 32 signed bytes.
-    Q8_0,
-}
-
-impl Format {
-    /// Bytes of one block.
-    pub const fn block_bytes(self) -> usize {
-        match self {
-            Format::Q4_0 => 18,
-            Format::Q5_0 => 22,
-            Format::Q8_0 => 34,
-        }
-    }
-
-    /// The value of an unsigned weight byte `u` is `u - offset`.
-    const fn offset(self) -> i32 {
-        match self {
-            Format::Q4_0 => 8,
-            Format::Q5_0 => 16,
-            Format::Q8_0 => 128,
-        }
-    }
-
-    /// The 32 signed values of one block, in order.
-    fn values(self, b: &[u8]) -> [i32; QK] {
-        let mut v = [0i32; QK];
-        match self {
-            Format::Q4_0 => {
-                for j in 0..QK / 2 {
-                    v[j] = (b[2 + j] & 0x0F) as i32 - 8;
-                    v[j + QK / 2] = (b[2 + j] >> 4) as i32 - 8;
-                }
-            }
-            Format::Q5_0 => {
-                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-                for j in 0..QK / 2 {
-                    let h0 = (((qh >> j) & 1) << 4) as i32;
-                    let h1 = (((qh >> (j + 16)) & 1) << 4) as i32;
-                    v[j] = ((b[6 + j] & 0x0F) as i32 | h0) - 16;
-                    v[j + QK / 2] = ((b[6 + j] >> 4) as i32 | h1) - 16;
-                }
-            }
-            Format::Q8_0 => {
-                for (j, v) in v.iter_mut().enumerate() {
-                    *v = b[2 + j] as i8 as i32;
-                }
-            }
-        }
-        v
-    }
-}
-
-/// One block of activations: Q8_0 values and scale (as candle's `BlockQ8_0::from_float` makes
-/// them), and each lane's `-offset × Σy` for the weight format it will meet.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-pub struct Act {
-    pub(crate) qs: [i8; QK],
-    pub(crate) seed: [i32; 8],
-    pub(crate) d: f32,
-}
-
-/// Quantize `xs` (whole blocks) for products with `format` weights.
-pub fn quantize(format: Format, xs: &[f32]) -> Vec<Act> {
-    xs.chunks_exact(QK)
-        .map(|xs| {
-            let amax = xs.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let mut qs = [0i8; QK];
-            for (q, &x) in qs.iter_mut().zip(xs) {
-                *q = f32::round(x * id) as i8;
-            }
-            let mut seed = [0i32; 8];
-            for (l, s) in seed.iter_mut().enumerate() {
-                let sum: i32 = qs[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();
-                *s = -format.offset() * sum;
-            }
-            Act {
-                qs,
-                seed,
-                d: f16::from_f32(d).to_f32(),
-            }
-        })
-        .collect()
-}
+pub use super::common::q8_0::Format;
+use super::common::q8_0::{quantize, Act};
+pub use super::common::QK;
+use super::common::{best_path, parallel, Path};
 
 /// The eight lane sums of floats, added as the SIMD code adds them.
 fn hsum8(a: [f32; 8]) -> f32 {
@@ -134,25 +43,12 @@ pub fn dot_scalar(format: Format, w: &[u8], y: &[Act]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod simd {
+mod simd {
     use super::{Act, Format};
+    use crate::engine::kernels::common::simd::{
+        bytes_from_bits_32, f16_to_f32, hsum, nibbles, prefetch_ahead,
+    };
     use std::arch::x86_64::*;
-
-    /// How far ahead of the weights being read they are prefetched. A core's hardware
-    /// prefetchers alone held a weight stream to about 27 GB/s here; prefetching 4 KiB ahead
-    /// took the 1.5B model's decode from 35 to about 40 tok/s (1–16 KiB measured, 4–8 best).
-    pub const PREFETCH_AHEAD: usize = 4096;
-
-    /// Prefetch the `bytes` that will be read [`PREFETCH_AHEAD`] after `p` (a hint: it never
-    /// faults, past the end of the weights too).
-    #[inline(always)]
-    pub unsafe fn prefetch_ahead<const BYTES: usize>(p: *const u8) {
-        let mut o = 0;
-        while o < BYTES {
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + o) as *const i8);
-            o += 64;
-        }
-    }
 
     /// A weight format's block unpacking.
     pub trait Fmt {
@@ -166,35 +62,6 @@ pub(crate) mod simd {
         const MAX_C: usize;
         /// `seed + Σ (u - offset)·y` by lanes of four bytes.
         unsafe fn lanes<F: Fmt>(seed: __m256i, u: __m256i, y: __m256i) -> __m256i;
-    }
-
-    #[inline(always)]
-    pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-    }
-
-    /// 32 bytes, 0xFF where the matching bit of `x` is set.
-    #[inline(always)]
-    pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
-        let shuf = _mm256_set_epi64x(
-            0x0303030303030303,
-            0x0202020202020202,
-            0x0101010101010101,
-            0,
-        );
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
-        let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-        _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
-    }
-
-    /// Low nibbles of 16 bytes, then their high nibbles: values 0..16 in block order.
-    #[inline(always)]
-    pub(crate) unsafe fn nibbles(p: *const u8) -> __m256i {
-        let qs = _mm_loadu_si128(p as *const __m128i);
-        let low = _mm_set1_epi8(0x0F);
-        let lo = _mm_and_si128(qs, low);
-        let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low);
-        _mm256_set_m128i(hi, lo)
     }
 
     pub struct Q4_0;
@@ -258,14 +125,6 @@ pub(crate) mod simd {
                 _mm256_add_epi32(seed, _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), ones))
             }
         }
-    }
-
-    /// The eight lanes' sum, in the order candle's `hsum_float_8` adds them.
-    #[inline(always)]
-    pub(crate) unsafe fn hsum(x: __m256) -> f32 {
-        let r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
-        let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-        _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
     }
 
     /// `R` weight rows (from `w`, `row_bytes` apart) by `C` activation rows (`ys`), `kb` blocks.
@@ -396,55 +255,6 @@ pub struct Job<'a> {
     row_bytes: usize,
 }
 
-/// The instruction set the kernels use on this CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
-    Vnni,
-    Avx2,
-    Portable,
-}
-
-/// The best path this CPU has.
-pub fn best_path() -> Path {
-    static P: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
-    *P.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c");
-            if avx2
-                && is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx512vl")
-            {
-                return Path::Vnni;
-            }
-            if avx2 {
-                return Path::Avx2;
-            }
-        }
-        Path::Portable
-    })
-}
-
-/// Whether this CPU has AVX-512 with BW and VNNI on top of [`Path::Vnni`]: the K-quant
-/// products then take 512-bit registers.
-pub fn wide() -> bool {
-    static W: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *W.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            best_path() == Path::Vnni
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
-
 /// Weight rows per parallel work item.
 const TILE: usize = 16;
 
@@ -504,7 +314,7 @@ pub fn matmul_on(
         }
     };
     let tiles = n.div_ceil(TILE);
-    crate::engine::kernels::parallel(tiles, TILE * row_bytes, |items| {
+    parallel(tiles, TILE * row_bytes, |items| {
         run(items.start * TILE..(items.end * TILE).min(n))
     });
     out
@@ -513,7 +323,7 @@ pub fn matmul_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::testing::random;
+    use crate::engine::kernels::common::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

@@ -10,6 +10,7 @@
 //! then the same fused multiply-adds in the same order, one lane per row), and drops them: the
 //! same results, and no weight memory beyond the file's blocks.
 
+use super::common::{f16_at, q8k};
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
 
 /// Rows per tile (one 512-bit lane each).
@@ -107,10 +108,6 @@ struct Tile {
     scales: [[f32; ROWS]; 16],
     mins: [[f32; ROWS]; 8],
     qs: [u8; 256 * ROWS],
-}
-
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 /// Scale and min of Q4_K sub-block `j` from the packed 6-bit fields.
@@ -304,7 +301,7 @@ pub fn matmul(format: KFormat, w: &[u8], n: usize, k: usize, x: &[f32], m: usize
     );
     // As candle quantizes the activations for its tiles.
     let mut xq = vec![BlockQ8K::zeros(); m * kb];
-    crate::engine::kernels::q8k::quantize(x, &mut xq);
+    q8k::quantize(x, &mut xq);
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n / ROWS, |groups| {

@@ -6,60 +6,16 @@
 //! speculative verification pass of several rows costs little more than one decode step's weight
 //! traffic, and still gives each row exactly its decode-step value.
 
+use super::common::{best_path, rows_by_four, wide, Path};
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K};
-
-/// Weight rows per parallel work item (threads take grains of several).
-const TILE: usize = 16;
 
 /// `x` (`m` rows of `k`) times the transpose of Q4_K `w` (`n` rows of `k / 256` blocks).
 pub fn matmul_q4k(w: &[BlockQ4K], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
     rows_by_four(w, n, k, x, m, dot_rows)
 }
 
-/// `x` (`m` rows of `k`) times the transpose of K-quant rows `w` (`n` rows of `k / 256`
-/// blocks), where `dot(w_rows, rows, ys, m, kb, out)` dots `rows` consecutive weight rows with
-/// `m` activation rows, writing `out[i * rows + j]`: activations quantized to Q8_K once, weight
-/// rows read one after the other (one stream), each weight-block unpack shared by up to eight
-/// activation rows (four without AVX-512).
-pub(crate) fn rows_by_four<T: Sync>(
-    w: &[T],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    m: usize,
-    dot: impl Fn(&[T], usize, &[BlockQ8K], usize, usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    use candle_core::quantized::k_quants::GgmlType;
-    let kb = k / 256;
-    assert!(
-        k.is_multiple_of(256) && x.len() == m * k && w.len() >= n * kb,
-        "K-quant product shapes"
-    );
-    let mut xq = vec![BlockQ8K::zeros(); m * kb];
-    crate::engine::kernels::q8k::quantize(x, &mut xq);
-    let mut out = vec![0f32; m * n];
-    let dst = out.as_mut_ptr() as usize;
-    let tile_bytes = TILE * kb * std::mem::size_of::<T>();
-    crate::engine::kernels::parallel(n.div_ceil(TILE), tile_bytes, |tiles| {
-        // One call per grain: the kernel's per-call work (dispatch, the bsum pairs) once.
-        let j0 = tiles.start * TILE;
-        let rows = (tiles.end * TILE).min(n) - j0;
-        let mut res = vec![0f32; m * rows];
-        dot(&w[j0 * kb..(j0 + rows) * kb], rows, &xq, m, kb, &mut res);
-        for i in 0..m {
-            for (j, v) in res[i * rows..(i + 1) * rows].iter().enumerate() {
-                // SAFETY: each (row, column) is written by one work item; `out` outlives the
-                // pool call.
-                unsafe { *(dst as *mut f32).add(i * n + j0 + j) = *v };
-            }
-        }
-    });
-    out
-}
-
 /// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
 fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
-    use crate::engine::kernels::int8::{best_path, wide, Path};
     #[cfg(target_arch = "x86_64")]
     {
         let path = best_path();
@@ -93,7 +49,8 @@ fn dot_rows(w: &[BlockQ4K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{BlockQ4K, BlockQ8K};
-    use crate::engine::kernels::int8::simd::{hsum as hsum_float_8, prefetch_ahead};
+    use crate::engine::kernels::common::row_groups;
+    use crate::engine::kernels::common::simd::{hsum as hsum_float_8, prefetch_ahead};
     use std::arch::x86_64::*;
 
     /// candle's layouts, read field by field (its fields are crate-private; the layouts are
@@ -204,7 +161,7 @@ mod avx2 {
         }
         let (xs, ys) = (w.as_ptr() as *const Q4K, ys.as_ptr() as *const Q8K);
         let most = if WIDE { 8 } else { 4 };
-        crate::engine::kernels::row_groups(
+        row_groups(
             rows,
             m,
             most,
@@ -419,7 +376,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::testing::{kquant_rows_are_candles, KBody};
+    use crate::engine::kernels::common::testing::{kquant_rows_are_candles, KBody};
 
     /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
     /// one-row dot product, row by row, for batches of 1 to 17 rows.
@@ -429,7 +386,6 @@ mod tests {
         let mut bodies: Vec<(&str, KBody<BlockQ4K>)> = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            use crate::engine::kernels::int8::{best_path, wide, Path};
             if best_path() != Path::Portable {
                 bodies.push(("AVX2", avx2::rows));
             }

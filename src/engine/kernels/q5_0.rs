@@ -2,20 +2,21 @@
 //! product: each block's integer sum, times the weight scale, times the activation scale, added
 //! block by block. The engine's reference (candle-transformers on the same file) multiplies that
 //! way, and re-quantizing activations at every layer amplifies any last-bit difference, so our
-//! logits must come out bitwise the same: summing in SIMD lanes (as [`crate::engine::kernels::int8`] does
-//! for Q4_0 and Q8_0, whose candle products sum in lanes too) would move them by about 1% of the
+//! logits must come out bitwise the same: summing in SIMD lanes (as the `int8` kernels do for
+//! Q4_0 and Q8_0, whose candle products sum in lanes too) would move them by about 1% of the
 //! largest logit.
 //!
 //! The kernel keeps that order per output and vectorizes across outputs instead: one weight row
 //! by eight activation rows at a time, each block unpacked once for the eight, their eight
 //! integer sums (VNNI's `vpdpbusd` or AVX2, exact) reduced into one vector with one lane per
-//! activation row, then the same float multiply, multiply and add candle does, lane by lane. Every output goes through the same operations in
-//! every tile, so each row of a batch is bitwise what it would be alone (batch invariance).
+//! activation row, then the same float multiply, multiply and add candle does, lane by lane.
+//! Every output goes through the same operations in every tile, so each row of a batch is bitwise
+//! what it would be alone (batch invariance).
 
-use crate::engine::kernels::int8::{quantize, Act, Format};
+use super::common::q8_0::{quantize, Act, Format};
+use super::common::{best_path, Path, QK};
 use half::f16;
 
-use crate::engine::kernels::QK;
 /// Bytes of one Q5_0 block: f16 scale, 32 high bits, 16 bytes of low nibbles.
 pub const Q5_0_BYTES: usize = 22;
 
@@ -43,7 +44,7 @@ pub fn dot_scalar(w: &[u8], y: &[Act]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{Act, Q5_0_BYTES};
-    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
+    use crate::engine::kernels::common::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use std::arch::x86_64::*;
 
     /// A block's scale and its values as unsigned bytes (value + 16).
@@ -161,18 +162,10 @@ const TILE: usize = 16;
 /// `x` (`m` rows of `k`) times the transpose of Q5_0 `w` (`n` rows of `k`): `m` rows of `n`,
 /// bitwise candle's product.
 pub fn matmul_q5_0(w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    matmul_on(crate::engine::kernels::int8::best_path(), w, n, k, x, m)
+    matmul_on(best_path(), w, n, k, x, m)
 }
 
-fn matmul_on(
-    path: crate::engine::kernels::int8::Path,
-    w: &[u8],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    m: usize,
-) -> Vec<f32> {
-    use crate::engine::kernels::int8::Path;
+fn matmul_on(path: Path, w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
     let kb = k / QK;
     let row_bytes = kb * Q5_0_BYTES;
     assert!(
@@ -225,8 +218,7 @@ fn matmul_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::int8::{best_path, Path};
-    use crate::engine::kernels::testing::random;
+    use crate::engine::kernels::common::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

@@ -4,18 +4,13 @@
 //! code and every block is summed in candle's order, so results are bitwise candle's, and each
 //! row of a batch is computed exactly as it would be alone.
 
-use crate::engine::kernels::QK;
+use super::common::{best_path, f16_at, Path, QK};
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
-use half::f16;
 
 /// Bytes of one Q5_1 block: f16 scale, f16 minimum, 32 high bits, 16 bytes of low nibbles.
 pub const Q5_1_BYTES: usize = 24;
 /// Bytes of one Q8_1 block: f16 scale, f16 scale × sum, 32 signed bytes.
 const Q8_1_BYTES: usize = 36;
-
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
-}
 
 /// Dot product of one Q5_1 row (`w`, whole blocks) with Q8_1 activation bytes, portable version.
 pub fn dot_q5_1_scalar(w: &[u8], y: &[u8]) -> f32 {
@@ -37,7 +32,7 @@ pub fn dot_q5_1_scalar(w: &[u8], y: &[u8]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Q5_1_BYTES, Q8_1_BYTES};
-    use crate::engine::kernels::int8::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
+    use crate::engine::kernels::common::simd::{bytes_from_bits_32, f16_to_f32, nibbles};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -179,7 +174,7 @@ fn by_weight_rows(n: usize, m: usize, row: impl Fn(usize, &mut [f32]) + Sync) ->
 }
 
 fn has_avx2() -> bool {
-    crate::engine::kernels::int8::best_path() != crate::engine::kernels::int8::Path::Portable
+    best_path() != Path::Portable
 }
 
 /// One Q5_1 row against four activation rows; `None` where the CPU has no AVX2.
@@ -206,7 +201,7 @@ fn dot_q5_1(w: &[u8], y: &[u8]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::testing::random;
+    use crate::engine::kernels::common::testing::random;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 

@@ -7,16 +7,16 @@
 //! few rows then costs little more than one decode step's weight unpacking, and each row is
 //! still exactly its decode-step value. Weight rows are read one after the other, one stream.
 
+use super::common::{best_path, rows_by_four, wide, Path};
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K};
 
 /// `x` (`m` rows of `k`) times the transpose of Q6_K `w` (`n` rows of `k / 256` blocks).
 pub fn matmul_q6k(w: &[BlockQ6K], n: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    crate::engine::kernels::q4k::rows_by_four(w, n, k, x, m, dot_rows)
+    rows_by_four(w, n, k, x, m, dot_rows)
 }
 
 /// `rows` weight rows dotted with `m` activation rows of `kb` blocks: `out[i * rows + j]`.
 fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, out: &mut [f32]) {
-    use crate::engine::kernels::int8::{best_path, wide, Path};
     #[cfg(target_arch = "x86_64")]
     {
         let path = best_path();
@@ -50,7 +50,8 @@ fn dot_rows(w: &[BlockQ6K], rows: usize, ys: &[BlockQ8K], m: usize, kb: usize, o
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{BlockQ6K, BlockQ8K};
-    use crate::engine::kernels::int8::simd::{hsum as hsum_float_8, prefetch_ahead};
+    use crate::engine::kernels::common::row_groups;
+    use crate::engine::kernels::common::simd::{hsum as hsum_float_8, prefetch_ahead};
     use std::arch::x86_64::*;
 
     /// candle's layouts, read field by field (its fields are crate-private; the layouts are
@@ -145,7 +146,7 @@ mod avx2 {
         assert!(w.len() >= rows * kb && ys.len() >= m * kb);
         let (xs, ys) = (w.as_ptr() as *const Q6K, ys.as_ptr() as *const Q8K);
         let most = if WIDE { 8 } else { 4 };
-        crate::engine::kernels::row_groups(
+        row_groups(
             rows,
             m,
             most,
@@ -343,7 +344,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::kernels::testing::{kquant_rows_are_candles, KBody};
+    use crate::engine::kernels::common::testing::{kquant_rows_are_candles, KBody};
 
     /// Every path this CPU has (the dispatch, and each SIMD body beside it) against candle's
     /// one-row dot product, row by row, for batches of 1 to 17 rows.
@@ -353,7 +354,6 @@ mod tests {
         let mut bodies: Vec<(&str, KBody<BlockQ6K>)> = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            use crate::engine::kernels::int8::{best_path, wide, Path};
             if best_path() != Path::Portable {
                 bodies.push(("AVX2", avx2::rows));
             }

@@ -18,7 +18,7 @@ pub fn quantize(xs: &[f32], ys: &mut [BlockQ8K]) {
         ys.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if crate::engine::kernels::int8::best_path() != crate::engine::kernels::int8::Path::Portable {
+    if super::best_path() != super::Path::Portable {
         for (x, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
             // SAFETY: AVX2 is present; `x` holds one block of values.
             unsafe { avx2::block(x, y) };
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn blocks_are_bitwise_candles() {
-        let random = crate::engine::kernels::testing::random(64 * QK_K, 5);
+        let random = crate::engine::kernels::common::testing::random(64 * QK_K, 5);
         same_as_candle(&random);
         // Ties: values that land exactly on a half after scaling, both signs, and the block's
         // largest magnitude both positive and negative (the first one sets the sign).
