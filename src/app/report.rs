@@ -67,7 +67,7 @@ pub fn run(a: &ReportArgs) -> Result<()> {
     let rows: Vec<report::Row> = recs.iter().flat_map(|(f, r)| report::rows(f, r)).collect();
     match a.format {
         ReportFormat::Md => print!("{}", report::markdown(&rows)),
-        ReportFormat::Csv => print!("{}", report::csv(&rows)),
+        ReportFormat::Csv => print!("{}", report::csv(&rows)?),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
     }
     Ok(())

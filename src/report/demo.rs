@@ -2,6 +2,10 @@
 //! from the run's own numbers.
 
 use super::plot::Series;
+use super::table::{
+    Align::{Left, Right},
+    Table,
+};
 use crate::protocol::demo::{Comparison, QuantRow, QuantSweep, Roofline, SpecSweep, Sweep};
 use crate::protocol::{DemoResult, DemoRun, Setting};
 use crate::stats::human_bytes;
@@ -56,96 +60,127 @@ fn quantization(x: &QuantSweep) -> String {
 }
 
 fn speculation(x: &SpecSweep) -> String {
-    let mut s = format!(
-        "## Speculative decoding against plain decoding\n\n\
-         Prompt {} tokens, {} generated, greedy; plain decoding {:.1} tok/s (mean of a run before and after).\n\n\
-         | draft mode | K | decode tok/s | acceptance | tokens per step | speedup | same text |\n\
-         |---|---:|---:|---:|---:|---:|---|\n",
-        x.prompt_tokens, x.generated_tokens, x.plain_tok_s
-    );
+    let mut t = Table::new([
+        ("draft mode", Left),
+        ("K", Right),
+        ("decode tok/s", Right),
+        ("acceptance", Right),
+        ("tokens per step", Right),
+        ("speedup", Right),
+        ("same text", Left),
+    ]);
     for p in &x.points {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.1} | {:.0}% | {:.2} | {:.2}× | {} |",
-            p.mode,
-            p.k,
-            p.decode_tok_s,
-            p.acceptance * 100.0,
-            p.mean_accepted_len,
-            p.speedup,
-            if p.same_text { "yes" } else { "no" }
-        );
+        t.row([
+            p.mode.to_string(),
+            p.k.to_string(),
+            format!("{:.1}", p.decode_tok_s),
+            format!("{:.0}%", p.acceptance * 100.0),
+            format!("{:.2}", p.mean_accepted_len),
+            format!("{:.2}×", p.speedup),
+            (if p.same_text { "yes" } else { "no" }).into(),
+        ]);
     }
-    s
+    format!(
+        "## Speculative decoding against plain decoding\n\n\
+         Prompt {} tokens, {} generated, greedy; plain decoding {:.1} tok/s (mean of a run before and after).\n\n{}",
+        x.prompt_tokens,
+        x.generated_tokens,
+        x.plain_tok_s,
+        t.markdown()
+    )
 }
 
 fn sweep(x: &Sweep) -> String {
-    let mut s = String::from(
-        "## Prefill and decode by prompt length\n\n\
-         | prompt tokens | prefill ms | prefill tok/s | decode ms/token | decode tok/s | prefill ÷ decode tok/s |\n\
-         |---:|---:|---:|---:|---:|---:|\n",
-    );
+    let mut prompts = Table::new([
+        ("prompt tokens", Right),
+        ("prefill ms", Right),
+        ("prefill tok/s", Right),
+        ("decode ms/token", Right),
+        ("decode tok/s", Right),
+        ("prefill ÷ decode tok/s", Right),
+    ]);
     for p in &x.prompts {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.1} | {} | {:.1} | {:.1}× |",
-            p.prompt_tokens,
+        prompts.row([
+            p.prompt_tokens.to_string(),
             ms(p.prefill),
-            p.prefill_tok_s,
+            format!("{:.1}", p.prefill_tok_s),
             ms(p.decode_step),
-            p.decode_tok_s,
-            p.prefill_tok_s / p.decode_tok_s.max(f64::MIN_POSITIVE)
-        );
+            format!("{:.1}", p.decode_tok_s),
+            format!(
+                "{:.1}×",
+                p.prefill_tok_s / p.decode_tok_s.max(f64::MIN_POSITIVE)
+            ),
+        ]);
     }
+    let mut s = format!(
+        "## Prefill and decode by prompt length\n\n{}",
+        prompts.markdown()
+    );
     if !x.skipped.is_empty() {
         let _ = writeln!(s, "\nSkipped (past the model's context): {:?}", x.skipped);
     }
-    s.push_str(
-        "\n## Where the time goes by output length (16-token prompt)\n\n\
-         | output tokens | prefill ms | decode ms | decode share |\n|---:|---:|---:|---:|\n",
-    );
+    let mut outputs = Table::new([
+        ("output tokens", Right),
+        ("prefill ms", Right),
+        ("decode ms", Right),
+        ("decode share", Right),
+    ]);
     for o in &x.outputs {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.0}% |",
-            o.output_tokens,
+        outputs.row([
+            o.output_tokens.to_string(),
             ms(o.prefill),
             ms(o.decode),
-            o.decode_share * 100.0
-        );
+            format!("{:.0}%", o.decode_share * 100.0),
+        ]);
     }
+    s.push_str("\n## Where the time goes by output length (16-token prompt)\n\n");
+    s.push_str(&outputs.markdown());
     s
 }
 
 fn comparison(x: &Comparison) -> String {
     let (cached, uncached) = x.totals();
-    let mut s = format!(
-        "## Per-token time with and without the KV cache\n\n\
-         Prompt {} tokens, {} generated; without the cache, measured at every context length divisible by {} and at the last step.\n\n\
-         | context tokens | with cache ms | without cache ms | without ÷ with |\n|---:|---:|---:|---:|\n",
-        x.prompt_tokens, x.generated_tokens, x.no_cache_every
-    );
+    let mut steps = Table::new([
+        ("context tokens", Right),
+        ("with cache ms", Right),
+        ("without cache ms", Right),
+        ("without ÷ with", Right),
+    ]);
     let shown = x.gaps.len().div_ceil(24).max(1);
     for (i, g) in x.gaps.iter().enumerate() {
         if i % shown != 0 && i + 1 != x.gaps.len() && g.context != 256 {
             continue;
         }
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.1}× |",
-            g.context,
+        steps.row([
+            g.context.to_string(),
             ms(g.cached),
             ms(g.no_cache),
-            g.ratio
-        );
+            format!("{:.1}×", g.ratio),
+        ]);
     }
-    let _ = write!(
-        s,
-        "\nAll decode steps: {:.2} s with the cache, about {:.2} s without (interpolated between the measured steps).\n\n\
+    let mut costs = Table::new([("", Left), ("bytes", Right)]);
+    costs
+        .row(["per token".into(), human_bytes(x.kv_bytes_per_token)])
+        .row([
+            format!(
+                "held after {} tokens",
+                x.prompt_tokens + x.generated_tokens - 1
+            ),
+            human_bytes(x.kv_bytes),
+        ])
+        .row(["allocated".into(), human_bytes(x.kv_reserved_bytes)])
+        .row(["the weights, for scale".into(), human_bytes(x.weight_bytes)]);
+    format!(
+        "## Per-token time with and without the KV cache\n\n\
+         Prompt {} tokens, {} generated; without the cache, measured at every context length divisible by {} and at the last step.\n\n\
+         {}\n\
+         All decode steps: {:.2} s with the cache, about {:.2} s without (interpolated between the measured steps).\n\n\
          Same tokens: {} of {} compared steps picked the cached run's token{}.\n\n\
-         ## What the cache costs\n\n\
-         | | bytes |\n|---|---:|\n\
-         | per token | {} |\n| held after {} tokens | {} |\n| allocated | {} |\n| the weights, for scale | {} |\n",
+         ## What the cache costs\n\n{}",
+        x.prompt_tokens,
+        x.generated_tokens,
+        x.no_cache_every,
+        steps.markdown(),
         cached.as_secs_f64(),
         uncached.as_secs_f64(),
         x.compared - x.mismatches.len() - x.ties.len(),
@@ -162,53 +197,81 @@ fn comparison(x: &Comparison) -> String {
                 x.mismatches, x.ties
             ),
         },
-        human_bytes(x.kv_bytes_per_token),
-        x.prompt_tokens + x.generated_tokens - 1,
-        human_bytes(x.kv_bytes),
-        human_bytes(x.kv_reserved_bytes),
-        human_bytes(x.weight_bytes),
-    );
-    s
+        costs.markdown(),
+    )
 }
 
 fn roofline(x: &Roofline) -> String {
     let (m, k, n) = x.matmul_shape;
+    let mut machine = Table::new([("measured", Left), ("value", Right)]);
+    machine
+        .row([
+            format!(
+                "read bandwidth ({} MiB, {} threads)",
+                x.buffer_bytes >> 20,
+                x.threads
+            ),
+            format!("{:.1} GB/s", x.bandwidth_gb_s),
+        ])
+        .row([
+            format!("f32 matmul {m}×{k}×{n}"),
+            format!("{:.1} GFLOP/s", x.matmul_f32_gflop_s),
+        ])
+        .row([
+            "the model's quantized FFN gate, same shape".into(),
+            format!("{:.1} GFLOP/s", x.matmul_q_gflop_s),
+        ])
+        .row([
+            "machine balance (peak FLOP/s ÷ bytes/s)".into(),
+            format!("{:.1} FLOP/byte", x.machine_balance),
+        ]);
+    let mut model = Table::new([
+        ("", Left),
+        ("decode", Right),
+        (&*format!("prefill ({} tokens)", x.prefill_tokens), Right),
+    ]);
+    let bound = |i| crate::lab::roofline::bound_by(i, x.machine_balance).to_string();
+    let tok_s = |v: f64| format!("{v:.1} tok/s");
+    model
+        .row([
+            "cost per token".into(),
+            format!(
+                "{} read ({:.1} MFLOP)",
+                human_bytes(x.decode_bytes_per_token as u64),
+                x.decode_flops_per_token / 1e6
+            ),
+            format!("{:.1} MFLOP", x.prefill_flops_per_token / 1e6),
+        ])
+        .row([
+            "arithmetic intensity".into(),
+            format!("{:.1} FLOP/byte", x.decode_intensity),
+            format!("{:.1} FLOP/byte", x.prefill_intensity),
+        ])
+        .row([
+            "bound by".into(),
+            bound(x.decode_intensity),
+            bound(x.prefill_intensity),
+        ])
+        .row([
+            "ceiling".into(),
+            tok_s(x.decode_ceiling_tok_s),
+            tok_s(x.prefill_ceiling_tok_s),
+        ])
+        .row([
+            "measured".into(),
+            tok_s(x.decode_tok_s),
+            tok_s(x.prefill_tok_s),
+        ])
+        .row([
+            "fraction of the ceiling".into(),
+            format!("{:.0}%", x.decode_ratio * 100.0),
+            format!("{:.0}%", x.prefill_ratio * 100.0),
+        ]);
     format!(
-        "## This machine\n\n\
-         | measured | value |\n|---|---:|\n\
-         | read bandwidth ({} MiB, {} threads) | {:.1} GB/s |\n\
-         | f32 matmul {m}×{k}×{n} | {:.1} GFLOP/s |\n\
-         | the model's quantized FFN gate, same shape | {:.1} GFLOP/s |\n\
-         | machine balance (peak FLOP/s ÷ bytes/s) | {:.1} FLOP/byte |\n\n\
-         ## The model against the roofs\n\n\
-         | | decode | prefill ({} tokens) |\n|---|---:|---:|\n\
-         | cost per token | {} read ({:.1} MFLOP) | {:.1} MFLOP |\n\
-         | arithmetic intensity | {:.1} FLOP/byte | {:.1} FLOP/byte |\n\
-         | bound by | {} | {} |\n\
-         | ceiling | {:.1} tok/s | {:.1} tok/s |\n\
-         | measured | {:.1} tok/s | {:.1} tok/s |\n\
-         | fraction of the ceiling | {:.0}% | {:.0}% |\n\n\
+        "## This machine\n\n{}\n## The model against the roofs\n\n{}\n\
          Decode bytes per token: {} of weights + {} of KV cache per token × {} tokens of context.\n",
-        x.buffer_bytes >> 20,
-        x.threads,
-        x.bandwidth_gb_s,
-        x.matmul_f32_gflop_s,
-        x.matmul_q_gflop_s,
-        x.machine_balance,
-        x.prefill_tokens,
-        human_bytes(x.decode_bytes_per_token as u64),
-        x.decode_flops_per_token / 1e6,
-        x.prefill_flops_per_token / 1e6,
-        x.decode_intensity,
-        x.prefill_intensity,
-        crate::lab::roofline::bound_by(x.decode_intensity, x.machine_balance),
-        crate::lab::roofline::bound_by(x.prefill_intensity, x.machine_balance),
-        x.decode_ceiling_tok_s,
-        x.prefill_ceiling_tok_s,
-        x.decode_tok_s,
-        x.prefill_tok_s,
-        x.decode_ratio * 100.0,
-        x.prefill_ratio * 100.0,
+        machine.markdown(),
+        model.markdown(),
         human_bytes(x.weight_bytes_read),
         human_bytes(x.kv_bytes_per_token),
         x.decode_context,
@@ -383,26 +446,37 @@ fn fallback_text(v: &crate::protocol::Variant) -> String {
 
 /// The Markdown table.
 pub fn quant_table(rows: &[QuantRow]) -> String {
-    let mut out = String::from(
-        "| type | weights MiB | read/token MiB | prefill tok/s | decode tok/s | decode GB/s | perplexity | mean KL | top-1 | requantise s | fallbacks |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut t = Table::new(
+        [
+            "type",
+            "weights MiB",
+            "read/token MiB",
+            "prefill tok/s",
+            "decode tok/s",
+            "decode GB/s",
+            "perplexity",
+            "mean KL",
+            "top-1",
+            "requantise s",
+            "fallbacks",
+        ]
+        .map(|h| (h, Left)),
     );
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
-        out += &format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.5} | {:.1}% | {:.1} | {} |\n",
-            r.variant.quant,
-            mib(r.variant.weight_bytes),
-            mib(r.read_per_token),
-            r.prefill_tok_s,
-            r.decode_tok_s,
-            r.decode_gb_s(),
-            r.quality.perplexity,
-            r.quality.mean_kl,
-            r.quality.top1 * 100.0,
-            r.variant.took.as_secs_f64(),
+        t.row([
+            r.variant.quant.to_string(),
+            format!("{:.1}", mib(r.variant.weight_bytes)),
+            format!("{:.1}", mib(r.read_per_token)),
+            format!("{:.1}", r.prefill_tok_s),
+            format!("{:.1}", r.decode_tok_s),
+            format!("{:.1}", r.decode_gb_s()),
+            format!("{:.3}", r.quality.perplexity),
+            format!("{:.5}", r.quality.mean_kl),
+            format!("{:.1}%", r.quality.top1 * 100.0),
+            format!("{:.1}", r.variant.took.as_secs_f64()),
             fallback_text(&r.variant),
-        );
+        ]);
     }
-    out
+    t.markdown()
 }

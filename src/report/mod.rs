@@ -3,11 +3,13 @@
 
 pub mod demo;
 pub mod plot;
+pub mod table;
 
-use crate::protocol::{Event, KvDtype, Quant, RunSummary, Setting, TokenEvent};
+use crate::protocol::{Event, KvDtype, Quant, RunSummary, TokenEvent};
 use crate::record::Recording;
 use crate::stats::human_bytes;
 use serde::Serialize;
+use table::{Align, Table};
 
 /// One finished run, as a report row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,64 +112,60 @@ fn opt(x: Option<f64>) -> String {
     x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
 }
 
+/// The runs side by side, a row each.
 pub fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from("| file | run | model | weights | KV dtype | prompt | gen | TTFT ms | prefill tok/s | decode tok/s | ITL p50 ms | p90 | p99 | KV | acceptance | speedup |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut t = Table::new(
+        [
+            "file",
+            "run",
+            "model",
+            "weights",
+            "KV dtype",
+            "prompt",
+            "gen",
+            "TTFT ms",
+            "prefill tok/s",
+            "decode tok/s",
+            "ITL p50 ms",
+            "p90",
+            "p99",
+            "KV",
+            "acceptance",
+            "speedup",
+        ]
+        .map(|h| (h, Align::Left)),
+    );
+    let f1 = |x: f64| format!("{x:.1}");
     for r in rows {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
-            r.file,
-            r.run,
-            r.model,
-            r.quant,
-            r.kv_dtype,
-            r.prompt_tokens,
-            r.generated_tokens,
-            r.ttft_ms,
-            r.prefill_tok_s,
-            r.decode_tok_s,
-            r.itl_p50_ms,
-            r.itl_p90_ms,
-            r.itl_p99_ms,
+        t.row([
+            r.file.clone(),
+            r.run.to_string(),
+            r.model.clone(),
+            r.quant.to_string(),
+            r.kv_dtype.to_string(),
+            r.prompt_tokens.to_string(),
+            r.generated_tokens.to_string(),
+            f1(r.ttft_ms),
+            f1(r.prefill_tok_s),
+            f1(r.decode_tok_s),
+            f1(r.itl_p50_ms),
+            f1(r.itl_p90_ms),
+            f1(r.itl_p99_ms),
             human_bytes(r.kv_bytes),
             opt(r.acceptance),
-            opt(r.speedup)
-        ));
+            opt(r.speedup),
+        ]);
     }
-    s
+    t.markdown()
 }
 
-pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from("file,run,model,quant,kv_dtype,prompt_tokens,generated_tokens,ttft_ms,prefill_tok_s,decode_tok_s,itl_p50_ms,itl_p90_ms,itl_p99_ms,kv_bytes,acceptance,speedup\n");
-    let quote = |x: &str| {
-        if x.contains([',', '"', '\n']) {
-            format!("\"{}\"", x.replace('"', "\"\""))
-        } else {
-            x.to_string()
-        }
-    };
+/// The runs as CSV: a header of [`Row`]'s field names, then a line per run (none without runs).
+pub fn csv(rows: &[Row]) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}\n",
-            quote(&r.file),
-            r.run,
-            quote(&r.model),
-            quote(r.quant.name()),
-            r.kv_dtype,
-            r.prompt_tokens,
-            r.generated_tokens,
-            r.ttft_ms,
-            r.prefill_tok_s,
-            r.decode_tok_s,
-            r.itl_p50_ms,
-            r.itl_p90_ms,
-            r.itl_p99_ms,
-            r.kv_bytes,
-            r.acceptance.map(|v| v.to_string()).unwrap_or_default(),
-            r.speedup.map(|v| v.to_string()).unwrap_or_default()
-        ));
+        w.serialize(r)?;
     }
-    s
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 /// Where two token streams part, and the speed of each side.
@@ -264,16 +262,16 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_what_needs_it() {
+    fn csv_has_the_fields_as_header_and_reads_back() {
         let r = Row {
-            file: "a,b.ron".into(),
+            file: "runs, \"best\".ron".into(),
             run: 1,
             model: "m".into(),
             quant: Quant::Q4K,
             kv_dtype: KvDtype::F16,
             prompt_tokens: 1,
             generated_tokens: 2,
-            ttft_ms: 1.0,
+            ttft_ms: 1.25,
             prefill_tok_s: 2.0,
             decode_tok_s: 3.0,
             itl_p50_ms: 1.0,
@@ -281,13 +279,24 @@ mod tests {
             itl_p99_ms: 1.0,
             kv_bytes: 10,
             acceptance: None,
-            speedup: None,
+            speedup: Some(1.5),
         };
-        let c = csv(&[r]);
-        assert!(c
-            .lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("\"a,b.ron\",1,m,Q4_K,f16,1,2,"));
+        let c = csv(std::slice::from_ref(&r)).unwrap();
+        assert!(
+            c.starts_with("file,run,model,quant,kv_dtype,prompt_tokens,"),
+            "{c}"
+        );
+        let mut rd = csv::Reader::from_reader(c.as_bytes());
+        let head = rd.headers().unwrap().clone();
+        assert_eq!(head.len(), 16);
+        let rec = rd.records().next().unwrap().unwrap();
+        let field = |name: &str| &rec[head.iter().position(|h| h == name).unwrap()];
+        assert_eq!(field("file"), r.file);
+        assert_eq!(field("quant"), "Q4_K");
+        assert_eq!(field("kv_dtype"), "f16");
+        assert_eq!(field("ttft_ms").parse::<f64>().unwrap(), 1.25);
+        assert_eq!(field("acceptance"), "");
+        assert_eq!(field("speedup"), "1.5");
+        assert!(csv(&[]).unwrap().is_empty());
     }
 }

@@ -11,6 +11,7 @@ use crate::engine::{self, Engine};
 use crate::lab::measure::{bench_tokens, ours};
 use crate::lab::reference::Reference;
 use crate::protocol::GenParams;
+use crate::report::table::{Align, Table};
 use crate::stats::{median, tok_per_s};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -147,21 +148,25 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     } else {
         None
     };
-    println!(
-        "{:<8} {:>13} {:>16} {:>7} {:>16} {:>7}",
-        "test", "labtui tok/s", "reference tok/s", "ratio", "llama.cpp tok/s", "ratio"
-    );
-    let cell = |ours: f64, theirs: Option<f64>| match theirs {
-        Some(t) => format!("{t:>16.1} {:>6.2}x", ours / t),
-        None => format!("{:>16} {:>7}", "-", "-"),
-    };
-    let row = |name: String, ours: f64, theirs: Option<f64>| {
+    let mut table = Table::new([
+        ("test", Align::Left),
+        ("labtui tok/s", Align::Right),
+        ("reference tok/s", Align::Right),
+        ("ratio", Align::Right),
+        ("llama.cpp tok/s", Align::Right),
+        ("ratio", Align::Right),
+    ]);
+    print!("{}", table.head());
+    let mut row = |name: String, ours: f64, theirs: Option<f64>| {
         let l = llama.as_ref().and_then(|m| m.get(&name).copied());
-        println!(
-            "{name:<8} {ours:>13.1} {} {}",
-            cell(ours, theirs),
-            cell(ours, l)
-        );
+        // Their tok/s and ours ÷ theirs, or dashes.
+        let vs = |t: Option<f64>| match t {
+            Some(t) => [format!("{t:.1}"), format!("{:.2}x", ours / t)],
+            None => ["-".into(), "-".into()],
+        };
+        let ([r, rr], [c, cr]) = (vs(theirs), vs(l));
+        table.row([name, format!("{ours:.1}"), r, rr, c, cr]);
+        print!("{}", table.last_row());
     };
     for &pp in &args.pp {
         let ids = bench_tokens(pp, vocab);

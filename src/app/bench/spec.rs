@@ -5,6 +5,7 @@
 use crate::engine::spec::{pick, theory, Drafter, Speculator};
 use crate::engine::{generate, generate_with, Control, Engine, Prompt};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
+use crate::report::table::{Align, Table};
 use anyhow::Result;
 use candle_core::Device;
 use clap::Args;
@@ -221,24 +222,36 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         }
         rows[first_row].tok_s = base;
     }
-    println!("| prompt | mode | K | tok/s | acceptance | mean accepted length | speedup | theory | same text as plain |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut table = Table::new(
+        [
+            "prompt",
+            "mode",
+            "K",
+            "tok/s",
+            "acceptance",
+            "mean accepted length",
+            "speedup",
+            "theory",
+            "same text as plain",
+        ]
+        .map(|h| (h, Align::Left)),
+    );
     let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
     let num = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
     for r in &rows {
-        println!(
-            "| {} | {} | {} | {:.2} | {} | {} | {:.2}× | {} | {} |",
-            r.prompt,
-            r.mode,
-            r.k,
-            r.tok_s,
+        table.row([
+            r.prompt.to_string(),
+            r.mode.to_string(),
+            r.k.to_string(),
+            format!("{:.2}", r.tok_s),
             pct(r.acceptance),
             num(r.mean_len),
-            r.speedup,
+            format!("{:.2}×", r.speedup),
             r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
-            if r.same { "yes" } else { "NO" }
-        );
+            (if r.same { "yes" } else { "NO" }).into(),
+        ]);
     }
+    print!("{}", table.markdown());
     if rows.iter().any(|r| !r.same) {
         anyhow::bail!("a speculative run's text differs from plain greedy decoding");
     }
