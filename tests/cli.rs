@@ -3,13 +3,15 @@
 
 mod common;
 
+use common::OutputWithin;
+
 use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::protocol::{Event, Stamped};
 use std::path::Path;
 use std::process::Output;
 
 fn labtui(args: &[&str]) -> Output {
-    common::labtui_cmd().args(args).output().unwrap()
+    common::labtui_cmd().args(args).output_bounded()
 }
 
 /// Exit non-zero with one `error:` line on stderr that contains `needle`, and no panic.

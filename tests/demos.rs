@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::OutputWithin;
+
 use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{synthetic::SyntheticSpec, Engine};
@@ -276,8 +278,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
         ])
         .arg(&out)
         .env("LABTUI_PRESETS", &presets)
-        .output()
-        .unwrap();
+        .output_bounded();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -305,8 +306,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     let o = common::labtui_cmd()
         .args(["demo", "no-such", "--headless", "--model", "synthetic"])
         .env("LABTUI_PRESETS", &presets)
-        .output()
-        .unwrap();
+        .output_bounded();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -339,8 +339,11 @@ fn real_model_kv_cache_gap_at_256_tokens() {
     let g = c.gap_at(256).expect("measured at 256 tokens");
     eprintln!("at 256 tokens: {g:?}; all: {:?}", c.gaps);
     assert!(g.ratio >= 10.0, "{g:?}");
+    // Uncached steps grow with the context (the last recomputes ~5× the first's tokens); compared
+    // end to end so one slow step on a busy machine does not decide it.
+    let (first, last) = (c.no_cache[0].step, c.no_cache[c.no_cache.len() - 1].step);
     assert!(
-        c.no_cache.windows(2).all(|w| w[1].step > w[0].step),
+        c.no_cache.len() >= 4 && last > first * 2,
         "uncached steps grow: {:?}",
         c.no_cache
     );

@@ -274,3 +274,30 @@ fn the_reader_finds_paths_in_use_groups_and_nested_supers() {
     g.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
     assert_eq!(cycles(&g), vec![vec!["a".to_string(), "b".to_string()]]);
 }
+
+/// The kernels share their helpers through `kernels::common` only: no kernel file imports
+/// another (the dispatch in `kernels/mod.rs` calls them all).
+#[test]
+fn no_kernel_file_imports_another() {
+    let dir = src().join("engine/kernels");
+    let mut kernels = BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("mod.rs") {
+            kernels.insert(p.file_stem().unwrap().to_str().unwrap().to_string());
+        }
+    }
+    assert!(kernels.len() >= 5, "kernel files: {kernels:?}");
+    let mut bad = Vec::new();
+    for k in &kernels {
+        let text = strip_comments(&std::fs::read_to_string(dir.join(format!("{k}.rs"))).unwrap());
+        let mut used = heads(&text, "crate::engine::kernels::");
+        used.extend(heads(&text, "super::"));
+        for other in used.intersection(&kernels) {
+            if other != k {
+                bad.push(format!("{k}.rs imports {other}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

@@ -34,7 +34,8 @@ fn state(name: &str) -> AppState {
     };
     match name {
         "empty" => {}
-        "running" => {
+        // An error half way through the run: the worker sends no summary then.
+        "running" | "error" => {
             for e in &evs {
                 if matches!(e.event, Event::Token(_)) {
                     seen += 1;
@@ -45,14 +46,15 @@ fn state(name: &str) -> AppState {
                 apply(&mut s, e);
             }
         }
-        "finished" | "error" => evs.iter().for_each(|e| apply(&mut s, e)),
+        "finished" => evs.iter().for_each(|e| apply(&mut s, e)),
         _ => unreachable!(),
     }
     if name == "error" {
+        let at = s.store.now;
         s.apply(&Stamped {
-            at: evs.last().unwrap().at,
+            at,
             event: Event::Error {
-                message: "the prompt is 40000 tokens but the context holds 32768: shorten it"
+                message: "internal error in the worker: a kernel failed; the model was unloaded, load it again"
                     .into(),
             },
         });

@@ -1,6 +1,10 @@
 //! Every shipped preset parses and runs headless on the synthetic model; broken presets fail with
 //! messages that say where and what.
 
+mod common;
+
+use common::OutputWithin;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -30,8 +34,7 @@ fn shipped_presets_parse_and_run_on_the_synthetic_model() {
                 &p.name,
             ])
             .env("LABTUI_PRESETS", presets_dir())
-            .output()
-            .unwrap();
+            .output_bounded();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{}: {err}", p.name);
         // One summary line per prompt.
@@ -104,8 +107,7 @@ fn demos_run_from_any_directory_and_a_folder_overrides_by_name() {
         .current_dir(dir.path())
         .env_remove("LABTUI_PRESETS")
         .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .unwrap();
+        .output_bounded();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let report = std::fs::read_to_string(dir.path().join("demo-kv-cache/report.md")).unwrap();
@@ -116,8 +118,7 @@ fn demos_run_from_any_directory_and_a_folder_overrides_by_name() {
             .arg("presets")
             .current_dir(cwd)
             .env_remove("LABTUI_PRESETS")
-            .output()
-            .unwrap();
+            .output_bounded();
         assert!(out.status.success());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::OutputWithin;
+
 use candle_core::{DType, Device};
 use common::{max_abs, max_abs_diff, real_model, QWEN_05B};
 use labtui::engine::sampling::argmax;
@@ -116,8 +118,7 @@ fn qwen_writes_a_prime_checker() {
             "--prompt",
         ])
         .arg("Write a Python function that checks whether a number is prime.")
-        .output()
-        .unwrap();
+        .output_bounded();
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{text}\n{err}");

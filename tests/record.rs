@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::OutputWithin;
+
 use labtui::protocol::{Event, Stamped};
 use labtui::record;
 use labtui::state::AppState;
@@ -130,7 +132,7 @@ fn a_broken_recording_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.ron");
     std::fs::write(&path, "Header(oops)\n").unwrap();
-    let out = labtui().arg("replay").arg(&path).output().unwrap();
+    let out = labtui().arg("replay").arg(&path).output_bounded();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -150,8 +152,7 @@ fn report_compares_runs_and_diffs_tokens() {
         .arg(&a)
         .arg(&b)
         .args(["--format", "json"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         out.status.success(),
         "{}",
@@ -162,7 +163,7 @@ fn report_compares_runs_and_diffs_tokens() {
     assert_eq!(rows[0]["generated_tokens"], 12);
     assert_eq!(rows[1]["generated_tokens"], 8);
     assert!(rows[0]["decode_tok_s"].as_f64().unwrap() > 0.0);
-    let md = labtui().arg("report").arg(&a).arg(&b).output().unwrap();
+    let md = labtui().arg("report").arg(&a).arg(&b).output_bounded();
     assert_eq!(String::from_utf8_lossy(&md.stdout).lines().count(), 4);
     // Greedy runs of the same prompt agree token for token as far as the shorter one goes.
     let diff = labtui()
@@ -170,8 +171,7 @@ fn report_compares_runs_and_diffs_tokens() {
         .arg(&a)
         .arg(&b)
         .args(["--diff", "--format", "json"])
-        .output()
-        .unwrap();
+        .output_bounded();
     let d: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
     assert_eq!(d["same"], 8);
     assert_eq!(d["a_tokens"], 12);
@@ -183,8 +183,7 @@ fn report_compares_runs_and_diffs_tokens() {
         .arg(&a)
         .arg(&c)
         .args(["--format", "json"])
-        .output()
-        .unwrap();
+        .output_bounded();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (&rows[0]["quant"], &rows[0]["kv_dtype"]),
@@ -207,8 +206,7 @@ fn report_plots_png_and_svg() {
         .arg(&a)
         .arg("--plot")
         .arg(&plots)
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         out.status.success(),
         "{}",

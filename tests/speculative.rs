@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::OutputWithin;
+
 use candle_core::{DType, Device, Tensor};
 use common::{real_model, QWEN_05B, QWEN_15B};
 use labtui::engine::spec::{pick, Drafter, Speculator};
@@ -308,9 +310,10 @@ fn speculative_sampling_reproduces_the_targets_next_token_distribution() {
 }
 
 #[test]
-fn a_draft_model_with_another_tokenizer_is_refused() {
+fn a_draft_model_with_the_same_tokenizer_is_taken_and_another_is_refused() {
+    // The synthetic architectures share one tokenizer: a llama drafts for a qwen2.
     let target = synthetic();
-    let other = Engine::synthetic(
+    let same = Engine::synthetic(
         &SyntheticSpec {
             arch: "llama",
             ..SyntheticSpec::default()
@@ -318,17 +321,23 @@ fn a_draft_model_with_another_tokenizer_is_refused() {
         &Device::Cpu,
     )
     .unwrap();
-    match Drafter::draft_model(&target, other) {
-        Err(e) => {
-            let m = e.to_string();
-            assert!(m.contains("cannot draft for"), "{m}");
-        }
-        Ok(_) => {
-            // Same vocabulary in both synthetic architectures: nothing to refuse here; the real
-            // pair test below refuses Gemma.
-        }
-    }
+    assert!(Drafter::draft_model(&target, same).is_ok());
     assert_eq!(DraftMode::parse("draft-model"), Ok(DraftMode::DraftModel));
+    // Gemma 3 (another vocabulary) as a draft for Qwen is refused with a message that says why.
+    let (Some(qwen), Some(gemma)) = (real_model(QWEN_05B), real_model(common::GEMMA_270M)) else {
+        return;
+    };
+    let target = Engine::from_file(&qwen, &Device::Cpu).unwrap();
+    let Err(e) = pick::open_draft(&target, Some(gemma.to_str().unwrap()), &Device::Cpu)
+        .and_then(|d| Drafter::draft_model(&target, d).map(|_| ()))
+    else {
+        panic!("Gemma 3 must not draft for Qwen");
+    };
+    let m = e.to_string();
+    assert!(
+        m.contains("gemma3") || m.contains("cannot draft for"),
+        "the refusal says why: {m}"
+    );
 }
 
 #[test]
@@ -393,8 +402,7 @@ fn bench_spec_pairs_each_run_with_a_plain_run_and_prints_the_table() {
             "--pairs",
             "3",
         ])
-        .output()
-        .unwrap();
+        .output_bounded();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -408,8 +416,7 @@ fn bench_spec_pairs_each_run_with_a_plain_run_and_prints_the_table() {
     assert!(rows.iter().any(|r| r.contains("| prompt-lookup | auto |")));
     let bad = common::labtui_cmd()
         .args(["bench", "spec", "--model", "synthetic", "--pairs", "0"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--pairs"));
 }

@@ -118,6 +118,37 @@ mod tests {
     }
 
     #[test]
+    fn an_error_in_the_middle_of_a_run_ends_it() {
+        let mut s = AppState::new("synthetic", "hi");
+        s.apply(&at(
+            1,
+            Event::RunStarted {
+                run: 1,
+                prompt_tokens: 5,
+                settings: crate::protocol::RunSettings {
+                    params: GenParams::default(),
+                    quantization: Default::default(),
+                    draft_mode: Default::default(),
+                    k: Default::default(),
+                },
+                prompt: "hi".into(),
+            },
+        ));
+        s.apply(&at(2, Event::Token(token(0))));
+        assert!(s.store.running());
+        s.apply(&at(
+            3,
+            Event::Error {
+                message: "boom".into(),
+            },
+        ));
+        assert!(!s.store.running(), "Enter may run again");
+        let run = s.store.current.as_ref().unwrap();
+        assert_eq!(run.failed.as_deref(), Some("boom"));
+        assert_eq!(s.update(Action::Stop), vec![Command::Stop]);
+    }
+
+    #[test]
     fn run_needs_a_model_and_a_prompt() {
         let mut s = AppState::new("synthetic", "");
         assert_eq!(s.update(Action::Run), vec![]);

@@ -17,6 +17,8 @@ pub struct RunView {
     pub prefill: Option<Duration>,
     pub tokens: Vec<TokenEvent>,
     pub summary: Option<RunSummary>,
+    /// Why the run ended without a summary (an error in the middle of it).
+    pub failed: Option<String>,
     /// The run's speculative steps (empty when it decoded plainly).
     pub spec: SpecView,
     /// Draft mode and K the run started with.
@@ -26,7 +28,7 @@ pub struct RunView {
 
 impl RunView {
     pub fn finished(&self) -> bool {
-        self.summary.is_some()
+        self.summary.is_some() || self.failed.is_some()
     }
 
     /// Step times of decode tokens (the inter-token latencies).
@@ -257,6 +259,10 @@ impl Store {
                 ));
             }
             Event::Error { message } => {
+                // A run the error cut short is over: nothing more comes for it.
+                if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
+                    r.failed = Some(message.clone());
+                }
                 self.load_failed = self.loading.take().is_some();
                 self.error = Some(message.clone());
                 self.errors += 1;

@@ -27,6 +27,7 @@ pub fn real_model(file: &str) -> Option<PathBuf> {
 
 pub const QWEN_05B: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 pub const QWEN_15B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+pub const GEMMA_270M: &str = "gemma-3-270m-q4_k_m.gguf";
 
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -39,6 +40,61 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 pub fn max_abs(a: &[f32]) -> f32 {
     a.iter().map(|x| x.abs()).fold(0.0, f32::max)
+}
+
+/// How long a test lets one labtui command run before it fails the test (a hang is a failure, not
+/// a stuck CI job).
+pub const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Run a command to its end with its output captured, killing it past `limit`.
+pub trait OutputWithin {
+    fn output_within(&mut self, limit: std::time::Duration) -> std::process::Output;
+
+    fn output_bounded(&mut self) -> std::process::Output {
+        self.output_within(COMMAND_LIMIT)
+    }
+}
+
+impl OutputWithin for std::process::Command {
+    fn output_within(&mut self, limit: std::time::Duration) -> std::process::Output {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the command starts");
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().unwrap()));
+        let err = drain(Box::new(child.stderr.take().unwrap()));
+        let end = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{self:?} ran past {limit:?}; stderr so far:\n{}",
+                    String::from_utf8_lossy(&err.join().unwrap())
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
 }
 
 /// The labtui binary with the thread count the tests expect.
@@ -68,8 +124,7 @@ pub fn record_synthetic(
         .args(extra)
         .arg("--record")
         .arg(path)
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         out.status.success(),
         "{}",

@@ -118,6 +118,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &run.spec.rejected,
         state.ui.selected,
     ));
+    if let Some(why) = &run.failed {
+        lines.push(Line::styled(
+            format!("✗ the run stopped with an error: {why}"),
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     // Follow the end of the text unless the user scrolled.
     let width = text_area.width.max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
