@@ -34,6 +34,13 @@ fn gpu_sample(pid: u32) -> Option<GpuSample> {
     })
 }
 
+/// Memory the machine can still give (sysinfo's available memory), when it can be read.
+pub fn available_memory() -> Option<u64> {
+    let mut sys = System::new().ok()?;
+    sys.refresh_memory();
+    Some(sys.available_memory()).filter(|&b| b > 0)
+}
+
 /// Reads memory figures of this process and machine.
 pub struct Sampler {
     /// `None` where sysinfo cannot read this system; samples are then zero.

@@ -50,6 +50,34 @@ pub fn kv_dtype_of(d: DType) -> KvDtype {
     }
 }
 
+/// Bytes the weights of `loaded` take once requantised to `quant`, computed from the shapes
+/// (each matrix in the type it would take, fallbacks included): what admission checks before a
+/// switch. Norms and biases stay f32 and are small; they are counted.
+pub fn variant_bytes(loaded: &Model, quant: Quant) -> u64 {
+    let Some(want) = ggml(quant) else {
+        return 0; // the loaded weights run: nothing new
+    };
+    let c = &loaded.cfg;
+    let bytes = |rows: usize, k: usize| -> u64 {
+        let t = type_for(want, k);
+        (rows as u64) * (k / t.block_size()) as u64 * t.type_size() as u64
+    };
+    let (q, kv) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+    let per_layer = bytes(q, c.hidden)
+        + 2 * bytes(kv, c.hidden)
+        + bytes(c.hidden, q)
+        + 2 * bytes(c.ffn, c.hidden)
+        + bytes(c.hidden, c.ffn)
+        + 4 * (2 * c.hidden + q + 2 * kv) as u64;
+    let embed = bytes(c.vocab, c.hidden);
+    let head = if loaded.head.shares(&loaded.embed) {
+        0
+    } else {
+        embed
+    };
+    embed + head + c.layers as u64 * per_layer + 4 * c.hidden as u64
+}
+
 /// The type a matrix with rows of `k` values takes when `want` is asked. K-quants need rows that
 /// are whole 256-value super-blocks; other rows fall back as llama.cpp's quantizer does
 /// (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K and Q3_K → a 4-bit 32-value block type, Q4_0
@@ -261,6 +289,25 @@ pub fn weight_types(model: &Model) -> BTreeMap<String, WeightTypeStat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_estimate_of_a_variant_is_its_weights() {
+        let mut e = crate::engine::Engine::synthetic(
+            &crate::engine::synthetic::SyntheticSpec::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        for q in [Quant::Q8_0, Quant::Q4K, Quant::F16] {
+            let estimate = variant_bytes(e.loaded_model(), q) as f64;
+            let v = e.set_quant(q, &mut |_, _| {}).unwrap();
+            let real = v.weight_bytes as f64;
+            assert!(
+                (estimate - real).abs() / real < 0.05,
+                "{q}: estimated {estimate}, took {real}"
+            );
+        }
+        assert_eq!(variant_bytes(e.loaded_model(), Quant::AsLoaded), 0);
+    }
 
     #[test]
     fn k_quants_fall_back_on_short_rows_as_llama_cpp_does() {

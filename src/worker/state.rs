@@ -1,190 +1,23 @@
-//! The worker: a dedicated OS thread that owns the engine. Commands come in and stamped events go
-//! out over unbounded tokio channels, so it never waits on the UI. It never touches the terminal,
-//! and a panic inside it becomes an error event.
-//!
-//! Stopping: a run stops between tokens when `Stop` arrives. A job (a load, a weight switch, a
-//! quality measurement, a demo) is interrupted through a flag the handle sets at once, which the
-//! engine checks before every layer and every requantised matrix. Dropping the handle interrupts
-//! whatever runs and waits at most [`SHUTDOWN_WAIT`] for the thread.
-//!
-//! For tests of those paths, `LABTUI_FAULT` injects a fault into every run: `worker-panic`
-//! (a panic on the worker thread), `pool-panic` (a panic on one of candle's pool threads, where
-//! our kernels run) or `sampler-panic` (a panic on the system sampler's thread).
+//! The worker thread's side: the engine, the settings in effect, and the jobs it runs.
 
+use super::settings::{is_setting, DrafterKey, Settings};
+use super::{admit, Fault, Flags, Job, Outbox};
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
 use crate::engine::{self, Control, Engine};
-use crate::protocol::{
-    Command, DraftMode, Event, KPolicy, KvDtype, Quant, RunSettings, Stamped, DEFAULT_K,
-};
+use crate::protocol::{Command, DraftMode, Event, Quant, RunSettings, DEFAULT_K};
 use candle_core::Device;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-/// Name of the worker's thread.
-pub const THREAD_NAME: &str = "labtui-worker";
-
-/// The longest a dropped handle waits for the worker thread before leaving it to the process's end.
-pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
-
-/// What the handle and the thread share to stop work without a message.
-#[derive(Clone, Default)]
-struct Flags {
-    /// Stop the job in progress (the engine checks it; see [`engine::interrupt`]).
-    interrupt: Arc<AtomicBool>,
-    /// A job that `Stop` interrupts is in progress (a run stops between tokens instead).
-    in_job: Arc<AtomicBool>,
-    /// The handle is gone: take no more commands.
-    shutdown: Arc<AtomicBool>,
-}
-
-/// Marks a job in progress for as long as it lives (a panic included).
-struct Job<'a>(&'a AtomicBool);
-
-impl<'a> Job<'a> {
-    fn start(flag: &'a AtomicBool) -> Self {
-        flag.store(true, Ordering::SeqCst);
-        Self(flag)
-    }
-}
-
-impl Drop for Job<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-/// A panic injected for tests (`LABTUI_FAULT`), by the thread it happens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Worker,
-    Pool,
-    Sampler,
-}
-
-impl Fault {
-    fn from_env() -> Option<Self> {
-        match std::env::var("LABTUI_FAULT").ok()?.as_str() {
-            "worker-panic" => Some(Self::Worker),
-            "pool-panic" => Some(Self::Pool),
-            "sampler-panic" => Some(Self::Sampler),
-            _ => None,
-        }
-    }
-}
-
-/// The UI's (or a headless command's) end of the worker.
-pub struct Worker {
-    pub commands: UnboundedSender<Command>,
-    pub events: UnboundedReceiver<Stamped>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    flags: Flags,
-}
-
-pub struct Options {
-    pub device: Device,
-    /// How often the system sampler reports; `None` runs no sampler.
-    pub sample_every: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            device: engine::default_device(),
-            sample_every: Some(Duration::from_millis(250)),
-        }
-    }
-}
-
-impl Worker {
-    pub fn spawn(opts: Options) -> Self {
-        let (cmd_tx, cmd_rx) = unbounded_channel();
-        let (ev_tx, ev_rx) = unbounded_channel();
-        let clock = Instant::now();
-        let fault = Fault::from_env();
-        if let Some(every) = opts.sample_every {
-            let panic_after = (fault == Some(Fault::Sampler)).then_some(2);
-            crate::metrics::spawn(ev_tx.clone(), clock, every, panic_after);
-        }
-        let flags = Flags::default();
-        let thread_flags = flags.clone();
-        let thread = std::thread::Builder::new()
-            .name(THREAD_NAME.into())
-            .spawn(move || {
-                engine::interrupt::install(thread_flags.interrupt.clone());
-                let out = Outbox { tx: ev_tx, clock };
-                let mut state = State::new(opts.device, out, cmd_rx, thread_flags);
-                state.fault = fault;
-                state.run()
-            })
-            .expect("spawn the worker thread");
-        Self {
-            commands: cmd_tx,
-            events: ev_rx,
-            thread: Some(thread),
-            flags,
-        }
-    }
-
-    pub fn send(&self, c: Command) {
-        // A job only hears Stop through the flag: it reads no commands while it works.
-        if c == Command::Stop && self.flags.in_job.load(Ordering::SeqCst) {
-            self.flags.interrupt.store(true, Ordering::SeqCst);
-        }
-        // The worker only goes away after Shutdown; a send after that has nobody to tell.
-        let _ = self.commands.send(c);
-    }
-
-    pub fn send_all(&self, cs: impl IntoIterator<Item = Command>) {
-        cs.into_iter().for_each(|c| self.send(c));
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.flags.shutdown.store(true, Ordering::SeqCst);
-        self.flags.interrupt.store(true, Ordering::SeqCst);
-        let _ = self.commands.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
-            // The engine stops within a layer; a step that still runs past the wait (a huge
-            // matrix, a read from a slow disk) is left to end with the process.
-            let deadline = Instant::now() + SHUTDOWN_WAIT;
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
-/// The worker's end of the event channel: stamps each event with the session's clock.
-#[derive(Clone)]
-struct Outbox {
-    tx: UnboundedSender<Stamped>,
-    clock: Instant,
-}
-
-impl Outbox {
-    fn send(&self, event: Event) {
-        // The UI only goes away at the end of the session; an event after that has nobody to tell.
-        let _ = self.tx.send(Stamped {
-            at: self.clock.elapsed(),
-            event,
-        });
-    }
-}
-
-struct State {
+pub(super) struct State {
     device: Device,
     out: Outbox,
     flags: Flags,
-    fault: Option<Fault>,
+    pub(super) fault: Option<Fault>,
     commands: UnboundedReceiver<Command>,
     pending: VecDeque<Command>,
     engine: Option<Engine>,
@@ -194,74 +27,6 @@ struct State {
     built: Option<DrafterKey>,
     /// The quality probe of the loaded model and the tokens it runs (its baseline is kept).
     probe: Option<(usize, Probe)>,
-}
-
-/// Settings the UI can change while the engine runs.
-struct Settings {
-    draft_mode: DraftMode,
-    k: KPolicy,
-    /// The draft model for `draft-model` mode; `None` picks one beside the target.
-    draft_model: Option<String>,
-    /// Layers of the `layer-skip` draft; `None` is half the target's.
-    draft_layers: Option<usize>,
-    /// A weight or KV switch asked for and not yet made (only the newest of each is kept).
-    quant: Option<Quant>,
-    kv_dtype: Option<KvDtype>,
-}
-
-impl Settings {
-    /// Take a setting command; the answer says what happened to it.
-    fn apply(&mut self, cmd: &Command) -> String {
-        match cmd {
-            Command::SetQuantization { quant } => {
-                self.quant = Some(*quant);
-                format!("quantization {quant}: requantising when no run is in progress")
-            }
-            Command::SetKvDtype { dtype } => {
-                self.kv_dtype = Some(*dtype);
-                format!("KV cache {dtype}: from the next run")
-            }
-            Command::SetDraftMode { mode } => {
-                self.draft_mode = *mode;
-                format!("draft mode {mode}: from the next run")
-            }
-            Command::SetK { k } => {
-                self.k = *k;
-                format!("K = {k}: from the next step")
-            }
-            Command::SetDraftModel { spec } => {
-                self.draft_model = Some(spec.clone());
-                format!("draft model {spec}: loaded when draft-model mode next runs")
-            }
-            Command::SetDraftLayers { layers } => {
-                let layers = (*layers).max(1);
-                self.draft_layers = Some(layers);
-                format!("layer-skip drafts through {layers} layers: from the next run")
-            }
-            other => format!("{other:?} is not a setting"),
-        }
-    }
-}
-
-/// Which drafter is built, so a run reuses it when the settings have not changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DrafterKey {
-    mode: DraftMode,
-    draft_model: Option<String>,
-    layers: Option<usize>,
-}
-
-/// Commands that only change a setting.
-fn is_setting(c: &Command) -> bool {
-    matches!(
-        c,
-        Command::SetDraftModel { .. }
-            | Command::SetDraftLayers { .. }
-            | Command::SetQuantization { .. }
-            | Command::SetKvDtype { .. }
-            | Command::SetDraftMode { .. }
-            | Command::SetK { .. }
-    )
 }
 
 /// Panic on one of candle's pool threads, as a bug in a kernel would (`LABTUI_FAULT=pool-panic`).
@@ -281,7 +46,7 @@ fn pool_panic() {
 }
 
 impl State {
-    fn new(
+    pub(super) fn new(
         device: Device,
         out: Outbox,
         commands: UnboundedReceiver<Command>,
@@ -325,7 +90,7 @@ impl State {
         }
     }
 
-    fn run(mut self) {
+    pub(super) fn run(mut self) {
         loop {
             let cmd = match self.pending.pop_front() {
                 Some(c) => c,
@@ -397,7 +162,24 @@ impl State {
         let (quant, kv) = (self.settings.quant.take(), self.settings.kv_dtype.take());
         let start = Instant::now();
         let mut changed = false;
-        if let Some(q) = quant {
+        if let Some(q) = quant.filter(|&q| {
+            if q == Quant::AsLoaded {
+                return true; // going back frees memory
+            }
+            // A variant running now is freed before the new one is made.
+            let freed = engine
+                .original
+                .as_ref()
+                .map_or(0, |_| engine.model.weight_bytes());
+            let what = format!("requantising to {q}");
+            match admit::available_or_unknown(&what, admit::switch_bytes(&engine, q), freed) {
+                Ok(()) => true,
+                Err(message) => {
+                    self.emit(Event::Error { message });
+                    false
+                }
+            }
+        }) {
             let out = self.out.clone();
             let mut progress = |done, total| {
                 // Every eighth matrix is enough for a progress bar.
@@ -475,6 +257,16 @@ impl State {
     fn load(&mut self, spec: &str) {
         let in_job = self.flags.in_job.clone();
         let _job = Job::start(&in_job);
+        // Refused before anything is freed: the model that runs keeps running.
+        if let Ok(engine::source::ModelSource::File(path)) = engine::source::resolve(spec) {
+            let need = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let freed = self.engine.as_ref().map_or(0, engine_bytes);
+            let what = format!("loading {}", path.display());
+            if let Err(message) = admit::available_or_unknown(&what, admit::load_bytes(need), freed)
+            {
+                return self.emit(Event::Error { message });
+            }
+        }
         self.engine = None; // free the old weights before reading new ones
         self.probe = None;
         self.spec = Speculator::none(); // a draft is checked against its target
@@ -507,6 +299,13 @@ impl State {
             Some(Fault::Worker) => panic!("injected fault: a panic on the worker thread"),
             Some(Fault::Pool) => pool_panic(),
             _ => {}
+        }
+        // The prompt's bytes bound its tokens from above.
+        let kv = admit::run_bytes(&engine, prompt.len(), params.max_tokens);
+        let what = format!("a run of up to {} tokens (its KV cache)", params.max_tokens);
+        if let Err(message) = admit::available_or_unknown(&what, kv, 0) {
+            self.engine = Some(engine);
+            return self.emit(Event::Error { message });
         }
         let rebuilt = match self.prepare_drafter(&engine) {
             Ok(rebuilt) => rebuilt,
@@ -663,4 +462,9 @@ impl State {
         self.built = Some(key);
         Ok(true)
     }
+}
+
+/// Bytes of weights an engine holds (a variant and the loaded weights kept beside it).
+fn engine_bytes(e: &Engine) -> u64 {
+    e.model.weight_bytes() + e.original.as_ref().map_or(0, |m| m.weight_bytes())
 }

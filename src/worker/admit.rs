@@ -1,0 +1,79 @@
+//! Memory admission: before loading a model, switching its weights or starting a run, estimate
+//! the bytes it needs and refuse, with the numbers, when the machine does not have them. A refusal
+//! loses nothing: the model that runs keeps running.
+
+use crate::engine::Engine;
+use crate::protocol::Quant;
+use crate::stats::human_bytes;
+
+/// Room kept for everything else (activations, logits, the allocator's slack).
+pub const WORKING_BYTES: u64 = 256 << 20;
+
+/// What a step needs against what the machine has; `Err` says both.
+pub fn check(what: &str, need: u64, available: u64) -> Result<(), String> {
+    if need.saturating_add(WORKING_BYTES) <= available {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} needs about {} (+ {} working room) but {} of memory is available: free memory or choose a smaller model, type or context",
+        human_bytes(need),
+        human_bytes(WORKING_BYTES),
+        human_bytes(available)
+    ))
+}
+
+/// Bytes a load needs: the file's weights (freed weights of the model it replaces count as
+/// available).
+pub fn load_bytes(file_bytes: u64) -> u64 {
+    file_bytes
+}
+
+/// Bytes a switch to `q` needs beyond what stays: the variant's weights (the loaded weights are
+/// kept beside it; a variant running now is freed first).
+pub fn switch_bytes(engine: &Engine, q: Quant) -> u64 {
+    crate::engine::quant::variant_bytes(engine.loaded_model(), q)
+}
+
+/// Bytes a run's KV cache grows to: its prompt and `max_tokens`, at most the context.
+pub fn run_bytes(engine: &Engine, prompt_tokens: usize, max_tokens: usize) -> u64 {
+    let tokens = prompt_tokens
+        .saturating_add(max_tokens)
+        .min(engine.info.context_length) as u64;
+    tokens.saturating_mul(engine.info.kv_bytes_per_token)
+}
+
+/// Memory the machine can still give this process, when it can be read. `LABTUI_MEMORY_LIMIT`
+/// (bytes) stands in for it: a cap for a shared machine, and how the tests make a small one.
+pub fn available() -> Option<u64> {
+    if let Some(limit) = std::env::var("LABTUI_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(limit);
+    }
+    crate::metrics::available_memory()
+}
+
+/// Check `need` against the available memory, when the machine says what that is.
+pub fn available_or_unknown(what: &str, need: u64, freed: u64) -> Result<(), String> {
+    match available() {
+        Some(a) => check(what, need, a.saturating_add(freed)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_both_numbers() {
+        assert!(check("loading x", 100 << 20, 1 << 30).is_ok());
+        let e = check("loading x", 2 << 30, 1 << 30).unwrap_err();
+        assert!(
+            e.contains("loading x needs about 2.00 GiB")
+                && e.contains("1.00 GiB of memory is available"),
+            "{e}"
+        );
+    }
+}
