@@ -2,7 +2,7 @@
 //! structs each command defines in `app`. Only `main` reads it.
 
 use crate::app::bench::{
-    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSpecArgs, BenchUiArgs,
+    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -75,6 +75,9 @@ pub enum BenchWhat {
     Ui(BenchUiArgs),
     /// Write and read back a recording of many events.
     Record(BenchRecordArgs),
+    /// A long generation with the whole dashboard attached: memory, frame time and event backlog
+    /// at the start and the end.
+    Soak(BenchSoakArgs),
     /// Speculative decoding against plain decoding: each draft mode at each K, over several prompts.
     Spec(BenchSpecArgs),
     /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1

@@ -53,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Engine(a) => bench::engine(&model, a),
             BenchWhat::Ui(a) => bench::ui(&model, a),
             BenchWhat::Record(a) => bench::record(a),
+            BenchWhat::Soak(a) => bench::soak::run(&model, a),
             BenchWhat::Spec(a) => bench::spec::run(&model, a),
             BenchWhat::Quant(a) => bench::quant::run(&model, a),
         },

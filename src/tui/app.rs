@@ -91,13 +91,22 @@ impl App {
         app
     }
 
-    fn send(&mut self, cmds: Vec<Command>) {
+    /// Send commands to the worker (a replay has none: the status line says so).
+    pub fn send(&mut self, cmds: Vec<Command>) {
         for cmd in cmds {
             match self.worker.as_ref() {
                 Some(w) => w.send(cmd),
                 None => self.state.ui.status = "replay: there is no engine to run".into(),
             }
         }
+    }
+
+    /// The worker's events, for a caller that drives [`App::events`] itself instead of
+    /// [`App::run`] (a benchmark); `None` for a replay.
+    pub fn take_events(&mut self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Stamped>> {
+        let w = self.worker.as_mut()?;
+        let (_, closed) = tokio::sync::mpsc::unbounded_channel();
+        Some(std::mem::replace(&mut w.events, closed))
     }
 
     /// Take a key.

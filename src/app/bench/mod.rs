@@ -2,9 +2,11 @@
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
 pub mod quant;
+pub mod soak;
 pub mod spec;
 
 pub use quant::BenchQuantArgs;
+pub use soak::BenchSoakArgs;
 pub use spec::BenchSpecArgs;
 
 use crate::engine::{self, Engine};

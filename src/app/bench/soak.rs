@@ -1,0 +1,154 @@
+//! `labtui bench soak`: a long generation with the whole dashboard attached — the app loop,
+//! the store, every pane drawn at the frame rate — to see that nothing grows but the KV cache:
+//! process memory at the start and the end net of the KV cache, frame time at the start and the
+//! end, and the largest backlog of events waiting for the UI.
+
+use crate::metrics::Sampler;
+use crate::protocol::{Command, Event, GenParams};
+use crate::report::table::{Align, Table};
+use crate::stats::human_bytes;
+use crate::tui::{App, Start, FRAME};
+use crate::worker::Options;
+use anyhow::{bail, Result};
+use clap::Args;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// Tokens to generate (end-of-sequence ignored, the prompt sent raw).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..))]
+    pub tokens: u32,
+    /// Screen size the panes are drawn at.
+    #[arg(long, default_value_t = 160)]
+    pub width: u16,
+    #[arg(long, default_value_t = 50)]
+    pub height: u16,
+}
+
+/// What one window of the soak saw.
+#[derive(Debug, Default, Clone)]
+struct Window {
+    frames: Vec<Duration>,
+    rss: u64,
+    kv: u64,
+    tokens: usize,
+}
+
+fn p(xs: &[Duration], q: f64) -> String {
+    format!(
+        "{:.2} ms",
+        crate::stats::percentile(xs, q).as_secs_f64() * 1e3
+    )
+}
+
+pub fn run(model: &str, a: &BenchSoakArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(soak(model, a))
+}
+
+async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
+    let mut app = App::new(
+        Start {
+            model: Some(model.into()),
+            prompt: String::new(),
+            record: None,
+            replay: None,
+            preset: None,
+        },
+        Options::default(),
+    );
+    let mut events = app.take_events().expect("a live app has a worker's events");
+    let mut term = Terminal::new(TestBackend::new(a.width, a.height))?;
+    let mut sampler = Sampler::new();
+    let tokens = a.tokens as usize;
+    let window = (tokens / 10).max(8);
+    let (mut first, mut last) = (Window::default(), Window::default());
+    let mut backlog = 0usize;
+    let mut started = false;
+    let mut done = false;
+    let mut frame = tokio::time::interval(FRAME);
+    let t0 = Instant::now();
+    while !done {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { bail!("the worker stopped") };
+                let mut batch = vec![ev];
+                while let Ok(ev) = events.try_recv() {
+                    batch.push(ev);
+                }
+                backlog = backlog.max(batch.len());
+                for ev in &batch {
+                    match &ev.event {
+                        Event::ModelLoaded(info) if !started => {
+                            started = true;
+                            eprintln!("{} loaded; generating {tokens} tokens with the dashboard attached …", info.name);
+                            app.send(vec![Command::Generate {
+                                prompt: "Write a long story about a lighthouse keeper.".into(),
+                                params: GenParams {
+                                    max_tokens: tokens,
+                                    raw: true,
+                                    ignore_eos: true,
+                                    ..GenParams::default()
+                                },
+                            }]);
+                        }
+                        Event::RunFinished { .. } => done = true,
+                        Event::Error { message } => bail!("{message}"),
+                        _ => {}
+                    }
+                }
+                app.events(batch);
+            }
+            _ = frame.tick() => {
+                let t = Instant::now();
+                term.draw(|f| app.draw(f.area(), f.buffer_mut()))?;
+                let spent = t.elapsed();
+                let run = app.state.store.current.as_ref();
+                let n = run.map_or(0, |r| r.tokens.len());
+                let kv = run.and_then(|r| r.tokens.last()).map_or(0, |t| t.kv_bytes);
+                let w = if n <= window { &mut first } else if n + window >= tokens { &mut last } else { continue };
+                w.frames.push(spent);
+                w.rss = sampler.sample().process_rss;
+                w.kv = kv;
+                w.tokens = n;
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let mut t = Table::new([
+        ("window", Align::Left),
+        ("tokens", Align::Right),
+        ("RSS", Align::Right),
+        ("KV cache", Align::Right),
+        ("RSS − KV", Align::Right),
+        ("frame p50", Align::Right),
+        ("frame p99", Align::Right),
+        ("frames", Align::Right),
+    ]);
+    for (name, w) in [("start", &first), ("end", &last)] {
+        t.row([
+            name.to_string(),
+            w.tokens.to_string(),
+            human_bytes(w.rss),
+            human_bytes(w.kv),
+            human_bytes(w.rss.saturating_sub(w.kv)),
+            p(&w.frames, 50.0),
+            p(&w.frames, 99.0),
+            w.frames.len().to_string(),
+        ]);
+    }
+    print!("{}", t.markdown());
+    println!(
+        "{tokens} tokens in {secs:.0} s; largest backlog of events drained at once: {backlog}; RSS net of the KV cache grew by {}",
+        human_bytes(
+            last.rss
+                .saturating_sub(last.kv)
+                .saturating_sub(first.rss.saturating_sub(first.kv))
+        )
+    );
+    Ok(())
+}
