@@ -123,9 +123,11 @@ pub fn generate_with(
 
     let mut stream = tokenizer.inner.decode_stream(true);
     let mut text_ids = ids.clone();
-    let mut generated: Vec<u32> = Vec::with_capacity(max_tokens);
+    // A run never outgrows the context, whatever max_tokens says.
+    let room = max_tokens.min(ctx.saturating_sub(ids.len()) + 1);
+    let mut generated: Vec<u32> = Vec::with_capacity(room);
     let mut text = String::new();
-    let mut itl: Vec<Duration> = Vec::with_capacity(max_tokens);
+    let mut itl: Vec<Duration> = Vec::with_capacity(room);
     let mut spec_stats = SpecStats::default();
     let mut step_tokens = vec![Produced {
         id: first.id,
