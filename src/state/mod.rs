@@ -91,23 +91,25 @@ mod tests {
         }
     }
 
+    /// Run 1 starts, 5 prompt tokens, default settings.
+    fn started() -> Event {
+        Event::RunStarted {
+            run: 1,
+            prompt_tokens: 5,
+            settings: crate::protocol::RunSettings {
+                params: GenParams::default(),
+                quantization: Default::default(),
+                draft_mode: Default::default(),
+                k: Default::default(),
+            },
+            prompt: "hi".into(),
+        }
+    }
+
     #[test]
     fn a_run_fills_the_view_and_history() {
         let mut s = AppState::new("synthetic", "hi");
-        s.apply(&at(
-            1,
-            Event::RunStarted {
-                run: 1,
-                prompt_tokens: 5,
-                settings: crate::protocol::RunSettings {
-                    params: GenParams::default(),
-                    quantization: Default::default(),
-                    draft_mode: Default::default(),
-                    k: Default::default(),
-                },
-                prompt: "hi".into(),
-            },
-        ));
+        s.apply(&at(1, started()));
         assert!(s.store.running());
         for i in 0..3 {
             s.apply(&at(2 + i as u64, Event::Token(token(i))));
@@ -120,20 +122,7 @@ mod tests {
     #[test]
     fn an_error_in_the_middle_of_a_run_ends_it() {
         let mut s = AppState::new("synthetic", "hi");
-        s.apply(&at(
-            1,
-            Event::RunStarted {
-                run: 1,
-                prompt_tokens: 5,
-                settings: crate::protocol::RunSettings {
-                    params: GenParams::default(),
-                    quantization: Default::default(),
-                    draft_mode: Default::default(),
-                    k: Default::default(),
-                },
-                prompt: "hi".into(),
-            },
-        ));
+        s.apply(&at(1, started()));
         s.apply(&at(2, Event::Token(token(0))));
         assert!(s.store.running());
         s.apply(&at(
