@@ -1,6 +1,7 @@
 //! Command-line interface: the global options and the subcommands, composed from the option
 //! structs each command defines in `app`. Only `main` reads it.
 
+use crate::app::args;
 use crate::app::bench::{
     BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
 };
@@ -31,7 +32,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub record: Option<std::path::PathBuf>,
     /// CPU threads for the engine (default: physical cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = args::count(1, args::MAX_THREADS))]
     pub threads: Option<usize>,
 }
 
@@ -57,7 +58,7 @@ pub enum Cmd {
 pub struct ReplayArgs {
     pub file: std::path::PathBuf,
     /// Playback speed (2 = twice as fast as recorded).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = args::speed)]
     pub speed: f64,
 }
 

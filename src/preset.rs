@@ -208,6 +208,9 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     if p.prompts.is_empty() {
         bail!("{name}: `prompts` is empty: a preset needs at least one prompt");
     }
+    p.params
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if let Some(d) = &p.demo {
         d.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         if p.notes.is_empty() {

@@ -266,3 +266,236 @@ fn an_unknown_quantization_lists_the_valid_ones() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("f32, f16, bf16"));
 }
+
+/// The synthetic GGUF with some metadata replaced, written to `dir`.
+fn crafted(
+    dir: &Path,
+    name: &str,
+    key: &str,
+    value: candle_core::quantized::gguf_file::Value,
+) -> String {
+    let a = SyntheticSpec::default().arch;
+    let key = key.replace("ARCH", a);
+    let bytes =
+        labtui::engine::synthetic::gguf_bytes_with(&SyntheticSpec::default(), &[(&key, value)])
+            .unwrap();
+    write(dir, name, &bytes)
+}
+
+/// A header that would size gigabytes or divide by zero: `tokenize` and `generate` each exit
+/// non-zero within a second with one line naming the field, its value and the limit.
+#[test]
+fn a_header_that_would_exhaust_memory_is_refused_at_once_naming_the_field() {
+    use candle_core::quantized::gguf_file::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            crafted(
+                dir.path(),
+                "align0.gguf",
+                "general.alignment",
+                Value::U32(0),
+            ),
+            "general.alignment = 0 is out of range (a power of two from 1 to 1048576)",
+        ),
+        (
+            crafted(
+                dir.path(),
+                "layers.gguf",
+                "ARCH.block_count",
+                Value::U64(1 << 40),
+            ),
+            "qwen2.block_count = 1099511627776 is out of range (1 to 1024)",
+        ),
+        (
+            crafted(
+                dir.path(),
+                "context.gguf",
+                "ARCH.context_length",
+                Value::U64(1 << 40),
+            ),
+            "qwen2.context_length = 1099511627776 is out of range (1 to 1048576)",
+        ),
+    ];
+    for (file, needle) in &cases {
+        for args in [
+            vec!["tokenize", "--model", file, "hello"],
+            vec!["generate", "--model", file, "--prompt", "hello", "-n", "4"],
+        ] {
+            let start = std::time::Instant::now();
+            let out = labtui(&args);
+            let took = start.elapsed();
+            fails_with(&out, needle);
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "{args:?} took {took:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hyper_parameters_that_disagree_are_named() {
+    use candle_core::quantized::gguf_file::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "ARCH.attention.head_count_kv",
+            Value::U32(3),
+            "qwen2.attention.head_count = 4 is not a multiple of qwen2.attention.head_count_kv = 3",
+        ),
+        (
+            "ARCH.embedding_length",
+            Value::U32(254),
+            "qwen2.embedding_length = 254 is not a multiple of qwen2.attention.head_count = 4",
+        ),
+        (
+            "ARCH.context_length",
+            Value::U32(0),
+            "qwen2.context_length = 0 is out of range (1 to 1048576)",
+        ),
+        (
+            "ARCH.attention.key_length",
+            Value::U32(0),
+            "qwen2.attention.key_length = 0 is out of range (1 to 512)",
+        ),
+        (
+            "ARCH.vocab_size",
+            Value::U32(0),
+            "qwen2.vocab_size = 0 is out of range (1 to 4194304)",
+        ),
+        (
+            "ARCH.attention.head_count",
+            Value::I32(-4),
+            "qwen2.attention.head_count = -4 is out of range (1 to 1024)",
+        ),
+        (
+            "ARCH.feed_forward_length",
+            Value::U32(384),
+            "tensor blk.0.ffn_gate.weight is [512, 256]",
+        ),
+        (
+            "ARCH.attention.key_length",
+            Value::U32(32),
+            "tensor blk.0.attn_q.weight is [256, 256]",
+        ),
+        (
+            "ARCH.vocab_size",
+            Value::U32(1000),
+            "tensor token_embd.weight is [284, 256]",
+        ),
+        (
+            "ARCH.rope.freq_base",
+            Value::F32(f32::NAN),
+            "qwen2.rope.freq_base = NaN is out of range",
+        ),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(vec![]),
+            "tokenizer.ggml.tokens has 0 entries (1 to 4194304)",
+        ),
+        (
+            "tokenizer.ggml.bos_token_id",
+            Value::U32(100_000),
+            "tokenizer.ggml.bos_token_id = 100000 is out of range (0 to 283, the last token)",
+        ),
+    ];
+    for (i, (key, value, needle)) in cases.into_iter().enumerate() {
+        let file = crafted(dir.path(), &format!("{i}.gguf"), key, value);
+        fails_with(
+            &labtui(&["generate", "--model", &file, "--prompt", "hello", "-n", "2"]),
+            needle,
+        );
+    }
+}
+
+/// Flags out of range are refused by the parser, naming the flag, the value and the limit.
+#[test]
+fn flags_out_of_range_are_refused_naming_the_limit() {
+    let gen = |extra: &[&str]| {
+        let mut a = vec!["generate", "--model", "synthetic", "--prompt", "hi"];
+        a.extend_from_slice(extra);
+        labtui(&a)
+    };
+    let cases: [(Output, &str); 12] = [
+        (
+            gen(&["-n", "0"]),
+            "'--max-tokens <MAX_TOKENS>': 0 is not in 1..=1048576",
+        ),
+        (
+            gen(&["-n", "99999999999"]),
+            "99999999999 is not in 1..=1048576",
+        ),
+        (
+            gen(&["--temp", "NaN"]),
+            "NaN is out of range (0 to 10; 0 is greedy)",
+        ),
+        (gen(&["--temp", "inf"]), "inf is out of range"),
+        (gen(&["--temp=-1"]), "-1 is out of range"),
+        (
+            gen(&["--top-p", "0"]),
+            "'--top-p <TOP_P>': 0 is out of range (above 0, at most 1)",
+        ),
+        (gen(&["--top-p", "1.5"]), "1.5 is out of range"),
+        (
+            gen(&["--top-k", "0"]),
+            "'--top-k <TOP_K>': 0 is not in 1..=4194304",
+        ),
+        (
+            gen(&["--threads", "0"]),
+            "'--threads <THREADS>': 0 is not in 1..=1024",
+        ),
+        (
+            labtui(&["bench", "engine", "--repeats", "0"]),
+            "'--repeats <REPEATS>': 0 is not in 1..=10000",
+        ),
+        (
+            labtui(&["replay", "x.ron", "--speed", "0"]),
+            "'--speed <SPEED>': 0 is out of range (above 0, at most 1000)",
+        ),
+        (
+            labtui(&["replay", "x.ron", "--speed", "NaN"]),
+            "NaN is out of range",
+        ),
+    ];
+    for (out, needle) in cases {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{needle}: {err}");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{needle}: {err}"
+        );
+    }
+    for bench in [
+        vec!["bench", "ui", "--repeats", "0"],
+        vec!["bench", "quant", "--repeats", "0"],
+        vec!["bench", "quant", "--ctx", "1"],
+        vec!["bench", "spec", "--prompts", "6"],
+        vec!["replay", "x.ron", "--speed", "inf"],
+    ] {
+        let out = labtui(&bench);
+        assert_eq!(out.status.code(), Some(2), "{bench:?}");
+    }
+}
+
+/// More tokens than the context holds: the run stops when the context is full, and says so.
+#[test]
+fn max_tokens_past_the_context_is_capped_with_a_note() {
+    let out = labtui(&[
+        "generate",
+        "--model",
+        "synthetic",
+        "--prompt",
+        "hi",
+        "-n",
+        "100000",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "note: --max-tokens 100000 is more than synthetic-qwen2's context holds (512 tokens)"
+        ),
+        "{err}"
+    );
+}

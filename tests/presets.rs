@@ -78,6 +78,27 @@ fn broken_presets_say_what_is_wrong() {
             "demo_range",
             "demo no_cache_every = 0 is out of range (1 to 4096)",
         ),
+        (
+            "params_max_tokens",
+            "params max_tokens = 0 is out of range (1 to 1048576)",
+        ),
+        (
+            "params_max_tokens_huge",
+            "params max_tokens = 99999999999 is out of range (1 to 1048576)",
+        ),
+        (
+            "params_temperature",
+            "params temperature = 25 is out of range (0 to 10; 0 is greedy)",
+        ),
+        ("params_temperature_nan", "params temperature = NaN is out of range"),
+        (
+            "params_top_p",
+            "params top_p = 1.5 is out of range (above 0, at most 1)",
+        ),
+        (
+            "params_top_k",
+            "params top_k = 0 is out of range (1 to 4194304)",
+        ),
     ];
     for (name, needle) in expect {
         let path = dir.join(format!("{name}.ron"));

@@ -50,3 +50,46 @@ impl<T: Setting + Send + Sync> TypedValueParser for SettingParser<T> {
         ))
     }
 }
+
+/// Fastest replay (a recording's hour in under four seconds); the dashboard's keys stay within 64.
+pub const MAX_SPEED: f64 = 1000.0;
+/// Most CPU threads the engine may be given.
+pub const MAX_THREADS: u64 = 1024;
+/// Most timed repeats of a benchmark.
+pub const MAX_REPEATS: u64 = 10_000;
+/// Most events `bench record` writes (a long session has a few hundred thousand).
+pub const MAX_EVENTS: u64 = 100_000_000;
+
+/// A clap value parser for a whole number from `lo` to `hi`: a refusal names the flag, the value
+/// and the range.
+pub fn count(lo: u64, hi: u64) -> impl TypedValueParser<Value = usize> {
+    clap::value_parser!(u64).range(lo..=hi).map(|n| n as usize)
+}
+
+fn number<T: std::str::FromStr<Err = std::num::ParseFloatError>>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number ({e})"))
+}
+
+/// `--temp`: finite, from 0 (greedy) to [`crate::protocol::params::MAX_TEMPERATURE`].
+pub fn temperature(s: &str) -> Result<f32, String> {
+    number(s).and_then(crate::protocol::params::temperature)
+}
+
+/// `--top-p`: above 0, at most 1.
+pub fn top_p(s: &str) -> Result<f32, String> {
+    number(s).and_then(crate::protocol::params::top_p)
+}
+
+/// Replay `--speed`: finite, above 0, at most [`MAX_SPEED`].
+pub fn speed(s: &str) -> Result<f64, String> {
+    let x: f64 = number(s)?;
+    if x > 0.0 && x <= MAX_SPEED {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is out of range (above 0, at most {MAX_SPEED})"
+        ))
+    }
+}

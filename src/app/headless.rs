@@ -1,6 +1,6 @@
 //! Headless commands: `generate` and `tokenize`, the same work as the dashboard without a terminal UI.
 
-use crate::engine::{config::Meta, loader, source, synthetic, Tokenizer};
+use crate::engine::{config, config::Meta, loader, source, synthetic, Tokenizer};
 use crate::protocol::{
     Command, DraftMode, Event, GenParams, KPolicy, KvDtype, Quant, RunSummary, Settings,
 };
@@ -92,7 +92,7 @@ pub fn generate(
         },
     };
     if let Some(n) = args.max_tokens {
-        params.max_tokens = n as usize;
+        params.max_tokens = n;
     }
     let mut prompts: std::collections::VecDeque<String> = match (&args.prompt, preset) {
         (Some(p), _) => [p.clone()].into(),
@@ -133,8 +133,19 @@ pub fn generate(
             Format::Text => {}
         }
         match &stamped.event {
-            Event::ModelLoaded(_) if !generating => {
+            Event::ModelLoaded(info) if !generating => {
                 generating = true;
+                // A run stops when the context is full: no more tokens than it holds are asked for.
+                if params.max_tokens > info.context_length {
+                    if args.format == Format::Text {
+                        eprintln!(
+                            "note: --max-tokens {} is more than {}'s context holds ({} tokens): \
+                             the run stops when the context is full",
+                            params.max_tokens, info.name, info.context_length
+                        );
+                    }
+                    params.max_tokens = info.context_length;
+                }
                 let prompt = prompts.pop_front().expect("at least one prompt");
                 worker.send(Command::Generate {
                     prompt,
@@ -199,10 +210,13 @@ pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
     } else {
         loader::read_content(&mut std::io::Cursor::new(bytes), &path)?
     };
-    Ok(Tokenizer::from_gguf(&Meta {
+    let meta = Meta {
         content: &content,
         path: &path,
-    })?)
+    };
+    // No weights are read, but a file no model could load from is refused here too.
+    config::check_limits(&meta)?;
+    Ok(Tokenizer::from_gguf(&meta)?)
 }
 
 pub fn tokenize(model: &str, args: &TokenizeArgs) -> Result<()> {
@@ -230,14 +244,17 @@ pub struct GenerateArgs {
     #[arg(long, short)]
     pub prompt: Option<String>,
     /// Most tokens to generate (default 128, or the preset's).
-    #[arg(short = 'n', long = "max-tokens", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_tokens: Option<u32>,
+    #[arg(short = 'n', long = "max-tokens",
+          value_parser = super::args::count(1, crate::protocol::params::MAX_TOKENS as u64))]
+    pub max_tokens: Option<usize>,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long = "temp", default_value_t = 0.0)]
+    #[arg(long = "temp", default_value_t = 0.0, value_parser = super::args::temperature)]
     pub temperature: f32,
-    #[arg(long)]
+    /// Sample among the k likeliest tokens only.
+    #[arg(long, value_parser = super::args::count(1, crate::protocol::params::MAX_TOP_K as u64))]
     pub top_k: Option<usize>,
-    #[arg(long)]
+    /// Sample among the likeliest tokens whose probabilities add up to p (0 < p ≤ 1).
+    #[arg(long, value_parser = super::args::top_p)]
     pub top_p: Option<f32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -265,7 +282,7 @@ pub struct SettingsArgs {
     #[arg(short = 'k', long = "k", value_parser = KPolicy::parse)]
     pub k: Option<KPolicy>,
     /// Layers the layer-skip draft runs before the head (default: half the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::count(1, crate::engine::config::MAX_LAYERS))]
     pub draft_layers: Option<usize>,
     /// Weight type to requantise to.
     #[arg(long, value_parser = super::args::setting::<Quant>())]

@@ -3,6 +3,33 @@
 use super::error::{EngineError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 
+/// Most layers (blocks) a model may have (the largest open models have about 130).
+pub const MAX_LAYERS: u64 = 1024;
+/// Longest context: the RoPE tables and the KV cache's limit are sized from it.
+pub const MAX_CONTEXT: u64 = 1 << 20;
+/// Widest hidden state (embedding length; the largest open models use 16,384).
+pub const MAX_EMBEDDING: u64 = 65_536;
+/// Widest feed-forward layer (four to eight times the embedding length in practice).
+pub const MAX_FFN: u64 = 1 << 20;
+/// Most attention heads, query or KV (the largest open models have 128).
+pub const MAX_HEADS: u64 = 1024;
+/// Widest attention head (real heads have 64 to 256 dimensions; the RoPE tables are sized by it).
+pub const MAX_HEAD_DIM: u64 = 512;
+/// Largest vocabulary (the largest open models have about 260k tokens).
+pub const MAX_VOCAB: u64 = 1 << 22;
+
+/// The hyper-parameters under `ARCH.`, each from 1 to its limit.
+const LIMITS: [(&str, u64); 8] = [
+    ("block_count", MAX_LAYERS),
+    ("context_length", MAX_CONTEXT),
+    ("embedding_length", MAX_EMBEDDING),
+    ("feed_forward_length", MAX_FFN),
+    ("attention.head_count", MAX_HEADS),
+    ("attention.head_count_kv", MAX_HEADS),
+    ("attention.key_length", MAX_HEAD_DIM),
+    ("vocab_size", MAX_VOCAB),
+];
+
 /// The architectures whose forward pass we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -65,6 +92,13 @@ impl<'a> Meta<'a> {
         }
     }
 
+    fn corrupt(&self, detail: String) -> EngineError {
+        EngineError::Corrupt {
+            path: self.path.to_string(),
+            detail,
+        }
+    }
+
     pub fn usize(&self, key: &str) -> Result<usize> {
         let v = self.get(key).ok_or_else(|| self.missing(key))?;
         let n = match v {
@@ -109,8 +143,67 @@ impl<'a> Meta<'a> {
     }
 }
 
+/// The integer `v` holds, of any integer type.
+fn integer(v: &Value) -> Option<i128> {
+    Some(match v {
+        Value::U8(x) => *x as i128,
+        Value::I8(x) => *x as i128,
+        Value::U16(x) => *x as i128,
+        Value::I16(x) => *x as i128,
+        Value::U32(x) => *x as i128,
+        Value::I32(x) => *x as i128,
+        Value::U64(x) => *x as i128,
+        Value::I64(x) => *x as i128,
+        _ => return None,
+    })
+}
+
+/// Check the hyper-parameters a file declares against the limits, whatever its architecture, before
+/// anything is sized from them: the error names the key, its value and the limit. `tokenize`, which
+/// reads no weights, refuses such a file too.
+pub fn check_limits(meta: &Meta) -> Result<()> {
+    let Ok(arch) = meta.string("general.architecture") else {
+        return Ok(());
+    };
+    for (name, max) in LIMITS {
+        let key = format!("{arch}.{name}");
+        let out =
+            |at: &str, v: i128| meta.corrupt(format!("{at} = {v} is out of range (1 to {max})"));
+        match meta.get(&key) {
+            Some(Value::Array(per_layer)) => {
+                // Some architectures give a value per layer, 0 for a layer without attention.
+                for (i, v) in per_layer.iter().enumerate() {
+                    match integer(v) {
+                        Some(v) if !(0..=max as i128).contains(&v) => {
+                            return Err(meta
+                                .corrupt(format!("{key}[{i}] = {v} is out of range (0 to {max})")))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Some(v) => match integer(v) {
+                Some(v) if !(1..=max as i128).contains(&v) => return Err(out(&key, v)),
+                // Another type: the architecture's own reading says what is wrong.
+                _ => {}
+            },
+            None => {}
+        }
+    }
+    if let Ok(tokens) = meta.array("tokenizer.ggml.tokens") {
+        if tokens.is_empty() || tokens.len() as u64 > MAX_VOCAB {
+            return Err(meta.corrupt(format!(
+                "tokenizer.ggml.tokens has {} entries (1 to {MAX_VOCAB})",
+                tokens.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl ModelConfig {
     pub fn from_meta(meta: &Meta) -> Result<Self> {
+        check_limits(meta)?;
         let arch_name = meta.string("general.architecture")?;
         let arch = match arch_name {
             "qwen2" => Arch::Qwen2,
@@ -127,12 +220,32 @@ impl ModelConfig {
         let hidden = meta.usize(&p("embedding_length"))?;
         let heads = meta.usize(&p("attention.head_count"))?;
         let kv_heads = meta.usize(&p("attention.head_count_kv")).unwrap_or(heads);
-        let head_dim = meta
-            .usize(&p("attention.key_length"))
-            .unwrap_or(hidden / heads.max(1));
+        let head_dim = match meta.usize(&p("attention.key_length")) {
+            Ok(d) => d,
+            // Without a key length the head is the hidden state split evenly between the heads.
+            Err(_) if hidden.is_multiple_of(heads) => hidden / heads,
+            Err(_) => {
+                return Err(meta.corrupt(format!(
+                    "{} = {hidden} is not a multiple of {} = {heads}",
+                    p("embedding_length"),
+                    p("attention.head_count")
+                )))
+            }
+        };
         let vocab = match meta.usize(&p("vocab_size")) {
             Ok(v) => v,
             Err(_) => meta.array("tokenizer.ggml.tokens")?.len(),
+        };
+        let float = |key: &str, default: f32, ok: fn(f32) -> bool, limit: &str| {
+            let key = p(key);
+            match meta.get(&key) {
+                None => Ok(default),
+                Some(_) => match meta.f32(&key) {
+                    Ok(x) if ok(x) => Ok(x),
+                    Ok(x) => Err(meta.corrupt(format!("{key} = {x} is out of range ({limit})"))),
+                    Err(e) => Err(e),
+                },
+            }
         };
         let cfg = Self {
             arch,
@@ -144,28 +257,38 @@ impl ModelConfig {
             head_dim,
             ffn: meta.usize(&p("feed_forward_length"))?,
             context_length: meta.usize(&p("context_length"))?,
-            rms_eps: meta
-                .f32(&p("attention.layer_norm_rms_epsilon"))
-                .unwrap_or(1e-6) as f64,
-            rope_base: meta.f32(&p("rope.freq_base")).unwrap_or(10_000.0),
+            rms_eps: float(
+                "attention.layer_norm_rms_epsilon",
+                1e-6,
+                |x| (0.0..1.0).contains(&x),
+                "0 to below 1",
+            )? as f64,
+            rope_base: float(
+                "rope.freq_base",
+                10_000.0,
+                |x| x.is_finite() && x > 1.0,
+                "a finite number above 1",
+            )?,
             rope_style: match arch {
                 Arch::Qwen2 => RopeStyle::Halves,
                 Arch::Llama => RopeStyle::Interleaved,
             },
             vocab,
         };
-        if cfg.heads == 0
-            || cfg.kv_heads == 0
-            || !cfg.heads.is_multiple_of(cfg.kv_heads)
-            || !cfg.head_dim.is_multiple_of(2)
-        {
-            return Err(EngineError::Corrupt {
-                path: meta.path.to_string(),
-                detail: format!(
-                    "inconsistent attention shape: {} heads, {} KV heads, head dim {}",
-                    cfg.heads, cfg.kv_heads, cfg.head_dim
-                ),
-            });
+        if !cfg.heads.is_multiple_of(cfg.kv_heads) {
+            return Err(meta.corrupt(format!(
+                "{} = {} is not a multiple of {} = {}",
+                p("attention.head_count"),
+                cfg.heads,
+                p("attention.head_count_kv"),
+                cfg.kv_heads
+            )));
+        }
+        if !cfg.head_dim.is_multiple_of(2) {
+            return Err(meta.corrupt(format!(
+                "the head dimension {} is odd (RoPE rotates pairs of dimensions)",
+                cfg.head_dim
+            )));
         }
         Ok(cfg)
     }

@@ -23,8 +23,10 @@ pub struct Loaded {
     pub weight_types: BTreeMap<String, WeightTypeStat>,
 }
 
-/// Read the GGUF header, naming the file when it is not GGUF at all.
+/// Read the GGUF header, naming the file when it is not GGUF at all. The header is checked first
+/// ([`super::header::check`]): candle's reader trusts its counts, lengths and alignment.
 pub fn read_content<R: Read + Seek>(reader: &mut R, path: &str) -> Result<Content> {
+    super::header::check(reader, path)?;
     Content::read(reader).map_err(|e| {
         let msg = first_line(&e);
         if msg.contains("magic") {
@@ -52,9 +54,12 @@ pub fn check_length(content: &Content, file_bytes: u64, path: &str) -> Result<()
         .tensor_infos
         .values()
         .map(|t| {
-            content.tensor_data_offset
-                + t.offset
-                + tensor_bytes(t.ggml_dtype, t.shape.elem_count()) as u64
+            let dims: Vec<u64> = t.shape.dims().iter().map(|&d| d as u64).collect();
+            let bytes = super::header::tensor_bytes(t.ggml_dtype, &dims).unwrap_or(u64::MAX);
+            content
+                .tensor_data_offset
+                .saturating_add(t.offset)
+                .saturating_add(bytes)
         })
         .max()
         .unwrap_or(content.tensor_data_offset);
@@ -147,7 +152,17 @@ pub fn load<R: Read + Seek>(
     check_length(content, file_bytes, path)?;
     let meta = Meta { content, path };
     let cfg = ModelConfig::from_meta(&meta)?;
+    super::shapes::check(content, &cfg, path)?;
     let tokenizer = Tokenizer::from_gguf(&meta)?;
+    if tokenizer.vocab_size > cfg.vocab {
+        return Err(EngineError::Corrupt {
+            path: path.to_string(),
+            detail: format!(
+                "tokenizer.ggml.tokens has {} entries but the model's vocabulary is {}",
+                tokenizer.vocab_size, cfg.vocab
+            ),
+        });
+    }
 
     let mut get = |name: &str| -> Result<QTensor> {
         if !content.tensor_infos.contains_key(name) {
@@ -169,16 +184,6 @@ pub fn load<R: Read + Seek>(
     let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?.to_dtype(DType::F32)?) };
 
     let embed = Arc::new(get("token_embd.weight")?);
-    let (rows, cols) = embed.shape().dims2()?;
-    if cols != cfg.hidden {
-        return Err(EngineError::Corrupt {
-            path: path.to_string(),
-            detail: format!(
-                "token_embd.weight is {rows}×{cols} but the hidden size is {}",
-                cfg.hidden
-            ),
-        });
-    }
     let head = if content.tensor_infos.contains_key("output.weight") {
         QWeight::new(Arc::new(get("output.weight")?))?
     } else {

@@ -137,6 +137,12 @@ impl Weights {
 
 /// Write the GGUF bytes of a synthetic model.
 pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
+    gguf_bytes_with(spec, &[])
+}
+
+/// The GGUF bytes of a synthetic model with some metadata replaced or added (tests craft broken
+/// files with it: an alignment of 0, a context of 2⁴⁰).
+pub fn gguf_bytes_with(spec: &SyntheticSpec, overrides: &[(&str, Value)]) -> Result<Vec<u8>> {
     let (tokens, merges, types) = vocabulary();
     let vocab = tokens.len();
     let head_dim = spec.hidden / spec.heads;
@@ -232,7 +238,7 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
     let u = |x: usize| Value::U32(x as u32);
     let strs = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
     let id = |s: &str| u(tokens.iter().position(|t| t == s).expect("special token"));
-    let meta: Vec<(String, Value)> = vec![
+    let mut meta: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(a.into())),
         (
             "general.name".into(),
@@ -269,6 +275,12 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
             Value::String(CHATML.into()),
         ),
     ];
+    for (key, value) in overrides {
+        match meta.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.clone(),
+            None => meta.push((key.to_string(), value.clone())),
+        }
+    }
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut out = Cursor::new(Vec::new());

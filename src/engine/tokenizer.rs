@@ -134,6 +134,22 @@ impl Tokenizer {
             .collect();
         inner.add_special_tokens(&special);
 
+        // A special id must name a token: it is looked up in the embedding.
+        for key in [
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.eot_token_id",
+        ] {
+            if let Some(id) = meta.usize(key).ok().filter(|&id| id >= tokens.len()) {
+                return Err(EngineError::Corrupt {
+                    path: meta.path.to_string(),
+                    detail: format!(
+                        "{key} = {id} is out of range (0 to {}, the last token)",
+                        tokens.len().saturating_sub(1)
+                    ),
+                });
+            }
+        }
         let id = |key: &str| meta.usize(key).ok().map(|x| x as u32);
         let mut eog: Vec<u32> = [
             id("tokenizer.ggml.eos_token_id"),

@@ -32,13 +32,15 @@ impl Comparison {
 
     /// Total time of the cached steps, and what every step would have cost without the cache,
     /// interpolated linearly between the uncached points.
+    /// (Sums saturate: a recording can hold any durations.)
     pub fn totals(&self) -> (Duration, Duration) {
-        let cached = self.cached.iter().map(|p| p.step).sum();
+        let sum = |d: Duration, x: Duration| d.saturating_add(x);
+        let cached = self.cached.iter().map(|p| p.step).fold(Duration::ZERO, sum);
         let uncached = self
             .cached
             .iter()
             .map(|p| interpolate(&self.no_cache, p.context))
-            .sum();
+            .fold(Duration::ZERO, sum);
         (cached, uncached)
     }
 }
@@ -60,9 +62,10 @@ pub fn interpolate(points: &[StepPoint], context: usize) -> Duration {
     if b.context == a.context || b.context == context {
         return b.step;
     }
-    let f = (context - a.context) as f64 / (b.context - a.context) as f64;
+    // In floats: points read from a recording need not be sorted.
+    let f = (context as f64 - a.context as f64) / (b.context as f64 - a.context as f64);
     let s = a.step.as_secs_f64() + f * (b.step.as_secs_f64() - a.step.as_secs_f64());
-    Duration::from_secs_f64(s.max(0.0))
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 /// The gap at each uncached point against the median cached step near its context.
@@ -174,6 +177,35 @@ pub fn run(
 mod tests {
     use super::super::measure::point as p;
     use super::*;
+
+    #[test]
+    fn totals_and_interpolation_take_any_recorded_points() {
+        let at = |context, step| StepPoint { context, step };
+        let pts = vec![
+            at(300, Duration::MAX),
+            at(100, Duration::from_millis(1)),
+            at(200, Duration::MAX),
+        ];
+        // Unsorted, as a crafted recording may have them: no underflow, no overflow.
+        let _ = interpolate(&pts, 150);
+        let c = Comparison {
+            prompt_tokens: 1,
+            generated_tokens: 3,
+            prefill: Duration::ZERO,
+            cached: pts.clone(),
+            no_cache: pts,
+            no_cache_every: 1,
+            gaps: Vec::new(),
+            compared: 0,
+            mismatches: Vec::new(),
+            ties: Vec::new(),
+            kv_bytes_per_token: u64::MAX,
+            kv_bytes: 0,
+            kv_reserved_bytes: 0,
+            weight_bytes: 0,
+        };
+        assert_eq!(c.totals().0, Duration::MAX);
+    }
 
     #[test]
     fn a_near_tie_is_within_the_tolerance_of_the_largest_logit() {

@@ -3,7 +3,6 @@
 
 use crate::engine::{self, source};
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 
 /// candle-transformers' own model code for the same file: the independent reference.
@@ -26,7 +25,7 @@ impl Reference {
 
     pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<Self> {
         let mut r = std::io::Cursor::new(bytes);
-        let content = gguf_file::Content::read(&mut r)?;
+        let content = engine::loader::read_content(&mut r, "reference")?;
         let arch = content
             .metadata
             .get("general.architecture")

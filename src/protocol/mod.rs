@@ -4,6 +4,7 @@
 //! the same stream is drawn live, written to RON and replayed.
 
 pub mod demo;
+pub mod params;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};

@@ -3,12 +3,14 @@
 //! Each line is a complete RON value and is flushed to the file when written, so a process killed
 //! at any moment leaves a file that loads, losing at most the line being written. The loader
 //! accepts an incomplete last line (and says so) but reports any other broken line with its line
-//! and column.
+//! and column, as it does a number out of range ([`check`]).
+
+pub mod check;
 
 use crate::protocol::{DraftMode, KPolicy, ModelInfo, Quant, Stamped};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The version of the recording format this build writes and reads.
@@ -140,13 +142,34 @@ pub struct Recording {
 
 /// Read a recording, naming the file, line and column of anything broken.
 pub fn load(path: &Path) -> Result<Recording> {
-    let f = std::fs::File::open(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot open the recording {}", path.display()))?;
-    let lines: Vec<String> = BufReader::new(f)
-        .lines()
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&lines, &path.display().to_string())
+    let name = path.display().to_string();
+    parse(&lines(&bytes, &name)?, &name)
+}
+
+/// The lines of a recording's bytes. A recorder killed inside a multi-byte character leaves part
+/// of it at the end: that last line is kept (it fails to parse, as any cut line does); a line that
+/// is not UTF-8 elsewhere is reported with its line and column.
+pub fn lines(bytes: &[u8], name: &str) -> Result<Vec<String>> {
+    let raw: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let last = raw.iter().rposition(|l| !l.trim_ascii().is_empty());
+    let mut lines = Vec::with_capacity(raw.len());
+    for (i, l) in raw.iter().enumerate() {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        match std::str::from_utf8(l) {
+            Ok(s) => lines.push(s.to_string()),
+            Err(_) if Some(i) == last => lines.push(String::from_utf8_lossy(l).into_owned()),
+            Err(e) => {
+                let col = String::from_utf8_lossy(&l[..e.valid_up_to()])
+                    .chars()
+                    .count()
+                    + 1;
+                bail!("{name}:{}:{col}: not UTF-8 text", i + 1)
+            }
+        }
+    }
+    Ok(lines)
 }
 
 pub fn parse(lines: &[String], name: &str) -> Result<Recording> {
@@ -154,6 +177,15 @@ pub fn parse(lines: &[String], name: &str) -> Result<Recording> {
     let mut events = Vec::with_capacity(lines.len());
     let mut truncated = false;
     let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    let mut checker = check::Checker::default();
+    let refuse = |i: usize, text: &str, bad: check::Bad| {
+        anyhow::anyhow!(
+            "{name}:{}:{}: {}",
+            i + 1,
+            check::column(text, &bad.field),
+            bad.why
+        )
+    };
     for (i, text) in lines.iter().enumerate() {
         if text.trim().is_empty() {
             continue;
@@ -164,6 +196,9 @@ pub fn parse(lines: &[String], name: &str) -> Result<Recording> {
                 Ok(Line::Header(h)) => {
                     if h.format > FORMAT {
                         bail!("{name}: recording format {} is newer than this labtui reads ({FORMAT}): update labtui", h.format);
+                    }
+                    if let Some(m) = &h.model {
+                        check::model(m).map_err(|bad| refuse(i, text, bad))?;
                     }
                     header = Some(h);
                     continue;
@@ -179,7 +214,10 @@ pub fn parse(lines: &[String], name: &str) -> Result<Recording> {
         }
         match parsed {
             Ok(Line::Header(_)) => bail!("{name}:{}: a second header", i + 1),
-            Ok(Line::Event(e)) => events.push(e),
+            Ok(Line::Event(e)) => {
+                checker.stamped(&e).map_err(|bad| refuse(i, text, bad))?;
+                events.push(e)
+            }
             Err(_) if Some(i) == last => truncated = true,
             Err(e) => bail!(
                 "{name}:{}:{}: not a recording line: {}",
@@ -277,6 +315,90 @@ mod tests {
             assert_eq!(rec.events.len(), 19, "cut at {cut}");
             assert!(rec.truncated);
         }
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_multibyte_character_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.ron");
+        let mut r = Recorder::create(
+            &p,
+            Header::new(
+                None,
+                Default::default(),
+                Default::default(),
+                Default::default(),
+            ),
+        )
+        .unwrap();
+        let wide = |i: u64| Stamped {
+            at: Duration::from_millis(i),
+            event: Event::Notice {
+                message: format!("{i}: é € 😀 日本語"),
+            },
+        };
+        for i in 0..5 {
+            r.event(&wide(i)).unwrap();
+        }
+        drop(r);
+        let bytes = std::fs::read(&p).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let last_start = text.trim_end().rfind('\n').unwrap() + 1;
+        let mut inside = 0;
+        for cut in last_start + 1..bytes.len() - 1 {
+            inside += usize::from(!text.is_char_boundary(cut));
+            let cut_file = dir.path().join("cut.ron");
+            std::fs::write(&cut_file, &bytes[..cut]).unwrap();
+            let rec = load(&cut_file).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert_eq!(
+                rec.events,
+                (0..4).map(wide).collect::<Vec<_>>(),
+                "cut at {cut}"
+            );
+            assert!(rec.truncated);
+        }
+        assert!(inside >= 10, "cuts inside characters: {inside}");
+        // Elsewhere, bytes that are not UTF-8 are an error with their line and column.
+        let mut broken = bytes.clone();
+        let second = text.find('\n').unwrap() + 1;
+        broken[second + 3] = 0xff;
+        std::fs::write(&p, &broken).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.ends_with(":2:4: not UTF-8 text"), "{err}");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_line_column_and_field() {
+        let header = ron::to_string(&Line::Header(Header::new(
+            None,
+            Quant::AsLoaded,
+            DraftMode::None,
+            KPolicy::Fixed(1),
+        )))
+        .unwrap();
+        let step = crate::protocol::SpecStep {
+            run: 1,
+            k: 2,
+            drafted: vec![1, 2],
+            drafted_text: vec!["a".into(), "b".into()],
+            accepted: 1_000_000_000_000,
+            token: 3,
+            draft: Duration::ZERO,
+            verify: Duration::ZERO,
+            live_speedup: None,
+            predicted_speedup: None,
+        };
+        let line = ron::to_string(&Line::Event(Stamped {
+            at: Duration::ZERO,
+            event: Event::SpecStep(step),
+        }))
+        .unwrap();
+        let col = line.find("accepted").unwrap() + 1;
+        let err = parse(&[header, line], "big.ron").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("big.ron:2:{col}: accepted = 1000000000000 is out of range (0 to 2)")
+        );
     }
 
     #[test]

@@ -164,7 +164,9 @@ fn comparison(x: &Comparison) -> String {
         .row([
             format!(
                 "held after {} tokens",
-                x.prompt_tokens + x.generated_tokens - 1
+                x.prompt_tokens
+                    .saturating_add(x.generated_tokens)
+                    .saturating_sub(1)
             ),
             human_bytes(x.kv_bytes),
         ])
@@ -183,7 +185,9 @@ fn comparison(x: &Comparison) -> String {
         steps.markdown(),
         cached.as_secs_f64(),
         uncached.as_secs_f64(),
-        x.compared - x.mismatches.len() - x.ties.len(),
+        x.compared
+            .saturating_sub(x.mismatches.len())
+            .saturating_sub(x.ties.len()),
         x.compared,
         match (x.mismatches.is_empty(), x.ties.is_empty()) {
             (true, true) => String::new(),
@@ -358,7 +362,7 @@ pub fn charts(
                     x.cached.iter().map(|p| {
                         (
                             p.context as f64,
-                            (p.context as u64 * x.kv_bytes_per_token) as f64 / (1024.0 * 1024.0),
+                            p.context as f64 * x.kv_bytes_per_token as f64 / (1024.0 * 1024.0),
                         )
                     }),
                 )],

@@ -17,15 +17,18 @@ pub struct SpecView {
 
 impl SpecView {
     /// Take a step; `next_index` is the index the step's first token will have.
+    /// A step claiming more accepted drafts than it drafted counts as accepting them all.
     pub fn apply(&mut self, s: &SpecStep, next_index: usize) {
         let drafted = s.drafted.len();
-        self.counts.record(drafted, s.accepted);
+        let accepted = s.accepted.min(drafted);
+        self.counts.record(drafted, accepted);
         self.last_k = s.k;
         self.live_speedup = s.live_speedup.or(self.live_speedup);
         self.predicted_speedup = s.predicted_speedup.or(self.predicted_speedup);
-        if s.accepted < drafted {
-            let text: String = s.drafted_text[s.accepted..].concat();
-            self.rejected.insert(next_index + s.accepted, text);
+        if accepted < drafted {
+            let text: String = s.drafted_text.get(accepted..).unwrap_or_default().concat();
+            self.rejected
+                .insert(next_index.saturating_add(accepted), text);
         }
     }
 }
@@ -60,5 +63,17 @@ mod tests {
         assert_eq!(v.counts.mean_len(), 3.0);
         assert_eq!(v.rejected.get(&11).map(String::as_str), Some("<2><3>"));
         assert_eq!(v.live_speedup, Some(1.5));
+    }
+
+    #[test]
+    fn a_step_with_impossible_counts_is_clamped_not_a_panic() {
+        let mut v = SpecView::default();
+        v.apply(&step(&[1, 2], usize::MAX), usize::MAX);
+        assert_eq!(v.counts.hist, vec![0, 0, 1]);
+        // Fewer texts than drafts: the missing rejected text is empty.
+        let mut short = step(&[1, 2, 3], 2);
+        short.drafted_text.truncate(1);
+        v.apply(&short, 0);
+        assert_eq!(v.rejected.get(&2).map(String::as_str), Some(""));
     }
 }

@@ -9,6 +9,7 @@ pub use quant::BenchQuantArgs;
 pub use soak::BenchSoakArgs;
 pub use spec::BenchSpecArgs;
 
+use crate::app::args;
 use crate::engine::{self, Engine};
 use crate::lab::measure::{bench_tokens, ours};
 use crate::lab::reference::Reference;
@@ -18,6 +19,9 @@ use crate::stats::{median, tok_per_s};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::Args;
+
+/// Most tokens a benchmark flag may ask for (the longest context a model may have).
+pub(crate) const MAX_TOKENS: u64 = crate::protocol::params::MAX_TOKENS as u64;
 use std::time::Instant;
 
 /// Decode tok/s of the reference: greedy steps after a prompt, only the steps timed.
@@ -378,30 +382,31 @@ pub fn record(args: &BenchRecordArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct BenchRecordArgs {
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = args::count(1, args::MAX_EVENTS))]
     pub events: usize,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchUiArgs {
     /// Alternating runs of each kind (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = args::count(1, args::MAX_REPEATS))]
     pub repeats: usize,
     /// Tokens each run decodes.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
     pub tokens: usize,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchEngineArgs {
     /// Timed repeats of each measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = args::count(1, args::MAX_REPEATS))]
     pub repeats: usize,
     /// Prompt lengths to measure prefill at.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![128usize, 512])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![128usize, 512],
+          value_parser = args::count(1, MAX_TOKENS))]
     pub pp: Vec<usize>,
     /// Tokens to decode.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
     pub tg: usize,
     /// Skip candle-transformers' reference model.
     #[arg(long)]

@@ -2,6 +2,8 @@
 //! prefill and decode speed, perplexity on the reference text, and the mean KL divergence and
 //! top-1 agreement against the loaded weights, with the time each requantisation took.
 
+use super::MAX_TOKENS;
+use crate::app::args;
 use crate::engine::quality::Probe;
 use crate::engine::{default_device, Engine};
 use crate::lab::measure::measure;
@@ -59,19 +61,19 @@ pub struct BenchQuantArgs {
     #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<Quant>())]
     pub types: Vec<Quant>,
     /// Prompt tokens of the prefill measurement.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
     pub pp: usize,
     /// Tokens of the decode measurement.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_TOKENS))]
     pub tg: usize,
     /// Timed repeats of prefill and decode (the median is reported).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = args::count(1, args::MAX_REPEATS))]
     pub repeats: usize,
     /// Tokens of the reference text the quality measurement runs.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = args::count(1, MAX_TOKENS))]
     pub ppl_tokens: usize,
     /// Tokens per chunk of the quality measurement (each chunk's second half is scored).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
     pub ctx: usize,
     /// KV cache dtype.
     #[arg(long, value_parser = crate::app::args::setting::<KvDtype>(), default_value = "f32")]

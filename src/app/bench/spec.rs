@@ -2,6 +2,8 @@
 //! and machine, in one run — tok/s, acceptance, mean accepted length, the measured speedup and
 //! the one theory predicts, and whether the text equals plain greedy decoding.
 
+use super::MAX_TOKENS;
+use crate::app::args;
 use crate::engine::spec::{pick, theory, Drafter, Speculator};
 use crate::engine::{generate, generate_with, Control, Engine, Prompt};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
@@ -261,7 +263,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
 #[derive(Debug, Args)]
 pub struct BenchSpecArgs {
     /// Tokens each run generates.
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 96, value_parser = args::count(1, MAX_TOKENS))]
     pub tokens: usize,
     /// Draft modes to measure.
     #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<DraftMode>(),
@@ -272,13 +274,13 @@ pub struct BenchSpecArgs {
           default_values = ["2", "4", "8", "auto"])]
     pub ks: Vec<KPolicy>,
     /// How many of the built-in prompts to run (at most 5).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = args::count(1, PROMPTS.len() as u64))]
     pub prompts: usize,
     /// The draft model (default: the largest smaller GGUF beside the target with its tokenizer).
     #[arg(long)]
     pub draft_model: Option<String>,
     /// Layers of the layer-skip draft (default: half).
-    #[arg(long)]
+    #[arg(long, value_parser = args::count(1, crate::engine::config::MAX_LAYERS))]
     pub draft_layers: Option<usize>,
     /// Runs of each mode and K, each paired with a plain run of the prompt right after it; the
     /// row is the run with the median speedup over its pair (robust to a machine whose speed

@@ -83,7 +83,10 @@ pub struct Acceptance {
 }
 
 impl Acceptance {
+    /// Record a step; `accepted` past `drafted` (impossible, but a recording can say so) counts as
+    /// `drafted`, so the histogram is never sized by a number from a file.
     pub fn record(&mut self, drafted: usize, accepted: usize) {
+        let accepted = accepted.min(drafted);
         if self.reached.len() < drafted {
             self.reached.resize(drafted, 0);
             self.accepted_at.resize(drafted, 0);
@@ -97,8 +100,8 @@ impl Acceptance {
         }
         self.hist[accepted] += 1;
         self.steps += 1;
-        self.drafted += drafted;
-        self.accepted += accepted;
+        self.drafted = self.drafted.saturating_add(drafted);
+        self.accepted = self.accepted.saturating_add(accepted);
     }
 
     pub fn rate(&self) -> f64 {
@@ -117,6 +120,16 @@ impl Acceptance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_accepted_than_drafted_counts_as_all_accepted() {
+        let mut a = Acceptance::default();
+        a.record(2, usize::MAX);
+        assert_eq!(
+            (a.hist.clone(), a.accepted, a.reached.clone()),
+            (vec![0, 0, 1], 2, vec![1, 1])
+        );
+    }
 
     #[test]
     fn rates_and_lengths() {
