@@ -70,7 +70,10 @@ pub fn variant_bytes(loaded: &Model, quant: Quant) -> u64 {
         + bytes(c.hidden, c.ffn)
         + 4 * (2 * c.hidden + q + 2 * kv) as u64;
     let embed = bytes(c.vocab, c.hidden);
-    let head = if loaded.head.shares(&loaded.embed) {
+    // A tied head shares the embedding's blocks, except in a float type: the product then runs
+    // on a dense copy of its own.
+    let float = matches!(want, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+    let head = if loaded.head.shares(&loaded.embed) && !float {
         0
     } else {
         embed
