@@ -248,6 +248,16 @@ pub fn default_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header with the default settings.
+    fn plain_header() -> Header {
+        Header::new(
+            None,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        )
+    }
     use crate::protocol::Event;
     use std::time::Duration;
 
@@ -266,16 +276,7 @@ mod tests {
     fn record_then_load_gives_the_same_events() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(
-            &p,
-            Header::new(
-                None,
-                Default::default(),
-                Default::default(),
-                Default::default(),
-            ),
-        )
-        .unwrap();
+        let mut r = Recorder::create(&p, plain_header()).unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -290,16 +291,7 @@ mod tests {
     fn a_file_cut_anywhere_in_its_last_line_still_loads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(
-            &p,
-            Header::new(
-                None,
-                Default::default(),
-                Default::default(),
-                Default::default(),
-            ),
-        )
-        .unwrap();
+        let mut r = Recorder::create(&p, plain_header()).unwrap();
         for e in sample() {
             r.event(&e).unwrap();
         }
@@ -321,16 +313,7 @@ mod tests {
     fn a_file_cut_inside_a_multibyte_character_still_loads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.ron");
-        let mut r = Recorder::create(
-            &p,
-            Header::new(
-                None,
-                Default::default(),
-                Default::default(),
-                Default::default(),
-            ),
-        )
-        .unwrap();
+        let mut r = Recorder::create(&p, plain_header()).unwrap();
         let wide = |i: u64| Stamped {
             at: Duration::from_millis(i),
             event: Event::Notice {
