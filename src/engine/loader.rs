@@ -165,6 +165,8 @@ pub fn load<R: Read + Seek>(
     }
 
     let mut get = |name: &str| -> Result<QTensor> {
+        // A load stops between tensors when asked (a tensor reads in milliseconds).
+        super::interrupt::check()?;
         if !content.tensor_infos.contains_key(name) {
             return Err(EngineError::Corrupt {
                 path: path.to_string(),

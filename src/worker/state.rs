@@ -79,11 +79,11 @@ impl State {
         self.out.send(event);
     }
 
-    /// Report a job's failure: a notice when it was asked to stop, else an error.
-    fn failed(&self, job: &str, message: String) {
+    /// Report a job's failure: the notice `stopped` when it was asked to stop, else an error.
+    fn failed(&self, stopped: &str, message: String) {
         if self.flags.interrupt.load(Ordering::SeqCst) {
             self.emit(Event::Notice {
-                message: format!("{job} stopped"),
+                message: stopped.to_string(),
             });
         } else {
             self.emit(Event::Error { message });
@@ -194,7 +194,7 @@ impl State {
             changed = true;
             if let Err(e) = engine.set_quant(q, &mut progress) {
                 self.failed(
-                    "requantising (the loaded weights run)",
+                    "requantising stopped: the loaded weights run",
                     format!("{e}; the loaded weights run"),
                 );
             }
@@ -229,7 +229,7 @@ impl State {
         if self.probe.as_ref().map(|p| p.0) != Some(tokens) {
             match Probe::new(engine, tokens, crate::engine::quality::CHUNK) {
                 Ok(p) => self.probe = Some((tokens, p)),
-                Err(e) => return self.failed("the quality measurement", e.to_string()),
+                Err(e) => return self.failed("the quality measurement stopped", e.to_string()),
             }
         }
         let (tokens, mut probe) = self.probe.take().expect("made above");
@@ -250,7 +250,7 @@ impl State {
         self.probe = Some((tokens, probe));
         match result {
             Ok(q) => self.emit(Event::Quality(q)),
-            Err(e) => self.failed("the quality measurement", e.to_string()),
+            Err(e) => self.failed("the quality measurement stopped", e.to_string()),
         }
     }
 
@@ -284,7 +284,7 @@ impl State {
                 // Switches asked for before the load apply to the new weights.
                 self.switch_variant();
             }
-            Err(e) => self.failed("loading (no model is loaded)", e.to_string()),
+            Err(e) => self.failed("loading stopped: no model is loaded", e.to_string()),
         }
     }
 
@@ -413,7 +413,7 @@ impl State {
                 }
                 self.flags.interrupt.store(stopped, Ordering::SeqCst);
                 self.failed(
-                    &format!("demo {}", demo.kind),
+                    &format!("demo {} stopped", demo.kind),
                     format!("demo {}: {e:#}", demo.kind),
                 );
             }
