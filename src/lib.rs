@@ -4,7 +4,7 @@
 //! [`engine`] and answers with stamped [`protocol::Event`]s that are drawn live and recorded.
 //!
 //! The modules are layers, each importing only the ones listed before it (a test checks it):
-//! `protocol` < `stats` < `engine` < `lab` < `metrics` < `worker` < `record`, `preset` < `state`
+//! `protocol` < `stats` < `engine` < `lab` < `metrics` < `serve` < `worker` < `record`, `preset` < `state`
 //! < `report` < `tui` < `app` < `cli`.
 
 pub mod app;
@@ -16,6 +16,7 @@ pub mod preset;
 pub mod protocol;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod state;
 pub mod stats;
 pub mod tui;

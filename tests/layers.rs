@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["engine"],
     &["lab"],
     &["metrics"],
+    &["serve"],
     &["worker"],
     &["record", "preset"],
     &["state"],
