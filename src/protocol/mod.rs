@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod params;
+pub mod serve;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
