@@ -386,6 +386,8 @@ pub enum Event {
     },
     /// A teaching demo finished: its measurements.
     Demo(DemoRun),
+    /// A serving benchmark's progress: levels, requests sent and ended, level results.
+    Serve(serve::ServeEvent),
 }
 
 /// The text of a panic's payload (what `panic!` was given).

@@ -114,3 +114,124 @@ impl Outcome {
             .then(|| (self.e2e.saturating_sub(ttft)) / (self.output_tokens as u32 - 1))
     }
 }
+
+/// How load is offered at one level of a serving benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Load {
+    /// Closed loop: this many requests in flight, each sent when one ends.
+    Concurrency(usize),
+    /// Open loop: arrivals at `rate` requests per second, gamma-distributed gaps of shape
+    /// `burstiness` (1 is Poisson; below 1 burstier, above 1 more regular), at most
+    /// `max_concurrency` in flight (the rest wait their turn).
+    Rate {
+        rate: f64,
+        burstiness: f64,
+        max_concurrency: Option<usize>,
+    },
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Load::Concurrency(c) => write!(f, "concurrency {c}"),
+            Load::Rate {
+                rate,
+                burstiness,
+                max_concurrency,
+            } => {
+                write!(f, "rate {rate} req/s")?;
+                if *burstiness != 1.0 {
+                    write!(f, ", burstiness {burstiness}")?;
+                }
+                if let Some(m) = max_concurrency {
+                    write!(f, ", ≤{m} in flight")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Mean and percentiles of one latency over a level's successful requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dist {
+    pub mean: Duration,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    /// Samples it was computed from.
+    pub n: usize,
+}
+
+/// Latency targets a request must meet to count towards goodput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft: Option<Duration>,
+    pub tpot: Option<Duration>,
+    pub e2e: Option<Duration>,
+}
+
+/// What one level of a serving benchmark measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelSummary {
+    pub endpoint: String,
+    pub load: Load,
+    /// Requests sent (warm-up excluded), finished well, and failed.
+    pub requests: usize,
+    pub ok: usize,
+    pub failed: usize,
+    /// From the first send to the last end.
+    pub duration: Duration,
+    /// Successful requests per second.
+    pub req_s: f64,
+    /// Output tokens of successful requests per second.
+    pub output_tok_s: f64,
+    pub output_tokens: u64,
+    /// Prompt tokens the server reported (0 when it gave no usage).
+    pub prompt_tokens: u64,
+    pub ttft: Dist,
+    /// Time per output token after the first, per request.
+    pub tpot: Dist,
+    /// Gaps between tokens, over every token of every request.
+    pub itl: Dist,
+    pub e2e: Dist,
+    /// Failed requests by reason.
+    pub errors: std::collections::BTreeMap<String, usize>,
+    /// Successful requests per second that met the SLO, when one was given.
+    pub goodput: Option<f64>,
+    /// Dollars per million output tokens at the given hourly price.
+    pub usd_per_mtok: Option<f64>,
+    /// How the output tokens were counted (the most common way over the level).
+    pub counted: Option<Counted>,
+    /// Why the level ended before its bound, if it did (saturation, errors).
+    pub stopped_early: Option<String>,
+}
+
+/// The events of a serving benchmark, as the load generator runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServeEvent {
+    /// A level starts: `index` of `levels`, against `endpoint`.
+    LevelStarted {
+        endpoint: String,
+        index: usize,
+        levels: usize,
+        load: Load,
+        /// Requests the level sends at most.
+        requests: usize,
+    },
+    /// A request was sent (`id` counts within the benchmark).
+    Sent {
+        level: usize,
+        id: u64,
+    },
+    /// A request ended, well or not.
+    Done {
+        level: usize,
+        id: u64,
+        outcome: Outcome,
+    },
+    LevelDone {
+        level: usize,
+        summary: LevelSummary,
+    },
+}

@@ -9,6 +9,7 @@
 //! Only the URLs the user gives are contacted.
 
 pub mod client;
+pub mod load;
 pub mod mock;
 pub mod scrape;
 

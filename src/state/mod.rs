@@ -6,6 +6,7 @@
 mod demo;
 mod follow;
 mod ring;
+mod serve;
 mod spec;
 mod store;
 mod ui;
@@ -13,6 +14,7 @@ mod ui;
 pub use demo::DemoView;
 pub use follow::follow;
 pub use ring::Ring;
+pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;
 pub use store::{RunView, Store, VariantRow};
 pub use ui::{Action, Focus, Picker, Ui, WhatIf, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};

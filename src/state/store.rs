@@ -2,7 +2,7 @@
 //! [`Store::apply`] changes it and it returns nothing, so a live session and a replayed recording
 //! build the same store from the same events.
 
-use super::{Ring, SpecView};
+use super::{Ring, ServeView, SpecView};
 use crate::protocol::{
     DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, RunSummary, Stamped, SystemSample,
     TokenEvent, Variant,
@@ -97,6 +97,8 @@ pub struct Store {
     pub requantizing: Option<(Quant, usize, usize)>,
     /// The demos measured, oldest first.
     pub demos: Vec<DemoRun>,
+    /// A serving benchmark's levels and progress.
+    pub serve: ServeView,
     pub now: Duration,
 }
 
@@ -124,6 +126,7 @@ impl Store {
             variants: Vec::new(),
             requantizing: None,
             demos: Vec::new(),
+            serve: ServeView::default(),
             now: Duration::ZERO,
         }
     }
@@ -258,6 +261,7 @@ impl Store {
                     run.demo, run.model
                 ));
             }
+            Event::Serve(e) => self.serve.apply(e),
             Event::Error { message } => {
                 // A run the error cut short is over: nothing more comes for it.
                 if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
