@@ -2,7 +2,7 @@
 //! reason, goodput under an SLO and the cost of a million output tokens.
 
 use crate::protocol::serve::{Counted, Dist, LevelSummary, Load, Outcome, Slo};
-use crate::stats::percentile;
+use crate::stats::itl_percentiles;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,11 +12,13 @@ pub fn dist(xs: &[Duration]) -> Dist {
         return Dist::default();
     }
     let mean = xs.iter().sum::<Duration>() / xs.len() as u32;
+    // Nearest-rank p50, p90 and p99, sorted once.
+    let [p50, p90, p99] = itl_percentiles(xs);
     Dist {
         mean,
-        p50: percentile(xs, 0.50),
-        p90: percentile(xs, 0.90),
-        p99: percentile(xs, 0.99),
+        p50,
+        p90,
+        p99,
         n: xs.len(),
     }
 }
