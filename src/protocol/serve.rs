@@ -205,6 +205,42 @@ pub struct LevelSummary {
     pub counted: Option<Counted>,
     /// Why the level ended before its bound, if it did (saturation, errors).
     pub stopped_early: Option<String>,
+    /// What the server's own counters say of the level, when its metrics could be read.
+    #[serde(default)]
+    pub server: Option<ServerLevel>,
+}
+
+/// A server's token counters at one moment, read from its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotals {
+    /// The engine the metric names belong to (`llamacpp`, `vllm`, `tgi`, `sglang`).
+    pub engine: String,
+    pub prompt_tokens: Option<f64>,
+    pub generation_tokens: Option<f64>,
+}
+
+/// The server's counters over one level: the change from its start to its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerLevel {
+    pub engine: String,
+    pub prompt_tokens: Option<u64>,
+    pub generation_tokens: Option<u64>,
+}
+
+impl ServerLevel {
+    /// The change between two readings (`None` for a counter either lacks or that went back,
+    /// as after a restart).
+    pub fn between(start: &ServerTotals, end: &ServerTotals) -> Self {
+        let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b >= a => Some((b - a).round() as u64),
+            _ => None,
+        };
+        Self {
+            engine: end.engine.clone(),
+            prompt_tokens: delta(start.prompt_tokens, end.prompt_tokens),
+            generation_tokens: delta(start.generation_tokens, end.generation_tokens),
+        }
+    }
 }
 
 /// The events of a serving benchmark, as the load generator runs it.

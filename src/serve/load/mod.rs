@@ -14,7 +14,9 @@ pub mod arrivals;
 pub mod summary;
 pub mod workload;
 
-use crate::protocol::serve::{FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, Slo};
+use crate::protocol::serve::{
+    FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, ServerLevel, ServerTotals, Slo,
+};
 use anyhow::{bail, Result};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,11 @@ pub trait Target: Send + Sync {
     fn name(&self) -> String;
     /// Send one request; its `Outcome::sent` is measured from `origin`.
     fn send(&self, req: Request, origin: Instant) -> BoxFuture<'static, Outcome>;
+    /// The server's token counters now, when it publishes metrics; read at each level's start
+    /// and end so a level's tokens can be checked against the server's own count.
+    fn totals(&self) -> BoxFuture<'static, Option<ServerTotals>> {
+        Box::pin(async { None })
+    }
 }
 
 /// How the levels run.
@@ -214,6 +221,7 @@ async fn level(
             )
         }
     };
+    let before = target.totals().await;
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
     let mut set: JoinSet<(u64, Outcome)> = JoinSet::new();
@@ -279,7 +287,11 @@ async fn level(
     if stopped.is_none() && sent < n {
         stopped = Some(format!("duration reached after {sent} of {n} requests"));
     }
-    let summary = summary::summarize(summary::Inputs {
+    let after = match before {
+        Some(_) => target.totals().await,
+        None => None,
+    };
+    let mut summary = summary::summarize(summary::Inputs {
         endpoint: &target.name(),
         load,
         outcomes: &outcomes,
@@ -287,6 +299,7 @@ async fn level(
         usd_per_hour: plan.usd_per_hour,
         stopped_early: stopped,
     });
+    summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
     (run.sink)(ServeEvent::LevelDone {
         level: index,
         summary: summary.clone(),

@@ -122,6 +122,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
             .map(|usd| usd / 3600.0 / output_tok_s * 1e6),
         counted: ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c),
         stopped_early: i.stopped_early,
+        server: None,
     }
 }
 
