@@ -3,7 +3,8 @@
 
 use crate::app::args;
 use crate::app::bench::{
-    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
+    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchServeArgs, BenchSoakArgs, BenchSpecArgs,
+    BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -84,4 +85,7 @@ pub enum BenchWhat {
     /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1
     /// agreement against the loaded weights, requantise time.
     Quant(BenchQuantArgs),
+    /// Load levels against OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp): closed
+    /// loop, open loop or a sweep; TTFT, TPOT, ITL, E2E, throughput, goodput and cost per level.
+    Serve(BenchServeArgs),
 }

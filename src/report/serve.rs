@@ -190,7 +190,11 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
                 format!("{errors}; {why}")
             };
         }
-        cells.push(if errors.is_empty() { "—".into() } else { errors });
+        cells.push(if errors.is_empty() {
+            "—".into()
+        } else {
+            errors
+        });
         t.row(cells);
     }
     let counted = levels
@@ -214,7 +218,9 @@ pub fn csv(levels: &[LevelSummary]) -> Result<String> {
 
 pub fn json(levels: &[LevelSummary]) -> Result<String> {
     let rows: Vec<Row> = levels.iter().map(row).collect();
-    Ok(serde_json::to_string_pretty(&serde_json::json!({ "levels": rows }))?)
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({ "levels": rows }),
+    )?)
 }
 
 /// `throughput-latency.{png,svg}` (output tok/s against E2E p50, a line per endpoint through its
@@ -247,9 +253,15 @@ pub fn charts(
         &by_endpoint,
     )?;
     let png = dir.join("timeline.png");
-    timeline(BitMapBackend::new(&png, (960, 540)).into_drawing_area(), requests)?;
+    timeline(
+        BitMapBackend::new(&png, (960, 540)).into_drawing_area(),
+        requests,
+    )?;
     let svg = dir.join("timeline.svg");
-    timeline(SVGBackend::new(&svg, (960, 540)).into_drawing_area(), requests)?;
+    timeline(
+        SVGBackend::new(&svg, (960, 540)).into_drawing_area(),
+        requests,
+    )?;
     files.extend([png, svg]);
     Ok(files)
 }
@@ -274,7 +286,10 @@ where
         .fold(1e-3, f64::max);
     let n = reqs.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Requests over time (darker: until the first token)", ("sans-serif", 22))
+        .caption(
+            "Requests over time (darker: until the first token)",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)

@@ -12,6 +12,7 @@ pub mod client;
 pub mod load;
 pub mod mock;
 pub mod scrape;
+pub mod target;
 
 pub use crate::protocol::serve::{Api, Counted, Endpoint, Failure, FailureKind, Outcome, Request};
 

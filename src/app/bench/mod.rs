@@ -2,10 +2,12 @@
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
 pub mod quant;
+pub mod serve;
 pub mod soak;
 pub mod spec;
 
 pub use quant::BenchQuantArgs;
+pub use serve::BenchServeArgs;
 pub use soak::BenchSoakArgs;
 pub use spec::BenchSpecArgs;
 
