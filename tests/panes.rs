@@ -235,3 +235,107 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
     assert!(fgs.contains(&Color::Green), "accepted drafts shown");
     assert!(fgs.contains(&Color::Red), "rejected drafts shown");
 }
+
+/// A served model's metrics as the scraper sends them: a scrape of `body`, then one half a second
+/// later with 500 more generated tokens, 2048 more prompt tokens (1024 of them prefix-cache
+/// hits) and 100 more drafts (of 300 tokens, 160 accepted: 80, 50 and 30 by position).
+fn server_events(body: &str, from: std::time::Duration) -> Vec<Stamped> {
+    use labtui::protocol::ServerSample;
+    use std::time::Duration;
+    let mut a = labtui::serve::scrape::parse(body).expect("the fixture reads");
+    a.at = from;
+    let add = |x: Option<f64>, n: f64| x.map(|x| x + n);
+    let b = ServerSample {
+        at: from + Duration::from_millis(500),
+        generation_tokens: add(a.generation_tokens, 500.0),
+        prompt_tokens: add(a.prompt_tokens, 2048.0),
+        prefix_hits: add(a.prefix_hits, 1024.0),
+        prefix_queries: add(a.prefix_queries, 2048.0),
+        spec_drafts: add(a.spec_drafts, 100.0),
+        spec_draft_tokens: add(a.spec_draft_tokens, 300.0),
+        spec_accepted: add(a.spec_accepted, 160.0),
+        spec_accepted_per_pos: a
+            .spec_accepted_per_pos
+            .iter()
+            .zip([80.0, 50.0, 30.0])
+            .map(|(x, n)| x + n)
+            .collect(),
+        running: Some(14.0),
+        ..a.clone()
+    };
+    [a, b]
+        .into_iter()
+        .map(|s| Stamped {
+            at: s.at,
+            event: Event::Server(s),
+        })
+        .collect()
+}
+
+fn draw(s: &AppState, render: Pane, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(s, f.area(), f.buffer_mut())).unwrap();
+    t
+}
+
+#[test]
+fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {
+    let vllm = include_str!("fixtures/metrics/vllm.txt");
+    // Serving only: no local model, the server's numbers alone.
+    let mut serving = AppState::new("", "");
+    for e in server_events(vllm, std::time::Duration::from_secs(1)) {
+        serving.apply(&e);
+    }
+    // Beside a local run.
+    let mut beside = state("finished");
+    let after = beside.store.now;
+    for e in server_events(vllm, after) {
+        beside.apply(&e);
+    }
+    let panes: [(&str, Pane); 3] = [
+        ("kv", panes::kv::render),
+        ("memory", panes::memory::render),
+        ("spec", panes::spec::render),
+    ];
+    for (name, s) in [("server", &serving), ("finished_with_server", &beside)] {
+        for (pane, render) in panes {
+            let t = draw(s, render, 80, 22);
+            let screen = format!("{}", t.backend());
+            match pane {
+                "kv" | "memory" => assert!(
+                    screen.contains("server vLLM · KV cache 42% · running 14 · waiting 3"),
+                    "{screen}"
+                ),
+                _ => {
+                    // 160 of 300 drafted tokens accepted, 1 + 160 / 100 per step over 0.5 s;
+                    // by position 80, 50 and 30 of 100 drafts.
+                    assert!(screen.contains("acceptance 53%"), "{screen}");
+                    assert!(screen.contains("accepted length 2.60"), "{screen}");
+                    assert!(screen.contains("80% 50% 30% of drafts"), "{screen}");
+                }
+            }
+            if pane == "memory" {
+                // 500 tokens and 2048 prompt tokens in 0.5 s; 1024 of 2048 looked up were hits.
+                assert!(
+                    screen.contains(
+                        "generation 1000 tok/s · prompt 4096 tok/s · prefix cache hits 50%"
+                    ),
+                    "{screen}"
+                );
+            }
+            insta::assert_snapshot!(format!("pane_{pane}_{name}"), t.backend());
+        }
+    }
+    // An engine without KV-cache usage: its running requests over time instead.
+    let mut tgi = AppState::new("", "");
+    for e in server_events(
+        include_str!("fixtures/metrics/tgi.txt"),
+        std::time::Duration::from_secs(1),
+    ) {
+        tgi.apply(&e);
+    }
+    let t = draw(&tgi, panes::kv::render, 80, 12);
+    let screen = format!("{}", t.backend());
+    assert!(screen.contains("TGI exports no KV-cache usage"), "{screen}");
+    insta::assert_snapshot!("pane_kv_server_tgi", t.backend());
+}

@@ -3,13 +3,17 @@
 
 use super::client::{Cancel, Client};
 use super::load::Target;
+use super::scrape::{metrics_url, scrape_once, ScrapeConfig};
 use crate::protocol::serve::{Endpoint, Outcome, Request, ServerTotals};
+use crate::protocol::server::ServerEngine;
 use futures::future::BoxFuture;
 use std::time::Instant;
 
 /// One endpoint, measured through a shared client; `cancel` stops every request it sends.
 pub struct Http {
     pub client: Client,
+    /// For the metrics (the streaming client keeps its pool to itself).
+    pub metrics: reqwest::Client,
     pub endpoint: Endpoint,
     pub cancel: Cancel,
 }
@@ -33,7 +37,23 @@ impl Target for Http {
     }
 
     fn totals(&self) -> BoxFuture<'static, Option<ServerTotals>> {
-        let (client, ep) = (self.client.clone(), self.endpoint.clone());
-        Box::pin(async move { super::scrape::totals(&client, &ep).await })
+        let (http, ep) = (self.metrics.clone(), self.endpoint.clone());
+        Box::pin(async move {
+            let config = ScrapeConfig::for_endpoint(&ep);
+            let url = metrics_url(&config.url).ok()?;
+            let s = scrape_once(&http, &url, &config).await.ok()?;
+            let engine = match s.engine {
+                ServerEngine::Vllm => "vllm",
+                ServerEngine::Tgi => "tgi",
+                ServerEngine::LlamaCpp => "llamacpp",
+                ServerEngine::Sglang => "sglang",
+                ServerEngine::Unknown => return None,
+            };
+            Some(ServerTotals {
+                engine: engine.into(),
+                prompt_tokens: s.prompt_tokens,
+                generation_tokens: s.generation_tokens,
+            })
+        })
     }
 }

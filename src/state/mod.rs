@@ -16,7 +16,7 @@ pub use follow::follow;
 pub use ring::Ring;
 pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;
-pub use store::{RunView, Store, VariantRow};
+pub use store::{RunView, Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use ui::{Action, Focus, Picker, Ui, WhatIf, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 
 use crate::protocol::{Command, DemoRun, Stamped};

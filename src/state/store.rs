@@ -4,8 +4,8 @@
 
 use super::{Ring, ServeView, SpecView};
 use crate::protocol::{
-    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, RunSummary, Stamped, SystemSample,
-    TokenEvent, Variant,
+    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
+    SystemSample, TokenEvent, Variant,
 };
 use std::time::Duration;
 
@@ -71,6 +71,11 @@ impl VariantRow {
     }
 }
 
+/// Server samples kept: two minutes at the scraper's 2 Hz.
+pub const SERVER_SAMPLES: usize = 240;
+/// The span the server's current throughput is measured over.
+pub const SERVER_RECENT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Store {
     pub model: Option<ModelInfo>,
@@ -83,6 +88,10 @@ pub struct Store {
     pub history: Ring<RunSummary>,
     pub system: Ring<SystemSample>,
     pub last_system: Option<SystemSample>,
+    /// A served model's metrics, scraped a few times a second (the last two minutes at 2 Hz),
+    /// and the latest one.
+    pub server: Ring<ServerSample>,
+    pub last_server: Option<ServerSample>,
     /// The latest error, until a load or a run succeeds; `errors` counts them all.
     pub error: Option<String>,
     pub errors: u64,
@@ -118,6 +127,8 @@ impl Store {
             history: Ring::new(4),
             system: Ring::new(240),
             last_system: None,
+            server: Ring::new(SERVER_SAMPLES),
+            last_server: None,
             error: None,
             errors: 0,
             status: String::new(),
@@ -237,6 +248,10 @@ impl Store {
                 self.system.push(sample.clone());
                 self.last_system = Some(sample.clone());
             }
+            Event::Server(sample) => {
+                self.server.push(sample.clone());
+                self.last_server = Some(sample.clone());
+            }
             Event::RunFinished { run, summary } => {
                 if let Some(r) = self.current.as_mut() {
                     r.summary = Some(summary.clone());
@@ -273,6 +288,26 @@ impl Store {
                 self.say("error: see above · fix it and press Enter to try again".into());
             }
         }
+    }
+
+    /// The server's rates now: over its samples of the last [`SERVER_RECENT`] (at least the last
+    /// two), which smooths the steps of counters that grow per engine step or per request.
+    pub fn server_rates(&self) -> Option<Rates> {
+        let latest = self.server.last()?.at;
+        let n = self
+            .server
+            .iter()
+            .rev()
+            .take_while(|s| latest.saturating_sub(s.at) <= SERVER_RECENT)
+            .count()
+            .max(2);
+        Rates::over(self.server.iter().skip(self.server.len().saturating_sub(n)))
+    }
+
+    /// The server's rates over every sample kept: steadier shares (hit rate, acceptance by
+    /// position) than two samples half a second apart give.
+    pub fn server_window(&self) -> Option<Rates> {
+        Rates::over(self.server.iter())
     }
 
     /// The session's row for a variant, added when first seen.

@@ -242,12 +242,14 @@ pub fn run(
         client = client.with_tokenizer(Arc::new(Local(t)));
     }
     let cancel = Cancel::new();
+    let metrics = reqwest::Client::builder().no_proxy().build()?;
     let targets: Vec<Arc<dyn Target>> = a
         .endpoint
         .iter()
         .map(|url| {
             Arc::new(crate::serve::target::Http {
                 client: client.clone(),
+                metrics: metrics.clone(),
                 endpoint: Endpoint {
                     url: url.clone(),
                     api_key: a.api_key.clone(),

@@ -1,7 +1,7 @@
 //! The KV cache: bytes against tokens as they grow, the bytes-per-token formula with this model's
 //! numbers beside the measured growth, context fill, and a what-if predictor.
 
-use super::{block, label, value};
+use super::{block, label, server, value};
 use crate::state::{AppState, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
@@ -17,11 +17,25 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("KV cache · v dtype · c context · b batch", false);
     let inner = b.inner(area);
     b.render(area, buf);
+    let server = state.store.last_server.as_ref();
     let Some(m) = &state.store.model else {
-        Paragraph::new("The KV cache appears here once a model is loaded.")
-            .style(label())
-            .render(inner, buf);
+        match server {
+            Some(s) => server::kv_view(state, s, inner, buf),
+            None => Paragraph::new("The KV cache appears here once a model is loaded.")
+                .style(label())
+                .render(inner, buf),
+        }
         return;
+    };
+    // A served model's KV cache on top, when its metrics are scraped.
+    let inner = match server {
+        Some(s) => {
+            let [top, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+            Paragraph::new(server::kv_line(s)).render(top, buf);
+            rest
+        }
+        None => inner,
     };
     let points: Vec<(usize, u64)> = state
         .store
