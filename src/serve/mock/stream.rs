@@ -1,0 +1,240 @@
+//! One scripted SSE stream: the chunks in the shapes vLLM sends them (a role chunk, content
+//! chunks with optional per-chunk usage, a finish chunk, a usage chunk, `[DONE]`), on time.
+
+use super::script::{Fault, Script};
+use super::Shared;
+use crate::serve::Api;
+use axum::body::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a request asked that shapes the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub api: Api,
+    pub max_tokens: Option<usize>,
+    pub include_usage: bool,
+    pub continuous_usage: bool,
+    pub prompt_tokens: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Role,
+    Content,
+    Finish,
+    Usage,
+    Done,
+    End,
+}
+
+/// Marks the request as processing while its stream lives (the `requests_processing` gauge).
+struct Busy(Arc<Shared>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.processing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Gen {
+    busy: Busy,
+    script: Script,
+    asked: Asked,
+    arrived: Instant,
+    total: usize,
+    sent: usize,
+    chunks: usize,
+    step: Step,
+}
+
+type Frame = Result<Bytes, std::io::Error>;
+
+impl Gen {
+    pub fn new(shared: Arc<Shared>, script: Script, asked: Asked, arrived: Instant) -> Self {
+        shared.processing.fetch_add(1, Ordering::Relaxed);
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        shared
+            .prompt_tokens
+            .fetch_add(asked.prompt_tokens as u64, Ordering::Relaxed);
+        let total = asked
+            .max_tokens
+            .map_or(script.tokens, |m| m.min(script.tokens));
+        Gen {
+            busy: Busy(shared),
+            script,
+            asked,
+            arrived,
+            total,
+            sent: 0,
+            chunks: 0,
+            step: Step::Role,
+        }
+    }
+
+    /// The stream of frames, for `Body::from_stream`.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Frame> + Send {
+        futures::stream::unfold(self, |mut g| async move {
+            let frame = g.next().await?;
+            Some((frame, g))
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.busy.0
+    }
+
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            match self.step {
+                Step::Role => {
+                    self.step = Step::Content;
+                    if self.asked.api == Api::Chat {
+                        return Some(Ok(self.frame(None, None, true)));
+                    }
+                }
+                Step::Content if self.sent >= self.total => self.step = Step::Finish,
+                Step::Content => return Some(self.content().await),
+                Step::Finish => {
+                    self.step = Step::Usage;
+                    let reason = if Some(self.total) == self.asked.max_tokens {
+                        "length"
+                    } else {
+                        "stop"
+                    };
+                    return Some(Ok(self.frame(Some(""), Some(reason), true)));
+                }
+                Step::Usage => {
+                    self.step = Step::Done;
+                    if self.asked.include_usage && self.script.final_usage {
+                        return Some(Ok(self.frame(None, None, false)));
+                    }
+                }
+                Step::Done => {
+                    self.step = Step::End;
+                    return Some(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+                }
+                Step::End => return None,
+            }
+        }
+    }
+
+    async fn content(&mut self) -> Frame {
+        let cut = || std::io::Error::other("mock: connection cut mid-stream");
+        match &self.script.fault {
+            Some(Fault::Malformed { after }) if *after == self.chunks => {
+                self.step = Step::End;
+                return Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n"));
+            }
+            Some(Fault::Stall { after }) if *after == self.chunks => {
+                self.shared().stop.cancelled().await;
+                return Err(cut());
+            }
+            Some(Fault::Close { after }) if *after == self.chunks => {
+                self.step = Step::End;
+                // hyper drops what it has not flushed when a body fails: let it flush first.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                return Err(cut());
+            }
+            _ => {}
+        }
+        let due = self.arrived + self.script.due(self.chunks);
+        if !self.wait_until(due).await {
+            return Err(cut());
+        }
+        let n = self
+            .script
+            .tokens_per_chunk
+            .max(1)
+            .min(self.total - self.sent);
+        let mut text = String::with_capacity(8 * n + 24);
+        for k in 0..n {
+            if k == 0 && self.script.stamp {
+                let ns = self.shared().origin.elapsed().as_nanos();
+                let _ = write!(text, "@{ns} ");
+            } else {
+                let _ = write!(text, "w{} ", self.sent + k);
+            }
+        }
+        self.sent += n;
+        self.chunks += 1;
+        let shared = self.shared();
+        shared.tokens.fetch_add(n as u64, Ordering::Relaxed);
+        shared.decodes.fetch_add(1, Ordering::Relaxed);
+        Ok(self.frame(Some(&text), None, true))
+    }
+
+    /// Waits until `due` (false if the mock stopped first).
+    async fn wait_until(&self, due: Instant) -> bool {
+        let coarse = if self.script.exact {
+            due.checked_sub(Duration::from_millis(1))
+        } else {
+            Some(due)
+        };
+        if let Some(c) = coarse.filter(|c| *c > Instant::now()) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(c.into()) => {}
+                _ = self.shared().stop.cancelled() => return false,
+            }
+        }
+        if self.script.exact {
+            while Instant::now() < due {
+                tokio::task::yield_now().await;
+            }
+        }
+        true
+    }
+
+    /// One `data:` frame: `text` as the delta (none for a usage-only chunk, which has no
+    /// choices), a finish reason, and usage when the request asked for it per chunk (`in_choices`)
+    /// or at the end.
+    fn frame(&self, text: Option<&str>, finish: Option<&str>, in_choices: bool) -> Bytes {
+        let mut s = String::with_capacity(256);
+        s.push_str("data: {\"id\":\"mock\",\"model\":\"");
+        s.push_str(&self.shared().model);
+        s.push('"');
+        let (object, field) = match self.asked.api {
+            Api::Chat => ("chat.completion.chunk", "delta"),
+            Api::Completions => ("text_completion", "text"),
+        };
+        let _ = write!(s, ",\"object\":\"{object}\",\"created\":0,\"choices\":[");
+        if in_choices {
+            let value = serde_json::to_string(text.unwrap_or("")).unwrap_or_default();
+            let _ = match self.asked.api {
+                Api::Chat if text.is_none() => {
+                    write!(
+                        s,
+                        "{{\"index\":0,\"{field}\":{{\"role\":\"assistant\",\"content\":\"\"}}"
+                    )
+                }
+                Api::Chat => write!(s, "{{\"index\":0,\"{field}\":{{\"content\":{value}}}"),
+                Api::Completions => write!(s, "{{\"index\":0,\"{field}\":{value}"),
+            };
+            match finish {
+                Some(f) => {
+                    let _ = write!(s, ",\"finish_reason\":\"{f}\"}}");
+                }
+                None => s.push_str(",\"finish_reason\":null}"),
+            }
+        }
+        s.push(']');
+        let usage = if in_choices {
+            self.asked.continuous_usage && self.script.continuous_usage
+        } else {
+            true
+        };
+        if usage {
+            let p = self.asked.prompt_tokens;
+            let _ = write!(
+                s,
+                ",\"usage\":{{\"prompt_tokens\":{p},\"completion_tokens\":{},\"total_tokens\":{}}}",
+                self.sent,
+                p + self.sent
+            );
+        }
+        s.push_str("}\n\n");
+        Bytes::from(s)
+    }
+}

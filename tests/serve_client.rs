@@ -1,0 +1,583 @@
+//! The serving client against the scripted mock on loopback: what it measures matches what the
+//! script did, tokens are split and counted from the server's usage, and each fault ends the
+//! request with its kind, a message, and what was measured before it. Every test is bounded.
+
+use labtui::serve::client::{Cancel, Client, CountTokens, Piece};
+use labtui::serve::mock::{self, Fault, Mock, Script};
+use labtui::serve::{Api, Counted, Endpoint, FailureKind, Outcome, Request};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// No test may hang: each runs under this bound.
+async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("the test ran past its 20 s bound")
+}
+
+/// Timing tests run one at a time (they spin to hit their deadlines).
+static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn request(max_tokens: usize) -> Request {
+    Request {
+        prompt: "Tell me a story about a lighthouse".into(),
+        max_tokens,
+        ignore_eos: true,
+        temperature: 0.0,
+    }
+}
+
+async fn stream(
+    client: &Client,
+    ep: &Endpoint,
+    max_tokens: usize,
+) -> (Outcome, Vec<(Duration, usize, String)>) {
+    let mut pieces = Vec::new();
+    let out = client
+        .stream(
+            ep,
+            &request(max_tokens),
+            Instant::now(),
+            None,
+            |p: &Piece| pieces.push((p.at, p.tokens, p.text.to_string())),
+        )
+        .await;
+    (out, pieces)
+}
+
+/// The timing differences over 2 ms between what the client measured and the script.
+#[derive(Default)]
+struct Off(Vec<String>);
+
+impl Off {
+    fn check(&mut self, measured: Duration, scripted: Duration, what: &str) {
+        let diff = measured.abs_diff(scripted);
+        if diff > ms(2) {
+            self.0.push(format!(
+                "{what}: measured {measured:?}, scripted {scripted:?} (off by {diff:?})"
+            ));
+        }
+    }
+}
+
+/// A timing check, tried up to three times on a warm connection: a loaded machine (other builds
+/// on two cores) can delay one run's thread by several milliseconds, but not a client that
+/// mis-measures every time.
+async fn timed<F: Future<Output = Off>>(mut attempt: impl FnMut() -> F) {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let off = attempt().await;
+        if off.0.is_empty() {
+            return;
+        }
+        tries.push(off.0.join("; "));
+    }
+    panic!("off by over 2 ms in every try:\n{}", tries.join("\n"));
+}
+
+/// TTFT, each ITL and E2E as the client measured them, against the script.
+async fn timing_matches_the_script(api: Api) {
+    let _one = TIMING.lock().await;
+    let script = Script {
+        ttft: ms(30),
+        chunk_delays: vec![ms(50), ms(80), ms(40), ms(60)],
+        tokens: 8,
+        ..Script::default()
+    };
+    let mock = Mock::start(script.clone()).unwrap();
+    let client = Client::default();
+    let ep = mock.endpoint(api);
+    stream(&client, &ep, 1).await; // warm-up: the connection, then reused
+    timed(|| async {
+        let (out, pieces) = stream(&client, &ep, 100).await;
+        assert!(out.ok(), "{:?}", out.failure);
+        assert_eq!(out.output_tokens, 8);
+        assert_eq!(out.token_at.len(), 8);
+        assert_eq!(pieces.len(), 8);
+        assert_eq!(out.finish.as_deref(), Some("stop"));
+        assert_eq!(out.text, "w0 w1 w2 w3 w4 w5 w6 w7 ");
+        let mut off = Off::default();
+        off.check(out.ttft.unwrap(), script.ttft, "TTFT");
+        for (i, gap) in out.itl().into_iter().enumerate() {
+            off.check(gap, script.delay_before(i + 1), &format!("ITL {}", i + 1));
+        }
+        off.check(out.e2e, script.due(7), "E2E");
+        off
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_timing_matches_the_script() {
+    bounded(timing_matches_the_script(Api::Chat)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_timing_matches_the_script() {
+    bounded(timing_matches_the_script(Api::Completions)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_token_chunks_are_split_by_the_servers_usage() {
+    bounded(async {
+        let _one = TIMING.lock().await;
+        let script = Script {
+            ttft: ms(30),
+            chunk_delays: vec![ms(60)],
+            tokens_per_chunk: 3,
+            tokens: 10,
+            ..Script::default()
+        };
+        let mock = Mock::start(script.clone()).unwrap();
+        let client = Client::default();
+        let ep = mock.endpoint(Api::Chat);
+        stream(&client, &ep, 1).await;
+        timed(|| async {
+            let (out, pieces) = stream(&client, &ep, 100).await;
+            assert!(out.ok(), "{:?}", out.failure);
+            assert_eq!((out.output_tokens, out.counted), (10, Some(Counted::Usage)));
+            assert_eq!(out.prompt_tokens, Some(7));
+            assert_eq!(pieces.iter().map(|p| p.1).collect::<Vec<_>>(), [3, 3, 3, 1]);
+            assert_eq!(out.token_at.len(), 10);
+            // The first chunk's three tokens arrive together; later chunks spread over their gap.
+            let itl = out.itl();
+            assert_eq!(itl[0], Duration::ZERO, "ITL inside the first chunk");
+            assert_eq!(itl[1], Duration::ZERO, "ITL inside the first chunk");
+            let mut off = Off::default();
+            for (i, gap) in itl[2..8].iter().enumerate() {
+                off.check(
+                    *gap,
+                    ms(20),
+                    &format!("ITL {} (60 ms over 3 tokens)", i + 3),
+                );
+            }
+            off.check(itl[8], ms(60), "ITL of the last chunk's single token");
+            off.check(out.e2e, script.due(3), "E2E");
+            off
+        })
+        .await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn usage_at_the_end_counts_without_splitting() {
+    bounded(async {
+        let script = Script {
+            tokens_per_chunk: 2,
+            tokens: 10,
+            continuous_usage: false,
+            ..Script::instant(10)
+        };
+        let mock = Mock::start(script).unwrap();
+        let (out, _) = stream(&Client::default(), &mock.endpoint(Api::Chat), 100).await;
+        assert!(out.ok(), "{:?}", out.failure);
+        assert_eq!((out.output_tokens, out.counted), (10, Some(Counted::Usage)));
+        assert_eq!(
+            out.token_at.len(),
+            5,
+            "one arrival per chunk: nothing to split by"
+        );
+    })
+    .await
+}
+
+struct Words;
+impl CountTokens for Words {
+    fn count(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+#[tokio::test]
+async fn without_usage_a_tokenizer_counts_else_chunks_do() {
+    bounded(async {
+        let script = Script {
+            tokens_per_chunk: 3,
+            continuous_usage: false,
+            final_usage: false,
+            ..Script::instant(9)
+        };
+        let mock = Mock::start(script).unwrap();
+        let ep = mock.endpoint(Api::Completions);
+        let words = Client::default().with_tokenizer(Arc::new(Words));
+        let (out, _) = stream(&words, &ep, 100).await;
+        assert_eq!(
+            (out.output_tokens, out.counted),
+            (9, Some(Counted::Tokenizer))
+        );
+        assert_eq!(out.token_at.len(), 9);
+        let (out, _) = stream(&Client::default(), &ep, 100).await;
+        assert_eq!((out.output_tokens, out.counted), (3, Some(Counted::Chunks)));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn max_tokens_caps_the_stream_at_length() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(50)).unwrap();
+        let (out, _) = stream(&Client::default(), &mock.endpoint(Api::Chat), 7).await;
+        assert_eq!(out.output_tokens, 7);
+        assert_eq!(out.finish.as_deref(), Some("length"));
+        assert!(out.tpot().is_some());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_request_carries_the_options_and_the_key() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(4)).unwrap();
+        mock.set_api_key(Some("sk-test".into()));
+        let mut ep = mock.endpoint(Api::Chat);
+        let (out, _) = stream(&Client::default(), &ep, 4).await;
+        let f = out.failure.expect("no key: refused");
+        assert_eq!(f.kind, FailureKind::Status(401));
+        assert_eq!(f.message, "HTTP 401 Unauthorized: invalid API key");
+
+        ep.api_key = Some("sk-test".into());
+        let (out, _) = stream(&Client::default(), &ep, 4).await;
+        assert!(out.ok(), "{:?}", out.failure);
+        let seen = mock.requests().pop().unwrap();
+        assert_eq!(seen.path, "/v1/chat/completions");
+        assert_eq!(seen.authorization.as_deref(), Some("Bearer sk-test"));
+        let b = &seen.body;
+        assert_eq!(b["model"], mock::MODEL);
+        assert_eq!(b["stream"], true);
+        assert_eq!(b["stream_options"]["include_usage"], true);
+        assert_eq!(b["stream_options"]["continuous_usage_stats"], true);
+        assert_eq!(b["max_tokens"], 4);
+        assert_eq!(b["temperature"], 0.0);
+        assert_eq!(b["ignore_eos"], true);
+        assert_eq!(b["messages"][0]["role"], "user");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn without_a_model_name_the_first_listed_is_used() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(3)).unwrap();
+        let client = Client::default();
+        for base in [mock.url(), format!("{}/v1/", mock.url())] {
+            let ep = Endpoint {
+                url: base,
+                api_key: None,
+                model: None,
+                api: Api::Completions,
+            };
+            assert_eq!(client.models(&ep).await.unwrap(), [mock::MODEL]);
+            let (out, _) = stream(&client, &ep, 3).await;
+            assert!(out.ok(), "{:?}", out.failure);
+            let seen = mock.requests().pop().unwrap();
+            assert_eq!(seen.path, "/v1/completions");
+            assert_eq!(seen.body["model"], mock::MODEL);
+            assert_eq!(seen.body["prompt"], "Tell me a story about a lighthouse");
+        }
+    })
+    .await
+}
+
+/// A request that fails, with its kind and a message that names what happened.
+async fn fails(client: &Client, ep: &Endpoint, kind: FailureKind, says: &str) -> Outcome {
+    let (out, _) = stream(client, ep, 100).await;
+    let f = out.failure.clone().expect("the request should fail");
+    eprintln!("{:?}: {}", f.kind, f.message);
+    assert_eq!(f.kind, kind, "{}", f.message);
+    assert!(
+        f.message.contains(says),
+        "the message {:?} should say {says:?}",
+        f.message
+    );
+    assert!(!f.message.contains('\n'), "one line: {:?}", f.message);
+    out
+}
+
+fn endpoint(url: String) -> Endpoint {
+    Endpoint {
+        url,
+        api_key: None,
+        model: Some("m".into()),
+        api: Api::Chat,
+    }
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    bounded(async {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = dead.local_addr().unwrap().port();
+        drop(dead);
+        let ep = endpoint(format!("http://127.0.0.1:{port}"));
+        let out = fails(
+            &Client::default(),
+            &ep,
+            FailureKind::Refused,
+            "connection refused",
+        )
+        .await;
+        assert!(out.failure.unwrap().message.contains(&port.to_string()));
+        assert_eq!((out.ttft, out.output_tokens), (None, 0));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unknown_host() {
+    bounded(async {
+        let ep = endpoint("http://no-such-host.invalid:8080".into());
+        fails(
+            &Client::default(),
+            &ep,
+            FailureKind::Dns,
+            "no-such-host.invalid",
+        )
+        .await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_server() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(3)).unwrap();
+        let ep = endpoint(format!("https://{}", mock.addr()));
+        fails(&Client::default(), &ep, FailureKind::Tls, "TLS handshake").await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn error_statuses_give_the_servers_message() {
+    bounded(async {
+        let json = r#"{"error":{"message":"The model `x` does not exist.","type":"NotFoundError","code":404}}"#;
+        let mock = Mock::start(Script::instant(3).with_fault(Fault::Status {
+            code: 404,
+            body: json.into(),
+        }))
+        .unwrap();
+        let ep = mock.endpoint(Api::Chat);
+        let out = fails(
+            &Client::default(),
+            &ep,
+            FailureKind::Status(404),
+            "HTTP 404 Not Found: The model `x` does not exist.",
+        )
+        .await;
+        assert!(out.ttft.is_none() && out.token_at.is_empty());
+
+        let page = format!("<html>\n<body>Service Unavailable {}</body>", "x".repeat(5000));
+        mock.set_script(Script::instant(3).with_fault(Fault::Status {
+            code: 503,
+            body: page,
+        }));
+        let out = fails(
+            &Client::default(),
+            &ep,
+            FailureKind::Status(503),
+            "HTTP 503 Service Unavailable: <html> <body>Service Unavailable xxx",
+        )
+        .await;
+        assert!(out.failure.unwrap().message.chars().count() < 260, "truncated");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_malformed_chunk_keeps_what_came_before() {
+    bounded(async {
+        let mock =
+            Mock::start(Script::instant(10).with_fault(Fault::Malformed { after: 3 })).unwrap();
+        let out = fails(
+            &Client::default(),
+            &mock.endpoint(Api::Chat),
+            FailureKind::Malformed,
+            "malformed stream",
+        )
+        .await;
+        assert_eq!((out.output_tokens, out.token_at.len()), (3, 3));
+        assert_eq!(out.text, "w0 w1 w2 ");
+        assert!(out.ttft.is_some());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stall_times_out_and_keeps_what_came_before() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(10).with_fault(Fault::Stall { after: 2 })).unwrap();
+        let client = Client::new(ms(300));
+        let t = Instant::now();
+        let out = fails(
+            &client,
+            &mock.endpoint(Api::Chat),
+            FailureKind::Stalled,
+            "sent nothing for 300 ms after 2 tokens",
+        )
+        .await;
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(out.e2e >= ms(300));
+        assert_eq!(out.token_at.len(), 2);
+        assert_eq!(out.output_tokens, 2);
+
+        // A stall before the response's headers too: a server that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = endpoint(format!("http://{}", silent.local_addr().unwrap()));
+        let hold = tokio::spawn(async move {
+            let (_conn, _) = silent.accept().await.unwrap();
+            std::future::pending::<()>().await
+        });
+        fails(&client, &ep, FailureKind::Stalled, "before the first token").await;
+        hold.abort();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_stream_keeps_what_came_before() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(10).with_fault(Fault::Close { after: 4 })).unwrap();
+        let out = fails(
+            &Client::default(),
+            &mock.endpoint(Api::Chat),
+            FailureKind::Closed,
+            "closed after 4 tokens, before [DONE]",
+        )
+        .await;
+        assert_eq!(out.token_at.len(), 4);
+        assert_eq!(out.finish, None);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_cancel_stops_the_stream_with_its_partial_outcome() {
+    bounded(async {
+        let mock = Mock::start(Script::paced(ms(5), ms(20), 50)).unwrap();
+        let cancel = Cancel::new();
+        let mut seen = 0;
+        let out = Client::default()
+            .stream(
+                &mock.endpoint(Api::Chat),
+                &request(100),
+                Instant::now(),
+                Some(&cancel),
+                |p: &Piece| {
+                    seen += p.tokens;
+                    if seen == 3 {
+                        cancel.cancel();
+                    }
+                },
+            )
+            .await;
+        let f = out.failure.expect("cancelled");
+        assert_eq!(f.kind, FailureKind::Cancelled);
+        assert_eq!(f.message, "cancelled after 3 tokens");
+        assert_eq!(out.token_at.len(), 3);
+        assert!(out.e2e < ms(200), "{:?}", out.e2e);
+    })
+    .await
+}
+
+async fn processing(client: &reqwest::Client, mock: &Mock) -> String {
+    let text = client
+        .get(format!("{}/metrics", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("llamacpp:requests_processing "))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn dropping_the_future_stops_the_request() {
+    bounded(async {
+        let mock = Mock::start(Script::paced(ms(5), ms(20), 1000)).unwrap();
+        let ep = mock.endpoint(Api::Chat);
+        let client = Client::default();
+        let run = stream(&client, &ep, 1000);
+        assert!(tokio::time::timeout(ms(100), run).await.is_err());
+        // The mock sees the connection gone at its next write, and its stream ends.
+        let http = reqwest::Client::new();
+        let mut gauge = String::new();
+        for _ in 0..100 {
+            gauge = processing(&http, &mock).await;
+            if gauge.ends_with(" 0") {
+                break;
+            }
+            tokio::time::sleep(ms(10)).await;
+        }
+        assert_eq!(gauge, "llamacpp:requests_processing 0");
+        assert!(mock.tokens_streamed() < 20, "{}", mock.tokens_streamed());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn metrics_count_what_was_streamed_or_say_what_they_are_told() {
+    bounded(async {
+        let mock = Mock::start(Script::instant(12)).unwrap();
+        let client = Client::default();
+        for _ in 0..2 {
+            let (out, _) = stream(&client, &mock.endpoint(Api::Chat), 100).await;
+            assert!(out.ok());
+        }
+        let http = reqwest::Client::new();
+        let url = format!("{}/metrics", mock.url());
+        let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+        assert!(
+            text.contains("llamacpp:tokens_predicted_total 24\n"),
+            "{text}"
+        );
+        assert!(text.contains("llamacpp:prompt_tokens_total 14\n"), "{text}");
+        assert!(
+            text.contains("# TYPE llamacpp:requests_processing gauge\n"),
+            "{text}"
+        );
+        assert_eq!(mock.tokens_streamed(), 24);
+        mock.set_metrics(Some("vllm:num_requests_running 3\n".into()));
+        let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(text, "vllm:num_requests_running 3\n");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn stamped_chunks_carry_the_mocks_send_time() {
+    bounded(async {
+        let mock = Mock::start(Script {
+            stamp: true,
+            ..Script::instant(5)
+        })
+        .unwrap();
+        let origin = mock.origin();
+        let mut lags = Vec::new();
+        let out = Client::default()
+            .stream(
+                &mock.endpoint(Api::Chat),
+                &request(5),
+                Instant::now(),
+                None,
+                |p: &Piece| {
+                    let sent = origin + mock::stamp_of(p.text).expect("a stamp");
+                    lags.push(Instant::now().duration_since(sent));
+                },
+            )
+            .await;
+        assert!(out.ok(), "{:?}", out.failure);
+        assert_eq!(lags.len(), 5);
+        assert!(lags.iter().all(|l| *l < Duration::from_secs(1)), "{lags:?}");
+    })
+    .await
+}
