@@ -2,44 +2,12 @@
 //! [`Store::apply`] changes it and it returns nothing, so a live session and a replayed recording
 //! build the same store from the same events.
 
-use super::{Ring, ServeView, SpecView};
+use super::{Ring, RunView, ServeView};
 use crate::protocol::{
     DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
-    SystemSample, TokenEvent, Variant,
+    SystemSample, Variant,
 };
 use std::time::Duration;
-
-/// One run as the panes see it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunView {
-    pub run: u64,
-    pub prompt_tokens: usize,
-    pub prefill: Option<Duration>,
-    pub tokens: Vec<TokenEvent>,
-    pub summary: Option<RunSummary>,
-    /// Why the run ended without a summary (an error in the middle of it).
-    pub failed: Option<String>,
-    /// The run's speculative steps (empty when it decoded plainly).
-    pub spec: SpecView,
-    /// Draft mode and K the run started with.
-    pub draft_mode: crate::protocol::DraftMode,
-    pub k: crate::protocol::KPolicy,
-}
-
-impl RunView {
-    pub fn finished(&self) -> bool {
-        self.summary.is_some() || self.failed.is_some()
-    }
-
-    /// Step times of decode tokens (the inter-token latencies).
-    pub fn itl(&self) -> Vec<Duration> {
-        self.tokens.iter().skip(1).map(|t| t.step).collect()
-    }
-
-    pub fn text(&self) -> String {
-        self.tokens.iter().map(|t| t.text.as_str()).collect()
-    }
-}
 
 /// A weight variant tried in this session, with what its runs and its quality measurement gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,13 +185,12 @@ impl Store {
                 settings,
                 ..
             } => {
-                self.current = Some(RunView {
-                    run: *run,
-                    prompt_tokens: *prompt_tokens,
-                    draft_mode: settings.draft_mode,
-                    k: settings.k,
-                    ..RunView::default()
-                });
+                self.current = Some(RunView::new(
+                    *run,
+                    *prompt_tokens,
+                    settings.draft_mode,
+                    settings.k,
+                ));
                 self.error = None;
                 self.say(format!("run {run}: prefill of {prompt_tokens} tokens …"));
             }
@@ -235,7 +202,7 @@ impl Store {
             }
             Event::Token(t) => {
                 if let Some(r) = self.current.as_mut() {
-                    r.tokens.push(t.clone());
+                    r.push(t);
                 }
             }
             Event::SpecStep(step) => {
