@@ -304,6 +304,19 @@ fn the_store_keeps_a_bounded_series_and_the_latest() {
     assert_eq!(r.generation_tok_s, Some(200.0));
     assert!(r.seconds <= 2.0 && r.seconds >= 0.5);
     assert!(state.store.server_window().unwrap().seconds > 100.0);
+    // A (crafted) recorded sample with more positions than a scrape keeps is cut to size.
+    let wide = ServerSample {
+        spec_accepted_per_pos: vec![1.0; 100_000],
+        ..base
+    };
+    state.apply(&stamped(10_000_000, wide));
+    let kept = &state
+        .store
+        .last_server
+        .as_ref()
+        .unwrap()
+        .spec_accepted_per_pos;
+    assert_eq!(kept.len(), labtui::protocol::MAX_SPEC_POSITIONS);
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub mod server;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
-pub use server::{Rates, ServerEngine, ServerSample};
+pub use server::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{DraftMode, KPolicy, KvDtype, Quant, Setting, Settings, DEFAULT_K, K_MAX};
 
 use serde::{Deserialize, Serialize};

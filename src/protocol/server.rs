@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+/// Most draft positions a sample carries: a body (or a recording) claiming position 10⁹ must not
+/// size a vector by it. Engines draft far fewer (vLLM's `num_speculative_tokens` is single digits).
+pub const MAX_SPEC_POSITIONS: usize = 64;
+
 /// The serving engine a `/metrics` body came from, recognised by its metric names' prefix.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerEngine {
@@ -68,7 +72,8 @@ pub struct ServerSample {
     pub spec_drafts: Option<f64>,
     pub spec_draft_tokens: Option<f64>,
     pub spec_accepted: Option<f64>,
-    /// Accepted drafted tokens at draft position 0, 1, … (counters); empty when not exported.
+    /// Accepted drafted tokens at draft position 0, 1, … (counters, at most
+    /// [`MAX_SPEC_POSITIONS`]); empty when not exported.
     pub spec_accepted_per_pos: Vec<f64>,
     /// Generation and prompt throughput as the server measures it (tokens/s gauges).
     pub generation_tok_s: Option<f64>,

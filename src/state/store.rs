@@ -5,7 +5,7 @@
 use super::{Ring, RunView, ServeView};
 use crate::protocol::{
     DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
-    SystemSample, Variant,
+    SystemSample, Variant, MAX_SPEC_POSITIONS,
 };
 use std::time::Duration;
 
@@ -216,8 +216,11 @@ impl Store {
                 self.last_system = Some(sample.clone());
             }
             Event::Server(sample) => {
+                // A recording may hold any number of positions; a scrape keeps this many.
+                let mut sample = sample.clone();
+                sample.spec_accepted_per_pos.truncate(MAX_SPEC_POSITIONS);
                 self.server.push(sample.clone());
-                self.last_server = Some(sample.clone());
+                self.last_server = Some(sample);
             }
             Event::RunFinished { run, summary } => {
                 if let Some(r) = self.current.as_mut() {

@@ -15,12 +15,9 @@ pub mod task;
 pub use names::{Field, Metric, Reduce, METRICS, PREFIXES};
 pub use task::{metrics_url, scrape_once, spawn, ScrapeConfig, ScrapeError, Scraper};
 
-use crate::protocol::{ServerEngine, ServerSample};
+use crate::protocol::{ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 use std::borrow::Cow;
 use std::collections::HashMap;
-
-/// Most draft positions kept: a body claiming position 10⁹ must not size a vector by it.
-pub const MAX_POSITIONS: usize = 64;
 
 /// Why a body is not a server's metrics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,7 +173,7 @@ fn reduce_values(series: &Series, reduce: Reduce) -> f64 {
     }
 }
 
-/// Sums by the `position` label (0-based); positions past [`MAX_POSITIONS`] are dropped, gaps
+/// Sums by the `position` label (0-based); positions past [`MAX_SPEC_POSITIONS`] are dropped, gaps
 /// count zero.
 fn by_position<'a>(series: impl Iterator<Item = &'a (HashMap<String, String>, f64)>) -> Vec<f64> {
     let mut out = Vec::new();
@@ -184,7 +181,7 @@ fn by_position<'a>(series: impl Iterator<Item = &'a (HashMap<String, String>, f6
         let Some(pos) = labels.get("position").and_then(|p| p.parse::<usize>().ok()) else {
             continue;
         };
-        if pos >= MAX_POSITIONS {
+        if pos >= MAX_SPEC_POSITIONS {
             continue;
         }
         if out.len() <= pos {
