@@ -338,4 +338,82 @@ fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {
     let screen = format!("{}", t.backend());
     assert!(screen.contains("TGI exports no KV-cache usage"), "{screen}");
     insta::assert_snapshot!("pane_kv_server_tgi", t.backend());
+
+/// The running fixture continued to `n` tokens: words, a newline every 12 tokens, step times
+/// spread over 15–45 ms, the KV cache growing by a token each.
+fn long_run(n: usize) -> AppState {
+    use labtui::protocol::TokenEvent;
+    use std::time::Duration;
+    let mut s = state("running");
+    let last = s
+        .store
+        .current
+        .as_ref()
+        .unwrap()
+        .tokens
+        .last()
+        .unwrap()
+        .clone();
+    let per_token = 24_576;
+    for i in last.index + 1..n {
+        let step = Duration::from_micros(15_000 + (i as u64 * 7_919) % 30_000);
+        let token = TokenEvent {
+            index: i,
+            id: (i % 50_000) as u32,
+            text: if i % 12 == 11 { ".\n" } else { " word" }.into(),
+            phase: labtui::protocol::Phase::Decode,
+            prob: 0.9,
+            elapsed: last.elapsed + step * (i - last.index) as u32,
+            step,
+            kv_tokens: last.kv_tokens + (i - last.index),
+            kv_bytes: last.kv_bytes + per_token * (i - last.index) as u64,
+        };
+        s.apply(&Stamped {
+            at: s.store.now + step,
+            event: Event::Token(token),
+        });
+    }
+    s
+}
+
+/// A 100,000-token run: what the panes build to draw a frame is bounded by the screen, not by
+/// the run (sizes, not times, so that the test says the same on any machine).
+#[test]
+fn a_long_run_draws_from_bounded_data() {
+    use labtui::state::{itl, thin};
+    let n = 100_000;
+    let s = long_run(n);
+    let run = s.store.current.as_ref().unwrap();
+    assert_eq!(run.tokens.len(), n);
+    // What the store keeps for drawing.
+    assert_eq!(run.itl.len(), n - 1);
+    assert_eq!(run.itl.recent().len(), itl::RECENT);
+    assert!(run.kv.len() <= thin::POINTS, "{} KV points", run.kv.len());
+    // What each pane builds: the tape the lines of a screen (and twice that at most, whole
+    // lines), the charts one point a column.
+    for (scroll, h) in [(0u16, 18u16), (40, 18), (0, 45)] {
+        let (lines, _) = panes::tape::window(run, Some(n / 2), scroll, 78, h);
+        let rows = (h + scroll) as usize;
+        assert!(lines.len() <= 2 * rows + 2, "{} lines", lines.len());
+        let spans: usize = lines.iter().map(|l| l.spans.len()).sum();
+        assert!(spans <= 13 * lines.len(), "{spans} spans");
+    }
+    assert_eq!(panes::timing::chart_data(run, 70).len(), 70);
+    assert_eq!(panes::kv::chart_data(run, 70).len(), 70);
+    // The KV chart spans the run: its first point is the first token's cache, its last the last.
+    let kv = panes::kv::chart_data(run, 70);
+    assert_eq!(kv[0], run.tokens[0].kv_bytes);
+    assert_eq!(kv[69], run.tokens[n - 1].kv_bytes);
+    // And the whole screen draws: the tape ends with the run's end, the timing pane's numbers
+    // are the run's.
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{}", t.backend());
+    assert!(screen.contains("word.↵"), "{screen}");
+    assert!(screen.contains(&format!("#{}", n - 1)), "{screen}");
+    assert!(
+        screen.contains(&format!("mean {:.1} tok/s", run.itl.mean_rate())),
+        "{screen}"
+    );
 }

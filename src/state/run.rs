@@ -132,7 +132,13 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let us = 2_000 + x % 20_000 + if x % 100 == 0 { x % 180_000 } else { 0 };
+            let us = 2_000
+                + x % 20_000
+                + if x.is_multiple_of(100) {
+                    x % 180_000
+                } else {
+                    0
+                };
             steps.push(Duration::from_micros(us));
             r.push(&token(i, if i % 50 == 49 { ".\n" } else { " w" }, us));
         }

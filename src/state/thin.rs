@@ -34,7 +34,7 @@ impl<T> Thinned<T> {
     pub fn push(&mut self, x: T) {
         let at = self.pushed;
         self.pushed += 1;
-        if at % self.stride != 0 {
+        if !at.is_multiple_of(self.stride) {
             return;
         }
         if self.items.len() == self.cap {
@@ -45,7 +45,7 @@ impl<T> Thinned<T> {
                 i % 2 == 1
             });
             self.stride *= 2;
-            if at % self.stride != 0 {
+            if !at.is_multiple_of(self.stride) {
                 return;
             }
         }

@@ -23,7 +23,7 @@ fn held(run: Option<&RunView>) -> (usize, u64) {
 pub fn chart_data(run: &RunView, width: u16) -> Vec<u64> {
     let last = held(Some(run));
     let mut points: Vec<u64> = run.kv.iter().map(|p| p.1).collect();
-    if run.kv.pushed() > 0 && (run.kv.pushed() - 1) % run.kv.stride() != 0 {
+    if run.kv.pushed() > 0 && !(run.kv.pushed() - 1).is_multiple_of(run.kv.stride()) {
         points.push(last.1);
     }
     let width = width as usize;

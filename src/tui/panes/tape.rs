@@ -215,3 +215,121 @@ fn run_speculates(state: &AppState) -> bool {
         .as_ref()
         .is_some_and(|r| r.spec.counts.steps > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run_of(texts: impl IntoIterator<Item = String>) -> RunView {
+        let mut run = RunView::default();
+        for (i, text) in texts.into_iter().enumerate() {
+            run.push(&TokenEvent {
+                index: i,
+                id: i as u32,
+                text,
+                phase: if i == 0 {
+                    Phase::Prefill
+                } else {
+                    Phase::Decode
+                },
+                prob: 0.5,
+                elapsed: Duration::from_millis(i as u64),
+                step: Duration::from_millis(1),
+                kv_tokens: i + 1,
+                kv_bytes: i as u64 + 1,
+            });
+        }
+        run
+    }
+
+    /// The whole tape laid out, as the pane did before it laid out only what can be on screen.
+    fn whole(run: &RunView, selected: Option<usize>, scroll: u16, w: u16, h: u16) -> Buffer {
+        let header = Line::styled(
+            format!(
+                "run {} · {} prompt tokens (prefilled)",
+                run.run, run.prompt_tokens
+            ),
+            Style::default().fg(Color::DarkGray),
+        );
+        let mut lines = vec![header];
+        lines.extend(tape_lines(
+            &run.tokens,
+            0,
+            &run.line_ends,
+            &run.spec.rejected,
+            selected,
+        ));
+        if let Some(why) = &run.failed {
+            lines.push(Line::styled(
+                format!("✗ the run stopped with an error: {why}"),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
+        }
+        let follow = rows(&lines, w as usize).saturating_sub(h as usize) as u16;
+        let top = if scroll == 0 {
+            follow
+        } else {
+            follow.saturating_sub(scroll)
+        };
+        draw(lines, top, w, h)
+    }
+
+    fn draw(lines: Vec<Line<'static>>, top: u16, w: u16, h: u16) -> Buffer {
+        let area = Rect::new(0, 0, w, h);
+        let mut buf = Buffer::empty(area);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((top, 0))
+            .render(area, &mut buf);
+        buf
+    }
+
+    fn text(buf: &Buffer) -> String {
+        buf.content().iter().map(|c| c.symbol()).collect()
+    }
+
+    #[test]
+    fn a_line_without_newlines_is_broken_and_only_its_end_laid_out() {
+        let run = run_of((0..100_000).map(|i| format!("w{:03} ", i % 1000)));
+        // 5 bytes a token: a line ends every LINE_BYTES / 5 tokens.
+        assert_eq!(
+            run.line_ends.len(),
+            100_000 / (crate::state::LINE_BYTES / 5 + 1)
+        );
+        let (lines, top) = window(&run, None, 0, 70, 18);
+        let spans: usize = lines.iter().map(|l| l.spans.len()).sum();
+        assert!(
+            spans <= 2 * (crate::state::LINE_BYTES / 5 + 1),
+            "{spans} spans"
+        );
+        assert!(text(&draw(lines, top, 70, 18)).contains("w999"));
+    }
+
+    #[test]
+    fn the_window_draws_what_the_whole_tape_draws() {
+        // Lines shorter than the pane (so each is one row), newlines alone, at a token's end, in
+        // its middle and doubled, and rejected drafts at line starts.
+        let texts = (0..3000).map(|i| match i % 23 {
+            7 => " ab\ncd".to_string(),
+            13 => "\n\n".to_string(),
+            22 => ".\n".to_string(),
+            _ => format!(" w{}", i % 10),
+        });
+        let mut run = run_of(texts);
+        run.spec.rejected.insert(2301, "x\ny".into());
+        run.spec.rejected.insert(2990, "zz".into());
+        for failed in [None, Some("boom".to_string())] {
+            run.failed = failed;
+            for (selected, scroll) in [(None, 0), (Some(2999), 1), (Some(2990), 7), (None, 60)]
+                .into_iter()
+                .chain([(Some(5), 300), (None, 1000), (None, u16::MAX)])
+            {
+                let (lines, top) = window(&run, selected, scroll, 70, 18);
+                let got = draw(lines, top, 70, 18);
+                let want = whole(&run, selected, scroll, 70, 18);
+                assert_eq!(got, want, "selected {selected:?}, scroll {scroll}");
+            }
+        }
+    }
+}

@@ -116,7 +116,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     Paragraph::new(numbers(run)).render(nums, buf);
     split_bar(run, split.width).render(split, buf);
     Sparkline::default()
-        .data(&chart_data(run, chart.width))
+        .data(chart_data(run, chart.width))
         .style(Style::default().fg(Color::Green))
         .render(chart, buf);
     let (counts, min, width) = run.itl.histogram(8);
