@@ -338,6 +338,7 @@ fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {
     let screen = format!("{}", t.backend());
     assert!(screen.contains("TGI exports no KV-cache usage"), "{screen}");
     insta::assert_snapshot!("pane_kv_server_tgi", t.backend());
+}
 
 /// The running fixture continued to `n` tokens: words, a newline every 12 tokens, step times
 /// spread over 15–45 ms, the KV cache growing by a token each.
