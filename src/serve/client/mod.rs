@@ -69,6 +69,9 @@ impl Cancel {
 /// that the connection goes back to the pool instead of being closed.
 const DRAIN: Duration = Duration::from_millis(100);
 
+/// Longest a pooled connection stays idle: under the 5 s keep-alive of common servers.
+const IDLE: Duration = Duration::from_secs(3);
+
 /// Most bytes of an error response read for its message.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 
@@ -105,6 +108,10 @@ impl Client {
             // Only the URLs the user gives are contacted: no proxy from the environment.
             .no_proxy()
             .tcp_nodelay(true)
+            // Servers close idle keep-alive connections after ~5 s (llama.cpp's httplib, uvicorn
+            // under vLLM and SGLang); a request sent on one the server just closed fails with
+            // nothing answered. Dropping ours first keeps a slow level from meeting them.
+            .pool_idle_timeout(IDLE)
             .connect_timeout(stall)
             .build()
             // Fails only when the TLS backend cannot start, which no input of ours changes.
