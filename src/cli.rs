@@ -32,6 +32,13 @@ pub struct Cli {
     /// Record the session to this RON file (in the dashboard, R starts and stops recording).
     #[arg(long, global = true)]
     pub record: Option<std::path::PathBuf>,
+    /// Open the dashboard on this OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp's
+    /// `llama-server`) instead of a local model; `--model` then names the served model.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The API key sent to `--endpoint` (as `Authorization: Bearer KEY`).
+    #[arg(long, value_name = "KEY", requires = "endpoint")]
+    pub api_key: Option<String>,
     /// CPU threads for the engine (default: physical cores).
     #[arg(long, global = true, value_parser = args::count(1, args::MAX_THREADS))]
     pub threads: Option<usize>,

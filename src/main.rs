@@ -45,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 record: None,
                 replay: Some((rec, a.speed)),
                 preset: None,
+                endpoint: None,
             })
         }
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, &a),
@@ -69,6 +70,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             record: cli.record.clone(),
             replay: None,
             preset,
+            endpoint: cli.endpoint.clone().map(|url| labtui::serve::Endpoint {
+                url,
+                api_key: cli.api_key.clone(),
+                model: cli.model.clone(),
+                api: labtui::serve::Api::Chat,
+            }),
         }),
     }
 }

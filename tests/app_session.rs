@@ -77,6 +77,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
             record: None,
             replay: None,
             preset: None,
+            endpoint: None,
         },
         Options {
             sample_every: None,
@@ -170,6 +171,82 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
     let last = app.state.store.current.as_ref().unwrap();
     assert_eq!(last.draft_mode, DraftMode::PromptLookup);
     assert_eq!(last.k, KPolicy::Fixed(6));
+}
+
+/// The dashboard on a served model: the mock's name in the panes, its tokens on the tape and a
+/// finished run, with no local model anywhere.
+#[tokio::test(flavor = "current_thread")]
+async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
+    use labtui::serve::mock::{Mock, Script};
+    let mock = Mock::start(Script::paced(
+        Duration::from_millis(5),
+        Duration::from_millis(5),
+        12,
+    ))
+    .unwrap();
+    let (key_tx, key_rx) = unbounded_channel();
+    let (frame_tx, frame_rx) = unbounded_channel();
+    let mut app = App::new(
+        Start {
+            model: None,
+            prompt: String::new(),
+            record: None,
+            replay: None,
+            preset: None,
+            endpoint: Some(mock.endpoint(labtui::serve::Api::Chat)),
+        },
+        Options {
+            sample_every: None,
+            ..Options::default()
+        },
+    );
+    let mut terminal = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    let inputs = tokio_stream_of(key_rx);
+    let session = async move {
+        app.run(
+            &mut terminal,
+            inputs,
+            Duration::from_millis(5),
+            move |state, buf| {
+                let _ = frame_tx.send(Frame {
+                    screen: buffer_text(buf),
+                    finished_runs: state.store.history.len(),
+                    running: state.store.running(),
+                    focus: state.ui.focus,
+                    draft_mode: state.ui.draft_mode,
+                    k: state.ui.k,
+                    help: state.ui.help,
+                });
+            },
+        )
+        .await
+        .unwrap();
+        app
+    };
+    let mut d = Driver {
+        keys: key_tx,
+        frames: frame_rx,
+        last: None,
+    };
+    let script = async move {
+        d.until("the served model", |f| f.screen.contains("mock-model"))
+            .await;
+        d.type_text("Hello there");
+        d.until("the typed prompt", |f| f.screen.contains("Hello there"))
+            .await;
+        d.press(KeyCode::Enter);
+        let done = d
+            .until("a finished run", |f| f.finished_runs == 1 && !f.running)
+            .await;
+        assert!(done.screen.contains("w0"), "{}", done.screen);
+        assert!(done.screen.contains("w11"), "{}", done.screen);
+        d.press(KeyCode::Tab);
+        d.press(KeyCode::Char('q'));
+    };
+    let (app, ()) = tokio::join!(session, script);
+    assert!(app.state.ui.quit);
+    let run = app.state.store.history.last().unwrap();
+    assert_eq!(run.generated_tokens, 12);
 }
 
 /// The receiver as a stream the loop reads.

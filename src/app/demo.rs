@@ -123,6 +123,7 @@ pub fn main(a: &DemoArgs, model: Option<String>, record: Option<PathBuf>) -> Res
             record,
             replay: None,
             preset: Some(preset),
+            endpoint: None,
         });
     }
     let model = model.unwrap_or_else(crate::engine::source::default_spec);

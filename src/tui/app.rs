@@ -28,6 +28,9 @@ pub struct Start {
     pub replay: Option<(Recording, f64)>,
     /// A preset's parameters and settings to start with.
     pub preset: Option<crate::preset::Preset>,
+    /// Run on this OpenAI-compatible server instead of a local model (`model` then names the
+    /// served model).
+    pub endpoint: Option<crate::protocol::serve::Endpoint>,
 }
 
 /// Input from the person in front of the dashboard.
@@ -62,6 +65,26 @@ impl App {
                     replay: Some(Replay::new(rec.events, speed)),
                     recorder: None,
                     record_path: None,
+                }
+            }
+            None if start.endpoint.is_some() => {
+                let mut ep = start.endpoint.clone().expect("checked above");
+                if ep.model.is_none() {
+                    ep.model = start.model.clone();
+                }
+                let mut state =
+                    AppState::new(ep.model.as_deref().unwrap_or(&ep.url), &start.prompt);
+                state.ui.fallback_to_synthetic = false;
+                let worker = Worker::spawn_remote(ep, opts);
+                if let Some(p) = &start.preset {
+                    worker.send_all(state.ui.apply_preset(&state.store, p));
+                }
+                Self {
+                    state,
+                    worker: Some(worker),
+                    replay: None,
+                    recorder: None,
+                    record_path: start.record.clone(),
                 }
             }
             None => {

@@ -58,6 +58,7 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
             record: None,
             replay: None,
             preset: None,
+            endpoint: None,
         },
         Options::default(),
     );

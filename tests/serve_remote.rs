@@ -1,0 +1,204 @@
+//! The remote backend against the scripted mock on loopback: the worker handle, driven with no
+//! terminal, answers `Generate` with the events a local run emits (one token event per output
+//! token, TTFT as scripted), stops a run on `Stop`, reports a refused endpoint as an error, and
+//! answers the engine's settings with a notice. Every wait is bounded.
+
+use labtui::protocol::{
+    Command, Event, FinishReason, GenParams, Phase, Quant, RunSummary, Stamped,
+};
+use labtui::serve::mock::{Mock, Script, MODEL};
+use labtui::serve::{Api, Endpoint};
+use labtui::worker::{Options, Worker, SHUTDOWN_WAIT};
+use std::time::{Duration, Instant};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn opts() -> Options {
+    Options {
+        sample_every: None,
+        ..Options::default()
+    }
+}
+
+fn generate(max_tokens: usize) -> Command {
+    Command::Generate {
+        prompt: "Tell me a story about a lighthouse".into(),
+        params: GenParams {
+            max_tokens,
+            ..GenParams::default()
+        },
+    }
+}
+
+/// The next event that `pick` accepts (others are kept in `seen`); fails after 10 s.
+async fn until<T>(
+    w: &mut Worker,
+    seen: &mut Vec<Event>,
+    what: &str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let wait = async {
+        while let Some(Stamped { event, .. }) = w.events.recv().await {
+            let got = pick(&event);
+            seen.push(event);
+            if let Some(t) = got {
+                return t;
+            }
+        }
+        panic!("the worker's events ended before {what}");
+    };
+    match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(t) => t,
+        Err(_) => panic!("no {what} within 10 s; seen: {seen:#?}"),
+    }
+}
+
+fn finished(e: &Event) -> Option<RunSummary> {
+    match e {
+        Event::RunFinished { summary, .. } => Some(summary.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_gives_the_events_of_a_local_run() {
+    let script = Script {
+        ttft: ms(40),
+        chunk_delays: vec![ms(10)],
+        tokens_per_chunk: 3,
+        tokens: 10,
+        ..Script::default()
+    };
+    let mock = Mock::start(script).unwrap();
+    let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());
+    let mut seen = Vec::new();
+    let info = until(&mut w, &mut seen, "the model", |e| match e {
+        Event::ModelLoaded(i) => Some(i.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.name, MODEL);
+    assert_eq!(info.arch, "remote");
+    assert_eq!(info.device, format!("remote: {}", mock.url()));
+
+    w.send(generate(10));
+    let summary = until(&mut w, &mut seen, "the run's end", finished).await;
+    let started = seen
+        .iter()
+        .position(|e| matches!(e, Event::RunStarted { .. }))
+        .expect("RunStarted");
+    let prefill = seen
+        .iter()
+        .position(|e| matches!(e, Event::PrefillDone { .. }))
+        .expect("PrefillDone");
+    let tokens: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Token(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(started < prefill);
+    assert_eq!(tokens.len(), 10, "one event per token: {tokens:#?}");
+    assert_eq!(
+        tokens.iter().map(|t| t.index).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(tokens[0].phase, Phase::Prefill);
+    assert!(tokens[1..].iter().all(|t| t.phase == Phase::Decode));
+    // A chunk's text rides on its first token.
+    assert_eq!(tokens[0].text, "w0 w1 w2 ");
+    assert_eq!(tokens[1].text, "");
+    assert_eq!(tokens[3].text, "w3 w4 w5 ");
+    let text: String = tokens.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(text, summary.text);
+
+    assert_eq!(summary.generated_tokens, 10);
+    assert_eq!(summary.reason, FinishReason::MaxTokens);
+    assert!(
+        summary.ttft.abs_diff(ms(40)) < ms(15),
+        "TTFT {:?} against 40 ms scripted",
+        summary.ttft
+    );
+    let Some(Event::PrefillDone { duration, .. }) = seen.get(prefill) else {
+        unreachable!()
+    };
+    assert_eq!(*duration, tokens[0].elapsed);
+    assert!(duration.abs_diff(summary.ttft) < ms(2));
+    assert!(summary.end_to_end >= ms(70), "{:?}", summary.end_to_end);
+    assert!(summary.decode_tok_s > 0.0);
+    assert!(summary.itl_p99 >= summary.itl_p50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_run_at_once() {
+    let mock = Mock::start(Script::paced(ms(5), ms(50), 200)).unwrap();
+    let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());
+    let mut seen = Vec::new();
+    w.send(generate(200));
+    until(&mut w, &mut seen, "a few tokens", |e| match e {
+        Event::Token(t) if t.index == 2 => Some(()),
+        _ => None,
+    })
+    .await;
+    let asked = Instant::now();
+    w.send(Command::Stop);
+    let summary = until(&mut w, &mut seen, "the stopped run", finished).await;
+    assert!(asked.elapsed() < ms(500), "{:?}", asked.elapsed());
+    assert_eq!(summary.reason, FinishReason::Stopped);
+    assert!(summary.generated_tokens < 200);
+    assert!(!seen.iter().any(|e| matches!(e, Event::Error { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_endpoint_is_an_error_not_a_hang() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ep = Endpoint {
+        url: format!("http://127.0.0.1:{port}"),
+        api_key: None,
+        model: Some("served".into()),
+        api: Api::Chat,
+    };
+    let mut w = Worker::spawn_remote(ep, opts());
+    let mut seen = Vec::new();
+    w.send(generate(8));
+    let message = until(&mut w, &mut seen, "an error", |e| match e {
+        Event::Error { message } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(!message.is_empty());
+    assert!(!seen.iter().any(|e| matches!(e, Event::RunFinished { .. })));
+    let dropped = Instant::now();
+    drop(w);
+    assert!(dropped.elapsed() <= SHUTDOWN_WAIT + ms(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_settings_get_a_notice() {
+    let mock = Mock::start(Script::instant(4)).unwrap();
+    let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());
+    let mut seen = Vec::new();
+    w.send(Command::SetQuantization { quant: Quant::Q8_0 });
+    let message = until(&mut w, &mut seen, "a notice", |e| match e {
+        Event::Notice { message } => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        message.contains("quantization does not apply to a remote server"),
+        "{message}"
+    );
+    // The worker still runs.
+    w.send(generate(16));
+    let summary = until(&mut w, &mut seen, "a run", finished).await;
+    assert_eq!(summary.generated_tokens, 4);
+    assert_eq!(summary.reason, FinishReason::Eos);
+}
