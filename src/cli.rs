@@ -94,5 +94,5 @@ pub enum BenchWhat {
     Quant(BenchQuantArgs),
     /// Load levels against OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp): closed
     /// loop, open loop or a sweep; TTFT, TPOT, ITL, E2E, throughput, goodput and cost per level.
-    Serve(BenchServeArgs),
+    Serve(Box<BenchServeArgs>),
 }

@@ -256,10 +256,7 @@ pub enum ServeEvent {
         requests: usize,
     },
     /// A request was sent (`id` counts within the benchmark).
-    Sent {
-        level: usize,
-        id: u64,
-    },
+    Sent { level: usize, id: u64 },
     /// A request ended, well or not.
     Done {
         level: usize,
@@ -268,6 +265,6 @@ pub enum ServeEvent {
     },
     LevelDone {
         level: usize,
-        summary: LevelSummary,
+        summary: Box<LevelSummary>,
     },
 }

@@ -84,7 +84,8 @@ impl Header {
     }
 }
 
-/// One line of a recording file.
+/// One line of a recording file (parsed one at a time, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Line {
     Header(Header),

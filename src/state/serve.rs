@@ -77,7 +77,7 @@ impl ServeView {
                 }
             }
             ServeEvent::LevelDone { summary, .. } => {
-                self.levels.push(summary.clone());
+                self.levels.push((**summary).clone());
                 if let Some(c) = self.current.as_mut() {
                     c.sent = c.sent.max(c.done);
                 }

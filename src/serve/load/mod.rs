@@ -302,7 +302,7 @@ async fn level(
     summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
     (run.sink)(ServeEvent::LevelDone {
         level: index,
-        summary: summary.clone(),
+        summary: Box::new(summary.clone()),
     });
     summary
 }
