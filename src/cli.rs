@@ -3,7 +3,8 @@
 
 use crate::app::args;
 use crate::app::bench::{
-    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
+    BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs,
+    BenchSpecArgs, BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -84,4 +85,7 @@ pub enum BenchWhat {
     /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1
     /// agreement against the loaded weights, requantise time.
     Quant(BenchQuantArgs),
+    /// The serving client against a mock server on loopback: streamed tok/s over many concurrent
+    /// streams, and the latency the client adds.
+    Client(BenchClientArgs),
 }
