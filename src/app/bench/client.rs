@@ -185,7 +185,7 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
          fast as the socket takes it); paced at --rate, all streams' chunks fall due together, as a \
          batching server's do, and it is what the client adds at that load.\n\
          wake-up p99: how late a bare thread sleeping 1 ms woke meanwhile — the machine's own \
-         scheduling noise (other work on these cores), a floor under any latency measured here.\n\
+         scheduling noise from other work on these cores, which the tail of the added latency suffers too.\n\
          CPU: the threads of each runtime (the mock's share the same cores, so the client alone would \
          stream faster); µs/token is the client's CPU per streamed token."
     );
