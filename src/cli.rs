@@ -3,8 +3,8 @@
 
 use crate::app::args;
 use crate::app::bench::{
-    BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchSoakArgs,
-    BenchSpecArgs, BenchUiArgs,
+    BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchServeArgs,
+    BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -85,6 +85,9 @@ pub enum BenchWhat {
     /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1
     /// agreement against the loaded weights, requantise time.
     Quant(BenchQuantArgs),
+    /// Load levels against OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp): closed
+    /// loop, open loop or a sweep; TTFT, TPOT, ITL, E2E, throughput, goodput and cost per level.
+    Serve(BenchServeArgs),
     /// The serving client against a mock server on loopback: streamed tok/s over many concurrent
     /// streams, and the latency the client adds.
     Client(BenchClientArgs),

@@ -55,6 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Soak(a) => bench::soak::run(&model, a),
             BenchWhat::Spec(a) => bench::spec::run(&model, a),
             BenchWhat::Quant(a) => bench::quant::run(&model, a),
+            BenchWhat::Serve(a) => {
+                bench::serve::run(cli.model.as_deref(), cli.record.as_deref(), a)
+            }
             BenchWhat::Client(a) => bench::client::run(a),
         },
         None => labtui::tui::run(labtui::tui::Start {

@@ -235,3 +235,186 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
     assert!(fgs.contains(&Color::Green), "accepted drafts shown");
     assert!(fgs.contains(&Color::Red), "rejected drafts shown");
 }
+
+/// A served model's metrics as the scraper sends them: a scrape of `body`, then one half a second
+/// later with 500 more generated tokens, 2048 more prompt tokens (1024 of them prefix-cache
+/// hits) and 100 more drafts (of 300 tokens, 160 accepted: 80, 50 and 30 by position).
+fn server_events(body: &str, from: std::time::Duration) -> Vec<Stamped> {
+    use labtui::protocol::ServerSample;
+    use std::time::Duration;
+    let mut a = labtui::serve::scrape::parse(body).expect("the fixture reads");
+    a.at = from;
+    let add = |x: Option<f64>, n: f64| x.map(|x| x + n);
+    let b = ServerSample {
+        at: from + Duration::from_millis(500),
+        generation_tokens: add(a.generation_tokens, 500.0),
+        prompt_tokens: add(a.prompt_tokens, 2048.0),
+        prefix_hits: add(a.prefix_hits, 1024.0),
+        prefix_queries: add(a.prefix_queries, 2048.0),
+        spec_drafts: add(a.spec_drafts, 100.0),
+        spec_draft_tokens: add(a.spec_draft_tokens, 300.0),
+        spec_accepted: add(a.spec_accepted, 160.0),
+        spec_accepted_per_pos: a
+            .spec_accepted_per_pos
+            .iter()
+            .zip([80.0, 50.0, 30.0])
+            .map(|(x, n)| x + n)
+            .collect(),
+        running: Some(14.0),
+        ..a.clone()
+    };
+    [a, b]
+        .into_iter()
+        .map(|s| Stamped {
+            at: s.at,
+            event: Event::Server(s),
+        })
+        .collect()
+}
+
+fn draw(s: &AppState, render: Pane, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(s, f.area(), f.buffer_mut())).unwrap();
+    t
+}
+
+#[test]
+fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {
+    let vllm = include_str!("fixtures/metrics/vllm.txt");
+    // Serving only: no local model, the server's numbers alone.
+    let mut serving = AppState::new("", "");
+    for e in server_events(vllm, std::time::Duration::from_secs(1)) {
+        serving.apply(&e);
+    }
+    // Beside a local run.
+    let mut beside = state("finished");
+    let after = beside.store.now;
+    for e in server_events(vllm, after) {
+        beside.apply(&e);
+    }
+    let panes: [(&str, Pane); 3] = [
+        ("kv", panes::kv::render),
+        ("memory", panes::memory::render),
+        ("spec", panes::spec::render),
+    ];
+    for (name, s) in [("server", &serving), ("finished_with_server", &beside)] {
+        for (pane, render) in panes {
+            let t = draw(s, render, 80, 22);
+            let screen = format!("{}", t.backend());
+            match pane {
+                "kv" | "memory" => assert!(
+                    screen.contains("server vLLM · KV cache 42% · running 14 · waiting 3"),
+                    "{screen}"
+                ),
+                _ => {
+                    // 160 of 300 drafted tokens accepted, 1 + 160 / 100 per step over 0.5 s;
+                    // by position 80, 50 and 30 of 100 drafts.
+                    assert!(screen.contains("acceptance 53%"), "{screen}");
+                    assert!(screen.contains("accepted length 2.60"), "{screen}");
+                    assert!(screen.contains("80% 50% 30% of drafts"), "{screen}");
+                }
+            }
+            if pane == "memory" {
+                // 500 tokens and 2048 prompt tokens in 0.5 s; 1024 of 2048 looked up were hits.
+                assert!(
+                    screen.contains(
+                        "generation 1000 tok/s · prompt 4096 tok/s · prefix cache hits 50%"
+                    ),
+                    "{screen}"
+                );
+            }
+            insta::assert_snapshot!(format!("pane_{pane}_{name}"), t.backend());
+        }
+    }
+    // An engine without KV-cache usage: its running requests over time instead.
+    let mut tgi = AppState::new("", "");
+    for e in server_events(
+        include_str!("fixtures/metrics/tgi.txt"),
+        std::time::Duration::from_secs(1),
+    ) {
+        tgi.apply(&e);
+    }
+    let t = draw(&tgi, panes::kv::render, 80, 12);
+    let screen = format!("{}", t.backend());
+    assert!(screen.contains("TGI exports no KV-cache usage"), "{screen}");
+    insta::assert_snapshot!("pane_kv_server_tgi", t.backend());
+}
+
+/// The running fixture continued to `n` tokens: words, a newline every 12 tokens, step times
+/// spread over 15–45 ms, the KV cache growing by a token each.
+fn long_run(n: usize) -> AppState {
+    use labtui::protocol::TokenEvent;
+    use std::time::Duration;
+    let mut s = state("running");
+    let last = s
+        .store
+        .current
+        .as_ref()
+        .unwrap()
+        .tokens
+        .last()
+        .unwrap()
+        .clone();
+    let per_token = 24_576;
+    for i in last.index + 1..n {
+        let step = Duration::from_micros(15_000 + (i as u64 * 7_919) % 30_000);
+        let token = TokenEvent {
+            index: i,
+            id: (i % 50_000) as u32,
+            text: if i % 12 == 11 { ".\n" } else { " word" }.into(),
+            phase: labtui::protocol::Phase::Decode,
+            prob: 0.9,
+            elapsed: last.elapsed + step * (i - last.index) as u32,
+            step,
+            kv_tokens: last.kv_tokens + (i - last.index),
+            kv_bytes: last.kv_bytes + per_token * (i - last.index) as u64,
+        };
+        s.apply(&Stamped {
+            at: s.store.now + step,
+            event: Event::Token(token),
+        });
+    }
+    s
+}
+
+/// A 100,000-token run: what the panes build to draw a frame is bounded by the screen, not by
+/// the run (sizes, not times, so that the test says the same on any machine).
+#[test]
+fn a_long_run_draws_from_bounded_data() {
+    use labtui::state::{itl, thin};
+    let n = 100_000;
+    let s = long_run(n);
+    let run = s.store.current.as_ref().unwrap();
+    assert_eq!(run.tokens.len(), n);
+    // What the store keeps for drawing.
+    assert_eq!(run.itl.len(), n - 1);
+    assert_eq!(run.itl.recent().len(), itl::RECENT);
+    assert!(run.kv.len() <= thin::POINTS, "{} KV points", run.kv.len());
+    // What each pane builds: the tape the lines of a screen (and twice that at most, whole
+    // lines), the charts one point a column.
+    for (scroll, h) in [(0u16, 18u16), (40, 18), (0, 45)] {
+        let (lines, _) = panes::tape::window(run, Some(n / 2), scroll, 78, h);
+        let rows = (h + scroll) as usize;
+        assert!(lines.len() <= 2 * rows + 2, "{} lines", lines.len());
+        let spans: usize = lines.iter().map(|l| l.spans.len()).sum();
+        assert!(spans <= 13 * lines.len(), "{spans} spans");
+    }
+    assert_eq!(panes::timing::chart_data(run, 70).len(), 70);
+    assert_eq!(panes::kv::chart_data(run, 70).len(), 70);
+    // The KV chart spans the run: its first point is the first token's cache, its last the last.
+    let kv = panes::kv::chart_data(run, 70);
+    assert_eq!(kv[0], run.tokens[0].kv_bytes);
+    assert_eq!(kv[69], run.tokens[n - 1].kv_bytes);
+    // And the whole screen draws: the tape ends with the run's end, the timing pane's numbers
+    // are the run's.
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{}", t.backend());
+    assert!(screen.contains("word.↵"), "{screen}");
+    assert!(screen.contains(&format!("#{}", n - 1)), "{screen}");
+    assert!(
+        screen.contains(&format!("mean {:.1} tok/s", run.itl.mean_rate())),
+        "{screen}"
+    );
+}

@@ -5,9 +5,12 @@
 
 pub mod demo;
 pub mod params;
+pub mod serve;
+pub mod server;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
+pub use server::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{DraftMode, KPolicy, KvDtype, Quant, Setting, Settings, DEFAULT_K, K_MAX};
 
 use serde::{Deserialize, Serialize};
@@ -332,7 +335,7 @@ pub struct Quality {
     pub took: Duration,
 }
 
-/// Messages from the worker (and the system sampler beside it).
+/// Messages from the worker (and the samplers beside it: system memory, a server's metrics).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     ModelLoading {
@@ -385,6 +388,10 @@ pub enum Event {
     },
     /// A teaching demo finished: its measurements.
     Demo(DemoRun),
+    /// A scrape of a served model's `/metrics` (the serving lab), stamped on the session's clock.
+    Server(ServerSample),
+    /// A serving benchmark's progress: levels, requests sent and ended, level results.
+    Serve(serve::ServeEvent),
 }
 
 /// The text of a panic's payload (what `panic!` was given).

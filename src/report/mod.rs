@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod plot;
+pub mod serve;
 pub mod table;
 
 use crate::protocol::{Event, KvDtype, Quant, RunSummary, TokenEvent};

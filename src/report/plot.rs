@@ -11,7 +11,7 @@ use std::sync::Once;
 /// The font the charts use, shipped with labtui (DejaVu Sans, see assets/fonts).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Registering a valid font cannot fail; a failure would only lose the labels.
@@ -19,7 +19,7 @@ fn register_font() {
     });
 }
 
-const COLORS: [RGBColor; 6] = [
+pub(super) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

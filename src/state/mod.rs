@@ -5,16 +5,24 @@
 
 mod demo;
 mod follow;
+pub mod itl;
 mod ring;
+mod run;
+mod serve;
 mod spec;
 mod store;
+pub mod thin;
 mod ui;
 
 pub use demo::DemoView;
 pub use follow::follow;
+pub use itl::Itl;
 pub use ring::Ring;
+pub use run::{ends_line, RunView, LINE_BYTES};
+pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;
-pub use store::{RunView, Store, VariantRow};
+pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
+pub use thin::Thinned;
 pub use ui::{Action, Focus, Picker, Ui, WhatIf, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 
 use crate::protocol::{Command, DemoRun, Stamped};
@@ -115,7 +123,7 @@ mod tests {
             s.apply(&at(2 + i as u64, Event::Token(token(i))));
         }
         assert_eq!(s.store.current.as_ref().unwrap().text(), "t0t1t2");
-        assert_eq!(s.store.current.as_ref().unwrap().itl().len(), 2);
+        assert_eq!(s.store.current.as_ref().unwrap().itl.len(), 2);
         assert_eq!(s.update(Action::Stop), vec![Command::Stop]);
     }
 

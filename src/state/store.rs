@@ -2,44 +2,12 @@
 //! [`Store::apply`] changes it and it returns nothing, so a live session and a replayed recording
 //! build the same store from the same events.
 
-use super::{Ring, SpecView};
+use super::{Ring, RunView, ServeView};
 use crate::protocol::{
-    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, RunSummary, Stamped, SystemSample,
-    TokenEvent, Variant,
+    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
+    SystemSample, Variant, MAX_SPEC_POSITIONS,
 };
 use std::time::Duration;
-
-/// One run as the panes see it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunView {
-    pub run: u64,
-    pub prompt_tokens: usize,
-    pub prefill: Option<Duration>,
-    pub tokens: Vec<TokenEvent>,
-    pub summary: Option<RunSummary>,
-    /// Why the run ended without a summary (an error in the middle of it).
-    pub failed: Option<String>,
-    /// The run's speculative steps (empty when it decoded plainly).
-    pub spec: SpecView,
-    /// Draft mode and K the run started with.
-    pub draft_mode: crate::protocol::DraftMode,
-    pub k: crate::protocol::KPolicy,
-}
-
-impl RunView {
-    pub fn finished(&self) -> bool {
-        self.summary.is_some() || self.failed.is_some()
-    }
-
-    /// Step times of decode tokens (the inter-token latencies).
-    pub fn itl(&self) -> Vec<Duration> {
-        self.tokens.iter().skip(1).map(|t| t.step).collect()
-    }
-
-    pub fn text(&self) -> String {
-        self.tokens.iter().map(|t| t.text.as_str()).collect()
-    }
-}
 
 /// A weight variant tried in this session, with what its runs and its quality measurement gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +39,11 @@ impl VariantRow {
     }
 }
 
+/// Server samples kept: two minutes at the scraper's 2 Hz.
+pub const SERVER_SAMPLES: usize = 240;
+/// The span the server's current throughput is measured over.
+pub const SERVER_RECENT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Store {
     pub model: Option<ModelInfo>,
@@ -83,6 +56,10 @@ pub struct Store {
     pub history: Ring<RunSummary>,
     pub system: Ring<SystemSample>,
     pub last_system: Option<SystemSample>,
+    /// A served model's metrics, scraped a few times a second (the last two minutes at 2 Hz),
+    /// and the latest one.
+    pub server: Ring<ServerSample>,
+    pub last_server: Option<ServerSample>,
     /// The latest error, until a load or a run succeeds; `errors` counts them all.
     pub error: Option<String>,
     pub errors: u64,
@@ -97,6 +74,8 @@ pub struct Store {
     pub requantizing: Option<(Quant, usize, usize)>,
     /// The demos measured, oldest first.
     pub demos: Vec<DemoRun>,
+    /// A serving benchmark's levels and progress.
+    pub serve: ServeView,
     pub now: Duration,
 }
 
@@ -116,6 +95,8 @@ impl Store {
             history: Ring::new(4),
             system: Ring::new(240),
             last_system: None,
+            server: Ring::new(SERVER_SAMPLES),
+            last_server: None,
             error: None,
             errors: 0,
             status: String::new(),
@@ -124,6 +105,7 @@ impl Store {
             variants: Vec::new(),
             requantizing: None,
             demos: Vec::new(),
+            serve: ServeView::default(),
             now: Duration::ZERO,
         }
     }
@@ -203,13 +185,12 @@ impl Store {
                 settings,
                 ..
             } => {
-                self.current = Some(RunView {
-                    run: *run,
-                    prompt_tokens: *prompt_tokens,
-                    draft_mode: settings.draft_mode,
-                    k: settings.k,
-                    ..RunView::default()
-                });
+                self.current = Some(RunView::new(
+                    *run,
+                    *prompt_tokens,
+                    settings.draft_mode,
+                    settings.k,
+                ));
                 self.error = None;
                 self.say(format!("run {run}: prefill of {prompt_tokens} tokens …"));
             }
@@ -221,7 +202,7 @@ impl Store {
             }
             Event::Token(t) => {
                 if let Some(r) = self.current.as_mut() {
-                    r.tokens.push(t.clone());
+                    r.push(t);
                 }
             }
             Event::SpecStep(step) => {
@@ -233,6 +214,13 @@ impl Store {
             Event::System(sample) => {
                 self.system.push(sample.clone());
                 self.last_system = Some(sample.clone());
+            }
+            Event::Server(sample) => {
+                // A recording may hold any number of positions; a scrape keeps this many.
+                let mut sample = sample.clone();
+                sample.spec_accepted_per_pos.truncate(MAX_SPEC_POSITIONS);
+                self.server.push(sample.clone());
+                self.last_server = Some(sample);
             }
             Event::RunFinished { run, summary } => {
                 if let Some(r) = self.current.as_mut() {
@@ -258,6 +246,7 @@ impl Store {
                     run.demo, run.model
                 ));
             }
+            Event::Serve(e) => self.serve.apply(e),
             Event::Error { message } => {
                 // A run the error cut short is over: nothing more comes for it.
                 if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
@@ -269,6 +258,26 @@ impl Store {
                 self.say("error: see above · fix it and press Enter to try again".into());
             }
         }
+    }
+
+    /// The server's rates now: over its samples of the last [`SERVER_RECENT`] (at least the last
+    /// two), which smooths the steps of counters that grow per engine step or per request.
+    pub fn server_rates(&self) -> Option<Rates> {
+        let latest = self.server.last()?.at;
+        let n = self
+            .server
+            .iter()
+            .rev()
+            .take_while(|s| latest.saturating_sub(s.at) <= SERVER_RECENT)
+            .count()
+            .max(2);
+        Rates::over(self.server.iter().skip(self.server.len().saturating_sub(n)))
+    }
+
+    /// The server's rates over every sample kept: steadier shares (hit rate, acceptance by
+    /// position) than two samples half a second apart give.
+    pub fn server_window(&self) -> Option<Rates> {
+        Rates::over(self.server.iter())
     }
 
     /// The session's row for a variant, added when first seen.

@@ -132,3 +132,45 @@ pub fn record_synthetic(
     );
     out
 }
+
+/// llama.cpp's `llama-server`: in `$LLAMA_CPP_BIN`, else built (or found cached) by
+/// `../shared/tools/llama-cpp`; `None` with a note when neither is there. With
+/// `LABTUI_REQUIRE_MODELS=1` (as in CI) a missing server fails the test instead.
+pub fn llama_server() -> Option<PathBuf> {
+    let dir = std::env::var_os("LLAMA_CPP_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/llama-cpp");
+            let out = std::process::Command::new(tool).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        });
+    let bin = dir.map(|d| d.join("llama-server")).filter(|b| b.exists());
+    if bin.is_none() {
+        let why = "llama-server is missing: set LLAMA_CPP_BIN or run ../shared/tools/llama-cpp";
+        if std::env::var("LABTUI_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+            panic!("LABTUI_REQUIRE_MODELS=1 but {why}");
+        }
+        eprintln!("skipped: {why}");
+    }
+    bin
+}
+
+/// A process killed (and reaped) when this guard drops, so a failing test leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on loopback (free when asked; a server started at once gets it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}

@@ -3,11 +3,13 @@
 
 pub mod client;
 pub mod quant;
+pub mod serve;
 pub mod soak;
 pub mod spec;
 
 pub use client::BenchClientArgs;
 pub use quant::BenchQuantArgs;
+pub use serve::BenchServeArgs;
 pub use soak::BenchSoakArgs;
 pub use spec::BenchSpecArgs;
 

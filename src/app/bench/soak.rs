@@ -68,6 +68,8 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
     let window = (tokens / 10).max(8);
     let (mut first, mut last) = (Window::default(), Window::default());
     let mut backlog = 0usize;
+    // A progress line each tenth of the run: how memory net of the KV cache went on the way.
+    let mut next_note = window;
     let mut started = false;
     let mut done = false;
     let mut frame = tokio::time::interval(FRAME);
@@ -110,6 +112,17 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
                 let run = app.state.store.current.as_ref();
                 let n = run.map_or(0, |r| r.tokens.len());
                 let kv = run.and_then(|r| r.tokens.last()).map_or(0, |t| t.kv_bytes);
+                if n >= next_note {
+                    next_note += window;
+                    let rss = sampler.sample().process_rss;
+                    eprintln!(
+                        "{n} tokens in {:.0} s: RSS {} − KV {} = {}",
+                        t0.elapsed().as_secs_f64(),
+                        human_bytes(rss),
+                        human_bytes(kv),
+                        human_bytes(rss.saturating_sub(kv))
+                    );
+                }
                 let w = if n <= window { &mut first } else if n + window >= tokens { &mut last } else { continue };
                 w.frames.push(spent);
                 w.rss = sampler.sample().process_rss;

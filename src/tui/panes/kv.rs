@@ -1,35 +1,66 @@
 //! The KV cache: bytes against tokens as they grow, the bytes-per-token formula with this model's
 //! numbers beside the measured growth, context fill, and a what-if predictor.
 
-use super::{block, label, value};
-use crate::state::{AppState, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
+use super::{block, label, server, value};
+use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Gauge, Paragraph, Sparkline};
 
-/// Measured bytes per token: growth between the first and last token events.
-pub fn measured_per_token(tokens: &[(usize, u64)]) -> Option<f64> {
-    let (first, last) = (tokens.first()?, tokens.last()?);
-    (last.0 > first.0).then(|| (last.1 - first.1) as f64 / (last.0 - first.0) as f64)
+/// Measured bytes per token: growth between the first and the last (tokens, bytes) held.
+pub fn measured_per_token(first: (usize, u64), last: (usize, u64)) -> Option<f64> {
+    (last.0 > first.0).then(|| (last.1 as f64 - first.1 as f64) / (last.0 - first.0) as f64)
+}
+
+/// The KV cache held after the run's last token (tokens, bytes).
+fn held(run: Option<&RunView>) -> (usize, u64) {
+    run.and_then(|r| r.tokens.last())
+        .map_or((0, 0), |t| (t.kv_tokens, t.kv_bytes))
+}
+
+/// The chart's bytes: the whole run in at most `width` points, evenly spaced over its tokens
+/// (the thinned series, then the last token).
+pub fn chart_data(run: &RunView, width: u16) -> Vec<u64> {
+    let last = held(Some(run));
+    let mut points: Vec<u64> = run.kv.iter().map(|p| p.1).collect();
+    if run.kv.pushed() > 0 && !(run.kv.pushed() - 1).is_multiple_of(run.kv.stride()) {
+        points.push(last.1);
+    }
+    let width = width as usize;
+    if points.len() <= width || width < 2 {
+        let skip = points.len().saturating_sub(width);
+        return points.split_off(skip);
+    }
+    let n = points.len() - 1;
+    (0..width).map(|i| points[i * n / (width - 1)]).collect()
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("KV cache · v dtype · c context · b batch", false);
     let inner = b.inner(area);
     b.render(area, buf);
+    let server = state.store.last_server.as_ref();
     let Some(m) = &state.store.model else {
-        Paragraph::new("The KV cache appears here once a model is loaded.")
-            .style(label())
-            .render(inner, buf);
+        match server {
+            Some(s) => server::kv_view(state, s, inner, buf),
+            None => Paragraph::new("The KV cache appears here once a model is loaded.")
+                .style(label())
+                .render(inner, buf),
+        }
         return;
     };
-    let points: Vec<(usize, u64)> = state
-        .store
-        .current
-        .iter()
-        .flat_map(|r| r.tokens.iter().map(|t| (t.kv_tokens, t.kv_bytes)))
-        .collect();
-    let (held_tokens, held_bytes) = points.last().copied().unwrap_or((0, 0));
+    // A served model's KV cache on top, when its metrics are scraped.
+    let inner = match server {
+        Some(s) => {
+            let [top, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+            Paragraph::new(server::kv_line(s)).render(top, buf);
+            rest
+        }
+        None => inner,
+    };
+    let run = state.store.current.as_ref();
+    let (held_tokens, held_bytes) = held(run);
     let [formula, growth, fill, chart, whatif] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -48,7 +79,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Span::styled(format!("{} B", m.kv_bytes_per_token), value()),
     ]))
     .render(formula, buf);
-    let measured = measured_per_token(&points)
+    let measured = run
+        .and_then(|r| r.kv.first())
+        .and_then(|&first| measured_per_token(first, (held_tokens, held_bytes)))
         .map(|b| format!("{b:.0} B/token"))
         .unwrap_or("—".into());
     Paragraph::new(Line::from(vec![
@@ -67,13 +100,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .label(format!("context {held_tokens} / {}", m.context_length))
         .gauge_style(Style::default().fg(Color::Magenta))
         .render(fill, buf);
-    let data: Vec<u64> = points
-        .iter()
-        .rev()
-        .take(chart.width as usize)
-        .rev()
-        .map(|p| p.1)
-        .collect();
+    let data = run.map_or_else(Vec::new, |r| chart_data(r, chart.width));
     Sparkline::default()
         .data(&data)
         .style(Style::default().fg(Color::Magenta))
@@ -119,7 +146,9 @@ mod tests {
 
     #[test]
     fn growth_per_token_is_measured_between_the_ends() {
-        assert_eq!(measured_per_token(&[(10, 1000), (20, 3000)]), Some(200.0));
-        assert_eq!(measured_per_token(&[(10, 1000)]), None);
+        assert_eq!(measured_per_token((10, 1000), (20, 3000)), Some(200.0));
+        assert_eq!(measured_per_token((10, 1000), (10, 1000)), None);
+        // A cache that shrank (a recording can say so) measures negative growth, not a panic.
+        assert_eq!(measured_per_token((10, 3000), (20, 1000)), Some(-200.0));
     }
 }

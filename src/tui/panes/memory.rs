@@ -1,7 +1,7 @@
 //! Memory: GPU memory through NVML when an NVIDIA GPU is present, else process RSS and system memory;
 //! split into weights / KV / other, over time.
 
-use super::{block, label, value};
+use super::{block, label, server, value};
 use crate::state::AppState;
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
@@ -30,6 +30,20 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("memory", false);
     let inner = b.inner(area);
     b.render(area, buf);
+    // A served model's numbers at the bottom, when its metrics are scraped.
+    let inner = match &state.store.last_server {
+        Some(srv) => {
+            let [rest, bottom] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
+            Paragraph::new(vec![
+                server::kv_line(srv),
+                server::throughput_line(state, srv),
+            ])
+            .render(bottom, buf);
+            rest
+        }
+        None => inner,
+    };
     let Some(s) = &state.store.last_system else {
         Paragraph::new("Waiting for the first memory sample …")
             .style(label())

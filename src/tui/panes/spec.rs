@@ -1,8 +1,8 @@
 //! Speculative decoding: mode and K, acceptance (overall and by draft position), the histogram
 //! of accepted lengths, and the speedup measured beside the one theory predicts.
 
-use super::{block, label, value};
-use crate::protocol::DraftMode;
+use super::{block, label, server, value};
+use crate::protocol::{DraftMode, Rates};
 use crate::state::{AppState, SpecView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
@@ -63,6 +63,62 @@ fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
     ]
 }
 
+/// The served model's speculation, when it reports any: acceptance and mean accepted length, and
+/// by draft position the share of drafts whose token there was accepted (vLLM's per-position
+/// rate, so unlike the run's above it is not conditional on the earlier positions). Over the
+/// samples kept, else since the server started.
+fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
+    let s = state.store.last_server.as_ref()?;
+    let (r, when) = match state
+        .store
+        .server_window()
+        .filter(|r| r.spec_acceptance.is_some() || !r.spec_per_pos.is_empty())
+    {
+        Some(r) => {
+            let over = if r.seconds < 10.0 {
+                format!("over {:.1} s", r.seconds)
+            } else {
+                format!("over {:.0} s", r.seconds)
+            };
+            (r, over)
+        }
+        None => (Rates::since_start(s), "since it started".to_string()),
+    };
+    let acceptance = r.spec_acceptance.or(s.spec_accept_rate);
+    let length = r.spec_mean_len.or(s.spec_accept_length);
+    if acceptance.is_none() && length.is_none() && r.spec_per_pos.is_empty() {
+        return None;
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled("server ", label()),
+        Span::styled(s.engine.to_string(), value()),
+        Span::styled(" acceptance ", label()),
+        Span::styled(acceptance.map_or("—".into(), server::pct), value()),
+        Span::styled("  accepted length ", label()),
+        Span::styled(length.map_or("—".into(), |l| format!("{l:.2}")), value()),
+        Span::styled(format!("  ({when})"), label()),
+    ])];
+    if !r.spec_per_pos.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("server by position ", label()),
+            Span::styled(bars(&r.spec_per_pos), Style::default().fg(Color::Green)),
+            Span::styled(
+                format!(
+                    "  {} of drafts",
+                    r.spec_per_pos
+                        .iter()
+                        .take(4)
+                        .map(|a| server::pct(*a))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                label(),
+            ),
+        ]));
+    }
+    Some(lines)
+}
+
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block("speculation · d mode · [ ] K (below 1: auto)", false);
     let inner = b.inner(area);
@@ -89,6 +145,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         )),
     }
+    lines.extend(server_lines(state).unwrap_or_default());
     Paragraph::new(lines)
         .wrap(Wrap { trim: true })
         .render(inner, buf);

@@ -3,9 +3,10 @@
 
 use super::{block, ms};
 use crate::protocol::{Phase, TokenEvent};
-use crate::state::{AppState, Focus};
+use crate::state::{AppState, Focus, RunView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
+use std::collections::BTreeMap;
 
 fn token_style(t: &TokenEvent, selected: bool) -> Style {
     let base = match t.phase {
@@ -22,17 +23,22 @@ fn token_style(t: &TokenEvent, selected: bool) -> Style {
     }
 }
 
-/// Lines of the tape: tokens as styled spans, split where the text has newlines.
+/// Lines of the tape: tokens as styled spans, split where the text has newlines and after the
+/// tokens at the positions `ends` (those of [`RunView::line_ends`] from `tokens`' first on;
+/// `first` is that token's position in the run).
 fn tape_lines(
     tokens: &[TokenEvent],
-    rejected: &std::collections::BTreeMap<usize, String>,
+    first: usize,
+    ends: &[usize],
+    rejected: &BTreeMap<usize, String>,
     selected: Option<usize>,
 ) -> Vec<Line<'static>> {
     let mut lines = vec![Line::default()];
     let struck = Style::default()
         .fg(Color::Red)
         .add_modifier(Modifier::CROSSED_OUT | Modifier::DIM);
-    for t in tokens {
+    let mut ends = ends.iter().peekable();
+    for (at, t) in (first..).zip(tokens) {
         if let Some(r) = rejected.get(&t.index) {
             let shown = r.replace('\n', "↵");
             lines
@@ -61,8 +67,82 @@ fn tape_lines(
                 lines.push(Line::default());
             }
         }
+        if ends.next_if(|&&e| e <= at).is_some() && !t.text.contains('\n') {
+            // A line without a newline that reached LINE_BYTES: the tape breaks it here.
+            lines.push(Line::default());
+        }
     }
     lines
+}
+
+/// Rows `lines` take at `width` columns, as the tape counts them to follow the end.
+fn rows(lines: &[Line], width: usize) -> usize {
+    lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum()
+}
+
+/// The tape's lines that can be on screen, and the rows to scroll them by: the end of the run,
+/// `height` rows and `scroll` more, laid out from a line end on (whole lines, wrapped as in the
+/// whole tape), going back twice as many lines each time it is not enough; the whole tape, with
+/// its header, only when all of it is needed.
+pub fn window(
+    run: &RunView,
+    selected: Option<usize>,
+    scroll: u16,
+    width: u16,
+    height: u16,
+) -> (Vec<Line<'static>>, u16) {
+    let width = width.max(1) as usize;
+    let need = height as usize + scroll as usize;
+    let mut back = 1;
+    loop {
+        let from = run.line_ends.len().checked_sub(back);
+        let mut lines = match from {
+            Some(k) => {
+                let first = run.line_ends[k];
+                let mut lines = tape_lines(
+                    run.tokens.get(first..).unwrap_or_default(),
+                    first,
+                    &run.line_ends[k..],
+                    &run.spec.rejected,
+                    selected,
+                );
+                // The first line is the end of one that started before `first`.
+                lines.remove(0);
+                lines
+            }
+            None => {
+                let header = Line::styled(
+                    format!(
+                        "run {} · {} prompt tokens (prefilled)",
+                        run.run, run.prompt_tokens
+                    ),
+                    Style::default().fg(Color::DarkGray),
+                );
+                let mut lines = vec![header];
+                lines.extend(tape_lines(
+                    &run.tokens,
+                    0,
+                    &run.line_ends,
+                    &run.spec.rejected,
+                    selected,
+                ));
+                lines
+            }
+        };
+        if let Some(why) = &run.failed {
+            lines.push(Line::styled(
+                format!("✗ the run stopped with an error: {why}"),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
+        }
+        let rows = rows(&lines, width);
+        if rows >= need || from.is_none() {
+            // Follow the end of the text unless the user scrolled.
+            let top = rows.saturating_sub(height as usize + scroll as usize);
+            return (lines, u16::try_from(top).unwrap_or(u16::MAX));
+        }
+        back = back.saturating_mul(2);
+    }
 }
 
 fn detail(t: &TokenEvent) -> Line<'static> {
@@ -105,34 +185,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     };
     let [text_area, detail_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    let header = Line::styled(
-        format!(
-            "run {} · {} prompt tokens (prefilled)",
-            run.run, run.prompt_tokens
-        ),
-        Style::default().fg(Color::DarkGray),
-    );
-    let mut lines = vec![header];
-    lines.extend(tape_lines(
-        &run.tokens,
-        &run.spec.rejected,
+    let (lines, scroll) = window(
+        run,
         state.ui.selected,
-    ));
-    if let Some(why) = &run.failed {
-        lines.push(Line::styled(
-            format!("✗ the run stopped with an error: {why}"),
-            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
-        ));
-    }
-    // Follow the end of the text unless the user scrolled.
-    let width = text_area.width.max(1) as usize;
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
-    let follow = rows.saturating_sub(text_area.height as usize) as u16;
-    let scroll = if state.ui.scroll == 0 {
-        follow
-    } else {
-        follow.saturating_sub(state.ui.scroll)
-    };
+        state.ui.scroll,
+        text_area.width,
+        text_area.height,
+    );
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0))
@@ -155,4 +214,122 @@ fn run_speculates(state: &AppState) -> bool {
         .current
         .as_ref()
         .is_some_and(|r| r.spec.counts.steps > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run_of(texts: impl IntoIterator<Item = String>) -> RunView {
+        let mut run = RunView::default();
+        for (i, text) in texts.into_iter().enumerate() {
+            run.push(&TokenEvent {
+                index: i,
+                id: i as u32,
+                text,
+                phase: if i == 0 {
+                    Phase::Prefill
+                } else {
+                    Phase::Decode
+                },
+                prob: 0.5,
+                elapsed: Duration::from_millis(i as u64),
+                step: Duration::from_millis(1),
+                kv_tokens: i + 1,
+                kv_bytes: i as u64 + 1,
+            });
+        }
+        run
+    }
+
+    /// The whole tape laid out, as the pane did before it laid out only what can be on screen.
+    fn whole(run: &RunView, selected: Option<usize>, scroll: u16, w: u16, h: u16) -> Buffer {
+        let header = Line::styled(
+            format!(
+                "run {} · {} prompt tokens (prefilled)",
+                run.run, run.prompt_tokens
+            ),
+            Style::default().fg(Color::DarkGray),
+        );
+        let mut lines = vec![header];
+        lines.extend(tape_lines(
+            &run.tokens,
+            0,
+            &run.line_ends,
+            &run.spec.rejected,
+            selected,
+        ));
+        if let Some(why) = &run.failed {
+            lines.push(Line::styled(
+                format!("✗ the run stopped with an error: {why}"),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
+        }
+        let follow = rows(&lines, w as usize).saturating_sub(h as usize) as u16;
+        let top = if scroll == 0 {
+            follow
+        } else {
+            follow.saturating_sub(scroll)
+        };
+        draw(lines, top, w, h)
+    }
+
+    fn draw(lines: Vec<Line<'static>>, top: u16, w: u16, h: u16) -> Buffer {
+        let area = Rect::new(0, 0, w, h);
+        let mut buf = Buffer::empty(area);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((top, 0))
+            .render(area, &mut buf);
+        buf
+    }
+
+    fn text(buf: &Buffer) -> String {
+        buf.content().iter().map(|c| c.symbol()).collect()
+    }
+
+    #[test]
+    fn a_line_without_newlines_is_broken_and_only_its_end_laid_out() {
+        let run = run_of((0..100_000).map(|i| format!("w{:03} ", i % 1000)));
+        // 5 bytes a token: a line ends every LINE_BYTES / 5 tokens.
+        assert_eq!(
+            run.line_ends.len(),
+            100_000 / (crate::state::LINE_BYTES / 5 + 1)
+        );
+        let (lines, top) = window(&run, None, 0, 70, 18);
+        let spans: usize = lines.iter().map(|l| l.spans.len()).sum();
+        assert!(
+            spans <= 2 * (crate::state::LINE_BYTES / 5 + 1),
+            "{spans} spans"
+        );
+        assert!(text(&draw(lines, top, 70, 18)).contains("w999"));
+    }
+
+    #[test]
+    fn the_window_draws_what_the_whole_tape_draws() {
+        // Lines shorter than the pane (so each is one row), newlines alone, at a token's end, in
+        // its middle and doubled, and rejected drafts at line starts.
+        let texts = (0..3000).map(|i| match i % 23 {
+            7 => " ab\ncd".to_string(),
+            13 => "\n\n".to_string(),
+            22 => ".\n".to_string(),
+            _ => format!(" w{}", i % 10),
+        });
+        let mut run = run_of(texts);
+        run.spec.rejected.insert(2301, "x\ny".into());
+        run.spec.rejected.insert(2990, "zz".into());
+        for failed in [None, Some("boom".to_string())] {
+            run.failed = failed;
+            for (selected, scroll) in [(None, 0), (Some(2999), 1), (Some(2990), 7), (None, 60)]
+                .into_iter()
+                .chain([(Some(5), 300), (None, 1000), (None, u16::MAX)])
+            {
+                let (lines, top) = window(&run, selected, scroll, 70, 18);
+                let got = draw(lines, top, 70, 18);
+                let want = whole(&run, selected, scroll, 70, 18);
+                assert_eq!(got, want, "selected {selected:?}, scroll {scroll}");
+            }
+        }
+    }
 }

@@ -3,34 +3,27 @@
 
 use super::{block, label, ms, value};
 use crate::state::{AppState, RunView};
-use crate::stats::{itl_percentiles, tok_per_s};
+use crate::stats::tok_per_s;
 use ratatui::prelude::*;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Sparkline, Table};
 use std::time::Duration;
 
-/// Decode tok/s over the last `n` steps.
-pub fn live_rate(itl: &[Duration], n: usize) -> f64 {
-    let tail = &itl[itl.len().saturating_sub(n)..];
-    tok_per_s(tail.len(), tail.iter().sum())
+/// The chart's latencies: the newest `width`, in µs.
+pub fn chart_data(run: &RunView, width: u16) -> Vec<u64> {
+    let recent = run.itl.recent();
+    let skip = recent.len().saturating_sub(width as usize);
+    recent.skip(skip).map(|d| d.as_micros() as u64).collect()
 }
 
-/// Counts of `xs` in `bins` equal-width bins between min and max; returns (counts, min, width).
-pub fn histogram(xs: &[Duration], bins: usize) -> (Vec<u64>, Duration, Duration) {
-    let (Some(min), Some(max)) = (xs.iter().min(), xs.iter().max()) else {
-        return (vec![0; bins], Duration::ZERO, Duration::ZERO);
-    };
-    let width = (*max - *min) / bins as u32 + Duration::from_nanos(1);
-    let mut counts = vec![0u64; bins];
-    for x in xs {
-        let i = ((*x - *min).as_nanos() / width.as_nanos()) as usize;
-        counts[i.min(bins - 1)] += 1;
+/// ITL p50, p90 and p99: the summary's exact ones once the run is done, the histogram's before.
+fn percentiles(run: &RunView) -> [Duration; 3] {
+    match &run.summary {
+        Some(s) => [s.itl_p50, s.itl_p90, s.itl_p99],
+        None => run.itl.percentiles(),
     }
-    (counts, *min, width)
 }
 
 fn numbers(run: &RunView) -> Vec<Line<'static>> {
-    let itl = run.itl();
-    let decode: Duration = itl.iter().sum();
     let prefill = run.prefill.unwrap_or_default();
     let ttft = run
         .summary
@@ -53,12 +46,9 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
             tok_per_s(run.prompt_tokens, prefill)
         ),
     ));
-    let mut l2 = kv("decode", format!("{:.1} tok/s live", live_rate(&itl, 16)));
-    l2.extend(kv(
-        "mean",
-        format!("{:.1} tok/s", tok_per_s(itl.len(), decode)),
-    ));
-    let [p50, p90, p99] = itl_percentiles(&itl);
+    let mut l2 = kv("decode", format!("{:.1} tok/s live", run.itl.live_rate(16)));
+    l2.extend(kv("mean", format!("{:.1} tok/s", run.itl.mean_rate())));
+    let [p50, p90, p99] = percentiles(run);
     let mut l3 = kv("ITL p50", ms(p50));
     l3.extend(kv("p90", ms(p90)));
     l3.extend(kv("p99", ms(p99)));
@@ -68,7 +58,7 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
 /// The run's wall time split prefill | decode, as a bar of `width` cells.
 fn split_bar(run: &RunView, width: u16) -> Line<'static> {
     let prefill = run.prefill.unwrap_or_default().as_secs_f64();
-    let decode: f64 = run.itl().iter().map(|d| d.as_secs_f64()).sum();
+    let decode = run.itl.sum().as_secs_f64();
     let total = (prefill + decode).max(1e-9);
     let w = width.saturating_sub(2) as usize;
     let p = ((prefill / total) * w as f64).round() as usize;
@@ -125,19 +115,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     .areas(inner);
     Paragraph::new(numbers(run)).render(nums, buf);
     split_bar(run, split.width).render(split, buf);
-    let itl = run.itl();
-    let data: Vec<u64> = itl
-        .iter()
-        .rev()
-        .take(chart.width as usize)
-        .rev()
-        .map(|d| d.as_micros() as u64)
-        .collect();
     Sparkline::default()
-        .data(&data)
+        .data(chart_data(run, chart.width))
         .style(Style::default().fg(Color::Green))
         .render(chart, buf);
-    let (counts, min, width) = histogram(&itl, 8);
+    let (counts, min, width) = run.itl.histogram(8);
     let bars: Vec<Bar> = counts
         .iter()
         .enumerate()
@@ -153,29 +135,4 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .bar_gap(1)
         .render(hist, buf);
     Widget::render(history(state), table, buf);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_puts_extremes_in_the_end_bins() {
-        let xs: Vec<Duration> = [10, 11, 12, 20]
-            .iter()
-            .map(|&m| Duration::from_millis(m))
-            .collect();
-        let (c, min, _) = histogram(&xs, 4);
-        assert_eq!(min, Duration::from_millis(10));
-        assert_eq!(c.iter().sum::<u64>(), 4);
-        assert_eq!(c[3], 1);
-        assert_eq!(c[0], 3); // 10, 11 and 12 ms fall in [10, 12.5)
-    }
-
-    #[test]
-    fn live_rate_uses_the_tail() {
-        let mut xs = vec![Duration::from_millis(100); 10];
-        xs.extend(vec![Duration::from_millis(10); 4]);
-        assert!((live_rate(&xs, 4) - 100.0).abs() < 1e-6);
-    }
 }

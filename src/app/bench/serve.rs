@@ -1,0 +1,355 @@
+//! `labtui bench serve`: load levels against OpenAI-compatible servers — closed loop at each
+//! concurrency, open loop at each rate, or a sweep — and one table of what each level measured,
+//! endpoints side by side on the same workload. Every request is recorded when `--record` is
+//! given; charts go to `--charts DIR`.
+
+use crate::app::args;
+use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
+use crate::protocol::{Event, Stamped};
+use crate::record::{Header, Recorder};
+use crate::report::serve as table;
+use crate::serve::client::{Cancel, Client, CountTokens};
+use crate::serve::load::workload::{self, Prompts, Workload};
+use crate::serve::load::{self, Plan, Run, Sweep, Target};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Md,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    Chat,
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080); repeat it to measure
+    /// several side by side on the same workload.
+    #[arg(long, required = true)]
+    pub endpoint: Vec<String>,
+    /// Bearer token for the servers (or LABTUI_API_KEY).
+    #[arg(long, env = "LABTUI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[arg(long, value_enum, default_value_t = ApiArg::Chat)]
+    pub api: ApiArg,
+    /// Closed-loop levels: requests in flight, e.g. 1,2,4,8.
+    #[arg(long, value_delimiter = ',', value_parser = args::count(1, 100_000))]
+    pub concurrency: Vec<usize>,
+    /// Open-loop levels: arrivals per second, e.g. 0.5,1,2 (`inf` sends all at once).
+    #[arg(long, value_delimiter = ',', value_parser = rate)]
+    pub rate: Vec<f64>,
+    /// Shape of the gamma-distributed gaps between open-loop arrivals: 1 is Poisson, below 1
+    /// burstier, above 1 more regular.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    pub burstiness: f64,
+    /// Most open-loop requests in flight; arrivals beyond it wait their turn.
+    #[arg(long, value_parser = args::count(1, 100_000))]
+    pub max_concurrency: Option<usize>,
+    /// Find the saturation throughput with a closed-loop probe (at the largest --concurrency,
+    /// else 8), then measure open-loop rates at 25, 50, 75 and 90% of it.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Requests per level.
+    #[arg(long, default_value_t = 32, value_parser = args::count(1, 1_000_000))]
+    pub requests: usize,
+    /// Longest a level sends for, in seconds (requests in flight then finish).
+    #[arg(long, value_parser = positive)]
+    pub duration: Option<f64>,
+    /// Requests sent one at a time before each endpoint's first level, not measured.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Prompts from a file: one per line, or JSON Lines with `prompt` or `messages`.
+    #[arg(long, conflicts_with = "input_tokens")]
+    pub prompts: Option<PathBuf>,
+    /// Synthetic prompts of MEAN:STDDEV tokens (e.g. 512:128).
+    #[arg(long)]
+    pub input_tokens: Option<String>,
+    #[arg(long, default_value_t = 128, value_parser = args::count(1, 1 << 20))]
+    pub max_tokens: usize,
+    /// Ask the server to go on past end-of-sequence, so every request makes --max-tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    #[arg(long, default_value_t = 0.0, value_parser = args::temperature)]
+    pub temperature: f32,
+    /// Seed of the arrivals and the synthetic prompts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Goodput counts requests that met every target: ttft=MS,tpot=MS,e2e=MS (any of them).
+    #[arg(long, value_parser = slo)]
+    pub slo: Option<Slo>,
+    /// What the servers cost an hour, for the price of a million output tokens.
+    #[arg(long, value_parser = positive)]
+    pub usd_per_hour: Option<f64>,
+    /// A level stops sending once more than this share of its requests failed (after 10).
+    #[arg(long, default_value_t = 0.5, value_parser = share)]
+    pub max_error_rate: f64,
+    /// Seconds without a byte from the server before a request counts as stalled.
+    #[arg(long, default_value_t = 30.0, value_parser = positive)]
+    pub stall_timeout: f64,
+    /// Count output tokens with this model's tokenizer when a server gives no usage (a GGUF).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Md)]
+    pub format: Format,
+    /// Write throughput-latency and timeline charts (PNG and SVG) into this folder.
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate"))?;
+    if r.is_nan() || r <= 0.0 {
+        return Err(format!("a rate must be above 0 requests/s (got {s})"));
+    }
+    Ok(r)
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !x.is_finite() || x <= 0.0 {
+        return Err(format!("must be a finite number above 0 (got {s})"));
+    }
+    Ok(x)
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..=1.0).contains(&x) {
+        return Err(format!("must be between 0 and 1 (got {s})"));
+    }
+    Ok(x)
+}
+
+/// `ttft=500,tpot=50,e2e=10000` (milliseconds).
+pub fn slo(s: &str) -> Result<Slo, String> {
+    let mut slo = Slo::default();
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}`: write NAME=MS (ttft, tpot or e2e)"))?;
+        let ms = positive(v).map_err(|e| format!("{k}: {e}"))?;
+        let d = Some(Duration::from_secs_f64(ms / 1e3));
+        match k.trim() {
+            "ttft" => slo.ttft = d,
+            "tpot" => slo.tpot = d,
+            "e2e" => slo.e2e = d,
+            other => return Err(format!("`{other}` is not ttft, tpot or e2e")),
+        }
+    }
+    if slo == Slo::default() {
+        return Err("an SLO needs at least one of ttft=MS, tpot=MS, e2e=MS".into());
+    }
+    Ok(slo)
+}
+
+/// The tokenizer of a local model, counting tokens the server did not.
+struct Local(crate::engine::tokenizer::Tokenizer);
+
+impl CountTokens for Local {
+    fn count(&self, text: &str) -> usize {
+        self.0.encode(text).map_or(0, |ids| ids.len())
+    }
+}
+
+impl BenchServeArgs {
+    fn workload(&self) -> Result<Workload> {
+        let prompts = match (&self.prompts, &self.input_tokens) {
+            (Some(p), _) => Prompts::List(workload::read_prompts(p)?),
+            (None, Some(lengths)) => {
+                let (mean, stddev) = workload::parse_lengths(lengths)?;
+                Prompts::Synthetic { mean, stddev }
+            }
+            (None, None) => Prompts::Builtin,
+        };
+        Ok(Workload {
+            prompts,
+            max_tokens: self.max_tokens,
+            ignore_eos: self.ignore_eos,
+            temperature: self.temperature,
+            seed: self.seed,
+        })
+    }
+
+    fn plan(&self) -> Result<(Plan, Option<Sweep>)> {
+        let mut loads: Vec<Load> = self
+            .concurrency
+            .iter()
+            .map(|c| Load::Concurrency(*c))
+            .collect();
+        loads.extend(self.rate.iter().map(|r| Load::Rate {
+            rate: *r,
+            burstiness: self.burstiness,
+            max_concurrency: self.max_concurrency,
+        }));
+        let sweep = self.sweep.then(|| Sweep {
+            probe: self.concurrency.iter().copied().max().unwrap_or(8),
+            fractions: Sweep::FRACTIONS.to_vec(),
+            burstiness: self.burstiness,
+            max_concurrency: self.max_concurrency,
+        });
+        if loads.is_empty() && sweep.is_none() {
+            bail!("give the load: --concurrency 1,2,4, --rate 0.5,1,2, or --sweep");
+        }
+        if sweep.is_some() && !self.rate.is_empty() {
+            bail!("--sweep chooses the rates itself: leave out --rate");
+        }
+        Ok((
+            Plan {
+                loads,
+                requests: self.requests,
+                duration: self.duration.map(Duration::from_secs_f64),
+                warmup: self.warmup,
+                max_error_rate: self.max_error_rate,
+                slo: self.slo,
+                usd_per_hour: self.usd_per_hour,
+            },
+            sweep,
+        ))
+    }
+}
+
+/// Run the benchmark: progress to stderr, the table to stdout.
+pub fn run(
+    model: Option<&str>,
+    record: Option<&std::path::Path>,
+    a: &BenchServeArgs,
+) -> Result<()> {
+    let workload = a.workload()?;
+    let (plan, sweep) = a.plan()?;
+    let mut client = Client::new(Duration::from_secs_f64(a.stall_timeout));
+    if let Some(spec) = &a.tokenizer {
+        let t = crate::app::headless::load_tokenizer(spec)
+            .with_context(|| format!("loading the tokenizer of {spec}"))?;
+        client = client.with_tokenizer(Arc::new(Local(t)));
+    }
+    let cancel = Cancel::new();
+    let metrics = reqwest::Client::builder().no_proxy().build()?;
+    let targets: Vec<Arc<dyn Target>> = a
+        .endpoint
+        .iter()
+        .map(|url| {
+            Arc::new(crate::serve::target::Http {
+                client: client.clone(),
+                metrics: metrics.clone(),
+                endpoint: Endpoint {
+                    url: url.clone(),
+                    api_key: a.api_key.clone(),
+                    model: model.map(str::to_string),
+                    api: match a.api {
+                        ApiArg::Chat => Api::Chat,
+                        ApiArg::Completions => Api::Completions,
+                    },
+                },
+                cancel: cancel.clone(),
+            }) as Arc<dyn Target>
+        })
+        .collect();
+    let mut recorder = match record {
+        Some(p) => Some(Recorder::create(
+            p,
+            Header::new(
+                None,
+                Default::default(),
+                Default::default(),
+                Default::default(),
+            ),
+        )?),
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_signal = stop.clone();
+    let cancel_on_signal = cancel.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: requests in flight are cancelled");
+            stop_on_signal.store(true, Ordering::SeqCst);
+            cancel_on_signal.cancel();
+        }
+    });
+    let started = Instant::now();
+    let mut requests: Vec<(usize, Outcome)> = Vec::new();
+    let mut record_error: Option<anyhow::Error> = None;
+    let mut sink = |e: ServeEvent| {
+        match &e {
+            ServeEvent::LevelStarted {
+                index,
+                levels,
+                load,
+                endpoint,
+                ..
+            } => {
+                eprintln!("level {}/{levels}: {load} against {endpoint} …", index + 1)
+            }
+            ServeEvent::LevelDone { summary: s, .. } => eprintln!(
+                "  {}/{} ok in {:.1} s: {:.2} req/s, {:.1} output tok/s{}",
+                s.ok,
+                s.requests,
+                s.duration.as_secs_f64(),
+                s.req_s,
+                s.output_tok_s,
+                s.stopped_early
+                    .as_deref()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            ),
+            ServeEvent::Done { level, outcome, .. } => requests.push((*level, outcome.clone())),
+            ServeEvent::Sent { .. } => {}
+        }
+        if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
+            let stamped = Stamped {
+                at: started.elapsed(),
+                event: Event::Serve(e),
+            };
+            if let Err(err) = r.event(&stamped) {
+                record_error = Some(err);
+            }
+        }
+    };
+    let levels: Vec<LevelSummary> = rt.block_on(async {
+        let mut r = Run::new(&mut sink, stop.clone());
+        load::run(&targets, &workload, &plan, sweep.as_ref(), &mut r).await
+    })?;
+    if let Some(e) = record_error {
+        return Err(e.context("writing the recording"));
+    }
+    if let Some(r) = &recorder {
+        eprintln!("recorded every request to {}", r.path().display());
+    }
+    let out = match a.format {
+        Format::Md => table::markdown(&levels),
+        Format::Csv => table::csv(&levels)?,
+        Format::Json => table::json(&levels)?,
+    };
+    print!("{out}");
+    if let Some(dir) = &a.charts {
+        for f in crate::report::serve::charts(dir, &levels, &requests)? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    if stop.load(Ordering::SeqCst) {
+        bail!("stopped before the end: the table holds the levels measured");
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The serving lab's wire types: a server to measure, a request of a workload, and what the
+//! client measured of it. Plain data, so a load run is recorded and replayed like a local one.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Which OpenAI-compatible route a request takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Api {
+    /// `/v1/chat/completions`: the prompt as one user message, the server's chat template applied.
+    #[default]
+    Chat,
+    /// `/v1/completions`: the prompt as is.
+    Completions,
+}
+
+/// A server to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Base URL as the user gave it, e.g. `http://127.0.0.1:8080` or `https://host/v1`.
+    pub url: String,
+    pub api_key: Option<String>,
+    /// The model name sent in requests; `None` asks `/v1/models` for the first one.
+    pub model: Option<String>,
+    pub api: Api,
+}
+
+/// One request of a workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub prompt: String,
+    pub max_tokens: usize,
+    /// Ask the server to keep going past end-of-sequence (vLLM, SGLang and llama.cpp honour it).
+    pub ignore_eos: bool,
+    pub temperature: f32,
+}
+
+/// How a request's output tokens were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Counted {
+    /// The server's `usage` (per chunk or at the end).
+    Usage,
+    /// labtui's tokenizer for the model, on the streamed text.
+    Tokenizer,
+    /// Neither: one token per content chunk.
+    Chunks,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// The host name does not resolve.
+    Dns,
+    Tls,
+    /// The server answered with an HTTP error status.
+    Status(u16),
+    /// The stream was not the SSE/JSON an OpenAI-compatible server sends.
+    Malformed,
+    /// No byte arrived for longer than the stall timeout.
+    Stalled,
+    /// The connection closed before the stream's end (`[DONE]` or a finish reason).
+    Closed,
+    /// Stopped by labtui (a quit, a level's end).
+    Cancelled,
+    Other,
+}
+
+/// A failed request's reason: the kind (for counting) and what happened, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// One request as the client measured it. Times are since the request was sent; whatever arrived
+/// before a fault is kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// When the request was sent, on the caller's clock.
+    pub sent: Duration,
+    /// Arrival of each output token (a chunk carrying n tokens gives n entries, spread over the
+    /// gap since the previous chunk; the first chunk's arrive together). A chunk's tokens are the
+    /// server's per-chunk usage, else the tokenizer's count of its text, else one: with usage only
+    /// at the end, this may hold fewer entries than `output_tokens`.
+    pub token_at: Vec<Duration>,
+    /// Time to the first content token.
+    pub ttft: Option<Duration>,
+    /// Time to the end of the stream (or to the fault).
+    pub e2e: Duration,
+    pub output_tokens: usize,
+    /// The server's count of prompt tokens, when it gave usage.
+    pub prompt_tokens: Option<usize>,
+    pub counted: Option<Counted>,
+    /// The finish reason the server gave (`stop`, `length`).
+    pub finish: Option<String>,
+    pub text: String,
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// Inter-token latencies: gaps between consecutive tokens.
+    pub fn itl(&self) -> Vec<Duration> {
+        self.token_at.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    /// Time per output token after the first: (E2E − TTFT) ÷ (tokens − 1).
+    pub fn tpot(&self) -> Option<Duration> {
+        let ttft = self.ttft?;
+        (self.output_tokens > 1)
+            .then(|| (self.e2e.saturating_sub(ttft)) / (self.output_tokens as u32 - 1))
+    }
+}
+
+/// How load is offered at one level of a serving benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Load {
+    /// Closed loop: this many requests in flight, each sent when one ends.
+    Concurrency(usize),
+    /// Open loop: arrivals at `rate` requests per second, gamma-distributed gaps of shape
+    /// `burstiness` (1 is Poisson; below 1 burstier, above 1 more regular), at most
+    /// `max_concurrency` in flight (the rest wait their turn).
+    Rate {
+        rate: f64,
+        burstiness: f64,
+        max_concurrency: Option<usize>,
+    },
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Load::Concurrency(c) => write!(f, "concurrency {c}"),
+            Load::Rate {
+                rate,
+                burstiness,
+                max_concurrency,
+            } => {
+                write!(f, "rate {rate} req/s")?;
+                if *burstiness != 1.0 {
+                    write!(f, ", burstiness {burstiness}")?;
+                }
+                if let Some(m) = max_concurrency {
+                    write!(f, ", ≤{m} in flight")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Mean and percentiles of one latency over a level's successful requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dist {
+    pub mean: Duration,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    /// Samples it was computed from.
+    pub n: usize,
+}
+
+/// Latency targets a request must meet to count towards goodput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft: Option<Duration>,
+    pub tpot: Option<Duration>,
+    pub e2e: Option<Duration>,
+}
+
+/// What one level of a serving benchmark measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelSummary {
+    pub endpoint: String,
+    pub load: Load,
+    /// Requests sent (warm-up excluded), finished well, and failed.
+    pub requests: usize,
+    pub ok: usize,
+    pub failed: usize,
+    /// From the first send to the last end.
+    pub duration: Duration,
+    /// Successful requests per second.
+    pub req_s: f64,
+    /// Output tokens of successful requests per second.
+    pub output_tok_s: f64,
+    pub output_tokens: u64,
+    /// Prompt tokens the server reported (0 when it gave no usage).
+    pub prompt_tokens: u64,
+    pub ttft: Dist,
+    /// Time per output token after the first, per request.
+    pub tpot: Dist,
+    /// Gaps between tokens, over every token of every request.
+    pub itl: Dist,
+    pub e2e: Dist,
+    /// Failed requests by reason.
+    pub errors: std::collections::BTreeMap<String, usize>,
+    /// Successful requests per second that met the SLO, when one was given.
+    pub goodput: Option<f64>,
+    /// Dollars per million output tokens at the given hourly price.
+    pub usd_per_mtok: Option<f64>,
+    /// How the output tokens were counted (the most common way over the level).
+    pub counted: Option<Counted>,
+    /// Why the level ended before its bound, if it did (saturation, errors).
+    pub stopped_early: Option<String>,
+    /// What the server's own counters say of the level, when its metrics could be read.
+    #[serde(default)]
+    pub server: Option<ServerLevel>,
+}
+
+/// A server's token counters at one moment, read from its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotals {
+    /// The engine the metric names belong to (`llamacpp`, `vllm`, `tgi`, `sglang`).
+    pub engine: String,
+    pub prompt_tokens: Option<f64>,
+    pub generation_tokens: Option<f64>,
+}
+
+/// The server's counters over one level: the change from its start to its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerLevel {
+    pub engine: String,
+    pub prompt_tokens: Option<u64>,
+    pub generation_tokens: Option<u64>,
+}
+
+impl ServerLevel {
+    /// The change between two readings (`None` for a counter either lacks or that went back,
+    /// as after a restart).
+    pub fn between(start: &ServerTotals, end: &ServerTotals) -> Self {
+        let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b >= a => Some((b - a).round() as u64),
+            _ => None,
+        };
+        Self {
+            engine: end.engine.clone(),
+            prompt_tokens: delta(start.prompt_tokens, end.prompt_tokens),
+            generation_tokens: delta(start.generation_tokens, end.generation_tokens),
+        }
+    }
+}
+
+/// The events of a serving benchmark, as the load generator runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServeEvent {
+    /// A level starts: `index` of `levels`, against `endpoint`.
+    LevelStarted {
+        endpoint: String,
+        index: usize,
+        levels: usize,
+        load: Load,
+        /// Requests the level sends at most.
+        requests: usize,
+    },
+    /// A request was sent (`id` counts within the benchmark).
+    Sent {
+        level: usize,
+        id: u64,
+    },
+    /// A request ended, well or not.
+    Done {
+        level: usize,
+        id: u64,
+        outcome: Outcome,
+    },
+    LevelDone {
+        level: usize,
+        summary: LevelSummary,
+    },
+}

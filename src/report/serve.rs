@@ -1,0 +1,323 @@
+//! A serving benchmark's levels as a table (Markdown, CSV, JSON, one flat row per level) and as
+//! charts: throughput against latency (one point per level, one line per endpoint) and a
+//! per-request timeline.
+
+use super::plot::{chart, register_font, Series, COLORS};
+use super::table::{Align, Table};
+use crate::protocol::serve::{Counted, Dist, LevelSummary, Outcome};
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One level, flat: what CSV and JSON carry (latencies in milliseconds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub endpoint: String,
+    pub load: String,
+    pub requests: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub duration_s: f64,
+    pub req_s: f64,
+    pub output_tok_s: f64,
+    pub output_tokens: u64,
+    pub prompt_tokens: u64,
+    pub ttft_mean_ms: f64,
+    pub ttft_p50_ms: f64,
+    pub ttft_p90_ms: f64,
+    pub ttft_p99_ms: f64,
+    pub tpot_mean_ms: f64,
+    pub tpot_p50_ms: f64,
+    pub tpot_p90_ms: f64,
+    pub tpot_p99_ms: f64,
+    pub itl_mean_ms: f64,
+    pub itl_p50_ms: f64,
+    pub itl_p90_ms: f64,
+    pub itl_p99_ms: f64,
+    pub e2e_mean_ms: f64,
+    pub e2e_p50_ms: f64,
+    pub e2e_p90_ms: f64,
+    pub e2e_p99_ms: f64,
+    pub goodput_req_s: Option<f64>,
+    pub usd_per_mtok: Option<f64>,
+    /// `reason:count` pairs, `;`-separated.
+    pub errors: String,
+    /// How output tokens were counted: usage, tokenizer or chunks.
+    pub counted: String,
+    pub server_engine: Option<String>,
+    pub server_output_tokens: Option<u64>,
+    pub stopped_early: Option<String>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+pub fn counted_name(c: Option<Counted>) -> &'static str {
+    match c {
+        Some(Counted::Usage) => "usage",
+        Some(Counted::Tokenizer) => "tokenizer",
+        Some(Counted::Chunks) => "chunks",
+        None => "—",
+    }
+}
+
+pub fn row(l: &LevelSummary) -> Row {
+    let d = |x: &Dist| [ms(x.mean), ms(x.p50), ms(x.p90), ms(x.p99)];
+    let [ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms] = d(&l.ttft);
+    let [tpot_mean_ms, tpot_p50_ms, tpot_p90_ms, tpot_p99_ms] = d(&l.tpot);
+    let [itl_mean_ms, itl_p50_ms, itl_p90_ms, itl_p99_ms] = d(&l.itl);
+    let [e2e_mean_ms, e2e_p50_ms, e2e_p90_ms, e2e_p99_ms] = d(&l.e2e);
+    Row {
+        endpoint: l.endpoint.clone(),
+        load: l.load.to_string(),
+        requests: l.requests,
+        ok: l.ok,
+        failed: l.failed,
+        duration_s: round(l.duration.as_secs_f64(), 3),
+        req_s: round(l.req_s, 3),
+        output_tok_s: round(l.output_tok_s, 2),
+        output_tokens: l.output_tokens,
+        prompt_tokens: l.prompt_tokens,
+        ttft_mean_ms,
+        ttft_p50_ms,
+        ttft_p90_ms,
+        ttft_p99_ms,
+        tpot_mean_ms,
+        tpot_p50_ms,
+        tpot_p90_ms,
+        tpot_p99_ms,
+        itl_mean_ms,
+        itl_p50_ms,
+        itl_p90_ms,
+        itl_p99_ms,
+        e2e_mean_ms,
+        e2e_p50_ms,
+        e2e_p90_ms,
+        e2e_p99_ms,
+        goodput_req_s: l.goodput.map(|g| round(g, 3)),
+        usd_per_mtok: l.usd_per_mtok.map(|c| round(c, 4)),
+        errors: l
+            .errors
+            .iter()
+            .map(|(r, n)| format!("{r}:{n}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+        counted: counted_name(l.counted).into(),
+        server_engine: l.server.as_ref().map(|s| s.engine.clone()),
+        server_output_tokens: l.server.as_ref().and_then(|s| s.generation_tokens),
+        stopped_early: l.stopped_early.clone(),
+    }
+}
+
+/// The levels as one Markdown table, endpoints side by side on the same workload.
+pub fn markdown(levels: &[LevelSummary]) -> String {
+    let goodput = levels.iter().any(|l| l.goodput.is_some());
+    let cost = levels.iter().any(|l| l.usd_per_mtok.is_some());
+    let server = levels.iter().any(|l| l.server.is_some());
+    let endpoints = levels
+        .iter()
+        .map(|l| &l.endpoint)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut cols: Vec<(&str, Align)> = Vec::new();
+    if endpoints > 1 {
+        cols.push(("endpoint", Align::Left));
+    }
+    cols.extend([
+        ("load", Align::Left),
+        ("ok/sent", Align::Right),
+        ("req/s", Align::Right),
+        ("out tok/s", Align::Right),
+        ("TTFT p50/p99 ms", Align::Right),
+        ("TPOT p50/p99 ms", Align::Right),
+        ("ITL p50/p99 ms", Align::Right),
+        ("E2E p50/p99 ms", Align::Right),
+    ]);
+    if goodput {
+        cols.push(("goodput req/s", Align::Right));
+    }
+    if cost {
+        cols.push(("$/M out tok", Align::Right));
+    }
+    if server {
+        cols.push(("server out tok", Align::Right));
+    }
+    cols.push(("errors", Align::Left));
+    let mut t = Table::new(cols);
+    let pair = |d: &Dist| format!("{:.1} / {:.1}", ms(d.p50), ms(d.p99));
+    for l in levels {
+        let mut cells = Vec::new();
+        if endpoints > 1 {
+            cells.push(l.endpoint.clone());
+        }
+        cells.extend([
+            l.load.to_string(),
+            format!("{}/{}", l.ok, l.requests),
+            format!("{:.2}", l.req_s),
+            format!("{:.1}", l.output_tok_s),
+            pair(&l.ttft),
+            pair(&l.tpot),
+            pair(&l.itl),
+            pair(&l.e2e),
+        ]);
+        if goodput {
+            cells.push(l.goodput.map_or("—".into(), |g| format!("{g:.2}")));
+        }
+        if cost {
+            cells.push(l.usd_per_mtok.map_or("—".into(), |c| format!("{c:.2}")));
+        }
+        if server {
+            cells.push(
+                l.server
+                    .as_ref()
+                    .and_then(|s| s.generation_tokens)
+                    .map_or("—".into(), |n| n.to_string()),
+            );
+        }
+        let mut errors = row(l).errors;
+        if let Some(why) = &l.stopped_early {
+            errors = if errors.is_empty() {
+                why.clone()
+            } else {
+                format!("{errors}; {why}")
+            };
+        }
+        cells.push(if errors.is_empty() {
+            "—".into()
+        } else {
+            errors
+        });
+        t.row(cells);
+    }
+    let counted = levels
+        .iter()
+        .map(|l| counted_name(l.counted))
+        .collect::<std::collections::BTreeSet<_>>();
+    format!(
+        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between tokens.\n",
+        t.markdown(),
+        counted.into_iter().collect::<Vec<_>>().join(", ")
+    )
+}
+
+pub fn csv(levels: &[LevelSummary]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for l in levels {
+        w.serialize(row(l))?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+pub fn json(levels: &[LevelSummary]) -> Result<String> {
+    let rows: Vec<Row> = levels.iter().map(row).collect();
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({ "levels": rows }),
+    )?)
+}
+
+/// `throughput-latency.{png,svg}` (output tok/s against E2E p50, a line per endpoint through its
+/// levels) and `timeline.{png,svg}` (each request from its send to its end, by level) in `dir`.
+pub fn charts(
+    dir: &Path,
+    levels: &[LevelSummary],
+    requests: &[(usize, Outcome)],
+) -> Result<Vec<PathBuf>> {
+    let mut by_endpoint: Vec<Series> = Vec::new();
+    for l in levels {
+        let point = (l.output_tok_s, ms(l.e2e.p50));
+        match by_endpoint.iter_mut().find(|s| s.name == l.endpoint) {
+            Some(s) => s.points.push(point),
+            None => by_endpoint.push(Series {
+                name: l.endpoint.clone(),
+                points: vec![point],
+            }),
+        }
+    }
+    for s in &mut by_endpoint {
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let mut files = chart(
+        dir,
+        "throughput-latency",
+        "Throughput against latency (one point per level)",
+        "output tokens/s",
+        "E2E p50 (ms)",
+        &by_endpoint,
+    )?;
+    let png = dir.join("timeline.png");
+    timeline(
+        BitMapBackend::new(&png, (960, 540)).into_drawing_area(),
+        requests,
+    )?;
+    let svg = dir.join("timeline.svg");
+    timeline(
+        SVGBackend::new(&svg, (960, 540)).into_drawing_area(),
+        requests,
+    )?;
+    files.extend([png, svg]);
+    Ok(files)
+}
+
+/// Each request as a bar from its send to its end (y: request, in send order), TTFT darker,
+/// coloured by level; failures in red.
+fn timeline<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    requests: &[(usize, Outcome)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    register_font();
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing the timeline: {e:?}");
+    root.fill(&WHITE).map_err(e)?;
+    let mut reqs: Vec<&(usize, Outcome)> = requests.iter().collect();
+    reqs.sort_by_key(|(_, o)| o.sent);
+    let end = reqs
+        .iter()
+        .map(|(_, o)| (o.sent + o.e2e).as_secs_f64())
+        .fold(1e-3, f64::max);
+    let n = reqs.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Requests over time (darker: until the first token)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..end * 1.02, 0.0..n)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("request")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    let bars = reqs.iter().enumerate().flat_map(|(i, (level, o))| {
+        let color = if o.ok() {
+            COLORS[level % COLORS.len()]
+        } else {
+            RED
+        };
+        let (y0, y1) = (i as f64 + 0.1, i as f64 + 0.9);
+        let sent = o.sent.as_secs_f64();
+        let first = sent + o.ttft.unwrap_or(o.e2e).as_secs_f64();
+        let end = sent + o.e2e.as_secs_f64();
+        [
+            Rectangle::new([(sent, y0), (first, y1)], color.filled()),
+            Rectangle::new([(first, y0), (end, y1)], color.mix(0.45).filled()),
+        ]
+    });
+    chart.draw_series(bars).map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! When an open loop sends: gaps between arrivals drawn from a gamma distribution whose mean is
+//! one over the rate. Shape 1 is an exponential, so arrivals form a Poisson process; a smaller
+//! shape makes them burstier, a larger one more regular.
+
+use anyhow::{bail, Result};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Gamma};
+use std::time::Duration;
+
+/// `n` gaps between arrivals at `rate` per second with gamma shape `burstiness`, from `seed`.
+/// An infinite rate sends everything at once.
+pub fn gaps(rate: f64, burstiness: f64, n: usize, seed: u64) -> Result<Vec<Duration>> {
+    if rate.is_nan() || rate <= 0.0 {
+        bail!("rate must be above 0 requests/s (got {rate})");
+    }
+    if !burstiness.is_finite() || burstiness <= 0.0 {
+        bail!("burstiness must be a finite number above 0 (got {burstiness})");
+    }
+    if rate.is_infinite() {
+        return Ok(vec![Duration::ZERO; n]);
+    }
+    let gamma = Gamma::new(burstiness, 1.0 / (rate * burstiness))?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    Ok((0..n)
+        .map(|_| Duration::from_secs_f64(gamma.sample(&mut rng).min(1e6)))
+        .collect())
+}
+
+/// Arrival times from gaps: the first request goes at once, each next one a gap later.
+pub fn times(gaps: &[Duration]) -> Vec<Duration> {
+    let mut at = Duration::ZERO;
+    gaps.iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if i > 0 {
+                at += *g;
+            }
+            at
+        })
+        .collect()
+}
+
+/// Mean and squared coefficient of variation of gaps (1 for a Poisson process).
+pub fn mean_cv2(gaps: &[f64]) -> (f64, f64) {
+    let n = gaps.len().max(1) as f64;
+    let mean = gaps.iter().sum::<f64>() / n;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var / (mean * mean).max(f64::MIN_POSITIVE))
+}
+
+/// Index of dispersion (variance over mean) of arrival counts in windows of `window` seconds
+/// (1 for a Poisson process, 0 for a perfectly regular one).
+pub fn dispersion(times: &[f64], window: f64) -> f64 {
+    let Some(end) = times.iter().copied().reduce(f64::max) else {
+        return 0.0;
+    };
+    let bins = ((end / window).floor() as usize).max(1);
+    let mut counts = vec![0f64; bins];
+    for t in times {
+        let i = (t / window) as usize;
+        if i < bins {
+            counts[i] += 1.0;
+        }
+    }
+    let (mean, cv2) = mean_cv2(&counts);
+    cv2 * mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(g: &[Duration]) -> Vec<f64> {
+        g.iter().map(Duration::as_secs_f64).collect()
+    }
+
+    #[test]
+    fn poisson_gaps_have_the_rate_and_unit_dispersion() {
+        for seed in 0..5 {
+            let g = secs(&gaps(4.0, 1.0, 1000, seed).unwrap());
+            let (mean, cv2) = mean_cv2(&g);
+            // The mean of 1000 exponential gaps has a standard error of mean/√1000 ≈ 3.2%.
+            assert!(
+                (mean - 0.25).abs() < 0.25 * 0.13,
+                "seed {seed}: mean {mean}"
+            );
+            assert!((cv2 - 1.0).abs() < 0.25, "seed {seed}: cv² {cv2}");
+        }
+    }
+
+    #[test]
+    fn burstiness_changes_dispersion_not_rate() {
+        let bursty = secs(&gaps(4.0, 0.25, 4000, 7).unwrap());
+        let regular = secs(&gaps(4.0, 8.0, 4000, 7).unwrap());
+        let (m1, c1) = mean_cv2(&bursty);
+        let (m2, c2) = mean_cv2(&regular);
+        assert!(
+            (m1 - 0.25).abs() < 0.03 && (m2 - 0.25).abs() < 0.03,
+            "{m1} {m2}"
+        );
+        assert!((c1 - 4.0).abs() < 1.0, "shape 1/4 gives cv² 4, got {c1}");
+        assert!((c2 - 0.125).abs() < 0.05, "shape 8 gives cv² 1/8, got {c2}");
+    }
+
+    #[test]
+    fn bad_rates_are_refused_and_infinite_is_at_once() {
+        assert!(gaps(0.0, 1.0, 3, 0).is_err());
+        assert!(gaps(f64::NAN, 1.0, 3, 0).is_err());
+        assert!(gaps(1.0, 0.0, 3, 0).is_err());
+        assert!(gaps(1.0, f64::INFINITY, 3, 0).is_err());
+        assert_eq!(
+            gaps(f64::INFINITY, 1.0, 3, 0).unwrap(),
+            vec![Duration::ZERO; 3]
+        );
+    }
+
+    #[test]
+    fn dispersion_tells_regular_from_poisson() {
+        let regular: Vec<f64> = (0..1000).map(|i| i as f64 * 0.01).collect();
+        assert!(dispersion(&regular, 0.1) < 0.1);
+        let t = times(&gaps(100.0, 1.0, 1000, 3).unwrap());
+        let d = dispersion(&secs(&t), 0.1);
+        assert!((d - 1.0).abs() < 0.35, "Poisson counts: dispersion {d}");
+    }
+}

@@ -1,0 +1,308 @@
+//! The load generator: levels of offered load against one or more servers, each level bounded
+//! by a request count and a duration, stopped early when the server saturates or errors pile up.
+//!
+//! - Closed loop ([`Load::Concurrency`]): N requests in flight, each sent as one ends.
+//! - Open loop ([`Load::Rate`]): arrivals on a schedule ([`arrivals`]), whatever the server does,
+//!   at most `max_concurrency` in flight (the rest wait their turn and count as backlog).
+//! - Sweep: a closed-loop probe finds the saturation throughput, then open-loop levels measure
+//!   rates below it.
+//!
+//! Every request is reported as it is sent and as it ends ([`ServeEvent`]), so the dashboard
+//! draws a benchmark live and a recording keeps each request.
+
+pub mod arrivals;
+pub mod summary;
+pub mod workload;
+
+use crate::protocol::serve::{
+    FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, ServerLevel, ServerTotals, Slo,
+};
+use anyhow::{bail, Result};
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use workload::Workload;
+
+/// Something requests are sent to: a server over HTTP, or a stand-in in tests.
+pub trait Target: Send + Sync {
+    /// The name tables and events show (the endpoint's URL).
+    fn name(&self) -> String;
+    /// Send one request; its `Outcome::sent` is measured from `origin`.
+    fn send(&self, req: Request, origin: Instant) -> BoxFuture<'static, Outcome>;
+    /// The server's token counters now, when it publishes metrics; read at each level's start
+    /// and end so a level's tokens can be checked against the server's own count.
+    fn totals(&self) -> BoxFuture<'static, Option<ServerTotals>> {
+        Box::pin(async { None })
+    }
+}
+
+/// How the levels run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub loads: Vec<Load>,
+    /// Requests per level (the warm-up not counted).
+    pub requests: usize,
+    /// Longest a level sends for; requests in flight at the end still finish.
+    pub duration: Option<Duration>,
+    /// Requests sent one at a time before an endpoint's first level, not measured.
+    pub warmup: usize,
+    /// A level stops sending once more than this share of at least 10 ended requests failed.
+    pub max_error_rate: f64,
+    pub slo: Option<Slo>,
+    pub usd_per_hour: Option<f64>,
+}
+
+/// A sweep: a closed-loop probe at `probe` concurrency, then open-loop levels at these shares
+/// of the throughput it reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub probe: usize,
+    pub fractions: Vec<f64>,
+    pub burstiness: f64,
+    pub max_concurrency: Option<usize>,
+}
+
+impl Sweep {
+    pub const FRACTIONS: [f64; 4] = [0.25, 0.5, 0.75, 0.9];
+}
+
+/// Where the run stands: the clock requests are stamped on, the next request id, and the stop flag.
+pub struct Run<'a> {
+    pub origin: Instant,
+    pub stop: Arc<AtomicBool>,
+    pub sink: &'a mut (dyn FnMut(ServeEvent) + Send),
+    next_id: u64,
+    level: usize,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(sink: &'a mut (dyn FnMut(ServeEvent) + Send), stop: Arc<AtomicBool>) -> Self {
+        Self {
+            origin: Instant::now(),
+            stop,
+            sink,
+            next_id: 0,
+            level: 0,
+        }
+    }
+}
+
+/// Run the plan (or the sweep) against every target in turn, the same workload each; returns the
+/// levels measured, in order. Fails when a target cannot be reached at all (its warm-up is
+/// refused or its name does not resolve).
+pub async fn run(
+    targets: &[Arc<dyn Target>],
+    workload: &Workload,
+    plan: &Plan,
+    sweep: Option<&Sweep>,
+    run: &mut Run<'_>,
+) -> Result<Vec<LevelSummary>> {
+    if plan.requests == 0 {
+        bail!("a level needs at least one request");
+    }
+    let per_target = match sweep {
+        Some(s) => 1 + s.fractions.len(),
+        None => plan.loads.len(),
+    };
+    let levels = per_target * targets.len();
+    let reqs = workload.requests(plan.requests);
+    let mut out = Vec::new();
+    for target in targets {
+        warm_up(target, &reqs, plan.warmup, run.origin).await?;
+        let loads = match sweep {
+            None => plan.loads.clone(),
+            Some(s) => {
+                let probe = level(
+                    target,
+                    &reqs,
+                    Load::Concurrency(s.probe),
+                    plan,
+                    levels,
+                    workload.seed,
+                    run,
+                )
+                .await;
+                let sat = probe.req_s;
+                out.push(probe);
+                if sat <= 0.0 || run.stop.load(Ordering::SeqCst) {
+                    continue;
+                }
+                s.fractions
+                    .iter()
+                    .map(|f| Load::Rate {
+                        rate: round3(sat * f),
+                        burstiness: s.burstiness,
+                        max_concurrency: s.max_concurrency,
+                    })
+                    .collect()
+            }
+        };
+        for load in loads {
+            if run.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            out.push(level(target, &reqs, load, plan, levels, workload.seed, run).await);
+        }
+    }
+    Ok(out)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn warm_up(
+    target: &Arc<dyn Target>,
+    reqs: &[Request],
+    n: usize,
+    origin: Instant,
+) -> Result<()> {
+    for req in reqs.iter().cycle().take(n) {
+        let o = target.send(req.clone(), origin).await;
+        if let Some(f) = &o.failure {
+            if matches!(
+                f.kind,
+                FailureKind::Refused | FailureKind::Dns | FailureKind::Tls
+            ) {
+                bail!("{}: {}", target.name(), f.message);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Requests waiting or in flight beyond which an open-loop level counts as saturated: four times
+/// what Little's law expects at this rate from the fastest request so far, and at least 16 (and
+/// twice the concurrency cap).
+fn backlog_limit(rate: f64, fastest: Option<Duration>, cap: usize) -> usize {
+    let little = fastest.map_or(0.0, |e| rate * e.as_secs_f64());
+    let mut limit = (4.0 * little).ceil().max(16.0) as usize;
+    if cap != usize::MAX {
+        limit = limit.max(2 * cap);
+    }
+    limit
+}
+
+async fn level(
+    target: &Arc<dyn Target>,
+    reqs: &[Request],
+    load: Load,
+    plan: &Plan,
+    levels: usize,
+    seed: u64,
+    run: &mut Run<'_>,
+) -> LevelSummary {
+    let index = run.level;
+    run.level += 1;
+    let n = reqs.len();
+    (run.sink)(ServeEvent::LevelStarted {
+        endpoint: target.name(),
+        index,
+        levels,
+        load,
+        requests: n,
+    });
+    let (arrivals, cap, rate) = match load {
+        Load::Concurrency(c) => (None, c.max(1), 0.0),
+        Load::Rate {
+            rate,
+            burstiness,
+            max_concurrency,
+        } => {
+            // Rates and shapes were checked where they were parsed; a bad one sends at once.
+            let gaps = arrivals::gaps(rate, burstiness, n, seed.wrapping_add(index as u64))
+                .unwrap_or_else(|_| vec![Duration::ZERO; n]);
+            (
+                Some(arrivals::times(&gaps)),
+                max_concurrency.unwrap_or(usize::MAX).max(1),
+                rate,
+            )
+        }
+    };
+    let before = target.totals().await;
+    let t0 = Instant::now();
+    let deadline = plan.duration.map(|d| t0 + d);
+    let mut set: JoinSet<(u64, Outcome)> = JoinSet::new();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(n);
+    let (mut sent, mut failed) = (0usize, 0usize);
+    let mut fastest: Option<Duration> = None;
+    let mut stopped: Option<String> = None;
+    loop {
+        let now = Instant::now();
+        if run.stop.load(Ordering::SeqCst) {
+            set.abort_all();
+            stopped.get_or_insert_with(|| "stopped".into());
+        }
+        let open = sent < n && stopped.is_none() && deadline.is_none_or(|d| now < d);
+        if open {
+            while sent < n && set.len() < cap {
+                if arrivals.as_ref().is_some_and(|at| t0 + at[sent] > now) {
+                    break;
+                }
+                let id = run.next_id;
+                run.next_id += 1;
+                (run.sink)(ServeEvent::Sent { level: index, id });
+                let fut = target.send(reqs[sent].clone(), run.origin);
+                set.spawn(async move { (id, fut.await) });
+                sent += 1;
+            }
+            if let Some(at) = &arrivals {
+                let due = at[sent..].partition_point(|a| t0 + *a <= now);
+                let limit = backlog_limit(rate, fastest, cap);
+                if set.len() + due > limit {
+                    stopped = Some(format!(
+                        "saturated: {} requests waiting or in flight (limit {limit})",
+                        set.len() + due
+                    ));
+                }
+            }
+        }
+        if set.is_empty() && !(open && sent < n) {
+            break;
+        }
+        let next_arrival = arrivals
+            .as_ref()
+            .filter(|_| open && sent < n && set.len() < cap)
+            .map(|at| t0 + at[sent]);
+        tokio::select! {
+            joined = set.join_next(), if !set.is_empty() => {
+                let Some(Ok((id, outcome))) = joined else { continue };
+                failed += usize::from(!outcome.ok());
+                if outcome.ok() {
+                    fastest = Some(fastest.map_or(outcome.e2e, |f| f.min(outcome.e2e)));
+                }
+                (run.sink)(ServeEvent::Done { level: index, id, outcome: outcome.clone() });
+                outcomes.push(outcome);
+                let ended = outcomes.len();
+                if stopped.is_none() && ended >= 10 && failed as f64 > plan.max_error_rate * ended as f64 {
+                    stopped = Some(format!("errors passed {:.0}%: {failed} of {ended} failed", plan.max_error_rate * 100.0));
+                }
+            }
+            _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    if stopped.is_none() && sent < n {
+        stopped = Some(format!("duration reached after {sent} of {n} requests"));
+    }
+    let after = match before {
+        Some(_) => target.totals().await,
+        None => None,
+    };
+    let mut summary = summary::summarize(summary::Inputs {
+        endpoint: &target.name(),
+        load,
+        outcomes: &outcomes,
+        slo: plan.slo,
+        usd_per_hour: plan.usd_per_hour,
+        stopped_early: stopped,
+    });
+    summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
+    (run.sink)(ServeEvent::LevelDone {
+        level: index,
+        summary: summary.clone(),
+    });
+    summary
+}

@@ -1,0 +1,212 @@
+//! A level's numbers from its requests' outcomes: rates, latency distributions, errors by
+//! reason, goodput under an SLO and the cost of a million output tokens.
+
+use crate::protocol::serve::{Counted, Dist, LevelSummary, Load, Outcome, Slo};
+use crate::stats::itl_percentiles;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Mean and p50/p90/p99 of `xs`.
+pub fn dist(xs: &[Duration]) -> Dist {
+    if xs.is_empty() {
+        return Dist::default();
+    }
+    let mean = xs.iter().sum::<Duration>() / xs.len() as u32;
+    // Nearest-rank p50, p90 and p99, sorted once.
+    let [p50, p90, p99] = itl_percentiles(xs);
+    Dist {
+        mean,
+        p50,
+        p90,
+        p99,
+        n: xs.len(),
+    }
+}
+
+/// Whether a successful request met every target of the SLO.
+pub fn meets(o: &Outcome, slo: &Slo) -> bool {
+    let ok = |target: Option<Duration>, got: Option<Duration>| match (target, got) {
+        (Some(t), Some(g)) => g <= t,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    o.ok()
+        && ok(slo.ttft, o.ttft)
+        && ok(slo.e2e, Some(o.e2e))
+        // A one-token answer has no time per output token: it meets any TPOT target.
+        && (slo.tpot.is_none() || o.output_tokens <= 1 || ok(slo.tpot, o.tpot()))
+}
+
+/// The short name a failure is counted under.
+pub fn reason(o: &Outcome) -> Option<String> {
+    use crate::protocol::serve::FailureKind::*;
+    let f = o.failure.as_ref()?;
+    Some(match &f.kind {
+        Refused => "refused".into(),
+        Dns => "dns".into(),
+        Tls => "tls".into(),
+        Status(s) => format!("http {s}"),
+        Malformed => "malformed".into(),
+        Stalled => "stalled".into(),
+        Closed => "closed".into(),
+        Cancelled => "cancelled".into(),
+        Other => "other".into(),
+    })
+}
+
+/// What a level's outcomes add up to.
+pub struct Inputs<'a> {
+    pub endpoint: &'a str,
+    pub load: Load,
+    pub outcomes: &'a [Outcome],
+    pub slo: Option<Slo>,
+    pub usd_per_hour: Option<f64>,
+    pub stopped_early: Option<String>,
+}
+
+pub fn summarize(i: Inputs) -> LevelSummary {
+    let outcomes = i.outcomes;
+    let good: Vec<&Outcome> = outcomes.iter().filter(|o| o.ok()).collect();
+    // The level lasts from its first send to its last end (a failure's end included).
+    let start = outcomes.iter().map(|o| o.sent).min().unwrap_or_default();
+    let end = outcomes
+        .iter()
+        .map(|o| o.sent + o.e2e)
+        .max()
+        .unwrap_or_default();
+    let duration = end.saturating_sub(start);
+    let secs = duration.as_secs_f64();
+    let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+    let output_tokens: u64 = good.iter().map(|o| o.output_tokens as u64).sum();
+    let prompt_tokens: u64 = good.iter().filter_map(|o| o.prompt_tokens).sum::<usize>() as u64;
+    let ttft: Vec<Duration> = good.iter().filter_map(|o| o.ttft).collect();
+    let tpot: Vec<Duration> = good.iter().filter_map(|o| o.tpot()).collect();
+    let itl: Vec<Duration> = good.iter().flat_map(|o| o.itl()).collect();
+    let e2e: Vec<Duration> = good.iter().map(|o| o.e2e).collect();
+    let mut errors = BTreeMap::new();
+    for r in outcomes.iter().filter_map(reason) {
+        *errors.entry(r).or_insert(0) += 1;
+    }
+    let output_tok_s = per_s(output_tokens as f64);
+    let mut ways: BTreeMap<&'static str, (usize, Counted)> = BTreeMap::new();
+    for c in good.iter().filter_map(|o| o.counted) {
+        let key = match c {
+            Counted::Usage => "usage",
+            Counted::Tokenizer => "tokenizer",
+            Counted::Chunks => "chunks",
+        };
+        ways.entry(key).or_insert((0, c)).0 += 1;
+    }
+    LevelSummary {
+        endpoint: i.endpoint.to_string(),
+        load: i.load,
+        requests: outcomes.len(),
+        ok: good.len(),
+        failed: outcomes.len() - good.len(),
+        duration,
+        req_s: per_s(good.len() as f64),
+        output_tok_s,
+        output_tokens,
+        prompt_tokens,
+        ttft: dist(&ttft),
+        tpot: dist(&tpot),
+        itl: dist(&itl),
+        e2e: dist(&e2e),
+        errors,
+        goodput: i
+            .slo
+            .map(|slo| per_s(good.iter().filter(|o| meets(o, &slo)).count() as f64)),
+        usd_per_mtok: i
+            .usd_per_hour
+            .filter(|_| output_tok_s > 0.0)
+            .map(|usd| usd / 3600.0 / output_tok_s * 1e6),
+        counted: ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c),
+        stopped_early: i.stopped_early,
+        server: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::serve::{Failure, FailureKind};
+
+    fn ms(x: u64) -> Duration {
+        Duration::from_millis(x)
+    }
+
+    fn outcome(sent: u64, ttft: u64, gaps: &[u64]) -> Outcome {
+        let mut at = vec![ms(ttft)];
+        for g in gaps {
+            at.push(*at.last().unwrap() + ms(*g));
+        }
+        Outcome {
+            sent: ms(sent),
+            ttft: Some(ms(ttft)),
+            e2e: *at.last().unwrap(),
+            output_tokens: at.len(),
+            token_at: at,
+            counted: Some(Counted::Usage),
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn rates_latencies_goodput_and_cost() {
+        let failed = Outcome {
+            sent: ms(100),
+            e2e: ms(50),
+            failure: Some(Failure {
+                kind: FailureKind::Status(503),
+                message: "overloaded".into(),
+            }),
+            ..Outcome::default()
+        };
+        let outs = vec![
+            outcome(0, 100, &[10, 10, 10]),    // 4 tokens, ends at 130
+            outcome(500, 300, &[20, 20]),      // 3 tokens, ends at 840
+            outcome(1000, 100, &[10, 10, 10]), // ends at 1130… the last end
+            failed,
+        ];
+        let s = summarize(Inputs {
+            endpoint: "http://x",
+            load: Load::Concurrency(2),
+            outcomes: &outs,
+            slo: Some(Slo {
+                ttft: Some(ms(200)),
+                ..Slo::default()
+            }),
+            usd_per_hour: Some(3.6),
+            stopped_early: None,
+        });
+        assert_eq!((s.requests, s.ok, s.failed), (4, 3, 1));
+        assert_eq!(s.duration, ms(1130));
+        assert_eq!(s.output_tokens, 11);
+        assert!((s.output_tok_s - 11.0 / 1.13).abs() < 1e-9);
+        assert!((s.req_s - 3.0 / 1.13).abs() < 1e-9);
+        assert_eq!(s.ttft.p50, ms(100));
+        assert_eq!(s.ttft.n, 3);
+        assert_eq!(s.itl.n, 8);
+        assert_eq!(s.tpot.p99, ms(20));
+        assert_eq!(s.errors.get("http 503"), Some(&1));
+        // Two of three met TTFT ≤ 200 ms.
+        assert!((s.goodput.unwrap() - 2.0 / 1.13).abs() < 1e-9);
+        // $3.60 an hour is $0.001 a second; at 11/1.13 tok/s a million tokens cost ≈ $102.7.
+        assert!((s.usd_per_mtok.unwrap() - 0.001 / (11.0 / 1.13) * 1e6).abs() < 1e-6);
+        assert_eq!(s.counted, Some(Counted::Usage));
+    }
+
+    #[test]
+    fn an_empty_level_is_zeros_not_nan() {
+        let s = summarize(Inputs {
+            endpoint: "e",
+            load: Load::Concurrency(1),
+            outcomes: &[],
+            slo: None,
+            usd_per_hour: Some(1.0),
+            stopped_early: None,
+        });
+        assert_eq!((s.requests, s.req_s, s.output_tok_s), (0, 0.0, 0.0));
+        assert_eq!(s.usd_per_mtok, None);
+    }
+}

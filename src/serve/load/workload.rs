@@ -1,0 +1,245 @@
+//! What a serving benchmark sends: built-in prompts, prompts from a file, or synthetic prompts of
+//! a chosen length; with the output length and sampling every request shares.
+
+use crate::protocol::serve::Request;
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use std::path::Path;
+
+/// The built-in prompt set: short everyday coding and writing requests.
+pub const BUILTIN: &[&str] = &[
+    "Write a Python function that checks whether a string is a palindrome.",
+    "Explain the difference between a process and a thread in three sentences.",
+    "Write a Rust function that returns the n-th Fibonacci number iteratively.",
+    "What does the HTTP status code 429 mean, and how should a client react to it?",
+    "Write a SQL query that returns the ten customers with the highest total order value.",
+    "Summarise what a hash map is to someone who has never programmed.",
+    "Write a bash one-liner that counts the lines of every .rs file under src.",
+    "Give three tips for writing readable commit messages.",
+    "Write a JavaScript function that debounces another function.",
+    "Explain what a KV cache does in a transformer's decoding loop.",
+    "Write a C function that reverses a linked list in place.",
+    "List the steps of a binary search and its time complexity.",
+    "Write a Go HTTP handler that answers /health with 200 OK.",
+    "What is the difference between latency and throughput?",
+    "Write a Python class for a stack with push, pop and peek.",
+    "Explain tail latency and why p99 matters for a web service.",
+];
+
+/// One-token English words (with their leading space, as BPE vocabularies hold them): a
+/// synthetic prompt of n words is close to n tokens for the common tokenizers.
+const WORDS: &[&str] = &[
+    " the", " time", " people", " year", " way", " day", " man", " thing", " world", " life",
+    " hand", " part", " child", " eye", " place", " work", " week", " case", " point", " number",
+    " group", " problem", " fact", " water", " room", " city", " story", " money", " light",
+    " game",
+];
+
+/// Where prompts come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompts {
+    Builtin,
+    /// Prompts read from a file (see [`read_prompts`]).
+    List(Vec<String>),
+    /// Synthetic prompts of about `mean` tokens, normally spread with `stddev` (at least 1).
+    Synthetic {
+        mean: usize,
+        stddev: usize,
+    },
+}
+
+/// Everything requests share, and where their prompts come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub prompts: Prompts,
+    pub max_tokens: usize,
+    pub ignore_eos: bool,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+impl Workload {
+    /// The `n` requests of one level, the same for every level and endpoint with the same seed.
+    pub fn requests(&self, n: usize) -> Vec<Request> {
+        let texts: Vec<String> = match &self.prompts {
+            Prompts::Builtin => (0..n)
+                .map(|i| BUILTIN[i % BUILTIN.len()].to_string())
+                .collect(),
+            Prompts::List(list) if !list.is_empty() => {
+                (0..n).map(|i| list[i % list.len()].clone()).collect()
+            }
+            Prompts::List(_) => vec![String::new(); n],
+            Prompts::Synthetic { mean, stddev } => synthetic(*mean, *stddev, n, self.seed),
+        };
+        texts
+            .into_iter()
+            .map(|prompt| Request {
+                prompt,
+                max_tokens: self.max_tokens,
+                ignore_eos: self.ignore_eos,
+                temperature: self.temperature,
+            })
+            .collect()
+    }
+}
+
+/// `n` prompts of about `mean` ± `stddev` one-token words each.
+pub fn synthetic(mean: usize, stddev: usize, n: usize, seed: u64) -> Vec<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let normal = Normal::new(mean as f64, stddev as f64).ok();
+    (0..n)
+        .map(|_| {
+            let len = normal
+                .map_or(mean as f64, |d| d.sample(&mut rng))
+                .round()
+                .max(1.0) as usize;
+            (0..len)
+                .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+                .collect::<String>()
+                .trim_start()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `MEAN:STDDEV` (or just `MEAN`) prompt tokens for synthetic prompts.
+pub fn parse_lengths(s: &str) -> Result<(usize, usize)> {
+    let (mean, sd) = s.split_once(':').unwrap_or((s, "0"));
+    let mean: usize = mean
+        .trim()
+        .parse()
+        .with_context(|| format!("input tokens `{s}`: the mean is not a whole number"))?;
+    let sd: usize = sd
+        .trim()
+        .parse()
+        .with_context(|| format!("input tokens `{s}`: the stddev is not a whole number"))?;
+    if mean == 0 || mean > 1 << 20 {
+        bail!(
+            "input tokens `{s}`: the mean must be between 1 and {}",
+            1 << 20
+        );
+    }
+    if sd > mean {
+        bail!("input tokens `{s}`: the stddev must not exceed the mean");
+    }
+    Ok((mean, sd))
+}
+
+/// Prompts from a file: JSON Lines (each line an object with `prompt`, or with `messages` whose
+/// last user message is taken, or a JSON string), else one prompt per non-empty text line.
+pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading prompts from {}", path.display()))?;
+    let jsonl = text.trim_start().starts_with('{') || text.trim_start().starts_with('"');
+    let mut prompts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !jsonl {
+            prompts.push(line.to_string());
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
+        let p = prompt_of(&v).with_context(|| {
+            format!(
+                "{}:{}: a line needs a `prompt` string or `messages` with a user message",
+                path.display(),
+                i + 1
+            )
+        })?;
+        prompts.push(p);
+    }
+    if prompts.is_empty() {
+        bail!("{} holds no prompts", path.display());
+    }
+    Ok(prompts)
+}
+
+fn prompt_of(v: &serde_json::Value) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        return Some(s.to_string());
+    }
+    if let Some(s) = v.get("prompt").and_then(|p| p.as_str()) {
+        return Some(s.to_string());
+    }
+    v.get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(|r| r.as_str()) == Some("user"))?
+        .get("content")?
+        .as_str()
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_lengths_follow_mean_and_spread() {
+        let ps = synthetic(64, 16, 2000, 1);
+        let lens: Vec<f64> = ps
+            .iter()
+            .map(|p| p.split_whitespace().count() as f64)
+            .collect();
+        let mean = lens.iter().sum::<f64>() / lens.len() as f64;
+        let sd = (lens.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lens.len() as f64).sqrt();
+        assert!((mean - 64.0).abs() < 1.5, "mean {mean}");
+        assert!((sd - 16.0).abs() < 1.5, "sd {sd}");
+        assert_eq!(synthetic(5, 0, 3, 9), synthetic(5, 0, 3, 9));
+        assert!(synthetic(5, 0, 3, 9)
+            .iter()
+            .all(|p| p.split_whitespace().count() == 5));
+    }
+
+    #[test]
+    fn lengths_parse_or_say_why() {
+        assert_eq!(parse_lengths("512:128").unwrap(), (512, 128));
+        assert_eq!(parse_lengths("100").unwrap(), (100, 0));
+        for bad in ["0", "x:1", "10:20", "5:-1", ""] {
+            assert!(parse_lengths(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prompt_files_in_text_and_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let txt = dir.path().join("p.txt");
+        std::fs::write(&txt, "first\n\n second \n").unwrap();
+        assert_eq!(read_prompts(&txt).unwrap(), vec!["first", "second"]);
+        let jl = dir.path().join("p.jsonl");
+        std::fs::write(
+            &jl,
+            "{\"prompt\":\"a\"}\n{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"b\"}]}\n\"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(read_prompts(&jl).unwrap(), vec!["a", "b", "c"]);
+        std::fs::write(&jl, "{\"prompt\":\"a\"}\n{\"nope\":1}\n").unwrap();
+        let e = format!("{:#}", read_prompts(&jl).unwrap_err());
+        assert!(e.contains(":2:"), "{e}");
+        std::fs::write(&txt, "\n\n").unwrap();
+        assert!(read_prompts(&txt).is_err());
+    }
+
+    #[test]
+    fn requests_cycle_the_prompts() {
+        let w = Workload {
+            prompts: Prompts::List(vec!["a".into(), "b".into()]),
+            max_tokens: 7,
+            ignore_eos: true,
+            temperature: 0.0,
+            seed: 0,
+        };
+        let r = w.requests(3);
+        assert_eq!(
+            r.iter().map(|r| r.prompt.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "a"]
+        );
+        assert!(r.iter().all(|r| r.max_tokens == 7 && r.ignore_eos));
+    }
+}

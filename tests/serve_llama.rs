@@ -1,0 +1,113 @@
+//! End to end against a real server: llama.cpp's `llama-server` on loopback serving the 0.5B GGUF
+//! with four slots and its metrics on; `labtui bench serve` measures three closed-loop levels and
+//! each level's output tokens must equal the server's own `llamacpp:tokens_predicted_total` over
+//! that level.
+
+mod common;
+
+use common::{free_port, llama_server, real_model, KillOnDrop, OutputWithin, QWEN_05B};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_healthy(port: u16, server: &mut KillOnDrop, limit: Duration) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("llama-server exited before it was ready: {status}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s
+                .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("llama-server did not answer /health within {limit:?}");
+}
+
+#[test]
+fn bench_serve_against_llama_server_agrees_with_its_metrics() {
+    let (Some(model), Some(bin)) = (real_model(QWEN_05B), llama_server()) else {
+        return;
+    };
+    let port = free_port();
+    // `--no-repack`: some CPUs with AMX crash in llama.cpp's repacked kernels; speed is not
+    // what this test checks.
+    let mut server = KillOnDrop(
+        Command::new(&bin)
+            .args([
+                "-m",
+                model.to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .args([
+                "--parallel",
+                "4",
+                "--metrics",
+                "-c",
+                "4096",
+                "-t",
+                "2",
+                "--no-repack",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("llama-server starts"),
+    );
+    wait_healthy(port, &mut server, Duration::from_secs(120));
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(["bench", "serve", "--endpoint", &url])
+        .args([
+            "--concurrency",
+            "1,2,4",
+            "--requests",
+            "8",
+            "--max-tokens",
+            "32",
+        ])
+        .args(["--format", "json"])
+        .output_within(Duration::from_secs(600));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench serve failed: {stderr}");
+    eprintln!("{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let levels = v["levels"].as_array().expect("a levels array");
+    assert_eq!(levels.len(), 3, "{v:#}");
+    for (l, c) in levels.iter().zip([1, 2, 4]) {
+        assert_eq!(l["load"], format!("concurrency {c}"));
+        assert_eq!(l["ok"], 8, "level {c}: {l:#}");
+        assert_eq!(
+            l["server_engine"], "llamacpp",
+            "the llamacpp: metrics were read: {l:#}"
+        );
+        let ours = l["output_tokens"].as_u64().unwrap();
+        assert!(ours > 0 && ours <= 8 * 32, "level {c}: {ours} tokens");
+        assert_eq!(
+            l["server_output_tokens"].as_u64(),
+            Some(ours),
+            "level {c}: our count against llamacpp:tokens_predicted_total: {l:#}"
+        );
+        assert_eq!(l["counted"], "usage", "llama-server gives usage: {l:#}");
+        for k in [
+            "ttft_p50_ms",
+            "tpot_p50_ms",
+            "itl_p50_ms",
+            "e2e_p50_ms",
+            "output_tok_s",
+        ] {
+            assert!(l[k].as_f64().unwrap() > 0.0, "level {c}: {k} in {l:#}");
+        }
+    }
+}

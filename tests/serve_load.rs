@@ -1,0 +1,287 @@
+//! The load generator against stand-in targets (no HTTP): concurrency bounds, open-loop arrival
+//! statistics, early stops, the sweep and a target that cannot be reached.
+
+use futures::future::BoxFuture;
+use labtui::protocol::serve::{Failure, FailureKind, Load, Outcome, Request, ServeEvent};
+use labtui::serve::load::arrivals::{dispersion, mean_cv2};
+use labtui::serve::load::workload::{Prompts, Workload};
+use labtui::serve::load::{run, Plan, Run, Sweep, Target};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A server that takes `latency` per request and streams `tokens` tokens evenly over it, with
+/// `slots` requests served at once (the rest queue); `fail` makes every request a 500.
+struct Fake {
+    latency: Duration,
+    tokens: usize,
+    slots: Arc<tokio::sync::Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+    fail: Option<FailureKind>,
+}
+
+impl Fake {
+    fn new(latency_ms: u64, slots: usize) -> Self {
+        Self {
+            latency: Duration::from_millis(latency_ms),
+            tokens: 4,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            in_flight: Arc::default(),
+            most_in_flight: Arc::default(),
+            fail: None,
+        }
+    }
+}
+
+impl Target for Fake {
+    fn name(&self) -> String {
+        "fake://server".into()
+    }
+
+    fn send(&self, req: Request, origin: Instant) -> BoxFuture<'static, Outcome> {
+        let (latency, tokens, slots) = (
+            self.latency,
+            self.tokens.min(req.max_tokens),
+            self.slots.clone(),
+        );
+        let (in_flight, most) = (self.in_flight.clone(), self.most_in_flight.clone());
+        let fail = self.fail.clone();
+        Box::pin(async move {
+            let sent = origin.elapsed();
+            let start = Instant::now();
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let _slot = slots.acquire_owned().await.unwrap();
+            tokio::time::sleep(latency).await;
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let e2e = start.elapsed();
+            if let Some(kind) = fail {
+                return Outcome {
+                    sent,
+                    e2e,
+                    failure: Some(Failure {
+                        kind,
+                        message: "scripted".into(),
+                    }),
+                    ..Outcome::default()
+                };
+            }
+            let token_at: Vec<Duration> = (1..=tokens)
+                .map(|i| e2e * i as u32 / tokens as u32)
+                .collect();
+            Outcome {
+                sent,
+                ttft: token_at.first().copied(),
+                e2e,
+                output_tokens: tokens,
+                token_at,
+                ..Outcome::default()
+            }
+        })
+    }
+}
+
+fn workload() -> Workload {
+    Workload {
+        prompts: Prompts::Builtin,
+        max_tokens: 16,
+        ignore_eos: false,
+        temperature: 0.0,
+        seed: 1,
+    }
+}
+
+fn plan(loads: Vec<Load>, requests: usize) -> Plan {
+    Plan {
+        loads,
+        requests,
+        duration: None,
+        warmup: 0,
+        max_error_rate: 0.5,
+        slo: None,
+        usd_per_hour: None,
+    }
+}
+
+/// Run with a bound on the whole test, collecting the events.
+async fn go(
+    target: Arc<dyn Target>,
+    plan: &Plan,
+    sweep: Option<&Sweep>,
+) -> (
+    anyhow::Result<Vec<labtui::protocol::serve::LevelSummary>>,
+    Vec<ServeEvent>,
+) {
+    let mut events = Vec::new();
+    let mut sink = |e: ServeEvent| events.push(e);
+    let mut r = Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(&[target], &workload(), plan, sweep, &mut r),
+    )
+    .await
+    .expect("the load run ends");
+    (res, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_keeps_exactly_n_in_flight() {
+    let fake = Arc::new(Fake::new(20, 64));
+    let (res, events) = go(fake.clone(), &plan(vec![Load::Concurrency(4)], 40), None).await;
+    let levels = res.unwrap();
+    assert_eq!(levels.len(), 1);
+    let l = &levels[0];
+    assert_eq!((l.requests, l.ok, l.failed), (40, 40, 0));
+    assert_eq!(fake.most_in_flight.load(Ordering::SeqCst), 4);
+    assert_eq!(l.output_tokens, 160);
+    // 40 requests, 4 at a time, 20 ms each: about 10 rounds.
+    assert!(l.duration >= Duration::from_millis(200), "{:?}", l.duration);
+    let sent = events
+        .iter()
+        .filter(|e| matches!(e, ServeEvent::Sent { .. }))
+        .count();
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, ServeEvent::Done { .. }))
+        .count();
+    assert_eq!((sent, done), (40, 40));
+    assert!(matches!(
+        events.first(),
+        Some(ServeEvent::LevelStarted { .. })
+    ));
+    assert!(matches!(events.last(), Some(ServeEvent::LevelDone { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_arrivals_are_poisson() {
+    // 1,000 arrivals at 200/s against an instant server: about 5 s.
+    let fake = Arc::new(Fake::new(0, 1024));
+    let load = Load::Rate {
+        rate: 200.0,
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let (res, events) = go(fake, &plan(vec![load], 1000), None).await;
+    assert_eq!(res.unwrap()[0].ok, 1000);
+    let mut sent: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServeEvent::Done { outcome, .. } => Some(outcome.sent.as_secs_f64()),
+            _ => None,
+        })
+        .collect();
+    sent.sort_by(f64::total_cmp);
+    let t0 = sent[0];
+    let times: Vec<f64> = sent.iter().map(|t| t - t0).collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let (mean, cv2) = mean_cv2(&gaps);
+    // The mean gap of 999 exponential gaps is 5 ms ± 3.2% (one standard error).
+    assert!((mean - 0.005).abs() < 0.005 * 0.15, "mean gap {mean}");
+    assert!(
+        (cv2 - 1.0).abs() < 0.3,
+        "squared coefficient of variation {cv2}"
+    );
+    // Counts in 50 ms windows (10 expected): variance equals the mean for Poisson arrivals.
+    let d = dispersion(&times, 0.05);
+    assert!((d - 1.0).abs() < 0.35, "index of dispersion {d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_server_stops_the_level_early() {
+    let mut fake = Fake::new(1, 64);
+    fake.fail = Some(FailureKind::Status(500));
+    let (res, _) = go(Arc::new(fake), &plan(vec![Load::Concurrency(2)], 200), None).await;
+    let l = &res.unwrap()[0];
+    assert!(l.requests < 200 && l.requests >= 10, "{}", l.requests);
+    assert_eq!(l.ok, 0);
+    assert_eq!(l.errors.get("http 500"), Some(&l.requests));
+    assert!(
+        l.stopped_early
+            .as_deref()
+            .unwrap()
+            .starts_with("errors passed 50%"),
+        "{:?}",
+        l.stopped_early
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_open_loop_stops_as_saturated() {
+    // Two slots of 100 ms serve 20 req/s; 200 req/s piles up.
+    let fake = Arc::new(Fake::new(100, 2));
+    let load = Load::Rate {
+        rate: 200.0,
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let (res, _) = go(fake, &plan(vec![load], 2000), None).await;
+    let l = &res.unwrap()[0];
+    assert!(
+        l.stopped_early
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("saturated"),
+        "{:?}",
+        l.stopped_early
+    );
+    assert!(l.requests < 2000);
+    assert_eq!(l.failed, 0, "requests in flight at the stop still finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_holds_open_loop_arrivals() {
+    let fake = Arc::new(Fake::new(30, 64));
+    let load = Load::Rate {
+        rate: 1000.0,
+        burstiness: 1.0,
+        max_concurrency: Some(3),
+    };
+    let (res, _) = go(fake.clone(), &plan(vec![load], 12), None).await;
+    assert_eq!(res.unwrap()[0].ok, 12);
+    assert_eq!(fake.most_in_flight.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_probes_then_measures_below_saturation() {
+    // Four slots of 40 ms: saturation is 100 req/s.
+    let fake = Arc::new(Fake::new(40, 4));
+    let sweep = Sweep {
+        probe: 8,
+        fractions: vec![0.5, 0.9],
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let (res, events) = go(fake, &plan(vec![], 60), Some(&sweep)).await;
+    let levels = res.unwrap();
+    assert_eq!(levels.len(), 3);
+    assert_eq!(levels[0].load, Load::Concurrency(8));
+    let sat = levels[0].req_s;
+    assert!(sat > 60.0 && sat < 110.0, "probe saturation {sat} req/s");
+    for (l, f) in levels[1..].iter().zip([0.5, 0.9]) {
+        let Load::Rate { rate, .. } = l.load else {
+            panic!("{:?}", l.load)
+        };
+        assert!((rate - sat * f).abs() < 0.01, "{rate} vs {}", sat * f);
+    }
+    let started: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServeEvent::LevelStarted { index, levels, .. } => Some(index * 10 + levels),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec![3, 13, 23]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_fails_at_warm_up() {
+    let mut fake = Fake::new(0, 1);
+    fake.fail = Some(FailureKind::Refused);
+    let mut p = plan(vec![Load::Concurrency(1)], 4);
+    p.warmup = 1;
+    let (res, events) = go(Arc::new(fake), &p, None).await;
+    let e = res.unwrap_err().to_string();
+    assert!(e.contains("fake://server") && e.contains("scripted"), "{e}");
+    assert!(events.is_empty());
+}
