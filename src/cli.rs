@@ -3,8 +3,8 @@
 
 use crate::app::args;
 use crate::app::bench::{
-    BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchServeArgs, BenchSoakArgs, BenchSpecArgs,
-    BenchUiArgs,
+    BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchServeArgs,
+    BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -95,4 +95,7 @@ pub enum BenchWhat {
     /// Load levels against OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp): closed
     /// loop, open loop or a sweep; TTFT, TPOT, ITL, E2E, throughput, goodput and cost per level.
     Serve(Box<BenchServeArgs>),
+    /// The serving client against a mock server on loopback: streamed tok/s over many concurrent
+    /// streams, and the latency the client adds.
+    Client(BenchClientArgs),
 }

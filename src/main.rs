@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Serve(a) => {
                 bench::serve::run(cli.model.as_deref(), cli.record.as_deref(), a)
             }
+            BenchWhat::Client(a) => bench::client::run(a),
         },
         None => labtui::tui::run(labtui::tui::Start {
             model: chosen,

@@ -344,6 +344,21 @@ async fn unknown_host() {
 }
 
 #[tokio::test]
+async fn a_url_that_is_not_one() {
+    bounded(async {
+        let ep = endpoint("localhost:8080".into());
+        fails(
+            &Client::default(),
+            &ep,
+            FailureKind::Other,
+            "http://host:port",
+        )
+        .await;
+    })
+    .await
+}
+
+#[tokio::test]
 async fn tls_to_a_plain_server() {
     bounded(async {
         let mock = Mock::start(Script::instant(3)).unwrap();
@@ -580,4 +595,28 @@ async fn stamped_chunks_carry_the_mocks_send_time() {
         assert!(lags.iter().all(|l| *l < Duration::from_secs(1)), "{lags:?}");
     })
     .await
+}
+
+/// `labtui bench client` runs both phases and prints them (its numbers are not asserted).
+#[test]
+fn the_client_benchmark_runs() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(["bench", "client", "--seconds", "1", "--streams", "4"])
+        .args(["--tokens-per-stream", "32", "--rate", "2000"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "| saturate | no delay |",
+        "| paced | 2000 tok/s |",
+        "added latency:",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    assert!(!text.contains("failed requests"), "{text}");
 }

@@ -81,7 +81,9 @@ pub struct Outcome {
     /// When the request was sent, on the caller's clock.
     pub sent: Duration,
     /// Arrival of each output token (a chunk carrying n tokens gives n entries, spread over the
-    /// gap since the previous chunk).
+    /// gap since the previous chunk; the first chunk's arrive together). A chunk's tokens are the
+    /// server's per-chunk usage, else the tokenizer's count of its text, else one: with usage only
+    /// at the end, this may hold fewer entries than `output_tokens`.
     pub token_at: Vec<Duration>,
     /// Time to the first content token.
     pub ttft: Option<Duration>,

@@ -1,11 +1,13 @@
 //! Headless speed measurements: our engine against candle-transformers' reference model on the
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
+pub mod client;
 pub mod quant;
 pub mod serve;
 pub mod soak;
 pub mod spec;
 
+pub use client::BenchClientArgs;
 pub use quant::BenchQuantArgs;
 pub use serve::BenchServeArgs;
 pub use soak::BenchSoakArgs;

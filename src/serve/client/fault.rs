@@ -55,6 +55,13 @@ fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
 pub fn request(e: &reqwest::Error, url: &str) -> Failure {
     let cause = root_cause(e);
     let at = host(url);
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if e.is_builder() || !http {
+        return Failure::new(
+            FailureKind::Other,
+            format!("cannot request {url}: {cause} (a base URL looks like http://host:port)"),
+        );
+    }
     if e.is_dns() {
         return Failure::new(
             FailureKind::Dns,

@@ -43,14 +43,18 @@ pub struct Gen {
     busy: Busy,
     script: Script,
     asked: Asked,
-    arrived: Instant,
     total: usize,
     sent: usize,
     chunks: usize,
+    /// When the next content chunk is due (the sum of the delays before it).
+    due: Instant,
     step: Step,
 }
 
 type Frame = Result<Bytes, std::io::Error>;
+
+/// Waits longer than this also end when the mock stops.
+const LONG_WAIT: Duration = Duration::from_millis(100);
 
 impl Gen {
     pub fn new(shared: Arc<Shared>, script: Script, asked: Asked, arrived: Instant) -> Self {
@@ -66,10 +70,10 @@ impl Gen {
             busy: Busy(shared),
             script,
             asked,
-            arrived,
             total,
             sent: 0,
             chunks: 0,
+            due: arrived,
             step: Step::Role,
         }
     }
@@ -140,8 +144,8 @@ impl Gen {
             }
             _ => {}
         }
-        let due = self.arrived + self.script.due(self.chunks);
-        if !self.wait_until(due).await {
+        self.due += self.script.delay_before(self.chunks);
+        if !self.wait_until(self.due).await {
             return Err(cut());
         }
         let n = self
@@ -173,10 +177,16 @@ impl Gen {
         } else {
             Some(due)
         };
+        let stop = &self.shared().stop;
         if let Some(c) = coarse.filter(|c| *c > Instant::now()) {
-            tokio::select! {
-                _ = tokio::time::sleep_until(c.into()) => {}
-                _ = self.shared().stop.cancelled() => return false,
+            if c - Instant::now() < LONG_WAIT {
+                // Short waits skip registering for the stop signal (a lock shared by all streams).
+                tokio::time::sleep_until(c.into()).await;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(c.into()) => {}
+                    _ = stop.cancelled() => return false,
+                }
             }
         }
         if self.script.exact {
@@ -184,7 +194,7 @@ impl Gen {
                 tokio::task::yield_now().await;
             }
         }
-        true
+        !stop.is_cancelled()
     }
 
     /// One `data:` frame: `text` as the delta (none for a usage-only chunk, which has no
