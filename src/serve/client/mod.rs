@@ -69,6 +69,21 @@ impl Cancel {
 /// that the connection goes back to the pool instead of being closed.
 const DRAIN: Duration = Duration::from_millis(100);
 
+/// Sends the request; when the connection closes before any answer, sends it once more on a
+/// fresh one. Servers drop keep-alive connections when idle or after a number of requests
+/// (llama.cpp's httplib), and a request written as they do meets a closed socket that the server
+/// never read — a POST the HTTP client does not retry itself.
+async fn send(rb: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    let again = rb.try_clone();
+    match rb.send().await {
+        Err(e) if e.is_request() && !e.is_connect() && !e.is_timeout() => match again {
+            Some(rb) => rb.send().await,
+            None => Err(e),
+        },
+        r => r,
+    }
+}
+
 /// Longest a pooled connection stays idle: under the 5 s keep-alive of common servers.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -252,7 +267,7 @@ impl Client {
         let resp = tokio::select! {
             biased;
             _ = &mut cancelled => return Err(fault::cancelled(0)),
-            r = rb.send() => r.map_err(|e| fault::request(&e, url))?,
+            r = send(rb) => r.map_err(|e| fault::request(&e, url))?,
             _ = &mut stall => return Err(fault::stalled(self.stall, 0)),
         };
         let status = resp.status();
