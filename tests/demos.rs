@@ -186,6 +186,9 @@ fn roofline_ratios_are_fractions_of_finite_ceilings() {
         assert!(x > 0.0 && x <= 1.5, "{name} ratio {x}");
     }
     assert!(r.buffer_bytes >= 256 << 20);
+    // The synthetic model is small enough to sit in a cache: its roof is the cache's bandwidth.
+    assert_eq!(r.working_set_bytes, r.decode_bytes_per_token as u64);
+    assert!(r.working_set_gb_s >= r.bandwidth_gb_s);
     assert!(
         r.prefill_intensity > r.decode_intensity * 10.0,
         "prefill reuses each byte: {} vs {}",

@@ -251,6 +251,13 @@ pub struct Roofline {
     /// The buffer streamed and the best read bandwidth over the passes (GB/s, 10⁹ bytes).
     pub buffer_bytes: u64,
     pub bandwidth_gb_s: f64,
+    /// What a decode step streams (weights and KV) and the read bandwidth at that size: above
+    /// when it fits in a cache, else the same as `bandwidth_gb_s`. The decode roof uses it.
+    /// (Recordings from before it was measured read 0.)
+    #[serde(default)]
+    pub working_set_bytes: u64,
+    #[serde(default)]
+    pub working_set_gb_s: f64,
     /// `(m, k, n)` of the products timed: an f32 matmul and the model's own quantized FFN gate.
     pub matmul_shape: (usize, usize, usize),
     pub matmul_f32_gflop_s: f64,

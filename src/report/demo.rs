@@ -229,6 +229,15 @@ fn roofline(x: &Roofline) -> String {
             "machine balance (peak FLOP/s ÷ bytes/s)".into(),
             format!("{:.1} FLOP/byte", x.machine_balance),
         ]);
+    if x.working_set_bytes > 0 {
+        machine.row([
+            format!(
+                "read bandwidth at decode's working set ({}): the decode roof",
+                crate::stats::human_bytes(x.working_set_bytes)
+            ),
+            format!("{:.1} GB/s", x.working_set_gb_s),
+        ]);
+    }
     let mut model = Table::new([
         ("", Left),
         ("decode", Right),

@@ -176,8 +176,12 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
         DemoResult::Roofline(x) => vec![
             Line::styled(
                 format!(
-                    "bandwidth {:.1} GB/s · matmul {:.1} GFLOP/s (f32 {:.1}, quantized {:.1})",
-                    x.bandwidth_gb_s, x.peak_gflop_s, x.matmul_f32_gflop_s, x.matmul_q_gflop_s
+                    "bandwidth {:.1} GB/s{} · matmul {:.1} GFLOP/s (f32 {:.1}, quantized {:.1})",
+                    x.bandwidth_gb_s,
+                    cached_bandwidth(x),
+                    x.peak_gflop_s,
+                    x.matmul_f32_gflop_s,
+                    x.matmul_q_gflop_s
                 ),
                 label(),
             ),
@@ -252,4 +256,17 @@ fn chart(
                 .labels(labels(ymax)),
         )
         .render(area, buf);
+}
+
+/// The bandwidth the decode roof uses when decode's working set fits in a cache.
+fn cached_bandwidth(x: &crate::protocol::demo::Roofline) -> String {
+    if x.working_set_gb_s > x.bandwidth_gb_s * 1.2 {
+        format!(
+            " ({:.1} GB/s at decode's {}: in cache)",
+            x.working_set_gb_s,
+            crate::stats::human_bytes(x.working_set_bytes)
+        )
+    } else {
+        String::new()
+    }
 }
