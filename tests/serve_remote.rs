@@ -146,7 +146,8 @@ async fn stop_ends_the_run_at_once() {
     let asked = Instant::now();
     w.send(Command::Stop);
     let summary = until(&mut w, &mut seen, "the stopped run", finished).await;
-    assert!(asked.elapsed() < ms(500), "{:?}", asked.elapsed());
+    // Tokens come every 50 ms and 200 were asked for: 10 s if Stop were ignored.
+    assert!(asked.elapsed() < ms(2000), "{:?}", asked.elapsed());
     assert_eq!(summary.reason, FinishReason::Stopped);
     assert!(summary.generated_tokens < 200);
     assert!(!seen.iter().any(|e| matches!(e, Event::Error { .. })));
@@ -178,7 +179,7 @@ async fn a_refused_endpoint_is_an_error_not_a_hang() {
     assert!(!seen.iter().any(|e| matches!(e, Event::RunFinished { .. })));
     let dropped = Instant::now();
     drop(w);
-    assert!(dropped.elapsed() <= SHUTDOWN_WAIT + ms(100));
+    assert!(dropped.elapsed() <= SHUTDOWN_WAIT + ms(500));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
