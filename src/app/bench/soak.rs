@@ -25,6 +25,9 @@ pub struct BenchSoakArgs {
     pub width: u16,
     #[arg(long, default_value_t = 50)]
     pub height: u16,
+    /// Keep the store but draw nothing: tells the engine's memory from the panes'.
+    #[arg(long)]
+    pub no_draw: bool,
 }
 
 /// What one window of the soak saw.
@@ -108,7 +111,9 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
             }
             _ = frame.tick() => {
                 let t = Instant::now();
-                term.draw(|f| app.draw(f.area(), f.buffer_mut()))?;
+                if !a.no_draw {
+                    term.draw(|f| app.draw(f.area(), f.buffer_mut()))?;
+                }
                 let spent = t.elapsed();
                 let run = app.state.store.current.as_ref();
                 let n = run.map_or(0, |r| r.tokens.len());
