@@ -16,6 +16,7 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
             *done as f64 * 100.0 / *total as f64
         ),
         (None, Some((spec, _, _))) => format!(" loading {spec} …"),
+        (None, None) if state.store.serve.active() => " serving benchmark".into(),
         (None, None) => " no model".into(),
     };
     let line = Line::from(vec![
@@ -49,6 +50,9 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
 
 /// The keys that matter in the current state.
 pub fn hints(state: &AppState) -> &'static str {
+    if state.store.serve.active() && state.ui.demo.is_none() {
+        return "q quit · ? help";
+    }
     match (state.ui.focus, state.store.running()) {
         (_, true) => "Esc stop · Ctrl-C quit · ? help",
         (Focus::Prompt, false) => "Enter run · Tab leave prompt · Ctrl-C quit · ? help",
