@@ -29,11 +29,12 @@ pub struct Bench {
     pub api_key: Option<String>,
 }
 
-type Measured = (Vec<LevelSummary>, Vec<(usize, Outcome)>);
+/// The levels measured and every request, by level.
+pub type Measured = (Vec<LevelSummary>, Vec<(usize, Outcome)>);
 
 /// Run the load on the runtime, each event stamped on `clock` and sent to `tx`, the endpoint of
 /// the level running scraped into the same channel; ends with a notice (or the error) saying so.
-async fn drive(
+pub async fn drive(
     b: Bench,
     clock: Instant,
     stop: Arc<AtomicBool>,
@@ -71,7 +72,7 @@ async fn drive(
     drop(scraper);
     send(match &levels {
         Ok(l) => Event::Notice {
-            message: format!("bench serve done: {} levels measured · q quits", l.len()),
+            message: format!("bench serve done: {} levels measured", l.len()),
         },
         Err(e) => Event::Error {
             message: format!("bench serve: {e:#}"),

@@ -36,14 +36,17 @@ pub fn series(levels: &[LevelSummary]) -> Vec<Series> {
     out
 }
 
-/// The smallest 1, 2 or 5 × 10ᵏ at or above `x` (1 for nothing to fit), so that axis labels are
-/// round numbers.
+/// Round multiples of a power of ten an axis may end on: at most a quarter above the data.
+const STEPS: [f64; 11] = [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0];
+
+/// The smallest round number ([`STEPS`] × 10ᵏ) at or above `x` (1 for nothing to fit), so that
+/// axis labels are round numbers.
 pub fn nice_ceiling(x: f64) -> f64 {
     if !x.is_finite() || x <= 0.0 {
         return 1.0;
     }
     let scale = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    STEPS
         .iter()
         .map(|m| m * scale)
         .find(|v| *v >= x * (1.0 - 1e-12))
@@ -140,15 +143,16 @@ mod tests {
         assert_eq!(nice_ceiling(0.0), 1.0);
         assert_eq!(nice_ceiling(0.7), 1.0);
         assert_eq!(nice_ceiling(1.0), 1.0);
-        assert_eq!(nice_ceiling(1.3), 2.0);
+        assert_eq!(nice_ceiling(1.3), 1.5);
         assert_eq!(nice_ceiling(47.0), 50.0);
-        assert_eq!(nice_ceiling(501.0), 1000.0);
+        assert_eq!(nice_ceiling(201.6), 250.0);
+        assert_eq!(nice_ceiling(801.0), 1000.0);
         assert_eq!(nice_ceiling(f64::NAN), 1.0);
         let s = vec![Series {
             endpoint: "a".into(),
             points: vec![(120.0, 54.8), (260.0, 66.8)],
         }];
-        // 260 ms × 1.05 → 500; 66.8 tok/s × 1.1 → 100.
-        assert_eq!(bounds(&s), ([0.0, 500.0], [0.0, 100.0]));
+        // 260 ms × 1.05 = 273 → 300; 66.8 tok/s × 1.1 = 73.5 → 80.
+        assert_eq!(bounds(&s), ([0.0, 300.0], [0.0, 80.0]));
     }
 }

@@ -69,10 +69,11 @@ fn between(view: &ServeView) -> Line<'static> {
 fn server_metrics(state: &AppState, area: Rect, buf: &mut Buffer) {
     match &state.store.last_server {
         Some(s) => {
-            let [throughput, kv] =
-                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-            Paragraph::new(server::throughput_line(state, s)).render(throughput, buf);
+            // The KV line, gauge and caption, and eight rows of history.
+            let [kv, throughput] =
+                Layout::vertical([Constraint::Length(11), Constraint::Length(1)]).areas(area);
             server::kv_view(state, s, kv, buf);
+            Paragraph::new(server::throughput_line(state, s)).render(throughput, buf);
         }
         None => Paragraph::new(
             "no server metrics: none scraped from the server's /metrics (llama-server needs \
