@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn axes_end_on_round_numbers_above_the_data() {
         assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(0.7), 1.0);
+        assert_eq!(nice_ceiling(0.7), 0.8);
         assert_eq!(nice_ceiling(1.0), 1.0);
         assert_eq!(nice_ceiling(1.3), 1.5);
         assert_eq!(nice_ceiling(47.0), 50.0);

@@ -152,3 +152,57 @@ pub fn notes(levels: &[LevelSummary]) -> Vec<Line<'static>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::serve::{Failure, FailureKind, Outcome};
+    use crate::serve::load::summary::{summarize, Inputs};
+
+    fn level(outcomes: &[Outcome], stopped_early: Option<String>) -> LevelSummary {
+        summarize(Inputs {
+            endpoint: "http://a",
+            load: Load::Rate {
+                rate: 2.5,
+                burstiness: 1.0,
+                max_concurrency: None,
+            },
+            outcomes,
+            slo: None,
+            usd_per_hour: None,
+            stopped_early,
+        })
+    }
+
+    #[test]
+    fn a_level_that_failed_says_how_and_why_it_stopped() {
+        let failed = Outcome {
+            e2e: Duration::from_millis(3),
+            failure: Some(Failure {
+                kind: FailureKind::Status(503),
+                message: "overloaded".into(),
+            }),
+            ..Outcome::default()
+        };
+        let ok = Outcome {
+            ttft: Some(Duration::from_millis(40)),
+            e2e: Duration::from_millis(100),
+            output_tokens: 7,
+            ..Outcome::default()
+        };
+        let quiet = level(std::slice::from_ref(&ok), None);
+        let bad = level(
+            &[ok, failed.clone(), failed],
+            Some("errors passed 50%".into()),
+        );
+        let cells = measured(&bad);
+        assert_eq!(cells[0], "rate 2.5 req/s");
+        assert_eq!(cells[1], "3 done *", "the star points at the note");
+        assert_eq!(cells[3], "1/2");
+        let notes: Vec<String> = notes(&[quiet, bad]).iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            notes,
+            ["* rate 2.5 req/s: stopped early (errors passed 50%) · errors: http 503 ×2"]
+        );
+    }
+}
