@@ -65,7 +65,7 @@ pub struct App {
 }
 
 impl App {
-    /// The app for `start`: a worker (with `opts`) loading the model, or a replay.
+    /// The app for `start`: a worker (with `opts`) loading the model, a replay, or a feed.
     pub fn new(start: Start, opts: Options) -> Self {
         if let Some(feed) = start.feed {
             return Self::watching(feed, start.record);

@@ -308,7 +308,7 @@ pub fn run(
             cancel,
             record,
         )
-        .and_then(|(levels, requests, stopped)| {
+        .and_then(|((levels, requests), stopped)| {
             report(a, &levels, &requests)?;
             if stopped {
                 bail!("stopped before the end: the table holds the levels measured");

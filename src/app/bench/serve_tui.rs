@@ -83,11 +83,7 @@ pub async fn drive(
 
 /// Run the benchmark with the dashboard attached until the user quits; returns the levels
 /// measured, every request, and whether the quit stopped the load before its end.
-pub fn run(
-    b: Bench,
-    cancel: Cancel,
-    record: Option<&Path>,
-) -> Result<(Vec<LevelSummary>, Vec<(usize, Outcome)>, bool)> {
+pub fn run(b: Bench, cancel: Cancel, record: Option<&Path>) -> Result<(Measured, bool)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -119,5 +115,5 @@ pub fn run(
     let (levels, requests) = measured
         .map_err(|_| anyhow!("the load did not stop within {} s", STOP_WAIT.as_secs()))?
         .map_err(|e| anyhow!("the load crashed: {e}"))??;
-    Ok((levels, requests, stopped))
+    Ok(((levels, requests), stopped))
 }
