@@ -76,8 +76,8 @@ fn server_metrics(state: &AppState, area: Rect, buf: &mut Buffer) {
             Paragraph::new(server::throughput_line(state, s)).render(throughput, buf);
         }
         None => Paragraph::new(
-            "no server metrics: none scraped from the server's /metrics (llama-server needs \
-             --metrics)",
+            "no server metrics in this session (bench serve --tui scrapes /metrics; \
+             llama-server needs --metrics)",
         )
         .style(label())
         .wrap(ratatui::widgets::Wrap { trim: true })
