@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replay: Some((rec, a.speed)),
                 preset: None,
                 endpoint: None,
+                feed: None,
             })
         }
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, &a),
@@ -77,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model: cli.model.clone(),
                 api: labtui::serve::Api::Chat,
             }),
+            feed: None,
         }),
     }
 }

@@ -78,6 +78,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
             replay: None,
             preset: None,
             endpoint: None,
+            feed: None,
         },
         Options {
             sample_every: None,
@@ -194,6 +195,7 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
             replay: None,
             preset: None,
             endpoint: Some(mock.endpoint(labtui::serve::Api::Chat)),
+            feed: None,
         },
         Options {
             sample_every: None,

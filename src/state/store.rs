@@ -246,7 +246,7 @@ impl Store {
                     run.demo, run.model
                 ));
             }
-            Event::Serve(e) => self.serve.apply(e),
+            Event::Serve(e) => self.serve.apply(s.at, e),
             Event::Error { message } => {
                 // A run the error cut short is over: nothing more comes for it.
                 if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {

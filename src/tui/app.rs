@@ -16,6 +16,7 @@ use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What the dashboard starts with.
 pub struct Start {
@@ -31,6 +32,16 @@ pub struct Start {
     /// Run on this OpenAI-compatible server instead of a local model (`model` then names the
     /// served model).
     pub endpoint: Option<crate::protocol::serve::Endpoint>,
+    /// Watch events of work the caller runs itself (a serving benchmark) instead of a worker's.
+    pub feed: Option<Feed>,
+}
+
+/// Events of work the caller runs itself (`labtui bench serve --tui`'s load generator), drawn as a
+/// worker's are. The dashboard only watches: the caller stops the work once [`super::run`] returns.
+pub struct Feed {
+    pub events: UnboundedReceiver<Stamped>,
+    /// The message line while it runs.
+    pub status: String,
 }
 
 /// Input from the person in front of the dashboard.
@@ -46,13 +57,19 @@ pub struct App {
     pub state: AppState,
     worker: Option<Worker>,
     replay: Option<Replay>,
+    /// A feed's events, until it ends; `watching` stays set after.
+    feed: Option<UnboundedReceiver<Stamped>>,
+    watching: bool,
     recorder: Option<Recorder>,
     record_path: Option<PathBuf>,
 }
 
 impl App {
-    /// The app for `start`: a worker (with `opts`) loading the model, or a replay.
+    /// The app for `start`: a worker (with `opts`) loading the model, a replay, or a feed.
     pub fn new(start: Start, opts: Options) -> Self {
+        if let Some(feed) = start.feed {
+            return Self::watching(feed, start.record);
+        }
         let mut app = match start.replay {
             Some((rec, speed)) => {
                 let mut state = AppState::new("replay", "");
@@ -63,6 +80,8 @@ impl App {
                     state,
                     worker: None,
                     replay: Some(Replay::new(rec.events, speed)),
+                    feed: None,
+                    watching: false,
                     recorder: None,
                     record_path: None,
                 }
@@ -83,6 +102,8 @@ impl App {
                     state,
                     worker: Some(worker),
                     replay: None,
+                    feed: None,
+                    watching: false,
                     recorder: None,
                     record_path: start.record.clone(),
                 }
@@ -103,6 +124,8 @@ impl App {
                     state,
                     worker: Some(worker),
                     replay: None,
+                    feed: None,
+                    watching: false,
                     recorder: None,
                     record_path: start.record.clone(),
                 }
@@ -114,19 +137,54 @@ impl App {
         app
     }
 
-    /// Send commands to the worker (a replay has none: the status line says so).
+    /// The app watching a feed, recording it from the start when `record` is given.
+    fn watching(feed: Feed, record: Option<PathBuf>) -> Self {
+        let mut state = AppState::new("", "");
+        state.ui.fallback_to_synthetic = false;
+        state.ui.focus = Focus::Tape;
+        state.ui.status = feed.status;
+        let mut app = Self {
+            state,
+            worker: None,
+            replay: None,
+            feed: Some(feed.events),
+            watching: true,
+            recorder: None,
+            record_path: record,
+        };
+        if app.record_path.is_some() {
+            app.toggle_record();
+        }
+        app
+    }
+
+    /// Send commands to the worker (a replay or a feed has none: the status line says so).
     pub fn send(&mut self, cmds: Vec<Command>) {
         for cmd in cmds {
             match self.worker.as_ref() {
                 Some(w) => w.send(cmd),
+                None if self.watching => {
+                    self.state.ui.status =
+                        "the dashboard only watches this benchmark: there is no engine to run \
+                         (q quits and stops it)"
+                            .into()
+                }
                 None => self.state.ui.status = "replay: there is no engine to run".into(),
             }
         }
     }
 
+    /// Where events come from: the worker's channel, else a feed's.
+    fn event_source(&mut self) -> Option<&mut UnboundedReceiver<Stamped>> {
+        match self.worker.as_mut() {
+            Some(w) => Some(&mut w.events),
+            None => self.feed.as_mut(),
+        }
+    }
+
     /// The worker's events, for a caller that drives [`App::events`] itself instead of
     /// [`App::run`] (a benchmark); `None` for a replay.
-    pub fn take_events(&mut self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Stamped>> {
+    pub fn take_events(&mut self) -> Option<UnboundedReceiver<Stamped>> {
         let w = self.worker.as_mut()?;
         let (_, closed) = tokio::sync::mpsc::unbounded_channel();
         Some(std::mem::replace(&mut w.events, closed))
@@ -234,8 +292,8 @@ impl App {
         let mut last_tick = Instant::now();
         while !self.state.ui.quit {
             let worker_event = async {
-                match self.worker.as_mut() {
-                    Some(w) => w.events.recv().await,
+                match self.event_source() {
+                    Some(events) => events.recv().await,
                     None => std::future::pending().await,
                 }
             };
@@ -251,12 +309,20 @@ impl App {
                     None => break,
                 },
                 ev = worker_event => {
-                    let Some(ev) = ev else { break };
-                    let w = self.worker.as_mut().expect("events come from a worker");
+                    let Some(ev) = ev else {
+                        // A feed's end is the work's end: its numbers stay on screen until q.
+                        if self.feed.take().is_some() {
+                            dirty = true;
+                            continue;
+                        }
+                        break;
+                    };
                     let mut batch = vec![ev];
                     // Take everything already queued before drawing.
-                    while let Ok(ev) = w.events.try_recv() {
-                        batch.push(ev);
+                    if let Some(events) = self.event_source() {
+                        while let Ok(ev) = events.try_recv() {
+                            batch.push(ev);
+                        }
                     }
                     self.events(batch);
                     dirty = true;

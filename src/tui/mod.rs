@@ -7,7 +7,7 @@ pub mod panes;
 pub mod replay;
 pub mod view;
 
-pub use app::{App, Input, Start};
+pub use app::{App, Feed, Input, Start};
 
 use anyhow::Result;
 use crossterm::event::{Event as TermEvent, EventStream};

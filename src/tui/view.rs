@@ -1,5 +1,6 @@
-//! The whole screen: status bar, prompt, token tape, the measurement panes and the message line;
-//! a short note instead when the terminal is too small.
+//! The whole screen: status bar, prompt, token tape, the measurement panes and the message line
+//! (a serving benchmark's view in place of prompt and panes); a short note instead when the
+//! terminal is too small.
 
 use super::panes;
 use crate::state::AppState;
@@ -42,7 +43,27 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .wrap(Wrap { trim: true })
             .render(banner, buf);
     }
-    panes::prompt::render(state, prompt, buf);
+    if state.store.serve.active() && state.ui.demo.is_none() {
+        // A serving benchmark: no prompt, no local run; its view takes the whole body.
+        panes::serve::render(state, prompt.union(body), buf);
+    } else {
+        panes::prompt::render(state, prompt, buf);
+        body_panes(state, body, buf);
+    }
+    panes::status::render_bottom(state, bottom, buf);
+    if state.ui.show_variants {
+        panes::variants::render(state, area, buf);
+    }
+    if state.ui.help {
+        panes::help::render(area, buf);
+    }
+    if let Some(p) = &state.ui.picker {
+        panes::picker::render(p, area, buf);
+    }
+}
+
+/// The measurement panes of a local (or remote) run: tape or demo, memory, speculation, timing, KV.
+fn body_panes(state: &AppState, body: Rect, buf: &mut Buffer) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
     let [tape, lower_left] =
@@ -61,14 +82,4 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
     panes::timing::render(state, timing, buf);
     panes::kv::render(state, kv, buf);
-    panes::status::render_bottom(state, bottom, buf);
-    if state.ui.show_variants {
-        panes::variants::render(state, area, buf);
-    }
-    if state.ui.help {
-        panes::help::render(area, buf);
-    }
-    if let Some(p) = &state.ui.picker {
-        panes::picker::render(p, area, buf);
-    }
 }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod quant;
 pub mod serve;
+pub mod serve_tui;
 pub mod soak;
 pub mod spec;
 

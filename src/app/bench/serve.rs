@@ -104,6 +104,11 @@ pub struct BenchServeArgs {
     /// Write throughput-latency and timeline charts (PNG and SVG) into this folder.
     #[arg(long)]
     pub charts: Option<PathBuf>,
+    /// Watch the benchmark in the dashboard as it runs: each level's progress and numbers, the
+    /// throughput-latency curve and the server's metrics (q quits and stops the load). The table
+    /// still goes to stdout once the dashboard closes.
+    #[arg(long)]
+    pub tui: bool,
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -227,24 +232,20 @@ impl BenchServeArgs {
     }
 }
 
-/// Run the benchmark: progress to stderr, the table to stdout.
-pub fn run(
+/// The servers to measure, each with the shared client and cancel switch.
+fn targets(
     model: Option<&str>,
-    record: Option<&std::path::Path>,
     a: &BenchServeArgs,
-) -> Result<()> {
-    let workload = a.workload()?;
-    let (plan, sweep) = a.plan()?;
+    cancel: &Cancel,
+) -> Result<Vec<Arc<dyn Target>>> {
     let mut client = Client::new(Duration::from_secs_f64(a.stall_timeout));
     if let Some(spec) = &a.tokenizer {
         let t = crate::app::headless::load_tokenizer(spec)
             .with_context(|| format!("loading the tokenizer of {spec}"))?;
         client = client.with_tokenizer(Arc::new(Local(t)));
     }
-    let cancel = Cancel::new();
     let metrics = reqwest::Client::builder().no_proxy().build()?;
-    let targets: Vec<Arc<dyn Target>> = a
-        .endpoint
+    Ok(a.endpoint
         .iter()
         .map(|url| {
             Arc::new(crate::serve::target::Http {
@@ -262,7 +263,59 @@ pub fn run(
                 cancel: cancel.clone(),
             }) as Arc<dyn Target>
         })
-        .collect();
+        .collect())
+}
+
+/// The table to stdout, the charts to `--charts`.
+fn report(
+    a: &BenchServeArgs,
+    levels: &[LevelSummary],
+    requests: &[(usize, Outcome)],
+) -> Result<()> {
+    let out = match a.format {
+        Format::Md => table::markdown(levels),
+        Format::Csv => table::csv(levels)?,
+        Format::Json => table::json(levels)?,
+    };
+    print!("{out}");
+    if let Some(dir) = &a.charts {
+        for f in crate::report::serve::charts(dir, levels, requests)? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+/// Run the benchmark: progress to stderr (or the dashboard with `--tui`), the table to stdout.
+pub fn run(
+    model: Option<&str>,
+    record: Option<&std::path::Path>,
+    a: &BenchServeArgs,
+) -> Result<()> {
+    let workload = a.workload()?;
+    let (plan, sweep) = a.plan()?;
+    let cancel = Cancel::new();
+    let targets = targets(model, a, &cancel)?;
+    if a.tui {
+        return super::serve_tui::run(
+            super::serve_tui::Bench {
+                targets,
+                workload,
+                plan,
+                sweep,
+                api_key: a.api_key.clone(),
+            },
+            cancel,
+            record,
+        )
+        .and_then(|((levels, requests), stopped)| {
+            report(a, &levels, &requests)?;
+            if stopped {
+                bail!("stopped before the end: the table holds the levels measured");
+            }
+            Ok(())
+        });
+    }
     let mut recorder = match record {
         Some(p) => Some(Recorder::create(
             p,
@@ -337,17 +390,7 @@ pub fn run(
     if let Some(r) = &recorder {
         eprintln!("recorded every request to {}", r.path().display());
     }
-    let out = match a.format {
-        Format::Md => table::markdown(&levels),
-        Format::Csv => table::csv(&levels)?,
-        Format::Json => table::json(&levels)?,
-    };
-    print!("{out}");
-    if let Some(dir) = &a.charts {
-        for f in crate::report::serve::charts(dir, &levels, &requests)? {
-            eprintln!("wrote {}", f.display());
-        }
-    }
+    report(a, &levels, &requests)?;
     if stop.load(Ordering::SeqCst) {
         bail!("stopped before the end: the table holds the levels measured");
     }

@@ -6,6 +6,7 @@ pub mod kv;
 pub mod memory;
 pub mod picker;
 pub mod prompt;
+pub mod serve;
 pub mod server;
 pub mod spec;
 pub mod status;

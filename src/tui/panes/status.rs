@@ -16,6 +16,7 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
             *done as f64 * 100.0 / *total as f64
         ),
         (None, Some((spec, _, _))) => format!(" loading {spec} …"),
+        (None, None) if state.store.serve.active() => " serving benchmark".into(),
         (None, None) => " no model".into(),
     };
     let line = Line::from(vec![
@@ -27,28 +28,35 @@ pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         ),
         Span::styled(model, Style::default().fg(Color::White)),
-        Span::styled(
-            format!(
-                "  quant {} · draft {} · K {} · rec {}",
-                state.ui.quant,
-                state.ui.draft_mode,
-                state.ui.k,
-                if state.ui.recording.is_some() {
-                    "ON"
-                } else {
-                    "off"
-                }
-            ),
-            Style::default().fg(Color::Gray),
-        ),
+        Span::styled(settings(state), Style::default().fg(Color::Gray)),
     ]);
     Paragraph::new(line)
         .style(Style::default().bg(Color::Rgb(30, 30, 40)))
         .render(area, buf);
 }
 
+/// The engine's settings and whether the session records; a serving benchmark has no engine
+/// settings to show.
+fn settings(state: &AppState) -> String {
+    let rec = if state.ui.recording.is_some() {
+        "ON"
+    } else {
+        "off"
+    };
+    if state.store.serve.active() && state.store.model.is_none() {
+        return format!("  rec {rec}");
+    }
+    format!(
+        "  quant {} · draft {} · K {} · rec {rec}",
+        state.ui.quant, state.ui.draft_mode, state.ui.k
+    )
+}
+
 /// The keys that matter in the current state.
 pub fn hints(state: &AppState) -> &'static str {
+    if state.store.serve.active() && state.ui.demo.is_none() {
+        return "q quit · ? help";
+    }
     match (state.ui.focus, state.store.running()) {
         (_, true) => "Esc stop · Ctrl-C quit · ? help",
         (Focus::Prompt, false) => "Enter run · Tab leave prompt · Ctrl-C quit · ? help",
