@@ -1,12 +1,14 @@
 //! Headless speed measurements: our engine against candle-transformers' reference model on the
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
+pub mod batch;
 pub mod client;
 pub mod quant;
 pub mod serve;
 pub mod soak;
 pub mod spec;
 
+pub use batch::BenchBatchArgs;
 pub use client::BenchClientArgs;
 pub use quant::BenchQuantArgs;
 pub use serve::BenchServeArgs;
