@@ -3,8 +3,8 @@
 
 use crate::app::args;
 use crate::app::bench::{
-    BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs, BenchServeArgs,
-    BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
+    BenchBatchArgs, BenchClientArgs, BenchEngineArgs, BenchQuantArgs, BenchRecordArgs,
+    BenchServeArgs, BenchSoakArgs, BenchSpecArgs, BenchUiArgs,
 };
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
@@ -98,4 +98,7 @@ pub enum BenchWhat {
     /// The serving client against a mock server on loopback: streamed tok/s over many concurrent
     /// streams, and the latency the client adds.
     Client(BenchClientArgs),
+    /// Many sequences at once over the paged KV cache: prefill and decode latency (mean, p50,
+    /// p90, p99) and throughput at each batch size, optionally beside llama-batched-bench.
+    Batch(BenchBatchArgs),
 }

@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bench::serve::run(cli.model.as_deref(), cli.record.as_deref(), a)
             }
             BenchWhat::Client(a) => bench::client::run(a),
+            BenchWhat::Batch(a) => bench::batch::run(&model, a),
         },
         None => labtui::tui::run(labtui::tui::Start {
             model: chosen,

@@ -471,6 +471,7 @@ fn flags_out_of_range_are_refused_naming_the_limit() {
         vec!["bench", "quant", "--repeats", "0"],
         vec!["bench", "quant", "--ctx", "1"],
         vec!["bench", "spec", "--prompts", "6"],
+        vec!["bench", "batch", "--batch", "0"],
         vec!["replay", "x.ron", "--speed", "inf"],
     ] {
         let out = labtui(&bench);
@@ -498,4 +499,40 @@ fn max_tokens_past_the_context_is_capped_with_a_note() {
         ),
         "{err}"
     );
+}
+
+/// `bench batch` on the synthetic model: one row per batch size, in each format.
+#[test]
+fn bench_batch_prints_a_row_per_batch_size() {
+    let run = |format: &str| {
+        let out = labtui(&[
+            "bench",
+            "batch",
+            "--model",
+            "synthetic",
+            "--batch",
+            "1,3",
+            "--prompt-tokens",
+            "20",
+            "--tokens",
+            "3",
+            "--format",
+            format,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {err}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["batch"], 3);
+    assert!(rows[1]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["llama_decode_tok_s"].is_null());
+    let csv = run("csv");
+    assert!(csv.starts_with("batch,prefill_ms,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3);
+    let md = run("md");
+    assert!(md.starts_with("| batch | prefill ms |"), "{md}");
+    assert_eq!(md.lines().count(), 4);
 }

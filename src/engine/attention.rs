@@ -1,5 +1,6 @@
-//! Attention of a few new positions (a decode step, a speculative verification) over the KV
-//! cache, on the CPU in f32, read in place from the cache's buffers.
+//! Attention of a few new positions (a decode step, a speculative verification, the decode rows
+//! of a batch) over the KV cache, on the CPU in f32, read in place: from the paged pool through
+//! each row's block table ([`attend_paged`]), or from dense views ([`attend`]).
 //!
 //! Each query row and head goes through the very same operations whatever the number of rows
 //! (dot products in eight lanes, a max-subtracted softmax, a weighted sum of values), and sees
@@ -9,7 +10,107 @@
 //! overhead at these sizes. Longer batches (prefill) keep candle's products, the reference
 //! engine's arithmetic.
 
+use super::kv_cache::BlockTable;
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
+
+/// One query row of [`attend_paged`]: its sequence's blocks and how many positions it sees.
+#[derive(Debug, Clone, Copy)]
+pub struct PagedRow<'a> {
+    pub table: &'a BlockTable,
+    pub seen: usize,
+}
+
+/// `q` (`(1, heads, rows, head_dim)`) attending, row by row, to the K and V slots of the pool
+/// (`(slots, kv_heads, head_dim)`), row `i` to the first `rows[i].seen` positions of its table;
+/// the result as `(1, rows, heads × head_dim)`. `None` where this does not apply (not the CPU,
+/// or not f32). A row's result does not depend on the other rows: batch-invariant.
+pub fn attend_paged(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    rows: &[PagedRow],
+    scale: f32,
+) -> Result<Option<Tensor>> {
+    if !q.device().is_cpu() || [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
+        return Ok(None);
+    }
+    let (_, heads, seq, hd) = q.dims4()?;
+    let (_, kv_heads, _) = k.dims3()?;
+    let qs = q.flatten_all()?.to_vec1::<f32>()?;
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(kd)), Storage::Cpu(CpuStorage::F32(vd))) = (&*ks, &*vs)
+    else {
+        return Ok(None);
+    };
+    if !kl.is_contiguous() || !vl.is_contiguous() {
+        return Ok(None);
+    }
+    let reps = heads / kv_heads;
+    let longest = rows.iter().map(|r| r.seen).max().unwrap_or(0);
+    let mut out = vec![0f32; seq * heads * hd];
+    let dst = out.as_mut_ptr() as usize;
+    let item_bytes = (longest * hd * 8).max(1);
+    let kd = &kd[kl.start_offset()..];
+    let vd = &vd[vl.start_offset()..];
+    super::kernels::parallel(seq * heads, item_bytes, |items| {
+        let mut scores = vec![0f32; longest];
+        for item in items {
+            let (i, h) = (item / heads, item % heads);
+            let row = rows[i];
+            let keys = Paged {
+                data: kd,
+                table: row.table,
+                kv_heads,
+            };
+            let vals = Paged {
+                data: vd,
+                table: row.table,
+                kv_heads,
+            };
+            let qrow = &qs[(h * seq + i) * hd..(h * seq + i + 1) * hd];
+            // SAFETY: each (row, head) is one item, written once; `out` outlives the call.
+            let y = unsafe {
+                std::slice::from_raw_parts_mut((dst as *mut f32).add((i * heads + h) * hd), hd)
+            };
+            one_row(
+                qrow,
+                &keys,
+                &vals,
+                h / reps,
+                row.seen,
+                scale,
+                &mut scores,
+                y,
+            );
+        }
+    });
+    Ok(Some(Tensor::from_vec(
+        out,
+        (1, seq, heads * hd),
+        q.device(),
+    )?))
+}
+
+/// Where a KV head's row of one position lies.
+trait KvRows {
+    fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32];
+}
+
+/// The pool's slots through a block table: slot-major, KV heads side by side.
+struct Paged<'a> {
+    data: &'a [f32],
+    table: &'a BlockTable,
+    kv_heads: usize,
+}
+
+impl KvRows for Paged<'_> {
+    #[inline]
+    fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32] {
+        let o = (self.table.slot(pos) * self.kv_heads + head) * hd;
+        &self.data[o..o + hd]
+    }
+}
 
 /// `q` (`(1, heads, seq, head_dim)`) attending to keys and values `k`, `v`
 /// (`(1, kv_heads, past + seq, head_dim)`, views of the cache), row `i` seeing the first
@@ -77,8 +178,11 @@ impl<'a> Rows<'a> {
             pos_stride: stride[2],
         }
     }
+}
 
-    fn row(&self, head: usize, pos: usize, hd: usize) -> &'a [f32] {
+impl KvRows for Rows<'_> {
+    #[inline]
+    fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32] {
         let o = self.start + head * self.head_stride + pos * self.pos_stride;
         &self.data[o..o + hd]
     }
@@ -88,8 +192,8 @@ impl<'a> Rows<'a> {
 #[allow(clippy::too_many_arguments)]
 fn one_row(
     q: &[f32],
-    keys: &Rows,
-    vals: &Rows,
+    keys: &impl KvRows,
+    vals: &impl KvRows,
     g: usize,
     n: usize,
     scale: f32,

@@ -20,13 +20,15 @@ pub mod sampling;
 pub mod shapes;
 pub mod source;
 pub mod spec;
+pub mod step;
 pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};
 pub use generate::{generate, generate_with, Control, Prompt};
-pub use kv_cache::KvCache;
+pub use kv_cache::{BlockTable, BlockUsage, KvCache, KvPool};
 pub use model::{Forward, Logits, Model};
+pub use step::Seq;
 pub use tokenizer::Tokenizer;
 
 use crate::protocol::ModelInfo;

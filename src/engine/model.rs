@@ -1,13 +1,16 @@
 //! Our forward pass over GGUF weights: embeddings, RMSNorm, RoPE, grouped-query attention with a
 //! causal mask, SwiGLU MLP and the output head.
 //!
-//! The model is immutable; all state lives in the [`KvCache`] passed in, so one set of weights can
-//! serve several caches (a target and its own shallow draft). A forward pass can stop after the
-//! first L layers and can return logits for every position.
+//! The model is immutable; all state lives in the [`KvCache`] (or the [`KvPool`] and block tables)
+//! passed in, so one set of weights can serve several caches (a target and its own shallow draft)
+//! and many sequences at once ([`Model::forward_batch`]). A forward pass can stop after the first L
+//! layers and can return logits for every position.
 
+use super::attention::PagedRow;
 use super::config::{ModelConfig, RopeStyle};
 use super::kernels::{QWeight, SMALL_BATCH};
-use super::kv_cache::KvCache;
+use super::kv_cache::{BlockTable, KvCache, KvPool};
+use super::step::{Plan, Seq, Span};
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
@@ -48,8 +51,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
+    /// `x`'s rows (in `plan`'s run order) through the weights, grouped as the plan says.
+    fn forward(&self, x: &Tensor, plan: &Plan) -> Result<Tensor> {
+        let y = plan.product(x, |x, each| match each {
+            true => self.weight.forward_each(x),
+            false => self.weight.forward(x),
+        })?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -81,6 +88,15 @@ pub struct Model {
     cos: Tensor,
     sin: Tensor,
     device: Device,
+}
+
+/// What every layer of a step shares: the plan, each sequence's table (in the order given), and
+/// each row's RoPE angles.
+struct Rows<'a> {
+    plan: &'a Plan,
+    tables: &'a [&'a BlockTable],
+    cos: &'a Tensor,
+    sin: &'a Tensor,
 }
 
 /// RoPE tables `(positions, head_dim / 2)`.
@@ -165,98 +181,254 @@ impl Model {
         )
     }
 
+    /// A fresh pool for many sequences (up to this model's context each), holding at most
+    /// `max_blocks` blocks of [`super::kv_cache::BLOCK_TOKENS`] tokens over all of them.
+    pub fn new_pool(&self, dtype: DType, max_blocks: usize) -> KvPool {
+        let c = &self.cfg;
+        KvPool::new(
+            c.layers,
+            c.kv_heads,
+            c.head_dim,
+            c.context_length,
+            max_blocks,
+            dtype,
+            &self.device,
+        )
+    }
+
     /// Run `tokens` after what `cache` holds; the cache grows by `tokens.len()`.
     /// Returns f32 logits, `(1, vocab)` or `(seq, vocab)` as `opts.logits` asks.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, opts: Forward) -> Result<Tensor> {
-        let seq = tokens.len();
-        if seq == 0 {
+        let (pool, table) = cache.parts_mut();
+        let mut out = self.forward_batch(pool, &mut [Seq { tokens, table }], opts)?;
+        Ok(out.pop().expect("one sequence, one result"))
+    }
+
+    /// Run each sequence's tokens after what its table holds, all in one pass over the weights:
+    /// prefill chunks and decode rows together, each at its own position. Every table grows by
+    /// its tokens. Returns each sequence's logits in the order given, as [`Self::forward`] does;
+    /// each is bitwise what that sequence would get alone (see [`super::step`]).
+    pub fn forward_batch(
+        &self,
+        pool: &mut KvPool,
+        seqs: &mut [Seq],
+        opts: Forward,
+    ) -> Result<Vec<Tensor>> {
+        if seqs.is_empty() || seqs.iter().any(|s| s.tokens.is_empty()) {
             candle_core::bail!("forward pass over no tokens")
         }
-        let pos = cache.len();
-        if pos + seq > self.cfg.context_length {
-            candle_core::bail!(
-                "{} tokens exceed the context of {}",
-                pos + seq,
-                self.cfg.context_length
-            )
+        for s in seqs.iter() {
+            let end = s.table.len() + s.tokens.len();
+            if end > self.cfg.context_length {
+                candle_core::bail!(
+                    "{end} tokens exceed the context of {}",
+                    self.cfg.context_length
+                )
+            }
         }
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, seq, hidden)
-        let reps = self.cfg.heads / self.cfg.kv_heads;
-        // Short batches (speculative verification) attend row by row, exactly as decode does.
-        let mask = if seq > SMALL_BATCH {
-            Some(causal_mask(seq, pos, reps, &self.device)?)
-        } else {
-            None
+        let plan = Plan::new(seqs.iter().map(|s| (s.tokens.len(), s.table.len())));
+        let mut reserved = Ok(());
+        for s in seqs.iter_mut() {
+            reserved = reserved.and_then(|_| pool.reserve(s.table, s.table.len() + s.tokens.len()));
+        }
+        let out = reserved.and_then(|_| self.run(pool, seqs, &plan, opts));
+        for s in seqs.iter_mut() {
+            match out {
+                // A shallow (draft) pass leaves the deeper layers behind; the length is the same
+                // for every layer it touched.
+                Ok(_) => s.table.commit(s.tokens.len()),
+                // Nothing held past what was committed.
+                Err(_) => pool.truncate(s.table, s.table.len()),
+            }
+        }
+        out
+    }
+
+    fn run(
+        &self,
+        pool: &mut KvPool,
+        seqs: &[Seq],
+        plan: &Plan,
+        opts: Forward,
+    ) -> Result<Vec<Tensor>> {
+        let ids: Vec<u32> = plan
+            .spans
+            .iter()
+            .flat_map(|s| seqs[s.seq].tokens.iter().copied())
+            .collect();
+        let ids = Tensor::new(ids.as_slice(), &self.device)?;
+        let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, rows, hidden)
+        let (cos, sin) = match &plan.spans[..] {
+            [one] => (
+                self.cos.narrow(0, one.pos, one.len)?,
+                self.sin.narrow(0, one.pos, one.len)?,
+            ),
+            _ => {
+                let p = Tensor::new(plan.positions().as_slice(), &self.device)?;
+                (self.cos.index_select(&p, 0)?, self.sin.index_select(&p, 0)?)
+            }
         };
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
+        let tables: Vec<&BlockTable> = seqs.iter().map(|s| &*s.table).collect();
+        let rows = Rows {
+            plan,
+            tables: &tables,
+            cos: &cos,
+            sin: &sin,
+        };
         let n_layers = opts
             .layers
             .unwrap_or(self.layers.len())
             .min(self.layers.len());
+        let eps = self.cfg.rms_eps as f32;
         for (i, layer) in self.layers[..n_layers].iter().enumerate() {
             super::interrupt::check()?;
-            let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, self.cfg.rms_eps as f32)?;
-            let attn = self.attention(i, layer, &x, cache, mask.as_ref(), &cos, &sin)?;
+            let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, eps)?;
+            let attn = self.attention(i, layer, &x, pool, &rows)?;
             h = (attn + h)?;
-            let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, self.cfg.rms_eps as f32)?;
-            let mlp = layer.down.forward(
-                &(candle_nn::ops::silu(&layer.gate.forward(&x)?)? * layer.up.forward(&x)?)?,
-            )?;
+            let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, eps)?;
+            let act = candle_nn::ops::silu(&layer.gate.forward(&x, plan)?)?;
+            let mlp = layer
+                .down
+                .forward(&(act * layer.up.forward(&x, plan)?)?, plan)?;
             h = (mlp + h)?;
         }
-        // A shallow (draft) pass leaves the deeper layers' caches behind; the cache length is
-        // the same for every layer it touched.
-        cache.commit(seq);
         let h = h.squeeze(0)?;
-        let h = match opts.logits {
-            Logits::Last => h.narrow(0, seq - 1, 1)?,
-            Logits::All => h,
-        };
-        let h = candle_nn::ops::rms_norm(&h, &self.norm, self.cfg.rms_eps as f32)?;
-        self.head.forward(&h)
+        let mut out: Vec<Option<Tensor>> = vec![None; seqs.len()];
+        match opts.logits {
+            Logits::Last => {
+                let last: Vec<u32> = plan
+                    .spans
+                    .iter()
+                    .map(|s| (s.row + s.len - 1) as u32)
+                    .collect();
+                let h = match &last[..] {
+                    [one] => h.narrow(0, *one as usize, 1)?,
+                    _ => h.index_select(&Tensor::new(last.as_slice(), &self.device)?, 0)?,
+                };
+                let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?;
+                let logits = self.head.forward_each(&h)?;
+                for (j, s) in plan.spans.iter().enumerate() {
+                    out[s.seq] = Some(logits.narrow(0, j, 1)?);
+                }
+            }
+            Logits::All => {
+                let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?.unsqueeze(0)?;
+                let logits = plan
+                    .product(&h, |x, each| match each {
+                        true => self.head.forward_each(x),
+                        false => self.head.forward(x),
+                    })?
+                    .squeeze(0)?;
+                for s in &plan.spans {
+                    out[s.seq] = Some(logits.narrow(0, s.row, s.len)?);
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|t| t.expect("every sequence ran"))
+            .collect())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         index: usize,
         layer: &Layer,
         x: &Tensor,
-        cache: &mut KvCache,
-        mask: Option<&Tensor>,
-        cos: &Tensor,
-        sin: &Tensor,
+        pool: &mut KvPool,
+        rows: &Rows,
     ) -> Result<Tensor> {
         let c = &self.cfg;
-        let (_, seq, _) = x.dims3()?;
-        let heads = |t: Tensor, n: usize| {
-            t.reshape((1, seq, n, c.head_dim))?
+        let plan = rows.plan;
+        let n = plan.rows();
+        let heads = |t: Tensor, h: usize| {
+            t.reshape((1, n, h, c.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(layer.q.forward(x)?, c.heads)?;
-        let k = heads(layer.k.forward(x)?, c.kv_heads)?;
-        let v = heads(layer.v.forward(x)?, c.kv_heads)?;
+        let q = heads(layer.q.forward(x, plan)?, c.heads)?;
+        let k = heads(layer.k.forward(x, plan)?, c.kv_heads)?;
+        // Values go to the pool's slots as they come: (rows, kv_heads, head_dim).
+        let v = layer
+            .v
+            .forward(x, plan)?
+            .reshape((n, c.kv_heads, c.head_dim))?;
         let rope = match c.rope_style {
             RopeStyle::Halves => candle_nn::rotary_emb::rope,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i,
         };
-        let q = rope(&q, cos, sin)?;
-        let k = rope(&k, cos, sin)?;
-        let (k, v) = cache.append(index, &k, &v)?;
-        // A half-width cache halves the bytes held; attention itself runs in f32.
-        let (k, v) = if k.dtype() == q.dtype() {
-            (k, v)
-        } else {
-            (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?)
-        };
+        let q = rope(&q, rows.cos, rows.sin)?;
+        let k = rope(&k, rows.cos, rows.sin)?
+            .squeeze(0)?
+            .transpose(0, 1)?
+            .contiguous()?;
+        for s in &plan.spans {
+            let table = rows.tables[s.seq];
+            pool.write(
+                index,
+                table,
+                s.pos,
+                &k.narrow(0, s.row, s.len)?,
+                &v.narrow(0, s.row, s.len)?,
+            )?;
+        }
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        // Decode and verification: our own attention, read in place from the cache.
+        let mut parts = Vec::with_capacity(plan.spans.len());
+        if plan.short_rows > 0 {
+            // Decode rows and verification: our own attention, read in place through the tables.
+            let qs = q.narrow(2, 0, plan.short_rows)?;
+            let paged: Vec<PagedRow> = plan
+                .short()
+                .flat_map(|s| {
+                    (0..s.len).map(|i| PagedRow {
+                        table: rows.tables[s.seq],
+                        seen: s.pos + i + 1,
+                    })
+                })
+                .collect();
+            let (ks, vs) = pool.slots(index).expect("written above");
+            match super::attention::attend_paged(&qs, ks, vs, &paged, scale as f32)? {
+                Some(y) => parts.push(y),
+                None => {
+                    for s in plan.short() {
+                        parts.push(self.dense_attention(index, &q, pool, rows.tables[s.seq], s)?);
+                    }
+                }
+            }
+        }
+        for s in plan.long() {
+            parts.push(self.dense_attention(index, &q, pool, rows.tables[s.seq], s)?);
+        }
+        let y = match parts.len() {
+            1 => parts.pop().expect("one part"),
+            _ => Tensor::cat(&parts, 1)?,
+        };
+        layer.o.forward(&y, plan)
+    }
+
+    /// Attention of span `s`'s rows of `q` over its keys and values gathered from the pool:
+    /// candle's products (prefill, other devices, a half-width cache). `(1, len, heads × head_dim)`.
+    fn dense_attention(
+        &self,
+        index: usize,
+        q: &Tensor,
+        pool: &KvPool,
+        table: &BlockTable,
+        s: &Span,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let seq = s.len;
+        let q = match q.dim(2)? == seq {
+            true => q.clone(),
+            false => q.narrow(2, s.row, seq)?.contiguous()?,
+        };
+        let (k, v) = pool.gather(index, table, s.pos + seq)?;
+        // A half-width cache halves the bytes held; attention itself runs in f32.
+        let (k, v) = (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?);
+        let scale = 1.0 / (c.head_dim as f64).sqrt();
         if seq <= SMALL_BATCH {
             if let Some(y) = super::attention::attend(&q, &k, &v, scale as f32)? {
-                return layer.o.forward(&y);
+                return Ok(y);
             }
         }
         // Grouped-query attention without copying K and V: the `reps` query heads that share a KV
@@ -272,32 +444,29 @@ impl Model {
                 candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
             };
         let y = if seq == 1 || seq > SMALL_BATCH {
+            let mask = match seq > SMALL_BATCH {
+                true => Some(causal_mask(seq, s.pos, reps, &self.device)?),
+                false => None,
+            };
             let q = q.reshape((1, c.kv_heads, reps * seq, c.head_dim))?;
-            attend(&q, &k, &v, mask)? // (1, kv_heads, reps × seq, head_dim)
+            attend(&q, &k, &v, mask.as_ref())? // (1, kv_heads, reps × seq, head_dim)
         } else {
             // Each row sees exactly the keys a one-token decode step at its position would see,
             // through the same shapes, so its result is bitwise the decode step's.
-            let pos = k.dim(2)? - seq;
             let rows = (0..seq)
                 .map(|i| {
                     let q = q.narrow(2, i, 1)?.contiguous()?;
                     let q = q.reshape((1, c.kv_heads, reps, c.head_dim))?;
-                    let y = attend(
-                        &q,
-                        &k.narrow(2, 0, pos + i + 1)?,
-                        &v.narrow(2, 0, pos + i + 1)?,
-                        None,
-                    )?;
+                    let n = s.pos + i + 1;
+                    let y = attend(&q, &k.narrow(2, 0, n)?, &v.narrow(2, 0, n)?, None)?;
                     y.reshape((1, c.heads, 1, c.head_dim))
                 })
                 .collect::<Result<Vec<_>>>()?;
             Tensor::cat(&rows, 2)?
         };
-        let y = y
-            .reshape((1, c.heads, seq, c.head_dim))?
+        y.reshape((1, c.heads, seq, c.head_dim))?
             .transpose(1, 2)?
-            .reshape((1, seq, c.heads * c.head_dim))?;
-        layer.o.forward(&y)
+            .reshape((1, seq, c.heads * c.head_dim))
     }
 
     /// Bytes of every weight held in memory.

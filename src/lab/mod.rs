@@ -7,6 +7,7 @@
 //! [`DemoRun`]: plain serde data that travels as an [`crate::protocol::Event::Demo`], is recorded,
 //! drawn by the dashboard's demo pane and written out as a Markdown report.
 
+pub mod batch;
 pub mod kv_cache;
 pub mod measure;
 pub mod prefill_decode;

@@ -1,6 +1,7 @@
 //! Headless speed measurements: our engine against candle-transformers' reference model on the
 //! same GGUF, in the same run, as medians of repeats after a warm-up.
 
+pub mod batch;
 pub mod client;
 pub mod quant;
 pub mod serve;
@@ -8,6 +9,7 @@ pub mod serve_tui;
 pub mod soak;
 pub mod spec;
 
+pub use batch::BenchBatchArgs;
 pub use client::BenchClientArgs;
 pub use quant::BenchQuantArgs;
 pub use serve::BenchServeArgs;

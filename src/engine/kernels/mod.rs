@@ -119,20 +119,43 @@ impl QWeight {
         Ok(Self::Candle(candle_core::quantized::QMatMul::from_arc(t)?))
     }
 
+    /// Rows of activations `x` (`(…, k)`) holds.
+    fn rows(&self, x: &candle_core::Tensor) -> candle_core::Result<usize> {
+        use candle_core::quantized::QMatMul;
+        let k = match self {
+            Self::Blocks { k, .. } | Self::Compact { k, .. } => *k,
+            Self::Candle(QMatMul::QTensor(t)) => t.shape().dims2()?.1,
+            Self::Candle(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => w.dim(1)?,
+        };
+        Ok(x.elem_count() / k.max(1))
+    }
+
     /// `x` (`(…, k)`) times the transposed weights: `(…, n)`. Batches of up to [`SMALL_BATCH`] rows
     /// are batch-invariant: each row comes out bitwise as it would alone.
     pub fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        if self.rows(x)? <= SMALL_BATCH {
+            return self.forward_each(x);
+        }
+        self.forward_long(x)
+    }
+
+    /// As [`Self::forward`], with every row bitwise what it would be alone at any number of rows:
+    /// the decode rows of a batch, the weights read once for all of them.
+    pub fn forward_each(
+        &self,
+        x: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
         use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K};
         use candle_core::quantized::{GgmlDType, QMatMul};
         use candle_core::{Module, Tensor};
+        let rows = self.rows(x)?;
         match self {
             Self::Candle(m @ (QMatMul::Tensor(w) | QMatMul::TensorF16(w))) => {
-                let k = w.dim(1)?;
-                let rows = x.elem_count() / k;
-                if rows <= 1 || rows > SMALL_BATCH {
+                if rows <= 1 {
                     return m.forward(x);
                 }
                 // Float products (gemm) pick their blocking by shape: one row at a time instead.
+                let k = w.dim(1)?;
                 let flat = x.reshape((rows, k))?;
                 let outs = (0..rows)
                     .map(|i| m.forward(&flat.narrow(0, i, 1)?))
@@ -141,22 +164,21 @@ impl QWeight {
                 *shape.last_mut().expect("a matrix input") = w.dim(0)?;
                 Tensor::cat(&outs, 0)?.reshape(shape)
             }
+            Self::Candle(m) if rows > SMALL_BATCH => {
+                // candle's products are batch-invariant up to SMALL_BATCH rows: in groups of it.
+                let mut shape = x.dims().to_vec();
+                let k = *shape.last().expect("a matrix input");
+                let flat = x.reshape((rows, k))?;
+                let outs = (0..rows)
+                    .step_by(SMALL_BATCH)
+                    .map(|i| m.forward(&flat.narrow(0, i, SMALL_BATCH.min(rows - i))?))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let out = Tensor::cat(&outs, 0)?;
+                *shape.last_mut().expect("a matrix input") = out.dim(1)?;
+                out.reshape(shape)
+            }
             Self::Candle(m) => m.forward(x),
-            Self::Compact { mm, t, n, k } => {
-                use ktiles::{applies, matmul, KFormat};
-                if x.elem_count() / k > SMALL_BATCH {
-                    if !applies(*n, *k) {
-                        return mm.forward(x);
-                    }
-                    // candle's tiled arithmetic, without the tiles kept.
-                    let (xs, m, shape) = flat_rows(x, *k, *n)?;
-                    let format = match t.dtype() {
-                        GgmlDType::Q4K => KFormat::Q4K,
-                        _ => KFormat::Q6K,
-                    };
-                    let out = matmul(format, &t.data()?, *n, *k, &xs, m);
-                    return Tensor::from_vec(out, shape, x.device());
-                }
+            Self::Compact { t, n, k, .. } => {
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
@@ -166,21 +188,51 @@ impl QWeight {
                 };
                 Tensor::from_vec(out, shape, x.device())
             }
-            Self::Blocks { mm, t, n, k } => {
+            Self::Blocks { t, n, k, .. } => {
                 use int8::{matmul, Format};
-                let long = x.elem_count() / k > SMALL_BATCH;
-                if long && matches!(t.dtype(), GgmlDType::Q4_0 | GgmlDType::Q8_0) {
-                    return mm.forward(x);
-                }
                 let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
                     GgmlDType::Q5_1 => q5_1::matmul_q5_1(&data, *n, *k, &xs, m),
                     GgmlDType::Q4_0 => matmul(Format::Q4_0, &data, *n, *k, &xs, m),
-                    GgmlDType::Q5_0 if long => q5_0::matmul_q5_0(&data, *n, *k, &xs, m),
                     GgmlDType::Q5_0 => matmul(Format::Q5_0, &data, *n, *k, &xs, m),
                     GgmlDType::Q8_0 => matmul(Format::Q8_0, &data, *n, *k, &xs, m),
                     other => candle_core::bail!("no block product for {other:?}"),
+                };
+                Tensor::from_vec(out, shape, x.device())
+            }
+        }
+    }
+
+    /// Products of more than [`SMALL_BATCH`] rows (prefill), in candle's order.
+    fn forward_long(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        use candle_core::quantized::GgmlDType;
+        use candle_core::{Module, Tensor};
+        match self {
+            Self::Candle(m) => m.forward(x),
+            Self::Compact { mm, t, n, k } => {
+                use ktiles::{applies, matmul, KFormat};
+                if !applies(*n, *k) {
+                    return mm.forward(x);
+                }
+                // candle's tiled arithmetic, without the tiles kept.
+                let (xs, m, shape) = flat_rows(x, *k, *n)?;
+                let format = match t.dtype() {
+                    GgmlDType::Q4K => KFormat::Q4K,
+                    _ => KFormat::Q6K,
+                };
+                let out = matmul(format, &t.data()?, *n, *k, &xs, m);
+                Tensor::from_vec(out, shape, x.device())
+            }
+            Self::Blocks { mm, t, n, k } => {
+                let (xs, m, shape) = match t.dtype() {
+                    GgmlDType::Q5_0 | GgmlDType::Q5_1 => flat_rows(x, *k, *n)?,
+                    _ => return mm.forward(x),
+                };
+                let data = t.data()?;
+                let out = match t.dtype() {
+                    GgmlDType::Q5_0 => q5_0::matmul_q5_0(&data, *n, *k, &xs, m),
+                    _ => q5_1::matmul_q5_1(&data, *n, *k, &xs, m),
                 };
                 Tensor::from_vec(out, shape, x.device())
             }
@@ -329,6 +381,41 @@ mod tests {
                         "{dtype:?} m={m} row {i}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn forward_each_is_batch_invariant_at_any_batch_size() {
+        let (n, k) = (48, 512);
+        for dtype in [
+            GgmlDType::F32,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
+        ] {
+            let w = qweight(dtype, n, k, 9);
+            let m = 2 * SMALL_BATCH + 5;
+            let x = random(m * k, 31);
+            let xt = Tensor::from_vec(x.clone(), (1, m, k), &Device::Cpu).unwrap();
+            let batch: Vec<f32> = w
+                .forward_each(&xt)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for i in 0..m {
+                let alone = rows_of(&w, &x[i * k..(i + 1) * k], 1, k);
+                assert_eq!(
+                    &batch[i * n..(i + 1) * n],
+                    alone.as_slice(),
+                    "{dtype:?} row {i}"
+                );
             }
         }
     }

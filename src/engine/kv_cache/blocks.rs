@@ -1,0 +1,270 @@
+//! Paged KV bookkeeping, as vLLM's PagedAttention: a [`BlockAllocator`] of fixed-size blocks with
+//! a free list, and a [`BlockTable`] per sequence mapping its positions to blocks. Pure integers:
+//! the K and V values live in [`super::pool::KvPool`].
+
+/// Tokens per block (vLLM's default).
+pub const BLOCK_TOKENS: usize = 16;
+
+/// Hands out block ids from a free list; never the same block twice until it is freed.
+#[derive(Debug, Clone, Default)]
+pub struct BlockAllocator {
+    /// Free ids, the next one handed out last (lowest ids first after growth).
+    free: Vec<u32>,
+    /// Whether each block is held by a sequence: catches a double free.
+    held: Vec<bool>,
+}
+
+impl BlockAllocator {
+    /// Blocks in the pool, held or free.
+    pub fn total(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.total() - self.free_count()
+    }
+
+    /// Add `n` new blocks to the pool (ids after the existing ones), all free.
+    pub fn grow(&mut self, n: usize) {
+        let start = self.total() as u32;
+        self.held.resize(self.total() + n, false);
+        self.free.extend((start..start + n as u32).rev());
+    }
+
+    /// A free block, now held; `None` when every block is held.
+    pub fn allocate(&mut self) -> Option<u32> {
+        let b = self.free.pop()?;
+        debug_assert!(
+            !self.held[b as usize],
+            "block {b} was on the free list and held"
+        );
+        self.held[b as usize] = true;
+        Some(b)
+    }
+
+    /// Give block `b` back. Panics on a block that is not held (a double free is a bug that
+    /// would hand one block to two sequences).
+    pub fn free(&mut self, b: u32) {
+        let slot = &mut self.held[b as usize];
+        assert!(*slot, "block {b} freed but not held");
+        *slot = false;
+        self.free.push(b);
+    }
+
+    /// Forget every block (the pool's storage is dropped).
+    pub fn reset(&mut self) {
+        self.free.clear();
+        self.held.clear();
+    }
+}
+
+/// One sequence's blocks, in position order, and its length in tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockTable {
+    blocks: Vec<u32>,
+    len: usize,
+}
+
+impl BlockTable {
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn blocks(&self) -> &[u32] {
+        &self.blocks
+    }
+
+    /// Token slots held but not (yet) filled: the slack of the last block.
+    pub fn wasted(&self) -> usize {
+        self.blocks.len() * BLOCK_TOKENS - self.len
+    }
+
+    /// The pool slot of position `pos` (`block × BLOCK_TOKENS + offset`).
+    pub fn slot(&self, pos: usize) -> usize {
+        self.blocks[pos / BLOCK_TOKENS] as usize * BLOCK_TOKENS + pos % BLOCK_TOKENS
+    }
+
+    /// Blocks still to allocate for this sequence to hold `tokens`.
+    pub fn blocks_short(&self, tokens: usize) -> usize {
+        tokens
+            .div_ceil(BLOCK_TOKENS)
+            .saturating_sub(self.blocks.len())
+    }
+
+    /// Hold blocks for `tokens` positions; `false` (and nothing taken) if the pool has too few.
+    pub fn reserve(&mut self, alloc: &mut BlockAllocator, tokens: usize) -> bool {
+        let short = self.blocks_short(tokens);
+        if short > alloc.free_count() {
+            return false;
+        }
+        for _ in 0..short {
+            self.blocks
+                .push(alloc.allocate().expect("counted free blocks"));
+        }
+        true
+    }
+
+    /// Record `n` more tokens written (their blocks reserved before).
+    pub fn commit(&mut self, n: usize) {
+        assert!(
+            self.len + n <= self.blocks.len() * BLOCK_TOKENS,
+            "committed past the reserved blocks"
+        );
+        self.len += n;
+    }
+
+    /// Keep the first `n` tokens and give back the blocks past them (speculative rollback).
+    pub fn truncate(&mut self, alloc: &mut BlockAllocator, n: usize) {
+        self.len = self.len.min(n);
+        let keep = self.len.div_ceil(BLOCK_TOKENS);
+        for b in self.blocks.drain(keep..) {
+            alloc.free(b);
+        }
+    }
+
+    /// Give every block back: the sequence is finished.
+    pub fn release(&mut self, alloc: &mut BlockAllocator) {
+        self.truncate(alloc, 0);
+    }
+
+    /// Forget the blocks without freeing them (their allocator was reset).
+    pub(super) fn forget(&mut self) {
+        self.blocks.clear();
+        self.len = 0;
+    }
+}
+
+/// What the KV pane shows of the paged cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockUsage {
+    pub block_tokens: usize,
+    pub held: usize,
+    pub free: usize,
+    /// Token slots held but empty: the slack in each sequence's last block.
+    pub wasted_tokens: usize,
+}
+
+impl BlockUsage {
+    pub fn of<'a>(
+        alloc: &BlockAllocator,
+        tables: impl IntoIterator<Item = &'a BlockTable>,
+    ) -> Self {
+        Self {
+            block_tokens: BLOCK_TOKENS,
+            held: alloc.held_count(),
+            free: alloc.free_count(),
+            wasted_tokens: tables.into_iter().map(BlockTable::wasted).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn slots_follow_the_table_and_slack_is_the_last_blocks_rest() {
+        let mut a = BlockAllocator::default();
+        a.grow(4);
+        let (mut s, mut t) = (BlockTable::default(), BlockTable::default());
+        assert!(s.reserve(&mut a, 5));
+        assert!(t.reserve(&mut a, 20));
+        s.commit(5);
+        t.commit(20);
+        assert_eq!((s.blocks(), t.blocks()), (&[0][..], &[1, 2][..]));
+        assert_eq!(t.slot(17), 2 * BLOCK_TOKENS + 1);
+        assert_eq!((s.wasted(), t.wasted()), (11, 12));
+        let u = BlockUsage::of(&a, [&s, &t]);
+        assert_eq!((u.held, u.free, u.wasted_tokens), (3, 1, 23));
+        // Two blocks more than the pool has: nothing taken.
+        assert!(!s.reserve(&mut a, 3 * BLOCK_TOKENS));
+        assert_eq!(a.free_count(), 1);
+        t.truncate(&mut a, 16);
+        assert_eq!((t.blocks(), a.free_count()), (&[1][..], 2));
+    }
+
+    #[test]
+    #[should_panic(expected = "not held")]
+    fn a_double_free_is_caught() {
+        let mut a = BlockAllocator::default();
+        a.grow(2);
+        let b = a.allocate().unwrap();
+        a.free(b);
+        a.free(b);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Grow sequence `s` to `n` tokens (if the pool has room).
+        Grow(usize, usize),
+        Truncate(usize, usize),
+        Finish(usize),
+        AddBlocks(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..6usize, 0..80usize).prop_map(|(s, n)| Op::Grow(s, n)),
+            2 => (0..6usize, 0..80usize).prop_map(|(s, n)| Op::Truncate(s, n)),
+            1 => (0..6usize).prop_map(Op::Finish),
+            1 => (0..4usize).prop_map(Op::AddBlocks),
+        ]
+    }
+
+    proptest! {
+        /// Whatever sequences grow, roll back and finish, no block is held by two of them, the
+        /// allocator's counts are the tables', and finishing them all returns every block.
+        #[test]
+        fn never_hands_a_block_out_twice_and_gets_every_block_back(
+            start in 0..12usize,
+            ops in proptest::collection::vec(op(), 0..200),
+        ) {
+            let mut a = BlockAllocator::default();
+            a.grow(start);
+            let mut seqs = vec![BlockTable::default(); 6];
+            for op in ops {
+                match op {
+                    Op::Grow(s, n) => {
+                        let t = &mut seqs[s];
+                        let n = n.max(t.len());
+                        if t.reserve(&mut a, n) {
+                            let more = n - t.len();
+                            t.commit(more);
+                        }
+                    }
+                    Op::Truncate(s, n) => seqs[s].truncate(&mut a, n),
+                    Op::Finish(s) => seqs[s].release(&mut a),
+                    Op::AddBlocks(n) => a.grow(n),
+                }
+                let mut seen = HashSet::new();
+                for t in &seqs {
+                    prop_assert_eq!(t.blocks().len(), t.len().div_ceil(BLOCK_TOKENS));
+                    for &b in t.blocks() {
+                        prop_assert!(seen.insert(b), "block {} held twice", b);
+                        prop_assert!((b as usize) < a.total());
+                    }
+                }
+                prop_assert_eq!(seen.len(), a.held_count());
+                prop_assert_eq!(a.held_count() + a.free_count(), a.total());
+            }
+            for t in &mut seqs {
+                t.release(&mut a);
+            }
+            prop_assert_eq!(a.free_count(), a.total());
+            let mut ids: Vec<u32> = (0..a.total()).map(|_| a.allocate().unwrap()).collect();
+            ids.sort_unstable();
+            prop_assert_eq!(ids, (0..a.total() as u32).collect::<Vec<_>>());
+        }
+    }
+}
