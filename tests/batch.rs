@@ -180,7 +180,8 @@ fn real_05b_batches_of_1_4_16_equal_each_sequence_alone() {
         .unwrap();
     assert!(ids.len() >= 38, "the request has {} tokens", ids.len());
     let prompts: Vec<Vec<u32>> = (0..16).map(|j| ids[..8 + 2 * j].to_vec()).collect();
-    let n = 16;
+    // 8 tokens each: every step past the first mixes decode rows with prefill chunks.
+    let n = 8;
     let solo: Vec<Run> = prompts.iter().map(|p| alone(&e.model, p, n)).collect();
     for b in [1, 4, 16] {
         let runs = batched(&e.model, &prompts[..b], n);
