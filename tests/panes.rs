@@ -225,15 +225,107 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
         }
         insta::assert_snapshot!(format!("speculative_{pane}"), t.backend());
     }
-    // Accepted drafts and rejected ones are styled apart in the tape.
-    let mut t = Terminal::new(TestBackend::new(100, 16)).unwrap();
-    t.draw(|f| panes::tape::render(&s, f.area(), f.buffer_mut()))
+    // Accepted drafts, rejected ones, corrections and bonus tokens are styled apart in the tape,
+    // each by a colour of the colour-blind-safe palette and by a mark.
+    let t = draw(&s, panes::tape::render, 100, 16);
+    let (colours, marks) = token_styles(t.backend().buffer());
+    use panes::palette;
+    for c in [palette::ACCEPTED, palette::REJECTED, palette::CORRECTION] {
+        assert!(colours.contains(&c), "{c:?} missing");
+    }
+    assert_eq!(marks, all_marks(), "every kind of token has its mark");
+}
+
+use ratatui::style::{Color, Modifier};
+
+/// The colours on screen, and the token marks (underline, strike-out with ⟨ ⟩, bold) drawn
+/// inside the token tape's frame (its text rows, below the title).
+fn token_styles(buf: &Buffer) -> (std::collections::HashSet<Color>, Vec<&'static str>) {
+    let colours = buf.content().iter().map(|c| c.fg).collect();
+    let tape = tape_area(buf);
+    let cells: Vec<_> = (tape.top()..tape.bottom())
+        .flat_map(|y| (tape.left()..tape.right()).map(move |x| (x, y)))
+        .map(|p| &buf[p])
+        .collect();
+    let has = |m: Modifier| {
+        cells
+            .iter()
+            .any(|c| c.modifier.contains(m) && c.symbol() != " ")
+    };
+    let mut marks = Vec::new();
+    if has(Modifier::UNDERLINED) {
+        marks.push("underlined");
+    }
+    if has(Modifier::CROSSED_OUT) && cells.iter().any(|c| c.symbol() == "⟨") {
+        marks.push("struck out in ⟨ ⟩");
+    }
+    if has(Modifier::BOLD) {
+        marks.push("bold");
+    }
+    (colours, marks)
+}
+
+/// The inside of the tape's frame: from the corner of its title "╭ tokens · " to the next corner
+/// right of it, down to its bottom corner.
+fn tape_area(buf: &Buffer) -> Rect {
+    let area = buf.area;
+    let row = |y: u16| -> String { (0..area.width).map(|x| buf[(x, y)].symbol()).collect() };
+    let top = (0..area.height)
+        .find(|&y| row(y).contains("╭ tokens · "))
+        .expect("the tape is on screen");
+    let cols: Vec<&str> = (0..area.width).map(|x| buf[(x, top)].symbol()).collect();
+    let title = row(top).find("╭ tokens · ").unwrap();
+    let left = row(top)[..title].chars().count() as u16;
+    let right = (left..area.width)
+        .find(|&x| cols[x as usize] == "╮")
         .unwrap();
-    let buf = t.backend().buffer();
-    let fgs: std::collections::HashSet<_> = buf.content().iter().map(|c| c.fg).collect();
-    use ratatui::style::Color;
-    assert!(fgs.contains(&Color::Green), "accepted drafts shown");
-    assert!(fgs.contains(&Color::Red), "rejected drafts shown");
+    let bottom = (top..area.height)
+        .find(|&y| buf[(left, y)].symbol() == "╰")
+        .unwrap();
+    Rect::new(left + 1, top + 1, right - left - 1, bottom - top - 1)
+}
+
+fn all_marks() -> Vec<&'static str> {
+    vec!["underlined", "struck out in ⟨ ⟩", "bold"]
+}
+
+/// `NO_COLOR`: the whole screen of a speculative run without one colour, the tape's marks kept;
+/// without it, the same screen in colour.
+#[test]
+fn no_color_draws_the_marks_without_colours() {
+    let mut s = speculative_state();
+    let colour = draw(&s, view::render, 160, 50);
+    let (colours, marks) = token_styles(colour.backend().buffer());
+    assert!(colours.contains(&panes::palette::ACCEPTED));
+    assert_eq!(marks, all_marks());
+    s.ui.no_color = true;
+    for (w, h) in [(160, 50), (100, 30)] {
+        let t = draw(&s, view::render, w, h);
+        let buf = t.backend().buffer();
+        let coloured: Vec<_> = buf
+            .content()
+            .iter()
+            .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+            .collect();
+        assert!(coloured.is_empty(), "{} coloured cells", coloured.len());
+        assert_eq!(token_styles(buf).1, all_marks(), "at {w}×{h}");
+        // The same text as in colour.
+        if w == 160 {
+            assert_eq!(format!("{}", t.backend()), format!("{}", colour.backend()));
+        }
+    }
+    // The help names each mark.
+    s.update(Action::ToggleHelp);
+    let t = draw(&s, view::render, 100, 40);
+    let screen = format!("{}", t.backend());
+    for words in [
+        "accepted draft underlined",
+        "⟨rejected⟩ struck out",
+        "correction bold",
+        "bonus bold italic",
+    ] {
+        assert!(screen.contains(words), "{screen}");
+    }
 }
 
 /// A served model's metrics as the scraper sends them: a scrape of `body`, then one half a second

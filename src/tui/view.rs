@@ -71,4 +71,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if let Some(p) = &state.ui.picker {
         panes::picker::render(p, area, buf);
     }
+    if state.ui.no_color {
+        panes::palette::strip(area, buf);
+    }
 }
