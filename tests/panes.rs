@@ -562,3 +562,74 @@ fn the_latency_chart_is_fitted_to_the_data() {
         draw(&s, panes::timing::render, 80, 22).backend()
     );
 }
+
+/// The default model could not be had (no file, no network): the banner that says how to get one
+/// wraps inside the screen and keeps its advice on screen at 100×30 and 160×50.
+#[test]
+fn the_no_model_banner_keeps_its_advice() {
+    use labtui::engine::source::DEFAULT_MODEL;
+    let mut s = AppState::new(DEFAULT_MODEL, "");
+    s.ui.fallback_to_synthetic = true;
+    let hub = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF";
+    let message = format!(
+        "cannot get {DEFAULT_MODEL} from {hub}: request error: https://huggingface.co/{hub}/resolve/main/{DEFAULT_MODEL}: \
+         Connection Failed: Connect error: dns error: failed to lookup address information: Temporary failure in name \
+         resolution (pass a path to a .gguf file, put it in the models directory ($LABTUI_MODELS, else ./models), use \
+         hf:OWNER/REPO/FILE.gguf to download from the Hugging Face Hub, or use `synthetic` for the built-in tiny model)"
+    );
+    for event in [
+        Event::ModelLoading {
+            spec: DEFAULT_MODEL.into(),
+        },
+        Event::Error { message },
+    ] {
+        s.apply(&Stamped {
+            at: std::time::Duration::from_secs(1),
+            event,
+        });
+    }
+    let advice =
+        "Get real weights with ../shared/tools/fetch-models models, or start with --model PATH.";
+    for (w, h) in [(100, 30), (160, 50)] {
+        let t = draw(&s, view::render, w, h);
+        let rows = panes::banner::height(&s, Rect::new(0, 0, w, h));
+        let banner = banner_text(t.backend().buffer(), rows);
+        assert!(banner.contains(advice), "{w}×{h}: {banner}");
+        assert!(
+            banner.starts_with("Running the built-in synthetic model"),
+            "{banner}"
+        );
+        if w == 160 {
+            // Room for all of it, the error's own advice too.
+            assert!(banner.ends_with("for the built-in tiny model)"), "{banner}");
+        } else {
+            // A fifth of the screen at most; what is cut is the error's detail, marked.
+            assert_eq!(rows, 6);
+            assert!(banner.ends_with('…'), "{banner}");
+        }
+        insta::assert_snapshot!(format!("banner_no_model_{w}x{h}"), t.backend());
+    }
+    // An error is shown whole at 100×30 too.
+    let s = state("error");
+    let t = draw(&s, view::render, 100, 30);
+    let rows = panes::banner::height(&s, Rect::new(0, 0, 100, 30));
+    let banner = banner_text(t.backend().buffer(), rows);
+    assert!(
+        banner.ends_with("the model was unloaded, load it again"),
+        "{banner}"
+    );
+}
+
+/// The banner's `rows` rows under the status bar, joined by spaces.
+fn banner_text(buf: &Buffer, rows: u16) -> String {
+    (1..=rows)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -17,11 +17,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .render(area, buf);
         return;
     }
-    let banner_h = if state.ui.banner.is_some() || state.error().is_some() {
-        3
-    } else {
-        0
-    };
+    let banner_h = panes::banner::height(state, area);
     let [top, banner, prompt, body, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
@@ -31,17 +27,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .areas(area);
     panes::status::render_top(state, top, buf);
-    if let Some(msg) = state.error().or(state.ui.banner.as_deref()) {
-        let color = if state.error().is_some() {
-            Color::Red
-        } else {
-            Color::Yellow
-        };
-        Paragraph::new(msg)
-            .style(Style::default().fg(color))
-            .wrap(Wrap { trim: true })
-            .render(banner, buf);
-    }
+    panes::banner::render(state, banner, buf);
     panes::prompt::render(state, prompt, buf);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);

@@ -1,5 +1,6 @@
 //! One file per pane: `render(state, area, buf)` draws from [`AppState`] and never changes it.
 
+pub mod banner;
 pub mod chart;
 pub mod demo;
 pub mod help;
