@@ -225,15 +225,107 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
         }
         insta::assert_snapshot!(format!("speculative_{pane}"), t.backend());
     }
-    // Accepted drafts and rejected ones are styled apart in the tape.
-    let mut t = Terminal::new(TestBackend::new(100, 16)).unwrap();
-    t.draw(|f| panes::tape::render(&s, f.area(), f.buffer_mut()))
+    // Accepted drafts, rejected ones, corrections and bonus tokens are styled apart in the tape,
+    // each by a colour of the colour-blind-safe palette and by a mark.
+    let t = draw(&s, panes::tape::render, 100, 16);
+    let (colours, marks) = token_styles(t.backend().buffer());
+    use panes::palette;
+    for c in [palette::ACCEPTED, palette::REJECTED, palette::CORRECTION] {
+        assert!(colours.contains(&c), "{c:?} missing");
+    }
+    assert_eq!(marks, all_marks(), "every kind of token has its mark");
+}
+
+use ratatui::style::{Color, Modifier};
+
+/// The colours on screen, and the token marks (underline, strike-out with ⟨ ⟩, bold) drawn
+/// inside the token tape's frame (its text rows, below the title).
+fn token_styles(buf: &Buffer) -> (std::collections::HashSet<Color>, Vec<&'static str>) {
+    let colours = buf.content().iter().map(|c| c.fg).collect();
+    let tape = tape_area(buf);
+    let cells: Vec<_> = (tape.top()..tape.bottom())
+        .flat_map(|y| (tape.left()..tape.right()).map(move |x| (x, y)))
+        .map(|p| &buf[p])
+        .collect();
+    let has = |m: Modifier| {
+        cells
+            .iter()
+            .any(|c| c.modifier.contains(m) && c.symbol() != " ")
+    };
+    let mut marks = Vec::new();
+    if has(Modifier::UNDERLINED) {
+        marks.push("underlined");
+    }
+    if has(Modifier::CROSSED_OUT) && cells.iter().any(|c| c.symbol() == "⟨") {
+        marks.push("struck out in ⟨ ⟩");
+    }
+    if has(Modifier::BOLD) {
+        marks.push("bold");
+    }
+    (colours, marks)
+}
+
+/// The inside of the tape's frame: from the corner of its title "╭ tokens · " to the next corner
+/// right of it, down to its bottom corner.
+fn tape_area(buf: &Buffer) -> Rect {
+    let area = buf.area;
+    let row = |y: u16| -> String { (0..area.width).map(|x| buf[(x, y)].symbol()).collect() };
+    let top = (0..area.height)
+        .find(|&y| row(y).contains("╭ tokens · "))
+        .expect("the tape is on screen");
+    let cols: Vec<&str> = (0..area.width).map(|x| buf[(x, top)].symbol()).collect();
+    let title = row(top).find("╭ tokens · ").unwrap();
+    let left = row(top)[..title].chars().count() as u16;
+    let right = (left..area.width)
+        .find(|&x| cols[x as usize] == "╮")
         .unwrap();
-    let buf = t.backend().buffer();
-    let fgs: std::collections::HashSet<_> = buf.content().iter().map(|c| c.fg).collect();
-    use ratatui::style::Color;
-    assert!(fgs.contains(&Color::Green), "accepted drafts shown");
-    assert!(fgs.contains(&Color::Red), "rejected drafts shown");
+    let bottom = (top..area.height)
+        .find(|&y| buf[(left, y)].symbol() == "╰")
+        .unwrap();
+    Rect::new(left + 1, top + 1, right - left - 1, bottom - top - 1)
+}
+
+fn all_marks() -> Vec<&'static str> {
+    vec!["underlined", "struck out in ⟨ ⟩", "bold"]
+}
+
+/// `NO_COLOR`: the whole screen of a speculative run without one colour, the tape's marks kept;
+/// without it, the same screen in colour.
+#[test]
+fn no_color_draws_the_marks_without_colours() {
+    let mut s = speculative_state();
+    let colour = draw(&s, view::render, 160, 50);
+    let (colours, marks) = token_styles(colour.backend().buffer());
+    assert!(colours.contains(&panes::palette::ACCEPTED));
+    assert_eq!(marks, all_marks());
+    s.ui.no_color = true;
+    for (w, h) in [(160, 50), (100, 30)] {
+        let t = draw(&s, view::render, w, h);
+        let buf = t.backend().buffer();
+        let coloured: Vec<_> = buf
+            .content()
+            .iter()
+            .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+            .collect();
+        assert!(coloured.is_empty(), "{} coloured cells", coloured.len());
+        assert_eq!(token_styles(buf).1, all_marks(), "at {w}×{h}");
+        // The same text as in colour.
+        if w == 160 {
+            assert_eq!(format!("{}", t.backend()), format!("{}", colour.backend()));
+        }
+    }
+    // The help names each mark.
+    s.update(Action::ToggleHelp);
+    let t = draw(&s, view::render, 100, 40);
+    let screen = format!("{}", t.backend());
+    for words in [
+        "accepted draft underlined",
+        "⟨rejected⟩ struck out",
+        "correction bold",
+        "bonus bold italic",
+    ] {
+        assert!(screen.contains(words), "{screen}");
+    }
 }
 
 /// A served model's metrics as the scraper sends them: a scrape of `body`, then one half a second
@@ -343,8 +435,14 @@ fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {
 /// The running fixture continued to `n` tokens: words, a newline every 12 tokens, step times
 /// spread over 15–45 ms, the KV cache growing by a token each.
 fn long_run(n: usize) -> AppState {
+    continued(n, |i| {
+        std::time::Duration::from_micros(15_000 + (i as u64 * 7_919) % 30_000)
+    })
+}
+
+/// The running fixture continued to `n` tokens, token `i` taking `step(i)`.
+fn continued(n: usize, step: fn(usize) -> std::time::Duration) -> AppState {
     use labtui::protocol::TokenEvent;
-    use std::time::Duration;
     let mut s = state("running");
     let last = s
         .store
@@ -357,7 +455,7 @@ fn long_run(n: usize) -> AppState {
         .clone();
     let per_token = 24_576;
     for i in last.index + 1..n {
-        let step = Duration::from_micros(15_000 + (i as u64 * 7_919) % 30_000);
+        let step = step(i);
         let token = TokenEvent {
             index: i,
             id: (i % 50_000) as u32,
@@ -403,8 +501,9 @@ fn a_long_run_draws_from_bounded_data() {
     assert_eq!(panes::kv::chart_data(run, 70).len(), 70);
     // The KV chart spans the run: its first point is the first token's cache, its last the last.
     let kv = panes::kv::chart_data(run, 70);
-    assert_eq!(kv[0], run.tokens[0].kv_bytes);
-    assert_eq!(kv[69], run.tokens[n - 1].kv_bytes);
+    let at = |t: &labtui::protocol::TokenEvent| (t.kv_tokens as f64, t.kv_bytes as f64);
+    assert_eq!(kv[0], at(&run.tokens[0]));
+    assert_eq!(kv[69], at(&run.tokens[n - 1]));
     // And the whole screen draws: the tape ends with the run's end, the timing pane's numbers
     // are the run's.
     let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
@@ -417,4 +516,120 @@ fn a_long_run_draws_from_bounded_data() {
         screen.contains(&format!("mean {:.1} tok/s", run.itl.mean_rate())),
         "{screen}"
     );
+}
+
+/// Latencies between 20 and 22 ms: the chart's y axis spans them (with a little margin), not
+/// 0 to 22 ms, and draws a line, not a wall of blocks.
+#[test]
+fn the_latency_chart_is_fitted_to_the_data() {
+    use std::time::Duration;
+    // 600 tokens: the newest latencies (those the chart draws) are all the new ones.
+    let s = continued(600, |i| {
+        Duration::from_micros(20_000 + (i % 3) as u64 * 1_000)
+    });
+    for (w, h) in [(80, 22), (70, 14)] {
+        let t = draw(&s, panes::timing::render, w, h);
+        let screen = format!("{}", t.backend());
+        assert!(screen.contains("19.8 ms"), "{screen}");
+        assert!(screen.contains("22.2 ms"), "{screen}");
+        assert!(
+            !screen.contains(" 0.0 ms") && !screen.contains(" 0 ms"),
+            "{screen}"
+        );
+        // A line of braille dots, no block characters outside the histogram's rows.
+        assert!(screen
+            .chars()
+            .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)));
+        let chart_rows: String = screen.lines().skip(5).take(4).collect();
+        assert!(!chart_rows.contains('█'), "{screen}");
+    }
+    // The KV chart spans the cache the run holds, not from zero bytes.
+    let run = s.store.current.as_ref().unwrap();
+    let t = draw(&s, panes::kv::render, 80, 22);
+    let screen = format!("{}", t.backend());
+    let first = run.tokens[0].kv_bytes as f64 / (1024.0 * 1024.0);
+    assert!(first > 0.5, "the fixture's cache starts above zero");
+    assert!(
+        !screen.contains(" 0.00 MiB") && !screen.contains(" 0.0 MiB"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} tok", run.tokens[599].kv_tokens)),
+        "{screen}"
+    );
+    insta::assert_snapshot!(
+        "pane_timing_fitted",
+        draw(&s, panes::timing::render, 80, 22).backend()
+    );
+}
+
+/// The default model could not be had (no file, no network): the banner that says how to get one
+/// wraps inside the screen and keeps its advice on screen at 100×30 and 160×50.
+#[test]
+fn the_no_model_banner_keeps_its_advice() {
+    use labtui::engine::source::DEFAULT_MODEL;
+    let mut s = AppState::new(DEFAULT_MODEL, "");
+    s.ui.fallback_to_synthetic = true;
+    let hub = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF";
+    let message = format!(
+        "cannot get {DEFAULT_MODEL} from {hub}: request error: https://huggingface.co/{hub}/resolve/main/{DEFAULT_MODEL}: \
+         Connection Failed: Connect error: dns error: failed to lookup address information: Temporary failure in name \
+         resolution (pass a path to a .gguf file, put it in the models directory ($LABTUI_MODELS, else ./models), use \
+         hf:OWNER/REPO/FILE.gguf to download from the Hugging Face Hub, or use `synthetic` for the built-in tiny model)"
+    );
+    for event in [
+        Event::ModelLoading {
+            spec: DEFAULT_MODEL.into(),
+        },
+        Event::Error { message },
+    ] {
+        s.apply(&Stamped {
+            at: std::time::Duration::from_secs(1),
+            event,
+        });
+    }
+    let advice =
+        "Get real weights with ../shared/tools/fetch-models models, or start with --model PATH.";
+    for (w, h) in [(100, 30), (160, 50)] {
+        let t = draw(&s, view::render, w, h);
+        let rows = panes::banner::height(&s, Rect::new(0, 0, w, h));
+        let banner = banner_text(t.backend().buffer(), rows);
+        assert!(banner.contains(advice), "{w}×{h}: {banner}");
+        assert!(
+            banner.starts_with("Running the built-in synthetic model"),
+            "{banner}"
+        );
+        if w == 160 {
+            // Room for all of it, the error's own advice too.
+            assert!(banner.ends_with("for the built-in tiny model)"), "{banner}");
+        } else {
+            // A fifth of the screen at most; what is cut is the error's detail, marked.
+            assert_eq!(rows, 6);
+            assert!(banner.ends_with('…'), "{banner}");
+        }
+        insta::assert_snapshot!(format!("banner_no_model_{w}x{h}"), t.backend());
+    }
+    // An error is shown whole at 100×30 too.
+    let s = state("error");
+    let t = draw(&s, view::render, 100, 30);
+    let rows = panes::banner::height(&s, Rect::new(0, 0, 100, 30));
+    let banner = banner_text(t.backend().buffer(), rows);
+    assert!(
+        banner.ends_with("the model was unloaded, load it again"),
+        "{banner}"
+    );
+}
+
+/// The banner's `rows` rows under the status bar, joined by spaces.
+fn banner_text(buf: &Buffer, rows: u16) -> String {
+    (1..=rows)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

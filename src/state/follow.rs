@@ -22,9 +22,11 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
         Event::Error { message } if store.load_failed && ui.fallback_to_synthetic => {
             ui.fallback_to_synthetic = false;
             ui.errors_handled = store.errors;
+            // The advice first: were the banner cut, the error's detail goes, not what to do.
             ui.banner = Some(format!(
-                "no real model could be loaded ({message}). Running the built-in synthetic model (random weights): \
-                 get real weights with ../shared/tools/fetch-models models, or start with --model PATH"
+                "Running the built-in synthetic model (random weights): no real model could be loaded. \
+                 Get real weights with ../shared/tools/fetch-models models, or start with --model PATH. \
+                 Why: {message}"
             ));
             ui.status = "no real model: loading the built-in synthetic model …".into();
             ui.model_spec = "synthetic".into();

@@ -54,7 +54,8 @@ pub struct Store {
     pub current: Option<RunView>,
     /// Finished runs, newest last (the last few).
     pub history: Ring<RunSummary>,
-    pub system: Ring<SystemSample>,
+    /// Memory samples with the session time they were taken at.
+    pub system: Ring<(Duration, SystemSample)>,
     pub last_system: Option<SystemSample>,
     /// A served model's metrics, scraped a few times a second (the last two minutes at 2 Hz),
     /// and the latest one.
@@ -212,7 +213,7 @@ impl Store {
                 }
             }
             Event::System(sample) => {
-                self.system.push(sample.clone());
+                self.system.push((s.at, sample.clone()));
                 self.last_system = Some(sample.clone());
             }
             Event::Server(sample) => {

@@ -113,6 +113,9 @@ pub struct Ui {
     pub banner: Option<String>,
     /// Load the synthetic model if this (default) model cannot be had.
     pub fallback_to_synthetic: bool,
+    /// Draw without colours (`NO_COLOR`, decided once when the dashboard starts): the marks
+    /// beside each colour carry the meaning.
+    pub no_color: bool,
     /// The status line, and the store's status count it last took a line from.
     pub status: String,
     pub statuses_seen: u64,
@@ -142,6 +145,7 @@ impl Ui {
             demo: None,
             banner: None,
             fallback_to_synthetic: false,
+            no_color: false,
             status: "type a prompt, Enter runs it · ? help".into(),
             statuses_seen: 0,
             errors_handled: 0,

@@ -69,6 +69,8 @@ pub fn run(start: Start) -> Result<()> {
         let restore = Restore;
         install_panic_hook();
         let mut app = App::new(start, crate::worker::Options::default());
+        // Decided once: the panes draw from the setting, never from the environment.
+        app.state.ui.no_color = panes::palette::no_color(std::env::var_os("NO_COLOR").as_deref());
         let keys = EventStream::new().filter_map(|e| async move {
             match e {
                 Ok(TermEvent::Key(k)) => Some(Ok(Input::Key(k))),

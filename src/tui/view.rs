@@ -18,11 +18,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .render(area, buf);
         return;
     }
-    let banner_h = if state.ui.banner.is_some() || state.error().is_some() {
-        3
-    } else {
-        0
-    };
+    let banner_h = panes::banner::height(state, area);
     let [top, banner, prompt, body, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
@@ -32,17 +28,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .areas(area);
     panes::status::render_top(state, top, buf);
-    if let Some(msg) = state.error().or(state.ui.banner.as_deref()) {
-        let color = if state.error().is_some() {
-            Color::Red
-        } else {
-            Color::Yellow
-        };
-        Paragraph::new(msg)
-            .style(Style::default().fg(color))
-            .wrap(Wrap { trim: true })
-            .render(banner, buf);
-    }
+    panes::banner::render(state, banner, buf);
     if state.store.serve.active() && state.ui.demo.is_none() {
         // A serving benchmark: no prompt, no local run; its view takes the whole body.
         panes::serve::render(state, prompt.union(body), buf);
@@ -59,6 +45,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
     if let Some(p) = &state.ui.picker {
         panes::picker::render(p, area, buf);
+    }
+    if state.ui.no_color {
+        panes::palette::strip(area, buf);
     }
 }
 

@@ -1,6 +1,6 @@
-//! The help overlay: every key.
+//! The help overlay: every key, and how the tape marks the tokens of a speculative run.
 
-use super::block;
+use super::{block, palette};
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -32,10 +32,34 @@ pub const KEYS: [(&str, &str); 25] = [
     ("?", "this help"),
 ];
 
+/// The tape's marks, each in its own style: they read without colour too.
+fn legend() -> Vec<Line<'static>> {
+    let (open, close) = palette::REJECTED_MARKS;
+    let key = Style::default().fg(Color::Cyan);
+    vec![
+        Line::styled(" tape, in a speculative run:", key),
+        Line::from(vec![
+            Span::raw("   "),
+            Span::styled("accepted", palette::accepted()),
+            Span::raw(" draft underlined · "),
+            Span::styled(format!("{open}rejected{close}"), palette::rejected()),
+            Span::raw(" struck out"),
+        ]),
+        Line::from(vec![
+            Span::raw("   "),
+            Span::styled("correction", palette::correction()),
+            Span::raw(" bold · "),
+            Span::styled("bonus", palette::bonus()),
+            Span::raw(" bold italic"),
+        ]),
+    ]
+}
+
 pub fn render(area: Rect, buf: &mut Buffer) {
-    let r = super::centered(area, 56, KEYS.len() as u16 + 2);
+    let legend = legend();
+    let r = super::centered(area, 56, (KEYS.len() + legend.len()) as u16 + 2);
     Clear.render(r, buf);
-    let lines: Vec<Line> = KEYS
+    let mut lines: Vec<Line> = KEYS
         .iter()
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, d)| {
@@ -45,6 +69,7 @@ pub fn render(area: Rect, buf: &mut Buffer) {
             ])
         })
         .collect();
+    lines.extend(legend);
     Paragraph::new(lines)
         .block(block("keys · ? or Esc closes", true))
         .render(r, buf);

@@ -1,11 +1,12 @@
 //! The KV cache: bytes against tokens as they grow, the bytes-per-token formula with this model's
 //! numbers beside the measured growth, context fill, and a what-if predictor.
 
+use super::chart::{self, Unit};
 use super::{block, label, server, value};
 use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
-use ratatui::widgets::{Gauge, Paragraph, Sparkline};
+use ratatui::widgets::{Gauge, Paragraph};
 
 /// Measured bytes per token: growth between the first and the last (tokens, bytes) held.
 pub fn measured_per_token(first: (usize, u64), last: (usize, u64)) -> Option<f64> {
@@ -18,15 +19,14 @@ fn held(run: Option<&RunView>) -> (usize, u64) {
         .map_or((0, 0), |t| (t.kv_tokens, t.kv_bytes))
 }
 
-/// The chart's bytes: the whole run in at most `width` points, evenly spaced over its tokens
-/// (the thinned series, then the last token).
-pub fn chart_data(run: &RunView, width: u16) -> Vec<u64> {
+/// The chart's points: the whole run in at most `width` points evenly spaced over its tokens
+/// (the thinned series, then the last token), as (tokens held, bytes held).
+pub fn chart_data(run: &RunView, width: usize) -> Vec<(f64, f64)> {
     let last = held(Some(run));
-    let mut points: Vec<u64> = run.kv.iter().map(|p| p.1).collect();
+    let mut points: Vec<(f64, f64)> = run.kv.iter().map(|&(t, b)| (t as f64, b as f64)).collect();
     if run.kv.pushed() > 0 && !(run.kv.pushed() - 1).is_multiple_of(run.kv.stride()) {
-        points.push(last.1);
+        points.push((last.0 as f64, last.1 as f64));
     }
-    let width = width as usize;
     if points.len() <= width || width < 2 {
         let skip = points.len().saturating_sub(width);
         return points.split_off(skip);
@@ -100,11 +100,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .label(format!("context {held_tokens} / {}", m.context_length))
         .gauge_style(Style::default().fg(Color::Magenta))
         .render(fill, buf);
-    let data = run.map_or_else(Vec::new, |r| chart_data(r, chart.width));
-    Sparkline::default()
-        .data(&data)
-        .style(Style::default().fg(Color::Magenta))
-        .render(chart, buf);
+    let points = run.map_or_else(Vec::new, |r| chart_data(r, 2 * chart.width as usize));
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let kv = chart::line(
+        &points,
+        Unit::TOKENS,
+        Unit::bytes(max),
+        Color::Magenta,
+        chart.height,
+    );
+    if let Some(c) = kv {
+        c.render(chart, buf);
+    }
 
     let (dname, dbytes) = WHAT_IF_KV[state.ui.what_if.dtype];
     let ctx = match WHAT_IF_CONTEXTS[state.ui.what_if.context] {

@@ -1,11 +1,23 @@
 //! Memory: GPU memory through NVML when an NVIDIA GPU is present, else process RSS and system memory;
 //! split into weights / KV / other, over time.
 
+use super::chart::{self, Unit};
 use super::{block, label, server, value};
 use crate::state::AppState;
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
-use ratatui::widgets::{Paragraph, Sparkline};
+use ratatui::widgets::Paragraph;
+
+/// The chart's points: the process's resident memory, the newest `n` samples (at most those the
+/// store keeps), as (seconds into the session, bytes).
+pub fn chart_data(state: &AppState, n: usize) -> Vec<(f64, f64)> {
+    let system = &state.store.system;
+    system
+        .iter()
+        .skip(system.len().saturating_sub(n))
+        .map(|(at, s)| (at.as_secs_f64(), s.process_rss as f64))
+        .collect()
+}
 
 /// Weights, KV and the rest of the process's resident memory.
 pub fn split(rss: u64, weights: u64, kv: u64) -> (u64, u64, u64) {
@@ -98,19 +110,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ),
     ])
     .render(text, buf);
-    let data: Vec<u64> = state
-        .store
-        .system
-        .iter()
-        .rev()
-        .take(chart.width as usize)
-        .rev()
-        .map(|s| s.process_rss)
-        .collect();
-    Sparkline::default()
-        .data(&data)
-        .style(Style::default().fg(Color::Blue))
-        .render(chart, buf);
+    let points = chart_data(state, 2 * chart.width as usize);
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let rss = chart::line(
+        &points,
+        Unit::SECONDS,
+        Unit::bytes(max),
+        Color::Blue,
+        chart.height,
+    );
+    if let Some(c) = rss {
+        c.render(chart, buf);
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! One file per pane: `render(state, area, buf)` draws from [`AppState`] and never changes it.
 
+pub mod banner;
+pub mod chart;
 pub mod demo;
 pub mod help;
 pub mod kv;
 pub mod memory;
+pub mod palette;
 pub mod picker;
 pub mod prompt;
 pub mod serve;
@@ -15,11 +18,17 @@ pub mod timing;
 pub mod variants;
 
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders};
 use std::time::Duration;
 
 /// A pane's frame; the focused one is highlighted.
 pub fn block(title: &str, focused: bool) -> Block<'_> {
+    block_with(Line::raw(format!(" {title} ")), focused)
+}
+
+/// A pane's frame with a styled title (spaced as [`block`] spaces its own).
+pub fn block_with(title: Line<'_>, focused: bool) -> Block<'_> {
     let style = if focused {
         Style::default()
             .fg(Color::Cyan)
@@ -31,7 +40,7 @@ pub fn block(title: &str, focused: bool) -> Block<'_> {
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(style)
-        .title(format!(" {title} "))
+        .title(title)
 }
 
 /// A `w` × `h` rectangle centred in `area` (clipped to it), for overlays.

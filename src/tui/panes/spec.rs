@@ -1,7 +1,7 @@
 //! Speculative decoding: mode and K, acceptance (overall and by draft position), the histogram
 //! of accepted lengths, and the speedup measured beside the one theory predicts.
 
-use super::{block, label, server, value};
+use super::{block, label, palette, server, value};
 use crate::protocol::{DraftMode, Rates};
 use crate::state::{AppState, SpecView};
 use ratatui::prelude::*;
@@ -42,7 +42,7 @@ fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
         ]),
         Line::from(vec![
             Span::styled("by position ", label()),
-            Span::styled(bars(&per_pos), Style::default().fg(Color::Green)),
+            Span::styled(bars(&per_pos), Style::default().fg(palette::ACCEPTED)),
             Span::styled(
                 format!(
                     "  {}",
@@ -58,7 +58,7 @@ fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
         ]),
         Line::from(vec![
             Span::styled("accepted 0.. ", label()),
-            Span::styled(bars(&hist), Style::default().fg(Color::Cyan)),
+            Span::styled(bars(&hist), Style::default().fg(palette::ACCEPTED)),
         ]),
     ]
 }
@@ -101,7 +101,10 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
     if !r.spec_per_pos.is_empty() {
         lines.push(Line::from(vec![
             Span::styled("server by position ", label()),
-            Span::styled(bars(&r.spec_per_pos), Style::default().fg(Color::Green)),
+            Span::styled(
+                bars(&r.spec_per_pos),
+                Style::default().fg(palette::ACCEPTED),
+            ),
             Span::styled(
                 format!(
                     "  {} of drafts",

@@ -1,23 +1,25 @@
 //! The token tape: generated text, each token shaded by where it came from; a selected token shows
 //! its id, step time and probability.
 
-use super::{block, ms};
+use super::{block_with, ms, palette};
 use crate::protocol::{Phase, TokenEvent};
 use crate::state::{AppState, Focus, RunView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 use std::collections::BTreeMap;
 
+/// A token's style: a colour and, for the tokens of a speculative step, a mark that reads
+/// without it (see [`palette`]); the selected token is shown reversed.
 fn token_style(t: &TokenEvent, selected: bool) -> Style {
     let base = match t.phase {
         Phase::Prefill => Style::default().fg(Color::Yellow),
         Phase::Decode => Style::default().fg(Color::White),
-        Phase::Draft => Style::default().fg(Color::Green),
-        Phase::Correction => Style::default().fg(Color::Magenta),
-        Phase::Bonus => Style::default().fg(Color::Cyan),
+        Phase::Draft => palette::accepted(),
+        Phase::Correction => palette::correction(),
+        Phase::Bonus => palette::bonus(),
     };
     if selected {
-        base.bg(Color::Blue).add_modifier(Modifier::BOLD)
+        base.add_modifier(Modifier::REVERSED | Modifier::BOLD)
     } else {
         base
     }
@@ -34,18 +36,16 @@ fn tape_lines(
     selected: Option<usize>,
 ) -> Vec<Line<'static>> {
     let mut lines = vec![Line::default()];
-    let struck = Style::default()
-        .fg(Color::Red)
-        .add_modifier(Modifier::CROSSED_OUT | Modifier::DIM);
+    let (open, close) = palette::REJECTED_MARKS;
     let mut ends = ends.iter().peekable();
     for (at, t) in (first..).zip(tokens) {
         if let Some(r) = rejected.get(&t.index) {
-            let shown = r.replace('\n', "↵");
+            let shown = format!("{open}{}{close}", r.replace('\n', "↵"));
             lines
                 .last_mut()
                 .unwrap()
                 .spans
-                .push(Span::styled(shown, struck));
+                .push(Span::styled(shown, palette::rejected()));
         }
         let style = token_style(t, selected == Some(t.index));
         let mut parts = t.text.split('\n').peekable();
@@ -162,14 +162,7 @@ fn detail(t: &TokenEvent) -> Line<'static> {
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let focused = state.ui.focus == Focus::Tape;
-    let b = block(
-        if run_speculates(state) {
-            "tokens · green: accepted draft · red: rejected · magenta: correction · cyan: bonus · ←/→"
-        } else {
-            "tokens · yellow: from prefill · white: decoded · ←/→ select"
-        },
-        focused,
-    );
+    let b = block_with(legend(run_speculates(state)), focused);
     let inner = b.inner(area);
     b.render(area, buf);
     let Some(run) = &state.store.current else {
@@ -206,6 +199,31 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .style(Style::default().fg(Color::Gray))
             .render(detail_area, buf);
     }
+}
+
+/// The tape's title: each kind of token named in its own style.
+fn legend(speculates: bool) -> Line<'static> {
+    let (open, close) = palette::REJECTED_MARKS;
+    let mut spans = vec![Span::raw(" tokens · ")];
+    if speculates {
+        spans.extend([
+            Span::styled("accepted", palette::accepted()),
+            Span::raw(" "),
+            Span::styled(format!("{open}rejected{close}"), palette::rejected()),
+            Span::raw(" "),
+            Span::styled("correction", palette::correction()),
+            Span::raw(" "),
+            Span::styled("bonus", palette::bonus()),
+        ]);
+    } else {
+        spans.extend([
+            Span::styled("from prefill", Style::default().fg(Color::Yellow)),
+            Span::raw(" · "),
+            Span::styled("decoded", Style::default().fg(Color::White)),
+        ]);
+    }
+    spans.push(Span::raw(" · ←/→ select "));
+    Line::from(spans)
 }
 
 fn run_speculates(state: &AppState) -> bool {

@@ -1,18 +1,65 @@
 //! Prefill against decode: TTFT, rates, inter-token latency (chart, percentiles, histogram), the
 //! time split of the run and the last runs side by side.
 
+use super::chart::{self, Unit};
 use super::{block, label, ms, value};
 use crate::state::{AppState, RunView};
 use crate::stats::tok_per_s;
 use ratatui::prelude::*;
-use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Table};
 use std::time::Duration;
 
-/// The chart's latencies: the newest `width`, in µs.
-pub fn chart_data(run: &RunView, width: u16) -> Vec<u64> {
+/// The chart's points: the newest `n` latencies (at most those the run keeps), as (the token's
+/// index, seconds). The latency of token `i` is the step that made it, so the newest is that of
+/// the token after the first `itl.len()`.
+pub fn chart_data(run: &RunView, n: usize) -> Vec<(f64, f64)> {
     let recent = run.itl.recent();
-    let skip = recent.len().saturating_sub(width as usize);
-    recent.skip(skip).map(|d| d.as_micros() as u64).collect()
+    let skip = recent.len().saturating_sub(n);
+    let first = run.itl.len() + 1 - recent.len() + skip;
+    recent
+        .skip(skip)
+        .zip(first..)
+        .map(|(d, i)| (i as f64, d.as_secs_f64()))
+        .collect()
+}
+
+/// Labels of `bins` bins `width` wide from `min`, as ranges in ms with the decimals that tell
+/// them apart.
+pub fn bin_labels(min: Duration, width: Duration, bins: usize) -> Vec<String> {
+    let (lo, w) = (min.as_secs_f64() * 1e3, width.as_secs_f64() * 1e3);
+    let d = match w {
+        w if w >= 10.0 => 0,
+        w if w >= 1.0 => 1,
+        _ => 2,
+    };
+    (0..bins)
+        .map(|i| {
+            let a = lo + w * i as f64;
+            format!("{a:.d$}–{:.d$}", a + w)
+        })
+        .collect()
+}
+
+/// The latency histogram: as many bins as fit `width`, each labelled with its range in ms.
+fn histogram(run: &RunView, width: u16) -> impl Widget {
+    let bar_w = 9u16;
+    let bins = ((width + 1) / (bar_w + 1)).clamp(1, 8) as usize;
+    let (counts, min, w) = run.itl.histogram(bins);
+    let names = bin_labels(min, w, bins);
+    let bar_w = names
+        .iter()
+        .map(|n| n.chars().count() as u16)
+        .max()
+        .unwrap_or(bar_w);
+    let bars: Vec<Bar> = counts
+        .iter()
+        .zip(names)
+        .map(|(c, name)| Bar::default().value(*c).label(Line::from(name)))
+        .collect();
+    BarChart::default()
+        .data(BarGroup::default().bars(&bars))
+        .bar_width(bar_w)
+        .bar_gap(1)
 }
 
 /// ITL p50, p90 and p99: the summary's exact ones once the run is done, the histogram's before.
@@ -63,7 +110,8 @@ fn split_bar(run: &RunView, width: u16) -> Line<'static> {
     let w = width.saturating_sub(2) as usize;
     let p = ((prefill / total) * w as f64).round() as usize;
     Line::from(vec![
-        Span::styled("█".repeat(p), Style::default().fg(Color::Yellow)),
+        // Shaded apart as well as coloured, so that the split reads without colour.
+        Span::styled("▒".repeat(p), Style::default().fg(Color::Yellow)),
         Span::styled("█".repeat(w - p.min(w)), Style::default().fg(Color::Green)),
     ])
 }
@@ -101,38 +149,32 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     };
     // Short panes keep the numbers and the chart; the histogram and the history need room.
     let (hist_h, table_h) = match inner.height {
-        h if h >= 17 => (4, 5),
-        h if h >= 11 => (4, 0),
+        h if h >= 19 => (5, 5),
+        h if h >= 12 => (5, 0),
         _ => (0, 0),
     };
     let [nums, split, chart, hist, table] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(1),
-        Constraint::Min(2),
+        Constraint::Min(4),
         Constraint::Length(hist_h),
         Constraint::Length(table_h),
     ])
     .areas(inner);
     Paragraph::new(numbers(run)).render(nums, buf);
     split_bar(run, split.width).render(split, buf);
-    Sparkline::default()
-        .data(chart_data(run, chart.width))
-        .style(Style::default().fg(Color::Green))
-        .render(chart, buf);
-    let (counts, min, width) = run.itl.histogram(8);
-    let bars: Vec<Bar> = counts
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            Bar::default()
-                .value(*c)
-                .label(Line::from(ms(min + width * i as u32)))
-        })
-        .collect();
-    BarChart::default()
-        .data(BarGroup::default().bars(&bars))
-        .bar_width(8)
-        .bar_gap(1)
-        .render(hist, buf);
+    // Two points a column: a braille cell is two dots wide.
+    let points = chart_data(run, 2 * chart.width as usize);
+    if let Some(c) = chart::line(&points, Unit::TOKENS, Unit::MS, Color::Green, chart.height) {
+        c.render(chart, buf);
+    }
+    if hist.height > 0 {
+        let [caption, bars] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(hist);
+        Paragraph::new("inter-token latency, ms: tokens in each bin")
+            .style(label())
+            .render(caption, buf);
+        histogram(run, bars.width).render(bars, buf);
+    }
     Widget::render(history(state), table, buf);
 }
