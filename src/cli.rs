@@ -39,6 +39,10 @@ pub struct Cli {
     /// The API key sent to `--endpoint` (as `Authorization: Bearer KEY`).
     #[arg(long, value_name = "KEY", requires = "endpoint")]
     pub api_key: Option<String>,
+    /// The route `--endpoint` is asked on: chat (the server applies its chat template) or
+    /// completions (the prompt as is).
+    #[arg(long, value_enum, default_value_t = crate::app::bench::serve::ApiArg::Chat, requires = "endpoint")]
+    pub api: crate::app::bench::serve::ApiArg,
     /// CPU threads for the engine (default: physical cores).
     #[arg(long, global = true, value_parser = args::count(1, args::MAX_THREADS))]
     pub threads: Option<usize>,

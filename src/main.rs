@@ -77,7 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 url,
                 api_key: cli.api_key.clone(),
                 model: cli.model.clone(),
-                api: labtui::serve::Api::Chat,
+                api: cli.api.into(),
             }),
             feed: None,
         }),

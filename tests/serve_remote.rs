@@ -133,6 +133,27 @@ async fn a_run_gives_the_events_of_a_local_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_completions_route_gives_the_same_events() {
+    let mock = Mock::start(Script::instant(6)).unwrap();
+    let mut w = Worker::spawn_remote(mock.endpoint(Api::Completions), opts());
+    let mut seen = Vec::new();
+    w.send(generate(6));
+    let summary = until(&mut w, &mut seen, "the run's end", finished).await;
+    let tokens: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Token(t) => Some(t.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 6);
+    assert_eq!(summary.generated_tokens, 6);
+    assert_eq!(tokens.concat(), summary.text);
+    assert!(!summary.text.is_empty());
+    assert!(!seen.iter().any(|e| matches!(e, Event::Error { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_the_run_at_once() {
     let mock = Mock::start(Script::paced(ms(5), ms(50), 200)).unwrap();
     let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());

@@ -31,6 +31,15 @@ pub enum ApiArg {
     Completions,
 }
 
+impl From<ApiArg> for Api {
+    fn from(a: ApiArg) -> Api {
+        match a {
+            ApiArg::Chat => Api::Chat,
+            ApiArg::Completions => Api::Completions,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchServeArgs {
     /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080); repeat it to measure
@@ -255,10 +264,7 @@ fn targets(
                     url: url.clone(),
                     api_key: a.api_key.clone(),
                     model: model.map(str::to_string),
-                    api: match a.api {
-                        ApiArg::Chat => Api::Chat,
-                        ApiArg::Completions => Api::Completions,
-                    },
+                    api: a.api.into(),
                 },
                 cancel: cancel.clone(),
             }) as Arc<dyn Target>
