@@ -44,6 +44,13 @@ pub struct Feed {
     pub status: String,
 }
 
+/// Where an app's events come from.
+enum Source {
+    Worker(Worker),
+    Replay(Replay),
+    Feed(UnboundedReceiver<Stamped>),
+}
+
 /// Input from the person in front of the dashboard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -68,45 +75,28 @@ impl App {
     /// The app for `start`: a worker (with `opts`) loading the model, a replay, or a feed.
     pub fn new(start: Start, opts: Options) -> Self {
         if let Some(feed) = start.feed {
-            return Self::watching(feed, start.record);
+            let mut state = AppState::new("", "");
+            state.ui.fallback_to_synthetic = false;
+            state.ui.focus = Focus::Tape;
+            state.ui.status = feed.status;
+            return Self::with(state, Source::Feed(feed.events), start.record);
         }
-        let mut app = match start.replay {
-            Some((rec, speed)) => {
-                let mut state = AppState::new("replay", "");
-                state.ui.focus = Focus::Tape;
-                state.ui.status =
-                    format!("replay at {speed}x · space pause · . step · + - speed · q quit");
-                Self {
-                    state,
-                    worker: None,
-                    replay: Some(Replay::new(rec.events, speed)),
-                    feed: None,
-                    watching: false,
-                    recorder: None,
-                    record_path: None,
-                }
-            }
-            None if start.endpoint.is_some() => {
-                let mut ep = start.endpoint.clone().expect("checked above");
+        if let Some((rec, speed)) = start.replay {
+            let mut state = AppState::new("replay", "");
+            state.ui.focus = Focus::Tape;
+            state.ui.status =
+                format!("replay at {speed}x · space pause · . step · + - speed · q quit");
+            return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
+        }
+        let (mut state, worker) = match start.endpoint.clone() {
+            Some(mut ep) => {
                 if ep.model.is_none() {
                     ep.model = start.model.clone();
                 }
                 let mut state =
                     AppState::new(ep.model.as_deref().unwrap_or(&ep.url), &start.prompt);
                 state.ui.fallback_to_synthetic = false;
-                let worker = Worker::spawn_remote(ep, opts);
-                if let Some(p) = &start.preset {
-                    worker.send_all(state.ui.apply_preset(&state.store, p));
-                }
-                Self {
-                    state,
-                    worker: Some(worker),
-                    replay: None,
-                    feed: None,
-                    watching: false,
-                    recorder: None,
-                    record_path: start.record.clone(),
-                }
+                (state, Worker::spawn_remote(ep, opts))
             }
             None => {
                 let spec = start
@@ -117,41 +107,34 @@ impl App {
                 state.ui.fallback_to_synthetic = start.model.is_none();
                 let worker = Worker::spawn(opts);
                 worker.send(Command::LoadModel { spec });
-                if let Some(p) = &start.preset {
-                    worker.send_all(state.ui.apply_preset(&state.store, p));
-                }
-                Self {
-                    state,
-                    worker: Some(worker),
-                    replay: None,
-                    feed: None,
-                    watching: false,
-                    recorder: None,
-                    record_path: start.record.clone(),
-                }
+                (state, worker)
             }
         };
-        if app.record_path.is_some() {
-            app.toggle_record();
+        if let Some(p) = &start.preset {
+            worker.send_all(state.ui.apply_preset(&state.store, p));
         }
-        app
+        Self::with(state, Source::Worker(worker), start.record)
     }
 
-    /// The app watching a feed, recording it from the start when `record` is given.
-    fn watching(feed: Feed, record: Option<PathBuf>) -> Self {
-        let mut state = AppState::new("", "");
-        state.ui.fallback_to_synthetic = false;
-        state.ui.focus = Focus::Tape;
-        state.ui.status = feed.status;
+    /// The app on `source`, recording from the start when `record` is given.
+    fn with(state: AppState, source: Source, record: Option<PathBuf>) -> Self {
         let mut app = Self {
             state,
             worker: None,
             replay: None,
-            feed: Some(feed.events),
-            watching: true,
+            feed: None,
+            watching: false,
             recorder: None,
             record_path: record,
         };
+        match source {
+            Source::Worker(w) => app.worker = Some(w),
+            Source::Replay(r) => app.replay = Some(r),
+            Source::Feed(f) => {
+                app.feed = Some(f);
+                app.watching = true;
+            }
+        }
         if app.record_path.is_some() {
             app.toggle_record();
         }
