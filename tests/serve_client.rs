@@ -50,14 +50,20 @@ async fn stream(
     (out, pieces)
 }
 
-/// The timing differences over 2 ms between what the client measured and the script.
+/// How far a measurement may stray from the script. The script's gaps (30, 50, 80, 40, 60 ms)
+/// differ from each other by at least 20 ms, so a client that pins a chunk to the wrong gap, or
+/// times from the wrong start, is off by 20 ms or more; 8 ms absorbs a loaded two-core runner
+/// (CI saw a steady 2–3.5 ms there while other test binaries ran).
+const SLACK: Duration = Duration::from_millis(8);
+
+/// The timing differences over `SLACK` between what the client measured and the script.
 #[derive(Default)]
 struct Off(Vec<String>);
 
 impl Off {
     fn check(&mut self, measured: Duration, scripted: Duration, what: &str) {
         let diff = measured.abs_diff(scripted);
-        if diff > ms(2) {
+        if diff > SLACK {
             self.0.push(format!(
                 "{what}: measured {measured:?}, scripted {scripted:?} (off by {diff:?})"
             ));
@@ -77,7 +83,7 @@ async fn timed<F: Future<Output = Off>>(mut attempt: impl FnMut() -> F) {
         }
         tries.push(off.0.join("; "));
     }
-    panic!("off by over 2 ms in every try:\n{}", tries.join("\n"));
+    panic!("off by over {SLACK:?} in every try:\n{}", tries.join("\n"));
 }
 
 /// TTFT, each ITL and E2E as the client measured them, against the script.
