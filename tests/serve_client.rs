@@ -13,15 +13,28 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// No test may hang: each runs under this bound.
+/// Timing tests run alone: they hold this for writing, every other test holds it for reading.
+/// On a two-core runner, the 64-stream benchmark beside a timing test delays it by milliseconds.
+static TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// No test may hang: each runs under this bound. It shares the machine with other non-timing
+/// tests only.
 async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    let _shared = TIMING.read().await;
+    within_bound(f).await
+}
+
+/// A timing test: bounded, and alone among this file's tests.
+async fn bounded_alone<T>(f: impl Future<Output = T>) -> T {
+    let _alone = TIMING.write().await;
+    within_bound(f).await
+}
+
+async fn within_bound<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
         .await
         .expect("the test ran past its 20 s bound")
 }
-
-/// Timing tests run one at a time (they spin to hit their deadlines).
-static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn request(max_tokens: usize) -> Request {
     Request {
@@ -50,11 +63,9 @@ async fn stream(
     (out, pieces)
 }
 
-/// How far a measurement may stray from the script. The script's gaps (30, 50, 80, 40, 60 ms)
-/// differ from each other by at least 20 ms, so a client that pins a chunk to the wrong gap, or
-/// times from the wrong start, is off by 20 ms or more; 8 ms absorbs a loaded two-core runner
-/// (CI saw a steady 2–3.5 ms there while other test binaries ran).
-const SLACK: Duration = Duration::from_millis(8);
+/// How far a measurement may stray from the script (the serving issue asks for 2 ms). CI once saw
+/// 2–3.5 ms while the 64-stream benchmark ran beside a timing test; they no longer overlap.
+const SLACK: Duration = Duration::from_millis(2);
 
 /// The timing differences over `SLACK` between what the client measured and the script.
 #[derive(Default)]
@@ -71,12 +82,12 @@ impl Off {
     }
 }
 
-/// A timing check, tried up to three times on a warm connection: a loaded machine (other builds
+/// A timing check, tried up to five times on a warm connection: a loaded machine (other builds
 /// on two cores) can delay one run's thread by several milliseconds, but not a client that
 /// mis-measures every time.
 async fn timed<F: Future<Output = Off>>(mut attempt: impl FnMut() -> F) {
     let mut tries = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let off = attempt().await;
         if off.0.is_empty() {
             return;
@@ -88,7 +99,6 @@ async fn timed<F: Future<Output = Off>>(mut attempt: impl FnMut() -> F) {
 
 /// TTFT, each ITL and E2E as the client measured them, against the script.
 async fn timing_matches_the_script(api: Api) {
-    let _one = TIMING.lock().await;
     let script = Script {
         ttft: ms(30),
         chunk_delays: vec![ms(50), ms(80), ms(40), ms(60)],
@@ -120,18 +130,17 @@ async fn timing_matches_the_script(api: Api) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_timing_matches_the_script() {
-    bounded(timing_matches_the_script(Api::Chat)).await
+    bounded_alone(timing_matches_the_script(Api::Chat)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_timing_matches_the_script() {
-    bounded(timing_matches_the_script(Api::Completions)).await
+    bounded_alone(timing_matches_the_script(Api::Completions)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_token_chunks_are_split_by_the_servers_usage() {
-    bounded(async {
-        let _one = TIMING.lock().await;
+    bounded_alone(async {
         let script = Script {
             ttft: ms(30),
             chunk_delays: vec![ms(60)],
