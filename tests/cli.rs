@@ -536,3 +536,32 @@ fn bench_batch_prints_a_row_per_batch_size() {
     assert!(md.starts_with("| batch | prefill ms |"), "{md}");
     assert_eq!(md.lines().count(), 4);
 }
+
+/// `bench batch --charts DIR`: the throughput-latency chart as PNG and SVG, a labelled point per
+/// batch size.
+#[test]
+fn bench_batch_charts_label_each_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = labtui(&[
+        "bench",
+        "batch",
+        "--model",
+        "synthetic",
+        "--batch",
+        "1,3",
+        "--prompt-tokens",
+        "8",
+        "--tokens",
+        "2",
+        "--charts",
+        dir.path().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let png = std::fs::read(dir.path().join("batch-throughput-latency.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let svg = std::fs::read_to_string(dir.path().join("batch-throughput-latency.svg")).unwrap();
+    for text in ["labtui", "B=1", "B=3", "step latency (ms)"] {
+        assert!(svg.contains(text), "{text} missing from the SVG");
+    }
+}

@@ -295,6 +295,7 @@ fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
     Series {
         name: name.into(),
         points: points.into_iter().collect(),
+        labels: Vec::new(),
     }
 }
 

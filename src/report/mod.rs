@@ -1,6 +1,7 @@
 //! `labtui report`: runs from recordings side by side (Markdown, CSV or JSON), and a token-by-token
 //! diff of two recordings of the same prompt.
 
+pub mod batch;
 pub mod demo;
 pub mod plot;
 pub mod serve;

@@ -28,10 +28,13 @@ pub(super) const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// One named series of (x, y) points.
+/// One named series of (x, y) points, each optionally labelled on the chart (with `labels`
+/// empty, the points are only joined by a line).
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// One label per point, drawn beside it with a dot; empty for none.
+    pub labels: Vec<String>,
 }
 
 /// Per recording: the decode step time (ms) by token index, and KV MiB by tokens held.
@@ -50,6 +53,7 @@ pub fn series(files: &[(String, crate::record::Recording)]) -> (Vec<Series>, Vec
                     .skip(1)
                     .map(|t| (t.index as f64, t.step.as_secs_f64() * 1e3))
                     .collect(),
+                labels: Vec::new(),
             });
             kv.push(Series {
                 name: short,
@@ -57,6 +61,7 @@ pub fn series(files: &[(String, crate::record::Recording)]) -> (Vec<Series>, Vec
                     .iter()
                     .map(|t| (t.kv_tokens as f64, t.kv_bytes as f64 / (1024.0 * 1024.0)))
                     .collect(),
+                labels: Vec::new(),
             });
         }
     }
@@ -110,6 +115,13 @@ where
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
+        chart
+            .draw_series(s.points.iter().zip(&s.labels).map(|(&p, label)| {
+                EmptyElement::at(p)
+                    + Circle::new((0, 0), 4, color.filled())
+                    + Text::new(label.clone(), (6, -16), ("sans-serif", 13))
+            }))
+            .map_err(e)?;
     }
     chart
         .configure_series_labels()

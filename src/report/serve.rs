@@ -238,6 +238,7 @@ pub fn charts(
             None => by_endpoint.push(Series {
                 name: l.endpoint.clone(),
                 points: vec![point],
+                labels: Vec::new(),
             }),
         }
     }

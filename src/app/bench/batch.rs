@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Args)]
 pub struct BenchBatchArgs {
     /// Batch sizes to measure, in order.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2, 4, 8, 16],
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2, 4, 8, 16, 32],
           value_parser = args::count(1, 1024))]
     pub batch: Vec<usize>,
     /// Prompt tokens of each sequence.
@@ -31,6 +31,10 @@ pub struct BenchBatchArgs {
     /// comes from $LLAMA_CPP_BIN, else from ../shared/tools/llama-cpp (which builds it).
     #[arg(long)]
     pub vs_llama_cpp: bool,
+    /// Write the throughput-latency chart (PNG and SVG, one point per batch size, llama.cpp's
+    /// beside ours with --vs-llama-cpp) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<std::path::PathBuf>,
 }
 
 /// A row with llama.cpp's numbers beside ours.
@@ -88,7 +92,25 @@ pub fn run(spec: &str, a: &BenchBatchArgs) -> Result<()> {
         Format::Json => serde_json::to_string_pretty(&rows)? + "\n",
     };
     print!("{out}");
+    if let Some(dir) = &a.charts {
+        for f in crate::report::batch::chart_files(dir, &eng.info.name, &points(&rows))? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
     Ok(())
+}
+
+/// Each row as chart points: ours, and llama.cpp's where it ran.
+fn points(rows: &[Row]) -> Vec<crate::report::batch::Point> {
+    use crate::report::batch::Point;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(Point::ours(&r.ours));
+        if let Some(tok_s) = r.llama_decode_tok_s {
+            out.push(Point::llama_cpp(r.ours.batch, tok_s));
+        }
+    }
+    out
 }
 
 /// A row as CSV columns (the csv crate does not flatten).
