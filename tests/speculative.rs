@@ -12,7 +12,7 @@ use labtui::engine::spec::{pick, Drafter, Speculator};
 use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{generate, generate_with, Control, Engine, Forward, Model, Prompt};
 use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
-use labtui::protocol::{Event, GenParams, RunSettings, RunSummary};
+use labtui::protocol::{Event, GenParams, KvBlocks, RunSettings, RunSummary};
 
 fn synthetic() -> Engine {
     Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap()
@@ -140,6 +140,46 @@ fn drafters(e: &Engine) -> Vec<Drafter> {
     ]
 }
 
+/// After every token, the KV blocks last reported hold exactly the cache's tokens (whole blocks,
+/// the last one partly empty), through speculative growth and rollback; a report follows a token
+/// and comes only when the counts change.
+fn kv_blocks_follow_the_cache(events: &[Event], what: &str) {
+    let mut last: Option<KvBlocks> = None;
+    let mut reports = 0;
+    for (i, ev) in events.iter().enumerate() {
+        match ev {
+            Event::Token(t) => {
+                let now = match events.get(i + 1) {
+                    Some(Event::KvBlocks { blocks, .. }) => *blocks,
+                    _ => last
+                        .unwrap_or_else(|| panic!("{what}: token {} before any blocks", t.index)),
+                };
+                assert_eq!(
+                    now.held,
+                    t.kv_tokens.div_ceil(now.block_tokens),
+                    "{what}: token {} with {} tokens cached",
+                    t.index,
+                    t.kv_tokens
+                );
+                assert!(now.slack(t.kv_tokens) < now.block_tokens);
+            }
+            Event::KvBlocks { blocks, .. } => {
+                assert!(
+                    matches!(events[i - 1], Event::Token(_)),
+                    "{what}: blocks reported after {:?}",
+                    events[i - 1]
+                );
+                assert_ne!(last, Some(*blocks), "{what}: an unchanged report");
+                last = Some(*blocks);
+                reports += 1;
+            }
+            _ => {}
+        }
+    }
+    // The prompt and 80 tokens span several 16-token blocks.
+    assert!(reports >= 4, "{what}: {reports} block reports");
+}
+
 #[test]
 fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
     let mut e = synthetic();
@@ -170,6 +210,7 @@ fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
                     }));
             }
             let (sum, events) = speculative(&mut e, &mut s, prompt, &p);
+            kv_blocks_follow_the_cache(&events, &format!("{mode:?} K {k}"));
             let spec = sum.spec.clone().expect("speculation summary");
             assert_eq!(sum.text, reference.text, "{mode:?} K {k}");
             assert_eq!(sum.generated_tokens, reference.generated_tokens);

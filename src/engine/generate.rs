@@ -8,7 +8,7 @@ use super::sampling::{argmax, Sampler, SamplingParams};
 use super::spec::{accept, KPolicy, Plan, SpecStats, Speculator};
 use super::Engine;
 use crate::protocol::{
-    Event, FinishReason, GenParams, Phase, RunSettings, RunSummary, SpecStep, TokenEvent,
+    Event, FinishReason, GenParams, KvBlocks, Phase, RunSettings, RunSummary, SpecStep, TokenEvent,
 };
 use crate::stats;
 use std::time::{Duration, Instant};
@@ -135,6 +135,7 @@ pub fn generate_with(
         phase: Phase::Prefill,
     }];
     let mut step = prefill;
+    let mut blocks_sent: Option<KvBlocks> = None;
     let reason = 'run: loop {
         let share = step / step_tokens.len() as u32;
         for p in step_tokens.drain(..) {
@@ -163,6 +164,11 @@ pub fn generate_with(
                 kv_tokens: cache.len(),
                 kv_bytes: cache.bytes(),
             }));
+            let blocks = KvBlocks::from(cache.usage());
+            if blocks_sent != Some(blocks) {
+                emit(Event::KvBlocks { run, blocks });
+                blocks_sent = Some(blocks);
+            }
             if tokenizer.is_eog(p.id) && !params.ignore_eos {
                 break 'run FinishReason::Eos;
             }

@@ -178,6 +178,25 @@ pub struct RunSettings {
     pub k: KPolicy,
 }
 
+/// The paged KV cache's blocks (each `block_tokens` token slots) after a step: held by the run's
+/// sequence, and free in its pool. Sent when either count changes, so once per block, not per token;
+/// the held slots past the tokens held are the last block's slack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvBlocks {
+    pub block_tokens: usize,
+    pub held: usize,
+    pub free: usize,
+}
+
+impl KvBlocks {
+    /// Slots held but empty when the cache holds `tokens` tokens.
+    pub fn slack(&self, tokens: usize) -> usize {
+        self.held
+            .saturating_mul(self.block_tokens)
+            .saturating_sub(tokens)
+    }
+}
+
 /// One generated token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenEvent {
@@ -371,6 +390,11 @@ pub enum Event {
         duration: Duration,
     },
     Token(TokenEvent),
+    /// The run's KV blocks changed (after the token that changed them).
+    KvBlocks {
+        run: u64,
+        blocks: KvBlocks,
+    },
     /// Sent before the tokens of the speculative step it describes.
     SpecStep(SpecStep),
     System(SystemSample),

@@ -87,6 +87,11 @@ pub fn event(e: &Event) -> Result<(), Bad> {
             within("index", t.index, params::MAX_TOKENS as u64)?;
             within("kv_tokens", t.kv_tokens, MAX_CONTEXT)
         }
+        Event::KvBlocks { blocks, .. } => {
+            within("block_tokens", blocks.block_tokens, MAX_CONTEXT)?;
+            within("held", blocks.held, MAX_CONTEXT)?;
+            within("free", blocks.free, MAX_CONTEXT)
+        }
         _ => Ok(()),
     }
 }

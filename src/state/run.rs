@@ -3,7 +3,7 @@
 //! frame never walks every token of a long run.
 
 use super::{Itl, SpecView, Thinned};
-use crate::protocol::{DraftMode, KPolicy, RunSummary, TokenEvent};
+use crate::protocol::{DraftMode, KPolicy, KvBlocks, RunSummary, TokenEvent};
 use std::time::Duration;
 
 /// A tape line without a newline is ended after this many bytes, so that laying out the end of a
@@ -28,6 +28,8 @@ pub struct RunView {
     pub itl: Itl,
     /// KV cache tokens and bytes after each token, thinned to a bounded count.
     pub kv: Thinned<(usize, u64)>,
+    /// The paged cache's blocks as last reported (none from servers and older recordings).
+    pub kv_blocks: Option<KvBlocks>,
     /// Positions in `tokens` of the tokens that end a tape line: one with a newline, or one that
     /// brings a line without one to [`LINE_BYTES`].
     pub line_ends: Vec<usize>,

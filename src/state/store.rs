@@ -206,6 +206,11 @@ impl Store {
                     r.push(t);
                 }
             }
+            Event::KvBlocks { run, blocks } => {
+                if let Some(r) = self.current.as_mut().filter(|r| r.run == *run) {
+                    r.kv_blocks = Some(*blocks);
+                }
+            }
             Event::SpecStep(step) => {
                 if let Some(r) = self.current.as_mut() {
                     let next = r.tokens.len();

@@ -167,6 +167,16 @@ impl BlockUsage {
     }
 }
 
+impl From<BlockUsage> for crate::protocol::KvBlocks {
+    fn from(u: BlockUsage) -> Self {
+        Self {
+            block_tokens: u.block_tokens,
+            held: u.held,
+            free: u.free,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,7 +84,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .and_then(|&first| measured_per_token(first, (held_tokens, held_bytes)))
         .map(|b| format!("{b:.0} B/token"))
         .unwrap_or("—".into());
-    Paragraph::new(Line::from(vec![
+    let mut spans = vec![
         Span::styled("held ", label()),
         Span::styled(
             format!("{} tokens = {}", held_tokens, human_bytes(held_bytes)),
@@ -92,8 +92,22 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ),
         Span::styled("   measured growth ", label()),
         Span::styled(measured, value()),
-    ]))
-    .render(growth, buf);
+    ];
+    if let Some(b) = run.and_then(|r| r.kv_blocks) {
+        spans.extend([
+            Span::styled(format!("   blocks of {} ", b.block_tokens), label()),
+            Span::styled(
+                format!(
+                    "{} held · {} free · {} slots empty",
+                    b.held,
+                    b.free,
+                    b.slack(held_tokens)
+                ),
+                value(),
+            ),
+        ]);
+    }
+    Paragraph::new(Line::from(spans)).render(growth, buf);
     let ratio = (held_tokens as f64 / m.context_length.max(1) as f64).clamp(0.0, 1.0);
     Gauge::default()
         .ratio(ratio)
