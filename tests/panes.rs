@@ -633,3 +633,35 @@ fn banner_text(buf: &Buffer, rows: u16) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The engine's block report in the KV pane: blocks held and free, and the held slots the run's
+/// tokens leave empty (the last block's slack); a report for another run is not this run's.
+#[test]
+fn the_kv_pane_shows_the_runs_blocks() {
+    let mut s = state("finished");
+    let run = s.store.current.as_ref().unwrap();
+    let (id, tokens) = (run.run, run.tokens.last().unwrap().kv_tokens);
+    let held = tokens.div_ceil(16);
+    let at = s.store.now;
+    let report = |run| Stamped {
+        at,
+        event: Event::KvBlocks {
+            run,
+            blocks: labtui::protocol::KvBlocks {
+                block_tokens: 16,
+                held,
+                free: 3,
+            },
+        },
+    };
+    s.apply(&report(id + 1));
+    let screen = format!("{}", draw(&s, panes::kv::render, 120, 12).backend());
+    assert!(!screen.contains("blocks of"), "{screen}");
+    s.apply(&report(id));
+    let screen = format!("{}", draw(&s, panes::kv::render, 120, 12).backend());
+    let shown = format!(
+        "blocks of 16 {held} held · 3 free · {} slots empty",
+        held * 16 - tokens
+    );
+    assert!(screen.contains(&shown), "{shown} missing:\n{screen}");
+}
