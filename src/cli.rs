@@ -9,6 +9,7 @@ use crate::app::bench::{
 use crate::app::demo::DemoArgs;
 use crate::app::headless::{GenerateArgs, TokenizeArgs};
 use crate::app::report::ReportArgs;
+use crate::app::serve::ServeArgs;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -62,6 +63,9 @@ pub enum Cmd {
     Report(ReportArgs),
     /// A teaching demo (prefill-vs-decode, kv-cache, roofline, speculation, quantization): in the dashboard, or headless.
     Demo(DemoArgs),
+    /// Serve the model over an OpenAI-compatible API (chat, completions, /metrics) with
+    /// continuous batching; loopback only unless --host says otherwise.
+    Serve(ServeArgs),
     /// List the presets: built in, or from the presets folder ($LABTUI_PRESETS, else ./presets).
     Presets,
 }

@@ -1,5 +1,5 @@
 use clap::Parser;
-use labtui::app::{bench, demo, headless, report};
+use labtui::app::{bench, demo, headless, report, serve};
 use labtui::cli::{BenchWhat, Cli, Cmd};
 use std::process::ExitCode;
 
@@ -37,6 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Report(a)) => report::run(&a),
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
         Some(Cmd::Presets) => demo::list_presets(),
+        Some(Cmd::Serve(a)) => serve::run(&model, &a),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {

@@ -17,6 +17,7 @@ pub mod model;
 pub mod quality;
 pub mod quant;
 pub mod sampling;
+pub mod sched;
 pub mod shapes;
 pub mod source;
 pub mod spec;

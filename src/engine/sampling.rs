@@ -34,6 +34,7 @@ pub struct Sampled {
     pub prob: f32,
 }
 
+#[derive(Debug)]
 pub struct Sampler {
     params: SamplingParams,
     rng: StdRng,

@@ -5,11 +5,13 @@
 
 pub mod demo;
 pub mod params;
+pub mod sched;
 pub mod serve;
 pub mod server;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
+pub use sched::{SchedEvent, SchedPolicy};
 pub use server::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{DraftMode, KPolicy, KvDtype, Quant, Setting, Settings, DEFAULT_K, K_MAX};
 

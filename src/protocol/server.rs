@@ -25,6 +25,8 @@ pub enum ServerEngine {
     LlamaCpp,
     /// `sglang:` metrics (`--enable-metrics`).
     Sglang,
+    /// `labtui:` metrics (`labtui serve`).
+    Labtui,
     /// Prometheus text, but none of the engines above.
     #[default]
     Unknown,
@@ -37,6 +39,7 @@ impl fmt::Display for ServerEngine {
             Self::Tgi => "TGI",
             Self::LlamaCpp => "llama.cpp",
             Self::Sglang => "SGLang",
+            Self::Labtui => "labtui",
             Self::Unknown => "unknown engine",
         })
     }

@@ -1,10 +1,11 @@
-//! The serving lab, client side: measure OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp's
-//! `llama-server`) from where their users sit.
+//! The serving lab: measure OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp's
+//! `llama-server`) from where their users sit, and serve our own engine as one.
 //!
 //! - [`client`]: one streamed request, measured at the client (TTFT, every token's arrival, E2E),
 //!   its faults named.
 //! - [`scrape`]: the server's Prometheus metrics, recognised by engine.
 //! - [`mock`]: a scripted server on loopback, for tests and the client's own benchmark.
+//! - [`server`]: `labtui serve`, our engine batching continuously behind the same API.
 //!
 //! Only the URLs the user gives are contacted.
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod load;
 pub mod mock;
 pub mod scrape;
+pub mod server;
 pub mod target;
 
 pub use crate::protocol::serve::{Api, Counted, Endpoint, Failure, FailureKind, Outcome, Request};

@@ -47,6 +47,7 @@ impl Target for Http {
                 ServerEngine::Tgi => "tgi",
                 ServerEngine::LlamaCpp => "llamacpp",
                 ServerEngine::Sglang => "sglang",
+                ServerEngine::Labtui => "labtui",
                 ServerEngine::Unknown => return None,
             };
             Some(ServerTotals {

@@ -18,6 +18,7 @@
 //! - SGLang (`python/sglang/srt/metrics/collector.py`, 0.5): token counters grow when a request
 //!   finishes; `sglang:token_usage`, `cache_hit_rate`, `gen_throughput` and the `spec_accept_*`
 //!   gauges are the scheduler's own.
+//! - labtui (`src/serve/server/metrics.rs`): vLLM's names under `labtui:`.
 
 use crate::protocol::{ServerEngine, ServerSample};
 
@@ -125,11 +126,12 @@ pub struct Metric {
 }
 
 /// The prefix that names each engine's metrics.
-pub const PREFIXES: [(&str, ServerEngine); 4] = [
+pub const PREFIXES: [(&str, ServerEngine); 5] = [
     ("vllm:", ServerEngine::Vllm),
     ("tgi_", ServerEngine::Tgi),
     ("llamacpp:", ServerEngine::LlamaCpp),
     ("sglang:", ServerEngine::Sglang),
+    ("labtui:", ServerEngine::Labtui),
 ];
 
 const fn row(engine: ServerEngine, field: Field, names: &'static [&'static str]) -> Metric {
@@ -141,10 +143,16 @@ const fn row(engine: ServerEngine, field: Field, names: &'static [&'static str])
 }
 
 use Field::*;
-use ServerEngine::{LlamaCpp, Sglang, Tgi, Vllm};
+use ServerEngine::{Labtui, LlamaCpp, Sglang, Tgi, Vllm};
 
 #[rustfmt::skip]
 pub const METRICS: &[Metric] = &[
+    // labtui serve (vLLM's names under its own prefix)
+    row(Labtui, KvUsage, &["labtui:kv_cache_usage_perc"]),
+    row(Labtui, Running, &["labtui:num_requests_running"]),
+    row(Labtui, Waiting, &["labtui:num_requests_waiting"]),
+    row(Labtui, PromptTokens, &["labtui:prompt_tokens_total"]),
+    row(Labtui, GenerationTokens, &["labtui:generation_tokens_total"]),
     // vLLM
     row(Vllm, KvUsage, &["vllm:kv_cache_usage_perc"]),
     row(Vllm, KvUsage, &["vllm:gpu_cache_usage_perc"]),

@@ -1,0 +1,582 @@
+//! Continuous batching: which requests share each forward step, within a KV-block budget.
+//!
+//! Between two steps the [`Scheduler`] admits waiting requests (FIFO) while the batch and the
+//! blocks allow; a step holds every running request's next piece — a decode row, or a chunk of its
+//! prompt within the step's token budget (chunked prefill beside decodes, as vLLM and SGLang do) —
+//! and runs them all in one [`Model::forward_batch`]. When a running request needs a block and none
+//! is free, the newest running request is preempted: its blocks go back to the pool and it waits
+//! again at the head of the queue, to recompute its prompt and the tokens it had generated (vLLM's
+//! recompute preemption). Each decision is a [`SchedEvent`]; [`Replay`] rebuilds the queues from
+//! them. [`SchedPolicy::Static`] admits a batch only when the previous one has finished.
+//!
+//! Outputs do not depend on the policy, the budget or preemption: [`Model::forward_batch`] gives
+//! each sequence what it would get alone, and a preempted request keeps its sampler.
+
+mod replay;
+
+pub use replay::{Replay, ReqState, ReqView};
+
+use super::kv_cache::{BlockTable, BlockUsage, KvPool, BLOCK_TOKENS};
+use super::model::{Forward, Model};
+use super::sampling::{Sampler, SamplingParams};
+use super::step::Seq;
+use crate::protocol::{FinishReason, SchedEvent, SchedPolicy};
+use candle_core::DType;
+use std::collections::VecDeque;
+
+/// How the scheduler batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedConfig {
+    pub policy: SchedPolicy,
+    /// Most requests running at once.
+    pub max_batch: usize,
+    /// KV blocks of [`BLOCK_TOKENS`] tokens over all running requests.
+    pub kv_blocks: usize,
+    /// Tokens one step runs at most, decode rows and prefill chunks together (every running
+    /// request gets its decode row even past it).
+    pub step_tokens: usize,
+}
+
+impl Default for SchedConfig {
+    fn default() -> Self {
+        Self {
+            policy: SchedPolicy::Continuous,
+            max_batch: 16,
+            kv_blocks: 1024,
+            step_tokens: 256,
+        }
+    }
+}
+
+/// A request to serve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeqRequest {
+    /// The caller's id; the scheduler's events name it.
+    pub id: u64,
+    pub prompt: Vec<u32>,
+    /// Most tokens to generate (at least one).
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Keep going past end-of-generation tokens.
+    pub ignore_eos: bool,
+}
+
+/// Why a request cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchedError {
+    #[error("request {0}: empty prompt")]
+    EmptyPrompt(u64),
+    #[error("request {id}: a prompt of {tokens} tokens exceeds the context of {context}")]
+    PromptTooLong {
+        id: u64,
+        tokens: usize,
+        context: usize,
+    },
+    #[error(
+        "request {id}: {tokens} tokens need {blocks} KV blocks, more than the budget of {budget} \
+         (raise --kv-blocks or lower max_tokens)"
+    )]
+    OverBudget {
+        id: u64,
+        tokens: usize,
+        blocks: usize,
+        budget: usize,
+    },
+    #[error("request {0} is already queued or running")]
+    Duplicate(u64),
+}
+
+/// A request between its submission and its end.
+#[derive(Debug)]
+struct Live {
+    req: SeqRequest,
+    table: BlockTable,
+    generated: Vec<u32>,
+    sampler: Sampler,
+    /// Order of submission: the oldest request runs first and is preempted last.
+    order: u64,
+    /// Admitted before (a preempted request resumes).
+    started: bool,
+}
+
+impl Live {
+    /// Tokens of the sequence: the prompt, then those generated.
+    fn total(&self) -> usize {
+        self.req.prompt.len() + self.generated.len()
+    }
+
+    /// Tokens to run before the next token can be sampled.
+    fn pending(&self) -> usize {
+        self.total() - self.table.len()
+    }
+
+    fn tokens(&self, start: usize, len: usize) -> Vec<u32> {
+        let p = &self.req.prompt;
+        (start..start + len)
+            .map(|i| match p.get(i) {
+                Some(&t) => t,
+                None => self.generated[i - p.len()],
+            })
+            .collect()
+    }
+
+    /// Tokens the sequence can add with `free` more blocks (the slack of its last block first).
+    fn room(&self, free: usize) -> usize {
+        self.table.wasted() + free * BLOCK_TOKENS
+    }
+}
+
+/// Batches requests over one model's paged KV pool.
+#[derive(Debug)]
+pub struct Scheduler {
+    cfg: SchedConfig,
+    pool: KvPool,
+    waiting: VecDeque<Live>,
+    /// In submission order.
+    running: Vec<Live>,
+    step: u64,
+    submitted: u64,
+    context: usize,
+    /// End-of-generation tokens.
+    eog: Vec<u32>,
+    events: Vec<SchedEvent>,
+}
+
+impl Scheduler {
+    /// A scheduler for `model`, stopping requests at the `eog` tokens (unless they ignore EOS).
+    pub fn new(model: &Model, cfg: SchedConfig, eog: Vec<u32>) -> Self {
+        let cfg = SchedConfig {
+            max_batch: cfg.max_batch.max(1),
+            kv_blocks: cfg.kv_blocks.max(1),
+            step_tokens: cfg.step_tokens.max(1),
+            ..cfg
+        };
+        Self {
+            pool: model.new_pool(DType::F32, cfg.kv_blocks),
+            cfg,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            step: 0,
+            submitted: 0,
+            context: model.cfg.context_length,
+            eog,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &SchedConfig {
+        &self.cfg
+    }
+
+    /// Steps run so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Nothing running or waiting.
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.waiting.is_empty()
+    }
+
+    /// Blocks held by the running requests (waiting ones hold none).
+    pub fn blocks_held(&self) -> usize {
+        self.running.iter().map(|l| l.table.blocks().len()).sum()
+    }
+
+    /// The pool's blocks held and free, and the slack of the running requests' last blocks.
+    pub fn usage(&self) -> BlockUsage {
+        self.pool.usage(self.running.iter().map(|l| &l.table))
+    }
+
+    /// Most tokens a request's KV ever holds: its prompt and all but the last generated token,
+    /// within the context.
+    fn peak_tokens(&self, r: &SeqRequest) -> usize {
+        (r.prompt.len() + r.max_tokens.max(1) - 1).min(self.context)
+    }
+
+    fn has(&self, id: u64) -> bool {
+        self.running
+            .iter()
+            .chain(&self.waiting)
+            .any(|l| l.req.id == id)
+    }
+
+    /// Queue `req`; refused if it could never fit the context or the block budget alone.
+    pub fn submit(&mut self, req: SeqRequest) -> Result<(), SchedError> {
+        let id = req.id;
+        if req.prompt.is_empty() {
+            return Err(SchedError::EmptyPrompt(id));
+        }
+        if req.prompt.len() > self.context {
+            return Err(SchedError::PromptTooLong {
+                id,
+                tokens: req.prompt.len(),
+                context: self.context,
+            });
+        }
+        let tokens = self.peak_tokens(&req);
+        let blocks = tokens.div_ceil(BLOCK_TOKENS);
+        if blocks > self.cfg.kv_blocks {
+            return Err(SchedError::OverBudget {
+                id,
+                tokens,
+                blocks,
+                budget: self.cfg.kv_blocks,
+            });
+        }
+        if self.has(id) {
+            return Err(SchedError::Duplicate(id));
+        }
+        self.events.push(SchedEvent::Arrived {
+            req: id,
+            step: self.step,
+            prompt_tokens: req.prompt.len(),
+            max_tokens: req.max_tokens,
+        });
+        let sampler = Sampler::new(req.sampling.clone());
+        self.waiting.push_back(Live {
+            req,
+            table: BlockTable::default(),
+            generated: Vec::new(),
+            sampler,
+            order: self.submitted,
+            started: false,
+        });
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// Drop request `id`, queued or running (its client went away); `false` if it is neither.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        let live = if let Some(i) = self.waiting.iter().position(|l| l.req.id == id) {
+            self.waiting.remove(i)
+        } else if let Some(i) = self.running.iter().position(|l| l.req.id == id) {
+            Some(self.running.remove(i))
+        } else {
+            None
+        };
+        let Some(mut live) = live else {
+            return false;
+        };
+        self.finish(&mut live, FinishReason::Stopped);
+        true
+    }
+
+    /// Events since the last call that were not returned by a step (arrivals, cancellations).
+    pub fn take_events(&mut self) -> Vec<SchedEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn finish(&mut self, live: &mut Live, reason: FinishReason) {
+        self.pool.release(&mut live.table);
+        self.events.push(SchedEvent::Finished {
+            req: live.req.id,
+            step: self.step,
+            reason,
+            generated: live.generated.len(),
+        });
+    }
+
+    fn free_blocks(&self) -> usize {
+        self.cfg.kv_blocks - self.blocks_held()
+    }
+
+    /// Preempt the newest running request: its blocks go back, it waits at the head of the queue.
+    fn preempt_newest(&mut self) {
+        let mut live = self.running.pop().expect("a running request to preempt");
+        let blocks = live.table.blocks().len();
+        self.pool.release(&mut live.table);
+        self.events.push(SchedEvent::Preempted {
+            req: live.req.id,
+            step: self.step,
+            blocks,
+        });
+        // Older preempted requests stay ahead of it.
+        let at = self
+            .waiting
+            .iter()
+            .position(|w| w.order > live.order)
+            .unwrap_or(self.waiting.len());
+        self.waiting.insert(at, live);
+    }
+
+    /// Move the head of the queue into the batch.
+    fn admit_front(&mut self) {
+        let mut live = self.waiting.pop_front().expect("a waiting request");
+        let (req, step) = (live.req.id, self.step);
+        self.events.push(match live.started {
+            true => SchedEvent::Resumed { req, step },
+            false => SchedEvent::Admitted { req, step },
+        });
+        live.started = true;
+        let at = self
+            .running
+            .iter()
+            .position(|r| r.order > live.order)
+            .unwrap_or(self.running.len());
+        self.running.insert(at, live);
+    }
+
+    /// Static batching: when the batch is empty, admit up to `max_batch` requests whose prompts
+    /// fit the free blocks together.
+    fn admit_batch(&mut self) {
+        let mut free = self.free_blocks();
+        while self.running.len() < self.cfg.max_batch {
+            let Some(front) = self.waiting.front() else {
+                break;
+            };
+            let blocks = front.pending().div_ceil(BLOCK_TOKENS);
+            // The first always goes in: it fits the budget alone (checked at submission).
+            if blocks > free && !self.running.is_empty() {
+                break;
+            }
+            free = free.saturating_sub(blocks);
+            self.admit_front();
+        }
+    }
+
+    /// What each running request runs this step, oldest first: `(request id, tokens)`. Reserves
+    /// their blocks, preempting the newest requests when blocks run out.
+    fn plan(&mut self, budget: &mut usize) -> candle_core::Result<Vec<(u64, usize)>> {
+        let mut plan = Vec::new();
+        let mut i = 0;
+        while i < self.running.len() {
+            let pending = self.running[i].pending();
+            let want = if pending == 1 {
+                1
+            } else {
+                pending.min(*budget)
+            };
+            if want == 0 {
+                i += 1;
+                continue;
+            }
+            // A decode needs its token; a prefill chunk may shrink to what fits, but not to nothing.
+            while self.running[i].room(self.free_blocks()) == 0 {
+                self.preempt_newest();
+                if i >= self.running.len() {
+                    return Ok(plan); // it was the newest itself
+                }
+            }
+            let len = want.min(self.running[i].room(self.free_blocks()));
+            let live = &mut self.running[i];
+            let to = live.table.len() + len;
+            self.pool.reserve(&mut live.table, to)?;
+            plan.push((live.req.id, len));
+            *budget = budget.saturating_sub(len);
+            i += 1;
+        }
+        Ok(plan)
+    }
+
+    /// Continuous batching: admit waiting requests while the batch, the step's token budget and
+    /// the free blocks allow a whole first chunk for each.
+    fn admit_more(
+        &mut self,
+        plan: &mut Vec<(u64, usize)>,
+        budget: &mut usize,
+    ) -> candle_core::Result<()> {
+        while self.running.len() < self.cfg.max_batch && *budget > 0 {
+            let Some(front) = self.waiting.front() else {
+                break;
+            };
+            let len = front.pending().min(*budget);
+            if front.room(self.free_blocks()) < len {
+                break;
+            }
+            let id = front.req.id;
+            self.admit_front();
+            let live = self
+                .running
+                .iter_mut()
+                .find(|l| l.req.id == id)
+                .expect("just admitted");
+            self.pool.reserve(&mut live.table, len)?;
+            plan.push((id, len));
+            *budget -= len;
+        }
+        Ok(())
+    }
+
+    /// Run one step: admit, plan, one forward pass over every planned piece, sample the requests
+    /// whose pending tokens all ran, finish those that are done. Returns the events of the step
+    /// (and of submissions and cancellations before it); nothing when idle.
+    pub fn step(&mut self, model: &Model) -> candle_core::Result<Vec<SchedEvent>> {
+        if self.is_idle() {
+            return Ok(self.take_events());
+        }
+        let mut budget = self.cfg.step_tokens;
+        if self.cfg.policy == SchedPolicy::Static && self.running.is_empty() {
+            self.admit_batch();
+        }
+        let mut plan = self.plan(&mut budget)?;
+        if self.cfg.policy == SchedPolicy::Continuous {
+            self.admit_more(&mut plan, &mut budget)?;
+        }
+        let step = self.step;
+        // In running order, each with its input.
+        let mut inputs: Vec<(usize, Vec<u32>)> = Vec::with_capacity(plan.len());
+        let (mut prefill_tokens, mut decode_rows) = (0, 0);
+        for (i, live) in self.running.iter().enumerate() {
+            let Some(&(_, len)) = plan.iter().find(|(id, _)| *id == live.req.id) else {
+                continue;
+            };
+            let start = live.table.len();
+            if !live.generated.is_empty() && live.pending() == 1 {
+                decode_rows += 1;
+            } else {
+                prefill_tokens += len;
+                self.events.push(SchedEvent::Prefill {
+                    req: live.req.id,
+                    step,
+                    start,
+                    len,
+                });
+            }
+            inputs.push((i, live.tokens(start, len)));
+        }
+        if inputs.is_empty() {
+            return Ok(self.take_events()); // nothing fits yet (cannot happen: see `submit`)
+        }
+        let logits = {
+            let mut tables: Vec<Option<&mut BlockTable>> = self
+                .running
+                .iter_mut()
+                .map(|l| Some(&mut l.table))
+                .collect();
+            let mut seqs: Vec<Seq> = inputs
+                .iter()
+                .map(|(i, tokens)| Seq {
+                    tokens,
+                    table: tables[*i].take().expect("each request once"),
+                })
+                .collect();
+            model.forward_batch(&mut self.pool, &mut seqs, Forward::LAST)?
+        };
+        let mut done = Vec::new();
+        for ((i, _), l) in inputs.iter().zip(logits) {
+            let live = &mut self.running[*i];
+            if live.pending() > 0 {
+                continue; // a prompt chunk before the last
+            }
+            let id = live.sampler.sample(&Model::last_logits(&l)?).id;
+            live.generated.push(id);
+            self.events.push(SchedEvent::Token {
+                req: live.req.id,
+                step,
+                index: live.generated.len() - 1,
+                id,
+            });
+            let reason = if self.eog.contains(&id) && !live.req.ignore_eos {
+                Some(FinishReason::Eos)
+            } else if live.generated.len() >= live.req.max_tokens {
+                Some(FinishReason::MaxTokens)
+            } else if live.total() > self.context {
+                Some(FinishReason::ContextFull)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                done.push((*i, r));
+            }
+        }
+        for &(i, reason) in done.iter().rev() {
+            let mut live = self.running.remove(i);
+            self.finish(&mut live, reason);
+        }
+        self.events.push(SchedEvent::Step {
+            step,
+            prefill_tokens,
+            decode_rows,
+            running: self.running.len(),
+            waiting: self.waiting.len(),
+            blocks_held: self.blocks_held(),
+            blocks_total: self.cfg.kv_blocks,
+        });
+        self.step += 1;
+        Ok(self.take_events())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use candle_core::Device;
+
+    fn req(id: u64, prompt: usize, max_tokens: usize) -> SeqRequest {
+        SeqRequest {
+            id,
+            prompt: (0..prompt as u32)
+                .map(|t| 1 + (t * 7 + id as u32) % 50)
+                .collect(),
+            max_tokens,
+            sampling: SamplingParams::greedy(),
+            ignore_eos: true,
+        }
+    }
+
+    #[test]
+    fn refuses_what_could_never_fit() {
+        let e = Engine::synthetic(&Default::default(), &Device::Cpu).unwrap();
+        let cfg = SchedConfig {
+            kv_blocks: 2,
+            ..Default::default()
+        };
+        let mut s = Scheduler::new(&e.model, cfg, vec![]);
+        assert_eq!(s.submit(req(1, 0, 4)), Err(SchedError::EmptyPrompt(1)));
+        // 30 + 3 tokens held at most: 3 blocks.
+        assert!(matches!(
+            s.submit(req(2, 30, 4)),
+            Err(SchedError::OverBudget { blocks: 3, .. })
+        ));
+        s.submit(req(3, 30, 3)).unwrap();
+        assert_eq!(s.submit(req(3, 5, 3)), Err(SchedError::Duplicate(3)));
+        assert!(s.cancel(3) && !s.cancel(3));
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn chunks_a_long_prompt_beside_a_decode() {
+        let e = Engine::synthetic(&Default::default(), &Device::Cpu).unwrap();
+        let cfg = SchedConfig {
+            step_tokens: 32,
+            ..Default::default()
+        };
+        let mut s = Scheduler::new(&e.model, cfg, vec![]);
+        s.submit(req(1, 4, 8)).unwrap();
+        s.step(&e.model).unwrap();
+        s.submit(req(2, 70, 2)).unwrap();
+        let ev = s.step(&e.model).unwrap();
+        // Request 1 decodes one row; request 2 gets the other 31 tokens of the budget.
+        assert!(ev.contains(&SchedEvent::Prefill {
+            req: 2,
+            step: 1,
+            start: 0,
+            len: 31
+        }));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            SchedEvent::Step {
+                decode_rows: 1,
+                prefill_tokens: 31,
+                ..
+            }
+        )));
+        let ev = s.step(&e.model).unwrap();
+        assert!(ev.contains(&SchedEvent::Prefill {
+            req: 2,
+            step: 2,
+            start: 31,
+            len: 31
+        }));
+    }
+}

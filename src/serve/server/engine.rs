@@ -1,0 +1,182 @@
+//! The model thread of `labtui serve`: it owns the model and the [`Scheduler`], takes requests
+//! from the HTTP handlers by channel, runs one step after another while any request is queued or
+//! running, and sends each request its tokens as they come. A request whose handler has gone (the
+//! client disconnected) is cancelled before the next step.
+
+use super::metrics::Metrics;
+use crate::engine::sampling::SamplingParams;
+use crate::engine::sched::{SchedConfig, Scheduler, SeqRequest};
+use crate::engine::Model;
+use crate::protocol::{FinishReason, SchedEvent};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A request for the model thread.
+#[derive(Debug)]
+pub struct Job {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub ignore_eos: bool,
+    pub out: UnboundedSender<Out>,
+}
+
+/// What the model thread tells a request's handler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// Accepted and queued.
+    Queued,
+    /// Refused (it cannot fit the context or the block budget).
+    Refused(String),
+    Token(u32),
+    Done {
+        reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    /// The forward pass failed; the request ends.
+    Failed(String),
+}
+
+struct Live {
+    out: UnboundedSender<Out>,
+    arrived: Instant,
+    prompt_tokens: usize,
+    first: bool,
+}
+
+/// How long an idle model thread waits for a request before looking at the stop flag again.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// Serve `jobs` until every sender is gone or `stop` is set.
+pub fn run(
+    model: Model,
+    eog: Vec<u32>,
+    cfg: SchedConfig,
+    jobs: mpsc::Receiver<Job>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) {
+    Metrics::set(&metrics.blocks_total, cfg.kv_blocks);
+    let mut sched = Scheduler::new(&model, cfg, eog);
+    let mut live: HashMap<u64, Live> = HashMap::new();
+    let mut next_id = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // Requests that came in, without waiting; when idle, wait for one.
+        let mut incoming = Vec::new();
+        if sched.is_idle() {
+            match jobs.recv_timeout(IDLE_POLL) {
+                Ok(j) => incoming.push(j),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        loop {
+            match jobs.try_recv() {
+                Ok(j) => incoming.push(j),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) if incoming.is_empty() && sched.is_idle() => {
+                    return
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        }
+        for job in incoming {
+            let id = next_id;
+            next_id += 1;
+            let prompt_tokens = job.prompt.len();
+            let req = SeqRequest {
+                id,
+                prompt: job.prompt,
+                max_tokens: job.max_tokens,
+                sampling: job.sampling,
+                ignore_eos: job.ignore_eos,
+            };
+            match sched.submit(req) {
+                Ok(()) => {
+                    let _ = job.out.send(Out::Queued);
+                    live.insert(
+                        id,
+                        Live {
+                            out: job.out,
+                            arrived: Instant::now(),
+                            prompt_tokens,
+                            first: true,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = job.out.send(Out::Refused(e.to_string()));
+                }
+            }
+        }
+        // Clients that went away.
+        let gone: Vec<u64> = live
+            .iter()
+            .filter(|(_, l)| l.out.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            sched.cancel(id);
+            live.remove(&id);
+        }
+        let events = match sched.step(&model) {
+            Ok(e) => e,
+            Err(e) => {
+                for (id, l) in live.drain() {
+                    sched.cancel(id);
+                    let _ = l.out.send(Out::Failed(e.to_string()));
+                }
+                sched.take_events();
+                continue;
+            }
+        };
+        for e in &events {
+            apply(e, &mut live, &metrics);
+        }
+        Metrics::set(&metrics.running, sched.running());
+        Metrics::set(&metrics.waiting, sched.waiting());
+        Metrics::set(&metrics.blocks_held, sched.blocks_held());
+    }
+}
+
+/// One event's effect on the handlers and the metrics.
+fn apply(e: &SchedEvent, live: &mut HashMap<u64, Live>, m: &Metrics) {
+    match *e {
+        SchedEvent::Admitted { req, .. } => {
+            if let Some(l) = live.get(&req) {
+                Metrics::add(&m.prompt_tokens, l.prompt_tokens);
+            }
+        }
+        SchedEvent::Token { req, id, .. } => {
+            Metrics::add(&m.generation_tokens, 1);
+            if let Some(l) = live.get_mut(&req) {
+                if std::mem::take(&mut l.first) {
+                    m.ttft.observe(l.arrived.elapsed());
+                }
+                let _ = l.out.send(Out::Token(id));
+            }
+        }
+        SchedEvent::Preempted { .. } => Metrics::add(&m.preemptions, 1),
+        SchedEvent::Finished {
+            req,
+            reason,
+            generated,
+            ..
+        } => {
+            if let Some(l) = live.remove(&req) {
+                Metrics::add(&m.requests_done, 1);
+                m.e2e.observe(l.arrived.elapsed());
+                let _ = l.out.send(Out::Done {
+                    reason,
+                    prompt_tokens: l.prompt_tokens,
+                    completion_tokens: generated,
+                });
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,296 @@
+//! The batching scheduler on the synthetic model: it never holds more KV blocks than its budget,
+//! serves every request of any arrival stream, and gives each request the tokens the request gets
+//! alone — under continuous or static batching, with or without preemption. Its events, replayed,
+//! tell the same story.
+
+use candle_core::{DType, Device};
+use labtui::engine::sampling::{argmax, SamplingParams};
+use labtui::engine::sched::{Replay, ReqState, SchedConfig, Scheduler, SeqRequest};
+use labtui::engine::{Engine, Forward, Model};
+use labtui::protocol::{FinishReason, SchedEvent, SchedPolicy};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::synthetic(&Default::default(), &Device::Cpu).unwrap())
+}
+
+/// A request arriving before step `at`.
+#[derive(Debug, Clone)]
+struct Arrival {
+    at: u64,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+}
+
+/// `prompt`'s greedy continuation run alone: one prefill, then one decode step per token.
+fn alone(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut cache = model.new_cache(DType::F32);
+    let mut logits = model.forward(prompt, &mut cache, Forward::LAST).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let t = argmax(&Model::last_logits(&logits).unwrap()) as u32;
+        out.push(t);
+        if out.len() == n {
+            return out;
+        }
+        logits = model.forward(&[t], &mut cache, Forward::LAST).unwrap();
+    }
+}
+
+/// Every event of the run, and each request's tokens. Checks the block budget after every step.
+fn drive(cfg: SchedConfig, stream: &[Arrival]) -> (Vec<SchedEvent>, BTreeMap<u64, Vec<u32>>) {
+    let model = &engine().model;
+    let budget = cfg.kv_blocks;
+    let mut s = Scheduler::new(model, cfg, vec![]);
+    let mut events = Vec::new();
+    let mut next = 0;
+    let mut step = 0u64;
+    while next < stream.len() || !s.is_idle() {
+        while next < stream.len() && stream[next].at <= step {
+            let a = &stream[next];
+            s.submit(SeqRequest {
+                id: next as u64,
+                prompt: a.prompt.clone(),
+                max_tokens: a.max_tokens,
+                sampling: SamplingParams::greedy(),
+                ignore_eos: true,
+            })
+            .unwrap();
+            next += 1;
+        }
+        events.extend(s.step(model).unwrap());
+        assert!(
+            s.blocks_held() <= budget,
+            "step {step}: {} blocks held",
+            s.blocks_held()
+        );
+        let u = s.usage();
+        assert_eq!(u.held, s.blocks_held());
+        assert!(u.held <= budget);
+        step += 1;
+        assert!(step < 10_000, "the scheduler made no progress");
+    }
+    let mut out: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for e in &events {
+        if let SchedEvent::Token { req, id, .. } = e {
+            out.entry(*req).or_default().push(*id);
+        }
+    }
+    (events, out)
+}
+
+fn prompt(seed: usize, len: usize) -> Vec<u32> {
+    (0..len)
+        .map(|i| (1 + (seed * 131 + i * 17) % 250) as u32)
+        .collect()
+}
+
+/// Requests running that were admitted before `step`.
+fn running_before(replay: &Replay, step: u64) -> usize {
+    replay
+        .reqs
+        .values()
+        .filter(|r| r.state == ReqState::Running && r.admitted < Some(step))
+        .count()
+}
+
+fn preempted(events: &[SchedEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, SchedEvent::Preempted { .. }))
+        .count()
+}
+
+/// Four requests whose peaks (49 tokens: 4 blocks each) cannot all fit 9 blocks.
+fn tight_stream() -> Vec<Arrival> {
+    (0..4)
+        .map(|j| Arrival {
+            at: j as u64,
+            prompt: prompt(j, 20),
+            max_tokens: 30,
+        })
+        .collect()
+}
+
+#[test]
+fn a_preempted_request_gets_the_tokens_it_gets_uninterrupted() {
+    let stream = tight_stream();
+    let cfg = SchedConfig {
+        kv_blocks: 9,
+        max_batch: 4,
+        step_tokens: 64,
+        ..Default::default()
+    };
+    let (events, out) = drive(cfg, &stream);
+    assert!(preempted(&events) > 0, "the budget forced no preemption");
+    for (j, a) in stream.iter().enumerate() {
+        let want = alone(&engine().model, &a.prompt, a.max_tokens);
+        assert_eq!(out[&(j as u64)], want, "request {j}");
+    }
+    // Each preempted request came back and recomputed what it had.
+    let resumed = events
+        .iter()
+        .filter(|e| matches!(e, SchedEvent::Resumed { .. }))
+        .count();
+    assert_eq!(resumed, preempted(&events));
+}
+
+#[test]
+fn static_and_continuous_batching_give_the_same_tokens_and_static_waits_for_its_batch() {
+    let stream: Vec<Arrival> = (0..7)
+        .map(|j| Arrival {
+            at: 2 * j as u64,
+            prompt: prompt(j, 5 + 11 * j),
+            max_tokens: 3 + (j * 5) % 9,
+        })
+        .collect();
+    let run = |policy| {
+        drive(
+            SchedConfig {
+                policy,
+                max_batch: 3,
+                kv_blocks: 64,
+                step_tokens: 32,
+            },
+            &stream,
+        )
+    };
+    let (cont_events, cont) = run(SchedPolicy::Continuous);
+    let (stat_events, stat) = run(SchedPolicy::Static);
+    assert_eq!(cont, stat);
+    assert_eq!(cont.len(), stream.len());
+    // Static: nobody is admitted while any request of the batch runs.
+    let mut replay = Replay::default();
+    for e in &stat_events {
+        if let SchedEvent::Admitted { req, step } = *e {
+            assert_eq!(
+                running_before(&replay, step),
+                0,
+                "request {req} joined a running batch"
+            );
+        }
+        replay.apply(e);
+    }
+    // Continuous: someone is.
+    let mut replay = Replay::default();
+    let mut joined_running = false;
+    for e in &cont_events {
+        if let SchedEvent::Admitted { step, .. } = *e {
+            joined_running |= running_before(&replay, step) > 0;
+        }
+        replay.apply(e);
+    }
+    assert!(joined_running);
+    // Static makes requests wait longer: more steps in all.
+    let steps = |ev: &[SchedEvent]| {
+        ev.iter()
+            .filter(|e| matches!(e, SchedEvent::Step { .. }))
+            .count()
+    };
+    assert!(steps(&stat_events) > steps(&cont_events));
+}
+
+#[test]
+fn recorded_events_replay_to_the_same_outputs() {
+    let stream = tight_stream();
+    let cfg = SchedConfig {
+        kv_blocks: 9,
+        ..Default::default()
+    };
+    let (events, out) = drive(cfg, &stream);
+    let text = ron::to_string(&events).unwrap();
+    let back: Vec<SchedEvent> = ron::from_str(&text).unwrap();
+    assert_eq!(back, events);
+    let mut replay = Replay::default();
+    back.iter().for_each(|e| replay.apply(e));
+    assert_eq!(replay.reqs.len(), stream.len());
+    for (id, r) in &replay.reqs {
+        assert_eq!(r.state, ReqState::Done(FinishReason::MaxTokens));
+        assert_eq!(&r.tokens, &out[id]);
+        assert!(r.prefilled >= r.prompt_tokens);
+        assert!(r.arrived <= r.admitted.unwrap());
+        assert!(r.admitted.unwrap() <= r.first_token.unwrap());
+    }
+    assert!(replay.reqs.values().map(|r| r.preemptions).sum::<usize>() > 0);
+}
+
+#[test]
+fn a_cancelled_request_gives_its_blocks_back() {
+    let model = &engine().model;
+    let mut s = Scheduler::new(model, SchedConfig::default(), vec![]);
+    for id in 0..3 {
+        s.submit(SeqRequest {
+            id,
+            prompt: prompt(id as usize, 40),
+            max_tokens: 50,
+            sampling: SamplingParams::greedy(),
+            ignore_eos: true,
+        })
+        .unwrap();
+    }
+    s.step(model).unwrap();
+    assert_eq!(s.running(), 3);
+    let held = s.blocks_held();
+    assert!(s.cancel(1));
+    assert_eq!(s.blocks_held(), held - 3);
+    let ev = s.take_events();
+    assert!(ev.contains(&SchedEvent::Finished {
+        req: 1,
+        step: 1,
+        reason: FinishReason::Stopped,
+        generated: 1,
+    }));
+}
+
+fn arrival() -> impl Strategy<Value = Arrival> {
+    (0..12u64, 1..70usize, 1..10usize, 0..1000usize).prop_map(|(at, len, max_tokens, seed)| {
+        Arrival {
+            at,
+            prompt: prompt(seed, len),
+            max_tokens,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever arrives, under whatever budget that fits the largest request: blocks stay within
+    /// the budget (checked in `drive`), every request finishes with all its tokens, and those are
+    /// the tokens it gets alone.
+    #[test]
+    fn every_request_is_served_within_the_block_budget(
+        mut stream in proptest::collection::vec(arrival(), 1..8),
+        extra_blocks in 0..8usize,
+        max_batch in 1..6usize,
+        step_tokens in 4..80usize,
+        static_policy in any::<bool>(),
+    ) {
+        stream.sort_by_key(|a| a.at);
+        let peak = stream
+            .iter()
+            .map(|a| (a.prompt.len() + a.max_tokens - 1).div_ceil(16))
+            .max()
+            .unwrap();
+        let cfg = SchedConfig {
+            policy: if static_policy { SchedPolicy::Static } else { SchedPolicy::Continuous },
+            max_batch,
+            kv_blocks: peak + extra_blocks,
+            step_tokens,
+        };
+        let (events, out) = drive(cfg, &stream);
+        prop_assert_eq!(out.len(), stream.len());
+        for (j, a) in stream.iter().enumerate() {
+            let want = alone(&engine().model, &a.prompt, a.max_tokens);
+            prop_assert_eq!(&out[&(j as u64)], &want, "request {}", j);
+        }
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, SchedEvent::Finished { reason: FinishReason::MaxTokens, .. }))
+            .count();
+        prop_assert_eq!(finished, stream.len());
+    }
+}

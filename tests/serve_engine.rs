@@ -1,0 +1,216 @@
+//! `labtui serve` on loopback with the synthetic model, asked by our own serving client: both
+//! routes, streamed and not, give the greedy text the engine gives alone, with the right usage;
+//! concurrent requests (more than the blocks hold at once) all complete; `/metrics` parses and
+//! counts what was served. The server stops when its handle drops at the end of each test.
+
+use candle_core::Device;
+use labtui::engine::sched::SchedConfig;
+use labtui::engine::{generate, Control, Engine, Prompt};
+use labtui::protocol::{GenParams, RunSettings, ServerEngine};
+use labtui::serve::client::Client;
+use labtui::serve::server::{ServeConfig, Server};
+use labtui::serve::{Api, Endpoint, Request, STALL_TIMEOUT};
+use std::time::Instant;
+
+fn engine() -> Engine {
+    Engine::synthetic(&Default::default(), &Device::Cpu).unwrap()
+}
+
+fn start(sched: SchedConfig) -> Server {
+    let cfg = ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        sched,
+    };
+    Server::start(engine(), &cfg).unwrap()
+}
+
+/// What the engine generates alone for `prompt`, greedy: (text, prompt tokens, tokens).
+fn alone(prompt: &str, api: Api, max_tokens: usize) -> (String, usize, usize) {
+    let mut e = engine();
+    let params = GenParams {
+        max_tokens,
+        temperature: 0.0,
+        raw: api == Api::Completions,
+        ..Default::default()
+    };
+    let settings = RunSettings {
+        params: params.clone(),
+        quantization: Default::default(),
+        draft_mode: Default::default(),
+        k: labtui::protocol::DEFAULT_K,
+    };
+    let s = generate(
+        &mut e,
+        0,
+        Prompt::Text(prompt),
+        &params,
+        settings,
+        &mut |_| {},
+        &mut || Control::Continue,
+    )
+    .unwrap();
+    (s.text, s.prompt_tokens, s.generated_tokens)
+}
+
+fn endpoint(server: &Server, api: Api) -> Endpoint {
+    Endpoint {
+        url: server.url(),
+        api_key: None,
+        model: None,
+        api,
+    }
+}
+
+fn request(prompt: &str, max_tokens: usize) -> Request {
+    Request {
+        prompt: prompt.into(),
+        max_tokens,
+        ignore_eos: false,
+        temperature: 0.0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_routes_stream_and_answer_what_the_engine_gives_alone() {
+    let server = start(SchedConfig::default());
+    let client = Client::new(STALL_TIMEOUT);
+    let http = reqwest::Client::new();
+    for api in [Api::Chat, Api::Completions] {
+        let prompt = "Explain paged attention";
+        let (want, prompt_tokens, tokens) = alone(prompt, api, 12);
+        let ep = endpoint(&server, api);
+        let out = client
+            .stream(&ep, &request(prompt, 12), Instant::now(), None, |_| {})
+            .await;
+        assert!(out.ok(), "{api:?}: {:?}", out.failure);
+        assert_eq!(out.text, want, "{api:?} streamed");
+        assert_eq!(out.output_tokens, tokens, "{api:?} streamed usage");
+        assert_eq!(out.prompt_tokens, Some(prompt_tokens));
+        assert!(out.ttft.is_some());
+
+        // Not streamed: one JSON answer.
+        let (route, body) = match api {
+            Api::Chat => (
+                "/v1/chat/completions",
+                serde_json::json!({"messages": [{"role": "user", "content": prompt}],
+                                   "max_tokens": 12, "temperature": 0}),
+            ),
+            Api::Completions => (
+                "/v1/completions",
+                serde_json::json!({"prompt": prompt, "max_tokens": 12, "temperature": 0}),
+            ),
+        };
+        let v: serde_json::Value = http
+            .post(format!("{}{route}", server.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = match api {
+            Api::Chat => v["choices"][0]["message"]["content"].as_str(),
+            Api::Completions => v["choices"][0]["text"].as_str(),
+        };
+        assert_eq!(text, Some(want.as_str()), "{api:?} answer: {v}");
+        assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
+        assert_eq!(v["usage"]["completion_tokens"], tokens);
+        let finish = if tokens == 12 { "length" } else { "stop" };
+        assert_eq!(v["choices"][0]["finish_reason"], finish);
+    }
+    // A request that can never fit is refused with a message.
+    let r = http
+        .post(format!("{}/v1/completions", server.url()))
+        .json(&serde_json::json!({"prompt": "word ".repeat(2000), "max_tokens": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("exceeds the context"));
+    let models = client.models(&endpoint(&server, Api::Chat)).await.unwrap();
+    assert_eq!(models, [server.model()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_all_complete_and_metrics_count_them() {
+    // 6 blocks of 16 tokens: the eight requests cannot all hold their KV at once.
+    let server = start(SchedConfig {
+        kv_blocks: 6,
+        max_batch: 4,
+        step_tokens: 32,
+        ..Default::default()
+    });
+    let client = Client::new(STALL_TIMEOUT);
+    let ep = endpoint(&server, Api::Completions);
+    let prompts: Vec<String> = (0..8).map(|i| format!("request number {i} asks")).collect();
+    let outs = futures::future::join_all(prompts.iter().map(|p| {
+        let (client, ep) = (client.clone(), ep.clone());
+        let req = Request {
+            ignore_eos: true,
+            ..request(p, 20)
+        };
+        async move { client.stream(&ep, &req, Instant::now(), None, |_| {}).await }
+    }))
+    .await;
+    let mut generated = 0;
+    let mut prompt_tokens = 0;
+    for (p, out) in prompts.iter().zip(&outs) {
+        assert!(out.ok(), "{p}: {:?}", out.failure);
+        assert_eq!(out.output_tokens, 20);
+        generated += out.output_tokens;
+        prompt_tokens += out.prompt_tokens.unwrap();
+    }
+    let body = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines = body.lines().map(|l| Ok(l.replace(':', "_")));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    assert!(scrape.samples.len() > 10);
+    let s = labtui::serve::scrape::parse(&body).unwrap();
+    assert_eq!(s.engine, ServerEngine::Labtui);
+    assert_eq!(s.generation_tokens, Some(generated as f64));
+    assert_eq!(s.prompt_tokens, Some(prompt_tokens as f64));
+    assert_eq!((s.running, s.waiting), (Some(0.0), Some(0.0)));
+    assert!(
+        body.contains("labtui:time_to_first_token_seconds_count 8"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_its_request() {
+    let server = start(SchedConfig::default());
+    let client = Client::new(STALL_TIMEOUT);
+    let ep = endpoint(&server, Api::Completions);
+    let cancel = labtui::serve::client::Cancel::new();
+    let req = Request {
+        ignore_eos: true,
+        ..request("a long one", 400)
+    };
+    let stop = cancel.clone();
+    let out = client
+        .stream(&ep, &req, Instant::now(), Some(&cancel), move |p| {
+            if p.tokens > 0 {
+                stop.cancel();
+            }
+        })
+        .await;
+    assert!(!out.ok());
+    // The model thread notices the closed stream and drops the request.
+    let url = format!("{}/metrics", server.url());
+    for _ in 0..200 {
+        let s =
+            labtui::serve::scrape::parse(&reqwest::get(&url).await.unwrap().text().await.unwrap())
+                .unwrap();
+        if s.running == Some(0.0) {
+            assert!(s.generation_tokens.unwrap() < 400.0);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the cancelled request kept running");
+}
