@@ -37,6 +37,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Report(a)) => report::run(&a),
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
         Some(Cmd::Presets) => demo::list_presets(),
+        Some(Cmd::Replay(a)) if a.snapshot_at.is_some() => labtui::app::snapshot::run(
+            &a.file,
+            a.snapshot_at.unwrap_or_default(),
+            a.size,
+            a.out
+                .as_deref()
+                .unwrap_or(std::path::Path::new("snapshot.svg")),
+        ),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
@@ -46,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replay: Some((rec, a.speed)),
                 preset: None,
                 endpoint: None,
+                shots: cli.shots.clone(),
                 feed: None,
             })
         }
@@ -79,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model: cli.model.clone(),
                 api: cli.api.into(),
             }),
+            shots: cli.shots.clone(),
             feed: None,
         }),
     }

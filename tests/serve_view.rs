@@ -297,6 +297,7 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
             replay: Some((recording, 1.0)),
             preset: None,
             endpoint: None,
+            shots: None,
             feed: None,
         },
         labtui::worker::Options {
@@ -390,6 +391,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
             replay: None,
             preset: None,
             endpoint: None,
+            shots: None,
             feed: Some(Feed {
                 events: rx,
                 status: "bench serve".into(),

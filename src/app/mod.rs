@@ -7,3 +7,4 @@ pub mod bench;
 pub mod demo;
 pub mod headless;
 pub mod report;
+pub mod snapshot;

@@ -31,13 +31,14 @@ pub struct Pane {
 
 impl Pane {
     /// Start `labtui ARGS` (shell words) in a `w`×`h` pane, in a fresh directory (the pane's
-    /// working directory); after it exits, the pane's `stty -a` is written to a file.
+    /// working directory), its stderr to `err.txt` there; after it exits, the pane's `stty -a`
+    /// is written to a file.
     pub fn start(tag: &str, args: &str, w: u16, h: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("labtui-{tag}-{}", std::process::id());
         let stty = dir.path().join("stty.txt");
         let cmd = format!(
-            "cd {dir} && RAYON_NUM_THREADS=2 {bin} {args} > out.txt 2> err.txt; stty -a > {stty}; sleep 60",
+            "cd {dir} && RAYON_NUM_THREADS=2 {bin} {args} 2> err.txt; stty -a > {stty}; sleep 60",
             dir = dir.path().display(),
             bin = env!("CARGO_BIN_EXE_labtui"),
             stty = stty.display(),

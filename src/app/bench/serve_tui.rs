@@ -101,6 +101,7 @@ pub fn run(b: Bench, cancel: Cancel, record: Option<&Path>) -> Result<(Measured,
         replay: None,
         preset: None,
         endpoint: None,
+        shots: None,
         feed: Some(crate::tui::Feed {
             events: rx,
             status: format!(
