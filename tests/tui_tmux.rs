@@ -95,22 +95,19 @@ fn zoom_scroll_with_the_wheel_and_take_a_screenshot() {
     // 5 focuses the timing pane; a click on the tokens' frame brings the focus back there.
     pane.keys(&["5"]);
     let s = pane.wait_for("the timing pane's focus", 10, |s| {
-        s.lines()
-            .any(|l| l.contains("┏") && l.contains("prefill vs decode"))
+        s.lines().any(|l| l.contains("┏ prefill vs decode"))
     });
-    let (x, y) = find(&s, "tokens ·").expect("the tape's title");
+    let (x, y) = find(&s, "╭ tokens ·").expect("the tape's title");
     mouse(&pane, 0, (x, y + 2), 'M');
     mouse(&pane, 0, (x, y + 2), 'm');
-    pane.wait_for("the tape's focus", 10, |s| {
-        s.lines().any(|l| l.contains("┏") && l.contains("tokens ·"))
-    });
+    pane.wait_for("the tape's focus", 10, |s| s.contains("┏ tokens ·"));
     pane.keys(&["z"]);
     let zoomed = pane.wait_for("the zoomed tape", 10, |s| {
         s.contains("zoomed") && !s.contains("prefill vs decode")
     });
     let tape = |s: &str| -> Vec<String> {
         s.lines()
-            .skip_while(|l| !l.contains("tokens ·"))
+            .skip_while(|l| !l.contains("┏ tokens ·"))
             .skip(1)
             .take_while(|l| !l.starts_with('┗'))
             .map(String::from)
