@@ -44,6 +44,9 @@ pub struct Cli {
     /// completions (the prompt as is).
     #[arg(long, value_enum, default_value_t = crate::app::bench::serve::ApiArg::Chat, requires = "endpoint")]
     pub api: crate::app::bench::serve::ApiArg,
+    /// Where the dashboard's `S` writes its screenshots (SVG and text); default: this folder.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub shots: Option<std::path::PathBuf>,
     /// CPU threads for the engine (default: physical cores).
     #[arg(long, global = true, value_parser = args::count(1, args::MAX_THREADS))]
     pub threads: Option<usize>,
@@ -76,6 +79,16 @@ pub struct ReplayArgs {
     /// Playback speed (2 = twice as fast as recorded).
     #[arg(long, default_value_t = 1.0, value_parser = args::speed)]
     pub speed: f64,
+    /// Draw no dashboard: render the screen as it is this many seconds into the recording and
+    /// write it to `--out` (SVG, or text for a `.txt` name).
+    #[arg(long, value_name = "SECONDS", requires = "out", value_parser = args::seconds)]
+    pub snapshot_at: Option<f64>,
+    /// The snapshot's file.
+    #[arg(long, value_name = "FILE", requires = "snapshot_at")]
+    pub out: Option<std::path::PathBuf>,
+    /// The snapshot's screen size, COLSxROWS.
+    #[arg(long, default_value = "160x50", value_parser = args::size)]
+    pub size: (u16, u16),
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
         Some(Cmd::Presets) => demo::list_presets(),
         Some(Cmd::Serve(a)) => serve::run(&model, &a),
+        Some(Cmd::Replay(a)) if a.snapshot_at.is_some() => labtui::app::snapshot::run(
+            &a.file,
+            a.snapshot_at.unwrap_or_default(),
+            a.size,
+            a.out
+                .as_deref()
+                .unwrap_or(std::path::Path::new("snapshot.svg")),
+        ),
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
@@ -47,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replay: Some((rec, a.speed)),
                 preset: None,
                 endpoint: None,
+                shots: cli.shots.clone(),
                 feed: None,
             })
         }
@@ -80,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model: cli.model.clone(),
                 api: cli.api.into(),
             }),
+            shots: cli.shots.clone(),
             feed: None,
         }),
     }

@@ -78,6 +78,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
             replay: None,
             preset: None,
             endpoint: None,
+            shots: None,
             feed: None,
         },
         Options {
@@ -195,6 +196,7 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
             replay: None,
             preset: None,
             endpoint: Some(mock.endpoint(labtui::serve::Api::Chat)),
+            shots: None,
             feed: None,
         },
         Options {

@@ -153,6 +153,67 @@ async fn the_completions_route_gives_the_same_events() {
     assert!(!seen.iter().any(|e| matches!(e, Event::Error { .. })));
 }
 
+/// The mock counts a prompt's whitespace-separated words as its tokens.
+const PROMPT_WORDS: usize = 7;
+
+/// The `tokens` of the run's `PrefillDone`, and its summary.
+async fn prompt_counts(script: Script) -> (usize, RunSummary) {
+    assert_eq!(
+        "Tell me a story about a lighthouse"
+            .split_whitespace()
+            .count(),
+        PROMPT_WORDS
+    );
+    let mock = Mock::start(script).unwrap();
+    let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());
+    let mut seen = Vec::new();
+    w.send(generate(6));
+    let summary = until(&mut w, &mut seen, "the run's end", finished).await;
+    let prefill = seen
+        .iter()
+        .find_map(|e| match e {
+            Event::PrefillDone { tokens, .. } => Some(*tokens),
+            _ => None,
+        })
+        .expect("PrefillDone");
+    (prefill, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_prompt_tokens_reach_the_prefill_and_the_summary() {
+    // Usage on every chunk (vLLM's continuous usage): known at the first token.
+    let (prefill, summary) = prompt_counts(Script::paced(ms(20), ms(5), 6)).await;
+    assert_eq!(prefill, PROMPT_WORDS);
+    assert_eq!(summary.prompt_tokens, PROMPT_WORDS);
+    let expected = PROMPT_WORDS as f64 / summary.prefill.as_secs_f64();
+    assert!(
+        (summary.prefill_tok_s - expected).abs() < 1e-6 * expected,
+        "prefill {} tok/s against {expected}",
+        summary.prefill_tok_s
+    );
+
+    // Usage only at the end: unknown at the first token, in the summary.
+    let script = Script {
+        continuous_usage: false,
+        ..Script::paced(ms(20), ms(5), 6)
+    };
+    let (prefill, summary) = prompt_counts(script).await;
+    assert_eq!(prefill, 0, "not known before the usage came");
+    assert_eq!(summary.prompt_tokens, PROMPT_WORDS);
+    assert!(summary.prefill_tok_s > 0.0);
+
+    // No usage at all: unknown, not invented.
+    let script = Script {
+        continuous_usage: false,
+        final_usage: false,
+        ..Script::paced(ms(20), ms(5), 6)
+    };
+    let (prefill, summary) = prompt_counts(script).await;
+    assert_eq!(prefill, 0);
+    assert_eq!(summary.prompt_tokens, 0);
+    assert_eq!(summary.prefill_tok_s, 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_the_run_at_once() {
     let mock = Mock::start(Script::paced(ms(5), ms(50), 200)).unwrap();

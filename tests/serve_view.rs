@@ -225,7 +225,8 @@ fn the_curve_grows_a_point_per_level_inside_its_axes() {
 }
 
 /// `bench serve --record` against the mock, then the recording replayed in the app: the serve
-/// view draws each level with the numbers the benchmark printed.
+/// view draws each level with the numbers the benchmark printed, and the server's metrics the
+/// headless run scraped (as `--tui` does).
 #[test]
 fn a_replayed_bench_serve_recording_draws_its_levels() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -234,7 +235,9 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
         Mock::start(Script {
             // No spinning to the microsecond: this is load, not a timing check.
             exact: false,
-            ..Script::paced(Duration::from_millis(20), Duration::from_millis(5), 8)
+            // About 160 ms a request: the first level lasts about a second, long enough for
+            // scrapes at 2 Hz.
+            ..Script::paced(Duration::from_millis(20), Duration::from_millis(20), 8)
         })
         .unwrap()
     };
@@ -263,6 +266,29 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
     assert_eq!(printed.len(), 2);
     let recording = labtui::record::load(&rec).unwrap();
     let levels = summaries(&recording.events);
+    let scraped: Vec<_> = recording
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Server(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        scraped.len() >= 2,
+        "the headless run records the server's metrics: {} samples",
+        scraped.len()
+    );
+    // The mock's own counters, read through its llama.cpp-style /metrics.
+    let last = scraped.last().unwrap();
+    assert_eq!(
+        last.engine,
+        labtui::protocol::server::ServerEngine::LlamaCpp
+    );
+    assert!(
+        last.generation_tokens.unwrap_or(0.0) > 0.0,
+        "the mock's tokens_predicted_total: {last:?}"
+    );
     let mut app = labtui::tui::App::new(
         labtui::tui::Start {
             model: None,
@@ -271,6 +297,7 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
             replay: Some((recording, 1.0)),
             preset: None,
             endpoint: None,
+            shots: None,
             feed: None,
         },
         labtui::worker::Options {
@@ -282,10 +309,13 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
         app.tick(Duration::from_secs(3600)),
         "the recording's events come due"
     );
+    assert_eq!(app.state.store.server.len(), scraped.len());
+    assert_eq!(app.state.store.last_server.as_ref(), Some(last));
     let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
     t.draw(|f| app.draw(f.area(), f.buffer_mut())).unwrap();
     let screen = text(&t);
     assert!(screen.contains("serve · http://127.0.0.1:"), "{screen}");
+    assert!(screen.contains("server llama.cpp"), "{screen}");
     assert!(screen.contains("all 2 levels measured"), "{screen}");
     for (l, p) in levels.iter().zip(printed) {
         // The recording's numbers are the printed table's.
@@ -361,6 +391,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
             replay: None,
             preset: None,
             endpoint: None,
+            shots: None,
             feed: Some(Feed {
                 events: rx,
                 status: "bench serve".into(),

@@ -93,3 +93,35 @@ pub fn speed(s: &str) -> Result<f64, String> {
         ))
     }
 }
+
+/// `--snapshot-at`: seconds into a recording, finite and not negative.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    let x: f64 = number(s)?;
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not a time in seconds (0 or more)"))
+    }
+}
+
+/// A screen size, `COLSxROWS` (at least the dashboard's minimum, at most 1000×1000).
+pub fn size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once(['x', '×'])
+        .ok_or_else(|| format!("{s:?} is not a size: give COLSxROWS, as 160x50"))?;
+    let dim = |v: &str, min: u16| -> Result<u16, String> {
+        let n: u16 = v
+            .trim()
+            .parse()
+            .map_err(|e| format!("{v:?} in {s:?} is not a whole number ({e})"))?;
+        if (min..=1000).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{n} in {s:?} is out of range ({min} to 1000)"))
+        }
+    };
+    Ok((
+        dim(w, crate::tui::view::MIN_WIDTH)?,
+        dim(h, crate::tui::view::MIN_HEIGHT)?,
+    ))
+}

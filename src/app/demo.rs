@@ -124,6 +124,7 @@ pub fn main(a: &DemoArgs, model: Option<String>, record: Option<PathBuf>) -> Res
             replay: None,
             preset: Some(preset),
             endpoint: None,
+            shots: None,
             feed: None,
         });
     }

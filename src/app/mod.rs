@@ -8,3 +8,4 @@ pub mod demo;
 pub mod headless;
 pub mod report;
 pub mod serve;
+pub mod snapshot;

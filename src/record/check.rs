@@ -83,6 +83,7 @@ pub fn event(e: &Event) -> Result<(), Bad> {
             within("prompt_tokens", *prompt_tokens, MAX_CONTEXT)?;
             settings.params.validate().map_err(|why| bad("params", why))
         }
+        Event::PrefillDone { tokens, .. } => within("tokens", *tokens, MAX_CONTEXT),
         Event::Token(t) => {
             within("index", t.index, params::MAX_TOKENS as u64)?;
             within("kv_tokens", t.kv_tokens, MAX_CONTEXT)

@@ -195,9 +195,17 @@ impl Store {
                 self.error = None;
                 self.say(format!("run {run}: prefill of {prompt_tokens} tokens …"));
             }
-            Event::PrefillDone { run, duration, .. } => {
+            Event::PrefillDone {
+                run,
+                tokens,
+                duration,
+            } => {
                 if let Some(r) = self.current.as_mut() {
                     r.prefill = Some(*duration);
+                    // A remote run learns its prompt's tokens from the server, after it started.
+                    if r.prompt_tokens == 0 {
+                        r.prompt_tokens = *tokens;
+                    }
                 }
                 self.say(format!("run {run}: decoding …"));
             }
@@ -230,6 +238,9 @@ impl Store {
             }
             Event::RunFinished { run, summary } => {
                 if let Some(r) = self.current.as_mut() {
+                    if r.prompt_tokens == 0 {
+                        r.prompt_tokens = summary.prompt_tokens;
+                    }
                     r.summary = Some(summary.clone());
                 }
                 self.history.push(summary.clone());

@@ -6,11 +6,57 @@ use super::{DemoView, Store};
 use crate::preset::Preset;
 use crate::protocol::{Command, DraftMode, GenParams, KPolicy, KvDtype, Quant, Setting};
 
-/// Which part of the screen takes keys.
+/// Which pane has focus: the prompt takes typed keys; any focused pane can be zoomed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Prompt,
     Tape,
+    Memory,
+    Spec,
+    Timing,
+    Kv,
+}
+
+impl Focus {
+    /// Tab's order; number key `n` focuses the `n`th.
+    pub const ALL: [Focus; 6] = [
+        Focus::Prompt,
+        Focus::Tape,
+        Focus::Memory,
+        Focus::Spec,
+        Focus::Timing,
+        Focus::Kv,
+    ];
+
+    fn position(self) -> usize {
+        Self::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> Self {
+        Self::ALL[(self.position() + 1) % Self::ALL.len()]
+    }
+
+    pub fn prev(self) -> Self {
+        Self::ALL[(self.position() + Self::ALL.len() - 1) % Self::ALL.len()]
+    }
+
+    /// The pane number key `n` (1 is the prompt) focuses, if any.
+    pub fn numbered(n: u32) -> Option<Self> {
+        Self::ALL.get((n as usize).checked_sub(1)?).copied()
+    }
+
+    /// Its number key and name, for the status line: `3 memory`.
+    pub fn name(self) -> String {
+        let name = match self {
+            Focus::Prompt => "prompt",
+            Focus::Tape => "tokens",
+            Focus::Memory => "memory",
+            Focus::Spec => "speculation",
+            Focus::Timing => "timing",
+            Focus::Kv => "KV cache",
+        };
+        format!("{} {name}", self.position() + 1)
+    }
 }
 
 /// What a person can do, whatever key they used for it.
@@ -22,6 +68,13 @@ pub enum Action {
     /// Stop when running, else leave the prompt.
     Escape,
     FocusNext,
+    FocusPrev,
+    /// Focus this pane (a number key, a click).
+    Focus(Focus),
+    /// Zoom the focused pane to the whole screen, or back.
+    ToggleZoom,
+    /// Write the screen as SVG and text (the terminal loop does the writing).
+    Screenshot,
     Type(char),
     Backspace,
     ClearPrompt,
@@ -94,6 +147,8 @@ pub struct Ui {
     pub prompt: String,
     pub params: GenParams,
     pub focus: Focus,
+    /// The focused pane takes the whole screen (not the prompt: it has nothing more to show).
+    pub zoom: bool,
     pub selected: Option<usize>,
     pub scroll: u16,
     /// The settings asked for (the worker's answers bring them in line with what runs).
@@ -131,6 +186,7 @@ impl Ui {
             prompt: prompt.to_string(),
             params: GenParams::default(),
             focus: Focus::Prompt,
+            zoom: false,
             selected: None,
             scroll: 0,
             draft_mode: DraftMode::default(),
@@ -163,17 +219,31 @@ impl Ui {
             Action::Escape if store.running() => {
                 return self.stop(store).map_or_else(Vec::new, one)
             }
-            Action::Escape if self.focus == Focus::Tape && self.demo.is_some() => self.demo = None,
+            Action::Escape if self.focus != Focus::Prompt && self.demo.is_some() => {
+                self.demo = None
+            }
             Action::Escape => {
-                self.focus = Focus::Tape;
+                if self.focus == Focus::Prompt {
+                    self.focus = Focus::Tape;
+                }
                 self.help = false;
             }
-            Action::FocusNext => {
-                self.focus = match self.focus {
-                    Focus::Prompt => Focus::Tape,
-                    Focus::Tape => Focus::Prompt,
-                }
+            Action::FocusNext => self.focus = self.focus.next(),
+            Action::FocusPrev => self.focus = self.focus.prev(),
+            Action::Focus(f) => self.focus = f,
+            Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
+                self.status = "focus a pane to zoom it: Tab, or its number 2–6".into()
             }
+            Action::ToggleZoom => {
+                self.zoom = !self.zoom;
+                self.status = if self.zoom {
+                    format!("pane {} zoomed · z or Esc unzooms", self.focus.name())
+                } else {
+                    "unzoomed".into()
+                };
+            }
+            // The terminal loop has the screen and writes the files.
+            Action::Screenshot => {}
             Action::Type(c) => self.prompt.push(c),
             Action::Backspace => {
                 self.prompt.pop();

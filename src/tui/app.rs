@@ -9,7 +9,7 @@ use crate::record::{Recorder, Recording};
 use crate::state::{Action, AppState, Focus, Picker};
 use crate::worker::{Options, Worker};
 use anyhow::Result;
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use futures::{Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::buffer::Buffer;
@@ -32,6 +32,8 @@ pub struct Start {
     /// Run on this OpenAI-compatible server instead of a local model (`model` then names the
     /// served model).
     pub endpoint: Option<crate::protocol::serve::Endpoint>,
+    /// Where `S` writes its screenshots (the current folder when `None`).
+    pub shots: Option<PathBuf>,
     /// Watch events of work the caller runs itself (a serving benchmark) instead of a worker's.
     pub feed: Option<Feed>,
 }
@@ -55,6 +57,7 @@ enum Source {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Key(KeyEvent),
+    Mouse(MouseEvent),
     Resize,
     /// End the session (a signal: SIGINT, SIGTERM, SIGHUP).
     Quit,
@@ -69,11 +72,21 @@ pub struct App {
     watching: bool,
     recorder: Option<Recorder>,
     record_path: Option<PathBuf>,
+    /// Where screenshots go, and whether one is asked for (taken at the next frame drawn).
+    shots: PathBuf,
+    shot_pending: bool,
 }
 
 impl App {
     /// The app for `start`: a worker (with `opts`) loading the model, a replay, or a feed.
     pub fn new(start: Start, opts: Options) -> Self {
+        let shots = start.shots.clone().unwrap_or_else(|| PathBuf::from("."));
+        let mut app = Self::from_start(start, opts);
+        app.shots = shots;
+        app
+    }
+
+    fn from_start(start: Start, opts: Options) -> Self {
         if let Some(feed) = start.feed {
             let mut state = AppState::new("", "");
             state.ui.fallback_to_synthetic = false;
@@ -126,6 +139,8 @@ impl App {
             watching: false,
             recorder: None,
             record_path: record,
+            shots: PathBuf::from("."),
+            shot_pending: false,
         };
         match source {
             Source::Worker(w) => app.worker = Some(w),
@@ -183,11 +198,29 @@ impl App {
         match keymap::action(&self.state, k) {
             Some(Action::ToggleRecord) if self.replay.is_none() => self.toggle_record(),
             Some(Action::OpenPresets) if self.replay.is_none() => open_presets(&mut self.state),
+            Some(Action::Screenshot) => self.shot_pending = true,
             Some(a) => {
                 let cmds = self.state.update(a);
                 self.send(cmds);
             }
             None => {}
+        }
+    }
+
+    /// Take a mouse event on a screen of `area`: a click focuses the pane under it, the wheel
+    /// scrolls the tokens (as ↑ and ↓ do).
+    pub fn mouse(&mut self, m: MouseEvent, area: ratatui::layout::Rect) {
+        let action = match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                view::pane_at(&self.state, area, m.column, m.row).map(Action::Focus)
+            }
+            MouseEventKind::ScrollUp => Some(Action::ScrollDown),
+            MouseEventKind::ScrollDown => Some(Action::ScrollUp),
+            _ => None,
+        };
+        if let Some(a) = action {
+            let cmds = self.state.update(a);
+            self.send(cmds);
         }
     }
 
@@ -227,6 +260,15 @@ impl App {
     /// Draw the whole screen.
     pub fn draw(&self, area: ratatui::layout::Rect, buf: &mut Buffer) {
         view::render(&self.state, area, buf);
+    }
+
+    /// Write `screen` (what was just drawn) as SVG and text into the screenshot folder; the
+    /// paths, or why not, go to the status line.
+    pub fn screenshot(&mut self, screen: &Buffer) {
+        self.state.ui.status = match super::shot::write(screen, &self.shots) {
+            Ok((svg, txt)) => format!("screenshot: {} and {}", svg.display(), txt.display()),
+            Err(e) => format!("no screenshot: {e:#}"),
+        };
     }
 
     /// Start or stop recording; the answer goes to the status line.
@@ -286,6 +328,11 @@ impl App {
                         self.key(k);
                         dirty = true;
                     }
+                    Some(Ok(Input::Mouse(m))) => {
+                        let size = terminal.size()?;
+                        self.mouse(m, ratatui::layout::Rect::new(0, 0, size.width, size.height));
+                        dirty = true;
+                    }
                     Some(Ok(Input::Resize)) => dirty = true,
                     Some(Ok(Input::Quit)) => break,
                     Some(Err(e)) => return Err(e.into()),
@@ -317,6 +364,11 @@ impl App {
                         let f = terminal.draw(|f| self.draw(f.area(), f.buffer_mut()))?;
                         observe(&self.state, f.buffer);
                         dirty = false;
+                        if std::mem::take(&mut self.shot_pending) {
+                            self.screenshot(f.buffer);
+                            // The status line shows where it went at the next frame.
+                            dirty = true;
+                        }
                     }
                 }
             }

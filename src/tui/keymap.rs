@@ -27,11 +27,14 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
                 Action::ToggleHelp
             } else if state.ui.show_variants {
                 Action::ToggleVariants
+            } else if state.ui.zoom && state.ui.focus != Focus::Prompt {
+                Action::ToggleZoom
             } else {
                 Action::Escape
             })
         }
-        KeyCode::Tab | KeyCode::BackTab => return Some(Action::FocusNext),
+        KeyCode::Tab => return Some(Action::FocusNext),
+        KeyCode::BackTab => return Some(Action::FocusPrev),
         KeyCode::Left => return Some(Action::SelectPrev),
         KeyCode::Right => return Some(Action::SelectNext),
         KeyCode::Up => return Some(Action::ScrollDown),
@@ -72,6 +75,9 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p') => Action::OpenPresets,
         KeyCode::Char('n') => Action::DemoNext,
         KeyCode::Char('N') => Action::DemoPrev,
+        KeyCode::Char('z') => Action::ToggleZoom,
+        KeyCode::Char('S') => Action::Screenshot,
+        KeyCode::Char(c @ '1'..='9') => Action::Focus(Focus::numbered(c.to_digit(10)?)?),
         _ => return None,
     })
 }
@@ -95,5 +101,42 @@ mod tests {
             action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)
         );
+    }
+
+    #[test]
+    fn tab_number_keys_and_z_focus_and_zoom_panes() {
+        let mut s = AppState::new("synthetic", "");
+        // In the prompt, digits and z are text; Tab still moves on.
+        assert_eq!(action(&s, key(KeyCode::Char('3'))), Some(Action::Type('3')));
+        assert_eq!(action(&s, key(KeyCode::Tab)), Some(Action::FocusNext));
+        assert_eq!(action(&s, key(KeyCode::BackTab)), Some(Action::FocusPrev));
+        s.ui.focus = Focus::Tape;
+        assert_eq!(
+            action(&s, key(KeyCode::Char('3'))),
+            Some(Action::Focus(Focus::Memory))
+        );
+        assert_eq!(
+            action(&s, key(KeyCode::Char('1'))),
+            Some(Action::Focus(Focus::Prompt))
+        );
+        assert_eq!(action(&s, key(KeyCode::Char('9'))), None, "no ninth pane");
+        assert_eq!(
+            action(&s, key(KeyCode::Char('z'))),
+            Some(Action::ToggleZoom)
+        );
+        assert_eq!(
+            action(&s, key(KeyCode::Char('S'))),
+            Some(Action::Screenshot)
+        );
+        // Zoomed, Esc unzooms (it does not stop or leave anything).
+        s.ui.zoom = true;
+        assert_eq!(action(&s, key(KeyCode::Esc)), Some(Action::ToggleZoom));
+        // Tab goes round every pane and back.
+        let mut f = Focus::Prompt;
+        for _ in 0..Focus::ALL.len() {
+            f = f.next();
+            assert_eq!(f.prev().next(), f);
+        }
+        assert_eq!(f, Focus::Prompt);
     }
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod keymap;
 pub mod panes;
 pub mod replay;
+pub mod shot;
 pub mod view;
 
 pub use app::{App, Feed, Input, Start};
@@ -17,12 +18,26 @@ use std::time::Duration;
 /// Frames are drawn at most this often.
 pub const FRAME: Duration = Duration::from_millis(33);
 
+/// Raw mode, the alternate screen and mouse capture (clicks focus panes, the wheel scrolls).
+fn init() -> ratatui::DefaultTerminal {
+    let terminal = ratatui::init();
+    // Without mouse events the dashboard still works: keys do everything.
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    terminal
+}
+
+/// The terminal as it was: mouse capture off, cooked mode, the main screen.
+fn restore() {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    ratatui::restore();
+}
+
 /// Restores the terminal when dropped, whatever way the loop ends.
 struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        ratatui::restore();
+        restore();
     }
 }
 
@@ -35,7 +50,7 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().id() == ui {
-            ratatui::restore();
+            restore();
             previous(info);
         }
     }));
@@ -64,8 +79,7 @@ pub fn run(start: Start) -> Result<()> {
         .enable_all()
         .build()?;
     let mut app = rt.block_on(async {
-        // ratatui::init enters raw mode and the alternate screen.
-        let mut terminal = ratatui::init();
+        let mut terminal = init();
         let restore = Restore;
         install_panic_hook();
         let mut app = App::new(start, crate::worker::Options::default());
@@ -75,6 +89,7 @@ pub fn run(start: Start) -> Result<()> {
             match e {
                 Ok(TermEvent::Key(k)) => Some(Ok(Input::Key(k))),
                 Ok(TermEvent::Resize(..)) => Some(Ok(Input::Resize)),
+                Ok(TermEvent::Mouse(m)) => Some(Ok(Input::Mouse(m))),
                 Ok(_) => None,
                 Err(e) => Some(Err(e)),
             }

@@ -3,38 +3,97 @@
 //! terminal is too small.
 
 use super::panes;
-use crate::state::AppState;
+use crate::state::{AppState, Focus};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 20;
 
-pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let msg = format!("labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it (q quits).", area.width, area.height);
-        Paragraph::new(msg)
-            .wrap(Wrap { trim: true })
-            .render(area, buf);
-        return;
-    }
+/// The screen's rows: status bar, banner, prompt, body, message line.
+fn rows(state: &AppState, area: Rect) -> [Rect; 5] {
     let banner_h = panes::banner::height(state, area);
-    let [top, banner, prompt, body, bottom] = Layout::vertical([
+    Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(banner_h),
         Constraint::Length(4),
         Constraint::Min(10),
         Constraint::Length(1),
     ])
-    .areas(area);
+    .areas(area)
+}
+
+/// Whether the screen is big enough for the panes.
+fn fits(area: Rect) -> bool {
+    area.width >= MIN_WIDTH && area.height >= MIN_HEIGHT
+}
+
+/// Where each pane is on a screen of `area`, as it is drawn now: one pane when the focused one
+/// is zoomed, none when a serving benchmark's view takes the body or the screen is too small.
+/// A demo stands where the tokens, memory and speculation panes stand (as [`Focus::Tape`]).
+pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
+    if !fits(area) || (state.store.serve.active() && state.ui.demo.is_none()) {
+        return Vec::new();
+    }
+    let [_, _, prompt, body, _] = rows(state, area);
+    if zoomed(state) {
+        return vec![(state.ui.focus, prompt.union(body))];
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+    let [tape, lower_left] =
+        Layout::vertical([Constraint::Min(5), Constraint::Percentage(35)]).areas(left);
+    let [memory, spec] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(lower_left);
+    let [timing, kv] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
+    let mut out = vec![(Focus::Prompt, prompt)];
+    if state.ui.demo.is_some() {
+        out.push((Focus::Tape, left));
+    } else {
+        out.extend([
+            (Focus::Tape, tape),
+            (Focus::Memory, memory),
+            (Focus::Spec, spec),
+        ]);
+    }
+    out.extend([(Focus::Timing, timing), (Focus::Kv, kv)]);
+    out
+}
+
+/// Whether the focused pane takes the whole body (the prompt is never zoomed).
+fn zoomed(state: &AppState) -> bool {
+    state.ui.zoom && state.ui.focus != Focus::Prompt
+}
+
+/// The pane under the cell at column `x`, row `y`, if any.
+pub fn pane_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<Focus> {
+    let at = Position { x, y };
+    pane_areas(state, area)
+        .into_iter()
+        .find(|(_, r)| r.contains(at))
+        .map(|(f, _)| f)
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    if !fits(area) {
+        let msg = format!("labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it (q quits).", area.width, area.height);
+        Paragraph::new(msg)
+            .wrap(Wrap { trim: true })
+            .render(area, buf);
+        return;
+    }
+    let [top, banner, prompt, body, bottom] = rows(state, area);
     panes::status::render_top(state, top, buf);
     panes::banner::render(state, banner, buf);
     if state.store.serve.active() && state.ui.demo.is_none() {
         // A serving benchmark: no prompt, no local run; its view takes the whole body.
         panes::serve::render(state, prompt.union(body), buf);
     } else {
-        panes::prompt::render(state, prompt, buf);
-        body_panes(state, body, buf);
+        for (pane, r) in pane_areas(state, area) {
+            render_pane(state, pane, r, buf);
+        }
     }
     panes::status::render_bottom(state, bottom, buf);
     if state.ui.show_variants {
@@ -51,24 +110,16 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The measurement panes of a local (or remote) run: tape or demo, memory, speculation, timing, KV.
-fn body_panes(state: &AppState, body: Rect, buf: &mut Buffer) {
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
-    let [tape, lower_left] =
-        Layout::vertical([Constraint::Min(5), Constraint::Percentage(35)]).areas(left);
-    let [memory, spec] =
-        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-            .areas(lower_left);
-    let [timing, kv] =
-        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
-    if state.ui.demo.is_some() {
-        panes::demo::render(state, left, buf);
-    } else {
-        panes::tape::render(state, tape, buf);
-        panes::memory::render(state, memory, buf);
-        panes::spec::render(state, spec, buf);
+/// One pane in `area` (a demo in place of the tokens, memory and speculation panes).
+pub fn render_pane(state: &AppState, pane: Focus, area: Rect, buf: &mut Buffer) {
+    let demo = state.ui.demo.is_some();
+    match pane {
+        Focus::Prompt => panes::prompt::render(state, area, buf),
+        Focus::Tape | Focus::Memory | Focus::Spec if demo => panes::demo::render(state, area, buf),
+        Focus::Tape => panes::tape::render(state, area, buf),
+        Focus::Memory => panes::memory::render(state, area, buf),
+        Focus::Spec => panes::spec::render(state, area, buf),
+        Focus::Timing => panes::timing::render(state, area, buf),
+        Focus::Kv => panes::kv::render(state, area, buf),
     }
-    panes::timing::render(state, timing, buf);
-    panes::kv::render(state, kv, buf);
 }

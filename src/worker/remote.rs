@@ -286,9 +286,12 @@ impl Tokens {
             return;
         }
         if self.index == 0 {
+            // The server's usage names the prompt's tokens on the first chunk when it counts
+            // per chunk (vLLM's continuous usage); a server that counts only at the end leaves
+            // them unknown (0) here, and the run's summary carries them.
             self.out.send(Event::PrefillDone {
                 run: self.run,
-                tokens: 0,
+                tokens: p.prompt_tokens.unwrap_or(0),
                 duration: p.at,
             });
         }

@@ -174,3 +174,4 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port on loopback")
 }
+pub mod tmux;

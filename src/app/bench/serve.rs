@@ -5,18 +5,19 @@
 
 use crate::app::args;
 use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
-use crate::protocol::{Event, Stamped};
+use crate::protocol::Event;
 use crate::record::{Header, Recorder};
 use crate::report::serve as table;
 use crate::serve::client::{Cancel, Client, CountTokens};
 use crate::serve::load::workload::{self, Prompts, Workload};
-use crate::serve::load::{self, Plan, Run, Sweep, Target};
+use crate::serve::load::{Plan, Sweep, Target};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::unbounded_channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -292,6 +293,32 @@ fn report(
     Ok(())
 }
 
+/// One line of progress on stderr for a level's start and end.
+fn progress(e: &ServeEvent) {
+    match e {
+        ServeEvent::LevelStarted {
+            index,
+            levels,
+            load,
+            endpoint,
+            ..
+        } => eprintln!("level {}/{levels}: {load} against {endpoint} …", index + 1),
+        ServeEvent::LevelDone { summary: s, .. } => eprintln!(
+            "  {}/{} ok in {:.1} s: {:.2} req/s, {:.1} output tok/s{}",
+            s.ok,
+            s.requests,
+            s.duration.as_secs_f64(),
+            s.req_s,
+            s.output_tok_s,
+            s.stopped_early
+                .as_deref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default()
+        ),
+        ServeEvent::Done { .. } | ServeEvent::Sent { .. } => {}
+    }
+}
+
 /// Run the benchmark: progress to stderr (or the dashboard with `--tui`), the table to stdout.
 pub fn run(
     model: Option<&str>,
@@ -347,49 +374,37 @@ pub fn run(
             cancel_on_signal.cancel();
         }
     });
-    let started = Instant::now();
-    let mut requests: Vec<(usize, Outcome)> = Vec::new();
+    // The same events the dashboard's serve view gets (the load's and the scraped server
+    // metrics'), printed as progress and recorded, so a replay shows the same view.
+    let (tx, mut rx) = unbounded_channel();
+    let load = rt.spawn(super::serve_tui::drive(
+        super::serve_tui::Bench {
+            targets,
+            workload,
+            plan,
+            sweep,
+            api_key: a.api_key.clone(),
+        },
+        Instant::now(),
+        stop.clone(),
+        tx,
+    ));
     let mut record_error: Option<anyhow::Error> = None;
-    let mut sink = |e: ServeEvent| {
-        match &e {
-            ServeEvent::LevelStarted {
-                index,
-                levels,
-                load,
-                endpoint,
-                ..
-            } => {
-                eprintln!("level {}/{levels}: {load} against {endpoint} …", index + 1)
+    rt.block_on(async {
+        while let Some(stamped) = rx.recv().await {
+            if let Event::Serve(e) = &stamped.event {
+                progress(e);
             }
-            ServeEvent::LevelDone { summary: s, .. } => eprintln!(
-                "  {}/{} ok in {:.1} s: {:.2} req/s, {:.1} output tok/s{}",
-                s.ok,
-                s.requests,
-                s.duration.as_secs_f64(),
-                s.req_s,
-                s.output_tok_s,
-                s.stopped_early
-                    .as_deref()
-                    .map(|w| format!(" ({w})"))
-                    .unwrap_or_default()
-            ),
-            ServeEvent::Done { level, outcome, .. } => requests.push((*level, outcome.clone())),
-            ServeEvent::Sent { .. } => {}
-        }
-        if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
-            let stamped = Stamped {
-                at: started.elapsed(),
-                event: Event::Serve(e),
-            };
-            if let Err(err) = r.event(&stamped) {
-                record_error = Some(err);
+            if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
+                if let Err(err) = r.event(&stamped) {
+                    record_error = Some(err);
+                }
             }
         }
-    };
-    let levels: Vec<LevelSummary> = rt.block_on(async {
-        let mut r = Run::new(&mut sink, stop.clone());
-        load::run(&targets, &workload, &plan, sweep.as_ref(), &mut r).await
-    })?;
+    });
+    let (levels, requests) = rt
+        .block_on(load)
+        .map_err(|e| anyhow::anyhow!("the load crashed: {e}"))??;
     if let Some(e) = record_error {
         return Err(e.context("writing the recording"));
     }

@@ -69,7 +69,10 @@ pub async fn drive(
     run.origin = clock;
     let levels = load::run(&b.targets, &b.workload, &b.plan, b.sweep.as_ref(), &mut run).await;
     drop(run);
-    drop(scraper);
+    // Stopped and waited for, so that no sample comes after the end's notice.
+    if let Some((_, s)) = scraper {
+        s.stop().await;
+    }
     send(match &levels {
         Ok(l) => Event::Notice {
             message: format!("bench serve done: {} levels measured", l.len()),
@@ -98,6 +101,7 @@ pub fn run(b: Bench, cancel: Cancel, record: Option<&Path>) -> Result<(Measured,
         replay: None,
         preset: None,
         endpoint: None,
+        shots: None,
         feed: Some(crate::tui::Feed {
             events: rx,
             status: format!(

@@ -62,6 +62,7 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
             replay: None,
             preset: None,
             endpoint: None,
+            shots: None,
             feed: None,
         },
         Options::default(),

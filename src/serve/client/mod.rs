@@ -31,6 +31,8 @@ pub struct Piece<'a> {
     /// Output tokens the chunk carried (0 for text the server counted with a later chunk).
     pub tokens: usize,
     pub text: &'a str,
+    /// The prompt's tokens, once the server's usage has given them (on this chunk or before).
+    pub prompt_tokens: Option<usize>,
 }
 
 /// A flag that stops requests: the ones running end with what they measured so far and a
@@ -347,6 +349,7 @@ impl Client {
                     at,
                     tokens: n,
                     text,
+                    prompt_tokens: tally.out.prompt_tokens,
                 });
             }
         }

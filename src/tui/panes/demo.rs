@@ -19,7 +19,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         (d.step + 1).min(d.steps.len()),
         d.steps.len()
     );
-    let b = block(&title, true);
+    // The demo stands where the tokens, memory and speculation panes stand.
+    let focused = matches!(
+        state.ui.focus,
+        crate::state::Focus::Tape | crate::state::Focus::Memory | crate::state::Focus::Spec
+    );
+    let b = block(&title, focused);
     let inner = b.inner(area);
     b.render(area, buf);
     let [narration, numbers] =

@@ -4,10 +4,14 @@ use super::{block, palette};
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 25] = [
+pub const KEYS: [(&str, &str); 29] = [
     ("Enter", "run the prompt"),
-    ("Esc", "stop the run / leave the prompt"),
-    ("Tab", "move focus: prompt ↔ tokens"),
+    ("Esc", "stop the run / leave prompt / unzoom"),
+    ("Tab / S-Tab", "focus the next / previous pane"),
+    ("1–6", "focus a pane (1 prompt … 6 KV)"),
+    ("z", "zoom the focused pane / unzoom"),
+    ("mouse", "click focuses · wheel scrolls the tokens"),
+    ("S", "screenshot: SVG and text"),
     ("typing", "edits the prompt while it has focus"),
     ("Ctrl-U", "clear the prompt"),
     ("q / Ctrl-C", "quit (q outside the prompt)"),
@@ -55,22 +59,34 @@ fn legend() -> Vec<Line<'static>> {
     ]
 }
 
+/// One column's width: a key and what it does.
+const COLUMN: u16 = 60;
+
+fn key_line(k: &str, d: &'static str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!(" {k:<12}"), Style::default().fg(Color::Cyan)),
+        Span::raw(d),
+    ])
+}
+
+/// The keys in one column, or in two side by side when one does not fit the screen's height.
 pub fn render(area: Rect, buf: &mut Buffer) {
     let legend = legend();
-    let r = super::centered(area, 56, (KEYS.len() + legend.len()) as u16 + 2);
+    let one = (KEYS.len() + legend.len()) as u16 + 2;
+    let columns = if one > area.height { 2 } else { 1 };
+    let per_column = KEYS.len().div_ceil(columns);
+    let height = (per_column + legend.len()) as u16 + 2;
+    let r = super::centered(area, COLUMN * columns as u16, height);
     Clear.render(r, buf);
-    let mut lines: Vec<Line> = KEYS
-        .iter()
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, d)| {
-            Line::from(vec![
-                Span::styled(format!(" {k:<12}"), Style::default().fg(Color::Cyan)),
-                Span::raw(*d),
-            ])
-        })
-        .collect();
-    lines.extend(legend);
-    Paragraph::new(lines)
-        .block(block("keys · ? or Esc closes", true))
-        .render(r, buf);
+    let b = block("keys · ? or Esc closes", true);
+    let inner = b.inner(r);
+    b.render(r, buf);
+    let [keys, below] =
+        Layout::vertical([Constraint::Length(per_column as u16), Constraint::Min(0)]).areas(inner);
+    let cols = Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns]).split(keys);
+    for (chunk, col) in KEYS.chunks(per_column).zip(cols.iter()) {
+        let lines: Vec<Line> = chunk.iter().map(|(k, d)| key_line(k, d)).collect();
+        Paragraph::new(lines).render(*col, buf);
+    }
+    Paragraph::new(legend).render(below, buf);
 }

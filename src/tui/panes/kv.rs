@@ -36,7 +36,10 @@ pub fn chart_data(run: &RunView, width: usize) -> Vec<(f64, f64)> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let b = block("KV cache · v dtype · c context · b batch", false);
+    let b = block(
+        "KV cache · v dtype · c context · b batch",
+        state.ui.focus == crate::state::Focus::Kv,
+    );
     let inner = b.inner(area);
     b.render(area, buf);
     let server = state.store.last_server.as_ref();

@@ -22,7 +22,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders};
 use std::time::Duration;
 
-/// A pane's frame; the focused one is highlighted.
+/// A pane's frame; the focused one is highlighted, and drawn thick so it shows without colour.
 pub fn block(title: &str, focused: bool) -> Block<'_> {
     block_with(Line::raw(format!(" {title} ")), focused)
 }
@@ -38,7 +38,11 @@ pub fn block_with(title: Line<'_>, focused: bool) -> Block<'_> {
     };
     Block::default()
         .borders(Borders::ALL)
-        .border_type(BorderType::Rounded)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Rounded
+        })
         .border_style(style)
         .title(title)
 }

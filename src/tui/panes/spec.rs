@@ -123,7 +123,10 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let b = block("speculation · d mode · [ ] K (below 1: auto)", false);
+    let b = block(
+        "speculation · d mode · [ ] K (below 1: auto)",
+        state.ui.focus == crate::state::Focus::Spec,
+    );
     let inner = b.inner(area);
     b.render(area, buf);
     let chosen = state.ui.draft_mode;

@@ -60,7 +60,8 @@ pub fn hints(state: &AppState) -> &'static str {
     match (state.ui.focus, state.store.running()) {
         (_, true) => "Esc stop · Ctrl-C quit · ? help",
         (Focus::Prompt, false) => "Enter run · Tab leave prompt · Ctrl-C quit · ? help",
-        (Focus::Tape, false) => "Enter run · Tab edit prompt · ←/→ select token · d [ ] u + - t T v c b · q quit · ? help",
+        (_, false) if state.ui.zoom => "z / Esc unzoom · Tab next pane · S screenshot · q quit · ? help",
+        (_, false) => "Enter run · Tab / 1–6 focus · z zoom · S shot · ←/→ token · d [ ] u + - t T v c b · q quit · ? help",
     }
 }
 
