@@ -5,151 +5,44 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::tmux::{assert_cooked, assert_raw, have_tmux, Pane as Tmux};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn have_tmux() -> bool {
-    if Command::new("tmux").arg("-V").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("LABTUI_REQUIRE_MODELS").is_err(),
-        "tmux is required for this test in CI"
-    );
-    eprintln!("skipped: tmux is not installed");
-    false
-}
-
-/// A labtui in a tmux pane; the session goes when this does.
-struct Pane {
-    name: String,
-    dir: tempfile::TempDir,
-}
+/// labtui in a 120×40 tmux pane with `fault` injected, its model loaded.
+struct Pane(Tmux);
 
 impl Pane {
-    /// Start labtui on the synthetic model with `fault` injected; after it exits, the pane's
-    /// `stty -a` is written to a file.
     fn start(tag: &str, fault: Option<&str>) -> Self {
         Self::start_on(tag, fault, "synthetic")
     }
 
     fn start_on(tag: &str, fault: Option<&str>, model: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("labtui-faults-{tag}-{}", std::process::id());
-        let pid = dir.path().join("pid");
-        let stty = dir.path().join("stty.txt");
-        let cmd = format!(
-            "sh -c 'echo $$ > {pid}; RAYON_NUM_THREADS=2 {fault} exec {bin} --model {model}'; stty -a > {stty}; sleep 60",
-            pid = pid.display(),
-            fault = fault.map(|f| format!("LABTUI_FAULT={f}")).unwrap_or_default(),
-            bin = env!("CARGO_BIN_EXE_labtui"),
-            stty = stty.display(),
-        );
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ]);
-        let p = Self { name, dir };
+        let env = fault
+            .map(|f| format!("LABTUI_FAULT={f}"))
+            .unwrap_or_default();
+        let p = Self(Tmux::start_env(
+            &format!("faults-{tag}"),
+            &env,
+            &format!("--model {model}"),
+            120,
+            40,
+        ));
         p.wait_for("the model to load", |s| s.contains("loaded in"));
         p
     }
 
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
-    }
-
     fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.name];
-        args.extend(keys);
-        tmux(&args);
-    }
-
-    fn pid(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("pid"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// The pane's terminal modes right now, read from outside.
-    fn live_modes(&self) -> String {
-        let tty = tmux(&["display", "-p", "-t", &self.name, "#{pane_tty}"]);
-        let out = Command::new("stty")
-            .args(["-a", "-F", tty.trim()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Wait for labtui to exit (within `secs`) and return the pane's `stty -a` after it.
-    fn modes_after_exit(&self, secs: u64) -> String {
-        let path: PathBuf = self.dir.path().join("stty.txt");
-        let end = Instant::now() + Duration::from_secs(secs);
-        while !Path::new(&path).exists() || std::fs::read_to_string(&path).unwrap().is_empty() {
-            assert!(
-                Instant::now() < end,
-                "labtui did not exit within {secs} s; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        std::fs::read_to_string(&path).unwrap()
+        self.0.wait_for(what, 60, pred)
     }
 }
 
-impl Drop for Pane {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .output();
-    }
-}
+impl std::ops::Deref for Pane {
+    type Target = Tmux;
 
-fn assert_cooked(modes: &str) {
-    let words: Vec<&str> = modes.split_whitespace().collect();
-    for mode in ["icanon", "echo", "icrnl", "opost"] {
-        assert!(
-            words.contains(&mode),
-            "terminal not restored ({mode} is off): {modes}"
-        );
+    fn deref(&self) -> &Tmux {
+        &self.0
     }
-}
-
-fn assert_raw(modes: &str) {
-    let words: Vec<&str> = modes.split_whitespace().collect();
-    assert!(
-        words.contains(&"-icanon") && words.contains(&"-echo"),
-        "the dashboard runs but its terminal is cooked: {modes}"
-    );
 }
 
 #[test]

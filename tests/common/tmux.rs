@@ -34,11 +34,22 @@ impl Pane {
     /// working directory), its stderr to `err.txt` there; after it exits, the pane's `stty -a`
     /// is written to a file.
     pub fn start(tag: &str, args: &str, w: u16, h: u16) -> Self {
+        Self::start_env(tag, "", args, w, h)
+    }
+
+    /// [`Pane::start`] with `env` (shell words, `NAME=value …`) set for labtui alone; labtui's
+    /// pid goes to a file for [`Pane::pid`].
+    pub fn start_env(tag: &str, env: &str, args: &str, w: u16, h: u16) -> Self {
+        assert!(
+            !args.contains('\''),
+            "arguments are quoted in single quotes: {args}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let name = format!("labtui-{tag}-{}", std::process::id());
         let stty = dir.path().join("stty.txt");
         let cmd = format!(
-            "cd {dir} && RAYON_NUM_THREADS=2 {bin} {args} 2> err.txt; stty -a > {stty}; sleep 60",
+            "cd {dir} && sh -c 'echo $$ > pid; RAYON_NUM_THREADS=2 {env} exec {bin} {args} 2> err.txt'; \
+             stty -a > {stty}; sleep 60",
             dir = dir.path().display(),
             bin = env!("CARGO_BIN_EXE_labtui"),
             stty = stty.display(),
@@ -46,6 +57,24 @@ impl Pane {
         let (w, h) = (w.to_string(), h.to_string());
         tmux(&["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, &cmd]);
         Self { name, dir }
+    }
+
+    /// labtui's process id.
+    pub fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// The pane's terminal modes right now, read from outside.
+    pub fn live_modes(&self) -> String {
+        let tty = tmux(&["display", "-p", "-t", &self.name, "#{pane_tty}"]);
+        let out = Command::new("stty")
+            .args(["-a", "-F", tty.trim()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn screen(&self) -> String {
@@ -109,4 +138,13 @@ pub fn assert_cooked(modes: &str) {
             "terminal not restored ({mode} is off): {modes}"
         );
     }
+}
+
+/// `stty -a` output of a terminal in raw mode (the dashboard running).
+pub fn assert_raw(modes: &str) {
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    assert!(
+        words.contains(&"-icanon") && words.contains(&"-echo"),
+        "the dashboard runs but its terminal is cooked: {modes}"
+    );
 }
