@@ -328,26 +328,23 @@ pub fn run(
     let workload = a.workload()?;
     let (plan, sweep) = a.plan()?;
     let cancel = Cancel::new();
-    let targets = targets(model, a, &cancel)?;
+    let bench = super::serve_tui::Bench {
+        targets: targets(model, a, &cancel)?,
+        workload,
+        plan,
+        sweep,
+        api_key: a.api_key.clone(),
+    };
     if a.tui {
-        return super::serve_tui::run(
-            super::serve_tui::Bench {
-                targets,
-                workload,
-                plan,
-                sweep,
-                api_key: a.api_key.clone(),
+        return super::serve_tui::run(bench, cancel, record).and_then(
+            |((levels, requests), stopped)| {
+                report(a, &levels, &requests)?;
+                if stopped {
+                    bail!("stopped before the end: the table holds the levels measured");
+                }
+                Ok(())
             },
-            cancel,
-            record,
-        )
-        .and_then(|((levels, requests), stopped)| {
-            report(a, &levels, &requests)?;
-            if stopped {
-                bail!("stopped before the end: the table holds the levels measured");
-            }
-            Ok(())
-        });
+        );
     }
     let mut recorder = match record {
         Some(p) => Some(Recorder::create(
@@ -378,13 +375,7 @@ pub fn run(
     // metrics'), printed as progress and recorded, so a replay shows the same view.
     let (tx, mut rx) = unbounded_channel();
     let load = rt.spawn(super::serve_tui::drive(
-        super::serve_tui::Bench {
-            targets,
-            workload,
-            plan,
-            sweep,
-            api_key: a.api_key.clone(),
-        },
+        bench,
         Instant::now(),
         stop.clone(),
         tx,
