@@ -819,6 +819,82 @@ fn clicks_focus_panes_and_the_wheel_scrolls_the_tokens() {
     assert_eq!(tape_text(&app, area), bottom, "and back to the end");
 }
 
+/// A click on a token of the tape selects that token: drawn again, the cell clicked is part of
+/// the token shown reversed (the selection), and the detail line names it. A click on the tape's
+/// header, on a rejected draft (struck through: not a token of the run) or past the text selects
+/// nothing new.
+#[test]
+fn a_click_on_a_token_selects_it() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    use labtui::state::Focus;
+    use ratatui::style::{Color, Modifier};
+    let mut app = replayed_app(None);
+    let area = Rect::new(0, 0, 160, 50);
+    let click = |app: &mut labtui::tui::App, column, row| {
+        app.mouse(
+            MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            },
+            area,
+        )
+    };
+    let drawn = |app: &labtui::tui::App| {
+        let mut buf = Buffer::empty(area);
+        app.draw(area, &mut buf);
+        buf
+    };
+    let r = view::pane_areas(&app.state, area)
+        .into_iter()
+        .find(|(p, _)| *p == Focus::Tape)
+        .unwrap()
+        .1;
+    let tokens = app.state.store.current.as_ref().unwrap().tokens.len();
+    let mut selections = std::collections::BTreeSet::new();
+    // Text rows: inside the frame, above the detail line.
+    for y in (r.y + 1..r.bottom() - 2).step_by(2) {
+        for x in (r.x + 1..r.right() - 1).step_by(7) {
+            let before = drawn(&app);
+            // Past the text a cell has no style; a token's spaces have its colour.
+            let blank = (before[(x, y)].symbol() == " " && before[(x, y)].fg == Color::Reset)
+                || before[(x, y)].modifier.contains(Modifier::CROSSED_OUT);
+            let was = app.state.ui.selected;
+            click(&mut app, x, y);
+            let header = (r.x + 1..r.right() - 1)
+                .map(|x| before[(x, y)].symbol())
+                .collect::<String>()
+                .starts_with("run ");
+            if blank || header {
+                assert_eq!(
+                    app.state.ui.selected, was,
+                    "a click at {x},{y} off the tokens"
+                );
+                continue;
+            }
+            let Some(i) = app.state.ui.selected else {
+                panic!(
+                    "a click on {:?} at {x},{y} selected nothing",
+                    before[(x, y)].symbol()
+                );
+            };
+            assert!(i < tokens);
+            let after = drawn(&app);
+            assert!(
+                after[(x, y)].modifier.contains(Modifier::REVERSED),
+                "token {i} selected by a click at {x},{y}, but that cell is not the one shown selected"
+            );
+            let detail: String = (r.x + 1..r.right() - 1)
+                .map(|x| after[(x, r.bottom() - 2)].symbol())
+                .collect();
+            assert!(detail.contains(&format!("#{i} ")), "{detail}");
+            selections.insert(i);
+        }
+    }
+    assert!(selections.len() >= 5, "clicks selected {selections:?}");
+}
+
 /// `S` writes the screen drawn as SVG and text into the shots folder and says where.
 #[test]
 fn a_screenshot_is_the_screen_as_svg_and_text() {

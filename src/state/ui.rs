@@ -80,6 +80,8 @@ pub enum Action {
     ClearPrompt,
     SelectPrev,
     SelectNext,
+    /// Select this token of the current run (a click on it).
+    Select(usize),
     ScrollUp,
     ScrollDown,
     CycleDraftMode,
@@ -259,6 +261,12 @@ impl Ui {
                         (cur + 1).min(n - 1)
                     };
                     self.selected = Some(next.min(n - 1));
+                }
+            }
+            Action::Select(i) => {
+                let n = store.current.as_ref().map_or(0, |r| r.tokens.len());
+                if i < n {
+                    self.selected = Some(i);
                 }
             }
             Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),

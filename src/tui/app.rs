@@ -207,18 +207,24 @@ impl App {
         }
     }
 
-    /// Take a mouse event on a screen of `area`: a click focuses the pane under it, the wheel
-    /// scrolls the tokens (as ↑ and ↓ do).
+    /// Take a mouse event on a screen of `area`: a click focuses the pane under it (and, on the
+    /// token tape, selects the token clicked), the wheel scrolls the tokens (as ↑ and ↓ do).
     pub fn mouse(&mut self, m: MouseEvent, area: ratatui::layout::Rect) {
-        let action = match m.kind {
+        let mut actions = Vec::new();
+        match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                view::pane_at(&self.state, area, m.column, m.row).map(Action::Focus)
+                if let Some(focus) = view::pane_at(&self.state, area, m.column, m.row) {
+                    actions.push(Action::Focus(focus));
+                    if let Some(i) = view::token_at(&self.state, area, m.column, m.row) {
+                        actions.push(Action::Select(i));
+                    }
+                }
             }
-            MouseEventKind::ScrollUp => Some(Action::ScrollDown),
-            MouseEventKind::ScrollDown => Some(Action::ScrollUp),
-            _ => None,
-        };
-        if let Some(a) = action {
+            MouseEventKind::ScrollUp => actions.push(Action::ScrollDown),
+            MouseEventKind::ScrollDown => actions.push(Action::ScrollUp),
+            _ => {}
+        }
+        for a in actions {
             let cmds = self.state.update(a);
             self.send(cmds);
         }

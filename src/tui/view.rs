@@ -76,6 +76,18 @@ pub fn pane_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<Focus> {
         .map(|(f, _)| f)
 }
 
+/// The token of the tape drawn at (`x`, `y`), when the tape pane is there (not a demo).
+pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
+    if state.ui.demo.is_some() {
+        return None;
+    }
+    let at = Position { x, y };
+    let (_, tape) = pane_areas(state, area)
+        .into_iter()
+        .find(|&(f, r)| f == Focus::Tape && r.contains(at))?;
+    panes::tape::token_at(state, tape, x, y)
+}
+
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if !fits(area) {
         let msg = format!("labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it (q quits).", area.width, area.height);

@@ -25,6 +25,43 @@ fn token_style(t: &TokenEvent, selected: bool) -> Style {
     }
 }
 
+/// How the tape's tokens are painted: for the eye (the selected one reversed), or each in a colour
+/// that encodes its index, so that a drawn cell tells which token it shows (see [`token_at`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Paint {
+    Shown { selected: Option<usize> },
+    Ids,
+}
+
+impl Paint {
+    fn token(self, t: &TokenEvent) -> Style {
+        match self {
+            Paint::Shown { selected } => token_style(t, selected == Some(t.index)),
+            Paint::Ids => Style::default().fg(id_colour(t.index)),
+        }
+    }
+
+    fn rejected(self) -> Style {
+        match self {
+            Paint::Shown { .. } => palette::rejected(),
+            Paint::Ids => Style::default().fg(Color::Reset),
+        }
+    }
+}
+
+/// Token indexes as 24-bit colours and back: a tape of up to 2²⁴ tokens (a context holds far fewer).
+fn id_colour(index: usize) -> Color {
+    let i = (index & 0xff_ffff) as u32;
+    Color::Rgb((i >> 16) as u8, (i >> 8) as u8, i as u8)
+}
+
+fn colour_id(c: Color) -> Option<usize> {
+    match c {
+        Color::Rgb(r, g, b) => Some(((r as usize) << 16) | ((g as usize) << 8) | b as usize),
+        _ => None,
+    }
+}
+
 /// Lines of the tape: tokens as styled spans, split where the text has newlines and after the
 /// tokens at the positions `ends` (those of [`RunView::line_ends`] from `tokens`' first on;
 /// `first` is that token's position in the run).
@@ -33,7 +70,7 @@ fn tape_lines(
     first: usize,
     ends: &[usize],
     rejected: &BTreeMap<usize, String>,
-    selected: Option<usize>,
+    paint: Paint,
 ) -> Vec<Line<'static>> {
     let mut lines = vec![Line::default()];
     let (open, close) = palette::REJECTED_MARKS;
@@ -45,9 +82,9 @@ fn tape_lines(
                 .last_mut()
                 .unwrap()
                 .spans
-                .push(Span::styled(shown, palette::rejected()));
+                .push(Span::styled(shown, paint.rejected()));
         }
-        let style = token_style(t, selected == Some(t.index));
+        let style = paint.token(t);
         let mut parts = t.text.split('\n').peekable();
         while let Some(part) = parts.next() {
             if !part.is_empty() {
@@ -91,6 +128,16 @@ pub fn window(
     width: u16,
     height: u16,
 ) -> (Vec<Line<'static>>, u16) {
+    painted_window(run, Paint::Shown { selected }, scroll, width, height)
+}
+
+fn painted_window(
+    run: &RunView,
+    paint: Paint,
+    scroll: u16,
+    width: u16,
+    height: u16,
+) -> (Vec<Line<'static>>, u16) {
     let width = width.max(1) as usize;
     let need = height as usize + scroll as usize;
     let mut back = 1;
@@ -104,7 +151,7 @@ pub fn window(
                     first,
                     &run.line_ends[k..],
                     &run.spec.rejected,
-                    selected,
+                    paint,
                 );
                 // The first line is the end of one that started before `first`.
                 lines.remove(0);
@@ -124,7 +171,7 @@ pub fn window(
                     0,
                     &run.line_ends,
                     &run.spec.rejected,
-                    selected,
+                    paint,
                 ));
                 lines
             }
@@ -143,6 +190,37 @@ pub fn window(
         }
         back = back.saturating_mul(2);
     }
+}
+
+/// The pane's inside: the text, and one line for the selected token's detail.
+fn text_areas(inner: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner)
+}
+
+/// The token drawn at (`x`, `y`) when the tape is drawn in `area`, if a token is there: the tape
+/// is drawn again off screen, the same lines wrapped the same way, each token in a colour that
+/// encodes its index.
+pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
+    let run = state.store.current.as_ref()?;
+    let inner = block_with(Line::default(), false).inner(area);
+    let [text_area, _] = text_areas(inner);
+    if !text_area.contains(Position { x, y }) {
+        return None;
+    }
+    let (lines, scroll) = painted_window(
+        run,
+        Paint::Ids,
+        state.ui.scroll,
+        text_area.width,
+        text_area.height,
+    );
+    let mut buf = Buffer::empty(text_area);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
+        .render(text_area, &mut buf);
+    let cell = buf.cell(Position { x, y })?;
+    colour_id(cell.fg).filter(|&i| i < run.tokens.len())
 }
 
 fn detail(t: &TokenEvent) -> Line<'static> {
@@ -176,8 +254,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .render(inner, buf);
         return;
     };
-    let [text_area, detail_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let [text_area, detail_area] = text_areas(inner);
     let (lines, scroll) = window(
         run,
         state.ui.selected,
@@ -276,7 +353,7 @@ mod tests {
             0,
             &run.line_ends,
             &run.spec.rejected,
-            selected,
+            Paint::Shown { selected },
         ));
         if let Some(why) = &run.failed {
             lines.push(Line::styled(
