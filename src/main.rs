@@ -3,11 +3,6 @@ use labtui::app::{bench, demo, headless, report, serve};
 use labtui::cli::{BenchWhat, Cli, Cmd};
 use std::process::ExitCode;
 
-// mimalloc reuses freed memory instead of returning large blocks to the kernel, which otherwise
-// zeroes fresh pages for the logits of every decode step.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
         // candle's CPU kernels size their thread pools from this variable.

@@ -222,6 +222,10 @@ pub struct TokenEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemSample {
     pub process_rss: u64,
+    /// Live heap bytes (allocated, not yet freed) as counted by labtui's allocator; 0 in
+    /// recordings made before it was counted, and from remote servers.
+    #[serde(default)]
+    pub heap_live: u64,
     pub system_used: u64,
     pub system_total: u64,
     pub cpu_percent: f32,

@@ -30,11 +30,25 @@ pub struct BenchSoakArgs {
     pub no_draw: bool,
 }
 
+/// Bytes the run's KV cache has allocated: every block of its pool (held or free) once the
+/// engine has said how many, else the bytes of the tokens it holds.
+fn kv_storage(run: &crate::state::RunView) -> u64 {
+    let Some(t) = run.tokens.last() else { return 0 };
+    match (&run.kv_blocks, t.kv_tokens) {
+        (Some(b), n) if n > 0 => {
+            let slots = (b.held + b.free).saturating_mul(b.block_tokens) as u64;
+            slots.saturating_mul(t.kv_bytes / n as u64)
+        }
+        _ => t.kv_bytes,
+    }
+}
+
 /// What one window of the soak saw.
 #[derive(Debug, Default, Clone)]
 struct Window {
     frames: Vec<Duration>,
     rss: u64,
+    heap: u64,
     kv: u64,
     tokens: usize,
 }
@@ -119,21 +133,25 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
                 let spent = t.elapsed();
                 let run = app.state.store.current.as_ref();
                 let n = run.map_or(0, |r| r.tokens.len());
-                let kv = run.and_then(|r| r.tokens.last()).map_or(0, |t| t.kv_bytes);
+                let kv = run.map_or(0, kv_storage);
                 if n >= next_note {
                     next_note += window;
-                    let rss = sampler.sample().process_rss;
+                    let s = sampler.sample();
                     eprintln!(
-                        "{n} tokens in {:.0} s: RSS {} − KV {} = {}",
+                        "{n} tokens in {:.0} s: RSS {} − KV storage {} = {}; live heap {} − KV = {}",
                         t0.elapsed().as_secs_f64(),
-                        human_bytes(rss),
+                        human_bytes(s.process_rss),
                         human_bytes(kv),
-                        human_bytes(rss.saturating_sub(kv))
+                        human_bytes(s.process_rss.saturating_sub(kv)),
+                        human_bytes(s.heap_live),
+                        human_bytes(s.heap_live.saturating_sub(kv))
                     );
                 }
                 let w = if n <= window { &mut first } else if n + window >= tokens { &mut last } else { continue };
                 w.frames.push(spent);
-                w.rss = sampler.sample().process_rss;
+                let s = sampler.sample();
+                w.rss = s.process_rss;
+                w.heap = s.heap_live;
                 w.kv = kv;
                 w.tokens = n;
             }
@@ -144,8 +162,9 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
         ("window", Align::Left),
         ("tokens", Align::Right),
         ("RSS", Align::Right),
-        ("KV cache", Align::Right),
+        ("KV storage", Align::Right),
         ("RSS − KV", Align::Right),
+        ("live heap − KV", Align::Right),
         ("frame p50", Align::Right),
         ("frame p99", Align::Right),
         ("frames", Align::Right),
@@ -157,6 +176,7 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
             human_bytes(w.rss),
             human_bytes(w.kv),
             human_bytes(w.rss.saturating_sub(w.kv)),
+            human_bytes(w.heap.saturating_sub(w.kv)),
             p(&w.frames, 50.0),
             p(&w.frames, 99.0),
             w.frames.len().to_string(),
@@ -164,11 +184,16 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
     }
     print!("{}", t.markdown());
     println!(
-        "{tokens} tokens in {secs:.0} s; largest backlog of events drained at once: {backlog}; RSS net of the KV cache grew by {}",
+        "{tokens} tokens in {secs:.0} s; largest backlog of events drained at once: {backlog}; net of the KV cache, RSS grew by {} and the live heap by {}",
         human_bytes(
             last.rss
                 .saturating_sub(last.kv)
                 .saturating_sub(first.rss.saturating_sub(first.kv))
+        ),
+        human_bytes(
+            last.heap
+                .saturating_sub(last.kv)
+                .saturating_sub(first.heap.saturating_sub(first.kv))
         )
     );
     Ok(())

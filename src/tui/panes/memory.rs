@@ -86,16 +86,35 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [text, chart] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
     Paragraph::new(vec![
         Line::styled(gpu, label()),
-        Line::from(vec![
-            Span::styled("process RSS ", label()),
-            Span::styled(human_bytes(s.process_rss), value()),
-            Span::styled("  system ", label()),
-            Span::raw(format!(
-                "{} / {}",
-                human_bytes(s.system_used),
-                human_bytes(s.system_total)
-            )),
-        ]),
+        Line::from(
+            [
+                Span::styled("process RSS ", label()),
+                Span::styled(human_bytes(s.process_rss), value()),
+            ]
+            .into_iter()
+            .chain(
+                // Live heap: what is allocated and not freed; RSS also holds what the allocator
+                // keeps for reuse. Recordings from before it was counted carry 0.
+                (s.heap_live > 0)
+                    .then(|| {
+                        [
+                            Span::styled("  heap ", label()),
+                            Span::raw(human_bytes(s.heap_live)),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
+            .chain([
+                Span::styled("  system ", label()),
+                Span::raw(format!(
+                    "{} / {}",
+                    human_bytes(s.system_used),
+                    human_bytes(s.system_total)
+                )),
+            ])
+            .collect::<Vec<_>>(),
+        ),
         Line::from(vec![
             Span::styled("weights ", Style::default().fg(Color::Blue)),
             Span::raw(human_bytes(w)),
