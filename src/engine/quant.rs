@@ -119,7 +119,7 @@ fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
         GgmlDType::F16 => Ok(QWeight::Candle(QMatMul::TensorF16(
             t.dequantize_f16(&t.device())?,
         ))),
-        _ => QWeight::new(t),
+        _ => QWeight::requantised(t),
     }
 }
 

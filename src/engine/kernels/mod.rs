@@ -42,19 +42,25 @@ pub enum QWeight {
     /// Types whose candle products are batch-invariant, float weights (one row at a time in small
     /// batches) and every non-CPU device.
     Candle(candle_core::quantized::QMatMul),
-    /// Q4_0, Q5_0, Q5_1 and Q8_0 on the CPU. Long batches (prefill) are summed in candle's own
-    /// order, so prompt logits match the reference engine (candle-transformers on the same file)
-    /// bit for bit: Q5_0 by [`q5_0::matmul_q5_0`], Q4_0 and Q8_0 by candle's product. Up to
-    /// [`SMALL_BATCH`] rows (decode, verification) go through [`int8::matmul`], batch-invariant:
-    /// for Q4_0 and Q8_0 that is the order of candle's AVX one-row products; for Q5_0 it sums in
-    /// SIMD lanes where candle's scalar product sums block by block (2.5× the decode speed; decode
-    /// logits then differ from the reference's in the last bits, as its repacked K-quant decode
-    /// differs from ours). Q5_1: [`q5_1::matmul_q5_1`], candle's order at every length.
+    /// Q4_0, Q5_0, Q5_1 and Q8_0 on the CPU. Q4_0 and Q8_0 go through [`int8::matmul`] at every
+    /// length: it sums each row in the order of candle's AVX one-row product, which candle's own
+    /// long product also uses, so prompt logits match the reference engine (candle-transformers
+    /// on the same file) bit for bit, while each weight tile is read once for all the rows (candle
+    /// reads every weight row once per prompt token). Q5_0: up to [`SMALL_BATCH`] rows (decode,
+    /// verification) through [`int8::matmul`], which sums in SIMD lanes where candle's scalar
+    /// product sums block by block (2.5× the decode speed; decode logits then differ from the
+    /// reference's in the last bits, as its repacked K-quant decode differs from ours); long
+    /// batches from a file by [`q5_0::matmul_q5_0`] in candle's order. Q5_1:
+    /// [`q5_1::matmul_q5_1`], candle's order at every length.
     Blocks {
         mm: candle_core::quantized::QMatMul,
         t: std::sync::Arc<candle_core::quantized::QTensor>,
         n: usize,
         k: usize,
+        /// Q5_0's long batches in candle's order (weights from a file, checked bitwise against
+        /// the reference engine), or, for weights labtui requantised itself (which no reference
+        /// multiplies), through [`int8::matmul`] at every length.
+        candle_order: bool,
     },
     /// Q4_K and Q6_K on the CPU: up to [`SMALL_BATCH`] rows go through our products on the
     /// compact blocks (Q4_K: [`q4k::matmul_q4k`], Q6_K: [`q6k::matmul_q6k`]), as llama.cpp's
@@ -97,6 +103,21 @@ fn flat_rows(
 
 impl QWeight {
     pub fn new(t: std::sync::Arc<candle_core::quantized::QTensor>) -> candle_core::Result<Self> {
+        Self::with_order(t, true)
+    }
+
+    /// As [`Self::new`], for weights labtui quantised itself: Q4_0, Q5_0 and Q8_0 prefill through
+    /// our products (bitwise their decode rows) instead of candle's order.
+    pub fn requantised(
+        t: std::sync::Arc<candle_core::quantized::QTensor>,
+    ) -> candle_core::Result<Self> {
+        Self::with_order(t, false)
+    }
+
+    fn with_order(
+        t: std::sync::Arc<candle_core::quantized::QTensor>,
+        candle_order: bool,
+    ) -> candle_core::Result<Self> {
         use candle_core::quantized::GgmlDType;
         let (n, k) = t.shape().dims2()?;
         if matches!(
@@ -107,7 +128,13 @@ impl QWeight {
             && k.is_multiple_of(QK)
         {
             let mm = candle_core::quantized::QMatMul::from_arc(t.clone())?;
-            return Ok(Self::Blocks { mm, t, n, k });
+            return Ok(Self::Blocks {
+                mm,
+                t,
+                n,
+                k,
+                candle_order,
+            });
         }
         if matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K)
             && t.device().is_cpu()
@@ -224,11 +251,20 @@ impl QWeight {
                 let out = matmul(format, &t.data()?, *n, *k, &xs, m);
                 Tensor::from_vec(out, shape, x.device())
             }
-            Self::Blocks { mm, t, n, k } => {
-                let (xs, m, shape) = match t.dtype() {
-                    GgmlDType::Q5_0 | GgmlDType::Q5_1 => flat_rows(x, *k, *n)?,
-                    _ => return mm.forward(x),
-                };
+            // Q4_0 and Q8_0: our products sum each row in the order of candle's one-row product,
+            // which candle's long product also uses, so prefill through them keeps the reference's
+            // bits and reads each weight tile once for all the rows. Q5_0 sums in lanes: only for
+            // weights labtui requantised itself.
+            Self::Blocks { t, .. } if matches!(t.dtype(), GgmlDType::Q4_0 | GgmlDType::Q8_0) => {
+                self.forward_each(x)
+            }
+            Self::Blocks {
+                candle_order: false,
+                t,
+                ..
+            } if t.dtype() == GgmlDType::Q5_0 => self.forward_each(x),
+            Self::Blocks { t, n, k, .. } => {
+                let (xs, m, shape) = flat_rows(x, *k, *n)?;
                 let data = t.data()?;
                 let out = match t.dtype() {
                     GgmlDType::Q5_0 => q5_0::matmul_q5_0(&data, *n, *k, &xs, m),
@@ -285,6 +321,44 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap()
+    }
+
+    /// Q5_0 weights labtui requantised prefill through the products decode uses: every row of a
+    /// long batch is bitwise that row alone. Weights from a file keep candle's order, which sums
+    /// block by block and so differs in the last bits. (Q4_0 and Q8_0 prefill through our products
+    /// either way, bitwise candle's: the test below.)
+    #[test]
+    fn requantised_weights_prefill_as_their_decode_rows() {
+        let (n, k) = (40, 512);
+        let m = 3 * SMALL_BATCH + 2;
+        for dtype in [GgmlDType::Q5_0] {
+            let w = Tensor::from_vec(random(n * k, 5), (n, k), &Device::Cpu).unwrap();
+            let t = std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let ours = QWeight::requantised(t.clone()).unwrap();
+            assert!(matches!(ours, QWeight::Blocks { .. }), "{dtype:?}");
+            let x = random(m * k, 6);
+            let batch = rows_of(&ours, &x, m, k);
+            for i in [0, SMALL_BATCH, m - 1] {
+                let alone = rows_of(&ours, &x[i * k..(i + 1) * k], 1, k);
+                assert_eq!(
+                    &batch[i * n..(i + 1) * n],
+                    alone.as_slice(),
+                    "{dtype:?} row {i}"
+                );
+            }
+            // The file's weights take candle's order at this length, which differs in the last bits.
+            let file = rows_of(&QWeight::new(t).unwrap(), &x, m, k);
+            assert_ne!(
+                batch, file,
+                "{dtype:?}: the two orders should differ somewhere"
+            );
+            let worst = batch
+                .iter()
+                .zip(&file)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-2, "{dtype:?}: max difference {worst}");
+        }
     }
 
     #[test]
