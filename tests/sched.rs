@@ -294,3 +294,43 @@ proptest! {
         prop_assert_eq!(finished, stream.len());
     }
 }
+
+/// The dashboard's view, fed the events alone, knows after every step what the scheduler held:
+/// the running and waiting queues, and each running request's blocks (their sum is the step's
+/// `blocks_held`), through prefill chunks, decode rows, preemption and recomputation.
+#[test]
+fn the_view_rebuilds_queues_and_blocks_from_the_events() {
+    use labtui::state::SchedView;
+    let stream = tight_stream();
+    let cfg = SchedConfig {
+        kv_blocks: 9,
+        max_batch: 4,
+        step_tokens: 24,
+        ..Default::default()
+    };
+    let (events, _) = drive(cfg, &stream);
+    assert!(preempted(&events) > 0);
+    let mut view = SchedView::default();
+    let mut steps = 0;
+    for e in &events {
+        view.apply(std::time::Duration::ZERO, e);
+        if let SchedEvent::Step {
+            running,
+            waiting,
+            blocks_held,
+            blocks_total,
+            ..
+        } = *e
+        {
+            steps += 1;
+            let held: usize = view.blocks().iter().map(|b| b.1).sum();
+            assert_eq!(held, blocks_held, "after {e:?}: {:?}", view.blocks());
+            assert_eq!(view.ids(|s| s == ReqState::Running).len(), running);
+            assert_eq!(view.ids(|s| s == ReqState::Waiting).len(), waiting);
+            assert_eq!(view.blocks_total(), blocks_total);
+        }
+    }
+    assert!(steps > 10);
+    assert_eq!(view.preemptions as usize, preempted(&events));
+    assert!(view.blocks().is_empty(), "every block back at the end");
+}
