@@ -334,3 +334,64 @@ fn the_view_rebuilds_queues_and_blocks_from_the_events() {
     assert_eq!(view.preemptions as usize, preempted(&events));
     assert!(view.blocks().is_empty(), "every block back at the end");
 }
+
+/// The scheduler view as the dashboard draws it, from a synthetic stream's events part way
+/// through: sixteen requests at once on four slots and twelve blocks (so some are preempted),
+/// stamped 50 ms a step. Every request arrives at step 0, so the decisions do not depend on the
+/// machine's speed.
+#[test]
+fn the_scheduler_view_draws_queues_timeline_and_blocks() {
+    use labtui::lab::stream;
+    use labtui::protocol::{Arrivals, Event, Stamped};
+    use labtui::state::AppState;
+    use ratatui::{backend::TestBackend, Terminal};
+    let arrivals = Arrivals {
+        rate: f64::INFINITY,
+        requests: 16,
+        prompt_tokens: (8, 40),
+        output_tokens: (4, 30),
+        seed: 5,
+    };
+    let reqs = stream::requests(&arrivals, engine().model.cfg.vocab).unwrap();
+    let cfg = SchedConfig {
+        max_batch: 4,
+        kv_blocks: 12,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    stream::run(
+        &engine().model,
+        cfg,
+        &reqs,
+        stream::Pace::Skip,
+        &mut |_, e| events.push(e.clone()),
+    )
+    .unwrap();
+    let mut s = AppState::new("synthetic", "");
+    let mut step = 0;
+    for e in &events {
+        if let SchedEvent::Step { step: n, .. } = e {
+            step = *n;
+        }
+        if step > 24 {
+            break;
+        }
+        s.apply(&Stamped {
+            at: std::time::Duration::from_millis(50 * step),
+            event: Event::Sched(e.clone()),
+        });
+    }
+    let v = &s.store.sched;
+    assert!(v.ids(|r| r == ReqState::Running).len() <= 4);
+    assert!(!v.ids(|r| r == ReqState::Waiting).is_empty());
+    for (w, h) in [(160, 50), (100, 30)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+            .unwrap();
+        let screen = format!("{}", t.backend());
+        assert!(screen.contains("scheduler · step 24"), "{screen}");
+        assert!(screen.contains("running (") && screen.contains("waiting ("));
+        assert!(screen.contains("KV blocks of 16 tokens"));
+        insta::assert_snapshot!(format!("sched_view_{w}x{h}"), t.backend());
+    }
+}

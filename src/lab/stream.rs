@@ -242,13 +242,17 @@ pub fn run(
         .iter()
         .map(|a| {
             let id = a.req.id;
-            let view = &replay.reqs[&id];
             Timed {
                 id,
                 arrival: a.at,
                 first_token: first[id as usize].unwrap_or(clock),
                 finished: done[id as usize].unwrap_or(clock),
-                tokens: view.tokens.clone(),
+                // A stopped stream never submitted the rest.
+                tokens: replay
+                    .reqs
+                    .get(&id)
+                    .map(|v| v.tokens.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect();

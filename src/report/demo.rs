@@ -133,7 +133,7 @@ pub fn batching_summary(x: &Batching) -> String {
             ms(b.step)
         );
     }
-    let find = |p| x.policies.iter().find(|q| q.policy == p);
+    let find = |p: crate::protocol::SchedPolicy| x.policies.iter().find(|q| q.policy == p);
     if let (Some(st), Some(co)) = (
         find(crate::protocol::SchedPolicy::Static),
         find(crate::protocol::SchedPolicy::Continuous),

@@ -64,17 +64,19 @@ pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
 
 /// The view that takes the whole body instead of the prompt and the panes: a serving
 /// benchmark's, else the batching scheduler's (a demo on screen keeps its pane).
-fn whole_body(state: &AppState) -> Option<fn(&AppState, Rect, &mut Buffer)> {
+fn whole_body(state: &AppState) -> Option<BodyView> {
     if state.ui.demo.is_some() {
         None
     } else if state.store.serve.active() {
-        Some(panes::serve::render)
+        Some(panes::serve::render as BodyView)
     } else if state.store.sched.active() {
-        Some(panes::sched::render)
+        Some(panes::sched::render as BodyView)
     } else {
         None
     }
 }
+
+type BodyView = fn(&AppState, Rect, &mut Buffer);
 
 /// Whether the focused pane takes the whole body (the prompt is never zoomed).
 fn zoomed(state: &AppState) -> bool {

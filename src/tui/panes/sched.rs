@@ -25,7 +25,8 @@ const OWNER_COLORS: [Color; 6] = [
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let v = &state.store.sched;
-    let b = block(&title(v), true);
+    let title = title(v);
+    let b = block(&title, true);
     let inner = b.inner(area);
     b.render(area, buf);
     let [queues, right] =
@@ -125,6 +126,9 @@ fn timeline_row(r: &ReqView, now: u64, from: u64, to: u64, width: usize) -> Vec<
             _ => Some((PREFILL, Color::Yellow)),
         }
     };
+    if width == 0 {
+        return Vec::new();
+    }
     let mut cells: Vec<Option<(char, Color)>> = vec![None; width];
     for s in from.max(r.arrived)..=to.min(end) {
         let c = column(s, from, to, width);
