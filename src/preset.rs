@@ -48,6 +48,10 @@ pub struct Preset {
     /// A teaching demo this preset runs (its steps are the notes).
     #[serde(default)]
     pub demo: Option<DemoSection>,
+    /// A simulated request stream this preset runs on the batching scheduler (the dashboard's
+    /// scheduler view draws it).
+    #[serde(default)]
+    pub stream: Option<crate::protocol::StreamSpec>,
 }
 
 impl Preset {
@@ -216,6 +220,9 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
         if p.notes.is_empty() {
             bail!("{name}: a demo needs narration: give `notes`, one line per step");
         }
+    }
+    if let Some(st) = &p.stream {
+        st.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     }
     Ok(p)
 }

@@ -314,9 +314,127 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     assert!(!o.status.success());
     assert!(
         err.contains("no demo \"no-such\"")
-            && err.contains("kv-cache, prefill-vs-decode, quantization, roofline, speculation"),
+            && err.contains(
+                "batching, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, speculation"
+            ),
         "{err}"
     );
+}
+
+/// A stream where every request arrives at once: the scheduler's decisions (steps, batches,
+/// preemptions) then depend on the queue alone, not on how fast the machine is.
+fn at_once(requests: usize, output: (usize, usize)) -> labtui::protocol::Arrivals {
+    labtui::protocol::Arrivals {
+        rate: f64::INFINITY,
+        requests,
+        prompt_tokens: (8, 40),
+        output_tokens: output,
+        seed: 3,
+    }
+}
+
+#[test]
+fn batching_sweeps_the_batch_and_continuous_keeps_the_batch_full() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        batches: vec![1, 4],
+        prefill_tokens: Some(16),
+        output_tokens: Some(4),
+        max_batch: Some(4),
+        arrivals: Some(at_once(12, (2, 24))),
+        ..DemoSection::new(DemoKind::Batching)
+    };
+    let DemoResult::Batching(b) = run(&mut e, &section, "") else {
+        panic!("a batching result")
+    };
+    let batches: Vec<usize> = b.sweep.iter().map(|p| p.batch).collect();
+    assert_eq!(batches, [1, 4]);
+    assert!(b.sweep.iter().all(|p| p.decode_tok_s > 0.0));
+    assert!(b.same_tokens, "scheduling changes when, not what");
+    let [st, co] = [&b.policies[0], &b.policies[1]];
+    assert_eq!(st.policy, labtui::protocol::SchedPolicy::Static);
+    assert_eq!(st.requests, 12);
+    assert_eq!(st.generated_tokens, co.generated_tokens);
+    // Static waits for the longest of each batch of four; continuous refills the batch.
+    assert!(co.steps < st.steps, "{co:?} vs {st:?}");
+    assert!(co.mean_batch > st.mean_batch, "{co:?} vs {st:?}");
+    assert!(st.mean_batch <= 4.0 && co.mean_batch <= 4.0);
+    assert!(co.ttft_p99 >= co.ttft_mean && co.e2e_p99 >= co.ttft_p99);
+    let report = labtui::report::demo::tables(&DemoResult::Batching(b));
+    assert!(
+        report.contains("| continuous |") && report.contains("| static |"),
+        "{report}"
+    );
+}
+
+#[test]
+fn paged_blocks_waste_less_than_contiguous_and_preemption_recomputes_the_same_tokens() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        max_batch: Some(4),
+        arrivals: Some(at_once(10, (8, 40))),
+        ..DemoSection::new(DemoKind::PagedKv)
+    };
+    let DemoResult::PagedKv(p) = run(&mut e, &section, "") else {
+        panic!("a paged-kv result")
+    };
+    let (paged, contiguous) = p.waste();
+    assert!(paged < contiguous, "{paged} vs {contiguous}");
+    // Only each running sequence's last block has slack.
+    for k in &p.points {
+        assert!(k.used <= k.paged && k.paged < k.used + 16 * k.running.max(1));
+        assert!(k.paged <= k.contiguous + 16 * k.running, "{k:?}");
+        assert!(k.paged <= p.ample.kv_blocks * 16);
+    }
+    assert_eq!(p.ample.preemptions, 0);
+    assert!(p.scarce.kv_blocks < p.ample.peak_blocks);
+    assert!(p.scarce.peak_blocks <= p.scarce.kv_blocks);
+    assert!(
+        p.scarce.preemptions > 0 && p.scarce.recomputed_tokens > 0,
+        "{p:?}"
+    );
+    assert!(p.same_tokens);
+    assert!(p.scarce.steps > p.ample.steps);
+}
+
+#[test]
+fn headless_batching_and_paged_kv_write_their_reports() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let presets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
+    for (name, needles) in [
+        (
+            "batching",
+            ["| policy |", "Same tokens under both policies: yes"],
+        ),
+        (
+            "paged-kv",
+            [
+                "| contiguous, max length per sequence |",
+                "Same tokens with too few blocks as with enough: yes",
+            ],
+        ),
+    ] {
+        let out = dir.path().join(name);
+        let o = common::labtui_cmd()
+            .args(["demo", name, "--headless", "--model", "synthetic", "--out"])
+            .arg(&out)
+            .env("LABTUI_PRESETS", &presets)
+            .output_bounded();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(o.status.success(), "{stderr}");
+        assert!(stdout.starts_with(&format!("# Demo: {name}")), "{stdout}");
+        for n in needles {
+            assert!(stdout.contains(n), "{name}: {n} missing in {stdout}");
+        }
+        assert!(out.join("report.md").exists() && out.join("recording.ron").exists());
+        labtui::record::load(&out.join("recording.ron")).unwrap();
+    }
 }
 
 /// On the real 0.5B the uncached step at 256 tokens costs at least 10× the cached one.

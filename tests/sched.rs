@@ -294,3 +294,104 @@ proptest! {
         prop_assert_eq!(finished, stream.len());
     }
 }
+
+/// The dashboard's view, fed the events alone, knows after every step what the scheduler held:
+/// the running and waiting queues, and each running request's blocks (their sum is the step's
+/// `blocks_held`), through prefill chunks, decode rows, preemption and recomputation.
+#[test]
+fn the_view_rebuilds_queues_and_blocks_from_the_events() {
+    use labtui::state::SchedView;
+    let stream = tight_stream();
+    let cfg = SchedConfig {
+        kv_blocks: 9,
+        max_batch: 4,
+        step_tokens: 24,
+        ..Default::default()
+    };
+    let (events, _) = drive(cfg, &stream);
+    assert!(preempted(&events) > 0);
+    let mut view = SchedView::default();
+    let mut steps = 0;
+    for e in &events {
+        view.apply(std::time::Duration::ZERO, e);
+        if let SchedEvent::Step {
+            running,
+            waiting,
+            blocks_held,
+            blocks_total,
+            ..
+        } = *e
+        {
+            steps += 1;
+            let held: usize = view.blocks().iter().map(|b| b.1).sum();
+            assert_eq!(held, blocks_held, "after {e:?}: {:?}", view.blocks());
+            assert_eq!(view.ids(|s| s == ReqState::Running).len(), running);
+            assert_eq!(view.ids(|s| s == ReqState::Waiting).len(), waiting);
+            assert_eq!(view.blocks_total(), blocks_total);
+        }
+    }
+    assert!(steps > 10);
+    assert_eq!(view.preemptions as usize, preempted(&events));
+    assert!(view.blocks().is_empty(), "every block back at the end");
+}
+
+/// The scheduler view as the dashboard draws it, from a synthetic stream's events part way
+/// through: sixteen requests at once on four slots and twelve blocks (so some are preempted),
+/// stamped 50 ms a step. Every request arrives at step 0, so the decisions do not depend on the
+/// machine's speed.
+#[test]
+fn the_scheduler_view_draws_queues_timeline_and_blocks() {
+    use labtui::lab::stream;
+    use labtui::protocol::{Arrivals, Event, Stamped};
+    use labtui::state::AppState;
+    use ratatui::{backend::TestBackend, Terminal};
+    let arrivals = Arrivals {
+        rate: f64::INFINITY,
+        requests: 16,
+        prompt_tokens: (8, 40),
+        output_tokens: (4, 30),
+        seed: 5,
+    };
+    let reqs = stream::requests(&arrivals, engine().model.cfg.vocab).unwrap();
+    let cfg = SchedConfig {
+        max_batch: 4,
+        kv_blocks: 12,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    stream::run(
+        &engine().model,
+        cfg,
+        &reqs,
+        stream::Pace::Skip,
+        &mut |_, e| events.push(e.clone()),
+    )
+    .unwrap();
+    let mut s = AppState::new("synthetic", "");
+    let mut step = 0;
+    for e in &events {
+        if let SchedEvent::Step { step: n, .. } = e {
+            step = *n;
+        }
+        if step > 24 {
+            break;
+        }
+        s.apply(&Stamped {
+            at: std::time::Duration::from_millis(50 * step),
+            event: Event::Sched(e.clone()),
+        });
+    }
+    let v = &s.store.sched;
+    assert!(v.ids(|r| r == ReqState::Running).len() <= 4);
+    assert!(!v.ids(|r| r == ReqState::Waiting).is_empty());
+    for (w, h) in [(160, 50), (100, 30)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+            .unwrap();
+        let screen = format!("{}", t.backend());
+        assert!(screen.contains("scheduler · step 24"), "{screen}");
+        assert!(screen.contains("running (") && screen.contains("waiting ("));
+        assert!(screen.contains("KV blocks of 16 tokens"));
+        insta::assert_snapshot!(format!("sched_view_{w}x{h}"), t.backend());
+    }
+}

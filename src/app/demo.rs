@@ -100,8 +100,8 @@ pub fn run(
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The demo: prefill-vs-decode, kv-cache, roofline, speculation or quantization (a `demo-NAME` preset), or a
-    /// preset file.
+    /// The demo: prefill-vs-decode, kv-cache, roofline, speculation, quantization, batching or
+    /// paged-kv (a `demo-NAME` preset), or a preset file.
     pub name: String,
     /// Run without the dashboard: write a recording, a report and charts, and print the report.
     #[arg(long)]

@@ -1,5 +1,5 @@
 //! What the teaching demos measure, on the engine: one idea of LLM inference each — prefill
-//! against decode, the KV cache, the roofline, quantization, speculation — plus the timed
+//! against decode, the KV cache, the roofline, quantization, speculation, batching, paged KV — plus the timed
 //! primitives and the reference model the benchmarks share.
 //!
 //! A demo runs on the worker's [`Engine`] (measured where the work happens, through
@@ -7,14 +7,18 @@
 //! [`DemoRun`]: plain serde data that travels as an [`crate::protocol::Event::Demo`], is recorded,
 //! drawn by the dashboard's demo pane and written out as a Markdown report.
 
+pub mod arrivals;
 pub mod batch;
+pub mod batching;
 pub mod kv_cache;
 pub mod measure;
+pub mod paged_kv;
 pub mod prefill_decode;
 pub mod quant;
 pub mod reference;
 pub mod roofline;
 pub mod speculation;
+pub mod stream;
 
 use crate::engine::Engine;
 use crate::protocol::{DemoKind, DemoResult, DemoRun, DemoSection};
@@ -39,6 +43,8 @@ pub fn run(
             DemoResult::Speculation(speculation::run(engine, section, prompt, progress)?)
         }
         DemoKind::Quantization => DemoResult::Quantization(quant::run(engine, section, progress)?),
+        DemoKind::Batching => DemoResult::Batching(batching::run(engine, section, progress)?),
+        DemoKind::PagedKv => DemoResult::PagedKv(paged_kv::run(engine, section, progress)?),
     };
     Ok(DemoRun {
         demo: kind.name().into(),

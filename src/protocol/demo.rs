@@ -3,6 +3,7 @@
 //! by the demo pane and written out as a report). Plain serde data; the demos themselves run in
 //! `lab`.
 
+use super::sched::{Arrivals, SchedPolicy};
 use super::settings::Quant;
 use super::{Quality, Variant};
 use serde::{Deserialize, Serialize};
@@ -16,15 +17,19 @@ pub enum DemoKind {
     Roofline,
     Quantization,
     Speculation,
+    Batching,
+    PagedKv,
 }
 
 impl DemoKind {
-    pub const ALL: [DemoKind; 5] = [
+    pub const ALL: [DemoKind; 7] = [
         DemoKind::PrefillVsDecode,
         DemoKind::KvCache,
         DemoKind::Roofline,
         DemoKind::Quantization,
         DemoKind::Speculation,
+        DemoKind::Batching,
+        DemoKind::PagedKv,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +39,8 @@ impl DemoKind {
             DemoKind::Roofline => "roofline",
             DemoKind::Quantization => "quantization",
             DemoKind::Speculation => "speculation",
+            DemoKind::Batching => "batching",
+            DemoKind::PagedKv => "paged-kv",
         }
     }
 
@@ -65,7 +72,8 @@ pub struct DemoSection {
     #[serde(default)]
     pub decode_tokens: Option<usize>,
     /// Tokens generated: prefill-vs-decode's output-length run (default 256), kv-cache's
-    /// generation (default 256), roofline's decode measurement (default 64).
+    /// generation (default 256), roofline's decode measurement (default 64), batching's decode
+    /// steps per batch size (default 16).
     #[serde(default)]
     pub output_tokens: Option<usize>,
     /// kv-cache: recompute without the cache at every context length divisible by this
@@ -75,7 +83,8 @@ pub struct DemoSection {
     /// roofline: the buffer streamed to measure memory bandwidth, in MiB (default 256).
     #[serde(default)]
     pub buffer_mib: Option<usize>,
-    /// roofline: the prompt length of the prefill measurement and of the matmul shape (default 256).
+    /// roofline: the prompt length of the prefill measurement and of the matmul shape (default
+    /// 256); batching: each sequence's prompt in the batch sweep (default 32).
     #[serde(default)]
     pub prefill_tokens: Option<usize>,
     /// speculation: the Ks to run each draft mode at (default 2, 4, 8).
@@ -88,6 +97,19 @@ pub struct DemoSection {
     /// quantization: tokens of the reference text each quality measurement runs (default 512).
     #[serde(default)]
     pub quality_tokens: Option<usize>,
+    /// batching: the batch sizes of the sweep (default 1, 2, 4, 8, 16, 32).
+    #[serde(default)]
+    pub batches: Vec<usize>,
+    /// batching and paged-kv: the request stream both sides run (default [`Arrivals::default`]).
+    #[serde(default)]
+    pub arrivals: Option<Arrivals>,
+    /// batching and paged-kv: most requests running at once (default 8).
+    #[serde(default)]
+    pub max_batch: Option<usize>,
+    /// paged-kv: the scarce KV-block budget of the preemption run (default: half the blocks the
+    /// stream's peak held with enough of them).
+    #[serde(default)]
+    pub kv_blocks: Option<usize>,
 }
 
 impl DemoSection {
@@ -124,12 +146,36 @@ impl DemoSection {
             ("buffer_mib", self.buffer_mib, 16, 16_384),
             ("prefill_tokens", self.prefill_tokens, 1, 32_768),
             ("quality_tokens", self.quality_tokens, 16, 65_536),
+            ("max_batch", self.max_batch, 1, 256),
+            ("kv_blocks", self.kv_blocks, 1, 1 << 20),
         ] {
             if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
                 return Err(format!("demo {name} = {v} is out of range ({lo} to {hi})"));
             }
         }
+        if let Some(&bad) = self.batches.iter().find(|&&b| !(1..=256).contains(&b)) {
+            return Err(format!("demo batches: {bad} is out of range (1 to 256)"));
+        }
+        if let Some(a) = &self.arrivals {
+            a.validate().map_err(|e| format!("demo {e}"))?;
+        }
         Ok(())
+    }
+
+    pub fn batches(&self) -> Vec<usize> {
+        if self.batches.is_empty() {
+            vec![1, 2, 4, 8, 16, 32]
+        } else {
+            self.batches.clone()
+        }
+    }
+
+    pub fn arrivals(&self) -> Arrivals {
+        self.arrivals.clone().unwrap_or_default()
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.max_batch.unwrap_or(8)
     }
 
     pub fn prompt_lengths(&self) -> Vec<usize> {
@@ -145,6 +191,7 @@ impl DemoSection {
             DemoKind::Roofline => 64,
             DemoKind::Speculation => 96,
             DemoKind::Quantization => 32,
+            DemoKind::Batching => 16,
             _ => 256,
         })
     }
@@ -158,6 +205,8 @@ pub enum DemoResult {
     Roofline(Roofline),
     Speculation(SpecSweep),
     Quantization(QuantSweep),
+    Batching(Batching),
+    PagedKv(PagedKv),
 }
 
 /// A finished demo: what ran, on what, and its numbers.
@@ -335,5 +384,130 @@ impl QuantRow {
     /// The bandwidth decode draws from memory for the weights: bytes read per token × tok/s.
     pub fn decode_gb_s(&self) -> f64 {
         self.read_per_token as f64 * self.decode_tok_s / 1e9
+    }
+}
+
+/// One batch size of the batching sweep: B sequences decoding together, one row each per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchPoint {
+    pub batch: usize,
+    /// Mean decode step: each sequence's time between tokens.
+    pub step: Duration,
+    /// B × steps ÷ their time.
+    pub decode_tok_s: f64,
+    pub prefill_tok_s: f64,
+}
+
+/// One scheduling policy on the demo's request stream. Times run on the stream's clock: arrivals
+/// as drawn, each step as long as it measured (idle gaps skipped, not slept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyPoint {
+    pub policy: SchedPolicy,
+    pub requests: usize,
+    pub generated_tokens: usize,
+    pub steps: u64,
+    /// First arrival to last finish.
+    pub makespan: Duration,
+    /// generated tokens ÷ makespan.
+    pub tok_s: f64,
+    pub ttft_mean: Duration,
+    pub ttft_p99: Duration,
+    pub e2e_mean: Duration,
+    pub e2e_p99: Duration,
+    /// Requests a step ran, on average (decode rows and prefill chunks).
+    pub mean_batch: f64,
+    pub preemptions: usize,
+}
+
+/// The batching demo: the batch sweep, then static against continuous on one stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batching {
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub sweep: Vec<BatchPoint>,
+    pub arrivals: Arrivals,
+    pub max_batch: usize,
+    pub policies: Vec<PolicyPoint>,
+    /// Every request generated the same tokens under both policies.
+    pub same_tokens: bool,
+}
+
+/// KV memory after one step, in tokens (× `kv_bytes_per_token` for bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvPoint {
+    pub step: u64,
+    pub running: usize,
+    /// Tokens the running sequences hold.
+    pub used: usize,
+    /// Held in 16-token blocks (used + each sequence's last block's slack).
+    pub paged: usize,
+    /// Reserved if each running sequence had its maximum length (prompt + max tokens) allocated
+    /// contiguously at admission.
+    pub contiguous: usize,
+}
+
+/// One run of the stream under a KV-block budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetRun {
+    pub kv_blocks: usize,
+    pub steps: u64,
+    pub makespan: Duration,
+    pub tok_s: f64,
+    pub preemptions: usize,
+    /// Tokens computed again after preemptions.
+    pub recomputed_tokens: usize,
+    pub mean_running: f64,
+    pub peak_blocks: usize,
+}
+
+/// The paged-KV demo: contiguous against paged reservation on one stream, then the same stream
+/// with too few blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagedKv {
+    pub arrivals: Arrivals,
+    pub max_batch: usize,
+    pub block_tokens: usize,
+    pub kv_bytes_per_token: u64,
+    /// Every step of the run with enough blocks.
+    pub points: Vec<KvPoint>,
+    pub ample: BudgetRun,
+    pub scarce: BudgetRun,
+    /// The sequences contiguous allocation of each one's maximum length fits in the scarce budget
+    /// at once (at the stream's mean maximum length).
+    pub contiguous_fit: f64,
+    /// The scarce run generated the same tokens as the ample one (preemption recomputes exactly).
+    pub same_tokens: bool,
+}
+
+impl PagedKv {
+    /// Sums over the steps: (used, paged, contiguous) token-steps.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        self.points.iter().fold((0, 0, 0), |(u, p, c), k| {
+            (
+                u + k.used as u64,
+                p + k.paged as u64,
+                c + k.contiguous as u64,
+            )
+        })
+    }
+
+    /// The share of reserved memory no token uses, over all steps: (paged, contiguous).
+    pub fn waste(&self) -> (f64, f64) {
+        let (u, p, c) = self.totals();
+        let w = |r: u64| {
+            if r == 0 {
+                0.0
+            } else {
+                1.0 - u as f64 / r as f64
+            }
+        };
+        (w(p), w(c))
+    }
+
+    /// The most tokens held and reserved at any step: (used, paged, contiguous).
+    pub fn peaks(&self) -> (usize, usize, usize) {
+        self.points.iter().fold((0, 0, 0), |(u, p, c), k| {
+            (u.max(k.used), p.max(k.paged), c.max(k.contiguous))
+        })
     }
 }

@@ -11,7 +11,7 @@ pub mod server;
 pub mod settings;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
-pub use sched::{SchedEvent, SchedPolicy};
+pub use sched::{Arrivals, SchedEvent, SchedPolicy, StreamSpec};
 pub use server::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{DraftMode, KPolicy, KvDtype, Quant, Setting, Settings, DEFAULT_K, K_MAX};
 
@@ -98,6 +98,11 @@ pub enum Command {
     RunDemo {
         demo: DemoSection,
         prompt: String,
+    },
+    /// Run a simulated request stream on the batching scheduler, paced in real time; each
+    /// decision comes back as an [`Event::Sched`]. `Stop` cancels what is left.
+    RunStream {
+        stream: StreamSpec,
     },
     /// End the worker thread.
     Shutdown,
@@ -422,6 +427,8 @@ pub enum Event {
     Server(ServerSample),
     /// A serving benchmark's progress: levels, requests sent and ended, level results.
     Serve(serve::ServeEvent),
+    /// A decision of the batching scheduler (a simulated request stream's, or a server's).
+    Sched(SchedEvent),
 }
 
 /// The text of a panic's payload (what `panic!` was given).

@@ -92,3 +92,99 @@ impl SchedEvent {
         }
     }
 }
+
+/// A simulated arrival process (a preset's, or a demo's): `requests` requests at `rate` per second
+/// (Poisson: exponential gaps; `inf` sends all at once), prompt and output lengths drawn uniformly
+/// from the inclusive ranges, all from `seed`, so two policies see the same stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Arrivals {
+    pub rate: f64,
+    pub requests: usize,
+    pub prompt_tokens: (usize, usize),
+    pub output_tokens: (usize, usize),
+    pub seed: u64,
+}
+
+impl Default for Arrivals {
+    fn default() -> Self {
+        Self {
+            rate: 4.0,
+            requests: 24,
+            prompt_tokens: (16, 64),
+            output_tokens: (4, 48),
+            seed: 7,
+        }
+    }
+}
+
+/// Most requests a simulated stream may hold.
+pub const MAX_ARRIVALS: usize = 4096;
+
+impl Arrivals {
+    /// Check the values a person wrote; errors name the field and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rate.is_nan() || self.rate <= 0.0 {
+            return Err(format!(
+                "arrivals rate = {} must be above 0 requests/s (inf: all at once)",
+                self.rate
+            ));
+        }
+        if !(1..=MAX_ARRIVALS).contains(&self.requests) {
+            return Err(format!(
+                "arrivals requests = {} is out of range (1 to {MAX_ARRIVALS})",
+                self.requests
+            ));
+        }
+        for (name, (lo, hi), max) in [
+            ("prompt_tokens", self.prompt_tokens, 32_768),
+            ("output_tokens", self.output_tokens, 32_768),
+        ] {
+            if lo == 0 || lo > hi || hi > max {
+                return Err(format!(
+                    "arrivals {name} = ({lo}, {hi}) must be a range from 1 to {max}, low first"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A simulated request stream for the dashboard's scheduler view (a preset's `stream`): the
+/// arrivals, and the scheduler they run on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSpec {
+    pub arrivals: Arrivals,
+    pub policy: SchedPolicy,
+    /// Most requests running at once.
+    pub max_batch: usize,
+    /// KV blocks of 16 tokens over all running requests.
+    pub kv_blocks: usize,
+}
+
+impl Default for StreamSpec {
+    fn default() -> Self {
+        Self {
+            arrivals: Arrivals::default(),
+            policy: SchedPolicy::Continuous,
+            max_batch: 8,
+            kv_blocks: 64,
+        }
+    }
+}
+
+impl StreamSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        self.arrivals.validate()?;
+        for (name, v, hi) in [
+            ("max_batch", self.max_batch, 256),
+            ("kv_blocks", self.kv_blocks, 1 << 20),
+        ] {
+            if !(1..=hi).contains(&v) {
+                return Err(format!("stream {name} = {v} is out of range (1 to {hi})"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -7,7 +7,8 @@
 use crate::engine::config::{
     MAX_CONTEXT, MAX_EMBEDDING, MAX_HEADS, MAX_HEAD_DIM, MAX_LAYERS, MAX_VOCAB,
 };
-use crate::protocol::{params, Event, ModelInfo, SpecStep, Stamped, K_MAX};
+use crate::protocol::sched::MAX_ARRIVALS;
+use crate::protocol::{params, Event, ModelInfo, SchedEvent, SpecStep, Stamped, K_MAX};
 
 /// Longest duration a recording may hold (136 years): sums over millions of them still fit.
 pub const MAX_SECONDS: u64 = 1 << 32;
@@ -70,6 +71,49 @@ pub fn spec_step(s: &SpecStep) -> Result<(), Bad> {
     within("accepted", s.accepted, drafted as u64)
 }
 
+/// A scheduler decision: token counts within the context, a step's queues and blocks within
+/// what a scheduler holds (requests a stream may hold, blocks covering the context per request).
+pub fn sched(e: &SchedEvent) -> Result<(), Bad> {
+    let reqs = MAX_ARRIVALS as u64 * 16;
+    let blocks = MAX_CONTEXT * 64;
+    match *e {
+        SchedEvent::Arrived {
+            prompt_tokens,
+            max_tokens,
+            ..
+        } => {
+            within("prompt_tokens", prompt_tokens, MAX_CONTEXT)?;
+            within("max_tokens", max_tokens, params::MAX_TOKENS as u64)
+        }
+        SchedEvent::Prefill { start, len, .. } => {
+            within("start", start, MAX_CONTEXT)?;
+            within("len", len, MAX_CONTEXT)
+        }
+        SchedEvent::Token { index, .. } => within("index", index, params::MAX_TOKENS as u64),
+        SchedEvent::Preempted { blocks: b, .. } => within("blocks", b, blocks),
+        SchedEvent::Finished { generated, .. } => {
+            within("generated", generated, params::MAX_TOKENS as u64)
+        }
+        SchedEvent::Step {
+            prefill_tokens,
+            decode_rows,
+            running,
+            waiting,
+            blocks_held,
+            blocks_total,
+            ..
+        } => {
+            within("prefill_tokens", prefill_tokens, MAX_CONTEXT * 64)?;
+            within("decode_rows", decode_rows, reqs)?;
+            within("running", running, reqs)?;
+            within("waiting", waiting, reqs)?;
+            within("blocks_total", blocks_total, blocks)?;
+            within("blocks_held", blocks_held, blocks_total as u64)
+        }
+        SchedEvent::Admitted { .. } | SchedEvent::Resumed { .. } => Ok(()),
+    }
+}
+
 /// One event's numbers.
 pub fn event(e: &Event) -> Result<(), Bad> {
     match e {
@@ -88,6 +132,7 @@ pub fn event(e: &Event) -> Result<(), Bad> {
             within("index", t.index, params::MAX_TOKENS as u64)?;
             within("kv_tokens", t.kv_tokens, MAX_CONTEXT)
         }
+        Event::Sched(e) => sched(e),
         Event::KvBlocks { blocks, .. } => {
             within("block_tokens", blocks.block_tokens, MAX_CONTEXT)?;
             within("held", blocks.held, MAX_CONTEXT)?;

@@ -2,7 +2,7 @@
 //! the worker says, beside the store that only records it.
 //!
 //! - A failed load of the default model falls back to the built-in synthetic model, once.
-//! - A demo picked before any model was loaded runs when one is.
+//! - A demo or a request stream picked before any model was loaded runs when one is.
 //! - The settings the UI shows follow what the worker reports running.
 //! - A prompt the worker ran (from a preset, a replay) shows in the prompt box.
 //! - A quality measurement opens the variants table; a replayed demo opens the demo pane.
@@ -39,6 +39,9 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             ui.kv_live = info.kv_dtype;
             if let Some((demo, prompt)) = ui.demo.as_mut().and_then(|d| d.waiting.take()) {
                 cmds.push(Command::RunDemo { demo, prompt });
+            }
+            if let Some(stream) = ui.stream_waiting.take() {
+                cmds.push(Command::RunStream { stream });
             }
         }
         Event::VariantReady(v) => {

@@ -2,7 +2,7 @@
 //! [`Store::apply`] changes it and it returns nothing, so a live session and a replayed recording
 //! build the same store from the same events.
 
-use super::{Ring, RunView, ServeView};
+use super::{Ring, RunView, SchedView, ServeView};
 use crate::protocol::{
     DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
     SystemSample, Variant, MAX_SPEC_POSITIONS,
@@ -77,6 +77,8 @@ pub struct Store {
     pub demos: Vec<DemoRun>,
     /// A serving benchmark's levels and progress.
     pub serve: ServeView,
+    /// The batching scheduler's queues, requests and blocks.
+    pub sched: SchedView,
     pub now: Duration,
 }
 
@@ -107,6 +109,7 @@ impl Store {
             requantizing: None,
             demos: Vec::new(),
             serve: ServeView::default(),
+            sched: SchedView::default(),
             now: Duration::ZERO,
         }
     }
@@ -264,6 +267,7 @@ impl Store {
                 ));
             }
             Event::Serve(e) => self.serve.apply(s.at, e),
+            Event::Sched(e) => self.sched.apply(s.at, e),
             Event::Error { message } => {
                 // A run the error cut short is over: nothing more comes for it.
                 if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {

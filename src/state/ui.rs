@@ -166,6 +166,8 @@ pub struct Ui {
     pub picker: Option<Picker>,
     /// The teaching demo on screen, if any.
     pub demo: Option<DemoView>,
+    /// A preset's request stream picked before a model was loaded: it runs when one is.
+    pub stream_waiting: Option<crate::protocol::StreamSpec>,
     /// Shown while a preset, a demo or the synthetic stand-in is on.
     pub banner: Option<String>,
     /// Load the synthetic model if this (default) model cannot be had.
@@ -201,6 +203,7 @@ impl Ui {
             recording: None,
             picker: None,
             demo: None,
+            stream_waiting: None,
             banner: None,
             fallback_to_synthetic: false,
             no_color: false,
@@ -419,6 +422,15 @@ impl Ui {
             return cmds;
         }
         self.demo = None;
+        if let Some(stream) = &p.stream {
+            // Like a demo, a stream waits for a model.
+            match store.model {
+                Some(_) => cmds.push(Command::RunStream {
+                    stream: stream.clone(),
+                }),
+                None => self.stream_waiting = Some(stream.clone()),
+            }
+        }
         self.banner = Some(format!(
             "preset {}: {}{}",
             p.name,

@@ -1,5 +1,5 @@
 //! The whole screen: status bar, prompt, token tape, the measurement panes and the message line
-//! (a serving benchmark's view in place of prompt and panes); a short note instead when the
+//! (a serving benchmark's or the scheduler's view in place of prompt and panes); a short note instead when the
 //! terminal is too small.
 
 use super::panes;
@@ -32,7 +32,7 @@ fn fits(area: Rect) -> bool {
 /// is zoomed, none when a serving benchmark's view takes the body or the screen is too small.
 /// A demo stands where the tokens, memory and speculation panes stand (as [`Focus::Tape`]).
 pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
-    if !fits(area) || (state.store.serve.active() && state.ui.demo.is_none()) {
+    if !fits(area) || whole_body(state).is_some() {
         return Vec::new();
     }
     let [_, _, prompt, body, _] = rows(state, area);
@@ -61,6 +61,22 @@ pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
     out.extend([(Focus::Timing, timing), (Focus::Kv, kv)]);
     out
 }
+
+/// The view that takes the whole body instead of the prompt and the panes: a serving
+/// benchmark's, else the batching scheduler's (a demo on screen keeps its pane).
+fn whole_body(state: &AppState) -> Option<BodyView> {
+    if state.ui.demo.is_some() {
+        None
+    } else if state.store.serve.active() {
+        Some(panes::serve::render as BodyView)
+    } else if state.store.sched.active() {
+        Some(panes::sched::render as BodyView)
+    } else {
+        None
+    }
+}
+
+type BodyView = fn(&AppState, Rect, &mut Buffer);
 
 /// Whether the focused pane takes the whole body (the prompt is never zoomed).
 fn zoomed(state: &AppState) -> bool {
@@ -99,9 +115,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [top, banner, prompt, body, bottom] = rows(state, area);
     panes::status::render_top(state, top, buf);
     panes::banner::render(state, banner, buf);
-    if state.store.serve.active() && state.ui.demo.is_none() {
-        // A serving benchmark: no prompt, no local run; its view takes the whole body.
-        panes::serve::render(state, prompt.union(body), buf);
+    if let Some(view) = whole_body(state) {
+        // A serving benchmark or a scheduler: no prompt, no local run; its view takes the body.
+        view(state, prompt.union(body), buf);
     } else {
         for (pane, r) in pane_areas(state, area) {
             render_pane(state, pane, r, buf);

@@ -176,6 +176,7 @@ impl Remote {
             Command::SetDraftLayers { .. } => "the draft layers",
             Command::MeasureQuality { .. } => "measuring quality",
             Command::RunDemo { .. } => "the demos",
+            Command::RunStream { .. } => "simulated request streams",
         };
         self.out.send(Event::Notice {
             message: format!(

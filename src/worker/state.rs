@@ -125,6 +125,7 @@ impl State {
             Command::LoadModel { spec } => self.load(&spec),
             Command::Generate { prompt, params } => self.generate(&prompt, &params),
             Command::RunDemo { demo, prompt } => self.demo(&demo, &prompt),
+            Command::RunStream { stream } => self.stream(&stream),
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
             Command::MeasureQuality { tokens } => self.measure_quality(tokens),
@@ -343,7 +344,8 @@ impl State {
                 Ok(c @ Command::Shutdown)
                 | Ok(c @ Command::LoadModel { .. })
                 | Ok(c @ Command::Generate { .. })
-                | Ok(c @ Command::RunDemo { .. }) => {
+                | Ok(c @ Command::RunDemo { .. })
+                | Ok(c @ Command::RunStream { .. }) => {
                     // These need the engine: finish this run first, then do them.
                     pending.push_back(c);
                     return Control::Stop;
@@ -384,6 +386,47 @@ impl State {
 }
 
 impl State {
+    /// Run a simulated request stream on the batching scheduler in real time; each decision is
+    /// an [`Event::Sched`], and a notice sums the stream up at its end.
+    fn stream(&mut self, spec: &crate::protocol::StreamSpec) {
+        use crate::lab::stream;
+        let Some(engine) = self.engine.as_ref() else {
+            self.emit(Event::Error {
+                message: "no model is loaded: load one before running a request stream".into(),
+            });
+            return;
+        };
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
+        let result = stream::requests(&spec.arrivals, engine.model.cfg.vocab).and_then(|reqs| {
+            let cfg = crate::engine::sched::SchedConfig {
+                policy: spec.policy,
+                max_batch: spec.max_batch,
+                kv_blocks: spec.kv_blocks,
+                ..Default::default()
+            };
+            let out = self.out.clone();
+            let pace = stream::Pace::Live {
+                stop: &self.flags.interrupt,
+            };
+            stream::run(&engine.model, cfg, &reqs, pace, &mut |_, e| {
+                out.send(Event::Sched(e.clone()))
+            })
+        });
+        match result {
+            Ok(r) => self.emit(Event::Notice {
+                message: format!(
+                    "stream done: {} requests, {} tokens in {:.1} s, {} preemptions",
+                    r.reqs.len(),
+                    r.generated(),
+                    r.makespan().as_secs_f64(),
+                    r.preemptions
+                ),
+            }),
+            Err(e) => self.failed("stream stopped", format!("stream: {e:#}")),
+        }
+    }
+
     /// Run a teaching demo on the engine; each measurement is announced as a notice.
     fn demo(&mut self, demo: &crate::protocol::DemoSection, prompt: &str) {
         let Some(engine) = self.engine.as_mut() else {

@@ -181,6 +181,11 @@ impl Scheduler {
         self.waiting.len()
     }
 
+    /// Bytes one token's keys and values take in the pool.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        self.pool.bytes_per_token()
+    }
+
     /// Nothing running or waiting.
     pub fn is_idle(&self) -> bool {
         self.running.is_empty() && self.waiting.is_empty()

@@ -10,7 +10,7 @@
 //! Every request is reported as it is sent and as it ends ([`ServeEvent`]), so the dashboard
 //! draws a benchmark live and a recording keeps each request.
 
-pub mod arrivals;
+pub use crate::lab::arrivals;
 pub mod summary;
 pub mod workload;
 

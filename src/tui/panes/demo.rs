@@ -178,6 +178,61 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             }));
             v
         }
+        DemoResult::Batching(x) => {
+            let mut v = vec![row(&[s("batch"), s("step"), s("decode tok/s")])];
+            v.extend(x.sweep.iter().map(|p| {
+                row(&[
+                    p.batch.to_string(),
+                    ms(p.step),
+                    format!("{:.1}", p.decode_tok_s),
+                ])
+            }));
+            v.push(row(&[
+                s("policy"),
+                s("tok/s"),
+                s("TTFT mean"),
+                s("TTFT p99"),
+                s("E2E p99"),
+                s("mean batch"),
+            ]));
+            v.extend(x.policies.iter().map(|p| {
+                row(&[
+                    p.policy.to_string(),
+                    format!("{:.1}", p.tok_s),
+                    ms(p.ttft_mean),
+                    ms(p.ttft_p99),
+                    ms(p.e2e_p99),
+                    format!("{:.2}", p.mean_batch),
+                ])
+            }));
+            v
+        }
+        DemoResult::PagedKv(x) => {
+            let (pw, cw) = x.waste();
+            let (_, pp, pc) = x.peaks();
+            let b = |t: usize| crate::stats::human_bytes(t as u64 * x.kv_bytes_per_token);
+            vec![
+                row(&[s("allocation"), s("peak"), s("unused")]),
+                row(&[s("contiguous"), b(pc), format!("{:.1}%", cw * 100.0)]),
+                row(&[s("paged"), b(pp), format!("{:.1}%", pw * 100.0)]),
+                row(&[
+                    s("KV blocks"),
+                    s("preemptions"),
+                    s("recomputed"),
+                    s("mean running"),
+                    s("tok/s"),
+                ]),
+                budget_row(&x.ample),
+                budget_row(&x.scarce),
+                Line::styled(
+                    format!(
+                        "same tokens with too few blocks: {}",
+                        if x.same_tokens { "yes" } else { "no" }
+                    ),
+                    label(),
+                ),
+            ]
+        }
         DemoResult::Roofline(x) => vec![
             Line::styled(
                 format!(
@@ -216,6 +271,16 @@ pub fn table(r: &DemoResult) -> Vec<Line<'static>> {
             ),
         ],
     }
+}
+
+fn budget_row(r: &crate::protocol::demo::BudgetRun) -> Line<'static> {
+    row(&[
+        r.kv_blocks.to_string(),
+        r.preemptions.to_string(),
+        r.recomputed_tokens.to_string(),
+        format!("{:.2}", r.mean_running),
+        format!("{:.1}", r.tok_s),
+    ])
 }
 
 fn chart(

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod palette;
 pub mod picker;
 pub mod prompt;
+pub mod sched;
 pub mod serve;
 pub mod server;
 pub mod spec;

@@ -1,0 +1,273 @@
+//! The batching scheduler as the dashboard sees it: the queues and every request's history,
+//! rebuilt from its [`SchedEvent`]s with [`Replay`] (as a recording replays them), the KV tokens
+//! each running request holds (so its blocks), and the tokens generated per step for the live
+//! throughput. Bounded: finished requests past [`SCHED_KEPT`] are forgotten, oldest first.
+
+use super::Ring;
+use crate::engine::kv_cache::BLOCK_TOKENS;
+use crate::engine::sched::{Replay, ReqState};
+use crate::protocol::SchedEvent;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Finished requests kept for the timeline.
+pub const SCHED_KEPT: usize = 256;
+/// The span the live throughput is measured over.
+pub const SCHED_RECENT: Duration = Duration::from_secs(2);
+
+/// One step as the throughput sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepMark {
+    pub at: Duration,
+    pub step: u64,
+    /// Tokens the step generated (one per request that sampled).
+    pub tokens: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedView {
+    pub replay: Replay,
+    /// KV tokens each running request holds now.
+    pub kv: BTreeMap<u64, usize>,
+    /// The step of each request's latest prefill chunk: a token sampled in that step came from
+    /// the prefill, not from a decode row that added a token to the cache.
+    last_prefill: BTreeMap<u64, u64>,
+    /// Tokens sampled in the step being reported (its `Step` event comes last).
+    step_tokens: usize,
+    pub steps: Ring<StepMark>,
+    pub generated: u64,
+    pub preemptions: u64,
+}
+
+impl Default for SchedView {
+    fn default() -> Self {
+        Self {
+            replay: Replay::default(),
+            kv: BTreeMap::new(),
+            last_prefill: BTreeMap::new(),
+            step_tokens: 0,
+            steps: Ring::new(512),
+            generated: 0,
+            preemptions: 0,
+        }
+    }
+}
+
+impl SchedView {
+    /// Any scheduler event seen.
+    pub fn active(&self) -> bool {
+        !self.replay.reqs.is_empty() || self.replay.last_step.is_some()
+    }
+
+    pub fn apply(&mut self, at: Duration, e: &SchedEvent) {
+        self.replay.apply(e);
+        match *e {
+            SchedEvent::Prefill { req, step, len, .. } => {
+                *self.kv.entry(req).or_default() += len;
+                self.last_prefill.insert(req, step);
+            }
+            SchedEvent::Token { req, step, .. } => {
+                if self.last_prefill.get(&req) != Some(&step) {
+                    *self.kv.entry(req).or_default() += 1;
+                }
+                self.step_tokens += 1;
+                self.generated += 1;
+            }
+            SchedEvent::Preempted { req, .. } => {
+                self.kv.remove(&req);
+                self.preemptions += 1;
+            }
+            SchedEvent::Finished { req, .. } => {
+                self.kv.remove(&req);
+                self.last_prefill.remove(&req);
+                self.forget_old();
+            }
+            SchedEvent::Step { step, .. } => {
+                self.steps.push(StepMark {
+                    at,
+                    step,
+                    tokens: std::mem::take(&mut self.step_tokens),
+                });
+            }
+            SchedEvent::Arrived { req, .. } => {
+                self.kv.remove(&req);
+            }
+            SchedEvent::Admitted { .. } | SchedEvent::Resumed { .. } => {}
+        }
+    }
+
+    /// Drop the oldest finished requests past [`SCHED_KEPT`].
+    fn forget_old(&mut self) {
+        let done: Vec<u64> = self
+            .replay
+            .reqs
+            .iter()
+            .filter(|(_, r)| matches!(r.state, ReqState::Done(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done.iter().take(done.len().saturating_sub(SCHED_KEPT)) {
+            self.replay.reqs.remove(id);
+        }
+    }
+
+    /// Ids in a state, oldest first.
+    pub fn ids(&self, state: impl Fn(ReqState) -> bool) -> Vec<u64> {
+        self.replay
+            .reqs
+            .iter()
+            .filter(|(_, r)| state(r.state))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Blocks each running request holds, oldest first.
+    pub fn blocks(&self) -> Vec<(u64, usize)> {
+        self.kv
+            .iter()
+            .map(|(&id, &t)| (id, t.div_ceil(BLOCK_TOKENS)))
+            .filter(|&(_, b)| b > 0)
+            .collect()
+    }
+
+    /// The scheduler's block budget, from the last step.
+    pub fn blocks_total(&self) -> usize {
+        match self.replay.last_step {
+            Some(SchedEvent::Step { blocks_total, .. }) => blocks_total,
+            _ => 0,
+        }
+    }
+
+    /// Tokens per second over the steps of the last [`SCHED_RECENT`] before the latest one
+    /// (`None` with fewer than two steps in it).
+    pub fn tok_s(&self) -> Option<f64> {
+        let last = self.steps.iter().last()?;
+        let recent: Vec<&StepMark> = self
+            .steps
+            .iter()
+            .filter(|m| last.at.saturating_sub(m.at) <= SCHED_RECENT)
+            .collect();
+        let first = recent.first()?;
+        let span = last.at.saturating_sub(first.at).as_secs_f64();
+        if recent.len() < 2 || span <= 0.0 {
+            return None;
+        }
+        // The first step's tokens came before the span started.
+        let tokens: usize = recent[1..].iter().map(|m| m.tokens).sum();
+        Some(tokens as f64 / span)
+    }
+
+    /// The latest step number, or 0.
+    pub fn step(&self) -> u64 {
+        match self.replay.last_step {
+            Some(SchedEvent::Step { step, .. }) => step,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FinishReason;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn kv_tokens_follow_prefill_decode_and_preemption() {
+        let mut v = SchedView::default();
+        let ev = [
+            SchedEvent::Arrived {
+                req: 1,
+                step: 0,
+                prompt_tokens: 20,
+                max_tokens: 3,
+            },
+            SchedEvent::Admitted { req: 1, step: 0 },
+            SchedEvent::Prefill {
+                req: 1,
+                step: 0,
+                start: 0,
+                len: 20,
+            },
+            // Sampled from the prefill: no token added to the cache.
+            SchedEvent::Token {
+                req: 1,
+                step: 0,
+                index: 0,
+                id: 5,
+            },
+        ];
+        for e in &ev {
+            v.apply(ms(0), e);
+        }
+        assert_eq!(v.kv[&1], 20);
+        assert_eq!(v.blocks(), vec![(1, 2)]);
+        v.apply(
+            ms(10),
+            &SchedEvent::Token {
+                req: 1,
+                step: 1,
+                index: 1,
+                id: 6,
+            },
+        );
+        assert_eq!(v.kv[&1], 21, "the decode row wrote the first token");
+        v.apply(
+            ms(20),
+            &SchedEvent::Preempted {
+                req: 1,
+                step: 2,
+                blocks: 2,
+            },
+        );
+        assert!(v.blocks().is_empty());
+        assert_eq!(v.ids(|s| s == ReqState::Waiting), vec![1]);
+        v.apply(
+            ms(30),
+            &SchedEvent::Finished {
+                req: 1,
+                step: 3,
+                reason: FinishReason::Stopped,
+                generated: 2,
+            },
+        );
+        assert_eq!(v.preemptions, 1);
+        assert!(v.kv.is_empty());
+    }
+
+    #[test]
+    fn throughput_counts_the_tokens_after_the_first_step() {
+        let mut v = SchedView::default();
+        assert_eq!(v.tok_s(), None);
+        for (i, t) in [0u64, 500, 1000].into_iter().enumerate() {
+            for r in 0..4 {
+                v.apply(
+                    ms(t),
+                    &SchedEvent::Token {
+                        req: r,
+                        step: i as u64,
+                        index: i,
+                        id: 1,
+                    },
+                );
+            }
+            v.apply(
+                ms(t),
+                &SchedEvent::Step {
+                    step: i as u64,
+                    prefill_tokens: 0,
+                    decode_rows: 4,
+                    running: 4,
+                    waiting: 0,
+                    blocks_held: 4,
+                    blocks_total: 8,
+                },
+            );
+        }
+        // 8 tokens over the 1 s after the first step.
+        assert_eq!(v.tok_s(), Some(8.0));
+        assert_eq!((v.step(), v.blocks_total(), v.generated), (2, 8, 12));
+    }
+}

@@ -1,0 +1,218 @@
+//! The batching scheduler's view: the running and waiting queues, one timeline row per request
+//! (queued, prefill, decode, done, by step), the KV block map (which request holds how many
+//! blocks, and the free ones) and the live throughput, all from [`crate::state::SchedView`].
+
+use super::{block, label, value};
+use crate::engine::sched::{ReqState, ReqView};
+use crate::state::{AppState, SchedView};
+use ratatui::prelude::*;
+use ratatui::widgets::{Paragraph, Wrap};
+
+/// Timeline glyphs: waiting, prefill, decode, the step it finished.
+const QUEUED: char = '·';
+const PREFILL: char = '▒';
+const DECODE: char = '█';
+const DONE: char = '┃';
+const FREE: char = '·';
+const OWNER_COLORS: [Color; 6] = [
+    Color::Cyan,
+    Color::Yellow,
+    Color::Green,
+    Color::Magenta,
+    Color::Blue,
+    Color::Red,
+];
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let v = &state.store.sched;
+    let title = title(v);
+    let b = block(&title, true);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let [queues, right] =
+        Layout::horizontal([Constraint::Length(26), Constraint::Min(20)]).areas(inner);
+    let [timeline, blocks] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(block_rows(v, right))])
+            .areas(right);
+    queue_par(v, queues.height as usize).render(queues, buf);
+    render_timeline(v, timeline, buf);
+    render_blocks(v, blocks, buf);
+}
+
+fn title(v: &SchedView) -> String {
+    let held: usize = v.blocks().iter().map(|b| b.1).sum();
+    format!(
+        "scheduler · step {} · running {} · waiting {} · KV blocks {held}/{} · {} · {} preempted",
+        v.step(),
+        v.ids(|s| s == ReqState::Running).len(),
+        v.ids(|s| s == ReqState::Waiting).len(),
+        v.blocks_total(),
+        match v.tok_s() {
+            Some(r) => format!("{r:.1} tok/s"),
+            None => "– tok/s".into(),
+        },
+        v.preemptions
+    )
+}
+
+/// The running queue, then the waiting one, oldest first, as many as fit.
+fn queue_par(v: &SchedView, height: usize) -> Paragraph<'static> {
+    let running = v.ids(|s| s == ReqState::Running);
+    let waiting = v.ids(|s| s == ReqState::Waiting);
+    let half = height.saturating_sub(2) / 2;
+    let mut lines = vec![Line::styled(
+        format!("running ({})", running.len()),
+        label(),
+    )];
+    for id in running.iter().take(half) {
+        let r = &v.replay.reqs[id];
+        let kv = v.kv.get(id).copied().unwrap_or(0);
+        lines.push(Line::from(vec![
+            Span::styled(format!(" #{id:<4}"), owner_style(*id)),
+            Span::styled(
+                format!("{:>4}/{:<4} kv {kv}", r.tokens.len(), r.max_tokens),
+                value(),
+            ),
+        ]));
+    }
+    if running.len() > half {
+        lines.push(Line::styled(format!(" +{}", running.len() - half), label()));
+    }
+    lines.push(Line::styled(
+        format!("waiting ({})", waiting.len()),
+        label(),
+    ));
+    let room = height.saturating_sub(lines.len());
+    for id in waiting.iter().take(room) {
+        let r = &v.replay.reqs[id];
+        let again = if r.preemptions > 0 { " preempted" } else { "" };
+        lines.push(Line::styled(
+            format!(" #{id:<4} prompt {}{again}", r.prompt_tokens),
+            label(),
+        ));
+    }
+    Paragraph::new(lines)
+}
+
+fn owner_style(id: u64) -> Style {
+    Style::default().fg(OWNER_COLORS[id as usize % OWNER_COLORS.len()])
+}
+
+/// The character a request's blocks are drawn with: its id's last base-36 digit.
+fn owner_char(id: u64) -> char {
+    char::from_digit((id % 36) as u32, 36).unwrap_or('?')
+}
+
+/// Where step `s` falls in `width` columns over steps `from..=to`.
+fn column(s: u64, from: u64, to: u64, width: usize) -> usize {
+    let span = (to - from).max(1) as f64;
+    (((s.saturating_sub(from)) as f64 / span) * (width.saturating_sub(1)) as f64).round() as usize
+}
+
+/// A request's row: the glyph at each column of steps `from..=to`.
+fn timeline_row(r: &ReqView, now: u64, from: u64, to: u64, width: usize) -> Vec<Span<'static>> {
+    let end = r.finished.unwrap_or(now);
+    let phase = |s: u64| -> Option<(char, Color)> {
+        if s < r.arrived || s > end {
+            return None;
+        }
+        if r.finished == Some(s) {
+            return Some((DONE, Color::White));
+        }
+        match (r.admitted, r.first_token) {
+            (Some(a), _) if s < a => Some((QUEUED, Color::DarkGray)),
+            (None, _) => Some((QUEUED, Color::DarkGray)),
+            (Some(_), Some(f)) if s >= f => Some((DECODE, Color::Green)),
+            _ => Some((PREFILL, Color::Yellow)),
+        }
+    };
+    if width == 0 {
+        return Vec::new();
+    }
+    let mut cells: Vec<Option<(char, Color)>> = vec![None; width];
+    for s in from.max(r.arrived)..=to.min(end) {
+        let c = column(s, from, to, width);
+        // The done mark wins its column; otherwise the latest phase does.
+        if cells[c].is_none_or(|(ch, _)| ch != DONE) {
+            cells[c] = phase(s);
+        }
+    }
+    cells
+        .into_iter()
+        .map(|c| match c {
+            Some((ch, color)) => Span::styled(ch.to_string(), Style::default().fg(color)),
+            None => Span::raw(" "),
+        })
+        .collect()
+}
+
+fn render_timeline(v: &SchedView, area: Rect, buf: &mut Buffer) {
+    if area.height < 2 {
+        return;
+    }
+    let rows = area.height as usize - 1;
+    let shown: Vec<(&u64, &ReqView)> = {
+        let all: Vec<_> = v.replay.reqs.iter().collect();
+        let skip = all.len().saturating_sub(rows);
+        all.into_iter().skip(skip).collect()
+    };
+    let now = v.step();
+    let from = shown.iter().map(|(_, r)| r.arrived).min().unwrap_or(0);
+    let width = (area.width as usize).saturating_sub(7);
+    let mut lines = vec![Line::styled(
+        format!(
+            "{:<7}steps {from}–{now} · {QUEUED} queued {PREFILL} prefill {DECODE} decode {DONE} done",
+            "req"
+        ),
+        label(),
+    )];
+    for (id, r) in shown {
+        let mut spans = vec![Span::styled(format!("#{id:<5} "), owner_style(*id))];
+        spans.extend(timeline_row(r, now, from, now, width));
+        lines.push(Line::from(spans));
+    }
+    Paragraph::new(lines).render(area, buf);
+}
+
+/// Rows the block map needs in `area`'s width: its cells, a legend line.
+fn block_rows(v: &SchedView, area: Rect) -> u16 {
+    let width = area.width.max(1) as usize;
+    let cells = v.blocks_total().min(width * 8);
+    (cells.div_ceil(width) as u16 + 2)
+        .min(area.height / 2)
+        .max(3)
+}
+
+fn render_blocks(v: &SchedView, area: Rect, buf: &mut Buffer) {
+    let total = v.blocks_total();
+    let held = v.blocks();
+    let used: usize = held.iter().map(|b| b.1).sum();
+    let legend = Line::styled(
+        format!(
+            "KV blocks of 16 tokens: {used} held by {} requests, {} free of {total} ({FREE} free)",
+            held.len(),
+            total.saturating_sub(used)
+        ),
+        label(),
+    );
+    let width = area.width.max(1) as usize;
+    let room = width * (area.height as usize).saturating_sub(1);
+    let mut spans = Vec::new();
+    for &(id, n) in &held {
+        spans.push(Span::styled(
+            owner_char(id).to_string().repeat(n),
+            owner_style(id),
+        ));
+    }
+    let shown = total.min(room);
+    let free = shown.saturating_sub(used);
+    spans.push(Span::styled(
+        FREE.to_string().repeat(free),
+        Style::default().fg(Color::DarkGray),
+    ));
+    let mut lines = vec![legend];
+    lines.push(Line::from(spans));
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(area, buf);
+}
