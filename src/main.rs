@@ -3,6 +3,9 @@ use labtui::app::{bench, demo, headless, report, serve};
 use labtui::cli::{BenchWhat, Cli, Cmd};
 use std::process::ExitCode;
 
+#[global_allocator]
+static HEAP: labtui::metrics::Heap = labtui::metrics::Heap;
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
         // candle's CPU kernels size their thread pools from this variable.
