@@ -77,7 +77,7 @@ pub fn run(
                     info.name, demo.kind
                 ));
                 worker.send(Command::RunDemo {
-                    demo: demo.clone(),
+                    demo: Box::new(demo.clone()),
                     prompt: preset.prompts[0].clone(),
                 });
             }

@@ -96,13 +96,13 @@ pub enum Command {
     },
     /// Run a teaching demo on the loaded model; `prompt` is the text its generation starts from.
     RunDemo {
-        demo: DemoSection,
+        demo: Box<DemoSection>,
         prompt: String,
     },
     /// Run a simulated request stream on the batching scheduler, paced in real time; each
     /// decision comes back as an [`Event::Sched`]. `Stop` cancels what is left.
     RunStream {
-        stream: StreamSpec,
+        stream: Box<StreamSpec>,
     },
     /// End the worker thread.
     Shutdown,

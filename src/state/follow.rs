@@ -38,10 +38,15 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             ui.quant = Quant::AsLoaded;
             ui.kv_live = info.kv_dtype;
             if let Some((demo, prompt)) = ui.demo.as_mut().and_then(|d| d.waiting.take()) {
-                cmds.push(Command::RunDemo { demo, prompt });
+                cmds.push(Command::RunDemo {
+                    demo: Box::new(demo),
+                    prompt,
+                });
             }
             if let Some(stream) = ui.stream_waiting.take() {
-                cmds.push(Command::RunStream { stream });
+                cmds.push(Command::RunStream {
+                    stream: Box::new(stream),
+                });
             }
         }
         Event::VariantReady(v) => {

@@ -410,7 +410,7 @@ impl Ui {
             // demo waits for the next ModelLoaded.
             if store.model.is_some() {
                 cmds.push(Command::RunDemo {
-                    demo: request.0,
+                    demo: Box::new(request.0),
                     prompt: request.1,
                 });
             } else {
@@ -426,7 +426,7 @@ impl Ui {
             // Like a demo, a stream waits for a model.
             match store.model {
                 Some(_) => cmds.push(Command::RunStream {
-                    stream: stream.clone(),
+                    stream: Box::new(stream.clone()),
                 }),
                 None => self.stream_waiting = Some(stream.clone()),
             }
