@@ -6,11 +6,14 @@
 use candle_core::{DType, Device};
 use labtui::engine::sampling::{argmax, SamplingParams};
 use labtui::engine::sched::{Replay, ReqState, SchedConfig, Scheduler, SeqRequest};
+use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{Engine, Forward, Model};
 use labtui::protocol::{FinishReason, SchedEvent, SchedPolicy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+
+mod common;
 
 fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
@@ -25,10 +28,15 @@ struct Arrival {
     max_tokens: usize,
 }
 
-/// `prompt`'s greedy continuation run alone: one prefill, then one decode step per token.
-fn alone(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+/// `prompt`'s greedy continuation run alone: its prompt in chunks of `chunk` tokens (as the
+/// scheduler prefills it), then one decode step per token.
+fn alone(model: &Model, prompt: &[u32], n: usize, chunk: usize) -> Vec<u32> {
     let mut cache = model.new_cache(DType::F32);
-    let mut logits = model.forward(prompt, &mut cache, Forward::LAST).unwrap();
+    let mut logits = None;
+    for c in prompt.chunks(chunk) {
+        logits = Some(model.forward(c, &mut cache, Forward::LAST).unwrap());
+    }
+    let mut logits = logits.expect("a prompt");
     let mut out = Vec::new();
     loop {
         let t = argmax(&Model::last_logits(&logits).unwrap()) as u32;
@@ -42,7 +50,14 @@ fn alone(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
 
 /// Every event of the run, and each request's tokens. Checks the block budget after every step.
 fn drive(cfg: SchedConfig, stream: &[Arrival]) -> (Vec<SchedEvent>, BTreeMap<u64, Vec<u32>>) {
-    let model = &engine().model;
+    drive_on(&engine().model, cfg, stream)
+}
+
+fn drive_on(
+    model: &Model,
+    cfg: SchedConfig,
+    stream: &[Arrival],
+) -> (Vec<SchedEvent>, BTreeMap<u64, Vec<u32>>) {
     let budget = cfg.kv_blocks;
     let mut s = Scheduler::new(model, cfg, vec![]);
     let mut events = Vec::new();
@@ -127,7 +142,7 @@ fn a_preempted_request_gets_the_tokens_it_gets_uninterrupted() {
     let (events, out) = drive(cfg, &stream);
     assert!(preempted(&events) > 0, "the budget forced no preemption");
     for (j, a) in stream.iter().enumerate() {
-        let want = alone(&engine().model, &a.prompt, a.max_tokens);
+        let want = alone(&engine().model, &a.prompt, a.max_tokens, 64);
         assert_eq!(out[&(j as u64)], want, "request {j}");
     }
     // Each preempted request came back and recomputed what it had.
@@ -284,7 +299,7 @@ proptest! {
         let (events, out) = drive(cfg, &stream);
         prop_assert_eq!(out.len(), stream.len());
         for (j, a) in stream.iter().enumerate() {
-            let want = alone(&engine().model, &a.prompt, a.max_tokens);
+            let want = alone(&engine().model, &a.prompt, a.max_tokens, step_tokens);
             prop_assert_eq!(&out[&(j as u64)], &want, "request {}", j);
         }
         let finished = events
@@ -394,4 +409,91 @@ fn the_scheduler_view_draws_queues_timeline_and_blocks() {
         assert!(screen.contains("KV blocks of 16 tokens"));
         insta::assert_snapshot!(format!("sched_view_{w}x{h}"), t.backend());
     }
+}
+
+/// On the real 0.5B (Q4_K and Q6_K weights, whose prefill and decode products sum in different
+/// orders) each request gets, bit for bit, the tokens it gets alone: with enough blocks, and with
+/// so few that requests are preempted and recompute what they had. Prompts span several chunks.
+#[test]
+fn real_model_requests_get_their_tokens_alone_through_batching_and_preemption() {
+    let Some(path) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
+    let e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    let texts = [
+        "def quicksort(xs):\n    \"\"\"Sort a list of integers in place and return it.\"\"\"\n",
+        "Explain, in two short paragraphs, why a hash map lookup takes constant time on average \
+         and what happens when two keys collide in the same bucket.",
+        "// Rust: a function that reads a file line by line and counts the words in it.\nuse std::",
+        "The three most common mistakes people make when they first learn SQL joins are",
+    ];
+    let stream: Vec<Arrival> = texts
+        .iter()
+        .enumerate()
+        .map(|(j, t)| Arrival {
+            at: j as u64,
+            prompt: e.tokenizer.encode(t).unwrap(),
+            max_tokens: 24,
+        })
+        .collect();
+    let cfg = |kv_blocks| SchedConfig {
+        kv_blocks,
+        max_batch: 4,
+        step_tokens: 32,
+        ..Default::default()
+    };
+    let (ample_events, ample) = drive_on(&e.model, cfg(64), &stream);
+    assert_eq!(preempted(&ample_events), 0);
+    let (tight_events, tight) = drive_on(&e.model, cfg(8), &stream);
+    assert!(preempted(&tight_events) > 0, "8 blocks forced no preemption");
+    for (j, a) in stream.iter().enumerate() {
+        let want = alone(&e.model, &a.prompt, a.max_tokens, 32);
+        assert_eq!(ample[&(j as u64)], want, "request {j} with enough blocks");
+        assert_eq!(tight[&(j as u64)], want, "request {j}, preempted");
+    }
+}
+
+/// A request's pieces depend on its positions only, never on the budget left or on preemption:
+/// its prompt in chunks that end at multiples of `step_tokens` (or at its end), whatever else the
+/// step runs; recomputed after preemption in those very chunks; its generated tokens recomputed
+/// in short spans that never reach into the prompt. (A long span sums in another order than
+/// decode rows, and a prompt run as 40 + 40 tokens gets other bits than as 80; on the real model
+/// that changes tokens.)
+#[test]
+fn every_piece_a_request_runs_is_a_function_of_its_positions() {
+    let step_tokens = 24;
+    // Peaks of 4, 4, 5 and 5 blocks; all four are admitted, and preempted as their outputs grow.
+    let stream: Vec<Arrival> = (0..4)
+        .map(|j| Arrival {
+            at: j as u64,
+            prompt: prompt(j, 20 + 9 * j),
+            max_tokens: 30,
+        })
+        .collect();
+    let cfg = SchedConfig {
+        kv_blocks: 10,
+        max_batch: 4,
+        step_tokens,
+        ..Default::default()
+    };
+    let (events, _) = drive(cfg, &stream);
+    assert!(preempted(&events) > 0, "the budget forced no preemption");
+    let mut recomputed_generated = false;
+    for e in &events {
+        let SchedEvent::Prefill { req, start, len, .. } = *e else {
+            continue;
+        };
+        let p = stream[req as usize].prompt.len();
+        let end = start + len;
+        if start < p {
+            assert!(
+                start % step_tokens == 0 && (end % step_tokens == 0 || end == p) && end <= p,
+                "request {req}: prompt piece {start}..{end} of {p}"
+            );
+        } else {
+            recomputed_generated = true;
+            assert!(len <= SMALL_BATCH, "request {req}: {len} generated tokens in one span");
+        }
+    }
+    assert!(recomputed_generated, "no generated tokens were recomputed: {events:?}");
 }

@@ -9,13 +9,20 @@
 //! recompute preemption). Each decision is a [`SchedEvent`]; [`Replay`] rebuilds the queues from
 //! them. [`SchedPolicy::Static`] admits a batch only when the previous one has finished.
 //!
-//! Outputs do not depend on the policy, the budget or preemption: [`Model::forward_batch`] gives
-//! each sequence what it would get alone, and a preempted request keeps its sampler.
+//! Outputs do not depend on the policy, the budget, the other requests or preemption (batch
+//! invariance). [`Model::forward_batch`] gives each span what it would get alone, but a long span's
+//! products sum in another order than decode rows, and a prompt prefilled as 40 + 40 tokens gets
+//! other bits than as 80. So a request's pieces are a function of its positions only: its prompt
+//! runs in chunks that end at multiples of `step_tokens` (the last may be shorter), each whole,
+//! and its generated tokens as decode rows. A preempted request recomputes the same prompt
+//! chunks, then its generated tokens as short spans of at most [`SMALL_BATCH`] rows, each row
+//! bitwise its decode step; it keeps its sampler.
 
 mod replay;
 
 pub use replay::{Replay, ReqState, ReqView};
 
+use super::kernels::SMALL_BATCH;
 use super::kv_cache::{BlockTable, BlockUsage, KvPool, BLOCK_TOKENS};
 use super::model::{Forward, Model};
 use super::sampling::{Sampler, SamplingParams};
@@ -32,8 +39,9 @@ pub struct SchedConfig {
     pub max_batch: usize,
     /// KV blocks of [`BLOCK_TOKENS`] tokens over all running requests.
     pub kv_blocks: usize,
-    /// Tokens one step runs at most, decode rows and prefill chunks together (every running
-    /// request gets its decode row even past it).
+    /// Tokens one step runs, decode rows and prefill chunks together: every running request gets
+    /// its decode row even past it, and the step's first prefill piece too. Prompts are
+    /// prefilled in chunks ending at its multiples.
     pub step_tokens: usize,
 }
 
@@ -118,6 +126,17 @@ impl Live {
                 None => self.generated[i - p.len()],
             })
             .collect()
+    }
+
+    /// Tokens its next piece runs: the rest of the prompt chunk ending at the next multiple of
+    /// `chunk`, or (recomputing after preemption) up to [`SMALL_BATCH`] generated tokens, or a
+    /// decode row. A function of the position only, so that its outputs are too.
+    fn next_piece(&self, chunk: usize) -> usize {
+        let (done, prompt) = (self.table.len(), self.req.prompt.len());
+        match done < prompt {
+            true => (chunk - done % chunk).min(prompt - done),
+            false => self.pending().min(SMALL_BATCH),
+        }
     }
 
     /// Tokens the sequence can add with `free` more blocks (the slack of its last block first).
@@ -349,34 +368,36 @@ impl Scheduler {
     }
 
     /// What each running request runs this step, oldest first: `(request id, tokens)`. Reserves
-    /// their blocks, preempting the newest requests when blocks run out.
-    fn plan(&mut self, budget: &mut usize) -> candle_core::Result<Vec<(u64, usize)>> {
+    /// their blocks, preempting the newest requests when blocks run out. Decode rows always run;
+    /// a prefill piece runs whole when it fits what is left of the budget, and the first one of the
+    /// step even past it (so that every request makes progress).
+    fn plan(
+        &mut self,
+        budget: &mut usize,
+        prefill_planned: &mut bool,
+    ) -> candle_core::Result<Vec<(u64, usize)>> {
         let mut plan = Vec::new();
+        let chunk = self.cfg.step_tokens;
         let mut i = 0;
         while i < self.running.len() {
-            let pending = self.running[i].pending();
-            let want = if pending == 1 {
-                1
-            } else {
-                pending.min(*budget)
-            };
-            if want == 0 {
+            let want = self.running[i].next_piece(chunk);
+            let decode = self.running[i].pending() == 1;
+            if want == 0 || (!decode && want > *budget && *prefill_planned) {
                 i += 1;
                 continue;
             }
-            // A decode needs its token; a prefill chunk may shrink to what fits, but not to nothing.
-            while self.running[i].room(self.free_blocks()) == 0 {
+            while self.running[i].room(self.free_blocks()) < want {
                 self.preempt_newest();
                 if i >= self.running.len() {
                     return Ok(plan); // it was the newest itself
                 }
             }
-            let len = want.min(self.running[i].room(self.free_blocks()));
+            *prefill_planned |= !decode;
             let live = &mut self.running[i];
-            let to = live.table.len() + len;
+            let to = live.table.len() + want;
             self.pool.reserve(&mut live.table, to)?;
-            plan.push((live.req.id, len));
-            *budget = budget.saturating_sub(len);
+            plan.push((live.req.id, want));
+            *budget = budget.saturating_sub(want);
             i += 1;
         }
         Ok(plan)
@@ -388,13 +409,19 @@ impl Scheduler {
         &mut self,
         plan: &mut Vec<(u64, usize)>,
         budget: &mut usize,
+        prefill_planned: &mut bool,
     ) -> candle_core::Result<()> {
-        while self.running.len() < self.cfg.max_batch && *budget > 0 {
+        while self.running.len() < self.cfg.max_batch {
             let Some(front) = self.waiting.front() else {
                 break;
             };
-            let len = front.pending().min(*budget);
-            if front.room(self.free_blocks()) < len {
+            let len = front.next_piece(self.cfg.step_tokens);
+            // Its whole first piece, within the budget unless the step has nothing yet; and room
+            // for all it has to run and its first token, leaving a block for each running
+            // request's next decode (else it would be preempted again at once, and thrash).
+            let need = (front.pending() + 1).min(self.peak_tokens(&front.req));
+            let spare = self.free_blocks().saturating_sub(self.running.len());
+            if (len > *budget && *prefill_planned) || front.room(spare) < need {
                 break;
             }
             let id = front.req.id;
@@ -406,7 +433,8 @@ impl Scheduler {
                 .expect("just admitted");
             self.pool.reserve(&mut live.table, len)?;
             plan.push((id, len));
-            *budget -= len;
+            *budget = budget.saturating_sub(len);
+            *prefill_planned |= len > 1;
         }
         Ok(())
     }
@@ -422,9 +450,10 @@ impl Scheduler {
         if self.cfg.policy == SchedPolicy::Static && self.running.is_empty() {
             self.admit_batch();
         }
-        let mut plan = self.plan(&mut budget)?;
+        let mut prefill_planned = false;
+        let mut plan = self.plan(&mut budget, &mut prefill_planned)?;
         if self.cfg.policy == SchedPolicy::Continuous {
-            self.admit_more(&mut plan, &mut budget)?;
+            self.admit_more(&mut plan, &mut budget, &mut prefill_planned)?;
         }
         let step = self.step;
         // In running order, each with its input.
@@ -561,18 +590,19 @@ mod tests {
         s.step(&e.model).unwrap();
         s.submit(req(2, 70, 2)).unwrap();
         let ev = s.step(&e.model).unwrap();
-        // Request 1 decodes one row; request 2 gets the other 31 tokens of the budget.
+        // Request 1 decodes one row; request 2's first chunk (to position 32) runs whole, one
+        // token past the budget, as the step's first prefill.
         assert!(ev.contains(&SchedEvent::Prefill {
             req: 2,
             step: 1,
             start: 0,
-            len: 31
+            len: 32
         }));
         assert!(ev.iter().any(|e| matches!(
             e,
             SchedEvent::Step {
                 decode_rows: 1,
-                prefill_tokens: 31,
+                prefill_tokens: 32,
                 ..
             }
         )));
@@ -580,8 +610,16 @@ mod tests {
         assert!(ev.contains(&SchedEvent::Prefill {
             req: 2,
             step: 2,
-            start: 31,
-            len: 31
+            start: 32,
+            len: 32
+        }));
+        // The last chunk is the rest of the prompt.
+        let ev = s.step(&e.model).unwrap();
+        assert!(ev.contains(&SchedEvent::Prefill {
+            req: 2,
+            step: 3,
+            start: 64,
+            len: 6
         }));
     }
 }

@@ -104,9 +104,13 @@ fn owner_char(id: u64) -> char {
 }
 
 /// Where step `s` falls in `width` columns over steps `from..=to`.
-fn column(s: u64, from: u64, to: u64, width: usize) -> usize {
-    let span = (to - from).max(1) as f64;
-    (((s.saturating_sub(from)) as f64 / span) * (width.saturating_sub(1)) as f64).round() as usize
+/// The steps column `c` of `width` shows, when steps `from..=to` span the row: `lo..hi`, at least
+/// one step (when the steps are fewer than the columns, a step fills several columns).
+fn column_steps(c: usize, from: u64, to: u64, width: usize) -> std::ops::Range<u64> {
+    let steps = (to - from + 1) as u128;
+    let at = |c: usize| from + (c as u128 * steps / width as u128) as u64;
+    let lo = at(c);
+    lo..at(c + 1).max(lo + 1)
 }
 
 /// A request's row: the glyph at each column of steps `from..=to`.
@@ -129,16 +133,26 @@ fn timeline_row(r: &ReqView, now: u64, from: u64, to: u64, width: usize) -> Vec<
     if width == 0 {
         return Vec::new();
     }
-    let mut cells: Vec<Option<(char, Color)>> = vec![None; width];
-    for s in from.max(r.arrived)..=to.min(end) {
-        let c = column(s, from, to, width);
-        // The done mark wins its column; otherwise the latest phase does.
-        if cells[c].is_none_or(|(ch, _)| ch != DONE) {
-            cells[c] = phase(s);
-        }
-    }
-    cells
-        .into_iter()
+    (0..width)
+        .map(|c| {
+            // The done mark wins its column; otherwise the latest phase does.
+            let steps = column_steps(c, from, to, width);
+            let lo = steps.start.max(r.arrived);
+            let hi = steps.end.min(end + 1);
+            let mut cell = None;
+            for s in lo..hi {
+                cell = phase(s);
+                if cell.is_some_and(|(ch, _)| ch == DONE) {
+                    // One mark, in the first column of its step.
+                    let before = c.checked_sub(1).map(|p| column_steps(p, from, to, width));
+                    if before.is_some_and(|b| b.contains(&s)) {
+                        cell = None;
+                    }
+                    break;
+                }
+            }
+            cell
+        })
         .map(|c| match c {
             Some((ch, color)) => Span::styled(ch.to_string(), Style::default().fg(color)),
             None => Span::raw(" "),
