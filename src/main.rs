@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Report(a)) => report::run(&a),
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
         Some(Cmd::Presets) => demo::list_presets(),
-        Some(Cmd::Serve(a)) => serve::run(&model, &a),
+        Some(Cmd::Serve(a)) => serve::run(&model, &a, cli.record.as_deref()),
         Some(Cmd::Replay(a)) if a.snapshot_at.is_some() => labtui::app::snapshot::run(
             &a.file,
             a.snapshot_at.unwrap_or_default(),

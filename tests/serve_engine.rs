@@ -3,6 +3,8 @@
 //! concurrent requests (more than the blocks hold at once) all complete; `/metrics` parses and
 //! counts what was served. The server stops when its handle drops at the end of each test.
 
+mod common;
+
 use candle_core::Device;
 use labtui::engine::sched::SchedConfig;
 use labtui::engine::{generate, Control, Engine, Prompt};
@@ -213,4 +215,84 @@ async fn a_client_that_goes_away_cancels_its_request() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the cancelled request kept running");
+}
+
+/// `labtui serve --record`, asked by a client and stopped with Ctrl-C (SIGINT): the recording
+/// holds every scheduler decision for the requests served, and replayed headless it draws the
+/// scheduler's view, as `labtui serve --tui` shows it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_records_its_scheduler_and_the_replay_draws_it() {
+    use labtui::protocol::{Event, SchedEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("serve.ron");
+    let port = common::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(["serve", "--model", "synthetic", "--max-batch", "2", "--port"])
+        .arg(port.to_string())
+        .arg("--record")
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let t0 = Instant::now();
+    while http.get(format!("{url}/health")).send().await.is_err() {
+        assert!(t0.elapsed().as_secs() < 30, "labtui serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ep = Endpoint {
+        url: url.clone(),
+        api_key: None,
+        model: None,
+        api: Api::Completions,
+    };
+    let client = Client::new(STALL_TIMEOUT);
+    let outs = futures_join(&client, &ep).await;
+    assert!(outs.iter().all(|o| o.ok()), "{:?}", outs[0].failure);
+    let sigint = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "labtui serve after SIGINT: {status}");
+
+    let rec = labtui::record::load(&file).unwrap();
+    let sched: Vec<&SchedEvent> = rec
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Sched(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let count = |f: fn(&SchedEvent) -> bool| sched.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, SchedEvent::Arrived { .. })), 3);
+    assert_eq!(count(|e| matches!(e, SchedEvent::Finished { .. })), 3);
+    assert_eq!(count(|e| matches!(e, SchedEvent::Token { .. })), 3 * 6);
+    assert!(count(|e| matches!(e, SchedEvent::Step { .. })) >= 6);
+
+    let out = dir.path().join("screen.txt");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args(["replay", "--snapshot-at", "600", "--size", "100x30", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let screen = std::fs::read_to_string(out).unwrap();
+    assert!(
+        screen.contains("scheduler ·") && screen.contains("#2"),
+        "{screen}"
+    );
+}
+
+/// Three streamed completions at once (one waits: the batch holds two), six tokens each.
+async fn futures_join(client: &Client, ep: &Endpoint) -> Vec<labtui::serve::Outcome> {
+    let mut req = request("Explain continuous batching", 6);
+    req.ignore_eos = true;
+    let one = || client.stream(ep, &req, Instant::now(), None, |_| {});
+    let (a, b, c) = tokio::join!(one(), one(), one());
+    vec![a, b, c]
 }

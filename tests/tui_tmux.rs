@@ -1,5 +1,6 @@
 //! The dashboard as a person uses it, in a real terminal (tmux): `bench serve --tui` against a
-//! mock server on loopback shows each level's results and quits with q, the terminal restored.
+//! mock server on loopback shows each level's results and quits with q, the terminal restored;
+//! `labtui serve --tui` shows its scheduler as a client's requests come and go.
 
 mod common;
 
@@ -49,6 +50,40 @@ fn bench_serve_tui_shows_each_level_and_quits_with_q() {
     // The load had ended: the quit stopped nothing.
     let err = std::fs::read_to_string(pane.dir.path().join("err.txt")).unwrap_or_default();
     assert!(!err.contains("stopped before the end"), "{err}");
+}
+
+/// `labtui serve --tui` on the synthetic model: three requests from `bench serve` (one waits,
+/// the batch holds two) show in the scheduler's view as they arrive and finish; q stops the
+/// server and leaves the terminal cooked.
+#[test]
+fn serve_tui_shows_the_scheduler_as_requests_come() {
+    if !have_tmux() {
+        return;
+    }
+    let port = common::free_port();
+    let pane = Pane::start(
+        "servetui",
+        &format!("serve --tui --model synthetic --max-batch 2 --port {port}"),
+        160,
+        50,
+    );
+    // Before any request: the scheduler's budgets, and the server's address below.
+    let s = pane.wait_for("the empty scheduler", 60, |s| s.contains("scheduler ·"));
+    assert!(s.contains("KV blocks 0/2048"), "{s}");
+    assert!(s.contains(&format!("127.0.0.1:{port}/v1")), "{s}");
+    let o = common::labtui_cmd()
+        .args(["bench", "serve", "--endpoint"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(["--concurrency", "3", "--requests", "3", "--max-tokens", "6"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = pane.wait_for("three finished requests", 60, |s| {
+        s.contains("scheduler ·") && s.contains("#2") && s.contains("running 0")
+    });
+    assert!(s.contains("waiting 0"), "{s}");
+    pane.keys(&["q"]);
+    assert_cooked(&pane.modes_after_exit(20));
 }
 
 /// The cell (0-based column, row) where `needle` starts on `screen`.

@@ -1,14 +1,23 @@
 //! `labtui serve`: the engine behind an OpenAI-compatible server with continuous batching
-//! ([`crate::serve::server`]), on loopback unless `--host` says otherwise, until Ctrl-C.
+//! ([`crate::serve::server`]), on loopback unless `--host` says otherwise, until Ctrl-C (or `q`
+//! in the dashboard). With `--tui` the dashboard shows the scheduler as requests come in: its
+//! queues, each request's timeline and the KV blocks; `--record` keeps its decisions in a RON
+//! recording that `labtui replay` plays back, with or without the dashboard.
 
 use crate::app::args;
 use crate::engine::sched::SchedConfig;
 use crate::engine::{self, Engine};
 use crate::protocol::SchedPolicy;
+use crate::protocol::{DraftMode, KPolicy, Quant, Stamped};
+use crate::record::{Header, Recorder};
+use crate::serve::server::engine::Tap;
 use crate::serve::server::{ServeConfig, Server};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Instant;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -30,6 +39,9 @@ pub struct ServeArgs {
     /// Admit a new batch only when the last one has finished (for comparison).
     #[arg(long)]
     pub static_batching: bool,
+    /// Watch the scheduler in the dashboard while serving (`q` stops the server).
+    #[arg(long)]
+    pub tui: bool,
 }
 
 impl ServeArgs {
@@ -49,28 +61,79 @@ impl ServeArgs {
     }
 }
 
-pub fn run(spec: &str, a: &ServeArgs) -> Result<()> {
+pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
     let device = engine::default_device();
     let eng = Engine::open(spec, &device, |_, _| {})?;
+    let info = eng.info.clone();
     let cfg = a.config();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let _in_rt = rt.enter();
+    let clock = Instant::now();
+    let (tx, rx) = unbounded_channel();
+    let tap = (a.tui || record.is_some()).then(|| Tap { clock, tx: tx.clone() });
+    drop(tx);
+    let server =
+        Server::start_tapped(eng, &cfg, tap).with_context(|| format!("binding {}", cfg.addr))?;
+    let what = format!(
+        "{} at {}/v1 ({} batching, batch ≤ {}, {} KV blocks, {} tokens a step)",
+        server.model(),
+        server.url(),
+        cfg.sched.policy,
+        cfg.sched.max_batch,
+        cfg.sched.kv_blocks,
+        cfg.sched.step_tokens,
+    );
+    if a.tui {
+        return crate::tui::run(crate::tui::Start {
+            model: None,
+            prompt: String::new(),
+            record: record.map(Path::to_path_buf),
+            replay: None,
+            preset: None,
+            endpoint: None,
+            shots: None,
+            feed: Some(crate::tui::Feed {
+                events: rx,
+                status: format!("labtui serve: {what} · q stops the server"),
+            }),
+        });
+    }
+    eprintln!("labtui serve: {what}; Ctrl-C stops");
+    let recording = match record {
+        Some(path) => {
+            let header = Header::new(Some(info), Quant::AsLoaded, DraftMode::None, KPolicy::Adaptive);
+            let rec = Recorder::create(path, header)?;
+            eprintln!("recording the scheduler's decisions to {}", path.display());
+            Some(rt.spawn(write_recording(rec, rx)))
+        }
+        None => None,
+    };
     rt.block_on(async {
-        let server = Server::start(eng, &cfg).with_context(|| format!("binding {}", cfg.addr))?;
-        eprintln!(
-            "labtui serve: {} at {}/v1 ({} batching, batch ≤ {}, {} KV blocks, {} tokens a step); Ctrl-C stops",
-            server.model(),
-            server.url(),
-            cfg.sched.policy,
-            cfg.sched.max_batch,
-            cfg.sched.kv_blocks,
-            cfg.sched.step_tokens,
-        );
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = server.stopped() => {}
         }
-        Ok::<(), anyhow::Error>(())
-    })
+    });
+    // The model thread stops with the server; the recording ends with its last event.
+    drop(server);
+    if let Some(r) = recording {
+        let written = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), r).await });
+        match written {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Err(e)) => anyhow::bail!("the recording's writer crashed: {e}"),
+            Err(_) => anyhow::bail!("the recording did not finish within 5 s"),
+        }
+    }
+    Ok(())
+}
+
+/// Append every event to the recording until the model thread is gone.
+async fn write_recording(mut rec: Recorder, mut rx: UnboundedReceiver<Stamped>) -> Result<()> {
+    while let Some(e) = rx.recv().await {
+        rec.event(&e)?;
+    }
+    Ok(())
 }

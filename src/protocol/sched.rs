@@ -29,6 +29,13 @@ impl std::fmt::Display for SchedPolicy {
 /// steps from 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SchedEvent {
+    /// The scheduler started, with this policy and these budgets (before any request).
+    Started {
+        policy: SchedPolicy,
+        max_batch: usize,
+        kv_blocks: usize,
+        step_tokens: usize,
+    },
     /// A request joined the waiting queue.
     Arrived {
         req: u64,
@@ -78,7 +85,7 @@ pub enum SchedEvent {
 }
 
 impl SchedEvent {
-    /// The request the event is about (`None` for a step).
+    /// The request the event is about (`None` for a step or the start).
     pub fn req(&self) -> Option<u64> {
         match *self {
             Self::Arrived { req, .. }
@@ -88,7 +95,7 @@ impl SchedEvent {
             | Self::Token { req, .. }
             | Self::Preempted { req, .. }
             | Self::Finished { req, .. } => Some(req),
-            Self::Step { .. } => None,
+            Self::Step { .. } | Self::Started { .. } => None,
         }
     }
 }

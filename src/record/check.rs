@@ -77,6 +77,16 @@ pub fn sched(e: &SchedEvent) -> Result<(), Bad> {
     let reqs = MAX_ARRIVALS as u64 * 16;
     let blocks = MAX_CONTEXT * 64;
     match *e {
+        SchedEvent::Started {
+            max_batch,
+            kv_blocks,
+            step_tokens,
+            ..
+        } => {
+            within("max_batch", max_batch, reqs)?;
+            within("kv_blocks", kv_blocks, blocks)?;
+            within("step_tokens", step_tokens, MAX_CONTEXT * 64)
+        }
         SchedEvent::Arrived {
             prompt_tokens,
             max_tokens,

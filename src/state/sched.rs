@@ -56,10 +56,15 @@ impl Default for SchedView {
 impl SchedView {
     /// Any scheduler event seen.
     pub fn active(&self) -> bool {
-        !self.replay.reqs.is_empty() || self.replay.last_step.is_some()
+        !self.replay.reqs.is_empty()
+            || self.replay.last_step.is_some()
+            || self.replay.started.is_some()
     }
 
     pub fn apply(&mut self, at: Duration, e: &SchedEvent) {
+        if let SchedEvent::Started { .. } = e {
+            *self = Self::default(); // a new scheduler
+        }
         self.replay.apply(e);
         match *e {
             SchedEvent::Prefill { req, step, len, .. } => {
@@ -92,7 +97,9 @@ impl SchedView {
             SchedEvent::Arrived { req, .. } => {
                 self.kv.remove(&req);
             }
-            SchedEvent::Admitted { .. } | SchedEvent::Resumed { .. } => {}
+            SchedEvent::Admitted { .. }
+            | SchedEvent::Resumed { .. }
+            | SchedEvent::Started { .. } => {}
         }
     }
 
@@ -129,10 +136,11 @@ impl SchedView {
             .collect()
     }
 
-    /// The scheduler's block budget, from the last step.
+    /// The scheduler's block budget, from the last step (or its start).
     pub fn blocks_total(&self) -> usize {
-        match self.replay.last_step {
-            Some(SchedEvent::Step { blocks_total, .. }) => blocks_total,
+        match (&self.replay.last_step, &self.replay.started) {
+            (Some(SchedEvent::Step { blocks_total, .. }), _) => *blocks_total,
+            (_, Some(SchedEvent::Started { kv_blocks, .. })) => *kv_blocks,
             _ => 0,
         }
     }

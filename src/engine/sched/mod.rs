@@ -170,6 +170,12 @@ impl Scheduler {
             step_tokens: cfg.step_tokens.max(1),
             ..cfg
         };
+        let started = SchedEvent::Started {
+            policy: cfg.policy,
+            max_batch: cfg.max_batch,
+            kv_blocks: cfg.kv_blocks,
+            step_tokens: cfg.step_tokens,
+        };
         Self {
             pool: model.new_pool(DType::F32, cfg.kv_blocks),
             cfg,
@@ -179,7 +185,7 @@ impl Scheduler {
             submitted: 0,
             context: model.cfg.context_length,
             eog,
-            events: Vec::new(),
+            events: vec![started],
         }
     }
 

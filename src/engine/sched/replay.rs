@@ -35,10 +35,20 @@ pub struct Replay {
     pub reqs: BTreeMap<u64, ReqView>,
     /// The last [`SchedEvent::Step`].
     pub last_step: Option<SchedEvent>,
+    /// The scheduler's [`SchedEvent::Started`]: its policy and budgets.
+    pub started: Option<SchedEvent>,
 }
 
 impl Replay {
     pub fn apply(&mut self, e: &SchedEvent) {
+        if let SchedEvent::Started { .. } = e {
+            // A new scheduler: its requests are its own (ids start again).
+            *self = Self {
+                started: Some(e.clone()),
+                ..Self::default()
+            };
+            return;
+        }
         if let SchedEvent::Arrived {
             req,
             step,
@@ -89,7 +99,7 @@ impl Replay {
                 r.state = ReqState::Done(reason);
                 r.finished = Some(step);
             }
-            SchedEvent::Arrived { .. } | SchedEvent::Step { .. } => {}
+            SchedEvent::Arrived { .. } | SchedEvent::Step { .. } | SchedEvent::Started { .. } => {}
         }
     }
 

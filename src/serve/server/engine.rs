@@ -7,7 +7,7 @@ use super::metrics::Metrics;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::sched::{SchedConfig, Scheduler, SeqRequest};
 use crate::engine::Model;
-use crate::protocol::{FinishReason, SchedEvent};
+use crate::protocol::{Event, FinishReason, SchedEvent, Stamped};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -48,6 +48,26 @@ struct Live {
     first: bool,
 }
 
+/// Where the scheduler's decisions go besides the handlers: the dashboard of `labtui serve --tui`,
+/// or a recording. Each event is stamped on `clock`.
+#[derive(Debug, Clone)]
+pub struct Tap {
+    pub clock: Instant,
+    pub tx: UnboundedSender<Stamped>,
+}
+
+impl Tap {
+    fn send(&self, events: &[SchedEvent]) {
+        let at = self.clock.elapsed();
+        for e in events {
+            let _ = self.tx.send(Stamped {
+                at,
+                event: Event::Sched(e.clone()),
+            });
+        }
+    }
+}
+
 /// How long an idle model thread waits for a request before looking at the stop flag again.
 const IDLE_POLL: Duration = Duration::from_millis(50);
 
@@ -59,9 +79,13 @@ pub fn run(
     jobs: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
+    tap: Option<Tap>,
 ) {
     Metrics::set(&metrics.blocks_total, cfg.kv_blocks);
     let mut sched = Scheduler::new(&model, cfg, eog);
+    if let Some(t) = &tap {
+        t.send(&sched.take_events()); // its start: the view shows the budgets before a request
+    }
     let mut live: HashMap<u64, Live> = HashMap::new();
     let mut next_id = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -136,6 +160,9 @@ pub fn run(
         };
         for e in &events {
             apply(e, &mut live, &metrics);
+        }
+        if let Some(t) = &tap {
+            t.send(&events);
         }
         Metrics::set(&metrics.running, sched.running());
         Metrics::set(&metrics.waiting, sched.waiting());

@@ -77,6 +77,15 @@ impl Server {
     /// Serve `engine` on `cfg.addr` (port 0: a free one), on the current Tokio runtime (call it
     /// within one); the model gets a thread of its own.
     pub fn start(engine: Engine, cfg: &ServeConfig) -> std::io::Result<Server> {
+        Self::start_tapped(engine, cfg, None)
+    }
+
+    /// As [`Self::start`], sending every scheduler decision to `tap` too.
+    pub fn start_tapped(
+        engine: Engine,
+        cfg: &ServeConfig,
+        tap: Option<engine::Tap>,
+    ) -> std::io::Result<Server> {
         let listener = std::net::TcpListener::bind(cfg.addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -95,7 +104,7 @@ impl Server {
             let (sched, metrics, stop) = (cfg.sched.clone(), metrics.clone(), model_stop.clone());
             std::thread::Builder::new()
                 .name("labtui-serve-model".into())
-                .spawn(move || engine::run(model, eog, sched, rx, metrics, stop))?;
+                .spawn(move || engine::run(model, eog, sched, rx, metrics, stop, tap))?;
         }
         let shared = Arc::new(Shared {
             jobs: Mutex::new(tx),
