@@ -412,8 +412,9 @@ fn the_scheduler_view_draws_queues_timeline_and_blocks() {
 }
 
 /// On the real 0.5B (Q4_K and Q6_K weights, whose prefill and decode products sum in different
-/// orders) each request gets, bit for bit, the tokens it gets alone: with enough blocks, and with
-/// so few that requests are preempted and recompute what they had. Prompts span several chunks.
+/// orders) each request gets, bit for bit, the tokens it gets alone: with enough blocks (prompt
+/// chunks of several requests multiplied together), and with so few that requests are preempted
+/// and recompute what they had. Prompts span several chunks.
 #[test]
 fn real_model_requests_get_their_tokens_alone_through_batching_and_preemption() {
     let Some(path) = common::real_model(common::QWEN_05B) else {
@@ -431,7 +432,8 @@ fn real_model_requests_get_their_tokens_alone_through_batching_and_preemption() 
         .iter()
         .enumerate()
         .map(|(j, t)| Arrival {
-            at: j as u64,
+            // Three at once: their prompt chunks share the step's products.
+            at: j.saturating_sub(2) as u64,
             prompt: e.tokenizer.encode(t).unwrap(),
             max_tokens: 24,
         })

@@ -53,7 +53,7 @@ pub struct Linear {
 impl Linear {
     /// `x`'s rows (in `plan`'s run order) through the weights, grouped as the plan says.
     fn forward(&self, x: &Tensor, plan: &Plan) -> Result<Tensor> {
-        let y = plan.product(x, |x, each| match each {
+        let y = plan.product(x, self.weight.rows_independent(), |x, each| match each {
             true => self.weight.forward_each(x),
             false => self.weight.forward(x),
         })?;
@@ -314,7 +314,7 @@ impl Model {
             Logits::All => {
                 let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?.unsqueeze(0)?;
                 let logits = plan
-                    .product(&h, |x, each| match each {
+                    .product(&h, self.head.rows_independent(), |x, each| match each {
                         true => self.head.forward_each(x),
                         false => self.head.forward(x),
                     })?

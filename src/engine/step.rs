@@ -5,7 +5,8 @@
 //! [`SMALL_BATCH`] tokens) first, then each long span (a prefill chunk). The short rows are
 //! multiplied together, each exactly as a one-row product ([`crate::engine::kernels::QWeight::forward_each`]):
 //! one read of the weights for every decode row of the batch. A long span is multiplied by itself,
-//! as a prefill of it alone would be. Everything else in a layer (norms, RoPE, activations) works
+//! as a prefill of it alone would be, or beside the step's other long spans when the product
+//! computes each row on its own (every quantized CPU product; not float ones). Everything else in a layer (norms, RoPE, activations) works
 //! row by row, and attention sequence by sequence.
 
 use super::kernels::SMALL_BATCH;
@@ -84,24 +85,32 @@ impl Plan {
             .collect()
     }
 
-    /// The row groups of a product: `(first row, rows, each row as alone)`.
-    pub fn groups(&self) -> Vec<(usize, usize, bool)> {
+    /// The row groups of a product: `(first row, rows, each row as alone)`. With `merge_long`
+    /// (a product whose rows never depend on the other rows of the batch) the long spans share
+    /// one group: one read of the weights for every prompt chunk of the step.
+    pub fn groups(&self, merge_long: bool) -> Vec<(usize, usize, bool)> {
         let mut g = Vec::new();
         if self.short_rows > 0 {
             g.push((0, self.short_rows, true));
         }
-        g.extend(self.long().map(|s| (s.row, s.len, false)));
+        let long_rows = self.rows() - self.short_rows;
+        if merge_long && long_rows > 0 {
+            g.push((self.short_rows, long_rows, false));
+        } else {
+            g.extend(self.long().map(|s| (s.row, s.len, false)));
+        }
         g
     }
 
-    /// `x` (`(1, rows, k)`, rows in run order) through `f(rows, each)` group by group, the
-    /// results side by side in run order.
+    /// `x` (`(1, rows, k)`, rows in run order) through `f(rows, each)` group by group (see
+    /// [`Self::groups`]), the results side by side in run order.
     pub fn product(
         &self,
         x: &Tensor,
+        merge_long: bool,
         f: impl Fn(&Tensor, bool) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let groups = self.groups();
+        let groups = self.groups(merge_long);
         if let [(_, _, each)] = groups[..] {
             return f(x, each);
         }
@@ -126,9 +135,12 @@ mod tests {
         assert_eq!(p.short_rows, 6);
         assert_eq!(p.rows(), 6 + 2 * long + 1);
         assert_eq!(
-            p.groups(),
+            p.groups(false),
             [(0, 6, true), (6, long, false), (6 + long, long + 1, false)]
         );
+        assert_eq!(p.groups(true), [(0, 6, true), (6, 2 * long + 1, false)]);
+        let decode_only = Plan::new([(1, 3), (1, 9)]);
+        assert_eq!(decode_only.groups(true), [(0, 2, true)]);
         assert_eq!(&p.positions()[..6], &[40, 7, 8, 9, 10, 11]);
     }
 }

@@ -275,6 +275,19 @@ impl QWeight {
         }
     }
 
+    /// Whether each row of a long product comes out the same whatever other rows share it, so
+    /// that the long spans of different sequences may be multiplied together: our kernels and
+    /// candle's quantized CPU products compute each activation row on its own (checked below);
+    /// float products (gemm) pick their blocking by shape, and other devices are not checked.
+    pub fn rows_independent(&self) -> bool {
+        use candle_core::quantized::QMatMul;
+        match self {
+            Self::Blocks { .. } | Self::Compact { .. } => true,
+            Self::Candle(QMatMul::QTensor(t)) => t.device().is_cpu(),
+            Self::Candle(QMatMul::Tensor(_) | QMatMul::TensorF16(_)) => false,
+        }
+    }
+
     /// Bytes held for the weights.
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
@@ -358,6 +371,42 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(worst < 1e-2, "{dtype:?}: max difference {worst}");
+        }
+    }
+
+    /// Every product that says its rows are independent gives each row of a long batch the bits
+    /// it gets in any other long batch: two prompt chunks multiplied together are each what they
+    /// are multiplied alone. Shapes where candle tiles K-quants and Q8_0 (rows a multiple of 16)
+    /// and where it does not; every type a GGUF or a requantisation brings.
+    #[test]
+    fn long_products_of_independent_rows_can_share_a_batch() {
+        let k = 512;
+        let (a, b) = (SMALL_BATCH + 8, SMALL_BATCH + 3);
+        let x = random((a + b) * k, 8);
+        for n in [48, 40] {
+            for dtype in [
+                GgmlDType::Q4_0,
+                GgmlDType::Q5_0,
+                GgmlDType::Q5_1,
+                GgmlDType::Q8_0,
+                GgmlDType::Q2K,
+                GgmlDType::Q3K,
+                GgmlDType::Q4K,
+                GgmlDType::Q5K,
+                GgmlDType::Q6K,
+                GgmlDType::F16,
+            ] {
+                let w = qweight(dtype, n, k, 9);
+                if !w.rows_independent() {
+                    assert_eq!(dtype, GgmlDType::F16, "{dtype:?} should be independent");
+                    continue;
+                }
+                let both = rows_of(&w, &x, a + b, k);
+                let first = rows_of(&w, &x[..a * k], a, k);
+                let second = rows_of(&w, &x[a * k..], b, k);
+                assert_eq!(&both[..a * n], first.as_slice(), "{dtype:?} n {n}: first");
+                assert_eq!(&both[a * n..], second.as_slice(), "{dtype:?} n {n}: second");
+            }
         }
     }
 
