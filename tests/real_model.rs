@@ -1,12 +1,14 @@
-//! End-to-end checks on the real Qwen2.5-Coder-0.5B GGUF against candle-transformers' own model
-//! code. Skipped (with a note) when the model is not downloaded, unless LABTUI_REQUIRE_MODELS=1.
+//! End-to-end checks on the real Qwen2.5-Coder-0.5B and Gemma 3 270M GGUFs against
+//! candle-transformers' own model code (and, for Gemma, llama.cpp's greedy tokens). Skipped (with a
+//! note) when the model is not downloaded, unless LABTUI_REQUIRE_MODELS=1.
 
 mod common;
 
 use common::OutputWithin;
 
 use candle_core::{DType, Device};
-use common::{max_abs, max_abs_diff, real_model, QWEN_05B};
+use common::{max_abs, max_abs_diff, real_model, GEMMA_270M, QWEN_05B};
+use labtui::engine::config::Activation;
 use labtui::engine::sampling::argmax;
 use labtui::engine::{Engine, Forward, Model};
 use labtui::lab::reference::Reference;
@@ -18,15 +20,11 @@ fn prompt_64(e: &Engine) -> Vec<u32> {
     ids[..64].to_vec()
 }
 
-#[test]
-fn qwen_logits_and_greedy_match_candle_transformers() {
-    let Some(path) = real_model(QWEN_05B) else {
-        return;
-    };
+/// Last-token logits of a 64-token prompt within 1e-3 of the largest, and 32 greedy tokens equal.
+fn logits_and_greedy_match_candle_transformers(e: &Engine, path: &std::path::Path) {
     let dev = Device::Cpu;
-    let e = Engine::from_file(&path, &dev).unwrap();
-    let mut r = Reference::from_bytes(std::fs::read(&path).unwrap(), &dev).unwrap();
-    let prompt = prompt_64(&e);
+    let mut r = Reference::from_bytes(std::fs::read(path).unwrap(), &dev).unwrap();
+    let prompt = prompt_64(e);
     let mut cache = e.model.new_cache(DType::F32);
     let ours =
         Model::last_logits(&e.model.forward(&prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
@@ -51,6 +49,64 @@ fn qwen_logits_and_greedy_match_candle_transformers() {
     }
     eprintln!("continuation: {:?}", e.tokenizer.decode(&ot).unwrap());
     assert_eq!(ot, tt);
+}
+
+#[test]
+fn qwen_logits_and_greedy_match_candle_transformers() {
+    let Some(path) = real_model(QWEN_05B) else {
+        return;
+    };
+    let e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    logits_and_greedy_match_candle_transformers(&e, &path);
+}
+
+/// candle-transformers 0.11's quantized_gemma3 gates its MLP with SiLU where Gemma 3 has GELU
+/// (candle issue #3745): our model with SiLU set must equal it; with Gemma's GELU, llama.cpp's
+/// greedy tokens (below) are the reference.
+#[test]
+fn gemma_logits_and_greedy_match_candle_transformers() {
+    let Some(path) = real_model(GEMMA_270M) else {
+        return;
+    };
+    let mut e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    assert_eq!(e.model.cfg.activation, Activation::GeluTanh);
+    e.model.cfg.activation = Activation::Silu;
+    logits_and_greedy_match_candle_transformers(&e, &path);
+}
+
+/// llama.cpp's greedy continuations on the Gemma file, prompt ids included (regenerate with
+/// `tests/fixtures/llama_cpp_greedy_gemma.py`): our tokenizer, chat template and forward pass give
+/// the same 32 tokens.
+#[test]
+fn gemma_greedy_equals_llama_cpp() {
+    let Some(path) = real_model(GEMMA_270M) else {
+        return;
+    };
+    #[derive(serde::Deserialize)]
+    struct Case {
+        prompt: String,
+        prompt_ids: Vec<u32>,
+        tokens: Vec<u32>,
+    }
+    let cases: Vec<Case> =
+        serde_json::from_str(include_str!("fixtures/llama_cpp_greedy_gemma.json")).unwrap();
+    assert!(cases.len() >= 3);
+    let e = Engine::from_file(&path, &Device::Cpu).unwrap();
+    for case in cases {
+        let raw = case.prompt.starts_with("<bos>");
+        let ids = e.prompt_ids(&case.prompt, raw).unwrap();
+        assert_eq!(ids, case.prompt_ids, "prompt {:?}", case.prompt);
+        let mut cache = e.model.new_cache(DType::F32);
+        let mut logits = e.model.forward(&ids, &mut cache, Forward::LAST).unwrap();
+        let mut ours = Vec::new();
+        for _ in 0..case.tokens.len() {
+            let t = argmax(&Model::last_logits(&logits).unwrap()) as u32;
+            ours.push(t);
+            logits = e.model.forward(&[t], &mut cache, Forward::LAST).unwrap();
+        }
+        eprintln!("{:?}", e.tokenizer.decode(&ours).unwrap());
+        assert_eq!(ours, case.tokens, "prompt {:?}", case.prompt);
+    }
 }
 
 /// Stepping with the KV cache gives the logits of recomputing the whole sequence. candle's
