@@ -13,15 +13,17 @@
 use super::kv_cache::BlockTable;
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 
-/// One query row of [`attend_paged`]: its sequence's blocks and how many positions it sees.
+/// One query row of [`attend_paged`]: its sequence's blocks and the positions it sees,
+/// `from..seen` (`from` is 0 but in a sliding-window layer).
 #[derive(Debug, Clone, Copy)]
 pub struct PagedRow<'a> {
     pub table: &'a BlockTable,
+    pub from: usize,
     pub seen: usize,
 }
 
 /// `q` (`(1, heads, rows, head_dim)`) attending, row by row, to the K and V slots of the pool
-/// (`(slots, kv_heads, head_dim)`), row `i` to the first `rows[i].seen` positions of its table;
+/// (`(slots, kv_heads, head_dim)`), row `i` to positions `rows[i].from..rows[i].seen` of its table;
 /// the result as `(1, rows, heads × head_dim)`. `None` where this does not apply (not the CPU,
 /// or not f32). A row's result does not depend on the other rows: batch-invariant.
 pub fn attend_paged(
@@ -78,7 +80,7 @@ pub fn attend_paged(
                 &keys,
                 &vals,
                 h / reps,
-                row.seen,
+                row.from..row.seen,
                 scale,
                 &mut scores,
                 y,
@@ -114,9 +116,16 @@ impl KvRows for Paged<'_> {
 
 /// `q` (`(1, heads, seq, head_dim)`) attending to keys and values `k`, `v`
 /// (`(1, kv_heads, past + seq, head_dim)`, views of the cache), row `i` seeing the first
-/// `past + i + 1` positions; the result as `(1, seq, heads × head_dim)`. `None` where this does
-/// not apply (not the CPU, or not f32), and candle's products take over.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Option<Tensor>> {
+/// `past + i + 1` positions (the last `window` of them in a sliding-window layer); the result as
+/// `(1, seq, heads × head_dim)`. `None` where this does not apply (not the CPU, or not f32), and
+/// candle's products take over.
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+    window: Option<usize>,
+) -> Result<Option<Tensor>> {
     if !q.device().is_cpu() || [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
         return Ok(None);
     }
@@ -151,7 +160,9 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Option<T
             let y = unsafe {
                 std::slice::from_raw_parts_mut((dst as *mut f32).add((i * heads + h) * hd), hd)
             };
-            one_row(qrow, &keys, &vals, g, past + i + 1, scale, &mut scores, y);
+            let seen = past + i + 1;
+            let from = window.map_or(0, |w| seen.saturating_sub(w));
+            one_row(qrow, &keys, &vals, g, from..seen, scale, &mut scores, y);
         }
     });
     Ok(Some(Tensor::from_vec(
@@ -188,22 +199,23 @@ impl KvRows for Rows<'_> {
     }
 }
 
-/// One query row of one head over the first `n` positions of KV head `g`.
+/// One query row of one head over positions `seen` of KV head `g`.
 #[allow(clippy::too_many_arguments)]
 fn one_row(
     q: &[f32],
     keys: &impl KvRows,
     vals: &impl KvRows,
     g: usize,
-    n: usize,
+    seen: std::ops::Range<usize>,
     scale: f32,
     scores: &mut [f32],
     y: &mut [f32],
 ) {
     let hd = q.len();
-    let scores = &mut scores[..n];
+    let from = seen.start;
+    let scores = &mut scores[..seen.len()];
     for (t, s) in scores.iter_mut().enumerate() {
-        *s = dot(q, keys.row(g, t, hd)) * scale;
+        *s = dot(q, keys.row(g, from + t, hd)) * scale;
     }
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
     let mut sum = 0f32;
@@ -215,7 +227,7 @@ fn one_row(
     y.fill(0.0);
     for (t, &p) in scores.iter().enumerate() {
         let p = p * inv;
-        for (y, v) in y.iter_mut().zip(vals.row(g, t, hd)) {
+        for (y, v) in y.iter_mut().zip(vals.row(g, from + t, hd)) {
             *y += p * v;
         }
     }
@@ -271,14 +283,14 @@ mod tests {
             kbuf.narrow(2, 0, past + seq).unwrap(),
             vbuf.narrow(2, 0, past + seq).unwrap(),
         );
-        let batch = attend(&q, &k, &v, scale as f32).unwrap().unwrap();
+        let batch = attend(&q, &k, &v, scale as f32, None).unwrap().unwrap();
         let batch: Vec<f32> = batch.flatten_all().unwrap().to_vec1().unwrap();
         let reps = heads / kv_heads;
         for i in 0..seq {
             let n = past + i + 1;
             let qi = q.narrow(2, i, 1).unwrap().contiguous().unwrap();
             let (ki, vi) = (kbuf.narrow(2, 0, n).unwrap(), vbuf.narrow(2, 0, n).unwrap());
-            let alone = attend(&qi, &ki, &vi, scale as f32).unwrap().unwrap();
+            let alone = attend(&qi, &ki, &vi, scale as f32, None).unwrap().unwrap();
             let alone: Vec<f32> = alone.flatten_all().unwrap().to_vec1().unwrap();
             let row = &batch[i * heads * hd..(i + 1) * heads * hd];
             assert_eq!(

@@ -35,18 +35,43 @@ const LIMITS: [(&str, u64); 8] = [
 pub enum Arch {
     Qwen2,
     Llama,
+    Gemma3,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static str = "qwen2, llama";
+    pub const SUPPORTED: &'static str = "qwen2, llama, gemma3";
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::Qwen2 => "qwen2",
             Arch::Llama => "llama",
+            Arch::Gemma3 => "gemma3",
         }
     }
 }
+
+/// The activation that gates the feed-forward layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SwiGLU: Qwen2, Llama.
+    Silu,
+    /// GeGLU with GELU's tanh approximation (`gelu_pytorch_tanh`): Gemma.
+    GeluTanh,
+}
+
+/// Gemma 3's interleaved attention: most layers see only the last `window` positions (with their
+/// own RoPE base); every `pattern`-th layer sees the whole context.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlidingWindow {
+    pub window: usize,
+    pub pattern: usize,
+    pub rope_base: f32,
+}
+
+/// Gemma 3's default layer pattern (five local layers, then a global one) and local RoPE base,
+/// as llama.cpp uses them when the file does not say.
+const GEMMA3_PATTERN: usize = 6;
+const GEMMA3_LOCAL_ROPE_BASE: f32 = 10_000.0;
 
 /// How RoPE pairs the dimensions of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +96,24 @@ pub struct ModelConfig {
     pub rms_eps: f64,
     pub rope_base: f32,
     pub rope_style: RopeStyle,
+    /// Linear RoPE scaling of the global layers: positions are multiplied by it (1 / the file's
+    /// `rope.scaling.factor` when `rope.scaling.type` is linear).
+    pub rope_scale: f32,
     pub vocab: usize,
+    pub activation: Activation,
+    /// Multiplier of the token embeddings (Gemma: √hidden).
+    pub embed_scale: Option<f32>,
+    /// Multiplier of the query·key products.
+    pub attn_scale: f32,
+    pub sliding: Option<SlidingWindow>,
+}
+
+impl ModelConfig {
+    /// The window layer `i` attends within, `None` for a layer that sees the whole context.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        let s = self.sliding?;
+        (!(layer + 1).is_multiple_of(s.pattern)).then_some(s.window)
+    }
 }
 
 /// Typed reads of GGUF metadata with errors that name the file and the key.
@@ -208,6 +250,7 @@ impl ModelConfig {
         let arch = match arch_name {
             "qwen2" => Arch::Qwen2,
             "llama" => Arch::Llama,
+            "gemma3" => Arch::Gemma3,
             other => {
                 return Err(EngineError::UnsupportedArch {
                     path: meta.path.to_string(),
@@ -270,11 +313,60 @@ impl ModelConfig {
                 "a finite number above 1",
             )?,
             rope_style: match arch {
-                Arch::Qwen2 => RopeStyle::Halves,
+                Arch::Qwen2 | Arch::Gemma3 => RopeStyle::Halves,
                 Arch::Llama => RopeStyle::Interleaved,
             },
+            rope_scale: match meta.string(&p("rope.scaling.type")) {
+                Ok("linear") => {
+                    1.0 / float(
+                        "rope.scaling.factor",
+                        1.0,
+                        |x| x.is_finite() && x >= 1.0,
+                        "a finite number from 1",
+                    )?
+                }
+                _ => 1.0,
+            },
             vocab,
+            activation: match arch {
+                Arch::Gemma3 => Activation::GeluTanh,
+                _ => Activation::Silu,
+            },
+            embed_scale: (arch == Arch::Gemma3).then(|| (hidden as f32).sqrt()),
+            // llama.cpp's `attention.scale` where a file gives one; Gemma 3's query_pre_attn_scalar
+            // is the head dimension in every size but 27B, whose GGUF carries no such key either.
+            attn_scale: float(
+                "attention.scale",
+                1.0 / (head_dim as f32).sqrt(),
+                |x| x.is_finite() && x > 0.0,
+                "a finite number above 0",
+            )?,
+            sliding: match arch {
+                Arch::Gemma3 => Some(SlidingWindow {
+                    window: meta.usize(&p("attention.sliding_window"))?,
+                    pattern: meta
+                        .usize(&p("attention.sliding_window_pattern"))
+                        .unwrap_or(GEMMA3_PATTERN),
+                    rope_base: float(
+                        "rope.local_freq_base",
+                        GEMMA3_LOCAL_ROPE_BASE,
+                        |x| x.is_finite() && x > 1.0,
+                        "a finite number above 1",
+                    )?,
+                }),
+                _ => None,
+            },
         };
+        if let Some(s) = cfg.sliding {
+            if s.window == 0 || s.pattern == 0 {
+                return Err(meta.corrupt(format!(
+                    "{} = {} and the layer pattern {} must be at least 1",
+                    p("attention.sliding_window"),
+                    s.window,
+                    s.pattern
+                )));
+            }
+        }
         if !cfg.heads.is_multiple_of(cfg.kv_heads) {
             return Err(meta.corrupt(format!(
                 "{} = {} is not a multiple of {} = {}",

@@ -211,8 +211,19 @@ pub fn load<R: Read + Seek>(
         let gate = lin("ffn_gate", false)?;
         let up = lin("ffn_up", false)?;
         let down = lin("ffn_down", false)?;
-        let attn_norm = dense(get(&format!("blk.{i}.attn_norm.weight"))?)?;
-        let ffn_norm = dense(get(&format!("blk.{i}.ffn_norm.weight"))?)?;
+        let mut norm = |name: &str| dense(get(&format!("blk.{i}.{name}.weight"))?);
+        let attn_norm = norm("attn_norm")?;
+        let ffn_norm = norm("ffn_norm")?;
+        // llama.cpp's converter stores Gemma's norms as 1 + the checkpoint's weight: they
+        // multiply as they are, as every other norm does.
+        let mut gemma = |name: &str| match cfg.arch {
+            Arch::Gemma3 => norm(name).map(Some),
+            _ => Ok(None),
+        };
+        let q_norm = gemma("attn_q_norm")?;
+        let k_norm = gemma("attn_k_norm")?;
+        let post_attn_norm = gemma("post_attention_norm")?;
+        let post_ffn_norm = gemma("post_ffw_norm")?;
         layers.push(Layer {
             attn_norm,
             q,
@@ -223,6 +234,10 @@ pub fn load<R: Read + Seek>(
             gate,
             up,
             down,
+            q_norm,
+            k_norm,
+            post_attn_norm,
+            post_ffn_norm,
         });
     }
 

@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod chat;
 pub mod config;
+mod dense;
 pub mod error;
 pub mod generate;
 pub mod header;

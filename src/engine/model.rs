@@ -1,5 +1,7 @@
 //! Our forward pass over GGUF weights: embeddings, RMSNorm, RoPE, grouped-query attention with a
-//! causal mask, SwiGLU MLP and the output head.
+//! causal mask, SwiGLU MLP and the output head; for Gemma 3 also the scaled embeddings, query and
+//! key norms, norms after attention and MLP, sliding-window layers with their own RoPE base, and
+//! the GELU-gated MLP.
 //!
 //! The model is immutable; all state lives in the [`KvCache`] (or the [`KvPool`] and block tables)
 //! passed in, so one set of weights can serve several caches (a target and its own shallow draft)
@@ -7,10 +9,10 @@
 //! layers and can return logits for every position.
 
 use super::attention::PagedRow;
-use super::config::{ModelConfig, RopeStyle};
-use super::kernels::{QWeight, SMALL_BATCH};
+use super::config::{Activation, ModelConfig, RopeStyle};
+use super::kernels::QWeight;
 use super::kv_cache::{BlockTable, KvCache, KvPool};
-use super::step::{Plan, Seq, Span};
+use super::step::{Plan, Seq};
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
@@ -75,6 +77,28 @@ pub struct Layer {
     pub gate: Linear,
     pub up: Linear,
     pub down: Linear,
+    /// Gemma 3's extra norms: of each head's query and key, and of the attention's and the MLP's
+    /// outputs before they join the residual stream.
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
+    pub post_attn_norm: Option<Tensor>,
+    pub post_ffn_norm: Option<Tensor>,
+}
+
+impl Layer {
+    /// Every dense (f32) tensor of the layer: its norms.
+    pub fn norms(&self) -> impl Iterator<Item = &Tensor> {
+        [&self.attn_norm, &self.ffn_norm].into_iter().chain(
+            [
+                &self.q_norm,
+                &self.k_norm,
+                &self.post_attn_norm,
+                &self.post_ffn_norm,
+            ]
+            .into_iter()
+            .flatten(),
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -87,28 +111,32 @@ pub struct Model {
     pub head: QWeight,
     cos: Tensor,
     sin: Tensor,
+    /// The sliding-window layers' RoPE tables, where their base differs.
+    local: Option<(Tensor, Tensor)>,
     device: Device,
 }
 
 /// What every layer of a step shares: the plan, each sequence's table (in the order given), and
-/// each row's RoPE angles.
+/// each row's RoPE angles (and the sliding-window layers' own).
 struct Rows<'a> {
     plan: &'a Plan,
     tables: &'a [&'a BlockTable],
     cos: &'a Tensor,
     sin: &'a Tensor,
+    local: Option<(Tensor, Tensor)>,
 }
 
-/// RoPE tables `(positions, head_dim / 2)`.
+/// RoPE tables `(positions, head_dim / 2)`; `scale` multiplies the positions (linear scaling).
 fn rope_tables(
     head_dim: usize,
     base: f32,
+    scale: f32,
     positions: usize,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let inv_freq: Vec<f32> = (0..head_dim)
         .step_by(2)
-        .map(|i| 1f32 / base.powf(i as f32 / head_dim as f32))
+        .map(|i| scale / base.powf(i as f32 / head_dim as f32))
         .collect();
     let inv_freq = Tensor::new(inv_freq.as_slice(), device)?;
     let pos = Tensor::arange(0, positions as u32, device)?
@@ -118,18 +146,6 @@ fn rope_tables(
     Ok((angles.cos()?, angles.sin()?))
 }
 
-/// Additive causal mask for `seq` new rows at position `pos`, repeated for `reps` query heads
-/// that share a KV head: `(reps × seq, pos + seq)`, 0 where a row may attend, -inf elsewhere.
-fn causal_mask(seq: usize, pos: usize, reps: usize, device: &Device) -> Result<Tensor> {
-    let kv_len = pos + seq;
-    let mut m = Vec::with_capacity(reps * seq * kv_len);
-    for _ in 0..reps {
-        for i in 0..seq {
-            m.extend((0..kv_len).map(|j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }));
-        }
-    }
-    Tensor::from_vec(m, (reps * seq, kv_len), device)
-}
 
 impl Model {
     pub fn new(
@@ -140,7 +156,16 @@ impl Model {
         head: QWeight,
         device: &Device,
     ) -> Result<Self> {
-        let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_base, cfg.context_length, device)?;
+        let tables =
+            |base, scale| rope_tables(cfg.head_dim, base, scale, cfg.context_length, device);
+        let (cos, sin) = tables(cfg.rope_base, cfg.rope_scale)?;
+        // Local layers are not scaled (llama.cpp's gemma3).
+        let local = match cfg.sliding {
+            Some(s) if s.rope_base != cfg.rope_base || cfg.rope_scale != 1.0 => {
+                Some(tables(s.rope_base, 1.0)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             cfg,
             embed,
@@ -149,6 +174,7 @@ impl Model {
             head,
             cos,
             sin,
+            local,
             device: device.clone(),
         })
     }
@@ -258,22 +284,34 @@ impl Model {
             .collect();
         let ids = Tensor::new(ids.as_slice(), &self.device)?;
         let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, rows, hidden)
-        let (cos, sin) = match &plan.spans[..] {
-            [one] => (
-                self.cos.narrow(0, one.pos, one.len)?,
-                self.sin.narrow(0, one.pos, one.len)?,
-            ),
-            _ => {
-                let p = Tensor::new(plan.positions().as_slice(), &self.device)?;
-                (self.cos.index_select(&p, 0)?, self.sin.index_select(&p, 0)?)
+        if let Some(scale) = self.cfg.embed_scale {
+            h = (h * scale as f64)?;
+        }
+        let positions = match &plan.spans[..] {
+            [_] => None,
+            _ => Some(Tensor::new(plan.positions().as_slice(), &self.device)?),
+        };
+        let select = |cos: &Tensor, sin: &Tensor| -> Result<(Tensor, Tensor)> {
+            match (&plan.spans[..], &positions) {
+                ([one], _) => Ok((
+                    cos.narrow(0, one.pos, one.len)?,
+                    sin.narrow(0, one.pos, one.len)?,
+                )),
+                (_, Some(p)) => Ok((cos.index_select(p, 0)?, sin.index_select(p, 0)?)),
+                (_, None) => unreachable!("positions of several spans"),
             }
         };
+        let (cos, sin) = select(&self.cos, &self.sin)?;
         let tables: Vec<&BlockTable> = seqs.iter().map(|s| &*s.table).collect();
         let rows = Rows {
             plan,
             tables: &tables,
             cos: &cos,
             sin: &sin,
+            local: match &self.local {
+                Some((c, s)) => Some(select(c, s)?),
+                None => None,
+            },
         };
         let n_layers = opts
             .layers
@@ -282,15 +320,24 @@ impl Model {
         let eps = self.cfg.rms_eps as f32;
         for (i, layer) in self.layers[..n_layers].iter().enumerate() {
             super::interrupt::check()?;
+            let post = |x: Tensor, norm: &Option<Tensor>| match norm {
+                Some(w) => candle_nn::ops::rms_norm(&x, w, eps),
+                None => Ok(x),
+            };
             let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, eps)?;
             let attn = self.attention(i, layer, &x, pool, &rows)?;
-            h = (attn + h)?;
+            h = (post(attn, &layer.post_attn_norm)? + h)?;
             let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, eps)?;
-            let act = candle_nn::ops::silu(&layer.gate.forward(&x, plan)?)?;
+            let gate = layer.gate.forward(&x, plan)?;
+            let act = match self.cfg.activation {
+                Activation::Silu => candle_nn::ops::silu(&gate)?,
+                // candle's `gelu` is the tanh approximation.
+                Activation::GeluTanh => gate.gelu()?,
+            };
             let mlp = layer
                 .down
                 .forward(&(act * layer.up.forward(&x, plan)?)?, plan)?;
-            h = (mlp + h)?;
+            h = (post(mlp, &layer.post_ffn_norm)? + h)?;
         }
         let h = h.squeeze(0)?;
         let mut out: Vec<Option<Tensor>> = vec![None; seqs.len()];
@@ -346,8 +393,21 @@ impl Model {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(layer.q.forward(x, plan)?, c.heads)?;
-        let k = heads(layer.k.forward(x, plan)?, c.kv_heads)?;
+        // Gemma 3 normalises each head's query and key before RoPE.
+        let head_norm = |t: Tensor, h: usize, norm: &Option<Tensor>| match norm {
+            Some(w) => {
+                candle_nn::ops::rms_norm(&t.reshape((1, n, h, c.head_dim))?, w, c.rms_eps as f32)
+            }
+            None => Ok(t),
+        };
+        let q = heads(
+            head_norm(layer.q.forward(x, plan)?, c.heads, &layer.q_norm)?,
+            c.heads,
+        )?;
+        let k = heads(
+            head_norm(layer.k.forward(x, plan)?, c.kv_heads, &layer.k_norm)?,
+            c.kv_heads,
+        )?;
         // Values go to the pool's slots as they come: (rows, kv_heads, head_dim).
         let v = layer
             .v
@@ -357,8 +417,13 @@ impl Model {
             RopeStyle::Halves => candle_nn::rotary_emb::rope,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i,
         };
-        let q = rope(&q, rows.cos, rows.sin)?;
-        let k = rope(&k, rows.cos, rows.sin)?
+        let window = c.window(index);
+        let (cos, sin) = match (&rows.local, window) {
+            (Some((cos, sin)), Some(_)) => (cos, sin),
+            _ => (rows.cos, rows.sin),
+        };
+        let q = rope(&q, cos, sin)?;
+        let k = rope(&k, cos, sin)?
             .squeeze(0)?
             .transpose(0, 1)?
             .contiguous()?;
@@ -372,7 +437,7 @@ impl Model {
                 &v.narrow(0, s.row, s.len)?,
             )?;
         }
-        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let scale = c.attn_scale;
         let mut parts = Vec::with_capacity(plan.spans.len());
         if plan.short_rows > 0 {
             // Decode rows and verification: our own attention, read in place through the tables.
@@ -380,14 +445,18 @@ impl Model {
             let paged: Vec<PagedRow> = plan
                 .short()
                 .flat_map(|s| {
-                    (0..s.len).map(|i| PagedRow {
-                        table: rows.tables[s.seq],
-                        seen: s.pos + i + 1,
+                    (0..s.len).map(move |i| {
+                        let seen = s.pos + i + 1;
+                        PagedRow {
+                            table: rows.tables[s.seq],
+                            from: window.map_or(0, |w| seen.saturating_sub(w)),
+                            seen,
+                        }
                     })
                 })
                 .collect();
             let (ks, vs) = pool.slots(index).expect("written above");
-            match super::attention::attend_paged(&qs, ks, vs, &paged, scale as f32)? {
+            match super::attention::attend_paged(&qs, ks, vs, &paged, scale)? {
                 Some(y) => parts.push(y),
                 None => {
                     for s in plan.short() {
@@ -406,68 +475,6 @@ impl Model {
         layer.o.forward(&y, plan)
     }
 
-    /// Attention of span `s`'s rows of `q` over its keys and values gathered from the pool:
-    /// candle's products (prefill, other devices, a half-width cache). `(1, len, heads × head_dim)`.
-    fn dense_attention(
-        &self,
-        index: usize,
-        q: &Tensor,
-        pool: &KvPool,
-        table: &BlockTable,
-        s: &Span,
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
-        let seq = s.len;
-        let q = match q.dim(2)? == seq {
-            true => q.clone(),
-            false => q.narrow(2, s.row, seq)?.contiguous()?,
-        };
-        let (k, v) = pool.gather(index, table, s.pos + seq)?;
-        // A half-width cache halves the bytes held; attention itself runs in f32.
-        let (k, v) = (k.to_dtype(q.dtype())?, v.to_dtype(q.dtype())?);
-        let scale = 1.0 / (c.head_dim as f64).sqrt();
-        if seq <= SMALL_BATCH {
-            if let Some(y) = super::attention::attend(&q, &k, &v, scale as f32)? {
-                return Ok(y);
-            }
-        }
-        // Grouped-query attention without copying K and V: the `reps` query heads that share a KV
-        // head are stacked as rows, (1, kv_heads, reps × seq, head_dim).
-        let reps = c.heads / c.kv_heads;
-        let attend =
-            |q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>| -> Result<Tensor> {
-                let att = (q.matmul(&k.t()?)? * scale)?;
-                let att = match mask {
-                    Some(m) => att.broadcast_add(m)?,
-                    None => att,
-                };
-                candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
-            };
-        let y = if seq == 1 || seq > SMALL_BATCH {
-            let mask = match seq > SMALL_BATCH {
-                true => Some(causal_mask(seq, s.pos, reps, &self.device)?),
-                false => None,
-            };
-            let q = q.reshape((1, c.kv_heads, reps * seq, c.head_dim))?;
-            attend(&q, &k, &v, mask.as_ref())? // (1, kv_heads, reps × seq, head_dim)
-        } else {
-            // Each row sees exactly the keys a one-token decode step at its position would see,
-            // through the same shapes, so its result is bitwise the decode step's.
-            let rows = (0..seq)
-                .map(|i| {
-                    let q = q.narrow(2, i, 1)?.contiguous()?;
-                    let q = q.reshape((1, c.kv_heads, reps, c.head_dim))?;
-                    let n = s.pos + i + 1;
-                    let y = attend(&q, &k.narrow(2, 0, n)?, &v.narrow(2, 0, n)?, None)?;
-                    y.reshape((1, c.heads, 1, c.head_dim))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&rows, 2)?
-        };
-        y.reshape((1, c.heads, seq, c.head_dim))?
-            .transpose(1, 2)?
-            .reshape((1, seq, c.heads * c.head_dim))
-    }
 
     /// Bytes of every weight held in memory.
     pub fn weight_bytes(&self) -> u64 {
@@ -486,7 +493,7 @@ impl Model {
             total += qm(&self.head);
         }
         for l in &self.layers {
-            total += tb(&l.attn_norm) + tb(&l.ffn_norm);
+            total += l.norms().map(tb).sum::<u64>();
             total += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
                 .into_iter()
                 .map(lin)
@@ -524,23 +531,5 @@ impl Model {
     /// Index of the largest logit in each row.
     pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
         logits.argmax(D::Minus1)?.to_vec1()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mask_lets_each_row_see_the_past_only() -> Result<()> {
-        let m: Vec<Vec<f32>> = causal_mask(2, 3, 2, &Device::Cpu)?.to_vec2()?;
-        assert_eq!(m.len(), 4);
-        for (r, row) in m.iter().enumerate() {
-            let i = r % 2;
-            for (j, v) in row.iter().enumerate() {
-                assert_eq!(*v == 0.0, j <= 3 + i, "row {r} col {j}");
-            }
-        }
-        Ok(())
     }
 }

@@ -276,7 +276,7 @@ pub fn weight_types(model: &Model) -> BTreeMap<String, WeightTypeStat> {
     }
     add(dense_name(&model.norm), dense(&model.norm));
     for l in &model.layers {
-        for t in [&l.attn_norm, &l.ffn_norm] {
+        for t in l.norms() {
             add(dense_name(t), dense(t));
         }
         for x in [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down] {

@@ -35,6 +35,12 @@ pub fn expected(cfg: &ModelConfig) -> Vec<(String, Vec<usize>, bool)> {
         push("ffn_gate.weight", vec![ffn, hidden]);
         push("ffn_up.weight", vec![ffn, hidden]);
         push("ffn_down.weight", vec![hidden, ffn]);
+        if cfg.arch == Arch::Gemma3 {
+            push("attn_q_norm.weight", vec![cfg.head_dim]);
+            push("attn_k_norm.weight", vec![cfg.head_dim]);
+            push("post_attention_norm.weight", vec![hidden]);
+            push("post_ffw_norm.weight", vec![hidden]);
+        }
     }
     w
 }

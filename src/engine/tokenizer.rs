@@ -1,11 +1,19 @@
 //! A `tokenizers::Tokenizer` built from GGUF metadata (`tokenizer.ggml.*`), with the file's
-//! special tokens, end-of-generation ids and chat template.
+//! special tokens, end-of-generation ids and chat template. Two kinds of vocabulary: GPT-2's
+//! byte-level BPE with merges (`gpt2`: Qwen2, Llama 3) and SentencePiece's BPE with scores and
+//! byte fallback (`llama`: Gemma, Llama 2), whose merges are the scores' order, as Hugging Face's
+//! converter derives them.
 
 use super::config::Meta;
 use super::error::{EngineError, Result};
 use candle_core::quantized::gguf_file::Value;
+use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::{Prepend, Replace};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
@@ -14,6 +22,13 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior};
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const TOKEN_CONTROL: i32 = 3;
 const TOKEN_USER_DEFINED: i32 = 4;
+
+/// SentencePiece's stand-in for a space.
+const SPM_SPACE: &str = "\u{2581}";
+
+/// Gemma's turn format, for a Gemma file without a `tokenizer.chat_template` (Gemma 3 270M's GGUF
+/// has none): Hugging Face's template for Gemma 3, a system turn folded into the first user turn.
+const GEMMA_TEMPLATE: &str = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}{% else %}{% set first = '' %}{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}<start_of_turn>{{ role }}\n{% if loop.first %}{{ first }}{% endif %}{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
 
 /// Pre-tokenizer regexes, as llama.cpp uses them for each `tokenizer.ggml.pre`.
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -66,65 +81,163 @@ fn token_types(values: &[Value]) -> Vec<i32> {
         .collect()
 }
 
+/// Floats of a GGUF array (`tokenizer.ggml.scores`).
+fn floats(values: &[Value], what: &str) -> Result<Vec<f32>> {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::F32(x) => Ok(*x),
+            Value::F64(x) => Ok(*x as f32),
+            _ => Err(EngineError::Tokenizer(format!(
+                "{what} holds a non-float value"
+            ))),
+        })
+        .collect()
+}
+
+/// SentencePiece BPE merges from the pieces' scores: every split of a piece into two pieces of
+/// the vocabulary, the best-scored result first (Hugging Face's `SentencePieceExtractor`, which
+/// llama.cpp's score-driven merging agrees with).
+fn merges_from_scores(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
+    let index: ahash::AHashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let mut merges: Vec<(usize, usize, usize)> = Vec::new();
+    for (id, t) in tokens.iter().enumerate() {
+        for (at, _) in t.char_indices().skip(1) {
+            if let (Some(&l), Some(&r)) = (index.get(&t[..at]), index.get(&t[at..])) {
+                merges.push((id, l, r));
+            }
+        }
+    }
+    let score = |id: usize| scores.get(id).copied().unwrap_or(f32::NEG_INFINITY);
+    merges.sort_by(|a, b| score(b.0).total_cmp(&score(a.0)).then(a.cmp(b)));
+    merges
+        .into_iter()
+        .map(|(_, l, r)| (tokens[l].clone(), tokens[r].clone()))
+        .collect()
+}
+
+/// GPT-2's byte-level BPE (`tokenizer.ggml.model` = gpt2).
+fn byte_level(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
+    let pre = meta.string("tokenizer.ggml.pre").unwrap_or("default");
+    let regex = pre_regex(pre).ok_or_else(|| {
+        EngineError::Tokenizer(format!(
+            "{}: pre-tokenizer {pre:?} is not supported (supported: qwen2, llama-bpe, gpt2)",
+            meta.path
+        ))
+    })?;
+    let merges = strings(
+        meta.array("tokenizer.ggml.merges")?,
+        "tokenizer.ggml.merges",
+    )?;
+    let vocab: ahash::AHashMap<String, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges: Vec<(String, String)> = merges
+        .iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| EngineError::Tokenizer(format!("merge {m:?} is not two tokens")))
+        })
+        .collect::<Result<_>>()?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(matches!(pre, "llama-bpe" | "llama3"))
+        .build()
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    let split = Split::new(
+        SplitPattern::Regex(regex.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    inner.with_pre_tokenizer(Some(Sequence::new(vec![
+        split.into(),
+        ByteLevel::new(false, false, false).into(),
+    ])));
+    inner.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok(inner)
+}
+
+/// SentencePiece's BPE (`tokenizer.ggml.model` = llama): spaces become `▁`, merges follow the
+/// scores, and a character outside the vocabulary is spelled in byte tokens (`<0x0A>`).
+fn sentencepiece(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
+    let scores = floats(
+        meta.array("tokenizer.ggml.scores")?,
+        "tokenizer.ggml.scores",
+    )?;
+    let vocab: ahash::AHashMap<String, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let unk = meta
+        .usize("tokenizer.ggml.unknown_token_id")
+        .ok()
+        .and_then(|i| tokens.get(i))
+        .cloned()
+        .unwrap_or_else(|| "<unk>".to_string());
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges_from_scores(tokens, &scores))
+        .unk_token(unk)
+        .fuse_unk(true)
+        .byte_fallback(true)
+        .build()
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    let space = Replace::new(" ", SPM_SPACE).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    let unspace =
+        Replace::new(SPM_SPACE, " ").map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    // llama.cpp's default for this kind is a leading space; Gemma's files turn it off.
+    let prefix = meta.bool_or("tokenizer.ggml.add_space_prefix", true);
+    let mut decoders: Vec<DecoderWrapper> = vec![
+        unspace.into(),
+        ByteFallback::default().into(),
+        Fuse::default().into(),
+    ];
+    if prefix {
+        inner.with_normalizer(Some(tokenizers::normalizers::Sequence::new(vec![
+            Prepend::new(SPM_SPACE.to_string()).into(),
+            space.into(),
+        ])));
+        decoders.push(Strip::new(' ', 1, 0).into());
+    } else {
+        inner.with_normalizer(Some(space));
+    }
+    inner.with_decoder(Some(tokenizers::decoders::sequence::Sequence::new(
+        decoders,
+    )));
+    Ok(inner)
+}
+
 impl Tokenizer {
     pub fn from_gguf(meta: &Meta) -> Result<Self> {
-        let model = meta.string("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(EngineError::Tokenizer(format!(
-                "{}: tokenizer model {model:?} is not supported yet (supported: gpt2 byte-level BPE)",
-                meta.path
-            )));
-        }
-        let pre = meta.string("tokenizer.ggml.pre").unwrap_or("default");
-        let regex = pre_regex(pre).ok_or_else(|| {
-            EngineError::Tokenizer(format!(
-                "{}: pre-tokenizer {pre:?} is not supported (supported: qwen2, llama-bpe, gpt2)",
-                meta.path
-            ))
-        })?;
         let tokens = strings(
             meta.array("tokenizer.ggml.tokens")?,
             "tokenizer.ggml.tokens",
-        )?;
-        let merges = strings(
-            meta.array("tokenizer.ggml.merges")?,
-            "tokenizer.ggml.merges",
         )?;
         let types = meta
             .array("tokenizer.ggml.token_type")
             .map(|a| token_types(a))
             .unwrap_or_default();
-
-        let vocab: ahash::AHashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let merges: Vec<(String, String)> = merges
-            .iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| EngineError::Tokenizer(format!("merge {m:?} is not two tokens")))
-            })
-            .collect::<Result<_>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(matches!(pre, "llama-bpe" | "llama3"))
-            .build()
-            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        let split = Split::new(
-            SplitPattern::Regex(regex.to_string()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        inner.with_pre_tokenizer(Some(Sequence::new(vec![
-            split.into(),
-            ByteLevel::new(false, false, false).into(),
-        ])));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        let mut inner = match meta.string("tokenizer.ggml.model")? {
+            "gpt2" => byte_level(meta, &tokens)?,
+            "llama" => sentencepiece(meta, &tokens)?,
+            model => {
+                return Err(EngineError::Tokenizer(format!(
+                "{}: tokenizer model {model:?} is not supported yet (supported: gpt2 byte-level \
+                     BPE, llama SentencePiece BPE)",
+                meta.path
+            )))
+            }
+        };
 
         let special: Vec<AddedToken> = tokens
             .iter()
@@ -177,10 +290,17 @@ impl Tokenizer {
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
             add_bos: meta.bool_or("tokenizer.ggml.add_bos_token", false),
-            chat_template: meta
-                .string("tokenizer.chat_template")
-                .ok()
-                .map(str::to_string),
+            chat_template: match meta.string("tokenizer.chat_template") {
+                Ok(t) => Some(t.to_string()),
+                Err(_)
+                    if meta
+                        .string("general.architecture")
+                        .is_ok_and(|a| a.starts_with("gemma")) =>
+                {
+                    Some(GEMMA_TEMPLATE.to_string())
+                }
+                Err(_) => None,
+            },
             vocab_size: tokens.len(),
         })
     }

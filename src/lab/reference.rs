@@ -9,6 +9,10 @@ use candle_core::{Device, Tensor};
 pub enum Reference {
     Qwen2(candle_transformers::models::quantized_qwen2::ModelWeights),
     Llama(candle_transformers::models::quantized_llama::ModelWeights),
+    /// Its MLP applies SiLU where Gemma 3 has GELU (candle issue #3745), its decode steps ignore
+    /// the sliding window and its prefill window is one position wider: our model equals it with
+    /// [`crate::engine::config::Activation::Silu`] set and within the window.
+    Gemma3(candle_transformers::models::quantized_gemma3::ModelWeights),
 }
 
 impl Reference {
@@ -43,6 +47,11 @@ impl Reference {
                     content, &mut r, device,
                 )?,
             ),
+            "gemma3" => Self::Gemma3(
+                candle_transformers::models::quantized_gemma3::ModelWeights::from_gguf(
+                    content, &mut r, device,
+                )?,
+            ),
             other => bail!("no reference model for architecture {other}"),
         })
     }
@@ -53,11 +62,13 @@ impl Reference {
         let l = match self {
             Self::Qwen2(m) => m.forward(&x, pos)?,
             Self::Llama(m) => m.forward(&x, pos)?,
+            Self::Gemma3(m) => m.forward(&x, pos)?,
         };
         Ok(l.flatten_all()?.to_vec1()?)
     }
 
-    /// Forget the cache (both models start afresh when `pos` is 0 — the llama one needs no call).
+    /// Forget the cache (every model starts afresh when `pos` is 0 — the llama and gemma3 ones
+    /// need no call).
     pub fn clear(&mut self) {
         if let Self::Qwen2(m) = self {
             m.clear_kv_cache()

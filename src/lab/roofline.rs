@@ -267,7 +267,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::config::{Arch, RopeStyle};
+    use crate::engine::config::{Activation, Arch, RopeStyle};
 
     /// Qwen2.5-0.5B's shape.
     fn qwen_05b() -> ModelConfig {
@@ -284,7 +284,12 @@ mod tests {
             rms_eps: 1e-6,
             rope_base: 1e6,
             rope_style: RopeStyle::Halves,
+            rope_scale: 1.0,
             vocab: 151_936,
+            activation: Activation::Silu,
+            embed_scale: None,
+            attn_scale: 0.125,
+            sliding: None,
         }
     }
 
