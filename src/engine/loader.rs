@@ -164,9 +164,7 @@ pub fn load<R: Read + Seek>(
         });
     }
 
-    let mut get = |name: &str| -> Result<QTensor> {
-        // A load stops between tensors when asked (a tensor reads in milliseconds).
-        super::interrupt::check()?;
+    let get = |name: &str| -> Result<QTensor> {
         if !content.tensor_infos.contains_key(name) {
             return Err(EngineError::Corrupt {
                 path: path.to_string(),
@@ -183,10 +181,49 @@ pub fn load<R: Read + Seek>(
             detail: format!("tensor {name}: {}", first_line(&e)),
         })
     };
+    let has = |name: &str| content.tensor_infos.contains_key(name);
+    let model = build_model(cfg, has, get, device)?;
+
+    let mut weight_types: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
+    let mut parameters = 0u64;
+    for info in content.tensor_infos.values() {
+        let elems = info.shape.elem_count();
+        parameters += elems as u64;
+        let s = weight_types
+            .entry(type_name(info.ggml_dtype))
+            .or_insert(WeightTypeStat {
+                tensors: 0,
+                bytes: 0,
+            });
+        s.tensors += 1;
+        s.bytes += tensor_bytes(info.ggml_dtype, elems) as u64;
+    }
+    Ok(Loaded {
+        model,
+        tokenizer,
+        parameters,
+        file_bytes,
+        weight_types,
+    })
+}
+
+/// The model from its weights by llama.cpp's names (`read` gives one tensor), as `cfg` says:
+/// shared by GGUF files and Hugging Face checkpoints.
+pub(crate) fn build_model(
+    cfg: ModelConfig,
+    has: impl Fn(&str) -> bool,
+    mut read: impl FnMut(&str) -> Result<QTensor>,
+    device: &Device,
+) -> Result<Model> {
+    let mut get = |name: &str| -> Result<QTensor> {
+        // A load stops between tensors when asked (a tensor reads in milliseconds).
+        super::interrupt::check()?;
+        read(name)
+    };
     let dense = |t: QTensor| -> Result<Tensor> { Ok(t.dequantize(device)?.to_dtype(DType::F32)?) };
 
     let embed = Arc::new(get("token_embd.weight")?);
-    let head = if content.tensor_infos.contains_key("output.weight") {
+    let head = if has("output.weight") {
         QWeight::new(Arc::new(get("output.weight")?))?
     } else {
         QWeight::new(embed.clone())?
@@ -241,26 +278,5 @@ pub fn load<R: Read + Seek>(
         });
     }
 
-    let mut weight_types: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
-    let mut parameters = 0u64;
-    for info in content.tensor_infos.values() {
-        let elems = info.shape.elem_count();
-        parameters += elems as u64;
-        let s = weight_types
-            .entry(type_name(info.ggml_dtype))
-            .or_insert(WeightTypeStat {
-                tensors: 0,
-                bytes: 0,
-            });
-        s.tensors += 1;
-        s.bytes += tensor_bytes(info.ggml_dtype, elems) as u64;
-    }
-    let model = Model::new(cfg, embed, layers, norm, head, device)?;
-    Ok(Loaded {
-        model,
-        tokenizer,
-        parameters,
-        file_bytes,
-        weight_types,
-    })
+    Ok(Model::new(cfg, embed, layers, norm, head, device)?)
 }

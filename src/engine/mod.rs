@@ -10,6 +10,7 @@ mod dense;
 pub mod error;
 pub mod generate;
 pub mod header;
+pub mod hf;
 pub mod interrupt;
 pub mod kernels;
 pub mod kv_cache;
@@ -107,6 +108,13 @@ impl Engine {
     pub fn from_file(path: &Path, device: &Device) -> Result<Self> {
         let start = Instant::now();
         let shown = path.display().to_string();
+        if hf::is_checkpoint(path) {
+            let loaded = hf::load_dir(path, device)?;
+            let name = path
+                .file_name()
+                .map_or(shown.clone(), |n| n.to_string_lossy().into_owned());
+            return Ok(Self::assemble(loaded, name, shown, device, start));
+        }
         let io = |source| EngineError::Io {
             path: shown.clone(),
             source,

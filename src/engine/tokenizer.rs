@@ -56,6 +56,21 @@ pub struct Tokenizer {
     pub vocab_size: usize,
 }
 
+/// The end-of-turn and end-of-text tokens a vocabulary has, by their usual names (Qwen, Llama 3,
+/// Gemma, Phi).
+pub fn named_eog(inner: &tokenizers::Tokenizer) -> Vec<u32> {
+    [
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|eot_id|>",
+        "<end_of_turn>",
+        "<|end|>",
+    ]
+    .iter()
+    .filter_map(|name| inner.token_to_id(name))
+    .collect()
+}
+
 fn strings(values: &[Value], what: &str) -> Result<Vec<String>> {
     values
         .iter()
@@ -271,17 +286,7 @@ impl Tokenizer {
         .into_iter()
         .flatten()
         .collect();
-        for name in [
-            "<|im_end|>",
-            "<|endoftext|>",
-            "<|eot_id|>",
-            "<end_of_turn>",
-            "<|end|>",
-        ] {
-            if let Some(i) = inner.token_to_id(name) {
-                eog.push(i);
-            }
-        }
+        eog.extend(named_eog(&inner));
         eog.sort_unstable();
         eog.dedup();
         Ok(Self {

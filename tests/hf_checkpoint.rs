@@ -1,0 +1,216 @@
+//! Hugging Face checkpoints written by the test: the synthetic model's weights, dequantized, as
+//! safetensors with the checkpoint's names and layouts (Llama's query and key rows in the halves
+//! layout llama.cpp's converter permutes away, Gemma's norms without llama.cpp's added 1), with
+//! config.json, tokenizer.json and tokenizer_config.json. Loaded as a folder, each gives the
+//! logits of the same weights loaded from GGUF (requantised to f32), prefill and decode, and the
+//! same token ids; `labtui generate --model DIR` runs on it.
+
+mod common;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{DType, Device, Tensor};
+use common::{max_abs, max_abs_diff, OutputWithin};
+use labtui::engine::sampling::argmax;
+use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
+use labtui::engine::{Engine, Forward, Model};
+use labtui::protocol::Quant;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn spec(arch: &'static str) -> SyntheticSpec {
+    SyntheticSpec {
+        arch,
+        layers: if arch == "gemma3" { 6 } else { 2 },
+        ..SyntheticSpec::default()
+    }
+}
+
+/// The checkpoint's name for one of llama.cpp's.
+fn hf_name(arch: &str, gguf: &str) -> String {
+    match gguf {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let rest = gguf.strip_prefix("blk.").expect("a layer tensor");
+    let (i, name) = rest.split_once('.').unwrap();
+    let (part, suffix) = name.rsplit_once('.').unwrap();
+    let hf = match (part, arch == "gemma3") {
+        ("attn_norm", _) => "input_layernorm",
+        ("ffn_norm", false) => "post_attention_layernorm",
+        ("ffn_norm", true) => "pre_feedforward_layernorm",
+        ("post_attention_norm", _) => "post_attention_layernorm",
+        ("post_ffw_norm", _) => "post_feedforward_layernorm",
+        ("attn_q", _) => "self_attn.q_proj",
+        ("attn_k", _) => "self_attn.k_proj",
+        ("attn_v", _) => "self_attn.v_proj",
+        ("attn_output", _) => "self_attn.o_proj",
+        ("attn_q_norm", _) => "self_attn.q_norm",
+        ("attn_k_norm", _) => "self_attn.k_norm",
+        ("ffn_gate", _) => "mlp.gate_proj",
+        ("ffn_up", _) => "mlp.up_proj",
+        ("ffn_down", _) => "mlp.down_proj",
+        other => panic!("no checkpoint name for {other:?}"),
+    };
+    format!("model.layers.{i}.{hf}.{suffix}")
+}
+
+/// Undo llama.cpp's permutation of Llama's query and key rows: per head, rows (pair j, member m)
+/// go back to (member m, pair j).
+fn unpermute(w: &Tensor, heads: usize) -> Tensor {
+    let (rows, cols) = w.dims2().unwrap();
+    w.reshape((heads, rows / heads / 2, 2, cols))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .reshape((rows, cols))
+        .unwrap()
+}
+
+/// Write the synthetic model's weights as a checkpoint into `dir`, as `dtype`.
+fn write_checkpoint(arch: &'static str, e: &Engine, dir: &Path, dtype: DType) {
+    let bytes = gguf_bytes(&spec(arch)).unwrap();
+    let mut reader = std::io::Cursor::new(bytes);
+    let content = Content::read(&mut reader).unwrap();
+    let c = &e.model.cfg;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for name in content.tensor_infos.keys() {
+        let q = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+        let mut t = q.dequantize(&Device::Cpu).unwrap();
+        if arch == "llama" && name.ends_with("attn_q.weight") {
+            t = unpermute(&t, c.heads);
+        }
+        if arch == "llama" && name.ends_with("attn_k.weight") {
+            t = unpermute(&t, c.kv_heads);
+        }
+        if arch == "gemma3" && name.ends_with("norm.weight") {
+            t = (t - 1.0).unwrap();
+        }
+        tensors.insert(hf_name(arch, name), t.to_dtype(dtype).unwrap());
+    }
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    let mut config = serde_json::json!({
+        "model_type": arch,
+        "hidden_size": c.hidden,
+        "intermediate_size": c.ffn,
+        "num_hidden_layers": c.layers,
+        "num_attention_heads": c.heads,
+        "num_key_value_heads": c.kv_heads,
+        "head_dim": c.head_dim,
+        "vocab_size": c.vocab,
+        "max_position_embeddings": c.context_length,
+        "rms_norm_eps": c.rms_eps,
+        "rope_theta": c.rope_base,
+        "eos_token_id": e.tokenizer.eos,
+        "bos_token_id": e.tokenizer.bos,
+        "tie_word_embeddings": !content.tensor_infos.contains_key("output.weight"),
+    });
+    if let Some(s) = c.sliding {
+        config["sliding_window"] = s.window.into();
+        config["sliding_window_pattern"] = s.pattern.into();
+        config["rope_local_base_freq"] = s.rope_base.into();
+        config["query_pre_attn_scalar"] = (1.0 / (c.attn_scale * c.attn_scale)).round().into();
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    e.tokenizer
+        .inner
+        .save(dir.join("tokenizer.json"), false)
+        .unwrap();
+    let tc = serde_json::json!({
+        "add_bos_token": e.tokenizer.add_bos,
+        "chat_template": e.tokenizer.chat_template,
+    });
+    std::fs::write(dir.join("tokenizer_config.json"), tc.to_string()).unwrap();
+}
+
+/// Last-position logits after a 20-token prompt and after each of 5 greedy decode steps.
+fn trace(m: &Model, prompt: &[u32]) -> Vec<Vec<f32>> {
+    let mut cache = m.new_cache(DType::F32);
+    let mut l = Model::last_logits(&m.forward(prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
+    let mut out = vec![l.clone()];
+    for _ in 0..5 {
+        let t = argmax(&l) as u32;
+        l = Model::last_logits(&m.forward(&[t], &mut cache, Forward::LAST).unwrap()).unwrap();
+        out.push(l.clone());
+    }
+    out
+}
+
+fn same_model_as_gguf(arch: &'static str, dtype: DType, tolerance: f32) {
+    let mut gguf = Engine::synthetic(&spec(arch), &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(arch, &gguf, dir.path(), dtype);
+    let hf = Engine::from_file(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(hf.model.cfg.layers, gguf.model.cfg.layers);
+    assert_eq!(hf.model.cfg.sliding, gguf.model.cfg.sliding, "{arch}");
+    assert_eq!(hf.model.cfg.attn_scale, gguf.model.cfg.attn_scale, "{arch}");
+    let text = "Hello, world: 12 tokens of plain text.";
+    let ids = gguf.prompt_ids(text, false).unwrap();
+    assert_eq!(hf.prompt_ids(text, false).unwrap(), ids, "{arch}: token ids");
+    assert_eq!(hf.tokenizer.eog, gguf.tokenizer.eog, "{arch}");
+    let want_quant = match dtype {
+        DType::F16 => Quant::F16,
+        _ => Quant::F32,
+    };
+    gguf.set_quant(want_quant, &mut |_, _| {}).unwrap();
+    let prompt: Vec<u32> = (0..20u32).map(|i| 3 + (i * 37) % 200).collect();
+    let (ours, theirs) = (trace(&hf.model, &prompt), trace(&gguf.model, &prompt));
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        let diff = max_abs_diff(a, b);
+        assert!(
+            diff <= tolerance * max_abs(b),
+            "{arch} {dtype:?}, step {i}: max diff {diff} of {}",
+            max_abs(b)
+        );
+    }
+}
+
+#[test]
+fn qwen2_checkpoint_gives_the_gguf_logits() {
+    same_model_as_gguf("qwen2", DType::F32, 1e-5);
+}
+
+/// Llama's query and key rows are in the checkpoint's halves layout: RoPE pairs them the other
+/// way, and the dot products sum in another order (last bits only).
+#[test]
+fn llama_checkpoint_gives_the_gguf_logits() {
+    same_model_as_gguf("llama", DType::F32, 1e-4);
+}
+
+#[test]
+fn gemma3_checkpoint_gives_the_gguf_logits() {
+    same_model_as_gguf("gemma3", DType::F32, 1e-5);
+}
+
+/// Half-width weights load as f16 and match the GGUF's weights requantised to f16.
+#[test]
+fn f16_checkpoint_gives_the_f16_logits() {
+    same_model_as_gguf("qwen2", DType::F16, 1e-3);
+}
+
+#[test]
+fn generate_runs_on_a_checkpoint_folder_and_a_broken_one_is_refused() {
+    let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint("qwen2", &e, dir.path(), DType::BF16);
+    let o = common::labtui_cmd()
+        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
+        .arg(dir.path())
+        .output_bounded();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A config without the layer count names the key.
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "qwen2", "hidden_size": 64}"#,
+    )
+    .unwrap();
+    let o = common::labtui_cmd()
+        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
+        .arg(dir.path())
+        .output_bounded();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("num_hidden_layers"), "{err}");
+}
