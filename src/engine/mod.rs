@@ -4,6 +4,7 @@
 //! the token-by-token generation loop that reports what it does as [`crate::protocol::Event`]s.
 
 pub mod attention;
+pub mod catalog;
 pub mod chat;
 pub mod config;
 mod dense;

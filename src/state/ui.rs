@@ -3,6 +3,7 @@
 //! commands for the worker; it reads the [`Store`] but never changes it.
 
 use super::{DemoView, Store};
+use crate::engine::catalog::Found;
 use crate::preset::Preset;
 use crate::protocol::{Command, DraftMode, GenParams, KPolicy, KvDtype, Quant, Setting};
 
@@ -105,6 +106,11 @@ pub enum Action {
     ToggleHelp,
     /// Open the preset picker (the terminal loop reads the presets).
     OpenPresets,
+    /// Open the model picker, for the model that runs or (`draft`) the draft model (the terminal
+    /// loop lists the models).
+    OpenModels {
+        draft: bool,
+    },
     PickerUp,
     PickerDown,
     PickerChoose,
@@ -113,6 +119,18 @@ pub enum Action {
     DemoNext,
     DemoPrev,
 }
+
+/// The model picker: the models found on this machine and the one under the cursor; `draft`
+/// when it picks the draft model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPicker {
+    pub entries: Vec<Found>,
+    pub selected: usize,
+    pub draft: bool,
+}
+
+/// Models picked in this session, newest first, at most this many.
+pub const RECENT_MODELS: usize = 5;
 
 /// The preset picker: the presets found and the one under the cursor.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +182,9 @@ pub struct Ui {
     /// The file being recorded to, if any.
     pub recording: Option<String>,
     pub picker: Option<Picker>,
+    pub models: Option<ModelPicker>,
+    /// Model specs picked in this session, newest first (the picker lists them first).
+    pub recent_models: Vec<String>,
     /// The teaching demo on screen, if any.
     pub demo: Option<DemoView>,
     /// A preset's request stream picked before a model was loaded: it runs when one is.
@@ -202,6 +223,8 @@ impl Ui {
             help: false,
             recording: None,
             picker: None,
+            models: None,
+            recent_models: Vec::new(),
             demo: None,
             stream_waiting: None,
             banner: None,
@@ -337,18 +360,25 @@ impl Ui {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
             }
             // The terminal loop owns the recorder and reads the presets (this model does no IO).
-            Action::ToggleRecord | Action::OpenPresets => {}
+            Action::ToggleRecord | Action::OpenPresets | Action::OpenModels { .. } => {}
             Action::PickerUp | Action::PickerDown => {
-                if let Some(p) = self.picker.as_mut() {
-                    let n = p.presets.len().max(1);
-                    p.selected = if action == Action::PickerUp {
-                        (p.selected + n - 1) % n
-                    } else {
-                        (p.selected + 1) % n
-                    };
-                }
+                let (selected, n) = match (self.models.as_mut(), self.picker.as_mut()) {
+                    (Some(m), _) => (&mut m.selected, m.entries.len()),
+                    (None, Some(p)) => (&mut p.selected, p.presets.len()),
+                    (None, None) => return Vec::new(),
+                };
+                let n = n.max(1);
+                *selected = if action == Action::PickerUp {
+                    (*selected + n - 1) % n
+                } else {
+                    (*selected + 1) % n
+                };
             }
-            Action::PickerClose => self.picker = None,
+            Action::PickerClose => {
+                self.picker = None;
+                self.models = None;
+            }
+            Action::PickerChoose if self.models.is_some() => return self.choose_model(),
             Action::PickerChoose => return self.choose_preset(store),
             Action::ToggleHelp => self.help = !self.help,
             Action::DemoNext | Action::DemoPrev => {
@@ -362,6 +392,33 @@ impl Ui {
             }
         }
         Vec::new()
+    }
+
+    /// Load the model under the model picker's cursor, or make it the draft model.
+    fn choose_model(&mut self) -> Vec<Command> {
+        let Some(picker) = self.models.take() else {
+            return Vec::new();
+        };
+        let Some(found) = picker.entries.get(picker.selected).cloned() else {
+            return Vec::new();
+        };
+        if !picker.draft && found.spec == self.model_spec {
+            self.status = format!("{} is the model already", found.name);
+            return Vec::new();
+        }
+        self.recent_models.retain(|s| *s != found.spec);
+        self.recent_models.insert(0, found.spec.clone());
+        self.recent_models.truncate(RECENT_MODELS);
+        if picker.draft {
+            self.status = format!(
+                "draft model {}: loaded when the draft-model mode runs (d cycles the modes)",
+                found.name
+            );
+            return vec![Command::SetDraftModel { spec: found.spec }];
+        }
+        self.status = format!("loading {} …", found.name);
+        self.model_spec = found.spec.clone();
+        vec![Command::LoadModel { spec: found.spec }]
     }
 
     fn choose_preset(&mut self, store: &Store) -> Vec<Command> {

@@ -198,6 +198,9 @@ impl App {
         match keymap::action(&self.state, k) {
             Some(Action::ToggleRecord) if self.replay.is_none() => self.toggle_record(),
             Some(Action::OpenPresets) if self.replay.is_none() => open_presets(&mut self.state),
+            Some(Action::OpenModels { draft }) if self.replay.is_none() => {
+                open_models(&mut self.state, draft)
+            }
             Some(Action::Screenshot) => self.shot_pending = true,
             Some(a) => {
                 let cmds = self.state.update(a);
@@ -384,6 +387,46 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// List the models into the model picker: those picked in this session first, then the models
+/// directory's and the Hugging Face cache's, then the built-in synthetic model.
+fn open_models(state: &mut AppState, draft: bool) {
+    use crate::engine::catalog::{catalog, Found};
+    let found = catalog();
+    let mut entries: Vec<Found> = state
+        .ui
+        .recent_models
+        .iter()
+        .map(|spec| {
+            let known = found.iter().find(|f| f.spec == *spec);
+            Found {
+                spec: spec.clone(),
+                name: known.map_or(spec.clone(), |f| f.name.clone()),
+                detail: "picked earlier in this session".into(),
+            }
+        })
+        .collect();
+    entries.extend(
+        found
+            .into_iter()
+            .filter(|f| !state.ui.recent_models.contains(&f.spec)),
+    );
+    entries.push(Found {
+        spec: "synthetic".into(),
+        name: "synthetic".into(),
+        detail: "built in: a tiny random-weight model, for trying the dashboard".into(),
+    });
+    let current = if draft { None } else { Some(&state.ui.model_spec) };
+    let selected = entries
+        .iter()
+        .position(|f| Some(&f.spec) == current)
+        .unwrap_or(0);
+    state.ui.models = Some(crate::state::ModelPicker {
+        entries,
+        selected,
+        draft,
+    });
 }
 
 /// Read the presets into the picker; problems go to the status line.

@@ -8,13 +8,13 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         return None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    if state.ui.picker.is_some() {
+    if state.ui.picker.is_some() || state.ui.models.is_some() {
         return match key.code {
             KeyCode::Char('c') if ctrl => Some(Action::Quit),
             KeyCode::Up | KeyCode::Char('k') => Some(Action::PickerUp),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::PickerDown),
             KeyCode::Enter => Some(Action::PickerChoose),
-            KeyCode::Esc | KeyCode::Char('p') | KeyCode::Char('q') => Some(Action::PickerClose),
+            KeyCode::Esc | KeyCode::Char('p' | 'm' | 'M' | 'q') => Some(Action::PickerClose),
             _ => None,
         };
     }
@@ -73,6 +73,8 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('b') => Action::CycleBatch,
         KeyCode::Char('R') => Action::ToggleRecord,
         KeyCode::Char('p') => Action::OpenPresets,
+        KeyCode::Char('m') => Action::OpenModels { draft: false },
+        KeyCode::Char('M') => Action::OpenModels { draft: true },
         KeyCode::Char('n') => Action::DemoNext,
         KeyCode::Char('N') => Action::DemoPrev,
         KeyCode::Char('z') => Action::ToggleZoom,

@@ -133,6 +133,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if let Some(p) = &state.ui.picker {
         panes::picker::render(p, area, buf);
     }
+    if let Some(m) = &state.ui.models {
+        panes::picker::render_models(m, area, buf);
+    }
     if state.ui.no_color {
         panes::palette::strip(area, buf);
     }

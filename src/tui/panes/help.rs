@@ -4,7 +4,7 @@ use super::{block, palette};
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 29] = [
+pub const KEYS: [(&str, &str); 30] = [
     ("Enter", "run the prompt"),
     ("Esc", "stop the run / leave prompt / unzoom"),
     ("Tab / S-Tab", "focus the next / previous pane"),
@@ -32,6 +32,7 @@ pub const KEYS: [(&str, &str); 29] = [
     ("b", "what-if batch"),
     ("R", "start / stop recording"),
     ("p", "pick a preset or a demo"),
+    ("m / M", "pick the model / the draft model"),
     ("n / N", "demo: next / previous step (Esc closes)"),
     ("?", "this help"),
 ];

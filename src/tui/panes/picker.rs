@@ -1,9 +1,9 @@
-//! The preset picker overlay: the presets found, their descriptions, the one under the cursor.
-//! Each preset takes two lines (a long description is cut); when they do not all fit, the list
-//! scrolls to keep the one under the cursor in view.
+//! The picker overlays: the presets found, or the models on this machine, each with its
+//! description, the one under the cursor highlighted. Each takes two lines (a long description is
+//! cut); when they do not all fit, the list scrolls to keep the one under the cursor in view.
 
 use super::block;
-use crate::state::Picker;
+use crate::state::{ModelPicker, Picker};
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -28,24 +28,42 @@ pub fn first_shown(selected: usize, fits: usize, n: usize) -> usize {
 }
 
 pub fn render(picker: &Picker, area: Rect, buf: &mut Buffer) {
-    let n = picker.presets.len();
+    let items: Vec<(&str, &str)> = picker
+        .presets
+        .iter()
+        .map(|p| (p.name.as_str(), p.description.as_str()))
+        .collect();
+    let title = "presets · ↑/↓ choose · Enter load · Esc close";
+    render_list(title, &items, picker.selected, area, buf);
+}
+
+pub fn render_models(picker: &ModelPicker, area: Rect, buf: &mut Buffer) {
+    let items: Vec<(&str, &str)> = picker
+        .entries
+        .iter()
+        .map(|f| (f.name.as_str(), f.detail.as_str()))
+        .collect();
+    let title = match picker.draft {
+        true => "draft model · ↑/↓ choose · Enter use as the draft · Esc close",
+        false => "models · ↑/↓ choose · Enter load · Esc close",
+    };
+    render_list(title, &items, picker.selected, area, buf);
+}
+
+/// A list of `(name, description)` under `title`, `selected` highlighted.
+fn render_list(title: &str, items: &[(&str, &str)], selected: usize, area: Rect, buf: &mut Buffer) {
+    let n = items.len();
     let r = super::centered(area, 100, n as u16 * 2 + 2);
     Clear.render(r, buf);
-    let b = block("presets · ↑/↓ choose · Enter load · Esc close", true);
+    let b = block(title, true);
     let inner = b.inner(r);
     b.render(r, buf);
     let fits = (inner.height / 2) as usize;
-    let first = first_shown(picker.selected, fits, n);
+    let first = first_shown(selected, fits, n);
     let width = inner.width as usize;
     let mut lines = Vec::new();
-    for (i, p) in picker
-        .presets
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(fits.max(1))
-    {
-        let style = if i == picker.selected {
+    for (i, (name, description)) in items.iter().enumerate().skip(first).take(fits.max(1)) {
+        let style = if i == selected {
             Style::default().fg(Color::Black).bg(Color::Cyan)
         } else {
             Style::default().fg(Color::Cyan)
@@ -56,11 +74,11 @@ pub fn render(picker: &Picker, area: Rect, buf: &mut Buffer) {
             _ => "",
         };
         lines.push(Line::from(vec![
-            Span::styled(format!(" {} ", p.name), style),
+            Span::styled(format!(" {name} "), style),
             Span::styled(more, Style::default().fg(Color::DarkGray)),
         ]));
         lines.push(Line::styled(
-            cut(&format!("   {}", p.description), width),
+            cut(&format!("   {description}"), width),
             Style::default().fg(Color::Gray),
         ));
     }

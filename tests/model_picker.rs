@@ -1,0 +1,96 @@
+//! The model picker (`m`, and `M` for the draft model): the models found on this machine drawn
+//! as a list, and choosing one loads it (or makes it the draft model); the one running is not
+//! loaded again; picks come back first as recent. A real terminal loads a GGUF from the models
+//! directory through it.
+
+mod common;
+
+use labtui::engine::catalog::Found;
+use labtui::protocol::Command;
+use labtui::state::{Action, AppState, Focus, ModelPicker};
+use labtui::tui::{keymap, view};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn found(spec: &str, name: &str, detail: &str) -> Found {
+    Found {
+        spec: spec.into(),
+        name: name.into(),
+        detail: detail.into(),
+    }
+}
+
+fn picker(draft: bool) -> ModelPicker {
+    ModelPicker {
+        entries: vec![
+            found("a.gguf", "a.gguf", "./models · GGUF · 12 MiB"),
+            found("qwen.gguf", "qwen.gguf", "./models · GGUF · 469 MiB"),
+            found(
+                "/hub/models--Org--Tiny/snapshots/1",
+                "Org/Tiny",
+                "Hugging Face cache · checkpoint · 2 MiB",
+            ),
+            found("synthetic", "synthetic", "built in: a tiny random-weight model"),
+        ],
+        selected: 0,
+        draft,
+    }
+}
+
+#[test]
+fn the_model_picker_lists_and_loads_models() {
+    let mut s = AppState::new("qwen.gguf", "");
+    s.ui.models = Some(picker(false));
+    s.update(Action::PickerDown);
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    insta::assert_snapshot!("model_picker", t.backend());
+    // The model that runs is not loaded again.
+    assert!(s.update(Action::PickerChoose).is_empty());
+    assert!(s.ui.models.is_none() && s.ui.status.contains("already"));
+    // Another one is, and is remembered first.
+    s.ui.models = Some(picker(false));
+    s.update(Action::PickerUp); // wraps round to the last
+    s.update(Action::PickerUp);
+    let spec = "/hub/models--Org--Tiny/snapshots/1";
+    assert_eq!(
+        s.update(Action::PickerChoose),
+        vec![Command::LoadModel { spec: spec.into() }]
+    );
+    assert_eq!(s.ui.model_spec, spec);
+    assert_eq!(s.ui.recent_models, [spec]);
+    // The draft picker sets the draft model.
+    s.ui.models = Some(picker(true));
+    assert_eq!(
+        s.update(Action::PickerChoose),
+        vec![Command::SetDraftModel {
+            spec: "a.gguf".into()
+        }]
+    );
+    assert_eq!(s.ui.recent_models, ["a.gguf", spec]);
+    assert_eq!(s.ui.model_spec, spec, "the draft does not replace the model");
+}
+
+#[test]
+fn m_and_shift_m_open_the_pickers_outside_the_prompt() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let mut s = AppState::new("synthetic", "");
+    assert_eq!(keymap::action(&s, key('m')), Some(Action::Type('m')));
+    s.ui.focus = Focus::Tape;
+    assert_eq!(
+        keymap::action(&s, key('m')),
+        Some(Action::OpenModels { draft: false })
+    );
+    assert_eq!(
+        keymap::action(&s, key('M')),
+        Some(Action::OpenModels { draft: true })
+    );
+    s.ui.models = Some(picker(false));
+    assert_eq!(keymap::action(&s, key('j')), Some(Action::PickerDown));
+    assert_eq!(
+        keymap::action(&s, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        Some(Action::PickerClose)
+    );
+}
