@@ -94,3 +94,35 @@ fn m_and_shift_m_open_the_pickers_outside_the_prompt() {
         Some(Action::PickerClose)
     );
 }
+
+/// In a real terminal: with a GGUF in the models directory (and an empty Hugging Face cache),
+/// `m` lists it beside the synthetic model that runs; choosing it loads it.
+#[test]
+fn a_terminal_loads_a_model_through_the_picker() {
+    use common::tmux::{assert_cooked, have_tmux, Pane};
+    if !have_tmux() {
+        return;
+    }
+    let models = tempfile::tempdir().unwrap();
+    let hub = tempfile::tempdir().unwrap();
+    let spec = labtui::engine::synthetic::SyntheticSpec::default();
+    let bytes = labtui::engine::synthetic::gguf_bytes(&spec).unwrap();
+    std::fs::write(models.path().join("tiny-picked.gguf"), bytes).unwrap();
+    let env = format!(
+        "LABTUI_MODELS={} HF_HUB_CACHE={}",
+        models.path().display(),
+        hub.path().display()
+    );
+    let pane = Pane::start_env("models", &env, "--model synthetic", 120, 36);
+    pane.wait_for("the synthetic model", 60, |s| s.contains("synthetic-qwen2"));
+    pane.keys(&["Tab", "m"]);
+    let s = pane.wait_for("the picker", 20, |s| s.contains("models · ↑/↓ choose"));
+    assert!(s.contains("tiny-picked.gguf") && s.contains("GGUF"), "{s}");
+    // The model that runs is under the cursor; the file is above it.
+    pane.keys(&["k", "Enter"]);
+    pane.wait_for("the picked model loaded", 60, |s| {
+        s.lines().next().is_some_and(|top| top.contains("tiny-picked.gguf"))
+    });
+    pane.keys(&["q"]);
+    assert_cooked(&pane.modes_after_exit(20));
+}
