@@ -86,19 +86,14 @@ pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
         cfg.sched.step_tokens,
     );
     if a.tui {
-        return crate::tui::run(crate::tui::Start {
-            model: None,
-            prompt: String::new(),
-            record: record.map(Path::to_path_buf),
-            replay: None,
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: Some(crate::tui::Feed {
-                events: rx,
-                status: format!("labtui serve: {what} · q stops the server"),
-            }),
-        });
+        let feed = crate::tui::Feed {
+            events: rx,
+            status: format!("labtui serve: {what} · q stops the server"),
+        };
+        return crate::tui::run(crate::tui::Start::watching(
+            feed,
+            record.map(Path::to_path_buf),
+        ));
     }
     eprintln!("labtui serve: {what}; Ctrl-C stops");
     let recording = match record {

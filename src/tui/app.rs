@@ -38,6 +38,22 @@ pub struct Start {
     pub feed: Option<Feed>,
 }
 
+impl Start {
+    /// Watch `feed` (no model, no worker), recording to `record` when given.
+    pub fn watching(feed: Feed, record: Option<PathBuf>) -> Self {
+        Self {
+            model: None,
+            prompt: String::new(),
+            record,
+            replay: None,
+            preset: None,
+            endpoint: None,
+            shots: None,
+            feed: Some(feed),
+        }
+    }
+}
+
 /// Events of work the caller runs itself (`labtui bench serve --tui`'s load generator), drawn as a
 /// worker's are. The dashboard only watches: the caller stops the work once [`super::run`] returns.
 pub struct Feed {

@@ -94,22 +94,17 @@ pub fn run(b: Bench, cancel: Cancel, record: Option<&Path>) -> Result<(Measured,
     let (tx, rx) = unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
     let load = rt.spawn(drive(b, Instant::now(), stop.clone(), tx));
-    let watched = crate::tui::run(crate::tui::Start {
-        model: None,
-        prompt: String::new(),
-        record: record.map(Path::to_path_buf),
-        replay: None,
-        preset: None,
-        endpoint: None,
-        shots: None,
-        feed: Some(crate::tui::Feed {
-            events: rx,
-            status: format!(
-                "bench serve against {} · q quits and stops the load",
-                urls.join(", ")
-            ),
-        }),
-    });
+    let feed = crate::tui::Feed {
+        events: rx,
+        status: format!(
+            "bench serve against {} · q quits and stops the load",
+            urls.join(", ")
+        ),
+    };
+    let watched = crate::tui::run(crate::tui::Start::watching(
+        feed,
+        record.map(Path::to_path_buf),
+    ));
     let stopped = !load.is_finished();
     stop.store(true, Ordering::SeqCst);
     cancel.cancel();
