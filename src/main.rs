@@ -7,6 +7,7 @@ use std::process::ExitCode;
 static HEAP: labtui::metrics::Heap = labtui::metrics::Heap;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    labtui::metrics::keep_freed_pages();
     if let Some(n) = cli.threads {
         // candle's CPU kernels size their thread pools from this variable.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());

@@ -66,6 +66,20 @@ pub fn heap_live() -> u64 {
     LIVE.load(Ordering::Relaxed) as u64
 }
 
+/// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keep the pages of freed memory for reuse instead of handing them back to the kernel 10 ms
+/// after the free (mimalloc's default). A prefill allocates and frees buffers of megabytes in
+/// every layer (scores, masks, activations); handed back, each came back as fresh pages the
+/// kernel zeroes: 16% of a Gemma 3 prefill's time went to that. Kept, prefill ran 20–25% faster
+/// here (0.5B and Gemma 3, pp128 and pp512). The memory kept is what the largest step used; it
+/// is reused, not grown (the soak's RSS net of the KV cache says so).
+pub fn keep_freed_pages() {
+    // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// Refuse any single allocation over `bytes` from now on (the standard library then aborts
 /// naming the size). For tests that feed hostile input.
 pub fn limit_each_allocation(bytes: usize) {
