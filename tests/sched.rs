@@ -383,16 +383,21 @@ fn the_scheduler_view_draws_queues_timeline_and_blocks() {
     )
     .unwrap();
     let mut s = AppState::new("synthetic", "");
-    let mut step = 0;
+    // Steps of 50 ms: arrivals come before the step they join, its other events at its end.
+    let mut steps = 0;
     for e in &events {
-        if let SchedEvent::Step { step: n, .. } = e {
-            step = *n;
+        let at = match e {
+            SchedEvent::Arrived { .. } => 50 * steps,
+            _ => 50 * (steps + 1),
+        };
+        if let SchedEvent::Step { .. } = e {
+            steps += 1;
         }
-        if step > 24 {
+        if steps > 25 {
             break;
         }
         s.apply(&Stamped {
-            at: std::time::Duration::from_millis(50 * step),
+            at: std::time::Duration::from_millis(at),
             event: Event::Sched(e.clone()),
         });
     }

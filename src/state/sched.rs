@@ -37,6 +37,11 @@ pub struct SchedView {
     pub steps: Ring<StepMark>,
     pub generated: u64,
     pub preemptions: u64,
+    /// When each request not yet finished arrived.
+    arrived_at: BTreeMap<u64, Duration>,
+    /// Time to first token and end-to-end time of the latest requests.
+    pub ttft: Ring<Duration>,
+    pub e2e: Ring<Duration>,
 }
 
 impl Default for SchedView {
@@ -49,8 +54,23 @@ impl Default for SchedView {
             steps: Ring::new(512),
             generated: 0,
             preemptions: 0,
+            arrived_at: BTreeMap::new(),
+            ttft: Ring::new(SCHED_LATENCIES),
+            e2e: Ring::new(SCHED_LATENCIES),
         }
     }
+}
+
+/// Requests whose latencies the view keeps.
+pub const SCHED_LATENCIES: usize = 256;
+
+/// Tokens of the running requests' keys and values: those held, those their blocks reserve, and
+/// those a contiguous allocation of each one's maximum length (prompt + output) would reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvReserved {
+    pub used: usize,
+    pub paged: usize,
+    pub contiguous: usize,
 }
 
 impl SchedView {
@@ -64,6 +84,30 @@ impl SchedView {
     pub fn apply(&mut self, at: Duration, e: &SchedEvent) {
         if let SchedEvent::Started { .. } = e {
             *self = Self::default(); // a new scheduler
+        }
+        let since = |v: &Self, req: u64| v.arrived_at.get(&req).map(|&a| at.saturating_sub(a));
+        match *e {
+            SchedEvent::Arrived { req, .. } => {
+                self.arrived_at.insert(req, at);
+            }
+            SchedEvent::Token { req, .. }
+                if self
+                    .replay
+                    .reqs
+                    .get(&req)
+                    .is_some_and(|r| r.first_token.is_none()) =>
+            {
+                if let Some(t) = since(self, req) {
+                    self.ttft.push(t);
+                }
+            }
+            SchedEvent::Finished { req, .. } => {
+                if let Some(t) = since(self, req) {
+                    self.e2e.push(t);
+                }
+                self.arrived_at.remove(&req);
+            }
+            _ => {}
         }
         self.replay.apply(e);
         match *e {
@@ -136,6 +180,24 @@ impl SchedView {
             .collect()
     }
 
+    /// The running requests' KV tokens: held, reserved by their blocks, and what contiguous
+    /// allocation of their maximum lengths would reserve (the waste paging avoids).
+    pub fn reserved(&self) -> KvReserved {
+        let mut r = KvReserved {
+            used: 0,
+            paged: 0,
+            contiguous: 0,
+        };
+        for id in self.ids(|s| s == ReqState::Running) {
+            let used = self.kv.get(&id).copied().unwrap_or(0);
+            let q = &self.replay.reqs[&id];
+            r.used += used;
+            r.paged += used.div_ceil(BLOCK_TOKENS) * BLOCK_TOKENS;
+            r.contiguous += (q.prompt_tokens + q.max_tokens).max(used);
+        }
+        r
+    }
+
     /// The scheduler's block budget, from the last step (or its start).
     pub fn blocks_total(&self) -> usize {
         match (&self.replay.last_step, &self.replay.started) {
@@ -177,6 +239,52 @@ impl SchedView {
 mod tests {
     use super::*;
     use crate::protocol::FinishReason;
+
+    #[test]
+    fn latencies_and_reservations_follow_the_events() {
+        let mut v = SchedView::default();
+        let arrived = |req| SchedEvent::Arrived {
+            req,
+            step: 0,
+            prompt_tokens: 10,
+            max_tokens: 20,
+        };
+        v.apply(ms(0), &arrived(1));
+        v.apply(ms(40), &arrived(2));
+        v.apply(ms(50), &SchedEvent::Admitted { req: 1, step: 0 });
+        let prefill = SchedEvent::Prefill {
+            req: 1,
+            step: 0,
+            start: 0,
+            len: 10,
+        };
+        v.apply(ms(100), &prefill);
+        let token = |index, step| SchedEvent::Token {
+            req: 1,
+            step,
+            index,
+            id: 7,
+        };
+        // The first token comes from the prefill's step; the second from a decode row.
+        v.apply(ms(100), &token(0, 0));
+        v.apply(ms(200), &token(1, 1));
+        // 11 tokens held: one block of 16 (5 unused), contiguous 30 (19 unused).
+        let r = v.reserved();
+        assert_eq!((r.used, r.paged, r.contiguous), (11, 16, 30));
+        v.apply(
+            ms(250),
+            &SchedEvent::Finished {
+                req: 1,
+                step: 2,
+                reason: crate::protocol::FinishReason::MaxTokens,
+                generated: 2,
+            },
+        );
+        let got = |r: &Ring<Duration>| r.iter().copied().collect::<Vec<_>>();
+        assert_eq!(got(&v.ttft), [ms(100)], "only the first token counts");
+        assert_eq!(got(&v.e2e), [ms(250)]);
+        assert_eq!(v.reserved().used, 0, "request 2 waits: nothing reserved");
+    }
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -1,6 +1,8 @@
 //! The batching scheduler's view: the running and waiting queues, one timeline row per request
 //! (queued, prefill, decode, done, by step), the KV block map (which request holds how many
-//! blocks, and the free ones) and the live throughput, all from [`crate::state::SchedView`].
+//! blocks, and the free ones), what the running requests' KV reserves paged against contiguous
+//! allocation of their maximum lengths, and the live throughput and latencies (TTFT, E2E), all
+//! from [`crate::state::SchedView`].
 
 use super::{block, label, value};
 use crate::engine::sched::{ReqState, ReqView};
@@ -188,13 +190,52 @@ fn render_timeline(v: &SchedView, area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines).render(area, buf);
 }
 
-/// Rows the block map needs in `area`'s width: its cells, a legend line.
+/// Rows the block map needs in `area`'s width: its cells, a legend line, the reservation and the
+/// latency lines.
 fn block_rows(v: &SchedView, area: Rect) -> u16 {
     let width = area.width.max(1) as usize;
     let cells = v.blocks_total().min(width * 8);
-    (cells.div_ceil(width) as u16 + 2)
+    (cells.div_ceil(width) as u16 + 4)
         .min(area.height / 2)
-        .max(3)
+        .max(5)
+}
+
+/// `p50 / p99` of `xs` in milliseconds, or a dash.
+fn p50_p99(xs: &crate::state::Ring<std::time::Duration>) -> String {
+    let v: Vec<std::time::Duration> = xs.iter().copied().collect();
+    if v.is_empty() {
+        return "–".into();
+    }
+    let ms = |q| crate::stats::percentile(&v, q).as_secs_f64() * 1e3;
+    format!("{:.0} / {:.0} ms", ms(50.0), ms(99.0))
+}
+
+/// What the running requests' KV reserves, paged against contiguous, and the latest latencies.
+fn reserved_and_latency(v: &SchedView) -> [Line<'static>; 2] {
+    let r = v.reserved();
+    let waste = |reserved: usize| match reserved {
+        0 => "–".to_string(),
+        n => format!("{:.0}%", 100.0 * (n - r.used.min(n)) as f64 / n as f64),
+    };
+    let reserved = Line::from(vec![
+        Span::styled("KV tokens of the running: ", label()),
+        Span::styled(format!("{} used", r.used), value()),
+        Span::styled(" · paged ", label()),
+        Span::styled(format!("{} ({} unused)", r.paged, waste(r.paged)), value()),
+        Span::styled(" · contiguous, max length each ", label()),
+        Span::styled(
+            format!("{} ({} unused)", r.contiguous, waste(r.contiguous)),
+            value(),
+        ),
+    ]);
+    let latency = Line::from(vec![
+        Span::styled("TTFT p50/p99 ", label()),
+        Span::styled(p50_p99(&v.ttft), value()),
+        Span::styled(format!(" of {} started · E2E p50/p99 ", v.ttft.len()), label()),
+        Span::styled(p50_p99(&v.e2e), value()),
+        Span::styled(format!(" of {} finished", v.e2e.len()), label()),
+    ]);
+    [reserved, latency]
 }
 
 fn render_blocks(v: &SchedView, area: Rect, buf: &mut Buffer) {
@@ -210,7 +251,7 @@ fn render_blocks(v: &SchedView, area: Rect, buf: &mut Buffer) {
         label(),
     );
     let width = area.width.max(1) as usize;
-    let room = width * (area.height as usize).saturating_sub(1);
+    let room = width * (area.height as usize).saturating_sub(3);
     let mut spans = Vec::new();
     for &(id, n) in &held {
         spans.push(Span::styled(
@@ -224,7 +265,8 @@ fn render_blocks(v: &SchedView, area: Rect, buf: &mut Buffer) {
         FREE.to_string().repeat(free),
         Style::default().fg(Color::DarkGray),
     ));
-    let mut lines = vec![legend];
+    let [reserved, latency] = reserved_and_latency(v);
+    let mut lines = vec![latency, reserved, legend];
     lines.push(Line::from(spans));
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
