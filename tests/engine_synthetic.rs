@@ -99,8 +99,14 @@ fn gemma3_matches_candle_transformers() {
     )
     .unwrap();
     // Measured: GELU 0.65% of the largest logit away, SiLU 0.12% (rounding).
-    let (gelu_diff, silu_diff) = (max_abs_diff(&ours, &theirs), max_abs_diff(&matched, &theirs));
-    assert!(gelu_diff > 3.0 * silu_diff, "GELU {gelu_diff} vs SiLU {silu_diff}");
+    let (gelu_diff, silu_diff) = (
+        max_abs_diff(&ours, &theirs),
+        max_abs_diff(&matched, &theirs),
+    );
+    assert!(
+        gelu_diff > 3.0 * silu_diff,
+        "GELU {gelu_diff} vs SiLU {silu_diff}"
+    );
 }
 
 /// A synthetic gemma3 whose sliding-window layers see `window` positions.

@@ -149,7 +149,11 @@ fn same_model_as_gguf(arch: &'static str, dtype: DType, tolerance: f32) {
     assert_eq!(hf.model.cfg.attn_scale, gguf.model.cfg.attn_scale, "{arch}");
     let text = "Hello, world: 12 tokens of plain text.";
     let ids = gguf.prompt_ids(text, false).unwrap();
-    assert_eq!(hf.prompt_ids(text, false).unwrap(), ids, "{arch}: token ids");
+    assert_eq!(
+        hf.prompt_ids(text, false).unwrap(),
+        ids,
+        "{arch}: token ids"
+    );
     assert_eq!(hf.tokenizer.eog, gguf.tokenizer.eog, "{arch}");
     let want_quant = match dtype {
         DType::F16 => Quant::F16,
@@ -212,5 +216,8 @@ fn generate_runs_on_a_checkpoint_folder_and_a_broken_one_is_refused() {
         .arg(dir.path())
         .output_bounded();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("num_hidden_layers"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("num_hidden_layers"),
+        "{err}"
+    );
 }

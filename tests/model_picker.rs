@@ -30,7 +30,11 @@ fn picker(draft: bool) -> ModelPicker {
                 "Org/Tiny",
                 "Hugging Face cache · checkpoint · 2 MiB",
             ),
-            found("synthetic", "synthetic", "built in: a tiny random-weight model"),
+            found(
+                "synthetic",
+                "synthetic",
+                "built in: a tiny random-weight model",
+            ),
         ],
         selected: 0,
         draft,
@@ -69,7 +73,10 @@ fn the_model_picker_lists_and_loads_models() {
         }]
     );
     assert_eq!(s.ui.recent_models, ["a.gguf", spec]);
-    assert_eq!(s.ui.model_spec, spec, "the draft does not replace the model");
+    assert_eq!(
+        s.ui.model_spec, spec,
+        "the draft does not replace the model"
+    );
 }
 
 #[test]
@@ -121,7 +128,9 @@ fn a_terminal_loads_a_model_through_the_picker() {
     // The model that runs is under the cursor; the file is above it.
     pane.keys(&["k", "Enter"]);
     pane.wait_for("the picked model loaded", 60, |s| {
-        s.lines().next().is_some_and(|top| top.contains("tiny-picked.gguf"))
+        s.lines()
+            .next()
+            .is_some_and(|top| top.contains("tiny-picked.gguf"))
     });
     pane.keys(&["q"]);
     assert_cooked(&pane.modes_after_exit(20));

@@ -74,7 +74,10 @@ fn qwen_logits_and_greedy_match_candle_transformers() {
         return;
     };
     let e = Engine::from_file(&path, &Device::Cpu).unwrap();
-    assert_eq!(logits_and_greedy_match_candle_transformers(&e, &path, 0.0), 32);
+    assert_eq!(
+        logits_and_greedy_match_candle_transformers(&e, &path, 0.0),
+        32
+    );
 }
 
 /// candle-transformers 0.11's quantized_gemma3 gates its MLP with SiLU where Gemma 3 has GELU
@@ -134,7 +137,10 @@ fn gemma_follows_llama_cpps_greedy_tokens() {
             );
             positions += 1;
             same += usize::from(ours == theirs as usize);
-            logits = e.model.forward(&[theirs], &mut cache, Forward::LAST).unwrap();
+            logits = e
+                .model
+                .forward(&[theirs], &mut cache, Forward::LAST)
+                .unwrap();
         }
     }
     eprintln!("our greedy pick is llama.cpp's at {same} of {positions} positions");

@@ -4,9 +4,9 @@
 //! tell the same story.
 
 use candle_core::{DType, Device};
+use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::sampling::{argmax, SamplingParams};
 use labtui::engine::sched::{Replay, ReqState, SchedConfig, Scheduler, SeqRequest};
-use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{Engine, Forward, Model};
 use labtui::protocol::{FinishReason, SchedEvent, SchedPolicy};
 use proptest::prelude::*;
@@ -452,7 +452,10 @@ fn real_model_requests_get_their_tokens_alone_through_batching_and_preemption() 
     let (ample_events, ample) = drive_on(&e.model, cfg(64), &stream);
     assert_eq!(preempted(&ample_events), 0);
     let (tight_events, tight) = drive_on(&e.model, cfg(8), &stream);
-    assert!(preempted(&tight_events) > 0, "8 blocks forced no preemption");
+    assert!(
+        preempted(&tight_events) > 0,
+        "8 blocks forced no preemption"
+    );
     for (j, a) in stream.iter().enumerate() {
         let want = alone(&e.model, &a.prompt, a.max_tokens, 32);
         assert_eq!(ample[&(j as u64)], want, "request {j} with enough blocks");
@@ -487,7 +490,10 @@ fn every_piece_a_request_runs_is_a_function_of_its_positions() {
     assert!(preempted(&events) > 0, "the budget forced no preemption");
     let mut recomputed_generated = false;
     for e in &events {
-        let SchedEvent::Prefill { req, start, len, .. } = *e else {
+        let SchedEvent::Prefill {
+            req, start, len, ..
+        } = *e
+        else {
             continue;
         };
         let p = stream[req as usize].prompt.len();
@@ -499,8 +505,14 @@ fn every_piece_a_request_runs_is_a_function_of_its_positions() {
             );
         } else {
             recomputed_generated = true;
-            assert!(len <= SMALL_BATCH, "request {req}: {len} generated tokens in one span");
+            assert!(
+                len <= SMALL_BATCH,
+                "request {req}: {len} generated tokens in one span"
+            );
         }
     }
-    assert!(recomputed_generated, "no generated tokens were recomputed: {events:?}");
+    assert!(
+        recomputed_generated,
+        "no generated tokens were recomputed: {events:?}"
+    );
 }

@@ -227,7 +227,14 @@ async fn serve_records_its_scheduler_and_the_replay_draws_it() {
     let file = dir.path().join("serve.ron");
     let port = common::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
-        .args(["serve", "--model", "synthetic", "--max-batch", "2", "--port"])
+        .args([
+            "serve",
+            "--model",
+            "synthetic",
+            "--max-batch",
+            "2",
+            "--port",
+        ])
         .arg(port.to_string())
         .arg("--record")
         .arg(&file)
@@ -275,7 +282,14 @@ async fn serve_records_its_scheduler_and_the_replay_draws_it() {
 
     let out = dir.path().join("screen.txt");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
-        .args(["replay", "--snapshot-at", "600", "--size", "100x30", "--out"])
+        .args([
+            "replay",
+            "--snapshot-at",
+            "600",
+            "--size",
+            "100x30",
+            "--out",
+        ])
         .arg(&out)
         .arg(&file)
         .output()

@@ -72,7 +72,10 @@ pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
     let _in_rt = rt.enter();
     let clock = Instant::now();
     let (tx, rx) = unbounded_channel();
-    let tap = (a.tui || record.is_some()).then(|| Tap { clock, tx: tx.clone() });
+    let tap = (a.tui || record.is_some()).then(|| Tap {
+        clock,
+        tx: tx.clone(),
+    });
     drop(tx);
     let server =
         Server::start_tapped(eng, &cfg, tap).with_context(|| format!("binding {}", cfg.addr))?;
@@ -98,7 +101,12 @@ pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
     eprintln!("labtui serve: {what}; Ctrl-C stops");
     let recording = match record {
         Some(path) => {
-            let header = Header::new(Some(info), Quant::AsLoaded, DraftMode::None, KPolicy::Adaptive);
+            let header = Header::new(
+                Some(info),
+                Quant::AsLoaded,
+                DraftMode::None,
+                KPolicy::Adaptive,
+            );
             let rec = Recorder::create(path, header)?;
             eprintln!("recording the scheduler's decisions to {}", path.display());
             Some(rt.spawn(write_recording(rec, rx)))
@@ -114,7 +122,8 @@ pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
     // The model thread stops with the server; the recording ends with its last event.
     drop(server);
     if let Some(r) = recording {
-        let written = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), r).await });
+        let written =
+            rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), r).await });
         match written {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => return Err(e),

@@ -47,7 +47,9 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn is_gguf(p: &Path) -> bool {
-    p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+    p.is_file()
+        && p.extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
 }
 
 /// Bytes of a checkpoint's weights.
@@ -101,7 +103,10 @@ pub fn scan(models: &Path, hub: Option<&Path>) -> Vec<Found> {
                 out.push(Found {
                     spec: snap.display().to_string(),
                     name: id.clone(),
-                    detail: format!("Hugging Face cache · checkpoint · {}", mib(weights_bytes(&snap))),
+                    detail: format!(
+                        "Hugging Face cache · checkpoint · {}",
+                        mib(weights_bytes(&snap))
+                    ),
                 });
             }
             for f in sorted_entries(&snap).into_iter().filter(|p| is_gguf(p)) {
@@ -131,7 +136,11 @@ mod tests {
         std::fs::write(models.join("a.GGUF"), b"x").unwrap();
         std::fs::write(models.join("notes.txt"), b"x").unwrap();
         std::fs::write(models.join("tiny-llama/config.json"), b"{}").unwrap();
-        std::fs::write(models.join("tiny-llama/model.safetensors"), vec![0u8; 2 << 20]).unwrap();
+        std::fs::write(
+            models.join("tiny-llama/model.safetensors"),
+            vec![0u8; 2 << 20],
+        )
+        .unwrap();
         std::fs::create_dir_all(models.join("empty-folder")).unwrap();
         let hub = root.path().join("hub");
         let snap = hub.join("models--Qwen--Qwen2.5-0.5B/snapshots/abc123");
@@ -146,11 +155,24 @@ mod tests {
         let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            ["a.GGUF", "b.gguf", "tiny-llama", "Org/X-GGUF/x-q4_k_m.gguf", "Qwen/Qwen2.5-0.5B"]
+            [
+                "a.GGUF",
+                "b.gguf",
+                "tiny-llama",
+                "Org/X-GGUF/x-q4_k_m.gguf",
+                "Qwen/Qwen2.5-0.5B"
+            ]
         );
         assert_eq!(found[1].spec, "b.gguf");
-        assert!(found[1].detail.ends_with("GGUF · 3 MiB"), "{}", found[1].detail);
-        assert_eq!(found[2].spec, models.join("tiny-llama").display().to_string());
+        assert!(
+            found[1].detail.ends_with("GGUF · 3 MiB"),
+            "{}",
+            found[1].detail
+        );
+        assert_eq!(
+            found[2].spec,
+            models.join("tiny-llama").display().to_string()
+        );
         assert!(found[2].detail.contains("checkpoint · 2 MiB"));
         assert_eq!(found[4].spec, snap.display().to_string());
         assert!(scan(&root.path().join("none"), None).is_empty());

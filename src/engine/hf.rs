@@ -80,8 +80,8 @@ fn metadata(dir: &Path, arch: Arch, c: &Json) -> Result<HashMap<String, Value>> 
     m.insert("general.name".into(), Value::String(name));
     let int = |key: &str| c[key].as_u64();
     let float = |key: &str| c[key].as_f64();
-    let put_int = |m: &mut HashMap<String, Value>, gguf: &str, json: &str, required: bool| {
-        match int(json) {
+    let put_int =
+        |m: &mut HashMap<String, Value>, gguf: &str, json: &str, required: bool| match int(json) {
             Some(v) => {
                 m.insert(format!("{a}.{gguf}"), Value::U64(v));
                 Ok(())
@@ -91,13 +91,17 @@ fn metadata(dir: &Path, arch: Arch, c: &Json) -> Result<HashMap<String, Value>> 
                 format!("config.json has no whole number {json:?}"),
             )),
             None => Ok(()),
-        }
-    };
+        };
     put_int(&mut m, "block_count", "num_hidden_layers", true)?;
     put_int(&mut m, "embedding_length", "hidden_size", true)?;
     put_int(&mut m, "feed_forward_length", "intermediate_size", true)?;
     put_int(&mut m, "attention.head_count", "num_attention_heads", true)?;
-    put_int(&mut m, "attention.head_count_kv", "num_key_value_heads", false)?;
+    put_int(
+        &mut m,
+        "attention.head_count_kv",
+        "num_key_value_heads",
+        false,
+    )?;
     put_int(&mut m, "attention.key_length", "head_dim", false)?;
     put_int(&mut m, "vocab_size", "vocab_size", true)?;
     put_int(&mut m, "context_length", "max_position_embeddings", true)?;
@@ -203,9 +207,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn tokenizer(dir: &Path, config: &Json, vocab: usize) -> Result<Tokenizer> {
     let path = dir.join("tokenizer.json");
-    let inner = tokenizers::Tokenizer::from_file(&path).map_err(|e| {
-        EngineError::Tokenizer(format!("{}: {e}", path.display()))
-    })?;
+    let inner = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| EngineError::Tokenizer(format!("{}: {e}", path.display())))?;
     let tc = read_json(dir, "tokenizer_config.json")?.unwrap_or(Json::Null);
     let id_of = |key: &str| -> Vec<u32> {
         let ids: Vec<u64> = match &config[key] {
@@ -359,18 +362,29 @@ mod tests {
             Some("blk.3.attn_q.bias")
         );
         assert_eq!(
-            g(Arch::Llama, "model.layers.0.post_attention_layernorm.weight").as_deref(),
+            g(
+                Arch::Llama,
+                "model.layers.0.post_attention_layernorm.weight"
+            )
+            .as_deref(),
             Some("blk.0.ffn_norm.weight")
         );
         assert_eq!(
-            g(Arch::Gemma3, "model.layers.0.post_attention_layernorm.weight").as_deref(),
+            g(
+                Arch::Gemma3,
+                "model.layers.0.post_attention_layernorm.weight"
+            )
+            .as_deref(),
             Some("blk.0.post_attention_norm.weight")
         );
         assert_eq!(
             g(Arch::Gemma3, "language_model.model.embed_tokens.weight").as_deref(),
             Some("token_embd.weight")
         );
-        assert_eq!(g(Arch::Qwen2, "model.layers.0.self_attn.rotary_emb.inv_freq"), None);
+        assert_eq!(
+            g(Arch::Qwen2, "model.layers.0.self_attn.rotary_emb.inv_freq"),
+            None
+        );
         assert_eq!(g(Arch::Qwen2, "vision_tower.x.weight"), None);
     }
 }

@@ -146,7 +146,6 @@ fn rope_tables(
     Ok((angles.cos()?, angles.sin()?))
 }
 
-
 impl Model {
     pub fn new(
         cfg: ModelConfig,
@@ -474,7 +473,6 @@ impl Model {
         };
         layer.o.forward(&y, plan)
     }
-
 
     /// Bytes of every weight held in memory.
     pub fn weight_bytes(&self) -> u64 {

@@ -25,7 +25,10 @@ pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
-pub use ui::{Action, Focus, ModelPicker, Picker, Ui, RECENT_MODELS, WhatIf, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
+pub use ui::{
+    Action, Focus, ModelPicker, Picker, Ui, WhatIf, RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
+    WHAT_IF_KV,
+};
 
 use crate::protocol::{Command, DemoRun, Stamped};
 

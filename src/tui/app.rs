@@ -433,7 +433,11 @@ fn open_models(state: &mut AppState, draft: bool) {
         name: "synthetic".into(),
         detail: "built in: a tiny random-weight model, for trying the dashboard".into(),
     });
-    let current = if draft { None } else { Some(&state.ui.model_spec) };
+    let current = if draft {
+        None
+    } else {
+        Some(&state.ui.model_spec)
+    };
     let selected = entries
         .iter()
         .position(|f| Some(&f.spec) == current)

@@ -231,7 +231,10 @@ fn reserved_and_latency(v: &SchedView) -> [Line<'static>; 2] {
     let latency = Line::from(vec![
         Span::styled("TTFT p50/p99 ", label()),
         Span::styled(p50_p99(&v.ttft), value()),
-        Span::styled(format!(" of {} started · E2E p50/p99 ", v.ttft.len()), label()),
+        Span::styled(
+            format!(" of {} started · E2E p50/p99 ", v.ttft.len()),
+            label(),
+        ),
         Span::styled(p50_p99(&v.e2e), value()),
         Span::styled(format!(" of {} finished", v.e2e.len()), label()),
     ]);
