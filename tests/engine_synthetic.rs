@@ -109,6 +109,21 @@ fn gemma3_matches_candle_transformers() {
     );
 }
 
+/// The last-token logits of each decode step after prefilling `tokens[..from]`, one step per
+/// remaining token, through the KV cache.
+fn stepped_after(model: &Model, tokens: &[u32], from: usize) -> Vec<Vec<f32>> {
+    let mut cache = model.new_cache(DType::F32);
+    model
+        .forward(&tokens[..from], &mut cache, Forward::LAST)
+        .unwrap();
+    tokens[from..]
+        .iter()
+        .map(|&t| {
+            Model::last_logits(&model.forward(&[t], &mut cache, Forward::LAST).unwrap()).unwrap()
+        })
+        .collect()
+}
+
 /// A synthetic gemma3 whose sliding-window layers see `window` positions.
 fn gemma3_window(window: u32) -> (Engine, Vec<u8>, tempfile::TempDir) {
     let bytes = gguf_bytes_with(
@@ -150,17 +165,7 @@ fn gemma3_sliding_window_layers_see_the_window_only() {
     // prefill of more than SMALL_BATCH rows sums in another order (measured here: up to 0.12% of
     // the largest logit); a wrong window moves the logits by more than 1% (checked at the end).
     let close = |a: &[f32], b: &[f32]| max_abs_diff(a, b) < 3e-3 * max_abs(b).max(1.0);
-    let mut cache = e.model.new_cache(DType::F32);
-    e.model
-        .forward(&tokens[..4], &mut cache, Forward::LAST)
-        .unwrap();
-    for n in 4..40 {
-        let stepped = Model::last_logits(
-            &e.model
-                .forward(&tokens[n..n + 1], &mut cache, Forward::LAST)
-                .unwrap(),
-        )
-        .unwrap();
+    for (n, stepped) in (4..).zip(stepped_after(&e.model, &tokens, 4)) {
         let recomputed = full(&e, n + 1);
         assert!(
             close(&stepped, &recomputed),
@@ -193,17 +198,7 @@ fn gemma3_sliding_window_layers_see_the_window_only() {
 fn kv_cache_steps_equal_recomputing_the_sequence() {
     let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
     let tokens = bench_tokens(40, e.info.vocab);
-    let mut cache = e.model.new_cache(DType::F32);
-    e.model
-        .forward(&tokens[..4], &mut cache, Forward::LAST)
-        .unwrap();
-    for n in 4..40 {
-        let stepped = Model::last_logits(
-            &e.model
-                .forward(&tokens[n..n + 1], &mut cache, Forward::LAST)
-                .unwrap(),
-        )
-        .unwrap();
+    for (n, stepped) in (4..).zip(stepped_after(&e.model, &tokens, 4)) {
         let mut fresh = e.model.new_cache(DType::F32);
         let full = Model::last_logits(
             &e.model

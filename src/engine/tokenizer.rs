@@ -148,11 +148,7 @@ fn byte_level(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
         meta.array("tokenizer.ggml.merges")?,
         "tokenizer.ggml.merges",
     )?;
-    let vocab: ahash::AHashMap<String, u32> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
+    let vocab = vocab_map(tokens);
     let merges: Vec<(String, String)> = merges
         .iter()
         .map(|m| {
@@ -181,6 +177,15 @@ fn byte_level(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
     Ok(inner)
 }
 
+/// Each token's id: its index in the file's list.
+fn vocab_map(tokens: &[String]) -> ahash::AHashMap<String, u32> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect()
+}
+
 /// SentencePiece's BPE (`tokenizer.ggml.model` = llama): spaces become `▁`, merges follow the
 /// scores, and a character outside the vocabulary is spelled in byte tokens (`<0x0A>`).
 fn sentencepiece(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
@@ -188,11 +193,7 @@ fn sentencepiece(meta: &Meta, tokens: &[String]) -> Result<tokenizers::Tokenizer
         meta.array("tokenizer.ggml.scores")?,
         "tokenizer.ggml.scores",
     )?;
-    let vocab: ahash::AHashMap<String, u32> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
+    let vocab = vocab_map(tokens);
     let unk = meta
         .usize("tokenizer.ggml.unknown_token_id")
         .ok()
