@@ -378,6 +378,7 @@ fn the_scheduler_view_draws_queues_timeline_and_blocks() {
         &engine().model,
         cfg,
         &reqs,
+        &[],
         stream::Pace::Skip,
         &mut |_, e| events.push(e.clone()),
     )

@@ -184,3 +184,31 @@ fn zoom_scroll_with_the_wheel_and_take_a_screenshot() {
     assert_cooked(&pane.modes_after_exit(20));
     assert_eq!(mouse_flag(&pane), "0", "the mouse is released");
 }
+
+#[test]
+fn b_and_shift_b_run_the_prompt_as_a_batch_and_esc_closes_its_view() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::start("batch", "--model synthetic", 140, 40);
+    pane.wait_for("the model to load", 60, |s| s.contains("loaded in"));
+    pane.keys(&["-l", "Count to ten"]);
+    // Leave the prompt; b twice: a batch of 4; B runs it.
+    pane.keys(&["Tab", "b", "b"]);
+    pane.wait_for("the batch size", 10, |s| s.contains("batch 4:"));
+    pane.keys(&["B"]);
+    let s = pane.wait_for("the batch's end", 120, |s| s.contains("batch of 4:"));
+    assert!(s.contains("scheduler · step"), "{s}");
+    for id in 0..4 {
+        assert!(s.contains(&format!("#{id}")), "sequence #{id}:\n{s}");
+    }
+    assert!(
+        !s.contains("Count to ten"),
+        "the scheduler has the body:\n{s}"
+    );
+    pane.keys(&["Escape"]);
+    let s = pane.wait_for("the prompt again", 10, |s| s.contains("Count to ten"));
+    assert!(!s.contains("scheduler · step"), "{s}");
+    pane.keys(&["q"]);
+    assert_cooked(&pane.modes_after_exit(10));
+}

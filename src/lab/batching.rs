@@ -50,7 +50,7 @@ pub fn run(
             kv_blocks: ample_blocks(&reqs, max_batch),
             ..SchedConfig::default()
         };
-        let r = stream::run(model, cfg, &reqs, stream::Pace::Skip, &mut |_, _| {})?;
+        let r = stream::run(model, cfg, &reqs, &[], stream::Pace::Skip, &mut |_, _| {})?;
         let p = policy_point(policy, &r);
         progress(format!(
             "{policy}: {:.1} tok/s, TTFT mean {:.0} ms, p99 E2E {:.0} ms",

@@ -31,6 +31,7 @@ pub fn run(
         model,
         cfg(ample_budget),
         &reqs,
+        &[],
         stream::Pace::Skip,
         &mut |_, _| {},
     )?;
@@ -52,6 +53,7 @@ pub fn run(
         model,
         cfg(scarce_budget),
         &reqs,
+        &[],
         stream::Pace::Skip,
         &mut |_, _| {},
     )?;

@@ -11,7 +11,7 @@ use crate::engine::Model;
 use crate::lab::arrivals;
 use crate::lab::measure::bench_tokens;
 use crate::protocol::demo::KvPoint;
-use crate::protocol::{Arrivals, SchedEvent};
+use crate::protocol::{Arrivals, GenParams, SchedEvent};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,6 +59,39 @@ pub fn requests(a: &Arrivals, vocab: usize) -> anyhow::Result<Vec<Arrival>> {
             }
         })
         .collect())
+}
+
+/// `batch` copies of one prompt, all arriving at once: the dashboard's batch run. Copy `i`
+/// samples with seed `params.seed + i`, so with a temperature the copies differ, and greedy they
+/// must all be the one sequence (batch invariance).
+pub fn copies(prompt: &[u32], params: &GenParams, batch: usize) -> Vec<Arrival> {
+    (0..batch as u64)
+        .map(|i| Arrival {
+            at: Duration::ZERO,
+            req: SeqRequest {
+                id: i,
+                prompt: prompt.to_vec(),
+                max_tokens: params.max_tokens.max(1),
+                sampling: SamplingParams {
+                    temperature: params.temperature,
+                    top_k: params.top_k,
+                    top_p: params.top_p,
+                    seed: params.seed.wrapping_add(i),
+                },
+                ignore_eos: params.ignore_eos,
+            },
+        })
+        .collect()
+}
+
+/// KV blocks for every copy of [`copies`] to run at once to its end, within the context: each
+/// copy's blocks, and the one spare block per running request that admission keeps free.
+pub fn blocks_for(prompt: usize, params: &GenParams, batch: usize, context: usize) -> usize {
+    batch
+        * ((prompt + params.max_tokens.max(1))
+            .min(context)
+            .div_ceil(BLOCK_TOKENS)
+            + 1)
 }
 
 /// One request's times on the stream's clock, and its tokens.
@@ -170,11 +203,12 @@ pub fn run(
     model: &Model,
     cfg: SchedConfig,
     stream: &[Arrival],
+    eog: &[u32],
     pace: Pace,
     on_event: &mut dyn FnMut(Duration, &SchedEvent),
 ) -> anyhow::Result<StreamRun> {
     let context = model.cfg.context_length;
-    let mut sched = Scheduler::new(model, cfg, Vec::new());
+    let mut sched = Scheduler::new(model, cfg, eog.to_vec());
     let mut replay = Replay::default();
     let mut clock = Duration::ZERO;
     let mut next = 0;

@@ -104,6 +104,14 @@ pub enum Command {
     RunStream {
         stream: Box<StreamSpec>,
     },
+    /// Run `prompt` as `batch` sequences at once on the batching scheduler (copy `i` sampled
+    /// with seed `params.seed + i`), paced live; each decision comes back as an
+    /// [`Event::Sched`], and a notice sums the run up. `Stop` cancels it.
+    RunBatch {
+        prompt: String,
+        params: GenParams,
+        batch: usize,
+    },
     /// End the worker thread.
     Shutdown,
 }
@@ -429,6 +437,17 @@ pub enum Event {
     Serve(serve::ServeEvent),
     /// A decision of the batching scheduler (a simulated request stream's, or a server's).
     Sched(SchedEvent),
+}
+
+/// `text` on one line (runs of whitespace become one space), at most `max` characters (an
+/// ellipsis marks a cut).
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((i, _)) = out.char_indices().nth(max) {
+        out.truncate(i);
+        out.push('…');
+    }
+    out
 }
 
 /// The text of a panic's payload (what `panic!` was given).

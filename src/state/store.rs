@@ -3,9 +3,10 @@
 //! build the same store from the same events.
 
 use super::{Ring, RunView, SchedView, ServeView};
+use crate::engine::sched::ReqState;
 use crate::protocol::{
-    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, ServerSample, Stamped,
-    SystemSample, Variant, MAX_SPEC_POSITIONS,
+    DemoRun, Event, KvDtype, ModelInfo, Quality, Quant, Rates, RunSummary, SchedEvent,
+    ServerSample, Stamped, SystemSample, Variant, MAX_SPEC_POSITIONS,
 };
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ pub struct Store {
     pub serve: ServeView,
     /// The batching scheduler's queues, requests and blocks.
     pub sched: SchedView,
+    /// Schedulers started so far (a batch run, a stream, a server): the dashboard hides the
+    /// scheduler's view until the next one once the user has dismissed it.
+    pub sched_runs: u64,
     pub now: Duration,
 }
 
@@ -110,8 +114,17 @@ impl Store {
             demos: Vec::new(),
             serve: ServeView::default(),
             sched: SchedView::default(),
+            sched_runs: 0,
             now: Duration::ZERO,
         }
+    }
+
+    /// A scheduler of this store's has requests queued or running (a batch run or a stream).
+    pub fn scheduling(&self) -> bool {
+        !self
+            .sched
+            .ids(|s| s == ReqState::Running || s == ReqState::Waiting)
+            .is_empty()
     }
 
     pub fn running(&self) -> bool {
@@ -267,7 +280,12 @@ impl Store {
                 ));
             }
             Event::Serve(e) => self.serve.apply(s.at, e),
-            Event::Sched(e) => self.sched.apply(s.at, e),
+            Event::Sched(e) => {
+                if let SchedEvent::Started { .. } = e {
+                    self.sched_runs += 1;
+                }
+                self.sched.apply(s.at, e)
+            }
             Event::Error { message } => {
                 // A run the error cut short is over: nothing more comes for it.
                 if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {

@@ -102,6 +102,8 @@ pub enum Action {
     ToggleVariants,
     CycleContext,
     CycleBatch,
+    /// Run the prompt as the what-if batch's count of sequences at once, on the scheduler.
+    RunBatch,
     ToggleRecord,
     ToggleHelp,
     /// Open the preset picker (the terminal loop reads the presets).
@@ -147,7 +149,7 @@ pub const WHAT_IF_KV: [(&str, f64); 4] = [
     ("q8_0", 34.0 / 32.0),
 ];
 pub const WHAT_IF_CONTEXTS: [usize; 5] = [0, 2048, 8192, 32768, 131072];
-pub const WHAT_IF_BATCH: [usize; 4] = [1, 2, 4, 8];
+pub const WHAT_IF_BATCH: [usize; 6] = [1, 2, 4, 8, 16, 32];
 
 /// The KV what-if predictor's toggles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -185,6 +187,8 @@ pub struct Ui {
     pub models: Option<ModelPicker>,
     /// Model specs picked in this session, newest first (the picker lists them first).
     pub recent_models: Vec<String>,
+    /// The scheduler whose view was dismissed (Esc): [`crate::state::Store::sched_runs`] then.
+    pub sched_dismissed: Option<u64>,
     /// The teaching demo on screen, if any.
     pub demo: Option<DemoView>,
     /// A preset's request stream picked before a model was loaded: it runs when one is.
@@ -225,6 +229,7 @@ impl Ui {
             picker: None,
             models: None,
             recent_models: Vec::new(),
+            sched_dismissed: None,
             demo: None,
             stream_waiting: None,
             banner: None,
@@ -243,9 +248,17 @@ impl Ui {
         match action {
             Action::Quit => self.quit = true,
             Action::Run => return self.run(store).map_or_else(Vec::new, one),
+            Action::RunBatch => return self.run_batch(store).map_or_else(Vec::new, one),
             Action::Stop => return one(self.stop_anything(store)),
             Action::Escape if store.running() => {
                 return self.stop(store).map_or_else(Vec::new, one)
+            }
+            Action::Escape if self.sched_shown(store) && store.scheduling() => {
+                return one(self.stop_anything(store))
+            }
+            Action::Escape if self.sched_shown(store) && store.model.is_some() => {
+                self.sched_dismissed = Some(store.sched_runs);
+                self.status = "scheduler view closed · B runs a batch again".into();
             }
             Action::Escape if self.focus != Focus::Prompt && self.demo.is_some() => {
                 self.demo = None
@@ -358,6 +371,10 @@ impl Ui {
             }
             Action::CycleBatch => {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
+                self.status = format!(
+                    "batch {}: the KV what-if, and B runs the prompt as that many sequences",
+                    WHAT_IF_BATCH[self.what_if.batch]
+                );
             }
             // The terminal loop owns the recorder and reads the presets (this model does no IO).
             Action::ToggleRecord | Action::OpenPresets | Action::OpenModels { .. } => {}
@@ -522,6 +539,35 @@ impl Ui {
             prompt: self.prompt.clone(),
             params: self.params.clone(),
         })
+    }
+
+    /// Run the prompt as `WHAT_IF_BATCH[what_if.batch]` sequences at once.
+    fn run_batch(&mut self, store: &Store) -> Option<Command> {
+        if store.running() || store.scheduling() {
+            self.status = "a run is in progress: Esc stops it".into();
+            return None;
+        }
+        if store.model.is_none() {
+            self.status = "no model loaded".into();
+            return None;
+        }
+        if self.prompt.trim().is_empty() {
+            self.status = "the prompt is empty: type something first".into();
+            return None;
+        }
+        let batch = WHAT_IF_BATCH[self.what_if.batch];
+        self.sched_dismissed = None;
+        self.status = format!("batch of {batch} running · b changes the count · Esc stops");
+        Some(Command::RunBatch {
+            prompt: self.prompt.clone(),
+            params: self.params.clone(),
+            batch,
+        })
+    }
+
+    /// The scheduler's view takes the body: a scheduler has run and its view was not dismissed.
+    pub fn sched_shown(&self, store: &Store) -> bool {
+        store.sched.active() && self.sched_dismissed != Some(store.sched_runs)
     }
 
     fn stop(&mut self, store: &Store) -> Option<Command> {

@@ -71,6 +71,7 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('w') => Action::ToggleVariants,
         KeyCode::Char('c') => Action::CycleContext,
         KeyCode::Char('b') => Action::CycleBatch,
+        KeyCode::Char('B') => Action::RunBatch,
         KeyCode::Char('R') => Action::ToggleRecord,
         KeyCode::Char('p') => Action::OpenPresets,
         KeyCode::Char('m') => Action::OpenModels { draft: false },

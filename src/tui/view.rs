@@ -69,7 +69,7 @@ fn whole_body(state: &AppState) -> Option<BodyView> {
         None
     } else if state.store.serve.active() {
         Some(panes::serve::render as BodyView)
-    } else if state.store.sched.active() {
+    } else if state.ui.sched_shown(&state.store) {
         Some(panes::sched::render as BodyView)
     } else {
         None

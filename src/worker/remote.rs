@@ -177,6 +177,7 @@ impl Remote {
             Command::MeasureQuality { .. } => "measuring quality",
             Command::RunDemo { .. } => "the demos",
             Command::RunStream { .. } => "simulated request streams",
+            Command::RunBatch { .. } => "batch runs",
         };
         self.out.send(Event::Notice {
             message: format!(

@@ -5,7 +5,7 @@ use super::{admit, Fault, Flags, Job, Outbox};
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
 use crate::engine::{self, Control, Engine};
-use crate::protocol::{Command, DraftMode, Event, Quant, RunSettings, DEFAULT_K};
+use crate::protocol::{Command, DraftMode, Event, GenParams, Quant, RunSettings, DEFAULT_K};
 use candle_core::Device;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -126,6 +126,11 @@ impl State {
             Command::Generate { prompt, params } => self.generate(&prompt, &params),
             Command::RunDemo { demo, prompt } => self.demo(&demo, &prompt),
             Command::RunStream { stream } => self.stream(&stream),
+            Command::RunBatch {
+                prompt,
+                params,
+                batch,
+            } => self.batch(&prompt, &params, batch),
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
             Command::MeasureQuality { tokens } => self.measure_quality(tokens),
@@ -345,7 +350,8 @@ impl State {
                 | Ok(c @ Command::LoadModel { .. })
                 | Ok(c @ Command::Generate { .. })
                 | Ok(c @ Command::RunDemo { .. })
-                | Ok(c @ Command::RunStream { .. }) => {
+                | Ok(c @ Command::RunStream { .. })
+                | Ok(c @ Command::RunBatch { .. }) => {
                     // These need the engine: finish this run first, then do them.
                     pending.push_back(c);
                     return Control::Stop;
@@ -409,7 +415,7 @@ impl State {
             let pace = stream::Pace::Live {
                 stop: &self.flags.interrupt,
             };
-            stream::run(&engine.model, cfg, &reqs, pace, &mut |_, e| {
+            stream::run(&engine.model, cfg, &reqs, &[], pace, &mut |_, e| {
                 out.send(Event::Sched(e.clone()))
             })
         });
@@ -424,6 +430,69 @@ impl State {
                 ),
             }),
             Err(e) => self.failed("stream stopped", format!("stream: {e:#}")),
+        }
+    }
+
+    /// Run the prompt as `batch` sequences at once through the scheduler, live; the notice at the
+    /// end gives the aggregate throughput and how many continuations differ.
+    fn batch(&mut self, prompt: &str, params: &GenParams, batch: usize) {
+        use crate::lab::stream;
+        let Some(engine) = self.engine.as_ref() else {
+            self.emit(Event::Error {
+                message: "no model is loaded: load one before a batch run".into(),
+            });
+            return;
+        };
+        let in_job = self.flags.in_job.clone();
+        let _job = Job::start(&in_job);
+        let batch = batch.max(1);
+        let result = engine
+            .prompt_ids(prompt, params.raw)
+            .map_err(anyhow::Error::from)
+            .and_then(|ids| {
+                let context = engine.model.cfg.context_length;
+                let cfg = crate::engine::sched::SchedConfig {
+                    max_batch: batch,
+                    kv_blocks: stream::blocks_for(ids.len(), params, batch, context),
+                    ..Default::default()
+                };
+                let out = self.out.clone();
+                let pace = stream::Pace::Live {
+                    stop: &self.flags.interrupt,
+                };
+                let reqs = stream::copies(&ids, params, batch);
+                stream::run(
+                    &engine.model,
+                    cfg,
+                    &reqs,
+                    &engine.tokenizer.eog,
+                    pace,
+                    &mut |_, e| out.send(Event::Sched(e.clone())),
+                )
+            });
+        match result {
+            Ok(r) => {
+                let first = r.reqs.first().map(|q| q.tokens.as_slice()).unwrap_or(&[]);
+                let text = engine.tokenizer.decode(first).unwrap_or_default();
+                let distinct = r
+                    .reqs
+                    .iter()
+                    .map(|q| &q.tokens)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                let secs = r.makespan().as_secs_f64();
+                self.emit(Event::Notice {
+                    message: format!(
+                        "batch of {batch}: {} tokens in {secs:.1} s, {:.1} tok/s in all; \
+                         {distinct} distinct continuation{}; #0: {}",
+                        r.generated(),
+                        r.generated() as f64 / secs.max(1e-9),
+                        if distinct == 1 { "" } else { "s" },
+                        crate::protocol::one_line(&text, 60)
+                    ),
+                })
+            }
+            Err(e) => self.failed("batch run stopped", format!("batch run: {e:#}")),
         }
     }
 

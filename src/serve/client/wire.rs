@@ -151,18 +151,7 @@ pub const MESSAGE_CHARS: usize = 200;
 
 /// `text` on one line, at most [`MESSAGE_CHARS`] characters (an ellipsis marks a cut).
 pub fn one_line(text: &str) -> String {
-    let mut out = String::new();
-    for (n, word) in text.split_whitespace().enumerate() {
-        if n > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    if let Some((i, _)) = out.char_indices().nth(MESSAGE_CHARS) {
-        out.truncate(i);
-        out.push('…');
-    }
-    out
+    crate::protocol::one_line(text, MESSAGE_CHARS)
 }
 
 /// The message of an error value: `{"message": …}`, a string, or the JSON itself.

@@ -4,7 +4,7 @@ use super::{block, palette};
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub const KEYS: [(&str, &str); 30] = [
+pub const KEYS: [(&str, &str); 31] = [
     ("Enter", "run the prompt"),
     ("Esc", "stop the run / leave prompt / unzoom"),
     ("Tab / S-Tab", "focus the next / previous pane"),
@@ -29,7 +29,8 @@ pub const KEYS: [(&str, &str); 30] = [
     ("t / T", "temperature down / up"),
     ("v", "what-if KV dtype"),
     ("c", "what-if context length"),
-    ("b", "what-if batch"),
+    ("b", "batch size: what-if and batch run"),
+    ("B", "run the prompt as a batch (Esc closes)"),
     ("R", "start / stop recording"),
     ("p", "pick a preset or a demo"),
     ("m / M", "pick the model / the draft model"),
