@@ -115,10 +115,12 @@ fn a_terminal_loads_a_model_through_the_picker() {
     let spec = labtui::engine::synthetic::SyntheticSpec::default();
     let bytes = labtui::engine::synthetic::gguf_bytes(&spec).unwrap();
     std::fs::write(models.path().join("tiny-picked.gguf"), bytes).unwrap();
+    let state = tempfile::tempdir().unwrap();
     let env = format!(
-        "LABTUI_MODELS={} HF_HUB_CACHE={}",
+        "LABTUI_MODELS={} HF_HUB_CACHE={} XDG_STATE_HOME={}",
         models.path().display(),
-        hub.path().display()
+        hub.path().display(),
+        state.path().display()
     );
     let pane = Pane::start_env("models", &env, "--model synthetic", 120, 36);
     pane.wait_for("the synthetic model", 60, |s| s.contains("synthetic-qwen2"));
@@ -131,6 +133,34 @@ fn a_terminal_loads_a_model_through_the_picker() {
         s.lines()
             .next()
             .is_some_and(|top| top.contains("tiny-picked.gguf"))
+    });
+    pane.keys(&["q"]);
+    assert_cooked(&pane.modes_after_exit(20));
+    // The pick is kept for the next session, which lists it first.
+    let file = state.path().join("labtui/recent-models.ron");
+    let kept: Vec<String> = ron::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with("tiny-picked.gguf"), "{kept:?}");
+    let pane = Pane::start_env("models2", &env, "--model synthetic", 120, 36);
+    pane.wait_for("the synthetic model", 60, |s| s.contains("synthetic-qwen2"));
+    pane.keys(&["Tab", "m"]);
+    let s = pane.wait_for("the picker", 20, |s| s.contains("models · ↑/↓ choose"));
+    // Its name, then its detail on the next line.
+    let lines: Vec<&str> = s.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("tiny-picked.gguf"))
+        .unwrap_or_else(|| panic!("the file is listed:\n{s}"));
+    assert!(lines[at + 1].contains("picked earlier ·"), "{s}");
+    assert_eq!(
+        s.matches("tiny-picked.gguf").count(),
+        1,
+        "listed once, as picked earlier:\n{s}"
+    );
+    // (Esc and q sent at once would read as Alt-q.)
+    pane.keys(&["Escape"]);
+    pane.wait_for("the picker closed", 10, |s| {
+        !s.contains("models · ↑/↓ choose")
     });
     pane.keys(&["q"]);
     assert_cooked(&pane.modes_after_exit(20));

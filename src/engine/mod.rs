@@ -19,6 +19,7 @@ pub mod loader;
 pub mod model;
 pub mod quality;
 pub mod quant;
+pub mod recent;
 pub mod sampling;
 pub mod sched;
 pub mod shapes;

@@ -134,6 +134,7 @@ impl App {
                     .unwrap_or_else(crate::engine::source::default_spec);
                 let mut state = AppState::new(&spec, &start.prompt);
                 state.ui.fallback_to_synthetic = start.model.is_none();
+                load_recent(&mut state);
                 let worker = Worker::spawn(opts);
                 worker.send(Command::LoadModel { spec });
                 (state, worker)
@@ -219,7 +220,11 @@ impl App {
             }
             Some(Action::Screenshot) => self.shot_pending = true,
             Some(a) => {
+                let recent = self.state.ui.recent_models.clone();
                 let cmds = self.state.update(a);
+                if self.state.ui.recent_models != recent {
+                    save_recent(&mut self.state);
+                }
                 self.send(cmds);
             }
             None => {}
@@ -405,7 +410,30 @@ impl App {
     }
 }
 
-/// List the models into the model picker: those picked in this session first, then the models
+/// The models picked in earlier sessions, for the picker; a file that cannot be read is said on
+/// the message line and replaced at the next pick.
+fn load_recent(state: &mut AppState) {
+    let Some(path) = crate::engine::recent::file() else {
+        return;
+    };
+    match crate::engine::recent::load(&path) {
+        Ok(specs) => state.ui.recent_models = specs,
+        Err(e) => {
+            state.ui.status =
+                format!("recent models not read ({e}): the next pick starts a new list")
+        }
+    }
+}
+
+fn save_recent(state: &mut AppState) {
+    if let Some(path) = crate::engine::recent::file() {
+        if let Err(e) = crate::engine::recent::save(&path, &state.ui.recent_models) {
+            state.ui.status = format!("recent models not saved to {}: {e}", path.display());
+        }
+    }
+}
+
+/// List the models into the model picker: those picked earlier first, then the models
 /// directory's and the Hugging Face cache's, then the built-in synthetic model.
 fn open_models(state: &mut AppState, draft: bool) {
     use crate::engine::catalog::{catalog, Found};
@@ -414,12 +442,22 @@ fn open_models(state: &mut AppState, draft: bool) {
         .ui
         .recent_models
         .iter()
+        // A file picked earlier and gone since is not offered.
+        .filter(|spec| {
+            found.iter().any(|f| f.spec == **spec)
+                || spec.as_str() == "synthetic"
+                || spec.starts_with("hf:")
+                || std::path::Path::new(spec.as_str()).exists()
+        })
         .map(|spec| {
             let known = found.iter().find(|f| f.spec == *spec);
             Found {
                 spec: spec.clone(),
                 name: known.map_or(spec.clone(), |f| f.name.clone()),
-                detail: "picked earlier in this session".into(),
+                detail: match known {
+                    Some(f) => format!("picked earlier · {}", f.detail),
+                    None => "picked earlier".into(),
+                },
             }
         })
         .collect();
