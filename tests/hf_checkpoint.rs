@@ -221,3 +221,76 @@ fn generate_runs_on_a_checkpoint_folder_and_a_broken_one_is_refused() {
         "{err}"
     );
 }
+
+/// `hf:OWNER/REPO` names a checkpoint on the Hub. With the Hub out of reach, the Hugging Face
+/// cache's copy of its main revision is used (the layout `huggingface_hub` writes: `refs/main`
+/// holds the commit, `snapshots/COMMIT/` the files); a repository the cache lacks is refused with
+/// both reasons, and `HF_HUB_OFFLINE` does not try the network at all.
+#[test]
+fn a_hub_checkpoint_loads_from_the_cache_when_the_hub_is_out_of_reach() {
+    let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
+    let hub = tempfile::tempdir().unwrap();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = hub.path().join("models--labtui--tiny-qwen2");
+    let snap = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    write_checkpoint("qwen2", &e, &snap, DType::F32);
+    let run = |model: &str, offline: bool| {
+        let mut c = common::labtui_cmd();
+        c.args(["generate", "--prompt", "hello", "-n", "4", "--model", model])
+            .env("HF_HUB_CACHE", hub.path())
+            // Nothing listens there: every request to the Hub fails at once.
+            .env("HF_ENDPOINT", "http://127.0.0.1:9");
+        if offline {
+            c.env("HF_HUB_OFFLINE", "1");
+        }
+        c.output_bounded()
+    };
+    let local = common::labtui_cmd()
+        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
+        .arg(&snap)
+        .output_bounded();
+    assert!(local.status.success());
+    for offline in [false, true] {
+        let o = run("hf:labtui/tiny-qwen2", offline);
+        assert!(
+            o.status.success(),
+            "offline {offline}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            o.stdout, local.stdout,
+            "the same model as the folder itself"
+        );
+    }
+    let tok = common::labtui_cmd()
+        .args([
+            "tokenize",
+            "--json",
+            "--model",
+            "hf:labtui/tiny-qwen2",
+            "hello",
+        ])
+        .env("HF_HUB_CACHE", hub.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output_bounded();
+    assert!(
+        tok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tok.stderr)
+    );
+    let o = run("hf:labtui/not-cached", false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("labtui/not-cached") && err.contains("cache"),
+        "{err}"
+    );
+    let o = run("hf:labtui/not-cached", true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("HF_HUB_OFFLINE is set"),
+        "{err}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Headless commands: `generate` and `tokenize`, the same work as the dashboard without a terminal UI.
 
-use crate::engine::{config, config::Meta, loader, source, synthetic, Tokenizer};
+use crate::engine::{self, config, config::Meta, loader, source, synthetic, Tokenizer};
 use crate::protocol::{
     Command, DraftMode, Event, GenParams, KPolicy, KvDtype, Quant, RunSummary, Settings,
 };
@@ -193,16 +193,13 @@ pub fn generate(
 
 /// The tokenizer of a model, read from its metadata only (no weights).
 pub fn load_tokenizer(spec: &str) -> Result<Tokenizer> {
-    let (bytes, path) = match source::resolve(spec)? {
-        source::ModelSource::Synthetic => (
+    let (bytes, path) = match source::fetch(&source::resolve(spec)?, |_, _| {})? {
+        None => (
             synthetic::gguf_bytes(&synthetic::SyntheticSpec::default())?,
             "synthetic".to_string(),
         ),
-        source::ModelSource::File(p) => (Vec::new(), p.display().to_string()),
-        source::ModelSource::Hub { repo, file } => {
-            let p = source::fetch_from_hub(&repo, &file, |_, _| {})?;
-            (Vec::new(), p.display().to_string())
-        }
+        Some(p) if engine::hf::is_checkpoint(&p) => return Ok(engine::hf::load_tokenizer(&p)?),
+        Some(p) => (Vec::new(), p.display().to_string()),
     };
     let content = if bytes.is_empty() {
         let f = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;

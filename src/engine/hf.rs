@@ -249,6 +249,17 @@ fn tokenizer(dir: &Path, config: &Json, vocab: usize) -> Result<Tokenizer> {
     })
 }
 
+/// The checkpoint's tokenizer alone: no weight is read.
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    let config = read_json(dir, "config.json")?
+        .ok_or_else(|| corrupt(dir, "it has no config.json".into()))?;
+    let (_, text) = arch_of(dir, &config)?;
+    let vocab = text["vocab_size"]
+        .as_u64()
+        .ok_or_else(|| corrupt(dir, "config.json has no vocab_size".into()))?;
+    tokenizer(dir, text, vocab as usize)
+}
+
 /// Load the checkpoint in `dir`.
 pub fn load_dir(dir: &Path, device: &Device) -> Result<Loaded> {
     let config = read_json(dir, "config.json")?

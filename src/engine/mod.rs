@@ -38,7 +38,6 @@ pub use tokenizer::Tokenizer;
 
 use crate::protocol::ModelInfo;
 use candle_core::{DType, Device};
-use source::ModelSource;
 use std::io::{BufReader, Cursor};
 use std::path::Path;
 use std::time::Instant;
@@ -97,13 +96,9 @@ impl Engine {
         device: &Device,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<Self> {
-        match source::resolve(spec)? {
-            ModelSource::Synthetic => Self::synthetic(&synthetic::SyntheticSpec::default(), device),
-            ModelSource::File(p) => Self::from_file(&p, device),
-            ModelSource::Hub { repo, file } => {
-                let path = source::fetch_from_hub(&repo, &file, progress)?;
-                Self::from_file(&path, device)
-            }
+        match source::fetch(&source::resolve(spec)?, progress)? {
+            None => Self::synthetic(&synthetic::SyntheticSpec::default(), device),
+            Some(path) => Self::from_file(&path, device),
         }
     }
 

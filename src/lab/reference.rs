@@ -22,7 +22,9 @@ impl Reference {
             source::ModelSource::File(p) => {
                 std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?
             }
-            source::ModelSource::Hub { .. } => bail!("the reference benchmark needs a local file"),
+            source::ModelSource::Hub { .. } | source::ModelSource::HubCheckpoint { .. } => {
+                bail!("the reference benchmark needs a local file")
+            }
         };
         Self::from_bytes(bytes, device)
     }
