@@ -55,7 +55,7 @@ pub fn attend_paged(
     let item_bytes = (longest * hd * 8).max(1);
     let kd = &kd[kl.start_offset()..];
     let vd = &vd[vl.start_offset()..];
-    super::kernels::parallel(seq * heads, item_bytes, |items| {
+    super::kernels::parallel(seq * heads, item_bytes, 1, |items| {
         let mut scores = vec![0f32; longest];
         for item in items {
             let (i, h) = (item / heads, item % heads);
@@ -150,7 +150,7 @@ pub fn attend(
     let mut out = vec![0f32; seq * heads * hd];
     let dst = out.as_mut_ptr() as usize;
     let item_bytes = (len * hd * 8).max(1);
-    super::kernels::parallel(seq * heads, item_bytes, |items| {
+    super::kernels::parallel(seq * heads, item_bytes, 1, |items| {
         let mut scores = vec![0f32; len];
         for item in items {
             let (i, h) = (item / heads, item % heads);

@@ -314,7 +314,7 @@ pub fn matmul_on(
         }
     };
     let tiles = n.div_ceil(TILE);
-    parallel(tiles, TILE * row_bytes, |items| {
+    parallel(tiles, TILE * row_bytes, m, |items| {
         run(items.start * TILE..(items.end * TILE).min(n))
     });
     out

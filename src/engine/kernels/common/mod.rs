@@ -71,24 +71,29 @@ pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
     half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
-/// Weight bytes one thread takes from the shared cursor at a time in [`parallel`].
+/// Work one thread takes from the shared cursor at a time in [`parallel`]: weight bytes times
+/// activation rows.
 const GRAIN_BYTES: usize = 1024 * 1024;
 
-/// Run `f` over `0..n_items` (items of about `item_bytes` of weights each) on candle's barrier
-/// pool: every thread takes the next grain from a shared cursor until none is left. A grain
-/// reads about [`GRAIN_BYTES`] of weights, so the threads finish within microseconds of each
-/// other; candle's own `execute_chunked` hands out an eighth of a thread's share at a time, up
-/// to 12 MB of a 1.5B model's head, and the other thread waited on that last grab.
+/// Run `f` over `0..n_items` on candle's barrier pool, items of `item_bytes` of weights each
+/// met by `rows` activation rows: every thread takes the next grain from a shared cursor until
+/// none is left. A grain is about [`GRAIN_BYTES`] of weights for one row, and that divided by
+/// the rows for several, so the threads finish within microseconds of each other at any batch.
+/// (candle's own `execute_chunked` hands out an eighth of a thread's share at a time, up to 12 MB
+/// of a 1.5B model's head, and the other thread waited on that last grab; a grain by bytes
+/// alone ran a 0.5B's 0.5 MB attention products on one thread at 16 decode rows, and split its
+/// 3 MB FFN products 2 grains against 1.)
 pub(crate) fn parallel(
     n_items: usize,
     item_bytes: usize,
+    rows: usize,
     f: impl Fn(std::ops::Range<usize>) + Sync,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     if n_items == 0 {
         return;
     }
-    let grain = (GRAIN_BYTES / item_bytes.max(1)).clamp(1, n_items);
+    let grain = (GRAIN_BYTES / (item_bytes * rows).max(1)).clamp(1, n_items);
     // From one of the pool's own threads a nested call would wait on itself: run inline.
     let in_pool = || {
         std::thread::current()
@@ -171,7 +176,7 @@ pub(crate) fn rows_by_four<T: Sync>(
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     let tile_bytes = KQUANT_TILE * kb * std::mem::size_of::<T>();
-    parallel(n.div_ceil(KQUANT_TILE), tile_bytes, |tiles| {
+    parallel(n.div_ceil(KQUANT_TILE), tile_bytes, m, |tiles| {
         // One call per grain: the kernel's per-call work (dispatch, the bsum pairs) once.
         let j0 = tiles.start * KQUANT_TILE;
         let rows = (tiles.end * KQUANT_TILE).min(n) - j0;
