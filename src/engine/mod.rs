@@ -3,6 +3,7 @@
 //! GGUF loading, our own forward pass and KV cache, the tokenizer and chat template, sampling and
 //! the token-by-token generation loop that reports what it does as [`crate::protocol::Event`]s.
 
+pub mod act;
 pub mod attention;
 pub mod catalog;
 pub mod chat;

@@ -331,7 +331,7 @@ impl Model {
             let act = match self.cfg.activation {
                 Activation::Silu => candle_nn::ops::silu(&gate)?,
                 // candle's `gelu` is the tanh approximation.
-                Activation::GeluTanh => gate.gelu()?,
+                Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
             };
             let mlp = layer
                 .down
