@@ -17,7 +17,7 @@
 use half::f16;
 
 pub use super::common::q8_0::Format;
-use super::common::q8_0::{quantize, Act};
+use super::common::q8_0::{quantize, wide_vnni, Act, Lanes16, LANES};
 pub use super::common::QK;
 use super::common::{best_path, parallel, Path};
 
@@ -244,6 +244,111 @@ mod simd {
     entry!(run_avx2, Avx2, "avx2,fma,f16c");
 }
 
+/// The products for sixteen or more activation rows with 512-bit VNNI: the rows are the lanes
+/// ([`Lanes16`]). A weight's four bytes `4g..4g + 4`, broadcast, meet every row's same four bytes
+/// in one `vpdpbusd`: that is lane `g`'s exact integer sum of [`simd`]'s kernels, for sixteen rows
+/// at once. Each lane accumulates with the same fused multiply-add, and the eight lanes are added
+/// at the end in `hsum`'s order, so every output is bitwise the narrow kernels'. Two weight rows
+/// share each activation load; weight rows are unpacked once per chunk of 64 activation rows.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::simd::{Fmt, Q4_0, Q5_0, Q8_0};
+    use super::{Format, Lanes16, LANES};
+    use std::arch::x86_64::*;
+
+    /// Weight rows sharing each activation load.
+    const R: usize = 2;
+    /// Lane groups per pass over a weight row's unpacked blocks.
+    const CHUNK: usize = 4;
+
+    #[inline(always)]
+    unsafe fn run<F: Fmt>(
+        job: &super::Job,
+        l: &Lanes16,
+        rows: std::ops::Range<usize>,
+        out: *mut f32,
+    ) {
+        let (m, kb, n) = (job.m, job.kb, job.n);
+        let bytes = F::FORMAT.block_bytes();
+        let groups = m.div_ceil(LANES);
+        let mut ub = vec![0u8; R * kb * 32];
+        let mut dw = vec![0f32; R * kb];
+        for g0 in (0..groups).step_by(CHUNK) {
+            let mut j = rows.start;
+            while j < rows.end {
+                let r = (rows.end - j).min(R);
+                for q in 0..r {
+                    for b in 0..kb {
+                        let (d, u) =
+                            F::unpack(job.w.as_ptr().add((j + q) * job.row_bytes + b * bytes));
+                        _mm256_storeu_si256(
+                            ub.as_mut_ptr().add((q * kb + b) * 32) as *mut __m256i,
+                            u,
+                        );
+                        dw[q * kb + b] = d;
+                    }
+                }
+                for grp in g0..(g0 + CHUNK).min(groups) {
+                    let mut acc = [[_mm512_setzero_ps(); 8]; R];
+                    for b in 0..kb {
+                        let at = grp * kb + b;
+                        let yb = l.yt.as_ptr().add(at * 8 * 64);
+                        let sb = l.seeds.as_ptr().add(at * 8 * LANES);
+                        let dy = _mm512_loadu_ps(l.d.as_ptr().add(at * LANES));
+                        // The narrow kernels' `d_w · d_y`, one per row.
+                        let scale: [__m512; R] = std::array::from_fn(|q| {
+                            _mm512_mul_ps(_mm512_set1_ps(dw[q * kb + b]), dy)
+                        });
+                        for g in 0..8 {
+                            let y = _mm512_loadu_si512(yb.add(g * 64) as *const _);
+                            let s = _mm512_loadu_si512(sb.add(g * LANES) as *const _);
+                            for (q, acc) in acc.iter_mut().enumerate().take(r) {
+                                let up = ub.as_ptr().add((q * kb + b) * 32 + 4 * g) as *const i32;
+                                let u = _mm512_set1_epi32(std::ptr::read_unaligned(up));
+                                let sums = _mm512_dpbusd_epi32(s, u, y);
+                                acc[g] =
+                                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale[q], acc[g]);
+                            }
+                        }
+                    }
+                    let live = (m - grp * LANES).min(LANES);
+                    for (q, a) in acc.iter().enumerate().take(r) {
+                        // hsum's order: (a4 + a0 + a6 + a2) + (a5 + a1 + a7 + a3), pairwise.
+                        let x0 = _mm512_add_ps(a[4], a[0]);
+                        let x1 = _mm512_add_ps(a[5], a[1]);
+                        let x2 = _mm512_add_ps(a[6], a[2]);
+                        let x3 = _mm512_add_ps(a[7], a[3]);
+                        let t = _mm512_add_ps(_mm512_add_ps(x0, x2), _mm512_add_ps(x1, x3));
+                        let mut lanes = [0f32; LANES];
+                        _mm512_storeu_ps(lanes.as_mut_ptr(), t);
+                        for (c, v) in lanes.iter().enumerate().take(live) {
+                            *out.add((grp * LANES + c) * n + j + q) = *v;
+                        }
+                    }
+                }
+                j += r;
+            }
+        }
+    }
+
+    /// # Safety
+    /// [`super::wide_vnni`] is true; `l` holds the job's activations; `rows` are within the
+    /// job's and only this call writes their outputs.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub unsafe fn run_vnni512(
+        job: &super::Job,
+        l: &Lanes16,
+        rows: std::ops::Range<usize>,
+        out: *mut f32,
+    ) {
+        match job.format {
+            Format::Q4_0 => run::<Q4_0>(job, l, rows, out),
+            Format::Q5_0 => run::<Q5_0>(job, l, rows, out),
+            Format::Q8_0 => run::<Q8_0>(job, l, rows, out),
+        }
+    }
+}
+
 /// One product: quantized activations and the weights they meet.
 pub struct Job<'a> {
     format: Format,
@@ -314,6 +419,17 @@ pub fn matmul_on(
         }
     };
     let tiles = n.div_ceil(TILE);
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Vnni && m >= LANES && wide_vnni() {
+        let l = Lanes16::new(&job.xq, m, kb);
+        parallel(tiles, TILE * row_bytes, m, |items| {
+            let rows = items.start * TILE..(items.end * TILE).min(n);
+            // SAFETY: `wide_vnni` checked the CPU; `l` holds the job's activations; work items
+            // own disjoint weight rows; `out` outlives the pool call.
+            unsafe { wide::run_vnni512(&job, &l, rows, dst as *mut f32) };
+        });
+        return out;
+    }
     parallel(tiles, TILE * row_bytes, m, |items| {
         run(items.start * TILE..(items.end * TILE).min(n))
     });
@@ -383,12 +499,12 @@ mod tests {
         let (n, k) = (43, 192);
         for (format, dtype) in FORMATS {
             let (_, bytes) = weights(dtype, n, k);
-            let x = random(20 * k, 9);
-            let alone: Vec<Vec<f32>> = (0..20)
+            let x = random(40 * k, 9);
+            let alone: Vec<Vec<f32>> = (0..40)
                 .map(|i| matmul_on(Path::Portable, format, &bytes, n, k, &x[i * k..][..k], 1))
                 .collect();
             for path in paths() {
-                for m in [1, 2, 3, 4, 5, 8, 17, 20] {
+                for m in [1, 2, 3, 4, 5, 8, 16, 17, 20, 33, 40] {
                     let batch = matmul_on(path, format, &bytes, n, k, &x[..m * k], m);
                     for (i, alone) in alone.iter().enumerate().take(m) {
                         let row: Vec<u32> =
@@ -418,9 +534,11 @@ mod tests {
             let x: Vec<f32> = (0..k)
                 .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
                 .collect();
+            // 16 rows: the kernels whose lanes are rows too.
+            let x16: Vec<f32> = x.iter().copied().cycle().take(16 * k).collect();
             for path in paths() {
-                let ours = matmul_on(path, format, &bytes, n, k, &x, 1);
-                for (j, o) in ours.iter().enumerate() {
+                let ours = matmul_on(path, format, &bytes, n, k, &x16, 16);
+                for (j, o) in ours.iter().enumerate().map(|(i, o)| (i % n, o)) {
                     let exact: f32 = w[j * k..(j + 1) * k]
                         .iter()
                         .zip(&x)

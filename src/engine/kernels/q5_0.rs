@@ -15,7 +15,7 @@
 //! about twice as fast. Every output goes through the same operations in every tile and on every
 //! path, so each row of a batch is bitwise what it would be alone (batch invariance).
 
-use super::common::q8_0::{quantize, Act, Format};
+use super::common::q8_0::{quantize, wide_vnni, Act, Format, Lanes16, LANES};
 use super::common::{best_path, Path, QK};
 use half::f16;
 
@@ -164,45 +164,31 @@ mod simd {
 /// sums come out one per lane, with no horizontal reduction, and go through candle's multiply,
 /// multiply and add as in [`simd`]. Four weight rows share each activation load; weight rows are
 /// unpacked once per chunk of 64 activation rows, which stays in the core's cache.
+/// The same products for sixteen or more activation rows with 512-bit VNNI: the rows are the
+/// lanes ([`Lanes16`]), so one `vpdpbusd` with a weight's four bytes broadcast adds four products
+/// into each row's exact integer sum: a block's sums come out one per lane, with no horizontal
+/// reduction, and go through candle's multiply, multiply and add as in [`simd`]. Four weight rows
+/// share each activation load; weight rows are unpacked once per chunk of 64 activation rows,
+/// which stays in the core's cache.
 #[cfg(target_arch = "x86_64")]
 mod wide {
-    use super::{simd::unpack, Q5_0_BYTES};
+    use super::{simd::unpack, Lanes16, LANES, Q5_0_BYTES};
     use std::arch::x86_64::*;
 
-    /// Activation rows per lane group.
-    pub const LANES: usize = 16;
     /// Weight rows sharing each activation load.
     const R: usize = 4;
     /// Lane groups per pass over a weight row's unpacked blocks.
     const CHUNK: usize = 4;
 
-    pub fn available() -> bool {
-        static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAVE.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        })
-    }
-
-    /// Weight rows `rows` against every activation row. `yt` holds, per lane group and block,
-    /// eight 64-byte vectors (bytes `4g..4g + 4` of each of the sixteen rows); `seed` the
-    /// group's per-row `-16 × Σy` of each block; `ds` the activation scales, `stride` apart.
+    /// Weight rows `rows` against the `m` activation rows laid out in `l`.
     ///
     /// # Safety
-    /// [`available`] is true; the buffers are laid out as above for `m` rows and `kb` blocks;
-    /// only this call writes these rows' outputs.
+    /// [`super::wide_vnni`] is true; `l` holds `m` rows of `kb` blocks; only this call writes
+    /// these rows' outputs.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    #[allow(clippy::too_many_arguments)]
     pub unsafe fn run(
         w: &[u8],
-        yt: &[i8],
-        seed: &[i32],
-        ds: &[f32],
-        stride: usize,
+        l: &Lanes16,
         m: usize,
         kb: usize,
         rows: std::ops::Range<usize>,
@@ -231,11 +217,11 @@ mod wide {
                     let mut sumf = [_mm512_setzero_ps(); R];
                     for b in 0..kb {
                         let at = grp * kb + b;
-                        let yb = yt.as_ptr().add(at * 8 * 64);
+                        let yb = l.yt.as_ptr().add(at * 8 * 64);
                         let y: [__m512i; 8] =
                             std::array::from_fn(|g| _mm512_loadu_si512(yb.add(g * 64) as *const _));
-                        let s = _mm512_loadu_si512(seed.as_ptr().add(at * LANES) as *const _);
-                        let dy = _mm512_loadu_ps(ds.as_ptr().add(b * stride + grp * LANES));
+                        let s = _mm512_loadu_si512(l.sums.as_ptr().add(at * LANES) as *const _);
+                        let dy = _mm512_loadu_ps(l.d.as_ptr().add(at * LANES));
                         for (q, sumf) in sumf.iter_mut().enumerate().take(r) {
                             let up = ub.as_ptr().add((q * kb + b) * 32) as *const i32;
                             let mut acc = s;
@@ -264,28 +250,6 @@ mod wide {
             }
         }
     }
-
-    /// The activations laid out for [`run`]: `(yt, seed)`; rows past `m` repeat the last.
-    pub fn layout(xq: &[super::Act], m: usize, kb: usize) -> (Vec<i8>, Vec<i32>) {
-        let groups = m.div_ceil(LANES);
-        let mut yt = vec![0i8; groups * kb * 8 * 64];
-        let mut seed = vec![0i32; groups * kb * LANES];
-        for grp in 0..groups {
-            for c in 0..LANES {
-                let row = (grp * LANES + c).min(m - 1);
-                for b in 0..kb {
-                    let a = &xq[row * kb + b];
-                    let at = grp * kb + b;
-                    for g in 0..8 {
-                        let dst = (at * 8 + g) * 64 + c * 4;
-                        yt[dst..dst + 4].copy_from_slice(&a.qs[4 * g..4 * g + 4]);
-                    }
-                    seed[at * LANES + c] = a.seed.iter().sum();
-                }
-            }
-        }
-        (yt, seed)
-    }
 }
 
 /// Weight rows per parallel work item.
@@ -306,7 +270,7 @@ fn matmul_on(path: Path, w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> V
     );
     let xq = quantize(Format::Q5_0, x);
     // Each block's activation scales side by side, for eight rows at a time.
-    let stride = m.next_multiple_of(16);
+    let stride = m.next_multiple_of(8);
     let mut ds = vec![0f32; kb * stride];
     for (i, row) in xq.chunks_exact(kb).enumerate() {
         for (b, a) in row.iter().enumerate() {
@@ -316,13 +280,13 @@ fn matmul_on(path: Path, w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> V
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     #[cfg(target_arch = "x86_64")]
-    if path == Path::Vnni && m >= wide::LANES && wide::available() {
-        let (yt, seed) = wide::layout(&xq, m, kb);
+    if path == Path::Vnni && m >= LANES && wide_vnni() {
+        let l = Lanes16::new(&xq, m, kb);
         candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |items| {
             let rows = items.start * TILE..(items.end * TILE).min(n);
-            // SAFETY: `available` checked the CPU; `layout` laid the activations out; work
-            // items own disjoint weight rows; `out` outlives the pool call.
-            unsafe { wide::run(w, &yt, &seed, &ds, stride, m, kb, rows, n, dst as *mut f32) };
+            // SAFETY: `wide_vnni` checked the CPU; `l` holds the activations; work items own
+            // disjoint weight rows; `out` outlives the pool call.
+            unsafe { wide::run(w, &l, m, kb, rows, n, dst as *mut f32) };
         });
         return out;
     }

@@ -98,3 +98,69 @@ pub fn quantize(format: Format, xs: &[f32]) -> Vec<Act> {
         })
         .collect()
 }
+
+/// Activation rows per 512-bit vector in the kernels whose lanes are rows.
+pub const LANES: usize = 16;
+
+/// Activations laid out with the rows as the lanes, for the 512-bit VNNI kernels: per group of
+/// [`LANES`] rows and per block, eight 64-byte vectors (bytes `4g..4g + 4` of each row), each of
+/// the eight lane seeds for every row, the seeds' total for every row, and every row's scale.
+/// Rows past `m` repeat the last (their lanes are computed and dropped).
+pub struct Lanes16 {
+    pub yt: Vec<i8>,
+    /// `((group · kb + block) · 8 + lane) · LANES + row`.
+    pub seeds: Vec<i32>,
+    /// `(group · kb + block) · LANES + row`.
+    pub sums: Vec<i32>,
+    /// As `sums`.
+    pub d: Vec<f32>,
+}
+
+impl Lanes16 {
+    pub fn new(xq: &[Act], m: usize, kb: usize) -> Self {
+        let groups = m.div_ceil(LANES);
+        let mut l = Self {
+            yt: vec![0; groups * kb * 8 * 64],
+            seeds: vec![0; groups * kb * 8 * LANES],
+            sums: vec![0; groups * kb * LANES],
+            d: vec![0.0; groups * kb * LANES],
+        };
+        for grp in 0..groups {
+            for c in 0..LANES {
+                let row = (grp * LANES + c).min(m - 1);
+                for b in 0..kb {
+                    let a = &xq[row * kb + b];
+                    let at = grp * kb + b;
+                    for g in 0..8 {
+                        let dst = (at * 8 + g) * 64 + c * 4;
+                        l.yt[dst..dst + 4].copy_from_slice(&a.qs[4 * g..4 * g + 4]);
+                        l.seeds[(at * 8 + g) * LANES + c] = a.seed[g];
+                    }
+                    l.sums[at * LANES + c] = a.seed.iter().sum();
+                    l.d[at * LANES + c] = a.d;
+                }
+            }
+        }
+        l
+    }
+}
+
+/// Whether this CPU runs the 512-bit VNNI kernels whose lanes are rows.
+pub fn wide_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAVE.get_or_init(|| {
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
