@@ -294,3 +294,153 @@ fn a_hub_checkpoint_loads_from_the_cache_when_the_hub_is_out_of_reach() {
         "{err}"
     );
 }
+
+/// A stand-in for the Hugging Face Hub on loopback, serving one repository at one commit: the
+/// calls hf-hub makes for a snapshot (the revision's commit, the file tree, then HEAD and GET of
+/// each file under `resolve/COMMIT/`). It counts the files it sends.
+struct MockHub {
+    url: String,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn mock_hub(repo: &'static str, commit: &'static str, dir: &Path) -> MockHub {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{header, HeaderMap, Method, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let files: BTreeMap<String, Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    #[derive(Clone)]
+    struct Hub {
+        files: Arc<BTreeMap<String, Vec<u8>>>,
+        sent: Arc<Mutex<Vec<String>>>,
+        commit: &'static str,
+    }
+    let hub = Hub {
+        files: Arc::new(files),
+        sent: sent.clone(),
+        commit,
+    };
+    let api = format!("/api/models/{repo}");
+    let app = axum::Router::new()
+        .route(
+            &format!("{api}/revision/{{rev}}"),
+            get(|State(h): State<Hub>| async move { axum::Json(serde_json::json!({ "sha": h.commit })) }),
+        )
+        .route(
+            &format!("{api}/tree/{{rev}}"),
+            get(|State(h): State<Hub>| async move {
+                let entries: Vec<serde_json::Value> = h
+                    .files
+                    .iter()
+                    .map(|(p, b)| serde_json::json!({"type": "file", "oid": format!("{:x}", b.len()), "size": b.len(), "path": p}))
+                    .collect();
+                axum::Json(entries)
+            }),
+        )
+        .route(
+            &format!("/{repo}/resolve/{{rev}}/{{file}}"),
+            get(
+                |State(h): State<Hub>, method: Method, UrlPath((_rev, file)): UrlPath<(String, String)>| async move {
+                    let Some(bytes) = h.files.get(&file) else {
+                        return StatusCode::NOT_FOUND.into_response();
+                    };
+                    if method == Method::GET {
+                        h.sent.lock().unwrap().push(file.clone());
+                    }
+                    let mut headers = HeaderMap::new();
+                    // A content hash stands in for the Hub's ETag: one blob per file content.
+                    let etag = format!("\"{:016x}{:08x}\"", bytes.iter().fold(0u64, |a, &b| a.rotate_left(5) ^ b as u64), bytes.len());
+                    headers.insert(header::ETAG, etag.parse().unwrap());
+                    headers.insert("x-repo-commit", h.commit.parse().unwrap());
+                    (headers, bytes.clone()).into_response()
+                },
+            ),
+        )
+        .with_state(hub);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    MockHub { url, sent, _rt: rt }
+}
+
+/// `hf:OWNER/REPO` downloads a checkpoint from the Hub (a stand-in on loopback here) into the
+/// Hugging Face cache: only the configuration, tokenizer and weights, once; the next load finds
+/// them in the cache.
+#[test]
+fn a_hub_checkpoint_downloads_into_the_cache_once() {
+    let e = Engine::synthetic(&spec("qwen2"), &Device::Cpu).unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    write_checkpoint("qwen2", &e, repo_dir.path(), DType::F32);
+    // Files a checkpoint repository also holds, which labtui does not need.
+    std::fs::write(repo_dir.path().join("README.md"), "# tiny").unwrap();
+    std::fs::write(repo_dir.path().join("pytorch_model.bin"), vec![7u8; 4096]).unwrap();
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let hub = mock_hub("labtui/tiny-qwen2", commit, repo_dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        common::labtui_cmd()
+            .args([
+                "generate",
+                "--prompt",
+                "hello",
+                "-n",
+                "4",
+                "--model",
+                "hf:labtui/tiny-qwen2",
+            ])
+            .env("HF_HUB_CACHE", cache.path())
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_HUB_OFFLINE")
+            .output_bounded()
+    };
+    let local = common::labtui_cmd()
+        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
+        .arg(repo_dir.path())
+        .output_bounded();
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        first.stdout, local.stdout,
+        "the same model as the folder itself"
+    );
+    let snap = cache
+        .path()
+        .join("models--labtui--tiny-qwen2/snapshots")
+        .join(commit);
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        assert!(snap.join(f).exists(), "{f} in {}", snap.display());
+    }
+    for f in ["README.md", "pytorch_model.bin"] {
+        assert!(!snap.join(f).exists(), "{f} is not needed");
+    }
+    let second = run();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let sent = hub.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent.iter().filter(|f| *f == "model.safetensors").count(),
+        1,
+        "the weights are sent once: {sent:?}"
+    );
+}

@@ -78,10 +78,15 @@ fn serve_tui_shows_the_scheduler_as_requests_come() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = pane.wait_for("three finished requests", 60, |s| {
-        s.contains("scheduler ·") && s.contains("#2") && s.contains("running 0")
+    // The warm-up request and three more (#0–#3); with two rows at most, #3 waits for a row, so
+    // the view is done only when nothing runs and nothing waits.
+    let s = pane.wait_for("every request finished", 60, |s| {
+        s.contains("scheduler ·") && s.contains("#3") && s.contains("running 0 · waiting 0")
     });
-    assert!(s.contains("waiting 0"), "{s}");
+    assert!(
+        s.contains("KV blocks 0/2048"),
+        "every block given back: {s}"
+    );
     pane.keys(&["q"]);
     assert_cooked(&pane.modes_after_exit(20));
 }
