@@ -254,6 +254,7 @@ mod simd {
 mod wide {
     use super::simd::{Fmt, Q4_0, Q5_0, Q8_0};
     use super::{Format, Lanes16, LANES};
+    use crate::engine::kernels::common::simd::unpack_rows;
     use std::arch::x86_64::*;
 
     /// Weight rows sharing each activation load.
@@ -277,17 +278,18 @@ mod wide {
             let mut j = rows.start;
             while j < rows.end {
                 let r = (rows.end - j).min(R);
-                for q in 0..r {
-                    for b in 0..kb {
-                        let (d, u) =
-                            F::unpack(job.w.as_ptr().add((j + q) * job.row_bytes + b * bytes));
-                        _mm256_storeu_si256(
-                            ub.as_mut_ptr().add((q * kb + b) * 32) as *mut __m256i,
-                            u,
-                        );
-                        dw[q * kb + b] = d;
-                    }
-                }
+                let rb = (job.row_bytes, bytes);
+                unpack_rows(
+                    #[inline(always)]
+                    |p| F::unpack(p),
+                    job.w.as_ptr(),
+                    rb,
+                    j,
+                    r,
+                    kb,
+                    &mut ub,
+                    &mut dw,
+                );
                 for grp in g0..(g0 + CHUNK).min(groups) {
                     let mut acc = [[_mm512_setzero_ps(); 8]; R];
                     for b in 0..kb {

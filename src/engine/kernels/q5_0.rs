@@ -173,6 +173,7 @@ mod simd {
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::{simd::unpack, Lanes16, LANES, Q5_0_BYTES};
+    use crate::engine::kernels::common::simd::unpack_rows;
     use std::arch::x86_64::*;
 
     /// Weight rows sharing each activation load.
@@ -203,16 +204,18 @@ mod wide {
             let mut j = rows.start;
             while j < rows.end {
                 let r = (rows.end - j).min(R);
-                for q in 0..r {
-                    for b in 0..kb {
-                        let (d, u) = unpack(w.as_ptr().add((j + q) * row_bytes + b * Q5_0_BYTES));
-                        _mm256_storeu_si256(
-                            ub.as_mut_ptr().add((q * kb + b) * 32) as *mut __m256i,
-                            u,
-                        );
-                        dw[q * kb + b] = d;
-                    }
-                }
+                let rb = (row_bytes, Q5_0_BYTES);
+                unpack_rows(
+                    #[inline(always)]
+                    |p| unpack(p),
+                    w.as_ptr(),
+                    rb,
+                    j,
+                    r,
+                    kb,
+                    &mut ub,
+                    &mut dw,
+                );
                 for grp in g0..(g0 + CHUNK).min(groups) {
                     let mut sumf = [_mm512_setzero_ps(); R];
                     for b in 0..kb {

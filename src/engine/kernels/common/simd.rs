@@ -57,3 +57,31 @@ pub(crate) unsafe fn hsum(x: __m256) -> f32 {
     let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
 }
+
+/// For the kernels whose lanes are rows: `r` weight rows from row `j` (`kb` blocks of
+/// `block_bytes` each, rows `row_bytes` apart) unpacked by `unpack` into `ub` (each block's 32
+/// value bytes) and `dw` (each block's scale), row `q`'s block `b` at `q · kb + b`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn unpack_rows(
+    unpack: impl Fn(*const u8) -> (f32, __m256i),
+    w: *const u8,
+    (row_bytes, block_bytes): (usize, usize),
+    j: usize,
+    r: usize,
+    kb: usize,
+    ub: &mut [u8],
+    dw: &mut [f32],
+) {
+    assert!(
+        ub.len() >= r * kb * 32 && dw.len() >= r * kb,
+        "unpacked rows' room"
+    );
+    for q in 0..r {
+        for b in 0..kb {
+            let (d, u) = unpack(w.add((j + q) * row_bytes + b * block_bytes));
+            _mm256_storeu_si256(ub.as_mut_ptr().add((q * kb + b) * 32) as *mut __m256i, u);
+            dw[q * kb + b] = d;
+        }
+    }
+}
