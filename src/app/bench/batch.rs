@@ -204,13 +204,25 @@ fn llama_batched_bench(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let out = std::process::Command::new(&bin)
-        .args(["-m", file, "-t", &threads.to_string(), "--no-repack"])
-        .args(["-c", &(most * (pp + tg) + 16).to_string()])
-        .args(["-npp", &pp.to_string(), "-ntg", &tg.to_string()])
-        .args(["-npl", &list(batch), "--output-format", "jsonl"])
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
+    let run = |extra: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(["-m", file, "-t", &threads.to_string()])
+            .args(["-c", &(most * (pp + tg) + 16).to_string()])
+            .args(["-npp", &pp.to_string(), "-ntg", &tg.to_string()])
+            .args(["-npl", &list(batch), "--output-format", "jsonl"])
+            .args(extra)
+            .output()
+            .with_context(|| format!("running {}", bin.display()))
+    };
+    let mut out = run(&[])?;
+    if !out.status.success() {
+        // Its repacked CPU weights crash where its build does not match the CPU (an AMX build on
+        // a VM that does not run AMX): without them it runs, slower.
+        eprintln!(
+            "llama-batched-bench failed with repacked weights; running it again with --no-repack"
+        );
+        out = run(&["--no-repack"])?;
+    }
     anyhow::ensure!(
         out.status.success(),
         "llama-batched-bench failed: {}",
