@@ -203,6 +203,14 @@ fn b_runs_the_batch_in_the_dashboard_and_esc_closes_its_view() {
         s.ui.status
     );
     assert!(!s.store.scheduling());
+    // Arrivals are heard before the step that prefills them, so each TTFT holds that step (about
+    // half of the whole run here), not the microseconds between two of its events.
+    let ttft: Vec<_> = s.store.sched.ttft.iter().copied().collect();
+    let e2e: Vec<_> = s.store.sched.e2e.iter().copied().collect();
+    assert_eq!((ttft.len(), e2e.len()), (4, 4));
+    for (t, e) in ttft.iter().zip(&e2e) {
+        assert!(*t * 20 >= *e, "TTFT {ttft:?} against E2E {e2e:?}");
+    }
     // Esc closes the view: the prompt is back.
     s.update(Action::Escape);
     let screen = draw(&s);

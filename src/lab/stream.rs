@@ -219,6 +219,12 @@ pub fn run(
             sched.submit(a.req.clone())?;
             next += 1;
         }
+        // Arrivals are heard when they happen, not after the step that admits them: a view's
+        // TTFT runs from them.
+        for e in sched.take_events() {
+            replay.apply(&e);
+            on_event(clock, &e);
+        }
         if pace.stopped() {
             for a in &stream[..next] {
                 sched.cancel(a.req.id);
