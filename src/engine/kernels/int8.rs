@@ -423,7 +423,7 @@ pub fn matmul_on(
     let tiles = n.div_ceil(TILE);
     #[cfg(target_arch = "x86_64")]
     if path == Path::Vnni && m >= LANES && wide_vnni() {
-        let l = Lanes16::new(&job.xq, m, kb);
+        let l = Lanes16::new(&job.xq, m, kb, true);
         parallel(tiles, TILE * row_bytes, m, |items| {
             let rows = items.start * TILE..(items.end * TILE).min(n);
             // SAFETY: `wide_vnni` checked the CPU; `l` holds the job's activations; work items

@@ -272,19 +272,11 @@ fn matmul_on(path: Path, w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> V
         "matmul_q5_0 shapes"
     );
     let xq = quantize(Format::Q5_0, x);
-    // Each block's activation scales side by side, for eight rows at a time.
-    let stride = m.next_multiple_of(8);
-    let mut ds = vec![0f32; kb * stride];
-    for (i, row) in xq.chunks_exact(kb).enumerate() {
-        for (b, a) in row.iter().enumerate() {
-            ds[b * stride + i] = a.d;
-        }
-    }
     let mut out = vec![0f32; m * n];
     let dst = out.as_mut_ptr() as usize;
     #[cfg(target_arch = "x86_64")]
     if path == Path::Vnni && m >= LANES && wide_vnni() {
-        let l = Lanes16::new(&xq, m, kb);
+        let l = Lanes16::new(&xq, m, kb, false);
         candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |items| {
             let rows = items.start * TILE..(items.end * TILE).min(n);
             // SAFETY: `wide_vnni` checked the CPU; `l` holds the activations; work items own
@@ -292,6 +284,15 @@ fn matmul_on(path: Path, w: &[u8], n: usize, k: usize, x: &[f32], m: usize) -> V
             unsafe { wide::run(w, &l, m, kb, rows, n, dst as *mut f32) };
         });
         return out;
+    }
+    // Each block's activation scales side by side, for eight rows at a time
+    // (the narrow kernels' layout; the wide one has its own).
+    let stride = m.next_multiple_of(8);
+    let mut ds = vec![0f32; kb * stride];
+    for (i, row) in xq.chunks_exact(kb).enumerate() {
+        for (b, a) in row.iter().enumerate() {
+            ds[b * stride + i] = a.d;
+        }
     }
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE), |items| {
         let out = dst as *mut f32;

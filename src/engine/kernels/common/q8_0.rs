@@ -108,7 +108,7 @@ pub const LANES: usize = 16;
 /// Rows past `m` repeat the last (their lanes are computed and dropped).
 pub struct Lanes16 {
     pub yt: Vec<i8>,
-    /// `((group · kb + block) · 8 + lane) · LANES + row`.
+    /// `((group · kb + block) · 8 + lane) · LANES + row`; empty unless asked for.
     pub seeds: Vec<i32>,
     /// `(group · kb + block) · LANES + row`.
     pub sums: Vec<i32>,
@@ -117,11 +117,20 @@ pub struct Lanes16 {
 }
 
 impl Lanes16 {
-    pub fn new(xq: &[Act], m: usize, kb: usize) -> Self {
+    /// The layout of `m` rows of `kb` blocks; the eight lane seeds only with `lane_seeds` (the
+    /// lane-order kernel needs them, the candle-order one only their totals).
+    pub fn new(xq: &[Act], m: usize, kb: usize, lane_seeds: bool) -> Self {
         let groups = m.div_ceil(LANES);
         let mut l = Self {
             yt: vec![0; groups * kb * 8 * 64],
-            seeds: vec![0; groups * kb * 8 * LANES],
+            seeds: vec![
+                0;
+                if lane_seeds {
+                    groups * kb * 8 * LANES
+                } else {
+                    0
+                }
+            ],
             sums: vec![0; groups * kb * LANES],
             d: vec![0.0; groups * kb * LANES],
         };
@@ -134,7 +143,9 @@ impl Lanes16 {
                     for g in 0..8 {
                         let dst = (at * 8 + g) * 64 + c * 4;
                         l.yt[dst..dst + 4].copy_from_slice(&a.qs[4 * g..4 * g + 4]);
-                        l.seeds[(at * 8 + g) * LANES + c] = a.seed[g];
+                        if lane_seeds {
+                            l.seeds[(at * 8 + g) * LANES + c] = a.seed[g];
+                        }
                     }
                     l.sums[at * LANES + c] = a.seed.iter().sum();
                     l.d[at * LANES + c] = a.d;
