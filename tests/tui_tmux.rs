@@ -106,7 +106,7 @@ fn mouse(pane: &Pane, b: u8, (x, y): (u16, u16), end: char) {
 }
 
 fn mouse_flag(pane: &Pane) -> String {
-    common::tmux::tmux(&["display", "-p", "-t", &pane.name, "#{mouse_any_flag}"])
+    pane.tmux(&["display", "-p", "-t", &pane.name, "#{mouse_any_flag}"])
         .trim()
         .to_string()
 }

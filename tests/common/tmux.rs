@@ -5,8 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs");
+/// `tmux -L socket ARGS`: every pane has a server of its own, so that one test ending its
+/// session (and with it, when it was the last, the shared server) never races another test
+/// starting one. A failed command fails the test, with tmux's words.
+fn tmux_on(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .arg("-L")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("tmux runs");
+    assert!(
+        out.status.success(),
+        "tmux {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -23,7 +36,7 @@ pub fn have_tmux() -> bool {
     false
 }
 
-/// A labtui in a tmux pane of its own; the session goes when this does.
+/// A labtui in a tmux pane (and server) of its own; the server goes when this does.
 pub struct Pane {
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -55,8 +68,16 @@ impl Pane {
             stty = stty.display(),
         );
         let (w, h) = (w.to_string(), h.to_string());
-        tmux(&["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, &cmd]);
+        tmux_on(
+            &name,
+            &["new-session", "-d", "-s", &name, "-x", &w, "-y", &h, &cmd],
+        );
         Self { name, dir }
+    }
+
+    /// A tmux command on this pane's server.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        tmux_on(&self.name, args)
     }
 
     /// labtui's process id.
@@ -69,7 +90,7 @@ impl Pane {
 
     /// The pane's terminal modes right now, read from outside.
     pub fn live_modes(&self) -> String {
-        let tty = tmux(&["display", "-p", "-t", &self.name, "#{pane_tty}"]);
+        let tty = self.tmux(&["display", "-p", "-t", &self.name, "#{pane_tty}"]);
         let out = Command::new("stty")
             .args(["-a", "-F", tty.trim()])
             .output()
@@ -78,7 +99,7 @@ impl Pane {
     }
 
     pub fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
+        self.tmux(&["capture-pane", "-p", "-t", &self.name])
     }
 
     /// Wait (at most `secs`) until the screen satisfies `pred`; fails with the last screen.
@@ -101,7 +122,7 @@ impl Pane {
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.name];
         args.extend(keys);
-        tmux(&args);
+        self.tmux(&args);
     }
 
     /// Wait for labtui to exit (within `secs`) and return the pane's `stty -a` after it.
@@ -124,7 +145,7 @@ impl Pane {
 impl Drop for Pane {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
+            .args(["-L", &self.name, "kill-server"])
             .output();
     }
 }
