@@ -64,9 +64,11 @@ fn finished(e: &Event) -> Option<RunSummary> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_gives_the_events_of_a_local_run() {
+    // Decode (three gaps of 100 ms) far longer than the first token's 40 ms: the bounds below
+    // tell TTFT from E2E with room for a loaded machine's scheduling.
     let script = Script {
         ttft: ms(40),
-        chunk_delays: vec![ms(10)],
+        chunk_delays: vec![ms(100)],
         tokens_per_chunk: 3,
         tokens: 10,
         ..Script::default()
@@ -118,7 +120,7 @@ async fn a_run_gives_the_events_of_a_local_run() {
     assert_eq!(summary.generated_tokens, 10);
     assert_eq!(summary.reason, FinishReason::MaxTokens);
     assert!(
-        summary.ttft.abs_diff(ms(40)) < ms(15),
+        summary.ttft >= ms(40) && summary.ttft < ms(200),
         "TTFT {:?} against 40 ms scripted",
         summary.ttft
     );
@@ -127,7 +129,12 @@ async fn a_run_gives_the_events_of_a_local_run() {
     };
     assert_eq!(*duration, tokens[0].elapsed);
     assert!(duration.abs_diff(summary.ttft) < ms(2));
-    assert!(summary.end_to_end >= ms(70), "{:?}", summary.end_to_end);
+    assert!(
+        summary.end_to_end >= summary.ttft + ms(300),
+        "E2E {:?}, TTFT {:?}",
+        summary.end_to_end,
+        summary.ttft
+    );
     assert!(summary.decode_tok_s > 0.0);
     assert!(summary.itl_p99 >= summary.itl_p50);
 }
