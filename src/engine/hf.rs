@@ -151,7 +151,7 @@ fn metadata(dir: &Path, arch: Arch, c: &Json) -> Result<HashMap<String, Value>> 
 }
 
 /// llama.cpp's name for a checkpoint tensor (`None`: not one the forward pass reads).
-fn gguf_name(arch: Arch, hf: &str) -> Option<String> {
+pub fn gguf_name(arch: Arch, hf: &str) -> Option<String> {
     let hf = hf.strip_prefix("language_model.").unwrap_or(hf);
     let top = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
