@@ -459,12 +459,27 @@ fn real_model_kv_cache_gap_at_256_tokens() {
     };
     let g = c.gap_at(256).expect("measured at 256 tokens");
     eprintln!("at 256 tokens: {g:?}; all: {:?}", c.gaps);
-    assert!(g.ratio >= 10.0, "{g:?}");
-    // Uncached steps grow with the context (the last recomputes ~5× the first's tokens); compared
-    // end to end so one slow step on a busy machine does not decide it.
-    let (first, last) = (c.no_cache[0].step, c.no_cache[c.no_cache.len() - 1].step);
+    // Against the median of the cached steps within 16 tokens of it: one cached step stalled on
+    // a busy machine (1.4 s where the others took tens of ms) does not decide it.
+    let mut near: Vec<_> = c
+        .cached
+        .iter()
+        .filter(|p| p.context.abs_diff(256) <= 16)
+        .map(|p| p.step)
+        .collect();
+    near.sort();
+    assert!(near.len() >= 16, "{} cached steps near 256", near.len());
+    let ratio = g.no_cache.as_secs_f64() / near[near.len() / 2].as_secs_f64();
     assert!(
-        c.no_cache.len() >= 4 && last > first * 2,
+        ratio >= 10.0,
+        "{ratio:.1}× ({g:?}, cached near it {near:?})"
+    );
+    // Uncached steps grow with the context (the last recomputes ~5× the first's tokens): the last
+    // against the quickest, which a stall on a busy machine cannot make quicker.
+    let last = c.no_cache[c.no_cache.len() - 1].step;
+    let quickest = c.no_cache.iter().map(|p| p.step).min().unwrap();
+    assert!(
+        c.no_cache.len() >= 4 && last > quickest * 2,
         "uncached steps grow: {:?}",
         c.no_cache
     );
