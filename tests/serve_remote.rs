@@ -64,8 +64,8 @@ fn finished(e: &Event) -> Option<RunSummary> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_gives_the_events_of_a_local_run() {
-    // Decode (three gaps of 100 ms) far longer than the first token's 40 ms: the bounds below
-    // tell TTFT from E2E with room for a loaded machine's scheduling.
+    // Decode (three gaps of 100 ms) far longer than the first token's 40 ms: TTFT under 200 ms
+    // and E2E over 340 tell one from the other with room for a loaded machine's scheduling.
     let script = Script {
         ttft: ms(40),
         chunk_delays: vec![ms(100)],
@@ -129,11 +129,12 @@ async fn a_run_gives_the_events_of_a_local_run() {
     };
     assert_eq!(*duration, tokens[0].elapsed);
     assert!(duration.abs_diff(summary.ttft) < ms(2));
+    // The last chunk leaves the mock at least 40 + 3 × 100 ms after the request came in (when
+    // each chunk arrives here depends on this machine's load; when it left does not).
     assert!(
-        summary.end_to_end >= summary.ttft + ms(300),
-        "E2E {:?}, TTFT {:?}",
-        summary.end_to_end,
-        summary.ttft
+        summary.end_to_end >= ms(340),
+        "E2E {:?}",
+        summary.end_to_end
     );
     assert!(summary.decode_tok_s > 0.0);
     assert!(summary.itl_p99 >= summary.itl_p50);
