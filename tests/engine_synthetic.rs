@@ -97,7 +97,11 @@ fn gemma3_matches_candle_transformers_full_precision_model() {
     let mut e = Engine::synthetic(&s, &Device::Cpu).unwrap();
     assert_eq!(e.model.cfg.activation, Activation::GeluTanh);
     e.model = requantize(&e.model, Quant::F32, &mut |_, _| {}).unwrap().0;
-    let r = Reference::gemma3_dense(gguf_bytes(&s).unwrap(), &Device::Cpu).unwrap();
+    let mut r = Reference::gemma3_dense(gguf_bytes(&s).unwrap(), &Device::Cpu).unwrap();
+    // A prompt at position 0 starts the reference afresh, as it does the quantized ones.
+    let prompt = bench_tokens(8, e.info.vocab);
+    let first = r.forward(&prompt, 0, &Device::Cpu).unwrap();
+    assert_eq!(r.forward(&prompt, 0, &Device::Cpu).unwrap(), first);
     greedy_matches("gemma3 (f32)", &mut e, r);
 }
 

@@ -158,13 +158,18 @@ impl Reference {
             Self::Qwen2(m) => m.forward(&x, pos)?,
             Self::Llama(m) => m.forward(&x, pos)?,
             Self::Gemma3(m) => m.forward(&x, pos)?,
-            Self::Gemma3Dense(m) => m.forward(&x, pos)?,
+            Self::Gemma3Dense(m) => {
+                // Its caches only append: a prompt at 0 starts them afresh here.
+                if pos == 0 {
+                    m.clear_kv_cache();
+                }
+                m.forward(&x, pos)?
+            }
         };
         Ok(l.flatten_all()?.to_vec1()?)
     }
 
-    /// Forget the cache (every model starts afresh when `pos` is 0 — the llama and gemma3 ones
-    /// need no call).
+    /// Forget the cache (every model but qwen2 starts afresh when `pos` is 0 and needs no call).
     pub fn clear(&mut self) {
         match self {
             Self::Qwen2(m) => m.clear_kv_cache(),
