@@ -248,22 +248,9 @@ fn a_hub_checkpoint_loads_from_the_cache_when_the_hub_is_out_of_reach() {
         }
         c.output_bounded()
     };
-    let local = common::labtui_cmd()
-        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
-        .arg(&snap)
-        .output_bounded();
-    assert!(local.status.success());
+    let local = generate_from(&snap);
     for offline in [false, true] {
-        let o = run("hf:labtui/tiny-qwen2", offline);
-        assert!(
-            o.status.success(),
-            "offline {offline}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert_eq!(
-            o.stdout, local.stdout,
-            "the same model as the folder itself"
-        );
+        generates_like(&run("hf:labtui/tiny-qwen2", offline), &local);
     }
     let tok = common::labtui_cmd()
         .args([
@@ -302,6 +289,25 @@ struct MockHub {
     url: String,
     sent: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _rt: tokio::runtime::Runtime,
+}
+
+/// `labtui generate` of four tokens from `model` (a folder), which must succeed.
+fn generate_from(model: &Path) -> std::process::Output {
+    let o = common::labtui_cmd()
+        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
+        .arg(model)
+        .output_bounded();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// A run through the Hub succeeded and printed what the folder itself gives.
+fn generates_like(o: &std::process::Output, local: &std::process::Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.stdout, local.stdout,
+        "the same model as the folder itself"
+    );
 }
 
 fn mock_hub(repo: &'static str, commit: &'static str, dir: &Path) -> MockHub {
@@ -407,20 +413,9 @@ fn a_hub_checkpoint_downloads_into_the_cache_once() {
             .env_remove("HF_HUB_OFFLINE")
             .output_bounded()
     };
-    let local = common::labtui_cmd()
-        .args(["generate", "--prompt", "hello", "-n", "4", "--model"])
-        .arg(repo_dir.path())
-        .output_bounded();
+    let local = generate_from(repo_dir.path());
     let first = run();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert_eq!(
-        first.stdout, local.stdout,
-        "the same model as the folder itself"
-    );
+    generates_like(&first, &local);
     let snap = cache
         .path()
         .join("models--labtui--tiny-qwen2/snapshots")
