@@ -5,6 +5,7 @@
 //!   its faults named.
 //! - [`scrape`]: the server's Prometheus metrics, recognised by engine.
 //! - [`mock`]: a scripted server on loopback, for tests and the client's own benchmark.
+//! - [`openai`]: the OpenAI wire shapes all three speak.
 //! - [`server`]: `labtui serve`, our engine batching continuously behind the same API.
 //!
 //! Only the URLs the user gives are contacted.
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod load;
 pub mod mock;
+pub mod openai;
 pub mod scrape;
 pub mod server;
 pub mod target;

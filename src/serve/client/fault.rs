@@ -1,7 +1,7 @@
 //! Naming what went wrong: a transport error, a status, a stall, a stream cut short — each as a
 //! [`Failure`] of one line a person can act on.
 
-use super::wire;
+use crate::serve::openai;
 use crate::serve::{Failure, FailureKind};
 use std::error::Error as _;
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn root_cause(e: &reqwest::Error) -> String {
         msg = s.to_string();
         source = s.source();
     }
-    wire::one_line(&msg)
+    openai::one_line(&msg)
 }
 
 fn io_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
@@ -101,7 +101,7 @@ pub fn request(e: &reqwest::Error, url: &str) -> Failure {
 
 /// An HTTP error status with what its body said.
 pub fn status(code: reqwest::StatusCode, body: &str) -> Failure {
-    let said = wire::error_message(body);
+    let said = openai::error_message(body);
     let reason = code.canonical_reason().unwrap_or("");
     let message = match (said.is_empty(), reason.is_empty()) {
         (true, _) => format!("HTTP {}", code.as_u16()),
@@ -150,7 +150,7 @@ pub fn body_error(e: &reqwest::Error) -> String {
 }
 
 pub fn malformed(what: &str, data: &str) -> Failure {
-    let data = wire::one_line(data);
+    let data = openai::one_line(data);
     let data: String = data.chars().take(80).collect();
     Failure::new(
         FailureKind::Malformed,

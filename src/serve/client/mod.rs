@@ -7,8 +7,8 @@
 
 mod fault;
 mod tally;
-pub mod wire;
 
+use super::openai;
 use super::{Endpoint, Failure, FailureKind, Outcome, Request, STALL_TIMEOUT};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
@@ -160,7 +160,7 @@ impl Client {
 
     /// The model names the server lists at `/v1/models`.
     pub async fn models(&self, ep: &Endpoint) -> Result<Vec<String>, Failure> {
-        let url = wire::url(&ep.url, "models");
+        let url = openai::url(&ep.url, "models");
         let ask = async {
             let resp = self
                 .authorized(self.http.get(&url), ep)
@@ -175,7 +175,7 @@ impl Client {
             if !status.is_success() {
                 return Err(fault::status(status, &body));
             }
-            wire::model_names(&body)
+            openai::model_names(&body)
                 .map_err(|e| fault::malformed(&format!("not a model list ({e})"), &body))
         };
         tokio::time::timeout(self.stall, ask)
@@ -228,8 +228,8 @@ impl Client {
                 return out;
             }
         };
-        let url = wire::url(&ep.url, wire::route(ep.api));
-        let body = wire::Body::new(ep.api, Some(&model), req);
+        let url = openai::url(&ep.url, openai::route(ep.api));
+        let body = openai::SentBody::new(ep.api, Some(&model), req);
         let rb = self.authorized(self.http.post(&url), ep).json(&body);
         let sent = Instant::now();
         let cancelled = async {
@@ -328,7 +328,7 @@ impl Client {
             if data == "[DONE]" {
                 break;
             }
-            let chunk: wire::Chunk =
+            let chunk: openai::Chunk =
                 serde_json::from_str(data).map_err(|e| fault::malformed(&e.to_string(), data))?;
             if let Some(e) = &chunk.error {
                 return Err(Failure::new(
@@ -336,7 +336,7 @@ impl Client {
                     format!(
                         "the server stopped the stream after {} tokens: {}",
                         tokens(tally),
-                        wire::stream_error(e)
+                        openai::stream_error(e)
                     ),
                 ));
             }

@@ -1,8 +1,8 @@
 //! Counting a stream's output tokens and giving each its arrival time, from what each chunk
 //! carried: the server's per-chunk usage where it gives it, else a tokenizer, else one per chunk.
 
-use super::wire::Usage;
 use super::CountTokens;
+use crate::serve::openai::Usage;
 use crate::serve::{Counted, Outcome};
 use std::time::Duration;
 
@@ -143,6 +143,7 @@ mod tests {
         Some(Usage {
             prompt_tokens: Some(4),
             completion_tokens: Some(c),
+            total_tokens: None,
         })
     }
 

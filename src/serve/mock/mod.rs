@@ -172,7 +172,7 @@ pub fn stamp_of(text: &str) -> Option<std::time::Duration> {
 }
 
 fn error(code: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"message": message, "type": "mock_error"}});
+    let body = super::openai::ErrorBody::new(message, "mock_error");
     (code, axum::Json(body)).into_response()
 }
 
@@ -267,11 +267,7 @@ async fn models(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if !authorized(&s, &headers) {
         return error(StatusCode::UNAUTHORIZED, "invalid API key");
     }
-    let body = serde_json::json!({
-        "object": "list",
-        "data": [{"id": s.model, "object": "model", "owned_by": "labtui"}],
-    });
-    axum::Json(body).into_response()
+    axum::Json(super::openai::ModelList::one(&s.model)).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

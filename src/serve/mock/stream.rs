@@ -3,6 +3,7 @@
 
 use super::script::{Fault, Script};
 use super::Shared;
+use crate::serve::openai::{self, Delta, Head, Usage};
 use crate::serve::Api;
 use axum::body::Bytes;
 use std::fmt::Write as _;
@@ -49,6 +50,8 @@ pub struct Gen {
     /// When the next content chunk is due (the sum of the delays before it).
     due: Instant,
     step: Step,
+    /// What every chunk of this stream carries.
+    head: Head,
 }
 
 type Frame = Result<Bytes, std::io::Error>;
@@ -66,7 +69,14 @@ impl Gen {
         let total = asked
             .max_tokens
             .map_or(script.tokens, |m| m.min(script.tokens));
+        let head = Head {
+            api: asked.api,
+            id: "mock".into(),
+            created: 0,
+            model: shared.model.clone(),
+        };
         Gen {
+            head,
             busy: Busy(shared),
             script,
             asked,
@@ -96,7 +106,7 @@ impl Gen {
                 Step::Role => {
                     self.step = Step::Content;
                     if self.asked.api == Api::Chat {
-                        return Some(Ok(self.frame(None, None, true)));
+                        return Some(Ok(self.frame(Delta::assistant(""), None)));
                     }
                 }
                 Step::Content if self.sent >= self.total => self.step = Step::Finish,
@@ -108,17 +118,17 @@ impl Gen {
                     } else {
                         "stop"
                     };
-                    return Some(Ok(self.frame(Some(""), Some(reason), true)));
+                    return Some(Ok(self.frame(Delta::content(""), Some(reason))));
                 }
                 Step::Usage => {
                     self.step = Step::Done;
                     if self.asked.include_usage && self.script.final_usage {
-                        return Some(Ok(self.frame(None, None, false)));
+                        return Some(Ok(self.head.usage_chunk(self.usage()).frame()));
                     }
                 }
                 Step::Done => {
                     self.step = Step::End;
-                    return Some(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+                    return Some(Ok(Bytes::from_static(openai::DONE)));
                 }
                 Step::End => return None,
             }
@@ -130,7 +140,7 @@ impl Gen {
         match &self.script.fault {
             Some(Fault::Malformed { after }) if *after == self.chunks => {
                 self.step = Step::End;
-                return Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n"));
+                return Ok(openai::raw_frame(r#"{"choices": [{"delta": "#));
             }
             Some(Fault::Stall { after }) if *after == self.chunks => {
                 self.shared().stop.cancelled().await;
@@ -167,7 +177,7 @@ impl Gen {
         let shared = self.shared();
         shared.tokens.fetch_add(n as u64, Ordering::Relaxed);
         shared.decodes.fetch_add(1, Ordering::Relaxed);
-        Ok(self.frame(Some(&text), None, true))
+        Ok(self.frame(Delta::content(&text), None))
     }
 
     /// Waits until `due` (false if the mock stopped first).
@@ -197,54 +207,18 @@ impl Gen {
         !stop.is_cancelled()
     }
 
-    /// One `data:` frame: `text` as the delta (none for a usage-only chunk, which has no
-    /// choices), a finish reason, and usage when the request asked for it per chunk (`in_choices`)
-    /// or at the end.
-    fn frame(&self, text: Option<&str>, finish: Option<&str>, in_choices: bool) -> Bytes {
-        let mut s = String::with_capacity(256);
-        s.push_str("data: {\"id\":\"mock\",\"model\":\"");
-        s.push_str(&self.shared().model);
-        s.push('"');
-        let (object, field) = match self.asked.api {
-            Api::Chat => ("chat.completion.chunk", "delta"),
-            Api::Completions => ("text_completion", "text"),
-        };
-        let _ = write!(s, ",\"object\":\"{object}\",\"created\":0,\"choices\":[");
-        if in_choices {
-            let value = serde_json::to_string(text.unwrap_or("")).unwrap_or_default();
-            let _ = match self.asked.api {
-                Api::Chat if text.is_none() => {
-                    write!(
-                        s,
-                        "{{\"index\":0,\"{field}\":{{\"role\":\"assistant\",\"content\":\"\"}}"
-                    )
-                }
-                Api::Chat => write!(s, "{{\"index\":0,\"{field}\":{{\"content\":{value}}}"),
-                Api::Completions => write!(s, "{{\"index\":0,\"{field}\":{value}"),
-            };
-            match finish {
-                Some(f) => {
-                    let _ = write!(s, ",\"finish_reason\":\"{f}\"}}");
-                }
-                None => s.push_str(",\"finish_reason\":null}"),
-            }
-        }
-        s.push(']');
-        let usage = if in_choices {
-            self.asked.continuous_usage && self.script.continuous_usage
+    /// One `data:` frame of `delta` and a finish reason, with usage when the request asked for
+    /// it per chunk (vLLM's `continuous_usage_stats`).
+    fn frame(&self, delta: Delta, finish: Option<&str>) -> Bytes {
+        let chunk = self.head.chunk(delta, finish);
+        if self.asked.continuous_usage && self.script.continuous_usage {
+            chunk.with_usage(self.usage()).frame()
         } else {
-            true
-        };
-        if usage {
-            let p = self.asked.prompt_tokens;
-            let _ = write!(
-                s,
-                ",\"usage\":{{\"prompt_tokens\":{p},\"completion_tokens\":{},\"total_tokens\":{}}}",
-                self.sent,
-                p + self.sent
-            );
+            chunk.frame()
         }
-        s.push_str("}\n\n");
-        Bytes::from(s)
+    }
+
+    fn usage(&self) -> Usage {
+        Usage::new(self.asked.prompt_tokens, self.sent)
     }
 }

@@ -9,13 +9,13 @@
 
 pub mod engine;
 pub mod metrics;
-pub mod openai;
 
 use super::client::Cancel;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::sched::SchedConfig;
 use crate::engine::{chat, Engine, Tokenizer};
 use crate::protocol::serve::Api;
+use crate::serve::openai::{self, Delta, ErrorBody, Head, ModelList, Usage};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -25,7 +25,6 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use engine::{Job, Out};
 use metrics::Metrics;
-use openai::Head;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -161,7 +160,7 @@ impl Server {
 }
 
 fn error(code: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error"}});
+    let body = ErrorBody::new(message, "invalid_request_error");
     (code, axum::Json(body)).into_response()
 }
 
@@ -174,11 +173,7 @@ async fn completions(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 }
 
 async fn models(State(s): State<Arc<Shared>>) -> Response {
-    axum::Json(serde_json::json!({
-        "object": "list",
-        "data": [{"id": s.model, "object": "model", "owned_by": "labtui"}],
-    }))
-    .into_response()
+    axum::Json(ModelList::one(&s.model)).into_response()
 }
 
 async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
@@ -223,7 +218,7 @@ impl Detok {
 }
 
 async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
-    let body: openai::Body = match serde_json::from_slice(&body) {
+    let body: openai::ReceivedBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
     };
@@ -318,8 +313,8 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
             } => {
                 text.push_str(&detok.finish(&s.tokenizer));
                 let finish = openai::finish_reason(reason);
-                let answer = head.answer(&text, finish, prompt_tokens, completion_tokens);
-                return axum::Json(answer).into_response();
+                let usage = Usage::new(prompt_tokens, completion_tokens);
+                return axum::Json(head.answer(&text, finish, usage)).into_response();
             }
             Out::Failed(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e),
             Out::Queued | Out::Refused(_) => {}
@@ -342,10 +337,6 @@ struct Sse {
     done: bool,
 }
 
-fn frame(v: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("data: {v}\n\n"))
-}
-
 impl Sse {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
@@ -359,8 +350,8 @@ impl Sse {
                 Some(Out::Token(id)) => {
                     let piece = self.detok.push(&self.s.tokenizer, id);
                     if !piece.is_empty() {
-                        self.queue
-                            .push_back(frame(&self.head.chunk(Some(&piece), None)));
+                        let chunk = self.head.chunk(Delta::assistant(&piece), None);
+                        self.queue.push_back(chunk.frame());
                     }
                 }
                 Some(Out::Done {
@@ -370,23 +361,22 @@ impl Sse {
                 }) => {
                     let rest = self.detok.finish(&self.s.tokenizer);
                     if !rest.is_empty() {
-                        self.queue
-                            .push_back(frame(&self.head.chunk(Some(&rest), None)));
+                        let chunk = self.head.chunk(Delta::assistant(&rest), None);
+                        self.queue.push_back(chunk.frame());
                     }
                     let finish = openai::finish_reason(reason);
-                    self.queue
-                        .push_back(frame(&self.head.chunk(None, Some(finish))));
+                    let last = self.head.chunk(Delta::default(), Some(finish));
+                    self.queue.push_back(last.frame());
                     if self.include_usage {
-                        let u = self.head.usage_chunk(prompt_tokens, completion_tokens);
-                        self.queue.push_back(frame(&u));
+                        let usage = Usage::new(prompt_tokens, completion_tokens);
+                        self.queue.push_back(self.head.usage_chunk(usage).frame());
                     }
-                    self.queue
-                        .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                    self.queue.push_back(Bytes::from_static(openai::DONE));
                     self.done = true;
                 }
                 Some(Out::Failed(e)) => {
-                    let v = serde_json::json!({"error": {"message": e, "type": "server_error"}});
-                    self.queue.push_back(frame(&v));
+                    let body = ErrorBody::new(&e, "server_error");
+                    self.queue.push_back(openai::frame(&body));
                     self.done = true;
                 }
                 Some(Out::Queued | Out::Refused(_)) => {}

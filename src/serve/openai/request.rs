@@ -1,14 +1,72 @@
-//! The OpenAI wire format of `labtui serve`: request bodies of `/v1/chat/completions` and
-//! `/v1/completions`, and the JSON of answers and SSE chunks.
+//! Request bodies of `/v1/chat/completions` and `/v1/completions`: the one our client sends
+//! ([`SentBody`], borrowed) and the one our server reads ([`ReceivedBody`], lenient).
 
-use crate::protocol::serve::Api;
-use crate::protocol::FinishReason;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use crate::serve::{Api, Request};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// The fields of a request body we read; the rest is ignored, as OpenAI-compatible servers do.
+#[derive(Serialize)]
+struct SentMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct SentStreamOptions {
+    include_usage: bool,
+    /// vLLM's per-chunk usage; servers that do not know it ignore it.
+    continuous_usage_stats: bool,
+}
+
+/// What our client asks: a stream with usage.
+#[derive(Serialize)]
+pub struct SentBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<[SentMessage<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    max_tokens: usize,
+    temperature: f32,
+    stream: bool,
+    stream_options: SentStreamOptions,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ignore_eos: bool,
+}
+
+impl<'a> SentBody<'a> {
+    pub fn new(api: Api, model: Option<&'a str>, req: &'a Request) -> Self {
+        let (messages, prompt) = match api {
+            Api::Chat => (
+                Some([SentMessage {
+                    role: "user",
+                    content: &req.prompt,
+                }]),
+                None,
+            ),
+            Api::Completions => (None, Some(req.prompt.as_str())),
+        };
+        SentBody {
+            model,
+            messages,
+            prompt,
+            max_tokens: req.max_tokens,
+            temperature: req.temperature,
+            stream: true,
+            stream_options: SentStreamOptions {
+                include_usage: true,
+                continuous_usage_stats: true,
+            },
+            ignore_eos: req.ignore_eos,
+        }
+    }
+}
+
+/// The fields of a request body our server reads; the rest is ignored, as OpenAI-compatible
+/// servers do.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Body {
+pub struct ReceivedBody {
     #[serde(default)]
     pub messages: Option<Vec<Message>>,
     #[serde(default)]
@@ -54,7 +112,7 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-impl Body {
+impl ReceivedBody {
     /// The prompt text: for chat, the user messages' text (our chat template takes one user
     /// turn); for completions, the prompt string (or the first of a list).
     pub fn prompt_text(&self, api: Api) -> Result<String, String> {
@@ -99,96 +157,38 @@ impl Body {
     }
 }
 
-pub fn finish_reason(r: FinishReason) -> &'static str {
-    match r {
-        FinishReason::Eos | FinishReason::Stopped => "stop",
-        FinishReason::MaxTokens | FinishReason::ContextFull => "length",
-    }
-}
-
-pub fn usage(prompt: usize, completion: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    })
-}
-
-/// What every answer of one request carries.
-#[derive(Debug, Clone)]
-pub struct Head {
-    pub api: Api,
-    pub id: String,
-    pub created: u64,
-    pub model: String,
-}
-
-impl Head {
-    fn object(&self, chunk: bool) -> &'static str {
-        match (self.api, chunk) {
-            (Api::Chat, true) => "chat.completion.chunk",
-            (Api::Chat, false) => "chat.completion",
-            (Api::Completions, _) => "text_completion",
-        }
-    }
-
-    fn wrap(&self, chunk: bool, choices: Value, usage: Option<Value>) -> Value {
-        let mut v = json!({
-            "id": self.id,
-            "object": self.object(chunk),
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        });
-        if let Some(u) = usage {
-            v["usage"] = u;
-        }
-        v
-    }
-
-    /// A streamed chunk: `text` (when some) and the finish reason (on the last).
-    pub fn chunk(&self, text: Option<&str>, finish: Option<&str>) -> Value {
-        let choice = match self.api {
-            Api::Chat => {
-                let delta = match text {
-                    Some(t) => json!({"role": "assistant", "content": t}),
-                    None => json!({}),
-                };
-                json!({"index": 0, "delta": delta, "finish_reason": finish})
-            }
-            Api::Completions => {
-                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish})
-            }
-        };
-        self.wrap(true, json!([choice]), None)
-    }
-
-    /// The streamed usage chunk (`stream_options.include_usage`): no choices.
-    pub fn usage_chunk(&self, prompt: usize, completion: usize) -> Value {
-        self.wrap(true, json!([]), Some(usage(prompt, completion)))
-    }
-
-    /// The whole answer of a request that did not stream.
-    pub fn answer(&self, text: &str, finish: &str, prompt: usize, completion: usize) -> Value {
-        let choice = match self.api {
-            Api::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish,
-            }),
-            Api::Completions => json!({"index": 0, "text": text, "finish_reason": finish}),
-        };
-        self.wrap(false, json!([choice]), Some(usage(prompt, completion)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_sent_body_asks_for_a_stream_with_usage() {
+        let req = Request {
+            prompt: "hello".into(),
+            max_tokens: 7,
+            ignore_eos: true,
+            temperature: 0.0,
+        };
+        let v = serde_json::to_value(SentBody::new(Api::Chat, Some("m"), &req)).unwrap();
+        assert_eq!(v["messages"][0]["content"], "hello");
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["continuous_usage_stats"], true);
+        assert_eq!(v["ignore_eos"], true);
+        assert_eq!(v["max_tokens"], 7);
+        let req = Request {
+            ignore_eos: false,
+            ..req
+        };
+        let v = serde_json::to_value(SentBody::new(Api::Completions, None, &req)).unwrap();
+        assert_eq!(v["prompt"], "hello");
+        assert!(v.get("ignore_eos").is_none() && v.get("model").is_none());
+    }
 
     #[test]
     fn reads_chat_and_completion_bodies() {
-        let b: Body = serde_json::from_value(json!({
+        let b: ReceivedBody = serde_json::from_value(json!({
             "messages": [{"role": "system", "content": "be brief"},
                          {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
             "max_tokens": 5, "stream": true, "stream_options": {"include_usage": true}
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(b.prompt_text(Api::Chat).unwrap(), "hi");
         assert_eq!((b.max_tokens(100), b.include_usage()), (5, true));
         assert!(b.prompt_text(Api::Completions).is_err());
-        let b: Body = serde_json::from_value(json!({"prompt": ["once"]})).unwrap();
+        let b: ReceivedBody = serde_json::from_value(json!({"prompt": ["once"]})).unwrap();
         assert_eq!(b.prompt_text(Api::Completions).unwrap(), "once");
         assert_eq!(b.max_tokens(100), 100);
     }
