@@ -4,14 +4,14 @@
 //! [`engine`] and answers with stamped [`protocol::Event`]s that are drawn live and recorded.
 //!
 //! The modules are layers, each importing only the ones listed before it (a test checks it):
-//! `protocol` < `stats` < `engine` < `lab` < `metrics` < `serve` < `worker` < `record`, `preset` < `state`
+//! `protocol`, `alloc` < `stats` < `engine` < `lab` < `sysmon` < `serve` < `worker` < `record`, `preset` < `state`
 //! < `report` < `tui` < `app` < `cli`.
 
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod engine;
 pub mod lab;
-pub mod metrics;
 pub mod preset;
 pub mod protocol;
 pub mod record;
@@ -19,5 +19,6 @@ pub mod report;
 pub mod serve;
 pub mod state;
 pub mod stats;
+pub mod sysmon;
 pub mod tui;
 pub mod worker;

@@ -4,10 +4,10 @@ use labtui::cli::{BenchWhat, Cli, Cmd};
 use std::process::ExitCode;
 
 #[global_allocator]
-static HEAP: labtui::metrics::Heap = labtui::metrics::Heap;
+static HEAP: labtui::alloc::Heap = labtui::alloc::Heap;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    labtui::metrics::keep_freed_pages();
+    labtui::alloc::keep_freed_pages();
     if let Some(n) = cli.threads {
         // candle's CPU kernels size their thread pools from this variable.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());

@@ -22,25 +22,25 @@ use std::sync::OnceLock;
 const MAX_ALLOCATION: usize = 1 << 30;
 
 #[global_allocator]
-static HEAP: labtui::metrics::Heap = labtui::metrics::Heap;
+static HEAP: labtui::alloc::Heap = labtui::alloc::Heap;
 
 /// The allocator counts what is held: the memory pane's and the soak's live heap.
 #[test]
 fn the_live_heap_counts_what_is_held() {
     // Other tests allocate at the same time, so compare with a margin far below the buffer.
     const MIB_64: usize = 64 << 20;
-    let before = labtui::metrics::heap_live();
+    let before = labtui::alloc::heap_live();
     let buf = vec![1u8; MIB_64];
-    let held = labtui::metrics::heap_live();
+    let held = labtui::alloc::heap_live();
     assert!(held >= before + MIB_64 as u64 / 2, "{before} → {held}");
     drop(std::hint::black_box(buf));
-    let after = labtui::metrics::heap_live();
+    let after = labtui::alloc::heap_live();
     assert!(after + MIB_64 as u64 / 2 <= held, "{held} → {after}");
 }
 
 fn config() -> ProptestConfig {
     // labtui's allocator refuses any one allocation past the bound from here on.
-    labtui::metrics::limit_each_allocation(MAX_ALLOCATION);
+    labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
     let cases = std::env::var("LABTUI_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -477,7 +477,7 @@ fn recording_with(after: &str, key: &str, to: &str) -> Vec<String> {
 /// (`report::demo::charts`, drawn by the demo pane).
 #[test]
 fn a_demo_with_huge_kv_bytes_replays_regression() {
-    labtui::metrics::limit_each_allocation(MAX_ALLOCATION);
+    labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
     let lines = recording_with(
         "result:KvCache(",
         "kv_bytes_per_token:",
@@ -490,7 +490,7 @@ fn a_demo_with_huge_kv_bytes_replays_regression() {
 /// Tokens whose KV bytes shrink within a run underflowed the KV pane's measured growth: refused.
 #[test]
 fn a_run_whose_kv_cache_shrinks_is_refused_regression() {
-    labtui::metrics::limit_each_allocation(MAX_ALLOCATION);
+    labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
     let lines = recording_with("event:Token(", "kv_bytes:", "18446744073709551615");
     let err = labtui::record::parse(&lines, "r.ron")
         .unwrap_err()
@@ -504,7 +504,7 @@ fn a_run_whose_kv_cache_shrinks_is_refused_regression() {
 /// A step of 2⁶⁴−1 seconds overflowed the timing pane's sum of inter-token latencies: refused.
 #[test]
 fn a_duration_past_the_limit_is_refused_regression() {
-    labtui::metrics::limit_each_allocation(MAX_ALLOCATION);
+    labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
     let lines = recording_with("event:Token(", "step:(secs:", "18446744073709551615");
     let err = labtui::record::parse(&lines, "r.ron")
         .unwrap_err()
@@ -518,7 +518,7 @@ fn a_duration_past_the_limit_is_refused_regression() {
 /// An alignment of 0 divided by zero inside candle's reader: refused before it.
 #[test]
 fn an_alignment_of_zero_is_refused_regression() {
-    labtui::metrics::limit_each_allocation(MAX_ALLOCATION);
+    labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
     let bytes = gguf_bytes_with(&small_spec(), &[("general.alignment", Value::U32(0))]).unwrap();
     let err = loader::read_content(&mut Cursor::new(bytes), "a.gguf")
         .unwrap_err()

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first; modules in one group may not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["protocol"],
+    &["protocol", "alloc"],
     &["stats"],
     &["engine"],
     &["lab"],
-    &["metrics"],
+    &["sysmon"],
     &["serve"],
     &["worker"],
     &["record", "preset"],

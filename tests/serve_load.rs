@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use labtui::protocol::serve::{Failure, FailureKind, Load, Outcome, Request, ServeEvent};
 use labtui::serve::load::arrivals::{dispersion, mean_cv2};
 use labtui::serve::load::workload::{Prompts, Workload};
-use labtui::serve::load::{run, Plan, Run, Sweep, Target};
+use labtui::serve::load::{run, LoadPlan, Run, Sweep, Target};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,8 +92,8 @@ fn workload() -> Workload {
     }
 }
 
-fn plan(loads: Vec<Load>, requests: usize) -> Plan {
-    Plan {
+fn plan(loads: Vec<Load>, requests: usize) -> LoadPlan {
+    LoadPlan {
         loads,
         requests,
         duration: None,
@@ -107,7 +107,7 @@ fn plan(loads: Vec<Load>, requests: usize) -> Plan {
 /// Run with a bound on the whole test, collecting the events.
 async fn go(
     target: Arc<dyn Target>,
-    plan: &Plan,
+    plan: &LoadPlan,
     sweep: Option<&Sweep>,
 ) -> (
     anyhow::Result<Vec<labtui::protocol::serve::LevelSummary>>,

@@ -7,11 +7,12 @@
 mod common;
 
 use common::OutputWithin;
-use labtui::app::bench::serve_tui::{self, Bench};
 use labtui::protocol::serve::{LevelSummary, Load, ServeEvent};
+use labtui::protocol::Stamper;
 use labtui::protocol::{Event, Stamped};
+use labtui::serve::load::drive::{drive, Bench};
 use labtui::serve::load::workload::{Prompts, Workload};
-use labtui::serve::load::{Plan, Target};
+use labtui::serve::load::{LoadPlan, Target};
 use labtui::serve::mock::{Mock, Script};
 use labtui::state::AppState;
 use labtui::tui::panes::serve::curve;
@@ -283,7 +284,7 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
     let last = scraped.last().unwrap();
     assert_eq!(
         last.engine,
-        labtui::protocol::server::ServerEngine::LlamaCpp
+        labtui::protocol::scraped::ServerEngine::LlamaCpp
     );
     assert!(
         last.generation_tokens.unwrap_or(0.0) > 0.0,
@@ -356,7 +357,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
         cancel: labtui::serve::client::Cancel::new(),
     }) as Arc<dyn Target>;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let load = tokio::spawn(serve_tui::drive(
+    let load = tokio::spawn(drive(
         Bench {
             targets: vec![target],
             workload: Workload {
@@ -366,7 +367,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
                 temperature: 0.0,
                 seed: 0,
             },
-            plan: Plan {
+            plan: LoadPlan {
                 loads: vec![Load::Concurrency(1), Load::Concurrency(2)],
                 // Long enough for a scrape or two at 2 Hz.
                 requests: 10,
@@ -379,9 +380,8 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
             sweep: None,
             api_key: None,
         },
-        Instant::now(),
+        Stamper::new(tx, Instant::now()),
         Arc::new(AtomicBool::new(false)),
-        tx,
     ));
     let mut app = App::new(
         Start {
@@ -471,7 +471,7 @@ async fn record_the_fixture() {
         cancel: labtui::serve::client::Cancel::new(),
     }) as Arc<dyn Target>;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let plan = Plan {
+    let plan = LoadPlan {
         loads: [1, 2, 4].map(Load::Concurrency).to_vec(),
         requests: 6,
         duration: None,
@@ -494,9 +494,13 @@ async fn record_the_fixture() {
         sweep: None,
         api_key: None,
     };
-    serve_tui::drive(bench, Instant::now(), Arc::new(AtomicBool::new(false)), tx)
-        .await
-        .unwrap();
+    drive(
+        bench,
+        Stamper::new(tx, Instant::now()),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
     let header = labtui::record::Header::new(
         None,
         Default::default(),

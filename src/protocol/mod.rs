@@ -6,14 +6,16 @@
 pub mod demo;
 pub mod params;
 pub mod sched;
+pub mod scraped;
 pub mod serve;
-pub mod server;
 pub mod settings;
+mod stamp;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
 pub use sched::{Arrivals, SchedEvent, SchedPolicy, StreamSpec};
-pub use server::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
+pub use scraped::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{DraftMode, KPolicy, KvDtype, Quant, Setting, Settings, DEFAULT_K, K_MAX};
+pub use stamp::Stamper;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -41,7 +41,7 @@ impl Machine {
             cpu,
             cores: crate::engine::physical_cores(),
             ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
-            gpu: crate::metrics::Sampler::new().sample().gpu.map(|g| g.name),
+            gpu: crate::sysmon::Sampler::new().sample().gpu.map(|g| g.name),
         }
     }
 }

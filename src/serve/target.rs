@@ -4,8 +4,8 @@
 use super::client::{Cancel, Client};
 use super::load::Target;
 use super::scrape::{metrics_url, scrape_once, ScrapeConfig};
+use crate::protocol::scraped::ServerEngine;
 use crate::protocol::serve::{Endpoint, Outcome, Request, ServerTotals};
-use crate::protocol::server::ServerEngine;
 use futures::future::BoxFuture;
 use std::time::Instant;
 

@@ -51,7 +51,7 @@ pub fn available() -> Option<u64> {
     {
         return Some(limit);
     }
-    crate::metrics::available_memory()
+    crate::sysmon::available_memory()
 }
 
 /// Check `need` against the available memory, when the machine says what that is.

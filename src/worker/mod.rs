@@ -109,7 +109,7 @@ impl Worker {
         let fault = Fault::from_env();
         if let Some(every) = opts.sample_every {
             let panic_after = (fault == Some(Fault::Sampler)).then_some(2);
-            crate::metrics::spawn(ev_tx.clone(), clock, every, panic_after);
+            crate::sysmon::spawn(ev_tx.clone(), clock, every, panic_after);
         }
         let flags = Flags::default();
         let thread_flags = flags.clone();
@@ -117,7 +117,7 @@ impl Worker {
             .name(THREAD_NAME.into())
             .spawn(move || {
                 engine::interrupt::install(thread_flags.interrupt.clone());
-                let out = Outbox { tx: ev_tx, clock };
+                let out = Outbox(crate::protocol::Stamper { tx: ev_tx, clock });
                 let mut state = State::new(opts.device, out, cmd_rx, thread_flags);
                 state.fault = fault;
                 state.run()
@@ -166,17 +166,18 @@ impl Drop for Worker {
 
 /// The worker's end of the event channel: stamps each event with the session's clock.
 #[derive(Clone)]
-struct Outbox {
-    tx: UnboundedSender<Stamped>,
-    clock: Instant,
-}
+struct Outbox(crate::protocol::Stamper);
 
 impl Outbox {
     pub(super) fn send(&self, event: Event) {
         // The UI only goes away at the end of the session; an event after that has nobody to tell.
-        let _ = self.tx.send(Stamped {
-            at: self.clock.elapsed(),
-            event,
-        });
+        let _ = self.0.send(event);
+    }
+}
+
+impl std::ops::Deref for Outbox {
+    type Target = crate::protocol::Stamper;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }

@@ -27,13 +27,13 @@ impl Worker {
         let (ev_tx, ev_rx) = unbounded_channel();
         let clock = Instant::now();
         if let Some(every) = opts.sample_every {
-            crate::metrics::spawn(ev_tx.clone(), clock, every, None);
+            crate::sysmon::spawn(ev_tx.clone(), clock, every, None);
         }
         let flags = Flags::default();
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
-                let out = Outbox { tx: ev_tx, clock };
+                let out = Outbox(crate::protocol::Stamper { tx: ev_tx, clock });
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

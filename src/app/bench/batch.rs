@@ -2,7 +2,7 @@
 //! sequences at once over one paged KV cache, optionally beside llama.cpp's
 //! `llama-batched-bench` on the same file and threads.
 
-use super::serve::Format;
+use super::serve::ReportFormat;
 use super::MAX_TOKENS;
 use crate::app::args;
 use crate::engine::{self, Engine};
@@ -25,8 +25,8 @@ pub struct BenchBatchArgs {
     /// Tokens each sequence decodes.
     #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_TOKENS))]
     pub tokens: usize,
-    #[arg(long, value_enum, default_value_t = Format::Md)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
     /// Also run llama.cpp's llama-batched-bench on the same file, threads and sizes. Its folder
     /// comes from $LLAMA_CPP_BIN, else from ../shared/tools/llama-cpp (which builds it).
     #[arg(long)]
@@ -81,15 +81,15 @@ pub fn run(spec: &str, a: &BenchBatchArgs) -> Result<()> {
         });
     }
     let out = match a.format {
-        Format::Md => markdown(&rows),
-        Format::Csv => {
+        ReportFormat::Md => markdown(&rows),
+        ReportFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             for r in &rows {
                 w.serialize(Flat::of(r))?;
             }
             String::from_utf8(w.into_inner()?)?
         }
-        Format::Json => serde_json::to_string_pretty(&rows)? + "\n",
+        ReportFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
     };
     print!("{out}");
     if let Some(dir) = &a.charts {

@@ -6,11 +6,13 @@
 use crate::app::args;
 use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
 use crate::protocol::Event;
+use crate::protocol::Stamper;
 use crate::record::{Header, Recorder};
 use crate::report::serve as table;
 use crate::serve::client::{Cancel, Client, CountTokens};
+use crate::serve::load::drive::{drive, Bench};
 use crate::serve::load::workload::{self, Prompts, Workload};
-use crate::serve::load::{Plan, Sweep, Target};
+use crate::serve::load::{LoadPlan, Sweep, Target};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::unbounded_channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum ReportFormat {
     Md,
     Csv,
     Json,
@@ -109,8 +111,8 @@ pub struct BenchServeArgs {
     /// Count output tokens with this model's tokenizer when a server gives no usage (a GGUF).
     #[arg(long)]
     pub tokenizer: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Md)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
     /// Write throughput-latency and timeline charts (PNG and SVG) into this folder.
     #[arg(long)]
     pub charts: Option<PathBuf>,
@@ -204,7 +206,7 @@ impl BenchServeArgs {
         })
     }
 
-    fn plan(&self) -> Result<(Plan, Option<Sweep>)> {
+    fn plan(&self) -> Result<(LoadPlan, Option<Sweep>)> {
         let mut loads: Vec<Load> = self
             .concurrency
             .iter()
@@ -228,7 +230,7 @@ impl BenchServeArgs {
             bail!("--sweep chooses the rates itself: leave out --rate");
         }
         Ok((
-            Plan {
+            LoadPlan {
                 loads,
                 requests: self.requests,
                 duration: self.duration.map(Duration::from_secs_f64),
@@ -280,9 +282,9 @@ fn report(
     requests: &[(usize, Outcome)],
 ) -> Result<()> {
     let out = match a.format {
-        Format::Md => table::markdown(levels),
-        Format::Csv => table::csv(levels)?,
-        Format::Json => table::json(levels)?,
+        ReportFormat::Md => table::markdown(levels),
+        ReportFormat::Csv => table::csv(levels)?,
+        ReportFormat::Json => table::json(levels)?,
     };
     print!("{out}");
     if let Some(dir) = &a.charts {
@@ -328,7 +330,7 @@ pub fn run(
     let workload = a.workload()?;
     let (plan, sweep) = a.plan()?;
     let cancel = Cancel::new();
-    let bench = super::serve_tui::Bench {
+    let bench = Bench {
         targets: targets(model, a, &cancel)?,
         workload,
         plan,
@@ -374,12 +376,8 @@ pub fn run(
     // The same events the dashboard's serve view gets (the load's and the scraped server
     // metrics'), printed as progress and recorded, so a replay shows the same view.
     let (tx, mut rx) = unbounded_channel();
-    let load = rt.spawn(super::serve_tui::drive(
-        bench,
-        Instant::now(),
-        stop.clone(),
-        tx,
-    ));
+    let out = Stamper::new(tx, Instant::now());
+    let load = rt.spawn(drive(bench, out, stop.clone()));
     let mut record_error: Option<anyhow::Error> = None;
     rt.block_on(async {
         while let Some(stamped) = rx.recv().await {

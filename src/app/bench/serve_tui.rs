@@ -3,86 +3,18 @@
 //! endpoint it measures) over the channel a worker would use; the dashboard never waits on it.
 //! Quitting stops the load: requests in flight are cancelled, and the wait for them is bounded.
 
-use crate::protocol::serve::{LevelSummary, Outcome, ServeEvent};
-use crate::protocol::{Event, Stamped};
+use crate::protocol::Stamper;
 use crate::serve::client::Cancel;
-use crate::serve::load::workload::Workload;
-use crate::serve::load::{self, Plan, Run, Sweep, Target};
-use crate::serve::scrape::{self, ScrapeConfig, Scraper};
+pub use crate::serve::load::drive::{drive, Bench, Measured};
 use anyhow::{anyhow, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::unbounded_channel;
 
 /// How long a quit waits for the load to wind down (its requests are cancelled first).
 const STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// What to run: the servers, the workload and the levels.
-pub struct Bench {
-    pub targets: Vec<Arc<dyn Target>>,
-    pub workload: Workload,
-    pub plan: Plan,
-    pub sweep: Option<Sweep>,
-    /// Sent to the servers' `/metrics` too.
-    pub api_key: Option<String>,
-}
-
-/// The levels measured and every request, by level.
-pub type Measured = (Vec<LevelSummary>, Vec<(usize, Outcome)>);
-
-/// Run the load on the runtime, each event stamped on `clock` and sent to `tx`, the endpoint of
-/// the level running scraped into the same channel; ends with a notice (or the error) saying so.
-pub async fn drive(
-    b: Bench,
-    clock: Instant,
-    stop: Arc<AtomicBool>,
-    tx: UnboundedSender<Stamped>,
-) -> Result<Measured> {
-    let mut requests = Vec::new();
-    let mut scraper: Option<(String, Scraper)> = None;
-    let send = |event: Event| {
-        let _ = tx.send(Stamped {
-            at: clock.elapsed(),
-            event,
-        });
-    };
-    let mut sink = |e: ServeEvent| {
-        match &e {
-            ServeEvent::LevelStarted { endpoint, .. }
-                if scraper.as_ref().is_none_or(|(url, _)| url != endpoint) =>
-            {
-                let config = ScrapeConfig {
-                    api_key: b.api_key.clone(),
-                    ..ScrapeConfig::new(endpoint)
-                };
-                // The scraper before stops as it is dropped.
-                scraper = Some((endpoint.clone(), scrape::spawn(config, clock, tx.clone())));
-            }
-            ServeEvent::Done { level, outcome, .. } => requests.push((*level, outcome.clone())),
-            _ => {}
-        }
-        send(Event::Serve(e));
-    };
-    let mut run = Run::new(&mut sink, stop);
-    run.origin = clock;
-    let levels = load::run(&b.targets, &b.workload, &b.plan, b.sweep.as_ref(), &mut run).await;
-    drop(run);
-    // Stopped and waited for, so that no sample comes after the end's notice.
-    if let Some((_, s)) = scraper {
-        s.stop().await;
-    }
-    send(match &levels {
-        Ok(l) => Event::Notice {
-            message: format!("bench serve done: {} levels measured", l.len()),
-        },
-        Err(e) => Event::Error {
-            message: format!("bench serve: {e:#}"),
-        },
-    });
-    levels.map(|l| (l, requests))
-}
 
 /// Run the benchmark with the dashboard attached until the user quits; returns the levels
 /// measured, every request, and whether the quit stopped the load before its end.
@@ -93,7 +25,7 @@ pub fn run(b: Bench, cancel: Cancel, record: Option<&Path>) -> Result<(Measured,
     let urls: Vec<String> = b.targets.iter().map(|t| t.name()).collect();
     let (tx, rx) = unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = rt.spawn(drive(b, Instant::now(), stop.clone(), tx));
+    let load = rt.spawn(drive(b, Stamper::new(tx, Instant::now()), stop.clone()));
     let feed = crate::tui::Feed {
         events: rx,
         status: format!(

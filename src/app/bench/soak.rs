@@ -3,10 +3,10 @@
 //! process memory at the start and the end net of the KV cache, frame time at the start and the
 //! end, and the largest backlog of events waiting for the UI.
 
-use crate::metrics::Sampler;
 use crate::protocol::{Command, Event, GenParams};
 use crate::report::table::{Align, Table};
 use crate::stats::human_bytes;
+use crate::sysmon::Sampler;
 use crate::tui::{App, Start, FRAME};
 use crate::worker::Options;
 use anyhow::{bail, Result};

@@ -11,6 +11,7 @@
 //! draws a benchmark live and a recording keeps each request.
 
 pub use crate::lab::arrivals;
+pub mod drive;
 pub mod summary;
 pub mod workload;
 
@@ -40,7 +41,7 @@ pub trait Target: Send + Sync {
 
 /// How the levels run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct LoadPlan {
     pub loads: Vec<Load>,
     /// Requests per level (the warm-up not counted).
     pub requests: usize,
@@ -95,7 +96,7 @@ impl<'a> Run<'a> {
 pub async fn run(
     targets: &[Arc<dyn Target>],
     workload: &Workload,
-    plan: &Plan,
+    plan: &LoadPlan,
     sweep: Option<&Sweep>,
     run: &mut Run<'_>,
 ) -> Result<Vec<LevelSummary>> {
@@ -189,7 +190,7 @@ async fn level(
     target: &Arc<dyn Target>,
     reqs: &[Request],
     load: Load,
-    plan: &Plan,
+    plan: &LoadPlan,
     levels: usize,
     seed: u64,
     run: &mut Run<'_>,

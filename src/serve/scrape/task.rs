@@ -4,7 +4,7 @@
 //! changes or the metrics come back; the loop goes on until it is stopped or its receiver is gone.
 
 use super::{parse, ParseError};
-use crate::protocol::{Event, ServerEngine, ServerSample, Stamped};
+use crate::protocol::{Event, ServerEngine, ServerSample, Stamped, Stamper};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
@@ -197,19 +197,11 @@ fn notice(message: String) -> Event {
     Event::Notice { message }
 }
 
-/// Scrape until `stop` resolves or `send` answers false (its receiver is gone). Each sample and
-/// each notice is stamped with `clock.elapsed()` when the answer arrived (the sample's `at` too).
-pub async fn run(
-    config: ScrapeConfig,
-    clock: Instant,
-    mut send: impl FnMut(Stamped) -> bool,
-    stop: impl Future<Output = ()>,
-) {
-    let mut say = |event: Event| {
-        send(Stamped {
-            at: clock.elapsed(),
-            event,
-        });
+/// Scrape until `stop` resolves or `out`'s receiver is gone. Each sample and each notice is
+/// stamped on `out`'s clock when the answer arrived (the sample's `at` too).
+pub async fn run(config: ScrapeConfig, out: Stamper, stop: impl Future<Output = ()>) {
+    let say = |event: Event| {
+        out.send(event);
     };
     let url = match metrics_url(&config.url) {
         Ok(u) => u,
@@ -235,7 +227,7 @@ pub async fn run(
                 scrape_once(&client, &url, &config).await
             } => got,
         };
-        let at = clock.elapsed();
+        let at = out.elapsed();
         let mut events = Vec::new();
         match got {
             Ok(mut sample) => {
@@ -260,7 +252,7 @@ pub async fn run(
             }
         }
         for event in events {
-            if !send(Stamped { at, event }) {
+            if !out.send_at(at, event) {
                 return;
             }
         }
@@ -292,14 +284,9 @@ impl Scraper {
 /// `clock.elapsed()` (the session's clock, as the worker's events are).
 pub fn spawn(config: ScrapeConfig, clock: Instant, tx: UnboundedSender<Stamped>) -> Scraper {
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(
-        config,
-        clock,
-        move |s| tx.send(s).is_ok(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(run(config, Stamper { tx, clock }, async move {
+        let _ = stopped.await;
+    }));
     Scraper { stop, task }
 }
 

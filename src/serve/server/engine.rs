@@ -7,7 +7,7 @@ use super::metrics::Metrics;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::sched::{SchedConfig, Scheduler, SeqRequest};
 use crate::engine::Model;
-use crate::protocol::{Event, FinishReason, SchedEvent, Stamped};
+use crate::protocol::{Event, FinishReason, SchedEvent, Stamper};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -49,22 +49,14 @@ struct Live {
 }
 
 /// Where the scheduler's decisions go besides the handlers: the dashboard of `labtui serve --tui`,
-/// or a recording. Each event is stamped on `clock`.
-#[derive(Debug, Clone)]
-pub struct Tap {
-    pub clock: Instant,
-    pub tx: UnboundedSender<Stamped>,
-}
+/// or a recording.
+pub type Tap = Stamper;
 
-impl Tap {
-    fn send(&self, events: &[SchedEvent]) {
-        let at = self.clock.elapsed();
-        for e in events {
-            let _ = self.tx.send(Stamped {
-                at,
-                event: Event::Sched(e.clone()),
-            });
-        }
+/// The decisions of one step, sharing its stamp.
+fn send_tapped(out: &Tap, events: &[SchedEvent]) {
+    let at = out.elapsed();
+    for e in events {
+        let _ = out.send_at(at, Event::Sched(e.clone()));
     }
 }
 
@@ -84,7 +76,7 @@ pub fn run(
     Metrics::set(&metrics.blocks_total, cfg.kv_blocks);
     let mut sched = Scheduler::new(&model, cfg, eog);
     if let Some(t) = &tap {
-        t.send(&sched.take_events()); // its start: the view shows the budgets before a request
+        send_tapped(t, &sched.take_events()); // its start: the view shows the budgets before a request
     }
     let mut live: HashMap<u64, Live> = HashMap::new();
     let mut next_id = 0u64;
@@ -162,7 +154,7 @@ pub fn run(
             apply(e, &mut live, &metrics);
         }
         if let Some(t) = &tap {
-            t.send(&events);
+            send_tapped(t, &events);
         }
         Metrics::set(&metrics.running, sched.running());
         Metrics::set(&metrics.waiting, sched.waiting());

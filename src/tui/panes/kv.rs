@@ -2,7 +2,7 @@
 //! numbers beside the measured growth, context fill, and a what-if predictor.
 
 use super::chart::{self, Unit};
-use super::{block, label, server, value};
+use super::{block, label, scraped, value};
 use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
@@ -45,7 +45,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let server = state.store.last_server.as_ref();
     let Some(m) = &state.store.model else {
         match server {
-            Some(s) => server::kv_view(state, s, inner, buf),
+            Some(s) => scraped::kv_view(state, s, inner, buf),
             None => Paragraph::new("The KV cache appears here once a model is loaded.")
                 .style(label())
                 .render(inner, buf),
@@ -57,7 +57,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Some(s) => {
             let [top, rest] =
                 Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
-            Paragraph::new(server::kv_line(s)).render(top, buf);
+            Paragraph::new(scraped::kv_line(s)).render(top, buf);
             rest
         }
         None => inner,

@@ -2,7 +2,7 @@
 //! split into weights / KV / other, over time.
 
 use super::chart::{self, Unit};
-use super::{block, label, server, value};
+use super::{block, label, scraped, value};
 use crate::state::AppState;
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
@@ -48,8 +48,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             let [rest, bottom] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
             Paragraph::new(vec![
-                server::kv_line(srv),
-                server::throughput_line(state, srv),
+                scraped::kv_line(srv),
+                scraped::throughput_line(state, srv),
             ])
             .render(bottom, buf);
             rest

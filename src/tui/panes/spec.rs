@@ -1,7 +1,7 @@
 //! Speculative decoding: mode and K, acceptance (overall and by draft position), the histogram
 //! of accepted lengths, and the speedup measured beside the one theory predicts.
 
-use super::{block, label, palette, server, value};
+use super::{block, label, palette, scraped, value};
 use crate::protocol::{DraftMode, Rates};
 use crate::state::{AppState, SpecView};
 use ratatui::prelude::*;
@@ -93,7 +93,7 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
         Span::styled("server ", label()),
         Span::styled(s.engine.to_string(), value()),
         Span::styled(" acceptance ", label()),
-        Span::styled(acceptance.map_or("—".into(), server::pct), value()),
+        Span::styled(acceptance.map_or("—".into(), scraped::pct), value()),
         Span::styled("  accepted length ", label()),
         Span::styled(length.map_or("—".into(), |l| format!("{l:.2}")), value()),
         Span::styled(format!("  ({when})"), label()),
@@ -111,7 +111,7 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
                     r.spec_per_pos
                         .iter()
                         .take(4)
-                        .map(|a| server::pct(*a))
+                        .map(|a| scraped::pct(*a))
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),

@@ -5,7 +5,7 @@
 pub mod curve;
 pub mod levels;
 
-use super::{block, label, server};
+use super::{block, label, scraped};
 use crate::state::{AppState, LevelProgress, ServeView};
 use ratatui::prelude::*;
 use ratatui::widgets::{LineGauge, Paragraph};
@@ -72,8 +72,8 @@ fn server_metrics(state: &AppState, area: Rect, buf: &mut Buffer) {
             // The KV line, gauge and caption, and eight rows of history.
             let [kv, throughput] =
                 Layout::vertical([Constraint::Length(11), Constraint::Length(1)]).areas(area);
-            server::kv_view(state, s, kv, buf);
-            Paragraph::new(server::throughput_line(state, s)).render(throughput, buf);
+            scraped::kv_view(state, s, kv, buf);
+            Paragraph::new(scraped::throughput_line(state, s)).render(throughput, buf);
         }
         None => Paragraph::new(
             "no server metrics in this session (bench serve --tui scrapes /metrics; \
@@ -127,8 +127,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         let [server_area, chart] =
             Layout::vertical([Constraint::Length(server_h), Constraint::Min(3)]).areas(lower);
         match &state.store.last_server {
-            Some(s) => Paragraph::new(vec![server::kv_line(s), server::throughput_line(state, s)])
-                .render(server_area, buf),
+            Some(s) => Paragraph::new(vec![
+                scraped::kv_line(s),
+                scraped::throughput_line(state, s),
+            ])
+            .render(server_area, buf),
             None => server_metrics(state, server_area, buf),
         }
         curve::render(&view.levels, chart, buf);

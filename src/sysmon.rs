@@ -1,90 +1,12 @@
 //! The system sampler: process RSS and machine memory through sysinfo, GPU memory through NVML
 //! when an NVIDIA GPU answers. It runs on its own thread, never on the per-token path.
 
-use crate::protocol::{Event, GpuSample, Stamped, SystemSample};
-use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::alloc::heap_live;
+use crate::protocol::{Event, GpuSample, Stamped, Stamper, SystemSample};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::sync::mpsc::UnboundedSender;
-
-/// labtui's allocator, declared `#[global_allocator]` by the binary (and by the fuzz tests):
-/// mimalloc, which reuses freed memory instead of returning large blocks to the kernel (which
-/// otherwise zeroes fresh pages for the logits of every decode step), with the live bytes counted
-/// so that the heap can be told from RSS (RSS also holds mapped weights, stacks and memory the
-/// allocator keeps for reuse), and an optional bound on any one allocation (the fuzz tests set it,
-/// so that a size read from a file that escaped its check aborts instead of exhausting the
-/// machine). Where another allocator is in place (the other test binaries), [`heap_live`] is 0.
-pub struct Heap;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static MAX_ONE: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-// SAFETY: every call forwards to mimalloc with the caller's layout; the counters are only
-// arithmetic beside it, and an oversized request returns null as an allocator may.
-unsafe impl GlobalAlloc for Heap {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE.load(Ordering::Relaxed) {
-            return std::ptr::null_mut();
-        }
-        let p = mimalloc::MiMalloc.alloc(l);
-        if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE.load(Ordering::Relaxed) {
-            return std::ptr::null_mut();
-        }
-        let p = mimalloc::MiMalloc.alloc_zeroed(l);
-        if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        mimalloc::MiMalloc.dealloc(p, l);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        if new_size > MAX_ONE.load(Ordering::Relaxed) {
-            return std::ptr::null_mut();
-        }
-        let q = mimalloc::MiMalloc.realloc(p, l, new_size);
-        if !q.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        }
-        q
-    }
-}
-
-/// Bytes allocated through [`Heap`] and not yet freed, now.
-pub fn heap_live() -> u64 {
-    LIVE.load(Ordering::Relaxed) as u64
-}
-
-/// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keep the pages of freed memory for reuse instead of handing them back to the kernel 10 ms
-/// after the free (mimalloc's default). A prefill allocates and frees buffers of megabytes in
-/// every layer (scores, masks, activations); handed back, each came back as fresh pages the
-/// kernel zeroes: 16% of a Gemma 3 prefill's time went to that. Kept, prefill ran 20–25% faster
-/// here (0.5B and Gemma 3, pp128 and pp512). The memory kept is what the largest step used; it
-/// is reused, not grown (the soak's RSS net of the KV cache says so).
-pub fn keep_freed_pages() {
-    // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
-
-/// Refuse any single allocation over `bytes` from now on (the standard library then aborts
-/// naming the size). For tests that feed hostile input.
-pub fn limit_each_allocation(bytes: usize) {
-    MAX_ONE.store(bytes, Ordering::Relaxed);
-}
 
 /// NVML, initialised once; a machine without an NVIDIA driver keeps the error and shows "n/a".
 fn nvml() -> Option<&'static nvml_wrapper::Nvml> {
@@ -186,13 +108,8 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("labtui-sampler".into())
         .spawn(move || {
-            let send = |event| {
-                tx.send(Stamped {
-                    at: clock.elapsed(),
-                    event,
-                })
-                .is_ok()
-            };
+            let out = Stamper { tx, clock };
+            let send = |event| out.send(event);
             let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut s = Sampler::new();
                 for n in 0.. {
