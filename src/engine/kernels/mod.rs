@@ -4,6 +4,79 @@
 //! prefill). What more than one of them uses is in [`common`]; no kernel file imports another.
 //! Every product keeps each row of a small batch bitwise what it would be alone (the batch
 //! invariance speculative verification needs).
+//!
+//! # Design notes
+//!
+//! Why the products are shaped as they are. The figures are from the two 2-core machines of
+//! `docs/benchmarks.md`, one thread per core; each is a measured comparison of the two designs.
+//!
+//! - **Weights prefetched 4 KiB ahead.** Decode reads every weight once per token, so it is bound
+//!   by how fast one core streams memory. The hardware prefetchers alone hold a core to about
+//!   27 GB/s; a software prefetch 4 KiB ahead of the block being read gives the 1.5B's decode
+//!   about 40 tok/s against 35 without (1, 2, 4, 8 and 16 KiB measured; 4–8 best). Threads take
+//!   1 MiB of weights at a time from a shared cursor: with 64 KiB grains the two cores' streams
+//!   interleave and decode falls to 26 tok/s; candle's default (an eighth of a thread's share)
+//!   leaves one core waiting on the other's last grab of the 190 MB head.
+//! - **Weight rows read as one stream.** Products of one to 17 activation rows read the weight
+//!   rows one after the other. Reading four rows side by side (candle's `vec_dot_4`) draws
+//!   17 GB/s from memory, against 56 GB/s for one row at a time.
+//! - **Int8 kernels for Q4_0, Q5_0 and Q8_0** (`int8.rs`) for decode and verification: AVX-512
+//!   VNNI `vpdpbusd` on 256-bit registers, sums kept in eight lanes and added once per row. The
+//!   AVX2 and portable fallbacks give the same bits.
+//! - **Rows as lanes from 16 activation rows** (`Lanes16` in `common/q8_0.rs`, used by `q5_0.rs`
+//!   and `int8.rs`): with 512-bit VNNI the activations are laid out four bytes of sixteen rows
+//!   per vector, and one `vpdpbusd` with a weight's four bytes broadcast adds four products into
+//!   each of sixteen rows' exact integer sums. Candle's order for Q5_0 needs each block's integer
+//!   sum per output, which an 8-row kernel gets by a tree of horizontal adds (about as many
+//!   instructions as the products themselves); here every lane already is one output, so there
+//!   is nothing to reduce. The lane-order int8 kernel keeps its eight lanes as eight accumulators
+//!   and adds them at the end in the narrow kernel's order. Both stay bitwise the narrow kernels'
+//!   results (tests compare every path and batch size); 0.5B prefill at 128 tokens runs at 303
+//!   tok/s against 187 with the 8-row kernel, batched decode of 16 sequences at 128 against 102.
+//! - **Work split by weight bytes times rows.** A thread takes about 1 MiB of weights at a time
+//!   for one activation row, and that divided by the rows for several: a grain by bytes alone
+//!   runs a 0.5B's 0.5 MB attention products on one thread at 16 decode rows (batch 4 decode 83
+//!   tok/s against 72, batch 16 103 against 86).
+//! - **Q4_K and Q6_K over several activation rows** (`q4k.rs`, `q6k.rs`): each weight block is
+//!   unpacked once for up to eight activation rows (four without AVX-512). With AVX-512 a 512-bit
+//!   register holds two of candle's 32-value chunks, against the 64 activation bytes they meet,
+//!   and its two halves' integer lanes are added before they become floats: the results stay
+//!   bitwise candle's one-row `vec_dot`, in about half the instructions per row (1.5B pp5 98
+//!   tok/s against 76, pp8 111 against 89). Rows are split into even groups (9 as 5 + 4, not
+//!   8 + 1).
+//! - **Activations quantized to Q8_K in SIMD** (`common/q8k.rs`), bitwise candle's scalar
+//!   `from_float`, whose `roundf` per value takes about 5% of a decode step and more of a
+//!   prefill.
+//! - **Exact prefill without the weight copies.** Prompt logits must stay bitwise those of the
+//!   reference (candle-transformers on the same file). Activations are re-quantized at every
+//!   layer, so any change of summation order moves the logits by about 1% of the largest. Long
+//!   batches therefore use candle's own arithmetic, each kernel pinned by a bitwise test against
+//!   candle:
+//!   - Q5_0 (`q5_0.rs`): candle's scalar order, vectorised across eight activation rows instead
+//!     of within one.
+//!   - Q4_K and Q6_K (`ktiles.rs`): candle's 16-row tiles, unpacked per work item and dropped.
+//!     candle keeps them instead, about a second copy of the weights in memory.
+//!   - Decode and verification (up to 17 rows, `SMALL_BATCH`) take the batch-invariant kernels
+//!     above. For Q5_0 they sum in lanes where candle's scalar product sums block by block, and
+//!     attention sums in its own order, so decode logits differ from candle's in the last bits,
+//!     as its own tiled K-quant decode differs from ours. Greedy output still matches the
+//!     reference's, token for token.
+//!
+//! Outside this module, for the same reasons:
+//!
+//! - **Attention of decode and verification rows** (`src/engine/attention.rs`) reads in place
+//!   from the KV cache, row by row and head by head, in the same operations whatever the number
+//!   of rows. Through candle it is a dozen tensor operations per row and layer, mostly overhead
+//!   at these sizes; prompt-lookup speculation on the rewrite prompt runs 1.62× with it against
+//!   1.49× through candle.
+//! - **Gemma's GELU on every core, vectorized** (`src/engine/act.rs`): candle maps it on one
+//!   thread with the C library's `tanhf`. `x / (1 + e^(−2z))` is the same function, with an `exp`
+//!   the compiler vectorizes (within a few units in the last place); Gemma pp128 770 tok/s
+//!   against 610.
+//! - GGUF tensors are read straight into their blocks (no transient second copy). The allocator
+//!   is mimalloc, told to keep freed pages for reuse: a prefill allocates and frees megabytes in
+//!   every layer, and handed back to the kernel they return as fresh pages it has to zero (16% of
+//!   a Gemma 3 prefill). Keeping them makes prefill 20–25% faster on the 0.5B and on Gemma 3.
 
 pub mod common;
 pub mod int8;
