@@ -7,7 +7,8 @@ mod common;
 
 use candle_core::Device;
 use labtui::engine::sched::SchedConfig;
-use labtui::engine::{generate, Control, Engine, Prompt};
+use labtui::engine::spec::Speculator;
+use labtui::engine::{generate, Engine, Prompt, RunRequest, StepControl};
 use labtui::protocol::{GenParams, RunSettings, ServerEngine};
 use labtui::serve::client::Client;
 use labtui::serve::server::{ServeConfig, Server};
@@ -41,15 +42,11 @@ fn alone(prompt: &str, api: Api, max_tokens: usize) -> (String, usize, usize) {
         draft_mode: Default::default(),
         k: labtui::protocol::DEFAULT_K,
     };
-    let s = generate(
-        &mut e,
-        0,
-        Prompt::Text(prompt),
-        &params,
-        settings,
-        &mut |_| {},
-        &mut || Control::Continue,
-    )
+    let request = RunRequest::new(0, Prompt::Text(prompt.into()), settings);
+    let mut plain = Speculator::none();
+    let s = generate(&mut e, &mut plain, &request, &mut |_| {}, &mut || {
+        StepControl::Continue
+    })
     .unwrap();
     (s.text, s.prompt_tokens, s.generated_tokens)
 }

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use common::{real_model, QWEN_05B, QWEN_15B};
 use labtui::engine::spec::{pick, Drafter, Speculator};
 use labtui::engine::synthetic::SyntheticSpec;
-use labtui::engine::{generate, generate_with, Control, Engine, Forward, Model, Prompt};
+use labtui::engine::{generate, Engine, Forward, Model, Prompt, RunRequest, StepControl};
 use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
 use labtui::protocol::{Event, GenParams, KvBlocks, RunSettings, RunSummary};
 
@@ -28,16 +28,7 @@ fn settings(p: &GenParams) -> RunSettings {
 }
 
 fn plain(e: &mut Engine, prompt: &str, p: &GenParams) -> RunSummary {
-    generate(
-        e,
-        1,
-        Prompt::Text(prompt),
-        p,
-        settings(p),
-        &mut |_| {},
-        &mut || Control::Continue,
-    )
-    .unwrap()
+    speculative(e, &mut Speculator::none(), prompt, p).0
 }
 
 /// A speculative run; also returns its events.
@@ -48,17 +39,9 @@ fn speculative(
     p: &GenParams,
 ) -> (RunSummary, Vec<Event>) {
     let mut events = Vec::new();
-    let sum = generate_with(
-        e,
-        s,
-        1,
-        Prompt::Text(prompt),
-        p,
-        settings(p),
-        &mut |ev| events.push(ev),
-        &mut || Control::Continue,
-    )
-    .unwrap();
+    let request = RunRequest::new(1, Prompt::Text(prompt.into()), settings(p));
+    let mut emit = |ev| events.push(ev);
+    let sum = generate(e, s, &request, &mut emit, &mut || StepControl::Continue).unwrap();
     (sum, events)
 }
 

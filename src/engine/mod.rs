@@ -31,7 +31,7 @@ pub mod synthetic;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};
-pub use generate::{generate, generate_with, Control, Prompt};
+pub use generate::{generate, Generation, Prompt, RunRequest, StepControl};
 pub use kv_cache::{BlockTable, BlockUsage, KvCache, KvPool};
 pub use model::{Forward, Logits, Model};
 pub use step::Seq;

@@ -12,7 +12,7 @@ use super::attention::PagedRow;
 use super::config::{Activation, ModelConfig, RopeStyle};
 use super::kernels::QWeight;
 use super::kv_cache::{BlockTable, KvCache, KvPool};
-use super::step::{Plan, Seq};
+use super::step::{RowPlan, Seq};
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub struct Linear {
 
 impl Linear {
     /// `x`'s rows (in `plan`'s run order) through the weights, grouped as the plan says.
-    fn forward(&self, x: &Tensor, plan: &Plan) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, plan: &RowPlan) -> Result<Tensor> {
         let y = plan.product(x, self.weight.rows_independent(), |x, each| match each {
             true => self.weight.forward_each(x),
             false => self.weight.forward(x),
@@ -119,7 +119,7 @@ pub struct Model {
 /// What every layer of a step shares: the plan, each sequence's table (in the order given), and
 /// each row's RoPE angles (and the sliding-window layers' own).
 struct Rows<'a> {
-    plan: &'a Plan,
+    plan: &'a RowPlan,
     tables: &'a [&'a BlockTable],
     cos: &'a Tensor,
     sin: &'a Tensor,
@@ -251,7 +251,7 @@ impl Model {
                 )
             }
         }
-        let plan = Plan::new(seqs.iter().map(|s| (s.tokens.len(), s.table.len())));
+        let plan = RowPlan::new(seqs.iter().map(|s| (s.tokens.len(), s.table.len())));
         let mut reserved = Ok(());
         for s in seqs.iter_mut() {
             reserved = reserved.and_then(|_| pool.reserve(s.table, s.table.len() + s.tokens.len()));
@@ -273,7 +273,7 @@ impl Model {
         &self,
         pool: &mut KvPool,
         seqs: &[Seq],
-        plan: &Plan,
+        plan: &RowPlan,
         opts: Forward,
     ) -> Result<Vec<Tensor>> {
         let ids: Vec<u32> = plan

@@ -40,14 +40,14 @@ impl Span {
 
 /// The order a step's rows run in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct RowPlan {
     /// In run order: short spans first, then long ones, each group in the order given.
     pub spans: Vec<Span>,
     /// Rows of the short spans (they come first).
     pub short_rows: usize,
 }
 
-impl Plan {
+impl RowPlan {
     /// The plan for sequences of `(tokens, position)`.
     pub fn new(seqs: impl IntoIterator<Item = (usize, usize)>) -> Self {
         let all: Vec<(usize, usize)> = seqs.into_iter().collect();
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn short_spans_run_first_and_long_ones_alone() {
         let long = SMALL_BATCH + 3;
-        let p = Plan::new([(long, 0), (1, 40), (5, 7), (long + 1, 2)]);
+        let p = RowPlan::new([(long, 0), (1, 40), (5, 7), (long + 1, 2)]);
         let order: Vec<(usize, usize)> = p.spans.iter().map(|s| (s.seq, s.row)).collect();
         assert_eq!(order, [(1, 0), (2, 1), (0, 6), (3, 6 + long)]);
         assert_eq!(p.short_rows, 6);
@@ -139,7 +139,7 @@ mod tests {
             [(0, 6, true), (6, long, false), (6 + long, long + 1, false)]
         );
         assert_eq!(p.groups(true), [(0, 6, true), (6, 2 * long + 1, false)]);
-        let decode_only = Plan::new([(1, 3), (1, 9)]);
+        let decode_only = RowPlan::new([(1, 3), (1, 9)]);
         assert_eq!(decode_only.groups(true), [(0, 2, true)]);
         assert_eq!(&p.positions()[..6], &[40, 7, 8, 9, 10, 11]);
     }

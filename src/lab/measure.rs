@@ -4,7 +4,8 @@
 
 use crate::engine::quality::Probe;
 use crate::engine::sampling::argmax;
-use crate::engine::{generate, Control, Engine, Forward, KvCache, Model, Prompt};
+use crate::engine::spec::Speculator;
+use crate::engine::{generate, Engine, Forward, KvCache, Model, Prompt, RunRequest, StepControl};
 use crate::protocol::demo::{QuantRow, StepPoint};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings};
 use candle_core::Result;
@@ -120,15 +121,11 @@ pub fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> anyhow::Result
     let mut emit = |e| {
         let _ = tx.send(e);
     };
-    let s = generate(
-        engine,
-        0,
-        Prompt::Ids(ids),
-        &params,
-        settings,
-        &mut emit,
-        &mut || Control::Continue,
-    )?;
+    let request = RunRequest::new(0, Prompt::Ids(ids), settings);
+    let mut plain = Speculator::none();
+    let s = generate(engine, &mut plain, &request, &mut emit, &mut || {
+        StepControl::Continue
+    })?;
     Ok((s.prefill_tok_s, s.decode_tok_s))
 }
 

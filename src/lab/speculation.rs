@@ -3,7 +3,7 @@
 //! speedup over plain decoding, and whether the text is plain greedy's.
 
 use crate::engine::spec::{Drafter, Speculator};
-use crate::engine::{generate_with, Control, Engine, Prompt};
+use crate::engine::{generate, Engine, Prompt, RunRequest, StepControl};
 use crate::protocol::demo::{SpecPoint, SpecSweep};
 use crate::protocol::{DemoKind, DemoSection, DraftMode, GenParams, RunSettings, RunSummary};
 use anyhow::{bail, Result};
@@ -23,16 +23,10 @@ fn once(
         draft_mode: spec.drafter.mode(),
         k: spec.controller.policy(),
     };
-    Ok(generate_with(
-        engine,
-        spec,
-        0,
-        Prompt::Text(prompt),
-        params,
-        settings,
-        &mut |_| {},
-        &mut || Control::Continue,
-    )?)
+    let request = RunRequest::new(0, Prompt::Text(prompt.into()), settings);
+    Ok(generate(engine, spec, &request, &mut |_| {}, &mut || {
+        StepControl::Continue
+    })?)
 }
 
 pub fn run(
@@ -65,12 +59,8 @@ pub fn run(
     let mut runs = Vec::new();
     for mode in MODES {
         for &k in &ks {
-            let drafter = match mode {
-                DraftMode::LayerSkip => {
-                    Drafter::layer_skip(&engine.model, engine.model.cfg.layers / 2)
-                }
-                _ => Drafter::PromptLookup,
-            };
+            let drafter =
+                Drafter::for_mode(mode, &engine.model, None).expect("modes that draft alone");
             let mut spec = Speculator::new(drafter, crate::protocol::KPolicy::from_number(k));
             let s = once(engine, &mut spec, prompt, &params)?;
             progress(format!("{mode} K {k}: {:.1} tok/s", s.decode_tok_s));

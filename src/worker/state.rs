@@ -4,7 +4,7 @@ use super::settings::{is_setting, DrafterKey, Settings};
 use super::{admit, Fault, Flags, Job, Outbox};
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
-use crate::engine::{self, Control, Engine};
+use crate::engine::{self, Engine, StepControl};
 use crate::protocol::{Command, DraftMode, Event, GenParams, Quant, RunSettings, DEFAULT_K};
 use candle_core::Device;
 use std::collections::VecDeque;
@@ -345,7 +345,7 @@ impl State {
         let notices = self.out.clone();
         let mut control = || loop {
             match commands.try_recv() {
-                Ok(Command::Stop) => return Control::Stop,
+                Ok(Command::Stop) => return StepControl::Stop,
                 Ok(c @ Command::Shutdown)
                 | Ok(c @ Command::LoadModel { .. })
                 | Ok(c @ Command::Generate { .. })
@@ -354,7 +354,7 @@ impl State {
                 | Ok(c @ Command::RunBatch { .. }) => {
                     // These need the engine: finish this run first, then do them.
                     pending.push_back(c);
-                    return Control::Stop;
+                    return StepControl::Stop;
                 }
                 // Measured once the run ends, on the weights it ran with.
                 Ok(c @ Command::MeasureQuality { .. }) => pending.push_back(c),
@@ -363,19 +363,17 @@ impl State {
                     let message = setting_state.apply(&c);
                     notices.send(Event::Notice { message });
                     if let Command::SetK { .. } = c {
-                        return Control::SetK(setting_state.k);
+                        return StepControl::SetK(setting_state.k);
                     }
                 }
-                Err(_) => return Control::Continue,
+                Err(_) => return StepControl::Continue,
             }
         };
-        let result = engine::generate_with(
+        let request = engine::RunRequest::new(run, engine::Prompt::Text(prompt.into()), settings);
+        let result = engine::generate(
             &mut engine,
             &mut self.spec,
-            run,
-            engine::Prompt::Text(prompt),
-            params,
-            settings,
+            &request,
             &mut emit,
             &mut control,
         );
@@ -549,10 +547,8 @@ impl State {
         self.spec.drafter = match key.mode {
             DraftMode::None => Drafter::None,
             DraftMode::PromptLookup => Drafter::PromptLookup,
-            DraftMode::LayerSkip => Drafter::layer_skip(
-                &engine.model,
-                key.layers.unwrap_or(engine.model.cfg.layers / 2),
-            ),
+            DraftMode::LayerSkip => Drafter::for_mode(key.mode, &engine.model, key.layers)
+                .expect("layer skip drafts from the target"),
             DraftMode::DraftModel => {
                 self.emit(Event::Notice {
                     message: format!(

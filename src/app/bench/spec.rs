@@ -5,7 +5,7 @@
 use super::MAX_TOKENS;
 use crate::app::args;
 use crate::engine::spec::{pick, theory, Drafter, Speculator};
-use crate::engine::{generate, generate_with, Control, Engine, Prompt};
+use crate::engine::{generate, Engine, Prompt, RunRequest, StepControl};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
 use crate::report::table::{Align, Table};
 use anyhow::Result;
@@ -31,15 +31,25 @@ fn settings(params: &GenParams, mode: DraftMode, k: KPolicy) -> RunSettings {
 }
 
 fn run_plain(e: &mut Engine, prompt: &str, params: &GenParams) -> Result<RunSummary> {
-    Ok(generate(
-        e,
-        0,
-        Prompt::Text(prompt),
-        params,
-        settings(params, DraftMode::None, KPolicy::Adaptive),
-        &mut |_| {},
-        &mut || Control::Continue,
-    )?)
+    speculative(e, &mut Speculator::none(), prompt, params)
+}
+
+fn speculative(
+    e: &mut Engine,
+    spec: &mut Speculator,
+    prompt: &str,
+    params: &GenParams,
+) -> Result<RunSummary> {
+    let mode = spec.drafter.mode();
+    let k = if spec.is_on() {
+        spec.controller.policy()
+    } else {
+        KPolicy::Adaptive
+    };
+    let request = RunRequest::new(0, Prompt::Text(prompt.into()), settings(params, mode, k));
+    Ok(generate(e, spec, &request, &mut |_| {}, &mut || {
+        StepControl::Continue
+    })?)
 }
 
 /// One row of the table.
@@ -136,16 +146,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
                 // Each run, and with pairs its plain partner right after it; the median pair.
                 let mut runs = Vec::new();
                 for _ in 0..args.pairs {
-                    let s = generate_with(
-                        &mut target,
-                        &mut speculator,
-                        0,
-                        Prompt::Text(prompt),
-                        &params,
-                        settings(&params, mode, k),
-                        &mut |_| {},
-                        &mut || Control::Continue,
-                    )?;
+                    let s = speculative(&mut target, &mut speculator, prompt, &params)?;
                     let partner = if args.pairs > 1 {
                         Some(run_plain(&mut target, prompt, &params)?.decode_tok_s)
                     } else {

@@ -5,7 +5,44 @@
 //! accepts draft `x` with probability min(1, p(x)/q(x)) and on rejection draws from the
 //! normalised max(0, p − q), which leaves the target's distribution p exactly unchanged.
 
-use super::super::sampling::Sampler;
+use super::super::sampling::{argmax, Sampler, SamplingParams};
+use super::draft::Draft;
+
+/// The rule a verification step keeps drafts by. Both rules here are lossless: the run's output
+/// is distributed as the target's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Keep drafts while they equal the target's argmax ([`greedy`]).
+    Greedy,
+    /// Speculative sampling ([`sampled`]).
+    Sampled,
+}
+
+impl Acceptance {
+    /// The lossless rule for a run sampled with `params`.
+    pub fn lossless(params: &SamplingParams) -> Self {
+        if params.is_greedy() {
+            Self::Greedy
+        } else {
+            Self::Sampled
+        }
+    }
+
+    /// What the target keeps of `draft`, given its logits `rows` after each drafted token
+    /// (`draft.tokens.len() + 1` rows).
+    pub fn judge(self, draft: &Draft, rows: &[Vec<f32>], sampler: &mut Sampler) -> Verdict {
+        match self {
+            Self::Greedy => {
+                let target: Vec<u32> = rows.iter().map(|r| argmax(r) as u32).collect();
+                greedy(&draft.tokens, &target)
+            }
+            Self::Sampled => {
+                let p: Vec<Vec<f32>> = rows.iter().map(|r| sampler.distribution(r)).collect();
+                sampled(&draft.tokens, &draft.q, &p, sampler)
+            }
+        }
+    }
+}
 
 /// How a verification step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,7 @@ const KEEP_ABOVE: f64 = 0.98;
 
 /// What the next decode step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
+pub enum SpecPlan {
     Plain,
     Speculate(usize),
 }
@@ -230,20 +230,20 @@ impl Controller {
 
     /// What the next step should do, when the drafter has not seen `unseen` tokens of the text
     /// (the pending one included) and `left` tokens are still to come.
-    pub fn plan(&mut self, unseen: usize, left: usize) -> Plan {
+    pub fn plan(&mut self, unseen: usize, left: usize) -> SpecPlan {
         self.unseen = unseen;
         if self.step.is_multiple_of(PROBE_EVERY) {
-            return Plan::Plain;
+            return SpecPlan::Plain;
         }
         match (self.policy, &self.costs) {
-            (KPolicy::Fixed(k), _) => Plan::Speculate(k),
+            (KPolicy::Fixed(k), _) => SpecPlan::Speculate(k),
             // Measured speculation fell behind plain decoding: paused, whatever the model says.
-            (KPolicy::Adaptive, _) if self.step < self.off_until => Plan::Plain,
+            (KPolicy::Adaptive, _) if self.step < self.off_until => SpecPlan::Plain,
             (KPolicy::Adaptive, Some(costs)) => match self.model_k(costs, unseen, left) {
-                Some(k) => Plan::Speculate(k),
-                None => Plan::Plain,
+                Some(k) => SpecPlan::Speculate(k),
+                None => SpecPlan::Plain,
             },
-            (KPolicy::Adaptive, None) => Plan::Speculate(self.k),
+            (KPolicy::Adaptive, None) => SpecPlan::Speculate(self.k),
         }
     }
 
@@ -322,26 +322,26 @@ mod tests {
     #[test]
     fn fixed_k_probes_plainly_once_in_a_while() {
         let mut c = Controller::new(KPolicy::Fixed(3));
-        assert_eq!(c.plan(1, 1000), Plan::Plain);
+        assert_eq!(c.plan(1, 1000), SpecPlan::Plain);
         c.observe(0, 0, 1, 0.0, 0.1);
-        assert_eq!(c.plan(1, 1000), Plan::Speculate(3));
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(3));
         for _ in 1..PROBE_EVERY {
             c.observe(3, 1, 2, 0.0, 0.1);
         }
-        assert_eq!(c.plan(1, 1000), Plan::Plain);
+        assert_eq!(c.plan(1, 1000), SpecPlan::Plain);
     }
 
     #[test]
     fn adaptive_k_grows_on_full_acceptance_and_shrinks_on_rejection() {
         let mut c = Controller::new(KPolicy::Adaptive);
         c.observe(0, 0, 1, 0.0, 0.1);
-        assert_eq!(c.plan(1, 1000), Plan::Speculate(2));
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(2));
         c.observe(2, 2, 3, 0.0, 0.12); // paying: 0.04 s/token against 0.1
-        assert_eq!(c.plan(1, 1000), Plan::Speculate(3));
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(3));
         c.observe(3, 1, 2, 0.0, 0.12);
-        assert_eq!(c.plan(1, 1000), Plan::Speculate(2));
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(2));
         c.observe(2, 0, 1, 0.0, 0.12);
-        assert_eq!(c.plan(1, 1000), Plan::Speculate(1));
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(1));
     }
 
     #[test]
@@ -354,18 +354,18 @@ mod tests {
             verify_extra: 0.01,
             catch_up: 0.0,
         }));
-        assert_eq!(c.plan(1, 1000), Plan::Plain); // the run's first step is plain
+        assert_eq!(c.plan(1, 1000), SpecPlan::Plain); // the run's first step is plain
         c.observe(0, 0, 1, 0.0, 0.1);
-        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), SpecPlan::Speculate(_)));
         // Yet every step takes 0.5 s for 4 tokens: 0.125 s a token against 0.1.
         for _ in 0..JUDGE_AFTER {
             c.observe(4, 3, 4, 0.001, 0.5);
         }
         for _ in 0..BACKOFF_MIN {
-            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            assert_eq!(c.plan(1, 1000), SpecPlan::Plain);
             c.observe(0, 0, 1, 0.0, 0.1);
         }
-        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), SpecPlan::Speculate(_)));
     }
 
     #[test]
@@ -392,10 +392,10 @@ mod tests {
         c.observe(0, 0, 1, 0.0, 0.1); // one step into the pause, then the run ends
         c.start_run(true);
         for _ in 0..BACKOFF_MIN - 1 {
-            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            assert_eq!(c.plan(1, 1000), SpecPlan::Plain);
             c.observe(0, 0, 1, 0.0, 0.1);
         }
-        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), SpecPlan::Speculate(_)));
     }
 
     #[test]
@@ -406,10 +406,10 @@ mod tests {
             c.observe(2, 0, 1, 0.0, 0.15); // slower than plain
         }
         for _ in 0..BACKOFF_MIN {
-            assert_eq!(c.plan(1, 1000), Plan::Plain);
+            assert_eq!(c.plan(1, 1000), SpecPlan::Plain);
             c.observe(0, 0, 1, 0.0, 0.1);
         }
-        assert!(matches!(c.plan(1, 1000), Plan::Speculate(_)));
+        assert!(matches!(c.plan(1, 1000), SpecPlan::Speculate(_)));
     }
 
     fn costs(draft: f64, catch_up: f64) -> Costs {
@@ -439,7 +439,7 @@ mod tests {
         let mut ctl = Controller::new(KPolicy::Adaptive);
         ctl.set_costs(Some(c));
         for _ in 0..200 {
-            assert_eq!(ctl.plan(1, 1000), Plan::Plain);
+            assert_eq!(ctl.plan(1, 1000), SpecPlan::Plain);
             ctl.observe(0, 0, 1, 0.0, 0.030);
         }
     }
@@ -449,26 +449,26 @@ mod tests {
         let mut ctl = Controller::new(KPolicy::Adaptive);
         ctl.set_costs(Some(costs(0.0, 0.0)));
         ctl.observe(0, 0, 1, 0.0, 0.030); // the first step is plain
-        let Plan::Speculate(k) = ctl.plan(0, 1000) else {
+        let SpecPlan::Speculate(k) = ctl.plan(0, 1000) else {
             panic!("free drafts with an optimistic prior should be tried")
         };
         // Everything accepted: K stays worth speculating, and grows.
         for _ in 0..10 {
             ctl.observe(k, k, k + 1, 0.0, 0.030 + 0.015 * k as f64);
         }
-        let Plan::Speculate(grown) = ctl.plan(0, 1000) else {
+        let SpecPlan::Speculate(grown) = ctl.plan(0, 1000) else {
             panic!("accepted drafts should keep speculation on")
         };
         assert!(grown > k, "K {grown} after full acceptance, from {k}");
         // Everything rejected: speculation stops.
         for _ in 0..20 {
-            if let Plan::Speculate(k) = ctl.plan(0, 1000) {
+            if let SpecPlan::Speculate(k) = ctl.plan(0, 1000) {
                 ctl.observe(k, 0, 1, 0.0, 0.030 + 0.015 * k as f64);
             } else {
                 ctl.observe(0, 0, 1, 0.0, 0.030);
             }
         }
-        assert_eq!(ctl.plan(0, 1000), Plan::Plain);
+        assert_eq!(ctl.plan(0, 1000), SpecPlan::Plain);
     }
 
     #[test]
@@ -479,7 +479,7 @@ mod tests {
         let mut ctl = Controller::new(KPolicy::Adaptive);
         ctl.set_costs(Some(c));
         ctl.observe(0, 0, 1, 0.0, 0.030);
-        assert!(matches!(ctl.plan(1, 1000), Plan::Speculate(_)));
-        assert_eq!(ctl.plan(400, 8), Plan::Plain);
+        assert!(matches!(ctl.plan(1, 1000), SpecPlan::Speculate(_)));
+        assert_eq!(ctl.plan(400, 8), SpecPlan::Plain);
     }
 }

@@ -70,6 +70,21 @@ impl Drafter {
         })
     }
 
+    /// The drafter `mode` names when it drafts from the target alone: none, prompt lookup, or
+    /// layer skip through `layers` layers (half the target's when unset). `None` for a draft
+    /// model, which is loaded apart ([`Self::draft_model`]).
+    pub fn for_mode(mode: DraftMode, target: &Model, layers: Option<usize>) -> Option<Self> {
+        match mode {
+            DraftMode::None => Some(Self::None),
+            DraftMode::PromptLookup => Some(Self::PromptLookup),
+            DraftMode::LayerSkip => {
+                let layers = layers.unwrap_or(target.cfg.layers / 2);
+                Some(Self::layer_skip(target, layers))
+            }
+            DraftMode::DraftModel => None,
+        }
+    }
+
     /// Self-speculation through the first `layers` layers of `target` (clamped to 1..layers-1).
     pub fn layer_skip(target: &Model, layers: usize) -> Self {
         let layers = layers.clamp(1, target.cfg.layers.saturating_sub(1).max(1));

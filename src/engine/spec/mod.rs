@@ -15,7 +15,7 @@ pub mod stats;
 pub mod theory;
 
 pub use crate::protocol::DraftMode;
-pub use adaptive::{Controller, KPolicy, Plan};
+pub use adaptive::{Controller, KPolicy, SpecPlan};
 pub use draft::Drafter;
 pub use stats::SpecStats;
 
