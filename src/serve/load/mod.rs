@@ -17,6 +17,7 @@ pub mod workload;
 
 use crate::protocol::serve::{
     FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, ServerLevel, ServerTotals, Slo,
+    StopReason,
 };
 use anyhow::{bail, Result};
 use futures::future::BoxFuture;
@@ -229,12 +230,12 @@ async fn level(
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(n);
     let (mut sent, mut failed) = (0usize, 0usize);
     let mut fastest: Option<Duration> = None;
-    let mut stopped: Option<String> = None;
+    let mut stopped: Option<StopReason> = None;
     loop {
         let now = Instant::now();
         if run.stop.load(Ordering::SeqCst) {
             set.abort_all();
-            stopped.get_or_insert_with(|| "stopped".into());
+            stopped.get_or_insert(StopReason::Stopped);
         }
         let open = sent < n && stopped.is_none() && deadline.is_none_or(|d| now < d);
         if open {
@@ -253,10 +254,10 @@ async fn level(
                 let due = at[sent..].partition_point(|a| t0 + *a <= now);
                 let limit = backlog_limit(rate, fastest, cap);
                 if set.len() + due > limit {
-                    stopped = Some(format!(
-                        "saturated: {} requests waiting or in flight (limit {limit})",
-                        set.len() + due
-                    ));
+                    stopped = Some(StopReason::Saturated {
+                        outstanding: set.len() + due,
+                        limit,
+                    });
                 }
             }
         }
@@ -278,7 +279,7 @@ async fn level(
                 outcomes.push(outcome);
                 let ended = outcomes.len();
                 if stopped.is_none() && ended >= 10 && failed as f64 > plan.max_error_rate * ended as f64 {
-                    stopped = Some(format!("errors passed {:.0}%: {failed} of {ended} failed", plan.max_error_rate * 100.0));
+                    stopped = Some(StopReason::Errors { max_error_rate: plan.max_error_rate, failed, ended });
                 }
             }
             _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
@@ -286,7 +287,7 @@ async fn level(
         }
     }
     if stopped.is_none() && sent < n {
-        stopped = Some(format!("duration reached after {sent} of {n} requests"));
+        stopped = Some(StopReason::Duration { sent, requests: n });
     }
     let after = match before {
         Some(_) => target.totals().await,
