@@ -116,16 +116,15 @@ pub async fn run(
         let loads = match sweep {
             None => plan.loads.clone(),
             Some(s) => {
-                let probe = level(
+                let probe = Level {
                     target,
-                    &reqs,
-                    Load::Concurrency(s.probe),
+                    reqs: &reqs,
+                    load: Load::Concurrency(s.probe),
                     plan,
                     levels,
-                    workload.seed,
-                    run,
-                )
-                .await;
+                    seed: workload.seed,
+                };
+                let probe = level(probe, run).await;
                 let sat = probe.req_s;
                 out.push(probe);
                 if sat <= 0.0 || run.stop.load(Ordering::SeqCst) {
@@ -145,7 +144,15 @@ pub async fn run(
             if run.stop.load(Ordering::SeqCst) {
                 break;
             }
-            out.push(level(target, &reqs, load, plan, levels, workload.seed, run).await);
+            let l = Level {
+                target,
+                reqs: &reqs,
+                load,
+                plan,
+                levels,
+                seed: workload.seed,
+            };
+            out.push(level(l, run).await);
         }
     }
     Ok(out)
@@ -187,15 +194,48 @@ fn backlog_limit(rate: f64, fastest: Option<Duration>, cap: usize) -> usize {
     limit
 }
 
-async fn level(
-    target: &Arc<dyn Target>,
-    reqs: &[Request],
+/// One level to run: the requests, the load they are offered at, and against what.
+struct Level<'a> {
+    target: &'a Arc<dyn Target>,
+    reqs: &'a [Request],
     load: Load,
-    plan: &LoadPlan,
+    plan: &'a LoadPlan,
+    /// Levels the whole run measures.
     levels: usize,
     seed: u64,
-    run: &mut Run<'_>,
-) -> LevelSummary {
+}
+
+/// When a level's requests go out: arrival times (none for a closed loop), the most in flight,
+/// and the rate.
+fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f64) {
+    match load {
+        Load::Concurrency(c) => (None, c.max(1), 0.0),
+        Load::Rate {
+            rate,
+            burstiness,
+            max_concurrency,
+        } => {
+            // Rates and shapes were checked where they were parsed; a bad one sends at once.
+            let gaps = arrivals::gaps(rate, burstiness, n, seed)
+                .unwrap_or_else(|_| vec![Duration::ZERO; n]);
+            (
+                Some(arrivals::times(&gaps)),
+                max_concurrency.unwrap_or(usize::MAX).max(1),
+                rate,
+            )
+        }
+    }
+}
+
+async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
+    let Level {
+        target,
+        reqs,
+        load,
+        plan,
+        levels,
+        seed,
+    } = l;
     let index = run.level;
     run.level += 1;
     let n = reqs.len();
@@ -206,23 +246,7 @@ async fn level(
         load,
         requests: n,
     });
-    let (arrivals, cap, rate) = match load {
-        Load::Concurrency(c) => (None, c.max(1), 0.0),
-        Load::Rate {
-            rate,
-            burstiness,
-            max_concurrency,
-        } => {
-            // Rates and shapes were checked where they were parsed; a bad one sends at once.
-            let gaps = arrivals::gaps(rate, burstiness, n, seed.wrapping_add(index as u64))
-                .unwrap_or_else(|_| vec![Duration::ZERO; n]);
-            (
-                Some(arrivals::times(&gaps)),
-                max_concurrency.unwrap_or(usize::MAX).max(1),
-                rate,
-            )
-        }
-    };
+    let (arrivals, cap, rate) = schedule(load, n, seed.wrapping_add(index as u64));
     let before = target.totals().await;
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
