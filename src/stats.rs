@@ -1,5 +1,6 @@
 //! The numbers people check: tokens per second, latency percentiles, KV cache bytes.
 
+use crate::protocol::serve::Dist;
 use std::time::Duration;
 
 /// Tokens per second; 0 when no time passed.
@@ -27,6 +28,23 @@ pub fn itl_percentiles(itl: &[Duration]) -> [Duration; 3] {
     let mut s = itl.to_vec();
     s.sort_unstable();
     [50.0, 90.0, 99.0].map(|q| nearest_rank(&s, q))
+}
+
+/// Mean and p50/p90/p99 of `xs`.
+pub fn dist(xs: &[Duration]) -> Dist {
+    if xs.is_empty() {
+        return Dist::default();
+    }
+    let mean = xs.iter().sum::<Duration>() / xs.len() as u32;
+    // Nearest-rank p50, p90 and p99, sorted once.
+    let [p50, p90, p99] = itl_percentiles(xs);
+    Dist {
+        mean,
+        p50,
+        p90,
+        p99,
+        n: xs.len(),
+    }
 }
 
 fn nearest_rank(sorted: &[Duration], q: f64) -> Duration {

@@ -32,6 +32,48 @@ pub enum ServerEngine {
     Unknown,
 }
 
+impl ServerEngine {
+    /// How recordings and reports write it: the metric prefix's name (`vllm`, `llamacpp`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Vllm => "vllm",
+            Self::Tgi => "tgi",
+            Self::LlamaCpp => "llamacpp",
+            Self::Sglang => "sglang",
+            Self::Labtui => "labtui",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The engine of a key; any other word is [`ServerEngine::Unknown`].
+    pub fn from_key(key: &str) -> Self {
+        [
+            Self::Vllm,
+            Self::Tgi,
+            Self::LlamaCpp,
+            Self::Sglang,
+            Self::Labtui,
+        ]
+        .into_iter()
+        .find(|e| e.key() == key)
+        .unwrap_or_default()
+    }
+}
+
+/// Serde for an engine written as its [`ServerEngine::key`], as the serving levels record it.
+pub mod engine_key {
+    use super::ServerEngine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &ServerEngine, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(e.key())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ServerEngine, D::Error> {
+        Ok(ServerEngine::from_key(&String::deserialize(d)?))
+    }
+}
+
 impl fmt::Display for ServerEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1,7 +1,9 @@
 //! The serving lab's wire types: a server to measure, a request of a workload, and what the
 //! client measured of it. Plain data, so a load run is recorded and replayed like a local one.
 
+use super::scraped::ServerEngine;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::Duration;
 
 /// Which OpenAI-compatible route a request takes.
@@ -206,17 +208,81 @@ pub struct LevelSummary {
     /// How the output tokens were counted (the most common way over the level).
     pub counted: Option<Counted>,
     /// Why the level ended before its bound, if it did (saturation, errors).
-    pub stopped_early: Option<String>,
+    #[serde(deserialize_with = "stop_reason_or_words")]
+    pub stopped_early: Option<StopReason>,
     /// What the server's own counters say of the level, when its metrics could be read.
     #[serde(default)]
     pub server: Option<ServerLevel>,
 }
 
+/// Why a level ended before its bound. Recorded with its numbers; the words are made where it
+/// is shown ([`fmt::Display`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum StopReason {
+    /// The benchmark was stopped (a quit, Ctrl-C).
+    Stopped,
+    /// More requests waited or ran than the backlog limit: the server fell behind the rate.
+    Saturated { outstanding: usize, limit: usize },
+    /// More than `max_error_rate` of at least 10 ended requests failed.
+    Errors {
+        max_error_rate: f64,
+        failed: usize,
+        ended: usize,
+    },
+    /// The level's duration ran out before it sent all its requests.
+    Duration { sent: usize, requests: usize },
+    /// A reason held only as words (recordings that wrote it so).
+    Said { words: String },
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stopped => f.write_str("stopped"),
+            Self::Saturated { outstanding, limit } => write!(
+                f,
+                "saturated: {outstanding} requests waiting or in flight (limit {limit})"
+            ),
+            Self::Errors {
+                max_error_rate,
+                failed,
+                ended,
+            } => write!(
+                f,
+                "errors passed {:.0}%: {failed} of {ended} failed",
+                max_error_rate * 100.0
+            ),
+            Self::Duration { sent, requests } => {
+                write!(f, "duration reached after {sent} of {requests} requests")
+            }
+            Self::Said { words } => f.write_str(words),
+        }
+    }
+}
+
+/// A stop reason as recorded, or the words of one (read as [`StopReason::Said`]).
+fn stop_reason_or_words<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<StopReason>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Typed(StopReason),
+        Words(String),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
+        Either::Typed(r) => r,
+        Either::Words(words) => StopReason::Said { words },
+    }))
+}
+
 /// A server's token counters at one moment, read from its metrics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerTotals {
-    /// The engine the metric names belong to (`llamacpp`, `vllm`, `tgi`, `sglang`).
-    pub engine: String,
+    /// The engine the metric names belong to, written as its key (`llamacpp`, `vllm`).
+    #[serde(with = "super::scraped::engine_key")]
+    pub engine: ServerEngine,
     pub prompt_tokens: Option<f64>,
     pub generation_tokens: Option<f64>,
 }
@@ -224,7 +290,8 @@ pub struct ServerTotals {
 /// The server's counters over one level: the change from its start to its end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerLevel {
-    pub engine: String,
+    #[serde(with = "super::scraped::engine_key")]
+    pub engine: ServerEngine,
     pub prompt_tokens: Option<u64>,
     pub generation_tokens: Option<u64>,
 }
@@ -238,7 +305,7 @@ impl ServerLevel {
             _ => None,
         };
         Self {
-            engine: end.engine.clone(),
+            engine: end.engine,
             prompt_tokens: delta(start.prompt_tokens, end.prompt_tokens),
             generation_tokens: delta(start.generation_tokens, end.generation_tokens),
         }
@@ -269,4 +336,65 @@ pub enum ServeEvent {
         level: usize,
         summary: Box<LevelSummary>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_reasons_keep_their_numbers_and_read_old_words() {
+        let reasons = [
+            StopReason::Stopped,
+            StopReason::Saturated {
+                outstanding: 40,
+                limit: 16,
+            },
+            StopReason::Errors {
+                max_error_rate: 0.5,
+                failed: 6,
+                ended: 10,
+            },
+            StopReason::Duration {
+                sent: 3,
+                requests: 8,
+            },
+        ];
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Field {
+            #[serde(deserialize_with = "stop_reason_or_words")]
+            stopped_early: Option<StopReason>,
+        }
+        for r in reasons.iter().cloned().map(Some).chain([None]) {
+            let f = Field { stopped_early: r };
+            let ron_text = ron::to_string(&f).unwrap();
+            assert_eq!(ron::from_str::<Field>(&ron_text).unwrap(), f, "{ron_text}");
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(serde_json::from_str::<Field>(&json).unwrap(), f, "{json}");
+        }
+        assert_eq!(
+            reasons.map(|r| r.to_string()),
+            [
+                "stopped",
+                "saturated: 40 requests waiting or in flight (limit 16)",
+                "errors passed 50%: 6 of 10 failed",
+                "duration reached after 3 of 8 requests",
+            ]
+        );
+        let old: Field =
+            ron::from_str(r#"(stopped_early:Some("saturated: 9 (limit 4)"))"#).unwrap();
+        assert_eq!(
+            old.stopped_early.unwrap().to_string(),
+            "saturated: 9 (limit 4)"
+        );
+    }
+
+    #[test]
+    fn server_levels_write_the_engine_as_its_key() {
+        let l: ServerLevel =
+            ron::from_str(r#"(engine:"llamacpp",prompt_tokens:Some(78),generation_tokens:None)"#)
+                .unwrap();
+        assert_eq!(l.engine, ServerEngine::LlamaCpp);
+        assert!(ron::to_string(&l).unwrap().contains(r#"engine:"llamacpp""#));
+    }
 }

@@ -111,9 +111,9 @@ pub fn row(l: &LevelSummary) -> Row {
             .collect::<Vec<_>>()
             .join(";"),
         counted: counted_name(l.counted).into(),
-        server_engine: l.server.as_ref().map(|s| s.engine.clone()),
+        server_engine: l.server.as_ref().map(|s| s.engine.key().to_string()),
         server_output_tokens: l.server.as_ref().and_then(|s| s.generation_tokens),
-        stopped_early: l.stopped_early.clone(),
+        stopped_early: l.stopped_early.as_ref().map(ToString::to_string),
     }
 }
 
@@ -185,7 +185,7 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         let mut errors = row(l).errors;
         if let Some(why) = &l.stopped_early {
             errors = if errors.is_empty() {
-                why.clone()
+                why.to_string()
             } else {
                 format!("{errors}; {why}")
             };

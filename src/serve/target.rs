@@ -42,16 +42,11 @@ impl Target for Http {
             let config = ScrapeConfig::for_endpoint(&ep);
             let url = metrics_url(&config.url).ok()?;
             let s = scrape_once(&http, &url, &config).await.ok()?;
-            let engine = match s.engine {
-                ServerEngine::Vllm => "vllm",
-                ServerEngine::Tgi => "tgi",
-                ServerEngine::LlamaCpp => "llamacpp",
-                ServerEngine::Sglang => "sglang",
-                ServerEngine::Labtui => "labtui",
-                ServerEngine::Unknown => return None,
-            };
+            if s.engine == ServerEngine::Unknown {
+                return None;
+            }
             Some(ServerTotals {
-                engine: engine.into(),
+                engine: s.engine,
                 prompt_tokens: s.prompt_tokens,
                 generation_tokens: s.generation_tokens,
             })

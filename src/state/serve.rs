@@ -2,7 +2,7 @@
 //! done, and the levels measured so far (the throughput–latency curve grows from them).
 
 use crate::protocol::serve::{Dist, LevelSummary, Load, ServeEvent};
-use crate::serve::load::summary::dist;
+use crate::stats::dist;
 use std::time::Duration;
 
 /// The level that runs now.

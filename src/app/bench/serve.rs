@@ -313,7 +313,7 @@ fn progress(e: &ServeEvent) {
             s.req_s,
             s.output_tok_s,
             s.stopped_early
-                .as_deref()
+                .as_ref()
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default()
         ),

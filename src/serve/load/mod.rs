@@ -17,6 +17,7 @@ pub mod workload;
 
 use crate::protocol::serve::{
     FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, ServerLevel, ServerTotals, Slo,
+    StopReason,
 };
 use anyhow::{bail, Result};
 use futures::future::BoxFuture;
@@ -115,16 +116,15 @@ pub async fn run(
         let loads = match sweep {
             None => plan.loads.clone(),
             Some(s) => {
-                let probe = level(
+                let probe = Level {
                     target,
-                    &reqs,
-                    Load::Concurrency(s.probe),
+                    reqs: &reqs,
+                    load: Load::Concurrency(s.probe),
                     plan,
                     levels,
-                    workload.seed,
-                    run,
-                )
-                .await;
+                    seed: workload.seed,
+                };
+                let probe = level(probe, run).await;
                 let sat = probe.req_s;
                 out.push(probe);
                 if sat <= 0.0 || run.stop.load(Ordering::SeqCst) {
@@ -144,7 +144,15 @@ pub async fn run(
             if run.stop.load(Ordering::SeqCst) {
                 break;
             }
-            out.push(level(target, &reqs, load, plan, levels, workload.seed, run).await);
+            let l = Level {
+                target,
+                reqs: &reqs,
+                load,
+                plan,
+                levels,
+                seed: workload.seed,
+            };
+            out.push(level(l, run).await);
         }
     }
     Ok(out)
@@ -186,15 +194,48 @@ fn backlog_limit(rate: f64, fastest: Option<Duration>, cap: usize) -> usize {
     limit
 }
 
-async fn level(
-    target: &Arc<dyn Target>,
-    reqs: &[Request],
+/// One level to run: the requests, the load they are offered at, and against what.
+struct Level<'a> {
+    target: &'a Arc<dyn Target>,
+    reqs: &'a [Request],
     load: Load,
-    plan: &LoadPlan,
+    plan: &'a LoadPlan,
+    /// Levels the whole run measures.
     levels: usize,
     seed: u64,
-    run: &mut Run<'_>,
-) -> LevelSummary {
+}
+
+/// When a level's requests go out: arrival times (none for a closed loop), the most in flight,
+/// and the rate.
+fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f64) {
+    match load {
+        Load::Concurrency(c) => (None, c.max(1), 0.0),
+        Load::Rate {
+            rate,
+            burstiness,
+            max_concurrency,
+        } => {
+            // Rates and shapes were checked where they were parsed; a bad one sends at once.
+            let gaps = arrivals::gaps(rate, burstiness, n, seed)
+                .unwrap_or_else(|_| vec![Duration::ZERO; n]);
+            (
+                Some(arrivals::times(&gaps)),
+                max_concurrency.unwrap_or(usize::MAX).max(1),
+                rate,
+            )
+        }
+    }
+}
+
+async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
+    let Level {
+        target,
+        reqs,
+        load,
+        plan,
+        levels,
+        seed,
+    } = l;
     let index = run.level;
     run.level += 1;
     let n = reqs.len();
@@ -205,23 +246,7 @@ async fn level(
         load,
         requests: n,
     });
-    let (arrivals, cap, rate) = match load {
-        Load::Concurrency(c) => (None, c.max(1), 0.0),
-        Load::Rate {
-            rate,
-            burstiness,
-            max_concurrency,
-        } => {
-            // Rates and shapes were checked where they were parsed; a bad one sends at once.
-            let gaps = arrivals::gaps(rate, burstiness, n, seed.wrapping_add(index as u64))
-                .unwrap_or_else(|_| vec![Duration::ZERO; n]);
-            (
-                Some(arrivals::times(&gaps)),
-                max_concurrency.unwrap_or(usize::MAX).max(1),
-                rate,
-            )
-        }
-    };
+    let (arrivals, cap, rate) = schedule(load, n, seed.wrapping_add(index as u64));
     let before = target.totals().await;
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
@@ -229,12 +254,12 @@ async fn level(
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(n);
     let (mut sent, mut failed) = (0usize, 0usize);
     let mut fastest: Option<Duration> = None;
-    let mut stopped: Option<String> = None;
+    let mut stopped: Option<StopReason> = None;
     loop {
         let now = Instant::now();
         if run.stop.load(Ordering::SeqCst) {
             set.abort_all();
-            stopped.get_or_insert_with(|| "stopped".into());
+            stopped.get_or_insert(StopReason::Stopped);
         }
         let open = sent < n && stopped.is_none() && deadline.is_none_or(|d| now < d);
         if open {
@@ -253,10 +278,10 @@ async fn level(
                 let due = at[sent..].partition_point(|a| t0 + *a <= now);
                 let limit = backlog_limit(rate, fastest, cap);
                 if set.len() + due > limit {
-                    stopped = Some(format!(
-                        "saturated: {} requests waiting or in flight (limit {limit})",
-                        set.len() + due
-                    ));
+                    stopped = Some(StopReason::Saturated {
+                        outstanding: set.len() + due,
+                        limit,
+                    });
                 }
             }
         }
@@ -278,7 +303,7 @@ async fn level(
                 outcomes.push(outcome);
                 let ended = outcomes.len();
                 if stopped.is_none() && ended >= 10 && failed as f64 > plan.max_error_rate * ended as f64 {
-                    stopped = Some(format!("errors passed {:.0}%: {failed} of {ended} failed", plan.max_error_rate * 100.0));
+                    stopped = Some(StopReason::Errors { max_error_rate: plan.max_error_rate, failed, ended });
                 }
             }
             _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
@@ -286,7 +311,7 @@ async fn level(
         }
     }
     if stopped.is_none() && sent < n {
-        stopped = Some(format!("duration reached after {sent} of {n} requests"));
+        stopped = Some(StopReason::Duration { sent, requests: n });
     }
     let after = match before {
         Some(_) => target.totals().await,

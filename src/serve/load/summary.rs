@@ -1,27 +1,10 @@
 //! A level's numbers from its requests' outcomes: rates, latency distributions, errors by
 //! reason, goodput under an SLO and the cost of a million output tokens.
 
-use crate::protocol::serve::{Counted, Dist, LevelSummary, Load, Outcome, Slo};
-use crate::stats::itl_percentiles;
+use crate::protocol::serve::{Counted, LevelSummary, Load, Outcome, Slo, StopReason};
+use crate::stats::dist;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Mean and p50/p90/p99 of `xs`.
-pub fn dist(xs: &[Duration]) -> Dist {
-    if xs.is_empty() {
-        return Dist::default();
-    }
-    let mean = xs.iter().sum::<Duration>() / xs.len() as u32;
-    // Nearest-rank p50, p90 and p99, sorted once.
-    let [p50, p90, p99] = itl_percentiles(xs);
-    Dist {
-        mean,
-        p50,
-        p90,
-        p99,
-        n: xs.len(),
-    }
-}
 
 /// Whether a successful request met every target of the SLO.
 pub fn meets(o: &Outcome, slo: &Slo) -> bool {
@@ -61,7 +44,7 @@ pub struct Inputs<'a> {
     pub outcomes: &'a [Outcome],
     pub slo: Option<Slo>,
     pub usd_per_hour: Option<f64>,
-    pub stopped_early: Option<String>,
+    pub stopped_early: Option<StopReason>,
 }
 
 pub fn summarize(i: Inputs) -> LevelSummary {

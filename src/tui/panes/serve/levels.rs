@@ -156,10 +156,10 @@ pub fn notes(levels: &[LevelSummary]) -> Vec<Line<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::serve::{Failure, FailureKind, Outcome};
+    use crate::protocol::serve::{Failure, FailureKind, Outcome, StopReason};
     use crate::serve::load::summary::{summarize, Inputs};
 
-    fn level(outcomes: &[Outcome], stopped_early: Option<String>) -> LevelSummary {
+    fn level(outcomes: &[Outcome], stopped_early: Option<StopReason>) -> LevelSummary {
         summarize(Inputs {
             endpoint: "http://a",
             load: Load::Rate {
@@ -193,7 +193,9 @@ mod tests {
         let quiet = level(std::slice::from_ref(&ok), None);
         let bad = level(
             &[ok, failed.clone(), failed],
-            Some("errors passed 50%".into()),
+            Some(StopReason::Said {
+                words: "errors passed 50%".into(),
+            }),
         );
         let cells = measured(&bad);
         assert_eq!(cells[0], "rate 2.5 req/s");
