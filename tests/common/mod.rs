@@ -167,6 +167,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// How much slower than a quiet machine the timing tests allow this one to be: they scale their
+/// scripted gaps and bounds by it. `LABTUI_TIMING_SCALE` (a whole number, default 1) raises it on
+/// a loaded machine, where otherwise a test would have to widen its own numbers.
+pub fn timing_scale() -> u32 {
+    std::env::var("LABTUI_TIMING_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&k| k >= 1)
+        .unwrap_or(1)
+}
+
 /// A port number for a server in another process that takes a number, not a listener
 /// (llama-server). It is free when asked, but another process can take it before the server
 /// binds it: the caller starts the server again on a new number when the server cannot bind it.
