@@ -3,25 +3,16 @@
 //! stands in for the machine's available memory (this file holds one test: the variable is the
 //! process's).
 
+mod common;
+
 use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::protocol::{Command, Event, GenParams, Quant};
 use labtui::worker::{Options, Worker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The next event that `pick` accepts, within a minute.
 fn next<T>(w: &mut Worker, pick: impl Fn(&Event) -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        match w.events.try_recv() {
-            Ok(s) => {
-                if let Some(t) = pick(&s.event) {
-                    return t;
-                }
-            }
-            Err(_) if Instant::now() > end => panic!("no such event within a minute"),
-            Err(_) => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
+    common::worker::next_event(w, Duration::from_secs(60), |s| pick(&s.event))
 }
 
 fn error(e: &Event) -> Option<String> {

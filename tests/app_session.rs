@@ -94,7 +94,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
             inputs,
             Duration::from_millis(5),
             move |state, buf| {
-                let screen = buffer_text(buf);
+                let screen = labtui::tui::shot::text(buf);
                 let _ = frame_tx.send(Frame {
                     screen,
                     finished_runs: state.store.history.len(),
@@ -213,7 +213,7 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
             Duration::from_millis(5),
             move |state, buf| {
                 let _ = frame_tx.send(Frame {
-                    screen: buffer_text(buf),
+                    screen: labtui::tui::shot::text(buf),
                     finished_runs: state.store.history.len(),
                     running: state.store.running(),
                     focus: state.ui.focus,
@@ -258,16 +258,4 @@ fn tokio_stream_of(
     mut rx: UnboundedReceiver<std::io::Result<Input>>,
 ) -> impl futures::Stream<Item = std::io::Result<Input>> + Unpin {
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-}
-
-fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
-    let area = buf.area;
-    let mut s = String::new();
-    for y in 0..area.height {
-        for x in 0..area.width {
-            s.push_str(buf[(x, y)].symbol());
-        }
-        s.push('\n');
-    }
-    s
 }

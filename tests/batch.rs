@@ -37,25 +37,11 @@ fn argmax(bits: &[u32]) -> u32 {
 
 /// `prompt` alone through the single-sequence cache: its chunks, then `n` decode steps.
 fn alone(model: &Model, prompt: &[u32], n: usize) -> Run {
-    let mut cache = model.new_cache(DType::F32);
-    let mut last = None;
-    for chunk in prompt.chunks(CHUNK) {
-        last = Some(model.forward(chunk, &mut cache, Forward::LAST).unwrap());
-    }
-    let mut run = Run {
-        tokens: vec![],
-        logits: vec![],
-    };
-    let mut l = bits(&last.unwrap());
-    loop {
-        let t = argmax(&l);
-        run.tokens.push(t);
-        run.logits.push(l);
-        if run.tokens.len() == n {
-            return run;
-        }
-        l = bits(&model.forward(&[t], &mut cache, Forward::LAST).unwrap());
-    }
+    let (tokens, logits) = common::greedy_alone(model, prompt, n, CHUNK)
+        .into_iter()
+        .map(|(t, l)| (t, l.iter().map(|x| x.to_bits()).collect()))
+        .unzip();
+    Run { tokens, logits }
 }
 
 /// Every prompt in one pool, batched: sequence `j` joins at step `j % 3`; each step holds every

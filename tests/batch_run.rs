@@ -3,12 +3,14 @@
 //! run with its seed gets; the scheduler's view shows every sequence's progress and the aggregate
 //! throughput, and Esc closes it.
 
+mod common;
+
 use labtui::protocol::{Command, Event, GenParams, SchedEvent, Stamped};
 use labtui::state::{Action, AppState};
 use labtui::worker::{Options, Worker};
 use ratatui::{backend::TestBackend, Terminal};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PROMPT: &str = "the quick brown fox";
 
@@ -25,26 +27,7 @@ fn worker() -> Worker {
 
 /// Every event until one matches `done` (which is returned last), within a minute.
 fn until(w: &mut Worker, done: impl Fn(&Event) -> bool) -> Vec<Stamped> {
-    let end = Instant::now() + Duration::from_secs(60);
-    let mut out = Vec::new();
-    loop {
-        match w.events.try_recv() {
-            Ok(s) => {
-                if let Event::Error { message } = &s.event {
-                    panic!("{message}");
-                }
-                let last = done(&s.event);
-                out.push(s);
-                if last {
-                    return out;
-                }
-            }
-            Err(_) => {
-                assert!(Instant::now() < end, "no end within a minute: {out:?}");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
+    common::worker::events_until(w, Duration::from_secs(60), done)
 }
 
 /// A plain run's tokens with these parameters.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::OutputWithin;
+use common::{synthetic, OutputWithin};
 
 use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
@@ -26,10 +26,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn median(xs: impl IntoIterator<Item = f64>) -> f64 {
     labtui::stats::median(&xs.into_iter().collect::<Vec<_>>()).unwrap()
-}
-
-fn synthetic() -> Engine {
-    Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap()
 }
 
 /// Wider than the default synthetic model, so the work of a pass outweighs its fixed cost.

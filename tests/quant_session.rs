@@ -12,26 +12,8 @@ use ratatui::Terminal;
 
 /// Events until `done` says so; an error event, or two minutes without it, fails the test.
 fn until(w: &mut Worker, seen: &mut Vec<Stamped>, done: impl Fn(&Event) -> bool) {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let mut next = || loop {
-        match w.events.try_recv() {
-            Ok(s) => return Some(s),
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(_) if std::time::Instant::now() > end => panic!("no such event within 2 minutes"),
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
-        }
-    };
-    while let Some(s) = next() {
-        if let Event::Error { message } = &s.event {
-            panic!("worker error: {message}");
-        }
-        let stop = done(&s.event);
-        seen.push(s);
-        if stop {
-            return;
-        }
-    }
-    panic!("the worker stopped");
+    let within = std::time::Duration::from_secs(120);
+    seen.extend(common::worker::events_until(w, within, done));
 }
 
 /// A session: a run on the loaded weights, then Q8_0, a quality measurement, an f16 KV cache, a

@@ -3,11 +3,11 @@
 //! alone — under continuous or static batching, with or without preemption. Its events, replayed,
 //! tell the same story.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
-use labtui::engine::sampling::{argmax, SamplingParams};
+use labtui::engine::sampling::SamplingParams;
 use labtui::engine::sched::{Replay, ReqState, SchedConfig, Scheduler, SeqRequest};
-use labtui::engine::{Engine, Forward, Model};
+use labtui::engine::{Engine, Model};
 use labtui::protocol::{FinishReason, SchedEvent, SchedPolicy};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ mod common;
 
 fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(|| Engine::synthetic(&Default::default(), &Device::Cpu).unwrap())
+    E.get_or_init(common::synthetic)
 }
 
 /// A request arriving before step `at`.
@@ -28,24 +28,10 @@ struct Arrival {
     max_tokens: usize,
 }
 
-/// `prompt`'s greedy continuation run alone: its prompt in chunks of `chunk` tokens (as the
-/// scheduler prefills it), then one decode step per token.
+/// `prompt`'s greedy continuation run alone, its prompt in chunks of `chunk` tokens.
 fn alone(model: &Model, prompt: &[u32], n: usize, chunk: usize) -> Vec<u32> {
-    let mut cache = model.new_cache(DType::F32);
-    let mut logits = None;
-    for c in prompt.chunks(chunk) {
-        logits = Some(model.forward(c, &mut cache, Forward::LAST).unwrap());
-    }
-    let mut logits = logits.expect("a prompt");
-    let mut out = Vec::new();
-    loop {
-        let t = argmax(&Model::last_logits(&logits).unwrap()) as u32;
-        out.push(t);
-        if out.len() == n {
-            return out;
-        }
-        logits = model.forward(&[t], &mut cache, Forward::LAST).unwrap();
-    }
+    let run = common::greedy_alone(model, prompt, n, chunk);
+    run.into_iter().map(|(t, _)| t).collect()
 }
 
 /// Every event of the run, and each request's tokens. Checks the block budget after every step.

@@ -5,7 +5,6 @@
 
 mod common;
 
-use candle_core::Device;
 use labtui::engine::sched::SchedConfig;
 use labtui::engine::spec::Speculator;
 use labtui::engine::{generate, Engine, Prompt, RunRequest, StepControl};
@@ -16,7 +15,7 @@ use labtui::serve::{Api, Endpoint, Request, STALL_TIMEOUT};
 use std::time::Instant;
 
 fn engine() -> Engine {
-    Engine::synthetic(&Default::default(), &Device::Cpu).unwrap()
+    common::synthetic()
 }
 
 fn start(sched: SchedConfig) -> Server {
@@ -222,7 +221,6 @@ async fn serve_records_its_scheduler_and_the_replay_draws_it() {
     use labtui::protocol::{Event, SchedEvent};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("serve.ron");
-    let port = common::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_labtui"))
         .args([
             "serve",
@@ -231,14 +229,14 @@ async fn serve_records_its_scheduler_and_the_replay_draws_it() {
             "--max-batch",
             "2",
             "--port",
+            "0",
         ])
-        .arg(port.to_string())
         .arg("--record")
         .arg(&file)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = common::served_url(&mut child);
     let http = reqwest::Client::new();
     let t0 = Instant::now();
     while http.get(format!("{url}/health")).send().await.is_err() {

@@ -5,15 +5,21 @@
 
 mod common;
 
-use common::{free_port, llama_server, real_model, KillOnDrop, OutputWithin, QWEN_05B};
+use common::{
+    llama_server, port_for_another_process, real_model, KillOnDrop, OutputWithin, QWEN_05B,
+};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn wait_healthy(port: u16, server: &mut KillOnDrop, limit: Duration) {
+/// Whether the server answers /health within `limit`; false when it exits first (it could not
+/// bind its port, say).
+fn wait_healthy(port: u16, server: &mut KillOnDrop, limit: Duration) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if let Some(status) = server.0.try_wait().unwrap() {
-            panic!("llama-server exited before it was ready: {status}");
+            eprintln!("llama-server exited before it was ready: {status}");
+            return false;
         }
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
@@ -23,7 +29,7 @@ fn wait_healthy(port: u16, server: &mut KillOnDrop, limit: Duration) {
             let mut buf = String::new();
             let _ = s.read_to_string(&mut buf);
             if buf.starts_with("HTTP/1.1 200") {
-                return;
+                return true;
             }
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -31,41 +37,52 @@ fn wait_healthy(port: u16, server: &mut KillOnDrop, limit: Duration) {
     panic!("llama-server did not answer /health within {limit:?}");
 }
 
+/// llama-server on loopback, ready, and its port. It takes a port number, not a listener, so a
+/// port another process takes first makes it exit: then it starts again on another number.
+fn start_llama_server(bin: &Path, model: &Path) -> (KillOnDrop, u16) {
+    for _ in 0..3 {
+        let port = port_for_another_process();
+        // `--no-repack`: some CPUs with AMX crash in llama.cpp's repacked kernels; speed is not
+        // what this test checks.
+        let mut server = KillOnDrop(
+            Command::new(bin)
+                .args([
+                    "-m",
+                    model.to_str().unwrap(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                ])
+                .arg(port.to_string())
+                .args([
+                    "--parallel",
+                    "4",
+                    "--metrics",
+                    "-c",
+                    "4096",
+                    "-t",
+                    "2",
+                    "--no-repack",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("llama-server starts"),
+        );
+        if wait_healthy(port, &mut server, Duration::from_secs(120)) {
+            return (server, port);
+        }
+    }
+    panic!("llama-server exited before it was ready, three times");
+}
+
 #[test]
 fn bench_serve_against_llama_server_agrees_with_its_metrics() {
     let (Some(model), Some(bin)) = (real_model(QWEN_05B), llama_server()) else {
         return;
     };
-    let port = free_port();
-    // `--no-repack`: some CPUs with AMX crash in llama.cpp's repacked kernels; speed is not
-    // what this test checks.
-    let mut server = KillOnDrop(
-        Command::new(&bin)
-            .args([
-                "-m",
-                model.to_str().unwrap(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-            ])
-            .arg(port.to_string())
-            .args([
-                "--parallel",
-                "4",
-                "--metrics",
-                "-c",
-                "4096",
-                "-t",
-                "2",
-                "--no-repack",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("llama-server starts"),
-    );
-    wait_healthy(port, &mut server, Duration::from_secs(120));
+    let (_server, port) = start_llama_server(&bin, &model);
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
         .args(["bench", "serve", "--endpoint", &url])

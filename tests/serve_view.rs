@@ -80,7 +80,7 @@ fn screen(s: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
 }
 
 fn text(t: &Terminal<TestBackend>) -> String {
-    format!("{}", t.backend())
+    labtui::tui::shot::text(t.backend().buffer())
 }
 
 /// A measured level's numbers as the table shows them.
@@ -415,7 +415,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
         Box::pin(inputs),
         Duration::from_millis(10),
         |state, buf| {
-            last = buffer_text(buf);
+            last = labtui::tui::shot::text(buf);
             // Once the load is over and its numbers are drawn, q.
             if !quit_sent && state.store.serve.finished() && state.store.last_server.is_some() {
                 quit_sent = true;
@@ -442,15 +442,6 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
         app.state.store.serve.levels, levels,
         "the view's levels are the load's"
     );
-}
-
-fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
-    let w = buf.area.width as usize;
-    buf.content()
-        .chunks(w)
-        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Re-record the fixture (`cargo test --test serve_view -- --ignored record_the_fixture`): the

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::OutputWithin;
+use common::{synthetic, OutputWithin};
 
 use candle_core::{DType, Device, Tensor};
 use common::{real_model, QWEN_05B, QWEN_15B};
@@ -13,10 +13,6 @@ use labtui::engine::synthetic::SyntheticSpec;
 use labtui::engine::{generate, Engine, Forward, Model, Prompt, RunRequest, StepControl};
 use labtui::protocol::{DraftMode, KPolicy, Quant, Setting};
 use labtui::protocol::{Event, GenParams, KvBlocks, RunSettings, RunSummary};
-
-fn synthetic() -> Engine {
-    Engine::synthetic(&SyntheticSpec::default(), &Device::Cpu).unwrap()
-}
 
 fn settings(p: &GenParams) -> RunSettings {
     RunSettings {

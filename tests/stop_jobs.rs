@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::worker::next_event;
 use labtui::protocol::{Command, Event};
 use labtui::worker::{Options, Worker};
 use std::time::{Duration, Instant};
@@ -18,29 +19,21 @@ fn a_load_stops_between_tensors() {
     w.send(Command::LoadModel {
         spec: model.display().to_string(),
     });
-    let end = Instant::now() + Duration::from_secs(120);
-    let mut stopped_at = None;
-    loop {
-        let ev = match w.events.try_recv() {
-            Ok(s) => s.event,
-            Err(_) => {
-                assert!(Instant::now() < end, "no answer within 2 minutes");
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-        };
-        match ev {
-            // The job has begun: stop it.
-            Event::ModelLoading { .. } => {
-                w.send(Command::Stop);
-                stopped_at = Some(Instant::now());
-            }
-            Event::Notice { message } if message.contains("loading stopped") => break,
-            Event::ModelLoaded(_) => panic!("the load ran to its end"),
-            Event::Error { message } => panic!("{message}"),
-            _ => {}
-        }
-    }
+    let within = Duration::from_secs(120);
+    // The job has begun: stop it.
+    next_event(&mut w, within, |s| match s.event {
+        Event::ModelLoading { .. } => Some(()),
+        Event::Error { message } => panic!("{message}"),
+        _ => None,
+    });
+    w.send(Command::Stop);
+    let stopped_at = Instant::now();
+    next_event(&mut w, within, |s| match s.event {
+        Event::Notice { message } if message.contains("loading stopped") => Some(()),
+        Event::ModelLoaded(_) => panic!("the load ran to its end"),
+        Event::Error { message } => panic!("{message}"),
+        _ => None,
+    });
     // How fast is a benchmark's question (one tensor's read, here); that it stopped is the test's.
-    eprintln!("stopped {:?} after Stop", stopped_at.unwrap().elapsed());
+    eprintln!("stopped {:?} after Stop", stopped_at.elapsed());
 }

@@ -60,17 +60,21 @@ fn serve_tui_shows_the_scheduler_as_requests_come() {
     if !have_tmux() {
         return;
     }
-    let port = common::free_port();
+    // Port 0: the server binds whatever port is free and the view shows which.
     let pane = Pane::start(
         "servetui",
-        &format!("serve --tui --model synthetic --max-batch 2 --port {port}"),
+        "serve --tui --model synthetic --max-batch 2 --port 0",
         160,
         50,
     );
     // Before any request: the scheduler's budgets, and the server's address below.
     let s = pane.wait_for("the empty scheduler", 60, |s| s.contains("scheduler ·"));
     assert!(s.contains("KV blocks 0/2048"), "{s}");
-    assert!(s.contains(&format!("127.0.0.1:{port}/v1")), "{s}");
+    let port = common::loopback_port(&s).unwrap_or_else(|| panic!("no address shown: {s}"));
+    assert!(
+        port != 0 && s.contains(&format!("127.0.0.1:{port}/v1")),
+        "{s}"
+    );
     let o = common::labtui_cmd()
         .args(["bench", "serve", "--endpoint"])
         .arg(format!("http://127.0.0.1:{port}"))

@@ -167,11 +167,63 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A free TCP port on loopback (free when asked; a server started at once gets it).
-pub fn free_port() -> u16 {
+/// How much slower than a quiet machine the timing tests allow this one to be: they scale their
+/// scripted gaps and bounds by it. `LABTUI_TIMING_SCALE` (a whole number, default 1) raises it on
+/// a loaded machine, where otherwise a test would have to widen its own numbers.
+pub fn timing_scale() -> u32 {
+    std::env::var("LABTUI_TIMING_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&k| k >= 1)
+        .unwrap_or(1)
+}
+
+/// A port number for a server in another process that takes a number, not a listener
+/// (llama-server). It is free when asked, but another process can take it before the server
+/// binds it: the caller starts the server again on a new number when the server cannot bind it.
+/// Our own servers bind port 0 instead and say which port they got ([`served_url`],
+/// [`loopback_port`]).
+pub fn port_for_another_process() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port on loopback")
 }
+
+/// The port in the first `127.0.0.1:PORT` that `text` names (a screen that shows a server's
+/// address).
+pub fn loopback_port(text: &str) -> Option<u16> {
+    let (_, rest) = text.split_once("127.0.0.1:")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The URL (`http://127.0.0.1:PORT`) that a `labtui serve --port 0` child serves at, read from
+/// the line its stderr starts with. The rest of its stderr is drained on a thread until the child
+/// ends, so it never blocks on a full pipe or writes into a closed one.
+pub fn served_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let url = line.split_whitespace().find(|w| w.starts_with("http://"));
+            if let (Some(url), Some(tx)) = (url, tx.take()) {
+                let _ = tx.send(url.trim_end_matches("/v1").to_string());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("labtui serve names its address on stderr within a minute")
+}
+pub mod engine;
 pub mod tmux;
+pub mod worker;
+
+// Not every test binary takes both.
+#[allow(unused_imports)]
+pub use engine::{greedy_alone, synthetic};
