@@ -301,12 +301,28 @@ pub struct SpecStep {
     pub predicted_speedup: Option<f64>,
 }
 
+/// K as [`KPolicy`] writes it (a number, 0 for auto), or as text (`"4"`, `"auto"`), which some
+/// recordings hold.
+fn k_number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KPolicy, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(KPolicy),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Number(k) => Ok(k),
+        Either::Text(s) => KPolicy::parse(&s).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Speculation over a whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpecSummary {
     pub mode: DraftMode,
-    /// K as set: a number, or `auto`.
-    pub k: String,
+    /// K as set.
+    #[serde(deserialize_with = "k_number_or_text")]
+    pub k: KPolicy,
     /// Speculative steps and plain steps (baseline probes, no draft found, or adaptive K off).
     pub steps: usize,
     pub plain_steps: usize,

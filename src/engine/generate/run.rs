@@ -236,7 +236,7 @@ impl<'a> Generation<'a> {
         let spec = self.spec.is_on().then(|| {
             self.stats.summary(
                 self.spec.drafter.mode(),
-                &self.spec.controller.policy().to_string(),
+                self.spec.controller.policy(),
                 decode,
                 self.itl.len(),
             )

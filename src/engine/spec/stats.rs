@@ -87,7 +87,7 @@ impl SpecStats {
     pub fn summary(
         &self,
         mode: crate::protocol::DraftMode,
-        k: &str,
+        k: crate::protocol::KPolicy,
         decode: Duration,
         decoded: usize,
     ) -> SpecSummary {
@@ -100,7 +100,7 @@ impl SpecStats {
         let c = &self.counts;
         SpecSummary {
             mode,
-            k: k.into(),
+            k,
             steps: c.steps,
             plain_steps: self.plain_steps,
             drafted: c.drafted,
@@ -134,7 +134,12 @@ mod tests {
         let ms = Duration::from_millis;
         s.spec_step(3, 1, ms(3), ms(10)); // positions 1 ✓, 2 ✗ (3 not reached)
         s.spec_step(3, 3, ms(3), ms(10)); // all three
-        let sum = s.summary(crate::protocol::DraftMode::PromptLookup, "3", ms(26), 6);
+        let sum = s.summary(
+            crate::protocol::DraftMode::PromptLookup,
+            crate::protocol::KPolicy::Fixed(3),
+            ms(26),
+            6,
+        );
         assert_eq!(sum.per_position, vec![1.0, 0.5, 1.0]);
         assert_eq!(sum.accepted_hist, vec![0, 1, 0, 1]);
         assert_eq!(sum.acceptance_rate, 4.0 / 6.0);
