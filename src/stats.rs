@@ -88,6 +88,17 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     })
 }
 
+/// A duration in milliseconds.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A duration as milliseconds with `digits` after the point, no unit: 1.234 ms at 2 is `1.23`.
+/// Every place that writes a duration in ms calls this with its own precision.
+pub fn fmt_ms(d: Duration, digits: usize) -> String {
+    format!("{:.digits$}", millis(d))
+}
+
 /// Bytes as a short human string (KiB, MiB, GiB).
 pub fn human_bytes(b: u64) -> String {
     const K: f64 = 1024.0;
@@ -125,6 +136,16 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(human_bytes(24_576), "24.0 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    #[test]
+    fn milliseconds_at_a_precision() {
+        let d = Duration::from_micros(1_234);
+        assert!((millis(d) - 1.234).abs() < 1e-12);
+        assert_eq!(fmt_ms(d, 0), "1");
+        assert_eq!(fmt_ms(d, 2), "1.23");
+        assert_eq!(fmt_ms(d, 3), "1.234");
+        assert_eq!(fmt_ms(Duration::ZERO, 1), "0.0");
     }
 
     #[test]

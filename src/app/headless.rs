@@ -4,28 +4,24 @@ use crate::engine::{self, config, config::Meta, loader, source, synthetic, Token
 use crate::protocol::{
     Command, DraftMode, Event, GenParams, KPolicy, KvDtype, Quant, RunSummary, Settings,
 };
-use crate::stats::human_bytes;
+use crate::stats::{fmt_ms, human_bytes};
 use crate::worker::{Options, Worker};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::time::Duration;
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
 /// The one-line summary printed to stderr.
 pub fn summary_line(s: &RunSummary) -> String {
     let line = format!(
-        "ttft {} | prefill {} tok {:.1} tok/s | decode {} tok {:.1} tok/s | itl p50 {} p99 {} | kv {} | {:?}",
-        ms(s.ttft),
+        "ttft {} ms | prefill {} tok {:.1} tok/s | decode {} tok {:.1} tok/s | itl p50 {} ms p99 {} ms | kv {} | {:?}",
+        fmt_ms(s.ttft, 1),
         s.prompt_tokens,
         s.prefill_tok_s,
         s.generated_tokens.saturating_sub(1),
         s.decode_tok_s,
-        ms(s.itl_p50),
-        ms(s.itl_p99),
+        fmt_ms(s.itl_p50, 1),
+        fmt_ms(s.itl_p99, 1),
         human_bytes(s.kv_bytes),
         s.reason
     );

@@ -9,7 +9,7 @@ pub mod table;
 
 use crate::protocol::{Event, KvDtype, Quant, RunSummary, TokenEvent};
 use crate::record::Recording;
-use crate::stats::human_bytes;
+use crate::stats::{human_bytes, millis};
 use serde::Serialize;
 use table::{Align, Table};
 
@@ -36,10 +36,6 @@ pub struct Row {
     pub speedup: Option<f64>,
 }
 
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// What a run ran on: model name, weights, KV dtype.
 #[derive(Debug, Clone, Default)]
 struct Setup {
@@ -57,12 +53,12 @@ fn row(file: &str, run: u64, setup: &Setup, s: &RunSummary) -> Row {
         kv_dtype: setup.kv_dtype,
         prompt_tokens: s.prompt_tokens,
         generated_tokens: s.generated_tokens,
-        ttft_ms: ms(s.ttft),
+        ttft_ms: millis(s.ttft),
         prefill_tok_s: s.prefill_tok_s,
         decode_tok_s: s.decode_tok_s,
-        itl_p50_ms: ms(s.itl_p50),
-        itl_p90_ms: ms(s.itl_p90),
-        itl_p99_ms: ms(s.itl_p99),
+        itl_p50_ms: millis(s.itl_p50),
+        itl_p90_ms: millis(s.itl_p90),
+        itl_p99_ms: millis(s.itl_p99),
         kv_bytes: s.kv_bytes,
         acceptance: s.spec.as_ref().map(|p| p.acceptance_rate),
         speedup: s.spec.as_ref().map(|p| p.speedup),

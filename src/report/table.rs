@@ -1,10 +1,19 @@
-//! Markdown tables: a header list with each column's alignment, rows of cells, and one rendering.
+//! Tables of results: columns with a header and an alignment, rows of typed cells. One table
+//! value is written as Markdown here ([`Table::markdown`]) and drawn by the demo pane
+//! (`tui::panes::table`), so a number is formatted in one place for both.
 //!
 //! ```text
 //! | file | tok/s |
 //! |---|---:|
 //! | a.ron | 12.5 |
 //! ```
+//!
+//! The pane is narrower than a report: a column or a row can be [`Show::Markdown`] only (or
+//! [`Show::Pane`] only, where the pane wants a shorter spelling), and a column has a short header
+//! for the pane.
+
+use crate::stats::{fmt_ms, human_bytes};
+use std::time::Duration;
 
 /// How a column's cells line up when the Markdown is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +33,170 @@ impl Align {
     }
 }
 
-/// A Markdown table built a row at a time.
+/// Where a column or a row is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    #[default]
+    Both,
+    /// In the Markdown report only: the pane has no room for it.
+    Markdown,
+    /// In the pane only: its shorter spelling of what the report says at length.
+    Pane,
+}
+
+impl Show {
+    pub fn in_markdown(self) -> bool {
+        self != Show::Pane
+    }
+
+    pub fn in_pane(self) -> bool {
+        self != Show::Markdown
+    }
+
+    /// Where a row shown when `markdown` and when `pane` is; `None` when in neither.
+    pub fn of(markdown: bool, pane: bool) -> Option<Show> {
+        match (markdown, pane) {
+            (true, true) => Some(Show::Both),
+            (true, false) => Some(Show::Markdown),
+            (false, true) => Some(Show::Pane),
+            (false, false) => None,
+        }
+    }
+}
+
+/// One column: its header, the pane's shorter header, alignment and where it is shown.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub head: String,
+    pub short: String,
+    pub align: Align,
+    pub show: Show,
+}
+
+impl Column {
+    pub fn new(head: impl Into<String>, align: Align) -> Self {
+        let head = head.into();
+        Column {
+            short: head.clone(),
+            head,
+            align,
+            show: Show::Both,
+        }
+    }
+
+    pub fn left(head: impl Into<String>) -> Self {
+        Column::new(head, Align::Left)
+    }
+
+    pub fn right(head: impl Into<String>) -> Self {
+        Column::new(head, Align::Right)
+    }
+
+    /// The pane's header for this column.
+    pub fn short(mut self, short: impl Into<String>) -> Self {
+        self.short = short.into();
+        self
+    }
+
+    /// In the Markdown report only.
+    pub fn markdown_only(mut self) -> Self {
+        self.show = Show::Markdown;
+        self
+    }
+
+    /// In the pane only.
+    pub fn pane_only(mut self) -> Self {
+        self.show = Show::Pane;
+        self
+    }
+}
+
+impl<S: Into<String>> From<(S, Align)> for Column {
+    fn from((head, align): (S, Align)) -> Self {
+        Column::new(head, align)
+    }
+}
+
+/// A cell: a value that knows how it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    /// A count, written whole.
+    Count(u64),
+    /// A number with this many digits after the point.
+    Num(f64, usize),
+    /// A fraction written as a percentage with this many digits: `0.5` → `50%`.
+    Percent(f64, usize),
+    /// A ratio with this many digits and a `×`.
+    Times(f64, usize),
+    /// A duration: the Markdown writes milliseconds with two digits under a header that says
+    /// "ms"; the pane writes the unit in the cell.
+    Ms(Duration),
+    /// Bytes in a human unit: `1.5 MiB`.
+    Bytes(u64),
+}
+
+impl Cell {
+    /// The cell as the Markdown report writes it.
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Num(v, d) => format!("{v:.d$}"),
+            Cell::Percent(v, d) => format!("{:.d$}%", v * 100.0),
+            Cell::Times(v, d) => format!("{v:.d$}×"),
+            Cell::Ms(t) => fmt_ms(*t, 2),
+            Cell::Bytes(b) => human_bytes(*b),
+        }
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Text(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(s.into())
+    }
+}
+
+impl From<&String> for Cell {
+    fn from(s: &String) -> Self {
+        Cell::Text(s.clone())
+    }
+}
+
+/// `yes` or `no`.
+pub fn yes_no(b: bool) -> Cell {
+    Cell::from(if b { "yes" } else { "no" })
+}
+
+/// A row of cells, one per column, and where it is shown.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub cells: Vec<Cell>,
+    pub show: Show,
+}
+
+/// A table built a row at a time, with the pane's one-line captions above and below it (the
+/// report says the same in prose around its tables).
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    columns: Vec<(String, Align)>,
-    rows: Vec<Vec<String>>,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    above: Option<String>,
+    below: Option<String>,
 }
 
 /// One line: `| a | b |` and a newline.
-fn line<'a>(cells: impl IntoIterator<Item = &'a str>) -> String {
+fn line(cells: impl IntoIterator<Item = String>) -> String {
     let mut s = String::from("|");
     for c in cells {
         s.push(' ');
-        s.push_str(c);
+        s.push_str(&c);
         s.push_str(" |");
     }
     s.push('\n');
@@ -44,40 +204,108 @@ fn line<'a>(cells: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 impl Table {
-    /// A table with these columns (header, alignment), in order.
-    pub fn new<S: Into<String>>(columns: impl IntoIterator<Item = (S, Align)>) -> Self {
+    /// A table with these columns (a [`Column`], or a pair of header and alignment), in order.
+    pub fn new<C: Into<Column>>(columns: impl IntoIterator<Item = C>) -> Self {
         Table {
-            columns: columns.into_iter().map(|(h, a)| (h.into(), a)).collect(),
-            rows: Vec::new(),
+            columns: columns.into_iter().map(Into::into).collect(),
+            ..Table::default()
         }
     }
 
-    /// Adds a row: one cell per column.
-    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
-        let cells: Vec<String> = cells.into_iter().map(Into::into).collect();
+    /// Adds a row shown everywhere: one cell per column.
+    pub fn row<C: Into<Cell>>(&mut self, cells: impl IntoIterator<Item = C>) -> &mut Self {
+        self.row_in(Show::Both, cells)
+    }
+
+    /// Adds a row shown where `show` says.
+    pub fn row_in<C: Into<Cell>>(
+        &mut self,
+        show: Show,
+        cells: impl IntoIterator<Item = C>,
+    ) -> &mut Self {
+        let cells: Vec<Cell> = cells.into_iter().map(Into::into).collect();
         debug_assert_eq!(
             cells.len(),
             self.columns.len(),
             "a row has one cell per column"
         );
-        self.rows.push(cells);
+        self.rows.push(Row { cells, show });
         self
+    }
+
+    /// Every column in the Markdown report only: a table the pane does not draw.
+    pub fn report_only(mut self) -> Self {
+        for c in &mut self.columns {
+            c.show = Show::Markdown;
+        }
+        self
+    }
+
+    /// The pane's caption over the table.
+    pub fn above(mut self, s: impl Into<String>) -> Self {
+        self.above = Some(s.into());
+        self
+    }
+
+    /// The pane's caption under the table.
+    pub fn below(mut self, s: impl Into<String>) -> Self {
+        self.below = Some(s.into());
+        self
+    }
+
+    pub fn caption_above(&self) -> Option<&str> {
+        self.above.as_deref()
+    }
+
+    pub fn caption_below(&self) -> Option<&str> {
+        self.below.as_deref()
+    }
+
+    /// The columns and rows the pane shows: (short headers, rows of cells), or `None` when the
+    /// table is the report's alone.
+    pub fn pane(&self) -> Option<(Vec<&str>, Vec<Vec<&Cell>>)> {
+        let keep: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| self.columns[i].show.in_pane())
+            .collect();
+        if keep.is_empty() {
+            return None;
+        }
+        let heads = keep.iter().map(|&i| &*self.columns[i].short).collect();
+        let rows = self
+            .rows
+            .iter()
+            .filter(|r| r.show.in_pane())
+            .map(|r| keep.iter().map(|&i| &r.cells[i]).collect())
+            .collect();
+        Some((heads, rows))
+    }
+
+    /// The Markdown line of one row: the report's columns.
+    fn markdown_line(&self, r: &Row) -> String {
+        line(
+            self.columns
+                .iter()
+                .zip(&r.cells)
+                .filter(|(c, _)| c.show.in_markdown())
+                .map(|(_, cell)| cell.text()),
+        )
     }
 
     /// The header and separator lines. A blank header (over a column naming the rows) is `| |`.
     pub fn head(&self) -> String {
+        let shown = || self.columns.iter().filter(|c| c.show.in_markdown());
         let mut s = String::from("|");
-        for (h, _) in &self.columns {
-            if !h.is_empty() {
+        for c in shown() {
+            if !c.head.is_empty() {
                 s.push(' ');
-                s.push_str(h);
+                s.push_str(&c.head);
             }
             s.push_str(" |");
         }
         s.push('\n');
         s.push('|');
-        for (_, a) in &self.columns {
-            s.push_str(a.separator());
+        for c in shown() {
+            s.push_str(c.align.separator());
             s.push('|');
         }
         s.push('\n');
@@ -89,15 +317,16 @@ impl Table {
     pub fn last_row(&self) -> String {
         self.rows
             .last()
-            .map(|r| line(r.iter().map(String::as_str)))
+            .map(|r| self.markdown_line(r))
             .unwrap_or_default()
     }
 
-    /// The whole table: header, separator and every row, each line ending in a newline.
+    /// The whole table: header, separator and every row the report shows, each line ending in a
+    /// newline.
     pub fn markdown(&self) -> String {
         let mut s = self.head();
-        for r in &self.rows {
-            s.push_str(&line(r.iter().map(String::as_str)));
+        for r in self.rows.iter().filter(|r| r.show.in_markdown()) {
+            s.push_str(&self.markdown_line(r));
         }
         s
     }

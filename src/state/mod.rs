@@ -27,7 +27,7 @@ pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
 pub use ui::{
     Action, Focus, ModelPicker, Picker, Ui, WhatIf, RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
-    WHAT_IF_KV,
+    WhatIfDtype,
 };
 
 use crate::protocol::{Command, DemoRun, Stamped};

@@ -8,7 +8,7 @@ use crate::report::table::{Align, Table};
 use crate::serve::client::{Cancel, Client, Piece};
 use crate::serve::mock::{self, Mock, Script};
 use crate::serve::{Api, FailureKind, Request};
-use crate::stats::{itl_percentiles, tok_per_s};
+use crate::stats::{fmt_ms, itl_percentiles, tok_per_s};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::HashMap;
@@ -157,14 +157,14 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
             offered,
             format!("{:.0}", tok_per_s(p.tokens, p.window)),
             p.requests.to_string(),
-            ms(p50),
-            ms(p90),
-            ms(p99),
-            ms(max),
+            fmt_ms(p50, 3) + " ms",
+            fmt_ms(p90, 3) + " ms",
+            fmt_ms(p99, 3) + " ms",
+            fmt_ms(max, 3) + " ms",
             format!("{:.2} cores", p.cpu.0 / secs),
             format!("{:.2} cores", p.cpu.1 / secs),
             format!("{:.1}", p.cpu.0 * 1e6 / p.tokens.max(1) as f64),
-            ms(itl_percentiles(&p.wakeups)[2]),
+            fmt_ms(itl_percentiles(&p.wakeups)[2], 3) + " ms",
         ]);
     }
     print!("{}", t.markdown());
@@ -194,17 +194,13 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
     let met = rate >= TARGET_TOK_S && p99 < TARGET_P99;
     println!(
         "\ntarget (≥ {TARGET_TOK_S:.0} tok/s over 64 streams, added p99 < {} at {TARGET_TOK_S:.0} tok/s): {}",
-        ms(TARGET_P99),
+        fmt_ms(TARGET_P99, 3) + " ms",
         if met { "met" } else { "NOT met" }
     );
     if a.streams != 64 || a.rate as f64 != TARGET_TOK_S {
         println!("(the target is stated for 64 streams and --rate 20000)");
     }
     Ok(())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 /// All streams, back to back, for the warm-up and `window`.

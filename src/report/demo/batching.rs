@@ -1,13 +1,12 @@
 //! The batching and paged-KV demos' tables: one request stream under two policies, and its KV
 //! memory reserved three ways.
 
-use super::ms;
 use crate::protocol::demo::{Batching, PagedKv};
 use crate::report::table::{
-    Align::{Left, Right},
-    Table,
+    Cell::{Bytes, Count, Ms, Num, Percent},
+    Column, Show, Table,
 };
-use crate::stats::human_bytes;
+use crate::stats::{fmt_ms, human_bytes};
 use std::fmt::Write;
 
 fn stream_text(a: &crate::protocol::Arrivals, max_batch: usize) -> String {
@@ -24,43 +23,49 @@ fn stream_text(a: &crate::protocol::Arrivals, max_batch: usize) -> String {
     )
 }
 
-pub(super) fn batching(x: &Batching) -> String {
+/// The batch sweep, and the two policies on one stream.
+pub(super) fn batching_tables(x: &Batching) -> [Table; 2] {
     let mut sweep = Table::new([
-        ("batch", Right),
-        ("decode step ms", Right),
-        ("decode tok/s", Right),
-        ("prefill tok/s", Right),
+        Column::right("batch"),
+        Column::right("decode step ms").short("step"),
+        Column::right("decode tok/s"),
+        Column::right("prefill tok/s").markdown_only(),
     ]);
     for p in &x.sweep {
         sweep.row([
-            p.batch.to_string(),
-            ms(p.step),
-            format!("{:.1}", p.decode_tok_s),
-            format!("{:.1}", p.prefill_tok_s),
+            Count(p.batch as u64),
+            Ms(p.step),
+            Num(p.decode_tok_s, 1),
+            Num(p.prefill_tok_s, 1),
         ]);
     }
     let mut pol = Table::new([
-        ("policy", Left),
-        ("tok/s", Right),
-        ("TTFT mean ms", Right),
-        ("TTFT p99 ms", Right),
-        ("E2E mean ms", Right),
-        ("E2E p99 ms", Right),
-        ("mean batch", Right),
-        ("steps", Right),
+        Column::left("policy"),
+        Column::right("tok/s"),
+        Column::right("TTFT mean ms").short("TTFT mean"),
+        Column::right("TTFT p99 ms").short("TTFT p99"),
+        Column::right("E2E mean ms").markdown_only(),
+        Column::right("E2E p99 ms").short("E2E p99"),
+        Column::right("mean batch"),
+        Column::right("steps").markdown_only(),
     ]);
     for p in &x.policies {
         pol.row([
-            p.policy.to_string(),
-            format!("{:.1}", p.tok_s),
-            ms(p.ttft_mean),
-            ms(p.ttft_p99),
-            ms(p.e2e_mean),
-            ms(p.e2e_p99),
-            format!("{:.2}", p.mean_batch),
-            p.steps.to_string(),
+            p.policy.to_string().into(),
+            Num(p.tok_s, 1),
+            Ms(p.ttft_mean),
+            Ms(p.ttft_p99),
+            Ms(p.e2e_mean),
+            Ms(p.e2e_p99),
+            Num(p.mean_batch, 2),
+            Count(p.steps as u64),
         ]);
     }
+    [sweep, pol]
+}
+
+pub(super) fn batching(x: &Batching) -> String {
+    let [sweep, pol] = batching_tables(x);
     format!(
         "## Batch size: throughput against latency\n\n\
          Each of B sequences has {} prompt tokens, then {} decode steps of one row each.\n\n{}\n\
@@ -89,8 +94,8 @@ pub fn batching_summary(x: &Batching) -> String {
             a.decode_tok_s,
             b.decode_tok_s,
             b.decode_tok_s / a.decode_tok_s.max(f64::MIN_POSITIVE),
-            ms(a.step),
-            ms(b.step)
+            fmt_ms(a.step, 2),
+            fmt_ms(b.step, 2)
         );
     }
     let find = |p: crate::protocol::SchedPolicy| x.policies.iter().find(|q| q.policy == p);
@@ -104,67 +109,92 @@ pub fn batching_summary(x: &Batching) -> String {
              (p99 {} against {}), E2E p99 {} against {} ms.",
             st.tok_s,
             co.tok_s,
-            ms(st.ttft_mean),
-            ms(co.ttft_mean),
-            ms(st.ttft_p99),
-            ms(co.ttft_p99),
-            ms(st.e2e_p99),
-            ms(co.e2e_p99)
+            fmt_ms(st.ttft_mean, 2),
+            fmt_ms(co.ttft_mean, 2),
+            fmt_ms(st.ttft_p99, 2),
+            fmt_ms(co.ttft_p99, 2),
+            fmt_ms(st.e2e_p99, 2),
+            fmt_ms(co.e2e_p99, 2)
         );
     }
     s
 }
 
-pub(super) fn paged_kv(x: &PagedKv) -> String {
+/// KV memory reserved three ways, and the stream with enough blocks and with too few.
+pub(super) fn paged_kv_tables(x: &PagedKv) -> [Table; 2] {
     let (u, p, c) = x.totals();
     let (pw, cw) = x.waste();
     let (pu, pp, pc) = x.peaks();
-    let b = |tokens: u64| human_bytes(tokens * x.kv_bytes_per_token);
+    let b = |tokens: u64| Bytes(tokens * x.kv_bytes_per_token);
     let mut mem = Table::new([
-        ("allocation", Left),
-        ("peak reserved", Right),
-        ("mean reserved", Right),
-        ("reserved but unused", Right),
+        Column::left("allocation"),
+        Column::right("peak reserved").short("peak"),
+        Column::right("mean reserved").markdown_only(),
+        Column::right("reserved but unused").short("unused"),
     ]);
     let steps = x.points.len().max(1) as u64;
-    mem.row([
-        "tokens held (used)".into(),
-        b(pu as u64),
-        b(u / steps),
-        "—".into(),
-    ])
-    .row([
-        format!("paged, {}-token blocks", x.block_tokens),
-        b(pp as u64),
-        b(p / steps),
-        format!("{:.1}%", pw * 100.0),
-    ])
-    .row([
-        "contiguous, max length per sequence".into(),
-        b(pc as u64),
-        b(c / steps),
-        format!("{:.1}%", cw * 100.0),
-    ]);
+    let paged = |label: String, show| {
+        (
+            show,
+            [label.into(), b(pp as u64), b(p / steps), Percent(pw, 1)],
+        )
+    };
+    let contiguous = |label: String, show| {
+        (
+            show,
+            [label.into(), b(pc as u64), b(c / steps), Percent(cw, 1)],
+        )
+    };
+    // The report names each allocation in full, the pane in a word and contiguous first.
+    for (show, cells) in [
+        (
+            Show::Markdown,
+            [
+                "tokens held (used)".into(),
+                b(pu as u64),
+                b(u / steps),
+                "—".into(),
+            ],
+        ),
+        paged(
+            format!("paged, {}-token blocks", x.block_tokens),
+            Show::Markdown,
+        ),
+        contiguous("contiguous, max length per sequence".into(), Show::Markdown),
+        contiguous("contiguous".into(), Show::Pane),
+        paged("paged".into(), Show::Pane),
+    ] {
+        mem.row_in(show, cells);
+    }
     let mut runs = Table::new([
-        ("KV blocks", Right),
-        ("peak held", Right),
-        ("preemptions", Right),
-        ("tokens recomputed", Right),
-        ("mean running", Right),
-        ("steps", Right),
-        ("tok/s", Right),
+        Column::right("KV blocks"),
+        Column::right("peak held").markdown_only(),
+        Column::right("preemptions"),
+        Column::right("tokens recomputed").short("recomputed"),
+        Column::right("mean running"),
+        Column::right("steps").markdown_only(),
+        Column::right("tok/s"),
     ]);
     for r in [&x.ample, &x.scarce] {
         runs.row([
-            r.kv_blocks.to_string(),
-            r.peak_blocks.to_string(),
-            r.preemptions.to_string(),
-            r.recomputed_tokens.to_string(),
-            format!("{:.2}", r.mean_running),
-            r.steps.to_string(),
-            format!("{:.1}", r.tok_s),
+            Count(r.kv_blocks as u64),
+            Count(r.peak_blocks as u64),
+            Count(r.preemptions as u64),
+            Count(r.recomputed_tokens as u64),
+            Num(r.mean_running, 2),
+            Count(r.steps as u64),
+            Num(r.tok_s, 1),
         ]);
     }
+    let same = format!(
+        "same tokens with too few blocks: {}",
+        if x.same_tokens { "yes" } else { "no" }
+    );
+    [mem, runs.below(same)]
+}
+
+pub(super) fn paged_kv(x: &PagedKv) -> String {
+    let [mem, runs] = paged_kv_tables(x);
     format!(
         "## Contiguous against paged KV memory on one stream\n\n\
          {}; {} of KV per token. Over the run's {} steps:\n\n{}\n\

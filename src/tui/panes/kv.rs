@@ -3,7 +3,8 @@
 
 use super::chart::{self, Unit};
 use super::{block, label, scraped, value};
-use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS, WHAT_IF_KV};
+use crate::protocol::ModelInfo;
+use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Gauge, Paragraph};
@@ -63,7 +64,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         None => inner,
     };
     let run = state.store.current.as_ref();
-    let (held_tokens, held_bytes) = held(run);
+    let held = held(run);
     let [formula, growth, fill, chart, whatif] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -72,6 +73,15 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Constraint::Length(2),
     ])
     .areas(inner);
+    formula_line(m).render(formula, buf);
+    growth_line(run, held).render(growth, buf);
+    fill_gauge(m, held.0).render(fill, buf);
+    render_chart(run, chart, buf);
+    what_if(state, m).render(whatif, buf);
+}
+
+/// The bytes-per-token formula with this model's numbers.
+fn formula_line(m: &ModelInfo) -> Paragraph<'static> {
     let dtype_bytes = m.kv_bytes_per_token / (2 * m.layers * m.kv_heads * m.head_dim).max(1) as u64;
     Paragraph::new(Line::from(vec![
         Span::styled("per token ", label()),
@@ -81,7 +91,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         )),
         Span::styled(format!("{} B", m.kv_bytes_per_token), value()),
     ]))
-    .render(formula, buf);
+}
+
+/// What is held now, the growth measured over the run, and the paged blocks when there are any.
+fn growth_line(
+    run: Option<&RunView>,
+    (held_tokens, held_bytes): (usize, u64),
+) -> Paragraph<'static> {
     let measured = run
         .and_then(|r| r.kv.first())
         .and_then(|&first| measured_per_token(first, (held_tokens, held_bytes)))
@@ -110,27 +126,38 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             ),
         ]);
     }
-    Paragraph::new(Line::from(spans)).render(growth, buf);
+    Paragraph::new(Line::from(spans))
+}
+
+/// How much of the model's context the cache fills.
+fn fill_gauge(m: &ModelInfo, held_tokens: usize) -> Gauge<'static> {
     let ratio = (held_tokens as f64 / m.context_length.max(1) as f64).clamp(0.0, 1.0);
     Gauge::default()
         .ratio(ratio)
         .label(format!("context {held_tokens} / {}", m.context_length))
         .gauge_style(Style::default().fg(Color::Magenta))
-        .render(fill, buf);
-    let points = run.map_or_else(Vec::new, |r| chart_data(r, 2 * chart.width as usize));
+}
+
+/// Bytes held against tokens held over the run.
+fn render_chart(run: Option<&RunView>, area: Rect, buf: &mut Buffer) {
+    let points = run.map_or_else(Vec::new, |r| chart_data(r, 2 * area.width as usize));
     let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let kv = chart::line(
         &points,
         Unit::TOKENS,
         Unit::bytes(max),
         Color::Magenta,
-        chart.height,
+        area.height,
     );
     if let Some(c) = kv {
-        c.render(chart, buf);
+        c.render(area, buf);
     }
+}
 
-    let (dname, dbytes) = WHAT_IF_KV[state.ui.what_if.dtype];
+/// The cache at the what-if dtype, context and batch, and how many tokens fit in free memory.
+fn what_if(state: &AppState, m: &ModelInfo) -> Paragraph<'static> {
+    let dtype = state.ui.what_if.dtype;
+    let (dname, dbytes) = (dtype.name(), dtype.bytes());
     let ctx = match WHAT_IF_CONTEXTS[state.ui.what_if.context] {
         0 => m.context_length,
         c => c,
@@ -161,7 +188,6 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ]),
         Line::from(Span::raw(fits)),
     ])
-    .render(whatif, buf);
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::chart::{self, Unit};
 use super::{block, label, scraped, value};
+use crate::protocol::SystemSample;
 use crate::state::AppState;
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
@@ -62,7 +63,14 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             .render(inner, buf);
         return;
     };
-    let gpu = match &s.gpu {
+    let [text, chart] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
+    numbers(state, s).render(text, buf);
+    render_chart(state, chart, buf);
+}
+
+/// The GPU's memory, or why none is shown.
+fn gpu_line(s: &SystemSample) -> String {
+    match &s.gpu {
         Some(g) => format!(
             "GPU {}: {} / {} used{}",
             g.name,
@@ -73,7 +81,44 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 .unwrap_or_default()
         ),
         None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
-    };
+    }
+}
+
+/// Process RSS, the live heap when counted, and the system's memory.
+fn rss_line(s: &SystemSample) -> Line<'static> {
+    Line::from(
+        [
+            Span::styled("process RSS ", label()),
+            Span::styled(human_bytes(s.process_rss), value()),
+        ]
+        .into_iter()
+        .chain(
+            // Live heap: what is allocated and not freed; RSS also holds what the allocator
+            // keeps for reuse. Recordings from before it was counted carry 0.
+            (s.heap_live > 0)
+                .then(|| {
+                    [
+                        Span::styled("  heap ", label()),
+                        Span::raw(human_bytes(s.heap_live)),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .chain([
+            Span::styled("  system ", label()),
+            Span::raw(format!(
+                "{} / {}",
+                human_bytes(s.system_used),
+                human_bytes(s.system_total)
+            )),
+        ])
+        .collect::<Vec<_>>(),
+    )
+}
+
+/// The four lines over the chart: GPU, RSS, its split into weights, KV and the rest, CPU.
+fn numbers(state: &AppState, s: &SystemSample) -> Paragraph<'static> {
     let kept = state.store.variant.as_ref().map_or(0, |v| v.kept_bytes);
     let weights = state.store.model.as_ref().map_or(0, |m| m.weight_bytes) + kept;
     let kv = state
@@ -83,38 +128,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .and_then(|r| r.tokens.last())
         .map_or(0, |t| t.kv_bytes);
     let (w, k, other) = split(s.process_rss, weights, kv);
-    let [text, chart] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
     Paragraph::new(vec![
-        Line::styled(gpu, label()),
-        Line::from(
-            [
-                Span::styled("process RSS ", label()),
-                Span::styled(human_bytes(s.process_rss), value()),
-            ]
-            .into_iter()
-            .chain(
-                // Live heap: what is allocated and not freed; RSS also holds what the allocator
-                // keeps for reuse. Recordings from before it was counted carry 0.
-                (s.heap_live > 0)
-                    .then(|| {
-                        [
-                            Span::styled("  heap ", label()),
-                            Span::raw(human_bytes(s.heap_live)),
-                        ]
-                    })
-                    .into_iter()
-                    .flatten(),
-            )
-            .chain([
-                Span::styled("  system ", label()),
-                Span::raw(format!(
-                    "{} / {}",
-                    human_bytes(s.system_used),
-                    human_bytes(s.system_total)
-                )),
-            ])
-            .collect::<Vec<_>>(),
-        ),
+        Line::styled(gpu_line(s), label()),
+        rss_line(s),
         Line::from(vec![
             Span::styled("weights ", Style::default().fg(Color::Blue)),
             Span::raw(human_bytes(w)),
@@ -128,18 +144,21 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         ),
     ])
-    .render(text, buf);
-    let points = chart_data(state, 2 * chart.width as usize);
+}
+
+/// RSS over time.
+fn render_chart(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let points = chart_data(state, 2 * area.width as usize);
     let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let rss = chart::line(
         &points,
         Unit::SECONDS,
         Unit::bytes(max),
         Color::Blue,
-        chart.height,
+        area.height,
     );
     if let Some(c) = rss {
-        c.render(chart, buf);
+        c.render(area, buf);
     }
 }
 

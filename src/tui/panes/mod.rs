@@ -14,6 +14,7 @@ pub mod scraped;
 pub mod serve;
 pub mod spec;
 pub mod status;
+pub mod table;
 pub mod tape;
 pub mod timing;
 pub mod variants;
@@ -59,13 +60,10 @@ pub fn centered(area: ratatui::layout::Rect, w: u16, h: u16) -> ratatui::layout:
     }
 }
 
+/// A duration as a pane writes it: whole milliseconds from 100 ms, one digit below.
 pub fn ms(d: Duration) -> String {
-    let v = d.as_secs_f64() * 1e3;
-    if v >= 100.0 {
-        format!("{v:.0} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
+    let digits = if crate::stats::millis(d) >= 100.0 { 0 } else { 1 };
+    format!("{} ms", crate::stats::fmt_ms(d, digits))
 }
 
 pub fn label() -> Style {

@@ -65,7 +65,17 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     );
     let inner = b.inner(r);
     b.render(r, buf);
-    let [table, notes] = Layout::vertical([Constraint::Min(2), Constraint::Length(4)]).areas(inner);
+    let [table, notes_area] =
+        Layout::vertical([Constraint::Min(2), Constraint::Length(4)]).areas(inner);
+    Widget::render(variants_table(state), table, buf);
+    Paragraph::new(notes(state))
+        .style(Style::default().fg(Color::Gray))
+        .wrap(Wrap { trim: true })
+        .render(notes_area, buf);
+}
+
+/// One row per variant tried, the running one highlighted.
+fn variants_table(state: &AppState) -> Table<'static> {
     let rows = state.store.variants.iter().map(|v| {
         let style = if running(state, v) {
             Style::default()
@@ -88,11 +98,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Constraint::Length(9),
         Constraint::Length(7),
     ];
-    Widget::render(
-        Table::new(rows, widths).header(Row::new(HEADER).style(Style::default().fg(Color::Gray))),
-        table,
-        buf,
-    );
+    Table::new(rows, widths).header(Row::new(HEADER).style(Style::default().fg(Color::Gray)))
+}
+
+/// The running variant's weights by type, its fallbacks, the kept weights, and where the
+/// numbers come from.
+fn notes(state: &AppState) -> String {
     let fallbacks = state
         .store
         .variant
@@ -132,10 +143,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         })
         .map(|s| format!("Weights now by type: {s}. "))
         .unwrap_or_default();
-    Paragraph::new(format!(
+    format!(
         "{by_type}{fallbacks}{kept}Speeds are the last plain run's; quality is on labtui's own sources, KL and top-1 against the loaded weights."
-    ))
-    .style(Style::default().fg(Color::Gray))
-    .wrap(Wrap { trim: true })
-    .render(notes, buf);
+    )
 }

@@ -1,0 +1,239 @@
+//! A demo's charts: one function per result, each a list of [`Chart`]s that the report writes as
+//! PNG and SVG and the demo pane draws (its first).
+
+use crate::protocol::demo::{Batching, Comparison, PagedKv, QuantSweep, SpecSweep, Sweep};
+use crate::protocol::{DemoResult, Setting};
+use crate::report::plot::Series;
+use crate::stats::millis as ms;
+use std::path::{Path, PathBuf};
+
+/// One chart: the file stem, its title, the axes' labels and the lines.
+pub struct Chart {
+    pub stem: &'static str,
+    pub title: &'static str,
+    pub x: &'static str,
+    pub y: &'static str,
+    pub series: Vec<Series>,
+}
+
+fn chart(
+    stem: &'static str,
+    title: &'static str,
+    x: &'static str,
+    y: &'static str,
+    series: Vec<Series>,
+) -> Chart {
+    Chart {
+        stem,
+        title,
+        x,
+        y,
+        series,
+    }
+}
+
+fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
+    Series {
+        name: name.into(),
+        points: points.into_iter().collect(),
+        labels: Vec::new(),
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The charts of a result.
+pub fn charts(r: &DemoResult) -> Vec<Chart> {
+    match r {
+        DemoResult::PrefillVsDecode(x) => sweep(x),
+        DemoResult::KvCache(x) => comparison(x),
+        DemoResult::Roofline(_) => Vec::new(),
+        DemoResult::Batching(x) => batching(x),
+        DemoResult::PagedKv(x) => paged_kv(x),
+        DemoResult::Quantization(x) => quantization(x),
+        DemoResult::Speculation(x) => speculation(x),
+    }
+}
+
+fn sweep(x: &Sweep) -> Vec<Chart> {
+    vec![
+        chart(
+            "prefill",
+            "Prefill time by prompt length",
+            "prompt tokens",
+            "prefill (ms)",
+            vec![series(
+                "prefill",
+                x.prompts
+                    .iter()
+                    .map(|p| (p.prompt_tokens as f64, ms(p.prefill))),
+            )],
+        ),
+        chart(
+            "decode",
+            "Decode time per token by context length",
+            "context tokens",
+            "decode step (ms)",
+            vec![
+                series(
+                    "long run",
+                    x.decode_curve
+                        .iter()
+                        .map(|p| (p.context as f64, ms(p.step))),
+                ),
+                series(
+                    "after each prompt",
+                    x.prompts
+                        .iter()
+                        .map(|p| (p.prompt_tokens as f64, ms(p.decode_step))),
+                ),
+            ],
+        ),
+    ]
+}
+
+fn comparison(x: &Comparison) -> Vec<Chart> {
+    vec![
+        chart(
+            "per-token",
+            "Per-token time with and without the KV cache",
+            "context tokens",
+            "step (ms)",
+            vec![
+                series(
+                    "with the cache",
+                    x.cached.iter().map(|p| (p.context as f64, ms(p.step))),
+                ),
+                series(
+                    "without",
+                    x.no_cache.iter().map(|p| (p.context as f64, ms(p.step))),
+                ),
+            ],
+        ),
+        chart(
+            "kv-bytes",
+            "KV cache size",
+            "context tokens",
+            "KV cache (MiB)",
+            vec![series(
+                "held",
+                x.cached.iter().map(|p| {
+                    (
+                        p.context as f64,
+                        p.context as f64 * x.kv_bytes_per_token as f64 / MIB,
+                    )
+                }),
+            )],
+        ),
+    ]
+}
+
+fn batching(x: &Batching) -> Vec<Chart> {
+    vec![chart(
+        "batch",
+        "Decode throughput and step time by batch size",
+        "batch size",
+        "decode tok/s · step ms",
+        vec![
+            series(
+                "decode tok/s",
+                x.sweep.iter().map(|p| (p.batch as f64, p.decode_tok_s)),
+            ),
+            series(
+                "step ms",
+                x.sweep.iter().map(|p| (p.batch as f64, ms(p.step))),
+            ),
+        ],
+    )]
+}
+
+fn paged_kv(x: &PagedKv) -> Vec<Chart> {
+    let mib = |t: usize| (t as u64 * x.kv_bytes_per_token) as f64 / MIB;
+    let line = |name: &str, f: fn(&crate::protocol::demo::KvPoint) -> usize| {
+        series(name, x.points.iter().map(|k| (k.step as f64, mib(f(k)))))
+    };
+    vec![chart(
+        "memory",
+        "KV memory reserved per step: contiguous against paged",
+        "step",
+        "KV (MiB)",
+        vec![
+            line("contiguous", |k| k.contiguous),
+            line("paged", |k| k.paged),
+            line("used", |k| k.used),
+        ],
+    )]
+}
+
+fn quantization(x: &QuantSweep) -> Vec<Chart> {
+    let mib = |b: u64| b as f64 / MIB;
+    // Lines join the points left to right.
+    let sorted = |mut v: Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    vec![
+        chart(
+            "decode",
+            "Decode speed by weight bytes read per token",
+            "MiB read per token",
+            "decode tok/s",
+            vec![series(
+                "decode",
+                sorted(
+                    x.rows
+                        .iter()
+                        .map(|r| (mib(r.read_per_token), r.decode_tok_s))
+                        .collect(),
+                ),
+            )],
+        ),
+        chart(
+            "kl",
+            "KL divergence from the loaded weights by weight bytes",
+            "weights (MiB)",
+            "mean KL (nats)",
+            vec![series(
+                "KL",
+                sorted(
+                    x.rows
+                        .iter()
+                        .map(|r| (mib(r.variant.weight_bytes), r.quality.mean_kl))
+                        .collect(),
+                ),
+            )],
+        ),
+    ]
+}
+
+fn speculation(x: &SpecSweep) -> Vec<Chart> {
+    vec![chart(
+        "speedup",
+        "Speedup over plain decoding by K",
+        "K (drafted tokens per step)",
+        "speedup (×)",
+        crate::lab::speculation::MODES
+            .iter()
+            .map(|m| {
+                series(
+                    m.name(),
+                    x.points
+                        .iter()
+                        .filter(|p| p.mode == *m)
+                        .map(|p| (p.k as f64, p.speedup)),
+                )
+            })
+            .collect(),
+    )]
+}
+
+/// Write the charts of `r` into `dir`; returns the files written.
+pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for c in charts(r) {
+        out.extend(crate::report::plot::chart(
+            dir, c.stem, c.title, c.x, c.y, &c.series,
+        )?);
+    }
+    Ok(out)
+}
