@@ -2,7 +2,7 @@
 
 mod common;
 
-use labtui::protocol::{Command, Event};
+use labtui::protocol::{Command, Event, Job, Notice};
 use labtui::worker::{Options, Worker};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ fn a_load_stops_between_tensors() {
                 w.send(Command::Stop);
                 stopped_at = Some(Instant::now());
             }
-            Event::Notice { message } if message.contains("loading stopped") => break,
+            Event::Note(Notice::Stopped(Job::Loading)) => break,
             Event::ModelLoaded(_) => panic!("the load ran to its end"),
             Event::Error { message } => panic!("{message}"),
             _ => {}
