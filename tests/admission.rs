@@ -6,7 +6,7 @@
 mod common;
 
 use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
-use labtui::protocol::{Command, Event, GenParams, Quant};
+use labtui::protocol::{Command, Event, GenParams, Quant, SettingChange};
 use labtui::worker::{Options, Worker};
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ fn what_does_not_fit_is_refused_with_the_numbers_and_nothing_is_lost() {
         "LABTUI_MEMORY_LIMIT",
         ((256u64 << 20) + info.weight_bytes).to_string(),
     );
-    w.send(Command::SetQuantization { quant: Quant::F32 });
+    w.send(Command::Set(SettingChange::Quant(Quant::F32)));
     let m = next(&mut w, error);
     assert!(m.contains("requantising to F32 needs about"), "{m}");
 

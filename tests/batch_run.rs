@@ -6,7 +6,7 @@
 mod common;
 
 use labtui::protocol::{Command, Event, GenParams, SchedEvent, Stamped};
-use labtui::state::{Action, AppState};
+use labtui::state::{Action, AppState, Happened, Status, UiNotice};
 use labtui::worker::{Options, Worker};
 use ratatui::{backend::TestBackend, Terminal};
 use std::collections::BTreeMap;
@@ -52,10 +52,7 @@ fn batch(w: &mut Worker, params: &GenParams, n: usize) -> (BTreeMap<u64, Vec<u32
         params: params.clone(),
         batch: n,
     });
-    let events = until(
-        w,
-        |e| matches!(e, Event::Notice { message } if message.starts_with("batch of")),
-    );
+    let events = until(w, |e| matches!(e, Event::BatchDone(_)));
     let mut tokens: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for s in &events {
         if let Event::Sched(SchedEvent::Token { req, index, id, .. }) = s.event {
@@ -99,11 +96,10 @@ fn each_copy_gets_the_tokens_of_a_plain_run_with_its_seed() {
     for (req, t) in &tokens {
         assert_eq!(t, &plain, "greedy copy #{req} is the plain run");
     }
-    let notice = events.last().unwrap();
+    let done = events.last().unwrap();
     assert!(
-        matches!(&notice.event, Event::Notice { message }
-            if message.contains("48 tokens") && message.contains("1 distinct continuation;")),
-        "{notice:?}"
+        matches!(&done.event, Event::BatchDone(d) if d.tokens == 48 && d.distinct == 1),
+        "{done:?}"
     );
 
     // Sampled: copy i draws with seed + i, as a plain run with that seed does (the synthetic
@@ -140,7 +136,7 @@ fn b_runs_the_batch_in_the_dashboard_and_esc_closes_its_view() {
     // b: batch 1, 2, 4.
     s.update(Action::CycleBatch);
     s.update(Action::CycleBatch);
-    assert!(s.ui.status.contains("batch 4"), "{}", s.ui.status);
+    assert_eq!(s.ui.status, Status::Ui(UiNotice::BatchSize(4)));
     let cmds = s.update(Action::RunBatch);
     assert!(
         matches!(cmds.as_slice(), [Command::RunBatch { batch: 4, .. }]),
@@ -154,10 +150,7 @@ fn b_runs_the_batch_in_the_dashboard_and_esc_closes_its_view() {
         format!("{:?}", t.backend())
     };
     let mut seen_running = false;
-    for e in until(
-        &mut w,
-        |e| matches!(e, Event::Notice { message } if message.starts_with("batch of")),
-    ) {
+    for e in until(&mut w, |e| matches!(e, Event::BatchDone(_))) {
         s.apply(&e);
         if s.store.scheduling() && !seen_running {
             seen_running = true;
@@ -181,8 +174,8 @@ fn b_runs_the_batch_in_the_dashboard_and_esc_closes_its_view() {
         );
     }
     assert!(
-        s.ui.status.contains("batch of 4: 40 tokens"),
-        "{}",
+        matches!(&s.ui.status, Status::Worker(Happened::BatchDone(d)) if d.batch == 4 && d.tokens == 40),
+        "{:?}",
         s.ui.status
     );
     assert!(!s.store.scheduling());

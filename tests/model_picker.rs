@@ -6,8 +6,8 @@
 mod common;
 
 use labtui::engine::catalog::Found;
-use labtui::protocol::Command;
-use labtui::state::{Action, AppState, Focus, ModelPicker};
+use labtui::protocol::{Command, SettingChange};
+use labtui::state::{Action, AppState, Focus, ModelPicker, Status, UiNotice};
 use labtui::tui::{keymap, view};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -52,7 +52,8 @@ fn the_model_picker_lists_and_loads_models() {
     insta::assert_snapshot!("model_picker", t.backend());
     // The model that runs is not loaded again.
     assert!(s.update(Action::PickerChoose).is_empty());
-    assert!(s.ui.models.is_none() && s.ui.status.contains("already"));
+    assert!(s.ui.models.is_none());
+    assert!(matches!(s.ui.status, Status::Ui(UiNotice::ModelAlready(_))));
     // Another one is, and is remembered first.
     s.ui.models = Some(picker(false));
     s.update(Action::PickerUp); // wraps round to the last
@@ -68,9 +69,7 @@ fn the_model_picker_lists_and_loads_models() {
     s.ui.models = Some(picker(true));
     assert_eq!(
         s.update(Action::PickerChoose),
-        vec![Command::SetDraftModel {
-            spec: "a.gguf".into()
-        }]
+        vec![Command::Set(SettingChange::DraftModel("a.gguf".into()))]
     );
     assert_eq!(s.ui.recent_models, ["a.gguf", spec]);
     assert_eq!(

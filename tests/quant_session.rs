@@ -3,7 +3,7 @@
 
 mod common;
 
-use labtui::protocol::{Command, Event, GenParams, KvDtype, Quant, Stamped};
+use labtui::protocol::{Command, Event, GenParams, KvDtype, Quant, SettingChange, Stamped};
 use labtui::state::{Action, AppState};
 use labtui::tui::{panes, view};
 use labtui::worker::{Options, Worker};
@@ -44,14 +44,9 @@ fn session(model: &str) -> Vec<Stamped> {
     run(&mut w, &mut seen);
     quality(&mut w, &mut seen);
     for (cmd, then_run) in [
-        (Command::SetQuantization { quant: Quant::Q8_0 }, true),
-        (
-            Command::SetKvDtype {
-                dtype: KvDtype::F16,
-            },
-            true,
-        ),
-        (Command::SetQuantization { quant: Quant::Q4K }, false),
+        (Command::Set(SettingChange::Quant(Quant::Q8_0)), true),
+        (Command::Set(SettingChange::KvDtype(KvDtype::F16)), true),
+        (Command::Set(SettingChange::Quant(Quant::Q4K)), false),
     ] {
         w.send(cmd);
         until(&mut w, &mut seen, |e| matches!(e, Event::VariantReady(_)));

@@ -4,7 +4,8 @@
 //! answers the engine's settings with a notice. Every wait is bounded.
 
 use labtui::protocol::{
-    Command, Event, FinishReason, GenParams, Phase, Quant, RunSummary, Stamped,
+    Command, Event, FinishReason, GenParams, Notice, Phase, Quant, RunSummary, SettingChange,
+    Stamped, Unserved,
 };
 use labtui::serve::mock::{Mock, Script, MODEL};
 use labtui::serve::{Api, Endpoint};
@@ -284,16 +285,14 @@ async fn engine_settings_get_a_notice() {
     let mock = Mock::start(Script::instant(4)).unwrap();
     let mut w = Worker::spawn_remote(mock.endpoint(Api::Chat), opts());
     let mut seen = Vec::new();
-    w.send(Command::SetQuantization { quant: Quant::Q8_0 });
-    let message = until(&mut w, &mut seen, "a notice", |e| match e {
-        Event::Notice { message } => Some(message.clone()),
+    let asked = SettingChange::Quant(Quant::Q8_0);
+    w.send(Command::Set(asked.clone()));
+    let refused = until(&mut w, &mut seen, "a notice", |e| match e {
+        Event::Note(Notice::NotRemote { asked, .. }) => Some(asked.clone()),
         _ => None,
     })
     .await;
-    assert!(
-        message.contains("quantization does not apply to a remote server"),
-        "{message}"
-    );
+    assert_eq!(refused, Unserved::Setting(asked));
     // The worker still runs.
     w.send(generate(16));
     let summary = until(&mut w, &mut seen, "a run", finished).await;

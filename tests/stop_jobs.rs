@@ -3,7 +3,7 @@
 mod common;
 
 use common::worker::next_event;
-use labtui::protocol::{Command, Event};
+use labtui::protocol::{Command, Event, Job, Notice};
 use labtui::worker::{Options, Worker};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ fn a_load_stops_between_tensors() {
     w.send(Command::Stop);
     let stopped_at = Instant::now();
     next_event(&mut w, within, |s| match s.event {
-        Event::Notice { message } if message.contains("loading stopped") => Some(()),
+        Event::Note(Notice::Stopped(Job::Loading)) => Some(()),
         Event::ModelLoaded(_) => panic!("the load ran to its end"),
         Event::Error { message } => panic!("{message}"),
         _ => None,

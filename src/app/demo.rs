@@ -82,6 +82,7 @@ pub fn run(
                 });
             }
             Event::Notice { message } => progress(message),
+            Event::Note(n) => progress(&crate::tui::panes::status::notice(n)),
             Event::Error { message } => bail!("{message}"),
             Event::Demo(run) => {
                 let report = crate::report::demo::markdown(run, &preset.notes);

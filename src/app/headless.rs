@@ -151,6 +151,9 @@ pub fn generate(
             Event::Notice { message } if args.format == Format::Text => {
                 eprintln!("note: {message}")
             }
+            Event::Note(n) if args.format == Format::Text => {
+                eprintln!("note: {}", crate::tui::panes::status::notice(n))
+            }
             Event::VariantReady(v) if args.format == Format::Text => {
                 eprintln!("note: {}", variant_line(v))
             }

@@ -29,7 +29,10 @@ pub fn screen(rec: Recording, at: f64, size: (u16, u16), name: &str) -> Buffer {
         },
     );
     app.tick(Duration::from_secs_f64(at));
-    app.state.ui.status = format!("replay of {name} at {at:.1} s");
+    app.state.ui.say(crate::state::UiNotice::ReplayOf {
+        name: name.to_string(),
+        at,
+    });
     let area = Rect::new(0, 0, size.0, size.1);
     let mut buf = Buffer::empty(area);
     app.draw(area, &mut buf);

@@ -10,7 +10,8 @@ pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 pub const DEFAULT_HUB: &str =
     "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 
-const HOW_TO_GET: &str = "pass a path to a .gguf file or a checkpoint folder, put it in the models directory \
+/// What a person can do to get a model, appended to the errors of a model not found.
+pub const HOW_TO_GET: &str = "pass a path to a .gguf file or a checkpoint folder, put it in the models directory \
 ($LABTUI_MODELS, else ./models), use hf:OWNER/REPO/FILE.gguf (a GGUF file) or hf:OWNER/REPO (a safetensors checkpoint) \
 to download from the Hugging Face Hub, or use `synthetic` for the built-in tiny model";
 
@@ -163,7 +164,35 @@ pub fn fetch_from_hub(
         .filename(file)
         .progress(hf_hub::progress::Progress::new(Report(progress)))
         .send()
-        .map_err(|e| EngineError::Hub(format!("cannot get {file} from {repo}: {e} ({HOW_TO_GET})")))
+        .map_err(|e| {
+            let e = hub_error(&e);
+            EngineError::Hub(format!("cannot get {file} from {repo}: {e} ({HOW_TO_GET})"))
+        })
+}
+
+/// The Hub client's error with its request URL once (its words for a failed request name the
+/// URL, and the transport error under them names it again) and the causes under it.
+fn hub_error(e: &hf_hub::HFError) -> String {
+    match e {
+        hf_hub::HFError::Request { source, url } => {
+            let mut why = Vec::new();
+            let mut cause = std::error::Error::source(source);
+            while let Some(c) = cause {
+                why.push(c.to_string());
+                cause = c.source();
+            }
+            let url = url.as_deref().map_or_else(
+                || source.url().map(|u| u.to_string()).unwrap_or_default(),
+                str::to_string,
+            );
+            if why.is_empty() {
+                format!("cannot reach {url}")
+            } else {
+                format!("cannot reach {url}: {}", why.join(": "))
+            }
+        }
+        e => e.to_string(),
+    }
 }
 
 /// The cache folder of checkpoint `repo`'s main revision, with its [`CHECKPOINT_FILES`]:

@@ -308,6 +308,24 @@ impl fmt::Display for KPolicy {
     }
 }
 
+/// One setting changed to a value: what [`super::Command::Set`] asks and what the worker's
+/// notice says it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettingChange {
+    /// Weights requantised from the loaded ones; between runs.
+    Quant(Quant),
+    /// The KV cache's dtype; between runs.
+    KvDtype(KvDtype),
+    /// Where drafts come from; at the next run.
+    DraftMode(DraftMode),
+    /// Speculation length; at the next decode step.
+    K(KPolicy),
+    /// The draft model for draft-model mode (a model spec); loaded when that mode next runs.
+    DraftModel(String),
+    /// Layers the layer-skip draft runs before the head; at the next run.
+    DraftLayers(usize),
+}
+
 /// Engine settings a command line, a preset or the dashboard asks for; `None` leaves one as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -339,27 +357,32 @@ impl Settings {
 
     /// The commands that tell the worker, draft model before draft mode (the mode may load it).
     pub fn commands(&self) -> Vec<super::Command> {
-        use super::Command;
-        let mut c = Vec::new();
-        if let Some(spec) = &self.draft_model {
-            c.push(Command::SetDraftModel { spec: spec.clone() });
+        use SettingChange as C;
+        let changes = [
+            self.draft_model.clone().map(C::DraftModel),
+            self.draft_layers.map(C::DraftLayers),
+            self.draft_mode.map(C::DraftMode),
+            self.k.map(C::K),
+            self.quant.map(C::Quant),
+            self.kv_dtype.map(C::KvDtype),
+        ];
+        changes
+            .into_iter()
+            .flatten()
+            .map(super::Command::Set)
+            .collect()
+    }
+
+    /// Take one change: the newest of each setting wins.
+    pub fn set(&mut self, change: SettingChange) {
+        match change {
+            SettingChange::Quant(q) => self.quant = Some(q),
+            SettingChange::KvDtype(d) => self.kv_dtype = Some(d),
+            SettingChange::DraftMode(m) => self.draft_mode = Some(m),
+            SettingChange::K(k) => self.k = Some(k),
+            SettingChange::DraftModel(spec) => self.draft_model = Some(spec),
+            SettingChange::DraftLayers(n) => self.draft_layers = Some(n),
         }
-        if let Some(layers) = self.draft_layers {
-            c.push(Command::SetDraftLayers { layers });
-        }
-        if let Some(mode) = self.draft_mode {
-            c.push(Command::SetDraftMode { mode });
-        }
-        if let Some(k) = self.k {
-            c.push(Command::SetK { k });
-        }
-        if let Some(quant) = self.quant {
-            c.push(Command::SetQuantization { quant });
-        }
-        if let Some(dtype) = self.kv_dtype {
-            c.push(Command::SetKvDtype { dtype });
-        }
-        c
     }
 }
 

@@ -6,29 +6,32 @@
 //! - The settings the UI shows follow what the worker reports running.
 //! - A prompt the worker ran (from a preset, a replay) shows in the prompt box.
 //! - A quality measurement opens the variants table; a replayed demo opens the demo pane.
-//! - The status line takes the store's newest line.
+//! - The status line tells what the event reported.
 
-use super::{DemoView, Store, Ui};
+use super::{DemoView, Happened, Status, Store, Ui};
+use crate::engine::source::HOW_TO_GET;
 use crate::protocol::{Command, Event, Quant, Stamped};
 
 /// React to `ev`, which `store` has just taken; returns the commands it calls for.
 pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
-    if store.statuses != ui.statuses_seen {
-        ui.statuses_seen = store.statuses;
-        ui.status = store.status.clone();
+    if let Some(h) = Happened::of(&ev.event) {
+        ui.status = Status::Worker(h);
     }
     let mut cmds = Vec::new();
     match &ev.event {
         Event::Error { message } if store.load_failed && ui.fallback_to_synthetic => {
             ui.fallback_to_synthetic = false;
             ui.errors_handled = store.errors;
-            // The advice first: were the banner cut, the error's detail goes, not what to do.
+            // The advice first: were the banner cut, the error's detail goes, not what to do. The
+            // error's own advice says the same again, so it goes.
+            let why = message.replace(&format!(" ({HOW_TO_GET})"), "");
             ui.banner = Some(format!(
                 "Running the built-in synthetic model (random weights): no real model could be loaded. \
-                 Get real weights with ../shared/tools/fetch-models models, or start with --model PATH. \
-                 Why: {message}"
+                 To run one, start with --model PATH (a .gguf file or a checkpoint folder), put a .gguf \
+                 file in the models folder ($LABTUI_MODELS, else ./models), or, online, name one on the \
+                 Hugging Face Hub as hf:OWNER/REPO/FILE.gguf or hf:OWNER/REPO. Why: {why}"
             ));
-            ui.status = "no real model: loading the built-in synthetic model …".into();
+            ui.status = Status::Worker(Happened::FallingBack);
             ui.model_spec = "synthetic".into();
             cmds.push(Command::LoadModel {
                 spec: "synthetic".into(),

@@ -11,6 +11,7 @@ mod run;
 pub mod sched;
 mod serve;
 mod spec;
+mod status;
 mod store;
 pub mod thin;
 mod ui;
@@ -23,6 +24,7 @@ pub use run::{ends_line, RunView, LINE_BYTES};
 pub use sched::SchedView;
 pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;
+pub use status::{Happened, Status, UiNotice};
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
 pub use ui::{
@@ -76,7 +78,9 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Event, FinishReason, GenParams, KPolicy, Phase, TokenEvent};
+    use crate::protocol::{
+        Event, FinishReason, GenParams, KPolicy, Phase, SettingChange, TokenEvent,
+    };
     use std::time::Duration;
 
     fn at(ms: u64, event: Event) -> Stamped {
@@ -154,7 +158,7 @@ mod tests {
     fn run_needs_a_model_and_a_prompt() {
         let mut s = AppState::new("synthetic", "");
         assert_eq!(s.update(Action::Run), vec![]);
-        assert!(s.ui.status.contains("no model"));
+        assert_eq!(s.ui.status, Status::Ui(UiNotice::NoModel));
         let _ = FinishReason::Eos;
     }
 
@@ -212,15 +216,11 @@ mod tests {
         }
         assert_eq!(
             s.update(Action::KDown),
-            vec![Command::SetK {
-                k: KPolicy::Adaptive
-            }]
+            vec![Command::Set(SettingChange::K(KPolicy::Adaptive))]
         );
         assert_eq!(
             s.update(Action::KUp),
-            vec![Command::SetK {
-                k: KPolicy::Fixed(1)
-            }]
+            vec![Command::Set(SettingChange::K(KPolicy::Fixed(1)))]
         );
     }
 }

@@ -65,9 +65,6 @@ pub struct Store {
     /// The latest error, until a load or a run succeeds; `errors` counts them all.
     pub error: Option<String>,
     pub errors: u64,
-    /// The latest status line an event gave; `statuses` counts them.
-    pub status: String,
-    pub statuses: u64,
     /// What the engine runs with now, once a switch was reported.
     pub variant: Option<Variant>,
     /// Variants tried this session, first tried first.
@@ -106,8 +103,6 @@ impl Store {
             last_server: None,
             error: None,
             errors: 0,
-            status: String::new(),
-            statuses: 0,
             variant: None,
             variants: Vec::new(),
             requantizing: None,
@@ -142,11 +137,6 @@ impl Store {
         }
     }
 
-    fn say(&mut self, status: String) {
-        self.status = status;
-        self.statuses += 1;
-    }
-
     /// Take one worker event.
     pub fn apply(&mut self, s: &Stamped) {
         self.now = self.now.max(s.at);
@@ -155,7 +145,6 @@ impl Store {
                 self.loading = Some((spec.clone(), 0, 0));
                 self.load_failed = false;
                 self.model = None;
-                self.say(format!("loading {spec} …"));
             }
             Event::LoadProgress { done, total } => {
                 if let Some(l) = self.loading.as_mut() {
@@ -165,11 +154,6 @@ impl Store {
             Event::ModelLoaded(info) => {
                 self.loading = None;
                 self.error = None;
-                self.say(format!(
-                    "{} loaded in {:.1} s · Enter runs the prompt",
-                    info.name,
-                    info.load_time.as_secs_f64()
-                ));
                 self.model = Some(info.clone());
                 self.variant = None;
                 self.variants.clear();
@@ -179,21 +163,9 @@ impl Store {
             }
             Event::Requantizing { quant, done, total } => {
                 self.requantizing = Some((*quant, *done, *total));
-                self.say(format!(
-                    "requantising to {quant}: {done} of {total} matrices …"
-                ));
             }
             Event::VariantReady(v) => self.variant_ready(v),
             Event::Quality(q) => {
-                self.say(format!(
-                    "{} · KV {}: perplexity {:.3}, mean KL {:.4}, top-1 {:.1}% ({} positions)",
-                    q.quant,
-                    q.kv_dtype,
-                    q.perplexity,
-                    q.mean_kl,
-                    q.top1 * 100.0,
-                    q.scored
-                ));
                 self.variant_row(q.quant, q.kv_dtype).quality = Some(q.clone());
             }
             Event::RunStarted {
@@ -209,12 +181,9 @@ impl Store {
                     settings.k,
                 ));
                 self.error = None;
-                self.say(format!("run {run}: prefill of {prompt_tokens} tokens …"));
             }
             Event::PrefillDone {
-                run,
-                tokens,
-                duration,
+                tokens, duration, ..
             } => {
                 if let Some(r) = self.current.as_mut() {
                     r.prefill = Some(*duration);
@@ -223,7 +192,6 @@ impl Store {
                         r.prompt_tokens = *tokens;
                     }
                 }
-                self.say(format!("run {run}: decoding …"));
             }
             Event::Token(t) => {
                 if let Some(r) = self.current.as_mut() {
@@ -252,7 +220,7 @@ impl Store {
                 self.server.push(sample.clone());
                 self.last_server = Some(sample);
             }
-            Event::RunFinished { run, summary } => {
+            Event::RunFinished { summary, .. } => {
                 if let Some(r) = self.current.as_mut() {
                     if r.prompt_tokens == 0 {
                         r.prompt_tokens = summary.prompt_tokens;
@@ -266,19 +234,10 @@ impl Store {
                     row.prefill_tok_s = Some(summary.prefill_tok_s);
                     row.decode_tok_s = Some(summary.decode_tok_s);
                 }
-                self.say(format!(
-                    "run {run} done ({:?}): {} tokens, decode {:.1} tok/s",
-                    summary.reason, summary.generated_tokens, summary.decode_tok_s
-                ));
             }
-            Event::Notice { message } => self.say(message.clone()),
-            Event::Demo(run) => {
-                self.demos.push(run.clone());
-                self.say(format!(
-                    "demo {} measured on {}: n / N step through the narration",
-                    run.demo, run.model
-                ));
-            }
+            // The status line tells these (see `follow`).
+            Event::Note(_) | Event::Notice { .. } | Event::StreamDone(_) | Event::BatchDone(_) => {}
+            Event::Demo(run) => self.demos.push(run.clone()),
             Event::Serve(e) => self.serve.apply(s.at, e),
             Event::Sched(e) => {
                 if let SchedEvent::Started { .. } = e {
@@ -294,7 +253,6 @@ impl Store {
                 self.load_failed = self.loading.take().is_some();
                 self.error = Some(message.clone());
                 self.errors += 1;
-                self.say("error: see above · fix it and press Enter to try again".into());
             }
         }
     }
@@ -347,17 +305,6 @@ impl Store {
         row.weight_bytes = v.weight_bytes;
         row.kv_bytes_per_token = v.kv_bytes_per_token;
         row.fallbacks = v.fallbacks.iter().map(|f| f.tensors).sum();
-        self.say(format!(
-            "weights {} ({}) · KV {}{} · Enter runs",
-            v.quant,
-            crate::stats::human_bytes(v.weight_bytes),
-            v.kv_dtype,
-            if v.took.is_zero() {
-                String::new()
-            } else {
-                format!(" · switched in {:.1} s", v.took.as_secs_f64())
-            }
-        ));
         self.variant = Some(v.clone());
     }
 }

@@ -2,10 +2,12 @@
 //! settings they picked, overlays. [`Ui::update`] takes their actions and answers with the
 //! commands for the worker; it reads the [`Store`] but never changes it.
 
-use super::{DemoView, Store};
+use super::{DemoView, Status, Store, UiNotice};
 use crate::engine::catalog::Found;
 use crate::preset::Preset;
-use crate::protocol::{Command, DraftMode, GenParams, KPolicy, KvDtype, Quant, Setting};
+use crate::protocol::{
+    Command, DraftMode, GenParams, KPolicy, KvDtype, Quant, Setting, SettingChange,
+};
 
 /// Which pane has focus: the prompt takes typed keys; any focused pane can be zoomed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,9 +238,8 @@ pub struct Ui {
     /// Draw without colours (`NO_COLOR`, decided once when the dashboard starts): the marks
     /// beside each colour carry the meaning.
     pub no_color: bool,
-    /// The status line, and the store's status count it last took a line from.
-    pub status: String,
-    pub statuses_seen: u64,
+    /// What the status line tells: the newest event's report or action's answer.
+    pub status: Status,
     /// Errors up to this count are dealt with (the synthetic fallback) and not shown.
     pub errors_handled: u64,
     pub quit: bool,
@@ -271,11 +272,15 @@ impl Ui {
             banner: None,
             fallback_to_synthetic: false,
             no_color: false,
-            status: "type a prompt, Enter runs it · ? help".into(),
-            statuses_seen: 0,
+            status: Status::Welcome,
             errors_handled: 0,
             quit: false,
         }
+    }
+
+    /// Tell `notice` on the status line.
+    pub fn say(&mut self, notice: UiNotice) {
+        self.status = Status::Ui(notice);
     }
 
     /// Take one user action; returns the commands for the worker.
@@ -294,7 +299,7 @@ impl Ui {
             }
             Action::Escape if self.sched_shown(store) && store.model.is_some() => {
                 self.sched_dismissed = Some(store.sched_runs);
-                self.status = "scheduler view closed · B runs a batch again".into();
+                self.say(UiNotice::SchedClosed);
             }
             Action::Escape if self.focus != Focus::Prompt && self.demo.is_some() => {
                 self.demo = None
@@ -309,15 +314,15 @@ impl Ui {
             Action::FocusPrev => self.focus = self.focus.prev(),
             Action::Focus(f) => self.focus = f,
             Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
-                self.status = "focus a pane to zoom it: Tab, or its number 2–6".into()
+                self.say(UiNotice::ZoomNeedsPane)
             }
             Action::ToggleZoom => {
                 self.zoom = !self.zoom;
-                self.status = if self.zoom {
-                    format!("pane {} zoomed · z or Esc unzooms", self.focus.name())
+                self.say(if self.zoom {
+                    UiNotice::Zoomed(self.focus)
                 } else {
-                    "unzoomed".into()
-                };
+                    UiNotice::Unzoomed
+                });
             }
             // The terminal loop has the screen and writes the files.
             Action::Screenshot => {}
@@ -348,9 +353,7 @@ impl Ui {
             Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
             Action::CycleDraftMode => {
                 self.draft_mode = self.draft_mode.next();
-                return one(Command::SetDraftMode {
-                    mode: self.draft_mode,
-                });
+                return one(Command::Set(SettingChange::DraftMode(self.draft_mode)));
             }
             Action::KUp | Action::KDown => {
                 self.k = if action == Action::KUp {
@@ -358,11 +361,11 @@ impl Ui {
                 } else {
                     self.k.down()
                 };
-                return one(Command::SetK { k: self.k });
+                return one(Command::Set(SettingChange::K(self.k)));
             }
             Action::CycleQuant => {
                 self.quant = self.quant.next();
-                return one(Command::SetQuantization { quant: self.quant });
+                return one(Command::Set(SettingChange::Quant(self.quant)));
             }
             Action::MaxTokensUp | Action::MaxTokensDown => {
                 let m = self.params.max_tokens;
@@ -371,32 +374,26 @@ impl Ui {
                 } else {
                     (m / 2).max(1)
                 };
-                self.status = format!("max tokens {}", self.params.max_tokens);
+                self.say(UiNotice::MaxTokens(self.params.max_tokens));
             }
             Action::TempUp | Action::TempDown => {
                 let t = self.params.temperature + if action == Action::TempUp { 0.1 } else { -0.1 };
                 self.params.temperature = (t.clamp(0.0, 2.0) * 10.0).round() / 10.0;
-                self.status = if self.params.temperature == 0.0 {
-                    "temperature 0 (greedy)".into()
-                } else {
-                    format!("temperature {:.1}", self.params.temperature)
-                };
+                self.say(UiNotice::Temperature(self.params.temperature));
             }
             Action::CycleKvDtype => {
                 self.what_if.dtype = self.what_if.dtype.next();
             }
             Action::CycleLiveKv => {
                 self.kv_live = self.kv_live.next();
-                return one(Command::SetKvDtype {
-                    dtype: self.kv_live,
-                });
+                return one(Command::Set(SettingChange::KvDtype(self.kv_live)));
             }
             Action::MeasureQuality => {
                 if store.model.is_none() {
-                    self.status = "no model loaded".into();
+                    self.say(UiNotice::NoModel);
                     return Vec::new();
                 }
-                self.status = "quality measurement queued …".into();
+                self.say(UiNotice::QualityQueued);
                 return one(Command::MeasureQuality {
                     tokens: crate::engine::quality::DEFAULT_TOKENS,
                 });
@@ -407,10 +404,7 @@ impl Ui {
             }
             Action::CycleBatch => {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
-                self.status = format!(
-                    "batch {}: the KV what-if, and B runs the prompt as that many sequences",
-                    WHAT_IF_BATCH[self.what_if.batch]
-                );
+                self.say(UiNotice::BatchSize(WHAT_IF_BATCH[self.what_if.batch]));
             }
             // The terminal loop owns the recorder and reads the presets (this model does no IO).
             Action::ToggleRecord | Action::OpenPresets | Action::OpenModels { .. } => {}
@@ -456,20 +450,17 @@ impl Ui {
             return Vec::new();
         };
         if !picker.draft && found.spec == self.model_spec {
-            self.status = format!("{} is the model already", found.name);
+            self.say(UiNotice::ModelAlready(found.name));
             return Vec::new();
         }
         self.recent_models.retain(|s| *s != found.spec);
         self.recent_models.insert(0, found.spec.clone());
         self.recent_models.truncate(RECENT_MODELS);
         if picker.draft {
-            self.status = format!(
-                "draft model {}: loaded when the draft-model mode runs (d cycles the modes)",
-                found.name
-            );
-            return vec![Command::SetDraftModel { spec: found.spec }];
+            self.say(UiNotice::DraftPicked(found.name));
+            return vec![Command::Set(SettingChange::DraftModel(found.spec))];
         }
-        self.status = format!("loading {} …", found.name);
+        self.say(UiNotice::ModelPicked(found.name));
         self.model_spec = found.spec.clone();
         vec![Command::LoadModel { spec: found.spec }]
     }
@@ -493,14 +484,11 @@ impl Ui {
             self.model_spec = m.clone();
             cmds.insert(0, Command::LoadModel { spec: m.clone() });
         }
-        self.status = if preset.demo.is_some() {
-            format!(
-                "demo {}: measuring … n / N step through the narration",
-                preset.name
-            )
+        self.say(if preset.demo.is_some() {
+            UiNotice::DemoPicked(preset.name)
         } else {
-            format!("preset {} loaded: Enter runs its first prompt", preset.name)
-        };
+            UiNotice::PresetPicked(preset.name)
+        });
         cmds
     }
 
@@ -555,22 +543,22 @@ impl Ui {
 
     fn run(&mut self, store: &Store) -> Option<Command> {
         if store.running() {
-            self.status = "a run is in progress: Esc stops it".into();
+            self.say(UiNotice::RunInProgress);
             return None;
         }
         if store.model.is_none() {
-            self.status = if store.loading.is_some() {
-                "the model is still loading".into()
+            self.say(if store.loading.is_some() {
+                UiNotice::StillLoading
             } else {
-                "no model loaded".into()
-            };
+                UiNotice::NoModel
+            });
             return None;
         }
         if self.prompt.trim().is_empty() {
-            self.status = "the prompt is empty: type something first".into();
+            self.say(UiNotice::EmptyPrompt);
             return None;
         }
-        self.status = "running …".into();
+        self.say(UiNotice::Running);
         Some(Command::Generate {
             prompt: self.prompt.clone(),
             params: self.params.clone(),
@@ -580,20 +568,20 @@ impl Ui {
     /// Run the prompt as `WHAT_IF_BATCH[what_if.batch]` sequences at once.
     fn run_batch(&mut self, store: &Store) -> Option<Command> {
         if store.running() || store.scheduling() {
-            self.status = "a run is in progress: Esc stops it".into();
+            self.say(UiNotice::RunInProgress);
             return None;
         }
         if store.model.is_none() {
-            self.status = "no model loaded".into();
+            self.say(UiNotice::NoModel);
             return None;
         }
         if self.prompt.trim().is_empty() {
-            self.status = "the prompt is empty: type something first".into();
+            self.say(UiNotice::EmptyPrompt);
             return None;
         }
         let batch = WHAT_IF_BATCH[self.what_if.batch];
         self.sched_dismissed = None;
-        self.status = format!("batch of {batch} running · b changes the count · Esc stops");
+        self.say(UiNotice::BatchRunning(batch));
         Some(Command::RunBatch {
             prompt: self.prompt.clone(),
             params: self.params.clone(),
@@ -608,7 +596,7 @@ impl Ui {
 
     fn stop(&mut self, store: &Store) -> Option<Command> {
         if store.running() {
-            self.status = "stopping …".into();
+            self.say(UiNotice::Stopping);
             Some(Command::Stop)
         } else {
             None
@@ -617,11 +605,11 @@ impl Ui {
 
     /// Stop the run, or the job the worker is on (a load, a switch, a quality run, a demo).
     fn stop_anything(&mut self, store: &Store) -> Command {
-        if store.running() {
-            self.status = "stopping …".into();
+        self.say(if store.running() {
+            UiNotice::Stopping
         } else {
-            self.status = "stopping the worker's job, if one runs …".into();
-        }
+            UiNotice::StoppingJob
+        });
         Command::Stop
     }
 }

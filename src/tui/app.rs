@@ -6,7 +6,7 @@ use super::replay::Replay;
 use super::{keymap, view};
 use crate::protocol::{Command, Stamped};
 use crate::record::{Recorder, Recording};
-use crate::state::{Action, AppState, Focus, Picker};
+use crate::state::{Action, AppState, Focus, Picker, UiNotice};
 use crate::worker::{Options, Worker};
 use anyhow::Result;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
@@ -107,14 +107,13 @@ impl App {
             let mut state = AppState::new("", "");
             state.ui.fallback_to_synthetic = false;
             state.ui.focus = Focus::Tape;
-            state.ui.status = feed.status;
+            state.ui.say(UiNotice::Feed(feed.status));
             return Self::with(state, Source::Feed(feed.events), start.record);
         }
         if let Some((rec, speed)) = start.replay {
             let mut state = AppState::new("replay", "");
             state.ui.focus = Focus::Tape;
-            state.ui.status =
-                format!("replay at {speed}x · space pause · . step · + - speed · q quit");
+            state.ui.say(UiNotice::ReplayAt { speed });
             return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
         }
         let (mut state, worker) = match start.endpoint.clone() {
@@ -178,13 +177,9 @@ impl App {
         for cmd in cmds {
             match self.worker.as_ref() {
                 Some(w) => w.send(cmd),
-                None if self.watching => {
-                    self.state.ui.status =
-                        "the dashboard only watches this benchmark: there is no engine to run \
-                         (q quits and stops it)"
-                            .into()
-                }
-                None => self.state.ui.status = "replay: there is no engine to run".into(),
+                None => self.state.ui.say(UiNotice::NoEngine {
+                    watching: self.watching,
+                }),
             }
         }
     }
@@ -259,7 +254,9 @@ impl App {
         for ev in batch {
             if let Some(r) = self.recorder.as_mut() {
                 if let Err(e) = r.event(&ev) {
-                    self.state.ui.status = format!("recording stopped: {e:#}");
+                    self.state
+                        .ui
+                        .say(UiNotice::RecordingStopped(format!("{e:#}")));
                     self.state.ui.recording = None;
                     self.recorder = None;
                 }
@@ -295,17 +292,22 @@ impl App {
     /// Write `screen` (what was just drawn) as SVG and text into the screenshot folder; the
     /// paths, or why not, go to the status line.
     pub fn screenshot(&mut self, screen: &Buffer) {
-        self.state.ui.status = match super::shot::write(screen, &self.shots) {
-            Ok((svg, txt)) => format!("screenshot: {} and {}", svg.display(), txt.display()),
-            Err(e) => format!("no screenshot: {e:#}"),
-        };
+        self.state
+            .ui
+            .say(match super::shot::write(screen, &self.shots) {
+                Ok((svg, txt)) => UiNotice::Screenshot {
+                    svg: svg.display().to_string(),
+                    txt: txt.display().to_string(),
+                },
+                Err(e) => UiNotice::NoScreenshot(format!("{e:#}")),
+            });
     }
 
     /// Start or stop recording; the answer goes to the status line.
     fn toggle_record(&mut self) {
         let ui = &mut self.state.ui;
         if let Some(r) = self.recorder.take() {
-            ui.status = format!("recording saved to {}", r.path().display());
+            ui.say(UiNotice::RecordingSaved(r.path().display().to_string()));
             ui.recording = None;
             return;
         }
@@ -321,11 +323,11 @@ impl App {
         );
         match Recorder::create(&path, header) {
             Ok(r) => {
-                ui.status = format!("recording to {} (R stops)", path.display());
+                ui.say(UiNotice::Recording(path.display().to_string()));
                 ui.recording = Some(path.display().to_string());
                 self.recorder = Some(r);
             }
-            Err(e) => ui.status = format!("cannot record: {e:#}"),
+            Err(e) => ui.say(UiNotice::CannotRecord(format!("{e:#}"))),
         }
     }
 
@@ -418,17 +420,17 @@ fn load_recent(state: &mut AppState) {
     };
     match crate::engine::recent::load(&path) {
         Ok(specs) => state.ui.recent_models = specs,
-        Err(e) => {
-            state.ui.status =
-                format!("recent models not read ({e}): the next pick starts a new list")
-        }
+        Err(e) => state.ui.say(UiNotice::RecentNotRead(e.to_string())),
     }
 }
 
 fn save_recent(state: &mut AppState) {
     if let Some(path) = crate::engine::recent::file() {
         if let Err(e) = crate::engine::recent::save(&path, &state.ui.recent_models) {
-            state.ui.status = format!("recent models not saved to {}: {e}", path.display());
+            state.ui.say(UiNotice::RecentNotSaved {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            });
         }
     }
 }
@@ -498,15 +500,11 @@ fn open_presets(state: &mut AppState) {
         }
     }
     if presets.is_empty() {
-        state.ui.status = "no presets: none are built in and the presets folder has none".into();
+        state.ui.say(UiNotice::NoPresets);
         return;
     }
     if !broken.is_empty() {
-        state.ui.status = format!(
-            "skipped {} broken preset(s): {}",
-            broken.len(),
-            broken.join("; ")
-        );
+        state.ui.say(UiNotice::BrokenPresets(broken));
     }
     state.ui.picker = Some(Picker {
         presets,
@@ -532,10 +530,11 @@ fn replay_key(r: &mut Replay, state: &mut AppState, k: KeyEvent) -> bool {
         _ => return false,
     }
     let (done, total) = r.progress();
-    state.ui.status = format!(
-        "replay {}x{} · event {done}/{total} · space pause · . step · + - speed",
-        r.speed,
-        if r.paused { " (paused)" } else { "" }
-    );
+    state.ui.say(UiNotice::ReplayStep {
+        speed: r.speed,
+        paused: r.paused,
+        done,
+        total,
+    });
     true
 }

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod admit;
+mod jobs;
 mod remote;
-mod settings;
-mod state;
+mod route;
 
-use state::State;
+use jobs::Local;
 
 /// Name of the worker's thread.
 pub const THREAD_NAME: &str = "labtui-worker";
@@ -118,9 +118,9 @@ impl Worker {
             .spawn(move || {
                 engine::interrupt::install(thread_flags.interrupt.clone());
                 let out = Outbox(crate::protocol::Stamper { tx: ev_tx, clock });
-                let mut state = State::new(opts.device, out, cmd_rx, thread_flags);
-                state.fault = fault;
-                state.run()
+                let mut local = Local::new(opts.device, out, cmd_rx, thread_flags);
+                local.fault = fault;
+                local.run()
             })
             .expect("spawn the worker thread");
         Self {

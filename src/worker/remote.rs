@@ -4,17 +4,17 @@
 //! measured here, at the client), scrapes the server's `/metrics` into the same channel, and
 //! answers the engine's settings with a notice that they do not apply.
 
+use super::route::{route, Inbox, Route};
 use super::{Flags, Outbox, Worker, THREAD_NAME};
 use crate::protocol::{
-    Command, Event, FinishReason, GenParams, KvDtype, ModelInfo, Phase, Quant, RunSettings,
-    RunSummary, TokenEvent, DEFAULT_K,
+    Command, Event, FinishReason, GenParams, KvDtype, ModelInfo, Notice, Phase, Quant, RunSettings,
+    RunSummary, TokenEvent, Unserved, DEFAULT_K,
 };
 use crate::serve::client::{Cancel, Client, Piece};
 use crate::serve::scrape::{self, ScrapeConfig};
 use crate::serve::{Endpoint, FailureKind, Outcome, Request, STALL_TIMEOUT};
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::unbounded_channel;
 
 /// The longest the start waits for the server to name its model before showing the URL instead.
 const MODEL_WAIT: Duration = Duration::from_secs(5);
@@ -49,8 +49,7 @@ impl Worker {
                     client: Client::new(STALL_TIMEOUT),
                     endpoint,
                     out: out.clone(),
-                    commands: cmd_rx,
-                    pending: VecDeque::new(),
+                    inbox: Inbox::new(cmd_rx),
                     next_run: 1,
                 };
                 let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -82,9 +81,8 @@ struct Remote {
     client: Client,
     endpoint: Endpoint,
     out: Outbox,
-    commands: UnboundedReceiver<Command>,
-    /// Commands that arrived during a run, answered after it.
-    pending: VecDeque<Command>,
+    /// Commands that arrived during a run wait here for its end.
+    inbox: Inbox,
     next_run: u64,
 }
 
@@ -104,9 +102,9 @@ impl Remote {
         );
         self.describe().await;
         loop {
-            let cmd = match self.pending.pop_front() {
+            let cmd = match self.inbox.next_later() {
                 Some(c) => c,
-                None => match self.commands.recv().await {
+                None => match self.inbox.recv().await {
                     Some(c) => c,
                     None => break,
                 },
@@ -130,18 +128,17 @@ impl Remote {
         let name = match tokio::time::timeout(MODEL_WAIT, self.client.model(ep)).await {
             Ok(Ok(name)) => name,
             Ok(Err(f)) => {
-                self.out.send(Event::Notice {
-                    message: format!("the server did not name its model: {}", f.message),
-                });
+                self.out.send(Event::Note(Notice::ServerUnnamed {
+                    why: Some(f.message),
+                    waited: MODEL_WAIT,
+                }));
                 ep.url.clone()
             }
             Err(_) => {
-                self.out.send(Event::Notice {
-                    message: format!(
-                        "the server did not name its model within {MODEL_WAIT:?}; \
-                         give --model NAME"
-                    ),
-                });
+                self.out.send(Event::Note(Notice::ServerUnnamed {
+                    why: None,
+                    waited: MODEL_WAIT,
+                }));
                 ep.url.clone()
             }
         };
@@ -154,37 +151,23 @@ impl Remote {
 
     /// Answers a command that is not a run: a notice (`Stop` with no run needs none).
     fn answer(&self, cmd: &Command) -> Control {
-        let what = match cmd {
-            Command::Stop => return Control::Go,
+        let url = self.endpoint.url.clone();
+        let asked = match cmd {
+            Command::Stop | Command::Generate { .. } => return Control::Go,
             Command::Shutdown => return Control::Shutdown,
-            Command::Generate { .. } => return Control::Go,
             Command::LoadModel { spec } => {
-                self.out.send(Event::Notice {
-                    message: format!(
-                        "the model is served remotely by {}: {spec} is not loaded here \
-                         (start labtui without --endpoint to run a local model)",
-                        self.endpoint.url
-                    ),
-                });
+                let spec = spec.clone();
+                self.out
+                    .send(Event::Note(Notice::RemoteModel { url, spec }));
                 return Control::Go;
             }
-            Command::SetQuantization { .. } => "quantization",
-            Command::SetKvDtype { .. } => "the KV cache dtype",
-            Command::SetK { .. } => "speculation length K",
-            Command::SetDraftMode { .. } => "the draft mode",
-            Command::SetDraftModel { .. } => "the draft model",
-            Command::SetDraftLayers { .. } => "the draft layers",
-            Command::MeasureQuality { .. } => "measuring quality",
-            Command::RunDemo { .. } => "the demos",
-            Command::RunStream { .. } => "simulated request streams",
-            Command::RunBatch { .. } => "batch runs",
+            Command::Set(change) => Unserved::Setting(change.clone()),
+            Command::MeasureQuality { .. } => Unserved::Quality,
+            Command::RunDemo { .. } => Unserved::Demos,
+            Command::RunStream { .. } => Unserved::Streams,
+            Command::RunBatch { .. } => Unserved::Batches,
         };
-        self.out.send(Event::Notice {
-            message: format!(
-                "{what} does not apply to a remote server ({})",
-                self.endpoint.url
-            ),
-        });
+        self.out.send(Event::Note(Notice::NotRemote { asked, url }));
         Control::Go
     }
 
@@ -225,21 +208,20 @@ impl Remote {
         let outcome = loop {
             tokio::select! {
                 out = &mut stream => break out,
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::Stop) => {
+                cmd = self.inbox.recv() => match cmd.as_ref().map(route) {
+                    Some(Route::Stop) => {
                         stopped = true;
                         cancel.cancel();
                     }
-                    Some(Command::Shutdown) | None => {
+                    Some(Route::Shutdown) | None => {
                         control = Control::Shutdown;
                         stopped = true;
                         cancel.cancel();
                     }
-                    Some(c @ (Command::Generate { .. } | Command::LoadModel { .. })) => {
-                        self.pending.push_back(c)
-                    }
-                    Some(c) => {
-                        self.answer(&c);
+                    // A run or a load waits for this run's end (the rest is answered then).
+                    Some(Route::Engine) => self.inbox.later(cmd.expect("routed")),
+                    Some(Route::Setting | Route::AfterRun) => {
+                        self.answer(&cmd.expect("routed"));
                     }
                 },
             }

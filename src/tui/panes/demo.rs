@@ -32,7 +32,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let Some(run) = state.demo_result() else {
         Paragraph::new(format!(
             "measuring on the loaded model … {}",
-            state.ui.status
+            super::status::words(&state.ui.status)
         ))
         .style(label())
         .wrap(Wrap { trim: true })

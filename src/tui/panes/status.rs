@@ -1,7 +1,10 @@
 //! The status bar: model, architecture, quantization, device, threads, draft mode, K, recording,
-//! and the message line with the keys that matter now.
+//! and the message line with the keys that matter now. The message line's words are made here,
+//! and only here, from the typed [`Status`] the state holds ([`words`]; headless commands print
+//! the worker's notices with [`notice`]).
 
-use crate::state::{AppState, Focus};
+use crate::protocol::{Job, Notice, SettingChange, Unserved};
+use crate::state::{AppState, Focus, Happened, Status, UiNotice};
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
 
@@ -68,7 +71,7 @@ pub fn hints(state: &AppState) -> &'static str {
 pub fn render_bottom(state: &AppState, area: Rect, buf: &mut Buffer) {
     let line = Line::from(vec![
         Span::styled(
-            format!(" {} ", state.ui.status),
+            format!(" {} ", words(&state.ui.status)),
             Style::default().fg(Color::White),
         ),
         Span::styled(
@@ -79,4 +82,237 @@ pub fn render_bottom(state: &AppState, area: Rect, buf: &mut Buffer) {
     Paragraph::new(line)
         .style(Style::default().bg(Color::Rgb(30, 30, 40)))
         .render(area, buf);
+}
+
+/// The status line's words for `status`.
+pub fn words(status: &Status) -> String {
+    match status {
+        Status::Welcome => "type a prompt, Enter runs it · ? help".into(),
+        Status::Worker(h) => happened(h),
+        Status::Ui(n) => answer(n),
+    }
+}
+
+fn happened(h: &Happened) -> String {
+    match h {
+        Happened::Loading { spec } => format!("loading {spec} …"),
+        Happened::Loaded { name, took } => format!(
+            "{name} loaded in {:.1} s · Enter runs the prompt",
+            took.as_secs_f64()
+        ),
+        Happened::Requantizing { quant, done, total } => {
+            format!("requantising to {quant}: {done} of {total} matrices …")
+        }
+        Happened::Switched {
+            quant,
+            weight_bytes,
+            kv_dtype,
+            took,
+        } => format!(
+            "weights {quant} ({}) · KV {kv_dtype}{} · Enter runs",
+            crate::stats::human_bytes(*weight_bytes),
+            if took.is_zero() {
+                String::new()
+            } else {
+                format!(" · switched in {:.1} s", took.as_secs_f64())
+            }
+        ),
+        Happened::Quality(q) => format!(
+            "{} · KV {}: perplexity {:.3}, mean KL {:.4}, top-1 {:.1}% ({} positions)",
+            q.quant,
+            q.kv_dtype,
+            q.perplexity,
+            q.mean_kl,
+            q.top1 * 100.0,
+            q.scored
+        ),
+        Happened::RunStarted { run, prompt_tokens } => {
+            format!("run {run}: prefill of {prompt_tokens} tokens …")
+        }
+        Happened::Decoding { run } => format!("run {run}: decoding …"),
+        Happened::RunDone {
+            run,
+            reason,
+            tokens,
+            decode_tok_s,
+        } => {
+            format!("run {run} done ({reason:?}): {tokens} tokens, decode {decode_tok_s:.1} tok/s")
+        }
+        Happened::DemoMeasured { demo, model } => {
+            format!("demo {demo} measured on {model}: n / N step through the narration")
+        }
+        Happened::StreamDone(d) => format!(
+            "stream done: {} requests, {} tokens in {:.1} s, {} preemptions",
+            d.requests,
+            d.tokens,
+            d.took.as_secs_f64(),
+            d.preemptions
+        ),
+        Happened::BatchDone(d) => format!(
+            "batch of {}: {} tokens in {:.1} s, {:.1} tok/s in all; \
+             {} distinct continuation{}; #0: {}",
+            d.batch,
+            d.tokens,
+            d.took.as_secs_f64(),
+            d.tok_s(),
+            d.distinct,
+            if d.distinct == 1 { "" } else { "s" },
+            crate::protocol::one_line(&d.first, 60)
+        ),
+        Happened::Notice(n) => notice(n),
+        Happened::Text(t) => t.clone(),
+        Happened::Error => "error: see above · fix it and press Enter to try again".into(),
+        Happened::FallingBack => "no real model: loading the built-in synthetic model …".into(),
+    }
+}
+
+/// The words of a worker's notice.
+pub fn notice(n: &Notice) -> String {
+    match n {
+        Notice::SettingTaken(c) => taken(c),
+        Notice::Stopped(job) => match job {
+            Job::Loading => "loading stopped: no model is loaded".into(),
+            Job::Requantizing => "requantising stopped: the loaded weights run".into(),
+            Job::Quality => "the quality measurement stopped".into(),
+            Job::Stream => "stream stopped".into(),
+            Job::Batch => "batch run stopped".into(),
+            Job::Demo(kind) => format!("demo {kind} stopped"),
+        },
+        Notice::QualityStarted { quant, tokens } => {
+            format!("measuring {quant} on {tokens} tokens of the reference text …")
+        }
+        Notice::QualityPass { done, total } => {
+            format!("measuring quality: pass {done} of {total}")
+        }
+        Notice::DraftLoading { spec } => format!(
+            "loading the draft model {} …",
+            spec.as_deref().unwrap_or("(picked beside the target)")
+        ),
+        Notice::DraftReady { draft, target } => format!("draft model {draft} drafts for {target}"),
+        Notice::ServerUnnamed { why: Some(why), .. } => {
+            format!("the server did not name its model: {why}")
+        }
+        Notice::ServerUnnamed { why: None, waited } => {
+            format!("the server did not name its model within {waited:?}; give --model NAME")
+        }
+        Notice::RemoteModel { url, spec } => format!(
+            "the model is served remotely by {url}: {spec} is not loaded here \
+             (start labtui without --endpoint to run a local model)"
+        ),
+        Notice::NotRemote { asked, url } => {
+            let what = match asked {
+                Unserved::Setting(c) => setting_name(c),
+                Unserved::Quality => "measuring quality",
+                Unserved::Demos => "the demos",
+                Unserved::Streams => "simulated request streams",
+                Unserved::Batches => "batch runs",
+            };
+            format!("{what} does not apply to a remote server ({url})")
+        }
+    }
+}
+
+/// A setting taken, and from when it applies.
+fn taken(c: &SettingChange) -> String {
+    match c {
+        SettingChange::Quant(q) => {
+            format!("quantization {q}: requantising when no run is in progress")
+        }
+        SettingChange::KvDtype(d) => format!("KV cache {d}: from the next run"),
+        SettingChange::DraftMode(m) => format!("draft mode {m}: from the next run"),
+        SettingChange::K(k) => format!("K = {k}: from the next step"),
+        SettingChange::DraftModel(spec) => {
+            format!("draft model {spec}: loaded when draft-model mode next runs")
+        }
+        SettingChange::DraftLayers(n) => {
+            format!("layer-skip drafts through {n} layers: from the next run")
+        }
+    }
+}
+
+fn setting_name(c: &SettingChange) -> &'static str {
+    match c {
+        SettingChange::Quant(_) => "quantization",
+        SettingChange::KvDtype(_) => "the KV cache dtype",
+        SettingChange::DraftMode(_) => "the draft mode",
+        SettingChange::K(_) => "speculation length K",
+        SettingChange::DraftModel(_) => "the draft model",
+        SettingChange::DraftLayers(_) => "the draft layers",
+    }
+}
+
+/// The words of an answer to a person's action, or of the terminal loop's doing.
+fn answer(n: &UiNotice) -> String {
+    use UiNotice as U;
+    match n {
+        U::Running => "running …".into(),
+        U::BatchRunning(b) => format!("batch of {b} running · b changes the count · Esc stops"),
+        U::RunInProgress => "a run is in progress: Esc stops it".into(),
+        U::NoModel => "no model loaded".into(),
+        U::StillLoading => "the model is still loading".into(),
+        U::EmptyPrompt => "the prompt is empty: type something first".into(),
+        U::Stopping => "stopping …".into(),
+        U::StoppingJob => "stopping the worker's job, if one runs …".into(),
+        U::QualityQueued => "quality measurement queued …".into(),
+        U::MaxTokens(m) => format!("max tokens {m}"),
+        U::Temperature(t) if *t == 0.0 => "temperature 0 (greedy)".into(),
+        U::Temperature(t) => format!("temperature {t:.1}"),
+        U::BatchSize(b) => {
+            format!("batch {b}: the KV what-if, and B runs the prompt as that many sequences")
+        }
+        U::SchedClosed => "scheduler view closed · B runs a batch again".into(),
+        U::ZoomNeedsPane => "focus a pane to zoom it: Tab, or its number 2–6".into(),
+        U::Zoomed(f) => format!("pane {} zoomed · z or Esc unzooms", f.name()),
+        U::Unzoomed => "unzoomed".into(),
+        _ => files(n),
+    }
+}
+
+/// The words of the pickers', the files' and the replay's notices.
+fn files(n: &UiNotice) -> String {
+    use UiNotice as U;
+    match n {
+        U::ModelAlready(name) => format!("{name} is the model already"),
+        U::DraftPicked(name) => format!(
+            "draft model {name}: loaded when the draft-model mode runs (d cycles the modes)"
+        ),
+        U::ModelPicked(name) => format!("loading {name} …"),
+        U::DemoPicked(name) => {
+            format!("demo {name}: measuring … n / N step through the narration")
+        }
+        U::PresetPicked(name) => format!("preset {name} loaded: Enter runs its first prompt"),
+        U::NoPresets => "no presets: none are built in and the presets folder has none".into(),
+        U::BrokenPresets(why) => {
+            format!("skipped {} broken preset(s): {}", why.len(), why.join("; "))
+        }
+        U::RecentNotRead(why) => {
+            format!("recent models not read ({why}): the next pick starts a new list")
+        }
+        U::RecentNotSaved { path, why } => format!("recent models not saved to {path}: {why}"),
+        U::Screenshot { svg, txt } => format!("screenshot: {svg} and {txt}"),
+        U::NoScreenshot(why) => format!("no screenshot: {why}"),
+        U::Recording(path) => format!("recording to {path} (R stops)"),
+        U::RecordingSaved(path) => format!("recording saved to {path}"),
+        U::CannotRecord(why) => format!("cannot record: {why}"),
+        U::RecordingStopped(why) => format!("recording stopped: {why}"),
+        U::ReplayAt { speed } => {
+            format!("replay at {speed}x · space pause · . step · + - speed · q quit")
+        }
+        U::ReplayStep {
+            speed,
+            paused,
+            done,
+            total,
+        } => format!(
+            "replay {speed}x{} · event {done}/{total} · space pause · . step · + - speed",
+            if *paused { " (paused)" } else { "" }
+        ),
+        U::ReplayOf { name, at } => format!("replay of {name} at {at:.1} s"),
+        U::NoEngine { watching: true } => "the dashboard only watches this benchmark: there is \
+                                           no engine to run (q quits and stops it)"
+            .into(),
+        U::NoEngine { watching: false } => "replay: there is no engine to run".into(),
+        U::Feed(line) => line.clone(),
+        _ => unreachable!("answer() words the rest"),
+    }
 }

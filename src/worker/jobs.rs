@@ -1,27 +1,37 @@
-//! The worker thread's side: the engine, the settings in effect, and the jobs it runs.
+//! The local backend: the worker thread's engine, the settings in effect, and the jobs it runs.
 
-use super::settings::{is_setting, DrafterKey, Settings};
+use super::route::{route, Coalesce, Inbox, Route};
 use super::{admit, Fault, Flags, Job, Outbox};
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
 use crate::engine::{self, Engine, StepControl};
-use crate::protocol::{Command, DraftMode, Event, GenParams, Quant, RunSettings, DEFAULT_K};
+use crate::protocol::{
+    BatchDone, Command, DraftMode, Event, GenParams, Job as Stoppable, KPolicy, Notice, Quant,
+    RunSettings, Settings, StreamDone, DEFAULT_K,
+};
 use candle_core::Device;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub(super) struct State {
+/// Which drafter is built, so a run reuses it when the settings have not changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DrafterKey {
+    mode: DraftMode,
+    draft_model: Option<String>,
+    layers: Option<usize>,
+}
+
+pub(super) struct Local {
     device: Device,
     out: Outbox,
     flags: Flags,
     pub(super) fault: Option<Fault>,
-    commands: UnboundedReceiver<Command>,
-    pending: VecDeque<Command>,
+    inbox: Inbox,
     engine: Option<Engine>,
     next_run: u64,
+    /// The settings asked for; a weight or KV switch stays here until it is made.
     settings: Settings,
     spec: Speculator,
     built: Option<DrafterKey>,
@@ -45,7 +55,7 @@ fn pool_panic() {
     panic!("injected fault: a panic in the pool's work");
 }
 
-impl State {
+impl Local {
     pub(super) fn new(
         device: Device,
         out: Outbox,
@@ -57,18 +67,10 @@ impl State {
             out,
             flags,
             fault: None,
-            commands,
-            pending: VecDeque::new(),
+            inbox: Inbox::new(commands),
             engine: None,
             next_run: 1,
-            settings: Settings {
-                draft_mode: DraftMode::None,
-                k: DEFAULT_K,
-                draft_model: None,
-                draft_layers: None,
-                quant: None,
-                kv_dtype: None,
-            },
+            settings: Settings::default(),
             spec: Speculator::none(),
             built: None,
             probe: None,
@@ -79,12 +81,10 @@ impl State {
         self.out.send(event);
     }
 
-    /// Report a job's failure: the notice `stopped` when it was asked to stop, else an error.
-    fn failed(&self, stopped: &str, message: String) {
+    /// Report a job's failure: that it stopped when it was asked to, else an error.
+    fn failed(&self, job: Stoppable, message: String) {
         if self.flags.interrupt.load(Ordering::SeqCst) {
-            self.emit(Event::Notice {
-                message: stopped.to_string(),
-            });
+            self.emit(Event::Note(Notice::Stopped(job)));
         } else {
             self.emit(Event::Error { message });
         }
@@ -92,12 +92,8 @@ impl State {
 
     pub(super) fn run(mut self) {
         loop {
-            let cmd = match self.pending.pop_front() {
-                Some(c) => c,
-                None => match self.commands.blocking_recv() {
-                    Some(c) => c,
-                    None => return,
-                },
+            let Some(cmd) = self.inbox.next_blocking() else {
+                return;
             };
             if cmd == Command::Shutdown || self.flags.shutdown.load(Ordering::SeqCst) {
                 return;
@@ -134,23 +130,13 @@ impl State {
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
             Command::MeasureQuality { tokens } => self.measure_quality(tokens),
-            setting => {
-                let message = self.settings.apply(&setting);
-                self.emit(Event::Notice { message });
+            Command::Set(change) => {
                 // Settings sent in a burst (a key held down) are taken together, so only the
                 // newest weight and KV switches are made.
-                loop {
-                    match self.commands.try_recv() {
-                        Ok(c) if is_setting(&c) => {
-                            let message = self.settings.apply(&c);
-                            self.emit(Event::Notice { message });
-                        }
-                        Ok(c) => {
-                            self.pending.push_back(c);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
+                let mut settings = Coalesce::new(&mut self.inbox, &mut self.settings, &self.out);
+                settings.take(change);
+                if let Some(other) = settings.drain() {
+                    self.inbox.later(other);
                 }
                 self.switch_variant();
             }
@@ -200,7 +186,7 @@ impl State {
             changed = true;
             if let Err(e) = engine.set_quant(q, &mut progress) {
                 self.failed(
-                    "requantising stopped: the loaded weights run",
+                    Stoppable::Requantizing,
                     format!("{e}; the loaded weights run"),
                 );
             }
@@ -235,28 +221,22 @@ impl State {
         if self.probe.as_ref().map(|p| p.0) != Some(tokens) {
             match Probe::new(engine, tokens, crate::engine::quality::CHUNK) {
                 Ok(p) => self.probe = Some((tokens, p)),
-                Err(e) => return self.failed("the quality measurement stopped", e.to_string()),
+                Err(e) => return self.failed(Stoppable::Quality, e.to_string()),
             }
         }
         let (tokens, mut probe) = self.probe.take().expect("made above");
-        self.emit(Event::Notice {
-            message: format!(
-                "measuring {} on {} tokens of the reference text …",
-                engine.quant,
-                probe.tokens()
-            ),
-        });
+        self.emit(Event::Note(Notice::QualityStarted {
+            quant: engine.quant,
+            tokens: probe.tokens(),
+        }));
         let out = self.out.clone();
-        let mut progress = |done: usize, total: usize| {
-            out.send(Event::Notice {
-                message: format!("measuring quality: pass {done} of {total}"),
-            })
-        };
+        let mut progress =
+            |done: usize, total: usize| out.send(Event::Note(Notice::QualityPass { done, total }));
         let result = probe.measure(engine, &mut progress);
         self.probe = Some((tokens, probe));
         match result {
             Ok(q) => self.emit(Event::Quality(q)),
-            Err(e) => self.failed("the quality measurement stopped", e.to_string()),
+            Err(e) => self.failed(Stoppable::Quality, e.to_string()),
         }
     }
 
@@ -290,11 +270,11 @@ impl State {
                 // Switches asked for before the load apply to the new weights.
                 self.switch_variant();
             }
-            Err(e) => self.failed("loading stopped: no model is loaded", e.to_string()),
+            Err(e) => self.failed(Stoppable::Loading, e.to_string()),
         }
     }
 
-    fn generate(&mut self, prompt: &str, params: &crate::protocol::GenParams) {
+    fn generate(&mut self, prompt: &str, params: &GenParams) {
         let Some(mut engine) = self.engine.take() else {
             self.emit(Event::Error {
                 message: "no model is loaded: load one first".into(),
@@ -306,69 +286,23 @@ impl State {
             Some(Fault::Pool) => pool_panic(),
             _ => {}
         }
-        // The prompt's bytes bound its tokens from above.
-        let kv = admit::run_bytes(&engine, prompt.len(), params.max_tokens);
-        let what = format!("a run of up to {} tokens (its KV cache)", params.max_tokens);
-        if let Err(message) = admit::available_or_unknown(&what, kv, 0) {
+        if let Err(message) = self.prepare_run(&engine, prompt, params) {
             self.engine = Some(engine);
             return self.emit(Event::Error { message });
-        }
-        let rebuilt = match self.prepare_drafter(&engine) {
-            Ok(rebuilt) => rebuilt,
-            Err(e) => {
-                self.engine = Some(engine);
-                self.emit(Event::Error {
-                    message: format!("{e}; choose another draft mode or draft model"),
-                });
-                return;
-            }
-        };
-        // What adaptive K learnt stays while the drafter and the K setting stay.
-        let policy = self.settings.k;
-        if rebuilt || self.spec.controller.policy() != policy {
-            self.spec.controller = Controller::new(policy);
         }
         let run = self.next_run;
         self.next_run += 1;
         let settings = RunSettings {
             params: params.clone(),
             quantization: engine.quant,
-            draft_mode: self.settings.draft_mode,
-            k: self.settings.k,
+            draft_mode: self.draft_mode(),
+            k: self.k(),
         };
         let out = self.out.clone();
         let mut emit = |event| out.send(event);
-        let commands = &mut self.commands;
         // (`self.spec` is borrowed by the run below, beside these.)
-        let pending = &mut self.pending;
-        let setting_state = &mut self.settings;
-        let notices = self.out.clone();
-        let mut control = || loop {
-            match commands.try_recv() {
-                Ok(Command::Stop) => return StepControl::Stop,
-                Ok(c @ Command::Shutdown)
-                | Ok(c @ Command::LoadModel { .. })
-                | Ok(c @ Command::Generate { .. })
-                | Ok(c @ Command::RunDemo { .. })
-                | Ok(c @ Command::RunStream { .. })
-                | Ok(c @ Command::RunBatch { .. }) => {
-                    // These need the engine: finish this run first, then do them.
-                    pending.push_back(c);
-                    return StepControl::Stop;
-                }
-                // Measured once the run ends, on the weights it ran with.
-                Ok(c @ Command::MeasureQuality { .. }) => pending.push_back(c),
-                Ok(c) => {
-                    // Settings are answered between steps, when they take effect.
-                    let message = setting_state.apply(&c);
-                    notices.send(Event::Notice { message });
-                    if let Command::SetK { .. } = c {
-                        return StepControl::SetK(setting_state.k);
-                    }
-                }
-                Err(_) => return StepControl::Continue,
-            }
-        };
+        let (inbox, asked, notices) = (&mut self.inbox, &mut self.settings, &self.out);
+        let mut control = || between_steps(&mut Coalesce::new(inbox, asked, notices));
         let request = engine::RunRequest::new(run, engine::Prompt::Text(prompt.into()), settings);
         let result = engine::generate(
             &mut engine,
@@ -387,11 +321,63 @@ impl State {
         // Switches asked for during the run take effect now.
         self.switch_variant();
     }
+
+    /// Admit a run of `params` and build the drafter and K controller it runs with; the error
+    /// says why it cannot run.
+    fn prepare_run(
+        &mut self,
+        engine: &Engine,
+        prompt: &str,
+        params: &GenParams,
+    ) -> Result<(), String> {
+        // The prompt's bytes bound its tokens from above.
+        let kv = admit::run_bytes(engine, prompt.len(), params.max_tokens);
+        let what = format!("a run of up to {} tokens (its KV cache)", params.max_tokens);
+        admit::available_or_unknown(&what, kv, 0)?;
+        let rebuilt = self
+            .prepare_drafter(engine)
+            .map_err(|e| format!("{e}; choose another draft mode or draft model"))?;
+        // What adaptive K learnt stays while the drafter and the K setting stay.
+        let policy = self.k();
+        if rebuilt || self.spec.controller.policy() != policy {
+            self.spec.controller = Controller::new(policy);
+        }
+        Ok(())
+    }
+
+    fn draft_mode(&self) -> DraftMode {
+        self.settings.draft_mode.unwrap_or_default()
+    }
+
+    fn k(&self) -> KPolicy {
+        self.settings.k.unwrap_or(DEFAULT_K)
+    }
 }
 
-impl State {
+/// What a run does at its next step, after the commands that wait: settings are taken (a new K
+/// from this step on), work that needs the engine stops the run and waits for its end.
+fn between_steps(c: &mut Coalesce) -> StepControl {
+    loop {
+        let Some(cmd) = c.drain() else {
+            return c.k.map_or(StepControl::Continue, StepControl::SetK);
+        };
+        match route(&cmd) {
+            Route::Stop => return StepControl::Stop,
+            // These need the engine: finish this run first, then do them.
+            Route::Engine | Route::Shutdown => {
+                c.inbox.later(cmd);
+                return StepControl::Stop;
+            }
+            // Measured once the run ends, on the weights it ran with.
+            Route::AfterRun => c.inbox.later(cmd),
+            Route::Setting => unreachable!("drain takes the settings"),
+        }
+    }
+}
+
+impl Local {
     /// Run a simulated request stream on the batching scheduler in real time; each decision is
-    /// an [`Event::Sched`], and a notice sums the stream up at its end.
+    /// an [`Event::Sched`], and an [`Event::StreamDone`] sums the stream up at its end.
     fn stream(&mut self, spec: &crate::protocol::StreamSpec) {
         use crate::lab::stream;
         let Some(engine) = self.engine.as_ref() else {
@@ -418,21 +404,18 @@ impl State {
             })
         });
         match result {
-            Ok(r) => self.emit(Event::Notice {
-                message: format!(
-                    "stream done: {} requests, {} tokens in {:.1} s, {} preemptions",
-                    r.reqs.len(),
-                    r.generated(),
-                    r.makespan().as_secs_f64(),
-                    r.preemptions
-                ),
-            }),
-            Err(e) => self.failed("stream stopped", format!("stream: {e:#}")),
+            Ok(r) => self.emit(Event::StreamDone(StreamDone {
+                requests: r.reqs.len(),
+                tokens: r.generated(),
+                took: r.makespan(),
+                preemptions: r.preemptions,
+            })),
+            Err(e) => self.failed(Stoppable::Stream, format!("stream: {e:#}")),
         }
     }
 
-    /// Run the prompt as `batch` sequences at once through the scheduler, live; the notice at the
-    /// end gives the aggregate throughput and how many continuations differ.
+    /// Run the prompt as `batch` sequences at once through the scheduler, live; the
+    /// [`Event::BatchDone`] at the end gives the tokens, the time and how many continuations differ.
     fn batch(&mut self, prompt: &str, params: &GenParams, batch: usize) {
         use crate::lab::stream;
         let Some(engine) = self.engine.as_ref() else {
@@ -478,19 +461,15 @@ impl State {
                     .map(|q| &q.tokens)
                     .collect::<std::collections::HashSet<_>>()
                     .len();
-                let secs = r.makespan().as_secs_f64();
-                self.emit(Event::Notice {
-                    message: format!(
-                        "batch of {batch}: {} tokens in {secs:.1} s, {:.1} tok/s in all; \
-                         {distinct} distinct continuation{}; #0: {}",
-                        r.generated(),
-                        r.generated() as f64 / secs.max(1e-9),
-                        if distinct == 1 { "" } else { "s" },
-                        crate::protocol::one_line(&text, 60)
-                    ),
-                })
+                self.emit(Event::BatchDone(BatchDone {
+                    batch,
+                    tokens: r.generated(),
+                    took: r.makespan(),
+                    distinct,
+                    first: text,
+                }))
             }
-            Err(e) => self.failed("batch run stopped", format!("batch run: {e:#}")),
+            Err(e) => self.failed(Stoppable::Batch, format!("batch run: {e:#}")),
         }
     }
 
@@ -523,7 +502,7 @@ impl State {
                 }
                 self.flags.interrupt.store(stopped, Ordering::SeqCst);
                 self.failed(
-                    &format!("demo {} stopped", demo.kind),
+                    Stoppable::Demo(demo.kind.clone()),
                     format!("demo {}: {e:#}", demo.kind),
                 );
             }
@@ -535,7 +514,7 @@ impl State {
     fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<bool> {
         let s = &self.settings;
         let key = DrafterKey {
-            mode: s.draft_mode,
+            mode: self.draft_mode(),
             draft_model: s.draft_model.clone(),
             layers: s.draft_layers,
         };
@@ -550,20 +529,16 @@ impl State {
             DraftMode::LayerSkip => Drafter::for_mode(key.mode, &engine.model, key.layers)
                 .expect("layer skip drafts from the target"),
             DraftMode::DraftModel => {
-                self.emit(Event::Notice {
-                    message: format!(
-                        "loading the draft model {} …",
-                        key.draft_model
-                            .as_deref()
-                            .unwrap_or("(picked beside the target)")
-                    ),
-                });
+                self.emit(Event::Note(Notice::DraftLoading {
+                    spec: key.draft_model.clone(),
+                }));
                 let draft = pick::open_draft(engine, key.draft_model.as_deref(), &self.device)?;
                 let name = draft.info.name.clone();
                 let d = Drafter::draft_model(engine, draft)?;
-                self.emit(Event::Notice {
-                    message: format!("draft model {name} drafts for {}", engine.info.name),
-                });
+                self.emit(Event::Note(Notice::DraftReady {
+                    draft: name,
+                    target: engine.info.name.clone(),
+                }));
                 d
             }
         };
