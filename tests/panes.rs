@@ -112,8 +112,8 @@ fn help_lists_every_key_and_selection_shows_a_token() {
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();
     let screen = format!("{}", t.backend());
-    for (key, _) in panes::help::KEYS.iter().filter(|(k, _)| !k.is_empty()) {
-        assert!(screen.contains(key), "help lacks {key}");
+    for row in labtui::tui::keys::overlay() {
+        assert!(screen.contains(row.keys), "help lacks {}", row.keys);
     }
     insta::assert_snapshot!("help_over_finished_run", t.backend());
 }

@@ -1,93 +1,44 @@
-//! Keys to actions. Outside the prompt, single letters are commands; inside, they are text.
+//! Keys to actions, by the binding table ([`super::keys`]). Outside the prompt, single letters
+//! are commands; inside, they are text.
 
+use super::keys::{self, When};
 use crate::state::{Action, AppState, Focus};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{KeyEvent, KeyEventKind};
 
+/// The action for `key` in the current state: the first context that holds and binds it decides.
 pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    if state.ui.picker.is_some() || state.ui.models.is_some() {
-        return match key.code {
-            KeyCode::Char('c') if ctrl => Some(Action::Quit),
-            KeyCode::Up | KeyCode::Char('k') => Some(Action::PickerUp),
-            KeyCode::Down | KeyCode::Char('j') => Some(Action::PickerDown),
-            KeyCode::Enter => Some(Action::PickerChoose),
-            KeyCode::Esc | KeyCode::Char('p' | 'm' | 'M' | 'q') => Some(Action::PickerClose),
-            _ => None,
-        };
-    }
-    match key.code {
-        KeyCode::Char('c') if ctrl => return Some(Action::Quit),
-        KeyCode::Char('u') if ctrl => return Some(Action::ClearPrompt),
-        KeyCode::Enter => return Some(Action::Run),
-        KeyCode::Esc => {
-            return Some(if state.ui.help {
-                Action::ToggleHelp
-            } else if state.ui.show_variants {
-                Action::ToggleVariants
-            } else if state.ui.zoom && state.ui.focus != Focus::Prompt {
-                Action::ToggleZoom
-            } else {
-                Action::Escape
-            })
-        }
-        KeyCode::Tab => return Some(Action::FocusNext),
-        KeyCode::BackTab => return Some(Action::FocusPrev),
-        KeyCode::Left => return Some(Action::SelectPrev),
-        KeyCode::Right => return Some(Action::SelectNext),
-        KeyCode::Up => return Some(Action::ScrollDown),
-        KeyCode::Down => return Some(Action::ScrollUp),
-        _ => {}
-    }
-    if state.ui.focus == Focus::Prompt && !state.ui.help {
-        return match key.code {
-            KeyCode::Char(c) if !ctrl => Some(Action::Type(c)),
-            KeyCode::Backspace => Some(Action::Backspace),
-            _ => None,
-        };
-    }
-    Some(match key.code {
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('?') => Action::ToggleHelp,
-        KeyCode::Char('r') => Action::Run,
-        KeyCode::Char('s') => Action::Stop,
-        KeyCode::Char('h') => Action::SelectPrev,
-        KeyCode::Char('l') => Action::SelectNext,
-        KeyCode::Char('k') => Action::ScrollDown,
-        KeyCode::Char('j') => Action::ScrollUp,
-        KeyCode::Char('d') => Action::CycleDraftMode,
-        KeyCode::Char(']') => Action::KUp,
-        KeyCode::Char('[') => Action::KDown,
-        KeyCode::Char('u') => Action::CycleQuant,
-        KeyCode::Char('+') | KeyCode::Char('=') => Action::MaxTokensUp,
-        KeyCode::Char('-') => Action::MaxTokensDown,
-        KeyCode::Char('T') => Action::TempUp,
-        KeyCode::Char('t') => Action::TempDown,
-        KeyCode::Char('v') => Action::CycleKvDtype,
-        KeyCode::Char('V') => Action::CycleLiveKv,
-        KeyCode::Char('Q') => Action::MeasureQuality,
-        KeyCode::Char('w') => Action::ToggleVariants,
-        KeyCode::Char('c') => Action::CycleContext,
-        KeyCode::Char('b') => Action::CycleBatch,
-        KeyCode::Char('B') => Action::RunBatch,
-        KeyCode::Char('R') => Action::ToggleRecord,
-        KeyCode::Char('p') => Action::OpenPresets,
-        KeyCode::Char('m') => Action::OpenModels { draft: false },
-        KeyCode::Char('M') => Action::OpenModels { draft: true },
-        KeyCode::Char('n') => Action::DemoNext,
-        KeyCode::Char('N') => Action::DemoPrev,
-        KeyCode::Char('z') => Action::ToggleZoom,
-        KeyCode::Char('S') => Action::Screenshot,
-        KeyCode::Char(c @ '1'..='9') => Action::Focus(Focus::numbered(c.to_digit(10)?)?),
-        _ => return None,
-    })
+    contexts(state)
+        .into_iter()
+        .find_map(|when| keys::fire(when, &key))
+}
+
+/// The contexts that hold now, in [`When::PRECEDENCE`]'s order. An open picker takes every key;
+/// otherwise the overlays come before the rest, and the prompt takes letters as text.
+fn contexts(state: &AppState) -> Vec<When> {
+    let ui = &state.ui;
+    let typing = ui.focus == Focus::Prompt && !ui.help;
+    When::PRECEDENCE
+        .into_iter()
+        .filter(|when| match when {
+            When::Picker => ui.picker.is_some() || ui.models.is_some(),
+            _ if ui.picker.is_some() || ui.models.is_some() => false,
+            When::Help => ui.help,
+            When::Variants => ui.show_variants,
+            When::Zoomed => ui.zoom && ui.focus != Focus::Prompt,
+            When::Anywhere => true,
+            When::Typing => typing,
+            When::Commands => !typing,
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::{KeyCode, KeyModifiers};
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod keymap;
+pub mod keys;
 pub mod panes;
 pub mod replay;
 pub mod shot;

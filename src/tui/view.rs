@@ -106,7 +106,13 @@ pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if !fits(area) {
-        let msg = format!("labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it (q quits).", area.width, area.height);
+        let msg = format!(
+            "labtui needs at least {MIN_WIDTH}×{MIN_HEIGHT}; this terminal is {}×{}. Enlarge it \
+             ({} quits).",
+            area.width,
+            area.height,
+            super::keys::key(&crate::state::Action::Quit)
+        );
         Paragraph::new(msg)
             .wrap(Wrap { trim: true })
             .render(area, buf);

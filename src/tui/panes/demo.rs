@@ -4,7 +4,8 @@
 use super::{block, label, value};
 use crate::protocol::DemoResult;
 use crate::report::demo as report;
-use crate::state::{AppState, DemoView};
+use crate::state::{Action, AppState, DemoView};
+use crate::tui::keys::key;
 use ratatui::prelude::*;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
 
@@ -13,10 +14,13 @@ const COLORS: [Color; 3] = [Color::Cyan, Color::Yellow, Color::Green];
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let Some(d) = &state.ui.demo else { return };
     let title = format!(
-        "demo {} · step {}/{} · n next · N back · Esc closes",
+        "demo {} · step {}/{} · {} next · {} back · {} closes",
         d.name,
         (d.step + 1).min(d.steps.len()),
-        d.steps.len()
+        d.steps.len(),
+        key(&Action::DemoNext),
+        key(&Action::DemoPrev),
+        key(&Action::Escape)
     );
     // The demo stands where the tokens, memory and speculation panes stand.
     let focused = matches!(

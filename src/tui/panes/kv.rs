@@ -37,10 +37,15 @@ pub fn chart_data(run: &RunView, width: usize) -> Vec<(f64, f64)> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let b = block(
-        "KV cache · v dtype · c context · b batch",
-        state.ui.focus == crate::state::Focus::Kv,
+    use crate::state::Action;
+    use crate::tui::keys::key;
+    let title = format!(
+        "KV cache · {} dtype · {} context · {} batch",
+        key(&Action::CycleKvDtype),
+        key(&Action::CycleContext),
+        key(&Action::CycleBatch)
     );
+    let b = block(&title, state.ui.focus == crate::state::Focus::Kv);
     let inner = b.inner(area);
     b.render(area, buf);
     let server = state.store.last_server.as_ref();

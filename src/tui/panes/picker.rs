@@ -3,7 +3,8 @@
 //! cut); when they do not all fit, the list scrolls to keep the one under the cursor in view.
 
 use super::block;
-use crate::state::{ModelPicker, Picker};
+use crate::state::{Action, ModelPicker, Picker};
+use crate::tui::keys::key;
 use ratatui::prelude::*;
 use ratatui::widgets::{Clear, Paragraph};
 
@@ -33,8 +34,8 @@ pub fn render(picker: &Picker, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|p| (p.name.as_str(), p.description.as_str()))
         .collect();
-    let title = "presets · ↑/↓ choose · Enter load · Esc close";
-    render_list(title, &items, picker.selected, area, buf);
+    let title = format!("presets · {} · {} load · {}", choose(), enter(), close());
+    render_list(&title, &items, picker.selected, area, buf);
 }
 
 pub fn render_models(picker: &ModelPicker, area: Rect, buf: &mut Buffer) {
@@ -44,10 +45,32 @@ pub fn render_models(picker: &ModelPicker, area: Rect, buf: &mut Buffer) {
         .map(|f| (f.name.as_str(), f.detail.as_str()))
         .collect();
     let title = match picker.draft {
-        true => "draft model · ↑/↓ choose · Enter use as the draft · Esc close",
-        false => "models · ↑/↓ choose · Enter load · Esc close",
+        true => format!(
+            "draft model · {} · {} use as the draft · {}",
+            choose(),
+            enter(),
+            close()
+        ),
+        false => format!("models · {} · {} load · {}", choose(), enter(), close()),
     };
-    render_list(title, &items, picker.selected, area, buf);
+    render_list(&title, &items, picker.selected, area, buf);
+}
+
+/// The cursor keys' hint: `↑/↓ choose`.
+fn choose() -> String {
+    format!(
+        "{}/{} choose",
+        key(&Action::PickerUp),
+        key(&Action::PickerDown)
+    )
+}
+
+fn enter() -> String {
+    key(&Action::PickerChoose)
+}
+
+fn close() -> String {
+    format!("{} close", key(&Action::PickerClose))
 }
 
 /// A list of `(name, description)` under `title`, `selected` highlighted.

@@ -4,7 +4,7 @@
 //! the worker's notices with [`notice`]).
 
 use crate::protocol::{Job, Notice, SettingChange, Unserved};
-use crate::state::{AppState, Focus, Happened, Status, UiNotice};
+use crate::state::{Action, AppState, Focus, Happened, Status, UiNotice};
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
 
@@ -55,18 +55,52 @@ fn settings(state: &AppState) -> String {
     )
 }
 
-/// The keys that matter in the current state.
-pub fn hints(state: &AppState) -> &'static str {
+/// The keys that matter in the current state, named from the binding table.
+pub fn hints(state: &AppState) -> String {
+    use crate::tui::keys::{key, key_in, When::*};
+    let help = format!("{} help", key(&Action::ToggleHelp));
+    let quit = format!("{} quit", key(&Action::Quit));
+    let ctrl_quit = format!("{} quit", key_in(Anywhere, &Action::Quit));
+    let run = format!("{} run", key_in(Anywhere, &Action::Run));
+    let next = key(&Action::FocusNext);
     if state.store.serve.active() && state.ui.demo.is_none() {
-        return "q quit · ? help";
+        return format!("{quit} · {help}");
     }
     match (state.ui.focus, state.store.running()) {
-        (_, true) => "Esc stop · Ctrl-C quit · ? help",
-        (Focus::Prompt, false) => "Enter run · Tab leave prompt · Ctrl-C quit · ? help",
-        (_, false) if state.ui.zoom => "z / Esc unzoom · Tab next pane · S screenshot · q quit · ? help",
-        (_, false) => "Enter run · Tab / 1–6 focus · z zoom · S shot · ←/→ token · d [ ] u + - t T v c b · q quit · ? help",
+        (_, true) => format!("{} stop · {ctrl_quit} · {help}", key(&Action::Escape)),
+        (Focus::Prompt, false) => format!("{run} · {next} leave prompt · {ctrl_quit} · {help}"),
+        (_, false) if state.ui.zoom => format!(
+            "{} / {} unzoom · {next} next pane · {} screenshot · {quit} · {help}",
+            key(&Action::ToggleZoom),
+            key_in(Zoomed, &Action::ToggleZoom),
+            key(&Action::Screenshot),
+        ),
+        (_, false) => format!(
+            "{run} · {next} / {} focus · {} zoom · {} shot · {}/{} token · {} · {quit} · {help}",
+            key(&Action::Focus(Focus::Tape)),
+            key(&Action::ToggleZoom),
+            key(&Action::Screenshot),
+            key_in(Anywhere, &Action::SelectPrev),
+            key_in(Anywhere, &Action::SelectNext),
+            SETTINGS.map(|a| key(&a)).join(" "),
+        ),
     }
 }
+
+/// The settings' keys, named together in the hints.
+const SETTINGS: [Action; 11] = [
+    Action::CycleDraftMode,
+    Action::KDown,
+    Action::KUp,
+    Action::CycleQuant,
+    Action::MaxTokensUp,
+    Action::MaxTokensDown,
+    Action::TempDown,
+    Action::TempUp,
+    Action::CycleKvDtype,
+    Action::CycleContext,
+    Action::CycleBatch,
+];
 
 pub fn render_bottom(state: &AppState, area: Rect, buf: &mut Buffer) {
     let line = Line::from(vec![

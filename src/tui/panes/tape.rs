@@ -3,7 +3,8 @@
 
 use super::{block_with, ms, palette};
 use crate::protocol::{Phase, TokenEvent};
-use crate::state::{AppState, Focus, RunView};
+use crate::state::{Action, AppState, Focus, RunView};
+use crate::tui::keys::{self, When};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 use std::collections::BTreeMap;
@@ -299,7 +300,11 @@ fn legend(speculates: bool) -> Line<'static> {
             Span::styled("decoded", Style::default().fg(Color::White)),
         ]);
     }
-    spans.push(Span::raw(" · ←/→ select "));
+    spans.push(Span::raw(format!(
+        " · {}/{} select ",
+        keys::key_in(When::Anywhere, &Action::SelectPrev),
+        keys::key_in(When::Anywhere, &Action::SelectNext)
+    )));
     Line::from(spans)
 }
 
