@@ -134,10 +134,10 @@ mod tests {
     fn a_burst_of_settings_is_taken_together_and_the_newest_wins() {
         let (tx, rx) = unbounded_channel();
         let (ev_tx, mut ev_rx) = unbounded_channel::<Stamped>();
-        let out = Outbox {
+        let out = Outbox(crate::protocol::Stamper {
             tx: ev_tx,
             clock: Instant::now(),
-        };
+        });
         let mut inbox = Inbox::new(rx);
         let mut settings = Settings::default();
         for q in [Quant::Q8_0, Quant::Q4K] {
