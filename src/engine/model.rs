@@ -86,6 +86,17 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// The gated MLP, `down(act(gate(x)) * up(x))`, as candle-transformers' `Mlp::forward`.
+    pub fn mlp(&self, x: &Tensor, plan: &RowPlan, activation: Activation) -> Result<Tensor> {
+        let gate = self.gate.forward(x, plan)?;
+        let act = match activation {
+            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            // candle's `gelu` is the tanh approximation.
+            Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
+        };
+        self.down.forward(&(act * self.up.forward(x, plan)?)?, plan)
+    }
+
     /// Every dense (f32) tensor of the layer: its norms.
     pub fn norms(&self) -> impl Iterator<Item = &Tensor> {
         [&self.attn_norm, &self.ffn_norm].into_iter().chain(
@@ -276,41 +287,15 @@ impl Model {
         plan: &RowPlan,
         opts: Forward,
     ) -> Result<Vec<Tensor>> {
-        let ids: Vec<u32> = plan
-            .spans
-            .iter()
-            .flat_map(|s| seqs[s.seq].tokens.iter().copied())
-            .collect();
-        let ids = Tensor::new(ids.as_slice(), &self.device)?;
-        let mut h = self.embed.embedding(&ids)?.unsqueeze(0)?; // (1, rows, hidden)
-        if let Some(scale) = self.cfg.embed_scale {
-            h = (h * scale as f64)?;
-        }
-        let positions = match &plan.spans[..] {
-            [_] => None,
-            _ => Some(Tensor::new(plan.positions().as_slice(), &self.device)?),
-        };
-        let select = |cos: &Tensor, sin: &Tensor| -> Result<(Tensor, Tensor)> {
-            match (&plan.spans[..], &positions) {
-                ([one], _) => Ok((
-                    cos.narrow(0, one.pos, one.len)?,
-                    sin.narrow(0, one.pos, one.len)?,
-                )),
-                (_, Some(p)) => Ok((cos.index_select(p, 0)?, sin.index_select(p, 0)?)),
-                (_, None) => unreachable!("positions of several spans"),
-            }
-        };
-        let (cos, sin) = select(&self.cos, &self.sin)?;
+        let mut h = self.embed_rows(seqs, plan)?;
+        let (cos, sin, local) = self.rope_rows(plan)?;
         let tables: Vec<&BlockTable> = seqs.iter().map(|s| &*s.table).collect();
         let rows = Rows {
             plan,
             tables: &tables,
             cos: &cos,
             sin: &sin,
-            local: match &self.local {
-                Some((c, s)) => Some(select(c, s)?),
-                None => None,
-            },
+            local,
         };
         let n_layers = opts
             .layers
@@ -327,20 +312,58 @@ impl Model {
             let attn = self.attention(i, layer, &x, pool, &rows)?;
             h = (post(attn, &layer.post_attn_norm)? + h)?;
             let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, eps)?;
-            let gate = layer.gate.forward(&x, plan)?;
-            let act = match self.cfg.activation {
-                Activation::Silu => candle_nn::ops::silu(&gate)?,
-                // candle's `gelu` is the tanh approximation.
-                Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
-            };
-            let mlp = layer
-                .down
-                .forward(&(act * layer.up.forward(&x, plan)?)?, plan)?;
+            let mlp = layer.mlp(&x, plan, self.cfg.activation)?;
             h = (post(mlp, &layer.post_ffn_norm)? + h)?;
         }
-        let h = h.squeeze(0)?;
-        let mut out: Vec<Option<Tensor>> = vec![None; seqs.len()];
-        match opts.logits {
+        self.logits(&h.squeeze(0)?, seqs.len(), plan, opts.logits)
+    }
+
+    /// The step's token embeddings, `(1, rows, hidden)`.
+    fn embed_rows(&self, seqs: &[Seq], plan: &RowPlan) -> Result<Tensor> {
+        let ids: Vec<u32> = plan
+            .spans
+            .iter()
+            .flat_map(|s| seqs[s.seq].tokens.iter().copied())
+            .collect();
+        let ids = Tensor::new(ids.as_slice(), &self.device)?;
+        let h = self.embed.embedding(&ids)?.unsqueeze(0)?;
+        match self.cfg.embed_scale {
+            Some(scale) => Ok((h * scale as f64)?),
+            None => Ok(h),
+        }
+    }
+
+    /// Each row's RoPE angles, and the sliding-window layers' own where they differ.
+    #[allow(clippy::type_complexity)]
+    fn rope_rows(&self, plan: &RowPlan) -> Result<(Tensor, Tensor, Option<(Tensor, Tensor)>)> {
+        let positions = match &plan.spans[..] {
+            [_] => None,
+            _ => Some(Tensor::new(plan.positions().as_slice(), &self.device)?),
+        };
+        let select = |cos: &Tensor, sin: &Tensor| -> Result<(Tensor, Tensor)> {
+            match (&plan.spans[..], &positions) {
+                ([one], _) => Ok((
+                    cos.narrow(0, one.pos, one.len)?,
+                    sin.narrow(0, one.pos, one.len)?,
+                )),
+                (_, Some(p)) => Ok((cos.index_select(p, 0)?, sin.index_select(p, 0)?)),
+                (_, None) => unreachable!("positions of several spans"),
+            }
+        };
+        let (cos, sin) = select(&self.cos, &self.sin)?;
+        let local = match &self.local {
+            Some((c, s)) => Some(select(c, s)?),
+            None => None,
+        };
+        Ok((cos, sin, local))
+    }
+
+    /// Each sequence's logits from the last hidden states `h` `(rows, hidden)`: of its last row,
+    /// or of all its rows.
+    fn logits(&self, h: &Tensor, n: usize, plan: &RowPlan, which: Logits) -> Result<Vec<Tensor>> {
+        let eps = self.cfg.rms_eps as f32;
+        let mut out: Vec<Option<Tensor>> = vec![None; n];
+        match which {
             Logits::Last => {
                 let last: Vec<u32> = plan
                     .spans
@@ -358,7 +381,7 @@ impl Model {
                 }
             }
             Logits::All => {
-                let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?.unsqueeze(0)?;
+                let h = candle_nn::ops::rms_norm(h, &self.norm, eps)?.unsqueeze(0)?;
                 let logits = plan
                     .product(&h, self.head.rows_independent(), |x, each| match each {
                         true => self.head.forward_each(x),

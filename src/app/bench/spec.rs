@@ -4,13 +4,14 @@
 
 use super::MAX_TOKENS;
 use crate::app::args;
-use crate::engine::spec::{pick, theory, Drafter, Speculator};
+use crate::engine::spec::{pick, theory, Controller, Drafter, Speculator};
 use crate::engine::{generate, Engine, Prompt, RunRequest, StepControl};
-use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary, Setting};
+use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary};
 use crate::report::table::{Align, Table};
 use anyhow::Result;
 use candle_core::Device;
 use clap::Args;
+use std::collections::HashMap;
 
 /// The prompts: code completion of several kinds, and rewrites whose answer repeats the input.
 pub const PROMPTS: [(&str, &str); 5] = [
@@ -55,8 +56,9 @@ fn speculative(
 /// One row of the table.
 struct Row {
     prompt: &'static str,
-    mode: &'static str,
-    k: String,
+    mode: DraftMode,
+    /// `None` for the plain row.
+    k: Option<KPolicy>,
     tok_s: f64,
     acceptance: Option<f64>,
     mean_len: Option<f64>,
@@ -70,50 +72,12 @@ struct Row {
     paired_plain: Option<f64>,
 }
 
-pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
-    let device = Device::Cpu;
-    let mut target = Engine::open(spec, &device, |_, _| {})?;
-    let (modes, ks) = (args.modes.clone(), args.ks.clone());
-    let mut draft_model = if modes.contains(&DraftMode::DraftModel) {
-        let d = pick::open_draft(&target, args.draft_model.as_deref(), &device)?;
-        eprintln!("draft model: {}", d.info.name);
-        Some(d)
-    } else {
-        None
-    };
-    let params = GenParams {
-        max_tokens: args.tokens,
-        ignore_eos: true,
-        ..GenParams::default()
-    };
-    eprintln!(
-        "target {} · {} tokens per run · greedy · {} threads",
-        target.info.name,
-        args.tokens,
-        crate::engine::threads()
-    );
-    // Warm-up: page the weights in and settle the thread pool.
-    run_plain(
-        &mut target,
-        PROMPTS[0].1,
-        &GenParams {
-            max_tokens: 8,
-            ..params.clone()
-        },
-    )?;
-    let mut rows = Vec::new();
-    let mut learnt: std::collections::HashMap<DraftMode, crate::engine::spec::Controller> =
-        std::collections::HashMap::new();
-    let prompts = PROMPTS.iter().take(args.prompts.min(PROMPTS.len()));
-    for &(name, prompt) in prompts {
-        let plain = run_plain(&mut target, prompt, &params)?;
-        let plain_step = 1.0 / plain.decode_tok_s.max(1e-9);
-        eprintln!("{name}: plain {:.2} tok/s", plain.decode_tok_s);
-        let first_row = rows.len();
-        rows.push(Row {
-            prompt: name,
-            mode: "none",
-            k: "-".into(),
+impl Row {
+    fn plain(prompt: &'static str, plain: &RunSummary) -> Self {
+        Self {
+            prompt,
+            mode: DraftMode::None,
+            k: None,
             tok_s: plain.decode_tok_s,
             acceptance: None,
             mean_len: None,
@@ -122,109 +86,216 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
             same: true,
             costs: None,
             paired_plain: None,
-        });
-        for &mode in &modes {
-            for &k in &ks {
-                let drafter = match mode {
-                    DraftMode::None => continue,
-                    DraftMode::PromptLookup => Drafter::PromptLookup,
-                    DraftMode::LayerSkip => Drafter::layer_skip(
-                        &target.model,
-                        args.draft_layers.unwrap_or(target.model.cfg.layers / 2),
-                    ),
-                    DraftMode::DraftModel => {
-                        let d = draft_model.take().expect("the draft model");
-                        Drafter::draft_model(&target, d)?
-                    }
-                };
-                let mut speculator = Speculator::new(drafter, k);
-                // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
-                // session; fixed K starts afresh.
-                if let (KPolicy::Adaptive, Some(c)) = (k, learnt.get(&mode)) {
-                    speculator.controller = c.clone();
-                }
-                // Each run, and with pairs its plain partner right after it; the median pair.
-                let mut runs = Vec::new();
-                for _ in 0..args.pairs {
-                    let s = speculative(&mut target, &mut speculator, prompt, &params)?;
-                    let partner = if args.pairs > 1 {
-                        Some(run_plain(&mut target, prompt, &params)?.decode_tok_s)
-                    } else {
-                        None
-                    };
-                    runs.push((s, partner));
-                }
-                let ratio = |r: &(RunSummary, Option<f64>)| {
-                    r.0.decode_tok_s / r.1.unwrap_or(plain.decode_tok_s).max(1e-9)
-                };
-                runs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
-                let (s, partner) = runs.swap_remove(runs.len() / 2);
-                if k == KPolicy::Adaptive {
-                    learnt.insert(mode, speculator.controller.clone());
-                }
-                if let Drafter::DraftModel { engine, .. } = speculator.drafter {
-                    draft_model = Some(*engine);
-                }
-                let p = s
-                    .spec
-                    .clone()
-                    .unwrap_or_else(|| unreachable!("a speculative run"));
-                // Theory against the plain run's step time (the run's own plain steps are few).
-                let predicted = theory::run_speedup(
-                    p.expected_tokens,
-                    (p.draft_time + p.verify_time).as_secs_f64(),
-                    p.plain_steps,
-                    p.plain_time.as_secs_f64(),
-                    plain_step,
-                );
-                let row = Row {
-                    prompt: name,
-                    mode: mode.name(),
-                    k: k.to_string(),
-                    tok_s: s.decode_tok_s,
-                    acceptance: Some(p.acceptance_rate),
-                    mean_len: Some(p.mean_accepted_len),
-                    speedup: s.decode_tok_s / plain.decode_tok_s.max(1e-9),
-                    predicted: Some(predicted),
-                    same: s.text == plain.text,
-                    costs: Some((
-                        p.expected_tokens,
-                        (p.draft_time + p.verify_time).as_secs_f64(),
-                        p.plain_steps,
-                        p.plain_time.as_secs_f64(),
-                    )),
-                    paired_plain: partner,
-                };
-                eprintln!(
-                    "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
-                    row.mode,
-                    row.k,
-                    row.tok_s,
-                    row.speedup,
-                    row.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
-                    p.acceptance_rate * 100.0,
-                    row.same
-                );
+        }
+    }
+
+    /// A speculative run `s` (and its paired plain tok/s) against the prompt's `plain` run.
+    fn speculative(
+        prompt: &'static str,
+        (mode, k): (DraftMode, KPolicy),
+        (s, partner): (&RunSummary, Option<f64>),
+        plain: &RunSummary,
+    ) -> Self {
+        let p = s
+            .spec
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a speculative run"));
+        let spec_s = (p.draft_time + p.verify_time).as_secs_f64();
+        let costs = (
+            p.expected_tokens,
+            spec_s,
+            p.plain_steps,
+            p.plain_time.as_secs_f64(),
+        );
+        // Theory against the plain run's step time (the run's own plain steps are few).
+        let plain_step = 1.0 / plain.decode_tok_s.max(1e-9);
+        let predicted = theory::run_speedup(costs.0, costs.1, costs.2, costs.3, plain_step);
+        Self {
+            prompt,
+            mode,
+            k: Some(k),
+            tok_s: s.decode_tok_s,
+            acceptance: Some(p.acceptance_rate),
+            mean_len: Some(p.mean_accepted_len),
+            speedup: s.decode_tok_s / plain.decode_tok_s.max(1e-9),
+            predicted: Some(predicted),
+            same: s.text == plain.text,
+            costs: Some(costs),
+            paired_plain: partner,
+        }
+    }
+
+    fn k_text(&self) -> String {
+        self.k.map_or("-".into(), |k| k.to_string())
+    }
+
+    fn say(&self) {
+        eprintln!(
+            "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
+            self.mode,
+            self.k_text(),
+            self.tok_s,
+            self.speedup,
+            self.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
+            self.acceptance.unwrap_or(0.0) * 100.0,
+            self.same
+        );
+    }
+}
+
+/// The target, the draft model between its runs, and what adaptive K learnt per mode.
+struct Bench<'a> {
+    args: &'a BenchSpecArgs,
+    target: Engine,
+    draft_model: Option<Engine>,
+    learnt: HashMap<DraftMode, Controller>,
+    params: GenParams,
+}
+
+pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
+    let mut bench = Bench::open(spec, args)?;
+    let mut rows = Vec::new();
+    for &(name, prompt) in PROMPTS.iter().take(args.prompts.min(PROMPTS.len())) {
+        bench.prompt(name, prompt, &mut rows)?;
+    }
+    print!("{}", table(&rows).markdown());
+    if rows.iter().any(|r| !r.same) {
+        anyhow::bail!("a speculative run's text differs from plain greedy decoding");
+    }
+    Ok(())
+}
+
+impl<'a> Bench<'a> {
+    /// The target, the draft model when a mode needs it, and a warm-up run.
+    fn open(spec: &str, args: &'a BenchSpecArgs) -> Result<Self> {
+        let device = Device::Cpu;
+        let mut target = Engine::open(spec, &device, |_, _| {})?;
+        let draft_model = if args.modes.contains(&DraftMode::DraftModel) {
+            let d = pick::open_draft(&target, args.draft_model.as_deref(), &device)?;
+            eprintln!("draft model: {}", d.info.name);
+            Some(d)
+        } else {
+            None
+        };
+        let params = GenParams {
+            max_tokens: args.tokens,
+            ignore_eos: true,
+            ..GenParams::default()
+        };
+        eprintln!(
+            "target {} · {} tokens per run · greedy · {} threads",
+            target.info.name,
+            args.tokens,
+            crate::engine::threads()
+        );
+        // Warm-up: page the weights in and settle the thread pool.
+        let warm = GenParams {
+            max_tokens: 8,
+            ..params.clone()
+        };
+        run_plain(&mut target, PROMPTS[0].1, &warm)?;
+        Ok(Self {
+            args,
+            target,
+            draft_model,
+            learnt: HashMap::new(),
+            params,
+        })
+    }
+
+    /// The rows of one prompt: plain, then each mode at each K.
+    fn prompt(&mut self, name: &'static str, prompt: &str, rows: &mut Vec<Row>) -> Result<()> {
+        let plain = run_plain(&mut self.target, prompt, &self.params)?;
+        eprintln!("{name}: plain {:.2} tok/s", plain.decode_tok_s);
+        let first_row = rows.len();
+        rows.push(Row::plain(name, &plain));
+        for &mode in &self.args.modes {
+            if mode == DraftMode::None {
+                continue;
+            }
+            for &k in &self.args.ks {
+                let run = self.median_pair(mode, k, prompt, &plain)?;
+                let row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
+                row.say();
                 rows.push(row);
             }
         }
         // This machine drifts by several percent over minutes: the baseline is the mean of a
         // plain run before and one after the prompt's speculative runs.
-        let after = run_plain(&mut target, prompt, &params)?;
+        let after = run_plain(&mut self.target, prompt, &self.params)?;
         let base = (plain.decode_tok_s + after.decode_tok_s) / 2.0;
         eprintln!(
             "{name}: plain again {:.2} tok/s, baseline {base:.2}",
             after.decode_tok_s
         );
-        for r in &mut rows[first_row..] {
-            let base = r.paired_plain.unwrap_or(base);
-            r.speedup = r.tok_s / base.max(1e-9);
-            r.predicted = r.costs.map(|(e, spec_s, n, plain_s)| {
-                theory::run_speedup(e, spec_s, n, plain_s, 1.0 / base)
-            });
-        }
-        rows[first_row].tok_s = base;
+        rebase(&mut rows[first_row..], base);
+        Ok(())
     }
+
+    fn drafter(&mut self, mode: DraftMode) -> Result<Drafter> {
+        let layers = self.args.draft_layers;
+        Ok(match Drafter::for_mode(mode, &self.target.model, layers) {
+            Some(drafter) => drafter,
+            None => {
+                let d = self.draft_model.take().expect("the draft model");
+                Drafter::draft_model(&self.target, d)?
+            }
+        })
+    }
+
+    /// Each run of `mode` at `k`, and with pairs its plain partner right after it; the median
+    /// pair.
+    fn median_pair(
+        &mut self,
+        mode: DraftMode,
+        k: KPolicy,
+        prompt: &str,
+        plain: &RunSummary,
+    ) -> Result<(RunSummary, Option<f64>)> {
+        let mut speculator = Speculator::new(self.drafter(mode)?, k);
+        // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
+        // session; fixed K starts afresh.
+        if let (KPolicy::Adaptive, Some(c)) = (k, self.learnt.get(&mode)) {
+            speculator.controller = c.clone();
+        }
+        let (target, params) = (&mut self.target, &self.params);
+        let mut runs = Vec::new();
+        for _ in 0..self.args.pairs {
+            let s = speculative(target, &mut speculator, prompt, params)?;
+            let partner = if self.args.pairs > 1 {
+                Some(run_plain(target, prompt, params)?.decode_tok_s)
+            } else {
+                None
+            };
+            runs.push((s, partner));
+        }
+        let ratio = |r: &(RunSummary, Option<f64>)| {
+            r.0.decode_tok_s / r.1.unwrap_or(plain.decode_tok_s).max(1e-9)
+        };
+        runs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        if k == KPolicy::Adaptive {
+            self.learnt.insert(mode, speculator.controller.clone());
+        }
+        if let Drafter::DraftModel { engine, .. } = speculator.drafter {
+            self.draft_model = Some(*engine);
+        }
+        Ok(runs.swap_remove(runs.len() / 2))
+    }
+}
+
+/// Speedups and theory against the prompt's baseline `base` tok/s (or each row's pair).
+fn rebase(rows: &mut [Row], base: f64) {
+    for r in rows.iter_mut() {
+        let base = r.paired_plain.unwrap_or(base);
+        r.speedup = r.tok_s / base.max(1e-9);
+        r.predicted = r
+            .costs
+            .map(|(e, spec_s, n, plain_s)| theory::run_speedup(e, spec_s, n, plain_s, 1.0 / base));
+    }
+    rows[0].tok_s = base;
+}
+
+fn table(rows: &[Row]) -> Table {
     let mut table = Table::new(
         [
             "prompt",
@@ -241,11 +312,11 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
     );
     let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
     let num = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
-    for r in &rows {
+    for r in rows {
         table.row([
             r.prompt.to_string(),
             r.mode.to_string(),
-            r.k.to_string(),
+            r.k_text(),
             format!("{:.2}", r.tok_s),
             pct(r.acceptance),
             num(r.mean_len),
@@ -254,11 +325,7 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
             (if r.same { "yes" } else { "NO" }).into(),
         ]);
     }
-    print!("{}", table.markdown());
-    if rows.iter().any(|r| !r.same) {
-        anyhow::bail!("a speculative run's text differs from plain greedy decoding");
-    }
-    Ok(())
+    table
 }
 
 #[derive(Debug, Args)]
