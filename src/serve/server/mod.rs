@@ -265,15 +265,7 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
             )
         }
     }
-    let n = s.next.fetch_add(1, Ordering::Relaxed);
-    let head = Head {
-        api,
-        id: format!("cmpl-labtui-{n}"),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        model: s.model.clone(),
-    };
+    let head = head(&s, api);
     let detok = Detok {
         ids: Vec::new(),
         sent: 0,
@@ -301,7 +293,29 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
         )
             .into_response();
     }
-    let mut detok = detok;
+    whole(&s, head, detok, rx).await
+}
+
+/// What every answer of the next request carries.
+fn head(s: &Shared, api: Api) -> Head {
+    let n = s.next.fetch_add(1, Ordering::Relaxed);
+    Head {
+        api,
+        id: format!("cmpl-labtui-{n}"),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: s.model.clone(),
+    }
+}
+
+/// The whole answer of a request that did not stream, once the model thread is done with it.
+async fn whole(
+    s: &Shared,
+    head: Head,
+    mut detok: Detok,
+    mut rx: UnboundedReceiver<Out>,
+) -> Response {
     let mut text = String::new();
     while let Some(o) = rx.recv().await {
         match o {
