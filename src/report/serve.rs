@@ -51,6 +51,7 @@ pub struct Row {
     pub stopped_early: Option<String>,
 }
 
+/// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -117,45 +118,63 @@ pub fn row(l: &LevelSummary) -> Row {
     }
 }
 
-/// The levels as one Markdown table, endpoints side by side on the same workload.
-pub fn markdown(levels: &[LevelSummary]) -> String {
-    let goodput = levels.iter().any(|l| l.goodput.is_some());
-    let cost = levels.iter().any(|l| l.usd_per_mtok.is_some());
-    let server = levels.iter().any(|l| l.server.is_some());
-    let endpoints = levels
-        .iter()
-        .map(|l| &l.endpoint)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let mut cols: Vec<(&str, Align)> = Vec::new();
-    if endpoints > 1 {
-        cols.push(("endpoint", Align::Left));
+/// The optional columns a set of levels needs: an endpoint column when there are several, and
+/// goodput, cost and the server's own token count when any level has them.
+struct Optional {
+    endpoints: bool,
+    goodput: bool,
+    cost: bool,
+    server: bool,
+}
+
+impl Optional {
+    fn of(levels: &[LevelSummary]) -> Self {
+        let endpoints = levels
+            .iter()
+            .map(|l| &l.endpoint)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        Optional {
+            endpoints: endpoints > 1,
+            goodput: levels.iter().any(|l| l.goodput.is_some()),
+            cost: levels.iter().any(|l| l.usd_per_mtok.is_some()),
+            server: levels.iter().any(|l| l.server.is_some()),
+        }
     }
-    cols.extend([
-        ("load", Align::Left),
-        ("ok/sent", Align::Right),
-        ("req/s", Align::Right),
-        ("out tok/s", Align::Right),
-        ("TTFT p50/p99 ms", Align::Right),
-        ("TPOT p50/p99 ms", Align::Right),
-        ("ITL p50/p99 ms", Align::Right),
-        ("E2E p50/p99 ms", Align::Right),
-    ]);
-    if goodput {
-        cols.push(("goodput req/s", Align::Right));
+
+    fn columns(&self) -> Vec<(&'static str, Align)> {
+        let mut cols: Vec<(&str, Align)> = Vec::new();
+        if self.endpoints {
+            cols.push(("endpoint", Align::Left));
+        }
+        cols.extend([
+            ("load", Align::Left),
+            ("ok/sent", Align::Right),
+            ("req/s", Align::Right),
+            ("out tok/s", Align::Right),
+            ("TTFT p50/p99 ms", Align::Right),
+            ("TPOT p50/p99 ms", Align::Right),
+            ("ITL p50/p99 ms", Align::Right),
+            ("E2E p50/p99 ms", Align::Right),
+        ]);
+        if self.goodput {
+            cols.push(("goodput req/s", Align::Right));
+        }
+        if self.cost {
+            cols.push(("$/M out tok", Align::Right));
+        }
+        if self.server {
+            cols.push(("server out tok", Align::Right));
+        }
+        cols.push(("errors", Align::Left));
+        cols
     }
-    if cost {
-        cols.push(("$/M out tok", Align::Right));
-    }
-    if server {
-        cols.push(("server out tok", Align::Right));
-    }
-    cols.push(("errors", Align::Left));
-    let mut t = Table::new(cols);
-    let pair = |d: &Dist| format!("{:.1} / {:.1}", ms(d.p50), ms(d.p99));
-    for l in levels {
+
+    /// One level's cells, one per column of [`Optional::columns`].
+    fn cells(&self, l: &LevelSummary) -> Vec<String> {
+        let pair = |d: &Dist| format!("{:.1} / {:.1}", ms(d.p50), ms(d.p99));
         let mut cells = Vec::new();
-        if endpoints > 1 {
+        if self.endpoints {
             cells.push(l.endpoint.clone());
         }
         cells.extend([
@@ -168,13 +187,13 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
             pair(&l.itl),
             pair(&l.e2e),
         ]);
-        if goodput {
+        if self.goodput {
             cells.push(l.goodput.map_or("—".into(), |g| format!("{g:.2}")));
         }
-        if cost {
+        if self.cost {
             cells.push(l.usd_per_mtok.map_or("—".into(), |c| format!("{c:.2}")));
         }
-        if server {
+        if self.server {
             cells.push(
                 l.server
                     .as_ref()
@@ -182,20 +201,34 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
                     .map_or("—".into(), |n| n.to_string()),
             );
         }
-        let mut errors = row(l).errors;
-        if let Some(why) = &l.stopped_early {
-            errors = if errors.is_empty() {
-                why.to_string()
-            } else {
-                format!("{errors}; {why}")
-            };
-        }
-        cells.push(if errors.is_empty() {
-            "—".into()
+        cells.push(errors_cell(l));
+        cells
+    }
+}
+
+/// A level's errors and why it stopped early, or a dash.
+fn errors_cell(l: &LevelSummary) -> String {
+    let mut errors = row(l).errors;
+    if let Some(why) = &l.stopped_early {
+        errors = if errors.is_empty() {
+            why.to_string()
         } else {
-            errors
-        });
-        t.row(cells);
+            format!("{errors}; {why}")
+        };
+    }
+    if errors.is_empty() {
+        "—".into()
+    } else {
+        errors
+    }
+}
+
+/// The levels as one Markdown table, endpoints side by side on the same workload.
+pub fn markdown(levels: &[LevelSummary]) -> String {
+    let optional = Optional::of(levels);
+    let mut t = Table::new(optional.columns());
+    for l in levels {
+        t.row(optional.cells(l));
     }
     let counted = levels
         .iter()
