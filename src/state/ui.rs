@@ -285,9 +285,42 @@ impl Ui {
 
     /// Take one user action; returns the commands for the worker.
     pub fn update(&mut self, store: &Store, action: Action) -> Vec<Command> {
+        use Action as A;
+        match action {
+            A::Quit => self.quit = true,
+            A::Run | A::RunBatch | A::Stop | A::Escape | A::MeasureQuality => {
+                return self.runs(store, action)
+            }
+            A::CycleDraftMode | A::KUp | A::KDown | A::CycleQuant | A::CycleLiveKv => {
+                return vec![self.engine_setting(action)]
+            }
+            A::MaxTokensUp
+            | A::MaxTokensDown
+            | A::TempUp
+            | A::TempDown
+            | A::CycleKvDtype
+            | A::CycleContext
+            | A::CycleBatch => self.params_and_what_if(action),
+            A::PickerUp | A::PickerDown | A::PickerClose | A::PickerChoose => {
+                return self.pickers(store, action)
+            }
+            A::Type(c) => self.prompt.push(c),
+            A::Backspace => {
+                self.prompt.pop();
+            }
+            A::ClearPrompt => self.prompt.clear(),
+            // The terminal loop has the screen, owns the recorder and reads the presets and
+            // models (this model does no IO).
+            A::Screenshot | A::ToggleRecord | A::OpenPresets | A::OpenModels { .. } => {}
+            _ => self.view(store, action),
+        }
+        Vec::new()
+    }
+
+    /// Runs, stops, a quality measurement, and Esc, which stops or closes what is on top.
+    fn runs(&mut self, store: &Store, action: Action) -> Vec<Command> {
         let one = |c: Command| vec![c];
         match action {
-            Action::Quit => self.quit = true,
             Action::Run => return self.run(store).map_or_else(Vec::new, one),
             Action::RunBatch => return self.run_batch(store).map_or_else(Vec::new, one),
             Action::Stop => return one(self.stop_anything(store)),
@@ -310,63 +343,48 @@ impl Ui {
                 }
                 self.help = false;
             }
-            Action::FocusNext => self.focus = self.focus.next(),
-            Action::FocusPrev => self.focus = self.focus.prev(),
-            Action::Focus(f) => self.focus = f,
-            Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
-                self.say(UiNotice::ZoomNeedsPane)
-            }
-            Action::ToggleZoom => {
-                self.zoom = !self.zoom;
-                self.say(if self.zoom {
-                    UiNotice::Zoomed(self.focus)
-                } else {
-                    UiNotice::Unzoomed
+            Action::MeasureQuality if store.model.is_none() => self.say(UiNotice::NoModel),
+            Action::MeasureQuality => {
+                self.say(UiNotice::QualityQueued);
+                return one(Command::MeasureQuality {
+                    tokens: crate::engine::quality::DEFAULT_TOKENS,
                 });
             }
-            // The terminal loop has the screen and writes the files.
-            Action::Screenshot => {}
-            Action::Type(c) => self.prompt.push(c),
-            Action::Backspace => {
-                self.prompt.pop();
-            }
-            Action::ClearPrompt => self.prompt.clear(),
-            Action::SelectPrev | Action::SelectNext => {
-                let n = store.current.as_ref().map_or(0, |r| r.tokens.len());
-                if n > 0 {
-                    let cur = self.selected.unwrap_or(n);
-                    let next = if action == Action::SelectPrev {
-                        cur.saturating_sub(1)
-                    } else {
-                        (cur + 1).min(n - 1)
-                    };
-                    self.selected = Some(next.min(n - 1));
-                }
-            }
-            Action::Select(i) => {
-                let n = store.current.as_ref().map_or(0, |r| r.tokens.len());
-                if i < n {
-                    self.selected = Some(i);
-                }
-            }
-            Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
-            Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The engine's settings: asked of the worker, whose answers bring them in line.
+    fn engine_setting(&mut self, action: Action) -> Command {
+        let change = match action {
             Action::CycleDraftMode => {
                 self.draft_mode = self.draft_mode.next();
-                return one(Command::Set(SettingChange::DraftMode(self.draft_mode)));
+                SettingChange::DraftMode(self.draft_mode)
             }
-            Action::KUp | Action::KDown => {
-                self.k = if action == Action::KUp {
-                    self.k.up()
-                } else {
-                    self.k.down()
-                };
-                return one(Command::Set(SettingChange::K(self.k)));
+            Action::KUp => {
+                self.k = self.k.up();
+                SettingChange::K(self.k)
+            }
+            Action::KDown => {
+                self.k = self.k.down();
+                SettingChange::K(self.k)
             }
             Action::CycleQuant => {
                 self.quant = self.quant.next();
-                return one(Command::Set(SettingChange::Quant(self.quant)));
+                SettingChange::Quant(self.quant)
             }
+            _ => {
+                self.kv_live = self.kv_live.next();
+                SettingChange::KvDtype(self.kv_live)
+            }
+        };
+        Command::Set(change)
+    }
+
+    /// The next run's parameters and the KV what-if's toggles.
+    fn params_and_what_if(&mut self, action: Action) {
+        match action {
             Action::MaxTokensUp | Action::MaxTokensDown => {
                 let m = self.params.max_tokens;
                 self.params.max_tokens = if action == Action::MaxTokensUp {
@@ -384,21 +402,6 @@ impl Ui {
             Action::CycleKvDtype => {
                 self.what_if.dtype = self.what_if.dtype.next();
             }
-            Action::CycleLiveKv => {
-                self.kv_live = self.kv_live.next();
-                return one(Command::Set(SettingChange::KvDtype(self.kv_live)));
-            }
-            Action::MeasureQuality => {
-                if store.model.is_none() {
-                    self.say(UiNotice::NoModel);
-                    return Vec::new();
-                }
-                self.say(UiNotice::QualityQueued);
-                return one(Command::MeasureQuality {
-                    tokens: crate::engine::quality::DEFAULT_TOKENS,
-                });
-            }
-            Action::ToggleVariants => self.show_variants = !self.show_variants,
             Action::CycleContext => {
                 self.what_if.context = (self.what_if.context + 1) % WHAT_IF_CONTEXTS.len();
             }
@@ -406,8 +409,13 @@ impl Ui {
                 self.what_if.batch = (self.what_if.batch + 1) % WHAT_IF_BATCH.len();
                 self.say(UiNotice::BatchSize(WHAT_IF_BATCH[self.what_if.batch]));
             }
-            // The terminal loop owns the recorder and reads the presets (this model does no IO).
-            Action::ToggleRecord | Action::OpenPresets | Action::OpenModels { .. } => {}
+            _ => {}
+        }
+    }
+
+    /// The preset and model pickers' cursor, choice and close.
+    fn pickers(&mut self, store: &Store, action: Action) -> Vec<Command> {
+        match action {
             Action::PickerUp | Action::PickerDown => {
                 let (selected, n) = match (self.models.as_mut(), self.picker.as_mut()) {
                     (Some(m), _) => (&mut m.selected, m.entries.len()),
@@ -427,6 +435,42 @@ impl Ui {
             }
             Action::PickerChoose if self.models.is_some() => return self.choose_model(),
             Action::PickerChoose => return self.choose_preset(store),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// What is looked at: focus, zoom, the selected token, scrolling, overlays, the demo's step.
+    fn view(&mut self, store: &Store, action: Action) {
+        let tokens = store.current.as_ref().map_or(0, |r| r.tokens.len());
+        match action {
+            Action::FocusNext => self.focus = self.focus.next(),
+            Action::FocusPrev => self.focus = self.focus.prev(),
+            Action::Focus(f) => self.focus = f,
+            Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
+                self.say(UiNotice::ZoomNeedsPane)
+            }
+            Action::ToggleZoom => {
+                self.zoom = !self.zoom;
+                self.say(if self.zoom {
+                    UiNotice::Zoomed(self.focus)
+                } else {
+                    UiNotice::Unzoomed
+                });
+            }
+            Action::SelectPrev | Action::SelectNext if tokens > 0 => {
+                let cur = self.selected.unwrap_or(tokens);
+                let next = if action == Action::SelectPrev {
+                    cur.saturating_sub(1)
+                } else {
+                    (cur + 1).min(tokens - 1)
+                };
+                self.selected = Some(next.min(tokens - 1));
+            }
+            Action::Select(i) if i < tokens => self.selected = Some(i),
+            Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
+            Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
+            Action::ToggleVariants => self.show_variants = !self.show_variants,
             Action::ToggleHelp => self.help = !self.help,
             Action::DemoNext | Action::DemoPrev => {
                 if let Some(d) = self.demo.as_mut() {
@@ -437,8 +481,8 @@ impl Ui {
                     }
                 }
             }
+            _ => {}
         }
-        Vec::new()
     }
 
     /// Load the model under the model picker's cursor, or make it the draft model.
