@@ -6,7 +6,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static HEAP: labtui::alloc::Heap = labtui::alloc::Heap;
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(mut cli: Cli) -> anyhow::Result<()> {
     labtui::alloc::keep_freed_pages();
     if let Some(n) = cli.threads {
         // candle's CPU kernels size their thread pools from this variable.
@@ -29,7 +29,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let model = chosen
         .clone()
         .unwrap_or_else(labtui::engine::source::default_spec);
-    match cli.command {
+    match cli.command.take() {
         Some(Cmd::Generate(a)) => {
             headless::generate(&model, &a, cli.record.as_deref(), preset.as_ref())
         }
@@ -48,14 +48,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Replay(a)) => {
             let rec = labtui::record::load(&a.file)?;
             labtui::tui::run(labtui::tui::Start {
-                model: None,
-                prompt: String::new(),
-                record: None,
-                replay: Some((rec, a.speed)),
-                preset: None,
-                endpoint: None,
                 shots: cli.shots.clone(),
-                feed: None,
+                ..labtui::tui::Start::replay(rec, a.speed)
             })
         }
         Some(Cmd::Tokenize(a)) => headless::tokenize(&model, &a),
@@ -72,25 +66,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Client(a) => bench::client::run(a),
             BenchWhat::Batch(a) => bench::batch::run(&model, a),
         },
-        None => labtui::tui::run(labtui::tui::Start {
-            model: chosen,
-            prompt: cli
-                .prompt
-                .clone()
-                .or_else(|| preset.as_ref().map(|p| p.prompts[0].clone()))
-                .unwrap_or_default(),
-            record: cli.record.clone(),
-            replay: None,
-            preset,
-            endpoint: cli.endpoint.clone().map(|url| labtui::serve::Endpoint {
+        None => labtui::tui::run(dashboard(&cli, chosen, preset)),
+    }
+}
+
+/// The dashboard's start from the command line: a local model, or the one an endpoint serves.
+fn dashboard(
+    cli: &Cli,
+    model: Option<String>,
+    preset: Option<labtui::preset::Preset>,
+) -> labtui::tui::Start {
+    use labtui::tui::{Mode, Opening, Start};
+    let opening = Opening {
+        prompt: cli
+            .prompt
+            .clone()
+            .or_else(|| preset.as_ref().map(|p| p.prompts[0].clone()))
+            .unwrap_or_default(),
+        preset,
+    };
+    let mode = match cli.endpoint.clone() {
+        Some(url) => Mode::Remote {
+            endpoint: labtui::serve::Endpoint {
                 url,
                 api_key: cli.api_key.clone(),
-                model: cli.model.clone(),
+                model,
                 api: cli.api.into(),
-            }),
-            shots: cli.shots.clone(),
-            feed: None,
-        }),
+            },
+            opening,
+        },
+        None => Mode::Local { model, opening },
+    };
+    Start {
+        mode,
+        record: cli.record.clone(),
+        shots: cli.shots.clone(),
     }
 }
 

@@ -71,16 +71,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
     let (key_tx, key_rx) = unbounded_channel();
     let (frame_tx, frame_rx) = unbounded_channel();
     let mut app = App::new(
-        Start {
-            model: Some("synthetic".into()),
-            prompt: String::new(),
-            record: None,
-            replay: None,
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: None,
-        },
+        Start::local(Some("synthetic".into())),
         Options {
             sample_every: None,
             ..Options::default()
@@ -189,16 +180,7 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
     let (key_tx, key_rx) = unbounded_channel();
     let (frame_tx, frame_rx) = unbounded_channel();
     let mut app = App::new(
-        Start {
-            model: None,
-            prompt: String::new(),
-            record: None,
-            replay: None,
-            preset: None,
-            endpoint: Some(mock.endpoint(labtui::serve::Api::Chat)),
-            shots: None,
-            feed: None,
-        },
+        Start::remote(mock.endpoint(labtui::serve::Api::Chat)),
         Options {
             sample_every: None,
             ..Options::default()

@@ -740,14 +740,8 @@ fn replayed_app(shots: Option<std::path::PathBuf>) -> labtui::tui::App {
     let rec = spec_recording();
     let mut app = labtui::tui::App::new(
         labtui::tui::Start {
-            model: None,
-            prompt: String::new(),
-            record: None,
-            replay: Some((rec, 1.0)),
-            preset: None,
-            endpoint: None,
             shots,
-            feed: None,
+            ..labtui::tui::Start::replay(rec, 1.0)
         },
         labtui::worker::Options {
             sample_every: None,

@@ -291,16 +291,7 @@ fn a_replayed_bench_serve_recording_draws_its_levels() {
         "the mock's tokens_predicted_total: {last:?}"
     );
     let mut app = labtui::tui::App::new(
-        labtui::tui::Start {
-            model: None,
-            prompt: String::new(),
-            record: None,
-            replay: Some((recording, 1.0)),
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: None,
-        },
+        labtui::tui::Start::replay(recording, 1.0),
         labtui::worker::Options {
             sample_every: None,
             ..Default::default()
@@ -384,19 +375,13 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
         Arc::new(AtomicBool::new(false)),
     ));
     let mut app = App::new(
-        Start {
-            model: None,
-            prompt: String::new(),
-            record: None,
-            replay: None,
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: Some(Feed {
+        Start::watching(
+            Feed {
                 events: rx,
                 status: "bench serve".into(),
-            }),
-        },
+            },
+            None,
+        ),
         labtui::worker::Options {
             sample_every: None,
             ..Default::default()

@@ -118,15 +118,14 @@ pub fn main(a: &DemoArgs, model: Option<String>, record: Option<PathBuf>) -> Res
     let preset = find(&a.name)?;
     let model = model.or_else(|| preset.model.clone());
     if !a.headless {
-        return crate::tui::run(crate::tui::Start {
-            model,
+        let opening = crate::tui::Opening {
             prompt: preset.prompts[0].clone(),
-            record,
-            replay: None,
             preset: Some(preset),
-            endpoint: None,
+        };
+        return crate::tui::run(crate::tui::Start {
+            mode: crate::tui::Mode::Local { model, opening },
+            record,
             shots: None,
-            feed: None,
         });
     }
     let model = model.unwrap_or_else(crate::engine::source::default_spec);

@@ -13,16 +13,7 @@ use std::time::Duration;
 /// The screen of `rec` replayed up to `at` seconds, `size` columns × rows.
 pub fn screen(rec: Recording, at: f64, size: (u16, u16), name: &str) -> Buffer {
     let mut app = App::new(
-        Start {
-            model: None,
-            prompt: String::new(),
-            record: None,
-            replay: Some((rec, 1.0)),
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: None,
-        },
+        Start::replay(rec, 1.0),
         crate::worker::Options {
             sample_every: None,
             ..Default::default()

@@ -18,38 +18,76 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// What the dashboard starts with.
+/// What the dashboard starts with: one mode, and where recordings and screenshots go.
 pub struct Start {
-    /// `None` means the default model, with the synthetic model as the fallback.
-    pub model: Option<String>,
-    pub prompt: String,
-    /// Record from the start into this file (R toggles recording at any time).
+    pub mode: Mode,
+    /// Record from the start into this file (R toggles recording at any time); a replay ignores it.
     pub record: Option<PathBuf>,
-    /// Drive the dashboard from a recording instead of the engine, at this speed.
-    pub replay: Option<(Recording, f64)>,
-    /// A preset's parameters and settings to start with.
-    pub preset: Option<crate::preset::Preset>,
-    /// Run on this OpenAI-compatible server instead of a local model (`model` then names the
-    /// served model).
-    pub endpoint: Option<crate::protocol::serve::Endpoint>,
     /// Where `S` writes its screenshots (the current folder when `None`).
     pub shots: Option<PathBuf>,
-    /// Watch events of work the caller runs itself (a serving benchmark) instead of a worker's.
-    pub feed: Option<Feed>,
+}
+
+/// Where the dashboard's events come from.
+pub enum Mode {
+    /// A model on this machine; `None` means the default model, with the synthetic model as the
+    /// fallback.
+    Local {
+        model: Option<String>,
+        opening: Opening,
+    },
+    /// A model on this OpenAI-compatible server.
+    Remote {
+        endpoint: crate::protocol::serve::Endpoint,
+        opening: Opening,
+    },
+    /// A recording, at this speed.
+    Replay(Recording, f64),
+    /// Events of work the caller runs itself (a serving benchmark).
+    Watch(Feed),
+}
+
+/// What a session with a model opens with: the prompt, and a preset's parameters and settings.
+#[derive(Default)]
+pub struct Opening {
+    pub prompt: String,
+    pub preset: Option<crate::preset::Preset>,
 }
 
 impl Start {
+    fn of(mode: Mode) -> Self {
+        Self {
+            mode,
+            record: None,
+            shots: None,
+        }
+    }
+
+    /// `model` on this machine (`None`: the default), with an empty prompt.
+    pub fn local(model: Option<String>) -> Self {
+        Self::of(Mode::Local {
+            model,
+            opening: Opening::default(),
+        })
+    }
+
+    /// The model `endpoint` serves, with an empty prompt.
+    pub fn remote(endpoint: crate::protocol::serve::Endpoint) -> Self {
+        Self::of(Mode::Remote {
+            endpoint,
+            opening: Opening::default(),
+        })
+    }
+
+    /// `recording` replayed at `speed`.
+    pub fn replay(recording: Recording, speed: f64) -> Self {
+        Self::of(Mode::Replay(recording, speed))
+    }
+
     /// Watch `feed` (no model, no worker), recording to `record` when given.
     pub fn watching(feed: Feed, record: Option<PathBuf>) -> Self {
         Self {
-            model: None,
-            prompt: String::new(),
             record,
-            replay: None,
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: Some(feed),
+            ..Self::of(Mode::Watch(feed))
         }
     }
 }
@@ -103,43 +141,39 @@ impl App {
     }
 
     fn from_start(start: Start, opts: Options) -> Self {
-        if let Some(feed) = start.feed {
-            let mut state = AppState::new("", "");
-            state.ui.fallback_to_synthetic = false;
-            state.ui.focus = Focus::Tape;
-            state.ui.say(UiNotice::Feed(feed.status));
-            return Self::with(state, Source::Feed(feed.events), start.record);
-        }
-        if let Some((rec, speed)) = start.replay {
-            let mut state = AppState::new("replay", "");
-            state.ui.focus = Focus::Tape;
-            state.ui.say(UiNotice::ReplayAt { speed });
-            return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
-        }
-        let (mut state, worker) = match start.endpoint.clone() {
-            Some(mut ep) => {
-                if ep.model.is_none() {
-                    ep.model = start.model.clone();
-                }
-                let mut state =
-                    AppState::new(ep.model.as_deref().unwrap_or(&ep.url), &start.prompt);
+        let (mut state, worker, opening) = match start.mode {
+            Mode::Watch(feed) => {
+                let mut state = AppState::new("", "");
                 state.ui.fallback_to_synthetic = false;
-                (state, Worker::spawn_remote(ep, opts))
+                state.ui.focus = Focus::Tape;
+                state.ui.say(UiNotice::Feed(feed.status));
+                return Self::with(state, Source::Feed(feed.events), start.record);
             }
-            None => {
-                let spec = start
-                    .model
+            Mode::Replay(rec, speed) => {
+                let mut state = AppState::new("replay", "");
+                state.ui.focus = Focus::Tape;
+                state.ui.say(UiNotice::ReplayAt { speed });
+                return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
+            }
+            Mode::Remote { endpoint, opening } => {
+                let name = endpoint.model.as_deref().unwrap_or(&endpoint.url);
+                let mut state = AppState::new(name, &opening.prompt);
+                state.ui.fallback_to_synthetic = false;
+                (state, Worker::spawn_remote(endpoint, opts), opening)
+            }
+            Mode::Local { model, opening } => {
+                let spec = model
                     .clone()
                     .unwrap_or_else(crate::engine::source::default_spec);
-                let mut state = AppState::new(&spec, &start.prompt);
-                state.ui.fallback_to_synthetic = start.model.is_none();
+                let mut state = AppState::new(&spec, &opening.prompt);
+                state.ui.fallback_to_synthetic = model.is_none();
                 load_recent(&mut state);
                 let worker = Worker::spawn(opts);
                 worker.send(Command::LoadModel { spec });
-                (state, worker)
+                (state, worker, opening)
             }
         };
-        if let Some(p) = &start.preset {
+        if let Some(p) = &opening.preset {
             worker.send_all(state.ui.apply_preset(&state.store, p));
         }
         Self::with(state, Source::Worker(worker), start.record)

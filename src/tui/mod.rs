@@ -9,7 +9,7 @@ pub mod replay;
 pub mod shot;
 pub mod view;
 
-pub use app::{App, Feed, Input, Start};
+pub use app::{App, Feed, Input, Mode, Opening, Start};
 
 use anyhow::Result;
 use crossterm::event::{Event as TermEvent, EventStream};

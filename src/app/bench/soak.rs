@@ -68,19 +68,7 @@ pub fn run(model: &str, a: &BenchSoakArgs) -> Result<()> {
 }
 
 async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
-    let mut app = App::new(
-        Start {
-            model: Some(model.into()),
-            prompt: String::new(),
-            record: None,
-            replay: None,
-            preset: None,
-            endpoint: None,
-            shots: None,
-            feed: None,
-        },
-        Options::default(),
-    );
+    let mut app = App::new(Start::local(Some(model.into())), Options::default());
     let mut events = app.take_events().expect("a live app has a worker's events");
     let mut term = Terminal::new(TestBackend::new(a.width, a.height))?;
     let mut sampler = Sampler::new();
