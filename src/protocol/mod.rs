@@ -17,7 +17,7 @@ pub use notice::{Job, Notice, Unserved};
 pub use sched::{Arrivals, SchedEvent, SchedPolicy, StreamSpec};
 pub use scraped::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{
-    DraftMode, KPolicy, KvDtype, Quant, Setting, SettingChange, Settings, DEFAULT_K, K_MAX,
+    Applies, DraftMode, KPolicy, KvDtype, Quant, Setting, SettingChange, Settings, DEFAULT_K, K_MAX,
 };
 pub use stamp::Stamper;
 

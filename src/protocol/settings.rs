@@ -308,82 +308,107 @@ impl fmt::Display for KPolicy {
     }
 }
 
-/// One setting changed to a value: what [`super::Command::Set`] asks and what the worker's
-/// notice says it took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SettingChange {
-    /// Weights requantised from the loaded ones; between runs.
-    Quant(Quant),
-    /// The KV cache's dtype; between runs.
-    KvDtype(KvDtype),
-    /// Where drafts come from; at the next run.
-    DraftMode(DraftMode),
-    /// Speculation length; at the next decode step.
-    K(KPolicy),
-    /// The draft model for draft-model mode (a model spec); loaded when that mode next runs.
-    DraftModel(String),
-    /// Layers the layer-skip draft runs before the head; at the next run.
-    DraftLayers(usize),
+/// When a setting the worker has taken starts to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applies {
+    /// At the next decode step of the run in progress.
+    NextStep,
+    /// From the next run.
+    NextRun,
+    /// Made when no run is in progress (at once when none is).
+    BetweenRuns,
+    /// When the setting is next used (a draft model, when its mode next runs).
+    NextUse,
 }
 
-/// Engine settings a command line, a preset or the dashboard asks for; `None` leaves one as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub quant: Option<Quant>,
-    pub kv_dtype: Option<KvDtype>,
-    pub draft_mode: Option<DraftMode>,
-    pub k: Option<KPolicy>,
+/// The one table of engine settings. Each row is a field of [`Settings`] (what a command line, a
+/// preset or the dashboard asks for), a variant of [`SettingChange`] (what
+/// [`super::Command::Set`] carries and the worker's notice says it took), the setting's name and
+/// when it applies. The rows' order is the order [`Settings::commands`] sends them in. Adding a
+/// setting is one row here.
+macro_rules! settings_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident($ty:ty), field $field:ident, named $name:literal, applies $applies:ident;
+    )*) => {
+        /// One setting changed to a value: a row of the settings table.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum SettingChange {
+            $($(#[doc = $doc])* $variant($ty),)*
+        }
+
+        /// Engine settings a command line, a preset or the dashboard asks for; `None` leaves one
+        /// as it is.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Settings {
+            $($(#[doc = $doc])* pub $field: Option<$ty>,)*
+        }
+
+        impl Settings {
+            /// These settings with `over`'s wherever `over` names one (a command line over a
+            /// preset).
+            pub fn overlaid(&self, over: &Settings) -> Settings {
+                Settings {
+                    $($field: over.$field.clone().or_else(|| self.$field.clone()),)*
+                }
+            }
+
+            /// The commands that tell the worker, in the table's order (the draft model before
+            /// the draft mode, which may load it).
+            pub fn commands(&self) -> Vec<super::Command> {
+                let mut commands = Vec::new();
+                $(if let Some(v) = &self.$field {
+                    commands.push(super::Command::Set(SettingChange::$variant(v.clone())));
+                })*
+                commands
+            }
+
+            /// Take one change: the newest of each setting wins.
+            pub fn set(&mut self, change: SettingChange) {
+                match change {
+                    $(SettingChange::$variant(v) => self.$field = Some(v),)*
+                }
+            }
+        }
+
+        impl SettingChange {
+            /// The setting's name, as messages say it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)*
+                }
+            }
+
+            /// When the worker starts to apply it.
+            pub fn applies(&self) -> Applies {
+                match self {
+                    $(Self::$variant(_) => Applies::$applies,)*
+                }
+            }
+
+            /// The value, as messages say it.
+            pub fn value(&self) -> String {
+                match self {
+                    $(Self::$variant(v) => v.to_string(),)*
+                }
+            }
+        }
+    };
+}
+
+settings_table! {
     /// The draft model for draft-model mode (a model spec).
-    pub draft_model: Option<String>,
+    DraftModel(String), field draft_model, named "draft model", applies NextUse;
     /// Layers the layer-skip draft runs before the head.
-    pub draft_layers: Option<usize>,
-}
-
-impl Settings {
-    /// These settings with `over`'s wherever `over` names one (a command line over a preset).
-    pub fn overlaid(&self, over: &Settings) -> Settings {
-        Settings {
-            quant: over.quant.or(self.quant),
-            kv_dtype: over.kv_dtype.or(self.kv_dtype),
-            draft_mode: over.draft_mode.or(self.draft_mode),
-            k: over.k.or(self.k),
-            draft_model: over
-                .draft_model
-                .clone()
-                .or_else(|| self.draft_model.clone()),
-            draft_layers: over.draft_layers.or(self.draft_layers),
-        }
-    }
-
-    /// The commands that tell the worker, draft model before draft mode (the mode may load it).
-    pub fn commands(&self) -> Vec<super::Command> {
-        use SettingChange as C;
-        let changes = [
-            self.draft_model.clone().map(C::DraftModel),
-            self.draft_layers.map(C::DraftLayers),
-            self.draft_mode.map(C::DraftMode),
-            self.k.map(C::K),
-            self.quant.map(C::Quant),
-            self.kv_dtype.map(C::KvDtype),
-        ];
-        changes
-            .into_iter()
-            .flatten()
-            .map(super::Command::Set)
-            .collect()
-    }
-
-    /// Take one change: the newest of each setting wins.
-    pub fn set(&mut self, change: SettingChange) {
-        match change {
-            SettingChange::Quant(q) => self.quant = Some(q),
-            SettingChange::KvDtype(d) => self.kv_dtype = Some(d),
-            SettingChange::DraftMode(m) => self.draft_mode = Some(m),
-            SettingChange::K(k) => self.k = Some(k),
-            SettingChange::DraftModel(spec) => self.draft_model = Some(spec),
-            SettingChange::DraftLayers(n) => self.draft_layers = Some(n),
-        }
-    }
+    DraftLayers(usize), field draft_layers, named "layer-skip draft layers", applies NextRun;
+    /// Where drafts come from.
+    DraftMode(DraftMode), field draft_mode, named "draft mode", applies NextRun;
+    /// Speculation length.
+    K(KPolicy), field k, named "K", applies NextStep;
+    /// Weights requantised from the loaded ones.
+    Quant(Quant), field quant, named "quantization", applies BetweenRuns;
+    /// The KV cache's dtype.
+    KvDtype(KvDtype), field kv_dtype, named "KV cache dtype", applies NextRun;
 }
 
 #[cfg(test)]

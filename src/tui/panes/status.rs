@@ -3,7 +3,7 @@
 //! and only here, from the typed [`Status`] the state holds ([`words`]; headless commands print
 //! the worker's notices with [`notice`]).
 
-use crate::protocol::{Job, Notice, SettingChange, Unserved};
+use crate::protocol::{Applies, Job, Notice, SettingChange, Unserved};
 use crate::state::{Action, AppState, Focus, Happened, Status, UiNotice};
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
@@ -235,7 +235,7 @@ pub fn notice(n: &Notice) -> String {
         ),
         Notice::NotRemote { asked, url } => {
             let what = match asked {
-                Unserved::Setting(c) => setting_name(c),
+                Unserved::Setting(c) => c.name(),
                 Unserved::Quality => "measuring quality",
                 Unserved::Demos => "the demos",
                 Unserved::Streams => "simulated request streams",
@@ -246,33 +246,16 @@ pub fn notice(n: &Notice) -> String {
     }
 }
 
-/// A setting taken, and from when it applies.
+/// A setting taken, and from when it applies: every setting's words come from its row in the
+/// settings table.
 fn taken(c: &SettingChange) -> String {
-    match c {
-        SettingChange::Quant(q) => {
-            format!("quantization {q}: requantising when no run is in progress")
-        }
-        SettingChange::KvDtype(d) => format!("KV cache {d}: from the next run"),
-        SettingChange::DraftMode(m) => format!("draft mode {m}: from the next run"),
-        SettingChange::K(k) => format!("K = {k}: from the next step"),
-        SettingChange::DraftModel(spec) => {
-            format!("draft model {spec}: loaded when draft-model mode next runs")
-        }
-        SettingChange::DraftLayers(n) => {
-            format!("layer-skip drafts through {n} layers: from the next run")
-        }
-    }
-}
-
-fn setting_name(c: &SettingChange) -> &'static str {
-    match c {
-        SettingChange::Quant(_) => "quantization",
-        SettingChange::KvDtype(_) => "the KV cache dtype",
-        SettingChange::DraftMode(_) => "the draft mode",
-        SettingChange::K(_) => "speculation length K",
-        SettingChange::DraftModel(_) => "the draft model",
-        SettingChange::DraftLayers(_) => "the draft layers",
-    }
+    let when = match c.applies() {
+        Applies::NextStep => "from the next step",
+        Applies::NextRun => "from the next run",
+        Applies::BetweenRuns => "when no run is in progress",
+        Applies::NextUse => "when it is next used",
+    };
+    format!("{} = {}: {when}", c.name(), c.value())
 }
 
 /// The words of an answer to a person's action, or of the terminal loop's doing.
