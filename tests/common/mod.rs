@@ -221,6 +221,7 @@ pub fn served_url(child: &mut std::process::Child) -> String {
         .expect("labtui serve names its address on stderr within a minute")
 }
 pub mod engine;
+pub mod screen;
 pub mod tmux;
 pub mod worker;
 
