@@ -141,6 +141,36 @@ impl Store {
     pub fn apply(&mut self, s: &Stamped) {
         self.now = self.now.max(s.at);
         match &s.event {
+            Event::ModelLoading { .. }
+            | Event::LoadProgress { .. }
+            | Event::ModelLoaded(_)
+            | Event::Requantizing { .. }
+            | Event::VariantReady(_)
+            | Event::Quality(_) => self.apply_model(&s.event),
+            Event::RunStarted { .. }
+            | Event::PrefillDone { .. }
+            | Event::Token(_)
+            | Event::KvBlocks { .. }
+            | Event::SpecStep(_)
+            | Event::RunFinished { .. } => self.apply_run(&s.event),
+            Event::System(_) | Event::Server(_) => self.apply_sample(s),
+            // The status line tells these (see `follow`).
+            Event::Note(_) | Event::Notice { .. } | Event::StreamDone(_) | Event::BatchDone(_) => {}
+            Event::Demo(run) => self.demos.push(run.clone()),
+            Event::Serve(e) => self.serve.apply(s.at, e),
+            Event::Sched(e) => {
+                if let SchedEvent::Started { .. } = e {
+                    self.sched_runs += 1;
+                }
+                self.sched.apply(s.at, e)
+            }
+            Event::Error { message } => self.apply_error(message),
+        }
+    }
+
+    /// The model's loading, its variants and their quality.
+    fn apply_model(&mut self, event: &Event) {
+        match event {
             Event::ModelLoading { spec } => {
                 self.loading = Some((spec.clone(), 0, 0));
                 self.load_failed = false;
@@ -168,6 +198,13 @@ impl Store {
             Event::Quality(q) => {
                 self.variant_row(q.quant, q.kv_dtype).quality = Some(q.clone());
             }
+            _ => {}
+        }
+    }
+
+    /// The current run's start, progress and end.
+    fn apply_run(&mut self, event: &Event) {
+        match event {
             Event::RunStarted {
                 run,
                 prompt_tokens,
@@ -209,17 +246,6 @@ impl Store {
                     r.spec.apply(step, next);
                 }
             }
-            Event::System(sample) => {
-                self.system.push((s.at, sample.clone()));
-                self.last_system = Some(sample.clone());
-            }
-            Event::Server(sample) => {
-                // A recording may hold any number of positions; a scrape keeps this many.
-                let mut sample = sample.clone();
-                sample.spec_accepted_per_pos.truncate(MAX_SPEC_POSITIONS);
-                self.server.push(sample.clone());
-                self.last_server = Some(sample);
-            }
             Event::RunFinished { summary, .. } => {
                 if let Some(r) = self.current.as_mut() {
                     if r.prompt_tokens == 0 {
@@ -235,26 +261,37 @@ impl Store {
                     row.decode_tok_s = Some(summary.decode_tok_s);
                 }
             }
-            // The status line tells these (see `follow`).
-            Event::Note(_) | Event::Notice { .. } | Event::StreamDone(_) | Event::BatchDone(_) => {}
-            Event::Demo(run) => self.demos.push(run.clone()),
-            Event::Serve(e) => self.serve.apply(s.at, e),
-            Event::Sched(e) => {
-                if let SchedEvent::Started { .. } = e {
-                    self.sched_runs += 1;
-                }
-                self.sched.apply(s.at, e)
-            }
-            Event::Error { message } => {
-                // A run the error cut short is over: nothing more comes for it.
-                if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
-                    r.failed = Some(message.clone());
-                }
-                self.load_failed = self.loading.take().is_some();
-                self.error = Some(message.clone());
-                self.errors += 1;
-            }
+            _ => {}
         }
+    }
+
+    /// The system's and the server's samples.
+    fn apply_sample(&mut self, s: &Stamped) {
+        match &s.event {
+            Event::System(sample) => {
+                self.system.push((s.at, sample.clone()));
+                self.last_system = Some(sample.clone());
+            }
+            Event::Server(sample) => {
+                // A recording may hold any number of positions; a scrape keeps this many.
+                let mut sample = sample.clone();
+                sample.spec_accepted_per_pos.truncate(MAX_SPEC_POSITIONS);
+                self.server.push(sample.clone());
+                self.last_server = Some(sample);
+            }
+            _ => {}
+        }
+    }
+
+    /// A worker's error: ends the run it cut short and a load under way.
+    fn apply_error(&mut self, message: &str) {
+        // A run the error cut short is over: nothing more comes for it.
+        if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
+            r.failed = Some(message.to_string());
+        }
+        self.load_failed = self.loading.take().is_some();
+        self.error = Some(message.to_string());
+        self.errors += 1;
     }
 
     /// The server's rates now: over its samples of the last [`SERVER_RECENT`] (at least the last

@@ -66,20 +66,6 @@ struct Seen {
 pub fn run(a: &BenchClientArgs) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Two runtimes, their threads named, so that each side's CPU time can be read apart.
-    // Two runtimes, their threads named, so that each side's CPU time can be read apart.
-    let runtime = |name: &str, threads: usize| {
-        let mut b = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(threads);
-            b
-        };
-        b.thread_name(name)
-            .enable_all()
-            .build()
-            .with_context(|| format!("starting the {name} runtime"))
-    };
     let mock_rt = runtime("mock", cores)?;
     let client_threads = a.client_threads.unwrap_or(cores);
     let client_rt = runtime("client", client_threads)?;
@@ -109,28 +95,62 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
     let client = Client::default();
     let window = Duration::from_secs(a.seconds as u64);
 
+    let (saturated, paced) = measure(a, &client_rt, &client, &mock, stamped, window)?;
+    drop(mock);
+    print_table(a, &saturated, &paced);
+    print_notes();
+    print_verdict(a, &saturated, &paced);
+    Ok(())
+}
+
+/// A runtime whose threads are named `name`; `threads == 1` gives a current-thread runtime.
+fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {
+    let mut b = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    b.thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("starting the {name} runtime"))
+}
+
+/// The saturated phase, then the paced one (the mock re-scripted to `--rate`).
+fn measure(
+    a: &BenchClientArgs,
+    client_rt: &tokio::runtime::Runtime,
+    client: &Client,
+    mock: &Mock,
+    stamped: Script,
+    window: Duration,
+) -> Result<(Phase, Phase)> {
     // The client's side runs on a thread named as its runtime's workers are (a current-thread
     // runtime runs its tasks on the thread that blocks on it).
-    let (saturated, paced) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("client".into())
             .spawn_scoped(scope, || {
-                let saturated = client_rt.block_on(phase(&client, &mock, a, window));
+                let saturated = client_rt.block_on(phase(client, mock, a, window));
                 let interval = Duration::from_secs_f64(a.streams as f64 / a.rate as f64);
                 mock.set_script(Script {
                     ttft: interval,
                     chunk_delays: vec![interval],
                     ..stamped
                 });
-                let paced = client_rt.block_on(phase(&client, &mock, a, window));
+                let paced = client_rt.block_on(phase(client, mock, a, window));
                 (saturated, paced)
             })
             .map(|h| h.join())
     })
     .context("starting the client's thread")?
-    .map_err(|_| anyhow::anyhow!("the client's thread panicked"))?;
-    drop(mock);
+    .map_err(|_| anyhow::anyhow!("the client's thread panicked"))
+}
 
+/// Both phases' table, then each phase's first failure.
+fn print_table(a: &BenchClientArgs, saturated: &Phase, paced: &Phase) {
     let mut t = Table::new([
         ("phase", Align::Left),
         ("offered", Align::Left),
@@ -146,8 +166,8 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
         ("wake-up p99", Align::Right),
     ]);
     for (name, offered, p) in [
-        ("saturate", "no delay".to_string(), &saturated),
-        ("paced", format!("{} tok/s", a.rate), &paced),
+        ("saturate", "no delay".to_string(), saturated),
+        ("paced", format!("{} tok/s", a.rate), paced),
     ] {
         let [p50, p90, p99] = itl_percentiles(&p.lags);
         let max = p.lags.iter().max().copied().unwrap_or_default();
@@ -168,7 +188,7 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
         ]);
     }
     print!("{}", t.markdown());
-    for (name, p) in [("saturate", &saturated), ("paced", &paced)] {
+    for (name, p) in [("saturate", saturated), ("paced", paced)] {
         if let Some(first) = p.failures.first() {
             println!(
                 "{name}: {} failed requests, the first: {first}",
@@ -176,6 +196,10 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
             );
         }
     }
+}
+
+/// What the table's columns measure.
+fn print_notes() {
     println!(
         "\nstreamed tok/s: output tokens the client delivered (per the server's per-chunk usage) in the window.\n\
          added latency: each chunk carries the mock's send time on this process's clock, stamped just \
@@ -189,6 +213,10 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
          CPU: the threads of each runtime (the mock's share the same cores, so the client alone would \
          stream faster); µs/token is the client's CPU per streamed token."
     );
+}
+
+/// Whether the issue's target was met.
+fn print_verdict(a: &BenchClientArgs, saturated: &Phase, paced: &Phase) {
     let [_, _, p99] = itl_percentiles(&paced.lags);
     let rate = tok_per_s(saturated.tokens, saturated.window);
     let met = rate >= TARGET_TOK_S && p99 < TARGET_P99;
@@ -200,7 +228,6 @@ pub fn run(a: &BenchClientArgs) -> Result<()> {
     if a.streams != 64 || a.rate as f64 != TARGET_TOK_S {
         println!("(the target is stated for 64 streams and --rate 20000)");
     }
-    Ok(())
 }
 
 /// All streams, back to back, for the warm-up and `window`.

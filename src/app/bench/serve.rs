@@ -6,7 +6,7 @@
 use crate::app::args;
 use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
 use crate::protocol::Event;
-use crate::protocol::Stamper;
+use crate::protocol::{Stamped, Stamper};
 use crate::record::{Header, Recorder};
 use crate::report::serve as table;
 use crate::serve::client::{Cancel, Client, CountTokens};
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -348,49 +348,18 @@ pub fn run(
             },
         );
     }
-    let mut recorder = match record {
-        Some(p) => Some(Recorder::create(
-            p,
-            Header::new(
-                None,
-                Default::default(),
-                Default::default(),
-                Default::default(),
-            ),
-        )?),
-        None => None,
-    };
+    let mut recorder = record.map(create_recorder).transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let stop_on_signal = stop.clone();
-    let cancel_on_signal = cancel.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: requests in flight are cancelled");
-            stop_on_signal.store(true, Ordering::SeqCst);
-            cancel_on_signal.cancel();
-        }
-    });
+    stop_on_ctrl_c(&rt, &stop, &cancel);
     // The same events the dashboard's serve view gets (the load's and the scraped server
     // metrics'), printed as progress and recorded, so a replay shows the same view.
     let (tx, mut rx) = unbounded_channel();
     let out = Stamper::new(tx, Instant::now());
     let load = rt.spawn(drive(bench, out, stop.clone()));
-    let mut record_error: Option<anyhow::Error> = None;
-    rt.block_on(async {
-        while let Some(stamped) = rx.recv().await {
-            if let Event::Serve(e) = &stamped.event {
-                progress(e);
-            }
-            if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
-                if let Err(err) = r.event(&stamped) {
-                    record_error = Some(err);
-                }
-            }
-        }
-    });
+    let record_error = rt.block_on(follow(&mut rx, recorder.as_mut()));
     let (levels, requests) = rt
         .block_on(load)
         .map_err(|e| anyhow::anyhow!("the load crashed: {e}"))??;
@@ -405,4 +374,50 @@ pub fn run(
         bail!("stopped before the end: the table holds the levels measured");
     }
     Ok(())
+}
+
+/// A recording of the benchmark's events at `path`, with an empty header.
+fn create_recorder(path: &std::path::Path) -> Result<Recorder> {
+    Recorder::create(
+        path,
+        Header::new(
+            None,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ),
+    )
+}
+
+/// On Ctrl-C: set `stop` and cancel the requests in flight.
+fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, stop: &Arc<AtomicBool>, cancel: &Cancel) {
+    let stop_on_signal = stop.clone();
+    let cancel_on_signal = cancel.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: requests in flight are cancelled");
+            stop_on_signal.store(true, Ordering::SeqCst);
+            cancel_on_signal.cancel();
+        }
+    });
+}
+
+/// Prints the load's progress and records every event until the load ends; the first error
+/// writing the recording stops the recording, not the load.
+async fn follow(
+    rx: &mut UnboundedReceiver<Stamped>,
+    mut recorder: Option<&mut Recorder>,
+) -> Option<anyhow::Error> {
+    let mut record_error: Option<anyhow::Error> = None;
+    while let Some(stamped) = rx.recv().await {
+        if let Event::Serve(e) = &stamped.event {
+            progress(e);
+        }
+        if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
+            if let Err(err) = r.event(&stamped) {
+                record_error = Some(err);
+            }
+        }
+    }
+    record_error
 }

@@ -74,10 +74,15 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
     let mut sampler = Sampler::new();
     let tokens = a.tokens as usize;
     let window = (tokens / 10).max(8);
-    let (mut first, mut last) = (Window::default(), Window::default());
+    let mut tally = Tally {
+        tokens,
+        window,
+        first: Window::default(),
+        last: Window::default(),
+        // A progress line each tenth of the run: how memory net of the KV cache went on the way.
+        next_note: window,
+    };
     let mut backlog = 0usize;
-    // A progress line each tenth of the run: how memory net of the KV cache went on the way.
-    let mut next_note = window;
     let mut started = false;
     let mut done = false;
     let mut frame = tokio::time::interval(FRAME);
@@ -92,24 +97,7 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
                 }
                 backlog = backlog.max(batch.len());
                 for ev in &batch {
-                    match &ev.event {
-                        Event::ModelLoaded(info) if !started => {
-                            started = true;
-                            eprintln!("{} loaded; generating {tokens} tokens with the dashboard attached …", info.name);
-                            app.send(vec![Command::Generate {
-                                prompt: "Write a long story about a lighthouse keeper.".into(),
-                                params: GenParams {
-                                    max_tokens: tokens,
-                                    raw: true,
-                                    ignore_eos: true,
-                                    ..GenParams::default()
-                                },
-                            }]);
-                        }
-                        Event::RunFinished { .. } => done = true,
-                        Event::Error { message } => bail!("{message}"),
-                        _ => {}
-                    }
+                    on_event(&mut app, &ev.event, tokens, &mut started, &mut done)?;
                 }
                 app.events(batch);
             }
@@ -119,33 +107,94 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
                     term.draw(|f| app.draw(f.area(), f.buffer_mut()))?;
                 }
                 let spent = t.elapsed();
-                let run = app.state.store.current.as_ref();
-                let n = run.map_or(0, |r| r.tokens.len());
-                let kv = run.map_or(0, kv_storage);
-                if n >= next_note {
-                    next_note += window;
-                    let s = sampler.sample();
-                    eprintln!(
-                        "{n} tokens in {:.0} s: RSS {} − KV storage {} = {}; live heap {} − KV = {}",
-                        t0.elapsed().as_secs_f64(),
-                        human_bytes(s.process_rss),
-                        human_bytes(kv),
-                        human_bytes(s.process_rss.saturating_sub(kv)),
-                        human_bytes(s.heap_live),
-                        human_bytes(s.heap_live.saturating_sub(kv))
-                    );
-                }
-                let w = if n <= window { &mut first } else if n + window >= tokens { &mut last } else { continue };
-                w.frames.push(spent);
-                let s = sampler.sample();
-                w.rss = s.process_rss;
-                w.heap = s.heap_live;
-                w.kv = kv;
-                w.tokens = n;
+                tally.frame(&app, spent, &mut sampler, t0);
             }
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    print_report(tokens, secs, backlog, &tally.first, &tally.last);
+    Ok(())
+}
+
+/// Starts the generation once the model is loaded; notes the run's end and the worker's errors.
+fn on_event(
+    app: &mut App,
+    event: &Event,
+    tokens: usize,
+    started: &mut bool,
+    done: &mut bool,
+) -> Result<()> {
+    match event {
+        Event::ModelLoaded(info) if !*started => {
+            *started = true;
+            eprintln!(
+                "{} loaded; generating {tokens} tokens with the dashboard attached …",
+                info.name
+            );
+            app.send(vec![Command::Generate {
+                prompt: "Write a long story about a lighthouse keeper.".into(),
+                params: GenParams {
+                    max_tokens: tokens,
+                    raw: true,
+                    ignore_eos: true,
+                    ..GenParams::default()
+                },
+            }]);
+        }
+        Event::RunFinished { .. } => *done = true,
+        Event::Error { message } => bail!("{message}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The first and the last window of the soak, and when the next progress line is due.
+struct Tally {
+    tokens: usize,
+    window: usize,
+    first: Window,
+    last: Window,
+    next_note: usize,
+}
+
+impl Tally {
+    /// One frame that took `spent` to draw: a progress line when due, and the frame counted in
+    /// the first or the last window if it falls in one.
+    fn frame(&mut self, app: &App, spent: Duration, sampler: &mut Sampler, t0: Instant) {
+        let run = app.state.store.current.as_ref();
+        let n = run.map_or(0, |r| r.tokens.len());
+        let kv = run.map_or(0, kv_storage);
+        if n >= self.next_note {
+            self.next_note += self.window;
+            let s = sampler.sample();
+            eprintln!(
+                "{n} tokens in {:.0} s: RSS {} − KV storage {} = {}; live heap {} − KV = {}",
+                t0.elapsed().as_secs_f64(),
+                human_bytes(s.process_rss),
+                human_bytes(kv),
+                human_bytes(s.process_rss.saturating_sub(kv)),
+                human_bytes(s.heap_live),
+                human_bytes(s.heap_live.saturating_sub(kv))
+            );
+        }
+        let w = if n <= self.window {
+            &mut self.first
+        } else if n + self.window >= self.tokens {
+            &mut self.last
+        } else {
+            return;
+        };
+        w.frames.push(spent);
+        let s = sampler.sample();
+        w.rss = s.process_rss;
+        w.heap = s.heap_live;
+        w.kv = kv;
+        w.tokens = n;
+    }
+}
+
+/// The start and end windows side by side, and how much memory net of the KV cache grew.
+fn print_report(tokens: usize, secs: f64, backlog: usize, first: &Window, last: &Window) {
     let mut t = Table::new([
         ("window", Align::Left),
         ("tokens", Align::Right),
@@ -157,7 +206,7 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
         ("frame p99", Align::Right),
         ("frames", Align::Right),
     ]);
-    for (name, w) in [("start", &first), ("end", &last)] {
+    for (name, w) in [("start", first), ("end", last)] {
         t.row([
             name.to_string(),
             w.tokens.to_string(),
@@ -184,5 +233,4 @@ async fn soak(model: &str, a: &BenchSoakArgs) -> Result<()> {
                 .saturating_sub(first.heap.saturating_sub(first.kv))
         )
     );
-    Ok(())
 }

@@ -266,36 +266,7 @@ impl Client {
         tokio::pin!(stall);
         let tokens = |t: &Tally| t.out.token_at.len();
 
-        let resp = tokio::select! {
-            biased;
-            _ = &mut cancelled => return Err(fault::cancelled(0)),
-            r = send(rb) => r.map_err(|e| fault::request(&e, url))?,
-            _ = &mut stall => return Err(fault::stalled(self.stall, 0)),
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let body = tokio::select! {
-                biased;
-                _ = &mut cancelled => return Err(fault::cancelled(0)),
-                b = read_capped(resp, ERROR_BODY_BYTES) => b,
-                _ = &mut stall => String::new(),
-            };
-            return Err(fault::status(status, &body));
-        }
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .map(|ct| ct.to_str().unwrap_or("").to_string());
-        if let Some(ct) = content_type {
-            if !ct.contains("event-stream") {
-                let body = read_capped(resp, 200).await;
-                return Err(fault::malformed(
-                    &format!("expected text/event-stream, got {ct}"),
-                    &body,
-                ));
-            }
-        }
-
+        let resp = self.respond(rb, url, &mut cancelled, &mut stall).await?;
         let mut events = resp.bytes_stream().eventsource();
         let mut last = tokio::time::Instant::now();
         loop {
@@ -328,36 +299,88 @@ impl Client {
             if data == "[DONE]" {
                 break;
             }
-            let chunk: openai::Chunk =
-                serde_json::from_str(data).map_err(|e| fault::malformed(&e.to_string(), data))?;
-            if let Some(e) = &chunk.error {
-                return Err(Failure::new(
-                    FailureKind::Other,
-                    format!(
-                        "the server stopped the stream after {} tokens: {}",
-                        tokens(tally),
-                        openai::stream_error(e)
-                    ),
-                ));
-            }
-            let first = chunk.choices.first();
-            let text = first.map_or("", |c| c.text());
-            let finish = first.and_then(|c| c.finish_reason.as_ref().map(|f| f.0.as_ref()));
-            let n = tally.chunk(at, text, first.is_some(), finish, chunk.usage);
-            if n > 0 || !text.is_empty() {
-                on_piece(&Piece {
-                    at,
-                    tokens: n,
-                    text,
-                    prompt_tokens: tally.out.prompt_tokens,
-                });
-            }
+            on_chunk(data, at, tally, on_piece)?;
         }
         tally.out.e2e = sent.elapsed();
         // Read the end of the body so the connection can be reused.
         let _ = tokio::time::timeout(DRAIN, async { while events.next().await.is_some() {} }).await;
         Ok(())
     }
+
+    /// Sends the request and checks that the answer is a stream of events; a failure, the
+    /// stream stalling or the caller cancelling ends it first.
+    async fn respond<C: std::future::Future<Output = ()>>(
+        &self,
+        rb: reqwest::RequestBuilder,
+        url: &str,
+        cancelled: &mut std::pin::Pin<&mut C>,
+        stall: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Result<reqwest::Response, Failure> {
+        let resp = tokio::select! {
+            biased;
+            _ = cancelled.as_mut() => return Err(fault::cancelled(0)),
+            r = send(rb) => r.map_err(|e| fault::request(&e, url))?,
+            _ = stall.as_mut() => return Err(fault::stalled(self.stall, 0)),
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = tokio::select! {
+                biased;
+                _ = cancelled.as_mut() => return Err(fault::cancelled(0)),
+                b = read_capped(resp, ERROR_BODY_BYTES) => b,
+                _ = stall.as_mut() => String::new(),
+            };
+            return Err(fault::status(status, &body));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|ct| ct.to_str().unwrap_or("").to_string());
+        if let Some(ct) = content_type {
+            if !ct.contains("event-stream") {
+                let body = read_capped(resp, 200).await;
+                return Err(fault::malformed(
+                    &format!("expected text/event-stream, got {ct}"),
+                    &body,
+                ));
+            }
+        }
+        Ok(resp)
+    }
+}
+
+/// One chunk of the stream: counted, and handed on if it carries tokens or text.
+fn on_chunk(
+    data: &str,
+    at: Duration,
+    tally: &mut Tally<'_>,
+    on_piece: &mut impl FnMut(&Piece<'_>),
+) -> Result<(), Failure> {
+    let chunk: openai::Chunk =
+        serde_json::from_str(data).map_err(|e| fault::malformed(&e.to_string(), data))?;
+    if let Some(e) = &chunk.error {
+        return Err(Failure::new(
+            FailureKind::Other,
+            format!(
+                "the server stopped the stream after {} tokens: {}",
+                tally.out.token_at.len(),
+                openai::stream_error(e)
+            ),
+        ));
+    }
+    let first = chunk.choices.first();
+    let text = first.map_or("", |c| c.text());
+    let finish = first.and_then(|c| c.finish_reason.as_ref().map(|f| f.0.as_ref()));
+    let n = tally.chunk(at, text, first.is_some(), finish, chunk.usage);
+    if n > 0 || !text.is_empty() {
+        on_piece(&Piece {
+            at,
+            tokens: n,
+            text,
+            prompt_tokens: tally.out.prompt_tokens,
+        });
+    }
+    Ok(())
 }
 
 /// The body of a response, at most `cap` bytes of it, as text (empty if it broke off).

@@ -250,85 +250,185 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
     let before = target.totals().await;
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
-    let mut set: JoinSet<(u64, Outcome)> = JoinSet::new();
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(n);
-    let (mut sent, mut failed) = (0usize, 0usize);
-    let mut fastest: Option<Duration> = None;
-    let mut stopped: Option<StopReason> = None;
+    let mut f = Flight::new(n);
     loop {
         let now = Instant::now();
         if run.stop.load(Ordering::SeqCst) {
-            set.abort_all();
-            stopped.get_or_insert(StopReason::Stopped);
+            f.set.abort_all();
+            f.stopped.get_or_insert(StopReason::Stopped);
         }
-        let open = sent < n && stopped.is_none() && deadline.is_none_or(|d| now < d);
+        let open = f.sent < n && f.stopped.is_none() && deadline.is_none_or(|d| now < d);
         if open {
-            while sent < n && set.len() < cap {
-                if arrivals.as_ref().is_some_and(|at| t0 + at[sent] > now) {
-                    break;
-                }
-                let id = run.next_id;
-                run.next_id += 1;
-                (run.sink)(ServeEvent::Sent { level: index, id });
-                let fut = target.send(reqs[sent].clone(), run.origin);
-                set.spawn(async move { (id, fut.await) });
-                sent += 1;
-            }
-            if let Some(at) = &arrivals {
-                let due = at[sent..].partition_point(|a| t0 + *a <= now);
-                let limit = backlog_limit(rate, fastest, cap);
-                if set.len() + due > limit {
-                    stopped = Some(StopReason::Saturated {
-                        outstanding: set.len() + due,
-                        limit,
-                    });
-                }
-            }
+            let pace = Pace {
+                arrivals: arrivals.as_deref(),
+                cap,
+                rate,
+                t0,
+                now,
+            };
+            f.dispatch(run, target, reqs, index, pace);
         }
-        if set.is_empty() && !(open && sent < n) {
+        if f.set.is_empty() && !(open && f.sent < n) {
             break;
         }
         let next_arrival = arrivals
             .as_ref()
-            .filter(|_| open && sent < n && set.len() < cap)
-            .map(|at| t0 + at[sent]);
+            .filter(|_| open && f.sent < n && f.set.len() < cap)
+            .map(|at| t0 + at[f.sent]);
         tokio::select! {
-            joined = set.join_next(), if !set.is_empty() => {
+            joined = f.set.join_next(), if !f.set.is_empty() => {
                 let Some(Ok((id, outcome))) = joined else { continue };
-                failed += usize::from(!outcome.ok());
-                if outcome.ok() {
-                    fastest = Some(fastest.map_or(outcome.e2e, |f| f.min(outcome.e2e)));
-                }
-                (run.sink)(ServeEvent::Done { level: index, id, outcome: outcome.clone() });
-                outcomes.push(outcome);
-                let ended = outcomes.len();
-                if stopped.is_none() && ended >= 10 && failed as f64 > plan.max_error_rate * ended as f64 {
-                    stopped = Some(StopReason::Errors { max_error_rate: plan.max_error_rate, failed, ended });
-                }
+                f.done(run, index, id, outcome, plan.max_error_rate);
             }
             _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
-    if stopped.is_none() && sent < n {
-        stopped = Some(StopReason::Duration { sent, requests: n });
-    }
+    f.stopped_early(n);
     let after = match before {
         Some(_) => target.totals().await,
         None => None,
     };
-    let mut summary = summary::summarize(summary::Inputs {
-        endpoint: &target.name(),
-        load,
-        outcomes: &outcomes,
-        slo: plan.slo,
-        usd_per_hour: plan.usd_per_hour,
-        stopped_early: stopped,
-    });
-    summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
+    let summary = summarize(target, load, plan, f, before, after);
     (run.sink)(ServeEvent::LevelDone {
         level: index,
         summary: Box::new(summary.clone()),
     });
     summary
+}
+
+/// The level's summary, with what the server counted meanwhile if it says.
+fn summarize(
+    target: &Arc<dyn Target>,
+    load: Load,
+    plan: &LoadPlan,
+    f: Flight,
+    before: Option<ServerTotals>,
+    after: Option<ServerTotals>,
+) -> LevelSummary {
+    let mut summary = summary::summarize(summary::Inputs {
+        endpoint: &target.name(),
+        load,
+        outcomes: &f.outcomes,
+        slo: plan.slo,
+        usd_per_hour: plan.usd_per_hour,
+        stopped_early: f.stopped,
+    });
+    summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
+    summary
+}
+
+/// When a level's requests fall due, as of `now`.
+struct Pace<'a> {
+    /// Arrival times from `t0` (none for a closed loop).
+    arrivals: Option<&'a [Duration]>,
+    /// The most in flight.
+    cap: usize,
+    rate: f64,
+    t0: Instant,
+    now: Instant,
+}
+
+/// A level's requests so far: in flight, ended, and why it stopped early.
+struct Flight {
+    set: JoinSet<(u64, Outcome)>,
+    outcomes: Vec<Outcome>,
+    sent: usize,
+    failed: usize,
+    /// The fastest request that succeeded.
+    fastest: Option<Duration>,
+    stopped: Option<StopReason>,
+}
+
+impl Flight {
+    fn new(n: usize) -> Self {
+        Self {
+            set: JoinSet::new(),
+            outcomes: Vec::with_capacity(n),
+            sent: 0,
+            failed: 0,
+            fastest: None,
+            stopped: None,
+        }
+    }
+
+    /// A level that ended before sending all its `n` requests ran out of time.
+    fn stopped_early(&mut self, n: usize) {
+        if self.stopped.is_none() && self.sent < n {
+            self.stopped = Some(StopReason::Duration {
+                sent: self.sent,
+                requests: n,
+            });
+        }
+    }
+
+    /// Sends the requests that are due and fit under the cap; an open loop whose backlog grows
+    /// past its limit is saturated.
+    fn dispatch(
+        &mut self,
+        run: &mut Run<'_>,
+        target: &Arc<dyn Target>,
+        reqs: &[Request],
+        index: usize,
+        pace: Pace<'_>,
+    ) {
+        let Pace {
+            arrivals,
+            cap,
+            rate,
+            t0,
+            now,
+        } = pace;
+        let n = reqs.len();
+        while self.sent < n && self.set.len() < cap {
+            if arrivals.is_some_and(|at| t0 + at[self.sent] > now) {
+                break;
+            }
+            let id = run.next_id;
+            run.next_id += 1;
+            (run.sink)(ServeEvent::Sent { level: index, id });
+            let fut = target.send(reqs[self.sent].clone(), run.origin);
+            self.set.spawn(async move { (id, fut.await) });
+            self.sent += 1;
+        }
+        if let Some(at) = arrivals {
+            let due = at[self.sent..].partition_point(|a| t0 + *a <= now);
+            let limit = backlog_limit(rate, self.fastest, cap);
+            if self.set.len() + due > limit {
+                self.stopped = Some(StopReason::Saturated {
+                    outstanding: self.set.len() + due,
+                    limit,
+                });
+            }
+        }
+    }
+
+    /// A request ended; too many failures stop the level.
+    fn done(
+        &mut self,
+        run: &mut Run<'_>,
+        index: usize,
+        id: u64,
+        outcome: Outcome,
+        max_error_rate: f64,
+    ) {
+        self.failed += usize::from(!outcome.ok());
+        if outcome.ok() {
+            self.fastest = Some(self.fastest.map_or(outcome.e2e, |f| f.min(outcome.e2e)));
+        }
+        (run.sink)(ServeEvent::Done {
+            level: index,
+            id,
+            outcome: outcome.clone(),
+        });
+        self.outcomes.push(outcome);
+        let (failed, ended) = (self.failed, self.outcomes.len());
+        if self.stopped.is_none() && ended >= 10 && failed as f64 > max_error_rate * ended as f64 {
+            self.stopped = Some(StopReason::Errors {
+                max_error_rate,
+                failed,
+                ended,
+            });
+        }
+    }
 }

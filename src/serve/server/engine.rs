@@ -81,64 +81,17 @@ pub fn run(
     let mut live: HashMap<u64, Live> = HashMap::new();
     let mut next_id = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        // Requests that came in, without waiting; when idle, wait for one.
-        let mut incoming = Vec::new();
-        if sched.is_idle() {
-            match jobs.recv_timeout(IDLE_POLL) {
-                Ok(j) => incoming.push(j),
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        loop {
-            match jobs.try_recv() {
-                Ok(j) => incoming.push(j),
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) if incoming.is_empty() && sched.is_idle() => {
-                    return
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break,
-            }
-        }
+        let incoming = match receive(&jobs, sched.is_idle()) {
+            Inbox::Jobs(incoming) => incoming,
+            Inbox::Nothing => continue,
+            Inbox::Closed => return,
+        };
         for job in incoming {
             let id = next_id;
             next_id += 1;
-            let prompt_tokens = job.prompt.len();
-            let req = SeqRequest {
-                id,
-                prompt: job.prompt,
-                max_tokens: job.max_tokens,
-                sampling: job.sampling,
-                ignore_eos: job.ignore_eos,
-            };
-            match sched.submit(req) {
-                Ok(()) => {
-                    let _ = job.out.send(Out::Queued);
-                    live.insert(
-                        id,
-                        Live {
-                            out: job.out,
-                            arrived: Instant::now(),
-                            prompt_tokens,
-                            first: true,
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = job.out.send(Out::Refused(e.to_string()));
-                }
-            }
+            admit(&mut sched, &mut live, id, job);
         }
-        // Clients that went away.
-        let gone: Vec<u64> = live
-            .iter()
-            .filter(|(_, l)| l.out.is_closed())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in gone {
-            sched.cancel(id);
-            live.remove(&id);
-        }
+        drop_gone(&mut sched, &mut live);
         let events = match sched.step(&model) {
             Ok(e) => e,
             Err(e) => {
@@ -159,6 +112,80 @@ pub fn run(
         Metrics::set(&metrics.running, sched.running());
         Metrics::set(&metrics.waiting, sched.waiting());
         Metrics::set(&metrics.blocks_held, sched.blocks_held());
+    }
+}
+
+/// What came in for the model thread.
+enum Inbox {
+    Jobs(Vec<Job>),
+    /// An idle thread waited and nothing came.
+    Nothing,
+    /// Every sender is gone and nothing is left to do.
+    Closed,
+}
+
+/// Requests that came in, without waiting; when the scheduler is `idle`, wait for one.
+fn receive(jobs: &mpsc::Receiver<Job>, idle: bool) -> Inbox {
+    let mut incoming = Vec::new();
+    if idle {
+        match jobs.recv_timeout(IDLE_POLL) {
+            Ok(j) => incoming.push(j),
+            Err(mpsc::RecvTimeoutError::Timeout) => return Inbox::Nothing,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Inbox::Closed,
+        }
+    }
+    loop {
+        match jobs.try_recv() {
+            Ok(j) => incoming.push(j),
+            Err(mpsc::TryRecvError::Empty) => break,
+            Err(mpsc::TryRecvError::Disconnected) if incoming.is_empty() && idle => {
+                return Inbox::Closed
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        }
+    }
+    Inbox::Jobs(incoming)
+}
+
+/// Submits a request as `id`; its handler hears whether it was queued or refused.
+fn admit(sched: &mut Scheduler, live: &mut HashMap<u64, Live>, id: u64, job: Job) {
+    let prompt_tokens = job.prompt.len();
+    let req = SeqRequest {
+        id,
+        prompt: job.prompt,
+        max_tokens: job.max_tokens,
+        sampling: job.sampling,
+        ignore_eos: job.ignore_eos,
+    };
+    match sched.submit(req) {
+        Ok(()) => {
+            let _ = job.out.send(Out::Queued);
+            live.insert(
+                id,
+                Live {
+                    out: job.out,
+                    arrived: Instant::now(),
+                    prompt_tokens,
+                    first: true,
+                },
+            );
+        }
+        Err(e) => {
+            let _ = job.out.send(Out::Refused(e.to_string()));
+        }
+    }
+}
+
+/// Cancels the requests of clients that went away.
+fn drop_gone(sched: &mut Scheduler, live: &mut HashMap<u64, Live>) {
+    let gone: Vec<u64> = live
+        .iter()
+        .filter(|(_, l)| l.out.is_closed())
+        .map(|(&id, _)| id)
+        .collect();
+    for id in gone {
+        sched.cancel(id);
+        live.remove(&id);
     }
 }
 
