@@ -28,7 +28,6 @@ fn whole_screen_at_three_sizes() {
     }
 }
 
-
 #[test]
 fn every_pane_in_every_state() {
     let pane_list: [(&str, Pane); 8] = [
@@ -139,7 +138,6 @@ fn the_preset_picker_loads_a_preset() {
         .unwrap_or("")
         .contains("rewrite-lookup"));
 }
-
 
 #[test]
 fn speculation_pane_and_tape_show_a_speculative_run() {
@@ -301,7 +299,6 @@ fn server_events(body: &str, from: std::time::Duration) -> Vec<Stamped> {
         })
         .collect()
 }
-
 
 #[test]
 fn a_served_models_metrics_in_the_kv_memory_and_speculation_panes() {

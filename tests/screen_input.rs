@@ -7,9 +7,9 @@ mod common;
 use common::screen::{spec_recording, speculative_state};
 use labtui::state::{Status, UiNotice};
 use labtui::tui::{panes, view};
-use ratatui::style::{Color, Modifier};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
 
 /// The app with the speculative recording replayed to its end, screenshots going to `shots`.
 fn replayed_app(shots: Option<std::path::PathBuf>) -> labtui::tui::App {

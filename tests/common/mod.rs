@@ -220,6 +220,7 @@ pub fn served_url(child: &mut std::process::Child) -> String {
     rx.recv_timeout(std::time::Duration::from_secs(60))
         .expect("labtui serve names its address on stderr within a minute")
 }
+pub mod client;
 pub mod engine;
 pub mod screen;
 pub mod tmux;

@@ -72,7 +72,6 @@ pub fn state(name: &str) -> AppState {
     s
 }
 
-
 /// The fixture's events applied to a fresh app state.
 pub fn speculative_state() -> AppState {
     let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
@@ -98,4 +97,3 @@ pub fn spec_recording() -> labtui::record::Recording {
         truncated: false,
     }
 }
-
