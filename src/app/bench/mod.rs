@@ -143,7 +143,6 @@ pub fn llama_bench(
 pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     let device = engine::default_device();
     let mut eng = Engine::open(spec, &device, |_, _| {})?;
-    let vocab = eng.info.vocab;
     let mut reference = if args.no_reference {
         None
     } else {
@@ -156,21 +155,7 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
         engine::threads(),
         args.repeats
     );
-    let llama = if args.vs_llama_cpp {
-        let file = match engine::source::resolve(spec)? {
-            engine::source::ModelSource::File(p) => p.display().to_string(),
-            _ => bail!("--vs-llama-cpp needs a local GGUF file"),
-        };
-        Some(llama_bench(
-            &file,
-            engine::threads(),
-            &args.pp,
-            args.tg,
-            args.repeats,
-        )?)
-    } else {
-        None
-    };
+    let llama = llama_rates(spec, args)?;
     let mut table = Table::new([
         ("test", Align::Left),
         ("labtui tok/s", Align::Right),
@@ -192,48 +177,88 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
         print!("{}", table.last_row());
     };
     for &pp in &args.pp {
-        let ids = bench_tokens(pp, vocab);
-        let mut rates = Vec::new();
-        for _ in 0..=args.repeats {
-            rates.push(ours(&mut eng, ids.clone(), 0)?.0);
-        }
-        rates.remove(0);
-        let theirs = match reference.as_mut() {
-            Some(r) => {
-                let secs = time(args.repeats, || {
-                    r.clear();
-                    r.forward(&ids, 0, &device)?;
-                    Ok(())
-                })?;
-                Some(pp as f64 / median(&secs).unwrap_or(f64::NAN))
-            }
-            None => None,
-        };
-        row(format!("pp{pp}"), median(&rates).unwrap_or(0.0), theirs);
+        let (ours, theirs) = prefill_rates(&mut eng, reference.as_mut(), pp, args, &device)?;
+        row(format!("pp{pp}"), ours, theirs);
     }
-    let prompt = bench_tokens(16, vocab);
+    let (ours, theirs) = decode_rates(&mut eng, reference.as_mut(), args, &device)?;
+    row(format!("tg{}", args.tg), ours, theirs);
+    Ok(())
+}
+
+/// llama.cpp's tok/s by test name (`pp512`, `tg128`) when asked for.
+fn llama_rates(
+    spec: &str,
+    args: &BenchEngineArgs,
+) -> Result<Option<std::collections::BTreeMap<String, f64>>> {
+    if !args.vs_llama_cpp {
+        return Ok(None);
+    }
+    let file = match engine::source::resolve(spec)? {
+        engine::source::ModelSource::File(p) => p.display().to_string(),
+        _ => bail!("--vs-llama-cpp needs a local GGUF file"),
+    };
+    Ok(Some(llama_bench(
+        &file,
+        engine::threads(),
+        &args.pp,
+        args.tg,
+        args.repeats,
+    )?))
+}
+
+/// Prefill tok/s of a `pp`-token prompt: ours (median, after a warm-up) and the reference's.
+fn prefill_rates(
+    eng: &mut Engine,
+    reference: Option<&mut Reference>,
+    pp: usize,
+    args: &BenchEngineArgs,
+    device: &Device,
+) -> Result<(f64, Option<f64>)> {
+    let ids = bench_tokens(pp, eng.info.vocab);
     let mut rates = Vec::new();
     for _ in 0..=args.repeats {
-        rates.push(ours(&mut eng, prompt.clone(), args.tg)?.1);
+        rates.push(ours(eng, ids.clone(), 0)?.0);
     }
     rates.remove(0);
-    let theirs = match reference.as_mut() {
+    let theirs = match reference {
+        Some(r) => {
+            let secs = time(args.repeats, || {
+                r.clear();
+                r.forward(&ids, 0, device)?;
+                Ok(())
+            })?;
+            Some(pp as f64 / median(&secs).unwrap_or(f64::NAN))
+        }
+        None => None,
+    };
+    Ok((median(&rates).unwrap_or(0.0), theirs))
+}
+
+/// Decode tok/s of `args.tg` greedy steps after a short prompt: ours and the reference's.
+fn decode_rates(
+    eng: &mut Engine,
+    reference: Option<&mut Reference>,
+    args: &BenchEngineArgs,
+    device: &Device,
+) -> Result<(f64, Option<f64>)> {
+    let prompt = bench_tokens(16, eng.info.vocab);
+    let mut rates = Vec::new();
+    for _ in 0..=args.repeats {
+        rates.push(ours(eng, prompt.clone(), args.tg)?.1);
+    }
+    rates.remove(0);
+    let theirs = match reference {
         Some(r) => {
             let mut decode_rates = Vec::new();
             for _ in 0..=args.repeats {
-                decode_rates.push(reference_decode(r, &prompt, args.tg, &device)?);
+                decode_rates.push(reference_decode(r, &prompt, args.tg, device)?);
             }
             decode_rates.remove(0); // warm-up
             median(&decode_rates)
         }
         None => None,
     };
-    row(
-        format!("tg{}", args.tg),
-        median(&rates).unwrap_or(0.0),
-        theirs,
-    );
-    Ok(())
+    Ok((median(&rates).unwrap_or(0.0), theirs))
 }
 
 /// One run through the worker; with `ui`, every event goes through `AppState::apply` and a frame is
