@@ -71,7 +71,7 @@ pub fn generate(
     preset: Option<&crate::preset::Preset>,
 ) -> Result<()> {
     let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
-    let mut worker = Worker::spawn(Options {
+    let worker = Worker::spawn(Options {
         sample_every,
         ..Options::default()
     });
@@ -90,7 +90,7 @@ pub fn generate(
     if let Some(n) = args.max_tokens {
         params.max_tokens = n;
     }
-    let mut prompts: std::collections::VecDeque<String> = match (&args.prompt, preset) {
+    let prompts: std::collections::VecDeque<String> = match (&args.prompt, preset) {
         (Some(p), _) => [p.clone()].into(),
         (None, Some(p)) => p.prompts.iter().cloned().collect(),
         (None, None) => bail!("give a prompt (--prompt) or a preset (--preset)"),
@@ -104,7 +104,7 @@ pub fn generate(
     worker.send(Command::LoadModel {
         spec: model.to_string(),
     });
-    let mut recorder = match record {
+    let recorder = match record {
         Some(p) => Some(crate::record::Recorder::create(
             p,
             crate::record::Header::new(
@@ -116,78 +116,115 @@ pub fn generate(
         )?),
         None => None,
     };
-    let mut out = std::io::stdout().lock();
-    let mut generating = false;
-    let mut printed = String::new();
-    while let Some(stamped) = worker.events.blocking_recv() {
-        if let Some(r) = recorder.as_mut() {
-            r.event(&stamped)?;
+    Session {
+        args,
+        recorder,
+        worker,
+        params,
+        prompts,
+        generating: false,
+        printed: String::new(),
+    }
+    .run()
+}
+
+/// A headless run after its model is asked for: the worker's events written out until the last
+/// prompt finishes.
+struct Session<'a> {
+    args: &'a GenerateArgs,
+    // Fields drop in order: the recording is closed before the worker stops.
+    recorder: Option<crate::record::Recorder>,
+    worker: Worker,
+    params: GenParams,
+    prompts: std::collections::VecDeque<String>,
+    generating: bool,
+    /// The text printed token by token for the current prompt.
+    printed: String,
+}
+
+impl Session<'_> {
+    fn run(mut self) -> Result<()> {
+        let args = self.args;
+        let mut out = std::io::stdout().lock();
+        while let Some(stamped) = self.worker.events.blocking_recv() {
+            if let Some(r) = self.recorder.as_mut() {
+                r.event(&stamped)?;
+            }
+            match args.format {
+                Format::Ron => writeln!(out, "{}", ron::to_string(&stamped)?)?,
+                Format::Json => writeln!(out, "{}", serde_json::to_string(&stamped)?)?,
+                Format::Text => {}
+            }
+            if self.on_event(&stamped.event, &mut out)? {
+                return Ok(());
+            }
         }
-        match args.format {
-            Format::Ron => writeln!(out, "{}", ron::to_string(&stamped)?)?,
-            Format::Json => writeln!(out, "{}", serde_json::to_string(&stamped)?)?,
-            Format::Text => {}
-        }
-        match &stamped.event {
-            Event::ModelLoaded(info) if !generating => {
-                generating = true;
+        bail!("the worker stopped without finishing the run")
+    }
+
+    /// Act on one event; true once the last prompt has finished.
+    fn on_event(&mut self, event: &Event, out: &mut impl Write) -> Result<bool> {
+        let text = self.args.format == Format::Text;
+        match event {
+            Event::ModelLoaded(info) if !self.generating => {
+                self.generating = true;
                 // A run stops when the context is full: no more tokens than it holds are asked for.
-                if params.max_tokens > info.context_length {
-                    if args.format == Format::Text {
+                if self.params.max_tokens > info.context_length {
+                    if text {
                         eprintln!(
                             "note: --max-tokens {} is more than {}'s context holds ({} tokens): \
                              the run stops when the context is full",
-                            params.max_tokens, info.name, info.context_length
+                            self.params.max_tokens, info.name, info.context_length
                         );
                     }
-                    params.max_tokens = info.context_length;
+                    self.params.max_tokens = info.context_length;
                 }
-                let prompt = prompts.pop_front().expect("at least one prompt");
-                worker.send(Command::Generate {
+                let prompt = self.prompts.pop_front().expect("at least one prompt");
+                self.worker.send(Command::Generate {
                     prompt,
-                    params: params.clone(),
+                    params: self.params.clone(),
                 });
             }
-            Event::Notice { message } if args.format == Format::Text => {
-                eprintln!("note: {message}")
-            }
-            Event::Note(n) if args.format == Format::Text => {
+            Event::Notice { message } if text => eprintln!("note: {message}"),
+            Event::Note(n) if text => {
                 eprintln!("note: {}", crate::tui::panes::status::notice(n))
             }
-            Event::VariantReady(v) if args.format == Format::Text => {
-                eprintln!("note: {}", variant_line(v))
-            }
-            Event::Token(t) if args.format == Format::Text => {
+            Event::VariantReady(v) if text => eprintln!("note: {}", variant_line(v)),
+            Event::Token(t) if text => {
                 write!(out, "{}", t.text)?;
-                printed.push_str(&t.text);
+                self.printed.push_str(&t.text);
                 out.flush()?;
             }
-            Event::RunFinished { summary, .. } => {
-                if args.format == Format::Text {
-                    // Bytes that never completed a character show as the full decode shows them.
-                    if let Some(rest) = summary.text.strip_prefix(printed.as_str()) {
-                        write!(out, "{rest}")?;
-                    }
-                    writeln!(out)?;
-                }
-                out.flush()?;
-                eprintln!("{}", summary_line(summary));
-                match prompts.pop_front() {
-                    Some(prompt) => {
-                        printed.clear();
-                        worker.send(Command::Generate {
-                            prompt,
-                            params: params.clone(),
-                        });
-                    }
-                    None => return Ok(()),
-                }
-            }
+            Event::RunFinished { summary, .. } => return self.finished(summary, out),
             Event::Error { message } => bail!("{message}"),
             _ => {}
         }
+        Ok(false)
     }
-    bail!("the worker stopped without finishing the run")
+
+    /// The end of a prompt's run: its summary, then the next prompt; true when none is left.
+    fn finished(&mut self, summary: &RunSummary, out: &mut impl Write) -> Result<bool> {
+        if self.args.format == Format::Text {
+            // Bytes that never completed a character show as the full decode shows them.
+            if let Some(rest) = summary.text.strip_prefix(self.printed.as_str()) {
+                write!(out, "{rest}")?;
+            }
+            writeln!(out)?;
+        }
+        out.flush()?;
+        eprintln!("{}", summary_line(summary));
+        match self.prompts.pop_front() {
+            Some(prompt) => {
+                self.printed.clear();
+                self.worker.send(Command::Generate {
+                    prompt,
+                    params: self.params.clone(),
+                });
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
 }
 
 /// The tokenizer of a model, read from its metadata only (no weights).

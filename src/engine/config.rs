@@ -247,66 +247,35 @@ impl ModelConfig {
     pub fn from_meta(meta: &Meta) -> Result<Self> {
         check_limits(meta)?;
         let arch_name = meta.string("general.architecture")?;
-        let arch = match arch_name {
-            "qwen2" => Arch::Qwen2,
-            "llama" => Arch::Llama,
-            "gemma3" => Arch::Gemma3,
-            other => {
-                return Err(EngineError::UnsupportedArch {
-                    path: meta.path.to_string(),
-                    arch: other.to_string(),
-                    supported: Arch::SUPPORTED.to_string(),
-                })
-            }
-        };
-        let p = |k: &str| format!("{arch_name}.{k}");
-        let hidden = meta.usize(&p("embedding_length"))?;
-        let heads = meta.usize(&p("attention.head_count"))?;
-        let kv_heads = meta.usize(&p("attention.head_count_kv")).unwrap_or(heads);
-        let head_dim = match meta.usize(&p("attention.key_length")) {
-            Ok(d) => d,
-            // Without a key length the head is the hidden state split evenly between the heads.
-            Err(_) if hidden.is_multiple_of(heads) => hidden / heads,
-            Err(_) => {
-                return Err(meta.corrupt(format!(
-                    "{} = {hidden} is not a multiple of {} = {heads}",
-                    p("embedding_length"),
-                    p("attention.head_count")
-                )))
-            }
-        };
-        let vocab = match meta.usize(&p("vocab_size")) {
+        let arch = arch_of(meta, arch_name)?;
+        let m = ArchMeta { meta, arch_name };
+        let hidden = meta.usize(&m.key("embedding_length"))?;
+        let heads = meta.usize(&m.key("attention.head_count"))?;
+        let kv_heads = meta
+            .usize(&m.key("attention.head_count_kv"))
+            .unwrap_or(heads);
+        let head_dim = m.head_dim(hidden, heads)?;
+        let vocab = match meta.usize(&m.key("vocab_size")) {
             Ok(v) => v,
             Err(_) => meta.array("tokenizer.ggml.tokens")?.len(),
-        };
-        let float = |key: &str, default: f32, ok: fn(f32) -> bool, limit: &str| {
-            let key = p(key);
-            match meta.get(&key) {
-                None => Ok(default),
-                Some(_) => match meta.f32(&key) {
-                    Ok(x) if ok(x) => Ok(x),
-                    Ok(x) => Err(meta.corrupt(format!("{key} = {x} is out of range ({limit})"))),
-                    Err(e) => Err(e),
-                },
-            }
         };
         let cfg = Self {
             arch,
             name: meta.string("general.name").unwrap_or("unnamed").to_string(),
-            layers: meta.usize(&p("block_count"))?,
+            layers: meta.usize(&m.key("block_count"))?,
             hidden,
             heads,
             kv_heads,
             head_dim,
-            ffn: meta.usize(&p("feed_forward_length"))?,
-            context_length: meta.usize(&p("context_length"))?,
-            rms_eps: float(
+            ffn: meta.usize(&m.key("feed_forward_length"))?,
+            context_length: meta.usize(&m.key("context_length"))?,
+            rms_eps: m.float(
                 "attention.layer_norm_rms_epsilon",
                 1e-6,
                 |x| (0.0..1.0).contains(&x),
                 "0 to below 1",
             )? as f64,
-            rope_base: float(
+            rope_base: m.float(
                 "rope.freq_base",
                 10_000.0,
                 |x| x.is_finite() && x > 1.0,
@@ -316,17 +285,7 @@ impl ModelConfig {
                 Arch::Qwen2 | Arch::Gemma3 => RopeStyle::Halves,
                 Arch::Llama => RopeStyle::Interleaved,
             },
-            rope_scale: match meta.string(&p("rope.scaling.type")) {
-                Ok("linear") => {
-                    1.0 / float(
-                        "rope.scaling.factor",
-                        1.0,
-                        |x| x.is_finite() && x >= 1.0,
-                        "a finite number from 1",
-                    )?
-                }
-                _ => 1.0,
-            },
+            rope_scale: m.rope_scale()?,
             vocab,
             activation: match arch {
                 Arch::Gemma3 => Activation::GeluTanh,
@@ -335,33 +294,113 @@ impl ModelConfig {
             embed_scale: (arch == Arch::Gemma3).then(|| (hidden as f32).sqrt()),
             // llama.cpp's `attention.scale` where a file gives one; Gemma 3's query_pre_attn_scalar
             // is the head dimension in every size but 27B, whose GGUF carries no such key either.
-            attn_scale: float(
+            attn_scale: m.float(
                 "attention.scale",
                 1.0 / (head_dim as f32).sqrt(),
                 |x| x.is_finite() && x > 0.0,
                 "a finite number above 0",
             )?,
             sliding: match arch {
-                Arch::Gemma3 => Some(SlidingWindow {
-                    window: meta.usize(&p("attention.sliding_window"))?,
-                    pattern: meta
-                        .usize(&p("attention.sliding_window_pattern"))
-                        .unwrap_or(GEMMA3_PATTERN),
-                    rope_base: float(
-                        "rope.local_freq_base",
-                        GEMMA3_LOCAL_ROPE_BASE,
-                        |x| x.is_finite() && x > 1.0,
-                        "a finite number above 1",
-                    )?,
-                }),
+                Arch::Gemma3 => Some(m.sliding_window()?),
                 _ => None,
             },
         };
+        m.check_shape(&cfg)?;
+        Ok(cfg)
+    }
+}
+
+/// The architecture a file names, or why it is not one we run.
+fn arch_of(meta: &Meta, arch_name: &str) -> Result<Arch> {
+    match arch_name {
+        "qwen2" => Ok(Arch::Qwen2),
+        "llama" => Ok(Arch::Llama),
+        "gemma3" => Ok(Arch::Gemma3),
+        other => Err(EngineError::UnsupportedArch {
+            path: meta.path.to_string(),
+            arch: other.to_string(),
+            supported: Arch::SUPPORTED.to_string(),
+        }),
+    }
+}
+
+/// The metadata under one architecture's `ARCH.` prefix.
+struct ArchMeta<'m, 'a> {
+    meta: &'m Meta<'a>,
+    arch_name: &'m str,
+}
+
+impl ArchMeta<'_, '_> {
+    fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.arch_name)
+    }
+
+    fn head_dim(&self, hidden: usize, heads: usize) -> Result<usize> {
+        match self.meta.usize(&self.key("attention.key_length")) {
+            Ok(d) => Ok(d),
+            // Without a key length the head is the hidden state split evenly between the heads.
+            Err(_) if hidden.is_multiple_of(heads) => Ok(hidden / heads),
+            Err(_) => Err(self.meta.corrupt(format!(
+                "{} = {hidden} is not a multiple of {} = {heads}",
+                self.key("embedding_length"),
+                self.key("attention.head_count")
+            ))),
+        }
+    }
+
+    /// An optional float: `default` when absent, an error when present but outside `ok`.
+    fn float(&self, key: &str, default: f32, ok: fn(f32) -> bool, limit: &str) -> Result<f32> {
+        let key = self.key(key);
+        let meta = self.meta;
+        match meta.get(&key) {
+            None => Ok(default),
+            Some(_) => match meta.f32(&key) {
+                Ok(x) if ok(x) => Ok(x),
+                Ok(x) => Err(meta.corrupt(format!("{key} = {x} is out of range ({limit})"))),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn rope_scale(&self) -> Result<f32> {
+        Ok(match self.meta.string(&self.key("rope.scaling.type")) {
+            Ok("linear") => {
+                1.0 / self.float(
+                    "rope.scaling.factor",
+                    1.0,
+                    |x| x.is_finite() && x >= 1.0,
+                    "a finite number from 1",
+                )?
+            }
+            _ => 1.0,
+        })
+    }
+
+    fn sliding_window(&self) -> Result<SlidingWindow> {
+        Ok(SlidingWindow {
+            window: self.meta.usize(&self.key("attention.sliding_window"))?,
+            pattern: self
+                .meta
+                .usize(&self.key("attention.sliding_window_pattern"))
+                .unwrap_or(GEMMA3_PATTERN),
+            rope_base: self.float(
+                "rope.local_freq_base",
+                GEMMA3_LOCAL_ROPE_BASE,
+                |x| x.is_finite() && x > 1.0,
+                "a finite number above 1",
+            )?,
+        })
+    }
+
+    /// The shape rules the layers rely on: a window and pattern of at least 1, query heads in
+    /// whole groups per KV head, an even head for RoPE.
+    fn check_shape(&self, cfg: &ModelConfig) -> Result<()> {
+        let meta = self.meta;
         if let Some(s) = cfg.sliding {
             if s.window == 0 || s.pattern == 0 {
                 return Err(meta.corrupt(format!(
                     "{} = {} and the layer pattern {} must be at least 1",
-                    p("attention.sliding_window"),
+                    self.key("attention.sliding_window"),
                     s.window,
                     s.pattern
                 )));
@@ -370,9 +409,9 @@ impl ModelConfig {
         if !cfg.heads.is_multiple_of(cfg.kv_heads) {
             return Err(meta.corrupt(format!(
                 "{} = {} is not a multiple of {} = {}",
-                p("attention.head_count"),
+                self.key("attention.head_count"),
                 cfg.heads,
-                p("attention.head_count_kv"),
+                self.key("attention.head_count_kv"),
                 cfg.kv_heads
             )));
         }
@@ -382,6 +421,6 @@ impl ModelConfig {
                 cfg.head_dim
             )));
         }
-        Ok(cfg)
+        Ok(())
     }
 }

@@ -270,7 +270,62 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<Loaded> {
     // meanwhile is the one case memory maps cannot guard against.
     let st = unsafe { MmapedSafetensors::multi(&files) }
         .map_err(|e| corrupt(dir, format!("cannot read the safetensors: {e}")))?;
-    // Tensors by llama.cpp's name, with their shapes, for the same checks a GGUF gets.
+    let TensorIndex {
+        names,
+        tensor_infos,
+        weight_types,
+        parameters,
+        file_bytes,
+    } = index_tensors(&st, arch);
+    let metadata = metadata(dir, arch, text)?;
+    let content = Content {
+        magic: VersionedMagic::GgufV3,
+        metadata,
+        tensor_infos,
+        tensor_data_offset: 0,
+    };
+    let shown = dir.display().to_string();
+    let meta = Meta {
+        content: &content,
+        path: &shown,
+    };
+    let mut cfg = ModelConfig::from_meta(&meta)?;
+    cfg.rope_style = RopeStyle::Halves; // the checkpoint's own layout (see the module's notes)
+    super::shapes::check(&content, &cfg, &shown)?;
+    let tokenizer = tokenizer(dir, text, cfg.vocab)?;
+    if tokenizer.vocab_size > cfg.vocab {
+        return Err(corrupt(
+            dir,
+            format!(
+                "tokenizer.json has {} tokens but the model's vocabulary is {}",
+                tokenizer.vocab_size, cfg.vocab
+            ),
+        ));
+    }
+    let read = |name: &str| read_tensor(dir, &st, &names, arch, device, name);
+    let has = |name: &str| names.contains_key(name);
+    let model = build_model(cfg, has, read, device)?;
+    Ok(Loaded {
+        model,
+        tokenizer,
+        parameters,
+        file_bytes,
+        weight_types,
+    })
+}
+
+/// The checkpoint's tensors by llama.cpp's name, with their shapes (for the same checks a GGUF
+/// gets) and what they add up to.
+struct TensorIndex {
+    /// Our name to the checkpoint's.
+    names: HashMap<String, String>,
+    tensor_infos: HashMap<String, TensorInfo>,
+    weight_types: BTreeMap<String, WeightTypeStat>,
+    parameters: u64,
+    file_bytes: u64,
+}
+
+fn index_tensors(st: &MmapedSafetensors, arch: Arch) -> TensorIndex {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut tensor_infos = HashMap::new();
     let mut weight_types: BTreeMap<String, WeightTypeStat> = BTreeMap::new();
@@ -302,53 +357,36 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<Loaded> {
         );
         names.insert(ours, hf);
     }
-    let metadata = metadata(dir, arch, text)?;
-    let content = Content {
-        magic: VersionedMagic::GgufV3,
-        metadata,
+    TensorIndex {
+        names,
         tensor_infos,
-        tensor_data_offset: 0,
-    };
-    let shown = dir.display().to_string();
-    let meta = Meta {
-        content: &content,
-        path: &shown,
-    };
-    let mut cfg = ModelConfig::from_meta(&meta)?;
-    cfg.rope_style = RopeStyle::Halves; // the checkpoint's own layout (see the module's notes)
-    super::shapes::check(&content, &cfg, &shown)?;
-    let tokenizer = tokenizer(dir, text, cfg.vocab)?;
-    if tokenizer.vocab_size > cfg.vocab {
-        return Err(corrupt(
-            dir,
-            format!(
-                "tokenizer.json has {} tokens but the model's vocabulary is {}",
-                tokenizer.vocab_size, cfg.vocab
-            ),
-        ));
-    }
-    let read = |name: &str| -> Result<QTensor> {
-        let hf = names
-            .get(name)
-            .ok_or_else(|| corrupt(dir, format!("tensor {name} is missing")))?;
-        let fail = |e: candle_core::Error| corrupt(dir, format!("tensor {hf}: {e}"));
-        let t = st.load(hf, &Device::Cpu).map_err(fail)?;
-        let t = if arch == Arch::Gemma3 && name.ends_with("norm.weight") {
-            (t.to_dtype(DType::F32).map_err(fail)? + 1.0).map_err(fail)?
-        } else {
-            t
-        };
-        quantized(t, device).map_err(fail)
-    };
-    let has = |name: &str| names.contains_key(name);
-    let model = build_model(cfg, has, read, device)?;
-    Ok(Loaded {
-        model,
-        tokenizer,
+        weight_types,
         parameters,
         file_bytes,
-        weight_types,
-    })
+    }
+}
+
+/// Tensor `name` (llama.cpp's) read from the checkpoint onto `device`; Gemma 3's norms get
+/// their stored offset of 1 added back.
+fn read_tensor(
+    dir: &Path,
+    st: &MmapedSafetensors,
+    names: &HashMap<String, String>,
+    arch: Arch,
+    device: &Device,
+    name: &str,
+) -> Result<QTensor> {
+    let hf = names
+        .get(name)
+        .ok_or_else(|| corrupt(dir, format!("tensor {name} is missing")))?;
+    let fail = |e: candle_core::Error| corrupt(dir, format!("tensor {hf}: {e}"));
+    let t = st.load(hf, &Device::Cpu).map_err(fail)?;
+    let t = if arch == Arch::Gemma3 && name.ends_with("norm.weight") {
+        (t.to_dtype(DType::F32).map_err(fail)? + 1.0).map_err(fail)?
+    } else {
+        t
+    };
+    quantized(t, device).map_err(fail)
 }
 
 /// A checkpoint tensor as a QTensor of its own float type (bf16 as f32 on the CPU).

@@ -407,6 +407,32 @@ impl Model {
         pool: &mut KvPool,
         rows: &Rows,
     ) -> Result<Tensor> {
+        let plan = rows.plan;
+        let window = self.cfg.window(index);
+        let (q, k, v) = self.project_qkv(layer, x, rows, window)?;
+        for s in &plan.spans {
+            let table = rows.tables[s.seq];
+            pool.write(
+                index,
+                table,
+                s.pos,
+                &k.narrow(0, s.row, s.len)?,
+                &v.narrow(0, s.row, s.len)?,
+            )?;
+        }
+        let y = self.attend(index, &q, pool, rows, window)?;
+        layer.o.forward(&y, plan)
+    }
+
+    /// The rows' queries `(1, heads, rows, head_dim)` and keys `(rows, kv_heads, head_dim)`, both
+    /// after RoPE, and values `(rows, kv_heads, head_dim)`, the layout the pool's slots take.
+    fn project_qkv(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        rows: &Rows,
+        window: Option<usize>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let c = &self.cfg;
         let plan = rows.plan;
         let n = plan.rows();
@@ -439,7 +465,6 @@ impl Model {
             RopeStyle::Halves => candle_nn::rotary_emb::rope,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i,
         };
-        let window = c.window(index);
         let (cos, sin) = match (&rows.local, window) {
             (Some((cos, sin)), Some(_)) => (cos, sin),
             _ => (rows.cos, rows.sin),
@@ -449,17 +474,21 @@ impl Model {
             .squeeze(0)?
             .transpose(0, 1)?
             .contiguous()?;
-        for s in &plan.spans {
-            let table = rows.tables[s.seq];
-            pool.write(
-                index,
-                table,
-                s.pos,
-                &k.narrow(0, s.row, s.len)?,
-                &v.narrow(0, s.row, s.len)?,
-            )?;
-        }
-        let scale = c.attn_scale;
+        Ok((q, k, v))
+    }
+
+    /// Every span's attention over what the pool holds for it, `(1, rows, heads × head_dim)`:
+    /// short spans paged in place when the kernel takes them, the rest dense.
+    fn attend(
+        &self,
+        index: usize,
+        q: &Tensor,
+        pool: &KvPool,
+        rows: &Rows,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        let plan = rows.plan;
+        let scale = self.cfg.attn_scale;
         let mut parts = Vec::with_capacity(plan.spans.len());
         if plan.short_rows > 0 {
             // Decode rows and verification: our own attention, read in place through the tables.
@@ -482,19 +511,18 @@ impl Model {
                 Some(y) => parts.push(y),
                 None => {
                     for s in plan.short() {
-                        parts.push(self.dense_attention(index, &q, pool, rows.tables[s.seq], s)?);
+                        parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
                     }
                 }
             }
         }
         for s in plan.long() {
-            parts.push(self.dense_attention(index, &q, pool, rows.tables[s.seq], s)?);
+            parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
         }
-        let y = match parts.len() {
+        Ok(match parts.len() {
             1 => parts.pop().expect("one part"),
             _ => Tensor::cat(&parts, 1)?,
-        };
-        layer.o.forward(&y, plan)
+        })
     }
 
     /// Bytes of every weight held in memory.

@@ -150,18 +150,27 @@ pub fn gguf_bytes(spec: &SyntheticSpec) -> Result<Vec<u8>> {
 /// files with it: an alignment of 0, a context of 2⁴⁰).
 pub fn gguf_bytes_with(spec: &SyntheticSpec, overrides: &[(&str, Value)]) -> Result<Vec<u8>> {
     let (tokens, merges, types) = vocabulary();
-    let vocab = tokens.len();
-    let head_dim = spec.hidden / spec.heads;
+    let tensors = synthetic_tensors(spec, tokens.len())?;
+    let mut meta = synthetic_meta(spec, &tokens, &merges, &types);
+    for (key, value) in overrides {
+        match meta.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.clone(),
+            None => meta.push((key.to_string(), value.clone())),
+        }
+    }
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta_refs, &tensor_refs)?;
+    Ok(out.into_inner())
+}
+
+/// Every weight of the model, drawn from one seeded stream in file order (the order is part of
+/// the fixture: changing it changes every weight).
+fn synthetic_tensors(spec: &SyntheticSpec, vocab: usize) -> Result<Vec<(String, QTensor)>> {
     let mut w = Weights {
         rng: StdRng::seed_from_u64(spec.seed),
         device: Device::Cpu,
-    };
-    let kq = |cols: usize, fallback: GgmlDType, k: GgmlDType| {
-        if cols.is_multiple_of(256) {
-            k
-        } else {
-            fallback
-        }
     };
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     tensors.push((
@@ -169,85 +178,127 @@ pub fn gguf_bytes_with(spec: &SyntheticSpec, overrides: &[(&str, Value)]) -> Res
         w.tensor(vocab, spec.hidden, 1.0, GgmlDType::Q5_0)?,
     ));
     tensors.push(("output_norm.weight".into(), w.norm(spec.hidden)?));
-    let gemma = spec.arch == "gemma3";
     if spec.arch == "llama" {
         tensors.push((
             "output.weight".into(),
             w.tensor(vocab, spec.hidden, 0.2, GgmlDType::Q8_0)?,
         ));
     }
-    let s_in = 1.0 / (spec.hidden as f32).sqrt() * 1.7;
-    let s_ffn = 1.0 / (spec.ffn as f32).sqrt() * 1.7;
     for i in 0..spec.layers {
-        let p = |n: &str| format!("blk.{i}.{n}");
-        tensors.push((p("attn_norm.weight"), w.norm(spec.hidden)?));
+        push_attention(&mut w, spec, i, &mut tensors)?;
+        push_ffn(&mut w, spec, i, &mut tensors)?;
+    }
+    Ok(tensors)
+}
+
+/// Block `i`'s attention weights, its norms included (the FFN norm and gemma3's extra norms sit
+/// here too, to keep the file order).
+fn push_attention(
+    w: &mut Weights,
+    spec: &SyntheticSpec,
+    i: usize,
+    tensors: &mut Vec<(String, QTensor)>,
+) -> Result<()> {
+    let head_dim = spec.hidden / spec.heads;
+    let s_in = 1.0 / (spec.hidden as f32).sqrt() * 1.7;
+    let p = |n: &str| format!("blk.{i}.{n}");
+    tensors.push((p("attn_norm.weight"), w.norm(spec.hidden)?));
+    tensors.push((
+        p("attn_q.weight"),
+        w.tensor(spec.heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+    ));
+    tensors.push((
+        p("attn_k.weight"),
+        w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+    ));
+    tensors.push((
+        p("attn_v.weight"),
+        w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q5_0)?,
+    ));
+    if spec.arch == "qwen2" {
         tensors.push((
-            p("attn_q.weight"),
-            w.tensor(spec.heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+            p("attn_q.bias"),
+            w.tensor(1, spec.heads * head_dim, 0.1, GgmlDType::F32)?,
         ));
         tensors.push((
-            p("attn_k.weight"),
-            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q8_0)?,
+            p("attn_k.bias"),
+            w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
         ));
         tensors.push((
-            p("attn_v.weight"),
-            w.tensor(spec.kv_heads * head_dim, spec.hidden, s_in, GgmlDType::Q5_0)?,
-        ));
-        if spec.arch == "qwen2" {
-            tensors.push((
-                p("attn_q.bias"),
-                w.tensor(1, spec.heads * head_dim, 0.1, GgmlDType::F32)?,
-            ));
-            tensors.push((
-                p("attn_k.bias"),
-                w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
-            ));
-            tensors.push((
-                p("attn_v.bias"),
-                w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
-            ));
-        }
-        tensors.push((
-            p("attn_output.weight"),
-            w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q5_0)?,
-        ));
-        tensors.push((p("ffn_norm.weight"), w.norm(spec.hidden)?));
-        if gemma {
-            tensors.push((p("attn_q_norm.weight"), w.norm(head_dim)?));
-            tensors.push((p("attn_k_norm.weight"), w.norm(head_dim)?));
-            tensors.push((p("post_attention_norm.weight"), w.norm(spec.hidden)?));
-            tensors.push((p("post_ffw_norm.weight"), w.norm(spec.hidden)?));
-        }
-        tensors.push((
-            p("ffn_gate.weight"),
-            w.tensor(
-                spec.ffn,
-                spec.hidden,
-                s_in,
-                kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
-            )?,
-        ));
-        tensors.push((
-            p("ffn_up.weight"),
-            w.tensor(
-                spec.ffn,
-                spec.hidden,
-                s_in,
-                kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
-            )?,
-        ));
-        tensors.push((
-            p("ffn_down.weight"),
-            w.tensor(
-                spec.hidden,
-                spec.ffn,
-                s_ffn,
-                kq(spec.ffn, GgmlDType::Q8_0, GgmlDType::Q6K),
-            )?,
+            p("attn_v.bias"),
+            w.tensor(1, spec.kv_heads * head_dim, 0.1, GgmlDType::F32)?,
         ));
     }
+    tensors.push((
+        p("attn_output.weight"),
+        w.tensor(spec.hidden, spec.heads * head_dim, s_in, GgmlDType::Q5_0)?,
+    ));
+    tensors.push((p("ffn_norm.weight"), w.norm(spec.hidden)?));
+    if spec.arch == "gemma3" {
+        tensors.push((p("attn_q_norm.weight"), w.norm(head_dim)?));
+        tensors.push((p("attn_k_norm.weight"), w.norm(head_dim)?));
+        tensors.push((p("post_attention_norm.weight"), w.norm(spec.hidden)?));
+        tensors.push((p("post_ffw_norm.weight"), w.norm(spec.hidden)?));
+    }
+    Ok(())
+}
 
+/// Block `i`'s gate, up and down projections: k-quants where the row length allows them.
+fn push_ffn(
+    w: &mut Weights,
+    spec: &SyntheticSpec,
+    i: usize,
+    tensors: &mut Vec<(String, QTensor)>,
+) -> Result<()> {
+    let kq = |cols: usize, fallback: GgmlDType, k: GgmlDType| {
+        if cols.is_multiple_of(256) {
+            k
+        } else {
+            fallback
+        }
+    };
+    let s_in = 1.0 / (spec.hidden as f32).sqrt() * 1.7;
+    let s_ffn = 1.0 / (spec.ffn as f32).sqrt() * 1.7;
+    let p = |n: &str| format!("blk.{i}.{n}");
+    tensors.push((
+        p("ffn_gate.weight"),
+        w.tensor(
+            spec.ffn,
+            spec.hidden,
+            s_in,
+            kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
+        )?,
+    ));
+    tensors.push((
+        p("ffn_up.weight"),
+        w.tensor(
+            spec.ffn,
+            spec.hidden,
+            s_in,
+            kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
+        )?,
+    ));
+    tensors.push((
+        p("ffn_down.weight"),
+        w.tensor(
+            spec.hidden,
+            spec.ffn,
+            s_ffn,
+            kq(spec.ffn, GgmlDType::Q8_0, GgmlDType::Q6K),
+        )?,
+    ));
+    Ok(())
+}
+
+/// The model's metadata: shape, tokenizer and chat template, in the order llama.cpp writes them.
+fn synthetic_meta(
+    spec: &SyntheticSpec,
+    tokens: &[String],
+    merges: &[String],
+    types: &[i32],
+) -> Vec<(String, Value)> {
     let a = spec.arch;
+    let head_dim = spec.hidden / spec.heads;
     let u = |x: usize| Value::U32(x as u32);
     let strs = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
     let id = |s: &str| u(tokens.iter().position(|t| t == s).expect("special token"));
@@ -274,8 +325,8 @@ pub fn gguf_bytes_with(spec: &SyntheticSpec, overrides: &[(&str, Value)]) -> Res
             "tokenizer.ggml.pre".into(),
             Value::String(if a == "qwen2" { "qwen2" } else { "llama-bpe" }.into()),
         ),
-        ("tokenizer.ggml.tokens".into(), strs(&tokens)),
-        ("tokenizer.ggml.merges".into(), strs(&merges)),
+        ("tokenizer.ggml.tokens".into(), strs(tokens)),
+        ("tokenizer.ggml.merges".into(), strs(merges)),
         (
             "tokenizer.ggml.token_type".into(),
             Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
@@ -288,24 +339,14 @@ pub fn gguf_bytes_with(spec: &SyntheticSpec, overrides: &[(&str, Value)]) -> Res
             Value::String(CHATML.into()),
         ),
     ];
-    if gemma {
+    if a == "gemma3" {
         meta.extend([
             (format!("{a}.attention.key_length"), u(head_dim)),
             (format!("{a}.attention.value_length"), u(head_dim)),
             (format!("{a}.attention.sliding_window"), u(GEMMA3_WINDOW)),
         ]);
     }
-    for (key, value) in overrides {
-        match meta.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value.clone(),
-            None => meta.push((key.to_string(), value.clone())),
-        }
-    }
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut out = Cursor::new(Vec::new());
-    gguf_file::write(&mut out, &meta_refs, &tensor_refs)?;
-    Ok(out.into_inner())
+    meta
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! that both pick the same tokens.
 
 use super::measure::{self, bench_tokens};
-use crate::engine::Engine;
+use crate::engine::{Engine, KvCache, Model};
 use crate::protocol::demo::{Comparison, Gap, StepPoint};
 use crate::protocol::{DemoKind, DemoSection};
 use anyhow::{ensure, Result};
@@ -123,34 +123,12 @@ pub fn run(
     let (prefill, first) = measure::prefill(model, cache, &ids)?;
     let mut seq = ids.clone();
     seq.push(first);
-    let (mut cached, mut no_cache, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
-    let mut ties = Vec::new();
-    for i in 1..n {
-        let (point, next) = measure::decode(model, cache, seq[seq.len() - 1], 1)?;
-        let (Some(&point), Some(&next)) = (point.first(), next.first()) else {
-            break;
-        };
-        cached.push(point);
-        let c = point.context;
-        if c % every == 0 || i + 1 == n {
-            let (step, logits) = measure::prefill_logits(model, &mut scratch, &seq)?;
-            let pick = crate::engine::sampling::argmax(&logits) as u32;
-            if pick != next {
-                if near_tie(&logits, pick, next) {
-                    ties.push(c);
-                } else {
-                    mismatches.push(c);
-                }
-            }
-            no_cache.push(StepPoint { context: c, step });
-            progress(format!(
-                "at {c} tokens: {:.1} ms without the cache, {:.1} ms with it",
-                step.as_secs_f64() * 1e3,
-                point.step.as_secs_f64() * 1e3
-            ));
-        }
-        seq.push(next);
-    }
+    let Steps {
+        cached,
+        no_cache,
+        mismatches,
+        ties,
+    } = compare_steps(model, cache, &mut scratch, &mut seq, n, every, progress)?;
     let (kv_bytes, kv_reserved_bytes) = (cache.bytes(), cache.reserved_bytes());
     let tokens = &seq[ids.len()..];
     cache.clear();
@@ -170,6 +148,62 @@ pub fn run(
         kv_bytes,
         kv_reserved_bytes,
         weight_bytes: info.weight_bytes,
+    })
+}
+
+/// The generation's steps with the cache, and those it ran again without it.
+struct Steps {
+    cached: Vec<StepPoint>,
+    no_cache: Vec<StepPoint>,
+    /// Contexts where the two picked different tokens, and where they did so on a near tie.
+    mismatches: Vec<usize>,
+    ties: Vec<usize>,
+}
+
+/// Generate up to `n` tokens after `seq` with the cache, each appended to `seq`; every `every`
+/// tokens of context (and at the last) the same step again in `scratch`, from nothing.
+fn compare_steps(
+    model: &Model,
+    cache: &mut KvCache,
+    scratch: &mut KvCache,
+    seq: &mut Vec<u32>,
+    n: usize,
+    every: usize,
+    progress: &mut dyn FnMut(String),
+) -> Result<Steps> {
+    let (mut cached, mut no_cache, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ties = Vec::new();
+    for i in 1..n {
+        let (point, next) = measure::decode(model, cache, seq[seq.len() - 1], 1)?;
+        let (Some(&point), Some(&next)) = (point.first(), next.first()) else {
+            break;
+        };
+        cached.push(point);
+        let c = point.context;
+        if c % every == 0 || i + 1 == n {
+            let (step, logits) = measure::prefill_logits(model, scratch, seq)?;
+            let pick = crate::engine::sampling::argmax(&logits) as u32;
+            if pick != next {
+                if near_tie(&logits, pick, next) {
+                    ties.push(c);
+                } else {
+                    mismatches.push(c);
+                }
+            }
+            no_cache.push(StepPoint { context: c, step });
+            progress(format!(
+                "at {c} tokens: {:.1} ms without the cache, {:.1} ms with it",
+                step.as_secs_f64() * 1e3,
+                point.step.as_secs_f64() * 1e3
+            ));
+        }
+        seq.push(next);
+    }
+    Ok(Steps {
+        cached,
+        no_cache,
+        mismatches,
+        ties,
     })
 }
 

@@ -68,74 +68,11 @@ impl Reference {
     /// engine with its weights switched to F32.
     pub fn gemma3_dense(bytes: Vec<u8>, device: &Device) -> Result<Self> {
         use candle_core::DType;
-        use candle_transformers::models::gemma3::{Config, Model};
+        use candle_transformers::models::gemma3::Model;
         let mut r = std::io::Cursor::new(bytes);
         let content = engine::loader::read_content(&mut r, "reference")?;
-        let meta = |key: &str| content.metadata.get(&format!("gemma3.{key}"));
-        let int = |key: &str| -> Result<usize> {
-            Ok(meta(key)
-                .with_context(|| format!("gemma3.{key} is missing"))?
-                .to_u32()? as usize)
-        };
-        let float = |key: &str, default: f64| -> Result<f64> {
-            Ok(meta(key)
-                .map(|v| v.to_f32())
-                .transpose()?
-                .map_or(default, f64::from))
-        };
-        let head_dim = int("attention.key_length")?;
-        let vocab_size = content
-            .tensor_infos
-            .get("token_embd.weight")
-            .context("token_embd.weight is missing")?
-            .shape
-            .dims()[0];
-        let cfg = Config {
-            attention_bias: false,
-            head_dim,
-            hidden_activation: candle_nn::Activation::GeluPytorchTanh,
-            hidden_size: int("embedding_length")?,
-            intermediate_size: int("feed_forward_length")?,
-            num_attention_heads: int("attention.head_count")?,
-            num_hidden_layers: int("block_count")?,
-            num_key_value_heads: int("attention.head_count_kv")?,
-            rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-6)?,
-            rope_theta: float("rope.freq_base", 1e6)?,
-            rope_local_base_freq: float("rope.local_freq_base", 1e4)?,
-            vocab_size,
-            final_logit_softcapping: None,
-            attn_logit_softcapping: None,
-            query_pre_attn_scalar: head_dim,
-            sliding_window: int("attention.sliding_window")?,
-            sliding_window_pattern: 6,
-            // The RoPE tables are built this long for every layer: a test's length, not 32k.
-            max_position_embeddings: int("context_length")?.min(4096),
-        };
-        // The checkpoint's names, through our loader's map to llama.cpp's. llama.cpp stores
-        // Gemma's norm weights plus one; the checkpoint code adds the one itself.
-        let mut names = vec![
-            "model.embed_tokens.weight".to_string(),
-            "model.norm.weight".to_string(),
-        ];
-        for i in 0..cfg.num_hidden_layers {
-            for part in [
-                "input_layernorm",
-                "post_attention_layernorm",
-                "pre_feedforward_layernorm",
-                "post_feedforward_layernorm",
-                "self_attn.q_proj",
-                "self_attn.k_proj",
-                "self_attn.v_proj",
-                "self_attn.o_proj",
-                "self_attn.q_norm",
-                "self_attn.k_norm",
-                "mlp.gate_proj",
-                "mlp.up_proj",
-                "mlp.down_proj",
-            ] {
-                names.push(format!("model.layers.{i}.{part}.weight"));
-            }
-        }
+        let cfg = gemma3_config(&content)?;
+        let names = gemma3_checkpoint_names(cfg.num_hidden_layers);
         let mut tensors = std::collections::HashMap::new();
         for hf in names {
             let gguf = engine::hf::gguf_name(engine::config::Arch::Gemma3, &hf)
@@ -177,4 +114,79 @@ impl Reference {
             Self::Llama(_) | Self::Gemma3(_) => {}
         }
     }
+}
+
+/// The checkpoint code's configuration, read from a Gemma 3 GGUF's metadata.
+fn gemma3_config(
+    content: &candle_core::quantized::gguf_file::Content,
+) -> Result<candle_transformers::models::gemma3::Config> {
+    let meta = |key: &str| content.metadata.get(&format!("gemma3.{key}"));
+    let int = |key: &str| -> Result<usize> {
+        Ok(meta(key)
+            .with_context(|| format!("gemma3.{key} is missing"))?
+            .to_u32()? as usize)
+    };
+    let float = |key: &str, default: f64| -> Result<f64> {
+        Ok(meta(key)
+            .map(|v| v.to_f32())
+            .transpose()?
+            .map_or(default, f64::from))
+    };
+    let head_dim = int("attention.key_length")?;
+    let vocab_size = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .context("token_embd.weight is missing")?
+        .shape
+        .dims()[0];
+    Ok(candle_transformers::models::gemma3::Config {
+        attention_bias: false,
+        head_dim,
+        hidden_activation: candle_nn::Activation::GeluPytorchTanh,
+        hidden_size: int("embedding_length")?,
+        intermediate_size: int("feed_forward_length")?,
+        num_attention_heads: int("attention.head_count")?,
+        num_hidden_layers: int("block_count")?,
+        num_key_value_heads: int("attention.head_count_kv")?,
+        rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-6)?,
+        rope_theta: float("rope.freq_base", 1e6)?,
+        rope_local_base_freq: float("rope.local_freq_base", 1e4)?,
+        vocab_size,
+        final_logit_softcapping: None,
+        attn_logit_softcapping: None,
+        query_pre_attn_scalar: head_dim,
+        sliding_window: int("attention.sliding_window")?,
+        sliding_window_pattern: 6,
+        // The RoPE tables are built this long for every layer: a test's length, not 32k.
+        max_position_embeddings: int("context_length")?.min(4096),
+    })
+}
+
+/// The checkpoint's names, through our loader's map to llama.cpp's. llama.cpp stores Gemma's
+/// norm weights plus one; the checkpoint code adds the one itself.
+fn gemma3_checkpoint_names(layers: usize) -> Vec<String> {
+    let mut names = vec![
+        "model.embed_tokens.weight".to_string(),
+        "model.norm.weight".to_string(),
+    ];
+    for i in 0..layers {
+        for part in [
+            "input_layernorm",
+            "post_attention_layernorm",
+            "pre_feedforward_layernorm",
+            "post_feedforward_layernorm",
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "self_attn.q_norm",
+            "self_attn.k_norm",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        ] {
+            names.push(format!("model.layers.{i}.{part}.weight"));
+        }
+    }
+    names
 }

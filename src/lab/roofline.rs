@@ -8,6 +8,8 @@
 
 use super::measure::{self, bench_tokens};
 use crate::engine::config::ModelConfig;
+use crate::engine::kv_cache::KvCache;
+use crate::engine::model::Model;
 use crate::engine::Engine;
 use crate::protocol::demo::Roofline;
 use crate::protocol::{DemoKind, DemoSection};
@@ -168,12 +170,74 @@ pub fn run(
         model, cache, info, ..
     } = engine;
     let cfg = model.cfg.clone();
-    let device = model.device().clone();
     let ctx = cfg.context_length;
     let len = section.prefill_tokens.unwrap_or(256).min(ctx - 1).max(1);
+    let mm = measure_matmul(model, len, progress)?;
+    let memory = Memory {
+        buffer_bytes,
+        bandwidth_gb_s,
+        threads,
+    };
+    let d = measure_decode(
+        model,
+        cache,
+        info.kv_bytes_per_token,
+        section,
+        &memory,
+        progress,
+    )?;
+    let (prefill_tok_s, prefill_flops, prefill_ceiling_tok_s) =
+        measure_prefill(model, cache, len, mm.peak_gflop_s, progress)?;
+    Ok(Roofline {
+        threads,
+        buffer_bytes: buffer_bytes as u64,
+        bandwidth_gb_s,
+        working_set_bytes: d.working_set_bytes,
+        working_set_gb_s: d.working_set_gb_s,
+        matmul_shape: mm.shape,
+        matmul_f32_gflop_s: mm.f32_gflop_s,
+        matmul_q_gflop_s: mm.q_gflop_s,
+        peak_gflop_s: mm.peak_gflop_s,
+        weight_bytes_read: d.weight_bytes,
+        kv_bytes_per_token: info.kv_bytes_per_token,
+        decode_context: d.context,
+        decode_bytes_per_token: d.bytes,
+        decode_flops_per_token: d.flops,
+        decode_ceiling_tok_s: d.ceiling_tok_s,
+        decode_tok_s: d.tok_s,
+        decode_ratio: d.tok_s / d.ceiling_tok_s,
+        prefill_tokens: len,
+        prefill_flops_per_token: prefill_flops,
+        prefill_ceiling_tok_s,
+        prefill_tok_s,
+        prefill_ratio: prefill_tok_s / prefill_ceiling_tok_s,
+        machine_balance: mm.peak_gflop_s / d.working_set_gb_s,
+        decode_intensity: d.flops / d.bytes,
+        prefill_intensity: len as f64 * prefill_flops
+            / decode_bytes_per_token(d.weight_bytes, info.kv_bytes_per_token, len),
+    })
+}
+
+/// The main-memory read measured first, and what it took.
+struct Memory {
+    buffer_bytes: usize,
+    bandwidth_gb_s: f64,
+    threads: usize,
+}
+
+/// Matmul throughput at the FFN's shape: plain f32 and the model's own quantized gate.
+struct Matmul {
+    shape: (usize, usize, usize),
+    f32_gflop_s: f64,
+    q_gflop_s: f64,
+    peak_gflop_s: f64,
+}
+
+fn measure_matmul(model: &Model, len: usize, progress: &mut dyn FnMut(String)) -> Result<Matmul> {
+    let cfg = &model.cfg;
     let (m, k, n) = (len, cfg.hidden, cfg.ffn);
     let matmul_f32_gflop_s = f32_matmul_gflop_s(m, k, n, 5)?;
-    let x = Tensor::randn(0f32, 1.0, (1, m, k), &device)?;
+    let x = Tensor::randn(0f32, 1.0, (1, m, k), model.device())?;
     let gate = &model.layers[0].gate.weight;
     let matmul_q_gflop_s = gflop_s(2.0 * (m * k * n) as f64, 5, || {
         std::hint::black_box(gate.forward(&x)?);
@@ -183,12 +247,40 @@ pub fn run(
     progress(format!(
         "matmul {m}×{k}×{n}: f32 {matmul_f32_gflop_s:.1} GFLOP/s, the model's quantized gate {matmul_q_gflop_s:.1} GFLOP/s"
     ));
+    Ok(Matmul {
+        shape: (m, k, n),
+        f32_gflop_s: matmul_f32_gflop_s,
+        q_gflop_s: matmul_q_gflop_s,
+        peak_gflop_s,
+    })
+}
 
-    // Decode: a short prompt, then greedy steps with the cache.
+/// Decode measured against its bandwidth ceiling, per token.
+struct Decode {
+    tok_s: f64,
+    context: usize,
+    weight_bytes: u64,
+    bytes: f64,
+    flops: f64,
+    working_set_bytes: u64,
+    working_set_gb_s: f64,
+    ceiling_tok_s: f64,
+}
+
+/// Decode: a short prompt, then greedy steps with the cache.
+fn measure_decode(
+    model: &Model,
+    cache: &mut KvCache,
+    kv_bytes_per_token: u64,
+    section: &DemoSection,
+    memory: &Memory,
+    progress: &mut dyn FnMut(String),
+) -> Result<Decode> {
+    let cfg = &model.cfg;
     let vocab = cfg.vocab;
     let steps = section
         .output_tokens(DemoKind::Roofline)
-        .min(ctx - DECODE_PROMPT - 1)
+        .min(cfg.context_length - DECODE_PROMPT - 1)
         .max(1);
     let (_, first) = measure::prefill(model, cache, &bench_tokens(DECODE_PROMPT, vocab))?;
     measure::decode(model, cache, first, 2)?; // warm-up
@@ -198,14 +290,14 @@ pub fn run(
     let decode_tok_s = tok_per_s(points.len(), decode_time);
     let decode_context = points.iter().map(|p| p.context).sum::<usize>() / points.len().max(1);
     let weight_bytes = model.bytes_read_per_token();
-    let decode_bytes =
-        decode_bytes_per_token(weight_bytes, info.kv_bytes_per_token, decode_context);
-    let decode_flops = decode_flops_per_token(&cfg, decode_context);
+    let decode_bytes = decode_bytes_per_token(weight_bytes, kv_bytes_per_token, decode_context);
+    let decode_flops = decode_flops_per_token(cfg, decode_context);
     // The roof is the bandwidth at the size decode streams: a model small enough to stay in a
     // cache is read at the cache's speed, not main memory's.
     let working_set_bytes = decode_bytes as u64;
-    let working_set_gb_s = if working_set_bytes < buffer_bytes as u64 {
-        read_bandwidth_gb_s(working_set_bytes as usize, 10, threads).max(bandwidth_gb_s)
+    let bandwidth_gb_s = memory.bandwidth_gb_s;
+    let working_set_gb_s = if working_set_bytes < memory.buffer_bytes as u64 {
+        read_bandwidth_gb_s(working_set_bytes as usize, 10, memory.threads).max(bandwidth_gb_s)
     } else {
         bandwidth_gb_s
     };
@@ -219,9 +311,27 @@ pub fn run(
     progress(format!(
         "decode: {decode_tok_s:.1} tok/s against a ceiling of {decode_ceiling_tok_s:.1} tok/s"
     ));
+    Ok(Decode {
+        tok_s: decode_tok_s,
+        context: decode_context,
+        weight_bytes,
+        bytes: decode_bytes,
+        flops: decode_flops,
+        working_set_bytes,
+        working_set_gb_s,
+        ceiling_tok_s: decode_ceiling_tok_s,
+    })
+}
 
-    // Prefill: warm-up, then the best of two.
-    let ids = bench_tokens(len, vocab);
+/// Prefill: warm-up, then the best of two. Its speed, FLOPs per token and compute ceiling.
+fn measure_prefill(
+    model: &Model,
+    cache: &mut KvCache,
+    len: usize,
+    peak_gflop_s: f64,
+    progress: &mut dyn FnMut(String),
+) -> Result<(f64, f64, f64)> {
+    let ids = bench_tokens(len, model.cfg.vocab);
     measure::prefill(model, cache, &ids)?;
     let mut best = Duration::MAX;
     for _ in 0..2 {
@@ -229,39 +339,12 @@ pub fn run(
     }
     cache.clear();
     let prefill_tok_s = tok_per_s(len, best);
-    let prefill_flops = prefill_flops_per_token(&cfg, len);
+    let prefill_flops = prefill_flops_per_token(&model.cfg, len);
     let prefill_ceiling_tok_s = ceiling(peak_gflop_s * 1e9, prefill_flops);
     progress(format!(
         "prefill of {len}: {prefill_tok_s:.1} tok/s against a ceiling of {prefill_ceiling_tok_s:.1} tok/s"
     ));
-    Ok(Roofline {
-        threads,
-        buffer_bytes: buffer_bytes as u64,
-        bandwidth_gb_s,
-        working_set_bytes,
-        working_set_gb_s,
-        matmul_shape: (m, k, n),
-        matmul_f32_gflop_s,
-        matmul_q_gflop_s,
-        peak_gflop_s,
-        weight_bytes_read: weight_bytes,
-        kv_bytes_per_token: info.kv_bytes_per_token,
-        decode_context,
-        decode_bytes_per_token: decode_bytes,
-        decode_flops_per_token: decode_flops,
-        decode_ceiling_tok_s,
-        decode_tok_s,
-        decode_ratio: decode_tok_s / decode_ceiling_tok_s,
-        prefill_tokens: len,
-        prefill_flops_per_token: prefill_flops,
-        prefill_ceiling_tok_s,
-        prefill_tok_s,
-        prefill_ratio: prefill_tok_s / prefill_ceiling_tok_s,
-        machine_balance: peak_gflop_s / working_set_gb_s,
-        decode_intensity: decode_flops / decode_bytes,
-        prefill_intensity: len as f64 * prefill_flops
-            / decode_bytes_per_token(weight_bytes, info.kv_bytes_per_token, len),
-    })
+    Ok((prefill_tok_s, prefill_flops, prefill_ceiling_tok_s))
 }
 
 #[cfg(test)]

@@ -212,8 +212,7 @@ pub fn run(
     let mut replay = Replay::default();
     let mut clock = Duration::ZERO;
     let mut next = 0;
-    let (mut first, mut done) = (vec![None; stream.len()], vec![None; stream.len()]);
-    let (mut rows, mut kv) = (0u64, Vec::new());
+    let mut tally = Tally::new(stream.len());
     loop {
         while let Some(a) = stream.get(next).filter(|a| a.at <= clock) {
             sched.submit(a.req.clone())?;
@@ -249,66 +248,108 @@ pub fn run(
         for e in &events {
             replay.apply(e);
             on_event(clock, e);
-            match *e {
-                SchedEvent::Token { req, index: 0, .. } => {
-                    first[req as usize].get_or_insert(clock);
-                }
-                SchedEvent::Finished { req, .. } => done[req as usize] = Some(clock),
-                SchedEvent::Prefill { .. } => rows += 1,
-                SchedEvent::Step {
-                    step, decode_rows, ..
-                } => {
-                    rows += decode_rows as u64;
-                    let u = sched.usage();
-                    let paged = u.held * u.block_tokens;
-                    kv.push(KvPoint {
-                        step,
-                        running: sched.running(),
-                        used: paged - u.wasted_tokens,
-                        paged,
-                        contiguous: replay
-                            .reqs
-                            .values()
-                            .filter(|r| r.state == ReqState::Running)
-                            .map(|r| (r.prompt_tokens + r.max_tokens).min(context))
-                            .sum(),
-                    });
-                }
-                _ => {}
-            }
+            tally.hear(e, clock, &sched, &replay, context);
         }
     }
-    let reqs = stream
-        .iter()
-        .map(|a| {
-            let id = a.req.id;
-            Timed {
-                id,
-                arrival: a.at,
-                first_token: first[id as usize].unwrap_or(clock),
-                finished: done[id as usize].unwrap_or(clock),
-                // A stopped stream never submitted the rest.
-                tokens: replay
-                    .reqs
-                    .get(&id)
-                    .map(|v| v.tokens.clone())
-                    .unwrap_or_default(),
+    Ok(tally.finish(stream, &replay, &sched, clock))
+}
+
+/// What a stream's run counts as its steps' events come: first tokens and finishes by request
+/// id, rows run, and the KV cache after each step.
+struct Tally {
+    first: Vec<Option<Duration>>,
+    done: Vec<Option<Duration>>,
+    rows: u64,
+    kv: Vec<KvPoint>,
+}
+
+impl Tally {
+    fn new(requests: usize) -> Self {
+        Self {
+            first: vec![None; requests],
+            done: vec![None; requests],
+            rows: 0,
+            kv: Vec::new(),
+        }
+    }
+
+    fn hear(
+        &mut self,
+        e: &SchedEvent,
+        clock: Duration,
+        sched: &Scheduler,
+        replay: &Replay,
+        context: usize,
+    ) {
+        match *e {
+            SchedEvent::Token { req, index: 0, .. } => {
+                self.first[req as usize].get_or_insert(clock);
             }
-        })
-        .collect();
-    Ok(StreamRun {
-        reqs,
-        steps: sched.steps(),
-        rows,
-        preemptions: replay.reqs.values().map(|r| r.preemptions).sum(),
-        recomputed: replay
-            .reqs
-            .values()
-            .map(|r| r.prefilled.saturating_sub(r.prompt_tokens))
-            .sum(),
-        kv,
-        kv_bytes_per_token: sched.kv_bytes_per_token(),
-    })
+            SchedEvent::Finished { req, .. } => self.done[req as usize] = Some(clock),
+            SchedEvent::Prefill { .. } => self.rows += 1,
+            SchedEvent::Step {
+                step, decode_rows, ..
+            } => {
+                self.rows += decode_rows as u64;
+                let u = sched.usage();
+                let paged = u.held * u.block_tokens;
+                self.kv.push(KvPoint {
+                    step,
+                    running: sched.running(),
+                    used: paged - u.wasted_tokens,
+                    paged,
+                    contiguous: replay
+                        .reqs
+                        .values()
+                        .filter(|r| r.state == ReqState::Running)
+                        .map(|r| (r.prompt_tokens + r.max_tokens).min(context))
+                        .sum(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The run's result once the stream ends at `clock`.
+    fn finish(
+        self,
+        stream: &[Arrival],
+        replay: &Replay,
+        sched: &Scheduler,
+        clock: Duration,
+    ) -> StreamRun {
+        let reqs = stream
+            .iter()
+            .map(|a| {
+                let id = a.req.id;
+                Timed {
+                    id,
+                    arrival: a.at,
+                    first_token: self.first[id as usize].unwrap_or(clock),
+                    finished: self.done[id as usize].unwrap_or(clock),
+                    // A stopped stream never submitted the rest.
+                    tokens: replay
+                        .reqs
+                        .get(&id)
+                        .map(|v| v.tokens.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        StreamRun {
+            reqs,
+            steps: sched.steps(),
+            rows: self.rows,
+            preemptions: replay.reqs.values().map(|r| r.preemptions).sum(),
+            recomputed: replay
+                .reqs
+                .values()
+                .map(|r| r.prefilled.saturating_sub(r.prompt_tokens))
+                .sum(),
+            kv: self.kv,
+            kv_bytes_per_token: sched.kv_bytes_per_token(),
+        }
+    }
 }
 
 #[cfg(test)]

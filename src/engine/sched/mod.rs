@@ -452,6 +452,33 @@ impl Scheduler {
         if self.is_idle() {
             return Ok(self.take_events());
         }
+        let plan = self.admit_and_plan()?;
+        let step = self.step;
+        let (inputs, prefill_tokens, decode_rows) = self.gather_inputs(&plan, step);
+        if inputs.is_empty() {
+            return Ok(self.take_events()); // nothing fits yet (cannot happen: see `submit`)
+        }
+        let logits = self.forward_inputs(model, &inputs)?;
+        let done = self.sample_finished(&inputs, logits, step)?;
+        for &(i, reason) in done.iter().rev() {
+            let mut live = self.running.remove(i);
+            self.finish(&mut live, reason);
+        }
+        self.events.push(SchedEvent::Step {
+            step,
+            prefill_tokens,
+            decode_rows,
+            running: self.running.len(),
+            waiting: self.waiting.len(),
+            blocks_held: self.blocks_held(),
+            blocks_total: self.cfg.kv_blocks,
+        });
+        self.step += 1;
+        Ok(self.take_events())
+    }
+
+    /// Admit what the policy lets in and plan this step's pieces within the token budget.
+    fn admit_and_plan(&mut self) -> candle_core::Result<Vec<(u64, usize)>> {
         let mut budget = self.cfg.step_tokens;
         if self.cfg.policy == SchedPolicy::Static && self.running.is_empty() {
             self.admit_batch();
@@ -461,8 +488,16 @@ impl Scheduler {
         if self.cfg.policy == SchedPolicy::Continuous {
             self.admit_more(&mut plan, &mut budget, &mut prefill_planned)?;
         }
-        let step = self.step;
-        // In running order, each with its input.
+        Ok(plan)
+    }
+
+    /// The planned requests in running order, each with its input, and the step's prefill tokens
+    /// and decode rows; a `Prefill` event for each piece that is not a single decode row.
+    fn gather_inputs(
+        &mut self,
+        plan: &[(u64, usize)],
+        step: u64,
+    ) -> (Vec<(usize, Vec<u32>)>, usize, usize) {
         let mut inputs: Vec<(usize, Vec<u32>)> = Vec::with_capacity(plan.len());
         let (mut prefill_tokens, mut decode_rows) = (0, 0);
         for (i, live) in self.running.iter().enumerate() {
@@ -483,24 +518,38 @@ impl Scheduler {
             }
             inputs.push((i, live.tokens(start, len)));
         }
-        if inputs.is_empty() {
-            return Ok(self.take_events()); // nothing fits yet (cannot happen: see `submit`)
-        }
-        let logits = {
-            let mut tables: Vec<Option<&mut BlockTable>> = self
-                .running
-                .iter_mut()
-                .map(|l| Some(&mut l.table))
-                .collect();
-            let mut seqs: Vec<Seq> = inputs
-                .iter()
-                .map(|(i, tokens)| Seq {
-                    tokens,
-                    table: tables[*i].take().expect("each request once"),
-                })
-                .collect();
-            model.forward_batch(&mut self.pool, &mut seqs, Forward::LAST)?
-        };
+        (inputs, prefill_tokens, decode_rows)
+    }
+
+    /// One forward pass over every input, each through its own request's block table.
+    fn forward_inputs(
+        &mut self,
+        model: &Model,
+        inputs: &[(usize, Vec<u32>)],
+    ) -> candle_core::Result<Vec<candle_core::Tensor>> {
+        let mut tables: Vec<Option<&mut BlockTable>> = self
+            .running
+            .iter_mut()
+            .map(|l| Some(&mut l.table))
+            .collect();
+        let mut seqs: Vec<Seq> = inputs
+            .iter()
+            .map(|(i, tokens)| Seq {
+                tokens,
+                table: tables[*i].take().expect("each request once"),
+            })
+            .collect();
+        model.forward_batch(&mut self.pool, &mut seqs, Forward::LAST)
+    }
+
+    /// Sample a token for each request whose pending tokens all ran; the running indices of
+    /// those that are done, in order, with why.
+    fn sample_finished(
+        &mut self,
+        inputs: &[(usize, Vec<u32>)],
+        logits: Vec<candle_core::Tensor>,
+        step: u64,
+    ) -> candle_core::Result<Vec<(usize, FinishReason)>> {
         let mut done = Vec::new();
         for ((i, _), l) in inputs.iter().zip(logits) {
             let live = &mut self.running[*i];
@@ -528,21 +577,7 @@ impl Scheduler {
                 done.push((*i, r));
             }
         }
-        for &(i, reason) in done.iter().rev() {
-            let mut live = self.running.remove(i);
-            self.finish(&mut live, reason);
-        }
-        self.events.push(SchedEvent::Step {
-            step,
-            prefill_tokens,
-            decode_rows,
-            running: self.running.len(),
-            waiting: self.waiting.len(),
-            blocks_held: self.blocks_held(),
-            blocks_total: self.cfg.kv_blocks,
-        });
-        self.step += 1;
-        Ok(self.take_events())
+        Ok(done)
     }
 }
 
