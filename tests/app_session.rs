@@ -93,7 +93,7 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
                     focus: state.ui.focus,
                     draft_mode: state.ui.draft_mode,
                     k: state.ui.k,
-                    help: state.ui.help,
+                    help: state.ui.help_open(),
                 });
             },
         )
@@ -201,7 +201,7 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
                     focus: state.ui.focus,
                     draft_mode: state.ui.draft_mode,
                     k: state.ui.k,
-                    help: state.ui.help,
+                    help: state.ui.help_open(),
                 });
             },
         )

@@ -145,7 +145,7 @@ fn replayed_values_are_the_runs_values() {
 #[test]
 fn the_preset_picker_loads_a_preset() {
     use labtui::protocol::{Command, DraftMode, KPolicy, SettingChange};
-    use labtui::state::Picker;
+    use labtui::state::{Overlay, Picker};
     let presets: Vec<_> = labtui::preset::all()
         .into_iter()
         .map(|f| f.preset.unwrap())
@@ -155,10 +155,10 @@ fn the_preset_picker_loads_a_preset() {
         .position(|p| p.name == "rewrite-lookup")
         .expect("rewrite-lookup ships");
     let mut s = state("finished");
-    s.ui.picker = Some(Picker {
+    s.ui.overlay = Some(Overlay::Presets(Picker {
         presets,
         selected: 0,
-    });
+    }));
     for _ in 0..target {
         s.update(Action::PickerDown);
     }
@@ -180,7 +180,7 @@ fn the_preset_picker_loads_a_preset() {
             Command::Set(SettingChange::K(KPolicy::Fixed(4)))
         ]
     );
-    assert!(s.ui.picker.is_none());
+    assert!(!s.ui.picker_open());
     assert!(s.ui.prompt.starts_with("Rename the variable"));
     assert!(s
         .ui

@@ -56,7 +56,7 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             ui.quant = v.quant;
             ui.kv_live = v.kv_dtype;
         }
-        Event::Quality(_) => ui.show_variants = true,
+        Event::Quality(_) => ui.open(super::Overlay::Variants),
         Event::RunStarted { prompt, .. } => {
             if !prompt.is_empty() {
                 ui.prompt = prompt.clone();

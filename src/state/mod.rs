@@ -28,8 +28,8 @@ pub use status::{Happened, Status, UiNotice};
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
 pub use ui::{
-    Action, Focus, ModelPicker, Picker, Ui, WhatIf, RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
-    WhatIfDtype,
+    Action, Focus, ModelPicker, Overlay, Picker, Ui, WhatIf, WhatIfDtype, RECENT_MODELS,
+    WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
 };
 
 use crate::protocol::{Command, DemoRun, Stamped};

@@ -143,6 +143,28 @@ pub struct Picker {
     pub selected: usize,
 }
 
+/// What lies over the dashboard. At most one is open, so the one that takes the keys and the one
+/// drawn on top are the same.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    /// The table of the weight variants tried in this session.
+    Variants,
+    Presets(Picker),
+    Models(ModelPicker),
+}
+
+impl Overlay {
+    /// Which overlay stays when another asks to open: a picker over the help over the variants.
+    fn rank(&self) -> u8 {
+        match self {
+            Overlay::Variants => 0,
+            Overlay::Help => 1,
+            Overlay::Presets(_) | Overlay::Models(_) => 2,
+        }
+    }
+}
+
 /// A what-if KV dtype: one the engine's cache stores, or q8_0 (a what-if only: the engine has no
 /// such cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,13 +238,11 @@ pub struct Ui {
     pub k: KPolicy,
     pub quant: Quant,
     pub kv_live: KvDtype,
-    pub show_variants: bool,
     pub what_if: WhatIf,
-    pub help: bool,
+    /// The help, the variants table or a picker, over everything else.
+    pub overlay: Option<Overlay>,
     /// The file being recorded to, if any.
     pub recording: Option<String>,
-    pub picker: Option<Picker>,
-    pub models: Option<ModelPicker>,
     /// Model specs picked in this session, newest first (the picker lists them first).
     pub recent_models: Vec<String>,
     /// The scheduler whose view was dismissed (Esc): [`crate::state::Store::sched_runs`] then.
@@ -259,12 +279,9 @@ impl Ui {
             k: KPolicy::default(),
             quant: Quant::default(),
             kv_live: KvDtype::default(),
-            show_variants: false,
             what_if: WhatIf::default(),
-            help: false,
+            overlay: None,
             recording: None,
-            picker: None,
-            models: None,
             recent_models: Vec::new(),
             sched_dismissed: None,
             demo: None,
@@ -276,6 +293,42 @@ impl Ui {
             errors_handled: 0,
             quit: false,
         }
+    }
+
+    /// Open `overlay` over the one open now, unless that one outranks it ([`Overlay::rank`]):
+    /// then the one on top stays and keeps the keys.
+    pub fn open(&mut self, overlay: Overlay) {
+        if self
+            .overlay
+            .as_ref()
+            .is_none_or(|o| o.rank() <= overlay.rank())
+        {
+            self.overlay = Some(overlay);
+        }
+    }
+
+    /// Open `overlay` (help or variants), or close it when it is the one open.
+    fn toggle(&mut self, overlay: Overlay) {
+        if self.overlay.as_ref() == Some(&overlay) {
+            self.overlay = None;
+        } else {
+            self.open(overlay);
+        }
+    }
+
+    /// Whether the help is open.
+    pub fn help_open(&self) -> bool {
+        self.overlay == Some(Overlay::Help)
+    }
+
+    /// Whether the variants table is open.
+    pub fn variants_open(&self) -> bool {
+        self.overlay == Some(Overlay::Variants)
+    }
+
+    /// Whether a picker (presets or models) is open.
+    pub fn picker_open(&self) -> bool {
+        matches!(self.overlay, Some(Overlay::Presets(_) | Overlay::Models(_)))
     }
 
     /// Tell `notice` on the status line.
@@ -341,7 +394,9 @@ impl Ui {
                 if self.focus == Focus::Prompt {
                     self.focus = Focus::Tape;
                 }
-                self.help = false;
+                if self.help_open() {
+                    self.overlay = None;
+                }
             }
             Action::MeasureQuality if store.model.is_none() => self.say(UiNotice::NoModel),
             Action::MeasureQuality => {
@@ -417,10 +472,10 @@ impl Ui {
     fn pickers(&mut self, store: &Store, action: Action) -> Vec<Command> {
         match action {
             Action::PickerUp | Action::PickerDown => {
-                let (selected, n) = match (self.models.as_mut(), self.picker.as_mut()) {
-                    (Some(m), _) => (&mut m.selected, m.entries.len()),
-                    (None, Some(p)) => (&mut p.selected, p.presets.len()),
-                    (None, None) => return Vec::new(),
+                let (selected, n) = match self.overlay.as_mut() {
+                    Some(Overlay::Models(m)) => (&mut m.selected, m.entries.len()),
+                    Some(Overlay::Presets(p)) => (&mut p.selected, p.presets.len()),
+                    _ => return Vec::new(),
                 };
                 let n = n.max(1);
                 *selected = if action == Action::PickerUp {
@@ -429,12 +484,12 @@ impl Ui {
                     (*selected + 1) % n
                 };
             }
-            Action::PickerClose => {
-                self.picker = None;
-                self.models = None;
-            }
-            Action::PickerChoose if self.models.is_some() => return self.choose_model(),
-            Action::PickerChoose => return self.choose_preset(store),
+            Action::PickerClose if self.picker_open() => self.overlay = None,
+            Action::PickerChoose => match self.overlay.take() {
+                Some(Overlay::Models(picker)) => return self.choose_model(picker),
+                Some(Overlay::Presets(picker)) => return self.choose_preset(store, picker),
+                other => self.overlay = other,
+            },
             _ => {}
         }
         Vec::new()
@@ -470,8 +525,8 @@ impl Ui {
             Action::Select(i) if i < tokens => self.selected = Some(i),
             Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
             Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
-            Action::ToggleVariants => self.show_variants = !self.show_variants,
-            Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleVariants => self.toggle(Overlay::Variants),
+            Action::ToggleHelp => self.toggle(Overlay::Help),
             Action::DemoNext | Action::DemoPrev => {
                 if let Some(d) = self.demo.as_mut() {
                     if action == Action::DemoNext {
@@ -486,10 +541,7 @@ impl Ui {
     }
 
     /// Load the model under the model picker's cursor, or make it the draft model.
-    fn choose_model(&mut self) -> Vec<Command> {
-        let Some(picker) = self.models.take() else {
-            return Vec::new();
-        };
+    fn choose_model(&mut self, picker: ModelPicker) -> Vec<Command> {
         let Some(found) = picker.entries.get(picker.selected).cloned() else {
             return Vec::new();
         };
@@ -509,10 +561,7 @@ impl Ui {
         vec![Command::LoadModel { spec: found.spec }]
     }
 
-    fn choose_preset(&mut self, store: &Store) -> Vec<Command> {
-        let Some(picker) = self.picker.take() else {
-            return Vec::new();
-        };
+    fn choose_preset(&mut self, store: &Store, picker: Picker) -> Vec<Command> {
         let Some(preset) = picker.presets.get(picker.selected).cloned() else {
             return Vec::new();
         };

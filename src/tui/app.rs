@@ -6,7 +6,7 @@ use super::replay::Replay;
 use super::{keymap, view};
 use crate::protocol::{Command, Stamped};
 use crate::record::{Recorder, Recording};
-use crate::state::{Action, AppState, Focus, Picker, UiNotice};
+use crate::state::{Action, AppState, Focus, Overlay, Picker, UiNotice};
 use crate::worker::{Options, Worker};
 use anyhow::Result;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
@@ -516,11 +516,11 @@ fn open_models(state: &mut AppState, draft: bool) {
         .iter()
         .position(|f| Some(&f.spec) == current)
         .unwrap_or(0);
-    state.ui.models = Some(crate::state::ModelPicker {
+    state.ui.open(Overlay::Models(crate::state::ModelPicker {
         entries,
         selected,
         draft,
-    });
+    }));
 }
 
 /// Read the presets into the picker; problems go to the status line.
@@ -540,10 +540,10 @@ fn open_presets(state: &mut AppState) {
     if !broken.is_empty() {
         state.ui.say(UiNotice::BrokenPresets(broken));
     }
-    state.ui.picker = Some(Picker {
+    state.ui.open(Overlay::Presets(Picker {
         presets,
         selected: 0,
-    });
+    }));
 }
 
 /// Replay's own keys; returns whether the key was one of them.

@@ -3,7 +3,7 @@
 //! terminal is too small.
 
 use super::panes;
-use crate::state::{AppState, Focus};
+use crate::state::{AppState, Focus, Overlay};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
@@ -130,17 +130,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         }
     }
     panes::status::render_bottom(state, bottom, buf);
-    if state.ui.show_variants {
-        panes::variants::render(state, area, buf);
-    }
-    if state.ui.help {
-        panes::help::render(area, buf);
-    }
-    if let Some(p) = &state.ui.picker {
-        panes::picker::render(p, area, buf);
-    }
-    if let Some(m) = &state.ui.models {
-        panes::picker::render_models(m, area, buf);
+    match &state.ui.overlay {
+        Some(Overlay::Variants) => panes::variants::render(state, area, buf),
+        Some(Overlay::Help) => panes::help::render(area, buf),
+        Some(Overlay::Presets(p)) => panes::picker::render(p, area, buf),
+        Some(Overlay::Models(m)) => panes::picker::render_models(m, area, buf),
+        None => {}
     }
     if state.ui.no_color {
         panes::palette::strip(area, buf);
