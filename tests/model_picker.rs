@@ -84,7 +84,7 @@ fn m_and_shift_m_open_the_pickers_outside_the_prompt() {
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
     let mut s = AppState::new("synthetic", "");
     assert_eq!(keymap::action(&s, key('m')), Some(Action::Type('m')));
-    s.ui.focus = Focus::Tape;
+    s.ui.view.focus = Focus::Tape;
     assert_eq!(
         keymap::action(&s, key('m')),
         Some(Action::OpenModels { draft: false })

@@ -131,7 +131,7 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
     assert_eq!(s.store.model.as_ref().unwrap().weight_bytes, v.weight_bytes);
     assert!(v.kept_bytes > 0);
 
-    s.ui.focus = labtui::state::Focus::Tape;
+    s.ui.view.focus = labtui::state::Focus::Tape;
     s.ui.overlay = None;
     s.update(Action::ToggleVariants);
     let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();

@@ -61,7 +61,7 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             if !prompt.is_empty() {
                 ui.prompt = prompt.clone();
             }
-            ui.selected = None;
+            ui.view.selected = None;
         }
         Event::Demo(run) if ui.demo.is_none() => {
             ui.demo = Some(DemoView {

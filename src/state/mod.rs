@@ -28,7 +28,7 @@ pub use status::{Happened, Status, UiNotice};
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
 pub use ui::{
-    Action, Focus, ModelPicker, Overlay, Picker, Ui, WhatIf, WhatIfDtype, RECENT_MODELS,
+    Action, Focus, ModelPicker, Overlay, Picker, Ui, ViewState, WhatIf, WhatIfDtype, RECENT_MODELS,
     WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
 };
 

@@ -222,17 +222,34 @@ pub struct WhatIf {
     pub batch: usize,
 }
 
+/// What is looked at: the focused pane, whether it is zoomed, the selected token, the scroll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewState {
+    pub focus: Focus,
+    /// The focused pane takes the whole screen (not the prompt: it has nothing more to show).
+    pub zoom: bool,
+    pub selected: Option<usize>,
+    pub scroll: u16,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self {
+            focus: Focus::Prompt,
+            zoom: false,
+            selected: None,
+            scroll: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ui {
     /// The model asked for.
     pub model_spec: String,
     pub prompt: String,
     pub params: GenParams,
-    pub focus: Focus,
-    /// The focused pane takes the whole screen (not the prompt: it has nothing more to show).
-    pub zoom: bool,
-    pub selected: Option<usize>,
-    pub scroll: u16,
+    pub view: ViewState,
     /// The settings asked for (the worker's answers bring them in line with what runs).
     pub draft_mode: DraftMode,
     pub k: KPolicy,
@@ -271,10 +288,7 @@ impl Ui {
             model_spec: model_spec.to_string(),
             prompt: prompt.to_string(),
             params: GenParams::default(),
-            focus: Focus::Prompt,
-            zoom: false,
-            selected: None,
-            scroll: 0,
+            view: ViewState::default(),
             draft_mode: DraftMode::default(),
             k: KPolicy::default(),
             quant: Quant::default(),
@@ -365,7 +379,7 @@ impl Ui {
             // The terminal loop has the screen, owns the recorder and reads the presets and
             // models (this model does no IO).
             A::Screenshot | A::ToggleRecord | A::OpenPresets | A::OpenModels { .. } => {}
-            _ => self.view(store, action),
+            _ => self.look(store, action),
         }
         Vec::new()
     }
@@ -387,12 +401,12 @@ impl Ui {
                 self.sched_dismissed = Some(store.sched_runs);
                 self.say(UiNotice::SchedClosed);
             }
-            Action::Escape if self.focus != Focus::Prompt && self.demo.is_some() => {
+            Action::Escape if self.view.focus != Focus::Prompt && self.demo.is_some() => {
                 self.demo = None
             }
             Action::Escape => {
-                if self.focus == Focus::Prompt {
-                    self.focus = Focus::Tape;
+                if self.view.focus == Focus::Prompt {
+                    self.view.focus = Focus::Tape;
                 }
                 if self.help_open() {
                     self.overlay = None;
@@ -496,35 +510,35 @@ impl Ui {
     }
 
     /// What is looked at: focus, zoom, the selected token, scrolling, overlays, the demo's step.
-    fn view(&mut self, store: &Store, action: Action) {
+    fn look(&mut self, store: &Store, action: Action) {
         let tokens = store.current.as_ref().map_or(0, |r| r.tokens.len());
         match action {
-            Action::FocusNext => self.focus = self.focus.next(),
-            Action::FocusPrev => self.focus = self.focus.prev(),
-            Action::Focus(f) => self.focus = f,
-            Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
+            Action::FocusNext => self.view.focus = self.view.focus.next(),
+            Action::FocusPrev => self.view.focus = self.view.focus.prev(),
+            Action::Focus(f) => self.view.focus = f,
+            Action::ToggleZoom if !self.view.zoom && self.view.focus == Focus::Prompt => {
                 self.say(UiNotice::ZoomNeedsPane)
             }
             Action::ToggleZoom => {
-                self.zoom = !self.zoom;
-                self.say(if self.zoom {
-                    UiNotice::Zoomed(self.focus)
+                self.view.zoom = !self.view.zoom;
+                self.say(if self.view.zoom {
+                    UiNotice::Zoomed(self.view.focus)
                 } else {
                     UiNotice::Unzoomed
                 });
             }
             Action::SelectPrev | Action::SelectNext if tokens > 0 => {
-                let cur = self.selected.unwrap_or(tokens);
+                let cur = self.view.selected.unwrap_or(tokens);
                 let next = if action == Action::SelectPrev {
                     cur.saturating_sub(1)
                 } else {
                     (cur + 1).min(tokens - 1)
                 };
-                self.selected = Some(next.min(tokens - 1));
+                self.view.selected = Some(next.min(tokens - 1));
             }
-            Action::Select(i) if i < tokens => self.selected = Some(i),
-            Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
-            Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
+            Action::Select(i) if i < tokens => self.view.selected = Some(i),
+            Action::ScrollUp => self.view.scroll = self.view.scroll.saturating_sub(1),
+            Action::ScrollDown => self.view.scroll = self.view.scroll.saturating_add(1),
             Action::ToggleVariants => self.toggle(Overlay::Variants),
             Action::ToggleHelp => self.toggle(Overlay::Help),
             Action::DemoNext | Action::DemoPrev => {
@@ -568,7 +582,7 @@ impl Ui {
         let mut cmds = self.apply_preset(store, &preset);
         self.prompt = preset.prompts[0].clone();
         // A demo's n / N keys work outside the prompt.
-        self.focus = if preset.demo.is_some() {
+        self.view.focus = if preset.demo.is_some() {
             Focus::Tape
         } else {
             Focus::Prompt
@@ -608,7 +622,7 @@ impl Ui {
                 view.waiting = Some(request);
             }
             self.demo = Some(view);
-            self.focus = Focus::Tape;
+            self.view.focus = Focus::Tape;
             self.banner = Some(format!("demo {}: {}", p.name, p.description));
             return cmds;
         }

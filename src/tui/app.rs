@@ -145,13 +145,13 @@ impl App {
             Mode::Watch(feed) => {
                 let mut state = AppState::new("", "");
                 state.ui.fallback_to_synthetic = false;
-                state.ui.focus = Focus::Tape;
+                state.ui.view.focus = Focus::Tape;
                 state.ui.say(UiNotice::Feed(feed.status));
                 return Self::with(state, Source::Feed(feed.events), start.record);
             }
             Mode::Replay(rec, speed) => {
                 let mut state = AppState::new("replay", "");
-                state.ui.focus = Focus::Tape;
+                state.ui.view.focus = Focus::Tape;
                 state.ui.say(UiNotice::ReplayAt { speed });
                 return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
             }

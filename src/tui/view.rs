@@ -37,7 +37,7 @@ pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
     }
     let [_, _, prompt, body, _] = rows(state, area);
     if zoomed(state) {
-        return vec![(state.ui.focus, prompt.union(body))];
+        return vec![(state.ui.view.focus, prompt.union(body))];
     }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
@@ -80,7 +80,7 @@ type BodyView = fn(&AppState, Rect, &mut Buffer);
 
 /// Whether the focused pane takes the whole body (the prompt is never zoomed).
 fn zoomed(state: &AppState) -> bool {
-    state.ui.zoom && state.ui.focus != Focus::Prompt
+    state.ui.view.zoom && state.ui.view.focus != Focus::Prompt
 }
 
 /// The pane under the cell at column `x`, row `y`, if any.

@@ -125,7 +125,7 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block(
         "speculation · d mode · [ ] K (below 1: auto)",
-        state.ui.focus == crate::state::Focus::Spec,
+        state.ui.view.focus == crate::state::Focus::Spec,
     );
     let inner = b.inner(area);
     b.render(area, buf);
