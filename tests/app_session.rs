@@ -91,8 +91,8 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
                     finished_runs: state.store.history.len(),
                     running: state.store.running(),
                     focus: state.ui.view.focus,
-                    draft_mode: state.ui.draft_mode,
-                    k: state.ui.k,
+                    draft_mode: state.ui.asked.draft_mode,
+                    k: state.ui.asked.k,
                     help: state.ui.help_open(),
                 });
             },
@@ -199,8 +199,8 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
                     finished_runs: state.store.history.len(),
                     running: state.store.running(),
                     focus: state.ui.view.focus,
-                    draft_mode: state.ui.draft_mode,
-                    k: state.ui.k,
+                    draft_mode: state.ui.asked.draft_mode,
+                    k: state.ui.asked.k,
                     help: state.ui.help_open(),
                 });
             },

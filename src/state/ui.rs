@@ -222,6 +222,15 @@ pub struct WhatIf {
     pub batch: usize,
 }
 
+/// The engine's settings asked for; the worker's answers bring them in line with what runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AskedSettings {
+    pub draft_mode: DraftMode,
+    pub k: KPolicy,
+    pub quant: Quant,
+    pub kv_live: KvDtype,
+}
+
 /// What is looked at: the focused pane, whether it is zoomed, the selected token, the scroll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewState {
@@ -250,11 +259,7 @@ pub struct Ui {
     pub prompt: String,
     pub params: GenParams,
     pub view: ViewState,
-    /// The settings asked for (the worker's answers bring them in line with what runs).
-    pub draft_mode: DraftMode,
-    pub k: KPolicy,
-    pub quant: Quant,
-    pub kv_live: KvDtype,
+    pub asked: AskedSettings,
     pub what_if: WhatIf,
     /// The help, the variants table or a picker, over everything else.
     pub overlay: Option<Overlay>,
@@ -289,10 +294,7 @@ impl Ui {
             prompt: prompt.to_string(),
             params: GenParams::default(),
             view: ViewState::default(),
-            draft_mode: DraftMode::default(),
-            k: KPolicy::default(),
-            quant: Quant::default(),
-            kv_live: KvDtype::default(),
+            asked: AskedSettings::default(),
             what_if: WhatIf::default(),
             overlay: None,
             recording: None,
@@ -428,24 +430,24 @@ impl Ui {
     fn engine_setting(&mut self, action: Action) -> Command {
         let change = match action {
             Action::CycleDraftMode => {
-                self.draft_mode = self.draft_mode.next();
-                SettingChange::DraftMode(self.draft_mode)
+                self.asked.draft_mode = self.asked.draft_mode.next();
+                SettingChange::DraftMode(self.asked.draft_mode)
             }
             Action::KUp => {
-                self.k = self.k.up();
-                SettingChange::K(self.k)
+                self.asked.k = self.asked.k.up();
+                SettingChange::K(self.asked.k)
             }
             Action::KDown => {
-                self.k = self.k.down();
-                SettingChange::K(self.k)
+                self.asked.k = self.asked.k.down();
+                SettingChange::K(self.asked.k)
             }
             Action::CycleQuant => {
-                self.quant = self.quant.next();
-                SettingChange::Quant(self.quant)
+                self.asked.quant = self.asked.quant.next();
+                SettingChange::Quant(self.asked.quant)
             }
             _ => {
-                self.kv_live = self.kv_live.next();
-                SettingChange::KvDtype(self.kv_live)
+                self.asked.kv_live = self.asked.kv_live.next();
+                SettingChange::KvDtype(self.asked.kv_live)
             }
         };
         Command::Set(change)
@@ -604,10 +606,10 @@ impl Ui {
         let settings = p.settings();
         let mut cmds = settings.commands();
         self.params = p.params.clone();
-        self.draft_mode = settings.draft_mode.unwrap_or(self.draft_mode);
-        self.k = settings.k.unwrap_or(self.k);
-        self.quant = settings.quant.unwrap_or(self.quant);
-        self.kv_live = settings.kv_dtype.unwrap_or(self.kv_live);
+        self.asked.draft_mode = settings.draft_mode.unwrap_or(self.asked.draft_mode);
+        self.asked.k = settings.k.unwrap_or(self.asked.k);
+        self.asked.quant = settings.quant.unwrap_or(self.asked.quant);
+        self.asked.kv_live = settings.kv_dtype.unwrap_or(self.asked.kv_live);
         if let Some(demo) = &p.demo {
             let mut view = DemoView::from_preset(p, store.demos.len());
             let request = (demo.clone(), p.prompts[0].clone());

@@ -351,9 +351,9 @@ impl App {
             .unwrap_or_else(crate::record::default_path);
         let header = crate::record::Header::new(
             self.state.store.model.clone(),
-            ui.quant,
-            ui.draft_mode,
-            ui.k,
+            ui.asked.quant,
+            ui.asked.draft_mode,
+            ui.asked.k,
         );
         match Recorder::create(&path, header) {
             Ok(r) => {

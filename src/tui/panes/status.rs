@@ -51,7 +51,7 @@ fn settings(state: &AppState) -> String {
     }
     format!(
         "  quant {} · draft {} · K {} · rec {rec}",
-        state.ui.quant, state.ui.draft_mode, state.ui.k
+        state.ui.asked.quant, state.ui.asked.draft_mode, state.ui.asked.k
     )
 }
 
