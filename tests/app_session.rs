@@ -90,10 +90,10 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
                     screen,
                     finished_runs: state.store.history.len(),
                     running: state.store.running(),
-                    focus: state.ui.focus,
-                    draft_mode: state.ui.draft_mode,
-                    k: state.ui.k,
-                    help: state.ui.help,
+                    focus: state.ui.view.focus,
+                    draft_mode: state.ui.asked.draft_mode,
+                    k: state.ui.asked.k,
+                    help: state.ui.help_open(),
                 });
             },
         )
@@ -198,10 +198,10 @@ async fn a_session_on_a_remote_endpoint_shows_its_tokens() {
                     screen: labtui::tui::shot::text(buf),
                     finished_runs: state.store.history.len(),
                     running: state.store.running(),
-                    focus: state.ui.focus,
-                    draft_mode: state.ui.draft_mode,
-                    k: state.ui.k,
-                    help: state.ui.help,
+                    focus: state.ui.view.focus,
+                    draft_mode: state.ui.asked.draft_mode,
+                    k: state.ui.asked.k,
+                    help: state.ui.help_open(),
                 });
             },
         )

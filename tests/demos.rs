@@ -495,16 +495,16 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
     let _serial = serial();
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use labtui::protocol::Command;
-    use labtui::state::{Action, AppState, Picker};
+    use labtui::state::{Action, AppState, Overlay, Picker};
     use ratatui::{backend::TestBackend, Terminal};
 
     let presets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("presets");
     let preset = labtui::preset::load(presets.join("demo-kv-cache.ron").to_str().unwrap()).unwrap();
     let mut s = AppState::new("synthetic", "");
-    s.ui.picker = Some(Picker {
+    s.ui.overlay = Some(Overlay::Presets(Picker {
         presets: vec![preset.clone()],
         selected: 0,
-    });
+    }));
     assert!(
         s.update(Action::PickerChoose).is_empty(),
         "no model yet: the demo waits"
@@ -519,10 +519,10 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
         "the demo runs once the model is loaded: {sent:?}"
     );
     // With a model loaded, picking a demo runs it at once.
-    s.ui.picker = Some(Picker {
+    s.ui.overlay = Some(Overlay::Presets(Picker {
         presets: vec![preset.clone()],
         selected: 0,
-    });
+    }));
     assert!(matches!(
         s.update(Action::PickerChoose).as_slice(),
         [Command::RunDemo { .. }]
@@ -549,17 +549,17 @@ fn the_demo_pane_narrates_and_shows_the_numbers() {
 /// The quantization demo as the dashboard shows it, from a recorded run on the real 0.5B.
 #[test]
 fn the_quantization_demo_pane_shows_every_type_measured() {
-    use labtui::state::{Action, AppState, Picker};
+    use labtui::state::{Action, AppState, Overlay, Picker};
     use ratatui::{backend::TestBackend, Terminal};
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let preset =
         labtui::preset::load(root.join("presets/demo-quantization.ron").to_str().unwrap()).unwrap();
     let rec = labtui::record::load(&root.join("tests/fixtures/demo_quantization.ron")).unwrap();
     let mut s = AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
-    s.ui.picker = Some(Picker {
+    s.ui.overlay = Some(Overlay::Presets(Picker {
         presets: vec![preset],
         selected: 0,
-    });
+    }));
     s.update(Action::PickerChoose);
     for e in &rec.events {
         s.apply(e);

@@ -7,7 +7,7 @@ mod common;
 
 use labtui::engine::catalog::Found;
 use labtui::protocol::{Command, SettingChange};
-use labtui::state::{Action, AppState, Focus, ModelPicker, Status, UiNotice};
+use labtui::state::{Action, AppState, Focus, ModelPicker, Overlay, Status, UiNotice};
 use labtui::tui::{keymap, view};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -44,7 +44,7 @@ fn picker(draft: bool) -> ModelPicker {
 #[test]
 fn the_model_picker_lists_and_loads_models() {
     let mut s = AppState::new("qwen.gguf", "");
-    s.ui.models = Some(picker(false));
+    s.ui.overlay = Some(Overlay::Models(picker(false)));
     s.update(Action::PickerDown);
     let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
@@ -52,10 +52,10 @@ fn the_model_picker_lists_and_loads_models() {
     insta::assert_snapshot!("model_picker", t.backend());
     // The model that runs is not loaded again.
     assert!(s.update(Action::PickerChoose).is_empty());
-    assert!(s.ui.models.is_none());
+    assert!(!s.ui.picker_open());
     assert!(matches!(s.ui.status, Status::Ui(UiNotice::ModelAlready(_))));
     // Another one is, and is remembered first.
-    s.ui.models = Some(picker(false));
+    s.ui.overlay = Some(Overlay::Models(picker(false)));
     s.update(Action::PickerUp); // wraps round to the last
     s.update(Action::PickerUp);
     let spec = "/hub/models--Org--Tiny/snapshots/1";
@@ -66,7 +66,7 @@ fn the_model_picker_lists_and_loads_models() {
     assert_eq!(s.ui.model_spec, spec);
     assert_eq!(s.ui.recent_models, [spec]);
     // The draft picker sets the draft model.
-    s.ui.models = Some(picker(true));
+    s.ui.overlay = Some(Overlay::Models(picker(true)));
     assert_eq!(
         s.update(Action::PickerChoose),
         vec![Command::Set(SettingChange::DraftModel("a.gguf".into()))]
@@ -84,7 +84,7 @@ fn m_and_shift_m_open_the_pickers_outside_the_prompt() {
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
     let mut s = AppState::new("synthetic", "");
     assert_eq!(keymap::action(&s, key('m')), Some(Action::Type('m')));
-    s.ui.focus = Focus::Tape;
+    s.ui.view.focus = Focus::Tape;
     assert_eq!(
         keymap::action(&s, key('m')),
         Some(Action::OpenModels { draft: false })
@@ -93,7 +93,7 @@ fn m_and_shift_m_open_the_pickers_outside_the_prompt() {
         keymap::action(&s, key('M')),
         Some(Action::OpenModels { draft: true })
     );
-    s.ui.models = Some(picker(false));
+    s.ui.overlay = Some(Overlay::Models(picker(false)));
     assert_eq!(keymap::action(&s, key('j')), Some(Action::PickerDown));
     assert_eq!(
         keymap::action(&s, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),

@@ -94,7 +94,7 @@ fn replayed_values_are_the_runs_values() {
 #[test]
 fn the_preset_picker_loads_a_preset() {
     use labtui::protocol::{Command, DraftMode, KPolicy, SettingChange};
-    use labtui::state::Picker;
+    use labtui::state::{Overlay, Picker};
     let presets: Vec<_> = labtui::preset::all()
         .into_iter()
         .map(|f| f.preset.unwrap())
@@ -104,10 +104,10 @@ fn the_preset_picker_loads_a_preset() {
         .position(|p| p.name == "rewrite-lookup")
         .expect("rewrite-lookup ships");
     let mut s = state("finished");
-    s.ui.picker = Some(Picker {
+    s.ui.overlay = Some(Overlay::Presets(Picker {
         presets,
         selected: 0,
-    });
+    }));
     for _ in 0..target {
         s.update(Action::PickerDown);
     }
@@ -129,7 +129,7 @@ fn the_preset_picker_loads_a_preset() {
             Command::Set(SettingChange::K(KPolicy::Fixed(4)))
         ]
     );
-    assert!(s.ui.picker.is_none());
+    assert!(!s.ui.picker_open());
     assert!(s.ui.prompt.starts_with("Rename the variable"));
     assert!(s
         .ui
@@ -479,7 +479,7 @@ fn a_zoomed_pane_fills_the_screen() {
         let mut s = speculative_state();
         s.update(Action::Focus(pane));
         s.update(Action::ToggleZoom);
-        assert!(s.ui.zoom);
+        assert!(s.ui.view.zoom);
         for (w, h) in [(160, 50), (100, 30)] {
             let area = Rect::new(0, 0, w, h);
             let areas = view::pane_areas(&s, area);
@@ -515,8 +515,12 @@ fn focus_shows_as_a_thick_frame() {
         view::render(&s, area, &mut buf);
         for (pane, r) in view::pane_areas(&s, area) {
             let corner = buf[(r.x, r.y)].symbol();
-            let want = if pane == s.ui.focus { "┏" } else { "╭" };
-            assert_eq!(corner, want, "{pane:?} with {:?} focused", s.ui.focus);
+            let want = if pane == s.ui.view.focus {
+                "┏"
+            } else {
+                "╭"
+            };
+            assert_eq!(corner, want, "{pane:?} with {:?} focused", s.ui.view.focus);
         }
     }
 }

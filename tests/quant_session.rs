@@ -131,8 +131,8 @@ fn the_variants_table_gains_a_row_for_each_variant_tried() {
     assert_eq!(s.store.model.as_ref().unwrap().weight_bytes, v.weight_bytes);
     assert!(v.kept_bytes > 0);
 
-    s.ui.focus = labtui::state::Focus::Tape;
-    s.ui.show_variants = false;
+    s.ui.view.focus = labtui::state::Focus::Tape;
+    s.ui.overlay = None;
     s.update(Action::ToggleVariants);
     let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
@@ -157,7 +157,7 @@ fn variants_overlay_from_a_recorded_real_session() {
         .map(|l| ron::from_str(l).expect("fixture line parses"))
         .collect();
     let mut s = state_after(&events);
-    s.ui.show_variants = true;
+    s.ui.overlay = Some(labtui::state::Overlay::Variants);
     let mut t = Terminal::new(TestBackend::new(120, 16)).unwrap();
     t.draw(|f| panes::variants::render(&s, f.area(), f.buffer_mut()))
         .unwrap();

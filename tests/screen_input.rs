@@ -46,11 +46,11 @@ fn clicks_focus_panes_and_the_wheel_scrolls_the_tokens() {
     for (pane, r) in view::pane_areas(&app.state, area) {
         let (x, y) = (r.x + r.width / 2, r.y + r.height / 2);
         app.mouse(at(MouseEventKind::Down(MouseButton::Left), x, y), area);
-        assert_eq!(app.state.ui.focus, pane, "a click at {x},{y}");
+        assert_eq!(app.state.ui.view.focus, pane, "a click at {x},{y}");
     }
     // A click outside every pane (the status bar) changes nothing.
     app.mouse(at(MouseEventKind::Down(MouseButton::Left), 5, 0), area);
-    assert_eq!(app.state.ui.focus, Focus::Kv);
+    assert_eq!(app.state.ui.view.focus, Focus::Kv);
     let tape_text = |app: &labtui::tui::App, area: Rect| {
         let mut buf = Buffer::empty(area);
         app.draw(area, &mut buf);
@@ -74,13 +74,13 @@ fn clicks_focus_panes_and_the_wheel_scrolls_the_tokens() {
     for _ in 0..3 {
         app.mouse(at(MouseEventKind::ScrollUp, 20, 20), area);
     }
-    assert_eq!(app.state.ui.scroll, 3);
+    assert_eq!(app.state.ui.view.scroll, 3);
     let up = tape_text(&app, area);
     assert_ne!(up, bottom, "the wheel moved the tape");
     for _ in 0..3 {
         app.mouse(at(MouseEventKind::ScrollDown, 20, 20), area);
     }
-    assert_eq!(app.state.ui.scroll, 0);
+    assert_eq!(app.state.ui.view.scroll, 0);
     assert_eq!(tape_text(&app, area), bottom, "and back to the end");
 }
 
@@ -125,7 +125,7 @@ fn a_click_on_a_token_selects_it() {
             // Past the text a cell has no style; a token's spaces have its colour.
             let blank = (before[(x, y)].symbol() == " " && before[(x, y)].fg == Color::Reset)
                 || before[(x, y)].modifier.contains(Modifier::CROSSED_OUT);
-            let was = app.state.ui.selected;
+            let was = app.state.ui.view.selected;
             click(&mut app, x, y);
             let header = (r.x + 1..r.right() - 1)
                 .map(|x| before[(x, y)].symbol())
@@ -133,12 +133,12 @@ fn a_click_on_a_token_selects_it() {
                 .starts_with("run ");
             if blank || header {
                 assert_eq!(
-                    app.state.ui.selected, was,
+                    app.state.ui.view.selected, was,
                     "a click at {x},{y} off the tokens"
                 );
                 continue;
             }
-            let Some(i) = app.state.ui.selected else {
+            let Some(i) = app.state.ui.view.selected else {
                 panic!(
                     "a click on {:?} at {x},{y} selected nothing",
                     before[(x, y)].symbol()

@@ -38,8 +38,8 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             });
         }
         Event::ModelLoaded(info) => {
-            ui.quant = Quant::AsLoaded;
-            ui.kv_live = info.kv_dtype;
+            ui.asked.quant = Quant::AsLoaded;
+            ui.asked.kv_live = info.kv_dtype;
             if let Some((demo, prompt)) = ui.demo.as_mut().and_then(|d| d.waiting.take()) {
                 cmds.push(Command::RunDemo {
                     demo: Box::new(demo),
@@ -53,15 +53,15 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
             }
         }
         Event::VariantReady(v) => {
-            ui.quant = v.quant;
-            ui.kv_live = v.kv_dtype;
+            ui.asked.quant = v.quant;
+            ui.asked.kv_live = v.kv_dtype;
         }
-        Event::Quality(_) => ui.show_variants = true,
+        Event::Quality(_) => ui.open(super::Overlay::Variants),
         Event::RunStarted { prompt, .. } => {
             if !prompt.is_empty() {
                 ui.prompt = prompt.clone();
             }
-            ui.selected = None;
+            ui.view.selected = None;
         }
         Event::Demo(run) if ui.demo.is_none() => {
             ui.demo = Some(DemoView {

@@ -28,8 +28,8 @@ pub use status::{Happened, Status, UiNotice};
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
 pub use ui::{
-    Action, Focus, ModelPicker, Picker, Ui, WhatIf, RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
-    WhatIfDtype,
+    Action, AskedSettings, Focus, ModelPicker, Overlay, Picker, Ui, ViewState, WhatIf, WhatIfDtype,
+    RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
 };
 
 use crate::protocol::{Command, DemoRun, Stamped};
@@ -210,7 +210,7 @@ mod tests {
         for _ in 0..20 {
             s.update(Action::KUp);
         }
-        assert_eq!(s.ui.k, KPolicy::Fixed(16));
+        assert_eq!(s.ui.asked.k, KPolicy::Fixed(16));
         for _ in 0..20 {
             s.update(Action::KDown);
         }

@@ -143,6 +143,28 @@ pub struct Picker {
     pub selected: usize,
 }
 
+/// What lies over the dashboard. At most one is open, so the one that takes the keys and the one
+/// drawn on top are the same.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    /// The table of the weight variants tried in this session.
+    Variants,
+    Presets(Picker),
+    Models(ModelPicker),
+}
+
+impl Overlay {
+    /// Which overlay stays when another asks to open: a picker over the help over the variants.
+    fn rank(&self) -> u8 {
+        match self {
+            Overlay::Variants => 0,
+            Overlay::Help => 1,
+            Overlay::Presets(_) | Overlay::Models(_) => 2,
+        }
+    }
+}
+
 /// A what-if KV dtype: one the engine's cache stores, or q8_0 (a what-if only: the engine has no
 /// such cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,29 +222,49 @@ pub struct WhatIf {
     pub batch: usize,
 }
 
+/// The engine's settings asked for; the worker's answers bring them in line with what runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AskedSettings {
+    pub draft_mode: DraftMode,
+    pub k: KPolicy,
+    pub quant: Quant,
+    pub kv_live: KvDtype,
+}
+
+/// What is looked at: the focused pane, whether it is zoomed, the selected token, the scroll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewState {
+    pub focus: Focus,
+    /// The focused pane takes the whole screen (not the prompt: it has nothing more to show).
+    pub zoom: bool,
+    pub selected: Option<usize>,
+    pub scroll: u16,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self {
+            focus: Focus::Prompt,
+            zoom: false,
+            selected: None,
+            scroll: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ui {
     /// The model asked for.
     pub model_spec: String,
     pub prompt: String,
     pub params: GenParams,
-    pub focus: Focus,
-    /// The focused pane takes the whole screen (not the prompt: it has nothing more to show).
-    pub zoom: bool,
-    pub selected: Option<usize>,
-    pub scroll: u16,
-    /// The settings asked for (the worker's answers bring them in line with what runs).
-    pub draft_mode: DraftMode,
-    pub k: KPolicy,
-    pub quant: Quant,
-    pub kv_live: KvDtype,
-    pub show_variants: bool,
+    pub view: ViewState,
+    pub asked: AskedSettings,
     pub what_if: WhatIf,
-    pub help: bool,
+    /// The help, the variants table or a picker, over everything else.
+    pub overlay: Option<Overlay>,
     /// The file being recorded to, if any.
     pub recording: Option<String>,
-    pub picker: Option<Picker>,
-    pub models: Option<ModelPicker>,
     /// Model specs picked in this session, newest first (the picker lists them first).
     pub recent_models: Vec<String>,
     /// The scheduler whose view was dismissed (Esc): [`crate::state::Store::sched_runs`] then.
@@ -251,20 +293,11 @@ impl Ui {
             model_spec: model_spec.to_string(),
             prompt: prompt.to_string(),
             params: GenParams::default(),
-            focus: Focus::Prompt,
-            zoom: false,
-            selected: None,
-            scroll: 0,
-            draft_mode: DraftMode::default(),
-            k: KPolicy::default(),
-            quant: Quant::default(),
-            kv_live: KvDtype::default(),
-            show_variants: false,
+            view: ViewState::default(),
+            asked: AskedSettings::default(),
             what_if: WhatIf::default(),
-            help: false,
+            overlay: None,
             recording: None,
-            picker: None,
-            models: None,
             recent_models: Vec::new(),
             sched_dismissed: None,
             demo: None,
@@ -276,6 +309,42 @@ impl Ui {
             errors_handled: 0,
             quit: false,
         }
+    }
+
+    /// Open `overlay` over the one open now, unless that one outranks it ([`Overlay::rank`]):
+    /// then the one on top stays and keeps the keys.
+    pub fn open(&mut self, overlay: Overlay) {
+        if self
+            .overlay
+            .as_ref()
+            .is_none_or(|o| o.rank() <= overlay.rank())
+        {
+            self.overlay = Some(overlay);
+        }
+    }
+
+    /// Open `overlay` (help or variants), or close it when it is the one open.
+    fn toggle(&mut self, overlay: Overlay) {
+        if self.overlay.as_ref() == Some(&overlay) {
+            self.overlay = None;
+        } else {
+            self.open(overlay);
+        }
+    }
+
+    /// Whether the help is open.
+    pub fn help_open(&self) -> bool {
+        self.overlay == Some(Overlay::Help)
+    }
+
+    /// Whether the variants table is open.
+    pub fn variants_open(&self) -> bool {
+        self.overlay == Some(Overlay::Variants)
+    }
+
+    /// Whether a picker (presets or models) is open.
+    pub fn picker_open(&self) -> bool {
+        matches!(self.overlay, Some(Overlay::Presets(_) | Overlay::Models(_)))
     }
 
     /// Tell `notice` on the status line.
@@ -312,7 +381,7 @@ impl Ui {
             // The terminal loop has the screen, owns the recorder and reads the presets and
             // models (this model does no IO).
             A::Screenshot | A::ToggleRecord | A::OpenPresets | A::OpenModels { .. } => {}
-            _ => self.view(store, action),
+            _ => self.look(store, action),
         }
         Vec::new()
     }
@@ -334,14 +403,16 @@ impl Ui {
                 self.sched_dismissed = Some(store.sched_runs);
                 self.say(UiNotice::SchedClosed);
             }
-            Action::Escape if self.focus != Focus::Prompt && self.demo.is_some() => {
+            Action::Escape if self.view.focus != Focus::Prompt && self.demo.is_some() => {
                 self.demo = None
             }
             Action::Escape => {
-                if self.focus == Focus::Prompt {
-                    self.focus = Focus::Tape;
+                if self.view.focus == Focus::Prompt {
+                    self.view.focus = Focus::Tape;
                 }
-                self.help = false;
+                if self.help_open() {
+                    self.overlay = None;
+                }
             }
             Action::MeasureQuality if store.model.is_none() => self.say(UiNotice::NoModel),
             Action::MeasureQuality => {
@@ -359,24 +430,24 @@ impl Ui {
     fn engine_setting(&mut self, action: Action) -> Command {
         let change = match action {
             Action::CycleDraftMode => {
-                self.draft_mode = self.draft_mode.next();
-                SettingChange::DraftMode(self.draft_mode)
+                self.asked.draft_mode = self.asked.draft_mode.next();
+                SettingChange::DraftMode(self.asked.draft_mode)
             }
             Action::KUp => {
-                self.k = self.k.up();
-                SettingChange::K(self.k)
+                self.asked.k = self.asked.k.up();
+                SettingChange::K(self.asked.k)
             }
             Action::KDown => {
-                self.k = self.k.down();
-                SettingChange::K(self.k)
+                self.asked.k = self.asked.k.down();
+                SettingChange::K(self.asked.k)
             }
             Action::CycleQuant => {
-                self.quant = self.quant.next();
-                SettingChange::Quant(self.quant)
+                self.asked.quant = self.asked.quant.next();
+                SettingChange::Quant(self.asked.quant)
             }
             _ => {
-                self.kv_live = self.kv_live.next();
-                SettingChange::KvDtype(self.kv_live)
+                self.asked.kv_live = self.asked.kv_live.next();
+                SettingChange::KvDtype(self.asked.kv_live)
             }
         };
         Command::Set(change)
@@ -417,10 +488,10 @@ impl Ui {
     fn pickers(&mut self, store: &Store, action: Action) -> Vec<Command> {
         match action {
             Action::PickerUp | Action::PickerDown => {
-                let (selected, n) = match (self.models.as_mut(), self.picker.as_mut()) {
-                    (Some(m), _) => (&mut m.selected, m.entries.len()),
-                    (None, Some(p)) => (&mut p.selected, p.presets.len()),
-                    (None, None) => return Vec::new(),
+                let (selected, n) = match self.overlay.as_mut() {
+                    Some(Overlay::Models(m)) => (&mut m.selected, m.entries.len()),
+                    Some(Overlay::Presets(p)) => (&mut p.selected, p.presets.len()),
+                    _ => return Vec::new(),
                 };
                 let n = n.max(1);
                 *selected = if action == Action::PickerUp {
@@ -429,49 +500,49 @@ impl Ui {
                     (*selected + 1) % n
                 };
             }
-            Action::PickerClose => {
-                self.picker = None;
-                self.models = None;
-            }
-            Action::PickerChoose if self.models.is_some() => return self.choose_model(),
-            Action::PickerChoose => return self.choose_preset(store),
+            Action::PickerClose if self.picker_open() => self.overlay = None,
+            Action::PickerChoose => match self.overlay.take() {
+                Some(Overlay::Models(picker)) => return self.choose_model(picker),
+                Some(Overlay::Presets(picker)) => return self.choose_preset(store, picker),
+                other => self.overlay = other,
+            },
             _ => {}
         }
         Vec::new()
     }
 
     /// What is looked at: focus, zoom, the selected token, scrolling, overlays, the demo's step.
-    fn view(&mut self, store: &Store, action: Action) {
+    fn look(&mut self, store: &Store, action: Action) {
         let tokens = store.current.as_ref().map_or(0, |r| r.tokens.len());
         match action {
-            Action::FocusNext => self.focus = self.focus.next(),
-            Action::FocusPrev => self.focus = self.focus.prev(),
-            Action::Focus(f) => self.focus = f,
-            Action::ToggleZoom if !self.zoom && self.focus == Focus::Prompt => {
+            Action::FocusNext => self.view.focus = self.view.focus.next(),
+            Action::FocusPrev => self.view.focus = self.view.focus.prev(),
+            Action::Focus(f) => self.view.focus = f,
+            Action::ToggleZoom if !self.view.zoom && self.view.focus == Focus::Prompt => {
                 self.say(UiNotice::ZoomNeedsPane)
             }
             Action::ToggleZoom => {
-                self.zoom = !self.zoom;
-                self.say(if self.zoom {
-                    UiNotice::Zoomed(self.focus)
+                self.view.zoom = !self.view.zoom;
+                self.say(if self.view.zoom {
+                    UiNotice::Zoomed(self.view.focus)
                 } else {
                     UiNotice::Unzoomed
                 });
             }
             Action::SelectPrev | Action::SelectNext if tokens > 0 => {
-                let cur = self.selected.unwrap_or(tokens);
+                let cur = self.view.selected.unwrap_or(tokens);
                 let next = if action == Action::SelectPrev {
                     cur.saturating_sub(1)
                 } else {
                     (cur + 1).min(tokens - 1)
                 };
-                self.selected = Some(next.min(tokens - 1));
+                self.view.selected = Some(next.min(tokens - 1));
             }
-            Action::Select(i) if i < tokens => self.selected = Some(i),
-            Action::ScrollUp => self.scroll = self.scroll.saturating_sub(1),
-            Action::ScrollDown => self.scroll = self.scroll.saturating_add(1),
-            Action::ToggleVariants => self.show_variants = !self.show_variants,
-            Action::ToggleHelp => self.help = !self.help,
+            Action::Select(i) if i < tokens => self.view.selected = Some(i),
+            Action::ScrollUp => self.view.scroll = self.view.scroll.saturating_sub(1),
+            Action::ScrollDown => self.view.scroll = self.view.scroll.saturating_add(1),
+            Action::ToggleVariants => self.toggle(Overlay::Variants),
+            Action::ToggleHelp => self.toggle(Overlay::Help),
             Action::DemoNext | Action::DemoPrev => {
                 if let Some(d) = self.demo.as_mut() {
                     if action == Action::DemoNext {
@@ -486,10 +557,7 @@ impl Ui {
     }
 
     /// Load the model under the model picker's cursor, or make it the draft model.
-    fn choose_model(&mut self) -> Vec<Command> {
-        let Some(picker) = self.models.take() else {
-            return Vec::new();
-        };
+    fn choose_model(&mut self, picker: ModelPicker) -> Vec<Command> {
         let Some(found) = picker.entries.get(picker.selected).cloned() else {
             return Vec::new();
         };
@@ -509,17 +577,14 @@ impl Ui {
         vec![Command::LoadModel { spec: found.spec }]
     }
 
-    fn choose_preset(&mut self, store: &Store) -> Vec<Command> {
-        let Some(picker) = self.picker.take() else {
-            return Vec::new();
-        };
+    fn choose_preset(&mut self, store: &Store, picker: Picker) -> Vec<Command> {
         let Some(preset) = picker.presets.get(picker.selected).cloned() else {
             return Vec::new();
         };
         let mut cmds = self.apply_preset(store, &preset);
         self.prompt = preset.prompts[0].clone();
         // A demo's n / N keys work outside the prompt.
-        self.focus = if preset.demo.is_some() {
+        self.view.focus = if preset.demo.is_some() {
             Focus::Tape
         } else {
             Focus::Prompt
@@ -541,10 +606,10 @@ impl Ui {
         let settings = p.settings();
         let mut cmds = settings.commands();
         self.params = p.params.clone();
-        self.draft_mode = settings.draft_mode.unwrap_or(self.draft_mode);
-        self.k = settings.k.unwrap_or(self.k);
-        self.quant = settings.quant.unwrap_or(self.quant);
-        self.kv_live = settings.kv_dtype.unwrap_or(self.kv_live);
+        self.asked.draft_mode = settings.draft_mode.unwrap_or(self.asked.draft_mode);
+        self.asked.k = settings.k.unwrap_or(self.asked.k);
+        self.asked.quant = settings.quant.unwrap_or(self.asked.quant);
+        self.asked.kv_live = settings.kv_dtype.unwrap_or(self.asked.kv_live);
         if let Some(demo) = &p.demo {
             let mut view = DemoView::from_preset(p, store.demos.len());
             let request = (demo.clone(), p.prompts[0].clone());
@@ -559,7 +624,7 @@ impl Ui {
                 view.waiting = Some(request);
             }
             self.demo = Some(view);
-            self.focus = Focus::Tape;
+            self.view.focus = Focus::Tape;
             self.banner = Some(format!("demo {}: {}", p.name, p.description));
             return cmds;
         }

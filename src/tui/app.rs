@@ -6,7 +6,7 @@ use super::replay::Replay;
 use super::{keymap, view};
 use crate::protocol::{Command, Stamped};
 use crate::record::{Recorder, Recording};
-use crate::state::{Action, AppState, Focus, Picker, UiNotice};
+use crate::state::{Action, AppState, Focus, Overlay, Picker, UiNotice};
 use crate::worker::{Options, Worker};
 use anyhow::Result;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
@@ -145,13 +145,13 @@ impl App {
             Mode::Watch(feed) => {
                 let mut state = AppState::new("", "");
                 state.ui.fallback_to_synthetic = false;
-                state.ui.focus = Focus::Tape;
+                state.ui.view.focus = Focus::Tape;
                 state.ui.say(UiNotice::Feed(feed.status));
                 return Self::with(state, Source::Feed(feed.events), start.record);
             }
             Mode::Replay(rec, speed) => {
                 let mut state = AppState::new("replay", "");
-                state.ui.focus = Focus::Tape;
+                state.ui.view.focus = Focus::Tape;
                 state.ui.say(UiNotice::ReplayAt { speed });
                 return Self::with(state, Source::Replay(Replay::new(rec.events, speed)), None);
             }
@@ -351,9 +351,9 @@ impl App {
             .unwrap_or_else(crate::record::default_path);
         let header = crate::record::Header::new(
             self.state.store.model.clone(),
-            ui.quant,
-            ui.draft_mode,
-            ui.k,
+            ui.asked.quant,
+            ui.asked.draft_mode,
+            ui.asked.k,
         );
         match Recorder::create(&path, header) {
             Ok(r) => {
@@ -516,11 +516,11 @@ fn open_models(state: &mut AppState, draft: bool) {
         .iter()
         .position(|f| Some(&f.spec) == current)
         .unwrap_or(0);
-    state.ui.models = Some(crate::state::ModelPicker {
+    state.ui.open(Overlay::Models(crate::state::ModelPicker {
         entries,
         selected,
         draft,
-    });
+    }));
 }
 
 /// Read the presets into the picker; problems go to the status line.
@@ -540,10 +540,10 @@ fn open_presets(state: &mut AppState) {
     if !broken.is_empty() {
         state.ui.say(UiNotice::BrokenPresets(broken));
     }
-    state.ui.picker = Some(Picker {
+    state.ui.open(Overlay::Presets(Picker {
         presets,
         selected: 0,
-    });
+    }));
 }
 
 /// Replay's own keys; returns whether the key was one of them.

@@ -16,18 +16,18 @@ pub fn action(state: &AppState, key: KeyEvent) -> Option<Action> {
 }
 
 /// The contexts that hold now, in [`When::PRECEDENCE`]'s order. An open picker takes every key;
-/// otherwise the overlays come before the rest, and the prompt takes letters as text.
+/// otherwise the open overlay comes before the rest, and the prompt takes letters as text.
 fn contexts(state: &AppState) -> Vec<When> {
     let ui = &state.ui;
-    let typing = ui.focus == Focus::Prompt && !ui.help;
+    let typing = ui.view.focus == Focus::Prompt && !ui.help_open();
     When::PRECEDENCE
         .into_iter()
         .filter(|when| match when {
-            When::Picker => ui.picker.is_some() || ui.models.is_some(),
-            _ if ui.picker.is_some() || ui.models.is_some() => false,
-            When::Help => ui.help,
-            When::Variants => ui.show_variants,
-            When::Zoomed => ui.zoom && ui.focus != Focus::Prompt,
+            When::Picker => ui.picker_open(),
+            _ if ui.picker_open() => false,
+            When::Help => ui.help_open(),
+            When::Variants => ui.variants_open(),
+            When::Zoomed => ui.view.zoom && ui.view.focus != Focus::Prompt,
             When::Anywhere => true,
             When::Typing => typing,
             When::Commands => !typing,
@@ -48,7 +48,7 @@ mod tests {
     fn letters_are_text_in_the_prompt_and_commands_outside() {
         let mut s = AppState::new("synthetic", "");
         assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Type('q')));
-        s.ui.focus = Focus::Tape;
+        s.ui.view.focus = Focus::Tape;
         assert_eq!(action(&s, key(KeyCode::Char('q'))), Some(Action::Quit));
         assert_eq!(action(&s, key(KeyCode::Char(']'))), Some(Action::KUp));
         assert_eq!(
@@ -64,7 +64,7 @@ mod tests {
         assert_eq!(action(&s, key(KeyCode::Char('3'))), Some(Action::Type('3')));
         assert_eq!(action(&s, key(KeyCode::Tab)), Some(Action::FocusNext));
         assert_eq!(action(&s, key(KeyCode::BackTab)), Some(Action::FocusPrev));
-        s.ui.focus = Focus::Tape;
+        s.ui.view.focus = Focus::Tape;
         assert_eq!(
             action(&s, key(KeyCode::Char('3'))),
             Some(Action::Focus(Focus::Memory))
@@ -83,7 +83,7 @@ mod tests {
             Some(Action::Screenshot)
         );
         // Zoomed, Esc unzooms (it does not stop or leave anything).
-        s.ui.zoom = true;
+        s.ui.view.zoom = true;
         assert_eq!(action(&s, key(KeyCode::Esc)), Some(Action::ToggleZoom));
         // Tab goes round every pane and back.
         let mut f = Focus::Prompt;
@@ -92,5 +92,23 @@ mod tests {
             assert_eq!(f.prev().next(), f);
         }
         assert_eq!(f, Focus::Prompt);
+    }
+
+    #[test]
+    fn the_overlay_on_top_takes_esc_and_stays_under_a_lower_one() {
+        let mut s = AppState::new("synthetic", "");
+        s.ui.view.focus = Focus::Tape;
+        s.update(Action::ToggleVariants);
+        assert_eq!(action(&s, key(KeyCode::Esc)), Some(Action::ToggleVariants));
+        // The help opens over the variants table and takes its place.
+        s.update(Action::ToggleHelp);
+        assert!(s.ui.help_open());
+        assert_eq!(action(&s, key(KeyCode::Esc)), Some(Action::ToggleHelp));
+        // The variants table does not open over the help.
+        s.update(Action::ToggleVariants);
+        assert!(s.ui.help_open());
+        s.update(Action::ToggleHelp);
+        assert_eq!(s.ui.overlay, None);
+        assert_eq!(action(&s, key(KeyCode::Esc)), Some(Action::Escape));
     }
 }

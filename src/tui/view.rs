@@ -3,7 +3,7 @@
 //! terminal is too small.
 
 use super::panes;
-use crate::state::{AppState, Focus};
+use crate::state::{AppState, Focus, Overlay};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
@@ -37,7 +37,7 @@ pub fn pane_areas(state: &AppState, area: Rect) -> Vec<(Focus, Rect)> {
     }
     let [_, _, prompt, body, _] = rows(state, area);
     if zoomed(state) {
-        return vec![(state.ui.focus, prompt.union(body))];
+        return vec![(state.ui.view.focus, prompt.union(body))];
     }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
@@ -80,7 +80,7 @@ type BodyView = fn(&AppState, Rect, &mut Buffer);
 
 /// Whether the focused pane takes the whole body (the prompt is never zoomed).
 fn zoomed(state: &AppState) -> bool {
-    state.ui.zoom && state.ui.focus != Focus::Prompt
+    state.ui.view.zoom && state.ui.view.focus != Focus::Prompt
 }
 
 /// The pane under the cell at column `x`, row `y`, if any.
@@ -130,17 +130,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         }
     }
     panes::status::render_bottom(state, bottom, buf);
-    if state.ui.show_variants {
-        panes::variants::render(state, area, buf);
-    }
-    if state.ui.help {
-        panes::help::render(area, buf);
-    }
-    if let Some(p) = &state.ui.picker {
-        panes::picker::render(p, area, buf);
-    }
-    if let Some(m) = &state.ui.models {
-        panes::picker::render_models(m, area, buf);
+    match &state.ui.overlay {
+        Some(Overlay::Variants) => panes::variants::render(state, area, buf),
+        Some(Overlay::Help) => panes::help::render(area, buf),
+        Some(Overlay::Presets(p)) => panes::picker::render(p, area, buf),
+        Some(Overlay::Models(m)) => panes::picker::render_models(m, area, buf),
+        None => {}
     }
     if state.ui.no_color {
         panes::palette::strip(area, buf);

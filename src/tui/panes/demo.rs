@@ -24,7 +24,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     );
     // The demo stands where the tokens, memory and speculation panes stand.
     let focused = matches!(
-        state.ui.focus,
+        state.ui.view.focus,
         crate::state::Focus::Tape | crate::state::Focus::Memory | crate::state::Focus::Spec
     );
     let b = block(&title, focused);

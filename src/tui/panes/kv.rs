@@ -45,7 +45,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         key(&Action::CycleContext),
         key(&Action::CycleBatch)
     );
-    let b = block(&title, state.ui.focus == crate::state::Focus::Kv);
+    let b = block(&title, state.ui.view.focus == crate::state::Focus::Kv);
     let inner = b.inner(area);
     b.render(area, buf);
     let server = state.store.last_server.as_ref();

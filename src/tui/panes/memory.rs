@@ -40,7 +40,7 @@ fn weights_note(state: &AppState) -> String {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let b = block("memory", state.ui.focus == crate::state::Focus::Memory);
+    let b = block("memory", state.ui.view.focus == crate::state::Focus::Memory);
     let inner = b.inner(area);
     b.render(area, buf);
     // A served model's numbers at the bottom, when its metrics are scraped.

@@ -6,7 +6,7 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let focused = state.ui.focus == Focus::Prompt;
+    let focused = state.ui.view.focus == Focus::Prompt;
     let p = &state.ui.params;
     let temp = if p.temperature == 0.0 {
         "greedy".to_string()

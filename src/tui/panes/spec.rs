@@ -125,11 +125,11 @@ fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block(
         "speculation · d mode · [ ] K (below 1: auto)",
-        state.ui.focus == crate::state::Focus::Spec,
+        state.ui.view.focus == crate::state::Focus::Spec,
     );
     let inner = b.inner(area);
     b.render(area, buf);
-    let chosen = state.ui.draft_mode;
+    let chosen = state.ui.asked.draft_mode;
     let run = state.store.current.as_ref();
     let mode = run.map_or(DraftMode::None, |r| r.draft_mode);
     let mut lines = vec![Line::from(vec![
@@ -139,7 +139,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             format!(
                 " K {}  · next: {chosen}, K {}",
                 run.map_or("—".into(), |r| r.k.to_string()),
-                state.ui.k
+                state.ui.asked.k
             ),
             label(),
         ),

@@ -51,7 +51,7 @@ fn settings(state: &AppState) -> String {
     }
     format!(
         "  quant {} · draft {} · K {} · rec {rec}",
-        state.ui.quant, state.ui.draft_mode, state.ui.k
+        state.ui.asked.quant, state.ui.asked.draft_mode, state.ui.asked.k
     )
 }
 
@@ -66,10 +66,10 @@ pub fn hints(state: &AppState) -> String {
     if state.store.serve.active() && state.ui.demo.is_none() {
         return format!("{quit} · {help}");
     }
-    match (state.ui.focus, state.store.running()) {
+    match (state.ui.view.focus, state.store.running()) {
         (_, true) => format!("{} stop · {ctrl_quit} · {help}", key(&Action::Escape)),
         (Focus::Prompt, false) => format!("{run} · {next} leave prompt · {ctrl_quit} · {help}"),
-        (_, false) if state.ui.zoom => format!(
+        (_, false) if state.ui.view.zoom => format!(
             "{} / {} unzoom · {next} next pane · {} screenshot · {quit} · {help}",
             key(&Action::ToggleZoom),
             key_in(Zoomed, &Action::ToggleZoom),

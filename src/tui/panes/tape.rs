@@ -211,7 +211,7 @@ pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
     let (lines, scroll) = painted_window(
         run,
         Paint::Ids,
-        state.ui.scroll,
+        state.ui.view.scroll,
         text_area.width,
         text_area.height,
     );
@@ -240,7 +240,7 @@ fn detail(t: &TokenEvent) -> Line<'static> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let focused = state.ui.focus == Focus::Tape;
+    let focused = state.ui.view.focus == Focus::Tape;
     let b = block_with(legend(run_speculates(state)), focused);
     let inner = b.inner(area);
     b.render(area, buf);
@@ -258,8 +258,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [text_area, detail_area] = text_areas(inner);
     let (lines, scroll) = window(
         run,
-        state.ui.selected,
-        state.ui.scroll,
+        state.ui.view.selected,
+        state.ui.view.scroll,
         text_area.width,
         text_area.height,
     );
@@ -269,6 +269,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .render(text_area, buf);
     let sel = state
         .ui
+        .view
         .selected
         .and_then(|i| run.tokens.get(i))
         .or(run.tokens.last());

@@ -140,7 +140,7 @@ fn history(state: &AppState) -> Table<'static> {
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block(
         "prefill vs decode",
-        state.ui.focus == crate::state::Focus::Timing,
+        state.ui.view.focus == crate::state::Focus::Timing,
     );
     let inner = b.inner(area);
     b.render(area, buf);
