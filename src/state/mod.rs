@@ -6,6 +6,7 @@
 mod demo;
 mod follow;
 pub mod itl;
+mod overlay;
 mod ring;
 mod run;
 pub mod sched;
@@ -15,10 +16,13 @@ mod status;
 mod store;
 pub mod thin;
 mod ui;
+mod view;
+mod what_if;
 
 pub use demo::DemoView;
 pub use follow::follow;
 pub use itl::Itl;
+pub use overlay::{ModelPicker, Overlay, Picker, RECENT_MODELS};
 pub use ring::Ring;
 pub use run::{ends_line, RunView, LINE_BYTES};
 pub use sched::SchedView;
@@ -27,10 +31,9 @@ pub use spec::SpecView;
 pub use status::{Happened, Status, UiNotice};
 pub use store::{Store, VariantRow, SERVER_RECENT, SERVER_SAMPLES};
 pub use thin::Thinned;
-pub use ui::{
-    Action, AskedSettings, Focus, ModelPicker, Overlay, Picker, Ui, ViewState, WhatIf, WhatIfDtype,
-    RECENT_MODELS, WHAT_IF_BATCH, WHAT_IF_CONTEXTS,
-};
+pub use ui::{AskedSettings, Ui};
+pub use view::{Action, Focus, ViewState};
+pub use what_if::{WhatIf, WhatIfDtype, WHAT_IF_BATCH, WHAT_IF_CONTEXTS};
 
 use crate::protocol::{Command, DemoRun, Stamped};
 
