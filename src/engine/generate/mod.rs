@@ -6,13 +6,14 @@
 //! [`Generation::emit`] reports the tokens a step produced and says when the run is over;
 //! [`Generation::finish`] sums it up.
 
+mod produced;
 mod request;
 mod run;
 mod step;
 
+pub use produced::{Produced, Step};
 pub use request::{Prompt, RunRequest};
 pub use run::Generation;
-pub use step::{Produced, Step};
 
 use super::error::Result;
 use super::spec::{KPolicy, Speculator};

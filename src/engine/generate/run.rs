@@ -1,7 +1,7 @@
 //! A run in progress: its prefill, the events of the tokens its steps produce, and its summary.
 
+use super::produced::{Produced, Step};
 use super::request::{Prompt, RunRequest};
-use super::step::{Produced, Step};
 use super::StepControl;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kv_cache::KvCache;

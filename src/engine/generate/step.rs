@@ -1,6 +1,7 @@
 //! One decode step: plan K, draft (nothing for plain decoding), verify, keep what acceptance
 //! keeps and roll the caches back to it.
 
+use super::produced::{Produced, Step};
 use super::run::Generation;
 use crate::engine::error::Result;
 use crate::engine::kernels::SMALL_BATCH;
@@ -9,53 +10,6 @@ use crate::engine::spec::draft::Draft;
 use crate::engine::spec::SpecPlan;
 use crate::protocol::{Event, Phase, SpecStep};
 use std::time::{Duration, Instant};
-
-/// One token of a step, with how it came about.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Produced {
-    pub id: u32,
-    pub prob: f32,
-    pub phase: Phase,
-}
-
-/// The tokens one step produced (at most K + 1, and K stays under [`SMALL_BATCH`]), held in
-/// place so that a step allocates nothing, and what the step took.
-#[derive(Debug, Clone, Copy)]
-pub struct Step {
-    tokens: [Produced; SMALL_BATCH],
-    len: usize,
-    pub time: Duration,
-}
-
-impl Step {
-    pub fn one(token: Produced, time: Duration) -> Self {
-        let mut step = Self::empty(time);
-        step.push(token);
-        step
-    }
-
-    fn empty(time: Duration) -> Self {
-        let none = Produced {
-            id: 0,
-            prob: 0.0,
-            phase: Phase::Decode,
-        };
-        Self {
-            tokens: [none; SMALL_BATCH],
-            len: 0,
-            time,
-        }
-    }
-
-    fn push(&mut self, token: Produced) {
-        self.tokens[self.len] = token;
-        self.len += 1;
-    }
-
-    pub fn tokens(&self) -> &[Produced] {
-        &self.tokens[..self.len]
-    }
-}
 
 impl Generation<'_> {
     /// Draft up to the K the controller plans (none when not speculating) and verify the draft;
