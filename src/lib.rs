@@ -4,11 +4,13 @@
 //! [`engine`] and answers with stamped [`protocol::Event`]s that are drawn live and recorded.
 //!
 //! The modules are layers, each importing only the ones listed before it (a test checks it):
-//! `protocol`, `alloc` < `stats` < `engine` < `lab` < `sysmon` < `serve` < `worker` < `record`, `preset` < `state`
+//! `protocol`, `alloc` < `stats` < `engine` < `lab` < `sysmon` < `serve` < `worker` < `record`, `preset`,
+//! `catalog` < `state`
 //! < `report` < `tui` < `app` < `cli`.
 
 pub mod alloc;
 pub mod app;
+pub mod catalog;
 pub mod cli;
 pub mod engine;
 pub mod lab;

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["sysmon"],
     &["serve"],
     &["worker"],
-    &["record", "preset"],
+    &["record", "preset", "catalog"],
     &["state"],
     &["report"],
     &["tui"],

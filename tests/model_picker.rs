@@ -5,7 +5,7 @@
 
 mod common;
 
-use labtui::engine::catalog::Found;
+use labtui::catalog::Found;
 use labtui::protocol::{Command, SettingChange};
 use labtui::state::{Action, AppState, Focus, ModelPicker, Overlay, Status, UiNotice};
 use labtui::tui::{keymap, view};

@@ -5,7 +5,6 @@
 
 pub mod act;
 pub mod attention;
-pub mod catalog;
 pub mod chat;
 pub mod config;
 mod dense;
@@ -20,7 +19,6 @@ pub mod loader;
 pub mod model;
 pub mod quality;
 pub mod quant;
-pub mod recent;
 pub mod sampling;
 pub mod sched;
 pub mod shapes;

@@ -1,7 +1,7 @@
 //! What can lie over the dashboard: the help, the variants table, and the preset and model
 //! pickers with their entries and cursor.
 
-use crate::engine::catalog::Found;
+use crate::catalog::Found;
 use crate::preset::Preset;
 
 /// The model picker: the models found on this machine and the one under the cursor; `draft`

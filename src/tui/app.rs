@@ -449,18 +449,18 @@ impl App {
 /// The models picked in earlier sessions, for the picker; a file that cannot be read is said on
 /// the message line and replaced at the next pick.
 fn load_recent(state: &mut AppState) {
-    let Some(path) = crate::engine::recent::file() else {
+    let Some(path) = crate::catalog::recent::file() else {
         return;
     };
-    match crate::engine::recent::load(&path) {
+    match crate::catalog::recent::load(&path) {
         Ok(specs) => state.ui.recent_models = specs,
         Err(e) => state.ui.say(UiNotice::RecentNotRead(e.to_string())),
     }
 }
 
 fn save_recent(state: &mut AppState) {
-    if let Some(path) = crate::engine::recent::file() {
-        if let Err(e) = crate::engine::recent::save(&path, &state.ui.recent_models) {
+    if let Some(path) = crate::catalog::recent::file() {
+        if let Err(e) = crate::catalog::recent::save(&path, &state.ui.recent_models) {
             state.ui.say(UiNotice::RecentNotSaved {
                 path: path.display().to_string(),
                 why: e.to_string(),
@@ -472,41 +472,11 @@ fn save_recent(state: &mut AppState) {
 /// List the models into the model picker: those picked earlier first, then the models
 /// directory's and the Hugging Face cache's, then the built-in synthetic model.
 fn open_models(state: &mut AppState, draft: bool) {
-    use crate::engine::catalog::{catalog, Found};
-    let found = catalog();
-    let mut entries: Vec<Found> = state
-        .ui
-        .recent_models
-        .iter()
-        // A file picked earlier and gone since is not offered.
-        .filter(|spec| {
-            found.iter().any(|f| f.spec == **spec)
-                || spec.as_str() == "synthetic"
-                || spec.starts_with("hf:")
-                || std::path::Path::new(spec.as_str()).exists()
-        })
-        .map(|spec| {
-            let known = found.iter().find(|f| f.spec == *spec);
-            Found {
-                spec: spec.clone(),
-                name: known.map_or(spec.clone(), |f| f.name.clone()),
-                detail: match known {
-                    Some(f) => format!("picked earlier · {}", f.detail),
-                    None => "picked earlier".into(),
-                },
-            }
-        })
-        .collect();
-    entries.extend(
-        found
-            .into_iter()
-            .filter(|f| !state.ui.recent_models.contains(&f.spec)),
+    let entries = crate::catalog::picker_entries(
+        crate::catalog::catalog(),
+        &state.ui.recent_models,
+        |spec| std::path::Path::new(spec).exists(),
     );
-    entries.push(Found {
-        spec: "synthetic".into(),
-        name: "synthetic".into(),
-        detail: "built in: a tiny random-weight model, for trying the dashboard".into(),
-    });
     let current = if draft {
         None
     } else {

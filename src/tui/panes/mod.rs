@@ -62,7 +62,11 @@ pub fn centered(area: ratatui::layout::Rect, w: u16, h: u16) -> ratatui::layout:
 
 /// A duration as a pane writes it: whole milliseconds from 100 ms, one digit below.
 pub fn ms(d: Duration) -> String {
-    let digits = if crate::stats::millis(d) >= 100.0 { 0 } else { 1 };
+    let digits = if crate::stats::millis(d) >= 100.0 {
+        0
+    } else {
+        1
+    };
     format!("{} ms", crate::stats::fmt_ms(d, digits))
 }
 

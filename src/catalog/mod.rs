@@ -1,11 +1,14 @@
-//! The models on this machine, for the dashboard's model picker: GGUF files and Hugging Face
+//! The models on this machine, for the dashboard's model picker (and, in [`recent`], the ones
+//! picked last): GGUF files and Hugging Face
 //! checkpoint folders in the models directory, and those in the Hugging Face cache (`HF_HUB_CACHE`,
 //! else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). Listing reads directories only, never a
 //! weight.
 
-use super::hf::is_checkpoint;
-use super::source::models_dir;
+use crate::engine::hf::is_checkpoint;
+use crate::engine::source::models_dir;
 use std::path::{Path, PathBuf};
+
+pub mod recent;
 
 /// A model the picker offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +126,43 @@ pub fn scan(models: &Path, hub: Option<&Path>) -> Vec<Found> {
     out
 }
 
+/// The model picker's entries: the models picked earlier first (newest first; one whose file is
+/// gone since, by `exists`, is not offered), then the rest of `found`, then the built-in
+/// synthetic model.
+pub fn picker_entries(
+    found: Vec<Found>,
+    recent: &[String],
+    exists: impl Fn(&str) -> bool,
+) -> Vec<Found> {
+    let mut entries: Vec<Found> = recent
+        .iter()
+        .filter(|spec| {
+            found.iter().any(|f| f.spec == **spec)
+                || spec.as_str() == "synthetic"
+                || spec.starts_with("hf:")
+                || exists(spec)
+        })
+        .map(|spec| {
+            let known = found.iter().find(|f| f.spec == *spec);
+            Found {
+                spec: spec.clone(),
+                name: known.map_or(spec.clone(), |f| f.name.clone()),
+                detail: match known {
+                    Some(f) => format!("picked earlier · {}", f.detail),
+                    None => "picked earlier".into(),
+                },
+            }
+        })
+        .collect();
+    entries.extend(found.into_iter().filter(|f| !recent.contains(&f.spec)));
+    entries.push(Found {
+        spec: "synthetic".into(),
+        name: "synthetic".into(),
+        detail: "built in: a tiny random-weight model, for trying the dashboard".into(),
+    });
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +216,20 @@ mod tests {
         assert!(found[2].detail.contains("checkpoint · 2 MiB"));
         assert_eq!(found[4].spec, snap.display().to_string());
         assert!(scan(&root.path().join("none"), None).is_empty());
+    }
+
+    #[test]
+    fn picked_models_come_first_and_gone_files_are_not_offered() {
+        let found = |spec: &str| Found {
+            spec: spec.into(),
+            name: spec.into(),
+            detail: "1 MiB".into(),
+        };
+        let recent = ["b.gguf", "/gone.gguf", "hf:o/r"].map(String::from);
+        let entries = picker_entries(vec![found("a.gguf"), found("b.gguf")], &recent, |_| false);
+        let specs: Vec<&str> = entries.iter().map(|f| f.spec.as_str()).collect();
+        assert_eq!(specs, ["b.gguf", "hf:o/r", "a.gguf", "synthetic"]);
+        assert_eq!(entries[0].detail, "picked earlier · 1 MiB");
+        assert_eq!(entries[1].detail, "picked earlier");
     }
 }
