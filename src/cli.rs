@@ -64,7 +64,8 @@ pub enum Cmd {
     Replay(ReplayArgs),
     /// Compare the runs of recordings side by side; with two files, `--diff` compares their tokens.
     Report(ReportArgs),
-    /// A teaching demo (prefill-vs-decode, kv-cache, roofline, speculation, quantization): in the dashboard, or headless.
+    /// A teaching demo (prefill-vs-decode, kv-cache, roofline, speculation, quantization,
+    /// batching, paged-kv): in the dashboard, or headless.
     Demo(DemoArgs),
     /// Serve the model over an OpenAI-compatible API (chat, completions, /metrics) with
     /// continuous batching; loopback only unless --host says otherwise.
