@@ -7,6 +7,8 @@
 //! 64 cases each by default; `LABTUI_FUZZ_CASES=5000 cargo test --test fuzz` runs a longer session.
 //! Every crash found is fixed and kept below as a fixed input (`*_regressions`).
 
+mod common;
+
 use candle_core::quantized::gguf_file::Value;
 use candle_core::Device;
 use labtui::engine::synthetic::{gguf_bytes, gguf_bytes_with, SyntheticSpec};
@@ -41,17 +43,7 @@ fn the_live_heap_counts_what_is_held() {
 fn config() -> ProptestConfig {
     // labtui's allocator refuses any one allocation past the bound from here on.
     labtui::alloc::limit_each_allocation(MAX_ALLOCATION);
-    let cases = std::env::var("LABTUI_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        // Shrinking re-runs the loader many times; the failing input is printed either way.
-        max_shrink_iters: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::proptest_config()
 }
 
 /// With `LABTUI_FUZZ_STATS=1`, each input's outcome on stderr (to see what the mutations reach:

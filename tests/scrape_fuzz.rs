@@ -1,6 +1,8 @@
 //! Mutated Prometheus bodies of every engine, and arbitrary text, must never panic the parser or
 //! the panes that draw a server's metrics.
 
+mod common;
+
 use labtui::protocol::{Event, ServerSample, Stamped};
 use labtui::serve::scrape;
 use labtui::state::AppState;
@@ -13,19 +15,6 @@ const LLAMACPP: &str = include_str!("fixtures/metrics/llamacpp.txt");
 const LLAMACPP_OLD: &str = include_str!("fixtures/metrics/llamacpp_unified_kv_before.txt");
 const SGLANG: &str = include_str!("fixtures/metrics/sglang.txt");
 const UNKNOWN: &str = include_str!("fixtures/metrics/unknown.txt");
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("LABTUI_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        max_shrink_iters: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Numbers and words that break arithmetic or parsing, to put where a body has a number.
 const NUMBERS: [&str; 14] = [
@@ -152,7 +141,7 @@ fn read_and_draw(body: &str) {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn mutated_bodies_never_panic(

@@ -229,3 +229,18 @@ pub mod worker;
 // Not every test binary takes both.
 #[allow(unused_imports)]
 pub use engine::{greedy_alone, synthetic};
+
+/// The property tests' settings: `LABTUI_FUZZ_CASES` cases (64 unless set), shrinking bounded
+/// (it re-runs the loader many times; the failing input is printed either way), nothing persisted.
+pub fn proptest_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("LABTUI_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    proptest::test_runner::Config {
+        cases,
+        max_shrink_iters: 256,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
