@@ -260,24 +260,11 @@ fn push_ffn(
     let s_in = 1.0 / (spec.hidden as f32).sqrt() * 1.7;
     let s_ffn = 1.0 / (spec.ffn as f32).sqrt() * 1.7;
     let p = |n: &str| format!("blk.{i}.{n}");
-    tensors.push((
-        p("ffn_gate.weight"),
-        w.tensor(
-            spec.ffn,
-            spec.hidden,
-            s_in,
-            kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
-        )?,
-    ));
-    tensors.push((
-        p("ffn_up.weight"),
-        w.tensor(
-            spec.ffn,
-            spec.hidden,
-            s_in,
-            kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K),
-        )?,
-    ));
+    // Gate, then up: the weights are drawn from one stream in file order.
+    for name in ["ffn_gate.weight", "ffn_up.weight"] {
+        let dtype = kq(spec.hidden, GgmlDType::Q4_0, GgmlDType::Q4K);
+        tensors.push((p(name), w.tensor(spec.ffn, spec.hidden, s_in, dtype)?));
+    }
     tensors.push((
         p("ffn_down.weight"),
         w.tensor(
