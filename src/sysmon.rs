@@ -134,6 +134,27 @@ pub fn spawn(
         .expect("spawn the sampler thread")
 }
 
+/// This machine: its CPU, physical cores, memory and GPU (through NVML), for recordings' headers
+/// and reports' stamps.
+pub fn this_machine() -> crate::protocol::Machine {
+    let sys = sysinfo::System::new().ok().map(|mut s| {
+        s.refresh_memory();
+        s.refresh_cpu_all();
+        s
+    });
+    let cpu = sys
+        .as_ref()
+        .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    crate::protocol::Machine {
+        cpu,
+        cores: crate::engine::physical_cores(),
+        ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
+        gpu: Sampler::new().sample().gpu.map(|g| g.name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

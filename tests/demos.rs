@@ -408,7 +408,7 @@ fn headless_batching_and_paged_kv_write_their_reports() {
         (
             "paged-kv",
             [
-                "| contiguous, max length per sequence |",
+                "| contiguous, each sequence's exact length (known in advance: the kindest) |",
                 "Same tokens with too few blocks as with enough: yes",
             ],
         ),

@@ -2,7 +2,7 @@
 //! events to RON and write the Markdown report and the charts.
 
 use crate::preset::Preset;
-use crate::protocol::{Command, DraftMode, Event, KPolicy, Quant};
+use crate::protocol::{Command, DemoKind, DraftMode, Event, KPolicy, Quant};
 use crate::worker::{Options, Worker};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -47,6 +47,83 @@ pub struct Written {
     pub files: Vec<PathBuf>,
 }
 
+/// A worker with a model loaded, running demos one after another: every demo of a session
+/// shares the worker's stamp (the roofs are measured once, before the first).
+pub struct Session {
+    worker: Worker,
+    info: crate::protocol::ModelInfo,
+}
+
+impl Session {
+    /// Load `model`; progress lines go to `progress`.
+    pub fn open(model: &str, progress: &mut dyn FnMut(&str)) -> Result<Self> {
+        let mut worker = Worker::spawn(Options {
+            sample_every: None,
+            ..Options::default()
+        });
+        worker.send(Command::LoadModel { spec: model.into() });
+        while let Some(stamped) = worker.events.blocking_recv() {
+            match stamped.event {
+                Event::ModelLoaded(info) => {
+                    progress(&format!("{} loaded", info.name));
+                    return Ok(Self { worker, info });
+                }
+                Event::Notice { message } => progress(&message),
+                Event::Note(n) => progress(&crate::tui::panes::status::notice(&n)),
+                Event::Error { message } => bail!("{message}"),
+                _ => {}
+            }
+        }
+        bail!("the worker stopped before the model loaded")
+    }
+
+    /// Run `preset`'s demo, writing `recording.ron`, `report.md` and the charts into `out`.
+    pub fn demo(
+        &mut self,
+        preset: &Preset,
+        out: &Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Written> {
+        let demo = preset.demo.clone().context("the preset has no demo")?;
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create the folder {}", out.display()))?;
+        let rec_path = out.join("recording.ron");
+        let mut recorder = crate::record::Recorder::create(
+            &rec_path,
+            crate::record::Header::new(
+                Some(self.info.clone()),
+                Quant::AsLoaded,
+                DraftMode::None,
+                KPolicy::Adaptive,
+            ),
+        )?;
+        progress(&format!("running the {} demo", demo.kind));
+        self.worker.send(Command::RunDemo {
+            demo: Box::new(demo.clone()),
+            prompt: preset.prompts[0].clone(),
+        });
+        while let Some(stamped) = self.worker.events.blocking_recv() {
+            recorder.event(&stamped)?;
+            match &stamped.event {
+                Event::Notice { message } => progress(message),
+                Event::Note(n) => progress(&crate::tui::panes::status::notice(n)),
+                Event::Error { message } => bail!("{message}"),
+                Event::Demo(run) => {
+                    let report = crate::report::demo::markdown(run, &preset.notes);
+                    let md = out.join("report.md");
+                    std::fs::write(&md, &report)
+                        .with_context(|| format!("cannot write {}", md.display()))?;
+                    let mut files = vec![rec_path, md];
+                    files.extend(crate::report::demo::write_charts(out, &run.result)?);
+                    return Ok(Written { report, files });
+                }
+                _ => {}
+            }
+        }
+        bail!("the worker stopped before the demo finished")
+    }
+}
+
 /// Run `preset`'s demo on `model`, writing `recording.ron`, `report.md` and the charts into `out`.
 /// Progress lines go to `progress`.
 pub fn run(
@@ -55,54 +132,67 @@ pub fn run(
     out: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Written> {
-    let demo = preset.demo.clone().context("the preset has no demo")?;
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create the folder {}", out.display()))?;
-    let rec_path = out.join("recording.ron");
-    let mut recorder = crate::record::Recorder::create(
-        &rec_path,
-        crate::record::Header::new(None, Quant::AsLoaded, DraftMode::None, KPolicy::Adaptive),
-    )?;
-    let mut worker = Worker::spawn(Options {
-        sample_every: None,
-        ..Options::default()
-    });
-    worker.send(Command::LoadModel { spec: model.into() });
-    while let Some(stamped) = worker.events.blocking_recv() {
-        recorder.event(&stamped)?;
-        match &stamped.event {
-            Event::ModelLoaded(info) => {
-                progress(&format!(
-                    "{} loaded; running the {} demo",
-                    info.name, demo.kind
-                ));
-                worker.send(Command::RunDemo {
-                    demo: Box::new(demo.clone()),
-                    prompt: preset.prompts[0].clone(),
-                });
-            }
-            Event::Notice { message } => progress(message),
-            Event::Note(n) => progress(&crate::tui::panes::status::notice(n)),
-            Event::Error { message } => bail!("{message}"),
-            Event::Demo(run) => {
-                let report = crate::report::demo::markdown(run, &preset.notes);
-                let md = out.join("report.md");
-                std::fs::write(&md, &report)
-                    .with_context(|| format!("cannot write {}", md.display()))?;
-                let mut files = vec![rec_path, md];
-                files.extend(crate::report::demo::write_charts(out, &run.result)?);
-                return Ok(Written { report, files });
-            }
-            _ => {}
-        }
+    Session::open(model, progress)?.demo(preset, out, progress)
+}
+
+/// Every demo, in [`DemoKind::ALL`]'s order, on one loaded model: `out/NAME/` each, and
+/// `out/README.md` listing them. Returns the index and every file written.
+pub fn run_all(model: &str, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Written> {
+    let started = std::time::Instant::now();
+    let mut session = Session::open(model, progress)?;
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    for kind in DemoKind::ALL {
+        let preset = find(kind.name())?;
+        let t = std::time::Instant::now();
+        let w = session.demo(&preset, &out.join(kind.name()), progress)?;
+        rows.push((kind.name(), preset.description.clone(), t.elapsed()));
+        files.extend(w.files);
     }
-    bail!("the worker stopped before the demo finished")
+    let index = index(&session.info.name, &rows, started.elapsed(), out)?;
+    let path = out.join("README.md");
+    std::fs::write(&path, &index).with_context(|| format!("cannot write {}", path.display()))?;
+    files.push(path);
+    Ok(Written {
+        report: index,
+        files,
+    })
+}
+
+/// The index of a `demo all` run: its stamp (every report carries the same), then each demo.
+fn index(
+    model: &str,
+    rows: &[(&str, String, std::time::Duration)],
+    took: std::time::Duration,
+    out: &Path,
+) -> Result<String> {
+    let first = out.join(rows.first().map_or("", |r| r.0)).join("report.md");
+    let text = std::fs::read_to_string(&first).unwrap_or_default();
+    let stamp: String = text
+        .lines()
+        .filter(|l| l.starts_with("> "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut s = format!(
+        "# The demos, in one run\n\n{stamp}\nModel {model}; all {} demos in {:.0} s \
+         (`labtui demo all --headless --out DIR`).\n\n| demo | what it shows | took |\n|---|---|---:|\n",
+        rows.len(),
+        took.as_secs_f64()
+    );
+    for (name, what, t) in rows {
+        s.push_str(&format!(
+            "| [{name}]({name}/report.md) | {what} | {:.0} s |\n",
+            t.as_secs_f64()
+        ));
+    }
+    Ok(s)
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The demo: prefill-vs-decode, kv-cache, roofline, speculation, quantization, batching or
-    /// paged-kv (a `demo-NAME` preset), or a preset file.
+    /// paged-kv (a `demo-NAME` preset), or a preset file; `all` runs every demo headless, in one
+    /// run on one loaded model, each into its own folder of --out.
     pub name: String,
     /// Run without the dashboard: write a recording, a report and charts, and print the report.
     #[arg(long)]
@@ -115,6 +205,14 @@ pub struct DemoArgs {
 /// `labtui demo NAME`: the demo in the dashboard, or headless with `--headless`. `model` and
 /// `record` come from the global options.
 pub fn main(a: &DemoArgs, model: Option<String>, record: Option<PathBuf>) -> Result<()> {
+    if a.name == "all" {
+        let model = model.unwrap_or_else(crate::engine::source::default_spec);
+        let out = a.out.clone().unwrap_or_else(|| PathBuf::from("demos"));
+        let w = run_all(&model, &out, &mut |line| eprintln!("{line}"))?;
+        print!("{}", w.report);
+        eprintln!("wrote {} files under {}", w.files.len(), out.display());
+        return Ok(());
+    }
     let preset = find(&a.name)?;
     let model = model.or_else(|| preset.model.clone());
     if !a.headless {

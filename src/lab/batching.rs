@@ -138,6 +138,8 @@ mod tests {
             recomputed: 0,
             kv: Vec::new(),
             kv_bytes_per_token: 1,
+            busy: s(1500),
+            recompute: Duration::ZERO,
         };
         let p = policy_point(SchedPolicy::Static, &r);
         assert_eq!(p.makespan, s(2000));

@@ -72,6 +72,7 @@ pub fn run(
         .iter()
         .zip(&scarce.reqs)
         .all(|(a, b)| a.tokens == b.tokens);
+    let max_tokens_cap = arrivals.output_tokens.1;
     Ok(PagedKv {
         arrivals,
         max_batch,
@@ -82,6 +83,8 @@ pub fn run(
         scarce: scarce_out,
         contiguous_fit: (scarce_budget * BLOCK_TOKENS) as f64 / mean_len.max(1.0),
         same_tokens,
+        max_model_len: section.max_model_len().min(model.cfg.context_length),
+        max_tokens_cap,
     })
 }
 
@@ -95,5 +98,7 @@ fn budget_run(kv_blocks: usize, r: &StreamRun) -> BudgetRun {
         recomputed_tokens: r.recomputed,
         mean_running: r.mean_running(),
         peak_blocks: r.peak_blocks(),
+        busy: r.busy,
+        recompute: r.recompute,
     }
 }

@@ -64,7 +64,9 @@ pub fn run(
         rows.push(row);
     }
     engine.set_quant(before, &mut |_, _| {})?;
+    let (layer_params, head_params) = super::roofline::matmul_params(&engine.model.cfg);
     Ok(QuantSweep {
+        matmul_params: layer_params + head_params,
         prefill_tokens: PREFILL_TOKENS,
         decode_tokens,
         scored: rows.first().map_or(0, |r| r.quality.scored),

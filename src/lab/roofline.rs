@@ -132,7 +132,7 @@ pub fn read_bandwidth_gb_s(bytes: usize, passes: usize, threads: usize) -> f64 {
 }
 
 /// GFLOP/s of the fastest of `repeats` runs of `f` (after a warm-up) doing `flops` each.
-fn gflop_s(flops: f64, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub fn gflop_s(flops: f64, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     let mut best = Duration::MAX;
     for _ in 0..repeats.max(1) {

@@ -128,6 +128,10 @@ pub struct StreamRun {
     /// KV memory after each step.
     pub kv: Vec<KvPoint>,
     pub kv_bytes_per_token: u64,
+    /// The steps' own time, and the part spent recomputing preempted tokens (each step's time
+    /// shared among its rows).
+    pub busy: Duration,
+    pub recompute: Duration,
 }
 
 impl StreamRun {
@@ -241,7 +245,9 @@ pub fn run(
         }
         let t = Instant::now();
         let events = sched.step(model)?;
-        clock += t.elapsed();
+        let took = t.elapsed();
+        clock += took;
+        tally.time(took, &events, &replay);
         if events.is_empty() && sched.is_idle() && next == stream.len() {
             break;
         }
@@ -261,6 +267,8 @@ struct Tally {
     done: Vec<Option<Duration>>,
     rows: u64,
     kv: Vec<KvPoint>,
+    busy: Duration,
+    recompute: Duration,
 }
 
 impl Tally {
@@ -270,6 +278,36 @@ impl Tally {
             done: vec![None; requests],
             rows: 0,
             kv: Vec::new(),
+            busy: Duration::ZERO,
+            recompute: Duration::ZERO,
+        }
+    }
+
+    /// A step of `took` ran `events` (heard before `replay` applies them): its time, and the
+    /// share of it its recomputed prefill rows took.
+    fn time(&mut self, took: Duration, events: &[SchedEvent], replay: &Replay) {
+        self.busy += took;
+        let (mut rows, mut again) = (0usize, 0usize);
+        for e in events {
+            match *e {
+                SchedEvent::Step {
+                    prefill_tokens,
+                    decode_rows,
+                    ..
+                } => rows = prefill_tokens + decode_rows,
+                SchedEvent::Prefill { req, len, .. } => {
+                    // Prefilled tokens past the prompt's first pass are recomputation.
+                    if let Some(r) = replay.reqs.get(&req) {
+                        let before = r.prefilled.max(r.prompt_tokens);
+                        let after = r.prefilled + len;
+                        again += after.saturating_sub(before).min(len);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rows > 0 && again > 0 {
+            self.recompute += took.mul_f64(again.min(rows) as f64 / rows as f64);
         }
     }
 
@@ -293,17 +331,21 @@ impl Tally {
                 self.rows += decode_rows as u64;
                 let u = sched.usage();
                 let paged = u.held * u.block_tokens;
+                let running = || {
+                    replay
+                        .reqs
+                        .values()
+                        .filter(|r| r.state == ReqState::Running)
+                };
                 self.kv.push(KvPoint {
                     step,
                     running: sched.running(),
                     used: paged - u.wasted_tokens,
                     paged,
-                    contiguous: replay
-                        .reqs
-                        .values()
-                        .filter(|r| r.state == ReqState::Running)
+                    contiguous: running()
                         .map(|r| (r.prompt_tokens + r.max_tokens).min(context))
                         .sum(),
+                    prompts: running().map(|r| r.prompt_tokens).sum(),
                 });
             }
             _ => {}
@@ -348,6 +390,8 @@ impl Tally {
                 .sum(),
             kv: self.kv,
             kv_bytes_per_token: sched.kv_bytes_per_token(),
+            busy: self.busy,
+            recompute: self.recompute,
         }
     }
 }

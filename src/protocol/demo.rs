@@ -110,6 +110,10 @@ pub struct DemoSection {
     /// stream's peak held with enough of them).
     #[serde(default)]
     pub kv_blocks: Option<usize>,
+    /// paged-kv: the server context limit the pre-paging baseline reserves per sequence
+    /// (default 2048, as `--max-model-len`).
+    #[serde(default)]
+    pub max_model_len: Option<usize>,
 }
 
 impl DemoSection {
@@ -148,6 +152,7 @@ impl DemoSection {
             ("quality_tokens", self.quality_tokens, 16, 65_536),
             ("max_batch", self.max_batch, 1, 256),
             ("kv_blocks", self.kv_blocks, 1, 1 << 20),
+            ("max_model_len", self.max_model_len, 1, 1 << 20),
         ] {
             if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
                 return Err(format!("demo {name} = {v} is out of range ({lo} to {hi})"));
@@ -172,6 +177,10 @@ impl DemoSection {
 
     pub fn arrivals(&self) -> Arrivals {
         self.arrivals.clone().unwrap_or_default()
+    }
+
+    pub fn max_model_len(&self) -> usize {
+        self.max_model_len.unwrap_or(2048)
     }
 
     pub fn max_batch(&self) -> usize {
@@ -216,6 +225,12 @@ pub struct DemoRun {
     pub model: String,
     pub threads: usize,
     pub result: DemoResult,
+    /// The machine, its roofs, the build and the date (absent in recordings made before stamps).
+    #[serde(default)]
+    pub stamp: Option<Box<super::Stamp>>,
+    /// The model's shape and per-token costs (absent in recordings made before them).
+    #[serde(default)]
+    pub costs: Option<Box<ModelCosts>>,
 }
 
 /// One timed step: the tokens the pass attended to (its context) and how long it took.
@@ -367,6 +382,10 @@ pub struct QuantSweep {
     pub rows: Vec<QuantRow>,
     /// Types this backend cannot run, with the reason.
     pub refused: Vec<(String, String)>,
+    /// Parameters in the matmuls a decode step runs (layers and head): bits per weight are
+    /// 8 × bytes read ÷ this (0 in recordings made before it).
+    #[serde(default)]
+    pub matmul_params: u64,
 }
 
 /// One row of the table: a variant and what it measured.
@@ -441,9 +460,14 @@ pub struct KvPoint {
     pub used: usize,
     /// Held in 16-token blocks (used + each sequence's last block's slack).
     pub paged: usize,
-    /// Reserved if each running sequence had its maximum length (prompt + max tokens) allocated
-    /// contiguously at admission.
+    /// Reserved if each running sequence had its exact final length (prompt + the tokens it
+    /// generates) allocated contiguously at admission: the kindest contiguous baseline, which
+    /// needs the answer's length in advance.
     pub contiguous: usize,
+    /// The running sequences' prompt tokens: with `running`, what the other contiguous
+    /// baselines reserve (the client's `max_tokens` cap, the server's context limit).
+    #[serde(default)]
+    pub prompts: usize,
 }
 
 /// One run of the stream under a KV-block budget.
@@ -458,6 +482,19 @@ pub struct BudgetRun {
     pub recomputed_tokens: usize,
     pub mean_running: f64,
     pub peak_blocks: usize,
+    /// The steps' own time (the makespan less idle gaps), and the part of it spent recomputing
+    /// preempted tokens (each step's time shared by its rows).
+    #[serde(default)]
+    pub busy: Duration,
+    #[serde(default)]
+    pub recompute: Duration,
+}
+
+impl BudgetRun {
+    /// Mean time of a step.
+    pub fn step_mean(&self) -> Duration {
+        self.busy / (self.steps.max(1) as u32)
+    }
 }
 
 /// The paged-KV demo: contiguous against paged reservation on one stream, then the same stream
@@ -477,6 +514,22 @@ pub struct PagedKv {
     pub contiguous_fit: f64,
     /// The scarce run generated the same tokens as the ample one (preemption recomputes exactly).
     pub same_tokens: bool,
+    /// The server's context limit the pre-paging baseline reserves for every sequence
+    /// (`max_model_len`), and the `max_tokens` each request's client sent (each stops earlier,
+    /// at its own length, as at an end-of-sequence token).
+    #[serde(default)]
+    pub max_model_len: usize,
+    #[serde(default)]
+    pub max_tokens_cap: usize,
+}
+
+/// 1 − used ÷ reserved (0 when nothing was reserved).
+fn waste(used: u64, reserved: u64) -> f64 {
+    if reserved == 0 {
+        0.0
+    } else {
+        1.0 - used as f64 / reserved as f64
+    }
 }
 
 impl PagedKv {
@@ -494,14 +547,25 @@ impl PagedKv {
     /// The share of reserved memory no token uses, over all steps: (paged, contiguous).
     pub fn waste(&self) -> (f64, f64) {
         let (u, p, c) = self.totals();
-        let w = |r: u64| {
-            if r == 0 {
-                0.0
-            } else {
-                1.0 - u as f64 / r as f64
-            }
-        };
-        (w(p), w(c))
+        (waste(u, p), waste(u, c))
+    }
+
+    /// Token-steps reserved by the two coarser contiguous baselines: (each request's
+    /// `max_tokens` cap, the server's context limit per sequence).
+    pub fn coarse_totals(&self) -> (u64, u64) {
+        self.points.iter().fold((0, 0), |(cap, ctx), k| {
+            (
+                cap + (k.prompts + k.running * self.max_tokens_cap) as u64,
+                ctx + (k.running * self.max_model_len) as u64,
+            )
+        })
+    }
+
+    /// The share of reserved memory no token uses under the coarse baselines: (cap, context).
+    pub fn coarse_waste(&self) -> (f64, f64) {
+        let (u, _, _) = self.totals();
+        let (cap, ctx) = self.coarse_totals();
+        (waste(u, cap), waste(u, ctx))
     }
 
     /// The most tokens held and reserved at any step: (used, paged, contiguous).
@@ -509,5 +573,87 @@ impl PagedKv {
         self.points.iter().fold((0, 0, 0), |(u, p, c), k| {
             (u.max(k.used), p.max(k.paged), c.max(k.contiguous))
         })
+    }
+}
+
+/// The model's shape and what one token costs it, for the narration's arithmetic: FLOPs from
+/// the shape (2 per multiply-add), bytes as the engine holds and reads them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelCosts {
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub context_length: usize,
+    /// Parameters in the layers' matmuls, and in the output head.
+    pub layer_params: u64,
+    pub head_params: u64,
+    /// The head is the token embeddings' own blocks (tied, held once).
+    pub tied: bool,
+    /// Weight bytes held, and read by one decode step (one embedding row, every matrix once).
+    pub weight_bytes: u64,
+    pub weight_bytes_read: u64,
+    /// The KV cache's element type and its bytes per token (2 × layers × KV heads × head dim ×
+    /// element bytes).
+    pub kv_dtype: String,
+    pub kv_dtype_bytes: u64,
+    pub kv_bytes_per_token: u64,
+}
+
+impl ModelCosts {
+    /// Attention FLOPs for one query over `context` keys (QKᵀ and the weighted V), all layers.
+    pub fn attention_flops(&self, context: f64) -> f64 {
+        4.0 * (self.layers * self.heads * self.head_dim) as f64 * context
+    }
+
+    /// FLOPs per token of a prefill of `len` tokens: projections for every token, the head for
+    /// the last, attention over (len + 1) / 2 keys on average.
+    pub fn prefill_flops_per_token(&self, len: usize) -> f64 {
+        let len = len.max(1) as f64;
+        2.0 * self.layer_params as f64
+            + 2.0 * self.head_params as f64 / len
+            + self.attention_flops((len + 1.0) / 2.0)
+    }
+
+    /// Attention's share of a `len`-token prefill's FLOPs.
+    pub fn attention_share(&self, len: usize) -> f64 {
+        let len = len.max(1);
+        self.attention_flops((len as f64 + 1.0) / 2.0) / self.prefill_flops_per_token(len)
+    }
+
+    /// The prompt length at which prefill's attention FLOPs equal its matmuls' (the O(n²) term
+    /// overtakes the O(n) one).
+    pub fn attention_crossover(&self) -> f64 {
+        let per_key = self.attention_flops(1.0);
+        if per_key > 0.0 {
+            2.0 * (2.0 * self.layer_params as f64) / per_key - 1.0
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// FLOPs and bytes of a decode step at `context`.
+    pub fn decode_flops(&self, context: usize) -> f64 {
+        2.0 * (self.layer_params + self.head_params) as f64 + self.attention_flops(context as f64)
+    }
+
+    pub fn decode_bytes(&self, context: usize) -> f64 {
+        self.weight_bytes_read as f64 + (self.kv_bytes_per_token * context as u64) as f64
+    }
+
+    /// KV bytes per token with `kv_heads` heads and `dtype_bytes` per element.
+    pub fn kv_bytes_with(&self, kv_heads: usize, dtype_bytes: u64) -> u64 {
+        2 * (self.layers * kv_heads * self.head_dim) as u64 * dtype_bytes
+    }
+
+    /// Effective bits per matmul weight of `bytes_read` a decode step.
+    pub fn bits_per_weight(&self, bytes_read: u64) -> f64 {
+        let params = self.layer_params + self.head_params;
+        if params == 0 {
+            0.0
+        } else {
+            8.0 * bytes_read as f64 / params as f64
+        }
     }
 }

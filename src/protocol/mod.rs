@@ -4,6 +4,7 @@
 //! the same stream is drawn live, written to RON and replayed.
 
 pub mod demo;
+pub mod machine;
 pub mod notice;
 pub mod params;
 pub mod sched;
@@ -13,6 +14,7 @@ pub mod settings;
 mod stamp;
 
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
+pub use machine::{Machine, Stamp};
 pub use notice::{Job, Notice, Unserved};
 pub use sched::{Arrivals, SchedEvent, SchedPolicy, StreamSpec};
 pub use scraped::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};

@@ -16,35 +16,7 @@ use std::path::{Path, PathBuf};
 /// The version of the recording format this build writes and reads.
 pub const FORMAT: u32 = 1;
 
-/// What was measured on: enough to tell two machines apart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Machine {
-    pub cpu: String,
-    pub cores: usize,
-    pub ram_bytes: u64,
-    pub gpu: Option<String>,
-}
-
-impl Machine {
-    pub fn this() -> Self {
-        let sys = sysinfo::System::new().ok().map(|mut s| {
-            s.refresh_memory();
-            s.refresh_cpu_all();
-            s
-        });
-        let cpu = sys
-            .as_ref()
-            .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        Self {
-            cpu,
-            cores: crate::engine::physical_cores(),
-            ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
-            gpu: crate::sysmon::Sampler::new().sample().gpu.map(|g| g.name),
-        }
-    }
-}
+pub use crate::protocol::Machine;
 
 /// The first line of a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +47,7 @@ impl Header {
             format: FORMAT,
             labtui: env!("CARGO_PKG_VERSION").to_string(),
             started_unix,
-            machine: Machine::this(),
+            machine: crate::sysmon::this_machine(),
             model,
             quantization,
             draft_mode,

@@ -70,6 +70,7 @@ pub fn chart_files(dir: &Path, model: &str, points: &[Point]) -> Result<Vec<Path
         "decode tokens/s (all sequences)",
         "step latency (ms)",
         &series(points),
+        super::plot::Axes::default(),
     )
 }
 

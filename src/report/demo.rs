@@ -7,32 +7,125 @@ use super::table::{
     Cell::{Bytes, Count, Ms, Num, Percent, Times},
     Column, Show, Table,
 };
-use crate::protocol::demo::{Comparison, QuantRow, QuantSweep, SpecSweep, Sweep};
+use crate::protocol::demo::{Comparison, ModelCosts, QuantRow, QuantSweep, SpecSweep, Sweep};
 use crate::protocol::{DemoResult, DemoRun};
 use crate::stats::human_bytes;
 use std::fmt::Write;
 
 mod batching;
 mod charts;
+pub mod facts;
 mod roofline;
 
 pub use charts::{charts, write_charts, Chart};
+pub use facts::{facts, narrate};
 
-/// The whole report: title, what ran, the narration steps and the tables.
+/// The whole report: title, the stamp, what ran, the narration steps (templates filled with
+/// this run's numbers) and the tables.
 pub fn markdown(run: &DemoRun, steps: &[String]) -> String {
-    let mut s = format!(
-        "# Demo: {}\n\nModel {} · {} threads\n\n",
-        run.demo, run.model, run.threads
-    );
+    let mut s = format!("# Demo: {}\n\n", run.demo);
+    if let Some(stamp) = &run.stamp {
+        s.push_str(&super::stamp::markdown(stamp));
+        s.push('\n');
+    }
+    let _ = write!(s, "Model {} · {} threads\n\n", run.model, run.threads);
     if !steps.is_empty() {
         s.push_str("## Steps\n\n");
-        for (i, n) in steps.iter().enumerate() {
+        for (i, n) in narrate(steps, run).iter().enumerate() {
             let _ = writeln!(s, "{}. {n}", i + 1);
         }
         s.push('\n');
     }
     s.push_str(&tables(&run.result));
+    if let Some(c) = &run.costs {
+        s.push_str(&model_notes(&run.result, c));
+    }
     s
+}
+
+/// What the model's shape adds to a result: the KV cache's layouts, dtypes and scale, or how
+/// the quantization table counts the head.
+fn model_notes(r: &DemoResult, c: &ModelCosts) -> String {
+    match r {
+        DemoResult::KvCache(_) => kv_what_if(c),
+        DemoResult::Quantization(_) => format!(
+            "\nBits per weight read: 8 × the bytes a decode step reads ÷ the {:.1} M parameters \
+             of its matmuls (the output head included, the embedding row it looks up not). The \
+             output head {}.\n",
+            c.layer_params as f64 / 1e6 + c.head_params as f64 / 1e6,
+            if c.tied {
+                "is the token embeddings' own blocks: held once and read once"
+            } else {
+                "is held apart from the token embeddings (the file stores both, or the \
+                 requantised head no longer shares the embeddings' blocks): weights MiB holds \
+                 both, a decode step reads the head and one embedding row"
+            }
+        ),
+        _ => String::new(),
+    }
+}
+
+/// KV bytes per token for other attention layouts and element types, and at a server's scale.
+fn kv_what_if(c: &ModelCosts) -> String {
+    let mut layouts = Table::new([
+        Column::left("attention layout"),
+        Column::right("KV heads"),
+        Column::right(format!("per token, {}", c.kv_dtype)),
+        Column::right("per token, f16"),
+    ]);
+    let this = format!(
+        "this model: grouped-query, {} query heads share each KV head",
+        c.heads / c.kv_heads.max(1)
+    );
+    for (name, kv) in [
+        (this, c.kv_heads),
+        (
+            "multi-head (one KV head per query head)".to_string(),
+            c.heads,
+        ),
+        ("multi-query (one KV head)".to_string(), 1),
+    ] {
+        layouts.row([
+            name.into(),
+            Count(kv as u64),
+            Bytes(c.kv_bytes_with(kv, c.kv_dtype_bytes)),
+            Bytes(c.kv_bytes_with(kv, 2)),
+        ]);
+    }
+    let mut scale = Table::new([
+        Column::right("sequences"),
+        Column::right("context tokens"),
+        Column::right(format!("this model, {}", c.kv_dtype)),
+        Column::right("this model, f16"),
+        Column::right("multi-head, f16"),
+    ]);
+    for seqs in [1u64, 8, 32] {
+        for ctx in [4096u64, 32_768] {
+            let at = |per: u64| Bytes(per * seqs * ctx);
+            scale.row([
+                Count(seqs),
+                Count(ctx),
+                at(c.kv_bytes_per_token),
+                at(c.kv_bytes_with(c.kv_heads, 2)),
+                at(c.kv_bytes_with(c.heads, 2)),
+            ]);
+        }
+    }
+    format!(
+        "\n## Per token: 2 × layers × KV heads × head dim × bytes\n\n\
+         2 (K and V) × {} layers × {} KV heads × {} dims × {} B ({}) = {}. labtui keeps the cache in \
+         {} (`--kv-dtype f16` halves it); llama.cpp and Hugging Face keep f16.\n\n{}\n\
+         ## At a server's scale\n\n{}",
+        c.layers,
+        c.kv_heads,
+        c.head_dim,
+        c.kv_dtype_bytes,
+        c.kv_dtype,
+        human_bytes(c.kv_bytes_per_token),
+        c.kv_dtype,
+        layouts.markdown(),
+        scale.markdown()
+    )
 }
 
 /// The tables of one result in Markdown, with the prose around them.
@@ -56,7 +149,7 @@ pub fn result_tables(r: &DemoResult) -> Vec<Table> {
         DemoResult::KvCache(x) => comparison_tables(x).into(),
         DemoResult::Roofline(x) => roofline::tables(x).into(),
         DemoResult::Speculation(x) => vec![speculation_table(x)],
-        DemoResult::Quantization(x) => vec![quant_rows(&x.rows)],
+        DemoResult::Quantization(x) => vec![quant_rows(&x.rows, x.matmul_params)],
         DemoResult::Batching(x) => batching::batching_tables(x).into(),
         DemoResult::PagedKv(x) => batching::paged_kv_tables(x).into(),
     }
@@ -70,7 +163,7 @@ fn quantization(x: &QuantSweep) -> String {
          KL and top-1 against the loaded weights.\n\n",
         x.prefill_tokens, x.decode_tokens, x.scored
     );
-    s.push_str(&quant_table(&x.rows));
+    s.push_str(&quant_table(&x.rows, x.matmul_params));
     for (t, why) in &x.refused {
         let _ = writeln!(s, "\n{t} skipped: {why}");
     }
@@ -228,7 +321,13 @@ fn costs_table(x: &Comparison) -> Table {
             )),
             Bytes(x.kv_bytes),
         ])
-        .row(["allocated".into(), Bytes(x.kv_reserved_bytes)])
+        .row([
+            Cell::Text(format!(
+                "allocated (the pool grows {} tokens at a time)",
+                crate::engine::kv_cache::GROW_TOKENS
+            )),
+            Bytes(x.kv_reserved_bytes),
+        ])
         .row(["the weights, for scale".into(), Bytes(x.weight_bytes)]);
     costs
 }
@@ -283,14 +382,16 @@ fn fallback_text(v: &crate::protocol::Variant) -> String {
         .join(", ")
 }
 
-/// The weight types side by side: the report's eleven columns, the pane's six.
-fn quant_rows(rows: &[QuantRow]) -> Table {
+/// The weight types side by side: the report's twelve columns, the pane's six. `params` are
+/// the matmuls' parameters (0: bits per weight not known).
+fn quant_rows(rows: &[QuantRow], params: u64) -> Table {
     let md = |h: &str| Column::left(h).markdown_only();
     let mut t = Table::new([
         Column::left("type"),
         Column::left("weights").pane_only(),
         md("weights MiB"),
         md("read/token MiB"),
+        md("bits/weight read"),
         md("prefill tok/s"),
         Column::left("decode tok/s"),
         md("decode GB/s"),
@@ -308,6 +409,11 @@ fn quant_rows(rows: &[QuantRow]) -> Table {
             Bytes(r.variant.weight_bytes),
             Num(mib(r.variant.weight_bytes), 1),
             Num(mib(r.read_per_token), 1),
+            if params > 0 {
+                Num(8.0 * r.read_per_token as f64 / params as f64, 2)
+            } else {
+                "—".into()
+            },
             Num(r.prefill_tok_s, 1),
             Num(r.decode_tok_s, 1),
             Num(r.decode_gb_s(), 1),
@@ -323,6 +429,6 @@ fn quant_rows(rows: &[QuantRow]) -> Table {
 }
 
 /// The Markdown table.
-pub fn quant_table(rows: &[QuantRow]) -> String {
-    quant_rows(rows).markdown()
+pub fn quant_table(rows: &[QuantRow], params: u64) -> String {
+    quant_rows(rows, params).markdown()
 }

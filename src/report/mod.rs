@@ -5,6 +5,7 @@ pub mod batch;
 pub mod demo;
 pub mod plot;
 pub mod serve;
+pub mod stamp;
 pub mod table;
 
 use crate::protocol::{Event, KvDtype, Quant, RunSummary, TokenEvent};

@@ -3,6 +3,7 @@
 
 use super::run_tokens;
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -68,38 +69,122 @@ pub fn series(files: &[(String, crate::record::Recording)]) -> (Vec<Series>, Vec
     (itl, kv)
 }
 
+/// Which axes are logarithmic (for values that span decades; points at or below zero are left
+/// off a log axis).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Axes {
+    pub log_x: bool,
+    pub log_y: bool,
+}
+
+/// A linear range from zero, or a log range over the positive values, with a margin.
+fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let v: Vec<f64> = values
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .collect();
+    let hi = v.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+    if log {
+        let lo = v.iter().copied().fold(hi, f64::min);
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (0.0, hi * 1.1)
+    }
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
     x: &str,
     y: &str,
     series: &[Series],
+    axes: Axes,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {title}: {e:?}");
     root.fill(&WHITE).map_err(e)?;
-    let xmax = series
+    let kept: Vec<Series> = series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
-    let ymax = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(1e-9, f64::max)
-        * 1.1;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .map(|s| {
+            let keep = |p: &(f64, f64)| (!axes.log_x || p.0 > 0.0) && (!axes.log_y || p.1 > 0.0);
+            let (points, labels): (Vec<_>, Vec<_>) = s
+                .points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| keep(p))
+                .map(|(i, p)| (*p, s.labels.get(i).cloned()))
+                .unzip();
+            Series {
+                name: s.name.clone(),
+                points,
+                labels: labels.into_iter().flatten().collect(),
+            }
+        })
+        .collect();
+    let (x0, x1) = bounds(
+        kept.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
+        axes.log_x,
+    );
+    let (y0, y1) = bounds(
+        kept.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+        axes.log_y,
+    );
+    let text = Text3 { title, x, y };
+    match (axes.log_x, axes.log_y) {
+        (false, false) => plot(&root, text, &kept, x0..x1, y0..y1),
+        (true, false) => plot(&root, text, &kept, (x0..x1).log_scale(), y0..y1),
+        (false, true) => plot(&root, text, &kept, x0..x1, (y0..y1).log_scale()),
+        (true, true) => plot(
+            &root,
+            text,
+            &kept,
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale(),
+        ),
+    }?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// A chart's title and axis labels.
+#[derive(Clone, Copy)]
+struct Text3<'a> {
+    title: &'a str,
+    x: &'a str,
+    y: &'a str,
+}
+
+/// Few points are drawn as dots too, so a line between two measurements is not read as data.
+const DOTS_BELOW: usize = 40;
+
+fn plot<DB, X, Y>(
+    root: &DrawingArea<DB, Shift>,
+    t: Text3,
+    series: &[Series],
+    xr: X,
+    yr: Y,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {}: {e:?}", t.title);
+    let mut chart = ChartBuilder::on(root)
+        .caption(t.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .build_cartesian_2d(xr, yr)
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc(x)
-        .y_desc(y)
+        .x_desc(t.x)
+        .y_desc(t.y)
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
@@ -115,6 +200,11 @@ where
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
+        if s.labels.is_empty() && s.points.len() < DOTS_BELOW {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(e)?;
+        }
         chart
             .draw_series(s.points.iter().zip(&s.labels).map(|(&p, label)| {
                 EmptyElement::at(p)
@@ -130,7 +220,6 @@ where
         .label_font(("sans-serif", 14))
         .draw()
         .map_err(e)?;
-    root.present().map_err(e)?;
     Ok(())
 }
 
@@ -167,6 +256,7 @@ pub fn write(
             x,
             y,
             s,
+            Axes::default(),
         )?;
         let svg = dir.join(format!("{stem}.svg"));
         draw(
@@ -175,6 +265,7 @@ pub fn write(
             x,
             y,
             s,
+            Axes::default(),
         )?;
         written.extend([png, svg]);
     }
@@ -189,6 +280,7 @@ pub fn chart(
     x: &str,
     y: &str,
     series: &[Series],
+    axes: Axes,
 ) -> Result<Vec<std::path::PathBuf>> {
     register_font();
     std::fs::create_dir_all(dir)?;
@@ -199,6 +291,7 @@ pub fn chart(
         x,
         y,
         series,
+        axes,
     )?;
     let svg = dir.join(format!("{stem}.svg"));
     draw(
@@ -207,6 +300,7 @@ pub fn chart(
         x,
         y,
         series,
+        axes,
     )?;
     Ok(vec![png, svg])
 }

@@ -285,6 +285,7 @@ pub fn charts(
         "output tokens/s",
         "E2E p50 (ms)",
         &by_endpoint,
+        super::plot::Axes::default(),
     )?;
     let png = dir.join("timeline.png");
     timeline(

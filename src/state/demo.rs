@@ -80,6 +80,8 @@ mod tests {
             model: "m".into(),
             threads: 1,
             result: crate::protocol::DemoResult::Roofline(Default::default()),
+            stamp: None,
+            costs: None,
         };
         let demos = vec![run("old")];
         let v = DemoView::new(1);

@@ -37,6 +37,8 @@ pub(super) struct Local {
     built: Option<DrafterKey>,
     /// The quality probe of the loaded model and the tokens it runs (its baseline is kept).
     probe: Option<(usize, Probe)>,
+    /// The stamp measured for the loaded model's demos, by model name.
+    stamp: Option<(String, crate::protocol::Stamp)>,
 }
 
 /// Panic on one of candle's pool threads, as a bug in a kernel would (`LABTUI_FAULT=pool-panic`).
@@ -74,6 +76,7 @@ impl Local {
             spec: Speculator::none(),
             built: None,
             probe: None,
+            stamp: None,
         }
     }
 
@@ -486,9 +489,21 @@ impl Local {
         let out = self.out.clone();
         let mut progress = |message: String| out.send(Event::Notice { message });
         let before = engine.quant;
+        let stamp = match &self.stamp {
+            Some((name, s)) if *name == engine.info.name => Some(s.clone()),
+            _ => {
+                progress("measuring this machine's roofs for the report's stamp".into());
+                let s = super::stamp::measure(Some(&engine.model), crate::engine::threads()).ok();
+                self.stamp = s.clone().map(|s| (engine.info.name.clone(), s));
+                s
+            }
+        };
         let result = crate::lab::run(engine, demo, prompt, &mut progress);
         match result {
-            Ok(run) => self.emit(Event::Demo(run)),
+            Ok(run) => self.emit(Event::Demo(crate::protocol::DemoRun {
+                stamp: stamp.map(Box::new),
+                ..run
+            })),
             Err(e) => {
                 let stopped = self.flags.interrupt.swap(false, Ordering::SeqCst);
                 // A tour of weight types stopped half way runs the weights it started with.

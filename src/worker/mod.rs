@@ -23,6 +23,7 @@ mod admit;
 mod jobs;
 mod remote;
 mod route;
+pub mod stamp;
 
 use jobs::Local;
 

@@ -49,6 +49,9 @@ struct Row {
 pub fn run(spec: &str, a: &BenchBatchArgs) -> Result<()> {
     let device = engine::default_device();
     let eng = Engine::open(spec, &device, |_, _| {})?;
+    if matches!(a.format, ReportFormat::Md) {
+        super::print_stamp(Some(&eng.model), a.vs_llama_cpp);
+    }
     let threads = engine::threads();
     eprintln!(
         "{}: {threads} threads, {} prompt tokens and {} decode tokens per sequence",

@@ -64,6 +64,7 @@ struct Seen {
 }
 
 pub fn run(a: &BenchClientArgs) -> Result<()> {
+    super::print_stamp(None, false);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Two runtimes, their threads named, so that each side's CPU time can be read apart.
     let mock_rt = runtime("mock", cores)?;

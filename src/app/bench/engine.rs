@@ -98,6 +98,7 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     } else {
         Some(Reference::from_gguf_bytes_or_file(spec, &device)?)
     };
+    super::print_stamp(Some(&eng.model), args.vs_llama_cpp);
     println!(
         "model {} ({}), {} threads, median of {} after a warm-up",
         eng.info.name,

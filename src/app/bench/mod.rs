@@ -59,3 +59,33 @@ fn llama_cpp_bin() -> Result<std::path::PathBuf> {
     );
     Ok(String::from_utf8_lossy(&out.stdout).trim().into())
 }
+
+/// The stamp a benchmark's output starts with: this machine, its roofs measured now (with
+/// `model`'s own quantized product when one is loaded), the build, the date and, with
+/// `llama_cpp`, the llama.cpp build compared against. Printed to stdout, so it travels with the
+/// tables into any file they are written to.
+fn print_stamp(model: Option<&crate::engine::Model>, llama_cpp: bool) {
+    match crate::worker::stamp::measure(model, crate::engine::threads()) {
+        Ok(mut s) => {
+            if llama_cpp {
+                s.llama_cpp = llama_cpp_version();
+            }
+            println!("{}", crate::report::stamp::markdown(&s));
+        }
+        Err(e) => eprintln!("could not measure this machine for the stamp: {e:#}"),
+    }
+}
+
+/// `llama-server --version`'s first line, without its "version: ".
+fn llama_cpp_version() -> Option<String> {
+    let bin = llama_cpp_bin().ok()?.join("llama-server");
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find(|l| l.starts_with("version"))
+        .map(|l| l.trim_start_matches("version:").trim().to_string())
+}

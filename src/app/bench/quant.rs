@@ -16,6 +16,7 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
     let device = default_device();
     let mut engine = Engine::open(model, &device, |_, _| {})?;
     engine.set_kv_dtype(a.kv_dtype)?;
+    super::print_stamp(Some(&engine.model), false);
     let mut probe = Probe::new(&engine, a.ppl_tokens, a.ctx)?;
     eprintln!(
         "{}: {} threads, pp{} and tg{} (median of {}), quality over {} tokens in chunks of {}",
@@ -28,6 +29,10 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         a.ctx
     );
     let mut rows = Vec::new();
+    let params = {
+        let (l, h) = crate::lab::roofline::matmul_params(&engine.model.cfg);
+        l + h
+    };
     let types = if a.types.is_empty() {
         Quant::ALL.to_vec()
     } else {
@@ -43,7 +48,7 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         };
         eprint!(
             "{}",
-            quant_table(std::slice::from_ref(&row))
+            quant_table(std::slice::from_ref(&row), params)
                 .lines()
                 .nth(2)
                 .unwrap_or_default()
@@ -51,7 +56,7 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         eprintln!();
         rows.push(row);
     }
-    print!("{}", quant_table(&rows));
+    print!("{}", quant_table(&rows, params));
     Ok(())
 }
 

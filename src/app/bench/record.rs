@@ -7,6 +7,7 @@ use std::time::Instant;
 
 /// Seconds to write `events` token events to a recording (one flushed line each) and to load it.
 pub fn record(args: &BenchRecordArgs) -> Result<()> {
+    super::print_stamp(None, false);
     use crate::protocol::{Event, Phase, Stamped, TokenEvent};
     use std::time::Duration;
     let dir = std::env::temp_dir().join(format!("labtui-bench-{}", std::process::id()));

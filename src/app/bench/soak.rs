@@ -61,6 +61,7 @@ fn p(xs: &[Duration], q: f64) -> String {
 }
 
 pub fn run(model: &str, a: &BenchSoakArgs) -> Result<()> {
+    super::print_stamp(None, false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

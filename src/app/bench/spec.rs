@@ -153,6 +153,7 @@ struct Bench<'a> {
 }
 
 pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
+    super::print_stamp(None, false);
     let mut bench = Bench::open(spec, args)?;
     let mut rows = Vec::new();
     for &(name, prompt) in PROMPTS.iter().take(args.prompts.min(PROMPTS.len())) {

@@ -51,6 +51,7 @@ fn worker_run(
 }
 
 pub fn ui(spec: &str, args: &BenchUiArgs) -> Result<()> {
+    super::print_stamp(None, false);
     use crate::protocol::{Command, Event};
     use crate::worker::{Options, Worker};
     let mut worker = Worker::spawn(Options::default());

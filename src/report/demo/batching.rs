@@ -58,7 +58,7 @@ pub(super) fn batching_tables(x: &Batching) -> [Table; 2] {
             Ms(p.e2e_mean),
             Ms(p.e2e_p99),
             Num(p.mean_batch, 2),
-            Count(p.steps as u64),
+            Count(p.steps),
         ]);
     }
     [sweep, pol]
@@ -160,12 +160,47 @@ pub(super) fn paged_kv_tables(x: &PagedKv) -> [Table; 2] {
             format!("paged, {}-token blocks", x.block_tokens),
             Show::Markdown,
         ),
-        contiguous("contiguous, max length per sequence".into(), Show::Markdown),
+        contiguous(
+            "contiguous, each sequence's exact length (known in advance: the kindest)".into(),
+            Show::Markdown,
+        ),
         contiguous("contiguous".into(), Show::Pane),
         paged("paged".into(), Show::Pane),
     ] {
         mem.row_in(show, cells);
     }
+    // The coarse baselines: what servers before paging reserved.
+    let (cap, ctx) = x.coarse_totals();
+    let (wcap, wctx) = x.coarse_waste();
+    let peak = |per: &dyn Fn(&crate::protocol::demo::KvPoint) -> usize| {
+        x.points.iter().map(per).max().unwrap_or(0) as u64
+    };
+    mem.row_in(
+        Show::Markdown,
+        [
+            format!(
+                "contiguous, prompt + the client's max_tokens ({})",
+                x.max_tokens_cap
+            )
+            .into(),
+            b(peak(&|k| k.prompts + k.running * x.max_tokens_cap)),
+            b(cap / steps),
+            Percent(wcap, 1),
+        ],
+    );
+    mem.row_in(
+        Show::Markdown,
+        [
+            format!(
+                "contiguous, the server's context limit ({} tokens)",
+                x.max_model_len
+            )
+            .into(),
+            b(peak(&|k| k.running * x.max_model_len)),
+            b(ctx / steps),
+            Percent(wctx, 1),
+        ],
+    );
     let mut runs = Table::new([
         Column::right("KV blocks"),
         Column::right("peak held").markdown_only(),
@@ -173,6 +208,9 @@ pub(super) fn paged_kv_tables(x: &PagedKv) -> [Table; 2] {
         Column::right("tokens recomputed").short("recomputed"),
         Column::right("mean running"),
         Column::right("steps").markdown_only(),
+        Column::right("mean step ms").markdown_only(),
+        Column::right("busy s").markdown_only(),
+        Column::right("recompute ms").markdown_only(),
         Column::right("tok/s"),
     ]);
     for r in [&x.ample, &x.scarce] {
@@ -182,7 +220,10 @@ pub(super) fn paged_kv_tables(x: &PagedKv) -> [Table; 2] {
             Count(r.preemptions as u64),
             Count(r.recomputed_tokens as u64),
             Num(r.mean_running, 2),
-            Count(r.steps as u64),
+            Count(r.steps),
+            Ms(r.step_mean()),
+            Num(r.busy.as_secs_f64(), 2),
+            Ms(r.recompute),
             Num(r.tok_s, 1),
         ]);
     }
@@ -201,8 +242,9 @@ pub(super) fn paged_kv(x: &PagedKv) -> String {
          ## Too few blocks: preemption\n\n\
          The same stream with {} blocks ({} tokens) instead of enough: when a running sequence \
          needs a block and none is free, the newest is preempted and recomputed later. \
-         Contiguous allocation of each sequence's maximum length would fit {:.1} sequences in \
-         that budget at once.\n\n{}\n{}\n\nSame tokens with too few blocks as with enough: {}.\n",
+         Contiguous allocation of each sequence's exact length would fit {:.1} sequences in \
+         that budget at once (with the length known in advance). Recompute ms is each step's \
+         time shared among its rows, the recomputed prefill rows' part.\n\n{}\n{}\n\nSame tokens with too few blocks as with enough: {}.\n",
         stream_text(&x.arrivals, x.max_batch),
         human_bytes(x.kv_bytes_per_token),
         x.points.len(),

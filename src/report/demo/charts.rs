@@ -1,9 +1,11 @@
 //! A demo's charts: one function per result, each a list of [`Chart`]s that the report writes as
 //! PNG and SVG and the demo pane draws (its first).
 
-use crate::protocol::demo::{Batching, Comparison, PagedKv, QuantSweep, SpecSweep, Sweep};
+use crate::protocol::demo::{
+    Batching, Comparison, PagedKv, QuantSweep, Roofline, SpecSweep, Sweep,
+};
 use crate::protocol::{DemoResult, Setting};
-use crate::report::plot::Series;
+use crate::report::plot::{Axes, Series};
 use crate::stats::millis as ms;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,14 @@ pub struct Chart {
     pub x: &'static str,
     pub y: &'static str,
     pub series: Vec<Series>,
+    pub axes: Axes,
+}
+
+impl Chart {
+    fn log(mut self, log_x: bool, log_y: bool) -> Self {
+        self.axes = Axes { log_x, log_y };
+        self
+    }
 }
 
 fn chart(
@@ -29,6 +39,7 @@ fn chart(
         x,
         y,
         series,
+        axes: Axes::default(),
     }
 }
 
@@ -47,7 +58,7 @@ pub fn charts(r: &DemoResult) -> Vec<Chart> {
     match r {
         DemoResult::PrefillVsDecode(x) => sweep(x),
         DemoResult::KvCache(x) => comparison(x),
-        DemoResult::Roofline(_) => Vec::new(),
+        DemoResult::Roofline(x) => roofline(x),
         DemoResult::Batching(x) => batching(x),
         DemoResult::PagedKv(x) => paged_kv(x),
         DemoResult::Quantization(x) => quantization(x),
@@ -68,7 +79,8 @@ fn sweep(x: &Sweep) -> Vec<Chart> {
                     .iter()
                     .map(|p| (p.prompt_tokens as f64, ms(p.prefill))),
             )],
-        ),
+        )
+        .log(true, true),
         chart(
             "decode",
             "Decode time per token by context length",
@@ -109,7 +121,8 @@ fn comparison(x: &Comparison) -> Vec<Chart> {
                     x.no_cache.iter().map(|p| (p.context as f64, ms(p.step))),
                 ),
             ],
-        ),
+        )
+        .log(false, true),
         chart(
             "kv-bytes",
             "KV cache size",
@@ -129,22 +142,72 @@ fn comparison(x: &Comparison) -> Vec<Chart> {
 }
 
 fn batching(x: &Batching) -> Vec<Chart> {
+    // Throughput against latency, one labelled point per batch size: both matter, and they have
+    // different units.
     vec![chart(
         "batch",
-        "Decode throughput and step time by batch size",
-        "batch size",
-        "decode tok/s · step ms",
+        "Decode throughput against time between tokens, by batch size",
+        "time between tokens: one decode step (ms)",
+        "decode tok/s, all sequences",
+        vec![Series {
+            name: "batch size".into(),
+            points: x
+                .sweep
+                .iter()
+                .map(|p| (ms(p.step), p.decode_tok_s))
+                .collect(),
+            labels: x.sweep.iter().map(|p| format!("B={}", p.batch)).collect(),
+        }],
+    )]
+}
+
+/// The roofline, log-log: attainable GFLOP/s against arithmetic intensity under each compute
+/// roof, and decode and prefill where they measured.
+fn roofline(x: &Roofline) -> Vec<Chart> {
+    let bw = x.working_set_gb_s.max(x.bandwidth_gb_s);
+    let roof = |peak: f64| {
+        let knee = peak / bw.max(1e-9);
+        let lo = (x.decode_intensity / 4.0).min(knee / 4.0).max(1e-3);
+        let hi = (x.prefill_intensity * 4.0).max(knee * 4.0);
+        vec![(lo, bw * lo), (knee, peak), (hi, peak)]
+    };
+    let point = |i: f64, flops_per_token: f64, tok_s: f64| (i, flops_per_token * tok_s / 1e9);
+    vec![chart(
+        "roofline",
+        "Roofline: attainable GFLOP/s against FLOPs per byte",
+        "arithmetic intensity (FLOP/byte, log)",
+        "GFLOP/s (log)",
         vec![
             series(
-                "decode tok/s",
-                x.sweep.iter().map(|p| (p.batch as f64, p.decode_tok_s)),
+                "roof: the model's quantized product",
+                roof(x.matmul_q_gflop_s),
             ),
-            series(
-                "step ms",
-                x.sweep.iter().map(|p| (p.batch as f64, ms(p.step))),
-            ),
+            series("roof: f32 matmul", roof(x.matmul_f32_gflop_s)),
+            // One series a point: measurements are not joined by a line.
+            Series {
+                name: "decode, measured".into(),
+                points: vec![point(
+                    x.decode_intensity,
+                    x.decode_flops_per_token,
+                    x.decode_tok_s,
+                )],
+                labels: vec![format!("decode {:.0} tok/s", x.decode_tok_s)],
+            },
+            Series {
+                name: "prefill, measured".into(),
+                points: vec![point(
+                    x.prefill_intensity,
+                    x.prefill_flops_per_token,
+                    x.prefill_tok_s,
+                )],
+                labels: vec![format!(
+                    "prefill {} tokens, {:.0} tok/s",
+                    x.prefill_tokens, x.prefill_tok_s
+                )],
+            },
         ],
-    )]
+    )
+    .log(true, true)]
 }
 
 fn paged_kv(x: &PagedKv) -> Vec<Chart> {
@@ -202,7 +265,8 @@ fn quantization(x: &QuantSweep) -> Vec<Chart> {
                         .collect(),
                 ),
             )],
-        ),
+        )
+        .log(false, true),
     ]
 }
 
@@ -232,7 +296,7 @@ pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> 
     let mut out = Vec::new();
     for c in charts(r) {
         out.extend(crate::report::plot::chart(
-            dir, c.stem, c.title, c.x, c.y, &c.series,
+            dir, c.stem, c.title, c.x, c.y, &c.series, c.axes,
         )?);
     }
     Ok(out)

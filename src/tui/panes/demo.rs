@@ -30,9 +30,16 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block(&title, focused);
     let inner = b.inner(area);
     b.render(area, buf);
+    let text = narration_text(d, state.demo_result());
+    // The step's text wraps: as many lines as it takes, up to half the pane.
+    let width = inner.width.max(1) as usize;
+    let lines =
+        (text.chars().count().div_ceil(width) as u16 + 1).clamp(2, (inner.height / 2).max(2));
     let [narration, numbers] =
-        Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
-    narration_par(d).render(narration, buf);
+        Layout::vertical([Constraint::Length(lines), Constraint::Min(0)]).areas(inner);
+    Paragraph::new(Line::styled(text, value()))
+        .wrap(Wrap { trim: true })
+        .render(narration, buf);
     let Some(run) = state.demo_result() else {
         Paragraph::new(format!(
             "measuring on the loaded model … {}",
@@ -55,9 +62,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn narration_par(d: &DemoView) -> Paragraph<'_> {
-    let text = d.narration().unwrap_or("(this demo has no narration)");
-    Paragraph::new(Line::styled(text, value())).wrap(Wrap { trim: true })
+/// The step on screen, its numbers filled from the run (an ellipsis until it is measured).
+fn narration_text(d: &DemoView, run: Option<&crate::protocol::DemoRun>) -> String {
+    let Some(t) = d.narration() else {
+        return "(this demo has no narration)".into();
+    };
+    let facts = run.map(report::facts).unwrap_or_default();
+    report::facts::fill_or(t, &facts, "…")
 }
 
 /// The numbers of a result as short aligned rows: every table the pane shows, one after another.

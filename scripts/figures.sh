@@ -1,0 +1,42 @@
+#!/bin/sh
+# Regenerates every figure the docs quote, in one run on this machine, then inserts them into
+# README.md and docs/ between their markers (tests/figures.rs checks they match):
+#   scripts/figures.sh            the demos and the benchmarks (about 40 minutes on 2 cores)
+#   scripts/figures.sh --demos    the demos only (about 3 minutes)
+# LABTUI names the binary (default: target/release/labtui, built if missing); the models come
+# from ./models (../shared/tools/fetch-models models); llama.cpp's tools from $LLAMA_CPP_BIN or
+# ../shared/tools/llama-cpp. Every report starts with its stamp: machine, roofs, commit, date.
+set -eu
+cd "$(dirname "$0")/.."
+bin=${LABTUI:-target/release/labtui}
+if [ -z "${LABTUI:-}" ]; then
+    cargo build --release --bin labtui
+fi
+m05=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+m15=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+
+rm -rf assets/demos.new
+"$bin" demo all --headless --model "$m05" --out assets/demos.new > /dev/null
+rm -rf assets/demos
+mv assets/demos.new assets/demos
+
+if [ "${1:-}" != "--demos" ]; then
+    LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
+    export LLAMA_CPP_BIN
+    mkdir -p assets/bench
+    for m in 0.5b 1.5b; do
+        f=qwen2.5-coder-$m-instruct-q4_k_m.gguf
+        "$bin" bench engine --model "$f" --pp 1,2,4,8,128,512 --tg 128 --repeats 3 \
+            --no-reference --vs-llama-cpp > assets/bench/engine-$m.md
+    done
+    "$bin" bench engine --model "$m05" --pp 128 --tg 64 --repeats 1 > assets/bench/reference-0.5b.md
+    "$bin" bench quant --model "$m05" --tg 64 --repeats 2 --ppl-tokens 1024 > assets/bench/quant-0.5b.md
+    "$bin" bench batch --model "$m05" --batch 1,4,16,32 --prompt-tokens 128 --tokens 32 \
+        --vs-llama-cpp > assets/bench/batch-0.5b.md
+    "$bin" bench spec --model "$m15" --tokens 64 > assets/bench/spec-1.5b.md
+    "$bin" bench ui --model "$m05" --tokens 64 --repeats 3 > assets/bench/ui-0.5b.md
+    "$bin" bench record > assets/bench/record.md
+    "$bin" bench client > assets/bench/client.md
+fi
+UPDATE_DOCS=1 cargo test --test figures
+echo "figures regenerated; the docs quote them"
