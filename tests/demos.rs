@@ -9,7 +9,7 @@ use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{synthetic::SyntheticSpec, Engine};
 use labtui::lab as demo;
-use labtui::protocol::{DemoKind, DemoResult, DemoSection, Quant, Setting};
+use labtui::protocol::{DemoKind, DemoResult, DemoSection, KvDtype, Quant, Setting};
 use std::path::PathBuf;
 
 /// Timing tests run one at a time: on a 2-core machine they would otherwise time each other.
@@ -236,7 +236,21 @@ fn quantization_tours_the_types_and_restores_the_weights() {
         panic!("a quantization result");
     };
     let types: Vec<Quant> = x.rows.iter().map(|r| r.variant.quant).collect();
-    assert_eq!(types, [Quant::AsLoaded, Quant::Q8_0, Quant::Q2K]);
+    // The types asked for, then the loaded weights with the KV cache in f16.
+    assert_eq!(
+        types,
+        [Quant::AsLoaded, Quant::Q8_0, Quant::Q2K, Quant::AsLoaded]
+    );
+    let kv = |i: usize| x.rows[i].variant.kv_dtype;
+    assert_eq!((kv(0), kv(3)), (KvDtype::F32, KvDtype::F16));
+    assert!(
+        x.rows[3].quality.mean_kl > 0.0 && x.rows[3].quality.mean_kl < x.rows[2].quality.mean_kl
+    );
+    assert_eq!(
+        e.info.kv_dtype,
+        KvDtype::F32,
+        "the cache's type is restored"
+    );
     assert_eq!(x.refused.len(), 1, "BF16 has no CPU matrix multiply");
     assert!(x.refused[0].1.contains("not available on cpu"));
     let kl: Vec<f64> = x.rows.iter().map(|r| r.quality.mean_kl).collect();

@@ -126,6 +126,65 @@ async fn both_routes_stream_and_answer_what_the_engine_gives_alone() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("exceeds the context"));
+    // What it does not support is refused by name, as OpenAI's API does.
+    for (extra, says) in [
+        (
+            serde_json::json!({"temperature": -1}),
+            "`temperature` must be between 0 and 2",
+        ),
+        (serde_json::json!({"n": 5}), "`n` must be 1"),
+    ] {
+        let mut body = serde_json::json!({"prompt": "hi", "max_tokens": 4});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = http
+            .post(format!("{}/v1/completions", server.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(r.text().await.unwrap().contains(says), "{body}");
+    }
+    // Continuous usage: every chunk that carries text carries the usage so far.
+    let sse = http
+        .post(format!("{}/v1/completions", server.url()))
+        .json(&serde_json::json!({"prompt": "count", "max_tokens": 6, "ignore_eos": true,
+            "stream": true, "stream_options": {"include_usage": true, "continuous_usage_stats": true}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let chunks: Vec<serde_json::Value> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let with_text: Vec<&serde_json::Value> = chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .collect();
+    assert!(!with_text.is_empty(), "{sse}");
+    let counts: Vec<u64> = with_text
+        .iter()
+        .map(|c| {
+            c["usage"]["completion_tokens"]
+                .as_u64()
+                .expect("usage on every chunk")
+        })
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]) && counts[counts.len() - 1] <= 6,
+        "{counts:?}"
+    );
     let models = client.models(&endpoint(&server, Api::Chat)).await.unwrap();
     assert_eq!(models, [server.model()]);
 }
@@ -159,12 +218,21 @@ async fn concurrent_requests_all_complete_and_metrics_count_them() {
         generated += out.output_tokens;
         prompt_tokens += out.prompt_tokens.unwrap();
     }
-    let body = reqwest::get(format!("{}/metrics", server.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The scheduler sets its gauges after the step that sent the last [DONE]: wait for it.
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let s = labtui::serve::scrape::parse(&body).unwrap();
+        if (s.running, s.waiting) == (Some(0.0), Some(0.0)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let lines = body.lines().map(|l| Ok(l.replace(':', "_")));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     assert!(scrape.samples.len() > 10);

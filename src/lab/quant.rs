@@ -8,7 +8,7 @@ use super::measure::measure;
 use crate::engine::quality::Probe;
 use crate::engine::Engine;
 use crate::protocol::demo::QuantSweep;
-use crate::protocol::{DemoKind, DemoSection, Quant, Setting};
+use crate::protocol::{DemoKind, DemoSection, KvDtype, Quant, Setting};
 use anyhow::Result;
 
 /// The types a tour visits by default: the file's, two float-like references, and three
@@ -33,6 +33,37 @@ pub fn types(section: &DemoSection) -> Vec<Quant> {
     } else {
         section.types.clone()
     }
+}
+
+/// The loaded weights with the KV cache in f16 (as llama.cpp and Hugging Face keep it), when it
+/// runs in another type: the cache's dtype is a quantization of its own. The cache's type is
+/// restored after.
+fn kv_row(
+    engine: &mut Engine,
+    probe: &mut Probe,
+    decode_tokens: usize,
+    progress: &mut dyn FnMut(String),
+) -> Result<Option<crate::protocol::demo::QuantRow>> {
+    let kv = engine.info.kv_dtype;
+    if kv == KvDtype::F16 {
+        return Ok(None);
+    }
+    engine.set_kv_dtype(KvDtype::F16)?;
+    let row = measure(
+        engine,
+        Quant::AsLoaded,
+        probe,
+        PREFILL_TOKENS,
+        decode_tokens,
+        1,
+    );
+    engine.set_kv_dtype(kv)?;
+    let row = row?;
+    progress(format!(
+        "as loaded, KV f16: decode {:.1} tok/s · KL {:.4}",
+        row.decode_tok_s, row.quality.mean_kl
+    ));
+    Ok(Some(row))
 }
 
 pub fn run(
@@ -63,6 +94,7 @@ pub fn run(
         ));
         rows.push(row);
     }
+    rows.extend(kv_row(engine, &mut probe, decode_tokens, progress)?);
     engine.set_quant(before, &mut |_, _| {})?;
     let (layer_params, head_params) = super::roofline::matmul_params(&engine.model.cfg);
     Ok(QuantSweep {

@@ -382,6 +382,14 @@ fn fallback_text(v: &crate::protocol::Variant) -> String {
         .join(", ")
 }
 
+/// A row's type: the weights', and the KV cache's when it is not f32.
+pub fn type_label(v: &crate::protocol::Variant) -> String {
+    match v.kv_dtype {
+        crate::protocol::KvDtype::F32 => v.quant.to_string(),
+        kv => format!("{}, KV {kv}", v.quant),
+    }
+}
+
 /// The weight types side by side: the report's twelve columns, the pane's six. `params` are
 /// the matmuls' parameters (0: bits per weight not known).
 fn quant_rows(rows: &[QuantRow], params: u64) -> Table {
@@ -405,7 +413,7 @@ fn quant_rows(rows: &[QuantRow], params: u64) -> Table {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     for r in rows {
         t.row([
-            r.variant.quant.to_string().into(),
+            type_label(&r.variant).into(),
             Bytes(r.variant.weight_bytes),
             Num(mib(r.variant.weight_bytes), 1),
             Num(mib(r.read_per_token), 1),

@@ -391,14 +391,15 @@ fn speculation(f: &mut Facts, x: &SpecSweep) {
     f.set("same_text", if all { "every" } else { "not every" });
 }
 
-/// A type's fact suffix: "as loaded" → "as_loaded", "Q4_K" stays.
+/// A row's fact suffix: "as loaded" → "as_loaded", "as loaded, KV f16" → "as_loaded_kv_f16",
+/// "Q4_K" stays.
 fn key(t: &str) -> String {
-    t.replace(' ', "_")
+    t.replace(", KV ", "_kv_").replace(' ', "_")
 }
 
 fn quantization(f: &mut Facts, x: &QuantSweep, c: Option<&ModelCosts>) {
     for r in &x.rows {
-        let t = key(&r.variant.quant.to_string());
+        let t = key(&super::type_label(&r.variant));
         f.num(&format!("tok_s_{t}"), r.decode_tok_s, 1);
         f.num(&format!("read_mib_{t}"), r.read_per_token as f64 / MIB, 0);
         f.set(&format!("kl_{t}"), format!("{:.4}", r.quality.mean_kl));
