@@ -241,3 +241,41 @@ async fn dropping_the_future_stops_the_request() {
     })
     .await
 }
+
+#[tokio::test]
+async fn keep_alives_hold_off_the_stall_timer() {
+    bounded(async {
+        // A server that answers at once, then sends only `: ping` comments (every 100 ms, for
+        // 900 ms) before its one token: the request is queued, and the server is alive.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = endpoint(format!("http://{}", listener.local_addr().unwrap()));
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let _ = conn.read(&mut buf).await;
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            for _ in 0..9 {
+                tokio::time::sleep(ms(100)).await;
+                conn.write_all(b": ping\n\n").await.unwrap();
+            }
+            conn.write_all(
+                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(ms(200)).await;
+        });
+        let client = Client::new(ms(300));
+        let (out, _) = stream(&client, &ep, 16).await;
+        assert!(out.failure.is_none(), "{:?}", out.failure);
+        let ttft = out.ttft.expect("the token came");
+        assert!(ttft >= ms(850), "{ttft:?}");
+        server.abort();
+    })
+    .await
+}

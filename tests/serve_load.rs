@@ -21,6 +21,8 @@ struct Fake {
     in_flight: Arc<AtomicUsize>,
     most_in_flight: Arc<AtomicUsize>,
     fail: Option<FailureKind>,
+    /// When each request was sent, from the run's origin.
+    sent_at: Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 impl Fake {
@@ -32,6 +34,7 @@ impl Fake {
             in_flight: Arc::default(),
             most_in_flight: Arc::default(),
             fail: None,
+            sent_at: Arc::default(),
         }
     }
 }
@@ -49,8 +52,10 @@ impl Target for Fake {
         );
         let (in_flight, most) = (self.in_flight.clone(), self.most_in_flight.clone());
         let fail = self.fail.clone();
+        let sent_at = self.sent_at.clone();
         Box::pin(async move {
             let sent = origin.elapsed();
+            sent_at.lock().unwrap().push(sent);
             let start = Instant::now();
             let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
@@ -281,4 +286,68 @@ async fn an_unreachable_target_fails_at_warm_up() {
     let e = res.unwrap_err().to_string();
     assert!(e.contains("fake://server") && e.contains("scripted"), "{e}");
     assert!(events.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_rate_under_a_cap_is_not_saturation() {
+    // All 32 due at once, 8 at a time: the client's own queue, not the server's backlog.
+    let fake = Arc::new(Fake::new(50, 64));
+    let load = Load::Rate {
+        rate: f64::INFINITY,
+        burstiness: 1.0,
+        max_concurrency: Some(8),
+    };
+    let (res, _) = go(fake.clone(), &plan(vec![load], 32), None).await;
+    let l = &res.unwrap()[0];
+    assert_eq!((l.ok, &l.stopped_early), (32, &None));
+    assert_eq!(fake.most_in_flight.load(Ordering::SeqCst), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_in_flight_than_sixteen_before_the_first_reply_is_ordinary_load() {
+    // 100 req/s × 300 ms: about 30 in flight before any reply, and the server keeps up.
+    let fake = Arc::new(Fake::new(300, 256));
+    let load = Load::Rate {
+        rate: 100.0,
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let (res, _) = go(fake.clone(), &plan(vec![load], 60), None).await;
+    let l = &res.unwrap()[0];
+    assert_eq!((l.ok, &l.stopped_early), (60, &None));
+    assert!(fake.most_in_flight.load(Ordering::SeqCst) > 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_side_by_side_get_the_same_arrivals() {
+    let (a, b) = (Arc::new(Fake::new(5, 64)), Arc::new(Fake::new(5, 64)));
+    let load = Load::Rate {
+        rate: 10.0,
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let mut events = Vec::new();
+    let mut sink = |e: ServeEvent| events.push(e);
+    let mut r = Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
+    let targets: Vec<Arc<dyn Target>> = vec![a.clone(), b.clone()];
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run(&targets, &workload(), &plan(vec![load], 16), None, &mut r),
+    )
+    .await
+    .expect("the load run ends")
+    .unwrap();
+    let offsets = |f: &Fake| {
+        let t = f.sent_at.lock().unwrap().clone();
+        t.iter()
+            .map(|s| (*s - t[0]).as_secs_f64())
+            .collect::<Vec<_>>()
+    };
+    let (oa, ob) = (offsets(&a), offsets(&b));
+    assert_eq!(oa.len(), 16);
+    for (x, y) in oa.iter().zip(&ob) {
+        assert!((x - y).abs() < 0.03, "A sent at {oa:?}, B at {ob:?}");
+    }
+    // Normalised: the last arrival at (16 − 1) ÷ 10 s.
+    assert!((oa[15] - 1.5).abs() < 0.05, "{oa:?}");
 }

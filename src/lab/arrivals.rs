@@ -40,6 +40,22 @@ pub fn times(gaps: &[Duration]) -> Vec<Duration> {
         .collect()
 }
 
+/// Arrival times from gaps, scaled so the last arrival falls at (n − 1) ÷ `rate`: the offered
+/// rate over the level is exactly `rate`, whatever the draws (as vLLM's benchmark normalises
+/// its gaps). The shape of the gaps, bursts and lulls, is kept.
+pub fn normalised_times(gaps: &[Duration], rate: f64) -> Vec<Duration> {
+    let t = times(gaps);
+    let (Some(last), true) = (t.last().copied(), rate.is_finite()) else {
+        return t;
+    };
+    if last.is_zero() {
+        return t;
+    }
+    let want = (t.len() - 1) as f64 / rate;
+    let k = want / last.as_secs_f64();
+    t.into_iter().map(|a| a.mul_f64(k)).collect()
+}
+
 /// Mean and squared coefficient of variation of gaps (1 for a Poisson process).
 pub fn mean_cv2(gaps: &[f64]) -> (f64, f64) {
     let n = gaps.len().max(1) as f64;
@@ -69,6 +85,19 @@ pub fn dispersion(times: &[f64], window: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalised_arrivals_offer_exactly_the_rate() {
+        for seed in 0..5 {
+            let g = gaps(10.0, 1.0, 32, seed).unwrap();
+            let t = normalised_times(&g, 10.0);
+            assert_eq!(t[0], Duration::ZERO);
+            assert!((t[31].as_secs_f64() - 3.1).abs() < 1e-6, "{:?}", t[31]);
+            assert!(t.windows(2).all(|w| w[0] <= w[1]));
+        }
+        let inf = normalised_times(&[Duration::ZERO; 4], f64::INFINITY);
+        assert_eq!(inf, vec![Duration::ZERO; 4]);
+    }
 
     fn secs(g: &[Duration]) -> Vec<f64> {
         g.iter().map(Duration::as_secs_f64).collect()

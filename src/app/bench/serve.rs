@@ -57,7 +57,10 @@ pub struct BenchServeArgs {
     /// Closed-loop levels: requests in flight, e.g. 1,2,4,8.
     #[arg(long, value_delimiter = ',', value_parser = args::count(1, 100_000))]
     pub concurrency: Vec<usize>,
-    /// Open-loop levels: arrivals per second, e.g. 0.5,1,2 (`inf` sends all at once).
+    /// Open-loop levels: arrivals per second, e.g. 0.5,1,2 (`inf` sends all at once). Gaps are
+    /// drawn from --seed and the level's place (every endpoint gets the same schedule at the same
+    /// level), then scaled so the last arrival falls at (requests − 1) ÷ rate, as vLLM's
+    /// benchmark normalises them: the offered rate is exactly the rate asked for.
     #[arg(long, value_delimiter = ',', value_parser = rate)]
     pub rate: Vec<f64>,
     /// Shape of the gamma-distributed gaps between open-loop arrivals: 1 is Poisson, below 1

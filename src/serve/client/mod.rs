@@ -13,6 +13,7 @@ use super::{Endpoint, Failure, FailureKind, Outcome, Request, STALL_TIMEOUT};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tally::Tally;
@@ -86,8 +87,12 @@ async fn send(rb: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response>
     }
 }
 
-/// Longest a pooled connection stays idle: under the 5 s keep-alive of common servers.
-const IDLE: Duration = Duration::from_secs(3);
+/// Longest a pooled connection stays idle: a minute, as benchmark clients keep them (vLLM's
+/// aiohttp connector), so a low-rate level's TTFT is not a new connection's setup each time.
+/// A server that closes an idle connection sooner (llama.cpp's httplib and uvicorn after ~5 s)
+/// is noticed by the pool, which drops it, or the request is retried on a new connection
+/// before any of it was sent.
+const IDLE: Duration = Duration::from_secs(60);
 
 /// Most bytes of an error response read for its message.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -125,9 +130,6 @@ impl Client {
             // Only the URLs the user gives are contacted: no proxy from the environment.
             .no_proxy()
             .tcp_nodelay(true)
-            // Servers close idle keep-alive connections after ~5 s (llama.cpp's httplib, uvicorn
-            // under vLLM and SGLang); a request sent on one the server just closed fails with
-            // nothing answered. Dropping ours first keeps a slow level from meeting them.
             .pool_idle_timeout(IDLE)
             .connect_timeout(stall)
             .build()
@@ -267,15 +269,27 @@ impl Client {
         let tokens = |t: &Tally| t.out.token_at.len();
 
         let resp = self.respond(rb, url, &mut cancelled, &mut stall).await?;
-        let mut events = resp.bytes_stream().eventsource();
-        let mut last = tokio::time::Instant::now();
+        // The stall timer runs from the last bytes, not the last event: a server's `: ping`
+        // keep-alives (comments, which make no event) show it is alive while a request waits.
+        // The headers count: the timer starts again when they come.
+        let last_bytes = Arc::new(AtomicU64::new(sent.elapsed().as_nanos() as u64));
+        let seen = last_bytes.clone();
+        let mut events = resp
+            .bytes_stream()
+            .inspect(move |_| seen.store(sent.elapsed().as_nanos() as u64, Ordering::Relaxed))
+            .eventsource();
+        let last = || {
+            tokio::time::Instant::from_std(
+                sent + Duration::from_nanos(last_bytes.load(Ordering::Relaxed)),
+            )
+        };
         loop {
             let next = tokio::select! {
                 biased;
                 _ = &mut cancelled => return Err(fault::cancelled(tokens(tally))),
                 ev = events.next() => ev,
                 _ = &mut stall => {
-                    let due = last + self.stall;
+                    let due = last().max(tokio::time::Instant::from_std(sent)) + self.stall;
                     if tokio::time::Instant::now() >= due {
                         return Err(fault::stalled(self.stall, tokens(tally)));
                     }
@@ -284,7 +298,6 @@ impl Client {
                 }
             };
             let now = Instant::now();
-            last = tokio::time::Instant::from_std(now);
             let at = now.saturating_duration_since(sent);
             let event = match next {
                 None if tally.finished() => break,

@@ -109,13 +109,15 @@ pub async fn run(
         None => plan.loads.len(),
     };
     let levels = per_target * targets.len();
-    let reqs = workload.requests(plan.requests);
+    let n = plan.requests;
     let mut out = Vec::new();
     for target in targets {
-        warm_up(target, &reqs, plan.warmup, run.origin).await?;
+        let warm = workload.level_requests(plan.warmup.min(n).max(1), workload::WARM_UP);
+        warm_up(target, &warm, plan.warmup, run.origin).await?;
         let loads = match sweep {
             None => plan.loads.clone(),
             Some(s) => {
+                let reqs = workload.level_requests(n, 0);
                 let probe = Level {
                     target,
                     reqs: &reqs,
@@ -123,6 +125,7 @@ pub async fn run(
                     plan,
                     levels,
                     seed: workload.seed,
+                    position: 0,
                 };
                 let probe = level(probe, run).await;
                 let sat = probe.req_s;
@@ -140,10 +143,12 @@ pub async fn run(
                     .collect()
             }
         };
-        for load in loads {
+        let first = usize::from(sweep.is_some());
+        for (i, load) in loads.into_iter().enumerate() {
             if run.stop.load(Ordering::SeqCst) {
                 break;
             }
+            let reqs = workload.level_requests(n, first + i);
             let l = Level {
                 target,
                 reqs: &reqs,
@@ -151,6 +156,7 @@ pub async fn run(
                 plan,
                 levels,
                 seed: workload.seed,
+                position: first + i,
             };
             out.push(level(l, run).await);
         }
@@ -184,14 +190,25 @@ async fn warm_up(
 
 /// Requests waiting or in flight beyond which an open-loop level counts as saturated: four times
 /// what Little's law expects at this rate from the fastest request so far, and at least 16 (and
-/// twice the concurrency cap).
-fn backlog_limit(rate: f64, fastest: Option<Duration>, cap: usize) -> usize {
-    let little = fastest.map_or(0.0, |e| rate * e.as_secs_f64());
+/// twice the concurrency cap). None, so no limit, before the first reply (nothing yet says how
+/// long a request takes, so any backlog is ordinary) and at an infinite rate (everything is due
+/// at once by definition; the cap alone paces it).
+pub fn backlog_limit(rate: f64, fastest: Option<Duration>, cap: usize) -> Option<usize> {
+    if !rate.is_finite() {
+        return None;
+    }
+    let little = rate * fastest?.as_secs_f64();
     let mut limit = (4.0 * little).ceil().max(16.0) as usize;
     if cap != usize::MAX {
         limit = limit.max(2 * cap);
     }
-    limit
+    Some(limit)
+}
+
+/// The seed of a level's arrivals: the run's seed and the level's place among its endpoint's
+/// levels, so endpoints side by side get the same schedule at the same level.
+pub fn level_seed(seed: u64, position: usize) -> u64 {
+    seed.wrapping_add(position as u64)
 }
 
 /// One level to run: the requests, the load they are offered at, and against what.
@@ -203,11 +220,13 @@ struct Level<'a> {
     /// Levels the whole run measures.
     levels: usize,
     seed: u64,
+    /// This level's place among its endpoint's levels (the arrivals' seed).
+    position: usize,
 }
 
 /// When a level's requests go out: arrival times (none for a closed loop), the most in flight,
 /// and the rate.
-fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f64) {
+pub fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f64) {
     match load {
         Load::Concurrency(c) => (None, c.max(1), 0.0),
         Load::Rate {
@@ -219,7 +238,7 @@ fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f
             let gaps = arrivals::gaps(rate, burstiness, n, seed)
                 .unwrap_or_else(|_| vec![Duration::ZERO; n]);
             (
-                Some(arrivals::times(&gaps)),
+                Some(arrivals::normalised_times(&gaps, rate)),
                 max_concurrency.unwrap_or(usize::MAX).max(1),
                 rate,
             )
@@ -235,6 +254,7 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         plan,
         levels,
         seed,
+        position,
     } = l;
     let index = run.level;
     run.level += 1;
@@ -246,7 +266,7 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         load,
         requests: n,
     });
-    let (arrivals, cap, rate) = schedule(load, n, seed.wrapping_add(index as u64));
+    let (arrivals, cap, rate) = schedule(load, n, level_seed(seed, position));
     let before = target.totals().await;
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
@@ -393,7 +413,9 @@ impl Flight {
         }
         if let Some(at) = arrivals {
             let due = at[self.sent..].partition_point(|a| t0 + *a <= now);
-            let limit = backlog_limit(rate, self.fastest, cap);
+            let Some(limit) = backlog_limit(rate, self.fastest, cap) else {
+                return;
+            };
             if self.set.len() + due > limit {
                 self.stopped = Some(StopReason::Saturated {
                     outstanding: self.set.len() + due,

@@ -60,8 +60,25 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The `n` requests of one level, the same for every level and endpoint with the same seed.
+    /// The `n` requests of the level at `position` among an endpoint's levels (the warm-up is
+    /// [`WARM_UP`]): each prompt starts with a tag unique to its level and place, `[2.15] `, so a
+    /// server's prefix cache never serves one level, or one request, from another's prompt
+    /// (with 16 built-in prompts and 32 requests each would otherwise be sent twice a level).
+    /// Endpoints side by side get the same requests at the same level.
+    pub fn level_requests(&self, n: usize, position: usize) -> Vec<Request> {
+        let mut reqs = self.requests_drawn(n, self.seed.wrapping_add(position as u64));
+        for (i, r) in reqs.iter_mut().enumerate() {
+            r.prompt = format!("[{position}.{i}] {}", r.prompt);
+        }
+        reqs
+    }
+
+    /// `n` requests without tags, the same for every call with the same seed.
     pub fn requests(&self, n: usize) -> Vec<Request> {
+        self.requests_drawn(n, self.seed)
+    }
+
+    fn requests_drawn(&self, n: usize, seed: u64) -> Vec<Request> {
         let texts: Vec<String> = match &self.prompts {
             Prompts::Builtin => (0..n)
                 .map(|i| BUILTIN[i % BUILTIN.len()].to_string())
@@ -70,7 +87,7 @@ impl Workload {
                 (0..n).map(|i| list[i % list.len()].clone()).collect()
             }
             Prompts::List(_) => vec![String::new(); n],
-            Prompts::Synthetic { mean, stddev } => synthetic(*mean, *stddev, n, self.seed),
+            Prompts::Synthetic { mean, stddev } => synthetic(*mean, *stddev, n, seed),
         };
         texts
             .into_iter()
@@ -85,6 +102,9 @@ impl Workload {
 }
 
 /// `n` prompts of about `mean` ± `stddev` one-token words each.
+/// The position whose tags the warm-up's requests carry (no level's).
+pub const WARM_UP: usize = usize::MAX;
+
 pub fn synthetic(mean: usize, stddev: usize, n: usize, seed: u64) -> Vec<String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let normal = Normal::new(mean as f64, stddev as f64).ok();
@@ -241,5 +261,27 @@ mod tests {
             ["a", "b", "a"]
         );
         assert!(r.iter().all(|r| r.max_tokens == 7 && r.ignore_eos));
+    }
+
+    #[test]
+    fn levels_never_share_a_prompt_and_endpoints_share_theirs() {
+        let w = Workload {
+            prompts: Prompts::Builtin,
+            max_tokens: 8,
+            ignore_eos: false,
+            temperature: 0.0,
+            seed: 1,
+        };
+        let (a, b) = (w.level_requests(32, 0), w.level_requests(32, 1));
+        let prompts = |r: &[Request]| r.iter().map(|r| r.prompt.clone()).collect::<Vec<_>>();
+        let mut all = prompts(&a);
+        all.extend(prompts(&b));
+        all.extend(prompts(&w.level_requests(4, WARM_UP)));
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "a prompt was sent twice");
+        assert_eq!(w.level_requests(32, 1), b);
+        assert!(a[16].prompt.ends_with(BUILTIN[0]));
     }
 }

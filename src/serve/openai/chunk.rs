@@ -69,6 +69,41 @@ pub struct Delta<'a> {
     pub reasoning_content: Option<Text<'a>>,
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Text<'a>>,
+    /// Function calls, their names and arguments streamed in fragments: output tokens too, so a
+    /// reply that calls a tool has a first token and a throughput like one that speaks.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+/// One tool call's fragment in a delta (`id` and `type` are not read).
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct ToolCall<'a> {
+    #[serde(default)]
+    pub index: usize,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCall<'a>>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct FunctionCall<'a> {
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text<'a>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Text<'a>>,
+}
+
+impl<'a> Delta<'a> {
+    /// The first non-empty fragment of a tool call: its arguments, else its name.
+    fn tool_text(&self) -> Option<&str> {
+        self.tool_calls
+            .iter()
+            .flatten()
+            .filter_map(|c| c.function.as_ref())
+            .flat_map(|f| [&f.arguments, &f.name])
+            .flatten()
+            .map(|t| t.0.as_ref())
+            .find(|t| !t.is_empty())
+    }
 }
 
 impl<'a> Delta<'a> {
@@ -111,7 +146,8 @@ impl Usage {
 }
 
 impl<'a> Choice<'a> {
-    /// The output text this choice carries (content, else reasoning, else completion text).
+    /// The output text this choice carries (content, else reasoning, else a tool call's
+    /// fragment, else completion text).
     pub fn text(&self) -> &str {
         let delta = self.delta.as_ref().and_then(|d| {
             [&d.content, &d.reasoning_content, &d.reasoning]
@@ -119,6 +155,7 @@ impl<'a> Choice<'a> {
                 .flatten()
                 .map(|t| t.0.as_ref())
                 .find(|t| !t.is_empty())
+                .or_else(|| d.tool_text())
         });
         delta
             .or(self.text.as_ref().map(|t| t.0.as_ref()))
@@ -305,5 +342,15 @@ mod tests {
         assert!(data.starts_with("data: {") && data.ends_with("}\n\n"));
         let back: Chunk = serde_json::from_str(&data[6..]).unwrap();
         assert_eq!(back.choices[0].text(), "a\"b");
+    }
+
+    #[test]
+    fn tool_call_fragments_are_output() {
+        let first = r#"{"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}"#;
+        let c: Chunk = serde_json::from_str(first).unwrap();
+        assert_eq!(c.choices[0].text(), "get_weather");
+        let next = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}}]}"#;
+        let c: Chunk = serde_json::from_str(next).unwrap();
+        assert_eq!(c.choices[0].text(), "{\"city\":");
     }
 }

@@ -83,6 +83,8 @@ pub struct ReceivedBody {
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Choices per request: our server makes one.
+    pub n: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +99,9 @@ pub struct Message {
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
+    /// vLLM's: usage (prompt tokens, completion tokens so far) on every chunk.
+    #[serde(default)]
+    pub continuous_usage_stats: bool,
 }
 
 /// Text of a message's content: a string, or the text parts of an array.
@@ -155,6 +160,35 @@ impl ReceivedBody {
             .as_ref()
             .is_some_and(|o| o.include_usage)
     }
+
+    pub fn continuous_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.continuous_usage_stats)
+    }
+
+    /// Values out of the range this server (and OpenAI's API) accepts: the message names the
+    /// field and the range.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Err(format!("`temperature` must be between 0 and 2 (got {t})"));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(format!("`top_p` must be above 0 and at most 1 (got {p})"));
+        }
+        if let Some(n) = self.n.filter(|n| *n != 1) {
+            return Err(format!(
+                "`n` must be 1: this server makes one choice per request (got {n})"
+            ));
+        }
+        if let Some(0) = self.top_k {
+            return Err("`top_k` must be at least 1 (got 0)".into());
+        }
+        if self.max_completion_tokens.or(self.max_tokens) == Some(0) {
+            return Err("`max_tokens` must be at least 1 (got 0)".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +234,31 @@ mod tests {
         let b: ReceivedBody = serde_json::from_value(json!({"prompt": ["once"]})).unwrap();
         assert_eq!(b.prompt_text(Api::Completions).unwrap(), "once");
         assert_eq!(b.max_tokens(100), 100);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_by_name() {
+        let body = |extra: &str| -> ReceivedBody {
+            serde_json::from_str(&format!(r#"{{"prompt": "hi"{extra}}}"#)).unwrap()
+        };
+        assert_eq!(body("").validate(), Ok(()));
+        assert_eq!(
+            body(r#", "temperature": 0.7, "n": 1, "top_p": 1"#).validate(),
+            Ok(())
+        );
+        for (extra, field) in [
+            (
+                r#", "temperature": -1"#,
+                "`temperature` must be between 0 and 2 (got -1)",
+            ),
+            (r#", "temperature": 2.5"#, "`temperature`"),
+            (r#", "n": 5"#, "`n` must be 1"),
+            (r#", "top_p": 0"#, "`top_p`"),
+            (r#", "top_k": 0"#, "`top_k`"),
+            (r#", "max_tokens": 0"#, "`max_tokens`"),
+        ] {
+            let e = body(extra).validate().unwrap_err();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
     }
 }

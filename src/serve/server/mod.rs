@@ -222,6 +222,9 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
     };
+    if let Err(e) = body.validate() {
+        return error(StatusCode::BAD_REQUEST, &e);
+    }
     let text = match body.prompt_text(api) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -242,6 +245,7 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
         seed: body.seed.unwrap_or(0),
     };
     let (out, mut rx) = unbounded_channel();
+    let prompt_tokens = prompt.len();
     let job = Job {
         prompt,
         max_tokens: body.max_tokens(DEFAULT_MAX_TOKENS),
@@ -277,6 +281,8 @@ async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
             head,
             detok,
             include_usage: body.include_usage(),
+            continuous: body.continuous_usage().then_some(prompt_tokens),
+            generated: 0,
             queue: VecDeque::new(),
             done: false,
         };
@@ -347,6 +353,9 @@ struct Sse {
     head: Head,
     detok: Detok,
     include_usage: bool,
+    /// `stream_options.continuous_usage_stats`: the prompt's tokens, and usage on every chunk.
+    continuous: Option<usize>,
+    generated: usize,
     queue: VecDeque<Bytes>,
     done: bool,
 }
@@ -362,9 +371,13 @@ impl Sse {
             }
             match self.rx.recv().await {
                 Some(Out::Token(id)) => {
+                    self.generated += 1;
                     let piece = self.detok.push(&self.s.tokenizer, id);
                     if !piece.is_empty() {
-                        let chunk = self.head.chunk(Delta::assistant(&piece), None);
+                        let mut chunk = self.head.chunk(Delta::assistant(&piece), None);
+                        if let Some(prompt) = self.continuous {
+                            chunk = chunk.with_usage(Usage::new(prompt, self.generated));
+                        }
                         self.queue.push_back(chunk.frame());
                     }
                 }
