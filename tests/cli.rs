@@ -533,8 +533,11 @@ fn bench_batch_prints_a_row_per_batch_size() {
     assert!(csv.starts_with("batch,prefill_ms,"), "{csv}");
     assert_eq!(csv.lines().count(), 3);
     let md = run("md");
-    assert!(md.starts_with("| batch | prefill ms |"), "{md}");
-    assert_eq!(md.lines().count(), 4);
+    // The stamp, then the table.
+    assert!(md.starts_with("> **Machine**"), "{md}");
+    let table: Vec<&str> = md.lines().skip_while(|l| !l.starts_with('|')).collect();
+    assert!(table[0].starts_with("| batch | prefill ms |"), "{md}");
+    assert_eq!(table.len(), 4, "{md}");
 }
 
 /// `bench batch --charts DIR`: the throughput-latency chart as PNG and SVG, a labelled point per

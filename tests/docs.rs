@@ -69,6 +69,8 @@ fn named_paths(file: &Path, text: &str) -> Vec<(PathBuf, String)> {
     for word in text.split(separators) {
         let word = word.trim_start_matches("./");
         let word = word.trim_end_matches(['.', ':']);
+        // A `#fragment` names a place in the file, not another file.
+        let word = word.split('#').next().unwrap_or(word);
         if word.contains("://") {
             continue;
         }

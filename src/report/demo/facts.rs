@@ -545,9 +545,37 @@ fn paged_kv(f: &mut Facts, x: &PagedKv) {
     f.num("recompute_ms", millis(s.recompute), 0);
     f.num("ample_busy_s", a.busy.as_secs_f64(), 2);
     f.num("scarce_busy_s", s.busy.as_secs_f64(), 2);
-    f.pct(
-        "recompute_share",
-        s.recompute.as_secs_f64() / s.busy.as_secs_f64().max(1e-9),
+    let recompute_share = s.recompute.as_secs_f64() / s.busy.as_secs_f64().max(1e-9);
+    f.pct("recompute_share", recompute_share);
+    let drop = 1.0 - s.tok_s / a.tok_s.max(1e-9);
+    f.pct("tok_s_drop", drop);
+    // Recomputation's share of the busy time against the throughput lost: which explains it.
+    f.set(
+        "drop_cause",
+        if drop <= 0.0 {
+            "no throughput was lost".to_string()
+        } else if recompute_share >= 0.75 * drop {
+            format!(
+                "recomputation accounts for about all of the {:.0}% lost: the batches themselves \
+                 were as full ({:.2} requests running on average against {:.2})",
+                drop * 100.0,
+                s.mean_running,
+                a.mean_running
+            )
+        } else {
+            format!(
+                "recomputation accounts for part of the {:.0}% lost; the rest is smaller batches: \
+                 {:.2} requests running on average against {:.2}, in {} steps of {:.1} ms \
+                 against {} of {:.1} ms",
+                drop * 100.0,
+                s.mean_running,
+                a.mean_running,
+                s.steps,
+                millis(s.step_mean()),
+                a.steps,
+                millis(a.step_mean())
+            )
+        },
     );
     f.set(
         "p_same",
