@@ -217,26 +217,27 @@ impl Detok {
     }
 }
 
-async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
-    let body: openai::ReceivedBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
-    };
-    if let Err(e) = body.validate() {
-        return error(StatusCode::BAD_REQUEST, &e);
-    }
-    let text = match body.prompt_text(api) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
-    };
+/// The request's body and its prompt's tokens, or what is wrong with it (a 400's message).
+fn parse(s: &Shared, api: Api, body: &Bytes) -> Result<(openai::ReceivedBody, Vec<u32>), String> {
+    let body: openai::ReceivedBody =
+        serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))?;
+    body.validate()?;
+    let text = body.prompt_text(api)?;
     let templated = match api {
         Api::Chat => chat::apply(&s.tokenizer, &text),
         Api::Completions => Ok(text),
     };
-    let prompt = match templated.and_then(|t| s.tokenizer.encode_prompt(&t)) {
-        Ok(p) if !p.is_empty() => p,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "the prompt is empty"),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    match templated.and_then(|t| s.tokenizer.encode_prompt(&t)) {
+        Ok(p) if !p.is_empty() => Ok((body, p)),
+        Ok(_) => Err("the prompt is empty".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn complete(s: Arc<Shared>, api: Api, body: Bytes) -> Response {
+    let (body, prompt) = match parse(&s, api, &body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     let sampling = SamplingParams {
         temperature: body.temperature.unwrap_or(1.0),
