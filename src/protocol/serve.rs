@@ -87,6 +87,10 @@ pub struct Outcome {
     /// server's per-chunk usage, else the tokenizer's count of its text, else one: with usage only
     /// at the end, this may hold fewer entries than `output_tokens`.
     pub token_at: Vec<Duration>,
+    /// Arrival of each chunk that carried output tokens: the gaps between them are the ITL, as
+    /// vLLM's benchmark defines it (empty in recordings made before it was kept).
+    #[serde(default)]
+    pub chunk_at: Vec<Duration>,
     /// Time to the first content token.
     pub ttft: Option<Duration>,
     /// Time to the end of the stream (or to the fault).
@@ -106,9 +110,16 @@ impl Outcome {
         self.failure.is_none()
     }
 
-    /// Inter-token latencies: gaps between consecutive tokens.
+    /// Inter-token latencies as vLLM's benchmark defines them: the gaps between consecutive
+    /// chunks that carried output (a chunk of several tokens is one gap, not several, and adds
+    /// no zero gaps). Recordings without chunk times give the gaps between tokens.
     pub fn itl(&self) -> Vec<Duration> {
-        self.token_at.windows(2).map(|w| w[1] - w[0]).collect()
+        let at = if self.chunk_at.is_empty() {
+            &self.token_at
+        } else {
+            &self.chunk_at
+        };
+        at.windows(2).map(|w| w[1] - w[0]).collect()
     }
 
     /// Time per output token after the first: (E2E − TTFT) ÷ (tokens − 1).

@@ -235,7 +235,7 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         .map(|l| counted_name(l.counted))
         .collect::<std::collections::BTreeSet<_>>();
     format!(
-        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between tokens.\n",
+        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between chunks that carried output, as vLLM's benchmark defines it (a chunk of several tokens is one gap).\n",
         t.markdown(),
         counted.into_iter().collect::<Vec<_>>().join(", ")
     )

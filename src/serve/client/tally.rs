@@ -101,6 +101,7 @@ impl<'t> Tally<'t> {
         if n == 0 {
             return;
         }
+        self.out.chunk_at.push(at);
         let token_at = &mut self.out.token_at;
         token_at.reserve(n);
         match self.last_at {
@@ -165,6 +166,9 @@ mod tests {
         let o = t.finish();
         assert_eq!(o.ttft, Some(ms(10)));
         assert_eq!(o.token_at, vec![ms(10), ms(20), ms(30), ms(40)]);
+        // ITL as vLLM's: one gap per chunk, no zero or spread gaps.
+        assert_eq!(o.chunk_at, vec![ms(10), ms(40)]);
+        assert_eq!(o.itl(), vec![ms(30)]);
         assert_eq!((o.output_tokens, o.counted), (4, Some(Counted::Usage)));
         assert_eq!(o.prompt_tokens, Some(4));
         assert_eq!(o.finish.as_deref(), Some("length"));
