@@ -152,7 +152,10 @@ async fn multi_token_chunks_are_split_by_the_servers_usage() {
             assert_eq!(out.token_at.len(), 10);
             // The first chunk's three tokens arrive together; later chunks' tokens spread over
             // their gap (60 ms over 3 tokens, then 60 ms for the last chunk's single token).
-            assert_eq!(out.token_at[0], out.token_at[2], "the first chunk's tokens together");
+            assert_eq!(
+                out.token_at[0], out.token_at[2],
+                "the first chunk's tokens together"
+            );
             // ITL as vLLM's: one gap per chunk, four chunks, three gaps, none zero.
             let itl = out.itl();
             assert_eq!(itl.len(), 3, "{itl:?}");

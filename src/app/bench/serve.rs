@@ -70,14 +70,15 @@ pub struct BenchServeArgs {
     /// Most open-loop requests in flight; arrivals beyond it wait their turn.
     #[arg(long, value_parser = args::count(1, 100_000))]
     pub max_concurrency: Option<usize>,
-    /// Find the saturation throughput with a closed-loop probe (at the largest --concurrency,
+    /// Find the saturation throughput with a closed-loop probe (at --concurrency, one value,
     /// else 8), then measure open-loop rates at 25, 50, 75 and 90% of it.
     #[arg(long)]
     pub sweep: bool,
-    /// Requests per level.
-    #[arg(long, default_value_t = 32, value_parser = args::count(1, 1_000_000))]
-    pub requests: usize,
-    /// Longest a level sends for, in seconds (requests in flight then finish).
+    /// Requests per level (default 32; with --duration, as many as the duration allows).
+    #[arg(long, value_parser = args::count(1, 1_000_000))]
+    pub requests: Option<usize>,
+    /// Longest a level sends for, in seconds (requests in flight then finish); a level also
+    /// ends at --requests when that is given.
     #[arg(long, value_parser = positive)]
     pub duration: Option<f64>,
     /// Requests sent one at a time before each endpoint's first level, not measured.
@@ -232,10 +233,23 @@ impl BenchServeArgs {
         if sweep.is_some() && !self.rate.is_empty() {
             bail!("--sweep chooses the rates itself: leave out --rate");
         }
+        if sweep.is_some() && self.concurrency.len() > 1 {
+            bail!(
+                "--sweep probes at one concurrency: give one --concurrency value, not {} (the \
+                 sweep's levels are rates)",
+                self.concurrency.len()
+            );
+        }
+        let requests = match (self.requests, self.duration) {
+            (Some(n), _) => n,
+            // Duration-driven: the level ends when its time is up.
+            (None, Some(_)) => crate::serve::load::DURATION_REQUESTS,
+            (None, None) => 32,
+        };
         Ok((
             LoadPlan {
                 loads,
-                requests: self.requests,
+                requests,
                 duration: self.duration.map(Duration::from_secs_f64),
                 warmup: self.warmup,
                 max_error_rate: self.max_error_rate,

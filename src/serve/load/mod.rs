@@ -188,6 +188,10 @@ async fn warm_up(
     Ok(())
 }
 
+/// Requests a duration-driven level has ready (no --requests): more than a duration here sends,
+/// and its end is the duration's, not an early stop.
+pub const DURATION_REQUESTS: usize = 100_000;
+
 /// Requests waiting or in flight beyond which an open-loop level counts as saturated: four times
 /// what Little's law expects at this rate from the fastest request so far, and at least 16 (and
 /// twice the concurrency cap). None, so no limit, before the first reply (nothing yet says how
@@ -304,7 +308,9 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
-    f.stopped_early(n);
+    if n < DURATION_REQUESTS {
+        f.stopped_early(n);
+    }
     let after = match before {
         Some(_) => target.totals().await,
         None => None,
