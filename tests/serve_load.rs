@@ -23,6 +23,8 @@ struct Fake {
     fail: Option<FailureKind>,
     /// When each request was sent, from the run's origin.
     sent_at: Arc<std::sync::Mutex<Vec<Duration>>>,
+    /// The finish reason every answer gives.
+    finish: Option<&'static str>,
 }
 
 impl Fake {
@@ -35,6 +37,7 @@ impl Fake {
             most_in_flight: Arc::default(),
             fail: None,
             sent_at: Arc::default(),
+            finish: None,
         }
     }
 }
@@ -53,6 +56,7 @@ impl Target for Fake {
         let (in_flight, most) = (self.in_flight.clone(), self.most_in_flight.clone());
         let fail = self.fail.clone();
         let sent_at = self.sent_at.clone();
+        let finish = self.finish.map(String::from);
         Box::pin(async move {
             let sent = origin.elapsed();
             sent_at.lock().unwrap().push(sent);
@@ -83,6 +87,7 @@ impl Target for Fake {
                 e2e,
                 output_tokens: tokens,
                 token_at,
+                finish,
                 ..Outcome::default()
             }
         })
@@ -350,4 +355,42 @@ async fn endpoints_side_by_side_get_the_same_arrivals() {
     }
     // Normalised: the last arrival at (16 − 1) ÷ 10 s.
     assert!((oa[15] - 1.5).abs() < 0.05, "{oa:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_at_eos_despite_ignore_eos_is_named() {
+    let mut fake = Fake::new(1, 64);
+    fake.finish = Some("stop");
+    let w = Workload {
+        ignore_eos: true,
+        ..workload()
+    };
+    let mut events = Vec::new();
+    let mut sink = |e: ServeEvent| events.push(e);
+    let mut r = Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
+    let target: Arc<dyn Target> = Arc::new(fake);
+    let levels = run(
+        &[target],
+        &w,
+        &plan(vec![Load::Concurrency(2)], 6),
+        None,
+        &mut r,
+    )
+    .await
+    .unwrap();
+    assert_eq!(levels[0].eos_stops, Some(6));
+    let md = labtui::report::serve::markdown(&levels);
+    assert!(
+        md.contains("6 of 6 requests ended at end-of-sequence"),
+        "{md}"
+    );
+    assert!(md.contains("p99 of fewer than 100 values"), "{md}");
+    // Without the flag nothing is said.
+    let (res, _) = go(
+        Arc::new(Fake::new(1, 64)),
+        &plan(vec![Load::Concurrency(2)], 6),
+        None,
+    )
+    .await;
+    assert_eq!(res.unwrap()[0].eos_stops, None);
 }

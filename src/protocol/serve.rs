@@ -224,6 +224,10 @@ pub struct LevelSummary {
     /// What the server's own counters say of the level, when its metrics could be read.
     #[serde(default)]
     pub server: Option<ServerLevel>,
+    /// With `ignore_eos` asked: the successful requests that still ended at end-of-sequence
+    /// (`finish_reason: stop`), a server that does not honour the flag.
+    #[serde(default)]
+    pub eos_stops: Option<usize>,
 }
 
 /// Why a level ended before its bound. Recorded with its numbers; the words are made where it

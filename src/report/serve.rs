@@ -16,6 +16,11 @@ use std::time::Duration;
 pub struct Row {
     pub endpoint: String,
     pub load: String,
+    /// The load as numbers: `concurrency` or `rate`, and its value(s).
+    pub load_kind: &'static str,
+    pub concurrency: Option<usize>,
+    pub rate: Option<f64>,
+    pub max_concurrency: Option<usize>,
     pub requests: usize,
     pub ok: usize,
     pub failed: usize,
@@ -49,6 +54,12 @@ pub struct Row {
     pub server_engine: Option<String>,
     pub server_output_tokens: Option<u64>,
     pub stopped_early: Option<String>,
+    /// Samples behind each distribution (a p99 of fewer than 100 is their largest).
+    pub ttft_n: usize,
+    pub itl_n: usize,
+    pub e2e_n: usize,
+    /// With --ignore-eos: requests that still ended at end-of-sequence.
+    pub eos_stops: Option<usize>,
 }
 
 /// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
@@ -76,9 +87,25 @@ pub fn row(l: &LevelSummary) -> Row {
     let [tpot_mean_ms, tpot_p50_ms, tpot_p90_ms, tpot_p99_ms] = d(&l.tpot);
     let [itl_mean_ms, itl_p50_ms, itl_p90_ms, itl_p99_ms] = d(&l.itl);
     let [e2e_mean_ms, e2e_p50_ms, e2e_p90_ms, e2e_p99_ms] = d(&l.e2e);
+    let (load_kind, concurrency, rate, max_concurrency) = match l.load {
+        crate::protocol::serve::Load::Concurrency(c) => ("concurrency", Some(c), None, None),
+        crate::protocol::serve::Load::Rate {
+            rate,
+            max_concurrency,
+            ..
+        } => ("rate", None, Some(rate), max_concurrency),
+    };
     Row {
         endpoint: l.endpoint.clone(),
         load: l.load.to_string(),
+        load_kind,
+        concurrency,
+        rate: rate.filter(|r| r.is_finite()),
+        max_concurrency,
+        ttft_n: l.ttft.n,
+        itl_n: l.itl.n,
+        e2e_n: l.e2e.n,
+        eos_stops: l.eos_stops,
         requests: l.requests,
         ok: l.ok,
         failed: l.failed,
@@ -172,7 +199,11 @@ impl Optional {
 
     /// One level's cells, one per column of [`Optional::columns`].
     fn cells(&self, l: &LevelSummary) -> Vec<String> {
-        let pair = |d: &Dist| format!("{:.1} / {:.1}", ms(d.p50), ms(d.p99));
+        // A p99 of fewer than 100 values is their largest: marked, and said under the table.
+        let pair = |d: &Dist| {
+            let few = if d.n > 0 && d.n < 100 { "*" } else { "" };
+            format!("{:.1} / {:.1}{few}", ms(d.p50), ms(d.p99))
+        };
         let mut cells = Vec::new();
         if self.endpoints {
             cells.push(l.endpoint.clone());
@@ -234,8 +265,26 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         .iter()
         .map(|l| counted_name(l.counted))
         .collect::<std::collections::BTreeSet<_>>();
+    let mut notes = String::new();
+    let few = |d: &Dist| d.n > 0 && d.n < 100;
+    if levels
+        .iter()
+        .any(|l| few(&l.ttft) || few(&l.tpot) || few(&l.itl) || few(&l.e2e))
+    {
+        notes.push_str(
+            "\n\\* p99 of fewer than 100 values: it is the largest of them (TTFT, TPOT and E2E have one value per ok request; the JSON gives each n).\n",
+        );
+    }
+    for l in levels {
+        if let Some(n) = l.eos_stops.filter(|n| *n > 0) {
+            notes.push_str(&format!(
+                "\n{} at {}: {n} of {} requests ended at end-of-sequence (`stop`) though --ignore-eos asked each to reach --max-tokens: the server does not honour ignore_eos, so their lengths differ.\n",
+                l.endpoint, l.load, l.ok
+            ));
+        }
+    }
     format!(
-        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between chunks that carried output, as vLLM's benchmark defines it (a chunk of several tokens is one gap).\n",
+        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between chunks that carried output, as vLLM's benchmark defines it (a chunk of several tokens is one gap).\n{notes}",
         t.markdown(),
         counted.into_iter().collect::<Vec<_>>().join(", ")
     )

@@ -315,7 +315,16 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         Some(_) => target.totals().await,
         None => None,
     };
-    let summary = summarize(target, load, plan, f, before, after);
+    // Asked to ignore end-of-sequence, a request that still stopped there shows a server that
+    // does not honour the flag.
+    let eos_stops = reqs.first().is_some_and(|r| r.ignore_eos).then(|| {
+        f.outcomes
+            .iter()
+            .filter(|o| o.ok() && o.finish.as_deref() == Some("stop"))
+            .count()
+    });
+    let mut summary = summarize(target, load, plan, f, before, after);
+    summary.eos_stops = eos_stops;
     (run.sink)(ServeEvent::LevelDone {
         level: index,
         summary: Box::new(summary.clone()),

@@ -106,6 +106,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         counted: ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c),
         stopped_early: i.stopped_early,
         server: None,
+        eos_stops: None,
     }
 }
 
