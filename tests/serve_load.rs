@@ -394,3 +394,32 @@ async fn a_server_that_stops_at_eos_despite_ignore_eos_is_named() {
     .await;
     assert_eq!(res.unwrap()[0].eos_stops, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_at_a_stop_are_counted_as_cancelled() {
+    let fake: Arc<dyn Target> = Arc::new(Fake::new(2000, 64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    let mut events = Vec::new();
+    let mut sink = |e: ServeEvent| events.push(e);
+    let mut r = Run::new(&mut sink, stop);
+    let levels = tokio::time::timeout(
+        Duration::from_secs(20),
+        run(&[fake], &workload(), &plan(vec![Load::Concurrency(4)], 8), None, &mut r),
+    )
+    .await
+    .expect("a stop ends the level")
+    .unwrap();
+    let l = &levels[0];
+    assert_eq!((l.requests, l.ok, l.failed), (4, 0, 4), "{l:?}");
+    assert!(
+        l.errors.keys().any(|k| k.contains("cancel")),
+        "{:?}",
+        l.errors
+    );
+    assert!(matches!(l.stopped_early, Some(StopReason::Stopped)));
+}

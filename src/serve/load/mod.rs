@@ -300,8 +300,10 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             .filter(|_| open && f.sent < n && f.set.len() < cap)
             .map(|at| t0 + at[f.sent]);
         tokio::select! {
-            joined = f.set.join_next(), if !f.set.is_empty() => {
-                let Some(Ok((id, outcome))) = joined else { continue };
+            joined = f.set.join_next_with_id(), if !f.set.is_empty() => {
+                let Some((id, outcome)) = joined.and_then(|j| f.ended(j, run.origin)) else {
+                    continue;
+                };
                 f.done(run, index, id, outcome, plan.max_error_rate);
             }
             _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
@@ -367,6 +369,9 @@ struct Pace<'a> {
 /// A level's requests so far: in flight, ended, and why it stopped early.
 struct Flight {
     set: JoinSet<(u64, Outcome)>,
+    /// Each task's request id and when it was sent (on the run's clock), so a request aborted
+    /// by a stop is still counted, as cancelled.
+    tasks: std::collections::HashMap<tokio::task::Id, (u64, Duration)>,
     outcomes: Vec<Outcome>,
     sent: usize,
     failed: usize,
@@ -379,7 +384,8 @@ impl Flight {
     fn new(n: usize) -> Self {
         Self {
             set: JoinSet::new(),
-            outcomes: Vec::with_capacity(n),
+            tasks: std::collections::HashMap::new(),
+            outcomes: Vec::with_capacity(n.min(4096)),
             sent: 0,
             failed: 0,
             fastest: None,
@@ -423,7 +429,8 @@ impl Flight {
             run.next_id += 1;
             (run.sink)(ServeEvent::Sent { level: index, id });
             let fut = target.send(reqs[self.sent].clone(), run.origin);
-            self.set.spawn(async move { (id, fut.await) });
+            let task = self.set.spawn(async move { (id, fut.await) });
+            self.tasks.insert(task.id(), (id, run.origin.elapsed()));
             self.sent += 1;
         }
         if let Some(at) = arrivals {
@@ -436,6 +443,37 @@ impl Flight {
                     outstanding: self.set.len() + due,
                     limit,
                 });
+            }
+        }
+    }
+
+    /// A task that ended: its request's outcome, or, for a request aborted by a stop, a
+    /// cancelled outcome that keeps it in the counts.
+    fn ended(
+        &mut self,
+        joined: Result<(tokio::task::Id, (u64, Outcome)), tokio::task::JoinError>,
+        origin: Instant,
+    ) -> Option<(u64, Outcome)> {
+        match joined {
+            Ok((task, done)) => {
+                self.tasks.remove(&task);
+                Some(done)
+            }
+            Err(e) => {
+                let (id, sent) = self.tasks.remove(&e.id())?;
+                let failure = crate::protocol::serve::Failure {
+                    kind: FailureKind::Cancelled,
+                    message: "stopped before it finished".into(),
+                };
+                Some((
+                    id,
+                    Outcome {
+                        sent,
+                        e2e: origin.elapsed().saturating_sub(sent),
+                        failure: Some(failure),
+                        ..Outcome::default()
+                    },
+                ))
             }
         }
     }
