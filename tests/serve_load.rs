@@ -245,8 +245,19 @@ async fn a_concurrency_cap_holds_open_loop_arrivals() {
         max_concurrency: Some(3),
     };
     let (res, _) = go(fake.clone(), &plan(vec![load], 12), None).await;
-    assert_eq!(res.unwrap()[0].ok, 12);
+    let levels = res.unwrap();
+    assert_eq!(levels[0].ok, 12);
     assert_eq!(fake.most_in_flight.load(Ordering::SeqCst), 3);
+    // 12 arrivals due within 11 ms, served 3 at a time for 30 ms each: the last ones wait about
+    // 90 ms for a slot, and the report says the load offered fell short.
+    let lag = levels[0]
+        .send_lag
+        .as_ref()
+        .expect("an open loop's send lag");
+    assert_eq!(lag.n, 12);
+    assert!(lag.p99 >= Duration::from_millis(60), "{lag:?}");
+    let md = labtui::report::serve::markdown(&levels);
+    assert!(md.contains("coordinated omission"), "{md}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +420,13 @@ async fn requests_in_flight_at_a_stop_are_counted_as_cancelled() {
     let mut r = Run::new(&mut sink, stop);
     let levels = tokio::time::timeout(
         Duration::from_secs(20),
-        run(&[fake], &workload(), &plan(vec![Load::Concurrency(4)], 8), None, &mut r),
+        run(
+            &[fake],
+            &workload(),
+            &plan(vec![Load::Concurrency(4)], 8),
+            None,
+            &mut r,
+        ),
     )
     .await
     .expect("a stop ends the level")

@@ -228,6 +228,11 @@ pub struct LevelSummary {
     /// (`finish_reason: stop`), a server that does not honour the flag.
     #[serde(default)]
     pub eos_stops: Option<usize>,
+    /// Open loop: how far behind its scheduled arrival each request was sent (held by the
+    /// concurrency cap, or a client that fell behind). Large, it means the offered load was
+    /// lower than asked and latencies under it read better than they are (coordinated omission).
+    #[serde(default)]
+    pub send_lag: Option<Dist>,
 }
 
 /// Why a level ended before its bound. Recorded with its numbers; the words are made where it

@@ -60,6 +60,9 @@ pub struct Row {
     pub e2e_n: usize,
     /// With --ignore-eos: requests that still ended at end-of-sequence.
     pub eos_stops: Option<usize>,
+    /// Open loop: how far sends ran behind their schedule.
+    pub send_lag_p50_ms: Option<f64>,
+    pub send_lag_p99_ms: Option<f64>,
 }
 
 /// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
@@ -106,6 +109,8 @@ pub fn row(l: &LevelSummary) -> Row {
         itl_n: l.itl.n,
         e2e_n: l.e2e.n,
         eos_stops: l.eos_stops,
+        send_lag_p50_ms: l.send_lag.as_ref().map(|d| ms(d.p50)),
+        send_lag_p99_ms: l.send_lag.as_ref().map(|d| ms(d.p99)),
         requests: l.requests,
         ok: l.ok,
         failed: l.failed,
@@ -254,6 +259,9 @@ fn errors_cell(l: &LevelSummary) -> String {
     }
 }
 
+/// A send lag below this is the timer's jitter, not the cap holding requests back.
+const LAG_WORTH_SAYING: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The levels as one Markdown table, endpoints side by side on the same workload.
 pub fn markdown(levels: &[LevelSummary]) -> String {
     let optional = Optional::of(levels);
@@ -276,6 +284,12 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         );
     }
     for l in levels {
+        if let Some(lag) = l.send_lag.as_ref().filter(|d| d.p99 > LAG_WORTH_SAYING) {
+            notes.push_str(&format!(
+                "\n{} at {}: sends ran behind their schedule by {:.1} ms at p50 and {:.1} ms at p99 (held by --max-concurrency or a client that fell behind): the load offered was lower than asked, and latencies under it read better than they are (coordinated omission).\n",
+                l.endpoint, l.load, ms(lag.p50), ms(lag.p99)
+            ));
+        }
         if let Some(n) = l.eos_stops.filter(|n| *n > 0) {
             notes.push_str(&format!(
                 "\n{} at {}: {n} of {} requests ended at end-of-sequence (`stop`) though --ignore-eos asked each to reach --max-tokens: the server does not honour ignore_eos, so their lengths differ.\n",

@@ -325,8 +325,10 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             .filter(|o| o.ok() && o.finish.as_deref() == Some("stop"))
             .count()
     });
+    let send_lag = (!f.lags.is_empty()).then(|| crate::stats::dist(&f.lags));
     let mut summary = summarize(target, load, plan, f, before, after);
     summary.eos_stops = eos_stops;
+    summary.send_lag = send_lag;
     (run.sink)(ServeEvent::LevelDone {
         level: index,
         summary: Box::new(summary.clone()),
@@ -372,6 +374,8 @@ struct Flight {
     /// Each task's request id and when it was sent (on the run's clock), so a request aborted
     /// by a stop is still counted, as cancelled.
     tasks: std::collections::HashMap<tokio::task::Id, (u64, Duration)>,
+    /// Open loop: each send's lag behind its scheduled arrival.
+    lags: Vec<Duration>,
     outcomes: Vec<Outcome>,
     sent: usize,
     failed: usize,
@@ -385,6 +389,7 @@ impl Flight {
         Self {
             set: JoinSet::new(),
             tasks: std::collections::HashMap::new(),
+            lags: Vec::new(),
             outcomes: Vec::with_capacity(n.min(4096)),
             sent: 0,
             failed: 0,
@@ -424,6 +429,10 @@ impl Flight {
         while self.sent < n && self.set.len() < cap {
             if arrivals.is_some_and(|at| t0 + at[self.sent] > now) {
                 break;
+            }
+            if let Some(at) = arrivals {
+                self.lags
+                    .push(now.saturating_duration_since(t0 + at[self.sent]));
             }
             let id = run.next_id;
             run.next_id += 1;

@@ -107,6 +107,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         stopped_early: i.stopped_early,
         server: None,
         eos_stops: None,
+        send_lag: None,
     }
 }
 
