@@ -317,14 +317,7 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         Some(_) => target.totals().await,
         None => None,
     };
-    // Asked to ignore end-of-sequence, a request that still stopped there shows a server that
-    // does not honour the flag.
-    let eos_stops = reqs.first().is_some_and(|r| r.ignore_eos).then(|| {
-        f.outcomes
-            .iter()
-            .filter(|o| o.ok() && o.finish.as_deref() == Some("stop"))
-            .count()
-    });
+    let eos_stops = f.eos_stops(reqs.first().is_some_and(|r| r.ignore_eos));
     let send_lag = (!f.lags.is_empty()).then(|| crate::stats::dist(&f.lags));
     let mut summary = summarize(target, load, plan, f, before, after);
     summary.eos_stops = eos_stops;
@@ -454,6 +447,17 @@ impl Flight {
                 });
             }
         }
+    }
+
+    /// Asked to ignore end-of-sequence (`asked`), the requests that still stopped there: a
+    /// server that does not honour the flag.
+    fn eos_stops(&self, asked: bool) -> Option<usize> {
+        asked.then(|| {
+            self.outcomes
+                .iter()
+                .filter(|o| o.ok() && o.finish.as_deref() == Some("stop"))
+                .count()
+        })
     }
 
     /// A task that ended: its request's outcome, or, for a request aborted by a stop, a
