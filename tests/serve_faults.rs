@@ -279,3 +279,34 @@ async fn keep_alives_hold_off_the_stall_timer() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_request_sent_again_after_an_unanswered_close_says_so() {
+    bounded(async {
+        // The first connection is read and closed unanswered; the second is answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = endpoint(format!("http://{}", listener.local_addr().unwrap()));
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = vec![0u8; 1 << 16];
+            let (mut first, _) = listener.accept().await.unwrap();
+            let _ = first.read(&mut buf).await;
+            drop(first);
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let _ = conn.read(&mut buf).await;
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+                  data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(ms(200)).await;
+        });
+        let client = Client::new(ms(2000));
+        let (out, _) = stream(&client, &ep, 16).await;
+        assert!(out.failure.is_none(), "{:?}", out.failure);
+        assert!(out.retried, "the second send is on the record");
+        server.abort();
+    })
+    .await
+}

@@ -103,6 +103,10 @@ pub struct Outcome {
     pub finish: Option<String>,
     pub text: String,
     pub failure: Option<Failure>,
+    /// The connection closed before any answer and the request was sent again on a new one:
+    /// its TTFT and E2E include the first try.
+    #[serde(default)]
+    pub retried: bool,
 }
 
 impl Outcome {
@@ -233,6 +237,9 @@ pub struct LevelSummary {
     /// lower than asked and latencies under it read better than they are (coordinated omission).
     #[serde(default)]
     pub send_lag: Option<Dist>,
+    /// Requests sent a second time after their connection closed unanswered.
+    #[serde(default)]
+    pub retried: usize,
 }
 
 /// Why a level ended before its bound. Recorded with its numbers; the words are made where it

@@ -63,6 +63,8 @@ pub struct Row {
     /// Open loop: how far sends ran behind their schedule.
     pub send_lag_p50_ms: Option<f64>,
     pub send_lag_p99_ms: Option<f64>,
+    /// Requests sent twice after their connection closed unanswered.
+    pub retried: usize,
 }
 
 /// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
@@ -111,6 +113,7 @@ pub fn row(l: &LevelSummary) -> Row {
         eos_stops: l.eos_stops,
         send_lag_p50_ms: l.send_lag.as_ref().map(|d| ms(d.p50)),
         send_lag_p99_ms: l.send_lag.as_ref().map(|d| ms(d.p99)),
+        retried: l.retried,
         requests: l.requests,
         ok: l.ok,
         failed: l.failed,
@@ -288,6 +291,12 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
             notes.push_str(&format!(
                 "\n{} at {}: sends ran behind their schedule by {:.1} ms at p50 and {:.1} ms at p99 (held by --max-concurrency or a client that fell behind): the load offered was lower than asked, and latencies under it read better than they are (coordinated omission).\n",
                 l.endpoint, l.load, ms(lag.p50), ms(lag.p99)
+            ));
+        }
+        if l.retried > 0 {
+            notes.push_str(&format!(
+                "\n{} at {}: {} requests were sent again after their connection closed unanswered; their TTFT and E2E include the first try, and a server that had read it served it twice.\n",
+                l.endpoint, l.load, l.retried
             ));
         }
         if let Some(n) = l.eos_stops.filter(|n| *n > 0) {

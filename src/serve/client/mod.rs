@@ -75,15 +75,17 @@ const DRAIN: Duration = Duration::from_millis(100);
 /// Sends the request; when the connection closes before any answer, sends it once more on a
 /// fresh one. Servers drop keep-alive connections when idle or after a number of requests
 /// (llama.cpp's httplib), and a request written as they do meets a closed socket that the server
-/// never read — a POST the HTTP client does not retry itself.
-async fn send(rb: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+/// never read — a POST the HTTP client does not retry itself. Says whether it sent it again:
+/// the outcome says so (its TTFT includes the first try, and a server that had read the first
+/// one serves it twice).
+async fn send(rb: reqwest::RequestBuilder) -> (reqwest::Result<reqwest::Response>, bool) {
     let again = rb.try_clone();
     match rb.send().await {
         Err(e) if e.is_request() && !e.is_connect() && !e.is_timeout() => match again {
-            Some(rb) => rb.send().await,
-            None => Err(e),
+            Some(rb) => (rb.send().await, true),
+            None => (Err(e), false),
         },
-        r => r,
+        r => (r, false),
     }
 }
 
@@ -268,7 +270,12 @@ impl Client {
         tokio::pin!(stall);
         let tokens = |t: &Tally| t.out.token_at.len();
 
-        let resp = self.respond(rb, url, &mut cancelled, &mut stall).await?;
+        let mut retried = false;
+        let resp = self
+            .respond(rb, url, &mut cancelled, &mut stall, &mut retried)
+            .await;
+        tally.out.retried = retried;
+        let resp = resp?;
         // The stall timer runs from the last bytes, not the last event: a server's `: ping`
         // keep-alives (comments, which make no event) show it is alive while a request waits.
         // The headers count: the timer starts again when they come.
@@ -328,11 +335,15 @@ impl Client {
         url: &str,
         cancelled: &mut std::pin::Pin<&mut C>,
         stall: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+        retried: &mut bool,
     ) -> Result<reqwest::Response, Failure> {
         let resp = tokio::select! {
             biased;
             _ = cancelled.as_mut() => return Err(fault::cancelled(0)),
-            r = send(rb) => r.map_err(|e| fault::request(&e, url))?,
+            (r, again) = send(rb) => {
+                *retried = again;
+                r.map_err(|e| fault::request(&e, url))?
+            }
             _ = stall.as_mut() => return Err(fault::stalled(self.stall, 0)),
         };
         let status = resp.status();

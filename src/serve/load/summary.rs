@@ -108,6 +108,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         server: None,
         eos_stops: None,
         send_lag: None,
+        retried: outcomes.iter().filter(|o| o.retried).count(),
     }
 }
 
