@@ -61,6 +61,7 @@ fn endpoint(server: &Server, api: Api) -> Endpoint {
 
 fn request(prompt: &str, max_tokens: usize) -> Request {
     Request {
+        context: Vec::new(),
         prompt: prompt.into(),
         max_tokens,
         ignore_eos: false,
@@ -204,6 +205,7 @@ async fn concurrent_requests_all_complete_and_metrics_count_them() {
     let outs = futures::future::join_all(prompts.iter().map(|p| {
         let (client, ep) = (client.clone(), ep.clone());
         let req = Request {
+            context: Vec::new(),
             ignore_eos: true,
             ..request(p, 20)
         };
@@ -254,6 +256,7 @@ async fn a_client_that_goes_away_cancels_its_request() {
     let ep = endpoint(&server, Api::Completions);
     let cancel = labtui::serve::client::Cancel::new();
     let req = Request {
+        context: Vec::new(),
         ignore_eos: true,
         ..request("a long one", 400)
     };

@@ -27,9 +27,21 @@ pub struct Endpoint {
     pub api: Api,
 }
 
+/// One earlier message of a conversation: its role (`system`, `user`, `assistant`) and text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: String,
+    pub content: String,
+}
+
 /// One request of a workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
+    /// The conversation before `prompt`: a system message, earlier turns (chat sends them as
+    /// they are; completions joins their text before the prompt).
+    #[serde(default)]
+    pub context: Vec<Turn>,
+    /// The last user message (for completions, the prompt).
     pub prompt: String,
     pub max_tokens: usize,
     /// Ask the server to keep going past end-of-sequence (vLLM, SGLang and llama.cpp honour it).

@@ -182,6 +182,7 @@ impl Remote {
             k: DEFAULT_K,
         };
         let req = Request {
+            context: Vec::new(),
             prompt: prompt.clone(),
             max_tokens: params.max_tokens,
             ignore_eos: params.ignore_eos,

@@ -19,6 +19,7 @@ pub async fn within_bound<T>(f: impl Future<Output = T>) -> T {
 
 pub fn request(max_tokens: usize) -> Request {
     Request {
+        context: Vec::new(),
         prompt: "Tell me a story about a lighthouse".into(),
         max_tokens,
         ignore_eos: true,

@@ -238,6 +238,7 @@ async fn phase(client: &Client, mock: &Mock, a: &BenchClientArgs, window: Durati
     let (warm, end) = (start + WARMUP, start + WARMUP + window);
     let ep = mock.endpoint(Api::Chat);
     let req = Request {
+        context: Vec::new(),
         prompt: "Count".into(),
         max_tokens: a.tokens_per_stream,
         ignore_eos: true,

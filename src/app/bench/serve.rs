@@ -84,7 +84,8 @@ pub struct BenchServeArgs {
     /// Requests sent one at a time before each endpoint's first level, not measured.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Prompts from a file: one per line, or JSON Lines with `prompt` or `messages`.
+    /// Prompts from a file: one per line, or JSON Lines with `prompt` or `messages` (a
+    /// conversation: the system message and earlier turns are sent with the last user message).
     #[arg(long, conflicts_with = "input_tokens")]
     pub prompts: Option<PathBuf>,
     /// Synthetic prompts of MEAN:STDDEV tokens (e.g. 512:128).

@@ -1,7 +1,7 @@
 //! What a serving benchmark sends: built-in prompts, prompts from a file, or synthetic prompts of
 //! a chosen length; with the output length and sampling every request shares.
 
-use crate::protocol::serve::Request;
+use crate::protocol::serve::{Request, Turn};
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -37,11 +37,33 @@ const WORDS: &[&str] = &[
 ];
 
 /// Where prompts come from.
+/// A request's messages: the turns before the last user message, and that message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    pub context: Vec<Turn>,
+    pub prompt: String,
+}
+
+impl From<String> for Conversation {
+    fn from(prompt: String) -> Self {
+        Conversation {
+            context: Vec::new(),
+            prompt,
+        }
+    }
+}
+
+impl From<&str> for Conversation {
+    fn from(prompt: &str) -> Self {
+        prompt.to_string().into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompts {
     Builtin,
-    /// Prompts read from a file (see [`read_prompts`]).
-    List(Vec<String>),
+    /// Conversations read from a file (see [`read_prompts`]).
+    List(Vec<Conversation>),
     /// Synthetic prompts of about `mean` tokens, normally spread with `stddev` (at least 1).
     Synthetic {
         mean: usize,
@@ -68,7 +90,12 @@ impl Workload {
     pub fn level_requests(&self, n: usize, position: usize) -> Vec<Request> {
         let mut reqs = self.requests_drawn(n, self.seed.wrapping_add(position as u64));
         for (i, r) in reqs.iter_mut().enumerate() {
-            r.prompt = format!("[{position}.{i}] {}", r.prompt);
+            // The first message carries the tag, so not even a shared system prompt is reused.
+            let first = match r.context.first_mut() {
+                Some(t) => &mut t.content,
+                None => &mut r.prompt,
+            };
+            *first = format!("[{position}.{i}] {first}");
         }
         reqs
     }
@@ -79,20 +106,24 @@ impl Workload {
     }
 
     fn requests_drawn(&self, n: usize, seed: u64) -> Vec<Request> {
-        let texts: Vec<String> = match &self.prompts {
-            Prompts::Builtin => (0..n)
-                .map(|i| BUILTIN[i % BUILTIN.len()].to_string())
-                .collect(),
+        let plain = |texts: Vec<String>| texts.into_iter().map(Conversation::from).collect();
+        let talks: Vec<Conversation> = match &self.prompts {
+            Prompts::Builtin => plain(
+                (0..n)
+                    .map(|i| BUILTIN[i % BUILTIN.len()].to_string())
+                    .collect(),
+            ),
             Prompts::List(list) if !list.is_empty() => {
                 (0..n).map(|i| list[i % list.len()].clone()).collect()
             }
-            Prompts::List(_) => vec![String::new(); n],
-            Prompts::Synthetic { mean, stddev } => synthetic(*mean, *stddev, n, seed),
+            Prompts::List(_) => plain(vec![String::new(); n]),
+            Prompts::Synthetic { mean, stddev } => plain(synthetic(*mean, *stddev, n, seed)),
         };
-        texts
+        talks
             .into_iter()
-            .map(|prompt| Request {
-                prompt,
+            .map(|c| Request {
+                context: c.context,
+                prompt: c.prompt,
                 max_tokens: self.max_tokens,
                 ignore_eos: self.ignore_eos,
                 temperature: self.temperature,
@@ -148,7 +179,7 @@ pub fn parse_lengths(s: &str) -> Result<(usize, usize)> {
 
 /// Prompts from a file: JSON Lines (each line an object with `prompt`, or with `messages` whose
 /// last user message is taken, or a JSON string), else one prompt per non-empty text line.
-pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
+pub fn read_prompts(path: &Path) -> Result<Vec<Conversation>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading prompts from {}", path.display()))?;
     let jsonl = text.trim_start().starts_with('{') || text.trim_start().starts_with('"');
@@ -159,12 +190,12 @@ pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
             continue;
         }
         if !jsonl {
-            prompts.push(line.to_string());
+            prompts.push(line.into());
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
-        let p = prompt_of(&v).with_context(|| {
+        let p = conversation_of(&v).with_context(|| {
             format!(
                 "{}:{}: a line needs a `prompt` string or `messages` with a user message",
                 path.display(),
@@ -179,21 +210,31 @@ pub fn read_prompts(path: &Path) -> Result<Vec<String>> {
     Ok(prompts)
 }
 
-fn prompt_of(v: &serde_json::Value) -> Option<String> {
+/// A JSON line's conversation: a string, `prompt`, or `messages` (every message before the last
+/// user one kept as context, the system's and earlier turns').
+fn conversation_of(v: &serde_json::Value) -> Option<Conversation> {
     if let Some(s) = v.as_str() {
-        return Some(s.to_string());
+        return Some(s.into());
     }
     if let Some(s) = v.get("prompt").and_then(|p| p.as_str()) {
-        return Some(s.to_string());
+        return Some(s.into());
     }
-    v.get("messages")?
+    let turns: Vec<Turn> = v
+        .get("messages")?
         .as_array()?
         .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(|r| r.as_str()) == Some("user"))?
-        .get("content")?
-        .as_str()
-        .map(str::to_string)
+        .filter_map(|m| {
+            Some(Turn {
+                role: m.get("role")?.as_str()?.to_string(),
+                content: m.get("content")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    let last_user = turns.iter().rposition(|t| t.role == "user")?;
+    Some(Conversation {
+        prompt: turns[last_user].content.clone(),
+        context: turns[..last_user].to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -231,14 +272,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let txt = dir.path().join("p.txt");
         std::fs::write(&txt, "first\n\n second \n").unwrap();
-        assert_eq!(read_prompts(&txt).unwrap(), vec!["first", "second"]);
+        let prompts = |p: &Path| -> Vec<String> {
+            read_prompts(p)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.prompt)
+                .collect()
+        };
+        assert_eq!(prompts(&txt), vec!["first", "second"]);
         let jl = dir.path().join("p.jsonl");
         std::fs::write(
             &jl,
             "{\"prompt\":\"a\"}\n{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"b\"}]}\n\"c\"\n",
         )
         .unwrap();
-        assert_eq!(read_prompts(&jl).unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(prompts(&jl), vec!["a", "b", "c"]);
+        // The system message and earlier turns are kept as the request's context.
+        let second = &read_prompts(&jl).unwrap()[1];
+        assert_eq!(second.context.len(), 1);
+        assert_eq!(
+            (
+                second.context[0].role.as_str(),
+                second.context[0].content.as_str()
+            ),
+            ("system", "s")
+        );
         std::fs::write(&jl, "{\"prompt\":\"a\"}\n{\"nope\":1}\n").unwrap();
         let e = format!("{:#}", read_prompts(&jl).unwrap_err());
         assert!(e.contains(":2:"), "{e}");

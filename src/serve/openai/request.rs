@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[derive(Serialize)]
 struct SentMessage<'a> {
-    role: &'static str,
+    role: &'a str,
     content: &'a str,
 }
 
@@ -24,9 +24,9 @@ pub struct SentBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    messages: Option<[SentMessage<'a>; 1]>,
+    messages: Option<Vec<SentMessage<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    prompt: Option<&'a str>,
+    prompt: Option<std::borrow::Cow<'a, str>>,
     max_tokens: usize,
     temperature: f32,
     stream: bool,
@@ -38,14 +38,26 @@ pub struct SentBody<'a> {
 impl<'a> SentBody<'a> {
     pub fn new(api: Api, model: Option<&'a str>, req: &'a Request) -> Self {
         let (messages, prompt) = match api {
-            Api::Chat => (
-                Some([SentMessage {
+            Api::Chat => {
+                let turns = req.context.iter().map(|t| SentMessage {
+                    role: &t.role,
+                    content: &t.content,
+                });
+                let last = SentMessage {
                     role: "user",
                     content: &req.prompt,
-                }]),
-                None,
-            ),
-            Api::Completions => (None, Some(req.prompt.as_str())),
+                };
+                (Some(turns.chain([last]).collect()), None)
+            }
+            // A completion has one text: the conversation's, a blank line between messages.
+            Api::Completions if req.context.is_empty() => {
+                (None, Some(std::borrow::Cow::Borrowed(req.prompt.as_str())))
+            }
+            Api::Completions => {
+                let mut text: Vec<&str> = req.context.iter().map(|t| t.content.as_str()).collect();
+                text.push(&req.prompt);
+                (None, Some(std::borrow::Cow::Owned(text.join("\n\n"))))
+            }
         };
         SentBody {
             model,
@@ -199,6 +211,7 @@ mod tests {
     #[test]
     fn the_sent_body_asks_for_a_stream_with_usage() {
         let req = Request {
+            context: Vec::new(),
             prompt: "hello".into(),
             max_tokens: 7,
             ignore_eos: true,
@@ -212,6 +225,7 @@ mod tests {
         assert_eq!(v["ignore_eos"], true);
         assert_eq!(v["max_tokens"], 7);
         let req = Request {
+            context: Vec::new(),
             ignore_eos: false,
             ..req
         };
@@ -260,5 +274,36 @@ mod tests {
             let e = body(extra).validate().unwrap_err();
             assert!(e.contains(field), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn a_conversation_is_sent_whole() {
+        let req = Request {
+            context: vec![
+                crate::protocol::serve::Turn {
+                    role: "system".into(),
+                    content: "be brief".into(),
+                },
+                crate::protocol::serve::Turn {
+                    role: "assistant".into(),
+                    content: "hello".into(),
+                },
+            ],
+            prompt: "and now?".into(),
+            max_tokens: 4,
+            ignore_eos: false,
+            temperature: 0.0,
+        };
+        let chat = serde_json::to_value(SentBody::new(Api::Chat, None, &req)).unwrap();
+        let roles: Vec<&str> = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "assistant", "user"]);
+        assert_eq!(chat["messages"][2]["content"], "and now?");
+        let text = serde_json::to_value(SentBody::new(Api::Completions, None, &req)).unwrap();
+        assert_eq!(text["prompt"], "be brief\n\nhello\n\nand now?");
     }
 }
