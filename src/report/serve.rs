@@ -321,11 +321,61 @@ pub fn csv(levels: &[LevelSummary]) -> Result<String> {
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
-pub fn json(levels: &[LevelSummary]) -> Result<String> {
+/// The levels as JSON, after `metadata` (what ran, against what, on what machine).
+pub fn json(levels: &[LevelSummary], metadata: &serde_json::Value) -> Result<String> {
     let rows: Vec<Row> = levels.iter().map(row).collect();
     Ok(serde_json::to_string_pretty(
-        &serde_json::json!({ "levels": rows }),
+        &serde_json::json!({ "metadata": metadata, "levels": rows }),
     )?)
+}
+
+/// One request of a detailed export: its level and every time the client measured, from its
+/// send (milliseconds), its tokens and how it ended.
+#[derive(Debug, Serialize)]
+struct Detailed<'a> {
+    level: usize,
+    endpoint: &'a str,
+    load: String,
+    /// Send time on the run's clock, in seconds.
+    sent_s: f64,
+    ttft_ms: Option<f64>,
+    e2e_ms: f64,
+    /// Each chunk that carried output, and each token (chunks' tokens spread over their gap).
+    chunk_ms: Vec<f64>,
+    token_ms: Vec<f64>,
+    prompt_tokens: Option<usize>,
+    output_tokens: usize,
+    counted: &'static str,
+    finish: Option<&'a str>,
+    error: Option<String>,
+    retried: bool,
+}
+
+/// `--save-detailed`: one JSON line per request, in the order they ended.
+pub fn detailed_jsonl(levels: &[LevelSummary], requests: &[(usize, Outcome)]) -> Result<String> {
+    let mut out = String::new();
+    for (level, o) in requests {
+        let l = levels.get(*level);
+        let line = Detailed {
+            level: *level,
+            endpoint: l.map_or("", |l| l.endpoint.as_str()),
+            load: l.map(|l| l.load.to_string()).unwrap_or_default(),
+            sent_s: o.sent.as_secs_f64(),
+            ttft_ms: o.ttft.map(ms),
+            e2e_ms: ms(o.e2e),
+            chunk_ms: o.chunk_at.iter().map(|d| ms(*d)).collect(),
+            token_ms: o.token_at.iter().map(|d| ms(*d)).collect(),
+            prompt_tokens: o.prompt_tokens,
+            output_tokens: o.output_tokens,
+            counted: counted_name(o.counted),
+            finish: o.finish.as_deref(),
+            error: o.failure.as_ref().map(|f| f.message.clone()),
+            retried: o.retried,
+        };
+        out.push_str(&serde_json::to_string(&line)?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// `throughput-latency.{png,svg}` (output tok/s against E2E p50, a line per endpoint through its

@@ -118,6 +118,10 @@ pub struct BenchServeArgs {
     pub tokenizer: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     pub format: ReportFormat,
+    /// Write every request to this file, one JSON line each: its level, send time, TTFT, each
+    /// chunk's and token's arrival, E2E, tokens in and out, finish reason and error.
+    #[arg(long)]
+    pub save_detailed: Option<PathBuf>,
     /// Write throughput-latency and timeline charts (PNG and SVG) into this folder.
     #[arg(long)]
     pub charts: Option<PathBuf>,
@@ -302,15 +306,53 @@ fn report(
     let out = match a.format {
         ReportFormat::Md => table::markdown(levels),
         ReportFormat::Csv => table::csv(levels)?,
-        ReportFormat::Json => table::json(levels)?,
+        ReportFormat::Json => table::json(levels, &metadata(a))?,
     };
     print!("{out}");
+    if let Some(path) = &a.save_detailed {
+        std::fs::write(path, table::detailed_jsonl(levels, requests)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {} requests to {}", requests.len(), path.display());
+    }
     if let Some(dir) = &a.charts {
         for f in crate::report::serve::charts(dir, levels, requests)? {
             eprintln!("wrote {}", f.display());
         }
     }
     Ok(())
+}
+
+/// What a JSON result says of its own run: labtui's build, the endpoints, the workload, the
+/// percentiles and the machine that measured (the client's; a server's is its own).
+fn metadata(a: &BenchServeArgs) -> serde_json::Value {
+    let stamp = crate::worker::stamp::measure(None, crate::engine::threads()).ok();
+    serde_json::json!({
+        "labtui": env!("CARGO_PKG_VERSION"),
+        "commit": crate::lab::machine::commit(),
+        "date": crate::worker::stamp::now(),
+        "endpoints": a.endpoint,
+        "api": format!("{:?}", a.api).to_lowercase(),
+        "workload": {
+            "prompts": a.prompts.as_ref().map(|p| p.display().to_string()),
+            "input_tokens": a.input_tokens,
+            "max_tokens": a.max_tokens,
+            "ignore_eos": a.ignore_eos,
+            "temperature": a.temperature,
+            "seed": a.seed,
+        },
+        "load": {
+            "concurrency": a.concurrency,
+            "rate": a.rate.iter().map(|r| if r.is_finite() { Some(*r) } else { None }).collect::<Vec<_>>(),
+            "burstiness": a.burstiness,
+            "max_concurrency": a.max_concurrency,
+            "sweep": a.sweep,
+            "requests": a.requests,
+            "duration_s": a.duration,
+            "warmup": a.warmup,
+        },
+        "percentiles": [50, 90, 99],
+        "machine": stamp,
+    })
 }
 
 /// One line of progress on stderr for a level's start and end.
