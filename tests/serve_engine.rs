@@ -220,21 +220,12 @@ async fn concurrent_requests_all_complete_and_metrics_count_them() {
         generated += out.output_tokens;
         prompt_tokens += out.prompt_tokens.unwrap();
     }
-    // The scheduler sets its gauges after the step that sent the last [DONE]: wait for it.
-    let mut body = String::new();
-    for _ in 0..100 {
-        body = reqwest::get(format!("{}/metrics", server.url()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let s = labtui::serve::scrape::parse(&body).unwrap();
-        if (s.running, s.waiting) == (Some(0.0), Some(0.0)) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let body = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let lines = body.lines().map(|l| Ok(l.replace(':', "_")));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     assert!(scrape.samples.len() > 10);

@@ -45,6 +45,8 @@ fn check(preset: Preset) -> Result<Preset> {
 pub struct Written {
     pub report: String,
     pub files: Vec<PathBuf>,
+    /// The stamp the report starts with (none from a recording made before stamps).
+    pub stamp: Option<Box<crate::protocol::Stamp>>,
 }
 
 /// A worker with a model loaded, running demos one after another: every demo of a session
@@ -115,7 +117,11 @@ impl Session {
                         .with_context(|| format!("cannot write {}", md.display()))?;
                     let mut files = vec![rec_path, md];
                     files.extend(crate::report::demo::write_charts(out, &run.result)?);
-                    return Ok(Written { report, files });
+                    return Ok(Written {
+                        report,
+                        files,
+                        stamp: run.stamp.clone(),
+                    });
                 }
                 _ => {}
             }
@@ -140,39 +146,34 @@ pub fn run(
 pub fn run_all(model: &str, out: &Path, progress: &mut dyn FnMut(&str)) -> Result<Written> {
     let started = std::time::Instant::now();
     let mut session = Session::open(model, progress)?;
-    let mut files = Vec::new();
-    let mut rows = Vec::new();
+    let (mut files, mut rows, mut stamp) = (Vec::new(), Vec::new(), None);
     for kind in DemoKind::ALL {
         let preset = find(kind.name())?;
         let t = std::time::Instant::now();
         let w = session.demo(&preset, &out.join(kind.name()), progress)?;
         rows.push((kind.name(), preset.description.clone(), t.elapsed()));
         files.extend(w.files);
+        stamp = stamp.or(w.stamp);
     }
-    let index = index(&session.info.name, &rows, started.elapsed(), out)?;
+    let stamp = stamp.map_or(String::new(), |s| crate::report::stamp::markdown(&s));
+    let index = index(&session.info.name, &stamp, &rows, started.elapsed());
     let path = out.join("README.md");
     std::fs::write(&path, &index).with_context(|| format!("cannot write {}", path.display()))?;
     files.push(path);
     Ok(Written {
         report: index,
         files,
+        stamp: None,
     })
 }
 
 /// The index of a `demo all` run: its stamp (every report carries the same), then each demo.
 fn index(
     model: &str,
+    stamp: &str,
     rows: &[(&str, String, std::time::Duration)],
     took: std::time::Duration,
-    out: &Path,
-) -> Result<String> {
-    let first = out.join(rows.first().map_or("", |r| r.0)).join("report.md");
-    let text = std::fs::read_to_string(&first).unwrap_or_default();
-    let stamp: String = text
-        .lines()
-        .filter(|l| l.starts_with("> "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+) -> String {
     let mut s = format!(
         "# The demos, in one run\n\n{stamp}\nModel {model}; all {} demos in {:.0} s \
          (`labtui demo all --headless --out DIR`).\n\n| demo | what it shows | took |\n|---|---|---:|\n",
@@ -185,7 +186,7 @@ fn index(
             t.as_secs_f64()
         ));
     }
-    Ok(s)
+    s
 }
 
 #[derive(Debug, Args)]

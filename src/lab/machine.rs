@@ -1,11 +1,10 @@
 //! The probe behind every report's stamp: this machine's read bandwidth and compute roofs,
 //! measured the way the roofline demo measures them, and the instruction set the kernels use.
 
-use super::roofline::{f32_matmul_gflop_s, gflop_s, read_bandwidth_gb_s};
+use super::roofline::{f32_matmul_gflop_s, gate_gflop_s, read_bandwidth_gb_s};
 use crate::engine::kernels::common::{best_path, wide, Path};
 use crate::engine::Model;
 use anyhow::Result;
-use candle_core::Tensor;
 
 /// The roofs measured at the start of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,17 +26,7 @@ pub fn probe(model: Option<&Model>, buffer_mib: usize, threads: usize) -> Result
     let bandwidth_gb_s = read_bandwidth_gb_s(buffer_mib << 20, 6, threads);
     let (k, n) = model.map_or((896, 4864), |m| (m.cfg.hidden, m.cfg.ffn));
     let f32_gflop_s = f32_matmul_gflop_s(ROWS, k, n, 3)?;
-    let q_gflop_s = match model {
-        Some(m) => {
-            let x = Tensor::randn(0f32, 1.0, (1, ROWS, k), m.device())?;
-            let gate = &m.layers[0].gate.weight;
-            Some(gflop_s(2.0 * (ROWS * k * n) as f64, 3, || {
-                std::hint::black_box(gate.forward(&x)?);
-                Ok(())
-            })?)
-        }
-        None => None,
-    };
+    let q_gflop_s = model.map(|m| gate_gflop_s(m, ROWS, 3)).transpose()?;
     Ok(Roofs {
         bandwidth_gb_s,
         buffer_mib,

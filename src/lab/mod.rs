@@ -60,23 +60,15 @@ pub fn run(
 /// The loaded model's shape and per-token costs.
 pub fn costs(engine: &Engine) -> crate::protocol::demo::ModelCosts {
     let m = &engine.model;
-    let (layer_params, head_params) = roofline::matmul_params(&m.cfg);
     let kv_dtype_bytes = engine.info.kv_dtype.bytes() as u64;
     crate::protocol::demo::ModelCosts {
-        layers: m.cfg.layers,
-        heads: m.cfg.heads,
-        kv_heads: m.cfg.kv_heads,
-        head_dim: m.cfg.head_dim,
-        hidden: m.cfg.hidden,
-        context_length: m.cfg.context_length,
-        layer_params,
-        head_params,
         tied: m.head.shares(&m.embed),
         weight_bytes: m.weight_bytes(),
         weight_bytes_read: m.bytes_read_per_token(),
         kv_dtype: engine.info.kv_dtype.to_string(),
         kv_dtype_bytes,
         kv_bytes_per_token: engine.info.kv_bytes_per_token,
+        ..roofline::shape_costs(&m.cfg)
     }
 }
 

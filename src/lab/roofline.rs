@@ -11,7 +11,7 @@ use crate::engine::config::ModelConfig;
 use crate::engine::kv_cache::KvCache;
 use crate::engine::model::Model;
 use crate::engine::Engine;
-use crate::protocol::demo::Roofline;
+use crate::protocol::demo::{ModelCosts, Roofline};
 use crate::protocol::{DemoKind, DemoSection};
 use crate::stats::tok_per_s;
 use anyhow::Result;
@@ -33,25 +33,39 @@ pub fn matmul_params(c: &ModelConfig) -> (u64, u64) {
     (c.layers as u64 * layer, c.vocab as u64 * h)
 }
 
+/// The FLOP side of `c`'s costs (its shape and matmul parameters; no bytes): the formulas live
+/// in [`ModelCosts`], which the narration uses too.
+pub fn shape_costs(c: &ModelConfig) -> ModelCosts {
+    let (layer_params, head_params) = matmul_params(c);
+    ModelCosts {
+        layers: c.layers,
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        head_dim: c.head_dim,
+        hidden: c.hidden,
+        context_length: c.context_length,
+        layer_params,
+        head_params,
+        ..ModelCosts::default()
+    }
+}
+
 /// FLOPs of attention for one query over `context` keys: QKᵀ and the weighted sum of V,
 /// 2 FLOPs per multiply-add, in every head of every layer.
 pub fn attention_flops(c: &ModelConfig, context: f64) -> f64 {
-    4.0 * (c.layers * c.heads * c.head_dim) as f64 * context
+    shape_costs(c).attention_flops(context)
 }
 
 /// FLOPs per token of a decode step at `context`: every matmul weight once (head included)
 /// plus attention.
 pub fn decode_flops_per_token(c: &ModelConfig, context: usize) -> f64 {
-    let (layers, head) = matmul_params(c);
-    2.0 * (layers + head) as f64 + attention_flops(c, context as f64)
+    shape_costs(c).decode_flops(context)
 }
 
 /// FLOPs per token of a prefill of `len` tokens: the projections for every token, the head for
 /// the last one only, attention over (len + 1) / 2 keys on average.
 pub fn prefill_flops_per_token(c: &ModelConfig, len: usize) -> f64 {
-    let (layers, head) = matmul_params(c);
-    let len = len.max(1) as f64;
-    2.0 * layers as f64 + 2.0 * head as f64 / len + attention_flops(c, (len + 1.0) / 2.0)
+    shape_costs(c).prefill_flops_per_token(len)
 }
 
 /// Bytes a decode step reads at `context`: the weights and the KV cache held.
@@ -132,7 +146,7 @@ pub fn read_bandwidth_gb_s(bytes: usize, passes: usize, threads: usize) -> f64 {
 }
 
 /// GFLOP/s of the fastest of `repeats` runs of `f` (after a warm-up) doing `flops` each.
-pub fn gflop_s(flops: f64, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+fn gflop_s(flops: f64, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     let mut best = Duration::MAX;
     for _ in 0..repeats.max(1) {
@@ -233,16 +247,23 @@ struct Matmul {
     peak_gflop_s: f64,
 }
 
+/// GFLOP/s of the model's own first FFN gate (its quantized product) on `rows` random rows:
+/// the best of `repeats`.
+pub fn gate_gflop_s(model: &Model, rows: usize, repeats: usize) -> Result<f64> {
+    let (k, n) = (model.cfg.hidden, model.cfg.ffn);
+    let x = Tensor::randn(0f32, 1.0, (1, rows, k), model.device())?;
+    let gate = &model.layers[0].gate.weight;
+    gflop_s(2.0 * (rows * k * n) as f64, repeats, || {
+        std::hint::black_box(gate.forward(&x)?);
+        Ok(())
+    })
+}
+
 fn measure_matmul(model: &Model, len: usize, progress: &mut dyn FnMut(String)) -> Result<Matmul> {
     let cfg = &model.cfg;
     let (m, k, n) = (len, cfg.hidden, cfg.ffn);
     let matmul_f32_gflop_s = f32_matmul_gflop_s(m, k, n, 5)?;
-    let x = Tensor::randn(0f32, 1.0, (1, m, k), model.device())?;
-    let gate = &model.layers[0].gate.weight;
-    let matmul_q_gflop_s = gflop_s(2.0 * (m * k * n) as f64, 5, || {
-        std::hint::black_box(gate.forward(&x)?);
-        Ok(())
-    })?;
+    let matmul_q_gflop_s = gate_gflop_s(model, m, 5)?;
     let peak_gflop_s = matmul_f32_gflop_s.max(matmul_q_gflop_s);
     progress(format!(
         "matmul {m}×{k}×{n}: f32 {matmul_f32_gflop_s:.1} GFLOP/s, the model's quantized gate {matmul_q_gflop_s:.1} GFLOP/s"

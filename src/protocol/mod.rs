@@ -3,6 +3,7 @@
 //! Plain serde data (integers, `Duration`, `String`), never a tensor, an `Instant` or a channel, so
 //! the same stream is drawn live, written to RON and replayed.
 
+pub mod costs;
 pub mod demo;
 pub mod machine;
 pub mod notice;

@@ -15,6 +15,9 @@ pub struct DemoView {
     pub from: usize,
     /// The demo and prompt to run once a model is loaded (picked before one was).
     pub waiting: Option<(DemoSection, String)>,
+    /// The steps filled with the result's numbers, and how many results the store held when
+    /// they were: filled once per result, not once per frame.
+    pub(crate) filled: std::cell::RefCell<Option<(usize, Vec<String>)>>,
 }
 
 impl DemoView {
@@ -50,6 +53,22 @@ impl DemoView {
     /// The narration on screen, if any.
     pub fn narration(&self) -> Option<&str> {
         self.steps.get(self.step).map(String::as_str)
+    }
+
+    /// The step on screen with this view's result in it: `fill` turns the steps into text for
+    /// a result (or for none yet), and runs once per result, not once per frame. The store's
+    /// `demos` say which result is this view's.
+    pub fn narration_filled(
+        &self,
+        demos: &[DemoRun],
+        fill: impl Fn(Option<&DemoRun>, &[String]) -> Vec<String>,
+    ) -> Option<String> {
+        self.narration()?;
+        let mut filled = self.filled.borrow_mut();
+        if filled.as_ref().is_none_or(|(n, _)| *n != demos.len()) {
+            *filled = Some((demos.len(), fill(self.result(demos), &self.steps)));
+        }
+        filled.as_ref().and_then(|(_, s)| s.get(self.step).cloned())
     }
 }
 

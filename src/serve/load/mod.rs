@@ -474,10 +474,10 @@ impl Flight {
             }
             Err(e) => {
                 let (id, sent) = self.tasks.remove(&e.id())?;
-                let failure = crate::protocol::serve::Failure {
-                    kind: FailureKind::Cancelled,
-                    message: "stopped before it finished".into(),
-                };
+                let failure = crate::protocol::serve::Failure::new(
+                    FailureKind::Cancelled,
+                    "stopped before it finished",
+                );
                 Some((
                     id,
                     Outcome {

@@ -103,15 +103,17 @@ pub fn run(
                 continue;
             }
         };
+        // The gauges first: a client that reads /metrics once its answer ended sees the
+        // step that ended it.
+        Metrics::set(&metrics.running, sched.running());
+        Metrics::set(&metrics.waiting, sched.waiting());
+        Metrics::set(&metrics.blocks_held, sched.blocks_held());
         for e in &events {
             apply(e, &mut live, &metrics);
         }
         if let Some(t) = &tap {
             send_tapped(t, &events);
         }
-        Metrics::set(&metrics.running, sched.running());
-        Metrics::set(&metrics.waiting, sched.waiting());
-        Metrics::set(&metrics.blocks_held, sched.blocks_held());
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{block, label, value};
 use crate::protocol::DemoResult;
 use crate::report::demo as report;
-use crate::state::{Action, AppState, DemoView};
+use crate::state::{Action, AppState};
 use crate::tui::keys::key;
 use ratatui::prelude::*;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
@@ -30,7 +30,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let b = block(&title, focused);
     let inner = b.inner(area);
     b.render(area, buf);
-    let text = narration_text(d, state.demo_result());
+    let text = d
+        .narration_filled(&state.store.demos, fill)
+        .unwrap_or_else(|| "(this demo has no narration)".into());
     // The step's text wraps: as many lines as it takes, up to half the pane.
     let width = inner.width.max(1) as usize;
     let lines =
@@ -62,13 +64,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The step on screen, its numbers filled from the run (an ellipsis until it is measured).
-fn narration_text(d: &DemoView, run: Option<&crate::protocol::DemoRun>) -> String {
-    let Some(t) = d.narration() else {
-        return "(this demo has no narration)".into();
-    };
+/// The steps with a result's numbers in them, an ellipsis for each number until it is measured.
+fn fill(run: Option<&crate::protocol::DemoRun>, steps: &[String]) -> Vec<String> {
     let facts = run.map(report::facts).unwrap_or_default();
-    report::facts::fill_or(t, &facts, "…")
+    steps
+        .iter()
+        .map(|t| report::facts::fill_or(t, &facts, "…"))
+        .collect()
 }
 
 /// The numbers of a result as short aligned rows: every table the pane shows, one after another.
