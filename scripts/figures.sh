@@ -1,8 +1,9 @@
 #!/bin/sh
 # Regenerates every figure the docs quote, in one run on this machine, then inserts them into
 # README.md and docs/ between their markers (tests/figures.rs checks they match):
-#   scripts/figures.sh            the demos and the benchmarks (about 40 minutes on 2 cores)
+#   scripts/figures.sh            the demos, the benchmarks and serving (about 15 minutes on 2 cores)
 #   scripts/figures.sh --demos    the demos only (about 3 minutes)
+#   scripts/figures.sh --serving  labtui serve against llama-server only (about 2 minutes)
 # LABTUI names the binary (default: target/release/labtui, built if missing); the models come
 # from ./models (../shared/tools/fetch-models models); llama.cpp's tools from $LLAMA_CPP_BIN or
 # ../shared/tools/llama-cpp. Every report starts with its stamp: machine, roofs, commit, date.
@@ -15,14 +16,47 @@ fi
 m05=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 m15=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-rm -rf assets/demos.new
-"$bin" demo all --headless --model "$m05" --out assets/demos.new > /dev/null
-rm -rf assets/demos
-mv assets/demos.new assets/demos
+only=${1:-}
 
-if [ "${1:-}" != "--demos" ]; then
+# labtui serve and llama-server side by side on loopback, the same workload, both stopped after.
+serving() {
+    mkdir -p assets/serve
+    "$bin" serve --model "$m05" --port 18081 > /dev/null 2>&1 &
+    ours=$!
+    "$LLAMA_CPP_BIN/llama-server" -m "models/$m05" --host 127.0.0.1 --port 18082 --parallel 4 \
+        -t 2 -c 4096 --metrics > /dev/null 2>&1 &
+    theirs=$!
+    trap 'kill $ours $theirs 2>/dev/null' EXIT
+    for port in 18081 18082; do
+        tries=0
+        until curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; do
+            tries=$((tries + 1))
+            [ $tries -lt 120 ] || { echo "the server on port $port did not start" >&2; exit 1; }
+            sleep 1
+        done
+    done
+    "$bin" bench serve --endpoint http://127.0.0.1:18081 --endpoint http://127.0.0.1:18082 \
+        --concurrency 1,4,16 --requests 16 --input-tokens 32:0 --max-tokens 16 --ignore-eos \
+        --warmup 1 > assets/serve/labtui-vs-llama-0.5b.md
+    kill $ours $theirs 2>/dev/null
+    wait $ours $theirs 2>/dev/null || true
+    trap - EXIT
+}
+
+if [ "$only" != "--serving" ]; then
+    rm -rf assets/demos.new
+    "$bin" demo all --headless --model "$m05" --out assets/demos.new > /dev/null
+    rm -rf assets/demos
+    mv assets/demos.new assets/demos
+fi
+
+if [ "$only" != "--demos" ]; then
     LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
     export LLAMA_CPP_BIN
+    serving
+fi
+
+if [ -z "$only" ]; then
     mkdir -p assets/bench
     for m in 0.5b 1.5b; do
         f=qwen2.5-coder-$m-instruct-q4_k_m.gguf

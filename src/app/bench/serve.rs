@@ -408,6 +408,10 @@ pub fn run(
             },
         );
     }
+    if a.format == ReportFormat::Md {
+        // The measuring machine's stamp (the servers' are their own, unless on this machine).
+        super::print_stamp(None, false);
+    }
     let mut recorder = record.map(create_recorder).transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
