@@ -30,21 +30,55 @@ pub fn itl_percentiles(itl: &[Duration]) -> [Duration; 3] {
     [50.0, 90.0, 99.0].map(|q| nearest_rank(&s, q))
 }
 
-/// Mean and p50/p90/p99 of `xs`.
+/// Mean, p50/p90/p99, min, max and standard deviation of `xs`.
 pub fn dist(xs: &[Duration]) -> Dist {
     if xs.is_empty() {
         return Dist::default();
     }
+    let mut s = xs.to_vec();
+    s.sort_unstable();
     let mean = xs.iter().sum::<Duration>() / xs.len() as u32;
-    // Nearest-rank p50, p90 and p99, sorted once.
-    let [p50, p90, p99] = itl_percentiles(xs);
+    let m = mean.as_secs_f64();
+    let var = xs
+        .iter()
+        .map(|x| (x.as_secs_f64() - m).powi(2))
+        .sum::<f64>()
+        / xs.len() as f64;
+    let [p50, p90, p99] = [50.0, 90.0, 99.0].map(|q| nearest_rank(&s, q));
     Dist {
         mean,
         p50,
         p90,
         p99,
         n: xs.len(),
+        min: s[0],
+        max: s[s.len() - 1],
+        std: Duration::from_secs_f64(var.sqrt()),
     }
+}
+
+/// The percentiles `at` (0–100) of `xs`, nearest rank, sorted once.
+pub fn percentiles(xs: &[Duration], at: &[f64]) -> Vec<Duration> {
+    let mut s = xs.to_vec();
+    s.sort_unstable();
+    at.iter().map(|q| nearest_rank(&s, *q)).collect()
+}
+
+/// Mean, median, 10th percentile and minimum of rates (nearest rank); `None` for none.
+pub fn rate_dist(xs: &[f64]) -> Option<crate::protocol::serve::RateDist> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut s = xs.to_vec();
+    s.sort_unstable_by(f64::total_cmp);
+    let rank = |q: f64| s[(((q / 100.0) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+    Some(crate::protocol::serve::RateDist {
+        mean: xs.iter().sum::<f64>() / xs.len() as f64,
+        p50: rank(50.0),
+        p10: rank(10.0),
+        min: s[0],
+        n: xs.len(),
+    })
 }
 
 fn nearest_rank(sorted: &[Duration], q: f64) -> Duration {

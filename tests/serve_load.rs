@@ -1,141 +1,17 @@
 //! The load generator against stand-in targets (no HTTP): concurrency bounds, open-loop arrival
 //! statistics, early stops, the sweep and a target that cannot be reached.
 
-use futures::future::BoxFuture;
-use labtui::protocol::serve::{
-    Failure, FailureKind, Load, Outcome, Request, ServeEvent, StopReason,
-};
+use labtui::protocol::serve::{FailureKind, Load, ServeEvent, StopReason};
 use labtui::serve::load::arrivals::{dispersion, mean_cv2};
-use labtui::serve::load::workload::{Prompts, Workload};
-use labtui::serve::load::{run, LoadPlan, Run, Sweep, Target};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use labtui::serve::load::workload::Workload;
+use labtui::serve::load::{run, Run, Sweep, Target};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A server that takes `latency` per request and streams `tokens` tokens evenly over it, with
-/// `slots` requests served at once (the rest queue); `fail` makes every request a 500.
-struct Fake {
-    latency: Duration,
-    tokens: usize,
-    slots: Arc<tokio::sync::Semaphore>,
-    in_flight: Arc<AtomicUsize>,
-    most_in_flight: Arc<AtomicUsize>,
-    fail: Option<FailureKind>,
-    /// When each request was sent, from the run's origin.
-    sent_at: Arc<std::sync::Mutex<Vec<Duration>>>,
-    /// The finish reason every answer gives.
-    finish: Option<&'static str>,
-}
-
-impl Fake {
-    fn new(latency_ms: u64, slots: usize) -> Self {
-        Self {
-            latency: Duration::from_millis(latency_ms),
-            tokens: 4,
-            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
-            in_flight: Arc::default(),
-            most_in_flight: Arc::default(),
-            fail: None,
-            sent_at: Arc::default(),
-            finish: None,
-        }
-    }
-}
-
-impl Target for Fake {
-    fn name(&self) -> String {
-        "fake://server".into()
-    }
-
-    fn send(&self, req: Request, origin: Instant) -> BoxFuture<'static, Outcome> {
-        let (latency, tokens, slots) = (
-            self.latency,
-            self.tokens.min(req.max_tokens),
-            self.slots.clone(),
-        );
-        let (in_flight, most) = (self.in_flight.clone(), self.most_in_flight.clone());
-        let fail = self.fail.clone();
-        let sent_at = self.sent_at.clone();
-        let finish = self.finish.map(String::from);
-        Box::pin(async move {
-            let sent = origin.elapsed();
-            sent_at.lock().unwrap().push(sent);
-            let start = Instant::now();
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            let _slot = slots.acquire_owned().await.unwrap();
-            tokio::time::sleep(latency).await;
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-            let e2e = start.elapsed();
-            if let Some(kind) = fail {
-                return Outcome {
-                    sent,
-                    e2e,
-                    failure: Some(Failure {
-                        kind,
-                        message: "scripted".into(),
-                    }),
-                    ..Outcome::default()
-                };
-            }
-            let token_at: Vec<Duration> = (1..=tokens)
-                .map(|i| e2e * i as u32 / tokens as u32)
-                .collect();
-            Outcome {
-                sent,
-                ttft: token_at.first().copied(),
-                e2e,
-                output_tokens: tokens,
-                token_at,
-                finish,
-                ..Outcome::default()
-            }
-        })
-    }
-}
-
-fn workload() -> Workload {
-    Workload {
-        prompts: Prompts::Builtin,
-        max_tokens: 16,
-        ignore_eos: false,
-        temperature: 0.0,
-        seed: 1,
-    }
-}
-
-fn plan(loads: Vec<Load>, requests: usize) -> LoadPlan {
-    LoadPlan {
-        loads,
-        requests,
-        duration: None,
-        warmup: 0,
-        max_error_rate: 0.5,
-        slo: None,
-        usd_per_hour: None,
-    }
-}
-
-/// Run with a bound on the whole test, collecting the events.
-async fn go(
-    target: Arc<dyn Target>,
-    plan: &LoadPlan,
-    sweep: Option<&Sweep>,
-) -> (
-    anyhow::Result<Vec<labtui::protocol::serve::LevelSummary>>,
-    Vec<ServeEvent>,
-) {
-    let mut events = Vec::new();
-    let mut sink = |e: ServeEvent| events.push(e);
-    let mut r = Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
-    let res = tokio::time::timeout(
-        Duration::from_secs(60),
-        run(&[target], &workload(), plan, sweep, &mut r),
-    )
-    .await
-    .expect("the load run ends");
-    (res, events)
-}
+#[path = "common/fake.rs"]
+mod fake;
+use fake::{go, plan, workload, Fake};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_keeps_exactly_n_in_flight() {

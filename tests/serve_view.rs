@@ -357,6 +357,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
                 ignore_eos: true,
                 temperature: 0.0,
                 seed: 0,
+                shape: Default::default(),
             },
             plan: LoadPlan {
                 loads: vec![Load::Concurrency(1), Load::Concurrency(2)],
@@ -367,6 +368,9 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
                 max_error_rate: 0.5,
                 slo: None,
                 usd_per_hour: None,
+                cut: Default::default(),
+                percentiles: Vec::new(),
+                search: None,
             },
             sweep: None,
             api_key: None,
@@ -455,6 +459,9 @@ async fn record_the_fixture() {
         max_error_rate: 0.5,
         slo: None,
         usd_per_hour: None,
+        cut: Default::default(),
+        percentiles: Vec::new(),
+        search: None,
     };
     let workload = Workload {
         prompts: Prompts::Builtin,
@@ -462,6 +469,7 @@ async fn record_the_fixture() {
         ignore_eos: true,
         temperature: 0.0,
         seed: 0,
+        shape: Default::default(),
     };
     let bench = Bench {
         targets: vec![target],

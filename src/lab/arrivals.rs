@@ -56,6 +56,40 @@ pub fn normalised_times(gaps: &[Duration], rate: f64) -> Vec<Duration> {
     t.into_iter().map(|a| a.mul_f64(k)).collect()
 }
 
+/// Arrival times under a linear ramp of `ramp`: the rate grows from zero to the full rate over
+/// the ramp, then holds. Times drawn at the full rate are stretched so that as many arrivals
+/// are due by each moment as the ramped rate offers (the first `ramp`/2 of full-rate time takes
+/// the whole ramp: t = √(2·ramp·s); later ones move back by `ramp`/2).
+pub fn ramped(times: &[Duration], ramp: Duration) -> Vec<Duration> {
+    let r = ramp.as_secs_f64();
+    if r <= 0.0 {
+        return times.to_vec();
+    }
+    times
+        .iter()
+        .map(|s| {
+            let s = s.as_secs_f64();
+            Duration::from_secs_f64(if s < r / 2.0 {
+                (2.0 * r * s).sqrt()
+            } else {
+                s + r / 2.0
+            })
+        })
+        .collect()
+}
+
+/// Requests a closed loop of `c` keeps in flight `elapsed` into a linear ramp of `ramp`: one
+/// at the start, one more each (c − 1)-th of the ramp, `c` from the ramp's end.
+pub fn ramped_cap(c: usize, ramp: Option<Duration>, elapsed: Duration) -> usize {
+    match ramp.filter(|r| !r.is_zero()) {
+        Some(r) if elapsed < r => {
+            let grown = (c.saturating_sub(1)) as f64 * elapsed.as_secs_f64() / r.as_secs_f64();
+            (1 + grown.floor() as usize).min(c)
+        }
+        _ => c,
+    }
+}
+
 /// Mean and squared coefficient of variation of gaps (1 for a Poisson process).
 pub fn mean_cv2(gaps: &[f64]) -> (f64, f64) {
     let n = gaps.len().max(1) as f64;
@@ -150,5 +184,34 @@ mod tests {
         let t = times(&gaps(100.0, 1.0, 1000, 3).unwrap());
         let d = dispersion(&secs(&t), 0.1);
         assert!((d - 1.0).abs() < 0.35, "Poisson counts: dispersion {d}");
+    }
+
+    #[test]
+    fn a_ramp_offers_a_linearly_growing_rate_then_the_full_one() {
+        // 10 req/s, evenly: 0, 0.1 s, … Under a 2 s ramp, arrivals due by t number 10·t²/4.
+        let even: Vec<Duration> = (0..40).map(|i| Duration::from_millis(100 * i)).collect();
+        let r = ramped(&even, Duration::from_secs(2));
+        for (i, t) in r.iter().enumerate() {
+            let t = t.as_secs_f64();
+            let due = if t < 2.0 {
+                10.0 * t * t / 4.0
+            } else {
+                10.0 * (t - 1.0)
+            };
+            assert!(
+                (due - i as f64).abs() < 1e-6,
+                "arrival {i} at {t}: {due} due"
+            );
+        }
+        // After the ramp the gaps are the full rate's again.
+        assert_eq!(r[31] - r[30], Duration::from_millis(100));
+        assert_eq!(ramped(&even, Duration::ZERO), even);
+        let s = Duration::from_secs;
+        assert_eq!(ramped_cap(8, Some(s(4)), Duration::ZERO), 1);
+        assert_eq!(ramped_cap(8, Some(s(4)), s(1)), 2);
+        assert_eq!(ramped_cap(8, Some(s(4)), Duration::from_millis(3999)), 7);
+        assert_eq!(ramped_cap(8, Some(s(4)), s(4)), 8);
+        assert_eq!(ramped_cap(8, Some(s(4)), s(5)), 8);
+        assert_eq!(ramped_cap(8, None, Duration::ZERO), 8);
     }
 }

@@ -119,6 +119,10 @@ pub struct Outcome {
     /// its TTFT and E2E include the first try.
     #[serde(default)]
     pub retried: bool,
+    /// Prompt tokens the server answered from its prefix cache, when it says (OpenAI's
+    /// `usage.prompt_tokens_details.cached_tokens`, llama.cpp's `timings.cache_n`).
+    #[serde(default)]
+    pub cached_tokens: Option<usize>,
 }
 
 impl Outcome {
@@ -136,6 +140,18 @@ impl Outcome {
             &self.chunk_at
         };
         at.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    /// Time to the second token, from the first (AIPerf's TTST): the gap between the first
+    /// two chunks that carried output (a first chunk of several tokens has none).
+    pub fn ttst(&self) -> Option<Duration> {
+        self.itl().first().copied()
+    }
+
+    /// Output tokens per second as this request's user saw them: tokens ÷ E2E.
+    pub fn user_tok_s(&self) -> Option<f64> {
+        let s = self.e2e.as_secs_f64();
+        (self.output_tokens > 0 && s > 0.0).then(|| self.output_tokens as f64 / s)
     }
 
     /// Time per output token after the first: (E2E − TTFT) ÷ (tokens − 1).
@@ -192,6 +208,57 @@ pub struct Dist {
     pub p99: Duration,
     /// Samples it was computed from.
     pub n: usize,
+    #[serde(default)]
+    pub min: Duration,
+    #[serde(default)]
+    pub max: Duration,
+    /// Standard deviation (population).
+    #[serde(default)]
+    pub std: Duration,
+}
+
+/// A spread of rates (per-request tok/s): mean, median and the slow tail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateDist {
+    pub mean: f64,
+    pub p50: f64,
+    /// The 10th percentile: the slowest tenth of requests saw this or less.
+    pub p10: f64,
+    pub min: f64,
+    pub n: usize,
+}
+
+/// Percentiles asked for by name (`--percentiles 50,90,95,99,99.9`), nearest rank, per latency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub at: Vec<f64>,
+    pub ttft: Vec<Duration>,
+    pub tpot: Vec<Duration>,
+    pub itl: Vec<Duration>,
+    pub e2e: Vec<Duration>,
+}
+
+/// The steady part of a level: from when the load was fully offered (after any ramp and
+/// warm-up) to the last send (before any cool-down), the drain after it cut off. Times are on
+/// the run's clock, like `Outcome::sent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Steady {
+    pub from: Duration,
+    pub to: Duration,
+    /// Output tokens that arrived inside the window, per second of it.
+    pub output_tok_s: f64,
+    /// Successful requests that ended inside the window, per second of it.
+    pub req_s: f64,
+    /// Requests sent inside the window: the ones the latencies are taken from.
+    pub requests: usize,
+}
+
+/// New connections a level opened and how long each took to set up (TCP, and TLS where used):
+/// time a request's TTFT includes beyond the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    pub opened: usize,
+    pub setup: Dist,
 }
 
 /// Latency targets a request must meet to count towards goodput.
@@ -230,6 +297,9 @@ pub struct LevelSummary {
     pub errors: std::collections::BTreeMap<String, usize>,
     /// Successful requests per second that met the SLO, when one was given.
     pub goodput: Option<f64>,
+    /// Requests that met the SLO (of `requests` sent), when one was given.
+    #[serde(default)]
+    pub slo_met: Option<usize>,
     /// Dollars per million output tokens at the given hourly price.
     pub usd_per_mtok: Option<f64>,
     /// How the output tokens were counted (the most common way over the level).
@@ -252,6 +322,41 @@ pub struct LevelSummary {
     /// Requests sent a second time after their connection closed unanswered.
     #[serde(default)]
     pub retried: usize,
+    /// Time from the first token to the second, per request.
+    #[serde(default)]
+    pub ttst: Dist,
+    /// Prompt tokens (server-counted) per second of the level, and prompt plus output.
+    #[serde(default)]
+    pub input_tok_s: f64,
+    #[serde(default)]
+    pub total_tok_s: f64,
+    /// The most output tokens that arrived in any one-second bucket of the level.
+    #[serde(default)]
+    pub peak_output_tok_s: f64,
+    /// Each successful request's own output tokens ÷ its E2E.
+    #[serde(default)]
+    pub per_user_tok_s: Option<RateDist>,
+    /// Prompt tokens the server said it served from its prefix cache, summed over the level.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    #[serde(default)]
+    pub steady: Option<Steady>,
+    #[serde(default)]
+    pub connections: Option<Connections>,
+    #[serde(default)]
+    pub percentiles: Option<Percentiles>,
+}
+
+impl LevelSummary {
+    /// The share of prompt tokens served from a prefix cache: the server's own counters over the
+    /// level where it has them, else what its answers said.
+    pub fn prefix_hit(&self) -> Option<f64> {
+        if let Some(h) = self.server.as_ref().and_then(ServerLevel::prefix_hit) {
+            return Some(h);
+        }
+        let cached = self.cached_tokens? as f64;
+        (self.prompt_tokens > 0).then(|| cached / self.prompt_tokens as f64)
+    }
 }
 
 /// Why a level ended before its bound. Recorded with its numbers; the words are made where it
@@ -324,6 +429,11 @@ pub struct ServerTotals {
     pub engine: ServerEngine,
     pub prompt_tokens: Option<f64>,
     pub generation_tokens: Option<f64>,
+    /// Prompt tokens found in the prefix cache, and prompt tokens looked up there.
+    #[serde(default)]
+    pub prefix_hits: Option<f64>,
+    #[serde(default)]
+    pub prefix_queries: Option<f64>,
 }
 
 /// The server's counters over one level: the change from its start to its end.
@@ -333,6 +443,10 @@ pub struct ServerLevel {
     pub engine: ServerEngine,
     pub prompt_tokens: Option<u64>,
     pub generation_tokens: Option<u64>,
+    #[serde(default)]
+    pub prefix_hits: Option<u64>,
+    #[serde(default)]
+    pub prefix_queries: Option<u64>,
 }
 
 impl ServerLevel {
@@ -347,6 +461,16 @@ impl ServerLevel {
             engine: end.engine,
             prompt_tokens: delta(start.prompt_tokens, end.prompt_tokens),
             generation_tokens: delta(start.generation_tokens, end.generation_tokens),
+            prefix_hits: delta(start.prefix_hits, end.prefix_hits),
+            prefix_queries: delta(start.prefix_queries, end.prefix_queries),
+        }
+    }
+
+    /// Prefix-cache hits over lookups in the level (none without lookups).
+    pub fn prefix_hit(&self) -> Option<f64> {
+        match (self.prefix_hits, self.prefix_queries) {
+            (Some(h), Some(q)) if q > 0 => Some(h as f64 / q as f64),
+            _ => None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::plot::{chart, register_font, Series, COLORS};
 use super::table::{Align, Table};
-use crate::protocol::serve::{Counted, Dist, LevelSummary, Outcome};
+use crate::protocol::serve::{Counted, Dist, LevelSummary, Outcome, Percentiles};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use serde::Serialize;
@@ -46,6 +46,8 @@ pub struct Row {
     pub e2e_p90_ms: f64,
     pub e2e_p99_ms: f64,
     pub goodput_req_s: Option<f64>,
+    /// Requests that met every SLO target.
+    pub slo_met: Option<usize>,
     pub usd_per_mtok: Option<f64>,
     /// `reason:count` pairs, `;`-separated.
     pub errors: String,
@@ -65,6 +67,45 @@ pub struct Row {
     pub send_lag_p99_ms: Option<f64>,
     /// Requests sent twice after their connection closed unanswered.
     pub retried: usize,
+    /// Spread of TTFT beyond its percentiles.
+    pub ttft_min_ms: f64,
+    pub ttft_max_ms: f64,
+    pub ttft_std_ms: f64,
+    /// Time from the first token to the second.
+    pub ttst_p50_ms: f64,
+    pub ttst_p99_ms: f64,
+    pub input_tok_s: f64,
+    pub total_tok_s: f64,
+    pub peak_output_tok_s: f64,
+    /// Each request's output tokens ÷ its E2E: median and slowest tenth.
+    pub per_user_tok_s_p50: Option<f64>,
+    pub per_user_tok_s_p10: Option<f64>,
+    /// The steady window (ramp, warm-up, cool-down and drain cut), seconds on the run's clock.
+    pub steady_from_s: Option<f64>,
+    pub steady_to_s: Option<f64>,
+    pub steady_output_tok_s: Option<f64>,
+    pub steady_req_s: Option<f64>,
+    /// Prompt tokens served from the server's prefix cache, and their share.
+    pub cached_tokens: Option<u64>,
+    pub prefix_hit: Option<f64>,
+    /// Connections the level opened and their setup time.
+    pub connections_opened: Option<usize>,
+    pub connect_p50_ms: Option<f64>,
+    pub connect_max_ms: Option<f64>,
+    /// Extra percentiles, `Q:MS` pairs, `;`-separated (with --percentiles).
+    pub ttft_percentiles_ms: String,
+    pub tpot_percentiles_ms: String,
+    pub itl_percentiles_ms: String,
+    pub e2e_percentiles_ms: String,
+}
+
+/// `Q:MS` pairs of the asked percentiles of one latency.
+fn pcts(at: &[f64], values: &[Duration]) -> String {
+    at.iter()
+        .zip(values)
+        .map(|(q, v)| format!("{q}:{}", ms(*v)))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
@@ -139,6 +180,7 @@ pub fn row(l: &LevelSummary) -> Row {
         e2e_p90_ms,
         e2e_p99_ms,
         goodput_req_s: l.goodput.map(|g| round(g, 3)),
+        slo_met: l.slo_met,
         usd_per_mtok: l.usd_per_mtok.map(|c| round(c, 4)),
         errors: l
             .errors
@@ -150,7 +192,140 @@ pub fn row(l: &LevelSummary) -> Row {
         server_engine: l.server.as_ref().map(|s| s.engine.key().to_string()),
         server_output_tokens: l.server.as_ref().and_then(|s| s.generation_tokens),
         stopped_early: l.stopped_early.as_ref().map(ToString::to_string),
+        ttft_min_ms: ms(l.ttft.min),
+        ttft_max_ms: ms(l.ttft.max),
+        ttft_std_ms: ms(l.ttft.std),
+        ttst_p50_ms: ms(l.ttst.p50),
+        ttst_p99_ms: ms(l.ttst.p99),
+        input_tok_s: round(l.input_tok_s, 2),
+        total_tok_s: round(l.total_tok_s, 2),
+        peak_output_tok_s: round(l.peak_output_tok_s, 2),
+        per_user_tok_s_p50: l.per_user_tok_s.map(|d| round(d.p50, 2)),
+        per_user_tok_s_p10: l.per_user_tok_s.map(|d| round(d.p10, 2)),
+        steady_from_s: l.steady.map(|w| round(w.from.as_secs_f64(), 3)),
+        steady_to_s: l.steady.map(|w| round(w.to.as_secs_f64(), 3)),
+        steady_output_tok_s: l.steady.map(|w| round(w.output_tok_s, 2)),
+        steady_req_s: l.steady.map(|w| round(w.req_s, 3)),
+        cached_tokens: l.cached_tokens,
+        prefix_hit: l.prefix_hit().map(|h| round(h, 4)),
+        connections_opened: l.connections.map(|c| c.opened),
+        connect_p50_ms: l
+            .connections
+            .filter(|c| c.opened > 0)
+            .map(|c| ms(c.setup.p50)),
+        connect_max_ms: l
+            .connections
+            .filter(|c| c.opened > 0)
+            .map(|c| ms(c.setup.max)),
+        ttft_percentiles_ms: pct_field(l, |p| &p.ttft),
+        tpot_percentiles_ms: pct_field(l, |p| &p.tpot),
+        itl_percentiles_ms: pct_field(l, |p| &p.itl),
+        e2e_percentiles_ms: pct_field(l, |p| &p.e2e),
     }
+}
+
+fn pct_field(l: &LevelSummary, of: impl Fn(&Percentiles) -> &Vec<Duration>) -> String {
+    l.percentiles
+        .as_ref()
+        .map(|p| pcts(&p.at, of(p)))
+        .unwrap_or_default()
+}
+
+/// A second table: the steady window's rates, the peak second, each user's speed, the time to
+/// the second token, the prefix cache's share and the connections opened.
+fn steady_table(levels: &[LevelSummary], endpoints: bool) -> String {
+    let mut cols = Vec::new();
+    if endpoints {
+        cols.push(("endpoint", Align::Left));
+    }
+    cols.extend([
+        ("load", Align::Left),
+        ("steady window s", Align::Right),
+        ("steady out tok/s", Align::Right),
+        ("peak out tok/s (1 s)", Align::Right),
+        ("in / total tok/s", Align::Right),
+        ("per-user tok/s p50 / p10", Align::Right),
+        ("TTST p50 ms", Align::Right),
+        ("prefix hit", Align::Right),
+        ("new conns (setup p50 ms)", Align::Right),
+    ]);
+    let mut t = Table::new(cols);
+    for l in levels {
+        let mut cells = Vec::new();
+        if endpoints {
+            cells.push(l.endpoint.clone());
+        }
+        cells.extend([
+            l.load.to_string(),
+            l.steady.map_or("—".into(), |w| {
+                format!("{:.1}–{:.1}", w.from.as_secs_f64(), w.to.as_secs_f64())
+            }),
+            l.steady
+                .map_or("—".into(), |w| format!("{:.1}", w.output_tok_s)),
+            format!("{:.0}", l.peak_output_tok_s),
+            format!("{:.1} / {:.1}", l.input_tok_s, l.total_tok_s),
+            l.per_user_tok_s
+                .map_or("—".into(), |d| format!("{:.1} / {:.1}", d.p50, d.p10)),
+            if l.ttst.n > 0 {
+                format!("{:.1}", ms(l.ttst.p50))
+            } else {
+                "—".into()
+            },
+            l.prefix_hit()
+                .map_or("—".into(), |h| format!("{:.0}%", h * 100.0)),
+            l.connections.map_or("—".into(), |c| {
+                if c.opened == 0 {
+                    "0".into()
+                } else {
+                    format!("{} ({:.2})", c.opened, ms(c.setup.p50))
+                }
+            }),
+        ]);
+        t.row(cells);
+    }
+    t.markdown()
+}
+
+/// The asked percentiles, one row per level and latency, with the samples behind each.
+fn percentile_table(levels: &[LevelSummary], endpoints: bool) -> Option<String> {
+    let at = levels
+        .iter()
+        .find_map(|l| l.percentiles.as_ref())?
+        .at
+        .clone();
+    let heads: Vec<String> = at.iter().map(|q| format!("p{q} ms")).collect();
+    let mut cols: Vec<(&str, Align)> = Vec::new();
+    if endpoints {
+        cols.push(("endpoint", Align::Left));
+    }
+    cols.extend([
+        ("load", Align::Left),
+        ("latency", Align::Left),
+        ("n", Align::Right),
+    ]);
+    cols.extend(heads.iter().map(|h| (h.as_str(), Align::Right)));
+    cols.extend([("std ms", Align::Right), ("min / max ms", Align::Right)]);
+    let mut t = Table::new(cols);
+    for l in levels {
+        let Some(p) = &l.percentiles else { continue };
+        for (name, values, d) in [
+            ("TTFT", &p.ttft, &l.ttft),
+            ("TPOT", &p.tpot, &l.tpot),
+            ("ITL", &p.itl, &l.itl),
+            ("E2E", &p.e2e, &l.e2e),
+        ] {
+            let mut cells = Vec::new();
+            if endpoints {
+                cells.push(l.endpoint.clone());
+            }
+            cells.extend([l.load.to_string(), name.into(), d.n.to_string()]);
+            cells.extend(values.iter().map(|v| format!("{:.1}", ms(*v))));
+            cells.push(format!("{:.1}", ms(d.std)));
+            cells.push(format!("{:.1} / {:.1}", ms(d.min), ms(d.max)));
+            t.row(cells);
+        }
+    }
+    Some(t.markdown())
 }
 
 /// The optional columns a set of levels needs: an endpoint column when there are several, and
@@ -306,11 +481,49 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
             ));
         }
     }
+    let mut more = format!(
+        "\n{}\nThe steady window runs from the full load (after any --ramp-up and --warmup-secs) to the last send (before any --cooldown-secs); the drain after it is cut. Latencies above are of the requests sent in it; req/s and out tok/s above are over the whole level (first send to last end), as vLLM's benchmark counts them. Peak: the most output tokens in one whole second. TTST: first token to second. Prefix hit: the server's own counters where it exports them, else its answers' cached-token counts. New conns: connections opened during the level, whose setup is part of their requests' TTFT.\n",
+        steady_table(levels, optional.endpoints)
+    );
+    if let Some(p) = percentile_table(levels, optional.endpoints) {
+        more.push_str(&format!("\nPercentiles asked for (nearest rank):\n\n{p}"));
+    }
     format!(
-        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between chunks that carried output, as vLLM's benchmark defines it (a chunk of several tokens is one gap).\n{notes}",
+        "{}\nOutput tokens counted by: {}. TPOT is (E2E − TTFT) ÷ (tokens − 1) per request; ITL is every gap between chunks that carried output, as vLLM's benchmark defines it (a chunk of several tokens is one gap).\n{notes}{more}",
         t.markdown(),
         counted.into_iter().collect::<Vec<_>>().join(", ")
     )
+}
+
+/// What a capacity search found, per endpoint: the highest load whose level met the SLO for
+/// `attain` of its requests, and its goodput; or that none did.
+pub fn capacity(levels: &[LevelSummary], slo: &crate::protocol::serve::Slo, attain: f64) -> String {
+    let targets: Vec<String> = [("TTFT", slo.ttft), ("TPOT", slo.tpot), ("E2E", slo.e2e)]
+        .into_iter()
+        .filter_map(|(n, t)| t.map(|t| format!("{n} ≤ {:.0} ms", ms(t))))
+        .collect();
+    let mut out = format!(
+        "\nCapacity under the SLO ({}) for at least {:.0}% of requests:\n\n",
+        targets.join(", "),
+        attain * 100.0
+    );
+    let mut endpoints: Vec<&str> = levels.iter().map(|l| l.endpoint.as_str()).collect();
+    endpoints.dedup();
+    for e in endpoints {
+        let probes = levels.iter().filter(|l| l.endpoint == e).count();
+        match crate::serve::load::capacity::found(levels, e, attain) {
+            Some(l) => out.push_str(&format!(
+                "- {e}: **{}**, goodput {:.2} req/s, {:.1} output tok/s ({probes} levels probed)\n",
+                l.load,
+                l.goodput.unwrap_or(0.0),
+                l.output_tok_s
+            )),
+            None => out.push_str(&format!(
+                "- {e}: no level probed met it ({probes} levels probed)\n"
+            )),
+        }
+    }
+    out
 }
 
 pub fn csv(levels: &[LevelSummary]) -> Result<String> {

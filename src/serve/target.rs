@@ -36,6 +36,10 @@ impl Target for Http {
         })
     }
 
+    fn connections(&self) -> Option<Vec<std::time::Duration>> {
+        Some(self.client.take_setups())
+    }
+
     fn totals(&self) -> BoxFuture<'static, Option<ServerTotals>> {
         let (http, ep) = (self.metrics.clone(), self.endpoint.clone());
         Box::pin(async move {
@@ -49,6 +53,8 @@ impl Target for Http {
                 engine: s.engine,
                 prompt_tokens: s.prompt_tokens,
                 generation_tokens: s.generation_tokens,
+                prefix_hits: s.prefix_hits,
+                prefix_queries: s.prefix_queries,
             })
         })
     }

@@ -221,6 +221,9 @@ mod tests {
             slo: None,
             usd_per_hour: None,
             stopped_early: None,
+            window: None,
+            percentiles: &[],
+            connections: None,
         });
         v.apply(
             ms(2500),

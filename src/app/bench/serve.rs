@@ -9,7 +9,7 @@ use crate::protocol::Event;
 use crate::protocol::{Stamped, Stamper};
 use crate::record::{Header, Recorder};
 use crate::report::serve as table;
-use crate::serve::client::{Cancel, Client, CountTokens};
+use crate::serve::client::{Cancel, Client, CountTokens, Extra};
 use crate::serve::load::drive::{drive, Bench};
 use crate::serve::load::workload::{self, Prompts, Workload};
 use crate::serve::load::{LoadPlan, Sweep, Target};
@@ -26,6 +26,12 @@ pub enum ReportFormat {
     Md,
     Csv,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CapacityArg {
+    Rate,
+    Concurrency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,13 +90,42 @@ pub struct BenchServeArgs {
     /// Requests sent one at a time before each endpoint's first level, not measured.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Raise each level's load linearly over this many seconds (a closed loop's requests in
+    /// flight from 1, an open loop's rate from 0); the ramp is cut from the measured window.
+    #[arg(long, value_parser = positive)]
+    pub ramp_up: Option<f64>,
+    /// Seconds after the full load is reached that are cut from the measured window too.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub warmup_secs: f64,
+    /// Seconds before a level's last send that are cut from the measured window (the drain
+    /// after the last send is always cut).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub cooldown_secs: f64,
+    /// Percentiles to report beside p50/p90/p99, e.g. 50,90,95,99,99.9 (nearest rank; each
+    /// with the number of samples behind it).
+    #[arg(long, value_delimiter = ',', value_parser = percent)]
+    pub percentiles: Vec<f64>,
     /// Prompts from a file: one per line, or JSON Lines with `prompt` or `messages` (a
     /// conversation: the system message and earlier turns are sent with the last user message).
     #[arg(long, conflicts_with = "input_tokens")]
     pub prompts: Option<PathBuf>,
-    /// Synthetic prompts of MEAN:STDDEV tokens (e.g. 512:128).
+    /// Synthetic prompts of MEAN:STDDEV tokens (e.g. 512:128): words that are one token each
+    /// in common BPE vocabularies; the table's prompt tokens are the server's count, to check.
     #[arg(long)]
     pub input_tokens: Option<String>,
+    /// Each request's output length drawn from MEAN:STDDEV tokens (its max_tokens; with
+    /// --ignore-eos, its length). Overrides --max-tokens.
+    #[arg(long)]
+    pub output_tokens: Option<String>,
+    /// Put a shared prefix of TOKENS:COUNT before every prompt: COUNT distinct prefixes of about
+    /// TOKENS tokens, request i taking prefix i mod COUNT (a system prompt or a long document
+    /// many requests share; a server's prefix cache should serve it).
+    #[arg(long)]
+    pub shared_prefix: Option<String>,
+    /// Put each request's unique tag at the very start, before any shared prefix, so no prefix
+    /// cache can serve any of it (a cache-busted baseline).
+    #[arg(long)]
+    pub cache_bust: bool,
     #[arg(long, default_value_t = 128, value_parser = args::count(1, 1 << 20))]
     pub max_tokens: usize,
     /// Ask the server to go on past end-of-sequence, so every request makes --max-tokens.
@@ -98,6 +133,22 @@ pub struct BenchServeArgs {
     pub ignore_eos: bool,
     #[arg(long, default_value_t = 0.0, value_parser = args::temperature)]
     pub temperature: f32,
+    /// Send requests without streaming (`stream: false`): TTFT is then the whole answer's time.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// A JSON object merged into every request body (e.g. '{"top_k": 1}').
+    #[arg(long, value_parser = json_object)]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// An HTTP header sent with every request, NAME:VALUE (repeat it for more).
+    #[arg(long, value_parser = header)]
+    pub header: Vec<(String, String)>,
+    /// Find the highest load that meets the --slo for --slo-attain of requests, by doubling
+    /// then bisection: over open-loop rates or closed-loop concurrency.
+    #[arg(long, value_enum, requires = "slo")]
+    pub capacity: Option<CapacityArg>,
+    /// Share of requests that must meet the SLO for a level to pass the capacity search.
+    #[arg(long, default_value_t = 0.9, value_parser = share)]
+    pub slo_attain: f64,
     /// Seed of the arrivals and the synthetic prompts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -154,6 +205,48 @@ fn positive(s: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+fn non_negative(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(format!("must be a finite number, 0 or more (got {s})"));
+    }
+    Ok(x)
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentile"))?;
+    if !(x > 0.0 && x <= 100.0) {
+        return Err(format!("a percentile is above 0 and at most 100 (got {s})"));
+    }
+    Ok(x)
+}
+
+fn json_object(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("--extra-body must be a JSON object, e.g. '{\"top_k\": 1}'".into()),
+        Err(e) => Err(format!("--extra-body is not JSON: {e}")),
+    }
+}
+
+fn header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: write a header as NAME:VALUE"))?;
+    let (k, v) = (k.trim(), v.trim());
+    reqwest::header::HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| format!("`{k}` is not a header name"))?;
+    reqwest::header::HeaderValue::from_str(v)
+        .map_err(|_| format!("the value of {k} is not a header value"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
 fn share(s: &str) -> Result<f64, String> {
     let x: f64 = s
         .trim()
@@ -163,6 +256,31 @@ fn share(s: &str) -> Result<f64, String> {
         return Err(format!("must be between 0 and 1 (got {s})"));
     }
     Ok(x)
+}
+
+/// `TOKENS:COUNT` of --shared-prefix.
+fn prefix(s: &str) -> Result<(usize, usize)> {
+    let (t, c) = s.split_once(':').unwrap_or((s, "1"));
+    let t: usize = t
+        .trim()
+        .parse()
+        .ok()
+        .filter(|t| (1..=1 << 20).contains(t))
+        .with_context(|| {
+            format!(
+                "--shared-prefix `{s}`: TOKENS must be a whole number from 1 to {}",
+                1 << 20
+            )
+        })?;
+    let c: usize = c
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| (1..=100_000).contains(c))
+        .with_context(|| {
+            format!("--shared-prefix `{s}`: COUNT must be a whole number from 1 to 100000")
+        })?;
+    Ok((t, c))
 }
 
 /// `ttft=500,tpot=50,e2e=10000` (milliseconds).
@@ -212,6 +330,16 @@ impl BenchServeArgs {
             ignore_eos: self.ignore_eos,
             temperature: self.temperature,
             seed: self.seed,
+            shape: workload::Shape {
+                output: self
+                    .output_tokens
+                    .as_deref()
+                    .map(workload::parse_lengths)
+                    .transpose()
+                    .context("--output-tokens")?,
+                shared_prefix: self.shared_prefix.as_deref().map(prefix).transpose()?,
+                cache_bust: self.cache_bust,
+            },
         })
     }
 
@@ -232,8 +360,35 @@ impl BenchServeArgs {
             burstiness: self.burstiness,
             max_concurrency: self.max_concurrency,
         });
-        if loads.is_empty() && sweep.is_none() {
-            bail!("give the load: --concurrency 1,2,4, --rate 0.5,1,2, or --sweep");
+        let search = self.capacity.map(|over| {
+            use crate::serve::load::capacity::{Over, Search};
+            let over = match over {
+                CapacityArg::Rate => Over::Rate,
+                CapacityArg::Concurrency => Over::Concurrency,
+            };
+            let start = match over {
+                Over::Rate => self.rate.first().copied(),
+                Over::Concurrency => self.concurrency.first().map(|c| *c as f64),
+            };
+            Search {
+                over,
+                attain: self.slo_attain,
+                start: start.unwrap_or(1.0),
+                steps: 4,
+                burstiness: self.burstiness,
+            }
+        });
+        if search.is_some() {
+            if sweep.is_some() {
+                bail!("--capacity and --sweep each choose the levels: give one of them");
+            }
+            if self.rate.len() + self.concurrency.len() > 1 {
+                bail!("--capacity searches from one starting load: give at most one --rate or --concurrency value");
+            }
+            loads.clear();
+        }
+        if loads.is_empty() && sweep.is_none() && search.is_none() {
+            bail!("give the load: --concurrency 1,2,4, --rate 0.5,1,2, --sweep or --capacity");
         }
         if sweep.is_some() && !self.rate.is_empty() {
             bail!("--sweep chooses the rates itself: leave out --rate");
@@ -260,6 +415,13 @@ impl BenchServeArgs {
                 max_error_rate: self.max_error_rate,
                 slo: self.slo,
                 usd_per_hour: self.usd_per_hour,
+                cut: crate::serve::load::Cut {
+                    ramp_up: self.ramp_up.map(Duration::from_secs_f64),
+                    warm_up: Duration::from_secs_f64(self.warmup_secs),
+                    cool_down: Duration::from_secs_f64(self.cooldown_secs),
+                },
+                percentiles: self.percentiles.clone(),
+                search,
             },
             sweep,
         ))
@@ -272,7 +434,11 @@ fn targets(
     a: &BenchServeArgs,
     cancel: &Cancel,
 ) -> Result<Vec<Arc<dyn Target>>> {
-    let mut client = Client::new(Duration::from_secs_f64(a.stall_timeout));
+    let mut client = Client::new(Duration::from_secs_f64(a.stall_timeout)).with_extra(Extra {
+        body: a.extra_body.clone().unwrap_or_default(),
+        headers: a.header.clone(),
+        no_stream: a.no_stream,
+    });
     if let Some(spec) = &a.tokenizer {
         let t = crate::app::headless::load_tokenizer(spec)
             .with_context(|| format!("loading the tokenizer of {spec}"))?;
@@ -304,7 +470,13 @@ fn report(
     requests: &[(usize, Outcome)],
 ) -> Result<()> {
     let out = match a.format {
-        ReportFormat::Md => table::markdown(levels),
+        ReportFormat::Md => {
+            let mut md = table::markdown(levels);
+            if let (Some(slo), Some(_)) = (&a.slo, a.capacity) {
+                md.push_str(&table::capacity(levels, slo, a.slo_attain));
+            }
+            md
+        }
         ReportFormat::Csv => table::csv(levels)?,
         ReportFormat::Json => table::json(levels, &metadata(a))?,
     };
@@ -326,6 +498,11 @@ fn report(
 /// percentiles and the machine that measured (the client's; a server's is its own).
 fn metadata(a: &BenchServeArgs) -> serde_json::Value {
     let stamp = crate::worker::stamp::measure(None, crate::engine::threads()).ok();
+    let percentiles: Vec<f64> = [50.0, 90.0, 99.0]
+        .iter()
+        .chain(&a.percentiles)
+        .copied()
+        .collect();
     serde_json::json!({
         "labtui": env!("CARGO_PKG_VERSION"),
         "commit": crate::lab::machine::commit(),
@@ -339,6 +516,13 @@ fn metadata(a: &BenchServeArgs) -> serde_json::Value {
             "ignore_eos": a.ignore_eos,
             "temperature": a.temperature,
             "seed": a.seed,
+            "output_tokens": a.output_tokens,
+            "shared_prefix": a.shared_prefix,
+            "cache_bust": a.cache_bust,
+            "stream": !a.no_stream,
+            "extra_body": a.extra_body,
+            // Names only: a header's value can be a secret.
+            "headers": a.header.iter().map(|(k, _)| k).collect::<Vec<_>>(),
         },
         "load": {
             "concurrency": a.concurrency,
@@ -349,8 +533,13 @@ fn metadata(a: &BenchServeArgs) -> serde_json::Value {
             "requests": a.requests,
             "duration_s": a.duration,
             "warmup": a.warmup,
+            "ramp_up_s": a.ramp_up,
+            "warmup_s": a.warmup_secs,
+            "cooldown_s": a.cooldown_secs,
+            "capacity": a.capacity.map(|c| format!("{c:?}").to_lowercase()),
+            "slo_attain": a.slo_attain,
         },
-        "percentiles": [50, 90, 99],
+        "percentiles": percentiles,
         "machine": stamp,
     })
 }

@@ -5,6 +5,7 @@
 //! HTTP is reqwest's (one pooled client), SSE framing is eventsource-stream's; this module reads
 //! the chunks, counts their tokens ([`tally`]) and names the faults ([`fault`]).
 
+pub mod connect;
 mod fault;
 mod tally;
 
@@ -107,6 +108,19 @@ pub struct Client {
     tokenizer: Option<Arc<dyn CountTokens>>,
     /// Model names asked of `/v1/models`, by base URL, for endpoints given without one.
     models: Arc<Mutex<HashMap<String, String>>>,
+    /// Setup times of the connections opened.
+    setups: connect::Setups,
+    /// What every request adds: body fields, headers, and whether it streams.
+    extra: Arc<Extra>,
+}
+
+/// What a user adds to every request: fields merged into the body (`--extra-body`), headers
+/// (`--header`), and `stream: false` (`--no-stream`).
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub body: serde_json::Map<String, serde_json::Value>,
+    pub headers: Vec<(String, String)>,
+    pub no_stream: bool,
 }
 
 impl Default for Client {
@@ -128,7 +142,9 @@ impl Client {
     /// A client whose requests fail as stalled when the server sends nothing for `stall` (also
     /// the connect timeout).
     pub fn new(stall: Duration) -> Self {
+        let setups = connect::Setups::default();
         let http = reqwest::Client::builder()
+            .connector_layer(connect::Timed(setups.clone()))
             // Only the URLs the user gives are contacted: no proxy from the environment.
             .no_proxy()
             .tcp_nodelay(true)
@@ -142,7 +158,20 @@ impl Client {
             stall,
             tokenizer: None,
             models: Arc::default(),
+            setups,
+            extra: Arc::default(),
         }
+    }
+
+    /// Adds `extra` to every request (the pool is shared).
+    pub fn with_extra(mut self, extra: Extra) -> Self {
+        self.extra = Arc::new(extra);
+        self
+    }
+
+    /// Setup times of the connections opened since the last call.
+    pub fn take_setups(&self) -> Vec<Duration> {
+        self.setups.take()
     }
 
     /// Counts tokens with `tokenizer` when the server gives no usage (the pool is shared).
@@ -156,6 +185,11 @@ impl Client {
     }
 
     fn authorized(&self, rb: reqwest::RequestBuilder, ep: &Endpoint) -> reqwest::RequestBuilder {
+        let rb = self
+            .extra
+            .headers
+            .iter()
+            .fold(rb, |rb, (k, v)| rb.header(k, v));
         match &ep.api_key {
             Some(key) => rb.bearer_auth(key),
             None => rb,
@@ -233,8 +267,16 @@ impl Client {
             }
         };
         let url = openai::url(&ep.url, openai::route(ep.api));
-        let body = openai::SentBody::new(ep.api, Some(&model), req);
-        let rb = self.authorized(self.http.post(&url), ep).json(&body);
+        let mut body = openai::SentBody::new(ep.api, Some(&model), req);
+        if self.extra.no_stream {
+            body = body.whole();
+        }
+        let rb = self.authorized(self.http.post(&url), ep);
+        let rb = if self.extra.body.is_empty() {
+            rb.json(&body)
+        } else {
+            rb.json(&merged(&body, &self.extra.body))
+        };
         let sent = Instant::now();
         let cancelled = async {
             match cancel {
@@ -276,6 +318,9 @@ impl Client {
             .await;
         tally.out.retried = retried;
         let resp = resp?;
+        if self.extra.no_stream {
+            return self.whole(resp, sent, cancelled, tally, on_piece).await;
+        }
         // The stall timer runs from the last bytes, not the last event: a server's `: ping`
         // keep-alives (comments, which make no event) show it is alive while a request waits.
         // The headers count: the timer starts again when they come.
@@ -327,6 +372,31 @@ impl Client {
         Ok(())
     }
 
+    /// A whole answer (`--no-stream`): read to its end, its tokens all arriving then, so TTFT
+    /// is the whole answer's time (as vLLM's benchmark counts a request that does not stream).
+    async fn whole(
+        &self,
+        resp: reqwest::Response,
+        sent: Instant,
+        cancelled: impl std::future::Future<Output = ()>,
+        tally: &mut Tally<'_>,
+        on_piece: &mut impl FnMut(&Piece<'_>),
+    ) -> Result<(), Failure> {
+        let body = tokio::select! {
+            biased;
+            _ = cancelled => return Err(fault::cancelled(0)),
+            b = tokio::time::timeout(self.stall, resp.text()) => match b {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return Err(fault::closed(0, Some(fault::body_error(&e)))),
+                Err(_) => return Err(fault::stalled(self.stall, 0)),
+            },
+        };
+        let at = sent.elapsed();
+        on_chunk(&body, at, tally, on_piece)?;
+        tally.out.e2e = at;
+        Ok(())
+    }
+
     /// Sends the request and checks that the answer is a stream of events; a failure, the
     /// stream stalling or the caller cancelling ends it first.
     async fn respond<C: std::future::Future<Output = ()>>(
@@ -361,7 +431,8 @@ impl Client {
             .get(reqwest::header::CONTENT_TYPE)
             .map(|ct| ct.to_str().unwrap_or("").to_string());
         if let Some(ct) = content_type {
-            if !ct.contains("event-stream") {
+            let whole = self.extra.no_stream && ct.contains("json");
+            if !(ct.contains("event-stream") || whole) {
                 let body = read_capped(resp, 200).await;
                 return Err(fault::malformed(
                     &format!("expected text/event-stream, got {ct}"),
@@ -373,6 +444,18 @@ impl Client {
     }
 }
 
+/// The body with the user's fields merged in (theirs win).
+fn merged(
+    body: &openai::SentBody<'_>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(body).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.extend(extra.clone());
+    }
+    v
+}
+
 /// One chunk of the stream: counted, and handed on if it carries tokens or text.
 fn on_chunk(
     data: &str,
@@ -382,6 +465,9 @@ fn on_chunk(
 ) -> Result<(), Failure> {
     let chunk: openai::Chunk =
         serde_json::from_str(data).map_err(|e| fault::malformed(&e.to_string(), data))?;
+    if let Some(c) = chunk.cached_tokens() {
+        tally.out.cached_tokens = Some(c);
+    }
     if let Some(e) = &chunk.error {
         return Err(Failure::new(
             FailureKind::Other,

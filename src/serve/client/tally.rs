@@ -144,7 +144,7 @@ mod tests {
         Some(Usage {
             prompt_tokens: Some(4),
             completion_tokens: Some(c),
-            total_tokens: None,
+            ..Usage::default()
         })
     }
 

@@ -11,6 +11,7 @@
 //! draws a benchmark live and a recording keeps each request.
 
 pub use crate::lab::arrivals;
+pub mod capacity;
 pub mod drive;
 pub mod summary;
 pub mod workload;
@@ -38,6 +39,19 @@ pub trait Target: Send + Sync {
     fn totals(&self) -> BoxFuture<'static, Option<ServerTotals>> {
         Box::pin(async { None })
     }
+    /// Setup times of the connections opened since the last call, when the target tracks them.
+    fn connections(&self) -> Option<Vec<Duration>> {
+        None
+    }
+}
+
+/// What is cut from a level's measured window: a linear ramp-up of the load, then a warm-up,
+/// and a cool-down before the last send (the drain after the last send is always cut).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cut {
+    pub ramp_up: Option<Duration>,
+    pub warm_up: Duration,
+    pub cool_down: Duration,
 }
 
 /// How the levels run.
@@ -54,6 +68,11 @@ pub struct LoadPlan {
     pub max_error_rate: f64,
     pub slo: Option<Slo>,
     pub usd_per_hour: Option<f64>,
+    pub cut: Cut,
+    /// Percentiles to report beside p50/p90/p99 (empty for none).
+    pub percentiles: Vec<f64>,
+    /// Instead of `loads`: search for the highest load that meets the SLO.
+    pub search: Option<capacity::Search>,
 }
 
 /// A sweep: a closed-loop probe at `probe` concurrency, then open-loop levels at these shares
@@ -104,9 +123,10 @@ pub async fn run(
     if plan.requests == 0 {
         bail!("a level needs at least one request");
     }
-    let per_target = match sweep {
-        Some(s) => 1 + s.fractions.len(),
-        None => plan.loads.len(),
+    let per_target = match (sweep, &plan.search) {
+        (Some(s), _) => 1 + s.fractions.len(),
+        (None, Some(s)) => s.most_levels(),
+        (None, None) => plan.loads.len(),
     };
     let levels = per_target * targets.len();
     let n = plan.requests;
@@ -114,6 +134,31 @@ pub async fn run(
     for target in targets {
         let warm = workload.level_requests(plan.warmup.min(n).max(1), workload::WARM_UP);
         warm_up(target, &warm, plan.warmup, run.origin).await?;
+        if let Some(search) = &plan.search {
+            let mut bisect = search.start();
+            let mut last = None;
+            let mut position = 0;
+            while let Some(load) = bisect.next(last.as_ref()) {
+                if run.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let reqs = workload.level_requests(n, position);
+                let l = Level {
+                    target,
+                    reqs: &reqs,
+                    load,
+                    plan,
+                    levels,
+                    seed: workload.seed,
+                    position,
+                };
+                position += 1;
+                let summary = level(l, run).await;
+                out.push(summary.clone());
+                last = Some(summary);
+            }
+            continue;
+        }
         let loads = match sweep {
             None => plan.loads.clone(),
             Some(s) => {
@@ -230,7 +275,12 @@ struct Level<'a> {
 
 /// When a level's requests go out: arrival times (none for a closed loop), the most in flight,
 /// and the rate.
-pub fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usize, f64) {
+pub fn schedule(
+    load: Load,
+    n: usize,
+    seed: u64,
+    ramp: Option<Duration>,
+) -> (Option<Vec<Duration>>, usize, f64) {
     match load {
         Load::Concurrency(c) => (None, c.max(1), 0.0),
         Load::Rate {
@@ -241,8 +291,9 @@ pub fn schedule(load: Load, n: usize, seed: u64) -> (Option<Vec<Duration>>, usiz
             // Rates and shapes were checked where they were parsed; a bad one sends at once.
             let gaps = arrivals::gaps(rate, burstiness, n, seed)
                 .unwrap_or_else(|_| vec![Duration::ZERO; n]);
+            let times = arrivals::normalised_times(&gaps, rate);
             (
-                Some(arrivals::normalised_times(&gaps, rate)),
+                Some(arrivals::ramped(&times, ramp.unwrap_or_default())),
                 max_concurrency.unwrap_or(usize::MAX).max(1),
                 rate,
             )
@@ -270,8 +321,11 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         load,
         requests: n,
     });
-    let (arrivals, cap, rate) = schedule(load, n, level_seed(seed, position));
+    let ramp = plan.cut.ramp_up;
+    let (arrivals, cap, rate) = schedule(load, n, level_seed(seed, position), ramp);
     let before = target.totals().await;
+    // Connections the warm-up or an earlier level opened are not this level's.
+    let _ = target.connections();
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
     let mut f = Flight::new(n);
@@ -282,22 +336,38 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             f.stopped.get_or_insert(StopReason::Stopped);
         }
         let open = f.sent < n && f.stopped.is_none() && deadline.is_none_or(|d| now < d);
+        // A closed loop's ramp lets more in flight as it goes; an open loop's is in its arrivals.
+        let cap_now = match arrivals {
+            None => arrivals::ramped_cap(cap, ramp, now - t0),
+            Some(_) => cap,
+        };
+        // Before this round's sends, so that every request it sends is at or after it.
+        let round = run.origin.elapsed();
         if open {
             let pace = Pace {
                 arrivals: arrivals.as_deref(),
-                cap,
+                cap: cap_now,
                 rate,
                 t0,
                 now,
             };
             f.dispatch(run, target, reqs, index, pace);
         }
+        if f.full_at.is_none() && f.sent > 0 {
+            let full = match arrivals {
+                None => ramp.is_none_or(|r| now >= t0 + r) && (f.set.len() >= cap || f.sent == n),
+                Some(_) => ramp.is_none_or(|r| now >= t0 + r),
+            };
+            if full {
+                f.full_at = Some(round);
+            }
+        }
         if f.set.is_empty() && !(open && f.sent < n) {
             break;
         }
         let next_arrival = arrivals
             .as_ref()
-            .filter(|_| open && f.sent < n && f.set.len() < cap)
+            .filter(|_| open && f.sent < n && f.set.len() < cap_now)
             .map(|at| t0 + at[f.sent]);
         tokio::select! {
             joined = f.set.join_next_with_id(), if !f.set.is_empty() => {
@@ -319,7 +389,8 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
     };
     let eos_stops = f.eos_stops(reqs.first().is_some_and(|r| r.ignore_eos));
     let send_lag = (!f.lags.is_empty()).then(|| crate::stats::dist(&f.lags));
-    let mut summary = summarize(target, load, plan, f, before, after);
+    let connections = target.connections();
+    let mut summary = summarize(target, load, plan, f, (before, after), connections);
     summary.eos_stops = eos_stops;
     summary.send_lag = send_lag;
     (run.sink)(ServeEvent::LevelDone {
@@ -335,9 +406,10 @@ fn summarize(
     load: Load,
     plan: &LoadPlan,
     f: Flight,
-    before: Option<ServerTotals>,
-    after: Option<ServerTotals>,
+    (before, after): (Option<ServerTotals>, Option<ServerTotals>),
+    connections: Option<Vec<Duration>>,
 ) -> LevelSummary {
+    let window = f.window(plan.cut);
     let mut summary = summary::summarize(summary::Inputs {
         endpoint: &target.name(),
         load,
@@ -345,6 +417,9 @@ fn summarize(
         slo: plan.slo,
         usd_per_hour: plan.usd_per_hour,
         stopped_early: f.stopped,
+        window,
+        percentiles: &plan.percentiles,
+        connections,
     });
     summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
     summary
@@ -375,6 +450,9 @@ struct Flight {
     /// The fastest request that succeeded.
     fastest: Option<Duration>,
     stopped: Option<StopReason>,
+    /// When the load was first fully offered (the ramp done, a closed loop's slots all
+    /// filled), on the run's clock: the start of the round of sends that filled it.
+    full_at: Option<Duration>,
 }
 
 impl Flight {
@@ -388,7 +466,17 @@ impl Flight {
             failed: 0,
             fastest: None,
             stopped: None,
+            full_at: None,
         }
+    }
+
+    /// The steady window: from the full load plus the warm-up to the last send less the
+    /// cool-down (`None` when that leaves nothing).
+    fn window(&self, cut: Cut) -> Option<(Duration, Duration)> {
+        let from = self.full_at? + cut.warm_up;
+        let last_send = self.outcomes.iter().map(|o| o.sent).max()?;
+        let to = last_send.checked_sub(cut.cool_down)?;
+        (to > from).then_some((from, to))
     }
 
     /// A level that ended before sending all its `n` requests ran out of time.

@@ -1,8 +1,10 @@
 //! A level's numbers from its requests' outcomes: rates, latency distributions, errors by
 //! reason, goodput under an SLO and the cost of a million output tokens.
 
-use crate::protocol::serve::{Counted, LevelSummary, Load, Outcome, Slo, StopReason};
-use crate::stats::dist;
+use crate::protocol::serve::{
+    Connections, Counted, LevelSummary, Load, Outcome, Percentiles, Slo, Steady, StopReason,
+};
+use crate::stats::{dist, percentiles, rate_dist};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -45,11 +47,61 @@ pub struct Inputs<'a> {
     pub slo: Option<Slo>,
     pub usd_per_hour: Option<f64>,
     pub stopped_early: Option<StopReason>,
+    /// The steady window on the run's clock (see [`Steady`]); latencies come from the requests
+    /// sent inside it. `None` takes every request.
+    pub window: Option<(Duration, Duration)>,
+    /// Extra percentiles asked for (empty for none).
+    pub percentiles: &'a [f64],
+    /// Setup times of the connections the level opened, when the target tracks them.
+    pub connections: Option<Vec<Duration>>,
+}
+
+/// Every output token's arrival on the run's clock.
+fn arrivals<'a>(good: &'a [&'a Outcome]) -> impl Iterator<Item = Duration> + 'a {
+    good.iter()
+        .flat_map(|o| o.token_at.iter().map(move |t| o.sent + *t))
+}
+
+/// The steady window's rates: output tokens arriving in it and requests ending in it, per
+/// second of it.
+fn steady(good: &[&Outcome], sent: usize, (from, to): (Duration, Duration)) -> Steady {
+    let secs = (to - from).as_secs_f64();
+    let inside = |t: Duration| t >= from && t <= to;
+    let tokens = arrivals(good).filter(|t| inside(*t)).count();
+    let ended = good.iter().filter(|o| inside(o.sent + o.e2e)).count();
+    Steady {
+        from,
+        to,
+        output_tok_s: tokens as f64 / secs,
+        req_s: ended as f64 / secs,
+        requests: sent,
+    }
+}
+
+/// The most output tokens that arrived in one whole second of the level (counted from its
+/// start); a level shorter than a second has no whole second, and gives `None`.
+fn peak(good: &[&Outcome], start: Duration, end: Duration) -> Option<f64> {
+    let whole = (end - start).as_secs();
+    if whole == 0 {
+        return None;
+    }
+    let mut buckets = vec![0usize; whole as usize];
+    for t in arrivals(good) {
+        let b = t.saturating_sub(start).as_secs();
+        if b < whole {
+            buckets[b as usize] += 1;
+        }
+    }
+    buckets.into_iter().max().map(|m| m as f64)
 }
 
 pub fn summarize(i: Inputs) -> LevelSummary {
     let outcomes = i.outcomes;
-    let good: Vec<&Outcome> = outcomes.iter().filter(|o| o.ok()).collect();
+    let all_good: Vec<&Outcome> = outcomes.iter().filter(|o| o.ok()).collect();
+    // Latencies from the requests sent inside the steady window (by default, all of them).
+    let window = i.window.filter(|(from, to)| to > from);
+    let in_window = |o: &&Outcome| window.is_none_or(|(from, to)| o.sent >= from && o.sent <= to);
+    let good: Vec<&Outcome> = all_good.iter().copied().filter(in_window).collect();
     // The level lasts from its first send to its last end (a failure's end included).
     let start = outcomes.iter().map(|o| o.sent).min().unwrap_or_default();
     let end = outcomes
@@ -60,19 +112,32 @@ pub fn summarize(i: Inputs) -> LevelSummary {
     let duration = end.saturating_sub(start);
     let secs = duration.as_secs_f64();
     let per_s = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
-    let output_tokens: u64 = good.iter().map(|o| o.output_tokens as u64).sum();
-    let prompt_tokens: u64 = good.iter().filter_map(|o| o.prompt_tokens).sum::<usize>() as u64;
+    let output_tokens: u64 = all_good.iter().map(|o| o.output_tokens as u64).sum();
+    let prompt_tokens: u64 = all_good
+        .iter()
+        .filter_map(|o| o.prompt_tokens)
+        .sum::<usize>() as u64;
+    let cached: Vec<usize> = all_good.iter().filter_map(|o| o.cached_tokens).collect();
     let ttft: Vec<Duration> = good.iter().filter_map(|o| o.ttft).collect();
     let tpot: Vec<Duration> = good.iter().filter_map(|o| o.tpot()).collect();
     let itl: Vec<Duration> = good.iter().flat_map(|o| o.itl()).collect();
     let e2e: Vec<Duration> = good.iter().map(|o| o.e2e).collect();
+    let ttst: Vec<Duration> = good.iter().filter_map(|o| o.ttst()).collect();
+    let user: Vec<f64> = good.iter().filter_map(|o| o.user_tok_s()).collect();
+    let asked = (!i.percentiles.is_empty()).then(|| Percentiles {
+        at: i.percentiles.to_vec(),
+        ttft: percentiles(&ttft, i.percentiles),
+        tpot: percentiles(&tpot, i.percentiles),
+        itl: percentiles(&itl, i.percentiles),
+        e2e: percentiles(&e2e, i.percentiles),
+    });
     let mut errors = BTreeMap::new();
     for r in outcomes.iter().filter_map(reason) {
         *errors.entry(r).or_insert(0) += 1;
     }
     let output_tok_s = per_s(output_tokens as f64);
     let mut ways: BTreeMap<&'static str, (usize, Counted)> = BTreeMap::new();
-    for c in good.iter().filter_map(|o| o.counted) {
+    for c in all_good.iter().filter_map(|o| o.counted) {
         let key = match c {
             Counted::Usage => "usage",
             Counted::Tokenizer => "tokenizer",
@@ -80,14 +145,18 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         };
         ways.entry(key).or_insert((0, c)).0 += 1;
     }
+    let sent_in_window = outcomes.iter().filter(in_window).count();
+    let met = i
+        .slo
+        .map(|slo| all_good.iter().filter(|o| meets(o, &slo)).count());
     LevelSummary {
         endpoint: i.endpoint.to_string(),
         load: i.load,
         requests: outcomes.len(),
-        ok: good.len(),
-        failed: outcomes.len() - good.len(),
+        ok: all_good.len(),
+        failed: outcomes.len() - all_good.len(),
         duration,
-        req_s: per_s(good.len() as f64),
+        req_s: per_s(all_good.len() as f64),
         output_tok_s,
         output_tokens,
         prompt_tokens,
@@ -96,14 +165,25 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         itl: dist(&itl),
         e2e: dist(&e2e),
         errors,
-        goodput: i
-            .slo
-            .map(|slo| per_s(good.iter().filter(|o| meets(o, &slo)).count() as f64)),
+        goodput: met.map(|m| per_s(m as f64)),
+        slo_met: met,
         usd_per_mtok: i
             .usd_per_hour
             .filter(|_| output_tok_s > 0.0)
             .map(|usd| usd / 3600.0 / output_tok_s * 1e6),
         counted: ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c),
+        ttst: dist(&ttst),
+        input_tok_s: per_s(prompt_tokens as f64),
+        total_tok_s: per_s((prompt_tokens + output_tokens) as f64),
+        peak_output_tok_s: peak(&all_good, start, end).unwrap_or(output_tok_s),
+        per_user_tok_s: rate_dist(&user),
+        cached_tokens: (!cached.is_empty()).then(|| cached.iter().sum::<usize>() as u64),
+        steady: window.map(|w| steady(&all_good, sent_in_window, w)),
+        connections: i.connections.map(|c| Connections {
+            opened: c.len(),
+            setup: dist(&c),
+        }),
+        percentiles: asked,
         stopped_early: i.stopped_early,
         server: None,
         eos_stops: None,
@@ -164,6 +244,9 @@ mod tests {
             }),
             usd_per_hour: Some(3.6),
             stopped_early: None,
+            window: None,
+            percentiles: &[],
+            connections: None,
         });
         assert_eq!((s.requests, s.ok, s.failed), (4, 3, 1));
         assert_eq!(s.duration, ms(1130));
@@ -191,8 +274,51 @@ mod tests {
             slo: None,
             usd_per_hour: Some(1.0),
             stopped_early: None,
+            window: None,
+            percentiles: &[],
+            connections: None,
         });
         assert_eq!((s.requests, s.req_s, s.output_tok_s), (0, 0.0, 0.0));
         assert_eq!(s.usd_per_mtok, None);
+    }
+
+    #[test]
+    fn the_steady_window_peak_second_second_token_and_users() {
+        // Sent at 0, 1 s and 2 s; tokens 100 ms apart after a 500 ms TTFT.
+        let outs = vec![
+            outcome(0, 500, &[100, 100, 100]),
+            outcome(1000, 500, &[100, 100, 100]),
+            outcome(2000, 500, &[100, 100, 100]),
+        ];
+        let s = summarize(Inputs {
+            endpoint: "e",
+            load: Load::Concurrency(1),
+            outcomes: &outs,
+            slo: None,
+            usd_per_hour: None,
+            stopped_early: None,
+            window: Some((ms(1000), ms(2000))),
+            percentiles: &[50.0, 100.0],
+            connections: Some(vec![ms(2), ms(4)]),
+        });
+        let w = s.steady.unwrap();
+        // In [1 s, 2 s]: the second request's four tokens (1.5–1.8 s); it ended in the window.
+        assert_eq!((w.from, w.to, w.requests), (ms(1000), ms(2000), 2));
+        assert!((w.output_tok_s - 4.0).abs() < 1e-9);
+        assert!((w.req_s - 1.0).abs() < 1e-9);
+        // Latencies of the two sent in the window; the whole level's rate over 0–2.8 s.
+        assert_eq!(s.ttft.n, 2);
+        assert!((s.output_tok_s - 12.0 / 2.8).abs() < 1e-9);
+        // Each whole second holds one request's four tokens.
+        assert_eq!(s.peak_output_tok_s, 4.0);
+        assert_eq!(s.ttst.p50, ms(100));
+        // 4 tokens in 0.8 s each.
+        let u = s.per_user_tok_s.unwrap();
+        assert!((u.p50 - 5.0).abs() < 1e-9 && u.n == 2);
+        let p = s.percentiles.unwrap();
+        assert_eq!(p.e2e, [ms(800), ms(800)]);
+        let c = s.connections.unwrap();
+        assert_eq!((c.opened, c.setup.max, c.setup.min), (2, ms(4), ms(2)));
+        assert_eq!(s.ttft.std, Duration::ZERO);
     }
 }

@@ -79,6 +79,27 @@ pub struct Workload {
     pub ignore_eos: bool,
     pub temperature: f32,
     pub seed: u64,
+    pub shape: Shape,
+}
+
+/// What a workload adds to its prompts: output lengths drawn per request, a shared prefix, and
+/// where each request's unique tag goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Shape {
+    /// Each request's max_tokens drawn from (mean, stddev), instead of one for all.
+    pub output: Option<(usize, usize)>,
+    /// (tokens, count): `count` distinct prefixes of about `tokens` tokens, request i taking
+    /// prefix i mod count.
+    pub shared_prefix: Option<(usize, usize)>,
+    /// The unique tag first, before the shared prefix: no prefix cache can serve any of it.
+    pub cache_bust: bool,
+}
+
+/// The shared prefix `k` of a workload: the same text at every level and for every endpoint
+/// (the point is that a server sees it again).
+pub fn prefix_text(tokens: usize, k: usize, seed: u64) -> String {
+    let body = synthetic(tokens, 0, 1, seed ^ 0x5eed_0000 ^ k as u64).remove(0);
+    format!("Context {k}:{body}")
 }
 
 impl Workload {
@@ -119,12 +140,19 @@ impl Workload {
             Prompts::List(_) => plain(vec![String::new(); n]),
             Prompts::Synthetic { mean, stddev } => plain(synthetic(*mean, *stddev, n, seed)),
         };
+        let mut lengths = self
+            .shape
+            .output
+            .map(|(mean, sd)| synthetic_lengths(mean, sd, n, seed ^ 0x6f75_7470_7574).into_iter());
         talks
             .into_iter()
             .map(|c| Request {
                 context: c.context,
                 prompt: c.prompt,
-                max_tokens: self.max_tokens,
+                max_tokens: lengths
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .unwrap_or(self.max_tokens),
                 ignore_eos: self.ignore_eos,
                 temperature: self.temperature,
             })
@@ -135,6 +163,20 @@ impl Workload {
 /// `n` prompts of about `mean` ± `stddev` one-token words each.
 /// The position whose tags the warm-up's requests carry (no level's).
 pub const WARM_UP: usize = usize::MAX;
+
+/// `n` lengths from a normal of `mean` and `stddev`, rounded, at least 1.
+pub fn synthetic_lengths(mean: usize, stddev: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let normal = Normal::new(mean as f64, stddev as f64).ok();
+    (0..n)
+        .map(|_| {
+            normal
+                .map_or(mean as f64, |d| d.sample(&mut rng))
+                .round()
+                .max(1.0) as usize
+        })
+        .collect()
+}
 
 pub fn synthetic(mean: usize, stddev: usize, n: usize, seed: u64) -> Vec<String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -160,19 +202,16 @@ pub fn parse_lengths(s: &str) -> Result<(usize, usize)> {
     let mean: usize = mean
         .trim()
         .parse()
-        .with_context(|| format!("input tokens `{s}`: the mean is not a whole number"))?;
+        .with_context(|| format!("lengths `{s}`: the mean is not a whole number"))?;
     let sd: usize = sd
         .trim()
         .parse()
-        .with_context(|| format!("input tokens `{s}`: the stddev is not a whole number"))?;
+        .with_context(|| format!("lengths `{s}`: the stddev is not a whole number"))?;
     if mean == 0 || mean > 1 << 20 {
-        bail!(
-            "input tokens `{s}`: the mean must be between 1 and {}",
-            1 << 20
-        );
+        bail!("lengths `{s}`: the mean must be between 1 and {}", 1 << 20);
     }
     if sd > mean {
-        bail!("input tokens `{s}`: the stddev must not exceed the mean");
+        bail!("lengths `{s}`: the stddev must not exceed the mean");
     }
     Ok((mean, sd))
 }
@@ -312,6 +351,7 @@ mod tests {
             ignore_eos: true,
             temperature: 0.0,
             seed: 0,
+            shape: Default::default(),
         };
         let r = w.requests(3);
         assert_eq!(
@@ -329,6 +369,7 @@ mod tests {
             ignore_eos: false,
             temperature: 0.0,
             seed: 1,
+            shape: Default::default(),
         };
         let (a, b) = (w.level_requests(32, 0), w.level_requests(32, 1));
         let prompts = |r: &[Request]| r.iter().map(|r| r.prompt.clone()).collect::<Vec<_>>();

@@ -37,6 +37,8 @@ pub struct Seen {
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
     pub body: serde_json::Value,
+    /// Every header, names lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the handlers share.
@@ -227,6 +229,10 @@ async fn complete(s: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes) -> 
             .to_string(),
             authorization: authorization(&headers),
             body: body.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
         });
     }
     if !authorized(&s, &headers) {
@@ -242,7 +248,7 @@ async fn complete(s: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes) -> 
         return (code, [(header::CONTENT_TYPE, ct)], body.clone()).into_response();
     }
     if body["stream"] != true {
-        return error(StatusCode::BAD_REQUEST, "the mock only streams");
+        return whole(&script, api, &body).await;
     }
     let options = &body["stream_options"];
     let asked = Asked {
@@ -261,6 +267,39 @@ async fn complete(s: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes) -> 
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// A whole answer (`stream: false`), sent when the script's last chunk would have been.
+async fn whole(script: &Script, api: Api, body: &serde_json::Value) -> Response {
+    let max = body["max_tokens"]
+        .as_u64()
+        .map_or(usize::MAX, |m| m as usize);
+    let tokens = script.tokens.min(max);
+    let chunks = tokens.div_ceil(script.tokens_per_chunk.max(1));
+    let mut wait = script.ttft;
+    for d in script
+        .chunk_delays
+        .iter()
+        .cycle()
+        .take(chunks.saturating_sub(1))
+    {
+        wait += *d;
+    }
+    tokio::time::sleep(wait).await;
+    let text = vec!["tok"; tokens].join(" ");
+    let usage = stream::usage(script, prompt_tokens(body), tokens);
+    let choice = match api {
+        Api::Chat => serde_json::json!({"index": 0, "finish_reason": "length",
+            "message": {"role": "assistant", "content": text}}),
+        Api::Completions => {
+            serde_json::json!({"index": 0, "finish_reason": "length", "text": text})
+        }
+    };
+    axum::Json(
+        serde_json::json!({"id": "mock", "object": "chat.completion", "created": 0,
+        "model": MODEL, "choices": [choice], "usage": usage}),
+    )
+    .into_response()
 }
 
 async fn models(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {

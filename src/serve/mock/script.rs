@@ -26,6 +26,8 @@ pub struct Script {
     /// Spin through the last millisecond before each deadline, for sub-millisecond timing (the
     /// tokio timer alone wakes up to a millisecond late). Costs CPU: off for load.
     pub exact: bool,
+    /// Prompt tokens the usage says a prefix cache served (`prompt_tokens_details`).
+    pub cached_tokens: Option<usize>,
 }
 
 impl Default for Script {
@@ -40,6 +42,7 @@ impl Default for Script {
             fault: None,
             stamp: false,
             exact: true,
+            cached_tokens: None,
         }
     }
 }

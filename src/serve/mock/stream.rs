@@ -219,6 +219,17 @@ impl Gen {
     }
 
     fn usage(&self) -> Usage {
-        Usage::new(self.asked.prompt_tokens, self.sent)
+        usage(&self.script, self.asked.prompt_tokens, self.sent)
     }
+}
+
+/// The usage of `sent` tokens, with the script's cached prompt tokens.
+pub fn usage(script: &Script, prompt_tokens: usize, sent: usize) -> Usage {
+    let mut u = Usage::new(prompt_tokens, sent);
+    u.prompt_tokens_details = script
+        .cached_tokens
+        .map(|c| openai::chunk::PromptTokensDetails {
+            cached_tokens: Some(c),
+        });
+    u
 }

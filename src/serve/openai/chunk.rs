@@ -38,6 +38,27 @@ pub struct Chunk<'a> {
     /// An error the server reports inside the stream (vLLM, TGI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
+    /// llama.cpp's own timings (on the last chunk): `cache_n` is the prompt tokens its cache
+    /// served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    #[serde(default)]
+    pub cache_n: Option<usize>,
+}
+
+impl Chunk<'_> {
+    /// Prompt tokens the server says its prefix cache served: OpenAI's
+    /// `usage.prompt_tokens_details.cached_tokens`, else llama.cpp's `timings.cache_n`.
+    pub fn cached_tokens(&self) -> Option<usize> {
+        self.usage
+            .and_then(|u| u.prompt_tokens_details)
+            .and_then(|d| d.cached_tokens)
+            .or(self.timings.and_then(|t| t.cache_n))
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -133,6 +154,14 @@ pub struct Usage {
     pub completion_tokens: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PromptTokensDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<usize>,
 }
 
 impl Usage {
@@ -141,6 +170,7 @@ impl Usage {
             prompt_tokens: Some(prompt),
             completion_tokens: Some(completion),
             total_tokens: Some(prompt + completion),
+            prompt_tokens_details: None,
         }
     }
 }
@@ -157,8 +187,14 @@ impl<'a> Choice<'a> {
                 .find(|t| !t.is_empty())
                 .or_else(|| d.tool_text())
         });
+        let message = self
+            .message
+            .as_ref()
+            .and_then(|m| m.content.as_ref())
+            .map(|t| t.0.as_ref());
         delta
             .or(self.text.as_ref().map(|t| t.0.as_ref()))
+            .or(message)
             .unwrap_or("")
     }
 }

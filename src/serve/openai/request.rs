@@ -30,7 +30,8 @@ pub struct SentBody<'a> {
     max_tokens: usize,
     temperature: f32,
     stream: bool,
-    stream_options: SentStreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<SentStreamOptions>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     ignore_eos: bool,
 }
@@ -66,12 +67,21 @@ impl<'a> SentBody<'a> {
             max_tokens: req.max_tokens,
             temperature: req.temperature,
             stream: true,
-            stream_options: SentStreamOptions {
+            stream_options: Some(SentStreamOptions {
                 include_usage: true,
                 continuous_usage_stats: true,
-            },
+            }),
             ignore_eos: req.ignore_eos,
         }
+    }
+}
+
+impl SentBody<'_> {
+    /// The same request, answered whole (`stream: false`, no stream options).
+    pub fn whole(mut self) -> Self {
+        self.stream = false;
+        self.stream_options = None;
+        self
     }
 }
 

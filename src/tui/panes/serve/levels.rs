@@ -171,6 +171,9 @@ mod tests {
             slo: None,
             usd_per_hour: None,
             stopped_early,
+            window: None,
+            percentiles: &[],
+            connections: None,
         })
     }
 
