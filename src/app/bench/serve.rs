@@ -105,8 +105,11 @@ pub struct BenchServeArgs {
     /// with the number of samples behind it).
     #[arg(long, value_delimiter = ',', value_parser = percent)]
     pub percentiles: Vec<f64>,
-    /// Prompts from a file: one per line, or JSON Lines with `prompt` or `messages` (a
-    /// conversation: the system message and earlier turns are sent with the last user message).
+    /// Prompts from a file: one per line; JSON Lines with `prompt` or `messages` (a
+    /// conversation: the system message and earlier turns are sent with the last user message)
+    /// and an output length where a line gives `max_tokens`, `output_tokens` or
+    /// `output_tokens_count`; or a ShareGPT JSON array (each entry's turns up to its last answered
+    /// human turn; the answer's length, by --tokenizer or 4 characters a token, as max_tokens).
     #[arg(long, conflicts_with = "input_tokens")]
     pub prompts: Option<PathBuf>,
     /// Synthetic prompts of MEAN:STDDEV tokens (e.g. 512:128): words that are one token each
@@ -315,9 +318,14 @@ impl CountTokens for Local {
 }
 
 impl BenchServeArgs {
-    fn workload(&self) -> Result<Workload> {
+    fn workload(&self, tokenizer: Option<&Local>) -> Result<Workload> {
+        // A ShareGPT reply's length: the model's tokenizer when named, else an estimate.
+        let count = |text: &str| match tokenizer {
+            Some(t) => t.count(text),
+            None => crate::serve::load::dataset::estimate(text),
+        };
         let prompts = match (&self.prompts, &self.input_tokens) {
-            (Some(p), _) => Prompts::List(workload::read_prompts(p)?),
+            (Some(p), _) => Prompts::List(workload::read_prompts(p, &count)?),
             (None, Some(lengths)) => {
                 let (mean, stddev) = workload::parse_lengths(lengths)?;
                 Prompts::Synthetic { mean, stddev }
@@ -433,16 +441,15 @@ fn targets(
     model: Option<&str>,
     a: &BenchServeArgs,
     cancel: &Cancel,
+    tokenizer: Option<Arc<Local>>,
 ) -> Result<Vec<Arc<dyn Target>>> {
     let mut client = Client::new(Duration::from_secs_f64(a.stall_timeout)).with_extra(Extra {
         body: a.extra_body.clone().unwrap_or_default(),
         headers: a.header.clone(),
         no_stream: a.no_stream,
     });
-    if let Some(spec) = &a.tokenizer {
-        let t = crate::app::headless::load_tokenizer(spec)
-            .with_context(|| format!("loading the tokenizer of {spec}"))?;
-        client = client.with_tokenizer(Arc::new(Local(t)));
+    if let Some(t) = tokenizer {
+        client = client.with_tokenizer(t);
     }
     let metrics = reqwest::Client::builder().no_proxy().build()?;
     Ok(a.endpoint
@@ -576,11 +583,18 @@ pub fn run(
     record: Option<&std::path::Path>,
     a: &BenchServeArgs,
 ) -> Result<()> {
-    let workload = a.workload()?;
+    let tokenizer = match &a.tokenizer {
+        Some(spec) => Some(Arc::new(Local(
+            crate::app::headless::load_tokenizer(spec)
+                .with_context(|| format!("loading the tokenizer of {spec}"))?,
+        ))),
+        None => None,
+    };
+    let workload = a.workload(tokenizer.as_deref())?;
     let (plan, sweep) = a.plan()?;
     let cancel = Cancel::new();
     let bench = Bench {
-        targets: targets(model, a, &cancel)?,
+        targets: targets(model, a, &cancel, tokenizer)?,
         workload,
         plan,
         sweep,

@@ -12,6 +12,7 @@
 
 pub use crate::lab::arrivals;
 pub mod capacity;
+pub mod dataset;
 pub mod drive;
 pub mod summary;
 pub mod workload;

@@ -5,7 +5,8 @@ use crate::protocol::serve::{Request, Turn};
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use std::path::Path;
+
+pub use super::dataset::read_prompts;
 
 /// The built-in prompt set: short everyday coding and writing requests.
 pub const BUILTIN: &[&str] = &[
@@ -42,6 +43,9 @@ const WORDS: &[&str] = &[
 pub struct Conversation {
     pub context: Vec<Turn>,
     pub prompt: String,
+    /// The output length the data gives (a JSONL line's `max_tokens`, `output_tokens` or
+    /// `output_tokens_count`; a ShareGPT reply's length).
+    pub max_tokens: Option<usize>,
 }
 
 impl From<String> for Conversation {
@@ -49,6 +53,7 @@ impl From<String> for Conversation {
         Conversation {
             context: Vec::new(),
             prompt,
+            max_tokens: None,
         }
     }
 }
@@ -149,9 +154,11 @@ impl Workload {
             .map(|c| Request {
                 context: c.context,
                 prompt: c.prompt,
+                // --output-tokens, else the data's length, else --max-tokens.
                 max_tokens: lengths
                     .as_mut()
                     .and_then(Iterator::next)
+                    .or(c.max_tokens)
                     .unwrap_or(self.max_tokens),
                 ignore_eos: self.ignore_eos,
                 temperature: self.temperature,
@@ -216,66 +223,6 @@ pub fn parse_lengths(s: &str) -> Result<(usize, usize)> {
     Ok((mean, sd))
 }
 
-/// Prompts from a file: JSON Lines (each line an object with `prompt`, or with `messages` whose
-/// last user message is taken, or a JSON string), else one prompt per non-empty text line.
-pub fn read_prompts(path: &Path) -> Result<Vec<Conversation>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading prompts from {}", path.display()))?;
-    let jsonl = text.trim_start().starts_with('{') || text.trim_start().starts_with('"');
-    let mut prompts = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if !jsonl {
-            prompts.push(line.into());
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a JSON line", path.display(), i + 1))?;
-        let p = conversation_of(&v).with_context(|| {
-            format!(
-                "{}:{}: a line needs a `prompt` string or `messages` with a user message",
-                path.display(),
-                i + 1
-            )
-        })?;
-        prompts.push(p);
-    }
-    if prompts.is_empty() {
-        bail!("{} holds no prompts", path.display());
-    }
-    Ok(prompts)
-}
-
-/// A JSON line's conversation: a string, `prompt`, or `messages` (every message before the last
-/// user one kept as context, the system's and earlier turns').
-fn conversation_of(v: &serde_json::Value) -> Option<Conversation> {
-    if let Some(s) = v.as_str() {
-        return Some(s.into());
-    }
-    if let Some(s) = v.get("prompt").and_then(|p| p.as_str()) {
-        return Some(s.into());
-    }
-    let turns: Vec<Turn> = v
-        .get("messages")?
-        .as_array()?
-        .iter()
-        .filter_map(|m| {
-            Some(Turn {
-                role: m.get("role")?.as_str()?.to_string(),
-                content: m.get("content")?.as_str()?.to_string(),
-            })
-        })
-        .collect();
-    let last_user = turns.iter().rposition(|t| t.role == "user")?;
-    Some(Conversation {
-        prompt: turns[last_user].content.clone(),
-        context: turns[..last_user].to_vec(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,43 +251,6 @@ mod tests {
         for bad in ["0", "x:1", "10:20", "5:-1", ""] {
             assert!(parse_lengths(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn prompt_files_in_text_and_jsonl() {
-        let dir = tempfile::tempdir().unwrap();
-        let txt = dir.path().join("p.txt");
-        std::fs::write(&txt, "first\n\n second \n").unwrap();
-        let prompts = |p: &Path| -> Vec<String> {
-            read_prompts(p)
-                .unwrap()
-                .into_iter()
-                .map(|c| c.prompt)
-                .collect()
-        };
-        assert_eq!(prompts(&txt), vec!["first", "second"]);
-        let jl = dir.path().join("p.jsonl");
-        std::fs::write(
-            &jl,
-            "{\"prompt\":\"a\"}\n{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"b\"}]}\n\"c\"\n",
-        )
-        .unwrap();
-        assert_eq!(prompts(&jl), vec!["a", "b", "c"]);
-        // The system message and earlier turns are kept as the request's context.
-        let second = &read_prompts(&jl).unwrap()[1];
-        assert_eq!(second.context.len(), 1);
-        assert_eq!(
-            (
-                second.context[0].role.as_str(),
-                second.context[0].content.as_str()
-            ),
-            ("system", "s")
-        );
-        std::fs::write(&jl, "{\"prompt\":\"a\"}\n{\"nope\":1}\n").unwrap();
-        let e = format!("{:#}", read_prompts(&jl).unwrap_err());
-        assert!(e.contains(":2:"), "{e}");
-        std::fs::write(&txt, "\n\n").unwrap();
-        assert!(read_prompts(&txt).is_err());
     }
 
     #[test]
