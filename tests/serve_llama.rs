@@ -93,6 +93,10 @@ fn bench_serve_against_llama_server_agrees_with_its_metrics() {
             "8",
             "--max-tokens",
             "32",
+            // Two 64-token prefixes shared by every request: llama-server's prompt cache
+            // serves them, and the levels say how much.
+            "--shared-prefix",
+            "64:2",
         ])
         .args(["--format", "json"])
         .output_within(Duration::from_secs(600));
@@ -102,6 +106,18 @@ fn bench_serve_against_llama_server_agrees_with_its_metrics() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let levels = v["levels"].as_array().expect("a levels array");
     assert_eq!(levels.len(), 3, "{v:#}");
+    let cached: u64 = levels
+        .iter()
+        .filter_map(|l| l["cached_tokens"].as_u64())
+        .sum();
+    assert!(
+        cached > 0,
+        "llama-server's cache served some of the shared prefixes: {v:#}"
+    );
+    assert!(
+        levels.iter().all(|l| l["prefix_hit"].as_f64().is_some()),
+        "{v:#}"
+    );
     for (l, c) in levels.iter().zip([1, 2, 4]) {
         assert_eq!(l["load"], format!("concurrency {c}"));
         assert_eq!(l["ok"], 8, "level {c}: {l:#}");
@@ -127,4 +143,26 @@ fn bench_serve_against_llama_server_agrees_with_its_metrics() {
             assert!(l[k].as_f64().unwrap() > 0.0, "level {c}: {k} in {l:#}");
         }
     }
+}
+
+#[test]
+fn the_server_says_its_context_slots_and_shape() {
+    let (Some(model), Some(bin)) = (real_model(QWEN_05B), llama_server()) else {
+        return;
+    };
+    let (_server, port) = start_llama_server(&bin, &model);
+    let ep = labtui::serve::Endpoint {
+        url: format!("http://127.0.0.1:{port}"),
+        api_key: None,
+        model: None,
+        api: labtui::serve::Api::Chat,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let info = rt.block_on(labtui::serve::client::Client::default().server_info(&ep));
+    // -c 4096 over 4 slots; the 0.5B's hidden size and vocabulary.
+    assert_eq!(info.context, Some(1024), "{info:?}");
+    assert_eq!(info.slots, Some(4));
+    assert_eq!((info.hidden, info.vocab), (Some(896), Some(151936)));
+    assert_eq!(info.context_train, Some(32768));
+    assert!(info.bytes.unwrap() > 300 << 20);
 }

@@ -169,6 +169,16 @@ pub struct ModelInfo {
     pub load_time: Duration,
 }
 
+/// The architecture a server's model is shown under: its shape is the server's, not known here.
+pub const REMOTE_ARCH: &str = "remote";
+
+impl ModelInfo {
+    /// A model served elsewhere (`--endpoint`): what the server did not say is 0.
+    pub fn is_remote(&self) -> bool {
+        self.arch == REMOTE_ARCH
+    }
+}
+
 /// The settings a run started with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {

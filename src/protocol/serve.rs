@@ -239,8 +239,8 @@ pub struct Percentiles {
 }
 
 /// The steady part of a level: from when the load was fully offered (after any ramp and
-/// warm-up) to the last send (before any cool-down), the drain after it cut off. Times are on
-/// the run's clock, like `Outcome::sent`.
+/// warm-up) to the last send (before any cool-down), the drain after it cut off. Times are from
+/// the level's first send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Steady {
     pub from: Duration,

@@ -80,7 +80,8 @@ pub struct Row {
     /// Each request's output tokens ÷ its E2E: median and slowest tenth.
     pub per_user_tok_s_p50: Option<f64>,
     pub per_user_tok_s_p10: Option<f64>,
-    /// The steady window (ramp, warm-up, cool-down and drain cut), seconds on the run's clock.
+    /// The steady window (ramp, warm-up, cool-down and drain cut), seconds from the level's
+    /// first send.
     pub steady_from_s: Option<f64>,
     pub steady_to_s: Option<f64>,
     pub steady_output_tok_s: Option<f64>,
@@ -482,7 +483,7 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         }
     }
     let mut more = format!(
-        "\n{}\nThe steady window runs from the full load (after any --ramp-up and --warmup-secs) to the last send (before any --cooldown-secs); the drain after it is cut. Latencies above are of the requests sent in it; req/s and out tok/s above are over the whole level (first send to last end), as vLLM's benchmark counts them. Peak: the most output tokens in one whole second. TTST: first token to second. Prefix hit: the server's own counters where it exports them, else its answers' cached-token counts. New conns: connections opened during the level, whose setup is part of their requests' TTFT.\n",
+        "\n{}\nThe steady window, in seconds from the level's first send, runs from the full load (after any --ramp-up and --warmup-secs) to the last send (before any --cooldown-secs); the drain after it is cut. Latencies above are of the requests sent in it; req/s and out tok/s above are over the whole level (first send to last end), as vLLM's benchmark counts them. Peak: the most output tokens in one whole second. TTST: first token to second. Prefix hit: the server's own counters where it exports them, else its answers' cached-token counts. New conns: connections opened during the level, whose setup is part of their requests' TTFT.\n",
         steady_table(levels, optional.endpoints)
     );
     if let Some(p) = percentile_table(levels, optional.endpoints) {

@@ -11,6 +11,7 @@
 //! Only the URLs the user gives are contacted.
 
 pub mod client;
+pub mod info;
 pub mod load;
 pub mod mock;
 pub mod openai;

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod admit;
 mod jobs;
-mod remote;
+pub mod remote;
 mod route;
 pub mod stamp;
 

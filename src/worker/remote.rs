@@ -142,9 +142,11 @@ impl Remote {
                 ep.url.clone()
             }
         };
+        let said = self.client.server_info(ep).await;
         self.out.send(Event::ModelLoaded(endpoint_info(
             ep,
             name,
+            &said,
             started.elapsed(),
         )));
     }
@@ -310,23 +312,30 @@ impl Tokens {
     }
 }
 
-/// The `ModelInfo` the panes show for a server: its name and URL, no local numbers.
-fn endpoint_info(ep: &Endpoint, name: String, load_time: Duration) -> ModelInfo {
+/// The `ModelInfo` the panes show for a server: its name and URL, and what the server said of
+/// its model; the shape it does not say (layers, heads) stays 0, which the panes read as not
+/// known.
+pub fn endpoint_info(
+    ep: &Endpoint,
+    name: String,
+    said: &crate::serve::info::ServerInfo,
+    load_time: Duration,
+) -> ModelInfo {
     ModelInfo {
         name,
         source: ep.url.clone(),
-        arch: "remote".into(),
-        parameters: 0,
-        file_bytes: 0,
-        weight_bytes: 0,
+        arch: crate::protocol::REMOTE_ARCH.into(),
+        parameters: said.parameters.unwrap_or(0),
+        file_bytes: said.bytes.unwrap_or(0),
+        weight_bytes: said.bytes.unwrap_or(0),
         weight_types: Default::default(),
         layers: 0,
         heads: 0,
         kv_heads: 0,
         head_dim: 0,
-        hidden: 0,
-        vocab: 0,
-        context_length: 0,
+        hidden: said.hidden.unwrap_or(0),
+        vocab: said.vocab.unwrap_or(0),
+        context_length: said.context.unwrap_or(0),
         kv_dtype: KvDtype::default(),
         kv_bytes_per_token: 0,
         device: format!("remote: {}", ep.url),

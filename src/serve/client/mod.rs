@@ -221,6 +221,41 @@ impl Client {
             .unwrap_or_else(|_| Err(fault::stalled(self.stall, 0)))
     }
 
+    /// What the server says of its model (`/v1/models`, llama.cpp's `/props`, TGI's `/info`),
+    /// each asked once with a short wait; what it does not say stays `None`.
+    pub async fn server_info(&self, ep: &Endpoint) -> super::info::ServerInfo {
+        let mut info = super::info::ServerInfo::default();
+        let base = ep
+            .url
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .to_string();
+        let get = |url: String| {
+            let rb = self.authorized(self.http.get(url), ep);
+            async move {
+                let resp = tokio::time::timeout(Duration::from_secs(2), rb.send()).await;
+                match resp {
+                    Ok(Ok(r)) if r.status().is_success() => {
+                        r.json::<serde_json::Value>().await.ok()
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(v) = get(openai::url(&ep.url, "models")).await {
+            info.models(&v);
+        }
+        if let Some(v) = get(format!("{base}/props")).await {
+            info.props(&v);
+        }
+        if info.context.is_none() {
+            if let Some(v) = get(format!("{base}/info")).await {
+                info.tgi(&v);
+            }
+        }
+        info
+    }
+
     /// The endpoint's model name, else the first the server lists (asked once per URL).
     pub async fn model(&self, ep: &Endpoint) -> Result<String, Failure> {
         if let Some(m) = &ep.model {

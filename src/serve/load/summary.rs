@@ -64,14 +64,19 @@ fn arrivals<'a>(good: &'a [&'a Outcome]) -> impl Iterator<Item = Duration> + 'a 
 
 /// The steady window's rates: output tokens arriving in it and requests ending in it, per
 /// second of it.
-fn steady(good: &[&Outcome], sent: usize, (from, to): (Duration, Duration)) -> Steady {
+fn steady(
+    good: &[&Outcome],
+    sent: usize,
+    (from, to): (Duration, Duration),
+    start: Duration,
+) -> Steady {
     let secs = (to - from).as_secs_f64();
     let inside = |t: Duration| t >= from && t <= to;
     let tokens = arrivals(good).filter(|t| inside(*t)).count();
     let ended = good.iter().filter(|o| inside(o.sent + o.e2e)).count();
     Steady {
-        from,
-        to,
+        from: from.saturating_sub(start),
+        to: to.saturating_sub(start),
         output_tok_s: tokens as f64 / secs,
         req_s: ended as f64 / secs,
         requests: sent,
@@ -178,7 +183,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         peak_output_tok_s: peak(&all_good, start, end).unwrap_or(output_tok_s),
         per_user_tok_s: rate_dist(&user),
         cached_tokens: (!cached.is_empty()).then(|| cached.iter().sum::<usize>() as u64),
-        steady: window.map(|w| steady(&all_good, sent_in_window, w)),
+        steady: window.map(|w| steady(&all_good, sent_in_window, w, start)),
         connections: i.connections.map(|c| Connections {
             opened: c.len(),
             setup: dist(&c),

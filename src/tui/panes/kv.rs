@@ -58,6 +58,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         }
         return;
     };
+    if m.is_remote() {
+        return remote(state, m, server, inner, buf);
+    }
     // A served model's KV cache on top, when its metrics are scraped.
     let inner = match server {
         Some(s) => {
@@ -83,6 +86,46 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     fill_gauge(m, held.0).render(fill, buf);
     render_chart(run, chart, buf);
     what_if(state, m).render(whatif, buf);
+}
+
+/// Not known for a remote server: its model's shape, so its bytes per token and what-if.
+pub const NOT_KNOWN: &str = "not known for a remote server";
+
+/// A remote server's KV cache: the context it serves, and its KV use from its metrics where it
+/// exports them; the bytes per token need the shape it does not say.
+fn remote(
+    state: &AppState,
+    m: &ModelInfo,
+    server: Option<&crate::protocol::ServerSample>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let context = match m.context_length {
+        0 => Span::styled(format!("context {NOT_KNOWN}"), label()),
+        n => Span::styled(
+            format!("context {n} tokens a request may hold (the server's)"),
+            value(),
+        ),
+    };
+    let shape = Line::from(vec![
+        Span::styled("per token ", label()),
+        Span::raw(format!(
+            "{NOT_KNOWN}: its layers, KV heads and head size are the server's"
+        )),
+    ]);
+    let [top, rest] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(area);
+    Paragraph::new(vec![Line::from(context), shape]).render(top, buf);
+    match server {
+        Some(s) => scraped::kv_view(state, s, rest, buf),
+        None => Paragraph::new(vec![
+            Line::from(Span::styled(format!("KV cache use {NOT_KNOWN}"), label())),
+            Line::from(Span::raw(format!(
+                "no metrics read from {}/metrics (llama-server exports them with --metrics)",
+                m.source.trim_end_matches('/')
+            ))),
+        ])
+        .render(rest, buf),
+    }
 }
 
 /// The bytes-per-token formula with this model's numbers.

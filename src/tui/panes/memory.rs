@@ -127,6 +127,9 @@ fn numbers(state: &AppState, s: &SystemSample) -> Paragraph<'static> {
         .as_ref()
         .and_then(|r| r.tokens.last())
         .map_or(0, |t| t.kv_bytes);
+    if let Some(m) = state.store.model.as_ref().filter(|m| m.is_remote()) {
+        return remote_numbers(s, m);
+    }
     let (w, k, other) = split(s.process_rss, weights, kv);
     Paragraph::new(vec![
         Line::styled(gpu_line(s), label()),
@@ -143,6 +146,24 @@ fn numbers(state: &AppState, s: &SystemSample) -> Paragraph<'static> {
             format!("CPU {:.0}%  {}", s.cpu_percent, weights_note(state)),
             label(),
         ),
+    ])
+}
+
+/// A remote server's model: this process is the client, so its memory is not the model's; the
+/// server's weights are what it said of its file, its KV cache is in its metrics below.
+fn remote_numbers(s: &SystemSample, m: &crate::protocol::ModelInfo) -> Paragraph<'static> {
+    let weights = match m.weight_bytes {
+        0 => format!("weights on the server {}", super::kv::NOT_KNOWN),
+        b => format!("weights on the server {} (as it says)", human_bytes(b)),
+    };
+    Paragraph::new(vec![
+        Line::styled(gpu_line(s), label()),
+        rss_line(s),
+        Line::from(vec![
+            Span::styled(weights, Style::default().fg(Color::Blue)),
+            Span::styled("  · the RSS above is labtui's, the client's", label()),
+        ]),
+        Line::styled(format!("CPU {:.0}% (this machine)", s.cpu_percent), label()),
     ])
 }
 

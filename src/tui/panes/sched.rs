@@ -26,6 +26,9 @@ const OWNER_COLORS: [Color; 6] = [
 ];
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    if state.store.model.as_ref().is_some_and(|m| m.is_remote()) && state.store.sched.step() == 0 {
+        return remote(state, area, buf);
+    }
     let v = &state.store.sched;
     let title = title(v);
     let b = block(&title, true);
@@ -39,6 +42,28 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     queue_par(v, queues.height as usize).render(queues, buf);
     render_timeline(v, timeline, buf);
     render_blocks(v, blocks, buf);
+}
+
+/// A remote server schedules its own requests: what its metrics say of them, else that it is
+/// not known.
+fn remote(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let b = block("scheduler · the server's", true);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let mut lines = vec![Line::styled(
+        format!(
+            "Queues, steps and KV blocks are the server's: {}.",
+            super::kv::NOT_KNOWN
+        ),
+        super::label(),
+    )];
+    if let Some(s) = &state.store.last_server {
+        lines.push(super::scraped::kv_line(s));
+        lines.push(super::scraped::throughput_line(state, s));
+    }
+    Paragraph::new(lines)
+        .wrap(ratatui::widgets::Wrap { trim: true })
+        .render(inner, buf);
 }
 
 fn title(v: &SchedView) -> String {

@@ -144,8 +144,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         ),
     ])];
+    let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
     match run.map(|r| &r.spec).filter(|v| v.counts.steps > 0) {
         Some(v) => lines.extend(stats_lines(v)),
+        None if remote => lines.push(Line::styled(
+            "A remote server drafts (or not) as it was started: labtui's draft modes do not apply; its own counters show below when its metrics have them.",
+            label(),
+        )),
         None => lines.push(Line::styled(
             "No speculative steps in this run: choose a draft mode with d, then run.",
             label(),

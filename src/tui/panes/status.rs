@@ -10,6 +10,8 @@ use ratatui::widgets::Paragraph;
 
 pub fn render_top(state: &AppState, area: Rect, buf: &mut Buffer) {
     let model = match (&state.store.model, &state.store.loading) {
+        // A server's threads and engine are its own.
+        (Some(m), _) if m.is_remote() => format!(" {} · {}", m.name, m.device),
         (Some(m), _) => format!(
             " {} · {} · {} · {} thr",
             m.name, m.arch, m.device, m.threads
@@ -46,7 +48,8 @@ fn settings(state: &AppState) -> String {
     } else {
         "off"
     };
-    if state.store.serve.active() && state.store.model.is_none() {
+    let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
+    if remote || (state.store.serve.active() && state.store.model.is_none()) {
         return format!("  rec {rec}");
     }
     format!(

@@ -224,7 +224,20 @@ pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
     colour_id(cell.fg).filter(|&i| i < run.tokens.len())
 }
 
-fn detail(t: &TokenEvent) -> Line<'static> {
+fn detail(t: &TokenEvent, remote: bool) -> Line<'static> {
+    if remote {
+        // A server streams text: its token ids, probabilities and cache are its own.
+        return Line::from(vec![
+            Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan)),
+            Span::raw(format!(
+                "{:?} · {:?} · gap {} · id, probability and KV {}",
+                t.text,
+                t.phase,
+                ms(t.step),
+                super::kv::NOT_KNOWN
+            )),
+        ]);
+    }
     Line::from(vec![
         Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan)),
         Span::raw(format!(
@@ -274,7 +287,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .and_then(|i| run.tokens.get(i))
         .or(run.tokens.last());
     if let Some(t) = sel {
-        Paragraph::new(detail(t))
+        let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
+        Paragraph::new(detail(t, remote))
             .style(Style::default().fg(Color::Gray))
             .render(detail_area, buf);
     }
