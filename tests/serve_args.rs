@@ -96,3 +96,73 @@ fn duration_alone_runs_past_the_default_request_count() {
     assert!(r["ttft_ms"].as_f64().is_some(), "{r}");
     assert_eq!(r["token_ms"].as_array().map(Vec::len), Some(4), "{r}");
 }
+
+/// Two JSON results of the same levels against servers of different speeds: `labtui report
+/// --diff` lines them up by load and gives each figure's ratio; a capacity search says what it
+/// found in the table.
+#[test]
+fn report_diffs_two_json_results_and_capacity_says_what_it_found() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let ms = std::time::Duration::from_millis;
+    let fast = Mock::start(Script::paced(ms(5), ms(2), 8)).unwrap();
+    let slow = Mock::start(Script::paced(ms(40), ms(10), 8)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, mock) in [("fast", &fast), ("slow", &slow)] {
+        let o = common::labtui_cmd()
+            .args(["bench", "serve", "--endpoint", &mock.url(), "--model", "m"])
+            .args([
+                "--concurrency",
+                "1,2",
+                "--requests",
+                "6",
+                "--format",
+                "json",
+            ])
+            .output_bounded();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, &o.stdout).unwrap();
+        files.push(path);
+    }
+    let o = common::labtui_cmd()
+        .arg("report")
+        .args(&files)
+        .arg("--diff")
+        .output_bounded();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The slow server's TTFT is 8× the fast one's, more or less: worse, marked ✗.
+    let ttft = out
+        .lines()
+        .find(|l| l.starts_with("| concurrency 1 | TTFT p50 ms"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(ttft.ends_with("| ✗ |"), "{ttft}");
+    assert!(out.contains("2 of 2 levels of A matched"), "{out}");
+    // A capacity search: the SLO holds to a concurrency, then breaks.
+    let o = common::labtui_cmd()
+        .args(["bench", "serve", "--endpoint", &slow.url(), "--model", "m"])
+        .args([
+            "--capacity",
+            "concurrency",
+            "--slo",
+            "e2e=60000",
+            "--requests",
+            "4",
+        ])
+        .args(["--warmup", "0"])
+        .output_bounded();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("Capacity under the SLO (E2E ≤ 60000 ms) for at least 90% of requests"),
+        "{out}"
+    );
+    // The mock serves everything at once: every concurrency passes, up to the four a level of
+    // four requests can hold in flight.
+    assert!(
+        out.contains(&format!("- {}: **concurrency 4**", slow.url())),
+        "{out}"
+    );
+}

@@ -121,6 +121,7 @@ async fn the_capacity_search_finds_the_servers_slots() {
         start: 1.0,
         steps: 4,
         burstiness: 1.0,
+        most: None,
     });
     let (levels, _) = go(Arc::new(fake), &p, None).await;
     let levels = levels.unwrap();

@@ -20,7 +20,8 @@ pub struct ReportArgs {
     pub files: Vec<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     pub format: ReportFormat,
-    /// Token-by-token diff of the first run of two recordings.
+    /// Token-by-token diff of the first run of two recordings; for two serving benchmarks (JSON
+    /// results or recordings), their levels side by side with ratios.
     #[arg(long)]
     pub diff: bool,
     /// Also write charts (inter-token latency, KV growth; PNG and SVG) into this folder.
@@ -30,6 +31,9 @@ pub struct ReportArgs {
 
 /// `labtui report FILES…`.
 pub fn run(a: &ReportArgs) -> Result<()> {
+    if let Some(runs) = serve_runs(&a.files)? {
+        return serve_report(a, &runs);
+    }
     let mut recs = Vec::new();
     for f in &a.files {
         recs.push((f.display().to_string(), crate::record::load(f)?));
@@ -69,6 +73,62 @@ pub fn run(a: &ReportArgs) -> Result<()> {
         ReportFormat::Md => print!("{}", report::markdown(&rows)),
         ReportFormat::Csv => print!("{}", report::csv(&rows)?),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    Ok(())
+}
+
+/// The files as serving benchmarks (JSON results or recordings of one), when they all are.
+fn serve_runs(files: &[std::path::PathBuf]) -> Result<Option<Vec<report::serve_diff::ServeRun>>> {
+    let mut runs = Vec::new();
+    for f in files {
+        match report::serve_diff::read(f)? {
+            Some(r) => runs.push(r),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(runs))
+}
+
+/// Serving benchmarks read back: each run's levels, or with `--diff` two runs level by level.
+fn serve_report(a: &ReportArgs, runs: &[report::serve_diff::ServeRun]) -> Result<()> {
+    if a.diff {
+        anyhow::ensure!(runs.len() == 2, "--diff compares exactly two runs");
+        print!("{}", report::serve_diff::diff(&runs[0], &runs[1])?);
+        return Ok(());
+    }
+    for r in runs {
+        match a.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&r.levels)?),
+            ReportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                for l in &r.levels {
+                    w.serialize(l)?;
+                }
+                print!("{}", String::from_utf8(w.into_inner()?)?);
+            }
+            ReportFormat::Md => {
+                println!("# {}\n", r.name);
+                let mut t = report::table::Table::new(vec![
+                    ("load", report::table::Align::Left),
+                    ("ok/sent", report::table::Align::Right),
+                    ("out tok/s", report::table::Align::Right),
+                    ("TTFT p50 / p99 ms", report::table::Align::Right),
+                    ("TPOT p50 ms", report::table::Align::Right),
+                    ("E2E p50 ms", report::table::Align::Right),
+                ]);
+                for l in &r.levels {
+                    t.row(vec![
+                        l.load.clone(),
+                        format!("{}/{}", l.ok, l.requests),
+                        format!("{:.1}", l.output_tok_s),
+                        format!("{:.1} / {:.1}", l.ttft_p50_ms, l.ttft_p99_ms),
+                        format!("{:.1}", l.tpot_p50_ms),
+                        format!("{:.1}", l.e2e_p50_ms),
+                    ]);
+                }
+                println!("{}", t.markdown());
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod demo;
 pub mod plot;
 pub mod serve;
+pub mod serve_diff;
 pub mod stamp;
 pub mod table;
 

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One level, flat: what CSV and JSON carry (latencies in milliseconds).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Row {
     pub endpoint: String,
     pub load: String,
     /// The load as numbers: `concurrency` or `rate`, and its value(s).
-    pub load_kind: &'static str,
+    pub load_kind: String,
     pub concurrency: Option<usize>,
     pub rate: Option<f64>,
     pub max_concurrency: Option<usize>,
@@ -145,7 +146,7 @@ pub fn row(l: &LevelSummary) -> Row {
     Row {
         endpoint: l.endpoint.clone(),
         load: l.load.to_string(),
-        load_kind,
+        load_kind: load_kind.into(),
         concurrency,
         rate: rate.filter(|r| r.is_finite()),
         max_concurrency,

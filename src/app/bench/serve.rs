@@ -368,6 +368,12 @@ impl BenchServeArgs {
             burstiness: self.burstiness,
             max_concurrency: self.max_concurrency,
         });
+        let requests = match (self.requests, self.duration) {
+            (Some(n), _) => n,
+            // Duration-driven: the level ends when its time is up.
+            (None, Some(_)) => crate::serve::load::DURATION_REQUESTS,
+            (None, None) => 32,
+        };
         let search = self.capacity.map(|over| {
             use crate::serve::load::capacity::{Over, Search};
             let over = match over {
@@ -384,6 +390,7 @@ impl BenchServeArgs {
                 start: start.unwrap_or(1.0),
                 steps: 4,
                 burstiness: self.burstiness,
+                most: (over == Over::Concurrency).then_some(requests as f64),
             }
         });
         if search.is_some() {
@@ -408,12 +415,6 @@ impl BenchServeArgs {
                 self.concurrency.len()
             );
         }
-        let requests = match (self.requests, self.duration) {
-            (Some(n), _) => n,
-            // Duration-driven: the level ends when its time is up.
-            (None, Some(_)) => crate::serve::load::DURATION_REQUESTS,
-            (None, None) => 32,
-        };
         Ok((
             LoadPlan {
                 loads,

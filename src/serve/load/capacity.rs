@@ -27,6 +27,9 @@ pub struct Search {
     pub steps: usize,
     /// Open loop: gamma shape of the gaps.
     pub burstiness: f64,
+    /// The most load a level can offer: over concurrency, its request count (a level of n
+    /// requests never has more than n in flight).
+    pub most: Option<f64>,
 }
 
 /// At most this many doublings (or halvings) before the search gives up growing.
@@ -101,8 +104,14 @@ impl Bisect {
         let integer = self.s.over == Over::Concurrency;
         let x = match (self.pass, self.fail) {
             (None, None) => self.s.start,
-            // Growing: double while it passes.
-            (Some(p), None) if self.probes <= MOST_DOUBLINGS => p * 2.0,
+            // Growing: double while it passes, up to the most a level can offer.
+            (Some(p), None) if self.probes <= MOST_DOUBLINGS => {
+                let most = self.s.most.unwrap_or(f64::INFINITY);
+                if p >= most {
+                    return None;
+                }
+                (p * 2.0).min(most)
+            }
             // Shrinking from a first failure: halve (not below one request in flight).
             (None, Some(f)) if self.probes <= MOST_DOUBLINGS && !(integer && f <= 1.0) => f / 2.0,
             (Some(p), Some(f)) => {
@@ -166,6 +175,7 @@ mod tests {
             start: 1.0,
             steps: 4,
             burstiness: 1.0,
+            most: None,
         };
         let mut b = s.start();
         let mut probed = Vec::new();
