@@ -165,4 +165,32 @@ fn the_server_says_its_context_slots_and_shape() {
     assert_eq!((info.hidden, info.vocab), (Some(896), Some(151936)));
     assert_eq!(info.context_train, Some(32768));
     assert!(info.bytes.unwrap() > 300 << 20);
+    // Synthetic prompts are token-exact: 48 words of one token each, no tag, and no template
+    // on the completions route.
+    let out = Command::new(env!("CARGO_BIN_EXE_labtui"))
+        .args([
+            "bench",
+            "serve",
+            "--endpoint",
+            &ep.url,
+            "--api",
+            "completions",
+        ])
+        .args([
+            "--input-tokens",
+            "48",
+            "--concurrency",
+            "1",
+            "--requests",
+            "3",
+        ])
+        .args(["--max-tokens", "4", "--warmup", "0", "--format", "json"])
+        .output_within(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["levels"][0]["prompt_tokens"], 3 * 48, "{v:#}");
 }

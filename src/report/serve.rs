@@ -497,6 +497,26 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
     )
 }
 
+/// Synthetic prompts of `asked` tokens on average against what each level's server counted
+/// (its `usage.prompt_tokens`): the chat template's tokens show as the difference, anything else
+/// as a tokenizer that splits the words otherwise.
+pub fn prompt_check(levels: &[LevelSummary], asked: usize) -> String {
+    let mut out = String::new();
+    for l in levels.iter().filter(|l| l.ok > 0 && l.prompt_tokens > 0) {
+        let mean = l.prompt_tokens as f64 / l.ok as f64;
+        out.push_str(&format!(
+            "- {} at {}: asked {asked} prompt tokens a request on average, the server counted {mean:.1} ({:+.1})\n",
+            l.endpoint,
+            l.load,
+            mean - asked as f64
+        ));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("\nSynthetic prompt lengths against the server's count (with --api chat its template adds a fixed number):\n\n{out}")
+}
+
 /// What a capacity search found, per endpoint: the highest load whose level met the SLO for
 /// `attain` of its requests, and its goodput; or that none did.
 pub fn capacity(levels: &[LevelSummary], slo: &crate::protocol::serve::Slo, attain: f64) -> String {

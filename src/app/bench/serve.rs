@@ -483,6 +483,10 @@ fn report(
             if let (Some(slo), Some(_)) = (&a.slo, a.capacity) {
                 md.push_str(&table::capacity(levels, slo, a.slo_attain));
             }
+            if let Some(asked) = a.input_tokens.as_deref() {
+                let (mean, _) = workload::parse_lengths(asked)?;
+                md.push_str(&table::prompt_check(levels, mean));
+            }
             md
         }
         ReportFormat::Csv => table::csv(levels)?,

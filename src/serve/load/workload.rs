@@ -109,39 +109,70 @@ pub fn prefix_text(tokens: usize, k: usize, seed: u64) -> String {
 
 impl Workload {
     /// The `n` requests of the level at `position` among an endpoint's levels (the warm-up is
-    /// [`WARM_UP`]): each prompt starts with a tag unique to its level and place, `[2.15] `, so a
-    /// server's prefix cache never serves one level, or one request, from another's prompt
-    /// (with 16 built-in prompts and 32 requests each would otherwise be sent twice a level).
-    /// Endpoints side by side get the same requests at the same level.
+    /// [`WARM_UP`]). Levels take the prompts in turn — level p the ones from p·n on — so each
+    /// is sent as written while the set lasts; a prompt sent again starts with a tag unique to
+    /// its level and place, `[2.15] `, so a server's prefix cache never serves one level, or one
+    /// request, from another's prompt. Synthetic prompts are drawn afresh for each level and
+    /// need no tag (so their length stays exact); the warm-up's are always tagged. A shared
+    /// prefix goes first, the tag after it (before it with `cache_bust`). Endpoints side by side
+    /// get the same requests at the same level.
     pub fn level_requests(&self, n: usize, position: usize) -> Vec<Request> {
-        let mut reqs = self.requests_drawn(n, self.seed.wrapping_add(position as u64));
+        let warm_up = position == WARM_UP;
+        let first = if warm_up {
+            0
+        } else {
+            position.saturating_mul(n)
+        };
+        let set = match &self.prompts {
+            Prompts::Builtin => BUILTIN.len(),
+            Prompts::List(list) => list.len(),
+            Prompts::Synthetic { .. } => usize::MAX,
+        };
+        let mut reqs = self.requests_from(n, first, self.seed.wrapping_add(position as u64));
+        let place = if warm_up {
+            "warm-up".to_string()
+        } else {
+            position.to_string()
+        };
         for (i, r) in reqs.iter_mut().enumerate() {
+            let again = warm_up || first.saturating_add(i) >= set;
+            let tag = (again || self.shape.cache_bust).then(|| format!("[{place}.{i}] "));
             // The first message carries the tag, so not even a shared system prompt is reused.
-            let first = match r.context.first_mut() {
+            let text = match r.context.first_mut() {
                 Some(t) => &mut t.content,
                 None => &mut r.prompt,
             };
-            *first = format!("[{position}.{i}] {first}");
+            let prefix = self.shape.shared_prefix.map(|(tokens, count)| {
+                format!("{}\n\n", prefix_text(tokens, i % count.max(1), self.seed))
+            });
+            let tag = tag.unwrap_or_default();
+            *text = if self.shape.cache_bust {
+                format!("{tag}{}{text}", prefix.unwrap_or_default())
+            } else {
+                format!("{}{tag}{text}", prefix.unwrap_or_default())
+            };
         }
         reqs
     }
 
     /// `n` requests without tags, the same for every call with the same seed.
     pub fn requests(&self, n: usize) -> Vec<Request> {
-        self.requests_drawn(n, self.seed)
+        self.requests_from(n, 0, self.seed)
     }
 
-    fn requests_drawn(&self, n: usize, seed: u64) -> Vec<Request> {
+    /// `n` requests from the `first` prompt of the set on (cycling), synthetic ones drawn by
+    /// `seed`.
+    fn requests_from(&self, n: usize, first: usize, seed: u64) -> Vec<Request> {
         let plain = |texts: Vec<String>| texts.into_iter().map(Conversation::from).collect();
         let talks: Vec<Conversation> = match &self.prompts {
             Prompts::Builtin => plain(
                 (0..n)
-                    .map(|i| BUILTIN[i % BUILTIN.len()].to_string())
+                    .map(|i| BUILTIN[(first + i) % BUILTIN.len()].to_string())
                     .collect(),
             ),
-            Prompts::List(list) if !list.is_empty() => {
-                (0..n).map(|i| list[i % list.len()].clone()).collect()
-            }
+            Prompts::List(list) if !list.is_empty() => (0..n)
+                .map(|i| list[(first + i) % list.len()].clone())
+                .collect(),
             Prompts::List(_) => plain(vec![String::new(); n]),
             Prompts::Synthetic { mean, stddev } => plain(synthetic(*mean, *stddev, n, seed)),
         };
@@ -292,5 +323,63 @@ mod tests {
         assert_eq!(all.len(), n, "a prompt was sent twice");
         assert_eq!(w.level_requests(32, 1), b);
         assert!(a[16].prompt.ends_with(BUILTIN[0]));
+        // The first level sends the set as written; a prompt sent again is tagged.
+        assert_eq!(a[0].prompt, BUILTIN[0]);
+        assert_eq!(a[16].prompt, format!("[0.16] {}", BUILTIN[0]));
+        assert!(b[0].prompt.starts_with("[1.0] "));
+    }
+
+    #[test]
+    fn a_shared_prefix_goes_first_and_cache_bust_puts_the_tag_before_it() {
+        let shared = |cache_bust| Workload {
+            prompts: Prompts::Builtin,
+            max_tokens: 8,
+            ignore_eos: false,
+            temperature: 0.0,
+            seed: 1,
+            shape: Shape {
+                shared_prefix: Some((16, 2)),
+                cache_bust,
+                output: None,
+            },
+        };
+        let r = shared(false).level_requests(4, 0);
+        let p0 = prefix_text(16, 0, 1);
+        assert_eq!(r[0].prompt, format!("{p0}\n\n{}", BUILTIN[0]));
+        assert!(r[2].prompt.starts_with(&p0) && r[1].prompt.starts_with(&prefix_text(16, 1, 1)));
+        assert_eq!(p0.split_whitespace().count(), 17, "Context 0: and 16 words");
+        // The same prefixes at every level: that is what a prefix cache should serve.
+        assert!(shared(false).level_requests(4, 3)[0]
+            .prompt
+            .starts_with(&p0));
+        let busted = shared(true).level_requests(4, 0);
+        assert_eq!(busted[0].prompt, format!("[0.0] {p0}\n\n{}", BUILTIN[0]));
+    }
+
+    #[test]
+    fn synthetic_prompts_are_fresh_each_level_and_untagged() {
+        let w = Workload {
+            prompts: Prompts::Synthetic {
+                mean: 12,
+                stddev: 0,
+            },
+            max_tokens: 8,
+            ignore_eos: false,
+            temperature: 0.0,
+            seed: 1,
+            shape: Shape {
+                output: Some((20, 5)),
+                ..Shape::default()
+            },
+        };
+        let (a, b) = (w.level_requests(8, 0), w.level_requests(8, 1));
+        assert!(a
+            .iter()
+            .chain(&b)
+            .all(|r| r.prompt.split_whitespace().count() == 12));
+        assert_ne!(a[0].prompt, b[0].prompt);
+        // Output lengths drawn per request, around 20.
+        assert!(a.iter().any(|r| r.max_tokens != a[0].max_tokens));
+        assert!(a.iter().all(|r| (5..=40).contains(&r.max_tokens)));
     }
 }
