@@ -345,6 +345,10 @@ pub struct LevelSummary {
     pub connections: Option<Connections>,
     #[serde(default)]
     pub percentiles: Option<Percentiles>,
+    /// Median TTFT of the last quarter of requests sent ÷ that of the first quarter (at least
+    /// 8 requests): near 1 when the server keeps up, growing when a queue builds up.
+    #[serde(default)]
+    pub ttft_growth: Option<f64>,
 }
 
 impl LevelSummary {

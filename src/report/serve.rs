@@ -99,6 +99,8 @@ pub struct Row {
     pub tpot_percentiles_ms: String,
     pub itl_percentiles_ms: String,
     pub e2e_percentiles_ms: String,
+    /// Median TTFT of the last quarter of requests over the first's (a queue building up).
+    pub ttft_growth: Option<f64>,
 }
 
 /// `Q:MS` pairs of the asked percentiles of one latency.
@@ -223,6 +225,7 @@ pub fn row(l: &LevelSummary) -> Row {
         tpot_percentiles_ms: pct_field(l, |p| &p.tpot),
         itl_percentiles_ms: pct_field(l, |p| &p.itl),
         e2e_percentiles_ms: pct_field(l, |p| &p.e2e),
+        ttft_growth: l.ttft_growth.map(|g| round(g, 3)),
     }
 }
 
@@ -525,9 +528,10 @@ pub fn capacity(levels: &[LevelSummary], slo: &crate::protocol::serve::Slo, atta
         .filter_map(|(n, t)| t.map(|t| format!("{n} ≤ {:.0} ms", ms(t))))
         .collect();
     let mut out = format!(
-        "\nCapacity under the SLO ({}) for at least {:.0}% of requests:\n\n",
+        "\nCapacity under the SLO ({}) for at least {:.0}% of requests, the level run to its end and its TTFT not growing past {}× from its first quarter to its last (a queue building up):\n\n",
         targets.join(", "),
-        attain * 100.0
+        attain * 100.0,
+        crate::serve::load::capacity::MOST_TTFT_GROWTH
     );
     let mut endpoints: Vec<&str> = levels.iter().map(|l| l.endpoint.as_str()).collect();
     endpoints.dedup();

@@ -146,7 +146,10 @@ pub struct BenchServeArgs {
     #[arg(long, value_parser = header)]
     pub header: Vec<(String, String)>,
     /// Find the highest load that meets the --slo for --slo-attain of requests, by doubling
-    /// then bisection: over open-loop rates or closed-loop concurrency.
+    /// then bisection: over open-loop rates or closed-loop concurrency. A level also fails when
+    /// it stops early (saturated, errors) or its TTFT grows more than 2× from its first quarter
+    /// to its last (a queue building up). Give each probe a --duration long enough for a queue
+    /// to show (tens of seconds): a handful of requests can all meet the SLO at any rate.
     #[arg(long, value_enum, requires = "slo")]
     pub capacity: Option<CapacityArg>,
     /// Share of requests that must meet the SLO for a level to pass the capacity search.

@@ -63,11 +63,18 @@ impl Search {
     }
 }
 
-/// Whether a level met the SLO for `attain` of its requests and ran to its end.
+/// TTFT may grow this much from a level's first quarter to its last before the level counts as
+/// a queue building up: a load the server does not sustain, though a short level's requests
+/// may all still meet the SLO.
+pub const MOST_TTFT_GROWTH: f64 = 2.0;
+
+/// Whether a level met the SLO for `attain` of its requests, ran to its end, and kept up (its
+/// TTFT did not grow past [`MOST_TTFT_GROWTH`]).
 pub fn passes(l: &LevelSummary, attain: f64) -> bool {
     let ran_out = matches!(l.stopped_early, None | Some(StopReason::Duration { .. }));
     let met = l.slo_met.unwrap_or(0) as f64;
-    ran_out && l.requests > 0 && met >= attain * l.requests as f64
+    let kept_up = l.ttft_growth.is_none_or(|g| g <= MOST_TTFT_GROWTH);
+    ran_out && kept_up && l.requests > 0 && met >= attain * l.requests as f64
 }
 
 /// The value of a load on the search's axis.
@@ -216,6 +223,18 @@ mod tests {
             limit: 16,
         });
         assert!(!passes(&l, 0.9));
+        let mut queued = level(Load::Concurrency(1), 5.0);
+        queued.ttft_growth = Some(3.0);
+        assert!(
+            !passes(&queued, 0.9),
+            "a queue building up is not sustained"
+        );
+        let mut queued = level(Load::Concurrency(1), 5.0);
+        queued.ttft_growth = Some(3.0);
+        assert!(
+            !passes(&queued, 0.9),
+            "a queue building up is not sustained"
+        );
         let levels = [
             level(Load::Concurrency(2), 3.0),
             level(Load::Concurrency(4), 3.0),

@@ -100,6 +100,26 @@ fn peak(good: &[&Outcome], start: Duration, end: Duration) -> Option<f64> {
     buckets.into_iter().max().map(|m| m as f64)
 }
 
+/// Median TTFT of the last quarter of requests (by send time) over that of the first quarter.
+fn ttft_growth(good: &[&Outcome]) -> Option<f64> {
+    let mut by_send: Vec<(Duration, Duration)> = good
+        .iter()
+        .filter_map(|o| Some((o.sent, o.ttft?)))
+        .collect();
+    if by_send.len() < 8 {
+        return None;
+    }
+    by_send.sort();
+    let q = by_send.len() / 4;
+    let median = |xs: &[(Duration, Duration)]| {
+        let mut t: Vec<Duration> = xs.iter().map(|x| x.1).collect();
+        t.sort();
+        t[t.len() / 2].as_secs_f64()
+    };
+    let first = median(&by_send[..q]);
+    (first > 0.0).then(|| median(&by_send[by_send.len() - q..]) / first)
+}
+
 pub fn summarize(i: Inputs) -> LevelSummary {
     let outcomes = i.outcomes;
     let all_good: Vec<&Outcome> = outcomes.iter().filter(|o| o.ok()).collect();
@@ -189,6 +209,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
             setup: dist(&c),
         }),
         percentiles: asked,
+        ttft_growth: ttft_growth(&all_good),
         stopped_early: i.stopped_early,
         server: None,
         eos_stops: None,
@@ -325,5 +346,31 @@ mod tests {
         let c = s.connections.unwrap();
         assert_eq!((c.opened, c.setup.max, c.setup.min), (2, ms(4), ms(2)));
         assert_eq!(s.ttft.std, Duration::ZERO);
+        assert_eq!(s.ttft_growth, None, "fewer than 8 requests");
+        // A queue building up: TTFT grows from 100 ms to 900 ms over eight requests.
+        let growing: Vec<Outcome> = (0..8)
+            .map(|i| outcome(i * 100, 100 + i * 114, &[10]))
+            .collect();
+        let g = summarize(Inputs {
+            outcomes: &growing,
+            window: None,
+            connections: None,
+            percentiles: &[],
+            ..Inputs {
+                endpoint: "e",
+                load: Load::Concurrency(1),
+                outcomes: &[],
+                slo: None,
+                usd_per_hour: None,
+                stopped_early: None,
+                window: None,
+                percentiles: &[],
+                connections: None,
+            }
+        })
+        .ttft_growth
+        .unwrap();
+        // Medians of the first two (214 ms) and the last two (898 ms).
+        assert!((g - 898.0 / 214.0).abs() < 1e-9, "{g}");
     }
 }
