@@ -371,6 +371,7 @@ async fn the_tui_feed_drives_the_dashboard_until_q() {
                 cut: Default::default(),
                 percentiles: Vec::new(),
                 search: None,
+                turns: Default::default(),
             },
             sweep: None,
             api_key: None,
@@ -462,6 +463,7 @@ async fn record_the_fixture() {
         cut: Default::default(),
         percentiles: Vec::new(),
         search: None,
+        turns: Default::default(),
     };
     let workload = Workload {
         prompts: Prompts::Builtin,

@@ -135,3 +135,33 @@ async fn the_capacity_search_finds_the_servers_slots() {
     assert_eq!(best.load, Load::Concurrency(4));
     assert_eq!(best.slo_met, Some(8));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_follow_up_after_their_think_time() {
+    let fake = Fake::new(50, 8);
+    let (seen, most) = (fake.seen.clone(), fake.most_in_flight.clone());
+    let mut p = plan(vec![Load::Concurrency(2)], 12);
+    p.turns = labtui::serve::load::turns::Turns {
+        turns: 3,
+        think: ms(100),
+    };
+    let (levels, _) = go(Arc::new(fake), &p, None).await;
+    let l = &levels.unwrap()[0];
+    assert_eq!(l.ok, 12);
+    let seen = seen.lock().unwrap();
+    // Conversations of three turns: no history, then one exchange, then two. A user whose
+    // conversation ended makes way for a new one, so the twelfth request may be a fifth
+    // conversation's first turn.
+    let depth = |d: usize| seen.iter().filter(|r| r.context.len() == d).count();
+    assert_eq!(depth(0) + depth(2) + depth(4), 12);
+    assert!((4..=5).contains(&depth(0)), "{}", depth(0));
+    assert!(depth(2) >= 3 && depth(4) >= 3, "{} {}", depth(2), depth(4));
+    let third = seen.iter().find(|r| r.context.len() == 4).unwrap();
+    assert_eq!(third.context[1].role, "assistant");
+    assert_eq!(third.context[1].content, "a reply");
+    assert_eq!(third.prompt, labtui::serve::load::turns::FOLLOW_UPS[1]);
+    // Two users at most, thinking or waiting; six turns one after another take at least
+    // 6 × 50 ms of serving and 4 × 100 ms of thinking on average.
+    assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    assert!(l.duration >= ms(300), "{:?}", l.duration);
+}

@@ -22,6 +22,8 @@ pub struct Fake {
     pub sent_at: Arc<std::sync::Mutex<Vec<Duration>>>,
     /// The finish reason every answer gives.
     pub finish: Option<&'static str>,
+    /// Every request received.
+    pub seen: Arc<std::sync::Mutex<Vec<Request>>>,
 }
 
 impl Fake {
@@ -35,6 +37,7 @@ impl Fake {
             fail: None,
             sent_at: Arc::default(),
             finish: None,
+            seen: Arc::default(),
         }
     }
 }
@@ -54,6 +57,7 @@ impl Target for Fake {
         let fail = self.fail.clone();
         let sent_at = self.sent_at.clone();
         let finish = self.finish.map(String::from);
+        self.seen.lock().unwrap().push(req.clone());
         Box::pin(async move {
             let sent = origin.elapsed();
             sent_at.lock().unwrap().push(sent);
@@ -85,6 +89,7 @@ impl Target for Fake {
                 output_tokens: tokens,
                 token_at,
                 finish,
+                text: "a reply".into(),
                 ..Outcome::default()
             }
         })
@@ -114,6 +119,7 @@ pub fn plan(loads: Vec<Load>, requests: usize) -> LoadPlan {
         cut: Default::default(),
         percentiles: Vec::new(),
         search: None,
+        turns: Default::default(),
     }
 }
 

@@ -136,6 +136,14 @@ pub struct BenchServeArgs {
     pub ignore_eos: bool,
     #[arg(long, default_value_t = 0.0, value_parser = args::temperature)]
     pub temperature: f32,
+    /// Conversations of this many turns: after each reply the user thinks (--think-time) and
+    /// asks a follow-up with the whole conversation so far; each turn is a request of the
+    /// level, and a thinking user keeps their place under the concurrency cap.
+    #[arg(long, default_value_t = 1, value_parser = args::count(1, 1000))]
+    pub turns: usize,
+    /// Mean seconds a user thinks between a reply and the next turn (exponentially drawn).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    pub think_time: f64,
     /// Send requests without streaming (`stream: false`): TTFT is then the whole answer's time.
     #[arg(long)]
     pub no_stream: bool,
@@ -434,6 +442,10 @@ impl BenchServeArgs {
                 },
                 percentiles: self.percentiles.clone(),
                 search,
+                turns: crate::serve::load::turns::Turns {
+                    turns: self.turns,
+                    think: Duration::from_secs_f64(self.think_time),
+                },
             },
             sweep,
         ))
@@ -534,6 +546,8 @@ fn metadata(a: &BenchServeArgs) -> serde_json::Value {
             "output_tokens": a.output_tokens,
             "shared_prefix": a.shared_prefix,
             "cache_bust": a.cache_bust,
+            "turns": a.turns,
+            "think_time_s": a.think_time,
             "stream": !a.no_stream,
             "extra_body": a.extra_body,
             // Names only: a header's value can be a secret.

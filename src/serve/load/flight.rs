@@ -2,6 +2,7 @@
 //! load, and why it stopped early; sending what falls due under the concurrency cap, and the
 //! conversations' follow-up turns when they are due.
 
+use super::turns::FollowUps;
 use super::{backlog_limit, Cut, Run, Target};
 use crate::protocol::serve::{FailureKind, Outcome, Request, ServeEvent, StopReason};
 use std::sync::Arc;
@@ -23,8 +24,12 @@ pub struct Pace<'a> {
 pub struct Flight {
     pub set: JoinSet<(u64, Outcome)>,
     /// Each task's request id and when it was sent (on the run's clock), so a request aborted
-    /// by a stop is still counted, as cancelled.
-    pub tasks: std::collections::HashMap<tokio::task::Id, (u64, Duration)>,
+    /// by a stop is still counted, as cancelled; in conversations, its request and turn too.
+    pub tasks: std::collections::HashMap<tokio::task::Id, Task>,
+    /// Conversations' next turns, waiting for their users' think time.
+    pub follow: FollowUps,
+    /// Conversations (or single requests) started from the level's list.
+    pub started: usize,
     /// Open loop: each send's lag behind its scheduled arrival.
     pub lags: Vec<Duration>,
     pub outcomes: Vec<Outcome>,
@@ -38,11 +43,23 @@ pub struct Flight {
     pub full_at: Option<Duration>,
 }
 
+/// A request in flight: its id, when it was sent, and (in conversations) it and its turn.
+pub struct Task {
+    id: u64,
+    sent: Duration,
+    turn: Option<(Request, usize)>,
+}
+
+/// A request that ended: its id, outcome, and (in conversations) it and its turn.
+pub type Ended = (u64, Outcome, Option<(Request, usize)>);
+
 impl Flight {
-    pub fn new(n: usize) -> Self {
+    pub fn new(n: usize, follow: FollowUps) -> Self {
         Self {
             set: JoinSet::new(),
             tasks: std::collections::HashMap::new(),
+            follow,
+            started: 0,
             lags: Vec::new(),
             outcomes: Vec::with_capacity(n.min(4096)),
             sent: 0,
@@ -90,24 +107,26 @@ impl Flight {
             now,
         } = pace;
         let n = reqs.len();
-        while self.sent < n && self.set.len() < cap {
-            if arrivals.is_some_and(|at| t0 + at[self.sent] > now) {
+        // Users back from thinking go first: their place under the cap is theirs.
+        while self.sent < n {
+            let Some((req, turn)) = self.follow.pop_due(now) else {
+                break;
+            };
+            self.send(run, target, index, req, turn);
+        }
+        while self.sent < n && self.started < n && self.set.len() + self.follow.len() < cap {
+            if arrivals.is_some_and(|at| t0 + at[self.started] > now) {
                 break;
             }
             if let Some(at) = arrivals {
                 self.lags
-                    .push(now.saturating_duration_since(t0 + at[self.sent]));
+                    .push(now.saturating_duration_since(t0 + at[self.started]));
             }
-            let id = run.next_id;
-            run.next_id += 1;
-            (run.sink)(ServeEvent::Sent { level: index, id });
-            let fut = target.send(reqs[self.sent].clone(), run.origin);
-            let task = self.set.spawn(async move { (id, fut.await) });
-            self.tasks.insert(task.id(), (id, run.origin.elapsed()));
-            self.sent += 1;
+            self.send(run, target, index, reqs[self.started].clone(), 0);
+            self.started += 1;
         }
         if let Some(at) = arrivals {
-            let due = at[self.sent..].partition_point(|a| t0 + *a <= now);
+            let due = at[self.started..].partition_point(|a| t0 + *a <= now);
             let Some(limit) = backlog_limit(rate, self.fastest, cap) else {
                 return;
             };
@@ -118,6 +137,32 @@ impl Flight {
                 });
             }
         }
+    }
+
+    /// Sends one request (turn `turn` of its conversation) and keeps its task.
+    fn send(
+        &mut self,
+        run: &mut Run<'_>,
+        target: &Arc<dyn Target>,
+        index: usize,
+        req: Request,
+        turn: usize,
+    ) {
+        let id = run.next_id;
+        run.next_id += 1;
+        (run.sink)(ServeEvent::Sent { level: index, id });
+        let kept = self.follow.on().then(|| (req.clone(), turn));
+        let fut = target.send(req, run.origin);
+        let task = self.set.spawn(async move { (id, fut.await) });
+        self.tasks.insert(
+            task.id(),
+            Task {
+                id,
+                sent: run.origin.elapsed(),
+                turn: kept,
+            },
+        );
+        self.sent += 1;
     }
 
     /// Asked to ignore end-of-sequence (`asked`), the requests that still stopped there: a
@@ -137,27 +182,25 @@ impl Flight {
         &mut self,
         joined: Result<(tokio::task::Id, (u64, Outcome)), tokio::task::JoinError>,
         origin: Instant,
-    ) -> Option<(u64, Outcome)> {
+    ) -> Option<Ended> {
         match joined {
-            Ok((task, done)) => {
-                self.tasks.remove(&task);
-                Some(done)
+            Ok((task, (id, outcome))) => {
+                let turn = self.tasks.remove(&task).and_then(|t| t.turn);
+                Some((id, outcome, turn))
             }
             Err(e) => {
-                let (id, sent) = self.tasks.remove(&e.id())?;
+                let Task { id, sent, .. } = self.tasks.remove(&e.id())?;
                 let failure = crate::protocol::serve::Failure::new(
                     FailureKind::Cancelled,
                     "stopped before it finished",
                 );
-                Some((
-                    id,
-                    Outcome {
-                        sent,
-                        e2e: origin.elapsed().saturating_sub(sent),
-                        failure: Some(failure),
-                        ..Outcome::default()
-                    },
-                ))
+                let outcome = Outcome {
+                    sent,
+                    e2e: origin.elapsed().saturating_sub(sent),
+                    failure: Some(failure),
+                    ..Outcome::default()
+                };
+                Some((id, outcome, None))
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod drive;
 mod flight;
 pub mod summary;
+pub mod turns;
 pub mod workload;
 
 use crate::protocol::serve::{
@@ -23,11 +24,11 @@ use crate::protocol::serve::{
     StopReason,
 };
 use anyhow::{bail, Result};
+use flight::{Flight, Pace};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use flight::{Flight, Pace};
 use workload::Workload;
 
 /// Something requests are sent to: a server over HTTP, or a stand-in in tests.
@@ -75,6 +76,8 @@ pub struct LoadPlan {
     pub percentiles: Vec<f64>,
     /// Instead of `loads`: search for the highest load that meets the SLO.
     pub search: Option<capacity::Search>,
+    /// Conversations of several turns with think time (default: one turn each).
+    pub turns: turns::Turns,
 }
 
 /// A sweep: a closed-loop probe at `probe` concurrency, then open-loop levels at these shares
@@ -330,7 +333,8 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
     let _ = target.connections();
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
-    let mut f = Flight::new(n);
+    let follow = turns::FollowUps::new(plan.turns, level_seed(seed, position));
+    let mut f = Flight::new(n, follow);
     loop {
         let now = Instant::now();
         if run.stop.load(Ordering::SeqCst) {
@@ -356,29 +360,38 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             f.dispatch(run, target, reqs, index, pace);
         }
         if f.full_at.is_none() && f.sent > 0 {
+            let taken = f.set.len() + f.follow.len();
             let full = match arrivals {
-                None => ramp.is_none_or(|r| now >= t0 + r) && (f.set.len() >= cap || f.sent == n),
+                None => ramp.is_none_or(|r| now >= t0 + r) && (taken >= cap || f.sent == n),
                 Some(_) => ramp.is_none_or(|r| now >= t0 + r),
             };
             if full {
                 f.full_at = Some(round);
             }
         }
-        if f.set.is_empty() && !(open && f.sent < n) {
+        let more = open && (f.started < n || !f.follow.is_empty());
+        if f.set.is_empty() && !more {
             break;
         }
         let next_arrival = arrivals
             .as_ref()
-            .filter(|_| open && f.sent < n && f.set.len() < cap_now)
-            .map(|at| t0 + at[f.sent]);
+            .filter(|_| open && f.started < n && f.set.len() + f.follow.len() < cap_now)
+            .map(|at| t0 + at[f.started]);
+        let wake = [next_arrival, f.follow.next_due().filter(|_| open)]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             joined = f.set.join_next_with_id(), if !f.set.is_empty() => {
-                let Some((id, outcome)) = joined.and_then(|j| f.ended(j, run.origin)) else {
+                let Some((id, outcome, turn)) = joined.and_then(|j| f.ended(j, run.origin)) else {
                     continue;
                 };
+                if let Some((req, turn)) = &turn {
+                    f.follow.after(req, *turn, &outcome, Instant::now());
+                }
                 f.done(run, index, id, outcome, plan.max_error_rate);
             }
-            _ = tokio::time::sleep_until(next_arrival.unwrap_or(now).into()), if next_arrival.is_some() => {}
+            _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
@@ -426,4 +439,3 @@ fn summarize(
     summary.server = before.zip(after).map(|(a, b)| ServerLevel::between(&a, &b));
     summary
 }
-
