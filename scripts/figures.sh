@@ -1,9 +1,9 @@
 #!/bin/sh
 # Regenerates every figure the docs quote, in one run on this machine, then inserts them into
 # README.md and docs/ between their markers (tests/figures.rs checks they match):
-#   scripts/figures.sh            the demos, the benchmarks and serving (about 15 minutes on 2 cores)
+#   scripts/figures.sh            the demos, the benchmarks and serving (about 25 minutes on 2 cores)
 #   scripts/figures.sh --demos    the demos only (about 3 minutes)
-#   scripts/figures.sh --serving  labtui serve against llama-server only (about 2 minutes)
+#   scripts/figures.sh --serving  the serving section only (about 12 minutes)
 # LABTUI names the binary (default: target/release/labtui, built if missing); the models come
 # from ./models (../shared/tools/fetch-models models); llama.cpp's tools from $LLAMA_CPP_BIN or
 # ../shared/tools/llama-cpp. Every report starts with its stamp: machine, roofs, commit, date.
@@ -18,7 +18,36 @@ m15=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
 only=${1:-}
 
-# labtui serve and llama-server side by side on loopback, the same workload, both stopped after.
+# Waits for a server on port $1 to answer /v1/models.
+wait_up() {
+    tries=0
+    until curl -sf "http://127.0.0.1:$1/v1/models" > /dev/null; do
+        tries=$((tries + 1))
+        [ $tries -lt 120 ] || { echo "the server on port $1 did not start" >&2; exit 1; }
+        sleep 1
+    done
+}
+
+# A fresh llama-server (or labtui serve) on port 18082, the 0.5B, until `stop`.
+llama() {
+    "$LLAMA_CPP_BIN/llama-server" -m "models/$m05" --host 127.0.0.1 --port 18082 --parallel 4 \
+        -t 2 -c 8192 --metrics > /dev/null 2>&1 &
+    srv=$!
+    wait_up 18082
+}
+ours() {
+    "$bin" serve --model "$m05" --port 18082 > /dev/null 2>&1 &
+    srv=$!
+    wait_up 18082
+}
+stop() {
+    kill $srv 2>/dev/null
+    wait $srv 2>/dev/null || true
+}
+
+# labtui serve and llama-server side by side on loopback, the same workload, both stopped after;
+# then llama-server's prompt cache on a shared-prefix workload and with it busted, and a capacity
+# search under one SLO against each server, every run on a fresh server.
 serving() {
     mkdir -p assets/serve
     "$bin" serve --model "$m05" --port 18081 > /dev/null 2>&1 &
@@ -27,19 +56,28 @@ serving() {
         -t 2 -c 4096 --metrics > /dev/null 2>&1 &
     theirs=$!
     trap 'kill $ours $theirs 2>/dev/null' EXIT
-    for port in 18081 18082; do
-        tries=0
-        until curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; do
-            tries=$((tries + 1))
-            [ $tries -lt 120 ] || { echo "the server on port $port did not start" >&2; exit 1; }
-            sleep 1
-        done
-    done
+    wait_up 18081
+    wait_up 18082
     "$bin" bench serve --endpoint http://127.0.0.1:18081 --endpoint http://127.0.0.1:18082 \
         --concurrency 1,4,16 --requests 16 --input-tokens 32:0 --max-tokens 16 --ignore-eos \
         --warmup 1 > assets/serve/labtui-vs-llama-0.5b.md
     kill $ours $theirs 2>/dev/null
     wait $ours $theirs 2>/dev/null || true
+    trap 'stop' EXIT
+    for bust in "" --cache-bust; do
+        llama
+        "$bin" bench serve --endpoint http://127.0.0.1:18082 --shared-prefix 512:4 $bust \
+            --concurrency 1,2,4 --requests 16 --max-tokens 32 --warmup 0 \
+            > "assets/serve/shared-prefix-llama${bust:+-busted}.md"
+        stop
+    done
+    for server in ours llama; do
+        $server
+        "$bin" bench serve --endpoint http://127.0.0.1:18082 --capacity rate --rate 0.5 \
+            --slo ttft=2000,tpot=150 --duration 20 --max-tokens 32 --warmup 1 \
+            > "assets/serve/capacity-$server.md"
+        stop
+    done
     trap - EXIT
 }
 
