@@ -6,6 +6,7 @@ pub mod demo;
 pub mod plot;
 pub mod serve;
 pub mod serve_diff;
+pub mod serve_tables;
 pub mod stamp;
 pub mod table;
 

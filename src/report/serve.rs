@@ -112,10 +112,7 @@ fn pcts(at: &[f64], values: &[Duration]) -> String {
         .join(";")
 }
 
-/// Milliseconds rounded to the microsecond, as a number for the CSV and JSON rows.
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
+pub use super::table::ms;
 
 fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
@@ -196,6 +193,14 @@ pub fn row(l: &LevelSummary) -> Row {
         server_engine: l.server.as_ref().map(|s| s.engine.key().to_string()),
         server_output_tokens: l.server.as_ref().and_then(|s| s.generation_tokens),
         stopped_early: l.stopped_early.as_ref().map(ToString::to_string),
+        ..more(l)
+    }
+}
+
+/// The columns beyond the main table's: spread, the steady window, rates, the prefix cache,
+/// connections and the percentiles asked for.
+fn more(l: &LevelSummary) -> Row {
+    Row {
         ttft_min_ms: ms(l.ttft.min),
         ttft_max_ms: ms(l.ttft.max),
         ttft_std_ms: ms(l.ttft.std),
@@ -226,6 +231,7 @@ pub fn row(l: &LevelSummary) -> Row {
         itl_percentiles_ms: pct_field(l, |p| &p.itl),
         e2e_percentiles_ms: pct_field(l, |p| &p.e2e),
         ttft_growth: l.ttft_growth.map(|g| round(g, 3)),
+        ..Row::default()
     }
 }
 
@@ -234,103 +240,6 @@ fn pct_field(l: &LevelSummary, of: impl Fn(&Percentiles) -> &Vec<Duration>) -> S
         .as_ref()
         .map(|p| pcts(&p.at, of(p)))
         .unwrap_or_default()
-}
-
-/// A second table: the steady window's rates, the peak second, each user's speed, the time to
-/// the second token, the prefix cache's share and the connections opened.
-fn steady_table(levels: &[LevelSummary], endpoints: bool) -> String {
-    let mut cols = Vec::new();
-    if endpoints {
-        cols.push(("endpoint", Align::Left));
-    }
-    cols.extend([
-        ("load", Align::Left),
-        ("steady window s", Align::Right),
-        ("steady out tok/s", Align::Right),
-        ("peak out tok/s (1 s)", Align::Right),
-        ("in / total tok/s", Align::Right),
-        ("per-user tok/s p50 / p10", Align::Right),
-        ("TTST p50 ms", Align::Right),
-        ("prefix hit", Align::Right),
-        ("new conns (setup p50 ms)", Align::Right),
-    ]);
-    let mut t = Table::new(cols);
-    for l in levels {
-        let mut cells = Vec::new();
-        if endpoints {
-            cells.push(l.endpoint.clone());
-        }
-        cells.extend([
-            l.load.to_string(),
-            l.steady.map_or("—".into(), |w| {
-                format!("{:.1}–{:.1}", w.from.as_secs_f64(), w.to.as_secs_f64())
-            }),
-            l.steady
-                .map_or("—".into(), |w| format!("{:.1}", w.output_tok_s)),
-            format!("{:.0}", l.peak_output_tok_s),
-            format!("{:.1} / {:.1}", l.input_tok_s, l.total_tok_s),
-            l.per_user_tok_s
-                .map_or("—".into(), |d| format!("{:.1} / {:.1}", d.p50, d.p10)),
-            if l.ttst.n > 0 {
-                format!("{:.1}", ms(l.ttst.p50))
-            } else {
-                "—".into()
-            },
-            l.prefix_hit()
-                .map_or("—".into(), |h| format!("{:.0}%", h * 100.0)),
-            l.connections.map_or("—".into(), |c| {
-                if c.opened == 0 {
-                    "0".into()
-                } else {
-                    format!("{} ({:.2})", c.opened, ms(c.setup.p50))
-                }
-            }),
-        ]);
-        t.row(cells);
-    }
-    t.markdown()
-}
-
-/// The asked percentiles, one row per level and latency, with the samples behind each.
-fn percentile_table(levels: &[LevelSummary], endpoints: bool) -> Option<String> {
-    let at = levels
-        .iter()
-        .find_map(|l| l.percentiles.as_ref())?
-        .at
-        .clone();
-    let heads: Vec<String> = at.iter().map(|q| format!("p{q} ms")).collect();
-    let mut cols: Vec<(&str, Align)> = Vec::new();
-    if endpoints {
-        cols.push(("endpoint", Align::Left));
-    }
-    cols.extend([
-        ("load", Align::Left),
-        ("latency", Align::Left),
-        ("n", Align::Right),
-    ]);
-    cols.extend(heads.iter().map(|h| (h.as_str(), Align::Right)));
-    cols.extend([("std ms", Align::Right), ("min / max ms", Align::Right)]);
-    let mut t = Table::new(cols);
-    for l in levels {
-        let Some(p) = &l.percentiles else { continue };
-        for (name, values, d) in [
-            ("TTFT", &p.ttft, &l.ttft),
-            ("TPOT", &p.tpot, &l.tpot),
-            ("ITL", &p.itl, &l.itl),
-            ("E2E", &p.e2e, &l.e2e),
-        ] {
-            let mut cells = Vec::new();
-            if endpoints {
-                cells.push(l.endpoint.clone());
-            }
-            cells.extend([l.load.to_string(), name.into(), d.n.to_string()]);
-            cells.extend(values.iter().map(|v| format!("{:.1}", ms(*v))));
-            cells.push(format!("{:.1}", ms(d.std)));
-            cells.push(format!("{:.1} / {:.1}", ms(d.min), ms(d.max)));
-            t.row(cells);
-        }
-    }
-    Some(t.markdown())
 }
 
 /// The optional columns a set of levels needs: an endpoint column when there are several, and
@@ -488,9 +397,9 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
     }
     let mut more = format!(
         "\n{}\nThe steady window, in seconds from the level's first send, runs from the full load (after any --ramp-up and --warmup-secs) to the last send (before any --cooldown-secs); the drain after it is cut. Latencies above are of the requests sent in it; req/s and out tok/s above are over the whole level (first send to last end), as vLLM's benchmark counts them. Peak: the most output tokens in one whole second. TTST: first token to second. Prefix hit: the server's own counters where it exports them, else its answers' cached-token counts. New conns: connections opened during the level, whose setup is part of their requests' TTFT.\n",
-        steady_table(levels, optional.endpoints)
+        super::serve_tables::steady_table(levels, optional.endpoints)
     );
-    if let Some(p) = percentile_table(levels, optional.endpoints) {
+    if let Some(p) = super::serve_tables::percentile_table(levels, optional.endpoints) {
         more.push_str(&format!("\nPercentiles asked for (nearest rank):\n\n{p}"));
     }
     format!(
@@ -498,58 +407,6 @@ pub fn markdown(levels: &[LevelSummary]) -> String {
         t.markdown(),
         counted.into_iter().collect::<Vec<_>>().join(", ")
     )
-}
-
-/// Synthetic prompts of `asked` tokens on average against what each level's server counted
-/// (its `usage.prompt_tokens`): the chat template's tokens show as the difference, anything else
-/// as a tokenizer that splits the words otherwise.
-pub fn prompt_check(levels: &[LevelSummary], asked: usize) -> String {
-    let mut out = String::new();
-    for l in levels.iter().filter(|l| l.ok > 0 && l.prompt_tokens > 0) {
-        let mean = l.prompt_tokens as f64 / l.ok as f64;
-        out.push_str(&format!(
-            "- {} at {}: asked {asked} prompt tokens a request on average, the server counted {mean:.1} ({:+.1})\n",
-            l.endpoint,
-            l.load,
-            mean - asked as f64
-        ));
-    }
-    if out.is_empty() {
-        return out;
-    }
-    format!("\nSynthetic prompt lengths against the server's count (with --api chat its template adds a fixed number):\n\n{out}")
-}
-
-/// What a capacity search found, per endpoint: the highest load whose level met the SLO for
-/// `attain` of its requests, and its goodput; or that none did.
-pub fn capacity(levels: &[LevelSummary], slo: &crate::protocol::serve::Slo, attain: f64) -> String {
-    let targets: Vec<String> = [("TTFT", slo.ttft), ("TPOT", slo.tpot), ("E2E", slo.e2e)]
-        .into_iter()
-        .filter_map(|(n, t)| t.map(|t| format!("{n} ≤ {:.0} ms", ms(t))))
-        .collect();
-    let mut out = format!(
-        "\nCapacity under the SLO ({}) for at least {:.0}% of requests, the level run to its end and its TTFT not growing past {}× from its first quarter to its last (a queue building up):\n\n",
-        targets.join(", "),
-        attain * 100.0,
-        crate::serve::load::capacity::MOST_TTFT_GROWTH
-    );
-    let mut endpoints: Vec<&str> = levels.iter().map(|l| l.endpoint.as_str()).collect();
-    endpoints.dedup();
-    for e in endpoints {
-        let probes = levels.iter().filter(|l| l.endpoint == e).count();
-        match crate::serve::load::capacity::found(levels, e, attain) {
-            Some(l) => out.push_str(&format!(
-                "- {e}: **{}**, goodput {:.2} req/s, {:.1} output tok/s ({probes} levels probed)\n",
-                l.load,
-                l.goodput.unwrap_or(0.0),
-                l.output_tok_s
-            )),
-            None => out.push_str(&format!(
-                "- {e}: no level probed met it ({probes} levels probed)\n"
-            )),
-        }
-    }
-    out
 }
 
 pub fn csv(levels: &[LevelSummary]) -> Result<String> {
@@ -588,6 +445,8 @@ struct Detailed<'a> {
     finish: Option<&'a str>,
     error: Option<String>,
     retried: bool,
+    /// Prompt tokens the server's prefix cache served, when it said.
+    cached_tokens: Option<usize>,
 }
 
 /// `--save-detailed`: one JSON line per request, in the order they ended.
@@ -610,6 +469,7 @@ pub fn detailed_jsonl(levels: &[LevelSummary], requests: &[(usize, Outcome)]) ->
             finish: o.finish.as_deref(),
             error: o.failure.as_ref().map(|f| f.message.clone()),
             retried: o.retried,
+            cached_tokens: o.cached_tokens,
         };
         out.push_str(&serde_json::to_string(&line)?);
         out.push('\n');

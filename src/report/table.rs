@@ -332,6 +332,11 @@ impl Table {
     }
 }
 
+/// Milliseconds rounded to the microsecond, as a number for tables, CSV and JSON.
+pub fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,9 @@
 //! endpoints side by side on the same workload. Every request is recorded when `--record` is
 //! given; charts go to `--charts DIR`.
 
+use super::serve_parse::{
+    header, json_object, non_negative, percent, positive, prefix, rate, share, slo,
+};
 use crate::app::args;
 use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
 use crate::protocol::Event;
@@ -197,128 +200,6 @@ pub struct BenchServeArgs {
     pub tui: bool,
 }
 
-fn rate(s: &str) -> Result<f64, String> {
-    let r: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a rate"))?;
-    if r.is_nan() || r <= 0.0 {
-        return Err(format!("a rate must be above 0 requests/s (got {s})"));
-    }
-    Ok(r)
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !x.is_finite() || x <= 0.0 {
-        return Err(format!("must be a finite number above 0 (got {s})"));
-    }
-    Ok(x)
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !x.is_finite() || x < 0.0 {
-        return Err(format!("must be a finite number, 0 or more (got {s})"));
-    }
-    Ok(x)
-}
-
-fn percent(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a percentile"))?;
-    if !(x > 0.0 && x <= 100.0) {
-        return Err(format!("a percentile is above 0 and at most 100 (got {s})"));
-    }
-    Ok(x)
-}
-
-fn json_object(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err("--extra-body must be a JSON object, e.g. '{\"top_k\": 1}'".into()),
-        Err(e) => Err(format!("--extra-body is not JSON: {e}")),
-    }
-}
-
-fn header(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}`: write a header as NAME:VALUE"))?;
-    let (k, v) = (k.trim(), v.trim());
-    reqwest::header::HeaderName::from_bytes(k.as_bytes())
-        .map_err(|_| format!("`{k}` is not a header name"))?;
-    reqwest::header::HeaderValue::from_str(v)
-        .map_err(|_| format!("the value of {k} is not a header value"))?;
-    Ok((k.to_string(), v.to_string()))
-}
-
-fn share(s: &str) -> Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !(0.0..=1.0).contains(&x) {
-        return Err(format!("must be between 0 and 1 (got {s})"));
-    }
-    Ok(x)
-}
-
-/// `TOKENS:COUNT` of --shared-prefix.
-fn prefix(s: &str) -> Result<(usize, usize)> {
-    let (t, c) = s.split_once(':').unwrap_or((s, "1"));
-    let t: usize = t
-        .trim()
-        .parse()
-        .ok()
-        .filter(|t| (1..=1 << 20).contains(t))
-        .with_context(|| {
-            format!(
-                "--shared-prefix `{s}`: TOKENS must be a whole number from 1 to {}",
-                1 << 20
-            )
-        })?;
-    let c: usize = c
-        .trim()
-        .parse()
-        .ok()
-        .filter(|c| (1..=100_000).contains(c))
-        .with_context(|| {
-            format!("--shared-prefix `{s}`: COUNT must be a whole number from 1 to 100000")
-        })?;
-    Ok((t, c))
-}
-
-/// `ttft=500,tpot=50,e2e=10000` (milliseconds).
-pub fn slo(s: &str) -> Result<Slo, String> {
-    let mut slo = Slo::default();
-    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}`: write NAME=MS (ttft, tpot or e2e)"))?;
-        let ms = positive(v).map_err(|e| format!("{k}: {e}"))?;
-        let d = Some(Duration::from_secs_f64(ms / 1e3));
-        match k.trim() {
-            "ttft" => slo.ttft = d,
-            "tpot" => slo.tpot = d,
-            "e2e" => slo.e2e = d,
-            other => return Err(format!("`{other}` is not ttft, tpot or e2e")),
-        }
-    }
-    if slo == Slo::default() {
-        return Err("an SLO needs at least one of ttft=MS, tpot=MS, e2e=MS".into());
-    }
-    Ok(slo)
-}
-
 /// The tokenizer of a local model, counting tokens the server did not.
 struct Local(crate::engine::tokenizer::Tokenizer);
 
@@ -336,7 +217,7 @@ impl BenchServeArgs {
             None => crate::serve::load::dataset::estimate(text),
         };
         let prompts = match (&self.prompts, &self.input_tokens) {
-            (Some(p), _) => Prompts::List(workload::read_prompts(p, &count)?),
+            (Some(p), _) => Prompts::List(crate::serve::load::dataset::read_prompts(p, &count)?),
             (None, Some(lengths)) => {
                 let (mean, stddev) = workload::parse_lengths(lengths)?;
                 Prompts::Synthetic { mean, stddev }
@@ -359,6 +240,29 @@ impl BenchServeArgs {
                 shared_prefix: self.shared_prefix.as_deref().map(prefix).transpose()?,
                 cache_bust: self.cache_bust,
             },
+        })
+    }
+
+    /// The capacity search `--capacity` asks for, from the first --rate or --concurrency.
+    fn search(&self, requests: usize) -> Option<crate::serve::load::capacity::Search> {
+        self.capacity.map(|over| {
+            use crate::serve::load::capacity::{Over, Search};
+            let over = match over {
+                CapacityArg::Rate => Over::Rate,
+                CapacityArg::Concurrency => Over::Concurrency,
+            };
+            let start = match over {
+                Over::Rate => self.rate.first().copied(),
+                Over::Concurrency => self.concurrency.first().map(|c| *c as f64),
+            };
+            Search {
+                over,
+                attain: self.slo_attain,
+                start: start.unwrap_or(1.0),
+                steps: 4,
+                burstiness: self.burstiness,
+                most: (over == Over::Concurrency).then_some(requests as f64),
+            }
         })
     }
 
@@ -385,25 +289,7 @@ impl BenchServeArgs {
             (None, Some(_)) => crate::serve::load::DURATION_REQUESTS,
             (None, None) => 32,
         };
-        let search = self.capacity.map(|over| {
-            use crate::serve::load::capacity::{Over, Search};
-            let over = match over {
-                CapacityArg::Rate => Over::Rate,
-                CapacityArg::Concurrency => Over::Concurrency,
-            };
-            let start = match over {
-                Over::Rate => self.rate.first().copied(),
-                Over::Concurrency => self.concurrency.first().map(|c| *c as f64),
-            };
-            Search {
-                over,
-                attain: self.slo_attain,
-                start: start.unwrap_or(1.0),
-                steps: 4,
-                burstiness: self.burstiness,
-                most: (over == Over::Concurrency).then_some(requests as f64),
-            }
-        });
+        let search = self.search(requests);
         if search.is_some() {
             if sweep.is_some() {
                 bail!("--capacity and --sweep each choose the levels: give one of them");
@@ -496,11 +382,15 @@ fn report(
         ReportFormat::Md => {
             let mut md = table::markdown(levels);
             if let (Some(slo), Some(_)) = (&a.slo, a.capacity) {
-                md.push_str(&table::capacity(levels, slo, a.slo_attain));
+                md.push_str(&crate::report::serve_tables::capacity(
+                    levels,
+                    slo,
+                    a.slo_attain,
+                ));
             }
             if let Some(asked) = a.input_tokens.as_deref() {
                 let (mean, _) = workload::parse_lengths(asked)?;
-                md.push_str(&table::prompt_check(levels, mean));
+                md.push_str(&crate::report::serve_tables::prompt_check(levels, mean));
             }
             md
         }

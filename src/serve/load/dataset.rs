@@ -2,10 +2,36 @@
 //! output length where the line gives one) or a ShareGPT JSON array (every turn up to the last
 //! user turn that was answered, and that answer's length as the output length).
 
-use super::workload::Conversation;
 use crate::protocol::serve::Turn;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
+
+/// Where prompts come from.
+/// A request's messages: the turns before the last user message, and that message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    pub context: Vec<Turn>,
+    pub prompt: String,
+    /// The output length the data gives (a JSONL line's `max_tokens`, `output_tokens` or
+    /// `output_tokens_count`; a ShareGPT reply's length).
+    pub max_tokens: Option<usize>,
+}
+
+impl From<String> for Conversation {
+    fn from(prompt: String) -> Self {
+        Conversation {
+            context: Vec::new(),
+            prompt,
+            max_tokens: None,
+        }
+    }
+}
+
+impl From<&str> for Conversation {
+    fn from(prompt: &str) -> Self {
+        prompt.to_string().into()
+    }
+}
 
 /// Tokens of a text by the rule of thumb of four characters a token, for lengths a file gives
 /// as text when no tokenizer was named.

@@ -70,6 +70,52 @@ impl Flight {
         }
     }
 
+    /// On a stop: every request in flight is aborted (and counted as cancelled when it ends).
+    pub fn check_stop(&mut self, stop: &std::sync::atomic::AtomicBool) {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            self.set.abort_all();
+            self.stopped.get_or_insert(StopReason::Stopped);
+        }
+    }
+
+    /// Marks the level fully loaded the first time it is: its ramp done and, in a closed loop,
+    /// every place taken (or every request sent).
+    pub fn note_full(
+        &mut self,
+        round: Duration,
+        ramp_done: bool,
+        closed: bool,
+        cap: usize,
+        n: usize,
+    ) {
+        if self.full_at.is_some() || self.sent == 0 {
+            return;
+        }
+        let taken = self.set.len() + self.follow.len();
+        if ramp_done && (!closed || taken >= cap || self.sent == n) {
+            self.full_at = Some(round);
+        }
+    }
+
+    /// When the loop next has something to send: the next arrival, while there is room for it,
+    /// or a user back from thinking.
+    pub fn wake(
+        &self,
+        arrivals: Option<&[Duration]>,
+        t0: Instant,
+        open: bool,
+        cap: usize,
+        n: usize,
+    ) -> Option<Instant> {
+        let next_arrival = arrivals
+            .filter(|_| open && self.started < n && self.set.len() + self.follow.len() < cap)
+            .map(|at| t0 + at[self.started]);
+        [next_arrival, self.follow.next_due().filter(|_| open)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// The steady window: from the full load plus the warm-up to the last send less the
     /// cool-down (`None` when that leaves nothing).
     pub fn window(&self, cut: Cut) -> Option<(Duration, Duration)> {
@@ -206,14 +252,12 @@ impl Flight {
     }
 
     /// A request ended; too many failures stop the level.
-    pub fn done(
-        &mut self,
-        run: &mut Run<'_>,
-        index: usize,
-        id: u64,
-        outcome: Outcome,
-        max_error_rate: f64,
-    ) {
+    pub fn done(&mut self, run: &mut Run<'_>, index: usize, ended: Ended, max_error_rate: f64) {
+        let (id, outcome, turn) = ended;
+        // A conversation's next turn falls due after its user's think time.
+        if let Some((req, turn)) = &turn {
+            self.follow.after(req, *turn, &outcome, Instant::now());
+        }
         self.failed += usize::from(!outcome.ok());
         if outcome.ok() {
             self.fastest = Some(self.fastest.map_or(outcome.e2e, |f| f.min(outcome.e2e)));

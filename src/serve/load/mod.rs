@@ -21,7 +21,6 @@ pub mod workload;
 
 use crate::protocol::serve::{
     FailureKind, LevelSummary, Load, Outcome, Request, ServeEvent, ServerLevel, ServerTotals, Slo,
-    StopReason,
 };
 use anyhow::{bail, Result};
 use flight::{Flight, Pace};
@@ -140,28 +139,8 @@ pub async fn run(
         let warm = workload.level_requests(plan.warmup.min(n).max(1), workload::WARM_UP);
         warm_up(target, &warm, plan.warmup, run.origin).await?;
         if let Some(search) = &plan.search {
-            let mut bisect = search.start();
-            let mut last = None;
-            let mut position = 0;
-            while let Some(load) = bisect.next(last.as_ref()) {
-                if run.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let reqs = workload.level_requests(n, position);
-                let l = Level {
-                    target,
-                    reqs: &reqs,
-                    load,
-                    plan,
-                    levels,
-                    seed: workload.seed,
-                    position,
-                };
-                position += 1;
-                let summary = level(l, run).await;
-                out.push(summary.clone());
-                last = Some(summary);
-            }
+            let found = search_levels(target, workload, plan, search, levels, run).await;
+            out.extend(found);
             continue;
         }
         let loads = match sweep {
@@ -212,6 +191,38 @@ pub async fn run(
         }
     }
     Ok(out)
+}
+
+/// A capacity search against one target: a level per probe, each with prompts of its own.
+async fn search_levels(
+    target: &Arc<dyn Target>,
+    workload: &Workload,
+    plan: &LoadPlan,
+    search: &capacity::Search,
+    levels: usize,
+    run: &mut Run<'_>,
+) -> Vec<LevelSummary> {
+    let mut out: Vec<LevelSummary> = Vec::new();
+    let mut bisect = search.start();
+    let mut position = 0;
+    while let Some(load) = bisect.next(out.last()) {
+        if run.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let reqs = workload.level_requests(plan.requests, position);
+        let l = Level {
+            target,
+            reqs: &reqs,
+            load,
+            plan,
+            levels,
+            seed: workload.seed,
+            position,
+        };
+        position += 1;
+        out.push(level(l, run).await);
+    }
+    out
 }
 
 fn round3(x: f64) -> f64 {
@@ -316,31 +327,28 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
         seed,
         position,
     } = l;
-    let index = run.level;
+    let (index, n) = (run.level, reqs.len());
     run.level += 1;
-    let n = reqs.len();
-    (run.sink)(ServeEvent::LevelStarted {
+    let started = ServeEvent::LevelStarted {
         endpoint: target.name(),
         index,
         levels,
         load,
         requests: n,
-    });
+    };
+    (run.sink)(started);
     let ramp = plan.cut.ramp_up;
     let (arrivals, cap, rate) = schedule(load, n, level_seed(seed, position), ramp);
     let before = target.totals().await;
     // Connections the warm-up or an earlier level opened are not this level's.
-    let _ = target.connections();
+    target.connections();
     let t0 = Instant::now();
     let deadline = plan.duration.map(|d| t0 + d);
     let follow = turns::FollowUps::new(plan.turns, level_seed(seed, position));
     let mut f = Flight::new(n, follow);
     loop {
         let now = Instant::now();
-        if run.stop.load(Ordering::SeqCst) {
-            f.set.abort_all();
-            f.stopped.get_or_insert(StopReason::Stopped);
-        }
+        f.check_stop(&run.stop);
         let open = f.sent < n && f.stopped.is_none() && deadline.is_none_or(|d| now < d);
         // A closed loop's ramp lets more in flight as it goes; an open loop's is in its arrivals.
         let cap_now = match arrivals {
@@ -359,37 +367,18 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
             };
             f.dispatch(run, target, reqs, index, pace);
         }
-        if f.full_at.is_none() && f.sent > 0 {
-            let taken = f.set.len() + f.follow.len();
-            let full = match arrivals {
-                None => ramp.is_none_or(|r| now >= t0 + r) && (taken >= cap || f.sent == n),
-                Some(_) => ramp.is_none_or(|r| now >= t0 + r),
-            };
-            if full {
-                f.full_at = Some(round);
-            }
-        }
+        let ramp_done = ramp.is_none_or(|r| now >= t0 + r);
+        f.note_full(round, ramp_done, arrivals.is_none(), cap, n);
         let more = open && (f.started < n || !f.follow.is_empty());
         if f.set.is_empty() && !more {
             break;
         }
-        let next_arrival = arrivals
-            .as_ref()
-            .filter(|_| open && f.started < n && f.set.len() + f.follow.len() < cap_now)
-            .map(|at| t0 + at[f.started]);
-        let wake = [next_arrival, f.follow.next_due().filter(|_| open)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = f.wake(arrivals.as_deref(), t0, open, cap_now, n);
         tokio::select! {
             joined = f.set.join_next_with_id(), if !f.set.is_empty() => {
-                let Some((id, outcome, turn)) = joined.and_then(|j| f.ended(j, run.origin)) else {
-                    continue;
-                };
-                if let Some((req, turn)) = &turn {
-                    f.follow.after(req, *turn, &outcome, Instant::now());
+                if let Some(ended) = joined.and_then(|j| f.ended(j, run.origin)) {
+                    f.done(run, index, ended, plan.max_error_rate);
                 }
-                f.done(run, index, id, outcome, plan.max_error_rate);
             }
             _ = tokio::time::sleep_until(wake.unwrap_or(now).into()), if wake.is_some() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -398,6 +387,24 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
     if n < DURATION_REQUESTS {
         f.stopped_early(n);
     }
+    let summary = finish(target, load, plan, f, reqs, before).await;
+    (run.sink)(ServeEvent::LevelDone {
+        level: index,
+        summary: Box::new(summary.clone()),
+    });
+    summary
+}
+
+/// A level's summary once its requests ended: what the server counted meanwhile, requests that
+/// stopped at end-of-sequence though asked not to, the send lag and the connections opened.
+async fn finish(
+    target: &Arc<dyn Target>,
+    load: Load,
+    plan: &LoadPlan,
+    f: Flight,
+    reqs: &[Request],
+    before: Option<ServerTotals>,
+) -> LevelSummary {
     let after = match before {
         Some(_) => target.totals().await,
         None => None,
@@ -408,10 +415,6 @@ async fn level(l: Level<'_>, run: &mut Run<'_>) -> LevelSummary {
     let mut summary = summarize(target, load, plan, f, (before, after), connections);
     summary.eos_stops = eos_stops;
     summary.send_lag = send_lag;
-    (run.sink)(ServeEvent::LevelDone {
-        level: index,
-        summary: Box::new(summary.clone()),
-    });
     summary
 }
 

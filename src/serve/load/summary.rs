@@ -120,6 +120,52 @@ fn ttft_growth(good: &[&Outcome]) -> Option<f64> {
     (first > 0.0).then(|| median(&by_send[by_send.len() - q..]) / first)
 }
 
+/// The latencies of a level's requests, one list per measure.
+struct Latencies {
+    ttft: Vec<Duration>,
+    tpot: Vec<Duration>,
+    itl: Vec<Duration>,
+    e2e: Vec<Duration>,
+    ttst: Vec<Duration>,
+}
+
+impl Latencies {
+    fn of(good: &[&Outcome]) -> Self {
+        Latencies {
+            ttft: good.iter().filter_map(|o| o.ttft).collect(),
+            tpot: good.iter().filter_map(|o| o.tpot()).collect(),
+            itl: good.iter().flat_map(|o| o.itl()).collect(),
+            e2e: good.iter().map(|o| o.e2e).collect(),
+            ttst: good.iter().filter_map(|o| o.ttst()).collect(),
+        }
+    }
+
+    /// The percentiles asked for (none for none).
+    fn asked(&self, at: &[f64]) -> Option<Percentiles> {
+        (!at.is_empty()).then(|| Percentiles {
+            at: at.to_vec(),
+            ttft: percentiles(&self.ttft, at),
+            tpot: percentiles(&self.tpot, at),
+            itl: percentiles(&self.itl, at),
+            e2e: percentiles(&self.e2e, at),
+        })
+    }
+}
+
+/// How most of the level's output tokens were counted.
+fn most_counted(good: &[&Outcome]) -> Option<Counted> {
+    let mut ways: BTreeMap<&'static str, (usize, Counted)> = BTreeMap::new();
+    for c in good.iter().filter_map(|o| o.counted) {
+        let key = match c {
+            Counted::Usage => "usage",
+            Counted::Tokenizer => "tokenizer",
+            Counted::Chunks => "chunks",
+        };
+        ways.entry(key).or_insert((0, c)).0 += 1;
+    }
+    ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c)
+}
+
 pub fn summarize(i: Inputs) -> LevelSummary {
     let outcomes = i.outcomes;
     let all_good: Vec<&Outcome> = outcomes.iter().filter(|o| o.ok()).collect();
@@ -143,33 +189,13 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         .filter_map(|o| o.prompt_tokens)
         .sum::<usize>() as u64;
     let cached: Vec<usize> = all_good.iter().filter_map(|o| o.cached_tokens).collect();
-    let ttft: Vec<Duration> = good.iter().filter_map(|o| o.ttft).collect();
-    let tpot: Vec<Duration> = good.iter().filter_map(|o| o.tpot()).collect();
-    let itl: Vec<Duration> = good.iter().flat_map(|o| o.itl()).collect();
-    let e2e: Vec<Duration> = good.iter().map(|o| o.e2e).collect();
-    let ttst: Vec<Duration> = good.iter().filter_map(|o| o.ttst()).collect();
+    let lat = Latencies::of(&good);
     let user: Vec<f64> = good.iter().filter_map(|o| o.user_tok_s()).collect();
-    let asked = (!i.percentiles.is_empty()).then(|| Percentiles {
-        at: i.percentiles.to_vec(),
-        ttft: percentiles(&ttft, i.percentiles),
-        tpot: percentiles(&tpot, i.percentiles),
-        itl: percentiles(&itl, i.percentiles),
-        e2e: percentiles(&e2e, i.percentiles),
-    });
     let mut errors = BTreeMap::new();
     for r in outcomes.iter().filter_map(reason) {
         *errors.entry(r).or_insert(0) += 1;
     }
     let output_tok_s = per_s(output_tokens as f64);
-    let mut ways: BTreeMap<&'static str, (usize, Counted)> = BTreeMap::new();
-    for c in all_good.iter().filter_map(|o| o.counted) {
-        let key = match c {
-            Counted::Usage => "usage",
-            Counted::Tokenizer => "tokenizer",
-            Counted::Chunks => "chunks",
-        };
-        ways.entry(key).or_insert((0, c)).0 += 1;
-    }
     let sent_in_window = outcomes.iter().filter(in_window).count();
     let met = i
         .slo
@@ -185,10 +211,10 @@ pub fn summarize(i: Inputs) -> LevelSummary {
         output_tok_s,
         output_tokens,
         prompt_tokens,
-        ttft: dist(&ttft),
-        tpot: dist(&tpot),
-        itl: dist(&itl),
-        e2e: dist(&e2e),
+        ttft: dist(&lat.ttft),
+        tpot: dist(&lat.tpot),
+        itl: dist(&lat.itl),
+        e2e: dist(&lat.e2e),
         errors,
         goodput: met.map(|m| per_s(m as f64)),
         slo_met: met,
@@ -196,8 +222,8 @@ pub fn summarize(i: Inputs) -> LevelSummary {
             .usd_per_hour
             .filter(|_| output_tok_s > 0.0)
             .map(|usd| usd / 3600.0 / output_tok_s * 1e6),
-        counted: ways.values().max_by_key(|(n, _)| *n).map(|(_, c)| *c),
-        ttst: dist(&ttst),
+        counted: most_counted(&all_good),
+        ttst: dist(&lat.ttst),
         input_tok_s: per_s(prompt_tokens as f64),
         total_tok_s: per_s((prompt_tokens + output_tokens) as f64),
         peak_output_tok_s: peak(&all_good, start, end).unwrap_or(output_tok_s),
@@ -208,7 +234,7 @@ pub fn summarize(i: Inputs) -> LevelSummary {
             opened: c.len(),
             setup: dist(&c),
         }),
-        percentiles: asked,
+        percentiles: lat.asked(i.percentiles),
         ttft_growth: ttft_growth(&all_good),
         stopped_early: i.stopped_early,
         server: None,

@@ -1,12 +1,12 @@
 //! What a serving benchmark sends: built-in prompts, prompts from a file, or synthetic prompts of
 //! a chosen length; with the output length and sampling every request shares.
 
-use crate::protocol::serve::{Request, Turn};
+use crate::protocol::serve::Request;
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-pub use super::dataset::read_prompts;
+pub use super::dataset::Conversation;
 
 /// The built-in prompt set: short everyday coding and writing requests.
 pub const BUILTIN: &[&str] = &[
@@ -37,37 +37,10 @@ const WORDS: &[&str] = &[
     " game",
 ];
 
-/// Where prompts come from.
-/// A request's messages: the turns before the last user message, and that message.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Conversation {
-    pub context: Vec<Turn>,
-    pub prompt: String,
-    /// The output length the data gives (a JSONL line's `max_tokens`, `output_tokens` or
-    /// `output_tokens_count`; a ShareGPT reply's length).
-    pub max_tokens: Option<usize>,
-}
-
-impl From<String> for Conversation {
-    fn from(prompt: String) -> Self {
-        Conversation {
-            context: Vec::new(),
-            prompt,
-            max_tokens: None,
-        }
-    }
-}
-
-impl From<&str> for Conversation {
-    fn from(prompt: &str) -> Self {
-        prompt.to_string().into()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompts {
     Builtin,
-    /// Conversations read from a file (see [`read_prompts`]).
+    /// Conversations read from a file (see [`super::dataset::read_prompts`]).
     List(Vec<Conversation>),
     /// Synthetic prompts of about `mean` tokens, normally spread with `stddev` (at least 1).
     Synthetic {
