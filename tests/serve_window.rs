@@ -97,8 +97,9 @@ async fn warm_up_and_cool_down_cut_the_requests_measured() {
     let (levels, _) = go(Arc::new(fake), &p, None).await;
     let l = &levels.unwrap()[0];
     let w = l.steady.unwrap();
-    // 20 requests, one per ~50 ms: about 5 cut at each end.
-    assert!(l.ttft.n <= 12 && l.ttft.n >= 6, "{} measured", l.ttft.n);
+    // 20 requests, one per ~50 ms: about 5 cut at each end (fewer on a slow machine, where
+    // each takes longer).
+    assert!(l.ttft.n <= 16 && l.ttft.n >= 4, "{} measured", l.ttft.n);
     assert_eq!(w.requests, l.ttft.n);
     let p = l.percentiles.as_ref().unwrap();
     assert_eq!(p.at, [95.0, 99.9]);

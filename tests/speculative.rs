@@ -205,6 +205,30 @@ fn greedy_speculation_is_token_for_token_plain_decoding_in_every_mode() {
     assert!(accepted_somewhere > 0, "no draft was ever accepted");
 }
 
+/// The lossy rules on the synthetic model: top-k over the whole vocabulary keeps every draft
+/// (each is among the target's likeliest), and a threshold of 1 keeps only what greedy matching
+/// keeps, so its text is plain decoding's.
+#[test]
+fn lossy_rules_keep_more_or_the_same_as_their_bounds_say() {
+    use labtui::engine::spec::accept::Acceptance;
+    let mut e = synthetic();
+    let prompt = "the cat sat on the mat and the cat sat on the hat and the cat";
+    let p = greedy(48);
+    let reference = plain(&mut e, prompt, &p);
+    let draft = pick::synthetic_draft(&Device::Cpu).unwrap();
+    let mut s = Speculator::new(Drafter::draft_model(&e, draft).unwrap(), KPolicy::Fixed(4));
+    s.policy = Some(Acceptance::TopK { k: 1 << 20 });
+    let all = speculative(&mut e, &mut s, prompt, &p).0.spec.unwrap();
+    assert!(all.drafted > 0);
+    assert_eq!(
+        all.accepted, all.drafted,
+        "every draft is among the top 2^20"
+    );
+    s.policy = Some(Acceptance::Threshold { tau: 1.0 });
+    let (strict, _) = speculative(&mut e, &mut s, prompt, &p);
+    assert_eq!(strict.text, reference.text);
+}
+
 #[test]
 fn the_draft_cache_rolls_back_to_the_kept_text() {
     let mut e = synthetic();

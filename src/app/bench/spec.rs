@@ -4,6 +4,7 @@
 
 use super::MAX_TOKENS;
 use crate::app::args;
+use crate::engine::spec::accept::Acceptance;
 use crate::engine::spec::{pick, theory, Controller, Drafter, Speculator};
 use crate::engine::{generate, Engine, Prompt, RunRequest, StepControl};
 use crate::protocol::{DraftMode, GenParams, KPolicy, Quant, RunSettings, RunSummary};
@@ -70,6 +71,11 @@ struct Row {
     costs: Option<(f64, f64, usize, f64)>,
     /// With `--pairs` above 1: the tok/s of the plain run paired with this one.
     paired_plain: Option<f64>,
+    /// A lossy acceptance rule (`None`: the lossless one).
+    policy: Option<Acceptance>,
+    /// Against plain greedy decoding's tokens: how many lead the text equal, and the share of
+    /// positions that agree.
+    agreement: Option<(usize, f64)>,
 }
 
 impl Row {
@@ -86,6 +92,8 @@ impl Row {
             same: true,
             costs: None,
             paired_plain: None,
+            policy: None,
+            agreement: None,
         }
     }
 
@@ -122,6 +130,29 @@ impl Row {
             same: s.text == plain.text,
             costs: Some(costs),
             paired_plain: partner,
+            policy: None,
+            agreement: None,
+        }
+    }
+
+    fn policy_text(&self) -> String {
+        match (self.k, self.policy) {
+            (None, _) => "-".into(),
+            (Some(_), None) => "lossless".into(),
+            (Some(_), Some(p)) => p.to_string(),
+        }
+    }
+
+    /// Whether the text is plain greedy decoding's, or for a lossy rule how far it agrees.
+    fn fidelity(&self) -> String {
+        match (self.policy, self.agreement) {
+            (Some(_), Some((lead, share))) => {
+                format!(
+                    "first {lead} tokens equal, {:.0}% of positions",
+                    share * 100.0
+                )
+            }
+            _ => (if self.same { "yes" } else { "NO" }).into(),
         }
     }
 
@@ -131,9 +162,10 @@ impl Row {
 
     fn say(&self) {
         eprintln!(
-            "  {} K {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
+            "  {} K {} {}: {:.2} tok/s {:.2}× (theory {}) acceptance {:.0}% same {}",
             self.mode,
             self.k_text(),
+            self.policy_text(),
             self.tok_s,
             self.speedup,
             self.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
@@ -160,8 +192,8 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         bench.prompt(name, prompt, &mut rows)?;
     }
     print!("{}", table(&rows).markdown());
-    if rows.iter().any(|r| !r.same) {
-        anyhow::bail!("a speculative run's text differs from plain greedy decoding");
+    if rows.iter().any(|r| !r.same && r.policy.is_none()) {
+        anyhow::bail!("a lossless speculative run's text differs from plain greedy decoding");
     }
     Ok(())
 }
@@ -215,10 +247,14 @@ impl<'a> Bench<'a> {
                 continue;
             }
             for &k in &self.args.ks {
-                let run = self.median_pair(mode, k, prompt, &plain)?;
-                let row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
-                row.say();
-                rows.push(row);
+                for &policy in &self.args.policies {
+                    let run = self.median_pair((mode, k, policy), prompt, &plain)?;
+                    let mut row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
+                    row.policy = policy;
+                    row.agreement = policy.map(|_| self.agreement(&plain.text, &run.0.text));
+                    row.say();
+                    rows.push(row);
+                }
             }
         }
         // This machine drifts by several percent over minutes: the baseline is the mean of a
@@ -231,6 +267,16 @@ impl<'a> Bench<'a> {
         );
         rebase(&mut rows[first_row..], base);
         Ok(())
+    }
+
+    /// How far `text` agrees with `plain`, token by token (by the target's tokenizer): the
+    /// tokens equal before the first difference, and the share of positions equal.
+    fn agreement(&self, plain: &str, text: &str) -> (usize, f64) {
+        let ids = |t: &str| self.target.tokenizer.encode(t).unwrap_or_default();
+        let (a, b) = (ids(plain), ids(text));
+        let lead = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let equal = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        (lead, equal as f64 / a.len().max(b.len()).max(1) as f64)
     }
 
     fn drafter(&mut self, mode: DraftMode) -> Result<Drafter> {
@@ -248,12 +294,12 @@ impl<'a> Bench<'a> {
     /// pair.
     fn median_pair(
         &mut self,
-        mode: DraftMode,
-        k: KPolicy,
+        (mode, k, policy): (DraftMode, KPolicy, Option<Acceptance>),
         prompt: &str,
         plain: &RunSummary,
     ) -> Result<(RunSummary, Option<f64>)> {
         let mut speculator = Speculator::new(self.drafter(mode)?, k);
+        speculator.policy = policy;
         // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
         // session; fixed K starts afresh.
         if let (KPolicy::Adaptive, Some(c)) = (k, self.learnt.get(&mode)) {
@@ -302,12 +348,13 @@ fn table(rows: &[Row]) -> Table {
             "prompt",
             "mode",
             "K",
+            "policy",
             "tok/s",
             "acceptance",
             "mean accepted length",
             "speedup",
             "theory",
-            "same text as plain",
+            "same text as plain (lossy: agreement)",
         ]
         .map(|h| (h, Align::Left)),
     );
@@ -318,12 +365,13 @@ fn table(rows: &[Row]) -> Table {
             r.prompt.to_string(),
             r.mode.to_string(),
             r.k_text(),
+            r.policy_text(),
             format!("{:.2}", r.tok_s),
             pct(r.acceptance),
             num(r.mean_len),
             format!("{:.2}×", r.speedup),
             r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
-            (if r.same { "yes" } else { "NO" }).into(),
+            r.fidelity(),
         ]);
     }
     table
@@ -356,4 +404,10 @@ pub struct BenchSpecArgs {
     /// drifts). With 1, each speedup is against a plain run before and after the prompt's runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub pairs: u32,
+    /// Acceptance rules to measure: `lossless` (greedy match), and the lossy `tau=P` (keep a
+    /// draft the target gives at least P), `topk=K` (among its K likeliest) and `typical=E`
+    /// (Medusa's typical acceptance). A lossy rule's text is compared with plain decoding's.
+    #[arg(long, value_delimiter = ',', value_parser = Acceptance::parse,
+          default_values = ["lossless"])]
+    pub policies: Vec<Option<Acceptance>>,
 }

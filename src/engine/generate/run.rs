@@ -96,12 +96,15 @@ impl<'a> Generation<'a> {
             top_p: params.top_p,
             seed: params.seed,
         });
+        let acceptance = spec
+            .policy
+            .unwrap_or_else(|| Acceptance::lossless(sampler.params()));
         Ok(Self {
             model,
             tokenizer,
             cache,
             spec,
-            acceptance: Acceptance::lossless(sampler.params()),
+            acceptance,
             sampler,
             request,
             params,

@@ -4,18 +4,42 @@
 //! target's greedy output. With sampling, speculative sampling (Leviathan et al., Chen et al.)
 //! accepts draft `x` with probability min(1, p(x)/q(x)) and on rejection draws from the
 //! normalised max(0, p − q), which leaves the target's distribution p exactly unchanged.
+//!
+//! The lossy rules keep more: a draft the target finds likely enough, though not its choice —
+//! by a confidence threshold, top-k agreement, or Medusa's typical acceptance. They are faster
+//! and change the output; they are named lossy wherever they show.
 
-use super::super::sampling::{argmax, Sampler, SamplingParams};
+use super::super::sampling::{argmax, softmax, Sampler, SamplingParams};
 use super::draft::Draft;
 
-/// The rule a verification step keeps drafts by. Both rules here are lossless: the run's output
-/// is distributed as the target's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The rule a verification step keeps drafts by. `Greedy` and `Sampled` are lossless: the run's
+/// output is distributed as the target's own; the others are lossy.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Acceptance {
     /// Keep drafts while they equal the target's argmax ([`greedy`]).
     Greedy,
     /// Speculative sampling ([`sampled`]).
     Sampled,
+    /// Lossy: also keep a draft the target gives at least `tau` of its probability.
+    Threshold { tau: f32 },
+    /// Lossy: also keep a draft among the target's `k` likeliest tokens.
+    TopK { k: usize },
+    /// Lossy: Medusa's typical acceptance, also keeping a draft whose probability reaches
+    /// min(ε, √ε · e^(−H)), H the entropy of the target's distribution (a flat distribution
+    /// accepts more).
+    Typical { epsilon: f32 },
+}
+
+impl std::fmt::Display for Acceptance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Greedy => f.write_str("greedy match"),
+            Self::Sampled => f.write_str("speculative sampling"),
+            Self::Threshold { tau } => write!(f, "threshold τ={tau} (lossy)"),
+            Self::TopK { k } => write!(f, "top-{k} agreement (lossy)"),
+            Self::Typical { epsilon } => write!(f, "typical ε={epsilon} (lossy)"),
+        }
+    }
 }
 
 impl Acceptance {
@@ -26,6 +50,44 @@ impl Acceptance {
         } else {
             Self::Sampled
         }
+    }
+
+    /// A policy by name: `lossless` (none: the run's own lossless rule), `tau=0.3`,
+    /// `topk=3` or `typical=0.09`.
+    pub fn parse(s: &str) -> Result<Option<Self>, String> {
+        let s = s.trim();
+        if matches!(s, "lossless" | "greedy" | "exact") {
+            return Ok(None);
+        }
+        let (name, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: write lossless, tau=P, topk=K or typical=E"))?;
+        let share = |v: &str| match v.trim().parse::<f32>() {
+            Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+            _ => Err(format!(
+                "`{s}`: {name} is a probability above 0 and at most 1"
+            )),
+        };
+        Ok(Some(match name.trim() {
+            "tau" | "threshold" => Self::Threshold { tau: share(value)? },
+            "typical" | "epsilon" => Self::Typical {
+                epsilon: share(value)?,
+            },
+            "topk" | "top-k" | "k" => match value.trim().parse::<usize>() {
+                Ok(k) if (1..=1000).contains(&k) => Self::TopK { k },
+                _ => return Err(format!("`{s}`: topk is a whole number from 1 to 1000")),
+            },
+            other => {
+                return Err(format!(
+                    "`{other}` is not a policy: lossless, tau, topk or typical"
+                ))
+            }
+        }))
+    }
+
+    /// Whether the rule changes the output from the target's own.
+    pub fn is_lossy(self) -> bool {
+        !matches!(self, Self::Greedy | Self::Sampled)
     }
 
     /// What the target keeps of `draft`, given its logits `rows` after each drafted token
@@ -40,6 +102,41 @@ impl Acceptance {
                 let p: Vec<Vec<f32>> = rows.iter().map(|r| sampler.distribution(r)).collect();
                 sampled(&draft.tokens, &draft.q, &p, sampler)
             }
+            lossy => lossy.relaxed(&draft.tokens, rows, sampler),
+        }
+    }
+
+    /// A lossy rule: keep drafts while each is the target's choice or passes the rule; the
+    /// token after them is the target's own (its argmax, or drawn when sampling).
+    fn relaxed(self, drafted: &[u32], rows: &[Vec<f32>], sampler: &mut Sampler) -> Verdict {
+        let accepted = drafted
+            .iter()
+            .zip(rows)
+            .take_while(|(&x, row)| argmax(row) == x as usize || self.keeps(row, x))
+            .count();
+        let row = &rows[accepted];
+        let token = if sampler.params().is_greedy() {
+            argmax(row) as u32
+        } else {
+            let d = sampler.distribution(row);
+            sampler.draw(&d)
+        };
+        Verdict { accepted, token }
+    }
+
+    /// Whether a lossy rule keeps draft `x` given the target's logits `row` (probabilities at
+    /// temperature 1: the model's own confidence).
+    fn keeps(self, row: &[f32], x: u32) -> bool {
+        let p = softmax(row, 1.0);
+        let px = p[x as usize];
+        match self {
+            Self::Threshold { tau } => px >= tau,
+            Self::TopK { k } => p.iter().filter(|&&q| q > px).count() < k,
+            Self::Typical { epsilon } => {
+                let entropy: f32 = p.iter().filter(|&&q| q > 0.0).map(|&q| -q * q.ln()).sum();
+                px >= epsilon.min(epsilon.sqrt() * (-entropy).exp())
+            }
+            Self::Greedy | Self::Sampled => false,
         }
     }
 }
@@ -191,5 +288,76 @@ mod tests {
         let rate = accepted as f64 / n as f64;
         assert!((rate - 0.8).abs() < 0.015, "acceptance {rate}");
         assert!((zero as f64 / n as f64 - 0.2).abs() < 0.015);
+    }
+
+    fn draft(tokens: &[u32]) -> Draft {
+        Draft {
+            tokens: tokens.to_vec(),
+            q: vec![None; tokens.len()],
+        }
+    }
+
+    /// Logits whose softmax is `p` (log-probabilities).
+    fn logits(p: &[f32]) -> Vec<f32> {
+        p.iter().map(|x| x.ln()).collect()
+    }
+
+    #[test]
+    fn lossy_rules_keep_likely_drafts_the_target_would_not_choose() {
+        // The target's choice is token 0 (0.5); token 1 has 0.3, token 2 has 0.15.
+        let row = logits(&[0.5, 0.3, 0.15, 0.05]);
+        let rows = vec![row.clone(), row.clone(), row];
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 0.0,
+            ..sampler(0).params().clone()
+        });
+        let kept = |a: Acceptance, d: &[u32], s: &mut Sampler| a.judge(&draft(d), &rows, s);
+        // Greedy keeps only the target's choice; the correction is its argmax.
+        assert_eq!(
+            kept(Acceptance::Greedy, &[0, 1], &mut s),
+            Verdict {
+                accepted: 1,
+                token: 0
+            }
+        );
+        let tau = Acceptance::Threshold { tau: 0.25 };
+        assert_eq!(
+            kept(tau, &[0, 1], &mut s),
+            Verdict {
+                accepted: 2,
+                token: 0
+            }
+        );
+        assert_eq!(kept(tau, &[2, 1], &mut s).accepted, 0);
+        let top2 = Acceptance::TopK { k: 2 };
+        assert_eq!(kept(top2, &[1, 0], &mut s).accepted, 2);
+        assert_eq!(kept(top2, &[2], &mut s).accepted, 0);
+        // Entropy of (0.5, 0.3, 0.15, 0.05) is 1.14 nats: ε = 0.2 gives min(0.2, 0.447·0.32)
+        // = 0.143, so 0.15 passes and 0.05 does not.
+        let typical = Acceptance::Typical { epsilon: 0.2 };
+        assert_eq!(kept(typical, &[2], &mut s).accepted, 1);
+        assert_eq!(kept(typical, &[3], &mut s).accepted, 0);
+        assert!(tau.is_lossy() && !Acceptance::Sampled.is_lossy());
+        assert_eq!(tau.to_string(), "threshold τ=0.25 (lossy)");
+    }
+
+    #[test]
+    fn policies_parse_by_name_or_say_why() {
+        assert_eq!(Acceptance::parse("lossless"), Ok(None));
+        assert_eq!(
+            Acceptance::parse("tau=0.3"),
+            Ok(Some(Acceptance::Threshold { tau: 0.3 }))
+        );
+        assert_eq!(
+            Acceptance::parse("topk=3"),
+            Ok(Some(Acceptance::TopK { k: 3 }))
+        );
+        assert_eq!(
+            Acceptance::parse("typical=0.09"),
+            Ok(Some(Acceptance::Typical { epsilon: 0.09 }))
+        );
+        for bad in ["tau=0", "tau=2", "topk=0", "k=x", "fast=1", "tau"] {
+            assert!(Acceptance::parse(bad).is_err(), "{bad}");
+        }
     }
 }

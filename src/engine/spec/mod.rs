@@ -19,10 +19,14 @@ pub use adaptive::{Controller, KPolicy, SpecPlan};
 pub use draft::Drafter;
 pub use stats::SpecStats;
 
-/// A drafter and the K controller: what a speculative run needs besides the target.
+/// A drafter, the K controller and the acceptance rule: what a speculative run needs besides
+/// the target.
 pub struct Speculator {
     pub drafter: Drafter,
     pub controller: Controller,
+    /// A lossy rule to verify by; `None` takes the run's lossless one (greedy match, or
+    /// speculative sampling when it samples).
+    pub policy: Option<accept::Acceptance>,
 }
 
 impl Speculator {
@@ -30,6 +34,7 @@ impl Speculator {
         Self {
             drafter: Drafter::None,
             controller: Controller::new(crate::protocol::DEFAULT_K),
+            policy: None,
         }
     }
 
@@ -37,6 +42,7 @@ impl Speculator {
         Self {
             drafter,
             controller: Controller::new(k),
+            policy: None,
         }
     }
 
