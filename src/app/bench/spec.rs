@@ -76,6 +76,9 @@ struct Row {
     /// Against plain greedy decoding's tokens: how many lead the text equal, and the share of
     /// positions that agree.
     agreement: Option<(usize, f64)>,
+    /// The output's perplexity under the target (after the prompt): plain decoding's is the
+    /// floor a lossy rule's is read against.
+    perplexity: Option<f64>,
 }
 
 impl Row {
@@ -94,6 +97,7 @@ impl Row {
             paired_plain: None,
             policy: None,
             agreement: None,
+            perplexity: None,
         }
     }
 
@@ -132,6 +136,7 @@ impl Row {
             paired_plain: partner,
             policy: None,
             agreement: None,
+            perplexity: None,
         }
     }
 
@@ -241,7 +246,9 @@ impl<'a> Bench<'a> {
         let plain = run_plain(&mut self.target, prompt, &self.params)?;
         eprintln!("{name}: plain {:.2} tok/s", plain.decode_tok_s);
         let first_row = rows.len();
-        rows.push(Row::plain(name, &plain));
+        let mut first = Row::plain(name, &plain);
+        first.perplexity = self.perplexity(prompt, &plain.text).ok();
+        rows.push(first);
         for &mode in &self.args.modes {
             if mode == DraftMode::None {
                 continue;
@@ -252,6 +259,9 @@ impl<'a> Bench<'a> {
                     let mut row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
                     row.policy = policy;
                     row.agreement = policy.map(|_| self.agreement(&plain.text, &run.0.text));
+                    if policy.is_some() {
+                        row.perplexity = self.perplexity(prompt, &run.0.text).ok();
+                    }
                     row.say();
                     rows.push(row);
                 }
@@ -277,6 +287,24 @@ impl<'a> Bench<'a> {
         let lead = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
         let equal = a.iter().zip(&b).filter(|(x, y)| x == y).count();
         (lead, equal as f64 / a.len().max(b.len()).max(1) as f64)
+    }
+
+    /// The perplexity of `text` under the target after `prompt` (as the run saw it): exp of the
+    /// mean negative log-likelihood of its tokens, by the target's tokenizer.
+    fn perplexity(&self, prompt: &str, text: &str) -> Result<f64> {
+        let mut ids = self.target.prompt_ids(prompt, self.params.raw)?;
+        let first = ids.len();
+        ids.extend(self.target.tokenizer.encode(text)?);
+        let mut cache = self.target.model.new_cache(candle_core::DType::F32);
+        let rows: Vec<Vec<f32>> = self
+            .target
+            .model
+            .forward(&ids, &mut cache, crate::engine::Forward::ALL)?
+            .to_vec2()?;
+        let nll: f64 = (first.max(1) - 1..ids.len() - 1)
+            .map(|i| -crate::engine::quality::log_softmax(&rows[i])[ids[i + 1] as usize] as f64)
+            .sum();
+        Ok((nll / (ids.len() - first).max(1) as f64).exp())
     }
 
     fn drafter(&mut self, mode: DraftMode) -> Result<Drafter> {
@@ -355,6 +383,7 @@ fn table(rows: &[Row]) -> Table {
             "speedup",
             "theory",
             "same text as plain (lossy: agreement)",
+            "perplexity",
         ]
         .map(|h| (h, Align::Left)),
     );
@@ -372,6 +401,7 @@ fn table(rows: &[Row]) -> Table {
             format!("{:.2}×", r.speedup),
             r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
             r.fidelity(),
+            r.perplexity.map_or("-".into(), |p| format!("{p:.3}")),
         ]);
     }
     table
