@@ -42,6 +42,9 @@ pub struct Preset {
     /// K: 1–16, or 0 for adaptive.
     #[serde(default)]
     pub k: Option<KPolicy>,
+    /// The acceptance policy: "lossless", or a lossy "tau=0.3", "topk=3", "typical=0.09".
+    #[serde(default)]
+    pub policy: Option<crate::protocol::AcceptPolicy>,
     /// Narration shown while the preset runs, one line per step.
     #[serde(default)]
     pub notes: Vec<String>,
@@ -64,6 +67,7 @@ impl Preset {
             k: self.k,
             draft_model: self.draft_model.clone(),
             draft_layers: None,
+            policy: self.policy,
         }
     }
 }

@@ -133,6 +133,10 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
             })
             .await;
         assert!(f.screen.contains("draft prompt-lookup"), "{}", f.screen);
+        // A lossy acceptance policy is named so in the header.
+        d.press(KeyCode::Char('a'));
+        d.until("a lossy policy", |f| f.screen.contains("tau=0.3 (lossy)"))
+            .await;
 
         // The second run speculates with what was chosen.
         d.press(KeyCode::Char('r'));

@@ -323,6 +323,11 @@ pub struct SettingsArgs {
     /// KV cache dtype.
     #[arg(long, value_parser = super::args::setting::<KvDtype>())]
     pub kv_dtype: Option<KvDtype>,
+    /// The acceptance policy speculation verifies by: lossless (the default), or the lossy
+    /// tau=P (keep a draft the target gives at least P), topk=K (among its K likeliest) or
+    /// typical=E (Medusa's typical acceptance).
+    #[arg(long, value_parser = crate::protocol::AcceptPolicy::parse)]
+    pub policy: Option<crate::protocol::AcceptPolicy>,
 }
 
 impl SettingsArgs {
@@ -334,6 +339,7 @@ impl SettingsArgs {
             k: self.k,
             draft_model: self.draft_model.clone(),
             draft_layers: self.draft_layers,
+            policy: self.policy,
         }
     }
 }

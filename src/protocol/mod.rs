@@ -8,6 +8,7 @@ pub mod demo;
 pub mod machine;
 pub mod notice;
 pub mod params;
+pub mod policy;
 pub mod sched;
 pub mod scraped;
 pub mod serve;
@@ -17,6 +18,7 @@ mod stamp;
 pub use demo::{DemoKind, DemoResult, DemoRun, DemoSection};
 pub use machine::{Machine, Stamp};
 pub use notice::{Job, Notice, Unserved};
+pub use policy::AcceptPolicy;
 pub use sched::{Arrivals, SchedEvent, SchedPolicy, StreamSpec};
 pub use scraped::{Rates, ServerEngine, ServerSample, MAX_SPEC_POSITIONS};
 pub use settings::{

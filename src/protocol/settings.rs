@@ -405,6 +405,8 @@ settings_table! {
     DraftMode(DraftMode), field draft_mode, named "draft mode", applies NextRun;
     /// Speculation length.
     K(KPolicy), field k, named "K", applies NextStep;
+    /// The rule verification keeps drafts by (lossless, or a lossy one).
+    Policy(super::AcceptPolicy), field policy, named "acceptance policy", applies NextRun;
     /// Weights requantised from the loaded ones.
     Quant(Quant), field quant, named "quantization", applies BetweenRuns;
     /// The KV cache's dtype.

@@ -15,6 +15,7 @@ use crate::protocol::{
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AskedSettings {
     pub draft_mode: DraftMode,
+    pub policy: crate::protocol::AcceptPolicy,
     pub k: KPolicy,
     pub quant: Quant,
     pub kv_live: KvDtype,
@@ -128,9 +129,12 @@ impl Ui {
             A::Run | A::RunBatch | A::Stop | A::Escape | A::MeasureQuality => {
                 return self.runs(store, action)
             }
-            A::CycleDraftMode | A::KUp | A::KDown | A::CycleQuant | A::CycleLiveKv => {
-                return vec![self.engine_setting(action)]
-            }
+            A::CycleDraftMode
+            | A::CyclePolicy
+            | A::KUp
+            | A::KDown
+            | A::CycleQuant
+            | A::CycleLiveKv => return vec![self.engine_setting(action)],
             A::MaxTokensUp
             | A::MaxTokensDown
             | A::TempUp
@@ -200,6 +204,10 @@ impl Ui {
             Action::CycleDraftMode => {
                 self.asked.draft_mode = self.asked.draft_mode.next();
                 SettingChange::DraftMode(self.asked.draft_mode)
+            }
+            Action::CyclePolicy => {
+                self.asked.policy = self.asked.policy.next();
+                SettingChange::Policy(self.asked.policy)
             }
             Action::KUp => {
                 self.asked.k = self.asked.k.up();
@@ -378,6 +386,7 @@ impl Ui {
         self.asked.k = settings.k.unwrap_or(self.asked.k);
         self.asked.quant = settings.quant.unwrap_or(self.asked.quant);
         self.asked.kv_live = settings.kv_dtype.unwrap_or(self.asked.kv_live);
+        self.asked.policy = settings.policy.unwrap_or(self.asked.policy);
         if let Some(demo) = &p.demo {
             let mut view = DemoView::from_preset(p, store.demos.len());
             let request = (demo.clone(), p.prompts[0].clone());

@@ -80,6 +80,8 @@ pub enum Action {
     ScrollUp,
     ScrollDown,
     CycleDraftMode,
+    /// Cycle the acceptance policy speculation verifies by: lossless, then the lossy rules.
+    CyclePolicy,
     KUp,
     KDown,
     CycleQuant,

@@ -345,6 +345,9 @@ impl Local {
         if rebuilt || self.spec.controller.policy() != policy {
             self.spec.controller = Controller::new(policy);
         }
+        self.spec.policy = crate::engine::spec::accept::Acceptance::of_policy(
+            self.settings.policy.unwrap_or_default(),
+        );
         Ok(())
     }
 

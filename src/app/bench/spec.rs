@@ -254,7 +254,7 @@ impl<'a> Bench<'a> {
                 continue;
             }
             for &k in &self.args.ks {
-                for &policy in &self.args.policies {
+                for policy in self.args.policies.iter().map(|p| Acceptance::of_policy(*p)) {
                     let run = self.median_pair((mode, k, policy), prompt, &plain)?;
                     let mut row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
                     row.policy = policy;
@@ -437,7 +437,7 @@ pub struct BenchSpecArgs {
     /// Acceptance rules to measure: `lossless` (greedy match), and the lossy `tau=P` (keep a
     /// draft the target gives at least P), `topk=K` (among its K likeliest) and `typical=E`
     /// (Medusa's typical acceptance). A lossy rule's text is compared with plain decoding's.
-    #[arg(long, value_delimiter = ',', value_parser = Acceptance::parse,
+    #[arg(long, value_delimiter = ',', value_parser = crate::protocol::AcceptPolicy::parse,
           default_values = ["lossless"])]
-    pub policies: Vec<Option<Acceptance>>,
+    pub policies: Vec<crate::protocol::AcceptPolicy>,
 }

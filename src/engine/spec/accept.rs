@@ -52,37 +52,16 @@ impl Acceptance {
         }
     }
 
-    /// A policy by name: `lossless` (none: the run's own lossless rule), `tau=0.3`,
-    /// `topk=3` or `typical=0.09`.
-    pub fn parse(s: &str) -> Result<Option<Self>, String> {
-        let s = s.trim();
-        if matches!(s, "lossless" | "greedy" | "exact") {
-            return Ok(None);
+    /// The engine's rule for a policy: `None` for lossless (the run's own lossless rule).
+    pub fn of_policy(p: crate::protocol::AcceptPolicy) -> Option<Self> {
+        use crate::protocol::AcceptPolicy as P;
+        let share = |t: u16| t as f32 / 1000.0;
+        match p {
+            P::Lossless => None,
+            P::Threshold(t) => Some(Self::Threshold { tau: share(t) }),
+            P::TopK(k) => Some(Self::TopK { k: k as usize }),
+            P::Typical(e) => Some(Self::Typical { epsilon: share(e) }),
         }
-        let (name, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("`{s}`: write lossless, tau=P, topk=K or typical=E"))?;
-        let share = |v: &str| match v.trim().parse::<f32>() {
-            Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
-            _ => Err(format!(
-                "`{s}`: {name} is a probability above 0 and at most 1"
-            )),
-        };
-        Ok(Some(match name.trim() {
-            "tau" | "threshold" => Self::Threshold { tau: share(value)? },
-            "typical" | "epsilon" => Self::Typical {
-                epsilon: share(value)?,
-            },
-            "topk" | "top-k" | "k" => match value.trim().parse::<usize>() {
-                Ok(k) if (1..=1000).contains(&k) => Self::TopK { k },
-                _ => return Err(format!("`{s}`: topk is a whole number from 1 to 1000")),
-            },
-            other => {
-                return Err(format!(
-                    "`{other}` is not a policy: lossless, tau, topk or typical"
-                ))
-            }
-        }))
     }
 
     /// Whether the rule changes the output from the target's own.
@@ -342,22 +321,20 @@ mod tests {
     }
 
     #[test]
-    fn policies_parse_by_name_or_say_why() {
-        assert_eq!(Acceptance::parse("lossless"), Ok(None));
+    fn each_policy_has_its_rule() {
+        use crate::protocol::AcceptPolicy as P;
+        assert_eq!(Acceptance::of_policy(P::Lossless), None);
         assert_eq!(
-            Acceptance::parse("tau=0.3"),
-            Ok(Some(Acceptance::Threshold { tau: 0.3 }))
+            Acceptance::of_policy(P::Threshold(300)),
+            Some(Acceptance::Threshold { tau: 0.3 })
         );
         assert_eq!(
-            Acceptance::parse("topk=3"),
-            Ok(Some(Acceptance::TopK { k: 3 }))
+            Acceptance::of_policy(P::TopK(3)),
+            Some(Acceptance::TopK { k: 3 })
         );
         assert_eq!(
-            Acceptance::parse("typical=0.09"),
-            Ok(Some(Acceptance::Typical { epsilon: 0.09 }))
+            Acceptance::of_policy(P::Typical(90)),
+            Some(Acceptance::Typical { epsilon: 0.09 })
         );
-        for bad in ["tau=0", "tau=2", "topk=0", "k=x", "fast=1", "tau"] {
-            assert!(Acceptance::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -317,6 +317,11 @@ pub static ROWS: &[Row] = &[
         &[on(Commands, &[ch('d')], Action::CycleDraftMode)],
     ),
     row(
+        "a",
+        "cycle the acceptance policy (lossless, then lossy rules)",
+        &[on(Commands, &[ch('a')], Action::CyclePolicy)],
+    ),
+    row(
         "[ / ]",
         "K down / up (1–16)",
         &[

@@ -47,10 +47,11 @@ fn kind(a: &Action) -> usize {
         Action::PickerClose => 39,
         Action::DemoNext => 40,
         Action::DemoPrev => 41,
+        Action::CyclePolicy => 42,
     }
 }
 
-const ALL_KINDS: [Action; 42] = [
+const ALL_KINDS: [Action; 43] = [
     Action::Quit,
     Action::Run,
     Action::Stop,
@@ -93,6 +94,7 @@ const ALL_KINDS: [Action; 42] = [
     Action::PickerClose,
     Action::DemoNext,
     Action::DemoPrev,
+    Action::CyclePolicy,
 ];
 
 #[test]

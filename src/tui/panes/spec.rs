@@ -144,6 +144,17 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             label(),
         ),
     ])];
+    // A lossy rule changes the text: said on its own line, in the warning colour.
+    let policy = state.ui.asked.policy;
+    if policy.is_lossy() {
+        lines.push(Line::styled(
+            format!(
+                "acceptance {}: the text may differ from the target's own",
+                policy.label()
+            ),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
     let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
     match run.map(|r| &r.spec).filter(|v| v.counts.steps > 0) {
         Some(v) => lines.extend(stats_lines(v)),

@@ -52,8 +52,14 @@ fn settings(state: &AppState) -> String {
     if remote || (state.store.serve.active() && state.store.model.is_none()) {
         return format!("  rec {rec}");
     }
+    let policy = state.ui.asked.policy;
+    let lossy = if policy.is_lossy() {
+        format!(" · {}", policy.label())
+    } else {
+        String::new()
+    };
     format!(
-        "  quant {} · draft {} · K {} · rec {rec}",
+        "  quant {} · draft {} · K {}{lossy} · rec {rec}",
         state.ui.asked.quant, state.ui.asked.draft_mode, state.ui.asked.k
     )
 }
