@@ -8,6 +8,7 @@ use common::OutputWithin;
 
 #[test]
 fn each_policy_is_a_row_with_its_fidelity() {
+    let dir = tempfile::tempdir().unwrap();
     let o = common::labtui_cmd()
         .args([
             "bench",
@@ -18,7 +19,8 @@ fn each_policy_is_a_row_with_its_fidelity() {
             "prompt-lookup",
         ])
         .args(["--ks", "4", "--prompts", "1", "--tokens", "24"])
-        .args(["--policies", "lossless,topk=1000,tau=1"])
+        .args(["--policies", "lossless,topk=1000,tau=1", "--charts"])
+        .arg(dir.path())
         .output_bounded();
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
@@ -48,4 +50,13 @@ fn each_policy_is_a_row_with_its_fidelity() {
     };
     let plain = out.lines().find(|l| l.contains("| none |")).unwrap();
     assert!(ppl(plain) >= 1.0 && ppl(&all) >= 1.0, "{out}");
+    // Speed against fidelity, drawn.
+    for ext in ["png", "svg"] {
+        let f = dir.path().join(format!("policy-speed-fidelity.{ext}"));
+        assert!(
+            std::fs::metadata(&f).unwrap().len() > 1000,
+            "{}",
+            f.display()
+        );
+    }
 }

@@ -197,6 +197,11 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         bench.prompt(name, prompt, &mut rows)?;
     }
     print!("{}", table(&rows).markdown());
+    if let Some(dir) = &args.charts {
+        for f in fidelity_chart(dir, &rows)? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
     if rows.iter().any(|r| !r.same && r.policy.is_none()) {
         anyhow::bail!("a lossless speculative run's text differs from plain greedy decoding");
     }
@@ -358,6 +363,42 @@ impl<'a> Bench<'a> {
     }
 }
 
+/// Each policy's speed against its fidelity: a series per policy, a point per speculative row
+/// (its share of positions agreeing with plain decoding, its speedup), labelled by prompt.
+fn fidelity_chart(dir: &std::path::Path, rows: &[Row]) -> Result<Vec<std::path::PathBuf>> {
+    use crate::report::plot::{chart, Axes, Series};
+    let mut series: Vec<Series> = Vec::new();
+    for r in rows.iter().filter(|r| r.k.is_some()) {
+        let name = r.policy_text();
+        let agree = match r.agreement {
+            Some((_, share)) => share * 100.0,
+            None if r.same => 100.0,
+            None => continue,
+        };
+        let label = format!("{} {}", r.prompt, r.mode);
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => {
+                s.points.push((agree, r.speedup));
+                s.labels.push(label);
+            }
+            None => series.push(Series {
+                name,
+                points: vec![(agree, r.speedup)],
+                labels: vec![label],
+            }),
+        }
+    }
+    chart(
+        dir,
+        "policy-speed-fidelity",
+        "Acceptance policies: speed against fidelity",
+        "positions agreeing with plain decoding, %",
+        "speedup over plain decoding",
+        &series,
+        Axes::default(),
+    )
+}
+
 /// Speedups and theory against the prompt's baseline `base` tok/s (or each row's pair).
 fn rebase(rows: &mut [Row], base: f64) {
     for r in rows.iter_mut() {
@@ -440,4 +481,7 @@ pub struct BenchSpecArgs {
     #[arg(long, value_delimiter = ',', value_parser = crate::protocol::AcceptPolicy::parse,
           default_values = ["lossless"])]
     pub policies: Vec<crate::protocol::AcceptPolicy>,
+    /// Write the policies' speed-against-fidelity chart (PNG and SVG) into this folder.
+    #[arg(long)]
+    pub charts: Option<std::path::PathBuf>,
 }
