@@ -106,6 +106,9 @@ if [ -z "$only" ]; then
     "$bin" bench batch --model "$m05" --batch 1,4,16,32 --prompt-tokens 128 --tokens 32 \
         --vs-llama-cpp > assets/bench/batch-0.5b.md
     "$bin" bench spec --model "$m15" --tokens 64 > assets/bench/spec-1.5b.md
+    "$bin" bench spec --model "$m05" --modes prompt-lookup --ks 4 --tokens 64 \
+        --policies lossless,tau=0.3,topk=3,typical=0.09 --charts assets/bench/policies \
+        > assets/bench/policies-0.5b.md
     "$bin" bench ui --model "$m05" --tokens 64 --repeats 3 > assets/bench/ui-0.5b.md
     "$bin" bench record > assets/bench/record.md
     "$bin" bench client > assets/bench/client.md
