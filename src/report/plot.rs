@@ -75,6 +75,8 @@ pub fn series(files: &[(String, crate::record::Recording)]) -> (Vec<Series>, Vec
 pub struct Axes {
     pub log_x: bool,
     pub log_y: bool,
+    /// Points only, no line joining them (their order means nothing).
+    pub scatter: bool,
 }
 
 /// A linear range from zero, or a log range over the positive values, with a margin.
@@ -130,7 +132,12 @@ where
         kept.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
         axes.log_y,
     );
-    let text = Text3 { title, x, y };
+    let text = Text3 {
+        title,
+        x,
+        y,
+        scatter: axes.scatter,
+    };
     match (axes.log_x, axes.log_y) {
         (false, false) => plot(&root, text, &kept, x0..x1, y0..y1),
         (true, false) => plot(&root, text, &kept, (x0..x1).log_scale(), y0..y1),
@@ -153,6 +160,7 @@ struct Text3<'a> {
     title: &'a str,
     x: &'a str,
     y: &'a str,
+    scatter: bool,
 }
 
 /// Few points are drawn as dots too, so a line between two measurements is not read as data.
@@ -190,16 +198,24 @@ where
         .map_err(e)?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(e)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+        if t.scatter {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(e)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| Circle::new((x + 9, y), 4, color.filled()));
+        } else {
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(e)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
         if s.labels.is_empty() && s.points.len() < DOTS_BELOW {
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))

@@ -395,7 +395,10 @@ fn fidelity_chart(dir: &std::path::Path, rows: &[Row]) -> Result<Vec<std::path::
         "positions agreeing with plain decoding, %",
         "speedup over plain decoding",
         &series,
-        Axes::default(),
+        Axes {
+            scatter: true,
+            ..Axes::default()
+        },
     )
 }
 

@@ -21,7 +21,11 @@ pub struct Chart {
 
 impl Chart {
     fn log(mut self, log_x: bool, log_y: bool) -> Self {
-        self.axes = Axes { log_x, log_y };
+        self.axes = Axes {
+            log_x,
+            log_y,
+            ..Axes::default()
+        };
         self
     }
 }
