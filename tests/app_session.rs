@@ -168,6 +168,8 @@ async fn a_whole_session_on_the_synthetic_model_with_no_terminal() {
     let last = app.state.store.current.as_ref().unwrap();
     assert_eq!(last.draft_mode, DraftMode::PromptLookup);
     assert_eq!(last.k, KPolicy::Fixed(6));
+    // The second run verified by the lossy policy chosen before it, and says so.
+    assert_eq!(last.policy, labtui::protocol::AcceptPolicy::Threshold(300));
 }
 
 /// The dashboard on a served model: the mock's name in the panes, its tokens on the tape and a

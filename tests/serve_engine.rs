@@ -40,6 +40,7 @@ fn alone(prompt: &str, api: Api, max_tokens: usize) -> (String, usize, usize) {
         quantization: Default::default(),
         draft_mode: Default::default(),
         k: labtui::protocol::DEFAULT_K,
+        policy: Default::default(),
     };
     let request = RunRequest::new(0, Prompt::Text(prompt.into()), settings);
     let mut plain = Speculator::none();

@@ -20,6 +20,7 @@ fn settings(p: &GenParams) -> RunSettings {
         quantization: Quant::AsLoaded,
         draft_mode: DraftMode::None,
         k: KPolicy::Adaptive,
+        policy: Default::default(),
     }
 }
 

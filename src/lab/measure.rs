@@ -116,6 +116,7 @@ pub fn ours(engine: &mut Engine, ids: Vec<u32>, decode: usize) -> anyhow::Result
         quantization: engine.quant,
         draft_mode: DraftMode::None,
         k: KPolicy::Adaptive,
+        policy: Default::default(),
     };
     let (tx, _rx) = std::sync::mpsc::channel();
     let mut emit = |e| {

@@ -22,6 +22,7 @@ fn once(
         quantization: engine.quant,
         draft_mode: spec.drafter.mode(),
         k: spec.controller.policy(),
+        policy: Default::default(),
     };
     let request = RunRequest::new(0, Prompt::Text(prompt.into()), settings);
     Ok(generate(engine, spec, &request, &mut |_| {}, &mut || {

@@ -188,6 +188,10 @@ pub struct RunSettings {
     pub quantization: Quant,
     pub draft_mode: DraftMode,
     pub k: KPolicy,
+    /// The acceptance policy the run verified by (lossless in recordings made before it was
+    /// kept).
+    #[serde(default)]
+    pub policy: AcceptPolicy,
 }
 
 /// The paged KV cache's blocks (each `block_tokens` token slots) after a step: held by the run's

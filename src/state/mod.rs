@@ -121,6 +121,7 @@ mod tests {
                 quantization: Default::default(),
                 draft_mode: Default::default(),
                 k: Default::default(),
+                policy: Default::default(),
             },
             prompt: "hi".into(),
         }

@@ -24,6 +24,8 @@ pub struct RunView {
     /// Draft mode and K the run started with.
     pub draft_mode: DraftMode,
     pub k: KPolicy,
+    /// The acceptance policy it verified by.
+    pub policy: crate::protocol::AcceptPolicy,
     /// Step times of the tokens after the first (the inter-token latencies).
     pub itl: Itl,
     /// KV cache tokens and bytes after each token, thinned to a bounded count.

@@ -211,12 +211,9 @@ impl Store {
                 settings,
                 ..
             } => {
-                self.current = Some(RunView::new(
-                    *run,
-                    *prompt_tokens,
-                    settings.draft_mode,
-                    settings.k,
-                ));
+                let mut view = RunView::new(*run, *prompt_tokens, settings.draft_mode, settings.k);
+                view.policy = settings.policy;
+                self.current = Some(view);
                 self.error = None;
             }
             Event::PrefillDone {

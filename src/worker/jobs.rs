@@ -300,6 +300,7 @@ impl Local {
             quantization: engine.quant,
             draft_mode: self.draft_mode(),
             k: self.k(),
+            policy: self.settings.policy.unwrap_or_default(),
         };
         let out = self.out.clone();
         let mut emit = |event| out.send(event);

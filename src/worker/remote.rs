@@ -182,6 +182,7 @@ impl Remote {
             quantization: Quant::default(),
             draft_mode: Default::default(),
             k: DEFAULT_K,
+            policy: Default::default(),
         };
         let req = Request {
             context: Vec::new(),

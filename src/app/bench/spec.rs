@@ -29,6 +29,7 @@ fn settings(params: &GenParams, mode: DraftMode, k: KPolicy) -> RunSettings {
         quantization: Quant::AsLoaded,
         draft_mode: mode,
         k,
+        policy: Default::default(),
     }
 }
 
