@@ -7,6 +7,7 @@ pub mod engine;
 pub mod quant;
 pub mod record;
 pub mod serve;
+mod serve_follow;
 mod serve_parse;
 pub mod serve_tui;
 pub mod soak;

@@ -3,14 +3,13 @@
 //! endpoints side by side on the same workload. Every request is recorded when `--record` is
 //! given; charts go to `--charts DIR`.
 
+use super::serve_follow::{create_recorder, follow, stop_on_ctrl_c};
 use super::serve_parse::{
     header, json_object, non_negative, percent, positive, prefix, rate, share, slo,
 };
 use crate::app::args;
-use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, ServeEvent, Slo};
-use crate::protocol::Event;
-use crate::protocol::{Stamped, Stamper};
-use crate::record::{Header, Recorder};
+use crate::protocol::serve::{Api, Endpoint, LevelSummary, Load, Outcome, Slo};
+use crate::protocol::Stamper;
 use crate::report::serve as table;
 use crate::serve::client::{Cancel, Client, CountTokens, Extra};
 use crate::serve::load::drive::{drive, Bench};
@@ -22,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::unbounded_channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -463,32 +462,6 @@ fn metadata(a: &BenchServeArgs) -> serde_json::Value {
     })
 }
 
-/// One line of progress on stderr for a level's start and end.
-fn progress(e: &ServeEvent) {
-    match e {
-        ServeEvent::LevelStarted {
-            index,
-            levels,
-            load,
-            endpoint,
-            ..
-        } => eprintln!("level {}/{levels}: {load} against {endpoint} …", index + 1),
-        ServeEvent::LevelDone { summary: s, .. } => eprintln!(
-            "  {}/{} ok in {:.1} s: {:.2} req/s, {:.1} output tok/s{}",
-            s.ok,
-            s.requests,
-            s.duration.as_secs_f64(),
-            s.req_s,
-            s.output_tok_s,
-            s.stopped_early
-                .as_ref()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default()
-        ),
-        ServeEvent::Done { .. } | ServeEvent::Sent { .. } => {}
-    }
-}
-
 /// Run the benchmark: progress to stderr (or the dashboard with `--tui`), the table to stdout.
 pub fn run(
     model: Option<&str>,
@@ -553,50 +526,4 @@ pub fn run(
         bail!("stopped before the end: the table holds the levels measured");
     }
     Ok(())
-}
-
-/// A recording of the benchmark's events at `path`, with an empty header.
-fn create_recorder(path: &std::path::Path) -> Result<Recorder> {
-    Recorder::create(
-        path,
-        Header::new(
-            None,
-            Default::default(),
-            Default::default(),
-            Default::default(),
-        ),
-    )
-}
-
-/// On Ctrl-C: set `stop` and cancel the requests in flight.
-fn stop_on_ctrl_c(rt: &tokio::runtime::Runtime, stop: &Arc<AtomicBool>, cancel: &Cancel) {
-    let stop_on_signal = stop.clone();
-    let cancel_on_signal = cancel.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: requests in flight are cancelled");
-            stop_on_signal.store(true, Ordering::SeqCst);
-            cancel_on_signal.cancel();
-        }
-    });
-}
-
-/// Prints the load's progress and records every event until the load ends; the first error
-/// writing the recording stops the recording, not the load.
-async fn follow(
-    rx: &mut UnboundedReceiver<Stamped>,
-    mut recorder: Option<&mut Recorder>,
-) -> Option<anyhow::Error> {
-    let mut record_error: Option<anyhow::Error> = None;
-    while let Some(stamped) = rx.recv().await {
-        if let Event::Serve(e) = &stamped.event {
-            progress(e);
-        }
-        if let Some(r) = recorder.as_mut().filter(|_| record_error.is_none()) {
-            if let Err(err) = r.event(&stamped) {
-                record_error = Some(err);
-            }
-        }
-    }
-    record_error
 }
