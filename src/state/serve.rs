@@ -214,17 +214,10 @@ mod tests {
         // 11 tokens in the level's 1 s so far.
         assert!((c.output_tok_s(ms(2000)) - 11.0).abs() < 1e-9);
         assert!(v.active() && !v.finished());
-        let summary = crate::serve::load::summary::summarize(crate::serve::load::summary::Inputs {
-            endpoint: "http://a",
-            load: Load::Concurrency(2),
-            outcomes: &[ok(10, 100, 11)],
-            slo: None,
-            usd_per_hour: None,
-            stopped_early: None,
-            window: None,
-            percentiles: &[],
-            connections: None,
-        });
+        let outcomes = [ok(10, 100, 11)];
+        let summary = crate::serve::load::summary::summarize(
+            crate::serve::load::summary::Inputs::plain("http://a", Load::Concurrency(2), &outcomes),
+        );
         v.apply(
             ms(2500),
             &ServeEvent::LevelDone {

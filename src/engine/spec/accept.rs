@@ -105,17 +105,22 @@ impl Acceptance {
 
     /// Whether a lossy rule keeps draft `x` given the target's logits `row` (probabilities at
     /// temperature 1: the model's own confidence).
+    /// Top-k compares logits (no exponentials); the others need the distribution, once per
+    /// draft that is not the target's own choice.
     fn keeps(self, row: &[f32], x: u32) -> bool {
+        let lx = row[x as usize];
+        if let Self::TopK { k } = self {
+            return row.iter().filter(|&&l| l > lx).count() < k;
+        }
         let p = softmax(row, 1.0);
         let px = p[x as usize];
         match self {
             Self::Threshold { tau } => px >= tau,
-            Self::TopK { k } => p.iter().filter(|&&q| q > px).count() < k,
             Self::Typical { epsilon } => {
                 let entropy: f32 = p.iter().filter(|&&q| q > 0.0).map(|&q| -q * q.ln()).sum();
                 px >= epsilon.min(epsilon.sqrt() * (-entropy).exp())
             }
-            Self::Greedy | Self::Sampled => false,
+            Self::TopK { .. } | Self::Greedy | Self::Sampled => false,
         }
     }
 }

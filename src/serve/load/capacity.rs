@@ -161,17 +161,11 @@ mod tests {
         let ok = value(load) <= limit;
         LevelSummary {
             slo_met: Some(if ok { 10 } else { 3 }),
-            ..crate::serve::load::summary::summarize(crate::serve::load::summary::Inputs {
-                endpoint: "e",
+            ..crate::serve::load::summary::summarize(crate::serve::load::summary::Inputs::plain(
+                "e",
                 load,
-                outcomes: &vec![Default::default(); 10],
-                slo: None,
-                usd_per_hour: None,
-                stopped_early: None,
-                window: None,
-                percentiles: &[],
-                connections: None,
-            })
+                &vec![Default::default(); 10],
+            ))
         }
     }
 

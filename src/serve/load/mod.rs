@@ -138,25 +138,20 @@ pub async fn run(
     for target in targets {
         let warm = workload.level_requests(plan.warmup.min(n).max(1), workload::WARM_UP);
         warm_up(target, &warm, plan.warmup, run.origin).await?;
+        let at = Place {
+            target,
+            workload,
+            plan,
+            levels,
+        };
         if let Some(search) = &plan.search {
-            let found = search_levels(target, workload, plan, search, levels, run).await;
-            out.extend(found);
+            out.extend(search_levels(&at, search, run).await);
             continue;
         }
         let loads = match sweep {
             None => plan.loads.clone(),
             Some(s) => {
-                let reqs = workload.level_requests(n, 0);
-                let probe = Level {
-                    target,
-                    reqs: &reqs,
-                    load: Load::Concurrency(s.probe),
-                    plan,
-                    levels,
-                    seed: workload.seed,
-                    position: 0,
-                };
-                let probe = level(probe, run).await;
+                let probe = at.level(Load::Concurrency(s.probe), 0, run).await;
                 let sat = probe.req_s;
                 out.push(probe);
                 if sat <= 0.0 || run.stop.load(Ordering::SeqCst) {
@@ -177,29 +172,41 @@ pub async fn run(
             if run.stop.load(Ordering::SeqCst) {
                 break;
             }
-            let reqs = workload.level_requests(n, first + i);
-            let l = Level {
-                target,
-                reqs: &reqs,
-                load,
-                plan,
-                levels,
-                seed: workload.seed,
-                position: first + i,
-            };
-            out.push(level(l, run).await);
+            out.push(at.level(load, first + i, run).await);
         }
     }
     Ok(out)
 }
 
+/// Where levels run: the target, the workload and plan, and how many levels the run has.
+struct Place<'a> {
+    target: &'a Arc<dyn Target>,
+    workload: &'a Workload,
+    plan: &'a LoadPlan,
+    levels: usize,
+}
+
+impl Place<'_> {
+    /// The level at `position` among the target's levels, offered `load`, with its own prompts.
+    async fn level(&self, load: Load, position: usize, run: &mut Run<'_>) -> LevelSummary {
+        let reqs = self.workload.level_requests(self.plan.requests, position);
+        let l = Level {
+            target: self.target,
+            reqs: &reqs,
+            load,
+            plan: self.plan,
+            levels: self.levels,
+            seed: self.workload.seed,
+            position,
+        };
+        level(l, run).await
+    }
+}
+
 /// A capacity search against one target: a level per probe, each with prompts of its own.
 async fn search_levels(
-    target: &Arc<dyn Target>,
-    workload: &Workload,
-    plan: &LoadPlan,
+    at: &Place<'_>,
     search: &capacity::Search,
-    levels: usize,
     run: &mut Run<'_>,
 ) -> Vec<LevelSummary> {
     let mut out: Vec<LevelSummary> = Vec::new();
@@ -209,18 +216,8 @@ async fn search_levels(
         if run.stop.load(Ordering::SeqCst) {
             break;
         }
-        let reqs = workload.level_requests(plan.requests, position);
-        let l = Level {
-            target,
-            reqs: &reqs,
-            load,
-            plan,
-            levels,
-            seed: workload.seed,
-            position,
-        };
+        out.push(at.level(load, position, run).await);
         position += 1;
-        out.push(level(l, run).await);
     }
     out
 }

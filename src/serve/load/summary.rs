@@ -56,6 +56,24 @@ pub struct Inputs<'a> {
     pub connections: Option<Vec<Duration>>,
 }
 
+impl<'a> Inputs<'a> {
+    /// A level's outcomes and nothing else: no SLO, price, early stop, window, extra
+    /// percentiles or connections (set the fields that matter after).
+    pub fn plain(endpoint: &'a str, load: Load, outcomes: &'a [Outcome]) -> Self {
+        Inputs {
+            endpoint,
+            load,
+            outcomes,
+            slo: None,
+            usd_per_hour: None,
+            stopped_early: None,
+            window: None,
+            percentiles: &[],
+            connections: None,
+        }
+    }
+}
+
 /// Every output token's arrival on the run's clock.
 fn arrivals<'a>(good: &'a [&'a Outcome]) -> impl Iterator<Item = Duration> + 'a {
     good.iter()
@@ -287,18 +305,12 @@ mod tests {
             failed,
         ];
         let s = summarize(Inputs {
-            endpoint: "http://x",
-            load: Load::Concurrency(2),
-            outcomes: &outs,
             slo: Some(Slo {
                 ttft: Some(ms(200)),
                 ..Slo::default()
             }),
             usd_per_hour: Some(3.6),
-            stopped_early: None,
-            window: None,
-            percentiles: &[],
-            connections: None,
+            ..Inputs::plain("http://x", Load::Concurrency(2), &outs)
         });
         assert_eq!((s.requests, s.ok, s.failed), (4, 3, 1));
         assert_eq!(s.duration, ms(1130));
@@ -320,15 +332,8 @@ mod tests {
     #[test]
     fn an_empty_level_is_zeros_not_nan() {
         let s = summarize(Inputs {
-            endpoint: "e",
-            load: Load::Concurrency(1),
-            outcomes: &[],
-            slo: None,
             usd_per_hour: Some(1.0),
-            stopped_early: None,
-            window: None,
-            percentiles: &[],
-            connections: None,
+            ..Inputs::plain("e", Load::Concurrency(1), &[])
         });
         assert_eq!((s.requests, s.req_s, s.output_tok_s), (0, 0.0, 0.0));
         assert_eq!(s.usd_per_mtok, None);
@@ -343,15 +348,10 @@ mod tests {
             outcome(2000, 500, &[100, 100, 100]),
         ];
         let s = summarize(Inputs {
-            endpoint: "e",
-            load: Load::Concurrency(1),
-            outcomes: &outs,
-            slo: None,
-            usd_per_hour: None,
-            stopped_early: None,
             window: Some((ms(1000), ms(2000))),
             percentiles: &[50.0, 100.0],
             connections: Some(vec![ms(2), ms(4)]),
+            ..Inputs::plain("e", Load::Concurrency(1), &outs)
         });
         let w = s.steady.unwrap();
         // In [1 s, 2 s]: the second request's four tokens (1.5–1.8 s); it ended in the window.
@@ -377,25 +377,9 @@ mod tests {
         let growing: Vec<Outcome> = (0..8)
             .map(|i| outcome(i * 100, 100 + i * 114, &[10]))
             .collect();
-        let g = summarize(Inputs {
-            outcomes: &growing,
-            window: None,
-            connections: None,
-            percentiles: &[],
-            ..Inputs {
-                endpoint: "e",
-                load: Load::Concurrency(1),
-                outcomes: &[],
-                slo: None,
-                usd_per_hour: None,
-                stopped_early: None,
-                window: None,
-                percentiles: &[],
-                connections: None,
-            }
-        })
-        .ttft_growth
-        .unwrap();
+        let g = summarize(Inputs::plain("e", Load::Concurrency(1), &growing))
+            .ttft_growth
+            .unwrap();
         // Medians of the first two (214 ms) and the last two (898 ms).
         assert!((g - 898.0 / 214.0).abs() < 1e-9, "{g}");
     }

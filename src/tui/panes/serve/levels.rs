@@ -160,20 +160,14 @@ mod tests {
     use crate::serve::load::summary::{summarize, Inputs};
 
     fn level(outcomes: &[Outcome], stopped_early: Option<StopReason>) -> LevelSummary {
+        let load = Load::Rate {
+            rate: 2.5,
+            burstiness: 1.0,
+            max_concurrency: None,
+        };
         summarize(Inputs {
-            endpoint: "http://a",
-            load: Load::Rate {
-                rate: 2.5,
-                burstiness: 1.0,
-                max_concurrency: None,
-            },
-            outcomes,
-            slo: None,
-            usd_per_hour: None,
             stopped_early,
-            window: None,
-            percentiles: &[],
-            connections: None,
+            ..Inputs::plain("http://a", load, outcomes)
         })
     }
 
