@@ -70,6 +70,9 @@ pub enum Cmd {
     /// Serve the model over an OpenAI-compatible API (chat, completions, /metrics) with
     /// continuous batching; loopback only unless --host says otherwise.
     Serve(ServeArgs),
+    /// Train Medusa-lite or EAGLE-lite draft heads on the model by self-distillation over a
+    /// corpus; saved beside the model for `--draft medusa` / `--draft eagle`.
+    TrainDraft(crate::app::train::TrainDraftArgs),
     /// List the presets: built in, or from the presets folder ($LABTUI_PRESETS, else ./presets).
     Presets,
 }

@@ -35,6 +35,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Report(a)) => report::run(&a),
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
+        Some(Cmd::TrainDraft(a)) => labtui::app::train::run(&model, &a),
         Some(Cmd::Presets) => demo::list_presets(),
         Some(Cmd::Serve(a)) => serve::run(&model, &a, cli.record.as_deref()),
         Some(Cmd::Replay(a)) if a.snapshot_at.is_some() => labtui::app::snapshot::run(

@@ -30,6 +30,9 @@ pub struct Preset {
     /// The draft model for draft-model speculation.
     #[serde(default)]
     pub draft_model: Option<String>,
+    /// The trained heads file for the medusa and eagle draft modes (default: beside the model).
+    #[serde(default)]
+    pub draft_heads: Option<String>,
     pub prompts: Vec<String>,
     #[serde(default)]
     pub params: GenParams,
@@ -66,6 +69,7 @@ impl Preset {
             draft_mode: self.draft_mode,
             k: self.k,
             draft_model: self.draft_model.clone(),
+            draft_heads: self.draft_heads.clone(),
             draft_layers: None,
             policy: self.policy,
         }

@@ -278,7 +278,7 @@ fn layer_skip_drafts_leave_the_target_cache_as_it_was() {
     let mut sampler =
         labtui::engine::sampling::Sampler::new(labtui::engine::sampling::SamplingParams::greedy());
     let draft = d
-        .draft(&e.model, &mut cache, &prompt[..11], 4, &mut sampler)
+        .draft(&e.model, &mut cache, &prompt[..11], None, 4, &mut sampler)
         .unwrap();
     assert_eq!(draft.tokens.len(), 4);
     assert_eq!(cache.len(), 10);

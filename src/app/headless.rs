@@ -99,7 +99,7 @@ pub fn generate(
     let settings = preset
         .map(|p| p.settings())
         .unwrap_or_default()
-        .overlaid(&args.settings.settings());
+        .overlaid(&args.settings.settings()?);
     worker.send_all(settings.commands());
     worker.send(Command::LoadModel {
         spec: model.to_string(),
@@ -311,9 +311,24 @@ pub struct SettingsArgs {
     /// target with the same tokenizer).
     #[arg(long)]
     pub draft_model: Option<String>,
-    /// Drafted tokens per step: 1–16, or `auto` (adaptive).
+    /// The trained heads for --draft medusa or eagle (default: MODEL.medusa.safetensors or
+    /// MODEL.eagle.safetensors beside the model; `labtui train-draft` makes them).
+    #[arg(long, value_name = "FILE")]
+    pub draft_heads: Option<String>,
+    /// Drafted tokens per step: 1–16, `auto` (adaptive: labtui's cost model), or
+    /// `target=P:MIN-MAX` (the acceptance-target controller, as --target-acceptance).
     #[arg(short = 'k', long = "k", value_parser = KPolicy::parse)]
     pub k: Option<KPolicy>,
+    /// The acceptance-target controller: K grows by one while the share of drafts accepted
+    /// stays at or above P (0–1) and shrinks by one below it, within --min-k..--max-k.
+    #[arg(long, value_name = "P", conflicts_with = "k", value_parser = share)]
+    pub target_acceptance: Option<f64>,
+    /// The target controller's smallest K (default 1).
+    #[arg(long, requires = "target_acceptance", value_parser = super::args::count(1, crate::protocol::K_MAX as u64))]
+    pub min_k: Option<usize>,
+    /// The target controller's largest K (default 8).
+    #[arg(long, requires = "target_acceptance", value_parser = super::args::count(1, crate::protocol::K_MAX as u64))]
+    pub max_k: Option<usize>,
     /// Layers the layer-skip draft runs before the head (default: half the model's).
     #[arg(long, value_parser = super::args::count(1, crate::engine::config::MAX_LAYERS))]
     pub draft_layers: Option<usize>,
@@ -330,17 +345,38 @@ pub struct SettingsArgs {
     pub policy: Option<crate::protocol::AcceptPolicy>,
 }
 
+/// A share strictly between 0 and 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        _ => Err(format!("`{s}` is not a share between 0 and 1")),
+    }
+}
+
 impl SettingsArgs {
-    pub fn settings(&self) -> Settings {
-        Settings {
+    /// The settings asked for; an acceptance target with a K range that cannot be is an error.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let k = match self.target_acceptance {
+            Some(p) => Some(
+                KPolicy::target(
+                    self.min_k.unwrap_or(1),
+                    self.max_k.unwrap_or(8),
+                    (p * 100.0).round() as u8,
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            None => self.k,
+        };
+        Ok(Settings {
             quant: self.quant,
             kv_dtype: self.kv_dtype,
             draft_mode: self.draft,
-            k: self.k,
+            k,
             draft_model: self.draft_model.clone(),
+            draft_heads: self.draft_heads.clone(),
             draft_layers: self.draft_layers,
             policy: self.policy,
-        }
+        })
     }
 }
 

@@ -9,3 +9,4 @@ pub mod headless;
 pub mod report;
 pub mod serve;
 pub mod snapshot;
+pub mod train;

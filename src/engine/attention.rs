@@ -20,6 +20,9 @@ pub struct PagedRow<'a> {
     pub table: &'a BlockTable,
     pub from: usize,
     pub seen: usize,
+    /// A tree verification row: positions from `.0` on are read from the table positions
+    /// listed (its ancestors and itself), not from the positions that follow.
+    pub tail: Option<(usize, &'a [usize])>,
 }
 
 /// `q` (`(1, heads, rows, head_dim)`) attending, row by row, to the K and V slots of the pool
@@ -64,11 +67,13 @@ pub fn attend_paged(
                 data: kd,
                 table: row.table,
                 kv_heads,
+                tail: row.tail,
             };
             let vals = Paged {
                 data: vd,
                 table: row.table,
                 kv_heads,
+                tail: row.tail,
             };
             let qrow = &qs[(h * seq + i) * hd..(h * seq + i + 1) * hd];
             // SAFETY: each (row, head) is one item, written once; `out` outlives the call.
@@ -104,11 +109,16 @@ struct Paged<'a> {
     data: &'a [f32],
     table: &'a BlockTable,
     kv_heads: usize,
+    tail: Option<(usize, &'a [usize])>,
 }
 
 impl KvRows for Paged<'_> {
     #[inline]
     fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32] {
+        let pos = match self.tail {
+            Some((base, map)) if pos >= base => map[pos - base],
+            _ => pos,
+        };
         let o = (self.table.slot(pos) * self.kv_heads + head) * hd;
         &self.data[o..o + hd]
     }

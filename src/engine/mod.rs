@@ -11,6 +11,7 @@ mod dense;
 pub mod error;
 pub mod generate;
 pub mod header;
+pub mod heads;
 pub mod hf;
 pub mod interrupt;
 pub mod kernels;

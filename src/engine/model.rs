@@ -24,6 +24,10 @@ pub enum Logits {
     Last,
     /// Every position's: `(seq, vocab)` (speculative verification).
     All,
+    /// No logits: every position's last hidden state after the final norm, `(seq, hidden)`,
+    /// what the head multiplies ([`Model::head_logits`] gives the logits of [`Self::All`] from
+    /// it, bitwise). Draft heads read it.
+    Hidden,
 }
 
 /// Options of one forward pass.
@@ -135,6 +139,36 @@ struct Rows<'a> {
     cos: &'a Tensor,
     sin: &'a Tensor,
     local: Option<(Tensor, Tensor)>,
+    tree: Option<&'a TreeMask>,
+}
+
+/// The rows of a tree verification pass (one sequence): row 0 is the pending token, each other
+/// row a drafted candidate below its parent. A row sits at the position of its depth and sees
+/// the cache, the pending token and its own ancestors, exactly what a decode step of that
+/// branch would see, so each row's logits are bitwise that step's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeMask {
+    /// Each row's parent row (row 0 has none).
+    pub parent: Vec<Option<usize>>,
+}
+
+impl TreeMask {
+    /// Each row's depth below row 0.
+    pub fn depth(&self, row: usize) -> usize {
+        self.path(row).len()
+    }
+
+    /// Row `row`'s ancestors below row 0, from the top down, and `row` itself (empty for row 0).
+    pub fn path(&self, row: usize) -> Vec<usize> {
+        let mut p = Vec::new();
+        let mut r = row;
+        while let Some(up) = self.parent[r] {
+            p.push(r);
+            r = up;
+        }
+        p.reverse();
+        p
+    }
 }
 
 /// RoPE tables `(positions, head_dim / 2)`; `scale` multiplies the positions (linear scaling).
@@ -250,6 +284,39 @@ impl Model {
         seqs: &mut [Seq],
         opts: Forward,
     ) -> Result<Vec<Tensor>> {
+        self.forward_rows(pool, seqs, opts, None)
+    }
+
+    /// Verify a tree of drafts in one pass: `tokens` (the pending token, then the candidates,
+    /// each after its parent) laid out as `tree` says; the cache grows by all of them, at
+    /// consecutive slots ([`KvCache::keep_path`] then keeps one branch). Runs on the CPU with
+    /// an f32 cache (our paged attention), else it is an error.
+    pub fn forward_tree(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        tree: &TreeMask,
+        opts: Forward,
+    ) -> Result<Tensor> {
+        if tree.parent.len() != tokens.len() || tokens.len() > super::kernels::SMALL_BATCH {
+            candle_core::bail!(
+                "a tree of {} rows for {} tokens",
+                tree.parent.len(),
+                tokens.len()
+            )
+        }
+        let (pool, table) = cache.parts_mut();
+        let mut out = self.forward_rows(pool, &mut [Seq { tokens, table }], opts, Some(tree))?;
+        Ok(out.pop().expect("one sequence, one result"))
+    }
+
+    fn forward_rows(
+        &self,
+        pool: &mut KvPool,
+        seqs: &mut [Seq],
+        opts: Forward,
+        tree: Option<&TreeMask>,
+    ) -> Result<Vec<Tensor>> {
         if seqs.is_empty() || seqs.iter().any(|s| s.tokens.is_empty()) {
             candle_core::bail!("forward pass over no tokens")
         }
@@ -267,7 +334,7 @@ impl Model {
         for s in seqs.iter_mut() {
             reserved = reserved.and_then(|_| pool.reserve(s.table, s.table.len() + s.tokens.len()));
         }
-        let out = reserved.and_then(|_| self.run(pool, seqs, &plan, opts));
+        let out = reserved.and_then(|_| self.run(pool, seqs, &plan, opts, tree));
         for s in seqs.iter_mut() {
             match out {
                 // A shallow (draft) pass leaves the deeper layers behind; the length is the same
@@ -286,9 +353,10 @@ impl Model {
         seqs: &[Seq],
         plan: &RowPlan,
         opts: Forward,
+        tree: Option<&TreeMask>,
     ) -> Result<Vec<Tensor>> {
         let mut h = self.embed_rows(seqs, plan)?;
-        let (cos, sin, local) = self.rope_rows(plan)?;
+        let (cos, sin, local) = self.rope_rows(plan, tree)?;
         let tables: Vec<&BlockTable> = seqs.iter().map(|s| &*s.table).collect();
         let rows = Rows {
             plan,
@@ -296,6 +364,7 @@ impl Model {
             cos: &cos,
             sin: &sin,
             local,
+            tree,
         };
         let n_layers = opts
             .layers
@@ -325,24 +394,29 @@ impl Model {
             .iter()
             .flat_map(|s| seqs[s.seq].tokens.iter().copied())
             .collect();
-        let ids = Tensor::new(ids.as_slice(), &self.device)?;
-        let h = self.embed.embedding(&ids)?.unsqueeze(0)?;
-        match self.cfg.embed_scale {
-            Some(scale) => Ok((h * scale as f64)?),
-            None => Ok(h),
-        }
+        self.embed_tokens(&ids)?.unsqueeze(0)
     }
 
     /// Each row's RoPE angles, and the sliding-window layers' own where they differ.
     #[allow(clippy::type_complexity)]
-    fn rope_rows(&self, plan: &RowPlan) -> Result<(Tensor, Tensor, Option<(Tensor, Tensor)>)> {
-        let positions = match &plan.spans[..] {
-            [_] => None,
+    fn rope_rows(
+        &self,
+        plan: &RowPlan,
+        tree: Option<&TreeMask>,
+    ) -> Result<(Tensor, Tensor, Option<(Tensor, Tensor)>)> {
+        let positions = match (&plan.spans[..], tree) {
+            ([one], Some(t)) => {
+                let p: Vec<u32> = (0..one.len)
+                    .map(|r| (one.pos + t.depth(r)) as u32)
+                    .collect();
+                Some(Tensor::new(p.as_slice(), &self.device)?)
+            }
+            ([_], None) => None,
             _ => Some(Tensor::new(plan.positions().as_slice(), &self.device)?),
         };
         let select = |cos: &Tensor, sin: &Tensor| -> Result<(Tensor, Tensor)> {
             match (&plan.spans[..], &positions) {
-                ([one], _) => Ok((
+                ([one], None) => Ok((
                     cos.narrow(0, one.pos, one.len)?,
                     sin.narrow(0, one.pos, one.len)?,
                 )),
@@ -378,6 +452,12 @@ impl Model {
                 let logits = self.head.forward_each(&h)?;
                 for (j, s) in plan.spans.iter().enumerate() {
                     out[s.seq] = Some(logits.narrow(0, j, 1)?);
+                }
+            }
+            Logits::Hidden => {
+                let h = candle_nn::ops::rms_norm(h, &self.norm, eps)?;
+                for s in &plan.spans {
+                    out[s.seq] = Some(h.narrow(0, s.row, s.len)?);
                 }
             }
             Logits::All => {
@@ -493,15 +573,27 @@ impl Model {
         if plan.short_rows > 0 {
             // Decode rows and verification: our own attention, read in place through the tables.
             let qs = q.narrow(2, 0, plan.short_rows)?;
+            // A tree's rows see their ancestors' slots after the pending token's.
+            let tails: Vec<Vec<usize>> = match (rows.tree, plan.spans.first()) {
+                (Some(t), Some(s)) => (0..s.len)
+                    .map(|r| t.path(r).iter().map(|&a| s.pos + a).collect())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let tails = &tails;
             let paged: Vec<PagedRow> = plan
                 .short()
                 .flat_map(|s| {
                     (0..s.len).map(move |i| {
-                        let seen = s.pos + i + 1;
+                        let (seen, tail) = match rows.tree {
+                            Some(t) => (s.pos + t.depth(i) + 1, Some((s.pos + 1, &tails[i][..]))),
+                            None => (s.pos + i + 1, None),
+                        };
                         PagedRow {
                             table: rows.tables[s.seq],
                             from: window.map_or(0, |w| seen.saturating_sub(w)),
                             seen,
+                            tail,
                         }
                     })
                 })
@@ -509,6 +601,9 @@ impl Model {
             let (ks, vs) = pool.slots(index).expect("written above");
             match super::attention::attend_paged(&qs, ks, vs, &paged, scale)? {
                 Some(y) => parts.push(y),
+                None if rows.tree.is_some() => {
+                    candle_core::bail!("tree verification runs on the CPU with an f32 KV cache")
+                }
                 None => {
                     for s in plan.short() {
                         parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
@@ -523,6 +618,28 @@ impl Model {
             1 => parts.pop().expect("one part"),
             _ => Tensor::cat(&parts, 1)?,
         })
+    }
+
+    /// The logits of normed hidden states `h` (`(rows, hidden)`, from [`Logits::Hidden`]):
+    /// bitwise what [`Logits::All`] gives for one sequence's rows, and [`Logits::Last`] for one.
+    pub fn head_logits(&self, h: &Tensor) -> Result<Tensor> {
+        self.head.forward(h)
+    }
+
+    /// The output head as a dense f32 matrix `(vocab, hidden)` (training draft heads on it).
+    pub fn dense_head(&self) -> Result<Tensor> {
+        self.head.dense_f32(&self.device)
+    }
+
+    /// The embeddings of `ids` as the first layer takes them (scaled where the model scales
+    /// them): `(ids, hidden)`.
+    pub fn embed_tokens(&self, ids: &[u32]) -> Result<Tensor> {
+        let t = Tensor::new(ids, &self.device)?;
+        let h = self.embed.embedding(&t)?;
+        match self.cfg.embed_scale {
+            Some(scale) => h * scale as f64,
+            None => Ok(h),
+        }
     }
 
     /// Bytes of every weight held in memory.

@@ -158,6 +158,10 @@ pub enum DraftMode {
     DraftModel,
     PromptLookup,
     LayerSkip,
+    /// Medusa-lite heads trained on the target (`labtui train-draft --kind medusa`).
+    Medusa,
+    /// An EAGLE-lite head trained on the target (`labtui train-draft --kind eagle`).
+    Eagle,
 }
 
 impl Setting for DraftMode {
@@ -167,6 +171,8 @@ impl Setting for DraftMode {
         Self::DraftModel,
         Self::PromptLookup,
         Self::LayerSkip,
+        Self::Medusa,
+        Self::Eagle,
     ];
 
     fn name(self) -> &'static str {
@@ -175,6 +181,8 @@ impl Setting for DraftMode {
             Self::DraftModel => "draft-model",
             Self::PromptLookup => "prompt-lookup",
             Self::LayerSkip => "layer-skip",
+            Self::Medusa => "medusa",
+            Self::Eagle => "eagle",
         }
     }
 }
@@ -218,19 +226,78 @@ pub const K_MAX: usize = 16;
 /// K when nobody set it.
 pub const DEFAULT_K: KPolicy = KPolicy::Fixed(4);
 
-/// Speculation length K as the user set it: a number of drafts per step, or adaptive.
+/// Speculation length K as the user set it: a number of drafts per step, adaptive (labtui's
+/// cost model), or the acceptance-target controller: K grows by one while the share of drafts
+/// accepted stays at or above `accept` percent and shrinks by one below it, within `min..=max`.
 ///
-/// On the wire it is a number, 0 meaning adaptive (as recordings have always held it).
+/// On the wire a fixed or adaptive K is a number, 0 meaning adaptive (as recordings have always
+/// held it); the target controller is a struct.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "usize", into = "usize")]
+#[serde(try_from = "KWire", into = "KWire")]
 pub enum KPolicy {
     Fixed(usize),
     Adaptive,
+    Target { min: usize, max: usize, accept: u8 },
+}
+
+/// How [`KPolicy`] is written.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum KWire {
+    Number(usize),
+    Target { min: usize, max: usize, accept: u8 },
+}
+
+impl TryFrom<KWire> for KPolicy {
+    type Error = String;
+    fn try_from(w: KWire) -> Result<Self, String> {
+        match w {
+            KWire::Number(k) => Self::try_from(k),
+            KWire::Target { min, max, accept } => Self::target(min, max, accept),
+        }
+    }
+}
+
+impl From<KPolicy> for KWire {
+    fn from(k: KPolicy) -> Self {
+        match k {
+            KPolicy::Target { min, max, accept } => Self::Target { min, max, accept },
+            k => Self::Number(k.as_number()),
+        }
+    }
 }
 
 impl KPolicy {
-    /// `auto` or a number 1–16; 0 also means adaptive.
+    /// The acceptance-target controller, checked: `1 ≤ min ≤ max ≤ K_MAX`, `accept` 1–99 %.
+    pub fn target(min: usize, max: usize, accept: u8) -> Result<Self, String> {
+        if !(1 <= min && min <= max && max <= K_MAX) {
+            return Err(format!(
+                "min and max K must satisfy 1 ≤ min ≤ max ≤ {K_MAX}, not {min} and {max}"
+            ));
+        }
+        if !(1..=99).contains(&accept) {
+            return Err(format!(
+                "the target acceptance must be 1–99 %, not {accept}"
+            ));
+        }
+        Ok(Self::Target { min, max, accept })
+    }
+
+    /// `auto`, a number 1–16 (0 also means adaptive), or `target=P[:MIN-MAX]` (the acceptance
+    /// target P as a share, 0.7, or percent, 70; K within 1–8 unless given).
     pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(rest) = s.trim().strip_prefix("target=") {
+            let (p, range) = rest.split_once(':').unwrap_or((rest, "1-8"));
+            let p: f64 = p
+                .parse()
+                .map_err(|_| format!("`{p}` is not an acceptance"))?;
+            let accept = if p < 1.0 { p * 100.0 } else { p }.round() as u8;
+            let (lo, hi) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .ok_or_else(|| format!("`{range}` is not MIN-MAX"))?;
+            return Self::target(lo, hi, accept);
+        }
         match s.trim() {
             "auto" | "adaptive" | "0" => Ok(Self::Adaptive),
             n => match n.parse::<usize>() {
@@ -240,12 +307,17 @@ impl KPolicy {
         }
     }
 
-    /// K, or 0 for adaptive.
+    /// K, or 0 for a controller.
     pub fn as_number(self) -> usize {
         match self {
             Self::Fixed(k) => k,
-            Self::Adaptive => 0,
+            Self::Adaptive | Self::Target { .. } => 0,
         }
+    }
+
+    /// Whether a controller picks K (not a fixed K).
+    pub fn is_controlled(self) -> bool {
+        !matches!(self, Self::Fixed(_))
     }
 
     /// 0 is adaptive; numbers above [`K_MAX`] are [`K_MAX`].
@@ -304,6 +376,7 @@ impl fmt::Display for KPolicy {
         match self {
             Self::Fixed(k) => write!(f, "{k}"),
             Self::Adaptive => f.write_str("auto"),
+            Self::Target { min, max, accept } => write!(f, "target {accept}% {min}–{max}"),
         }
     }
 }
@@ -399,6 +472,8 @@ macro_rules! settings_table {
 settings_table! {
     /// The draft model for draft-model mode (a model spec).
     DraftModel(String), field draft_model, named "draft model", applies NextUse;
+    /// The trained heads file for medusa and eagle modes (default: beside the model).
+    DraftHeads(String), field draft_heads, named "draft heads", applies NextUse;
     /// Layers the layer-skip draft runs before the head.
     DraftLayers(usize), field draft_layers, named "layer-skip draft layers", applies NextRun;
     /// Where drafts come from.
@@ -462,8 +537,34 @@ mod tests {
     }
 
     #[test]
+    fn the_acceptance_target_controller_parses_checks_and_round_trips() {
+        let t = KPolicy::parse("target=0.7:2-6").unwrap();
+        assert_eq!(
+            t,
+            KPolicy::Target {
+                min: 2,
+                max: 6,
+                accept: 70
+            }
+        );
+        assert_eq!(KPolicy::parse("target=80"), KPolicy::target(1, 8, 80));
+        assert_eq!(t.to_string(), "target 70% 2–6");
+        assert!(t.is_controlled() && KPolicy::Adaptive.is_controlled());
+        assert!(!KPolicy::Fixed(3).is_controlled());
+        let ron = ron::to_string(&t).unwrap();
+        assert_eq!(ron::from_str::<KPolicy>(&ron).unwrap(), t, "{ron}");
+        assert!(KPolicy::parse("target=0.7:6-2")
+            .unwrap_err()
+            .contains("min ≤ max"));
+        assert!(KPolicy::parse("target=1.5").is_ok(), "1.5 reads as 2 %");
+        assert!(KPolicy::parse("target=0").unwrap_err().contains("1–99"));
+        assert!(KPolicy::parse("target=x").is_err());
+    }
+
+    #[test]
     fn cycling_wraps() {
-        assert_eq!(DraftMode::LayerSkip.next(), DraftMode::None);
+        assert_eq!(DraftMode::LayerSkip.next(), DraftMode::Medusa);
+        assert_eq!(DraftMode::Eagle.next(), DraftMode::None);
         assert_eq!(Quant::AsLoaded.next(), Quant::F32);
     }
 }

@@ -13,9 +13,23 @@ pub struct SpecView {
     pub predicted_speedup: Option<f64>,
     /// Rejected draft text, shown struck out just before the token at this index.
     pub rejected: BTreeMap<usize, String>,
+    /// Time spent drafting and verifying over the run's speculative steps, and the positions
+    /// verified (each step verifies its drafts and one more).
+    pub draft_time: std::time::Duration,
+    pub verify_time: std::time::Duration,
+    pub verified: usize,
 }
 
 impl SpecView {
+    /// Mean milliseconds a step spent drafting and verifying.
+    pub fn per_step_ms(&self) -> Option<(f64, f64)> {
+        let n = self.counts.steps;
+        (n > 0).then(|| {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n as f64;
+            (ms(self.draft_time), ms(self.verify_time))
+        })
+    }
+
     /// Take a step; `next_index` is the index the step's first token will have.
     /// A step claiming more accepted drafts than it drafted counts as accepting them all.
     pub fn apply(&mut self, s: &SpecStep, next_index: usize) {
@@ -23,6 +37,9 @@ impl SpecView {
         let accepted = s.accepted.min(drafted);
         self.counts.record(drafted, accepted);
         self.last_k = s.k;
+        self.draft_time += s.draft;
+        self.verify_time += s.verify;
+        self.verified += drafted + 1;
         self.live_speedup = s.live_speedup.or(self.live_speedup);
         self.predicted_speedup = s.predicted_speedup.or(self.predicted_speedup);
         if accepted < drafted {

@@ -2,6 +2,7 @@
 
 use super::route::{route, Coalesce, Inbox, Route};
 use super::{admit, Fault, Flags, Job, Outbox};
+use crate::engine::heads::HeadKind;
 use crate::engine::quality::Probe;
 use crate::engine::spec::{pick, Controller, Drafter, Speculator};
 use crate::engine::{self, Engine, StepControl};
@@ -20,6 +21,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 struct DrafterKey {
     mode: DraftMode,
     draft_model: Option<String>,
+    draft_heads: Option<String>,
     layers: Option<usize>,
 }
 
@@ -535,6 +537,7 @@ impl Local {
         let key = DrafterKey {
             mode: self.draft_mode(),
             draft_model: s.draft_model.clone(),
+            draft_heads: s.draft_heads.clone(),
             layers: s.draft_layers,
         };
         if self.built.as_ref() == Some(&key) {
@@ -559,6 +562,13 @@ impl Local {
                     target: engine.info.name.clone(),
                 }));
                 d
+            }
+            DraftMode::Medusa | DraftMode::Eagle => {
+                let kind = match key.mode {
+                    DraftMode::Medusa => HeadKind::Medusa,
+                    _ => HeadKind::Eagle,
+                };
+                pick::open_heads(engine, kind, key.draft_heads.as_deref(), &self.device)?
             }
         };
         self.built = Some(key);

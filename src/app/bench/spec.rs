@@ -4,6 +4,7 @@
 
 use super::MAX_TOKENS;
 use crate::app::args;
+use crate::engine::heads::HeadKind;
 use crate::engine::spec::accept::Acceptance;
 use crate::engine::spec::{pick, theory, Controller, Drafter, Speculator};
 use crate::engine::{generate, Engine, Prompt, RunRequest, StepControl};
@@ -315,6 +316,27 @@ impl<'a> Bench<'a> {
 
     fn drafter(&mut self, mode: DraftMode) -> Result<Drafter> {
         let layers = self.args.draft_layers;
+        let kind = match mode {
+            DraftMode::Medusa => Some(HeadKind::Medusa),
+            DraftMode::Eagle => Some(HeadKind::Eagle),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let path = self.args.draft_heads.as_deref().map(|p| {
+                let p = std::path::Path::new(p);
+                match p.is_dir() {
+                    true => p.join(heads_file(&self.target.info.source, kind)),
+                    false => p.to_path_buf(),
+                }
+            });
+            let path = path.map(|p| p.display().to_string());
+            return Ok(pick::open_heads(
+                &self.target,
+                kind,
+                path.as_deref(),
+                &Device::Cpu,
+            )?);
+        }
         Ok(match Drafter::for_mode(mode, &self.target.model, layers) {
             Some(drafter) => drafter,
             None => {
@@ -362,6 +384,12 @@ impl<'a> Bench<'a> {
         }
         Ok(runs.swap_remove(runs.len() / 2))
     }
+}
+
+/// The file name trained heads of `kind` for the model at `source` go by.
+fn heads_file(source: &str, kind: HeadKind) -> std::ffi::OsString {
+    let p = crate::engine::heads::file::default_path(source, kind);
+    p.file_name().map(|n| n.to_os_string()).unwrap_or_default()
 }
 
 /// Each policy's speed against its fidelity: a series per policy, a point per speculative row
@@ -471,6 +499,11 @@ pub struct BenchSpecArgs {
     /// The draft model (default: the largest smaller GGUF beside the target with its tokenizer).
     #[arg(long)]
     pub draft_model: Option<String>,
+    /// The trained heads for the medusa and eagle modes: a file (with one of those modes), or a
+    /// folder holding MODEL.medusa.safetensors and MODEL.eagle.safetensors (default: beside the
+    /// model).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub draft_heads: Option<String>,
     /// Layers of the layer-skip draft (default: half).
     #[arg(long, value_parser = args::count(1, crate::engine::config::MAX_LAYERS))]
     pub draft_layers: Option<usize>,

@@ -10,6 +10,7 @@ mod produced;
 mod request;
 mod run;
 mod step;
+mod tree_step;
 
 pub use produced::{Produced, Step};
 pub use request::{Prompt, RunRequest};

@@ -5,7 +5,7 @@ use super::request::{Prompt, RunRequest};
 use super::StepControl;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::kv_cache::KvCache;
-use crate::engine::model::{Forward, Model};
+use crate::engine::model::{Forward, Logits, Model};
 use crate::engine::sampling::{Sampler, SamplingParams};
 use crate::engine::spec::accept::Acceptance;
 use crate::engine::spec::{Drafter, SpecStats, Speculator};
@@ -13,6 +13,7 @@ use crate::engine::tokenizer::Tokenizer;
 use crate::engine::Engine;
 use crate::protocol::{Event, FinishReason, GenParams, KvBlocks, Phase, RunSummary, TokenEvent};
 use crate::stats;
+use candle_core::Tensor;
 use std::time::{Duration, Instant};
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::ModelWrapper;
@@ -59,6 +60,12 @@ pub struct Generation<'a> {
     itl: Vec<Duration>,
     pub(super) stats: SpecStats,
     blocks_sent: Option<KvBlocks>,
+    /// The target's last hidden state where it chose the pending token `(1, hidden)`, kept
+    /// for drafters that read it.
+    pub(super) hidden: Option<candle_core::Tensor>,
+    /// The states of the last forward pass's rows (one for a decode step, K + 1 for a
+    /// verification): `hidden` is picked from them once acceptance has spoken.
+    pub(super) hidden_rows: Option<candle_core::Tensor>,
 }
 
 impl<'a> Generation<'a> {
@@ -122,6 +129,8 @@ impl<'a> Generation<'a> {
             itl: Vec::with_capacity(room),
             stats: SpecStats::default(),
             blocks_sent: None,
+            hidden: None,
+            hidden_rows: None,
         })
     }
 
@@ -140,10 +149,11 @@ impl<'a> Generation<'a> {
         let carry_pause = !matches!(self.spec.drafter, Drafter::PromptLookup);
         self.spec.controller.start_run(carry_pause);
         let t = Instant::now();
-        let logits = self
-            .model
-            .forward(&self.text_ids, self.cache, Forward::LAST)?;
-        let first = self.sampler.sample(&Model::last_logits(&logits)?);
+        let ids = std::mem::take(&mut self.text_ids);
+        let logits = self.forward_kept(&ids, Logits::Last);
+        self.text_ids = ids;
+        self.keep_hidden(0)?;
+        let first = self.sampler.sample(&Model::last_logits(&logits?)?);
         self.prefill = t.elapsed();
         self.ttft = self.start.elapsed();
         emit(Event::PrefillDone {
@@ -159,6 +169,33 @@ impl<'a> Generation<'a> {
             },
             self.prefill,
         ))
+    }
+
+    /// Run `tokens` after the cache: logits of the last position (`Last`) or of every one
+    /// (`All`). A drafter that reads the target's hidden state gets it: the pass then stops at
+    /// the states, keeps them, and the head makes the logits (bitwise the same).
+    pub(super) fn forward_kept(&mut self, tokens: &[u32], which: Logits) -> Result<Tensor> {
+        if !self.spec.drafter.wants_hidden() {
+            let opts = Forward {
+                logits: which,
+                layers: None,
+            };
+            return Ok(self.model.forward(tokens, self.cache, opts)?);
+        }
+        let h = self.model.forward(
+            tokens,
+            self.cache,
+            Forward {
+                logits: Logits::Hidden,
+                layers: None,
+            },
+        )?;
+        let h = match which {
+            Logits::Last => h.narrow(0, tokens.len() - 1, 1)?,
+            _ => h,
+        };
+        self.hidden_rows = Some(h.clone());
+        Ok(self.model.head_logits(&h)?)
     }
 
     /// Report each token `step` produced (and the cache's blocks when they change); the reason

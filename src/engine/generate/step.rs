@@ -5,7 +5,7 @@ use super::produced::{Produced, Step};
 use super::run::Generation;
 use crate::engine::error::Result;
 use crate::engine::kernels::SMALL_BATCH;
-use crate::engine::model::{Forward, Model};
+use crate::engine::model::{Logits, Model};
 use crate::engine::spec::draft::Draft;
 use crate::engine::spec::SpecPlan;
 use crate::protocol::{Event, Phase, SpecStep};
@@ -17,10 +17,14 @@ impl Generation<'_> {
     pub fn step(&mut self, emit: &mut dyn FnMut(Event)) -> Result<Step> {
         let pending = *self.generated.last().expect("a token before each step");
         let k = self.plan_k();
+        if k > 0 && self.verifies_a_tree() {
+            return self.verify_tree(pending, k, emit);
+        }
         let t = Instant::now();
         let draft = if k > 0 {
-            let text = &self.text_ids;
-            (self.spec.drafter).draft(self.model, self.cache, text, k, &mut self.sampler)?
+            let (text, hidden) = (&self.text_ids, self.hidden.as_ref());
+            let sampler = &mut self.sampler;
+            (self.spec.drafter).draft(self.model, self.cache, text, hidden, k, sampler)?
         } else {
             Draft::default()
         };
@@ -52,7 +56,8 @@ impl Generation<'_> {
     /// The target's next token after `pending` alone.
     fn decode_one(&mut self, pending: u32, draft_time: Duration) -> Result<Step> {
         let t = Instant::now();
-        let logits = self.model.forward(&[pending], self.cache, Forward::LAST)?;
+        let logits = self.forward_kept(&[pending], Logits::Last)?;
+        self.keep_hidden(0)?;
         let next = self.sampler.sample(&Model::last_logits(&logits)?);
         let time = t.elapsed();
         if self.spec.is_on() {
@@ -85,11 +90,9 @@ impl Generation<'_> {
         let mut input = Vec::with_capacity(draft.tokens.len() + 1);
         input.push(pending);
         input.extend_from_slice(&draft.tokens);
-        let rows: Vec<Vec<f32>> = self
-            .model
-            .forward(&input, self.cache, Forward::ALL)?
-            .to_vec2()?;
+        let rows: Vec<Vec<f32>> = self.forward_kept(&input, Logits::All)?.to_vec2()?;
         let verdict = self.acceptance.judge(draft, &rows, &mut self.sampler);
+        self.keep_hidden(verdict.accepted)?;
         let verify = t.elapsed();
         let n = verdict.accepted;
         self.cache.truncate(before + 1 + n);
@@ -123,6 +126,15 @@ impl Generation<'_> {
             verdict.token,
             draft_time + verify,
         ))
+    }
+
+    /// Keep the state of row `row` of the last pass: where the target chose the next pending
+    /// token.
+    pub(super) fn keep_hidden(&mut self, row: usize) -> Result<()> {
+        if let Some(h) = self.hidden_rows.take() {
+            self.hidden = Some(h.narrow(0, row, 1)?);
+        }
+        Ok(())
     }
 
     /// The accepted drafts and the target's token after them, each with the target's probability.

@@ -219,6 +219,22 @@ impl QWeight {
         Ok(Self::Candle(candle_core::quantized::QMatMul::from_arc(t)?))
     }
 
+    /// The weights as a dense f32 matrix `(n, k)` on `device`.
+    pub fn dense_f32(
+        &self,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        use candle_core::quantized::QMatMul;
+        match self {
+            Self::Blocks { t, .. }
+            | Self::Compact { t, .. }
+            | Self::Candle(QMatMul::QTensor(t)) => t.dequantize(device),
+            Self::Candle(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
+                w.to_dtype(candle_core::DType::F32)?.to_device(device)
+            }
+        }
+    }
+
     /// Rows of activations `x` (`(…, k)`) holds.
     fn rows(&self, x: &candle_core::Tensor) -> candle_core::Result<usize> {
         use candle_core::quantized::QMatMul;

@@ -76,6 +76,21 @@ impl KvCache {
         self.pool.usage([&self.table])
     }
 
+    /// After a tree verification that appended its rows from position `base`: keep the rows of
+    /// `path` (row indices, in order) as positions `base + 1…`, after the pending token's at
+    /// `base`, and drop the rest.
+    pub fn keep_path(&mut self, base: usize, path: &[usize]) -> candle_core::Result<()> {
+        let moves: Vec<(usize, usize)> = path
+            .iter()
+            .enumerate()
+            .map(|(j, &row)| (base + row, base + 1 + j))
+            .collect();
+        let (pool, table) = self.parts_mut();
+        pool.copy_positions(table, &moves)?;
+        self.truncate(base + 1 + path.len());
+        Ok(())
+    }
+
     /// Keep only the first `n` tokens (speculative rollback); blocks past them go back to the
     /// pool, whose buffers keep their size.
     pub fn truncate(&mut self, n: usize) {

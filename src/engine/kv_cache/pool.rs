@@ -188,6 +188,24 @@ impl KvPool {
         Ok(())
     }
 
+    /// Copy, in every layer written, the K and V of each `(from, to)` pair of `table`'s
+    /// positions, in order (a verified tree branch moved down to follow the text).
+    pub fn copy_positions(&mut self, table: &BlockTable, moves: &[(usize, usize)]) -> Result<()> {
+        for l in self.layers.iter_mut().flatten() {
+            for &(from, to) in moves {
+                if from == to {
+                    continue;
+                }
+                let (a, b) = (table.slot(from), table.slot(to));
+                let k = l.k.narrow(0, a, 1)?.copy()?;
+                let v = l.v.narrow(0, a, 1)?.copy()?;
+                l.k.slice_set(&k, 0, b)?;
+                l.v.slice_set(&v, 0, b)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The slot buffers of `layer`, `(slots, kv_heads, head_dim)`, if it was ever written.
     pub fn slots(&self, layer: usize) -> Option<(&Tensor, &Tensor)> {
         let l = self.layers.get(layer)?.as_ref()?;

@@ -85,6 +85,12 @@ impl Acceptance {
         }
     }
 
+    /// Whether a run without sampling keeps draft `x` given the target's logits `row`: it is
+    /// the target's argmax, or a lossy rule keeps it.
+    pub fn keeps_greedy(self, row: &[f32], x: u32) -> bool {
+        argmax(row) == x as usize || (self.is_lossy() && self.keeps(row, x))
+    }
+
     /// A lossy rule: keep drafts while each is the target's choice or passes the rule; the
     /// token after them is the target's own (its argmax, or drawn when sampling).
     fn relaxed(self, drafted: &[u32], rows: &[Vec<f32>], sampler: &mut Sampler) -> Verdict {

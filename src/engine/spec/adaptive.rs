@@ -126,6 +126,8 @@ pub struct Controller {
     reached: [f64; K_MAX],
     accepted: [f64; K_MAX],
     since_spec: usize,
+    /// The acceptance-target controller's smoothed share of drafts accepted.
+    rate: Option<f64>,
 }
 
 impl Controller {
@@ -145,7 +147,38 @@ impl Controller {
             reached: [0.0; K_MAX],
             accepted: [0.0; K_MAX],
             since_spec: 0,
+            rate: None,
         }
+        .with_k_in_range()
+    }
+
+    /// K inside the target controller's range when that is the policy.
+    fn with_k_in_range(mut self) -> Self {
+        if let KPolicy::Target { min, max, .. } = self.policy {
+            self.k = self.k.clamp(min, max);
+        }
+        self
+    }
+
+    /// The acceptance-target controller's next K after a step that accepted `accepted` of
+    /// `drafted`: the accepted share, smoothed over steps, at or above the target grows K by
+    /// one, below it shrinks K by one, within `min..=max`.
+    fn steer_to_target(&mut self, drafted: usize, accepted: usize) {
+        let KPolicy::Target { min, max, accept } = self.policy else {
+            return;
+        };
+        let rate = accepted as f64 / drafted.max(1) as f64;
+        self.rate = Some(match self.rate {
+            Some(r) => 0.5 * r + 0.5 * rate,
+            None => rate,
+        });
+        let target = accept as f64 / 100.0;
+        self.k = if self.rate >= Some(target) {
+            self.k + 1
+        } else {
+            self.k.saturating_sub(1)
+        }
+        .clamp(min, max);
     }
 
     /// Whether adaptive K still lacks measured costs (see [`super::Drafter::calibrate`]).
@@ -222,6 +255,9 @@ impl Controller {
     /// A live change of K; statistics are kept.
     pub fn set_policy(&mut self, policy: KPolicy) {
         self.policy = policy;
+        if let KPolicy::Target { min, max, .. } = policy {
+            self.k = self.k.clamp(min, max);
+        }
     }
 
     pub fn policy(&self) -> KPolicy {
@@ -237,6 +273,7 @@ impl Controller {
         }
         match (self.policy, &self.costs) {
             (KPolicy::Fixed(k), _) => SpecPlan::Speculate(k),
+            (KPolicy::Target { .. }, _) => SpecPlan::Speculate(self.k),
             // Measured speculation fell behind plain decoding: paused, whatever the model says.
             (KPolicy::Adaptive, _) if self.step < self.off_until => SpecPlan::Plain,
             (KPolicy::Adaptive, Some(costs)) => match self.model_k(costs, unseen, left) {
@@ -289,6 +326,7 @@ impl Controller {
             let extra = (verify - c.plain) / drafted as f64;
             c.verify_extra = (c.verify_extra + COST_EMA * (extra - c.verify_extra)).max(0.0);
         }
+        self.steer_to_target(drafted, accepted);
         if self.policy != KPolicy::Adaptive {
             return;
         }
@@ -318,6 +356,51 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_controller_grows_k_above_its_target_and_shrinks_it_below() {
+        let mut c = Controller::new(KPolicy::Target {
+            min: 2,
+            max: 5,
+            accept: 70,
+        });
+        assert_eq!(
+            c.plan(1, 1000),
+            SpecPlan::Plain,
+            "the first step is the baseline"
+        );
+        c.observe(0, 0, 1, 0.0, 0.1);
+        assert_eq!(c.plan(1, 1000), SpecPlan::Speculate(2), "it starts at min");
+        let mut ks = Vec::new();
+        for _ in 0..6 {
+            let SpecPlan::Speculate(k) = c.plan(1, 1000) else {
+                panic!("plain")
+            };
+            ks.push(k);
+            c.observe(k, k, k + 1, 0.0, 0.1); // every draft kept
+        }
+        assert_eq!(ks, [2, 3, 4, 5, 5, 5], "grows by one up to max");
+        let mut ks = Vec::new();
+        for _ in 0..6 {
+            let SpecPlan::Speculate(k) = c.plan(1, 1000) else {
+                panic!("plain")
+            };
+            ks.push(k);
+            c.observe(k, 0, 1, 0.0, 0.1); // every draft rejected
+        }
+        // The smoothed rate falls below 70% at once (0.5 after one rejection).
+        assert_eq!(ks, [5, 4, 3, 2, 2, 2], "shrinks by one down to min");
+        c.set_policy(KPolicy::Target {
+            min: 3,
+            max: 4,
+            accept: 50,
+        });
+        assert_eq!(
+            c.plan(1, 1000),
+            SpecPlan::Speculate(3),
+            "a new range clamps K"
+        );
+    }
 
     #[test]
     fn fixed_k_probes_plainly_once_in_a_while() {

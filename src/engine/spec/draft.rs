@@ -8,13 +8,14 @@
 //! which rewrites those positions with the target's own values.
 
 use super::super::error::{EngineError, Result};
+use super::super::heads::{HeadKind, Heads};
 use super::super::kv_cache::KvCache;
 use super::super::model::{Forward, Logits, Model};
 use super::super::sampling::Sampler;
 use super::super::Engine;
 use super::lookup;
 use super::DraftMode;
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
 /// Longest and shortest n-gram prompt lookup tries to match. One token (a newline, a space)
 /// matches almost anywhere and proposes noise that costs a verification row per token.
@@ -48,6 +49,8 @@ pub enum Drafter {
     LayerSkip {
         layers: usize,
     },
+    /// Medusa-lite or EAGLE-lite heads trained on the target, reading its last hidden state.
+    Heads(std::sync::Arc<Heads>),
 }
 
 impl Drafter {
@@ -57,6 +60,10 @@ impl Drafter {
             Self::PromptLookup => DraftMode::PromptLookup,
             Self::DraftModel { .. } => DraftMode::DraftModel,
             Self::LayerSkip { .. } => DraftMode::LayerSkip,
+            Self::Heads(h) => match h.kind() {
+                HeadKind::Medusa => DraftMode::Medusa,
+                HeadKind::Eagle => DraftMode::Eagle,
+            },
         }
     }
 
@@ -81,8 +88,13 @@ impl Drafter {
                 let layers = layers.unwrap_or(target.cfg.layers / 2);
                 Some(Self::layer_skip(target, layers))
             }
-            DraftMode::DraftModel => None,
+            DraftMode::DraftModel | DraftMode::Medusa | DraftMode::Eagle => None,
         }
+    }
+
+    /// Whether drafting reads the target's last hidden state (the generation keeps it).
+    pub fn wants_hidden(&self) -> bool {
+        matches!(self, Self::Heads(_))
     }
 
     /// Self-speculation through the first `layers` layers of `target` (clamped to 1..layers-1).
@@ -100,16 +112,24 @@ impl Drafter {
     }
 
     /// Up to `k` tokens to follow `text` (prompt and generated tokens so far); `cache` is the
-    /// target's, holding all of `text` but its last token, and is left as it was.
+    /// target's, holding all of `text` but its last token, and is left as it was. `hidden` is
+    /// the target's state where it chose that last token, kept when [`Self::wants_hidden`].
     pub fn draft(
         &mut self,
         target: &Model,
         cache: &mut KvCache,
         text: &[u32],
+        hidden: Option<&Tensor>,
         k: usize,
         sampler: &mut Sampler,
     ) -> Result<Draft> {
         match self {
+            Self::Heads(heads) => {
+                let (Some(h), Some(&pending)) = (hidden, text.last()) else {
+                    return Ok(Draft::default());
+                };
+                Ok(heads.draft(target, h, pending, k, sampler)?)
+            }
             Self::None => Ok(Draft::default()),
             Self::PromptLookup => {
                 let tokens = lookup::propose(text, k, LOOKUP_MIN_NGRAM, LOOKUP_MAX_NGRAM);
@@ -188,6 +208,22 @@ impl Drafter {
         let verify_extra = ((v5 - plain) * 4.0 + (v9 - plain) * 8.0) / (16.0 + 64.0);
         let draft = match self {
             Self::None | Self::PromptLookup => 0.0,
+            Self::Heads(heads) => {
+                let mut cache = target.new_cache(DType::F32);
+                let opts = Forward {
+                    logits: Logits::Hidden,
+                    layers: None,
+                };
+                let h = target.forward(&ids[..32], &mut cache, opts)?;
+                let h = h.narrow(0, 31, 1)?;
+                let k = heads.reach().unwrap_or(4);
+                let mut sampler = Sampler::new(super::super::sampling::SamplingParams::greedy());
+                median(&mut || {
+                    let t = Instant::now();
+                    heads.draft(target, &h, ids[31], k, &mut sampler)?;
+                    Ok(t.elapsed().as_secs_f64() / k as f64)
+                })?
+            }
             Self::LayerSkip { layers } => {
                 let opts = Forward {
                     logits: Logits::Last,

@@ -13,6 +13,7 @@ pub mod lookup;
 pub mod pick;
 pub mod stats;
 pub mod theory;
+pub mod tree;
 
 pub use crate::protocol::DraftMode;
 pub use adaptive::{Controller, KPolicy, SpecPlan};
@@ -27,6 +28,9 @@ pub struct Speculator {
     /// A lossy rule to verify by; `None` takes the run's lossless one (greedy match, or
     /// speculative sampling when it samples).
     pub policy: Option<accept::Acceptance>,
+    /// Medusa heads verify a tree of candidates ([`tree`]) in greedy runs on the CPU with an f32
+    /// cache; off, they verify one chain.
+    pub tree: bool,
 }
 
 impl Speculator {
@@ -35,6 +39,7 @@ impl Speculator {
             drafter: Drafter::None,
             controller: Controller::new(crate::protocol::DEFAULT_K),
             policy: None,
+            tree: true,
         }
     }
 
@@ -43,6 +48,7 @@ impl Speculator {
             drafter,
             controller: Controller::new(k),
             policy: None,
+            tree: true,
         }
     }
 

@@ -2,6 +2,7 @@
 //! target that shares its tokenizer.
 
 use super::super::error::{EngineError, Result};
+use super::super::heads::{file, HeadKind};
 use super::super::synthetic::SyntheticSpec;
 use super::super::Engine;
 use candle_core::Device;
@@ -26,6 +27,39 @@ pub fn open_draft(target: &Engine, spec: Option<&str>, device: &Device) -> Resul
         None if target.info.source == "synthetic" => synthetic_draft(device),
         None => pick_beside(target, device),
     }
+}
+
+/// Trained heads of `kind` for `target`: from `path`, or beside the model's file.
+pub fn open_heads(
+    target: &Engine,
+    kind: HeadKind,
+    path: Option<&str>,
+    device: &Device,
+) -> Result<super::Drafter> {
+    let path = match path {
+        Some(p) => std::path::PathBuf::from(p),
+        None => file::default_path(&target.info.source, kind),
+    };
+    if !path.exists() {
+        return Err(EngineError::Setting(format!(
+            "no {} heads for {} at {}: train them with `labtui train-draft --kind {} --model {}`",
+            kind.name(),
+            target.info.name,
+            path.display(),
+            kind.name(),
+            target.info.source
+        )));
+    }
+    let (heads, header) = file::load(&path, target, device)?;
+    if header.kind != kind {
+        return Err(EngineError::Setting(format!(
+            "{} holds {} heads, not {}",
+            path.display(),
+            header.kind.name(),
+            kind.name()
+        )));
+    }
+    Ok(super::Drafter::Heads(std::sync::Arc::new(heads)))
 }
 
 fn pick_beside(target: &Engine, device: &Device) -> Result<Engine> {

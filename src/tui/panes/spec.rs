@@ -60,7 +60,21 @@ fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
             Span::styled("accepted 0.. ", label()),
             Span::styled(bars(&hist), Style::default().fg(palette::ACCEPTED)),
         ]),
+        cost_line(v),
     ]
+}
+
+/// What a speculative step costs: drafting, and verifying its positions in one pass.
+fn cost_line(v: &SpecView) -> Line<'static> {
+    let (draft, verify) = v.per_step_ms().unwrap_or_default();
+    let positions = v.verified as f64 / v.counts.steps.max(1) as f64;
+    Line::from(vec![
+        Span::styled("per step ", label()),
+        Span::styled(format!("draft {draft:.1} ms"), value()),
+        Span::styled(" · ", label()),
+        Span::styled(format!("verify {verify:.1} ms"), value()),
+        Span::styled(format!(" ({positions:.1} positions)"), label()),
+    ])
 }
 
 /// The served model's speculation, when it reports any: acceptance and mean accepted length, and
