@@ -4,6 +4,8 @@
 #   scripts/figures.sh            the demos, the benchmarks and serving (about 25 minutes on 2 cores)
 #   scripts/figures.sh --demos    the demos only (about 3 minutes)
 #   scripts/figures.sh --serving  the serving section only (about 12 minutes)
+#   scripts/figures.sh --heads    draft heads: trains them on the 1.5B where models/ has none
+#                                 (about 17 minutes a kind), then bench spec with every draft mode
 # LABTUI names the binary (default: target/release/labtui, built if missing); the models come
 # from ./models (../shared/tools/fetch-models models); llama.cpp's tools from $LLAMA_CPP_BIN or
 # ../shared/tools/llama-cpp. Every report starts with its stamp: machine, roofs, commit, date.
@@ -112,6 +114,22 @@ if [ -z "$only" ]; then
     "$bin" bench ui --model "$m05" --tokens 64 --repeats 3 > assets/bench/ui-0.5b.md
     "$bin" bench record > assets/bench/record.md
     "$bin" bench client > assets/bench/client.md
+fi
+if [ -z "$only" ] || [ "$only" = "--heads" ]; then
+    mkdir -p assets/bench
+    for kind in eagle medusa; do
+        case $kind in
+            eagle) opts="--tokens 24576 --epochs 6 --minutes 14" ;;
+            medusa) opts="--heads 3 --tokens 32768 --epochs 2 --minutes 12" ;;
+        esac
+        if [ ! -f "models/${m15%.gguf}.$kind.safetensors" ]; then
+            # shellcheck disable=SC2086
+            "$bin" train-draft --model "$m15" --kind $kind $opts \
+                > assets/bench/heads-train-$kind-1.5b.md
+        fi
+    done
+    "$bin" bench spec --model "$m15" --modes draft-model,prompt-lookup,layer-skip,medusa,eagle \
+        --ks 2,3,auto,target=0.6:1-6 --tokens 64 --eval-perplexity > assets/bench/heads-1.5b.md
 fi
 UPDATE_DOCS=1 cargo test --test figures
 echo "figures regenerated; the docs quote them"

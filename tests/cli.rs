@@ -470,7 +470,7 @@ fn flags_out_of_range_are_refused_naming_the_limit() {
         vec!["bench", "ui", "--repeats", "0"],
         vec!["bench", "quant", "--repeats", "0"],
         vec!["bench", "quant", "--ctx", "1"],
-        vec!["bench", "spec", "--prompts", "6"],
+        vec!["bench", "spec", "--prompts", "7"],
         vec!["bench", "batch", "--batch", "0"],
         vec!["replay", "x.ron", "--speed", "inf"],
     ] {

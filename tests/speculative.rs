@@ -219,15 +219,25 @@ fn lossy_rules_keep_more_or_the_same_as_their_bounds_say() {
     let draft = pick::synthetic_draft(&Device::Cpu).unwrap();
     let mut s = Speculator::new(Drafter::draft_model(&e, draft).unwrap(), KPolicy::Fixed(4));
     s.policy = Some(Acceptance::TopK { k: 1 << 20 });
-    let all = speculative(&mut e, &mut s, prompt, &p).0.spec.unwrap();
+    let all_run = speculative(&mut e, &mut s, prompt, &p).0;
+    let all = all_run.spec.clone().unwrap();
     assert!(all.drafted > 0);
     assert_eq!(
         all.accepted, all.drafted,
         "every draft is among the top 2^20"
     );
+    // What keeping every draft gave up, in nats: something exactly when the text changed.
+    let gap = all.logp_gap.expect("a lossy run measures its gap");
+    assert!(gap >= 0.0, "gap {gap}");
+    assert_eq!(gap > 0.0, all_run.text != reference.text, "gap {gap}");
     s.policy = Some(Acceptance::Threshold { tau: 1.0 });
     let (strict, _) = speculative(&mut e, &mut s, prompt, &p);
     assert_eq!(strict.text, reference.text);
+    // A rule that keeps only the target's own choices gives up nothing.
+    assert_eq!(strict.spec.unwrap().logp_gap, Some(0.0));
+    s.policy = None;
+    let lossless = speculative(&mut e, &mut s, prompt, &p).0.spec.unwrap();
+    assert_eq!(lossless.logp_gap, None);
 }
 
 #[test]
@@ -486,10 +496,19 @@ fn bench_spec_pairs_each_run_with_a_plain_run_and_prints_the_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let rows: Vec<&str> = stdout
+    let (main, controllers) = stdout
+        .split_once("K controllers")
+        .expect("the controllers' table");
+    let rows: Vec<&str> = main
         .lines()
         .filter(|l| l.starts_with("| complete") || l.starts_with("| explain"))
         .collect();
+    // Adaptive K set against the best fixed K (the only one here), per prompt.
+    assert!(
+        controllers.contains("| complete-fn | prompt-lookup | 2 |")
+            && controllers.contains("| auto |"),
+        "{controllers}"
+    );
     // Per prompt: the plain row, then K 2 and K auto.
     assert_eq!(rows.len(), 2 * 3, "{stdout}");
     assert!(rows.iter().all(|r| r.contains("| yes |")), "{stdout}");

@@ -51,11 +51,19 @@ pub struct TrainDraftArgs {
     #[arg(long, default_value_t = 32, value_parser = super::args::count(1, 4096))]
     pub batch: usize,
     /// AdamW's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-4)]
     pub lr: f64,
     /// Stop after this many minutes (resumable with --resume).
     #[arg(long)]
     pub minutes: Option<f64>,
+    /// Tokens in the draft vocabulary: drafts are scored over the ones the target says most in
+    /// the corpus (0: the whole vocabulary, which costs the head's full product per draft).
+    #[arg(long, default_value_t = 16_384)]
+    pub draft_vocab: usize,
+    /// EAGLE: places each step trains; after the first, the head starts from its own predicted
+    /// state, as when it drafts (each place costs another product with the output head).
+    #[arg(long, default_value_t = 1, value_parser = super::args::count(1, 4))]
+    pub unroll: usize,
     /// Seed of the order positions are visited in.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -73,12 +81,15 @@ impl TrainDraftArgs {
             lr: self.lr,
             seed: self.seed,
             time_limit: self.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
+            draft_vocab: self.draft_vocab,
+            unroll: self.unroll,
             ..TrainOptions::default()
         }
     }
 }
 
 pub fn run(model: &str, a: &TrainDraftArgs) -> anyhow::Result<()> {
+    super::bench::print_stamp(None, false);
     let device = default_device();
     let engine = Engine::open(model, &device, |_, _| {})?;
     let out = a
@@ -86,7 +97,7 @@ pub fn run(model: &str, a: &TrainDraftArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| file::default_path(&engine.info.source, a.kind));
     let resume = if out.exists() && a.resume {
-        let (heads, header) = file::load(&out, &engine, &device)?;
+        let (heads, header, _) = file::load(&out, &engine, &device)?;
         if header.kind != a.kind {
             bail!(
                 "{} holds {} heads, not {}",
@@ -120,8 +131,13 @@ pub fn run(model: &str, a: &TrainDraftArgs) -> anyhow::Result<()> {
         .map(|a| format!("{:.0}%", a * 100.0))
         .collect();
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let top1: Vec<String> = t
+        .held_out_top1
+        .iter()
+        .map(|a| format!("{:.0}%", a * 100.0))
+        .collect();
     println!(
-        "{} heads for {}: {} of {} steps in {:.0} s, {} positions; train loss {:.3}, held-out loss {:.3}",
+        "{} heads for {}: {} of {} steps in {:.0} s, {} positions; train loss {:.3}, held-out loss {:.3}  ",
         a.kind.name(),
         engine.info.name,
         t.steps_done,
@@ -132,9 +148,15 @@ pub fn run(model: &str, a: &TrainDraftArgs) -> anyhow::Result<()> {
         t.held_out_loss,
     );
     println!(
-        "held-out acceptance by place {} → {:.2} tokens kept per step (estimate); {} ({:.1} MiB)",
+        "held-out acceptance by place {} → {:.2} tokens kept per step (estimate); top-1 agreement by place {}  ",
         acc.join(" "),
         t.held_out_accepted_len,
+        top1.join(" "),
+    );
+    println!(
+        "corpus: {} ({} tokens); saved {} ({:.1} MiB)",
+        t.corpus,
+        t.corpus_tokens,
         out.display(),
         size as f64 / (1 << 20) as f64
     );

@@ -347,6 +347,11 @@ pub struct SpecSummary {
     /// Plain seconds per token over the run's seconds per decoded token.
     pub speedup: f64,
     pub predicted_speedup: f64,
+    /// Under a lossy rule: the mean, over the drafts it kept, of log p(the target's own choice)
+    /// − log p(the draft), in nats, under the target at that position: what the rule gives up
+    /// per kept token (0 where the draft was the target's choice). `None` for lossless runs.
+    #[serde(default)]
+    pub logp_gap: Option<f64>,
 }
 
 /// A request stream's end: requests, tokens generated, the time from the first arrival to the

@@ -66,7 +66,7 @@ fn llama_cpp_bin() -> Result<std::path::PathBuf> {
 /// `model`'s own quantized product when one is loaded), the build, the date and, with
 /// `llama_cpp`, the llama.cpp build compared against. Printed to stdout, so it travels with the
 /// tables into any file they are written to.
-fn print_stamp(model: Option<&crate::engine::Model>, llama_cpp: bool) {
+pub(crate) fn print_stamp(model: Option<&crate::engine::Model>, llama_cpp: bool) {
     match crate::worker::stamp::measure(model, crate::engine::threads()) {
         Ok(mut s) => {
             if llama_cpp {

@@ -15,12 +15,14 @@ use candle_core::Device;
 use clap::Args;
 use std::collections::HashMap;
 
-/// The prompts: code completion of several kinds, and rewrites whose answer repeats the input.
-pub const PROMPTS: [(&str, &str); 5] = [
+/// The prompts: code completion of several kinds, a question, rewrites whose answer repeats
+/// the input, and prose.
+pub const PROMPTS: [(&str, &str); 6] = [
     ("complete-fn", "Write a Python function that returns the n-th Fibonacci number iteratively, with a docstring."),
     ("complete-struct", "Write a Rust struct `Stack<T>` backed by a Vec with push, pop, peek, len and is_empty, each with a doc comment."),
     ("explain", "Explain in three sentences what a KV cache is in transformer inference."),
     ("rewrite-rename", "Rewrite this code, renaming the variable `n` to `count` everywhere and changing nothing else:\n\n```python\ndef total(items):\n    n = 0\n    for item in items:\n        if item.price > 0:\n            n = n + item.price * item.quantity\n        else:\n            n = n - item.discount\n    return n\n\ndef average(items):\n    n = total(items)\n    if len(items) == 0:\n        return 0\n    return n / len(items)\n```"),
+    ("prose", "Write a short paragraph about the history of the printing press, for a general reader."),
     ("rewrite-types", "Add type hints to this code and change nothing else:\n\n```python\ndef merge(a, b):\n    result = []\n    i = 0\n    j = 0\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n            result.append(a[i])\n            i += 1\n        else:\n            result.append(b[j])\n            j += 1\n    result.extend(a[i:])\n    result.extend(b[j:])\n    return result\n```"),
 ];
 
@@ -81,6 +83,8 @@ struct Row {
     /// The output's perplexity under the target (after the prompt): plain decoding's is the
     /// floor a lossy rule's is read against.
     perplexity: Option<f64>,
+    /// A lossy rule's mean log-prob gap at the drafts it kept (see `SpecSummary::logp_gap`).
+    gap: Option<f64>,
 }
 
 impl Row {
@@ -100,6 +104,7 @@ impl Row {
             policy: None,
             agreement: None,
             perplexity: None,
+            gap: None,
         }
     }
 
@@ -139,6 +144,7 @@ impl Row {
             policy: None,
             agreement: None,
             perplexity: None,
+            gap: p.logp_gap,
         }
     }
 
@@ -199,6 +205,12 @@ pub fn run(spec: &str, args: &BenchSpecArgs) -> Result<()> {
         bench.prompt(name, prompt, &mut rows)?;
     }
     print!("{}", table(&rows).markdown());
+    if let Some(t) = controllers_table(&rows) {
+        println!(
+            "\nK controllers against the best fixed K and plain decoding, per prompt and mode:\n"
+        );
+        print!("{}", t.markdown());
+    }
     if let Some(dir) = &args.charts {
         for f in fidelity_chart(dir, &rows)? {
             eprintln!("wrote {}", f.display());
@@ -266,7 +278,7 @@ impl<'a> Bench<'a> {
                     let mut row = Row::speculative(name, (mode, k), (&run.0, run.1), &plain);
                     row.policy = policy;
                     row.agreement = policy.map(|_| self.agreement(&plain.text, &run.0.text));
-                    if policy.is_some() {
+                    if policy.is_some() || self.args.eval_perplexity {
                         row.perplexity = self.perplexity(prompt, &run.0.text).ok();
                     }
                     row.say();
@@ -356,6 +368,7 @@ impl<'a> Bench<'a> {
     ) -> Result<(RunSummary, Option<f64>)> {
         let mut speculator = Speculator::new(self.drafter(mode)?, k);
         speculator.policy = policy;
+        speculator.tree = self.args.medusa_tree;
         // Adaptive K keeps what it learnt from prompt to prompt, as in a dashboard
         // session; fixed K starts afresh.
         if let (KPolicy::Adaptive, Some(c)) = (k, self.learnt.get(&mode)) {
@@ -443,6 +456,62 @@ fn rebase(rows: &mut [Row], base: f64) {
     rows[0].tok_s = base;
 }
 
+/// Per prompt and mode (lossless rows): the best fixed K's speedup, and each controller's
+/// (adaptive, acceptance target) speed against it and against plain decoding, with whether it
+/// keeps 0.9× of the best fixed K and 0.97× of plain.
+fn controllers_table(rows: &[Row]) -> Option<Table> {
+    let mut table = Table::new(
+        [
+            "prompt",
+            "mode",
+            "best fixed K",
+            "its speedup",
+            "controller",
+            "speedup",
+            "of best fixed",
+            "≥ 0.9× best, ≥ 0.97× plain",
+        ]
+        .map(|h| (h, Align::Left)),
+    );
+    let mut any = false;
+    let lossless = |r: &&Row| r.policy.is_none() && r.k.is_some();
+    let mut keys: Vec<(&str, DraftMode)> = rows
+        .iter()
+        .filter(lossless)
+        .map(|r| (r.prompt, r.mode))
+        .collect();
+    keys.dedup();
+    for (prompt, mode) in keys {
+        let of = |r: &&Row| lossless(r) && r.prompt == prompt && r.mode == mode;
+        let best = rows
+            .iter()
+            .filter(of)
+            .filter(|r| !r.k.is_some_and(|k| k.is_controlled()))
+            .max_by(|a, b| a.speedup.total_cmp(&b.speedup));
+        let Some(best) = best else { continue };
+        for c in rows
+            .iter()
+            .filter(of)
+            .filter(|r| r.k.is_some_and(|k| k.is_controlled()))
+        {
+            any = true;
+            let ratio = c.speedup / best.speedup.max(1e-9);
+            let ok = ratio >= 0.9 && c.speedup >= 0.97;
+            table.row([
+                prompt.to_string(),
+                mode.to_string(),
+                best.k_text(),
+                format!("{:.2}×", best.speedup),
+                c.k_text(),
+                format!("{:.2}×", c.speedup),
+                format!("{ratio:.2}"),
+                (if ok { "yes" } else { "NO" }).to_string(),
+            ]);
+        }
+    }
+    any.then_some(table)
+}
+
 fn table(rows: &[Row]) -> Table {
     let mut table = Table::new(
         [
@@ -456,6 +525,7 @@ fn table(rows: &[Row]) -> Table {
             "speedup",
             "theory",
             "same text as plain (lossy: agreement)",
+            "log-prob gap at kept drafts (nats)",
             "perplexity",
         ]
         .map(|h| (h, Align::Left)),
@@ -474,6 +544,7 @@ fn table(rows: &[Row]) -> Table {
             format!("{:.2}×", r.speedup),
             r.predicted.map_or("-".into(), |p| format!("{p:.2}×")),
             r.fidelity(),
+            r.gap.map_or("-".into(), |g| format!("{g:.3}")),
             r.perplexity.map_or("-".into(), |p| format!("{p:.3}")),
         ]);
     }
@@ -493,8 +564,8 @@ pub struct BenchSpecArgs {
     #[arg(long, value_delimiter = ',', value_parser = KPolicy::parse,
           default_values = ["2", "4", "8", "auto"])]
     pub ks: Vec<KPolicy>,
-    /// How many of the built-in prompts to run (at most 5).
-    #[arg(long, default_value_t = 5, value_parser = args::count(1, PROMPTS.len() as u64))]
+    /// How many of the built-in prompts to run (at most 6).
+    #[arg(long, default_value_t = PROMPTS.len(), value_parser = args::count(1, PROMPTS.len() as u64))]
     pub prompts: usize,
     /// The draft model (default: the largest smaller GGUF beside the target with its tokenizer).
     #[arg(long)]
@@ -518,6 +589,14 @@ pub struct BenchSpecArgs {
     #[arg(long, value_delimiter = ',', value_parser = crate::protocol::AcceptPolicy::parse,
           default_values = ["lossless"])]
     pub policies: Vec<crate::protocol::AcceptPolicy>,
+    /// The perplexity of every row's output under the target (without it, of plain decoding's
+    /// and of lossy rules' outputs only: a lossless rule's output is plain decoding's).
+    #[arg(long)]
+    pub eval_perplexity: bool,
+    /// Medusa verifies its static tree of candidates (15 nodes, each head's three likeliest)
+    /// in one pass instead of one chain.
+    #[arg(long)]
+    pub medusa_tree: bool,
     /// Write the policies' speed-against-fidelity chart (PNG and SVG) into this folder.
     #[arg(long)]
     pub charts: Option<std::path::PathBuf>,

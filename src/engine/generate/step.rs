@@ -11,6 +11,13 @@ use crate::engine::spec::SpecPlan;
 use crate::protocol::{Event, Phase, SpecStep};
 use std::time::{Duration, Instant};
 
+/// log p(argmax) − log p(`x`) under logits `row`: the logits' difference (the normaliser
+/// cancels).
+pub(super) fn logp_gap(row: &[f32], x: u32) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (max - row[x as usize]) as f64
+}
+
 impl Generation<'_> {
     /// Draft up to the K the controller plans (none when not speculating) and verify the draft;
     /// an empty draft is verified by the target's one-position step, which is plain decoding.
@@ -93,6 +100,11 @@ impl Generation<'_> {
         let rows: Vec<Vec<f32>> = self.forward_kept(&input, Logits::All)?.to_vec2()?;
         let verdict = self.acceptance.judge(draft, &rows, &mut self.sampler);
         self.keep_hidden(verdict.accepted)?;
+        if self.acceptance.is_lossy() {
+            for (row, &x) in rows.iter().zip(&draft.tokens[..verdict.accepted]) {
+                self.stats.kept_lossy(logp_gap(row, x));
+            }
+        }
         let verify = t.elapsed();
         let n = verdict.accepted;
         self.cache.truncate(before + 1 + n);

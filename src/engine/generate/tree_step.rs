@@ -78,6 +78,10 @@ impl Generation<'_> {
         let mut above = 0;
         for &r in &path {
             let id = cands.tokens[r - 1];
+            if self.acceptance.is_lossy() {
+                self.stats
+                    .kept_lossy(super::step::logp_gap(&rows[above], id));
+            }
             step.push(Produced {
                 id,
                 prob: self.sampler.prob_of(&rows[above], id),

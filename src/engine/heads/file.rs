@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// The header's format version.
 pub const FORMAT: u32 = 1;
 
+/// The draft vocabulary's token ids in the weights file (u32), when it has one.
+const VOCAB: &str = "draft_vocab";
+
 /// What a heads file says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -83,13 +86,18 @@ pub fn fingerprint(engine: &Engine) -> Result<String> {
 
 /// Write `heads` and `header` to `path` (and its header), each through a temporary file
 /// renamed over the old, so an interrupted save leaves the previous checkpoint whole.
-pub fn save(path: &Path, heads: &Heads, header: &Header) -> Result<()> {
+pub fn save(path: &Path, heads: &Heads, vocab: Option<&[u32]>, header: &Header) -> Result<()> {
     let io = |e: std::io::Error| EngineError::Setting(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&heads.tensors(), &tmp)?;
+    let mut tensors = heads.tensors();
+    if let Some(ids) = vocab {
+        let t = candle_core::Tensor::new(ids, &candle_core::Device::Cpu)?;
+        tensors.insert(VOCAB.into(), t);
+    }
+    candle_core::safetensors::save(&tensors, &tmp)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     let text = ron::ser::to_string_pretty(header, ron::ser::PrettyConfig::default())
         .map_err(|e| EngineError::Setting(e.to_string()))?;
@@ -120,9 +128,14 @@ pub fn read_header(path: &Path) -> Result<Header> {
     Ok(header)
 }
 
-/// Load heads for `engine` from `path`; refused, saying why, when they were trained on another
-/// model or their weights do not have the shape the header says.
-pub fn load(path: &Path, engine: &Engine, device: &Device) -> Result<(Heads, Header)> {
+/// Load heads for `engine` from `path`, with their draft vocabulary's ids when they have one;
+/// refused, saying why, when they were trained on another model or their weights do not have
+/// the shape the header says.
+pub fn load(
+    path: &Path,
+    engine: &Engine,
+    device: &Device,
+) -> Result<(Heads, Header, Option<Vec<u32>>)> {
     let header = read_header(path)?;
     let refuse = |why: String| {
         EngineError::Setting(format!(
@@ -146,8 +159,18 @@ pub fn load(path: &Path, engine: &Engine, device: &Device) -> Result<(Heads, Hea
             engine.info.name
         )));
     }
-    let tensors = candle_core::safetensors::load(path, device)
+    let mut tensors = candle_core::safetensors::load(path, device)
         .map_err(|e| refuse(format!("could not be read: {e}")))?;
+    let ids = match tensors.remove(VOCAB) {
+        Some(t) => {
+            let ids: Vec<u32> = t.to_vec1()?;
+            if ids.iter().any(|&i| i as usize >= cfg.vocab) {
+                return Err(refuse("have a draft vocabulary beyond the model's".into()));
+            }
+            Some(ids)
+        }
+        None => None,
+    };
     let heads = Heads::from_tensors(header.kind, header.heads, tensors)
         .map_err(|e| refuse(format!("are incomplete: {e}")))?;
     for (name, t) in heads.tensors() {
@@ -156,5 +179,5 @@ pub fn load(path: &Path, engine: &Engine, device: &Device) -> Result<(Heads, Hea
             return Err(refuse(format!("have {name} of shape {:?}", t.dims())));
         }
     }
-    Ok((heads, header))
+    Ok((heads, header, ids))
 }

@@ -19,6 +19,7 @@ pub mod corpus;
 pub mod features;
 pub mod file;
 pub mod train;
+pub mod vocab;
 
 use super::model::Model;
 use super::sampling::{argmax, Sampler};
@@ -27,6 +28,51 @@ use super::spec::tree::Candidates;
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// Heads ready to draft for a target: their weights, and the draft vocabulary they score over
+/// (`None`: the target's whole head).
+#[derive(Debug, Clone)]
+pub struct Drafting {
+    pub heads: Heads,
+    pub vocab: Option<vocab::DraftVocab>,
+}
+
+impl From<Heads> for Drafting {
+    fn from(heads: Heads) -> Self {
+        Self { heads, vocab: None }
+    }
+}
+
+impl Drafting {
+    pub fn kind(&self) -> HeadKind {
+        self.heads.kind()
+    }
+
+    /// Logits of states `z` `(rows, hidden)`: over the draft vocabulary, or the whole head.
+    pub fn score(&self, target: &Model, z: &Tensor) -> Result<Vec<Vec<f32>>> {
+        match &self.vocab {
+            Some(v) => v.logits(z),
+            None => target.head_logits(z)?.to_vec2(),
+        }
+    }
+
+    /// See [`Heads::draft`].
+    pub fn draft(
+        &self,
+        target: &Model,
+        hidden: &Tensor,
+        pending: u32,
+        k: usize,
+        sampler: &mut Sampler,
+    ) -> Result<Draft> {
+        self.heads.draft(target, self, hidden, pending, k, sampler)
+    }
+
+    /// See [`Heads::candidates`].
+    pub fn candidates(&self, target: &Model, hidden: &Tensor, depth: usize) -> Result<Candidates> {
+        self.heads.candidates(target, self, hidden, depth)
+    }
+}
 
 /// Which kind of draft head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,12 +259,13 @@ impl Heads {
     pub fn draft(
         &self,
         target: &Model,
+        out: &Drafting,
         hidden: &Tensor,
         pending: u32,
         k: usize,
         sampler: &mut Sampler,
     ) -> Result<Draft> {
-        let mut out = Draft::default();
+        let mut drafted = Draft::default();
         let mut pick = |row: &[f32], out: &mut Draft| {
             let (token, q) = if sampler.params().is_greedy() {
                 (argmax(row) as u32, None)
@@ -234,12 +281,11 @@ impl Heads {
             Self::Medusa(blocks) => {
                 let n = k.min(blocks.len());
                 if n == 0 {
-                    return Ok(out);
+                    return Ok(drafted);
                 }
                 let zs = Self::Medusa(blocks[..n].to_vec()).medusa_states(hidden)?;
-                let rows: Vec<Vec<f32>> = target.head_logits(&zs)?.to_vec2()?;
-                for row in &rows {
-                    pick(row, &mut out);
+                for row in &out.score(target, &zs)? {
+                    pick(row, &mut drafted);
                 }
             }
             Self::Eagle { .. } => {
@@ -248,24 +294,29 @@ impl Heads {
                 for _ in 0..k {
                     let e = target.embed_tokens(&[token])?;
                     h = self.eagle_state(&h, &e)?;
-                    let row: Vec<f32> = target.head_logits(&h)?.squeeze(0)?.to_vec1()?;
-                    token = pick(&row, &mut out);
+                    let row = out.score(target, &h)?.swap_remove(0);
+                    token = pick(&row, &mut drafted);
                 }
             }
         }
-        Ok(out)
+        Ok(drafted)
     }
 
     /// Medusa's tree of candidates down to `depth`: each head's three likeliest tokens placed as
     /// [`Candidates::from_ranked`] says, from the target's state `hidden` `(1, hidden)`.
-    pub fn candidates(&self, target: &Model, hidden: &Tensor, depth: usize) -> Result<Candidates> {
+    pub fn candidates(
+        &self,
+        target: &Model,
+        out: &Drafting,
+        hidden: &Tensor,
+        depth: usize,
+    ) -> Result<Candidates> {
         let Self::Medusa(blocks) = self else {
             candle_core::bail!("only Medusa heads draft a tree")
         };
         let n = depth.min(blocks.len());
         let zs = Self::Medusa(blocks[..n].to_vec()).medusa_states(hidden)?;
-        let rows: Vec<Vec<f32>> = target.head_logits(&zs)?.to_vec2()?;
-        let ranked: Vec<Vec<u32>> = rows.iter().map(|r| top(r, 3)).collect();
+        let ranked: Vec<Vec<u32>> = out.score(target, &zs)?.iter().map(|r| top(r, 3)).collect();
         Ok(Candidates::from_ranked(&ranked, n))
     }
 

@@ -9,7 +9,7 @@
 
 use super::features::Features;
 use super::file::{self, Header, Training};
-use super::{HeadKind, Heads};
+use super::{vocab, Drafting, HeadKind, Heads};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::Model;
 use crate::engine::sampling::argmax;
@@ -40,6 +40,11 @@ pub struct TrainOptions {
     pub time_limit: Option<Duration>,
     /// Save a checkpoint this often.
     pub checkpoint_every: Duration,
+    /// Tokens in the draft vocabulary (the ones the target says most in the corpus); 0 scores
+    /// drafts over the whole vocabulary.
+    pub draft_vocab: usize,
+    /// EAGLE: places each step trains, each later one from the head's own predicted state.
+    pub unroll: usize,
 }
 
 impl Default for TrainOptions {
@@ -51,11 +56,13 @@ impl Default for TrainOptions {
             max_tokens: 16_384,
             epochs: 2.0,
             batch: 32,
-            lr: 1e-3,
+            lr: 3e-4,
             held_out: 0.1,
             seed: 0,
             time_limit: None,
             checkpoint_every: Duration::from_secs(60),
+            draft_vocab: 16_384,
+            unroll: 1,
         }
     }
 }
@@ -105,137 +112,232 @@ pub fn train(
     resume: Option<(Heads, Header)>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome> {
-    let model = target.model;
-    let device = model.device().clone();
-    let w = model.dense_head()?;
-    let n_chunks = features.chunks.len();
-    let held = ((n_chunks as f64 * opts.held_out).round() as usize).min(n_chunks.saturating_sub(1));
-    let split = n_chunks - held;
+    let mut t = Trainer::new(target, features, corpus, opts, resume)?;
+    let stopped_early = t.run(progress)?;
+    progress(Progress::Evaluate);
+    t.finish(stopped_early)
+}
+
+/// Training positions and held-out ones: the last `held_out` share of the chunks is held out.
+fn split(features: &Features, opts: &TrainOptions) -> Result<(Vec<usize>, Vec<usize>)> {
+    let n = features.chunks.len();
+    let held = ((n as f64 * opts.held_out).round() as usize).min(n.saturating_sub(1));
     let reach = match opts.kind {
         HeadKind::Medusa => opts.heads,
-        HeadKind::Eagle => 1,
+        HeadKind::Eagle => opts.unroll.max(1),
     };
-    let train_pos = features.positions(0..split, reach);
-    let held_pos = features.positions(split..n_chunks, opts.heads.max(1));
-    if train_pos.is_empty() {
+    let train = features.positions(0..n - held, reach);
+    if train.is_empty() {
         return Err(EngineError::Setting(
             "the corpus is too short to train on: no chunk has room for a prediction".into(),
         ));
     }
-    let batch = opts.batch.clamp(1, train_pos.len());
-    let per_epoch = (train_pos.len() / batch).max(1);
-    let total = ((opts.epochs * per_epoch as f64).ceil() as usize).max(1);
-    let (init, mut training) = match resume {
-        Some((heads, header)) => (heads, header.training),
-        None => (
-            Heads::init(opts.kind, opts.heads, model.cfg.hidden, &device)?,
-            Training {
-                corpus: corpus.to_string(),
-                corpus_tokens: features.tokens.len(),
-                ..Training::default()
-            },
-        ),
-    };
-    training.steps_total = total;
-    let vars: Vec<(String, Var)> = init
-        .tensors()
-        .into_iter()
-        .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
-        .collect::<Result<_>>()?;
-    let heads_of = |vars: &[(String, Var)]| {
-        let m = vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect();
-        Heads::from_tensors(opts.kind, opts.heads, m)
-    };
-    let heads = heads_of(&vars)?;
-    let mut opt = AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        ParamsAdamW {
+    Ok((train, features.positions(n - held..n, opts.heads.max(1))))
+}
+
+/// A training run in progress: the heads as variables, their optimiser, and the bookkeeping.
+struct Trainer<'a> {
+    target: &'a Target<'a>,
+    features: &'a Features,
+    opts: &'a TrainOptions,
+    train_pos: Vec<usize>,
+    held_pos: Vec<usize>,
+    /// The output head, dense: what the cross-entropy's gradient is multiplied through.
+    w: Tensor,
+    vars: Vec<(String, Var)>,
+    heads: Heads,
+    opt: AdamW,
+    training: Training,
+    vocab_ids: Option<Vec<u32>>,
+    batch: usize,
+    per_epoch: usize,
+    started: Instant,
+    spent_before: f64,
+    /// The states' mean square (EAGLE's state error is relative to it).
+    ms: f32,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        target: &'a Target<'a>,
+        features: &'a Features,
+        corpus: &str,
+        opts: &'a TrainOptions,
+        resume: Option<(Heads, Header)>,
+    ) -> Result<Self> {
+        let model = target.model;
+        let (train_pos, held_pos) = split(features, opts)?;
+        let batch = opts.batch.clamp(1, train_pos.len());
+        let per_epoch = (train_pos.len() / batch).max(1);
+        let (init, mut training) = match resume {
+            Some((heads, header)) => (heads, header.training),
+            None => (
+                Heads::init(opts.kind, opts.heads, model.cfg.hidden, model.device())?,
+                Training {
+                    corpus: corpus.to_string(),
+                    corpus_tokens: features.tokens.len(),
+                    ..Training::default()
+                },
+            ),
+        };
+        training.steps_total = ((opts.epochs * per_epoch as f64).ceil() as usize).max(1);
+        let vars: Vec<(String, Var)> = init
+            .tensors()
+            .into_iter()
+            .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
+            .collect::<Result<_>>()?;
+        let params = ParamsAdamW {
             lr: opts.lr,
             weight_decay: 0.0,
             ..ParamsAdamW::default()
-        },
-    )?;
-    let header = |training: &Training| Header {
-        format: file::FORMAT,
-        kind: opts.kind,
-        heads: match opts.kind {
-            HeadKind::Medusa => opts.heads,
-            HeadKind::Eagle => 1,
-        },
-        hidden: model.cfg.hidden,
-        vocab: model.cfg.vocab,
-        target: target.name.clone(),
-        target_hash: target.hash.clone(),
-        training: training.clone(),
-    };
-    let ms = features.mean_square().max(1e-6);
-    let start = Instant::now();
-    let spent_before = training.seconds;
-    let mut last_save = Instant::now();
-    let mut order: Vec<usize> = Vec::new();
-    let mut epoch_of_order = usize::MAX;
-    let mut recent = Vec::new();
-    let mut stopped_early = false;
-    while training.steps_done < total {
-        let step = training.steps_done;
-        let epoch = step / per_epoch;
-        if epoch != epoch_of_order {
-            order = train_pos.clone();
-            let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ (epoch as u64 + 1));
-            order.shuffle(&mut rng);
-            epoch_of_order = epoch;
-        }
-        let i = (step % per_epoch) * batch;
-        let at = &order[i..i + batch];
-        let t = Instant::now();
-        let loss = match opts.kind {
-            HeadKind::Medusa => medusa_step(&heads, features, at, &w, &mut opt, opts.heads)?,
-            HeadKind::Eagle => eagle_step(&heads, model, features, at, &w, &mut opt, ms)?,
         };
-        recent.push((loss, at.len(), t.elapsed().as_secs_f64()));
-        if recent.len() > 20 {
-            recent.remove(0);
+        let opt = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params)?;
+        let vocab_ids = (opts.draft_vocab > 0 && opts.draft_vocab < model.cfg.vocab)
+            .then(|| vocab::most_said(&features.labels, model.cfg.vocab, opts.draft_vocab));
+        let spent_before = training.seconds;
+        Ok(Self {
+            heads: heads_of(&vars, opts)?,
+            w: model.dense_head()?,
+            target,
+            features,
+            opts,
+            train_pos,
+            held_pos,
+            vars,
+            opt,
+            training,
+            vocab_ids,
+            batch,
+            per_epoch,
+            started: Instant::now(),
+            spent_before,
+            ms: features.mean_square().max(1e-6),
+        })
+    }
+
+    /// Optimiser steps until done, out of time or interrupted (then `true`), checkpointing.
+    fn run(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<bool> {
+        let mut last_save = Instant::now();
+        let mut order: Vec<usize> = Vec::new();
+        let mut epoch_of_order = usize::MAX;
+        let mut recent: Vec<(f32, usize, f64)> = Vec::new();
+        while self.training.steps_done < self.training.steps_total {
+            let step = self.training.steps_done;
+            let epoch = step / self.per_epoch;
+            if epoch != epoch_of_order {
+                order = self.train_pos.clone();
+                let seed = self.opts.seed ^ (epoch as u64 + 1);
+                order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+                epoch_of_order = epoch;
+            }
+            let i = (step % self.per_epoch) * self.batch;
+            let t = Instant::now();
+            let loss = self.step(&order[i..i + self.batch])?;
+            recent.push((loss, self.batch, t.elapsed().as_secs_f64()));
+            if recent.len() > 20 {
+                recent.remove(0);
+            }
+            self.training.steps_done += 1;
+            self.training.positions_seen += self.batch as u64;
+            self.training.train_loss = loss;
+            self.training.seconds = self.spent_before + self.started.elapsed().as_secs_f64();
+            let (n, s) = recent.iter().fold((0, 0.0), |a, r| (a.0 + r.1, a.1 + r.2));
+            progress(Progress::Train {
+                done: self.training.steps_done,
+                total: self.training.steps_total,
+                loss: recent.iter().map(|r| r.0).sum::<f32>() / recent.len() as f32,
+                positions_per_s: n as f64 / s.max(1e-9),
+            });
+            let out_of_time = self
+                .opts
+                .time_limit
+                .is_some_and(|l| self.started.elapsed() >= l);
+            if out_of_time || crate::engine::interrupt::requested() {
+                return Ok(true);
+            }
+            if last_save.elapsed() >= self.opts.checkpoint_every {
+                self.save()?;
+                last_save = Instant::now();
+            }
         }
-        training.steps_done += 1;
-        training.positions_seen += at.len() as u64;
-        training.train_loss = loss;
-        training.seconds = spent_before + start.elapsed().as_secs_f64();
-        let (n, s): (usize, f64) = recent.iter().fold((0, 0.0), |a, r| (a.0 + r.1, a.1 + r.2));
-        let mean = recent.iter().map(|r| r.0).sum::<f32>() / recent.len() as f32;
-        progress(Progress::Train {
-            done: training.steps_done,
-            total,
-            loss: mean,
-            positions_per_s: n as f64 / s.max(1e-9),
-        });
-        let out_of_time = opts.time_limit.is_some_and(|l| start.elapsed() >= l);
-        if out_of_time || crate::engine::interrupt::requested() {
-            stopped_early = true;
-            break;
-        }
-        if last_save.elapsed() >= opts.checkpoint_every {
-            file::save(&target.out, &heads_of(&vars)?, &header(&training))?;
-            last_save = Instant::now();
+        Ok(false)
+    }
+
+    /// One optimiser step on the positions `at`; the cross-entropy.
+    fn step(&mut self, at: &[usize]) -> Result<f32> {
+        let (f, w) = (self.features, &self.w);
+        match self.opts.kind {
+            HeadKind::Medusa => medusa_step(&self.heads, f, at, w, &mut self.opt, self.opts.heads),
+            HeadKind::Eagle => {
+                let model = self.target.model;
+                let unroll = self.opts.unroll;
+                eagle_step(&self.heads, model, f, at, w, &mut self.opt, self.ms, unroll)
+            }
         }
     }
-    progress(Progress::Evaluate);
-    let heads = heads_of(&vars)?;
-    let eval = evaluate(&heads, model, features, &held_pos, &w, opts.heads.max(1))?;
-    training.held_out_loss = eval.loss;
-    training.held_out_acceptance = eval.acceptance;
-    training.held_out_accepted_len = eval.accepted_len;
-    training.held_out_top1 = eval.top1;
-    training.seconds = spent_before + start.elapsed().as_secs_f64();
-    let header = header(&training);
-    file::save(&target.out, &heads, &header)?;
-    Ok(Outcome {
-        heads,
-        header,
-        stopped_early,
-    })
+
+    fn header(&self) -> Header {
+        Header {
+            format: file::FORMAT,
+            kind: self.opts.kind,
+            heads: match self.opts.kind {
+                HeadKind::Medusa => self.opts.heads,
+                HeadKind::Eagle => 1,
+            },
+            hidden: self.target.model.cfg.hidden,
+            vocab: self.target.model.cfg.vocab,
+            target: self.target.name.clone(),
+            target_hash: self.target.hash.clone(),
+            training: self.training.clone(),
+        }
+    }
+
+    fn save(&self) -> Result<()> {
+        let heads = heads_of(&self.vars, self.opts)?;
+        file::save(
+            &self.target.out,
+            &heads,
+            self.vocab_ids.as_deref(),
+            &self.header(),
+        )
+    }
+
+    /// The held-out estimate, the last save, and what was trained.
+    fn finish(mut self, stopped_early: bool) -> Result<Outcome> {
+        let model = self.target.model;
+        let heads = heads_of(&self.vars, self.opts)?;
+        let vocab = match &self.vocab_ids {
+            Some(ids) => Some(vocab::DraftVocab::new(model, ids.clone())?),
+            None => None,
+        };
+        let drafting = Drafting {
+            heads: heads.clone(),
+            vocab,
+        };
+        let places = self.opts.heads.max(1);
+        let eval = evaluate(&drafting, model, self.features, &self.held_pos, places)?;
+        let t = &mut self.training;
+        t.held_out_loss = eval.loss;
+        t.held_out_acceptance = eval.acceptance;
+        t.held_out_accepted_len = eval.accepted_len;
+        t.held_out_top1 = eval.top1;
+        t.seconds = self.spent_before + self.started.elapsed().as_secs_f64();
+        self.save()?;
+        Ok(Outcome {
+            heads,
+            header: self.header(),
+            stopped_early,
+        })
+    }
+}
+
+/// The heads whose weights are `vars`.
+fn heads_of(vars: &[(String, Var)], opts: &TrainOptions) -> Result<Heads> {
+    let m = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    Ok(Heads::from_tensors(opts.kind, opts.heads, m)?)
 }
 
 /// The cross-entropy of `z`'s logits (`z` times the frozen head `w`ᵀ) against `labels`, and a
@@ -275,6 +377,10 @@ fn medusa_step(
     Ok(loss)
 }
 
+/// One EAGLE step, unrolled `unroll` places: each place after the first starts from the state
+/// the head predicted at the place before (as drafting does), with the corpus's next token; later
+/// places weigh half as much as the one before.
+#[allow(clippy::too_many_arguments)]
 fn eagle_step(
     heads: &Heads,
     model: &Model,
@@ -283,18 +389,31 @@ fn eagle_step(
     w: &Tensor,
     opt: &mut AdamW,
     ms: f32,
+    unroll: usize,
 ) -> Result<f32> {
     let device = w.device();
-    let h = f.rows(at, device)?;
-    let next: Vec<usize> = at.iter().map(|&g| g + 1).collect();
-    let e = model.embed_tokens(&next.iter().map(|&g| f.tokens[g]).collect::<Vec<_>>())?;
-    let want = f.rows(&next, device)?;
-    let pred = heads.eagle_state(&h, &e)?;
-    let labels: Vec<u32> = next.iter().map(|&g| f.labels[g]).collect();
-    let (sur, loss) = ce_surrogate(&pred, w, &labels)?;
-    let mse = ((&pred - &want)?.sqr()?.mean_all()? / ms as f64)?;
-    opt.backward_step(&(sur + mse)?)?;
-    Ok(loss)
+    let mut state = f.rows(at, device)?;
+    let mut total: Option<Tensor> = None;
+    let mut first_loss = 0.0;
+    for place in 1..=unroll.max(1) {
+        let next: Vec<usize> = at.iter().map(|&g| g + place).collect();
+        let e = model.embed_tokens(&next.iter().map(|&g| f.tokens[g]).collect::<Vec<_>>())?;
+        let pred = heads.eagle_state(&state, &e)?;
+        let labels: Vec<u32> = next.iter().map(|&g| f.labels[g]).collect();
+        let (sur, loss) = ce_surrogate(&pred, w, &labels)?;
+        let mse = ((&pred - &f.rows(&next, device)?)?.sqr()?.mean_all()? / ms as f64)?;
+        let term = ((sur + mse)? * 0.5f64.powi(place as i32 - 1))?;
+        total = Some(match total {
+            Some(t) => (t + term)?,
+            None => term,
+        });
+        if place == 1 {
+            first_loss = loss;
+        }
+        state = pred;
+    }
+    opt.backward_step(&total.expect("at least one place"))?;
+    Ok(first_loss)
 }
 
 /// Held-out results.
@@ -313,26 +432,26 @@ pub struct Eval {
 /// would say after the drafts): the share kept at each place given the ones before were kept,
 /// and the tokens kept per step with `places` drafted.
 pub fn evaluate(
-    heads: &Heads,
+    drafting: &Drafting,
     model: &Model,
     f: &Features,
     held: &[usize],
-    w: &Tensor,
     places: usize,
 ) -> Result<Eval> {
+    let heads = &drafting.heads;
     let places = heads.reach().map_or(places, |r| r.min(places));
     let mut tried = vec![0usize; places];
     let mut kept = vec![0usize; places];
     let mut right = vec![0usize; places];
     let (mut loss, mut loss_n) = (0.0f64, 0usize);
-    let device = w.device();
+    let device = model.device();
     let sample: Vec<usize> = held
         .iter()
         .copied()
         .step_by((held.len() / 1024).max(1))
         .collect();
     for at in sample.chunks(64) {
-        let preds = draft_rows(heads, model, f, at, places, device)?;
+        let preds = draft_rows(drafting, model, f, at, places, device)?;
         for (i, &g) in at.iter().enumerate() {
             // Cross-entropy of the first place.
             let row = &preds.logits[i];
@@ -389,7 +508,7 @@ struct Drafted {
 }
 
 fn draft_rows(
-    heads: &Heads,
+    drafting: &Drafting,
     model: &Model,
     f: &Features,
     at: &[usize],
@@ -399,7 +518,8 @@ fn draft_rows(
     let n = at.len();
     let mut tokens = vec![Vec::with_capacity(places); n];
     let mut first = Vec::new();
-    let w_logits = |z: &Tensor| -> Result<Vec<Vec<f32>>> { Ok(model.head_logits(z)?.to_vec2()?) };
+    let heads = &drafting.heads;
+    let w_logits = |z: &Tensor| -> Result<Vec<Vec<f32>>> { Ok(drafting.score(model, z)?) };
     match heads {
         Heads::Medusa(_) => {
             let rows = w_logits(&heads.medusa_states(&f.rows(at, device)?)?)?;

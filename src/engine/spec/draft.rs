@@ -8,7 +8,7 @@
 //! which rewrites those positions with the target's own values.
 
 use super::super::error::{EngineError, Result};
-use super::super::heads::{HeadKind, Heads};
+use super::super::heads::{Drafting, HeadKind};
 use super::super::kv_cache::KvCache;
 use super::super::model::{Forward, Logits, Model};
 use super::super::sampling::Sampler;
@@ -50,7 +50,7 @@ pub enum Drafter {
         layers: usize,
     },
     /// Medusa-lite or EAGLE-lite heads trained on the target, reading its last hidden state.
-    Heads(std::sync::Arc<Heads>),
+    Heads(std::sync::Arc<Drafting>),
 }
 
 impl Drafter {
@@ -184,12 +184,7 @@ impl Drafter {
         let ids: Vec<u32> = (0..NEEDED as u32)
             .map(|i| (i * 7919 + 13) % vocab)
             .collect();
-        // The median of three timings of `f`.
-        let median = |f: &mut dyn FnMut() -> Result<f64>| -> Result<f64> {
-            let mut t = [f()?, f()?, f()?];
-            t.sort_by(f64::total_cmp);
-            Ok(t[1])
-        };
+        let median = median3;
         let mut cache = target.new_cache(DType::F32);
         target.forward(&ids[..32], &mut cache, Forward::LAST)?;
         let mut time = |n: usize, opts: Forward| -> Result<f64> {
@@ -207,23 +202,6 @@ impl Drafter {
         // Least squares through (1, plain), (5, v5), (9, v9): the cost of each extra position.
         let verify_extra = ((v5 - plain) * 4.0 + (v9 - plain) * 8.0) / (16.0 + 64.0);
         let draft = match self {
-            Self::None | Self::PromptLookup => 0.0,
-            Self::Heads(heads) => {
-                let mut cache = target.new_cache(DType::F32);
-                let opts = Forward {
-                    logits: Logits::Hidden,
-                    layers: None,
-                };
-                let h = target.forward(&ids[..32], &mut cache, opts)?;
-                let h = h.narrow(0, 31, 1)?;
-                let k = heads.reach().unwrap_or(4);
-                let mut sampler = Sampler::new(super::super::sampling::SamplingParams::greedy());
-                median(&mut || {
-                    let t = Instant::now();
-                    heads.draft(target, &h, ids[31], k, &mut sampler)?;
-                    Ok(t.elapsed().as_secs_f64() / k as f64)
-                })?
-            }
             Self::LayerSkip { layers } => {
                 let opts = Forward {
                     logits: Logits::Last,
@@ -231,18 +209,7 @@ impl Drafter {
                 };
                 median(&mut || time(1, opts))?
             }
-            Self::DraftModel { engine, .. } => {
-                let model = &engine.model;
-                let mut cache = model.new_cache(DType::F32);
-                model.forward(&ids[..32], &mut cache, Forward::LAST)?;
-                median(&mut || {
-                    let t = Instant::now();
-                    model.forward(&ids[32..33], &mut cache, Forward::LAST)?;
-                    let s = t.elapsed().as_secs_f64();
-                    cache.truncate(32);
-                    Ok(s)
-                })?
-            }
+            _ => self.time_draft_token(target, &ids)?,
         };
         let catch_up = match self {
             Self::DraftModel { engine, .. } => {
@@ -265,6 +232,43 @@ impl Drafter {
         }))
     }
 
+    /// Seconds to draft one token after the 32 tokens `ids` begin with, for drafters with a
+    /// model or heads of their own (0 for lookup; layer skip is timed on the target's cache).
+    fn time_draft_token(&self, target: &Model, ids: &[u32]) -> Result<f64> {
+        use std::time::Instant;
+        match self {
+            Self::Heads(heads) => {
+                let mut cache = target.new_cache(DType::F32);
+                let opts = Forward {
+                    logits: Logits::Hidden,
+                    layers: None,
+                };
+                let h = target.forward(&ids[..32], &mut cache, opts)?;
+                let h = h.narrow(0, 31, 1)?;
+                let k = heads.heads.reach().unwrap_or(4);
+                let mut sampler = Sampler::new(super::super::sampling::SamplingParams::greedy());
+                median3(&mut || {
+                    let t = Instant::now();
+                    heads.draft(target, &h, ids[31], k, &mut sampler)?;
+                    Ok(t.elapsed().as_secs_f64() / k as f64)
+                })
+            }
+            Self::DraftModel { engine, .. } => {
+                let model = &engine.model;
+                let mut cache = model.new_cache(DType::F32);
+                model.forward(&ids[..32], &mut cache, Forward::LAST)?;
+                median3(&mut || {
+                    let t = Instant::now();
+                    model.forward(&ids[32..33], &mut cache, Forward::LAST)?;
+                    let s = t.elapsed().as_secs_f64();
+                    cache.truncate(32);
+                    Ok(s)
+                })
+            }
+            Self::None | Self::PromptLookup | Self::LayerSkip { .. } => Ok(0.0),
+        }
+    }
+
     /// Tokens of a text of `text_len` tokens that a draft model has not seen yet (it catches up
     /// on them before drafting); 0 for drafters without a cache of their own.
     pub fn unseen(&self, text_len: usize) -> usize {
@@ -281,6 +285,13 @@ impl Drafter {
             _ => None,
         }
     }
+}
+
+/// The median of three timings of `f`.
+fn median3(f: &mut dyn FnMut() -> Result<f64>) -> Result<f64> {
+    let mut t = [f()?, f()?, f()?];
+    t.sort_by(f64::total_cmp);
+    Ok(t[1])
 }
 
 /// Draft `k` tokens after `text` with `model` (its first `layers`), on a cache that holds the

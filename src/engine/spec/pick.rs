@@ -2,7 +2,8 @@
 //! target that shares its tokenizer.
 
 use super::super::error::{EngineError, Result};
-use super::super::heads::{file, HeadKind};
+use super::super::heads::vocab::DraftVocab;
+use super::super::heads::{file, Drafting, HeadKind};
 use super::super::synthetic::SyntheticSpec;
 use super::super::Engine;
 use candle_core::Device;
@@ -50,7 +51,7 @@ pub fn open_heads(
             target.info.source
         )));
     }
-    let (heads, header) = file::load(&path, target, device)?;
+    let (heads, header, ids) = file::load(&path, target, device)?;
     if header.kind != kind {
         return Err(EngineError::Setting(format!(
             "{} holds {} heads, not {}",
@@ -59,7 +60,12 @@ pub fn open_heads(
             kind.name()
         )));
     }
-    Ok(super::Drafter::Heads(std::sync::Arc::new(heads)))
+    let vocab = match ids {
+        Some(ids) => Some(DraftVocab::new(&target.model, ids)?),
+        None => None,
+    };
+    let drafting = Drafting { heads, vocab };
+    Ok(super::Drafter::Heads(std::sync::Arc::new(drafting)))
 }
 
 fn pick_beside(target: &Engine, device: &Device) -> Result<Engine> {

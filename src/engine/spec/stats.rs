@@ -15,6 +15,9 @@ pub struct SpecStats {
     step_tokens: usize,
     plain_steps: usize,
     plain_time: Duration,
+    /// Lossy rules: Σ over kept drafts of log p(target's choice) − log p(draft), and how many.
+    gap_sum: f64,
+    gap_n: usize,
 }
 
 impl SpecStats {
@@ -35,6 +38,13 @@ impl SpecStats {
         self.verify_time += verify;
         self.step_ks.push(drafted);
         self.step_tokens += accepted + 1;
+    }
+
+    /// A draft a lossy rule kept, `gap` nats less likely under the target than its own choice
+    /// (0 where they agree).
+    pub fn kept_lossy(&mut self, gap: f64) {
+        self.gap_sum += gap;
+        self.gap_n += 1;
     }
 
     pub fn plain_mean(&self) -> Option<f64> {
@@ -120,6 +130,7 @@ impl SpecStats {
                 0.0
             },
             predicted_speedup: self.predicted_speedup().unwrap_or(0.0),
+            logp_gap: (self.gap_n > 0).then(|| self.gap_sum / self.gap_n as f64),
         }
     }
 }
