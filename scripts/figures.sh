@@ -130,6 +130,10 @@ if [ -z "$only" ] || [ "$only" = "--heads" ]; then
     done
     "$bin" bench spec --model "$m15" --modes draft-model,prompt-lookup,layer-skip,medusa,eagle \
         --ks 2,3,auto,target=0.6:1-6 --tokens 64 --eval-perplexity > assets/bench/heads-1.5b.md
+    "$bin" bench spec --model "$m15" --modes draft-model,medusa,eagle --ks 1,2 --prompts 4 \
+        --tokens 64 > assets/bench/heads-k1-1.5b.md
+    "$bin" bench spec --model "$m15" --modes medusa --ks 1,2,3 --prompts 4 --tokens 64 \
+        --medusa-tree > assets/bench/heads-tree-1.5b.md
 fi
 UPDATE_DOCS=1 cargo test --test figures
 echo "figures regenerated; the docs quote them"
