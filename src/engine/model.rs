@@ -8,14 +8,16 @@
 //! and many sequences at once ([`Model::forward_batch`]). A forward pass can stop after the first L
 //! layers and can return logits for every position.
 
-use super::attention::PagedRow;
-use super::config::{Activation, ModelConfig, RopeStyle};
+use super::config::{Activation, ModelConfig};
 use super::kernels::QWeight;
 use super::kv_cache::{BlockTable, KvCache, KvPool};
 use super::step::{RowPlan, Seq};
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
+
+mod attn;
+pub use attn::TreeMask;
 
 /// Which logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,35 +142,6 @@ struct Rows<'a> {
     sin: &'a Tensor,
     local: Option<(Tensor, Tensor)>,
     tree: Option<&'a TreeMask>,
-}
-
-/// The rows of a tree verification pass (one sequence): row 0 is the pending token, each other
-/// row a drafted candidate below its parent. A row sits at the position of its depth and sees
-/// the cache, the pending token and its own ancestors, exactly what a decode step of that
-/// branch would see, so each row's logits are bitwise that step's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeMask {
-    /// Each row's parent row (row 0 has none).
-    pub parent: Vec<Option<usize>>,
-}
-
-impl TreeMask {
-    /// Each row's depth below row 0.
-    pub fn depth(&self, row: usize) -> usize {
-        self.path(row).len()
-    }
-
-    /// Row `row`'s ancestors below row 0, from the top down, and `row` itself (empty for row 0).
-    pub fn path(&self, row: usize) -> Vec<usize> {
-        let mut p = Vec::new();
-        let mut r = row;
-        while let Some(up) = self.parent[r] {
-            p.push(r);
-            r = up;
-        }
-        p.reverse();
-        p
-    }
 }
 
 /// RoPE tables `(positions, head_dim / 2)`; `scale` multiplies the positions (linear scaling).
@@ -477,147 +450,6 @@ impl Model {
             .into_iter()
             .map(|t| t.expect("every sequence ran"))
             .collect())
-    }
-
-    fn attention(
-        &self,
-        index: usize,
-        layer: &Layer,
-        x: &Tensor,
-        pool: &mut KvPool,
-        rows: &Rows,
-    ) -> Result<Tensor> {
-        let plan = rows.plan;
-        let window = self.cfg.window(index);
-        let (q, k, v) = self.project_qkv(layer, x, rows, window)?;
-        for s in &plan.spans {
-            let table = rows.tables[s.seq];
-            pool.write(
-                index,
-                table,
-                s.pos,
-                &k.narrow(0, s.row, s.len)?,
-                &v.narrow(0, s.row, s.len)?,
-            )?;
-        }
-        let y = self.attend(index, &q, pool, rows, window)?;
-        layer.o.forward(&y, plan)
-    }
-
-    /// The rows' queries `(1, heads, rows, head_dim)` and keys `(rows, kv_heads, head_dim)`, both
-    /// after RoPE, and values `(rows, kv_heads, head_dim)`, the layout the pool's slots take.
-    fn project_qkv(
-        &self,
-        layer: &Layer,
-        x: &Tensor,
-        rows: &Rows,
-        window: Option<usize>,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
-        let c = &self.cfg;
-        let plan = rows.plan;
-        let n = plan.rows();
-        let heads = |t: Tensor, h: usize| {
-            t.reshape((1, n, h, c.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        // Gemma 3 normalises each head's query and key before RoPE.
-        let head_norm = |t: Tensor, h: usize, norm: &Option<Tensor>| match norm {
-            Some(w) => {
-                candle_nn::ops::rms_norm(&t.reshape((1, n, h, c.head_dim))?, w, c.rms_eps as f32)
-            }
-            None => Ok(t),
-        };
-        let q = heads(
-            head_norm(layer.q.forward(x, plan)?, c.heads, &layer.q_norm)?,
-            c.heads,
-        )?;
-        let k = heads(
-            head_norm(layer.k.forward(x, plan)?, c.kv_heads, &layer.k_norm)?,
-            c.kv_heads,
-        )?;
-        // Values go to the pool's slots as they come: (rows, kv_heads, head_dim).
-        let v = layer
-            .v
-            .forward(x, plan)?
-            .reshape((n, c.kv_heads, c.head_dim))?;
-        let rope = match c.rope_style {
-            RopeStyle::Halves => candle_nn::rotary_emb::rope,
-            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i,
-        };
-        let (cos, sin) = match (&rows.local, window) {
-            (Some((cos, sin)), Some(_)) => (cos, sin),
-            _ => (rows.cos, rows.sin),
-        };
-        let q = rope(&q, cos, sin)?;
-        let k = rope(&k, cos, sin)?
-            .squeeze(0)?
-            .transpose(0, 1)?
-            .contiguous()?;
-        Ok((q, k, v))
-    }
-
-    /// Every span's attention over what the pool holds for it, `(1, rows, heads × head_dim)`:
-    /// short spans paged in place when the kernel takes them, the rest dense.
-    fn attend(
-        &self,
-        index: usize,
-        q: &Tensor,
-        pool: &KvPool,
-        rows: &Rows,
-        window: Option<usize>,
-    ) -> Result<Tensor> {
-        let plan = rows.plan;
-        let scale = self.cfg.attn_scale;
-        let mut parts = Vec::with_capacity(plan.spans.len());
-        if plan.short_rows > 0 {
-            // Decode rows and verification: our own attention, read in place through the tables.
-            let qs = q.narrow(2, 0, plan.short_rows)?;
-            // A tree's rows see their ancestors' slots after the pending token's.
-            let tails: Vec<Vec<usize>> = match (rows.tree, plan.spans.first()) {
-                (Some(t), Some(s)) => (0..s.len)
-                    .map(|r| t.path(r).iter().map(|&a| s.pos + a).collect())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let tails = &tails;
-            let paged: Vec<PagedRow> = plan
-                .short()
-                .flat_map(|s| {
-                    (0..s.len).map(move |i| {
-                        let (seen, tail) = match rows.tree {
-                            Some(t) => (s.pos + t.depth(i) + 1, Some((s.pos + 1, &tails[i][..]))),
-                            None => (s.pos + i + 1, None),
-                        };
-                        PagedRow {
-                            table: rows.tables[s.seq],
-                            from: window.map_or(0, |w| seen.saturating_sub(w)),
-                            seen,
-                            tail,
-                        }
-                    })
-                })
-                .collect();
-            let (ks, vs) = pool.slots(index).expect("written above");
-            match super::attention::attend_paged(&qs, ks, vs, &paged, scale)? {
-                Some(y) => parts.push(y),
-                None if rows.tree.is_some() => {
-                    candle_core::bail!("tree verification runs on the CPU with an f32 KV cache")
-                }
-                None => {
-                    for s in plan.short() {
-                        parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
-                    }
-                }
-            }
-        }
-        for s in plan.long() {
-            parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
-        }
-        Ok(match parts.len() {
-            1 => parts.pop().expect("one part"),
-            _ => Tensor::cat(&parts, 1)?,
-        })
     }
 
     /// The logits of normed hidden states `h` (`(rows, hidden)`, from [`Logits::Hidden`]):

@@ -22,7 +22,7 @@ pub mod train;
 pub mod vocab;
 
 use super::model::Model;
-use super::sampling::{argmax, Sampler};
+use super::sampling::Sampler;
 use super::spec::draft::Draft;
 use super::spec::tree::Candidates;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -116,6 +116,15 @@ pub enum Heads {
     },
 }
 
+/// `blocks`' output states for `h`, block by block: `(blocks × rows, hidden)`.
+fn medusa_rows(blocks: &[ResBlock], h: &Tensor) -> Result<Tensor> {
+    let zs = blocks
+        .iter()
+        .map(|b| b.forward(h))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&zs, 0)
+}
+
 /// The `n` largest entries' indices, largest first.
 fn top(row: &[f32], n: usize) -> Vec<u32> {
     let mut best: Vec<u32> = Vec::with_capacity(n + 1);
@@ -187,11 +196,7 @@ impl Heads {
         let Self::Medusa(blocks) = self else {
             candle_core::bail!("not Medusa heads")
         };
-        let zs = blocks
-            .iter()
-            .map(|b| b.forward(h))
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&zs, 0)
+        medusa_rows(blocks, h)
     }
 
     /// EAGLE: the next hidden states from states `h` and the next tokens' embeddings `e`, both
@@ -266,26 +271,15 @@ impl Heads {
         sampler: &mut Sampler,
     ) -> Result<Draft> {
         let mut drafted = Draft::default();
-        let mut pick = |row: &[f32], out: &mut Draft| {
-            let (token, q) = if sampler.params().is_greedy() {
-                (argmax(row) as u32, None)
-            } else {
-                let q = sampler.distribution(row);
-                (sampler.draw(&q), Some(q))
-            };
-            out.tokens.push(token);
-            out.q.push(q);
-            token
-        };
         match self {
             Self::Medusa(blocks) => {
                 let n = k.min(blocks.len());
                 if n == 0 {
                     return Ok(drafted);
                 }
-                let zs = Self::Medusa(blocks[..n].to_vec()).medusa_states(hidden)?;
+                let zs = medusa_rows(&blocks[..n], hidden)?;
                 for row in &out.score(target, &zs)? {
-                    pick(row, &mut drafted);
+                    drafted.push_from(row, sampler);
                 }
             }
             Self::Eagle { .. } => {
@@ -295,7 +289,7 @@ impl Heads {
                     let e = target.embed_tokens(&[token])?;
                     h = self.eagle_state(&h, &e)?;
                     let row = out.score(target, &h)?.swap_remove(0);
-                    token = pick(&row, &mut drafted);
+                    token = drafted.push_from(&row, sampler);
                 }
             }
         }
@@ -315,7 +309,7 @@ impl Heads {
             candle_core::bail!("only Medusa heads draft a tree")
         };
         let n = depth.min(blocks.len());
-        let zs = Self::Medusa(blocks[..n].to_vec()).medusa_states(hidden)?;
+        let zs = medusa_rows(&blocks[..n], hidden)?;
         let ranked: Vec<Vec<u32>> = out.score(target, &zs)?.iter().map(|r| top(r, 3)).collect();
         Ok(Candidates::from_ranked(&ranked, n))
     }

@@ -30,6 +30,22 @@ pub struct Draft {
     pub q: Vec<Option<Vec<f32>>>,
 }
 
+impl Draft {
+    /// Draft one more token from the drafter's logits `row`: its argmax when `sampler` is
+    /// greedy, else drawn, with the distribution kept for speculative sampling.
+    pub fn push_from(&mut self, row: &[f32], sampler: &mut Sampler) -> u32 {
+        let (token, q) = if sampler.params().is_greedy() {
+            (super::super::sampling::argmax(row) as u32, None)
+        } else {
+            let q = sampler.distribution(row);
+            (sampler.draw(&q), Some(q))
+        };
+        self.tokens.push(token);
+        self.q.push(q);
+        token
+    }
+}
+
 /// A model that drafts, with the cache of what it has seen.
 pub struct ModelDraft {
     cache: KvCache,
@@ -320,15 +336,7 @@ fn draft_tokens(
     for i in 0..k {
         let logits = model.forward(&feed, cache, opts)?;
         *seen += feed.len();
-        let row = Model::last_logits(&logits)?;
-        let (token, q) = if sampler.params().is_greedy() {
-            (super::super::sampling::argmax(&row) as u32, None)
-        } else {
-            let q = sampler.distribution(&row);
-            (sampler.draw(&q), Some(q))
-        };
-        out.tokens.push(token);
-        out.q.push(q);
+        let token = out.push_from(&Model::last_logits(&logits)?, sampler);
         if i + 1 < k {
             feed = vec![token];
         }
