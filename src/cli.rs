@@ -117,6 +117,12 @@ pub enum BenchWhat {
     /// Every weight type side by side: bytes, prefill and decode tok/s, perplexity, KL and top-1
     /// agreement against the loaded weights, requantise time.
     Quant(BenchQuantArgs),
+    /// Layer-wise sensitivity: each weight matrix alone at a low type, KL, top-1 and perplexity
+    /// against the loaded weights and the bytes saved; heat maps as PNG and SVG. Resumable.
+    Sensitivity(crate::app::bench::sensitivity::BenchSensitivityArgs),
+    /// Mixed precision from a sensitivity map: the least-KL types per matrix at a size, beside
+    /// uniform types and other files of that size; saved as presets and exported as GGUF.
+    Mixed(crate::app::bench::mixed::BenchMixedArgs),
     /// Load levels against OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp): closed
     /// loop, open loop or a sweep; TTFT, TPOT, ITL, E2E, throughput, goodput and cost per level.
     Serve(Box<BenchServeArgs>),

@@ -61,6 +61,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             BenchWhat::Soak(a) => bench::soak::run(&model, a),
             BenchWhat::Spec(a) => bench::spec::run(&model, a),
             BenchWhat::Quant(a) => bench::quant::run(&model, a),
+            BenchWhat::Sensitivity(a) => bench::sensitivity::run(&model, a),
+            BenchWhat::Mixed(a) => bench::mixed::run(&model, a),
             BenchWhat::Serve(a) => {
                 bench::serve::run(cli.model.as_deref(), cli.record.as_deref(), a)
             }

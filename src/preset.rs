@@ -18,7 +18,7 @@ static BUILTIN: include_dir::Dir<'static> =
 /// The preset format this build reads.
 pub const FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preset {
     pub format: u32,
@@ -38,6 +38,9 @@ pub struct Preset {
     pub params: GenParams,
     #[serde(default)]
     pub quantization: Option<Quant>,
+    /// A mixed-precision variant to build (`labtui bench mixed --preset` writes one).
+    #[serde(default)]
+    pub mix: Option<crate::protocol::sensitivity::MixSpec>,
     #[serde(default)]
     pub kv_dtype: Option<KvDtype>,
     #[serde(default)]
@@ -65,6 +68,7 @@ impl Preset {
     pub fn settings(&self) -> Settings {
         Settings {
             quant: self.quantization,
+            mix: self.mix.clone(),
             kv_dtype: self.kv_dtype,
             draft_mode: self.draft_mode,
             k: self.k,

@@ -134,6 +134,16 @@ pub fn fmt_ms(d: Duration, digits: usize) -> String {
 }
 
 /// Bytes as a short human string (KiB, MiB, GiB).
+/// A number to three decimals, or in scientific notation past a million (a random model's
+/// perplexity).
+pub fn sig(x: f64) -> String {
+    if x.abs() >= 1e6 {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
 pub fn human_bytes(b: u64) -> String {
     const K: f64 = 1024.0;
     let b = b as f64;

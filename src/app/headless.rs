@@ -57,7 +57,10 @@ pub fn variant_line(v: &crate::protocol::Variant) -> String {
     };
     format!(
         "weights {} {}{fallbacks} · KV {} · switched in {:.1} s",
-        v.quant,
+        crate::report::demo::type_label(&crate::protocol::Variant {
+            kv_dtype: crate::protocol::KvDtype::F32,
+            ..v.clone()
+        }),
         human_bytes(v.weight_bytes),
         v.kv_dtype,
         v.took.as_secs_f64()
@@ -369,6 +372,7 @@ impl SettingsArgs {
         };
         Ok(Settings {
             quant: self.quant,
+            mix: None,
             kv_dtype: self.kv_dtype,
             draft_mode: self.draft,
             k,

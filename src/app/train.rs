@@ -284,7 +284,7 @@ impl Bar {
 }
 
 /// Ctrl-C stops training at the next step; the heads are saved and `--resume` continues.
-fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
+pub(crate) fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

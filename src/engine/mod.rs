@@ -9,6 +9,7 @@ pub mod chat;
 pub mod config;
 mod dense;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod header;
 pub mod heads;
@@ -17,11 +18,13 @@ pub mod interrupt;
 pub mod kernels;
 pub mod kv_cache;
 pub mod loader;
+pub mod mix;
 pub mod model;
 pub mod quality;
 pub mod quant;
 pub mod sampling;
 pub mod sched;
+pub mod sensitivity;
 pub mod shapes;
 pub mod source;
 pub mod spec;
@@ -52,6 +55,8 @@ pub struct Engine {
     /// The loaded weights, kept while a variant runs so that switching back is exact.
     pub original: Option<Model>,
     pub quant: crate::protocol::Quant,
+    /// The mixed-precision variant running, if one is.
+    pub mix: Option<crate::protocol::sensitivity::MixSpec>,
     pub fallbacks: Vec<crate::protocol::Fallback>,
 }
 
@@ -183,6 +188,7 @@ impl Engine {
             info,
             original: None,
             quant: crate::protocol::Quant::AsLoaded,
+            mix: None,
             fallbacks: Vec::new(),
         }
     }
@@ -204,6 +210,7 @@ impl Engine {
             self.model = o; // drops the old variant
         }
         self.quant = crate::protocol::Quant::AsLoaded;
+        self.mix = None;
         self.fallbacks.clear();
         if q != crate::protocol::Quant::AsLoaded {
             quant::check_backend(q, self.model.device()).map_err(EngineError::Setting)?;
@@ -212,6 +219,45 @@ impl Engine {
             self.quant = q;
             self.fallbacks = fallbacks;
         }
+        let v = self.variant(start.elapsed());
+        self.info.weight_bytes = v.weight_bytes;
+        self.info.weight_types = v.weight_types.clone();
+        Ok(v)
+    }
+
+    /// Switch the weights to the mixed-precision variant `spec` names, requantised from the
+    /// loaded ones (the matrices it does not name stay as loaded). On an error the loaded
+    /// weights run. `progress` hears (done, total) matrices.
+    pub fn set_mix(
+        &mut self,
+        spec: &crate::protocol::sensitivity::MixSpec,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<crate::protocol::Variant> {
+        let parts = spec.parts().map_err(EngineError::Setting)?;
+        let here = quant::parts(self.loaded_model());
+        if let Some(p) = parts.keys().find(|p| !here.contains(p)) {
+            return Err(EngineError::Setting(format!(
+                "the mix names {} but {} has {} layers{}: it was made for another model",
+                p.gguf_name(),
+                self.info.name,
+                self.loaded_model().layers.len(),
+                if p.layer.is_none() {
+                    " and a head tied to its embeddings"
+                } else {
+                    ""
+                }
+            )));
+        }
+        for q in parts.values() {
+            quant::check_backend(*q, self.model.device()).map_err(EngineError::Setting)?;
+        }
+        self.set_quant(crate::protocol::Quant::AsLoaded, &mut |_, _| {})?;
+        let start = Instant::now();
+        let choose = |p| parts.get(&p).and_then(|q| quant::ggml(*q));
+        let (variant, fallbacks) = quant::requantize_parts(&self.model, &choose, progress)?;
+        self.original = Some(std::mem::replace(&mut self.model, variant));
+        self.mix = Some(spec.clone());
+        self.fallbacks = fallbacks;
         let v = self.variant(start.elapsed());
         self.info.weight_bytes = v.weight_bytes;
         self.info.weight_types = v.weight_types.clone();
@@ -240,6 +286,7 @@ impl Engine {
             kept_bytes: self.original.as_ref().map_or(0, |m| m.weight_bytes()),
             kv_bytes_per_token: self.cache.bytes_per_token(),
             took,
+            mix: self.mix.as_ref().map(|m| m.label.clone()),
         }
     }
 

@@ -12,6 +12,7 @@ use super::config::{Activation, ModelConfig};
 use super::kernels::QWeight;
 use super::kv_cache::{BlockTable, KvCache, KvPool};
 use super::step::{RowPlan, Seq};
+use crate::protocol::sensitivity::TensorKind;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
@@ -101,6 +102,32 @@ impl Layer {
             Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
         };
         self.down.forward(&(act * self.up.forward(x, plan)?)?, plan)
+    }
+
+    /// The layer's matrix of `kind` (a layer has no embeddings or head: those give `q`).
+    pub fn linear(&self, kind: TensorKind) -> &Linear {
+        match kind {
+            TensorKind::K => &self.k,
+            TensorKind::V => &self.v,
+            TensorKind::O => &self.o,
+            TensorKind::Gate => &self.gate,
+            TensorKind::Up => &self.up,
+            TensorKind::Down => &self.down,
+            _ => &self.q,
+        }
+    }
+
+    /// As [`Self::linear`], to replace it.
+    pub fn linear_mut(&mut self, kind: TensorKind) -> &mut Linear {
+        match kind {
+            TensorKind::K => &mut self.k,
+            TensorKind::V => &mut self.v,
+            TensorKind::O => &mut self.o,
+            TensorKind::Gate => &mut self.gate,
+            TensorKind::Up => &mut self.up,
+            TensorKind::Down => &mut self.down,
+            _ => &mut self.q,
+        }
     }
 
     /// Every dense (f32) tensor of the layer: its norms.

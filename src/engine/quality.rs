@@ -157,6 +157,37 @@ impl Probe {
         self.chunks.iter().map(Vec::len).sum()
     }
 
+    /// The loaded weights' own totals on the text (KL 0, top-1 agreement 1), computing their
+    /// distributions the first time. `progress` hears (chunks done, chunks).
+    pub fn baseline(
+        &mut self,
+        loaded: &Model,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Totals> {
+        if self.baseline.is_none() {
+            let chunks: Vec<&[u32]> = self.chunks.iter().map(Vec::as_slice).collect();
+            let (mut t, b) = score(loaded, DType::F32, &chunks, None, true, progress)?;
+            (t.kl, t.top1_agree) = (0.0, t.scored);
+            self.baseline = Some((b.expect("kept"), t));
+        }
+        Ok(self.baseline.as_ref().expect("computed above").1)
+    }
+
+    /// `model` (with a cache of `kv`) against the baseline, which [`Self::baseline`] must have
+    /// computed. `progress` hears (chunks done, chunks).
+    pub fn compare(
+        &self,
+        model: &Model,
+        kv: DType,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Totals> {
+        let (base, _) = self.baseline.as_ref().ok_or_else(|| {
+            candle_core::Error::Msg("the baseline is measured before a comparison".into())
+        })?;
+        let chunks: Vec<&[u32]> = self.chunks.iter().map(Vec::as_slice).collect();
+        Ok(score(model, kv, &chunks, Some(base), false, progress)?.0)
+    }
+
     /// Measure what `engine` runs now against its loaded weights (with an f32 cache), computing
     /// those once. `progress` hears (passes done, passes).
     pub fn measure(
@@ -165,37 +196,16 @@ impl Probe {
         progress: &mut dyn FnMut(usize, usize),
     ) -> super::Result<crate::protocol::Quality> {
         let start = std::time::Instant::now();
-        let chunks: Vec<&[u32]> = self.chunks.iter().map(Vec::as_slice).collect();
-        let n = chunks.len();
+        let n = self.chunks.len();
         let first = self.baseline.is_none();
         let passes = n * (1 + usize::from(first));
-        if first {
-            let (mut t, b) = score(
-                engine.loaded_model(),
-                DType::F32,
-                &chunks,
-                None,
-                true,
-                &mut |d, _| progress(d, passes),
-            )?;
-            (t.kl, t.top1_agree) = (0.0, t.scored);
-            self.baseline = Some((b.expect("kept"), t));
-        }
-        let (base, base_totals) = self.baseline.as_ref().expect("computed above");
+        let base_totals = self.baseline(engine.loaded_model(), &mut |d, _| progress(d, passes))?;
         let kv = engine.cache.dtype();
         let totals = if engine.original.is_none() && kv == DType::F32 {
-            *base_totals // the loaded weights are their own baseline
+            base_totals // the loaded weights are their own baseline
         } else {
             let done = passes - n;
-            score(
-                &engine.model,
-                kv,
-                &chunks,
-                Some(base),
-                false,
-                &mut |d, _| progress(done + d, passes),
-            )?
-            .0
+            self.compare(&engine.model, kv, &mut |d, _| progress(done + d, passes))?
         };
         Ok(crate::protocol::Quality {
             quant: engine.quant,

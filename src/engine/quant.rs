@@ -8,7 +8,8 @@
 
 use super::kernels::QWeight;
 use super::loader::type_name;
-use super::model::{Linear, Model};
+use super::model::Model;
+use crate::protocol::sensitivity::{Part, TensorKind};
 use crate::protocol::{Fallback, KvDtype, Quant, WeightTypeStat};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
@@ -98,7 +99,7 @@ pub fn type_for(want: GgmlDType, k: usize) -> GgmlDType {
 }
 
 /// The float values of a matrix, whatever it is held as.
-fn dequantize(w: &QWeight) -> Result<Tensor> {
+pub(crate) fn dequantize(w: &QWeight) -> Result<Tensor> {
     match w {
         QWeight::Blocks { t, .. }
         | QWeight::Compact { t, .. }
@@ -113,7 +114,7 @@ fn dequantize(w: &QWeight) -> Result<Tensor> {
 /// dot products are vectorised). F16 becomes a dense f16 tensor multiplied by gemm, because
 /// candle's quantized f16 dot product converts value by value (a 128-token prefill of the 0.5B
 /// took minutes). Quantized types take our fast products.
-fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
+pub(crate) fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
     match t.dtype() {
         GgmlDType::F32 | GgmlDType::BF16 => Ok(QWeight::Candle(QMatMul::QTensor(t))),
         GgmlDType::F16 => Ok(QWeight::Candle(QMatMul::TensorF16(
@@ -125,7 +126,7 @@ fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
 
 /// Counts the fallbacks of one requantisation.
 #[derive(Default)]
-struct Fallbacks(BTreeMap<(String, String, usize), usize>);
+pub(crate) struct Fallbacks(BTreeMap<(String, String, usize), usize>);
 
 impl Fallbacks {
     fn note(&mut self, want: GgmlDType, used: GgmlDType, k: usize) {
@@ -137,7 +138,7 @@ impl Fallbacks {
         }
     }
 
-    fn list(self) -> Vec<Fallback> {
+    pub(crate) fn list(self) -> Vec<Fallback> {
         self.0
             .into_iter()
             .map(|((wanted, used, k), tensors)| Fallback {
@@ -151,7 +152,11 @@ impl Fallbacks {
 }
 
 /// Quantize one matrix's values to the type `want` calls for at its row length.
-fn quantize(values: &Tensor, want: GgmlDType, fallbacks: &mut Fallbacks) -> Result<Arc<QTensor>> {
+pub(crate) fn quantize(
+    values: &Tensor,
+    want: GgmlDType,
+    fallbacks: &mut Fallbacks,
+) -> Result<Arc<QTensor>> {
     let (_, k) = values.dims2()?;
     let used = type_for(want, k);
     fallbacks.note(want, used, k);
@@ -198,49 +203,102 @@ pub fn requantize(
     let Some(want) = ggml(quant) else {
         return Ok((loaded.clone(), Vec::new()));
     };
+    requantize_parts(loaded, &|_| Some(want), progress)
+}
+
+/// Make a copy of `loaded` in which each matrix `choose` names a type for takes it (at its row
+/// length, see [`type_for`]) and the others stay as loaded, shared with `loaded`. A head tied
+/// to the embeddings follows them. `progress` hears (done, total) matrices requantised.
+pub fn requantize_parts(
+    loaded: &Model,
+    choose: &dyn Fn(Part) -> Option<GgmlDType>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Model, Vec<Fallback>)> {
     let tied = loaded.head.shares(&loaded.embed);
-    let total = 1 + usize::from(!tied) + 7 * loaded.layers.len();
+    let parts = parts(loaded);
+    let total = parts.iter().filter(|p| choose(**p).is_some()).count();
     let mut done = 0;
-    let mut step = |progress: &mut dyn FnMut(usize, usize)| {
-        done += 1;
-        progress(done, total);
-    };
     let mut fallbacks = Fallbacks::default();
-    let embed = quantize(
-        &loaded.embed.dequantize(&loaded.embed.device())?,
-        want,
-        &mut fallbacks,
-    )?;
-    step(progress);
-    let head = if tied {
-        weight_of(embed.clone())?
-    } else {
-        let h = weight_of(quantize(&dequantize(&loaded.head)?, want, &mut fallbacks)?)?;
-        step(progress);
-        h
+    let mut redo =
+        |w: &QWeight, part: Part, fallbacks: &mut Fallbacks| -> Result<Option<Arc<QTensor>>> {
+            let Some(want) = choose(part) else {
+                return Ok(None);
+            };
+            super::interrupt::check()?;
+            let t = quantize(&dequantize(w)?, want, fallbacks)?;
+            done += 1;
+            progress(done, total);
+            Ok(Some(t))
+        };
+    let embed_w = QWeight::Candle(QMatMul::QTensor(loaded.embed.clone()));
+    let embed = redo(&embed_w, Part::embed(), &mut fallbacks)?;
+    let head = match (tied, &embed) {
+        (true, Some(e)) => weight_of(e.clone())?,
+        (true, None) => loaded.head.clone(),
+        (false, _) => match redo(&loaded.head, Part::head(), &mut fallbacks)? {
+            Some(t) => weight_of(t)?,
+            None => loaded.head.clone(),
+        },
     };
     let mut layers = Vec::with_capacity(loaded.layers.len());
-    for l in &loaded.layers {
-        let mut lin = |x: &Linear| -> Result<Linear> {
-            super::interrupt::check()?;
-            let weight = weight_of(quantize(&dequantize(&x.weight)?, want, &mut fallbacks)?)?;
-            step(progress);
-            Ok(Linear {
-                weight,
-                bias: x.bias.clone(),
-            })
-        };
+    for (i, l) in loaded.layers.iter().enumerate() {
         let mut nl = l.clone();
-        nl.q = lin(&l.q)?;
-        nl.k = lin(&l.k)?;
-        nl.v = lin(&l.v)?;
-        nl.o = lin(&l.o)?;
-        nl.gate = lin(&l.gate)?;
-        nl.up = lin(&l.up)?;
-        nl.down = lin(&l.down)?;
+        for kind in TensorKind::LAYER {
+            let x = nl.linear_mut(kind);
+            if let Some(t) = redo(&x.weight, Part::layer(i, kind), &mut fallbacks)? {
+                x.weight = weight_of(t)?;
+            }
+        }
         layers.push(nl);
     }
+    let embed = embed.unwrap_or_else(|| loaded.embed.clone());
     Ok((loaded.with_weights(embed, layers, head), fallbacks.list()))
+}
+
+/// Every weight matrix of `model`: the embeddings, the head unless tied to them, and each
+/// layer's seven.
+pub fn parts(model: &Model) -> Vec<Part> {
+    let mut out = vec![Part::embed()];
+    if !model.head.shares(&model.embed) {
+        out.push(Part::head());
+    }
+    for l in 0..model.layers.len() {
+        out.extend(TensorKind::LAYER.iter().map(|&k| Part::layer(l, k)));
+    }
+    out
+}
+
+/// A matrix's GGML type and bytes in `model`.
+pub fn part_type(model: &Model, part: Part) -> (GgmlDType, u64) {
+    let of = |t: &QTensor| (t.dtype(), t.storage_size_in_bytes() as u64);
+    match (part.layer, part.kind) {
+        (None, TensorKind::Embed) => of(&model.embed),
+        (None, _) => model.head.ggml_type(),
+        (Some(l), kind) => model.layers[l].linear(kind).weight.ggml_type(),
+    }
+}
+
+/// Bytes a matrix of `part` takes at `want` (its fallback where the rows do not fit).
+pub fn part_bytes_at(model: &Model, part: Part, want: GgmlDType) -> (GgmlDType, u64) {
+    let (rows, k) = match (part.layer, part.kind) {
+        (None, _) => (model.cfg.vocab, model.cfg.hidden),
+        (Some(_), kind) => {
+            let c = &model.cfg;
+            let (q, kv) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+            match kind {
+                TensorKind::Q => (q, c.hidden),
+                TensorKind::K | TensorKind::V => (kv, c.hidden),
+                TensorKind::O => (c.hidden, q),
+                TensorKind::Gate | TensorKind::Up => (c.ffn, c.hidden),
+                _ => (c.hidden, c.ffn),
+            }
+        }
+    };
+    let t = type_for(want, k);
+    (
+        t,
+        (rows as u64) * (k / t.block_size()) as u64 * t.type_size() as u64,
+    )
 }
 
 /// Bytes of the weights a model holds, by GGML type (f32 norms and biases as F32; a head tied

@@ -141,6 +141,25 @@ pub fn measure(
     repeats: usize,
 ) -> anyhow::Result<QuantRow> {
     let variant = engine.set_quant(q, &mut |_, _| {})?;
+    let (prefill_tok_s, decode_tok_s) = speed(engine, pp, tg, repeats)?;
+    let quality = probe.measure(engine, &mut |_, _| {})?;
+    Ok(QuantRow {
+        read_per_token: engine.model.bytes_read_per_token(),
+        variant,
+        prefill_tok_s,
+        decode_tok_s,
+        quality,
+    })
+}
+
+/// Prefill of `pp` tokens and decode of `tg` on what `engine` runs now: medians of `repeats`
+/// after a warm-up, in tok/s.
+pub fn speed(
+    engine: &mut Engine,
+    pp: usize,
+    tg: usize,
+    repeats: usize,
+) -> anyhow::Result<(f64, f64)> {
     let ids = bench_tokens(pp, engine.model.cfg.vocab);
     ours(engine, ids.clone(), 4)?; // warm-up
     let mut pps = Vec::new();
@@ -150,14 +169,10 @@ pub fn measure(
         pps.push(p);
         tgs.push(d);
     }
-    let quality = probe.measure(engine, &mut |_, _| {})?;
-    Ok(QuantRow {
-        read_per_token: engine.model.bytes_read_per_token(),
-        variant,
-        prefill_tok_s: crate::stats::median(&pps).unwrap_or(0.0),
-        decode_tok_s: crate::stats::median(&tgs).unwrap_or(0.0),
-        quality,
-    })
+    Ok((
+        crate::stats::median(&pps).unwrap_or(0.0),
+        crate::stats::median(&tgs).unwrap_or(0.0),
+    ))
 }
 
 /// A step point of `ms` milliseconds at `context` tokens (tests).

@@ -11,6 +11,7 @@ pub mod params;
 pub mod policy;
 pub mod sched;
 pub mod scraped;
+pub mod sensitivity;
 pub mod serve;
 pub mod settings;
 mod stamp;
@@ -406,6 +407,10 @@ pub struct Variant {
     pub kv_bytes_per_token: u64,
     /// Time the switch took (dequantize and quantize every matrix).
     pub took: Duration,
+    /// A mixed-precision variant's label (`quant` is then "as loaded" for the matrices it
+    /// leaves alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
 }
 
 /// A variant's quality on the reference text.
@@ -493,6 +498,8 @@ pub enum Event {
     Serve(serve::ServeEvent),
     /// A decision of the batching scheduler (a simulated request stream's, or a server's).
     Sched(SchedEvent),
+    /// A layer-wise sensitivity sweep's plan, each cell as it is measured, its end.
+    Sensitivity(sensitivity::SensEvent),
 }
 
 /// `text` on one line (runs of whitespace become one space), at most `max` characters (an

@@ -484,6 +484,8 @@ settings_table! {
     Policy(super::AcceptPolicy), field policy, named "acceptance policy", applies NextRun;
     /// Weights requantised from the loaded ones.
     Quant(Quant), field quant, named "quantization", applies BetweenRuns;
+    /// A mixed-precision variant: each weight matrix's type (a sensitivity map's choice).
+    Mix(super::sensitivity::MixSpec), field mix, named "mixed precision", applies BetweenRuns;
     /// The KV cache's dtype.
     KvDtype(KvDtype), field kv_dtype, named "KV cache dtype", applies NextRun;
 }

@@ -16,9 +16,11 @@ mod batching;
 mod charts;
 pub mod facts;
 mod roofline;
+pub mod sensitivity;
 
 pub use charts::{charts, write_charts, Chart};
 pub use facts::{facts, narrate};
+pub use sensitivity::sensitivity_tables;
 
 /// The whole report: title, the stamp, what ran, the narration steps (templates filled with
 /// this run's numbers) and the tables.
@@ -384,9 +386,10 @@ fn fallback_text(v: &crate::protocol::Variant) -> String {
 
 /// A row's type: the weights', and the KV cache's when it is not f32.
 pub fn type_label(v: &crate::protocol::Variant) -> String {
+    let weights = v.mix.clone().unwrap_or_else(|| v.quant.to_string());
     match v.kv_dtype {
-        crate::protocol::KvDtype::F32 => v.quant.to_string(),
-        kv => format!("{}, KV {kv}", v.quant),
+        crate::protocol::KvDtype::F32 => weights,
+        kv => format!("{weights}, KV {kv}"),
     }
 }
 

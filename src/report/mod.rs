@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod demo;
+pub mod heatmap;
 pub mod plot;
 pub mod serve;
 pub mod serve_diff;

@@ -36,7 +36,8 @@ pub enum Happened {
         total: usize,
     },
     Switched {
-        quant: Quant,
+        /// The weights' type, or a mixed variant's label.
+        weights: String,
         weight_bytes: u64,
         kv_dtype: KvDtype,
         took: Duration,
@@ -85,7 +86,7 @@ impl Happened {
                 total: *total,
             },
             Event::VariantReady(v) => Self::Switched {
-                quant: v.quant,
+                weights: v.mix.clone().unwrap_or_else(|| v.quant.to_string()),
                 weight_bytes: v.weight_bytes,
                 kv_dtype: v.kv_dtype,
                 took: v.took,
@@ -113,7 +114,14 @@ impl Happened {
                 model: run.model.clone(),
             },
             Event::Error { .. } => Self::Error,
-            Event::LoadProgress { .. }
+            Event::Sensitivity(crate::protocol::sensitivity::SensEvent::Finished { took }) => {
+                Self::Text(format!(
+                    "sensitivity sweep finished in {}",
+                    humantime::format_duration(Duration::from_secs(took.as_secs()))
+                ))
+            }
+            Event::Sensitivity(_)
+            | Event::LoadProgress { .. }
             | Event::Token(_)
             | Event::KvBlocks { .. }
             | Event::SpecStep(_)

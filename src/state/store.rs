@@ -73,6 +73,8 @@ pub struct Store {
     pub requantizing: Option<(Quant, usize, usize)>,
     /// The demos measured, oldest first.
     pub demos: Vec<DemoRun>,
+    /// The last sensitivity sweep, cells filling in as they are measured.
+    pub sensitivity: Option<crate::protocol::sensitivity::SensMap>,
     /// A serving benchmark's levels and progress.
     pub serve: ServeView,
     /// The batching scheduler's queues, requests and blocks.
@@ -107,6 +109,7 @@ impl Store {
             variants: Vec::new(),
             requantizing: None,
             demos: Vec::new(),
+            sensitivity: None,
             serve: ServeView::default(),
             sched: SchedView::default(),
             sched_runs: 0,
@@ -165,6 +168,9 @@ impl Store {
                 self.sched.apply(s.at, e)
             }
             Event::Error { message } => self.apply_error(message),
+            Event::Sensitivity(e) => {
+                crate::protocol::sensitivity::SensMap::apply(&mut self.sensitivity, e)
+            }
         }
     }
 

@@ -198,6 +198,26 @@ impl Local {
             // Drafts and adaptive K learnt on the old weights start afresh.
             self.built = None;
         }
+        if let Some(spec) = self.settings.mix.take() {
+            changed = true;
+            let out = self.out.clone();
+            let mut progress = |done, total| {
+                if done % 8 == 0 || done == total {
+                    out.send(Event::Requantizing {
+                        quant: Quant::AsLoaded,
+                        done,
+                        total,
+                    });
+                }
+            };
+            if let Err(e) = engine.set_mix(&spec, &mut progress) {
+                self.failed(
+                    Stoppable::Requantizing,
+                    format!("{e}; the loaded weights run"),
+                );
+            }
+            self.built = None;
+        }
         if let Some(d) = kv {
             changed = true;
             if let Err(e) = engine.set_kv_dtype(d) {

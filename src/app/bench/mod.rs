@@ -4,8 +4,10 @@
 pub mod batch;
 pub mod client;
 pub mod engine;
+pub mod mixed;
 pub mod quant;
 pub mod record;
+pub mod sensitivity;
 pub mod serve;
 mod serve_follow;
 mod serve_parse;

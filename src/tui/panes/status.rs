@@ -147,12 +147,12 @@ fn happened(h: &Happened) -> String {
             format!("requantising to {quant}: {done} of {total} matrices …")
         }
         Happened::Switched {
-            quant,
+            weights,
             weight_bytes,
             kv_dtype,
             took,
         } => format!(
-            "weights {quant} ({}) · KV {kv_dtype}{} · Enter runs",
+            "weights {weights} ({}) · KV {kv_dtype}{} · Enter runs",
             crate::stats::human_bytes(*weight_bytes),
             if took.is_zero() {
                 String::new()

@@ -1,0 +1,303 @@
+//! `labtui bench mixed`: mixed-precision variants chosen from a sensitivity map, in the
+//! quantization table beside uniform types and other files of the same size (llama.cpp's own
+//! mixed recipes, requantised from the same file) — size, bits per weight, prefill and decode
+//! tok/s, perplexity, KL and top-1 against the loaded weights, all on one text in one run. Each
+//! mix can be saved as a preset that rebuilds it and exported as a GGUF llama.cpp loads.
+
+use super::sensitivity::{recorded, RECORDING};
+use super::MAX_TOKENS;
+use crate::app::args;
+use crate::engine::quality::Probe;
+use crate::engine::{default_device, Engine};
+use crate::lab::measure::{measure, speed};
+use crate::protocol::demo::QuantRow;
+use crate::protocol::sensitivity::{MixSpec, SensMap};
+use crate::protocol::{Quality, Quant};
+use crate::report::demo::quant_table;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct BenchMixedArgs {
+    /// The sensitivity sweep to choose from: its folder or its recording.
+    #[arg(long)]
+    pub map: PathBuf,
+    /// Uniform types to measure; a mix is built at each one's size (default: as loaded, Q4_0,
+    /// Q3_K).
+    #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<Quant>())]
+    pub uniform: Vec<Quant>,
+    /// Other GGUF files of the same model (llama.cpp's Q3_K_M of it, say) to measure against
+    /// the same loaded weights; a mix is built at each one's size.
+    #[arg(long)]
+    pub like: Vec<PathBuf>,
+    /// More sizes to build a mix at, in MiB of weights.
+    #[arg(long, value_delimiter = ',')]
+    pub size: Vec<f64>,
+    /// Write each mix as a GGUF file into this folder (`MODEL.mixed-SIZE.gguf`).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Write each mix as a preset into this folder (`mixed-MODEL-SIZE.ron`).
+    #[arg(long)]
+    pub presets: Option<PathBuf>,
+    /// Prompt tokens of the prefill measurement.
+    #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
+    pub pp: usize,
+    /// Tokens of the decode measurement.
+    #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_TOKENS))]
+    pub tg: usize,
+    /// Timed repeats of prefill and decode (the median is reported).
+    #[arg(long, default_value_t = 1, value_parser = args::count(1, args::MAX_REPEATS))]
+    pub repeats: usize,
+    /// Tokens of the reference text the quality measurement runs.
+    #[arg(long, default_value_t = 1024, value_parser = args::count(1, MAX_TOKENS))]
+    pub ppl_tokens: usize,
+    /// Tokens per chunk of the quality measurement.
+    #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
+    pub ctx: usize,
+}
+
+/// The map at `path` (a sweep's folder or its recording), checked to be of `model`.
+pub fn load_map(path: &Path, model: &str) -> Result<SensMap> {
+    let file = if path.is_dir() {
+        path.join(RECORDING)
+    } else {
+        path.to_path_buf()
+    };
+    let map = recorded(&file)?
+        .with_context(|| format!("{} holds no sensitivity sweep", file.display()))?;
+    if map.plan.model != model {
+        bail!(
+            "the map at {} is of {}, not of {model}: sweep this model first (labtui bench sensitivity)",
+            file.display(),
+            map.plan.model
+        );
+    }
+    if map.cells.is_empty() {
+        bail!("the map at {} has no cell measured yet", file.display());
+    }
+    Ok(map)
+}
+
+/// A row for another file of the same model: its speed, and its quality against `probe`'s
+/// baseline (the loaded weights of the model the bench opened).
+fn file_row(path: &Path, probe: &Probe, vocab: usize, a: &BenchMixedArgs) -> Result<QuantRow> {
+    let spec = path.to_string_lossy();
+    let mut other = Engine::open(&spec, &default_device(), |_, _| {})?;
+    if other.model.cfg.vocab != vocab {
+        bail!(
+            "{} has another vocabulary: it is not the same model",
+            path.display()
+        );
+    }
+    let start = std::time::Instant::now();
+    let t = probe.compare(&other.model, candle_core::DType::F32, &mut |_, _| {})?;
+    let quality = Quality {
+        quant: Quant::AsLoaded,
+        kv_dtype: other.info.kv_dtype,
+        scored: t.scored,
+        perplexity: t.perplexity(),
+        mean_kl: t.mean_kl(),
+        top1: t.top1(),
+        took: start.elapsed(),
+    };
+    let (prefill_tok_s, decode_tok_s) = speed(&mut other, a.pp, a.tg, a.repeats)?;
+    let mut variant = other.variant(std::time::Duration::ZERO);
+    variant.mix = Some(
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.into_owned()),
+    );
+    Ok(QuantRow {
+        read_per_token: other.model.bytes_read_per_token(),
+        variant,
+        prefill_tok_s,
+        decode_tok_s,
+        quality,
+    })
+}
+
+/// Build `spec` on `engine` and measure it.
+fn mix_row(
+    engine: &mut Engine,
+    spec: &MixSpec,
+    probe: &mut Probe,
+    a: &BenchMixedArgs,
+) -> Result<QuantRow> {
+    let variant = engine.set_mix(spec, &mut |_, _| {})?;
+    let (prefill_tok_s, decode_tok_s) = speed(engine, a.pp, a.tg, a.repeats)?;
+    let quality = probe.measure(engine, &mut |_, _| {})?;
+    Ok(QuantRow {
+        read_per_token: engine.model.bytes_read_per_token(),
+        variant,
+        prefill_tok_s,
+        decode_tok_s,
+        quality,
+    })
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
+    let mut engine = Engine::open(model, &default_device(), |_, _| {})?;
+    let map = load_map(&a.map, &engine.info.name)?;
+    super::print_stamp(Some(&engine.model), false);
+    let mut probe = Probe::new(&engine, a.ppl_tokens, a.ctx)?;
+    let (layer_params, head_params) = crate::lab::roofline::matmul_params(&engine.model.cfg);
+    let params = layer_params + head_params;
+    let uniform = if a.uniform.is_empty() {
+        vec![Quant::AsLoaded, Quant::Q4_0, Quant::Q3K]
+    } else {
+        a.uniform.clone()
+    };
+    let mut rows = Vec::new();
+    let mut targets: Vec<(String, u64)> = Vec::new();
+    for q in uniform {
+        let row = measure(&mut engine, q, &mut probe, a.pp, a.tg, a.repeats)?;
+        eprintln!(
+            "{q}: {:.1} MiB, KL {:.5}",
+            mib(row.variant.weight_bytes),
+            row.quality.mean_kl
+        );
+        if q != Quant::AsLoaded {
+            targets.push((q.to_string(), row.variant.weight_bytes));
+        }
+        rows.push(row);
+    }
+    engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
+    for f in &a.like {
+        let row = file_row(f, &probe, engine.model.cfg.vocab, a)?;
+        eprintln!(
+            "{}: {:.1} MiB, KL {:.5}",
+            f.display(),
+            mib(row.variant.weight_bytes),
+            row.quality.mean_kl
+        );
+        targets.push((f.display().to_string(), row.variant.weight_bytes));
+        rows.push(row);
+    }
+    targets.extend(
+        a.size
+            .iter()
+            .map(|s| (format!("{s} MiB"), (s * 1024.0 * 1024.0) as u64)),
+    );
+    let mut mixes = Vec::new();
+    for (like, bytes) in &targets {
+        let (spec, predicted) = match crate::engine::mix::plan(&map, *bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("no mix the size of {like}: {e}");
+                continue;
+            }
+        };
+        let row = mix_row(&mut engine, &spec, &mut probe, a)?;
+        eprintln!(
+            "{} (the size of {like}): {} · KL predicted {:.5}, measured {:.5}",
+            spec.label,
+            spec.summary(),
+            predicted,
+            row.quality.mean_kl
+        );
+        mixes.push((spec, predicted, row.quality.mean_kl, like.clone()));
+        rows.push(row);
+    }
+    engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.variant.weight_bytes));
+    print!("{}", quant_table(&rows, params));
+    println!("\n{}", predictions(&mixes));
+    save(model, &engine, &map, &mixes, a)
+}
+
+/// The mixes: what each took, and the KL the map predicted (the sum of its cells) against the
+/// KL measured.
+fn predictions(mixes: &[(MixSpec, f64, f64, String)]) -> String {
+    let mut t = crate::report::table::Table::new([
+        crate::report::table::Column::left("mix"),
+        crate::report::table::Column::left("the size of"),
+        crate::report::table::Column::left("matrices squeezed"),
+        crate::report::table::Column::right("KL predicted"),
+        crate::report::table::Column::right("KL measured"),
+    ]);
+    for (spec, predicted, measured, like) in mixes {
+        t.row([
+            spec.label.clone(),
+            like.clone(),
+            spec.summary(),
+            format!("{predicted:.5}"),
+            format!("{measured:.5}"),
+        ]);
+    }
+    t.markdown()
+}
+
+/// Presets and GGUF files of the mixes, where asked.
+fn save(
+    model: &str,
+    engine: &Engine,
+    map: &SensMap,
+    mixes: &[(MixSpec, f64, f64, String)],
+    a: &BenchMixedArgs,
+) -> Result<()> {
+    let stem = engine.info.name.trim_end_matches(".gguf").to_string();
+    for (spec, _, measured, like) in mixes {
+        let size = spec.label.trim_start_matches("mixed ").replace(' ', "");
+        if let Some(dir) = &a.presets {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("mixed-{stem}-{size}.ron"));
+            let text = preset_text(model, spec, *measured, like, map);
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some(dir) = &a.export {
+            let source =
+                crate::engine::source::fetch(&crate::engine::source::resolve(model)?, |_, _| {})?
+                    .context("the synthetic model has no file to export from")?;
+            std::fs::create_dir_all(dir)?;
+            let out = dir.join(format!("{stem}.mixed-{size}.gguf"));
+            let e = crate::engine::export::export(&source, spec, &out, &mut |_, _| {})?;
+            eprintln!(
+                "wrote {} ({} tensors, {} requantised, {})",
+                out.display(),
+                e.tensors,
+                e.requantised,
+                crate::stats::human_bytes(e.bytes)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A preset that loads `model` and rebuilds `spec`.
+pub fn preset_text(
+    model: &str,
+    spec: &MixSpec,
+    measured: f64,
+    like: &str,
+    map: &SensMap,
+) -> String {
+    let name = format!(
+        "mixed-{}",
+        spec.label.trim_start_matches("mixed ").replace(' ', "")
+    );
+    let preset = crate::preset::Preset {
+        format: 1,
+        name,
+        description: format!(
+            "{} of {}: the least-KL choice of types per matrix from a sensitivity map ({} \
+             positions), the size of {like}; measured KL {measured:.5} against the loaded weights.",
+            spec.label, map.plan.model, map.plan.scored
+        ),
+        model: Some(model.to_string()),
+        prompts: vec!["Write a Rust function that checks whether a number is prime.".into()],
+        mix: Some(spec.clone()),
+        ..crate::preset::Preset::default()
+    };
+    let pretty = ron::ser::PrettyConfig::new().struct_names(false);
+    format!(
+        "// Written by `labtui bench mixed`: rebuilds a mixed-precision variant.\n{}\n",
+        ron::ser::to_string_pretty(&preset, pretty).unwrap_or_default()
+    )
+}

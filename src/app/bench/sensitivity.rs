@@ -1,0 +1,203 @@
+//! `labtui bench sensitivity`: every weight matrix squeezed alone to each low type, scored
+//! against the loaded weights. The sweep's events go to a recording as they happen (a killed
+//! sweep keeps every cell it finished; `--resume` measures only the rest); at the end, or on
+//! Ctrl-C, the tables and one heat map per type are written beside it.
+
+use super::MAX_TOKENS;
+use crate::app::args;
+use crate::engine::quality::Probe;
+use crate::engine::sensitivity::{plan, sweep, DEFAULT_TYPES};
+use crate::engine::{default_device, Engine};
+use crate::protocol::sensitivity::{SensEvent, SensMap};
+use crate::protocol::{DraftMode, Event, KPolicy, Quant, Setting, Stamped};
+use crate::record::{Header, Recorder};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The recording's name in the output folder.
+pub const RECORDING: &str = "sensitivity.ron";
+
+#[derive(Debug, Args)]
+pub struct BenchSensitivityArgs {
+    /// The low types each matrix is tried at (default: Q4_0, Q3_K, Q2_K).
+    #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<Quant>())]
+    pub types: Vec<Quant>,
+    /// Tokens of the reference text each cell scores.
+    #[arg(long, default_value_t = 512, value_parser = args::count(2, MAX_TOKENS))]
+    pub tokens: usize,
+    /// Tokens per chunk (each chunk's second half is scored).
+    #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
+    pub ctx: usize,
+    /// Folder for the recording, the tables and the heat maps.
+    #[arg(long, default_value = "sensitivity")]
+    pub out: PathBuf,
+    /// Continue the sweep recorded in the folder (only the cells it lacks are measured; a
+    /// finished one is only drawn again).
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// Start over, replacing a sweep recorded in the folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The sweep recorded at `path`, if the file holds one.
+pub fn recorded(path: &Path) -> Result<Option<SensMap>> {
+    let rec = crate::record::load(path)?;
+    Ok(SensMap::from_events(rec.events.iter().filter_map(
+        |e| match &e.event {
+            Event::Sensitivity(s) => Some(s),
+            _ => None,
+        },
+    )))
+}
+
+pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
+    let recording = a.out.join(RECORDING);
+    let earlier = match (recording.exists(), a.resume, a.force) {
+        (true, true, _) => recorded(&recording)?,
+        (true, false, false) => bail!(
+            "{} holds a sweep already: --resume continues it, --force starts over",
+            recording.display()
+        ),
+        (false, true, _) => bail!("there is no sweep to resume at {}", recording.display()),
+        _ => None,
+    };
+    let device = default_device();
+    let engine = Engine::open(model, &device, |_, _| {})?;
+    let stamp = crate::worker::stamp::measure(Some(&engine.model), crate::engine::threads()).ok();
+    if let Some(s) = &stamp {
+        println!("{}", crate::report::stamp::markdown(s));
+    }
+    let types = if a.types.is_empty() {
+        DEFAULT_TYPES.to_vec()
+    } else {
+        a.types.clone()
+    };
+    let mut probe = Probe::new(&engine, a.tokens, a.ctx)?;
+    let mut plan = plan(&engine, &types, &mut probe)?;
+    plan.stamp = stamp.map(Box::new);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let header = Header::new(
+        Some(engine.info.clone()),
+        Quant::AsLoaded,
+        DraftMode::None,
+        KPolicy::Adaptive,
+    );
+    let mut rec = Recorder::create(&recording, header)?;
+    let flag = Arc::new(AtomicBool::new(false));
+    crate::engine::interrupt::install(flag.clone());
+    crate::app::train::stop_on_ctrl_c(flag);
+    eprintln!(
+        "{}: {} cells ({} left out) over {} positions, perplexity {:.3} as loaded",
+        engine.info.name,
+        plan.cells.len(),
+        plan.skipped.len(),
+        plan.scored,
+        plan.perplexity
+    );
+    let start = Instant::now();
+    let mut live: Option<SensMap> = None;
+    let mut write_err = None;
+    let outcome = sweep(&engine, &probe, plan, earlier.as_ref(), &mut |e| {
+        SensMap::apply(&mut live, &e);
+        if let (SensEvent::Cell(c), Some(m)) = (&e, &live) {
+            let (done, total) = m.progress();
+            let eta = m
+                .eta()
+                .map(|d| format!(" · ETA {}", humantime::format_duration(secs(d))))
+                .unwrap_or_default();
+            eprintln!(
+                "[{done}/{total}] {} at {}: KL {:.5}, top-1 {:.1}%, saves {}{eta}",
+                c.part.label(),
+                c.quant,
+                c.kl,
+                c.top1 * 100.0,
+                crate::stats::human_bytes(c.saved())
+            );
+        }
+        let line = Stamped {
+            at: start.elapsed(),
+            event: Event::Sensitivity(e),
+        };
+        if let Err(err) = rec.event(&line) {
+            write_err.get_or_insert(err);
+        }
+    });
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    let map = match outcome {
+        Ok(map) => map,
+        Err(_) if crate::engine::interrupt::requested() => {
+            let map = live.context("stopped before the sweep began")?;
+            let (done, total) = map.progress();
+            write_outputs(&a.out, &map)?;
+            eprintln!(
+                "stopped after {done} of {total} cells; `--resume` measures the rest ({})",
+                recording.display()
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let files = write_outputs(&a.out, &map)?;
+    print!("{}", crate::report::demo::sensitivity_tables(&map, 12));
+    eprintln!(
+        "wrote {} and {}",
+        recording.display(),
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs())
+}
+
+/// The tables (`sensitivity.md`) and a heat map per type (`heatmap-TYPE.png`/`.svg`).
+pub fn write_outputs(dir: &Path, map: &SensMap) -> Result<Vec<PathBuf>> {
+    let subtitle = match &map.plan.stamp {
+        Some(s) => crate::report::stamp::short(s),
+        None => String::new(),
+    };
+    let subtitle = format!(
+        "{} positions of labtui's sources · perplexity {} as loaded · weights {:.1} MiB\n{subtitle}",
+        map.plan.scored,
+        crate::stats::sig(map.plan.perplexity),
+        map.plan.weight_bytes as f64 / (1024.0 * 1024.0),
+    );
+    let mut files = Vec::new();
+    for &q in &map.plan.types {
+        if map.cells.iter().any(|c| c.quant == q) {
+            let stem = format!("heatmap-{}", q.name().to_lowercase());
+            files.extend(crate::report::heatmap::write(
+                dir, &stem, map, q, &subtitle,
+            )?);
+        }
+    }
+    let md = dir.join("sensitivity.md");
+    let stamp = map
+        .plan
+        .stamp
+        .as_deref()
+        .map(crate::report::stamp::markdown)
+        .unwrap_or_default();
+    std::fs::write(
+        &md,
+        format!(
+            "{stamp}\n{}",
+            crate::report::demo::sensitivity_tables(map, 12)
+        ),
+    )?;
+    files.push(md);
+    Ok(files)
+}
