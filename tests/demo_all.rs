@@ -16,6 +16,7 @@ fn charts(kind: DemoKind) -> &'static [&'static str] {
         DemoKind::Speculation => &["speedup"],
         DemoKind::Batching => &["batch"],
         DemoKind::PagedKv => &["memory"],
+        DemoKind::Sensitivity => &["heatmap-q4_0", "heatmap-q2_k"],
     }
 }
 

@@ -41,9 +41,15 @@ fn wider_synthetic() -> Engine {
 }
 
 fn run(engine: &mut Engine, section: &DemoSection, prompt: &str) -> DemoResult {
-    demo::run(engine, section, prompt, &mut |line| eprintln!("{line}"))
-        .unwrap()
-        .result
+    demo::run(
+        engine,
+        section,
+        prompt,
+        &mut |line| eprintln!("{line}"),
+        &mut |_| {},
+    )
+    .unwrap()
+    .result
 }
 
 /// Timing shapes are checked up to three times: a busy machine (another build on these cores)

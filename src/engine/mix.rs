@@ -13,8 +13,10 @@ use crate::protocol::sensitivity::{MixSpec, Part, SensMap};
 use crate::protocol::Quant;
 use std::collections::BTreeMap;
 
-/// The unit the program counts saved bytes in.
-const UNIT: u64 = 16 * 1024;
+/// The unit the program counts saved bytes in: a 65,536th of the weights, at least 1 KiB.
+fn unit(total: u64) -> u64 {
+    (total / 65_536).max(1024)
+}
 
 /// One way to hold a matrix: its type, the bytes it saves and the KL it costs.
 #[derive(Debug, Clone, Copy)]
@@ -49,20 +51,30 @@ fn options(map: &SensMap) -> Vec<(Part, Vec<Choice>)> {
 /// map can reach.
 pub fn plan(map: &SensMap, target: u64) -> Result<(MixSpec, f64), String> {
     let total = map.plan.weight_bytes;
-    let need = total.saturating_sub(target).div_ceil(UNIT) as usize;
+    let want = total.saturating_sub(target);
     let opts = options(map);
     let most: u64 = opts
         .iter()
         .map(|(_, o)| o.iter().map(|c| c.saved).max().unwrap_or(0))
         .sum();
-    if (most / UNIT) < need as u64 {
+    if most < want {
         return Err(format!(
             "the map's types reach {} at the smallest; {} was asked",
             crate::stats::human_bytes(total - most),
             crate::stats::human_bytes(target)
         ));
     }
-    let chosen = backtrack(&opts, need)?;
+    // Savings are rounded to units; where the rounding falls short of the bytes asked, ask
+    // for one unit more.
+    let unit = unit(total);
+    let mut need = want.div_ceil(unit) as usize;
+    let chosen = loop {
+        let chosen = backtrack(&opts, need, unit)?;
+        if chosen.iter().map(|(_, c)| c.saved).sum::<u64>() >= want {
+            break chosen;
+        }
+        need += 1;
+    };
     let kl: f64 = chosen.iter().map(|(_, c)| c.kl).sum();
     let saved: u64 = chosen.iter().map(|(_, c)| c.saved).sum();
     let types = chosen
@@ -72,7 +84,10 @@ pub fn plan(map: &SensMap, target: u64) -> Result<(MixSpec, f64), String> {
     let size = total - saved;
     Ok((
         MixSpec {
-            label: format!("mixed {:.0} MiB", size as f64 / (1024.0 * 1024.0)),
+            label: match size as f64 / (1024.0 * 1024.0) {
+                mib if mib < 10.0 => format!("mixed {mib:.2} MiB"),
+                mib => format!("mixed {mib:.0} MiB"),
+            },
             types,
         },
         kl,
@@ -81,7 +96,11 @@ pub fn plan(map: &SensMap, target: u64) -> Result<(MixSpec, f64), String> {
 
 /// The least-KL choice saving at least `need` units, rebuilt from a table that keeps, for each
 /// matrix and each saving, the option taken and the saving before it.
-fn backtrack(opts: &[(Part, Vec<Choice>)], need: usize) -> Result<Vec<(Part, Choice)>, String> {
+fn backtrack(
+    opts: &[(Part, Vec<Choice>)],
+    need: usize,
+    unit: u64,
+) -> Result<Vec<(Part, Choice)>, String> {
     let n = opts.len();
     // best[i][s]: least KL of matrices 0..i saving at least s; from[i][s]: (option, origin).
     let mut best = vec![f64::INFINITY; need + 1];
@@ -91,7 +110,7 @@ fn backtrack(opts: &[(Part, Vec<Choice>)], need: usize) -> Result<Vec<(Part, Cho
         let mut next = best.clone();
         let mut f: Vec<(u8, u32)> = (0..=need as u32).map(|s| (0, s)).collect();
         for (i, c) in choices.iter().enumerate() {
-            let units = (c.saved / UNIT) as usize;
+            let units = ((c.saved + unit / 2) / unit) as usize;
             for (s, &b) in best.iter().enumerate() {
                 if !b.is_finite() {
                     continue;
@@ -137,6 +156,9 @@ mod tests {
     use super::*;
     use crate::protocol::sensitivity::{SensCell, SensPlan, TensorKind};
     use std::time::Duration;
+
+    /// 100 units of weights: the unit is 1 KiB.
+    const UNIT: u64 = 1024;
 
     fn map(cells: &[(Part, Quant, u64, f64)]) -> SensMap {
         let mut m = SensMap::new(SensPlan {

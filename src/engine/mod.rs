@@ -254,7 +254,8 @@ impl Engine {
         self.set_quant(crate::protocol::Quant::AsLoaded, &mut |_, _| {})?;
         let start = Instant::now();
         let choose = |p| parts.get(&p).and_then(|q| quant::ggml(*q));
-        let (variant, fallbacks) = quant::requantize_parts(&self.model, &choose, progress)?;
+        let (variant, fallbacks) =
+            quant::requantize_parts(&self.model, &choose, quant::Order::AsLoaded, progress)?;
         self.original = Some(std::mem::replace(&mut self.model, variant));
         self.mix = Some(spec.clone());
         self.fallbacks = fallbacks;

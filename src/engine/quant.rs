@@ -115,11 +115,28 @@ pub(crate) fn dequantize(w: &QWeight) -> Result<Tensor> {
 /// candle's quantized f16 dot product converts value by value (a 128-token prefill of the 0.5B
 /// took minutes). Quantized types take our fast products.
 pub(crate) fn weight_of(t: Arc<QTensor>) -> Result<QWeight> {
+    weight_in(t, Order::Ours)
+}
+
+/// The order a requantised matrix's long products sum in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Our products at every length (a prefill's rows bitwise its decode rows): uniform variants.
+    Ours,
+    /// As a matrix loaded from a file runs: a variant that changes a few matrices and is compared
+    /// with the loaded weights, or written to a file and loaded again, runs the kernels they do.
+    /// (Swapping the order alone moves a Q5_0 matrix's prefill logits by a KL of about 6×10⁻⁴
+    /// nats on the 0.5B, as much as squeezing it.)
+    AsLoaded,
+}
+
+fn weight_in(t: Arc<QTensor>, order: Order) -> Result<QWeight> {
     match t.dtype() {
         GgmlDType::F32 | GgmlDType::BF16 => Ok(QWeight::Candle(QMatMul::QTensor(t))),
         GgmlDType::F16 => Ok(QWeight::Candle(QMatMul::TensorF16(
             t.dequantize_f16(&t.device())?,
         ))),
+        _ if order == Order::AsLoaded => QWeight::new(t),
         _ => QWeight::requantised(t),
     }
 }
@@ -203,15 +220,17 @@ pub fn requantize(
     let Some(want) = ggml(quant) else {
         return Ok((loaded.clone(), Vec::new()));
     };
-    requantize_parts(loaded, &|_| Some(want), progress)
+    requantize_parts(loaded, &|_| Some(want), Order::Ours, progress)
 }
 
 /// Make a copy of `loaded` in which each matrix `choose` names a type for takes it (at its row
 /// length, see [`type_for`]) and the others stay as loaded, shared with `loaded`. A head tied
-/// to the embeddings follows them. `progress` hears (done, total) matrices requantised.
+/// to the embeddings follows them. The new matrices' products sum in `order`. `progress` hears
+/// (done, total) matrices requantised.
 pub fn requantize_parts(
     loaded: &Model,
     choose: &dyn Fn(Part) -> Option<GgmlDType>,
+    order: Order,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Model, Vec<Fallback>)> {
     let tied = loaded.head.shares(&loaded.embed);
@@ -233,10 +252,10 @@ pub fn requantize_parts(
     let embed_w = QWeight::Candle(QMatMul::QTensor(loaded.embed.clone()));
     let embed = redo(&embed_w, Part::embed(), &mut fallbacks)?;
     let head = match (tied, &embed) {
-        (true, Some(e)) => weight_of(e.clone())?,
+        (true, Some(e)) => weight_in(e.clone(), order)?,
         (true, None) => loaded.head.clone(),
         (false, _) => match redo(&loaded.head, Part::head(), &mut fallbacks)? {
-            Some(t) => weight_of(t)?,
+            Some(t) => weight_in(t, order)?,
             None => loaded.head.clone(),
         },
     };
@@ -246,13 +265,98 @@ pub fn requantize_parts(
         for kind in TensorKind::LAYER {
             let x = nl.linear_mut(kind);
             if let Some(t) = redo(&x.weight, Part::layer(i, kind), &mut fallbacks)? {
-                x.weight = weight_of(t)?;
+                x.weight = weight_in(t, order)?;
             }
         }
         layers.push(nl);
     }
     let embed = embed.unwrap_or_else(|| loaded.embed.clone());
     Ok((loaded.with_weights(embed, layers, head), fallbacks.list()))
+}
+
+/// A copy of `loaded` whose every matrix holds its values in f32 and multiplies them densely:
+/// the reference a sensitivity sweep measures weight error against. In f32 every product runs
+/// the same arithmetic whatever type the values came from, so a cell measures its matrix's
+/// rounding alone. (In the engine's own kernels the activations are rounded as well, differently
+/// by type: a Q5_0 matrix requantised to Q8_0 moves the 0.5B's logits by a KL of 6×10⁻⁴ nats,
+/// as much as squeezing it to Q4_0, though its values move less than a tenth as far.)
+pub fn dense_reference(loaded: &Model) -> Result<Model> {
+    dense_with(loaded, None, loaded.head.shares(&loaded.embed))
+}
+
+/// `reference` (from [`dense_reference`]) with the matrix of `part` rounded to `want` (at its
+/// row length) from `loaded`'s values.
+pub fn dense_squeezed(
+    reference: &Model,
+    loaded: &Model,
+    part: Part,
+    want: GgmlDType,
+) -> Result<Model> {
+    super::interrupt::check()?;
+    let values = part_values(loaded, part)?;
+    let (_, k) = values.dims2()?;
+    let rounded = QTensor::quantize(&values, type_for(want, k))?.dequantize(values.device())?;
+    dense_with(
+        reference,
+        Some((part, rounded)),
+        loaded.head.shares(&loaded.embed),
+    )
+}
+
+/// A matrix's values, in f32.
+fn part_values(model: &Model, part: Part) -> Result<Tensor> {
+    match (part.layer, part.kind) {
+        (None, TensorKind::Embed) => model.embed.dequantize(&model.embed.device()),
+        (None, _) => dequantize(&model.head),
+        (Some(l), kind) => dequantize(&model.layers[l].linear(kind).weight),
+    }
+}
+
+/// `model` with every quantized matrix made dense f32 (matrices dense already are kept), and
+/// `swap`'s part, if any, holding its values; with `tied`, the embeddings' values are the
+/// head's too.
+fn dense_with(model: &Model, swap: Option<(Part, Tensor)>, tied: bool) -> Result<Model> {
+    let dense = |w: &QWeight| -> Result<QWeight> {
+        Ok(match w {
+            QWeight::Candle(QMatMul::Tensor(_)) => w.clone(),
+            _ => QWeight::Candle(QMatMul::Tensor(dequantize(w)?)),
+        })
+    };
+    let mut embed = match model.embed.dtype() {
+        GgmlDType::F32 => model.embed.clone(),
+        _ => Arc::new(QTensor::quantize(
+            &part_values(model, Part::embed())?,
+            GgmlDType::F32,
+        )?),
+    };
+    let mut head = match (tied, &model.head) {
+        (_, QWeight::Candle(QMatMul::Tensor(_))) => model.head.clone(),
+        (true, _) => QWeight::Candle(QMatMul::Tensor(embed.dequantize(&embed.device())?)),
+        (false, h) => dense(h)?,
+    };
+    let mut layers = Vec::with_capacity(model.layers.len());
+    for l in &model.layers {
+        let mut nl = l.clone();
+        for kind in TensorKind::LAYER {
+            let x = nl.linear_mut(kind);
+            x.weight = dense(&x.weight)?;
+        }
+        layers.push(nl);
+    }
+    if let Some((part, values)) = swap {
+        let w = QWeight::Candle(QMatMul::Tensor(values.clone()));
+        match (part.layer, part.kind) {
+            (None, TensorKind::Embed) => {
+                embed = Arc::new(QTensor::quantize(&values, GgmlDType::F32)?);
+                if tied {
+                    head = w;
+                }
+            }
+            (None, _) => head = w,
+            (Some(l), kind) => layers[l].linear_mut(kind).weight = w,
+        }
+    }
+    Ok(model.with_weights(embed, layers, head))
 }
 
 /// Every weight matrix of `model`: the embeddings, the head unless tied to them, and each

@@ -8,8 +8,9 @@
 //! that are not whole 256-value super-blocks) repeats that cell instead of running it again.
 
 use super::loader::type_name;
+use super::model::Model;
 use super::quality::Probe;
-use super::quant::{ggml, part_bytes_at, part_type, parts, requantize_parts};
+use super::quant::{dense_squeezed, ggml, part_bytes_at, part_type, parts};
 use super::Engine;
 use crate::protocol::sensitivity::{Part, SensCell, SensEvent, SensMap, SensPlan};
 use crate::protocol::Quant;
@@ -22,9 +23,16 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TYPES: [Quant; 3] = [Quant::Q4_0, Quant::Q3K, Quant::Q2K];
 
 /// What `engine`'s loaded weights sweep at `types`: the cells, and those left out and why.
-pub fn plan(engine: &Engine, types: &[Quant], probe: &mut Probe) -> super::Result<SensPlan> {
+/// The probe's baseline is `reference`'s ([`super::quant::dense_reference`] of the loaded
+/// weights).
+pub fn plan(
+    engine: &Engine,
+    reference: &Model,
+    types: &[Quant],
+    probe: &mut Probe,
+) -> super::Result<SensPlan> {
     let loaded = engine.loaded_model();
-    let base = probe.baseline(loaded, &mut |_, _| {})?;
+    let base = probe.baseline(reference, &mut |_, _| {})?;
     let mut cells = Vec::new();
     let mut skipped = Vec::new();
     let mut matrices = Vec::new();
@@ -77,9 +85,10 @@ pub fn same_sweep(earlier: &SensPlan, plan: &SensPlan) -> bool {
         && (earlier.perplexity - plan.perplexity).abs() <= 1e-9 * plan.perplexity
 }
 
-/// Measure one cell: `part` at `quant`, everything else as loaded.
+/// Measure one cell: `part` at `quant`, everything else as loaded, all in f32 (`reference`).
 pub fn measure_cell(
     engine: &Engine,
+    reference: &Model,
     probe: &Probe,
     part: Part,
     quant: Quant,
@@ -91,7 +100,7 @@ pub fn measure_cell(
     })?;
     let (lt, lb) = part_type(loaded, part);
     let (used, bytes) = part_bytes_at(loaded, part, want);
-    let (model, _) = requantize_parts(loaded, &|p| (p == part).then_some(want), &mut |_, _| {})?;
+    let model = dense_squeezed(reference, loaded, part, want)?;
     let t = probe.compare(&model, DType::F32, &mut |_, _| {})?;
     Ok(SensCell {
         part,
@@ -113,6 +122,7 @@ pub fn measure_cell(
 /// before stay measured.
 pub fn sweep(
     engine: &Engine,
+    reference: &Model,
     probe: &Probe,
     mut plan: SensPlan,
     earlier: Option<&SensMap>,
@@ -154,7 +164,7 @@ pub fn sweep(
                 took: Duration::ZERO,
                 ..c.clone()
             },
-            None => measure_cell(engine, probe, part, quant)?,
+            None => measure_cell(engine, reference, probe, part, quant)?,
         };
         by_type.insert((part, used), cell.clone());
         keep(cell, &mut map, emit);
@@ -168,7 +178,9 @@ pub fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::quant::dense_reference;
     use crate::engine::synthetic::SyntheticSpec;
+    use crate::protocol::sensitivity::TensorKind;
     use candle_core::Device;
 
     fn engine() -> Engine {
@@ -179,11 +191,15 @@ mod tests {
     fn a_sweep_measures_every_planned_cell_and_a_resumed_one_only_the_rest() {
         let e = engine();
         let mut probe = Probe::new(&e, 64, 32).unwrap();
-        let plan = plan(&e, &[Quant::Q4_0], &mut probe).unwrap();
+        let r = dense_reference(e.loaded_model()).unwrap();
+        let plan = plan(&e, &r, &[Quant::Q4_0], &mut probe).unwrap();
         assert!(!plan.cells.is_empty());
         assert_eq!(plan.loaded.len(), parts(e.loaded_model()).len());
         let mut events = Vec::new();
-        let full = sweep(&e, &probe, plan.clone(), None, &mut |ev| events.push(ev)).unwrap();
+        let full = sweep(&e, &r, &probe, plan.clone(), None, &mut |ev| {
+            events.push(ev)
+        })
+        .unwrap();
         assert_eq!(full.cells.len(), plan.cells.len());
         assert!(matches!(events.first(), Some(SensEvent::Started(_))));
         assert!(matches!(events.last(), Some(SensEvent::Finished { .. })));
@@ -197,7 +213,10 @@ mod tests {
         let partial = SensMap::from_events(&events[..4]).unwrap();
         assert_eq!(partial.cells.len(), 3);
         let mut again = Vec::new();
-        let resumed = sweep(&e, &probe, plan, Some(&partial), &mut |ev| again.push(ev)).unwrap();
+        let resumed = sweep(&e, &r, &probe, plan, Some(&partial), &mut |ev| {
+            again.push(ev)
+        })
+        .unwrap();
         assert_eq!(resumed.plan.resumed, 3);
         assert_eq!(resumed.cells, {
             let mut c = full.cells.clone();
@@ -218,8 +237,9 @@ mod tests {
         };
         let e = Engine::synthetic(&spec, &Device::Cpu).unwrap();
         let mut probe = Probe::new(&e, 64, 32).unwrap();
-        let plan = plan(&e, &[Quant::Q4_0, Quant::Q2K], &mut probe).unwrap();
-        let map = sweep(&e, &probe, plan, None, &mut |_| {}).unwrap();
+        let r = dense_reference(e.loaded_model()).unwrap();
+        let plan = plan(&e, &r, &[Quant::Q4_0, Quant::Q2K], &mut probe).unwrap();
+        let map = sweep(&e, &r, &probe, plan, None, &mut |_| {}).unwrap();
         let mut repeated = 0;
         for a in map.cells.iter().filter(|c| c.quant == Quant::Q4_0) {
             let b = map.cell(a.part, Quant::Q2K).expect("planned as Q4_0 was");
@@ -229,5 +249,39 @@ mod tests {
             repeated += 1;
         }
         assert!(repeated >= 7, "{repeated}");
+    }
+
+    #[test]
+    fn the_f32_reference_is_the_loaded_model_and_coarser_types_move_it_more() {
+        use crate::engine::model::Forward;
+        use crate::engine::quant::dense_squeezed;
+        let e = engine();
+        let loaded = e.loaded_model();
+        let r = dense_reference(loaded).unwrap();
+        let ids: Vec<u32> = (3..40).collect();
+        let logits = |m: &Model| -> Vec<f32> {
+            let mut cache = m.new_cache(DType::F32);
+            let t = m.forward(&ids, &mut cache, Forward::ALL).unwrap();
+            t.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let moved = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        let base = logits(&r);
+        // The loaded weights in their own kernels differ from their values in f32 only by the
+        // kernels' rounding, far less than any squeeze.
+        let own = moved(&logits(loaded), &base);
+        let down = Part::layer(1, TensorKind::Down);
+        let by = |q| {
+            let m = dense_squeezed(&r, loaded, down, ggml(q).unwrap()).unwrap();
+            moved(&logits(&m), &base)
+        };
+        let (q8, q4, q2) = (by(Quant::Q8_0), by(Quant::Q4_0), by(Quant::Q2K));
+        assert!(q8 < q4 && q4 < q2, "Q8_0 {q8}, Q4_0 {q4}, Q2_K {q2}");
+        assert!(own < q4, "kernels {own} vs Q4_0 {q4}");
+        assert!(q8 > 0.0);
     }
 }

@@ -18,6 +18,7 @@ pub mod prefill_decode;
 pub mod quant;
 pub mod reference;
 pub mod roofline;
+pub mod sensitivity;
 pub mod speculation;
 pub mod stream;
 
@@ -25,13 +26,15 @@ use crate::engine::Engine;
 use crate::protocol::{DemoKind, DemoResult, DemoRun, DemoSection};
 use anyhow::Result;
 
-/// Run `section`'s demo on `engine`; `prompt` is the text the generation demos start from and
-/// `progress` hears a line after each measurement.
+/// Run `section`'s demo on `engine`; `prompt` is the text the generation demos start from,
+/// `progress` hears a line after each measurement and `live` the events a demo streams as it
+/// measures (the sensitivity map's cells).
 pub fn run(
     engine: &mut Engine,
     section: &DemoSection,
     prompt: &str,
     progress: &mut dyn FnMut(String),
+    live: &mut dyn FnMut(crate::protocol::Event),
 ) -> Result<DemoRun> {
     let kind = section.kind().map_err(anyhow::Error::msg)?;
     let result = match kind {
@@ -46,6 +49,9 @@ pub fn run(
         DemoKind::Quantization => DemoResult::Quantization(quant::run(engine, section, progress)?),
         DemoKind::Batching => DemoResult::Batching(batching::run(engine, section, progress)?),
         DemoKind::PagedKv => DemoResult::PagedKv(paged_kv::run(engine, section, progress)?),
+        DemoKind::Sensitivity => {
+            DemoResult::Sensitivity(Box::new(sensitivity::run(engine, section, progress, live)?))
+        }
     };
     Ok(DemoRun {
         demo: kind.name().into(),

@@ -20,10 +20,11 @@ pub enum DemoKind {
     Speculation,
     Batching,
     PagedKv,
+    Sensitivity,
 }
 
 impl DemoKind {
-    pub const ALL: [DemoKind; 7] = [
+    pub const ALL: [DemoKind; 8] = [
         DemoKind::PrefillVsDecode,
         DemoKind::KvCache,
         DemoKind::Roofline,
@@ -31,6 +32,7 @@ impl DemoKind {
         DemoKind::Speculation,
         DemoKind::Batching,
         DemoKind::PagedKv,
+        DemoKind::Sensitivity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl DemoKind {
             DemoKind::Speculation => "speculation",
             DemoKind::Batching => "batching",
             DemoKind::PagedKv => "paged-kv",
+            DemoKind::Sensitivity => "sensitivity",
         }
     }
 
@@ -200,7 +203,7 @@ impl DemoSection {
         self.output_tokens.unwrap_or(match kind {
             DemoKind::Roofline => 64,
             DemoKind::Speculation => 96,
-            DemoKind::Quantization => 32,
+            DemoKind::Quantization | DemoKind::Sensitivity => 32,
             DemoKind::Batching => 16,
             _ => 256,
         })
@@ -217,6 +220,32 @@ pub enum DemoResult {
     Quantization(QuantSweep),
     Batching(Batching),
     PagedKv(PagedKv),
+    Sensitivity(Box<SensDemo>),
+}
+
+/// The sensitivity demo's numbers: the map, and mixes built from it beside the uniform types
+/// whose sizes they match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensDemo {
+    pub map: super::sensitivity::SensMap,
+    /// The uniform types and the mixes, measured alike.
+    pub rows: Vec<QuantRow>,
+    pub mixes: Vec<MixRow>,
+    /// As [`QuantSweep::matmul_params`].
+    pub matmul_params: u64,
+}
+
+/// One mix: the size it matched, what it squeezed, and its KL predicted and measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixRow {
+    pub spec: super::sensitivity::MixSpec,
+    /// What its size matches (a uniform type's name).
+    pub like: String,
+    /// The sum of the map's cells it took.
+    pub predicted_kl: f64,
+    pub measured_kl: f64,
+    /// The KL of what it matched.
+    pub like_kl: f64,
 }
 
 /// A finished demo: what ran, on what, and its numbers.

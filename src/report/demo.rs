@@ -140,6 +140,7 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::Quantization(x) => quantization(x),
         DemoResult::Batching(x) => batching::batching(x),
         DemoResult::PagedKv(x) => batching::paged_kv(x),
+        DemoResult::Sensitivity(x) => sensitivity::demo_markdown(x),
     }
 }
 
@@ -154,6 +155,7 @@ pub fn result_tables(r: &DemoResult) -> Vec<Table> {
         DemoResult::Quantization(x) => vec![quant_rows(&x.rows, x.matmul_params)],
         DemoResult::Batching(x) => batching::batching_tables(x).into(),
         DemoResult::PagedKv(x) => batching::paged_kv_tables(x).into(),
+        DemoResult::Sensitivity(x) => sensitivity::demo_tables(x),
     }
 }
 

@@ -77,22 +77,12 @@ fn draw<DB: DrawingBackend>(
     let (left, top, right, bottom) = (110i32, 84i32, 130i32, 30i32);
     let cw = (w as i32 - left - right) / cols as i32;
     let ch = ((h as i32 - top - bottom) / rows.len().max(1) as i32).max(8);
-    let title = format!(
-        "{} · mean KL (10⁻³ nats) with one matrix alone at {quant}",
-        map.plan.model
-    );
-    area.draw(&Text::new(title, (10, 8), ("sans-serif", 20)))
-        .map_err(e)?;
-    for (i, line) in subtitle.lines().take(2).enumerate() {
-        area.draw(&Text::new(
-            line.to_string(),
-            (10, 32 + 15 * i as i32),
-            ("sans-serif", 12),
-        ))
-        .map_err(e)?;
-    }
+    draw_titles(&area, map, quant, subtitle)?;
     let range = kl_range(map, quant).unwrap_or((-6.0, 0.0));
     let font = ("sans-serif", (ch - 4).clamp(8, 14));
+    if let Some((_, parts)) = rows.first() {
+        draw_heads(&area, parts, left, top, cw)?;
+    }
     for (r, (label, parts)) in rows.iter().enumerate() {
         let y = top + r as i32 * ch;
         area.draw(&Text::new(label.clone(), (10, y + 2), font))
@@ -127,22 +117,71 @@ fn draw<DB: DrawingBackend>(
             .map_err(e)?;
         }
     }
-    // Column names above, the colour scale at the right.
-    if let Some((_, parts)) = rows.first() {
-        for (c, part) in parts.iter().enumerate() {
-            let x = left + c as i32 * cw;
-            area.draw(&Text::new(
-                part.kind.name(),
-                (x + 4, top - 18),
-                ("sans-serif", 13),
-            ))
+    draw_scale(
+        &area,
+        range,
+        (w as i32 - right + 20, top, (rows.len() as i32 * ch).max(40)),
+    )?;
+    area.present().map_err(e)?;
+    Ok(())
+}
+
+/// The title and the subtitle's lines.
+fn draw_titles<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    map: &SensMap,
+    quant: Quant,
+    subtitle: &str,
+) -> Result<()> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing the heat map: {e}");
+    let title = format!(
+        "{} · mean KL (10⁻³ nats) with one matrix alone at {quant}",
+        map.plan.model
+    );
+    let lines = std::iter::once((title.as_str(), 8, 20)).chain(
+        subtitle
+            .lines()
+            .take(2)
+            .zip([32, 47])
+            .map(|(l, y)| (l, y, 12)),
+    );
+    for (text, y, size) in lines {
+        area.draw(&Text::new(text.to_string(), (10, y), ("sans-serif", size)))
             .map_err(e)?;
-        }
     }
-    let (bx, by, bh) = (w as i32 - right + 20, top, (rows.len() as i32 * ch).max(40));
+    Ok(())
+}
+
+/// The kinds' names over the columns.
+fn draw_heads<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    parts: &[crate::protocol::sensitivity::Part],
+    left: i32,
+    top: i32,
+    cw: i32,
+) -> Result<()> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing the heat map: {e}");
+    for (c, part) in parts.iter().enumerate() {
+        let x = left + c as i32 * cw;
+        area.draw(&Text::new(
+            part.kind.name(),
+            (x + 4, top - 18),
+            ("sans-serif", 13),
+        ))
+        .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// The colour scale at (x, y), `h` pixels high, labelled at its ends and middle.
+fn draw_scale<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    range: (f64, f64),
+    (bx, by, bh): (i32, i32, i32),
+) -> Result<()> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing the heat map: {e}");
     for i in 0..bh {
-        let t = 1.0 - i as f64 / bh as f64;
-        let (r, g, b) = ramp(t);
+        let (r, g, b) = ramp(1.0 - i as f64 / bh as f64);
         area.draw(&Rectangle::new(
             [(bx, by + i), (bx + 18, by + i + 1)],
             RGBColor(r, g, b).filled(),
@@ -162,7 +201,6 @@ fn draw<DB: DrawingBackend>(
         ))
         .map_err(e)?;
     }
-    area.present().map_err(e)?;
     Ok(())
 }
 

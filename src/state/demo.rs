@@ -7,6 +7,8 @@ use crate::protocol::{DemoRun, DemoSection};
 pub struct DemoView {
     /// The preset's name (or the demo's, replayed from a recording).
     pub name: String,
+    /// The demo's kind (`sensitivity`), when a preset named it.
+    pub kind: String,
     /// The narration, one entry per step.
     pub steps: Vec<String>,
     pub step: usize,
@@ -32,6 +34,7 @@ impl DemoView {
     pub fn from_preset(p: &Preset, from: usize) -> Self {
         Self {
             name: p.name.clone(),
+            kind: p.demo.as_ref().map(|d| d.kind.clone()).unwrap_or_default(),
             steps: p.notes.clone(),
             ..Self::new(from)
         }

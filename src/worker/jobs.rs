@@ -148,6 +148,28 @@ impl Local {
         }
     }
 
+    /// Build the mixed-precision variant `spec` names (no run is in progress).
+    fn switch_mix(&mut self, engine: &mut Engine, spec: &crate::protocol::sensitivity::MixSpec) {
+        let out = self.out.clone();
+        let mut progress = |done, total| {
+            if done % 8 == 0 || done == total {
+                out.send(Event::Requantizing {
+                    quant: Quant::AsLoaded,
+                    done,
+                    total,
+                });
+            }
+        };
+        if let Err(e) = engine.set_mix(spec, &mut progress) {
+            self.failed(
+                Stoppable::Requantizing,
+                format!("{e}; the loaded weights run"),
+            );
+        }
+        // Drafts and adaptive K learnt on the old weights start afresh.
+        self.built = None;
+    }
+
     /// Make the weight and KV switches asked for (no run is in progress).
     fn switch_variant(&mut self) {
         // Without a model the switches wait for the next load.
@@ -200,23 +222,7 @@ impl Local {
         }
         if let Some(spec) = self.settings.mix.take() {
             changed = true;
-            let out = self.out.clone();
-            let mut progress = |done, total| {
-                if done % 8 == 0 || done == total {
-                    out.send(Event::Requantizing {
-                        quant: Quant::AsLoaded,
-                        done,
-                        total,
-                    });
-                }
-            };
-            if let Err(e) = engine.set_mix(&spec, &mut progress) {
-                self.failed(
-                    Stoppable::Requantizing,
-                    format!("{e}; the loaded weights run"),
-                );
-            }
-            self.built = None;
+            self.switch_mix(&mut engine, &spec);
         }
         if let Some(d) = kv {
             changed = true;
@@ -524,7 +530,9 @@ impl Local {
                 s
             }
         };
-        let result = crate::lab::run(engine, demo, prompt, &mut progress);
+        let live_out = self.out.clone();
+        let mut live = |e: Event| live_out.send(e);
+        let result = crate::lab::run(engine, demo, prompt, &mut progress, &mut live);
         match result {
             Ok(run) => self.emit(Event::Demo(crate::protocol::DemoRun {
                 stamp: stamp.map(Box::new),
@@ -534,7 +542,7 @@ impl Local {
                 let stopped = self.flags.interrupt.swap(false, Ordering::SeqCst);
                 // A tour of weight types stopped half way runs the weights it started with.
                 let engine = self.engine.as_mut().expect("the demo ran on it");
-                if engine.quant != before {
+                if engine.quant != before || engine.mix.is_some() {
                     if let Err(e) = engine.set_quant(before, &mut |_, _| {}) {
                         self.emit(Event::Error {
                             message: format!("{e}; the loaded weights run"),

@@ -55,6 +55,11 @@ pub struct BenchMixedArgs {
     /// Tokens per chunk of the quality measurement.
     #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
     pub ctx: usize,
+    /// Measure the --like files and the exported mixes with llama.cpp too: llama-perplexity's
+    /// KL divergence on the same text, and llama-completion's greedy text beside ours (needs
+    /// --export; llama.cpp's tools from $LLAMA_CPP_BIN).
+    #[arg(long, requires = "export")]
+    pub vs_llama_cpp: bool,
 }
 
 /// The map at `path` (a sweep's folder or its recording), checked to be of `model`.
@@ -207,7 +212,75 @@ pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
     rows.sort_by_key(|r| std::cmp::Reverse(r.variant.weight_bytes));
     print!("{}", quant_table(&rows, params));
     println!("\n{}", predictions(&mixes));
-    save(model, &engine, &map, &mixes, a)
+    let exported = save(model, &engine, &map, &mixes, a)?;
+    if a.vs_llama_cpp {
+        let likes: Vec<(String, PathBuf, f64)> = a
+            .like
+            .iter()
+            .map(|f| {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                let row = rows.iter().find(|r| r.variant.mix == name);
+                let kl = row.map_or(f64::NAN, |r| r.quality.mean_kl);
+                (name.unwrap_or_default(), f.clone(), kl)
+            })
+            .collect();
+        vs_llama_cpp(model, &mut engine, &likes, &exported, a)?;
+    }
+    Ok(())
+}
+
+/// The llama.cpp tables: KL by llama-perplexity of the --like files and the exported mixes,
+/// and each mix's greedy text in llama-completion against ours.
+fn vs_llama_cpp(
+    model: &str,
+    engine: &mut Engine,
+    likes: &[(String, PathBuf, f64)],
+    exported: &[(MixSpec, PathBuf, f64)],
+    a: &BenchMixedArgs,
+) -> Result<()> {
+    use super::mixed_llama::{kld_table, ours, parting, theirs, PROMPT};
+    let bin = super::llama_cpp_bin()?;
+    let base = crate::engine::source::fetch(&crate::engine::source::resolve(model)?, |_, _| {})?
+        .context("llama.cpp needs the model's GGUF file")?;
+    let mut files = likes.to_vec();
+    files.extend(
+        exported
+            .iter()
+            .map(|(s, p, kl)| (s.label.clone(), p.clone(), *kl)),
+    );
+    let chunks = (a.ppl_tokens / a.ctx).max(1);
+    println!(
+        "\n### The same files in llama.cpp\n\n`llama-perplexity --kl-divergence` against {} \
+         over the same text, {chunks} chunks of {} tokens.\n\n{}",
+        engine.info.name,
+        a.ctx,
+        kld_table(&bin, &base, &files, a.ctx, chunks)?
+    );
+    let mut t = crate::report::table::Table::new([
+        crate::report::table::Column::left("mix"),
+        crate::report::table::Column::left("32 greedy tokens"),
+    ]);
+    for (spec, file, _) in exported {
+        engine.set_mix(spec, &mut |_, _| {})?;
+        let mine = ours(engine, &engine.model, PROMPT, 32)?;
+        let other = theirs(&bin, file, PROMPT, 32)?;
+        let verdict = match parting(&mine, &other) {
+            None => "the same in labtui (in memory) and llama-completion (the file)".to_string(),
+            Some(i) => format!(
+                "part after {i} characters: labtui {:?}, llama.cpp {:?}",
+                mine.chars().skip(i).take(24).collect::<String>(),
+                other.chars().skip(i).take(24).collect::<String>()
+            ),
+        };
+        t.row([spec.label.clone(), verdict]);
+    }
+    engine.set_quant(crate::protocol::Quant::AsLoaded, &mut |_, _| {})?;
+    println!(
+        "\n### Greedy text from `{}`\n\n{}",
+        PROMPT.replace('`', "'"),
+        t.markdown()
+    );
+    Ok(())
 }
 
 /// The mixes: what each took, and the KL the map predicted (the sum of its cells) against the
@@ -232,14 +305,16 @@ fn predictions(mixes: &[(MixSpec, f64, f64, String)]) -> String {
     t.markdown()
 }
 
-/// Presets and GGUF files of the mixes, where asked.
+/// Presets and GGUF files of the mixes, where asked; returns the files exported with their
+/// mixes and measured KL.
 fn save(
     model: &str,
     engine: &Engine,
     map: &SensMap,
     mixes: &[(MixSpec, f64, f64, String)],
     a: &BenchMixedArgs,
-) -> Result<()> {
+) -> Result<Vec<(MixSpec, PathBuf, f64)>> {
+    let mut exported = Vec::new();
     let stem = engine.info.name.trim_end_matches(".gguf").to_string();
     for (spec, _, measured, like) in mixes {
         let size = spec.label.trim_start_matches("mixed ").replace(' ', "");
@@ -265,9 +340,10 @@ fn save(
                 e.requantised,
                 crate::stats::human_bytes(e.bytes)
             );
+            exported.push((spec.clone(), out, *measured));
         }
     }
-    Ok(())
+    Ok(exported)
 }
 
 /// A preset that loads `model` and rebuilds `spec`.

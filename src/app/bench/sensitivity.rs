@@ -55,40 +55,65 @@ pub fn recorded(path: &Path) -> Result<Option<SensMap>> {
     )))
 }
 
-pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
-    let recording = a.out.join(RECORDING);
-    let earlier = match (recording.exists(), a.resume, a.force) {
-        (true, true, _) => recorded(&recording)?,
+/// The sweep recorded in the folder, if `--resume` asks for it; an error if the folder holds
+/// one and neither `--resume` nor `--force` says what to do with it.
+fn earlier(a: &BenchSensitivityArgs, recording: &Path) -> Result<Option<SensMap>> {
+    match (recording.exists(), a.resume, a.force) {
+        (true, true, _) => recorded(recording),
         (true, false, false) => bail!(
             "{} holds a sweep already: --resume continues it, --force starts over",
             recording.display()
         ),
         (false, true, _) => bail!("there is no sweep to resume at {}", recording.display()),
-        _ => None,
-    };
+        _ => Ok(None),
+    }
+}
+
+/// One line per cell on stderr: where the sweep is, what the cell cost, the time left.
+fn say_cell(map: &SensMap, c: &crate::protocol::sensitivity::SensCell) {
+    let (done, total) = map.progress();
+    let eta = map
+        .eta()
+        .map(|d| format!(" · ETA {}", humantime::format_duration(secs(d))))
+        .unwrap_or_default();
+    eprintln!(
+        "[{done}/{total}] {} at {}: KL {:.5}, top-1 {:.1}%, saves {}{eta}",
+        c.part.label(),
+        c.quant,
+        c.kl,
+        c.top1 * 100.0,
+        crate::stats::human_bytes(c.saved())
+    );
+}
+
+pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
+    let recording = a.out.join(RECORDING);
+    let earlier = earlier(a, &recording)?;
     let device = default_device();
     let engine = Engine::open(model, &device, |_, _| {})?;
     let stamp = crate::worker::stamp::measure(Some(&engine.model), crate::engine::threads()).ok();
     if let Some(s) = &stamp {
         println!("{}", crate::report::stamp::markdown(s));
     }
-    let types = if a.types.is_empty() {
-        DEFAULT_TYPES.to_vec()
-    } else {
-        a.types.clone()
+    let types = match a.types.is_empty() {
+        true => DEFAULT_TYPES.to_vec(),
+        false => a.types.clone(),
     };
     let mut probe = Probe::new(&engine, a.tokens, a.ctx)?;
-    let mut plan = plan(&engine, &types, &mut probe)?;
+    let reference = crate::engine::quant::dense_reference(engine.loaded_model())?;
+    let mut plan = plan(&engine, &reference, &types, &mut probe)?;
     plan.stamp = stamp.map(Box::new);
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let header = Header::new(
-        Some(engine.info.clone()),
-        Quant::AsLoaded,
-        DraftMode::None,
-        KPolicy::Adaptive,
-    );
-    let mut rec = Recorder::create(&recording, header)?;
+    let mut rec = Recorder::create(
+        &recording,
+        Header::new(
+            Some(engine.info.clone()),
+            Quant::AsLoaded,
+            DraftMode::None,
+            KPolicy::Adaptive,
+        ),
+    )?;
     let flag = Arc::new(AtomicBool::new(false));
     crate::engine::interrupt::install(flag.clone());
     crate::app::train::stop_on_ctrl_c(flag);
@@ -103,31 +128,26 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     let start = Instant::now();
     let mut live: Option<SensMap> = None;
     let mut write_err = None;
-    let outcome = sweep(&engine, &probe, plan, earlier.as_ref(), &mut |e| {
-        SensMap::apply(&mut live, &e);
-        if let (SensEvent::Cell(c), Some(m)) = (&e, &live) {
-            let (done, total) = m.progress();
-            let eta = m
-                .eta()
-                .map(|d| format!(" · ETA {}", humantime::format_duration(secs(d))))
-                .unwrap_or_default();
-            eprintln!(
-                "[{done}/{total}] {} at {}: KL {:.5}, top-1 {:.1}%, saves {}{eta}",
-                c.part.label(),
-                c.quant,
-                c.kl,
-                c.top1 * 100.0,
-                crate::stats::human_bytes(c.saved())
-            );
-        }
-        let line = Stamped {
-            at: start.elapsed(),
-            event: Event::Sensitivity(e),
-        };
-        if let Err(err) = rec.event(&line) {
-            write_err.get_or_insert(err);
-        }
-    });
+    let outcome = sweep(
+        &engine,
+        &reference,
+        &probe,
+        plan,
+        earlier.as_ref(),
+        &mut |e| {
+            SensMap::apply(&mut live, &e);
+            if let (SensEvent::Cell(c), Some(m)) = (&e, &live) {
+                say_cell(m, c);
+            }
+            let line = Stamped {
+                at: start.elapsed(),
+                event: Event::Sensitivity(e),
+            };
+            if let Err(err) = rec.event(&line) {
+                write_err.get_or_insert(err);
+            }
+        },
+    );
     if let Some(e) = write_err {
         return Err(e);
     }
@@ -147,15 +167,8 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     };
     let files = write_outputs(&a.out, &map)?;
     print!("{}", crate::report::demo::sensitivity_tables(&map, 12));
-    eprintln!(
-        "wrote {} and {}",
-        recording.display(),
-        files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!("wrote {} and {}", recording.display(), files.join(", "));
     Ok(())
 }
 

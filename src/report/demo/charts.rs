@@ -67,6 +67,8 @@ pub fn charts(r: &DemoResult) -> Vec<Chart> {
         DemoResult::PagedKv(x) => paged_kv(x),
         DemoResult::Quantization(x) => quantization(x),
         DemoResult::Speculation(x) => speculation(x),
+        // The heat maps are drawn by `heatmap` (see `write_charts`).
+        DemoResult::Sensitivity(_) => Vec::new(),
     }
 }
 
@@ -298,6 +300,21 @@ fn speculation(x: &SpecSweep) -> Vec<Chart> {
 /// Write the charts of `r` into `dir`; returns the files written.
 pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    if let DemoResult::Sensitivity(x) = r {
+        for &q in &x.map.plan.types {
+            let stem = format!(
+                "heatmap-{}",
+                crate::protocol::Setting::name(q).to_lowercase()
+            );
+            let subtitle = format!(
+                "{} positions of labtui's sources · perplexity {:.3} as loaded",
+                x.map.plan.scored, x.map.plan.perplexity
+            );
+            out.extend(crate::report::heatmap::write(
+                dir, &stem, &x.map, q, &subtitle,
+            )?);
+        }
+    }
     for c in charts(r) {
         out.extend(crate::report::plot::chart(
             dir, c.stem, c.title, c.x, c.y, &c.series, c.axes,

@@ -140,3 +140,44 @@ pub fn sensitivity_tables(map: &SensMap, top: usize) -> String {
     }
     out
 }
+
+/// Each mix: the size it matched, what it squeezed, its KL predicted and measured, and the KL
+/// of the uniform type of that size.
+pub fn mixes(x: &crate::protocol::demo::SensDemo) -> Table {
+    let mut t = Table::new([
+        Column::left("mix"),
+        Column::left("size of"),
+        Column::left("matrices squeezed").markdown_only(),
+        Column::right("KL predicted"),
+        Column::right("KL measured"),
+        Column::right("uniform KL"),
+    ]);
+    for m in &x.mixes {
+        t.row([
+            Text(m.spec.label.clone()),
+            Text(m.like.clone()),
+            Text(m.spec.summary()),
+            Num(m.predicted_kl, 4),
+            Num(m.measured_kl, 4),
+            Num(m.like_kl, 4),
+        ]);
+    }
+    t
+}
+
+/// The demo's report: the map's tables, then the mixes beside the uniform types.
+pub fn demo_markdown(x: &crate::protocol::demo::SensDemo) -> String {
+    format!(
+        "{}\n## Mixed precision from the map\n\nEach mix is the least-KL choice of types, from \
+         the cells above, that is no larger than the uniform type it is named after; measured \
+         like it on the same text.\n\n{}\n{}",
+        sensitivity_tables(&x.map, 10),
+        super::quant_table(&x.rows, x.matmul_params),
+        mixes(x).markdown()
+    )
+}
+
+/// What the demo pane shows: the uniform types and mixes, then the mixes' predictions.
+pub fn demo_tables(x: &crate::protocol::demo::SensDemo) -> Vec<Table> {
+    vec![super::quant_rows(&x.rows, x.matmul_params), mixes(x)]
+}

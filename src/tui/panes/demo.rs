@@ -42,7 +42,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     Paragraph::new(Line::styled(text, value()))
         .wrap(Wrap { trim: true })
         .render(narration, buf);
+    let sweep = state.store.sensitivity.as_ref().filter(|_| {
+        d.kind == "sensitivity"
+            || matches!(
+                state.demo_result().map(|r| &r.result),
+                Some(DemoResult::Sensitivity(_))
+            )
+    });
     let Some(run) = state.demo_result() else {
+        if let Some(map) = sweep {
+            super::heatmap::render(map, numbers, buf);
+            return;
+        }
         Paragraph::new(format!(
             "measuring on the loaded model … {}",
             super::status::words(&state.ui.status)
@@ -57,7 +68,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [top, chart_area] =
         Layout::vertical([Constraint::Length(table_h), Constraint::Min(0)]).areas(numbers);
     Paragraph::new(rows).render(top, buf);
-    if chart_area.height >= 6 {
+    if let (Some(map), true) = (sweep, chart_area.height >= 6) {
+        super::heatmap::render(map, chart_area, buf);
+    } else if chart_area.height >= 6 {
         if let Some(c) = report::charts(&run.result).first() {
             chart(c, chart_area, buf);
         }

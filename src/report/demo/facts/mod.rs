@@ -2,6 +2,7 @@
 //! itself ([`facts`]), and the steps with them filled in ([`narrate`]). A preset's `notes` are
 //! templates (`{decode_tok_s}`); the text a person reads cannot drift from the numbers measured.
 
+mod sensitivity;
 mod streams;
 
 use crate::protocol::demo::{Comparison, ModelCosts, QuantSweep, Roofline, SpecSweep, Sweep};
@@ -96,6 +97,7 @@ pub fn facts(run: &DemoRun) -> Facts {
         DemoResult::Quantization(x) => quantization(&mut f, x, c),
         DemoResult::Batching(x) => streams::batching(&mut f, x),
         DemoResult::PagedKv(x) => streams::paged_kv(&mut f, x),
+        DemoResult::Sensitivity(x) => sensitivity::sensitivity(&mut f, x),
     }
     f
 }

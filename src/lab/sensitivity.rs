@@ -1,0 +1,104 @@
+//! Demo 4b, sensitivity: every weight matrix squeezed alone to a low type, the heat map filling
+//! in live as each cell is measured (each is an [`Event::Sensitivity`], recorded with the
+//! session), then mixed-precision variants chosen from the map, measured beside the uniform
+//! types whose sizes they match. The weights the engine ran with are restored at the end.
+
+use super::measure::{measure, speed};
+use crate::engine::quality::Probe;
+use crate::engine::Engine;
+use crate::protocol::demo::{MixRow, QuantRow, SensDemo};
+use crate::protocol::{DemoSection, Event, Quant};
+use anyhow::Result;
+
+/// The types a demo sweeps when its section names none: one 4-bit and one 2-bit type.
+pub const DEFAULT_TYPES: [Quant; 2] = [Quant::Q4_0, Quant::Q2K];
+
+/// Tokens of the reference text each cell scores when the section does not say.
+pub const DEFAULT_TOKENS: usize = 256;
+
+pub fn run(
+    engine: &mut Engine,
+    section: &DemoSection,
+    progress: &mut dyn FnMut(String),
+    live: &mut dyn FnMut(Event),
+) -> Result<SensDemo> {
+    let types = if section.types.is_empty() {
+        DEFAULT_TYPES.to_vec()
+    } else {
+        section.types.clone()
+    };
+    let before = engine.quant;
+    engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
+    let tokens = section.quality_tokens.unwrap_or(DEFAULT_TOKENS);
+    // The map is measured in f32 against the loaded values in f32 (`dense_reference`); the
+    // variants built from it are measured in the engine's kernels against the loaded weights.
+    let mut reference_probe =
+        Probe::new(engine, tokens, crate::engine::quality::CHUNK.min(tokens))?;
+    let reference = crate::engine::quant::dense_reference(engine.loaded_model())?;
+    let plan = crate::engine::sensitivity::plan(engine, &reference, &types, &mut reference_probe)?;
+    progress(format!(
+        "{} cells over {} positions: each matrix alone at {}",
+        plan.cells.len(),
+        plan.scored,
+        types
+            .iter()
+            .map(|q| q.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let map = crate::engine::sensitivity::sweep(
+        engine,
+        &reference,
+        &reference_probe,
+        plan,
+        None,
+        &mut |e| live(Event::Sensitivity(e)),
+    )?;
+    drop((reference, reference_probe));
+    let mut probe = Probe::new(engine, tokens, crate::engine::quality::CHUNK.min(tokens))?;
+    let decode = section.output_tokens(crate::protocol::DemoKind::Sensitivity);
+    let pp = super::quant::PREFILL_TOKENS;
+    let mut rows: Vec<QuantRow> = Vec::new();
+    let mut mixes = Vec::new();
+    for q in std::iter::once(Quant::AsLoaded).chain(types.iter().copied()) {
+        let row = measure(engine, q, &mut probe, pp, decode, 1)?;
+        if q != Quant::AsLoaded {
+            match crate::engine::mix::plan(&map, row.variant.weight_bytes) {
+                Ok((spec, predicted_kl)) => {
+                    let variant = engine.set_mix(&spec, &mut |_, _| {})?;
+                    let (prefill_tok_s, decode_tok_s) = speed(engine, pp, decode, 1)?;
+                    let quality = probe.measure(engine, &mut |_, _| {})?;
+                    progress(format!(
+                        "{} (the size of {q}): KL {:.4} against {q}'s {:.4}",
+                        spec.label, quality.mean_kl, row.quality.mean_kl
+                    ));
+                    mixes.push(MixRow {
+                        spec,
+                        like: q.to_string(),
+                        predicted_kl,
+                        measured_kl: quality.mean_kl,
+                        like_kl: row.quality.mean_kl,
+                    });
+                    rows.push(QuantRow {
+                        read_per_token: engine.model.bytes_read_per_token(),
+                        variant,
+                        prefill_tok_s,
+                        decode_tok_s,
+                        quality,
+                    });
+                }
+                Err(e) => progress(format!("no mix the size of {q}: {e}")),
+            }
+        }
+        rows.push(row);
+    }
+    engine.set_quant(before, &mut |_, _| {})?;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.variant.weight_bytes));
+    let (layer_params, head_params) = super::roofline::matmul_params(&engine.model.cfg);
+    Ok(SensDemo {
+        map,
+        rows,
+        mixes,
+        matmul_params: layer_params + head_params,
+    })
+}
