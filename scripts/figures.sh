@@ -6,6 +6,9 @@
 #   scripts/figures.sh --serving  the serving section only (about 12 minutes)
 #   scripts/figures.sh --heads    draft heads: trains them on the 1.5B where models/ has none
 #                                 (about 17 minutes a kind), then bench spec with every draft mode
+#   scripts/figures.sh --sensitivity  the 0.5B's sensitivity map, mixes from it beside llama.cpp's
+#                                 Q3_K_M and Q3_K_S of the same file, checked in llama.cpp
+#                                 (about 20 minutes)
 # LABTUI names the binary (default: target/release/labtui, built if missing); the models come
 # from ./models (../shared/tools/fetch-models models); llama.cpp's tools from $LLAMA_CPP_BIN or
 # ../shared/tools/llama-cpp. Every report starts with its stamp: machine, roofs, commit, date.
@@ -134,6 +137,22 @@ if [ -z "$only" ] || [ "$only" = "--heads" ]; then
         --tokens 64 > assets/bench/heads-k1-1.5b.md
     "$bin" bench spec --model "$m15" --modes medusa --ks 1,2,3 --prompts 4 --tokens 64 \
         --medusa-tree > assets/bench/heads-tree-1.5b.md
+fi
+if [ -z "$only" ] || [ "$only" = "--sensitivity" ]; then
+    LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
+    export LLAMA_CPP_BIN
+    s=assets/sensitivity/qwen2.5-coder-0.5b
+    tmp=$(mktemp -d)
+    for t in Q3_K_M Q3_K_S; do
+        "$LLAMA_CPP_BIN/llama-quantize" --allow-requantize "models/$m05" "$tmp/llama-$t.gguf" $t 2 \
+            > /dev/null 2>&1
+    done
+    "$bin" bench sensitivity --model "$m05" --tokens 1024 --out $s --force > /dev/null
+    rm -f presets/mixed-qwen2.5-coder-0.5b-*.ron
+    "$bin" bench mixed --model "$m05" --map $s --like "$tmp/llama-Q3_K_M.gguf" \
+        --like "$tmp/llama-Q3_K_S.gguf" --ppl-tokens 1024 --export "$tmp" --presets presets \
+        --vs-llama-cpp > $s/mixed.md
+    rm -rf "$tmp"
 fi
 UPDATE_DOCS=1 cargo test --test figures
 echo "figures regenerated; the docs quote them"

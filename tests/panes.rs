@@ -524,3 +524,41 @@ fn focus_shows_as_a_thick_frame() {
         }
     }
 }
+
+/// The demo pane while a real sensitivity sweep of the 0.5B runs (the first 78 cells of its
+/// recording, `tests/fixtures/sensitivity_0.5b_partial.ron`): the progress line, the bar and the
+/// heat map as far as it has filled in, each cell's KL in it.
+#[test]
+fn the_sensitivity_demo_draws_the_heat_map_as_it_fills_in() {
+    let mut s = labtui::state::AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
+    let preset = labtui::preset::load("demo-sensitivity").unwrap();
+    s.ui.demo = Some(labtui::state::DemoView::from_preset(&preset, 0));
+    for line in include_str!("fixtures/sensitivity_0.5b_partial.ron")
+        .lines()
+        .skip(1)
+    {
+        let labtui::record::Line::Event(e) = ron::from_str(line).expect("fixture line parses")
+        else {
+            unreachable!("one header, then events")
+        };
+        s.apply(&e);
+    }
+    let map = s
+        .store
+        .sensitivity
+        .as_ref()
+        .expect("the sweep's events build a map");
+    assert_eq!(map.progress(), (78, 498));
+    let t = common::screen::draw(&s, labtui::tui::panes::demo::render, 100, 40);
+    let text = format!("{}", t.backend());
+    assert!(text.contains("cells 78/498"), "{text}");
+    assert!(text.contains("L0 ") && text.contains("mlp down"), "{text}");
+    // A measured cell is coloured on the KL scale; one still to come is not.
+    let buf = t.backend().buffer();
+    let coloured = (0..buf.area.height)
+        .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| matches!(buf[(x, y)].bg, ratatui::style::Color::Rgb(..)))
+        .count();
+    assert!(coloured > 50, "{coloured} coloured cells");
+    insta::assert_snapshot!("pane_demo_sensitivity_filling", t.backend());
+}

@@ -163,3 +163,55 @@ fn variants_overlay_from_a_recorded_real_session() {
         .unwrap();
     insta::assert_snapshot!("variants_overlay", t.backend());
 }
+
+/// A mixed-precision variant through the worker, as a preset applies it: its own row in the
+/// variants table, with its speed and quality, beside the loaded weights' untouched row.
+#[test]
+fn a_mix_gets_a_row_of_its_own() {
+    use labtui::protocol::sensitivity::{MixSpec, Part, TensorKind};
+    let mut w = Worker::spawn(Options {
+        device: candle_core::Device::Cpu,
+        sample_every: None,
+    });
+    let mut seen = Vec::new();
+    w.send(Command::LoadModel {
+        spec: "synthetic".into(),
+    });
+    until(&mut w, &mut seen, |e| matches!(e, Event::ModelLoaded(_)));
+    let spec = MixSpec {
+        label: "mixed test".into(),
+        types: [(Part::layer(1, TensorKind::Down).gguf_name(), Quant::Q2K)]
+            .into_iter()
+            .collect(),
+    };
+    w.send(Command::Set(SettingChange::Mix(spec)));
+    until(&mut w, &mut seen, |e| matches!(e, Event::VariantReady(_)));
+    w.send(Command::Generate {
+        prompt: "Add two numbers.".into(),
+        params: GenParams {
+            max_tokens: 6,
+            ..GenParams::default()
+        },
+    });
+    until(&mut w, &mut seen, |e| {
+        matches!(e, Event::RunFinished { .. })
+    });
+    w.send(Command::MeasureQuality { tokens: 64 });
+    until(&mut w, &mut seen, |e| matches!(e, Event::Quality(_)));
+    let s = state_after(&seen);
+    let rows = &s.store.variants;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (loaded, mix) = (&rows[0], &rows[1]);
+    assert_eq!(loaded.mix, None);
+    assert_eq!(mix.mix.as_deref(), Some("mixed test"));
+    assert!(mix.weight_bytes < loaded.weight_bytes, "{rows:?}");
+    assert!(
+        mix.decode_tok_s.is_some() && mix.quality.is_some(),
+        "{mix:?}"
+    );
+    assert!(
+        loaded.decode_tok_s.is_none() && loaded.quality.is_none(),
+        "{loaded:?}"
+    );
+    assert_eq!(s.store.running_mix().as_deref(), Some("mixed test"));
+}

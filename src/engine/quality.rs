@@ -215,6 +215,7 @@ impl Probe {
             mean_kl: totals.mean_kl(),
             top1: totals.top1(),
             took: start.elapsed(),
+            mix: engine.mix.as_ref().map(|m| m.label.clone()),
         })
     }
 }

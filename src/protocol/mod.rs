@@ -426,6 +426,9 @@ pub struct Quality {
     /// Share of positions whose most likely token is the loaded weights' one.
     pub top1: f64,
     pub took: Duration,
+    /// A mixed-precision variant's label, when one was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
 }
 
 /// Messages from the worker (and the samplers beside it: system memory, a server's metrics).

@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantRow {
     pub quant: Quant,
+    /// A mixed-precision variant's label (its `quant` is then "as loaded").
+    pub mix: Option<String>,
     pub kv_dtype: KvDtype,
     pub weight_bytes: u64,
     pub kv_bytes_per_token: u64,
@@ -26,9 +28,10 @@ pub struct VariantRow {
 }
 
 impl VariantRow {
-    fn new(quant: Quant, kv_dtype: KvDtype) -> Self {
+    fn new(quant: Quant, kv_dtype: KvDtype, mix: Option<String>) -> Self {
         Self {
             quant,
+            mix,
             kv_dtype,
             weight_bytes: 0,
             kv_bytes_per_token: 0,
@@ -129,6 +132,11 @@ impl Store {
         self.current.as_ref().is_some_and(|r| !r.finished())
     }
 
+    /// The mixed-precision variant runs use now, if one is.
+    pub fn running_mix(&self) -> Option<String> {
+        self.variant.as_ref().and_then(|v| v.mix.clone())
+    }
+
     /// The weights and KV dtype runs use now.
     pub fn running_variant(&self) -> (Quant, KvDtype) {
         match &self.variant {
@@ -193,7 +201,7 @@ impl Store {
                 self.model = Some(info.clone());
                 self.variant = None;
                 self.variants.clear();
-                let row = self.variant_row(Quant::AsLoaded, info.kv_dtype);
+                let row = self.variant_row(Quant::AsLoaded, info.kv_dtype, None);
                 row.weight_bytes = info.weight_bytes;
                 row.kv_bytes_per_token = info.kv_bytes_per_token;
             }
@@ -202,7 +210,7 @@ impl Store {
             }
             Event::VariantReady(v) => self.variant_ready(v),
             Event::Quality(q) => {
-                self.variant_row(q.quant, q.kv_dtype).quality = Some(q.clone());
+                self.variant_row(q.quant, q.kv_dtype, q.mix.clone()).quality = Some(q.clone());
             }
             _ => {}
         }
@@ -259,7 +267,8 @@ impl Store {
                 self.history.push(summary.clone());
                 if summary.spec.is_none() {
                     let (quant, kv) = self.running_variant();
-                    let row = self.variant_row(quant, kv);
+                    let mix = self.running_mix();
+                    let row = self.variant_row(quant, kv, mix);
                     row.prefill_tok_s = Some(summary.prefill_tok_s);
                     row.decode_tok_s = Some(summary.decode_tok_s);
                 }
@@ -318,15 +327,20 @@ impl Store {
     }
 
     /// The session's row for a variant, added when first seen.
-    fn variant_row(&mut self, quant: Quant, kv_dtype: KvDtype) -> &mut VariantRow {
+    fn variant_row(
+        &mut self,
+        quant: Quant,
+        kv_dtype: KvDtype,
+        mix: Option<String>,
+    ) -> &mut VariantRow {
         let i = match self
             .variants
             .iter()
-            .position(|r| r.quant == quant && r.kv_dtype == kv_dtype)
+            .position(|r| r.quant == quant && r.kv_dtype == kv_dtype && r.mix == mix)
         {
             Some(i) => i,
             None => {
-                self.variants.push(VariantRow::new(quant, kv_dtype));
+                self.variants.push(VariantRow::new(quant, kv_dtype, mix));
                 self.variants.len() - 1
             }
         };
@@ -341,7 +355,7 @@ impl Store {
             m.kv_dtype = v.kv_dtype;
             m.kv_bytes_per_token = v.kv_bytes_per_token;
         }
-        let row = self.variant_row(v.quant, v.kv_dtype);
+        let row = self.variant_row(v.quant, v.kv_dtype, v.mix.clone());
         row.weight_bytes = v.weight_bytes;
         row.kv_bytes_per_token = v.kv_bytes_per_token;
         row.fallbacks = v.fallbacks.iter().map(|f| f.tensors).sum();

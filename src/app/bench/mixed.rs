@@ -105,6 +105,7 @@ fn file_row(path: &Path, probe: &Probe, vocab: usize, a: &BenchMixedArgs) -> Res
         mean_kl: t.mean_kl(),
         top1: t.top1(),
         took: start.elapsed(),
+        mix: None,
     };
     let (prefill_tok_s, decode_tok_s) = speed(&mut other, a.pp, a.tg, a.repeats)?;
     let mut variant = other.variant(std::time::Duration::ZERO);
@@ -139,6 +140,16 @@ fn mix_row(
         decode_tok_s,
         quality,
     })
+}
+
+/// `qwen2.5-coder-0.5b-instruct-q4_k_m` → `qwen2.5-coder-0.5b`: the model's name without its
+/// tuning and file type, for a preset's name.
+fn short_name(stem: &str) -> String {
+    let cut = stem
+        .find("-instruct")
+        .or_else(|| stem.rfind("-q"))
+        .unwrap_or(stem.len());
+    stem[..cut].to_string()
 }
 
 fn mib(b: u64) -> f64 {
@@ -210,8 +221,25 @@ pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
     }
     engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
     rows.sort_by_key(|r| std::cmp::Reverse(r.variant.weight_bytes));
+    println!(
+        "## The quantization table\n\nUniform types, the --like files and the mixes, measured alike: \
+         prefill of {} tokens and decode of {} (medians of {}), quality over {} positions of the \
+         reference text against {}.\n",
+        a.pp,
+        a.tg,
+        a.repeats,
+        rows.first().map_or(0, |r| r.quality.scored),
+        engine.info.name
+    );
     print!("{}", quant_table(&rows, params));
-    println!("\n{}", predictions(&mixes));
+    println!(
+        "\n## The mixes\n\nEach is the least-KL choice of types from the map ({} cells over {} \
+         positions) no larger than what it is named after. *KL predicted* adds the map's cells \
+         (measured in f32); *KL measured* is the variant's own, in the engine's kernels.\n\n{}",
+        map.cells.len(),
+        map.plan.scored,
+        predictions(&mixes)
+    );
     let exported = save(model, &engine, &map, &mixes, a)?;
     if a.vs_llama_cpp {
         let likes: Vec<(String, PathBuf, f64)> = a
@@ -250,7 +278,7 @@ fn vs_llama_cpp(
     );
     let chunks = (a.ppl_tokens / a.ctx).max(1);
     println!(
-        "\n### The same files in llama.cpp\n\n`llama-perplexity --kl-divergence` against {} \
+        "\n## The same files in llama.cpp\n\n`llama-perplexity --kl-divergence` against {} \
          over the same text, {chunks} chunks of {} tokens.\n\n{}",
         engine.info.name,
         a.ctx,
@@ -276,7 +304,8 @@ fn vs_llama_cpp(
     }
     engine.set_quant(crate::protocol::Quant::AsLoaded, &mut |_, _| {})?;
     println!(
-        "\n### Greedy text from `{}`\n\n{}",
+        "\n## Greedy text\n\n32 tokens after `{}` (raw, greedy), from each mix built in \
+         memory by labtui and from its GGUF file in llama-completion.\n\n{}",
         PROMPT.replace('`', "'"),
         t.markdown()
     );
@@ -320,8 +349,9 @@ fn save(
         let size = spec.label.trim_start_matches("mixed ").replace(' ', "");
         if let Some(dir) = &a.presets {
             std::fs::create_dir_all(dir)?;
-            let path = dir.join(format!("mixed-{stem}-{size}.ron"));
-            let text = preset_text(model, spec, *measured, like, map);
+            let name = format!("mixed-{}-{size}", short_name(&stem));
+            let path = dir.join(format!("{name}.ron"));
+            let text = preset_text(&name, model, spec, *measured, like, map);
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {}", path.display());
@@ -348,16 +378,14 @@ fn save(
 
 /// A preset that loads `model` and rebuilds `spec`.
 pub fn preset_text(
+    name: &str,
     model: &str,
     spec: &MixSpec,
     measured: f64,
     like: &str,
     map: &SensMap,
 ) -> String {
-    let name = format!(
-        "mixed-{}",
-        spec.label.trim_start_matches("mixed ").replace(' ', "")
-    );
+    let name = name.to_string();
     let preset = crate::preset::Preset {
         format: 1,
         name,

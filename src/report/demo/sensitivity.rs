@@ -119,10 +119,11 @@ pub fn grid(map: &SensMap, q: Quant) -> Table {
 pub fn sensitivity_tables(map: &SensMap, top: usize) -> String {
     let (done, total) = map.progress();
     let mut out = format!(
-        "## Sensitivity of {}\n\n{done} of {total} cells measured ({} left out: the type would \
+        "## The sweep\n\n{} · {done} of {total} cells measured ({} left out: the type would \
          not save a byte), each over {} positions of labtui's sources; perplexity {:.3} as \
          loaded, weights {:.1} MiB. KL is the mean KL divergence from the loaded weights' \
-         next-token distributions, in thousandths of a nat.\n\n### By kind\n\n",
+         next-token distributions, in thousandths of a nat; every product runs in f32, so a cell \
+         measures its matrix's rounding alone.\n\n## By kind\n\n",
         map.plan.model,
         map.plan.skipped.len(),
         map.plan.scored,
@@ -130,11 +131,11 @@ pub fn sensitivity_tables(map: &SensMap, top: usize) -> String {
         map.plan.weight_bytes as f64 / (1024.0 * 1024.0),
     );
     out.push_str(&by_kind(map).markdown());
-    out.push_str(&format!("\n### The {top} most sensitive\n\n"));
+    out.push_str(&format!("\n## The {top} most sensitive\n\n"));
     out.push_str(&most_sensitive(map, top).markdown());
     for q in &map.plan.types {
         if map.cells.iter().any(|c| c.quant == *q) {
-            out.push_str(&format!("\n### Every matrix alone at {q} (KL ×10⁻³)\n\n"));
+            out.push_str(&format!("\n## Every matrix alone at {q} (KL ×10⁻³)\n\n"));
             out.push_str(&grid(map, *q).markdown());
         }
     }

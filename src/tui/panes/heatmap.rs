@@ -59,14 +59,14 @@ pub fn render(map: &SensMap, area: Rect, buf: &mut Buffer) {
     buf.set_string(area.x, area.y, progress_line(map), label());
     buf.set_string(area.x, area.y + 1, bar, Style::default().fg(Color::Cyan));
     let range = kl_range(map, q).unwrap_or((-6.0, 0.0));
-    let lab_w = 11u16;
+    let lab_w = 12u16;
     let cols = TensorKind::LAYER.len() as u16;
     let cw = ((area.width.saturating_sub(lab_w)) / cols).clamp(4, 10);
     let head_y = area.y + 2;
     buf.set_string(
         area.x,
         head_y,
-        format!("KL ×10⁻³ {q}"),
+        format!("{q} ×10⁻³"),
         label().add_modifier(Modifier::BOLD),
     );
     for (i, k) in TensorKind::LAYER.iter().enumerate() {

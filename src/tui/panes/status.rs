@@ -162,7 +162,7 @@ fn happened(h: &Happened) -> String {
         ),
         Happened::Quality(q) => format!(
             "{} · KV {}: perplexity {:.3}, mean KL {:.4}, top-1 {:.1}% ({} positions)",
-            q.quant,
+            q.mix.clone().unwrap_or_else(|| q.quant.to_string()),
             q.kv_dtype,
             q.perplexity,
             q.mean_kl,

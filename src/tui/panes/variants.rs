@@ -28,7 +28,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn cells(r: &VariantRow) -> [String; 10] {
     let q = r.quality.as_ref();
     [
-        r.quant.to_string(),
+        r.mix.clone().unwrap_or_else(|| r.quant.to_string()),
         r.kv_dtype.to_string(),
         human_bytes(r.weight_bytes),
         human_bytes(r.kv_bytes_per_token),
@@ -53,7 +53,7 @@ pub fn cells(r: &VariantRow) -> [String; 10] {
 
 fn running(state: &AppState, r: &VariantRow) -> bool {
     let (q, kv) = state.store.running_variant();
-    r.quant == q && r.kv_dtype == kv
+    r.quant == q && r.kv_dtype == kv && r.mix == state.store.running_mix()
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
