@@ -191,7 +191,10 @@ pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
             mib(row.variant.weight_bytes),
             row.quality.mean_kl
         );
-        targets.push((f.display().to_string(), row.variant.weight_bytes));
+        let name = f
+            .file_name()
+            .map_or(f.display().to_string(), |n| n.to_string_lossy().into());
+        targets.push((name, row.variant.weight_bytes));
         rows.push(row);
     }
     targets.extend(

@@ -105,7 +105,7 @@ fn kld_rows(
     perplexity(bin, base, &text, ctx, chunks, &kld, true)?;
     let mut t = Table::new([
         Column::left("file"),
-        Column::right("MiB"),
+        Column::right("file MiB"),
         Column::right("llama.cpp mean KLD"),
         Column::right("llama.cpp same top"),
         Column::right("llama.cpp PPL"),

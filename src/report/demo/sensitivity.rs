@@ -28,6 +28,8 @@ pub fn by_kind(map: &SensMap) -> Table {
     let kinds = [TensorKind::Embed, TensorKind::Head]
         .into_iter()
         .chain(TensorKind::LAYER);
+    // A type that fell back to one shown already (Q2_K → Q4_0 on short rows) repeats its row.
+    let mut shown = std::collections::HashSet::new();
     for q in &map.plan.types {
         for kind in kinds.clone() {
             let cells: Vec<&SensCell> = map
@@ -38,6 +40,9 @@ pub fn by_kind(map: &SensMap) -> Table {
             let Some((mean, worst, saved)) = kind_row(&cells) else {
                 continue;
             };
+            if !shown.insert((kind, worst.used.clone())) {
+                continue;
+            }
             let mib = saved as f64 / (1024.0 * 1024.0);
             let total_kl: f64 = cells.iter().map(|c| c.kl).sum();
             t.row([
