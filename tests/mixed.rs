@@ -189,6 +189,8 @@ fn the_sweep_records_resumes_draws_and_feeds_a_mix_that_a_preset_rebuilds() {
             "64",
             "--ctx",
             "32",
+            "--bpw",
+            "6",
         ])
         .arg("--presets")
         .arg(&presets)
@@ -197,15 +199,16 @@ fn the_sweep_records_resumes_draws_and_feeds_a_mix_that_a_preset_rebuilds() {
         .output_bounded();
     let merr = String::from_utf8_lossy(&mixed.stderr);
     assert!(mixed.status.success(), "{merr}");
+    assert!(merr.contains("the size of 6 bits/weight"), "{merr}");
     let table = String::from_utf8_lossy(&mixed.stdout);
     assert!(table.contains("| mixed "), "{table}");
     assert!(table.contains("KL predicted"), "{table}");
-    let preset_file = std::fs::read_dir(&presets)
+    let mut preset_files: Vec<PathBuf> = std::fs::read_dir(&presets)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .collect();
+    preset_files.sort();
+    let preset_file = preset_files[0].clone();
     let preset = labtui::preset::load(preset_file.to_str().unwrap()).unwrap();
     let spec = preset.mix.clone().expect("the preset carries the mix");
     assert!(!spec.types.is_empty());
@@ -223,6 +226,6 @@ fn the_sweep_records_resumes_draws_and_feeds_a_mix_that_a_preset_rebuilds() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(exported.len(), preset_files.len(), "{exported:?}");
     Engine::open(exported[0].to_str().unwrap(), &Device::Cpu, |_, _| {}).unwrap();
 }

@@ -372,6 +372,19 @@ pub fn parts(model: &Model) -> Vec<Part> {
     out
 }
 
+/// Weights of `model`: every matrix's elements (a tied head once).
+pub fn parameters(model: &Model) -> u64 {
+    let c = &model.cfg;
+    let (q, kv) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
+    let per_layer = 2 * q * c.hidden + 2 * kv * c.hidden + 3 * c.ffn * c.hidden;
+    let head = if model.head.shares(&model.embed) {
+        0
+    } else {
+        c.vocab * c.hidden
+    };
+    (c.vocab * c.hidden + head + c.layers * per_layer) as u64
+}
+
 /// A matrix's GGML type and bytes in `model`.
 pub fn part_type(model: &Model, part: Part) -> (GgmlDType, u64) {
     let of = |t: &QTensor| (t.dtype(), t.storage_size_in_bytes() as u64);

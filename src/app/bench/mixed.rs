@@ -34,6 +34,10 @@ pub struct BenchMixedArgs {
     /// More sizes to build a mix at, in MiB of weights.
     #[arg(long, value_delimiter = ',')]
     pub size: Vec<f64>,
+    /// More sizes to build a mix at, in bits per weight (over every weight of the model, the
+    /// embeddings and head included).
+    #[arg(long, value_delimiter = ',')]
+    pub bpw: Vec<f64>,
     /// Write each mix as a GGUF file into this folder (`MODEL.mixed-SIZE.gguf`).
     #[arg(long)]
     pub export: Option<PathBuf>,
@@ -201,6 +205,12 @@ pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
         a.size
             .iter()
             .map(|s| (format!("{s} MiB"), (s * 1024.0 * 1024.0) as u64)),
+    );
+    let weights = crate::engine::quant::parameters(engine.loaded_model()) as f64;
+    targets.extend(
+        a.bpw
+            .iter()
+            .map(|b| (format!("{b} bits/weight"), (b * weights / 8.0) as u64)),
     );
     let mut mixes = Vec::new();
     for (like, bytes) in &targets {

@@ -65,10 +65,19 @@ pub(super) fn sensitivity(f: &mut Facts, x: &SensDemo) {
             format!("{:.4}", mix.predicted_kl),
         );
         f.set(&format!("uniform_kl_{k}"), format!("{:.4}", mix.like_kl));
-        f.num(
-            &format!("mix_gain_{k}"),
-            mix.like_kl / mix.measured_kl.max(1e-12),
-            1,
+        let gain = mix.like_kl / mix.measured_kl.max(1e-12);
+        f.num(&format!("mix_gain_{k}"), gain, 1);
+        f.set(
+            &format!("mix_verdict_{k}"),
+            if (gain - 1.0).abs() < 0.01 {
+                "the same: at this size there is no room to choose, every matrix takes its \
+                 lowest type"
+                    .to_string()
+            } else if gain > 1.0 {
+                format!("{gain:.1}× less")
+            } else {
+                format!("{:.1}× more: the cells do not add here", 1.0 / gain)
+            },
         );
     }
 }
