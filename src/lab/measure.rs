@@ -141,6 +141,18 @@ pub fn measure(
     repeats: usize,
 ) -> anyhow::Result<QuantRow> {
     let variant = engine.set_quant(q, &mut |_, _| {})?;
+    measure_running(engine, variant, probe, pp, tg, repeats)
+}
+
+/// As [`measure`], for the `variant` `engine` runs now (a mix, a file).
+pub fn measure_running(
+    engine: &mut Engine,
+    variant: crate::protocol::Variant,
+    probe: &mut Probe,
+    pp: usize,
+    tg: usize,
+    repeats: usize,
+) -> anyhow::Result<QuantRow> {
     let (prefill_tok_s, decode_tok_s) = speed(engine, pp, tg, repeats)?;
     let quality = probe.measure(engine, &mut |_, _| {})?;
     Ok(QuantRow {

@@ -3,7 +3,7 @@
 //! session), then mixed-precision variants chosen from the map, measured beside the uniform
 //! types whose sizes they match. The weights the engine ran with are restored at the end.
 
-use super::measure::{measure, speed};
+use super::measure::{measure, measure_running};
 use crate::engine::quality::Probe;
 use crate::engine::Engine;
 use crate::protocol::demo::{MixRow, QuantRow, SensDemo};
@@ -66,26 +66,19 @@ pub fn run(
             match crate::engine::mix::plan(&map, row.variant.weight_bytes) {
                 Ok((spec, predicted_kl)) => {
                     let variant = engine.set_mix(&spec, &mut |_, _| {})?;
-                    let (prefill_tok_s, decode_tok_s) = speed(engine, pp, decode, 1)?;
-                    let quality = probe.measure(engine, &mut |_, _| {})?;
+                    let mixed = measure_running(engine, variant, &mut probe, pp, decode, 1)?;
                     progress(format!(
                         "{} (the size of {q}): KL {:.4} against {q}'s {:.4}",
-                        spec.label, quality.mean_kl, row.quality.mean_kl
+                        spec.label, mixed.quality.mean_kl, row.quality.mean_kl
                     ));
                     mixes.push(MixRow {
                         spec,
                         like: q.to_string(),
                         predicted_kl,
-                        measured_kl: quality.mean_kl,
+                        measured_kl: mixed.quality.mean_kl,
                         like_kl: row.quality.mean_kl,
                     });
-                    rows.push(QuantRow {
-                        read_per_token: engine.model.bytes_read_per_token(),
-                        variant,
-                        prefill_tok_s,
-                        decode_tok_s,
-                        quality,
-                    });
+                    rows.push(mixed);
                 }
                 Err(e) => progress(format!("no mix the size of {q}: {e}")),
             }

@@ -4,12 +4,11 @@
 //! tok/s, perplexity, KL and top-1 against the loaded weights, all on one text in one run. Each
 //! mix can be saved as a preset that rebuilds it and exported as a GGUF llama.cpp loads.
 
+use super::quant::MeasureArgs;
 use super::sensitivity::{recorded, RECORDING};
-use super::MAX_TOKENS;
-use crate::app::args;
 use crate::engine::quality::Probe;
 use crate::engine::{default_device, Engine};
-use crate::lab::measure::{measure, speed};
+use crate::lab::measure::{measure, measure_running, speed};
 use crate::protocol::demo::QuantRow;
 use crate::protocol::sensitivity::{MixSpec, SensMap};
 use crate::protocol::{Quality, Quant};
@@ -44,21 +43,8 @@ pub struct BenchMixedArgs {
     /// Write each mix as a preset into this folder (`mixed-MODEL-SIZE.ron`).
     #[arg(long)]
     pub presets: Option<PathBuf>,
-    /// Prompt tokens of the prefill measurement.
-    #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
-    pub pp: usize,
-    /// Tokens of the decode measurement.
-    #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_TOKENS))]
-    pub tg: usize,
-    /// Timed repeats of prefill and decode (the median is reported).
-    #[arg(long, default_value_t = 1, value_parser = args::count(1, args::MAX_REPEATS))]
-    pub repeats: usize,
-    /// Tokens of the reference text the quality measurement runs.
-    #[arg(long, default_value_t = 1024, value_parser = args::count(1, MAX_TOKENS))]
-    pub ppl_tokens: usize,
-    /// Tokens per chunk of the quality measurement.
-    #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
-    pub ctx: usize,
+    #[command(flatten)]
+    pub m: MeasureArgs,
     /// Measure the --like files and the exported mixes with llama.cpp too: llama-perplexity's
     /// KL divergence on the same text, and llama-completion's greedy text beside ours (needs
     /// --export; llama.cpp's tools from $LLAMA_CPP_BIN).
@@ -111,7 +97,7 @@ fn file_row(path: &Path, probe: &Probe, vocab: usize, a: &BenchMixedArgs) -> Res
         took: start.elapsed(),
         mix: None,
     };
-    let (prefill_tok_s, decode_tok_s) = speed(&mut other, a.pp, a.tg, a.repeats)?;
+    let (prefill_tok_s, decode_tok_s) = speed(&mut other, a.m.pp, a.m.tg, a.m.repeats)?;
     let mut variant = other.variant(std::time::Duration::ZERO);
     variant.mix = Some(
         path.file_name()
@@ -132,18 +118,10 @@ fn mix_row(
     engine: &mut Engine,
     spec: &MixSpec,
     probe: &mut Probe,
-    a: &BenchMixedArgs,
+    m: &MeasureArgs,
 ) -> Result<QuantRow> {
     let variant = engine.set_mix(spec, &mut |_, _| {})?;
-    let (prefill_tok_s, decode_tok_s) = speed(engine, a.pp, a.tg, a.repeats)?;
-    let quality = probe.measure(engine, &mut |_, _| {})?;
-    Ok(QuantRow {
-        read_per_token: engine.model.bytes_read_per_token(),
-        variant,
-        prefill_tok_s,
-        decode_tok_s,
-        quality,
-    })
+    measure_running(engine, variant, probe, m.pp, m.tg, m.repeats)
 }
 
 /// `qwen2.5-coder-0.5b-instruct-q4_k_m` → `qwen2.5-coder-0.5b`: the model's name without its
@@ -160,22 +138,26 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
-    let mut engine = Engine::open(model, &default_device(), |_, _| {})?;
-    let map = load_map(&a.map, &engine.info.name)?;
-    super::print_stamp(Some(&engine.model), false);
-    let mut probe = Probe::new(&engine, a.ppl_tokens, a.ctx)?;
-    let (layer_params, head_params) = crate::lab::roofline::matmul_params(&engine.model.cfg);
-    let params = layer_params + head_params;
-    let uniform = if a.uniform.is_empty() {
-        vec![Quant::AsLoaded, Quant::Q4_0, Quant::Q3K]
-    } else {
-        a.uniform.clone()
+/// A mix: its spec, the KL the map predicted, the KL measured, what its size matches.
+type Mix = (MixSpec, f64, f64, String);
+
+/// A size to build a mix at: what it is the size of, and the bytes.
+type Target = (String, u64);
+
+/// The uniform types' rows and the --like files', and the sizes to build a mix at.
+fn references(
+    engine: &mut Engine,
+    probe: &mut Probe,
+    a: &BenchMixedArgs,
+) -> Result<(Vec<QuantRow>, Vec<Target>)> {
+    let uniform = match a.uniform.is_empty() {
+        true => vec![Quant::AsLoaded, Quant::Q4_0, Quant::Q3K],
+        false => a.uniform.clone(),
     };
     let mut rows = Vec::new();
-    let mut targets: Vec<(String, u64)> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     for q in uniform {
-        let row = measure(&mut engine, q, &mut probe, a.pp, a.tg, a.repeats)?;
+        let row = measure(engine, q, probe, a.m.pp, a.m.tg, a.m.repeats)?;
         eprintln!(
             "{q}: {:.1} MiB, KL {:.5}",
             mib(row.variant.weight_bytes),
@@ -188,63 +170,76 @@ pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
     }
     engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
     for f in &a.like {
-        let row = file_row(f, &probe, engine.model.cfg.vocab, a)?;
+        let row = file_row(f, probe, engine.model.cfg.vocab, a)?;
+        let name = row.variant.mix.clone().unwrap_or_default();
         eprintln!(
-            "{}: {:.1} MiB, KL {:.5}",
-            f.display(),
+            "{name}: {:.1} MiB, KL {:.5}",
             mib(row.variant.weight_bytes),
             row.quality.mean_kl
         );
-        let name = f
-            .file_name()
-            .map_or(f.display().to_string(), |n| n.to_string_lossy().into());
         targets.push((name, row.variant.weight_bytes));
         rows.push(row);
     }
-    targets.extend(
-        a.size
-            .iter()
-            .map(|s| (format!("{s} MiB"), (s * 1024.0 * 1024.0) as u64)),
-    );
+    let mb = |s: &f64| (format!("{s} MiB"), (s * 1024.0 * 1024.0) as u64);
+    targets.extend(a.size.iter().map(mb));
     let weights = crate::engine::quant::parameters(engine.loaded_model()) as f64;
-    targets.extend(
-        a.bpw
-            .iter()
-            .map(|b| (format!("{b} bits/weight"), (b * weights / 8.0) as u64)),
-    );
+    let bits = |b: &f64| (format!("{b} bits/weight"), (b * weights / 8.0) as u64);
+    targets.extend(a.bpw.iter().map(bits));
+    Ok((rows, targets))
+}
+
+/// A mix at each target size, built and measured; their rows join `rows`.
+fn build_mixes(
+    engine: &mut Engine,
+    map: &SensMap,
+    targets: &[Target],
+    probe: &mut Probe,
+    rows: &mut Vec<QuantRow>,
+    a: &BenchMixedArgs,
+) -> Result<Vec<Mix>> {
     let mut mixes = Vec::new();
-    for (like, bytes) in &targets {
-        let (spec, predicted) = match crate::engine::mix::plan(&map, *bytes) {
+    for (like, bytes) in targets {
+        let (spec, predicted) = match crate::engine::mix::plan(map, *bytes) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("no mix the size of {like}: {e}");
                 continue;
             }
         };
-        let row = mix_row(&mut engine, &spec, &mut probe, a)?;
+        let row = mix_row(engine, &spec, probe, &a.m)?;
         eprintln!(
-            "{} (the size of {like}): {} · KL predicted {:.5}, measured {:.5}",
+            "{} (the size of {like}): {} · KL predicted {predicted:.5}, measured {:.5}",
             spec.label,
             spec.summary(),
-            predicted,
             row.quality.mean_kl
         );
         mixes.push((spec, predicted, row.quality.mean_kl, like.clone()));
         rows.push(row);
     }
     engine.set_quant(Quant::AsLoaded, &mut |_, _| {})?;
+    Ok(mixes)
+}
+
+pub fn run(model: &str, a: &BenchMixedArgs) -> Result<()> {
+    let mut engine = Engine::open(model, &default_device(), |_, _| {})?;
+    let map = load_map(&a.map, &engine.info.name)?;
+    super::print_stamp(Some(&engine.model), false);
+    let mut probe = Probe::new(&engine, a.m.ppl_tokens, a.m.ctx)?;
+    let (layer_params, head_params) = crate::lab::roofline::matmul_params(&engine.model.cfg);
+    let (mut rows, targets) = references(&mut engine, &mut probe, a)?;
+    let mixes = build_mixes(&mut engine, &map, &targets, &mut probe, &mut rows, a)?;
     rows.sort_by_key(|r| std::cmp::Reverse(r.variant.weight_bytes));
     println!(
         "## The quantization table\n\nUniform types, the --like files and the mixes, measured alike: \
          prefill of {} tokens and decode of {} (medians of {}), quality over {} positions of the \
          reference text against {}.\n",
-        a.pp,
-        a.tg,
-        a.repeats,
+        a.m.pp,
+        a.m.tg,
+        a.m.repeats,
         rows.first().map_or(0, |r| r.quality.scored),
         engine.info.name
     );
-    print!("{}", quant_table(&rows, params));
+    print!("{}", quant_table(&rows, layer_params + head_params));
     println!(
         "\n## The mixes\n\nEach is the least-KL choice of types from the map ({} cells over {} \
          positions) no larger than what it is named after. *KL predicted* adds the map's cells \
@@ -289,13 +284,13 @@ fn vs_llama_cpp(
             .iter()
             .map(|(s, p, kl)| (s.label.clone(), p.clone(), *kl)),
     );
-    let chunks = (a.ppl_tokens / a.ctx).max(1);
+    let chunks = (a.m.ppl_tokens / a.m.ctx).max(1);
     println!(
         "\n## The same files in llama.cpp\n\n`llama-perplexity --kl-divergence` against {} \
          over the same text, {chunks} chunks of {} tokens.\n\n{}",
         engine.info.name,
-        a.ctx,
-        kld_table(&bin, &base, &files, a.ctx, chunks)?
+        a.m.ctx,
+        kld_table(&bin, &base, &files, a.m.ctx, chunks)?
     );
     let mut t = crate::report::table::Table::new([
         crate::report::table::Column::left("mix"),
@@ -327,7 +322,7 @@ fn vs_llama_cpp(
 
 /// The mixes: what each took, and the KL the map predicted (the sum of its cells) against the
 /// KL measured.
-fn predictions(mixes: &[(MixSpec, f64, f64, String)]) -> String {
+fn predictions(mixes: &[Mix]) -> String {
     let mut t = crate::report::table::Table::new([
         crate::report::table::Column::left("mix"),
         crate::report::table::Column::left("the size of"),
@@ -353,7 +348,7 @@ fn save(
     model: &str,
     engine: &Engine,
     map: &SensMap,
-    mixes: &[(MixSpec, f64, f64, String)],
+    mixes: &[Mix],
     a: &BenchMixedArgs,
 ) -> Result<Vec<(MixSpec, PathBuf, f64)>> {
     let mut exported = Vec::new();

@@ -17,16 +17,16 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
     let mut engine = Engine::open(model, &device, |_, _| {})?;
     engine.set_kv_dtype(a.kv_dtype)?;
     super::print_stamp(Some(&engine.model), false);
-    let mut probe = Probe::new(&engine, a.ppl_tokens, a.ctx)?;
+    let mut probe = Probe::new(&engine, a.m.ppl_tokens, a.m.ctx)?;
     eprintln!(
         "{}: {} threads, pp{} and tg{} (median of {}), quality over {} tokens in chunks of {}",
         engine.info.name,
         crate::engine::threads(),
-        a.pp,
-        a.tg,
-        a.repeats,
+        a.m.pp,
+        a.m.tg,
+        a.m.repeats,
         probe.tokens(),
-        a.ctx
+        a.m.ctx
     );
     let mut rows = Vec::new();
     let params = {
@@ -39,7 +39,7 @@ pub fn run(model: &str, a: &BenchQuantArgs) -> Result<()> {
         a.types.clone()
     };
     for q in types {
-        let row = match measure(&mut engine, q, &mut probe, a.pp, a.tg, a.repeats) {
+        let row = match measure(&mut engine, q, &mut probe, a.m.pp, a.m.tg, a.m.repeats) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{q}: {e}");
@@ -65,6 +65,16 @@ pub struct BenchQuantArgs {
     /// Types to measure, in order (default: all, the loaded weights first).
     #[arg(long, value_delimiter = ',', value_parser = crate::app::args::setting::<Quant>())]
     pub types: Vec<Quant>,
+    #[command(flatten)]
+    pub m: MeasureArgs,
+    /// KV cache dtype.
+    #[arg(long, value_parser = crate::app::args::setting::<KvDtype>(), default_value = "f32")]
+    pub kv_dtype: KvDtype,
+}
+
+/// How a variant is measured: prefill and decode speed, and quality on the reference text.
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
     /// Prompt tokens of the prefill measurement.
     #[arg(long, default_value_t = 128, value_parser = args::count(1, MAX_TOKENS))]
     pub pp: usize,
@@ -80,7 +90,4 @@ pub struct BenchQuantArgs {
     /// Tokens per chunk of the quality measurement (each chunk's second half is scored).
     #[arg(long, default_value_t = 256, value_parser = args::count(2, MAX_TOKENS))]
     pub ctx: usize,
-    /// KV cache dtype.
-    #[arg(long, value_parser = crate::app::args::setting::<KvDtype>(), default_value = "f32")]
-    pub kv_dtype: KvDtype,
 }

@@ -154,14 +154,7 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     let map = match outcome {
         Ok(map) => map,
         Err(_) if crate::engine::interrupt::requested() => {
-            let map = live.context("stopped before the sweep began")?;
-            let (done, total) = map.progress();
-            write_outputs(&a.out, &map)?;
-            eprintln!(
-                "stopped after {done} of {total} cells; `--resume` measures the rest ({})",
-                recording.display()
-            );
-            return Ok(());
+            return stopped(&a.out, live, &recording);
         }
         Err(e) => return Err(e.into()),
     };
@@ -169,6 +162,18 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     print!("{}", crate::report::demo::sensitivity_tables(&map, 12));
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     eprintln!("wrote {} and {}", recording.display(), files.join(", "));
+    Ok(())
+}
+
+/// A sweep stopped by Ctrl-C: the outputs of what it measured, and how to go on.
+fn stopped(out: &Path, live: Option<SensMap>, recording: &Path) -> Result<()> {
+    let map = live.context("stopped before the sweep began")?;
+    let (done, total) = map.progress();
+    write_outputs(out, &map)?;
+    eprintln!(
+        "stopped after {done} of {total} cells; `--resume` measures the rest ({})",
+        recording.display()
+    );
     Ok(())
 }
 
