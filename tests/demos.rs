@@ -331,7 +331,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     assert!(
         err.contains("no demo \"no-such\"")
             && err.contains(
-                "batching, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, speculation"
+                "batching, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, sensitivity, speculation"
             ),
         "{err}"
     );

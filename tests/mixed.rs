@@ -229,3 +229,47 @@ fn the_sweep_records_resumes_draws_and_feeds_a_mix_that_a_preset_rebuilds() {
     assert_eq!(exported.len(), preset_files.len(), "{exported:?}");
     Engine::open(exported[0].to_str().unwrap(), &Device::Cpu, |_, _| {}).unwrap();
 }
+
+/// The real 0.5B: a mix exported as GGUF loads in llama.cpp, and `llama-completion`'s greedy
+/// text from the file is labtui's from the same mix in memory.
+#[test]
+fn a_real_mix_exported_generates_labtuis_text_in_llama_cpp() {
+    use labtui::app::bench::mixed_llama::{ours, parting, theirs, PROMPT};
+    let Some(model) = common::real_model(common::QWEN_05B) else {
+        return;
+    };
+    let Some(server) = common::llama_server() else {
+        return;
+    };
+    let bin = server.parent().unwrap();
+    let types: BTreeMap<String, Quant> = [
+        (Part::head(), Quant::Q4_0),
+        (Part::layer(0, TensorKind::Q), Quant::Q4_0),
+        (Part::layer(23, TensorKind::Down), Quant::Q2K),
+        (Part::layer(7, TensorKind::Down), Quant::Q3K),
+    ]
+    .into_iter()
+    .map(|(p, q)| (p.gguf_name(), q))
+    .collect();
+    let spec = MixSpec {
+        label: "mixed real".into(),
+        types,
+    };
+    let mut engine = Engine::open(model.to_str().unwrap(), &Device::Cpu, |_, _| {}).unwrap();
+    engine.set_mix(&spec, &mut |_, _| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mix.gguf");
+    let e = labtui::engine::export::export(&model, &spec, &out, &mut |_, _| {}).unwrap();
+    assert_eq!(e.requantised, 4);
+    let mine = ours(&engine, &engine.model, PROMPT, 24).unwrap();
+    let other = theirs(bin, &out, PROMPT, 24).unwrap();
+    assert!(
+        !mine.trim().is_empty() && other.trim().len() >= mine.trim().len() / 2,
+        "{other:?}"
+    );
+    assert_eq!(
+        parting(&mine, &other),
+        None,
+        "labtui {mine:?}\nllama.cpp {other:?}"
+    );
+}

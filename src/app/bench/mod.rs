@@ -5,7 +5,7 @@ pub mod batch;
 pub mod client;
 pub mod engine;
 pub mod mixed;
-mod mixed_llama;
+pub mod mixed_llama;
 pub mod quant;
 pub mod record;
 pub mod sensitivity;
