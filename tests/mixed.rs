@@ -168,6 +168,22 @@ fn the_sweep_records_resumes_draws_and_feeds_a_mix_that_a_preset_rebuilds() {
         .unwrap()
         .unwrap();
     assert_eq!(full.plan.resumed, 2);
+    // Resuming with another text length would mix two measurements: refused, nothing lost.
+    let other = labtui_cmd()
+        .args(["bench", "sensitivity", "--model"])
+        .arg(&file)
+        .args(["--tokens", "96", "--ctx", "32", "--resume", "--out"])
+        .arg(&out)
+        .output_bounded();
+    let oerr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && oerr.contains("--force starts over"),
+        "{oerr}"
+    );
+    let kept = labtui::app::bench::sensitivity::recorded(&out.join("sensitivity.ron"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.cells.len(), full.cells.len());
     assert_eq!(full.progress().0, full.progress().1);
     assert!(full.took.is_some());
 

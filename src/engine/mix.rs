@@ -34,13 +34,23 @@ fn options(map: &SensMap) -> Vec<(Part, Vec<Choice>)> {
             continue;
         }
         let opts = by.entry(c.part).or_default();
-        // A type that falls back to one listed already is the same choice.
-        if !opts.iter().any(|o| o.saved == c.saved()) {
-            opts.push(Choice {
-                quant: c.quant,
-                saved: c.saved(),
-                kl: c.kl.max(0.0),
-            });
+        // A KL that is not a number is no bargain.
+        let kl = if c.kl.is_nan() {
+            f64::INFINITY
+        } else {
+            c.kl.max(0.0)
+        };
+        let choice = Choice {
+            quant: c.quant,
+            saved: c.saved(),
+            kl,
+        };
+        // Two types of one size (a fallback repeating a cell, or Q4_0 beside Q4_K) are one
+        // choice: the one that costs less.
+        match opts.iter_mut().find(|o| o.saved == c.saved()) {
+            Some(o) if kl < o.kl => *o = choice,
+            Some(_) => {}
+            None => opts.push(choice),
         }
     }
     by.into_iter().collect()
@@ -64,17 +74,16 @@ pub fn plan(map: &SensMap, target: u64) -> Result<(MixSpec, f64), String> {
             crate::stats::human_bytes(target)
         ));
     }
-    // Savings are rounded to units; where the rounding falls short of the bytes asked, ask
-    // for one unit more.
+    // Savings are counted in whole units, rounded down, so a choice that saves `need` units
+    // saves the bytes asked for. Where rounding down leaves no such choice, every matrix takes
+    // its smallest type, which saves enough (`most >= want`).
     let unit = unit(total);
-    let mut need = want.div_ceil(unit) as usize;
-    let chosen = loop {
-        let chosen = backtrack(&opts, need, unit)?;
-        if chosen.iter().map(|(_, c)| c.saved).sum::<u64>() >= want {
-            break chosen;
-        }
-        need += 1;
-    };
+    let need = want.div_ceil(unit) as usize;
+    let chosen = backtrack(&opts, need, unit).unwrap_or_else(|_| {
+        opts.iter()
+            .filter_map(|(p, o)| o.iter().max_by_key(|c| c.saved).map(|c| (*p, *c)))
+            .collect()
+    });
     let kl: f64 = chosen.iter().map(|(_, c)| c.kl).sum();
     let saved: u64 = chosen.iter().map(|(_, c)| c.saved).sum();
     let types = chosen
@@ -110,7 +119,7 @@ fn backtrack(
         let mut next = best.clone();
         let mut f: Vec<(u8, u32)> = (0..=need as u32).map(|s| (0, s)).collect();
         for (i, c) in choices.iter().enumerate() {
-            let units = ((c.saved + unit / 2) / unit) as usize;
+            let units = (c.saved / unit) as usize;
             for (s, &b) in best.iter().enumerate() {
                 if !b.is_finite() {
                     continue;
@@ -216,6 +225,21 @@ mod tests {
         let (big, _) = plan(&m, 59 * UNIT).unwrap();
         assert!(big.types.contains_key(&h.gguf_name()));
         assert!(saved(&m, &big).unwrap() >= 41 * UNIT);
+        // Fractions of a unit add up: where rounding down reaches too little, every matrix takes
+        // its smallest type, which saves enough.
+        let frac = map(&[(a, Quant::Q4_0, 0, 0.01), (b, Quant::Q4_0, 0, 0.02)]);
+        let mut frac = frac;
+        for c in &mut frac.cells {
+            c.bytes = c.loaded_bytes - UNIT * 3 / 4;
+        }
+        let (spec, _) = plan(&frac, 100 * UNIT - UNIT * 3 / 2).unwrap();
+        assert_eq!(spec.types.len(), 2);
+        // Two types of one size: the cheaper one is the choice.
+        let same = map(&[(a, Quant::Q4K, 10, 0.02), (a, Quant::Q4_0, 10, 0.01)]);
+        assert_eq!(
+            plan(&same, 95 * UNIT).unwrap().0.types[&a.gguf_name()],
+            Quant::Q4_0
+        );
         // 80 units is more than every option together saves.
         let e = plan(&m, 19 * UNIT).unwrap_err();
         assert!(e.contains("smallest"), "{e}");

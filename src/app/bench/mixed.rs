@@ -353,8 +353,18 @@ fn save(
 ) -> Result<Vec<(MixSpec, PathBuf, f64)>> {
     let mut exported = Vec::new();
     let stem = engine.info.name.trim_end_matches(".gguf").to_string();
+    let mut used = std::collections::HashSet::new();
     for (spec, _, measured, like) in mixes {
-        let size = spec.label.trim_start_matches("mixed ").replace(' ', "");
+        // Two mixes of nearly one size share a label: the second file takes a number.
+        let mut size = spec.label.trim_start_matches("mixed ").replace(' ', "");
+        let mut n = 1;
+        while !used.insert(size.clone()) {
+            n += 1;
+            size = format!(
+                "{}-{n}",
+                spec.label.trim_start_matches("mixed ").replace(' ', "")
+            );
+        }
         if let Some(dir) = &a.presets {
             std::fs::create_dir_all(dir)?;
             let name = format!("mixed-{}-{size}", short_name(&stem));

@@ -95,14 +95,29 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     if let Some(s) = &stamp {
         println!("{}", crate::report::stamp::markdown(s));
     }
-    let types = match a.types.is_empty() {
-        true => DEFAULT_TYPES.to_vec(),
-        false => a.types.clone(),
+    // A resumed sweep keeps its types unless the command line names others.
+    let types = match (a.types.is_empty(), &earlier) {
+        (true, Some(e)) => e.plan.types.clone(),
+        (true, None) => DEFAULT_TYPES.to_vec(),
+        (false, _) => a.types.clone(),
     };
     let mut probe = Probe::new(&engine, a.tokens, a.ctx)?;
     let reference = crate::engine::quant::dense_reference(engine.loaded_model())?;
     let mut plan = plan(&engine, &reference, &types, &mut probe)?;
     plan.stamp = stamp.map(Box::new);
+    if let Some(e) = &earlier {
+        if !crate::engine::sensitivity::same_sweep(&e.plan, &plan) {
+            bail!(
+                "the sweep recorded at {} is of {} over {} positions, not this one ({} over {}): \
+                 resume it with the same model and --tokens/--ctx, or --force starts over",
+                recording.display(),
+                e.plan.model,
+                e.plan.scored,
+                plan.model,
+                plan.scored
+            );
+        }
+    }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut rec = Recorder::create(
