@@ -69,6 +69,27 @@ fn earlier(a: &BenchSensitivityArgs, recording: &Path) -> Result<Option<SensMap>
     }
 }
 
+/// An error when `earlier` is a sweep of another text or model than `plan`: resuming would mix
+/// two measurements.
+fn resumable(
+    earlier: Option<&SensMap>,
+    plan: &crate::protocol::sensitivity::SensPlan,
+    recording: &Path,
+) -> Result<()> {
+    match earlier {
+        Some(e) if !crate::engine::sensitivity::same_sweep(&e.plan, plan) => bail!(
+            "the sweep recorded at {} is of {} over {} positions, not this one ({} over {}): \
+             resume it with the same model and --tokens/--ctx, or --force starts over",
+            recording.display(),
+            e.plan.model,
+            e.plan.scored,
+            plan.model,
+            plan.scored
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// One line per cell on stderr: where the sweep is, what the cell cost, the time left.
 fn say_cell(map: &SensMap, c: &crate::protocol::sensitivity::SensCell) {
     let (done, total) = map.progress();
@@ -89,8 +110,7 @@ fn say_cell(map: &SensMap, c: &crate::protocol::sensitivity::SensCell) {
 pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     let recording = a.out.join(RECORDING);
     let earlier = earlier(a, &recording)?;
-    let device = default_device();
-    let engine = Engine::open(model, &device, |_, _| {})?;
+    let engine = Engine::open(model, &default_device(), |_, _| {})?;
     let stamp = crate::worker::stamp::measure(Some(&engine.model), crate::engine::threads()).ok();
     if let Some(s) = &stamp {
         println!("{}", crate::report::stamp::markdown(s));
@@ -105,19 +125,7 @@ pub fn run(model: &str, a: &BenchSensitivityArgs) -> Result<()> {
     let reference = crate::engine::quant::dense_reference(engine.loaded_model())?;
     let mut plan = plan(&engine, &reference, &types, &mut probe)?;
     plan.stamp = stamp.map(Box::new);
-    if let Some(e) = &earlier {
-        if !crate::engine::sensitivity::same_sweep(&e.plan, &plan) {
-            bail!(
-                "the sweep recorded at {} is of {} over {} positions, not this one ({} over {}): \
-                 resume it with the same model and --tokens/--ctx, or --force starts over",
-                recording.display(),
-                e.plan.model,
-                e.plan.scored,
-                plan.model,
-                plan.scored
-            );
-        }
-    }
+    resumable(earlier.as_ref(), &plan, &recording)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut rec = Recorder::create(
