@@ -144,6 +144,11 @@ pub fn sig(x: f64) -> String {
     }
 }
 
+/// A duration in whole seconds, as people say it: `5m 12s`.
+pub fn human_secs(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
 pub fn human_bytes(b: u64) -> String {
     const K: f64 = 1024.0;
     let b = b as f64;

@@ -3,7 +3,7 @@
 //! [`super::quant::requantize_parts`] does in memory (dequantized from the file's blocks, then
 //! quantized to the type at its row length), so both hold the same bytes.
 
-use super::quant::{ggml, type_for};
+use super::quant::{ggml, quantize, Fallbacks};
 use crate::protocol::sensitivity::{MixSpec, Part};
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file::{self, Value};
@@ -59,10 +59,11 @@ pub fn export(
             .and_then(|q| ggml(*q));
         let t = match want {
             Some(want) => {
-                let values = t.dequantize(&Device::Cpu)?;
-                let k = *values.dims().last().unwrap_or(&1);
                 requantised += 1;
-                QTensor::quantize(&values, type_for(want, k))?
+                let values = t.dequantize(&Device::Cpu)?;
+                // As in memory: the same quantizer, fallbacks and all.
+                let q = quantize(&values, want, &mut Fallbacks::default())?;
+                std::sync::Arc::try_unwrap(q).map_err(|_| anyhow::anyhow!("{name} is shared"))?
             }
             None => t,
         };

@@ -385,13 +385,29 @@ pub fn parameters(model: &Model) -> u64 {
     (c.vocab * c.hidden + head + c.layers * per_layer) as u64
 }
 
+/// The GGML type a matrix is held in (a dense float tensor as F32, F16 or BF16) and its bytes.
+fn weight_type(w: &QWeight) -> (GgmlDType, u64) {
+    let ty = match w {
+        QWeight::Blocks { t, .. }
+        | QWeight::Compact { t, .. }
+        | QWeight::Candle(QMatMul::QTensor(t)) => t.dtype(),
+        QWeight::Candle(QMatMul::TensorF16(_)) => GgmlDType::F16,
+        QWeight::Candle(QMatMul::Tensor(t)) => match t.dtype() {
+            DType::F16 => GgmlDType::F16,
+            DType::BF16 => GgmlDType::BF16,
+            _ => GgmlDType::F32,
+        },
+    };
+    (ty, w.bytes())
+}
+
 /// A matrix's GGML type and bytes in `model`.
 pub fn part_type(model: &Model, part: Part) -> (GgmlDType, u64) {
     let of = |t: &QTensor| (t.dtype(), t.storage_size_in_bytes() as u64);
     match (part.layer, part.kind) {
         (None, TensorKind::Embed) => of(&model.embed),
-        (None, _) => model.head.ggml_type(),
-        (Some(l), kind) => model.layers[l].linear(kind).weight.ggml_type(),
+        (None, _) => weight_type(&model.head),
+        (Some(l), kind) => weight_type(&model.layers[l].linear(kind).weight),
     }
 }
 

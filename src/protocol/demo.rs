@@ -4,9 +4,9 @@
 //! `lab`.
 
 pub use super::costs::ModelCosts;
+pub use super::quant_row::QuantRow;
 use super::sched::{Arrivals, SchedPolicy};
 use super::settings::Quant;
-use super::{Quality, Variant};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -220,32 +220,7 @@ pub enum DemoResult {
     Quantization(QuantSweep),
     Batching(Batching),
     PagedKv(PagedKv),
-    Sensitivity(Box<SensDemo>),
-}
-
-/// The sensitivity demo's numbers: the map, and mixes built from it beside the uniform types
-/// whose sizes they match.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SensDemo {
-    pub map: super::sensitivity::SensMap,
-    /// The uniform types and the mixes, measured alike.
-    pub rows: Vec<QuantRow>,
-    pub mixes: Vec<MixRow>,
-    /// As [`QuantSweep::matmul_params`].
-    pub matmul_params: u64,
-}
-
-/// One mix: the size it matched, what it squeezed, and its KL predicted and measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MixRow {
-    pub spec: super::sensitivity::MixSpec,
-    /// What its size matches (a uniform type's name).
-    pub like: String,
-    /// The sum of the map's cells it took.
-    pub predicted_kl: f64,
-    pub measured_kl: f64,
-    /// The KL of what it matched.
-    pub like_kl: f64,
+    Sensitivity(Box<super::sensitivity::SensDemo>),
 }
 
 /// A finished demo: what ran, on what, and its numbers.
@@ -416,24 +391,6 @@ pub struct QuantSweep {
     /// 8 × bytes read ÷ this (0 in recordings made before it).
     #[serde(default)]
     pub matmul_params: u64,
-}
-
-/// One row of the table: a variant and what it measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuantRow {
-    pub variant: Variant,
-    /// Weight bytes one decode step reads.
-    pub read_per_token: u64,
-    pub prefill_tok_s: f64,
-    pub decode_tok_s: f64,
-    pub quality: Quality,
-}
-
-impl QuantRow {
-    /// The bandwidth decode draws from memory for the weights: bytes read per token × tok/s.
-    pub fn decode_gb_s(&self) -> f64 {
-        self.read_per_token as f64 * self.decode_tok_s / 1e9
-    }
 }
 
 /// One batch size of the batching sweep: B sequences decoding together, one row each per step.

@@ -9,6 +9,7 @@ pub mod machine;
 pub mod notice;
 pub mod params;
 pub mod policy;
+pub mod quant_row;
 pub mod sched;
 pub mod scraped;
 pub mod sensitivity;

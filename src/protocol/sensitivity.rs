@@ -329,6 +329,31 @@ impl MixSpec {
     }
 }
 
+/// The sensitivity demo's numbers: the map, and mixes built from it beside the uniform types
+/// whose sizes they match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensDemo {
+    pub map: SensMap,
+    /// The uniform types and the mixes, measured alike.
+    pub rows: Vec<super::quant_row::QuantRow>,
+    pub mixes: Vec<MixRow>,
+    /// As the quantization demo's `matmul_params`.
+    pub matmul_params: u64,
+}
+
+/// One mix: the size it matched, what it squeezed, and its KL predicted and measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixRow {
+    pub spec: MixSpec,
+    /// What its size matches (a uniform type's name).
+    pub like: String,
+    /// The sum of the map's cells it took.
+    pub predicted_kl: f64,
+    pub measured_kl: f64,
+    /// The KL of what it matched.
+    pub like_kl: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,34 @@ fn draw_scale<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A heat map per type the map has cells of, `heatmap-TYPE.png` and `.svg` in `dir`, under a
+/// subtitle that says the text, the loaded perplexity and weights, and the map's stamp.
+pub fn write_all(dir: &Path, map: &SensMap) -> Result<Vec<PathBuf>> {
+    let stamp = map
+        .plan
+        .stamp
+        .as_deref()
+        .map(crate::report::stamp::short)
+        .unwrap_or_default();
+    let subtitle = format!(
+        "{} positions of labtui's sources · perplexity {} as loaded · weights {:.1} MiB\n{stamp}",
+        map.plan.scored,
+        crate::stats::sig(map.plan.perplexity),
+        map.plan.weight_bytes as f64 / (1024.0 * 1024.0),
+    );
+    let mut files = Vec::new();
+    for &q in &map.plan.types {
+        if map.cells.iter().any(|c| c.quant == q) {
+            let stem = format!(
+                "heatmap-{}",
+                crate::protocol::Setting::name(q).to_lowercase()
+            );
+            files.extend(write(dir, &stem, map, q, &subtitle)?);
+        }
+    }
+    Ok(files)
+}
+
 /// Write `STEM.png` and `STEM.svg` into `dir`: the map at `quant`, with `subtitle` (the stamp's
 /// line) under the title. Returns the files.
 pub fn write(

@@ -117,7 +117,7 @@ impl Happened {
             Event::Sensitivity(crate::protocol::sensitivity::SensEvent::Finished { took }) => {
                 Self::Text(format!(
                     "sensitivity sweep finished in {}",
-                    humantime::format_duration(Duration::from_secs(took.as_secs()))
+                    crate::stats::human_secs(*took)
                 ))
             }
             Event::Sensitivity(_)

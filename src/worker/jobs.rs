@@ -151,16 +151,7 @@ impl Local {
     /// Build the mixed-precision variant `spec` names (no run is in progress).
     fn switch_mix(&mut self, engine: &mut Engine, spec: &crate::protocol::sensitivity::MixSpec) {
         let out = self.out.clone();
-        let mut progress = |done, total| {
-            if done % 8 == 0 || done == total {
-                out.send(Event::Requantizing {
-                    quant: Quant::AsLoaded,
-                    done,
-                    total,
-                });
-            }
-        };
-        if let Err(e) = engine.set_mix(spec, &mut progress) {
+        if let Err(e) = engine.set_mix(spec, &mut out.requantizing(Quant::AsLoaded)) {
             self.failed(
                 Stoppable::Requantizing,
                 format!("{e}; the loaded weights run"),
@@ -200,18 +191,8 @@ impl Local {
             }
         }) {
             let out = self.out.clone();
-            let mut progress = |done, total| {
-                // Every eighth matrix is enough for a progress bar.
-                if done % 8 == 0 || done == total {
-                    out.send(Event::Requantizing {
-                        quant: q,
-                        done,
-                        total,
-                    });
-                }
-            };
             changed = true;
-            if let Err(e) = engine.set_quant(q, &mut progress) {
+            if let Err(e) = engine.set_quant(q, &mut out.requantizing(q)) {
                 self.failed(
                     Stoppable::Requantizing,
                     format!("{e}; the loaded weights run"),

@@ -12,7 +12,7 @@
 //! our kernels run) or `sampler-panic` (a panic on the system sampler's thread).
 
 use crate::engine;
-use crate::protocol::{Command, Event, Stamped};
+use crate::protocol::{Command, Event, Quant, Stamped};
 use candle_core::Device;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -173,6 +173,16 @@ impl Outbox {
     pub(super) fn send(&self, event: Event) {
         // The UI only goes away at the end of the session; an event after that has nobody to tell.
         let _ = self.0.send(event);
+    }
+
+    /// A requantisation's progress callback: every eighth matrix (and the last) is told, enough
+    /// for a progress bar.
+    pub(super) fn requantizing(&self, quant: Quant) -> impl FnMut(usize, usize) + '_ {
+        move |done, total| {
+            if done % 8 == 0 || done == total {
+                self.send(Event::Requantizing { quant, done, total });
+            }
+        }
     }
 }
 

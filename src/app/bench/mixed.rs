@@ -8,7 +8,8 @@ use super::quant::MeasureArgs;
 use super::sensitivity::{recorded, RECORDING};
 use crate::engine::quality::Probe;
 use crate::engine::{default_device, Engine};
-use crate::lab::measure::{measure, measure_running, speed};
+use crate::lab::measure::{measure, speed};
+use crate::lab::sensitivity::mix_at;
 use crate::protocol::demo::QuantRow;
 use crate::protocol::sensitivity::{MixSpec, SensMap};
 use crate::protocol::{Quality, Quant};
@@ -113,17 +114,6 @@ fn file_row(path: &Path, probe: &Probe, vocab: usize, a: &BenchMixedArgs) -> Res
     })
 }
 
-/// Build `spec` on `engine` and measure it.
-fn mix_row(
-    engine: &mut Engine,
-    spec: &MixSpec,
-    probe: &mut Probe,
-    m: &MeasureArgs,
-) -> Result<QuantRow> {
-    let variant = engine.set_mix(spec, &mut |_, _| {})?;
-    measure_running(engine, variant, probe, m.pp, m.tg, m.repeats)
-}
-
 /// `qwen2.5-coder-0.5b-instruct-q4_k_m` → `qwen2.5-coder-0.5b`: the model's name without its
 /// tuning and file type, for a preset's name.
 fn short_name(stem: &str) -> String {
@@ -199,14 +189,14 @@ fn build_mixes(
 ) -> Result<Vec<Mix>> {
     let mut mixes = Vec::new();
     for (like, bytes) in targets {
-        let (spec, predicted) = match crate::engine::mix::plan(map, *bytes) {
-            Ok(p) => p,
+        let m = (a.m.pp, a.m.tg, a.m.repeats);
+        let (spec, predicted, row) = match mix_at(engine, map, *bytes, probe, m)? {
+            Ok(x) => x,
             Err(e) => {
                 eprintln!("no mix the size of {like}: {e}");
                 continue;
             }
         };
-        let row = mix_row(engine, &spec, probe, &a.m)?;
         eprintln!(
             "{} (the size of {like}): {} · KL predicted {predicted:.5}, measured {:.5}",
             spec.label,

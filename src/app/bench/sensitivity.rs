@@ -9,7 +9,7 @@ use crate::engine::quality::Probe;
 use crate::engine::sensitivity::{plan, sweep, DEFAULT_TYPES};
 use crate::engine::{default_device, Engine};
 use crate::protocol::sensitivity::{SensEvent, SensMap};
-use crate::protocol::{DraftMode, Event, KPolicy, Quant, Setting, Stamped};
+use crate::protocol::{DraftMode, Event, KPolicy, Quant, Stamped};
 use crate::record::{Header, Recorder};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -95,7 +95,7 @@ fn say_cell(map: &SensMap, c: &crate::protocol::sensitivity::SensCell) {
     let (done, total) = map.progress();
     let eta = map
         .eta()
-        .map(|d| format!(" · ETA {}", humantime::format_duration(secs(d))))
+        .map(|d| format!(" · ETA {}", crate::stats::human_secs(d)))
         .unwrap_or_default();
     eprintln!(
         "[{done}/{total}] {} at {}: KL {:.5}, top-1 {:.1}%, saves {}{eta}",
@@ -200,31 +200,9 @@ fn stopped(out: &Path, live: Option<SensMap>, recording: &Path) -> Result<()> {
     Ok(())
 }
 
-fn secs(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_secs(d.as_secs())
-}
-
 /// The tables (`sensitivity.md`) and a heat map per type (`heatmap-TYPE.png`/`.svg`).
 pub fn write_outputs(dir: &Path, map: &SensMap) -> Result<Vec<PathBuf>> {
-    let subtitle = match &map.plan.stamp {
-        Some(s) => crate::report::stamp::short(s),
-        None => String::new(),
-    };
-    let subtitle = format!(
-        "{} positions of labtui's sources · perplexity {} as loaded · weights {:.1} MiB\n{subtitle}",
-        map.plan.scored,
-        crate::stats::sig(map.plan.perplexity),
-        map.plan.weight_bytes as f64 / (1024.0 * 1024.0),
-    );
-    let mut files = Vec::new();
-    for &q in &map.plan.types {
-        if map.cells.iter().any(|c| c.quant == q) {
-            let stem = format!("heatmap-{}", q.name().to_lowercase());
-            files.extend(crate::report::heatmap::write(
-                dir, &stem, map, q, &subtitle,
-            )?);
-        }
-    }
+    let mut files = crate::report::heatmap::write_all(dir, map)?;
     let md = dir.join("sensitivity.md");
     let stamp = map
         .plan

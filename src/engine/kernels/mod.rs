@@ -390,23 +390,6 @@ impl QWeight {
         }
     }
 
-    /// The GGML type the weights are held in (a dense float tensor as F32 or F16) and their bytes.
-    pub fn ggml_type(&self) -> (candle_core::quantized::GgmlDType, u64) {
-        use candle_core::quantized::{GgmlDType, QMatMul};
-        let ty = match self {
-            Self::Blocks { t, .. }
-            | Self::Compact { t, .. }
-            | Self::Candle(QMatMul::QTensor(t)) => t.dtype(),
-            Self::Candle(QMatMul::TensorF16(_)) => GgmlDType::F16,
-            Self::Candle(QMatMul::Tensor(t)) => match t.dtype() {
-                candle_core::DType::F16 => GgmlDType::F16,
-                candle_core::DType::BF16 => GgmlDType::BF16,
-                _ => GgmlDType::F32,
-            },
-        };
-        (ty, self.bytes())
-    }
-
     /// Whether these are the very weights of `other` (a head tied to the embeddings).
     pub fn shares(&self, other: &std::sync::Arc<candle_core::quantized::QTensor>) -> bool {
         match self {

@@ -301,19 +301,7 @@ fn speculation(x: &SpecSweep) -> Vec<Chart> {
 pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if let DemoResult::Sensitivity(x) = r {
-        for &q in &x.map.plan.types {
-            let stem = format!(
-                "heatmap-{}",
-                crate::protocol::Setting::name(q).to_lowercase()
-            );
-            let subtitle = format!(
-                "{} positions of labtui's sources · perplexity {:.3} as loaded",
-                x.map.plan.scored, x.map.plan.perplexity
-            );
-            out.extend(crate::report::heatmap::write(
-                dir, &stem, &x.map, q, &subtitle,
-            )?);
-        }
+        out.extend(crate::report::heatmap::write_all(dir, &x.map)?);
     }
     for c in charts(r) {
         out.extend(crate::report::plot::chart(

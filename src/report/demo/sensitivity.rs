@@ -149,7 +149,7 @@ pub fn sensitivity_tables(map: &SensMap, top: usize) -> String {
 
 /// Each mix: the size it matched, what it squeezed, its KL predicted and measured, and the KL
 /// of the uniform type of that size.
-pub fn mixes(x: &crate::protocol::demo::SensDemo) -> Table {
+pub fn mixes(x: &crate::protocol::sensitivity::SensDemo) -> Table {
     let mut t = Table::new([
         Column::left("mix"),
         Column::left("size of"),
@@ -172,7 +172,7 @@ pub fn mixes(x: &crate::protocol::demo::SensDemo) -> Table {
 }
 
 /// The demo's report: the map's tables, then the mixes beside the uniform types.
-pub fn demo_markdown(x: &crate::protocol::demo::SensDemo) -> String {
+pub fn demo_markdown(x: &crate::protocol::sensitivity::SensDemo) -> String {
     format!(
         "{}\n## Mixed precision from the map\n\nEach mix is the least-KL choice of types, from \
          the cells above, that is no larger than the uniform type it is named after; measured \
@@ -184,6 +184,6 @@ pub fn demo_markdown(x: &crate::protocol::demo::SensDemo) -> String {
 }
 
 /// What the demo pane shows: the uniform types and mixes, then the mixes' predictions.
-pub fn demo_tables(x: &crate::protocol::demo::SensDemo) -> Vec<Table> {
+pub fn demo_tables(x: &crate::protocol::sensitivity::SensDemo) -> Vec<Table> {
     vec![super::quant_rows(&x.rows, x.matmul_params), mixes(x)]
 }

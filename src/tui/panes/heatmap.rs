@@ -23,8 +23,8 @@ pub fn shown_type(map: &SensMap) -> Option<Quant> {
 pub fn progress_line(map: &SensMap) -> String {
     let (done, total) = map.progress();
     let eta = match (map.took, map.eta()) {
-        (Some(t), _) => format!("done in {}", humantime::format_duration(secs(t))),
-        (None, Some(e)) => format!("ETA {}", humantime::format_duration(secs(e))),
+        (Some(t), _) => format!("done in {}", crate::stats::human_secs(t)),
+        (None, Some(e)) => format!("ETA {}", crate::stats::human_secs(e)),
         (None, None) => "measuring …".into(),
     };
     let worst = map
@@ -41,10 +41,6 @@ pub fn progress_line(map: &SensMap) -> String {
         })
         .unwrap_or_default();
     format!("cells {done}/{total} · {eta}{worst}")
-}
-
-fn secs(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_secs(d.as_secs())
 }
 
 pub fn render(map: &SensMap, area: Rect, buf: &mut Buffer) {

@@ -2,7 +2,7 @@
 //! layers compare, and each mix against the uniform type of its size.
 
 use super::{Facts, MIB};
-use crate::protocol::demo::SensDemo;
+use crate::protocol::sensitivity::SensDemo;
 use crate::protocol::sensitivity::{SensCell, TensorKind};
 use crate::protocol::Setting;
 use crate::report::heatmap::milli;
