@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Heap;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 static MAX_ONE: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 // SAFETY: every call forwards to mimalloc with the caller's layout; the counters are only
@@ -25,7 +26,7 @@ unsafe impl GlobalAlloc for Heap {
         }
         let p = mimalloc::MiMalloc.alloc(l);
         if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
+            grew(l.size());
         }
         p
     }
@@ -35,7 +36,7 @@ unsafe impl GlobalAlloc for Heap {
         }
         let p = mimalloc::MiMalloc.alloc_zeroed(l);
         if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
+            grew(l.size());
         }
         p
     }
@@ -49,11 +50,30 @@ unsafe impl GlobalAlloc for Heap {
         }
         let q = mimalloc::MiMalloc.realloc(p, l, new_size);
         if !q.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            grew(new_size);
             LIVE.fetch_sub(l.size(), Ordering::Relaxed);
         }
         q
     }
+}
+
+/// `bytes` more are live: the peak follows.
+#[inline]
+fn grew(bytes: usize) {
+    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+/// The most bytes live through [`Heap`] at once since the last [`reset_heap_peak`] (0 where
+/// another allocator is in place).
+pub fn heap_peak() -> u64 {
+    PEAK.load(Ordering::Relaxed) as u64
+}
+
+/// Start the peak over from what is live now: what one measurement allocates is then
+/// `heap_peak() - heap_live()` read before it.
+pub fn reset_heap_peak() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// Bytes allocated through [`Heap`] and not yet freed, now.

@@ -12,7 +12,7 @@ const CHUNK: usize = 8192;
 
 /// `e^x` for `x` in about ±87, vectorizable: `x = n·ln 2 + r`, `e^r` by its Taylor polynomial.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

@@ -7,8 +7,8 @@
 //! exactly the keys a one-token decode step at its position would: a verification row is bitwise
 //! its decode step (batch invariance). Through candle, that took a dozen tensor operations per
 //! row and layer (a matrix product, a scale, a softmax, another product, copies), most of them
-//! overhead at these sizes. Longer batches (prefill) keep candle's products, the reference
-//! engine's arithmetic.
+//! overhead at these sizes. Longer spans (a prompt) go through [`super::tiled`] (or, as the
+//! reference, candle's dense products in [`super::dense`]).
 
 use super::kv_cache::BlockTable;
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};

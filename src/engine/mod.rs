@@ -30,6 +30,7 @@ pub mod source;
 pub mod spec;
 pub mod step;
 pub mod synthetic;
+pub mod tiled;
 pub mod tokenizer;
 
 pub use error::{EngineError, Result};

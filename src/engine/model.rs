@@ -158,6 +158,8 @@ pub struct Model {
     /// The sliding-window layers' RoPE tables, where their base differs.
     local: Option<(Tensor, Tensor)>,
     device: Device,
+    /// How prompt spans attend: in tiles (the default) or densely (the reference).
+    pub prefill_attention: super::tiled::PrefillAttention,
 }
 
 /// What every layer of a step shares: the plan, each sequence's table (in the order given), and
@@ -220,6 +222,7 @@ impl Model {
             sin,
             local,
             device: device.clone(),
+            prefill_attention: Default::default(),
         })
     }
 

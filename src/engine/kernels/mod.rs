@@ -47,8 +47,10 @@
 //! - **Activations quantized to Q8_K in SIMD** (`common/q8k.rs`), bitwise candle's scalar
 //!   `from_float`, whose `roundf` per value takes about 5% of a decode step and more of a
 //!   prefill.
-//! - **Exact prefill without the weight copies.** Prompt logits must stay bitwise those of the
-//!   reference (candle-transformers on the same file). Activations are re-quantized at every
+//! - **Exact prefill without the weight copies.** With dense prompt attention
+//!   (`PrefillAttention::Dense`), prompt logits stay bitwise those of the reference
+//!   (candle-transformers on the same file); the default tiled attention (`src/engine/tiled.rs`)
+//!   sums in its own order, and the requantized activations carry that into the logits. Activations are re-quantized at every
 //!   layer, so any change of summation order moves the logits by about 1% of the largest. Long
 //!   batches therefore use candle's own arithmetic, each kernel pinned by a bitwise test against
 //!   candle:

@@ -4,7 +4,9 @@
 use super::{Layer, Model, Rows};
 use crate::engine::attention::PagedRow;
 use crate::engine::config::RopeStyle;
-use crate::engine::kv_cache::KvPool;
+use crate::engine::kv_cache::{BlockTable, KvPool};
+use crate::engine::step::Span;
+use crate::engine::tiled::{attend_tiled, PrefillAttention, TiledSpan};
 use candle_core::{Result, Tensor};
 
 /// The rows of a tree verification pass (one sequence): row 0 is the pending token, each other
@@ -170,11 +172,37 @@ impl Model {
             }
         }
         for s in plan.long() {
-            parts.push(self.dense_attention(index, q, pool, rows.tables[s.seq], s)?);
+            parts.push(self.long_attention(index, q, pool, rows.tables[s.seq], s, window)?);
         }
         Ok(match parts.len() {
             1 => parts.pop().expect("one part"),
             _ => Tensor::cat(&parts, 1)?,
         })
+    }
+
+    /// A prompt span's attention: in tiles where the model says so and the cache allows it
+    /// (the CPU, f32), else candle's dense products.
+    fn long_attention(
+        &self,
+        index: usize,
+        q: &Tensor,
+        pool: &KvPool,
+        table: &BlockTable,
+        s: &Span,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        if let (PrefillAttention::Tiled, Some((k, v))) = (self.prefill_attention, pool.slots(index))
+        {
+            let span = TiledSpan {
+                table,
+                pos: s.pos,
+                row: s.row,
+                len: s.len,
+            };
+            if let Some(y) = attend_tiled(q, k, v, span, self.cfg.attn_scale, window)? {
+                return Ok(y);
+            }
+        }
+        self.dense_attention(index, q, pool, table, s)
     }
 }
