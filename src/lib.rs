@@ -4,7 +4,7 @@
 //! [`engine`] and answers with stamped [`protocol::Event`]s that are drawn live and recorded.
 //!
 //! The modules are layers, each importing only the ones listed before it (a test checks it):
-//! `protocol`, `alloc` < `stats` < `engine` < `lab` < `sysmon` < `serve` < `worker` < `record`, `preset`,
+//! `protocol`, `alloc` < `stats` < `engine` < `sysmon` < `lab` < `serve` < `worker` < `record`, `preset`,
 //! `catalog` < `state`
 //! < `report` < `tui` < `app` < `cli`.
 

@@ -42,6 +42,41 @@ pub fn available_memory() -> Option<u64> {
     Some(sys.available_memory()).filter(|&b| b > 0)
 }
 
+/// Memory the machine can still give this process, when it can be read. `LABTUI_MEMORY_LIMIT`
+/// (bytes) stands in for it: a cap for a shared machine, and how the tests make a small one.
+pub fn available_for_runs() -> Option<u64> {
+    if let Some(limit) = std::env::var("LABTUI_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(limit);
+    }
+    available_memory()
+}
+
+/// The first core's L2 cache in bytes, where Linux says (`/sys/devices/system/cpu`).
+pub fn l2_cache_bytes() -> Option<u64> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+        (read("level")?.trim() == "2" && read("type")?.trim() != "Instruction")
+            .then(|| parse_cache_size(read("size")?.trim()))
+            .flatten()
+    })
+}
+
+/// `1024K`, `2M` or a plain number of bytes.
+fn parse_cache_size(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "" => Some(n),
+        "K" => Some(n << 10),
+        "M" => Some(n << 20),
+        _ => None,
+    }
+}
+
 /// Reads memory figures of this process and machine.
 pub struct Sampler {
     /// `None` where sysinfo cannot read this system; samples are then zero.

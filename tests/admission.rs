@@ -70,7 +70,7 @@ fn what_does_not_fit_is_refused_with_the_numbers_and_nothing_is_lost() {
         params: long,
     });
     let m = next(&mut w, error);
-    assert!(m.contains("a run of up to 100000 tokens"), "{m}");
+    assert!(m.contains("prompt tokens and up to 100000 more"), "{m}");
     std::env::remove_var("LABTUI_MEMORY_LIMIT");
     w.send(Command::Generate {
         prompt: "hi".into(),

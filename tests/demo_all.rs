@@ -17,6 +17,8 @@ fn charts(kind: DemoKind) -> &'static [&'static str] {
         DemoKind::Batching => &["batch"],
         DemoKind::PagedKv => &["memory"],
         DemoKind::Sensitivity => &["heatmap-q4_0", "heatmap-q2_k"],
+        DemoKind::FlashAttention => &["time", "memory"],
+        DemoKind::DecodeRoofline => &["roofline"],
     }
 }
 

@@ -331,7 +331,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     assert!(
         err.contains("no demo \"no-such\"")
             && err.contains(
-                "batching, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, sensitivity, speculation"
+                "batching, decode-roofline, flash-attention, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, sensitivity, speculation"
             ),
         "{err}"
     );
@@ -603,4 +603,94 @@ fn the_quantization_demo_pane_shows_every_type_measured() {
         assert!(screen.contains(&format!("{:.4}", r.quality.mean_kl)));
     }
     insta::assert_snapshot!("demo_quantization", t.backend());
+}
+
+/// The flash-attention demo on the synthetic model (context 512): both kernels at every length
+/// that fits the context, the same next token, attention alone within rounding of dense, dense's
+/// estimate growing with the square where the tiles' grows linearly; lengths past the context
+/// listed, and a dense prefill that memory cannot hold skipped with both numbers.
+#[test]
+fn flash_attention_tiles_agree_with_dense_and_skip_what_does_not_fit() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        prompt_lengths: vec![128, 512, 1024],
+        ..DemoSection::new(DemoKind::FlashAttention)
+    };
+    let DemoResult::FlashAttention(x) = run(&mut e, &section, "") else {
+        panic!("a flash-attention result")
+    };
+    assert_eq!(x.beyond_context, vec![1024]);
+    assert_eq!(x.rows.len(), 2);
+    for r in &x.rows {
+        assert!(r.tiled.prefill.is_some() && r.dense.prefill.is_some(), "{r:?}");
+        assert_eq!(r.same_next_token, Some(true), "{r:?}");
+        let gap = r.attention_diff.unwrap();
+        assert!(gap > 0.0 && gap < 1e-5, "{gap}");
+        assert!(r.dense.predicted_bytes > r.tiled.predicted_bytes);
+    }
+    let (a, b) = (&x.rows[0], &x.rows[1]);
+    let growth = |f: fn(&labtui::protocol::flash::FlashRow) -> u64| f(b) as f64 / f(a) as f64;
+    assert!(growth(|r| r.dense.predicted_bytes) > 6.0);
+    assert!(growth(|r| r.tiled.predicted_bytes) < 4.1);
+    let report = labtui::report::demo::tables(&DemoResult::FlashAttention(x.clone()));
+    assert!(report.contains("| 512 |") && report.contains("beyond the model's context"), "{report}");
+
+    // Room for the tiles at 512 tokens but not for the dense score matrix.
+    let tiled_need = b.tiled.predicted_bytes + b.tiled.kv_bytes + (256 << 20);
+    std::env::set_var("LABTUI_MEMORY_LIMIT", (tiled_need + (1 << 20)).to_string());
+    let section = DemoSection {
+        prompt_lengths: vec![512],
+        ..DemoSection::new(DemoKind::FlashAttention)
+    };
+    let result = run(&mut e, &section, "");
+    std::env::remove_var("LABTUI_MEMORY_LIMIT");
+    let DemoResult::FlashAttention(x) = result else {
+        panic!("a flash-attention result")
+    };
+    let r = &x.rows[0];
+    assert!(r.tiled.prefill.is_some(), "{r:?}");
+    let why = r.dense.skipped.as_deref().unwrap_or_default();
+    assert!(r.dense.prefill.is_none() && why.contains("needs about") && why.contains("is available"), "{why}");
+    assert_eq!(r.same_next_token, None);
+}
+
+/// The decode-roofline demo on the synthetic model: a point per batch at each context that fits,
+/// bytes and intensity growing with the batch, the verification passes K + 1 rows of one
+/// sequence, and what the KV budget (half the available memory) cannot hold listed.
+#[test]
+fn decode_roofline_points_climb_with_the_batch_and_skip_what_does_not_fit() {
+    let _serial = serial();
+    let mut e = synthetic();
+    let section = DemoSection {
+        batches: vec![1, 4, 16],
+        prompt_lengths: vec![64, 256, 4096],
+        decode_tokens: Some(2),
+        buffer_mib: Some(16),
+        ..DemoSection::new(DemoKind::DecodeRoofline)
+    };
+    // Room for 16 sequences of 64 tokens but not of 256: the budget is half of this.
+    let per_token = e.info.kv_bytes_per_token;
+    let limit = 2 * 16 * (64 + 2 + 16) * per_token + 2 * 4 * (256 + 2 + 16) * per_token;
+    std::env::set_var("LABTUI_MEMORY_LIMIT", limit.to_string());
+    let result = run(&mut e, &section, "");
+    std::env::remove_var("LABTUI_MEMORY_LIMIT");
+    let DemoResult::DecodeRoofline(x) = result else {
+        panic!("a decode-roofline result")
+    };
+    let at = |c: usize| -> Vec<_> { x.points.iter().filter(|p| p.context == c).collect() };
+    assert_eq!(at(64).iter().map(|p| p.batch).collect::<Vec<_>>(), [1, 4, 16]);
+    assert_eq!(at(256).iter().map(|p| p.batch).collect::<Vec<_>>(), [1, 4]);
+    for w in at(64).windows(2) {
+        assert!(w[1].bytes > w[0].bytes && w[1].intensity() > w[0].intensity(), "{w:?}");
+        assert_eq!(w[1].flops / w[0].flops, (w[1].batch / w[0].batch) as f64);
+    }
+    // A longer context reads more per step: its point sits further left.
+    assert!(at(256)[0].intensity() < at(64)[0].intensity());
+    assert_eq!(x.verify.iter().map(|p| p.rows).collect::<Vec<_>>(), [2, 4, 8, 16]);
+    assert!(x.verify.iter().all(|p| p.batch == 1 && p.context == 64));
+    let skipped: Vec<(usize, usize)> = x.skipped.iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(skipped, [(16, 256), (0, 4096)], "{:?}", x.skipped);
+    assert!(x.skipped[0].2.contains("over the budget"), "{:?}", x.skipped);
+    assert!(x.bandwidth_gb_s > 0.0 && x.mbu(&x.points[0]) > 0.0);
 }

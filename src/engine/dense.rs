@@ -1,6 +1,7 @@
 //! Attention of a span through candle's tensor products, from keys and values gathered out of the
 //! pool: the reference for prefill (with a causal mask, and a window in sliding-window layers;
-//! [`super::tiled`] is the default on the CPU), other devices and a half-width cache. Decode and verification rows on the CPU take [`super::attention`] instead.
+//! [`super::tiled`] is the default on the CPU), other devices, and decode rows over a
+//! half-width cache. Decode and verification rows on the CPU take [`super::attention`] instead.
 
 use super::kernels::SMALL_BATCH;
 use super::kv_cache::{BlockTable, KvPool};

@@ -10,6 +10,7 @@ pub mod config;
 mod dense;
 pub mod error;
 pub mod export;
+pub mod footprint;
 pub mod generate;
 pub mod header;
 pub mod heads;

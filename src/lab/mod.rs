@@ -10,6 +10,8 @@
 pub mod arrivals;
 pub mod batch;
 pub mod batching;
+pub mod decode_roofline;
+pub mod flash;
 pub mod kv_cache;
 pub mod machine;
 pub mod measure;
@@ -51,6 +53,12 @@ pub fn run(
         DemoKind::PagedKv => DemoResult::PagedKv(paged_kv::run(engine, section, progress)?),
         DemoKind::Sensitivity => {
             DemoResult::Sensitivity(Box::new(sensitivity::run(engine, section, progress, live)?))
+        }
+        DemoKind::FlashAttention => {
+            DemoResult::FlashAttention(flash::run(engine, section, progress)?)
+        }
+        DemoKind::DecodeRoofline => {
+            DemoResult::DecodeRoofline(decode_roofline::run(engine, section, progress)?)
         }
     };
     Ok(DemoRun {

@@ -21,10 +21,12 @@ pub enum DemoKind {
     Batching,
     PagedKv,
     Sensitivity,
+    FlashAttention,
+    DecodeRoofline,
 }
 
 impl DemoKind {
-    pub const ALL: [DemoKind; 8] = [
+    pub const ALL: [DemoKind; 10] = [
         DemoKind::PrefillVsDecode,
         DemoKind::KvCache,
         DemoKind::Roofline,
@@ -33,6 +35,8 @@ impl DemoKind {
         DemoKind::Batching,
         DemoKind::PagedKv,
         DemoKind::Sensitivity,
+        DemoKind::FlashAttention,
+        DemoKind::DecodeRoofline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,8 @@ impl DemoKind {
             DemoKind::Batching => "batching",
             DemoKind::PagedKv => "paged-kv",
             DemoKind::Sensitivity => "sensitivity",
+            DemoKind::FlashAttention => "flash-attention",
+            DemoKind::DecodeRoofline => "decode-roofline",
         }
     }
 
@@ -191,6 +197,14 @@ impl DemoSection {
         self.max_batch.unwrap_or(8)
     }
 
+    /// flash-attention: the prompt lengths (default 512, 2048, 8192, 16384).
+    pub fn flash_lengths(&self) -> Vec<usize> {
+        match self.prompt_lengths.is_empty() {
+            true => vec![512, 2048, 8192, 16384],
+            false => self.prompt_lengths.clone(),
+        }
+    }
+
     pub fn prompt_lengths(&self) -> Vec<usize> {
         if self.prompt_lengths.is_empty() {
             vec![16, 64, 256, 1024]
@@ -221,6 +235,8 @@ pub enum DemoResult {
     Batching(Batching),
     PagedKv(PagedKv),
     Sensitivity(Box<super::sensitivity::SensDemo>),
+    FlashAttention(super::flash::FlashAttention),
+    DecodeRoofline(super::decode_roofline::DecodeRoofline),
 }
 
 /// A finished demo: what ran, on what, and its numbers.

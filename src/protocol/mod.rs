@@ -4,7 +4,9 @@
 //! the same stream is drawn live, written to RON and replayed.
 
 pub mod costs;
+pub mod decode_roofline;
 pub mod demo;
+pub mod flash;
 pub mod machine;
 pub mod notice;
 pub mod params;

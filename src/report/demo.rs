@@ -14,6 +14,8 @@ use std::fmt::Write;
 
 mod batching;
 mod charts;
+mod decode_roofline;
+pub mod flash;
 pub mod facts;
 mod roofline;
 pub mod sensitivity;
@@ -141,6 +143,8 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::Batching(x) => batching::batching(x),
         DemoResult::PagedKv(x) => batching::paged_kv(x),
         DemoResult::Sensitivity(x) => sensitivity::demo_markdown(x),
+        DemoResult::FlashAttention(x) => flash::markdown(x),
+        DemoResult::DecodeRoofline(x) => decode_roofline::markdown(x),
     }
 }
 
@@ -156,6 +160,8 @@ pub fn result_tables(r: &DemoResult) -> Vec<Table> {
         DemoResult::Batching(x) => batching::batching_tables(x).into(),
         DemoResult::PagedKv(x) => batching::paged_kv_tables(x).into(),
         DemoResult::Sensitivity(x) => sensitivity::demo_tables(x),
+        DemoResult::FlashAttention(x) => flash::tables(x),
+        DemoResult::DecodeRoofline(x) => decode_roofline::tables(x),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the bytes it needs and refuse, with the numbers, when the machine does not have them. A refusal
 //! loses nothing: the model that runs keeps running.
 
+use crate::engine::footprint::prefill_bytes;
 use crate::engine::Engine;
 use crate::protocol::Quant;
 use crate::stats::human_bytes;
@@ -34,25 +35,19 @@ pub fn switch_bytes(engine: &Engine, q: Quant) -> u64 {
     crate::engine::quant::variant_bytes(engine.loaded_model(), q)
 }
 
-/// Bytes a run's KV cache grows to: its prompt and `max_tokens`, at most the context.
+/// Bytes a run needs: its KV cache grown to its prompt and `max_tokens` (at most the context),
+/// and what its prefill holds while it runs (activations and attention scratch, tiled or dense as
+/// the run will take it).
 pub fn run_bytes(engine: &Engine, prompt_tokens: usize, max_tokens: usize) -> u64 {
-    let tokens = prompt_tokens
-        .saturating_add(max_tokens)
-        .min(engine.info.context_length) as u64;
-    tokens.saturating_mul(engine.info.kv_bytes_per_token)
+    let context = engine.info.context_length;
+    let tokens = prompt_tokens.saturating_add(max_tokens).min(context) as u64;
+    let kv = tokens.saturating_mul(engine.info.kv_bytes_per_token);
+    let m = &engine.model;
+    let how = m.prompt_attention(engine.cache.dtype());
+    kv + prefill_bytes(&m.cfg, how, prompt_tokens.min(context), 0, engine.info.threads)
 }
 
-/// Memory the machine can still give this process, when it can be read. `LABTUI_MEMORY_LIMIT`
-/// (bytes) stands in for it: a cap for a shared machine, and how the tests make a small one.
-pub fn available() -> Option<u64> {
-    if let Some(limit) = std::env::var("LABTUI_MEMORY_LIMIT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        return Some(limit);
-    }
-    crate::sysmon::available_memory()
-}
+pub use crate::sysmon::available_for_runs as available;
 
 /// Check `need` against the available memory, when the machine says what that is.
 pub fn available_or_unknown(what: &str, need: u64, freed: u64) -> Result<(), String> {

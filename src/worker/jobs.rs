@@ -343,10 +343,17 @@ impl Local {
         prompt: &str,
         params: &GenParams,
     ) -> Result<(), String> {
-        // The prompt's bytes bound its tokens from above.
-        let kv = admit::run_bytes(engine, prompt.len(), params.max_tokens);
-        let what = format!("a run of up to {} tokens (its KV cache)", params.max_tokens);
-        admit::available_or_unknown(&what, kv, 0)?;
+        // The prompt's tokens, or (where it cannot be tokenized: the run will say why) its bytes,
+        // which bound them from above.
+        let prompt_tokens = engine
+            .prompt_ids(prompt, params.raw)
+            .map_or(prompt.len(), |ids| ids.len());
+        let need = admit::run_bytes(engine, prompt_tokens, params.max_tokens);
+        let what = format!(
+            "a run of {prompt_tokens} prompt tokens and up to {} more (its KV cache and prefill)",
+            params.max_tokens
+        );
+        admit::available_or_unknown(&what, need, 0)?;
         let rebuilt = self
             .prepare_drafter(engine)
             .map_err(|e| format!("{e}; choose another draft mode or draft model"))?;

@@ -69,7 +69,49 @@ pub fn charts(r: &DemoResult) -> Vec<Chart> {
         DemoResult::Speculation(x) => speculation(x),
         // The heat maps are drawn by `heatmap` (see `write_charts`).
         DemoResult::Sensitivity(_) => Vec::new(),
+        DemoResult::FlashAttention(x) => flash(x),
+        DemoResult::DecodeRoofline(x) => super::decode_roofline::charts(x),
     }
+}
+
+fn flash(x: &crate::protocol::flash::FlashAttention) -> Vec<Chart> {
+    use crate::protocol::flash::FlashRun;
+    let line = |name: &str, run: fn(&crate::protocol::flash::FlashRow) -> &FlashRun, y: fn(&FlashRun, usize) -> Option<f64>| {
+        series(
+            name,
+            x.rows
+                .iter()
+                .filter_map(|r| y(run(r), r.tokens).map(|v| (r.tokens as f64, v))),
+        )
+    };
+    let mib = |r: &FlashRun, _: usize| (r.prefill.is_some() && r.peak_bytes > 0).then(|| r.scratch_bytes() as f64 / MIB);
+    let estimate = |r: &FlashRun, _: usize| Some(r.predicted_bytes as f64 / MIB);
+    vec![
+        chart(
+            "time",
+            "Prefill time per prompt token: dense against tiled attention",
+            "prompt tokens",
+            "ms per prompt token",
+            vec![
+                line("dense", |r| &r.dense, FlashRun::ms_per_token),
+                line("tiled", |r| &r.tiled, FlashRun::ms_per_token),
+            ],
+        )
+        .log(true, false),
+        chart(
+            "memory",
+            "Prefill memory beyond the KV cache: measured peak and estimate",
+            "prompt tokens",
+            "MiB",
+            vec![
+                line("dense, measured", |r| &r.dense, mib),
+                line("tiled, measured", |r| &r.tiled, mib),
+                line("dense, estimate", |r| &r.dense, estimate),
+                line("tiled, estimate", |r| &r.tiled, estimate),
+            ],
+        )
+        .log(true, true),
+    ]
 }
 
 fn sweep(x: &Sweep) -> Vec<Chart> {

@@ -2,6 +2,8 @@
 //! itself ([`facts`]), and the steps with them filled in ([`narrate`]). A preset's `notes` are
 //! templates (`{decode_tok_s}`); the text a person reads cannot drift from the numbers measured.
 
+mod decode_roofline;
+mod flash;
 mod sensitivity;
 mod streams;
 
@@ -98,6 +100,8 @@ pub fn facts(run: &DemoRun) -> Facts {
         DemoResult::Batching(x) => streams::batching(&mut f, x),
         DemoResult::PagedKv(x) => streams::paged_kv(&mut f, x),
         DemoResult::Sensitivity(x) => sensitivity::sensitivity(&mut f, x),
+        DemoResult::FlashAttention(x) => flash::flash(&mut f, x),
+        DemoResult::DecodeRoofline(x) => decode_roofline::decode_roofline(&mut f, x),
     }
     f
 }
@@ -207,9 +211,10 @@ fn sweep(f: &mut Facts, x: &Sweep, s: Option<&Stamp>, c: Option<&ModelCosts>) {
     f.set(
         "long_prefill",
         if drop > share + 0.1 {
-            "more than attention's share of the FLOPs explains: at long prompts labtui's \
-             attention runs far below the matmuls' FLOP rate (it materialises every score), \
-             the cost the flash-attention lesson takes on"
+            "more than attention's share of the FLOPs explains: at long prompts attention runs \
+             below the matmuls' FLOP rate (f32 tiles against quantized products, and an \
+             exponential per score); the flash-attention demo sets its tiles against the dense \
+             score matrix"
         } else {
             "about what attention's share of the FLOPs explains"
         },
