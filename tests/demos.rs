@@ -623,7 +623,10 @@ fn flash_attention_tiles_agree_with_dense_and_skip_what_does_not_fit() {
     assert_eq!(x.beyond_context, vec![1024]);
     assert_eq!(x.rows.len(), 2);
     for r in &x.rows {
-        assert!(r.tiled.prefill.is_some() && r.dense.prefill.is_some(), "{r:?}");
+        assert!(
+            r.tiled.prefill.is_some() && r.dense.prefill.is_some(),
+            "{r:?}"
+        );
         assert_eq!(r.same_next_token, Some(true), "{r:?}");
         let gap = r.attention_diff.unwrap();
         assert!(gap > 0.0 && gap < 1e-5, "{gap}");
@@ -634,7 +637,10 @@ fn flash_attention_tiles_agree_with_dense_and_skip_what_does_not_fit() {
     assert!(growth(|r| r.dense.predicted_bytes) > 6.0);
     assert!(growth(|r| r.tiled.predicted_bytes) < 4.1);
     let report = labtui::report::demo::tables(&DemoResult::FlashAttention(x.clone()));
-    assert!(report.contains("| 512 |") && report.contains("beyond the model's context"), "{report}");
+    assert!(
+        report.contains("| 512 |") && report.contains("beyond the model's context"),
+        "{report}"
+    );
 
     // Room for the tiles at 512 tokens but not for the dense score matrix.
     let tiled_need = b.tiled.predicted_bytes + b.tiled.kv_bytes + (256 << 20);
@@ -651,7 +657,10 @@ fn flash_attention_tiles_agree_with_dense_and_skip_what_does_not_fit() {
     let r = &x.rows[0];
     assert!(r.tiled.prefill.is_some(), "{r:?}");
     let why = r.dense.skipped.as_deref().unwrap_or_default();
-    assert!(r.dense.prefill.is_none() && why.contains("needs about") && why.contains("is available"), "{why}");
+    assert!(
+        r.dense.prefill.is_none() && why.contains("needs about") && why.contains("is available"),
+        "{why}"
+    );
     assert_eq!(r.same_next_token, None);
 }
 
@@ -679,18 +688,31 @@ fn decode_roofline_points_climb_with_the_batch_and_skip_what_does_not_fit() {
         panic!("a decode-roofline result")
     };
     let at = |c: usize| -> Vec<_> { x.points.iter().filter(|p| p.context == c).collect() };
-    assert_eq!(at(64).iter().map(|p| p.batch).collect::<Vec<_>>(), [1, 4, 16]);
+    assert_eq!(
+        at(64).iter().map(|p| p.batch).collect::<Vec<_>>(),
+        [1, 4, 16]
+    );
     assert_eq!(at(256).iter().map(|p| p.batch).collect::<Vec<_>>(), [1, 4]);
     for w in at(64).windows(2) {
-        assert!(w[1].bytes > w[0].bytes && w[1].intensity() > w[0].intensity(), "{w:?}");
+        assert!(
+            w[1].bytes > w[0].bytes && w[1].intensity() > w[0].intensity(),
+            "{w:?}"
+        );
         assert_eq!(w[1].flops / w[0].flops, (w[1].batch / w[0].batch) as f64);
     }
     // A longer context reads more per step: its point sits further left.
     assert!(at(256)[0].intensity() < at(64)[0].intensity());
-    assert_eq!(x.verify.iter().map(|p| p.rows).collect::<Vec<_>>(), [2, 4, 8, 16]);
+    assert_eq!(
+        x.verify.iter().map(|p| p.rows).collect::<Vec<_>>(),
+        [2, 4, 8, 16]
+    );
     assert!(x.verify.iter().all(|p| p.batch == 1 && p.context == 64));
     let skipped: Vec<(usize, usize)> = x.skipped.iter().map(|s| (s.0, s.1)).collect();
     assert_eq!(skipped, [(16, 256), (0, 4096)], "{:?}", x.skipped);
-    assert!(x.skipped[0].2.contains("over the budget"), "{:?}", x.skipped);
+    assert!(
+        x.skipped[0].2.contains("over the budget"),
+        "{:?}",
+        x.skipped
+    );
     assert!(x.bandwidth_gb_s > 0.0 && x.mbu(&x.points[0]) > 0.0);
 }

@@ -265,7 +265,8 @@ fn prefill_then_greedy(
     let mut m = model.clone();
     m.prefill_attention = how;
     let mut cache = m.new_cache(DType::F32);
-    let logits = Model::last_logits(&m.forward(prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
+    let logits =
+        Model::last_logits(&m.forward(prompt, &mut cache, Forward::LAST).unwrap()).unwrap();
     let mut tokens = vec![argmax(&logits) as u32];
     for _ in 0..16 {
         let l = m
@@ -296,7 +297,10 @@ fn tiled_prefill_keeps_the_greedy_tokens_of_dense() {
             prefill_then_greedy(&e.model, &prompt, Dense),
         );
         let diff = max_abs_diff(&tiled.0, &dense.0);
-        eprintln!("{file}: tiled against dense {diff} (largest {})", max_abs(&dense.0));
+        eprintln!(
+            "{file}: tiled against dense {diff} (largest {})",
+            max_abs(&dense.0)
+        );
         assert_eq!(tiled.1, dense.1, "{file}: greedy tokens");
         if file == GEMMA_270M {
             e.model = requantize(&e.model, Quant::F32, &mut |_, _| {}).unwrap().0;

@@ -65,11 +65,20 @@ mod tests {
         let at = |how, n| prefill_bytes(cfg, how, n, 0, 2) as f64;
         let tiled = at(PrefillAttention::Tiled, 8192) - at(PrefillAttention::Tiled, 4096);
         let tiled_before = at(PrefillAttention::Tiled, 4096) - at(PrefillAttention::Tiled, 2048);
-        assert!((tiled / tiled_before - 2.0).abs() < 1e-9, "{tiled} {tiled_before}");
+        assert!(
+            (tiled / tiled_before - 2.0).abs() < 1e-9,
+            "{tiled} {tiled_before}"
+        );
         let dense = at(PrefillAttention::Dense, 8192);
         assert!(dense > 10.0 * at(PrefillAttention::Tiled, 8192), "{dense}");
-        assert_eq!(e.model.prompt_attention(DType::F32), PrefillAttention::Tiled);
-        assert_eq!(e.model.prompt_attention(DType::F16), PrefillAttention::Tiled);
+        assert_eq!(
+            e.model.prompt_attention(DType::F32),
+            PrefillAttention::Tiled
+        );
+        assert_eq!(
+            e.model.prompt_attention(DType::F16),
+            PrefillAttention::Tiled
+        );
         assert_eq!(e.model.prompt_attention(DType::U8), PrefillAttention::Dense);
     }
 }

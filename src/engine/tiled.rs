@@ -98,8 +98,10 @@ pub fn attend_tiled(
     let Storage::Cpu(CpuStorage::F32(qd)) = &*qs else {
         return Ok(None);
     };
-    let (Some(kd), Some(vd)) = (Slots::of(&ks, kl.start_offset()), Slots::of(&vs, vl.start_offset()))
-    else {
+    let (Some(kd), Some(vd)) = (
+        Slots::of(&ks, kl.start_offset()),
+        Slots::of(&vs, vl.start_offset()),
+    ) else {
         return Ok(None);
     };
     if [&ql, &kl, &vl].iter().any(|l| !l.is_contiguous()) {
@@ -170,8 +172,12 @@ impl<'a> Slots<'a> {
     fn read(self, o: usize, out: &mut [f32]) {
         match self {
             Self::F32(d) => out.copy_from_slice(&d[o..o + out.len()]),
-            Self::F16(d) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&d[o..o + out.len()], out),
-            Self::Bf16(d) => half::slice::HalfFloatSliceExt::convert_to_f32_slice(&d[o..o + out.len()], out),
+            Self::F16(d) => {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(&d[o..o + out.len()], out)
+            }
+            Self::Bf16(d) => {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(&d[o..o + out.len()], out)
+            }
         }
     }
 }
@@ -576,9 +582,8 @@ mod tests {
                 .collect()
         };
         let (keys, vals) = (kv(11), kv(12));
-        let t = |rows: &[Vec<f32>]| {
-            Tensor::from_vec(rows.concat(), (n, kv_heads, hd), &dev).unwrap()
-        };
+        let t =
+            |rows: &[Vec<f32>]| Tensor::from_vec(rows.concat(), (n, kv_heads, hd), &dev).unwrap();
         pool.write(0, &table, 0, &t(&keys), &t(&vals)).unwrap();
         (pool, table, keys, vals)
     }
@@ -599,7 +604,10 @@ mod tests {
         let row = 3; // the span's rows follow another span's in the step
         let total = row + len + 2;
         let (pool, table, keys, vals) = pool_with(pos + len, kv_heads, hd, dtype);
-        let qv: Vec<f32> = random(heads * total * hd, 7).iter().map(|x| x * 4.0).collect();
+        let qv: Vec<f32> = random(heads * total * hd, 7)
+            .iter()
+            .map(|x| x * 4.0)
+            .collect();
         let q = Tensor::from_vec(qv.clone(), (1, heads, total, hd), &Device::Cpu).unwrap();
         let sh = Shape {
             heads,

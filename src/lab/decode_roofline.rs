@@ -37,6 +37,7 @@ pub fn run(
         q_gflop_s: gate_gflop_s(model, 256, 3)?,
         weight_bytes_read: model.bytes_read_per_token(),
         kv_bytes_per_token: engine.info.kv_bytes_per_token,
+        attention_flops_per_token: costs.attention_flops(1.0),
         kv_budget: budget(),
         ..DecodeRoofline::default()
     };
@@ -55,20 +56,39 @@ pub fn run(
     let kv = |b: usize, c: usize| (b * (c + steps + 16)) as u64 * out.kv_bytes_per_token;
     for (i, &c) in contexts.iter().enumerate() {
         if c + steps + 16 > cfg.context_length {
-            out.skipped.push((0, c, format!("beyond the context of {}", cfg.context_length)));
+            out.skipped.push((
+                0,
+                c,
+                format!("beyond the context of {}", cfg.context_length),
+            ));
             continue;
         }
-        let fits: Vec<usize> = batches.iter().copied().filter(|&b| kv(b, c) <= out.kv_budget).collect();
+        let fits: Vec<usize> = batches
+            .iter()
+            .copied()
+            .filter(|&b| kv(b, c) <= out.kv_budget)
+            .collect();
         for &b in batches.iter().filter(|&&b| kv(b, c) > out.kv_budget) {
-            let why = format!("needs {} of KV cache, over the budget of {}", human_bytes(kv(b, c)), human_bytes(out.kv_budget));
+            let why = format!(
+                "needs {} of KV cache, over the budget of {}",
+                human_bytes(kv(b, c)),
+                human_bytes(out.kv_budget)
+            );
             out.skipped.push((b, c, why));
         }
-        let Some(&most) = fits.iter().max() else { continue };
+        let Some(&most) = fits.iter().max() else {
+            continue;
+        };
         let mut grid = Grid::filled(model, most, c)?;
         for &b in &fits {
             let step = grid.median_step(model, b, 1, steps)?;
             let p = cost(&costs, &out, b, c, 1, step);
-            progress(format!("batch {b} at {c} tokens: {:.2} ms, {:.1} GB/s, {:.1} GFLOP/s", crate::stats::millis(step), p.gb_s(), p.gflop_s()));
+            progress(format!(
+                "batch {b} at {c} tokens: {:.2} ms, {:.1} GB/s, {:.1} GFLOP/s",
+                crate::stats::millis(step),
+                p.gb_s(),
+                p.gflop_s()
+            ));
             out.points.push(p);
         }
         if i == 0 {
@@ -89,7 +109,14 @@ fn budget() -> u64 {
 
 /// A step's bytes and FLOPs: the weights read once, each sequence's cache at `c`; 2 FLOPs per
 /// weight per row, and each row's attention over the context.
-fn cost(costs: &ModelCosts, out: &DecodeRoofline, b: usize, c: usize, rows: usize, step: Duration) -> StepCost {
+fn cost(
+    costs: &ModelCosts,
+    out: &DecodeRoofline,
+    b: usize,
+    c: usize,
+    rows: usize,
+    step: Duration,
+) -> StepCost {
     StepCost {
         batch: b,
         context: c,
@@ -123,12 +150,22 @@ impl Grid {
             t.commit(context);
             tables.push(t);
         }
-        Ok(Grid { pool, tables, context })
+        Ok(Grid {
+            pool,
+            tables,
+            context,
+        })
     }
 
     /// The median of `steps` passes of `rows` tokens for each of the first `batch` sequences;
     /// the caches go back to the context after each.
-    fn median_step(&mut self, model: &Model, batch: usize, rows: usize, steps: usize) -> Result<Duration> {
+    fn median_step(
+        &mut self,
+        model: &Model,
+        batch: usize,
+        rows: usize,
+        steps: usize,
+    ) -> Result<Duration> {
         let ids = bench_tokens(rows, model.cfg.vocab);
         // A verification needs every row's logits; a decode step each sequence's last.
         let opts = match rows {
@@ -139,7 +176,10 @@ impl Grid {
         for _ in 0..steps.max(1) {
             let mut seqs: Vec<Seq> = self.tables[..batch]
                 .iter_mut()
-                .map(|table| Seq { tokens: &ids, table })
+                .map(|table| Seq {
+                    tokens: &ids,
+                    table,
+                })
                 .collect();
             let t = Instant::now();
             model.forward_batch(&mut self.pool, &mut seqs, opts)?;

@@ -56,6 +56,9 @@ pub struct DecodeRoofline {
     pub q_gflop_s: f64,
     pub weight_bytes_read: u64,
     pub kv_bytes_per_token: u64,
+    /// Attention's FLOPs per cached token a row attends to, all layers (4 × layers × heads ×
+    /// head dim).
+    pub attention_flops_per_token: f64,
     /// The most KV bytes a grid point may hold.
     pub kv_budget: u64,
 }

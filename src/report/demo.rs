@@ -15,8 +15,8 @@ use std::fmt::Write;
 mod batching;
 mod charts;
 mod decode_roofline;
-pub mod flash;
 pub mod facts;
+pub mod flash;
 mod roofline;
 pub mod sensitivity;
 

@@ -44,7 +44,13 @@ pub fn run_bytes(engine: &Engine, prompt_tokens: usize, max_tokens: usize) -> u6
     let kv = tokens.saturating_mul(engine.info.kv_bytes_per_token);
     let m = &engine.model;
     let how = m.prompt_attention(engine.cache.dtype());
-    kv + prefill_bytes(&m.cfg, how, prompt_tokens.min(context), 0, engine.info.threads)
+    kv + prefill_bytes(
+        &m.cfg,
+        how,
+        prompt_tokens.min(context),
+        0,
+        engine.info.threads,
+    )
 }
 
 pub use crate::sysmon::available_for_runs as available;

@@ -76,7 +76,9 @@ pub fn charts(r: &DemoResult) -> Vec<Chart> {
 
 fn flash(x: &crate::protocol::flash::FlashAttention) -> Vec<Chart> {
     use crate::protocol::flash::FlashRun;
-    let line = |name: &str, run: fn(&crate::protocol::flash::FlashRow) -> &FlashRun, y: fn(&FlashRun, usize) -> Option<f64>| {
+    let line = |name: &str,
+                run: fn(&crate::protocol::flash::FlashRow) -> &FlashRun,
+                y: fn(&FlashRun, usize) -> Option<f64>| {
         series(
             name,
             x.rows
@@ -84,7 +86,9 @@ fn flash(x: &crate::protocol::flash::FlashAttention) -> Vec<Chart> {
                 .filter_map(|r| y(run(r), r.tokens).map(|v| (r.tokens as f64, v))),
         )
     };
-    let mib = |r: &FlashRun, _: usize| (r.prefill.is_some() && r.peak_bytes > 0).then(|| r.scratch_bytes() as f64 / MIB);
+    let mib = |r: &FlashRun, _: usize| {
+        (r.prefill.is_some() && r.peak_bytes > 0).then(|| r.scratch_bytes() as f64 / MIB)
+    };
     let estimate = |r: &FlashRun, _: usize| Some(r.predicted_bytes as f64 / MIB);
     vec![
         chart(

@@ -28,7 +28,9 @@ fn columns() -> Vec<Column> {
     vec![
         Column::right("batch"),
         Column::right("context"),
-        Column::right("rows per sequence").short("rows").markdown_only(),
+        Column::right("rows per sequence")
+            .short("rows")
+            .markdown_only(),
         Column::right("step ms").short("ms"),
         Column::right("tok/s"),
         Column::right("bytes read").short("bytes"),
@@ -56,7 +58,11 @@ fn grid_table(x: &DecodeRoofline) -> Table {
 
 fn verify_table(x: &DecodeRoofline) -> Table {
     let mut t = Table::new(columns()).report_only();
-    if let Some(one) = x.points.iter().find(|p| p.batch == 1 && Some(p.context) == x.verify.first().map(|v| v.context)) {
+    if let Some(one) = x
+        .points
+        .iter()
+        .find(|p| p.batch == 1 && Some(p.context) == x.verify.first().map(|v| v.context))
+    {
         row(&mut t, x, one);
     }
     for p in &x.verify {
@@ -101,8 +107,17 @@ pub(super) fn markdown(x: &DecodeRoofline) -> String {
 pub(super) fn charts(x: &DecodeRoofline) -> Vec<super::Chart> {
     use crate::report::plot::{Axes, Series};
     let all = x.points.iter().chain(&x.verify);
-    let lo = all.clone().map(|p| p.intensity()).fold(f64::MAX, f64::min).min(1.0) / 2.0;
-    let hi = all.map(|p| p.intensity()).fold(0.0, f64::max).max(x.balance()) * 4.0;
+    let lo = all
+        .clone()
+        .map(|p| p.intensity())
+        .fold(f64::MAX, f64::min)
+        .min(1.0)
+        / 2.0;
+    let hi = all
+        .map(|p| p.intensity())
+        .fold(0.0, f64::max)
+        .max(x.balance())
+        * 4.0;
     let bw = x.bandwidth_gb_s;
     let roof = |name: &str, peak: f64| Series {
         name: name.into(),
@@ -126,8 +141,16 @@ pub(super) fn charts(x: &DecodeRoofline) -> Vec<super::Chart> {
     if !x.verify.is_empty() {
         series.push(Series {
             name: "verify K + 1 rows".into(),
-            points: x.verify.iter().map(|p| (p.intensity(), p.gflop_s())).collect(),
-            labels: x.verify.iter().map(|p| format!("K={}", p.rows - 1)).collect(),
+            points: x
+                .verify
+                .iter()
+                .map(|p| (p.intensity(), p.gflop_s()))
+                .collect(),
+            labels: x
+                .verify
+                .iter()
+                .map(|p| format!("K={}", p.rows - 1))
+                .collect(),
         });
     }
     vec![super::Chart {

@@ -25,7 +25,14 @@ fn peak(f: &mut Facts, k: &str, r: &FlashRun) {
 /// The facts of one row under `p` (`short`, `long`, `longest`).
 fn row(f: &mut Facts, p: &str, x: &FlashAttention, r: Option<&FlashRow>) {
     let Some(r) = r else {
-        for k in ["tokens", "dense_ms", "tiled_ms", "speedup", "dense_peak", "tiled_peak"] {
+        for k in [
+            "tokens",
+            "dense_ms",
+            "tiled_ms",
+            "speedup",
+            "dense_peak",
+            "tiled_peak",
+        ] {
             f.set(&format!("{p}_{k}"), NONE);
         }
         for k in ["dense_estimate", "tiled_estimate", "share", "kv"] {
