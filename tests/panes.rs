@@ -569,15 +569,23 @@ fn the_sensitivity_demo_draws_the_heat_map_as_it_fills_in() {
 #[test]
 fn the_flash_attention_and_decode_roofline_demos_draw_their_tables() {
     for (name, size, wants) in [
-        ("flash-attention", (140, 40), &["skipped", "16384", "tiled ms"][..]),
-        ("decode-roofline", (140, 44), &["16384", "MBU", "GFLOP/s"][..]),
+        (
+            "flash-attention",
+            (140, 40),
+            &["skipped", "16384", "tiled ms"][..],
+        ),
+        (
+            "decode-roofline",
+            (140, 44),
+            &["16384", "MBU", "GFLOP/s"][..],
+        ),
     ] {
         let mut s = labtui::state::AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
         let preset = labtui::preset::load(&format!("demo-{name}")).unwrap();
         s.ui.demo = Some(labtui::state::DemoView::from_preset(&preset, 0));
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let rec = labtui::record::load(&root.join(format!("assets/demos/{name}/recording.ron")))
-            .unwrap();
+        let rec =
+            labtui::record::load(&root.join(format!("assets/demos/{name}/recording.ron"))).unwrap();
         for e in &rec.events {
             s.apply(e);
         }

@@ -58,10 +58,10 @@ pub fn attend_paged(
     let item_bytes = (longest * hd * 8).max(1);
     let kd = &kd[kl.start_offset()..];
     let vd = &vd[vl.start_offset()..];
-    super::kernels::parallel(seq * heads, item_bytes, 1, |items| {
-        let mut scores = vec![0f32; longest];
+    super::kernels::parallel(seq * kv_heads, item_bytes, 1, |items| {
+        let mut scores = vec![0f32; reps * longest];
         for item in items {
-            let (i, h) = (item / heads, item % heads);
+            let (i, g) = (item / kv_heads, item % kv_heads);
             let row = rows[i];
             let keys = Paged {
                 data: kd,
@@ -75,21 +75,22 @@ pub fn attend_paged(
                 kv_heads,
                 tail: row.tail,
             };
-            let qrow = &qs[(h * seq + i) * hd..(h * seq + i + 1) * hd];
-            // SAFETY: each (row, head) is one item, written once; `out` outlives the call.
+            let qrows = (0..reps).map(|r| &qs[((g * reps + r) * seq + i) * hd..][..hd]);
+            // SAFETY: each (row, KV head) is one item and writes its own query heads' outputs,
+            // side by side; `out` outlives the call.
             let y = unsafe {
-                std::slice::from_raw_parts_mut((dst as *mut f32).add((i * heads + h) * hd), hd)
+                std::slice::from_raw_parts_mut(
+                    (dst as *mut f32).add((i * heads + g * reps) * hd),
+                    reps * hd,
+                )
             };
-            one_row(
-                qrow,
-                &keys,
-                &vals,
-                h / reps,
-                row.from..row.seen,
+            let group = Group {
+                keys: &keys,
+                vals: &vals,
+                g,
                 scale,
-                &mut scores,
-                y,
-            );
+            };
+            group.attend(qrows, row.from..row.seen, &mut scores, y);
         }
     });
     Ok(Some(Tensor::from_vec(
@@ -113,7 +114,7 @@ struct Paged<'a> {
 }
 
 impl KvRows for Paged<'_> {
-    #[inline]
+    #[inline(always)]
     fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32] {
         let pos = match self.tail {
             Some((base, map)) if pos >= base => map[pos - base],
@@ -160,19 +161,28 @@ pub fn attend(
     let mut out = vec![0f32; seq * heads * hd];
     let dst = out.as_mut_ptr() as usize;
     let item_bytes = (len * hd * 8).max(1);
-    super::kernels::parallel(seq * heads, item_bytes, 1, |items| {
-        let mut scores = vec![0f32; len];
+    super::kernels::parallel(seq * kv_heads, item_bytes, 1, |items| {
+        let mut scores = vec![0f32; reps * len];
         for item in items {
-            let (i, h) = (item / heads, item % heads);
-            let g = h / reps;
-            let qrow = &qs[(h * seq + i) * hd..(h * seq + i + 1) * hd];
-            // SAFETY: each (row, head) is one item, written once; `out` outlives the call.
+            let (i, g) = (item / kv_heads, item % kv_heads);
+            let qrows = (0..reps).map(|r| &qs[((g * reps + r) * seq + i) * hd..][..hd]);
+            // SAFETY: each (row, KV head) is one item and writes its own query heads' outputs,
+            // side by side; `out` outlives the call.
             let y = unsafe {
-                std::slice::from_raw_parts_mut((dst as *mut f32).add((i * heads + h) * hd), hd)
+                std::slice::from_raw_parts_mut(
+                    (dst as *mut f32).add((i * heads + g * reps) * hd),
+                    reps * hd,
+                )
             };
             let seen = past + i + 1;
             let from = window.map_or(0, |w| seen.saturating_sub(w));
-            one_row(qrow, &keys, &vals, g, from..seen, scale, &mut scores, y);
+            let group = Group {
+                keys: &keys,
+                vals: &vals,
+                g,
+                scale,
+            };
+            group.attend(qrows, from..seen, &mut scores, y);
         }
     });
     Ok(Some(Tensor::from_vec(
@@ -202,48 +212,125 @@ impl<'a> Rows<'a> {
 }
 
 impl KvRows for Rows<'_> {
-    #[inline]
+    #[inline(always)]
     fn row(&self, head: usize, pos: usize, hd: usize) -> &[f32] {
         let o = self.start + head * self.head_stride + pos * self.pos_stride;
         &self.data[o..o + hd]
     }
 }
 
-/// One query row of one head over positions `seen` of KV head `g`.
-#[allow(clippy::too_many_arguments)]
-fn one_row(
-    q: &[f32],
-    keys: &impl KvRows,
-    vals: &impl KvRows,
+/// The query heads that share KV head `g`, for one row: each key and value row is read once for
+/// all of them (grouped-query attention's saving, in the memory traffic of decode at long
+/// contexts). Each head still goes through the very same operations in the same order whatever
+/// the group, the number of rows or the item it falls in: dot products in eight lanes, a
+/// max-subtracted softmax summed position by position, a weighted sum of values.
+struct Group<'a, K: KvRows> {
+    keys: &'a K,
+    vals: &'a K,
     g: usize,
-    seen: std::ops::Range<usize>,
     scale: f32,
-    scores: &mut [f32],
-    y: &mut [f32],
-) {
-    let hd = q.len();
-    let from = seen.start;
-    let scores = &mut scores[..seen.len()];
-    for (t, s) in scores.iter_mut().enumerate() {
-        *s = dot(q, keys.row(g, from + t, hd)) * scale;
+}
+
+impl<K: KvRows> Group<'_, K> {
+    /// `q`'s heads (each `head_dim` long) over positions `seen`; `y` holds their outputs side by
+    /// side, `scores` at least heads × positions. Compiled for the widest vectors the CPU has:
+    /// the operations and their order are the same in each (no contraction into fused
+    /// multiply-adds), so every path gives the same bits.
+    fn attend<'q>(
+        &self,
+        q: impl Iterator<Item = &'q [f32]>,
+        seen: std::ops::Range<usize>,
+        scores: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let q: Vec<&[f32]> = q.collect();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                // SAFETY: the features were detected.
+                return unsafe { self.attend_avx512(&q, seen, scores, y) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { self.attend_avx2(&q, seen, scores, y) };
+            }
+        }
+        self.attend_all(&q, seen, scores, y)
     }
-    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn attend_avx512(
+        &self,
+        q: &[&[f32]],
+        seen: std::ops::Range<usize>,
+        scores: &mut [f32],
+        y: &mut [f32],
+    ) {
+        self.attend_all(q, seen, scores, y)
     }
-    let inv = 1.0 / sum;
-    y.fill(0.0);
-    for (t, &p) in scores.iter().enumerate() {
-        let p = p * inv;
-        for (y, v) in y.iter_mut().zip(vals.row(g, from + t, hd)) {
-            *y += p * v;
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_avx2(
+        &self,
+        q: &[&[f32]],
+        seen: std::ops::Range<usize>,
+        scores: &mut [f32],
+        y: &mut [f32],
+    ) {
+        self.attend_all(q, seen, scores, y)
+    }
+
+    #[inline(always)]
+    fn attend_all(
+        &self,
+        q: &[&[f32]],
+        seen: std::ops::Range<usize>,
+        scores: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let (reps, n, from) = (q.len(), seen.len(), seen.start);
+        let hd = y.len() / reps.max(1);
+        let scores = &mut scores[..reps * n];
+        for t in 0..n {
+            let k = self.keys.row(self.g, from + t, hd);
+            for (r, qr) in q.iter().enumerate() {
+                scores[r * n + t] = dot(qr, k) * self.scale;
+            }
+        }
+        let mut inv = Vec::with_capacity(reps);
+        for s in scores.chunks_exact_mut(n.max(1)).take(reps) {
+            let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            exp_shifted_all(s, max);
+            let sum = s.iter().fold(0f32, |a, &x| a + x);
+            inv.push(1.0 / sum);
+        }
+        y.fill(0.0);
+        for t in 0..n {
+            let v = self.vals.row(self.g, from + t, hd);
+            for (r, yr) in y.chunks_exact_mut(hd).enumerate() {
+                let p = scores[r * n + t] * inv[r];
+                for (y, v) in yr.iter_mut().zip(v) {
+                    *y += p * v;
+                }
+            }
         }
     }
 }
 
+/// `s[i] = e^(s[i] − shift)`, through the polynomial the compiler vectorizes
+/// ([`super::act::exp`]): the C library's `expf`, one value at a time, took a large part of a
+/// decode step's attention at long contexts.
+#[inline(always)]
+fn exp_shifted_all(s: &mut [f32], shift: f32) {
+    for x in s {
+        *x = super::act::exp(*x - shift);
+    }
+}
+
 /// A dot product in eight lanes, added pairwise at the end: the same order for every row.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
