@@ -49,7 +49,7 @@
 //!   prefill.
 //! - **Exact prefill without the weight copies.** With dense prompt attention
 //!   (`PrefillAttention::Dense`), prompt logits stay bitwise those of the reference
-//!   (candle-transformers on the same file); the default tiled attention (`src/engine/tiled.rs`)
+//!   (candle-transformers on the same file); the default tiled attention (`src/engine/tiled/mod.rs`)
 //!   sums in its own order, and the requantized activations carry that into the logits. Activations are re-quantized at every
 //!   layer, so any change of summation order moves the logits by about 1% of the largest. Long
 //!   batches therefore use candle's own arithmetic, each kernel pinned by a bitwise test against
