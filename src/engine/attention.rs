@@ -75,22 +75,18 @@ pub fn attend_paged(
                 kv_heads,
                 tail: row.tail,
             };
-            let qrows = (0..reps).map(|r| &qs[((g * reps + r) * seq + i) * hd..][..hd]);
-            // SAFETY: each (row, KV head) is one item and writes its own query heads' outputs,
-            // side by side; `out` outlives the call.
-            let y = unsafe {
-                std::slice::from_raw_parts_mut(
-                    (dst as *mut f32).add((i * heads + g * reps) * hd),
-                    reps * hd,
-                )
-            };
+            // SAFETY: each (row, KV head) is one item; `out` outlives the call.
+            let y = unsafe { group_out(dst, i, heads, g, reps, hd) };
             let group = Group {
                 keys: &keys,
                 vals: &vals,
                 g,
+                reps,
+                hd,
                 scale,
             };
-            group.attend(qrows, row.from..row.seen, &mut scores, y);
+            let q = &qs[(g * reps * seq + i) * hd..];
+            group.attend(q, seq * hd, row.from..row.seen, &mut scores, y);
         }
     });
     Ok(Some(Tensor::from_vec(
@@ -165,24 +161,20 @@ pub fn attend(
         let mut scores = vec![0f32; reps * len];
         for item in items {
             let (i, g) = (item / kv_heads, item % kv_heads);
-            let qrows = (0..reps).map(|r| &qs[((g * reps + r) * seq + i) * hd..][..hd]);
-            // SAFETY: each (row, KV head) is one item and writes its own query heads' outputs,
-            // side by side; `out` outlives the call.
-            let y = unsafe {
-                std::slice::from_raw_parts_mut(
-                    (dst as *mut f32).add((i * heads + g * reps) * hd),
-                    reps * hd,
-                )
-            };
+            // SAFETY: each (row, KV head) is one item; `out` outlives the call.
+            let y = unsafe { group_out(dst, i, heads, g, reps, hd) };
             let seen = past + i + 1;
             let from = window.map_or(0, |w| seen.saturating_sub(w));
             let group = Group {
                 keys: &keys,
                 vals: &vals,
                 g,
+                reps,
+                hd,
                 scale,
             };
-            group.attend(qrows, from..seen, &mut scores, y);
+            let q = &qs[(g * reps * seq + i) * hd..];
+            group.attend(q, seq * hd, from..seen, &mut scores, y);
         }
     });
     Ok(Some(Tensor::from_vec(
@@ -228,95 +220,122 @@ struct Group<'a, K: KvRows> {
     keys: &'a K,
     vals: &'a K,
     g: usize,
+    reps: usize,
+    hd: usize,
     scale: f32,
 }
 
 impl<K: KvRows> Group<'_, K> {
-    /// `q`'s heads (each `head_dim` long) over positions `seen`; `y` holds their outputs side by
-    /// side, `scores` at least heads × positions. Compiled for the widest vectors the CPU has:
+    /// The group's query heads (head `r` at `q[r * stride..]`, `head_dim` long) over positions
+    /// `seen`; `y` holds their outputs side by side, `scores` at least heads × positions. Compiled for the widest vectors the CPU has:
     /// the operations and their order are the same in each (no contraction into fused
     /// multiply-adds), so every path gives the same bits.
-    fn attend<'q>(
+    fn attend(
         &self,
-        q: impl Iterator<Item = &'q [f32]>,
+        q: &[f32],
+        stride: usize,
         seen: std::ops::Range<usize>,
         scores: &mut [f32],
         y: &mut [f32],
     ) {
-        let q: Vec<&[f32]> = q.collect();
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
                 // SAFETY: the features were detected.
-                return unsafe { self.attend_avx512(&q, seen, scores, y) };
+                return unsafe { self.attend_avx512(q, stride, seen, scores, y) };
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: as above.
-                return unsafe { self.attend_avx2(&q, seen, scores, y) };
+                return unsafe { self.attend_avx2(q, stride, seen, scores, y) };
             }
         }
-        self.attend_all(&q, seen, scores, y)
+        self.attend_all(q, stride, seen, scores, y)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn attend_avx512(
         &self,
-        q: &[&[f32]],
+        q: &[f32],
+        stride: usize,
         seen: std::ops::Range<usize>,
         scores: &mut [f32],
         y: &mut [f32],
     ) {
-        self.attend_all(q, seen, scores, y)
+        self.attend_all(q, stride, seen, scores, y)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn attend_avx2(
         &self,
-        q: &[&[f32]],
+        q: &[f32],
+        stride: usize,
         seen: std::ops::Range<usize>,
         scores: &mut [f32],
         y: &mut [f32],
     ) {
-        self.attend_all(q, seen, scores, y)
+        self.attend_all(q, stride, seen, scores, y)
     }
 
     #[inline(always)]
     fn attend_all(
         &self,
-        q: &[&[f32]],
+        q: &[f32],
+        stride: usize,
         seen: std::ops::Range<usize>,
         scores: &mut [f32],
         y: &mut [f32],
     ) {
-        let (reps, n, from) = (q.len(), seen.len(), seen.start);
-        let hd = y.len() / reps.max(1);
-        let scores = &mut scores[..reps * n];
+        let (n, from) = (seen.len(), seen.start);
+        let hd = self.hd;
+        let scores = &mut scores[..self.reps * n];
         for t in 0..n {
             let k = self.keys.row(self.g, from + t, hd);
-            for (r, qr) in q.iter().enumerate() {
-                scores[r * n + t] = dot(qr, k) * self.scale;
+            for r in 0..self.reps {
+                scores[r * n + t] = dot(&q[r * stride..][..hd], k) * self.scale;
             }
         }
-        let mut inv = Vec::with_capacity(reps);
-        for s in scores.chunks_exact_mut(n.max(1)).take(reps) {
+        // Each head's weights, normalised in place.
+        for s in scores.chunks_exact_mut(n.max(1)) {
             let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
             exp_shifted_all(s, max);
-            let sum = s.iter().fold(0f32, |a, &x| a + x);
-            inv.push(1.0 / sum);
+            let inv = 1.0 / s.iter().fold(0f32, |a, &x| a + x);
+            for p in s.iter_mut() {
+                *p *= inv;
+            }
         }
         y.fill(0.0);
         for t in 0..n {
             let v = self.vals.row(self.g, from + t, hd);
             for (r, yr) in y.chunks_exact_mut(hd).enumerate() {
-                let p = scores[r * n + t] * inv[r];
+                let p = scores[r * n + t];
                 for (y, v) in yr.iter_mut().zip(v) {
                     *y += p * v;
                 }
             }
         }
     }
+}
+
+/// The outputs of row `i`'s query heads that share KV head `g`, side by side in the output
+/// (`(rows, heads, head_dim)` at `dst`).
+///
+/// # Safety
+/// `dst` is the output, alive for the returned slice's life, and nothing else writes these
+/// values meanwhile.
+unsafe fn group_out<'o>(
+    dst: usize,
+    i: usize,
+    heads: usize,
+    g: usize,
+    reps: usize,
+    hd: usize,
+) -> &'o mut [f32] {
+    std::slice::from_raw_parts_mut(
+        (dst as *mut f32).add((i * heads + g * reps) * hd),
+        reps * hd,
+    )
 }
 
 /// `s[i] = e^(s[i] − shift)`, through the polynomial the compiler vectorizes

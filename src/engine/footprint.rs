@@ -6,7 +6,24 @@
 use super::config::ModelConfig;
 use super::tiled::{scratch_bytes, PrefillAttention};
 use super::Model;
+use crate::stats::human_bytes;
 use candle_core::DType;
+
+/// Room kept for everything else (activations, logits, the allocator's slack).
+pub const WORKING_BYTES: u64 = 256 << 20;
+
+/// What a step needs against what the machine has; `Err` says both.
+pub fn check(what: &str, need: u64, available: u64) -> Result<(), String> {
+    if need.saturating_add(WORKING_BYTES) <= available {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} needs about {} (+ {} working room) but {} of memory is available: free memory or choose a smaller model, type or context",
+        human_bytes(need),
+        human_bytes(WORKING_BYTES),
+        human_bytes(available)
+    ))
+}
 
 /// Bytes a prefill of `tokens` rows after `pos` cached ones holds at its peak, beyond the weights
 /// and the KV cache, with prompt attention `how` on `threads` threads.

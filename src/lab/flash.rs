@@ -4,7 +4,7 @@
 //! admission estimates, the same next token, and attention alone against dense on this model's
 //! shape. A length that would not fit in memory is skipped with both numbers.
 
-use crate::engine::footprint::prefill_bytes;
+use crate::engine::footprint::{check, prefill_bytes};
 use crate::engine::quality::CORPUS;
 use crate::engine::sampling::argmax;
 use crate::engine::tiled::{gap_from_dense, PrefillAttention, KEY_BLOCK, QUERY_BLOCK};
@@ -15,9 +15,6 @@ use crate::stats::human_bytes;
 use anyhow::Result;
 use candle_core::DType;
 use std::time::Instant;
-
-/// Room kept beside a measurement (as memory admission keeps it).
-const WORKING_BYTES: u64 = 256 << 20;
 
 pub fn run(
     engine: &mut Engine,
@@ -107,13 +104,9 @@ fn prefill(
         predicted_bytes,
         ..FlashRun::default()
     };
-    let need = kv_bytes + predicted_bytes + WORKING_BYTES;
-    if let Some(a) = available.filter(|&a| need > a) {
-        run.skipped = Some(format!(
-            "needs about {} but {} is available",
-            human_bytes(need),
-            human_bytes(a)
-        ));
+    let what = format!("a {} prefill of {n} tokens", how.name());
+    if let Some(Err(why)) = available.map(|a| check(&what, kv_bytes + predicted_bytes, a)) {
+        run.skipped = Some(why);
         return Ok((run, None));
     }
     let mut m = model.clone();

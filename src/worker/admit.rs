@@ -5,23 +5,8 @@
 use crate::engine::footprint::prefill_bytes;
 use crate::engine::Engine;
 use crate::protocol::Quant;
-use crate::stats::human_bytes;
 
-/// Room kept for everything else (activations, logits, the allocator's slack).
-pub const WORKING_BYTES: u64 = 256 << 20;
-
-/// What a step needs against what the machine has; `Err` says both.
-pub fn check(what: &str, need: u64, available: u64) -> Result<(), String> {
-    if need.saturating_add(WORKING_BYTES) <= available {
-        return Ok(());
-    }
-    Err(format!(
-        "{what} needs about {} (+ {} working room) but {} of memory is available: free memory or choose a smaller model, type or context",
-        human_bytes(need),
-        human_bytes(WORKING_BYTES),
-        human_bytes(available)
-    ))
-}
+pub use crate::engine::footprint::check;
 
 /// Bytes a load needs: the file's weights (freed weights of the model it replaces count as
 /// available).

@@ -1,7 +1,7 @@
 //! The flash-attention demo's tables: dense against tiled prefill by prompt length (time per
 //! token, the heap's peak, the estimate admission uses), and what the tiles are.
 
-use crate::protocol::flash::{FlashAttention, FlashRow, FlashRun};
+use crate::protocol::flash::{FlashAttention, FlashRun};
 use crate::report::table::{
     yes_no,
     Cell::{self, Bytes, Count, Num, Percent, Text, Times},
@@ -109,9 +109,4 @@ pub(super) fn markdown(x: &FlashAttention) -> String {
             false => format!("\n### Not run\n\n{skipped}"),
         }
     )
-}
-
-/// The row at `tokens`, if it was measured.
-pub fn row_at(x: &FlashAttention, tokens: usize) -> Option<&FlashRow> {
-    x.rows.iter().find(|r| r.tokens == tokens)
 }

@@ -68,7 +68,7 @@ pub(super) fn flash(f: &mut Facts, x: &FlashAttention) {
     let longest = x.rows.last();
     row(f, "longest", x, longest);
     let status = match longest.map(|r| (&r.dense.skipped, r.dense.prefill)) {
-        Some((Some(why), _)) => format!("did not run: it {why}"),
+        Some((Some(why), _)) => format!("did not run: {why}"),
         Some((None, Some(_))) => "ran".into(),
         _ => NONE.into(),
     };
