@@ -6,15 +6,13 @@
 
 use crate::engine::footprint::{check, prefill_bytes};
 use crate::engine::quality::CORPUS;
-use crate::engine::sampling::argmax;
 use crate::engine::tiled::{gap_from_dense, PrefillAttention, KEY_BLOCK, QUERY_BLOCK};
-use crate::engine::{Engine, Forward, Model};
+use crate::engine::{Engine, Model};
 use crate::protocol::flash::{FlashAttention, FlashRow, FlashRun};
 use crate::protocol::DemoSection;
 use crate::stats::human_bytes;
 use anyhow::Result;
 use candle_core::DType;
-use std::time::Instant;
 
 pub fn run(
     engine: &mut Engine,
@@ -113,11 +111,9 @@ fn prefill(
     m.prefill_attention = how;
     crate::alloc::reset_heap_peak();
     let before = crate::alloc::heap_live();
-    let t = Instant::now();
-    let logits = m.forward(ids, &mut cache, Forward::LAST)?;
-    run.prefill = Some(t.elapsed());
+    let (took, next) = super::measure::prefill(&m, &mut cache, ids)?;
+    run.prefill = Some(took);
     run.peak_bytes = crate::alloc::heap_peak().saturating_sub(before);
     run.kv_bytes = cache.reserved_bytes();
-    let next = argmax(&Model::last_logits(&logits)?) as u32;
     Ok((run, Some(next)))
 }
