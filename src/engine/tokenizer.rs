@@ -45,6 +45,7 @@ fn pre_regex(pre: &str) -> Option<&'static str> {
     }
 }
 
+#[derive(Clone)]
 pub struct Tokenizer {
     pub inner: tokenizers::Tokenizer,
     /// Ids that end a generation (EOS, EOT and the end-of-turn tokens the vocabulary has).

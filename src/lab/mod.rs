@@ -60,15 +60,23 @@ pub fn run(
         DemoKind::DecodeRoofline => {
             DemoResult::DecodeRoofline(decode_roofline::run(engine, section, progress)?)
         }
+        DemoKind::ServingMetrics => anyhow::bail!(
+            "the serving-metrics demo starts a server: crate::serve::lesson::run_demo runs it"
+        ),
     };
-    Ok(DemoRun {
+    Ok(finish(engine, kind, result))
+}
+
+/// A demo's answer with what it ran on: the model, its threads and its costs (no stamp yet).
+pub fn finish(engine: &Engine, kind: DemoKind, result: DemoResult) -> DemoRun {
+    DemoRun {
         demo: kind.name().into(),
         model: engine.info.name.clone(),
         threads: engine.info.threads,
         result,
         stamp: None,
         costs: Some(Box::new(costs(engine))),
-    })
+    }
 }
 
 /// The loaded model's shape and per-token costs.

@@ -23,10 +23,11 @@ pub enum DemoKind {
     Sensitivity,
     FlashAttention,
     DecodeRoofline,
+    ServingMetrics,
 }
 
 impl DemoKind {
-    pub const ALL: [DemoKind; 10] = [
+    pub const ALL: [DemoKind; 11] = [
         DemoKind::PrefillVsDecode,
         DemoKind::KvCache,
         DemoKind::Roofline,
@@ -37,6 +38,7 @@ impl DemoKind {
         DemoKind::Sensitivity,
         DemoKind::FlashAttention,
         DemoKind::DecodeRoofline,
+        DemoKind::ServingMetrics,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl DemoKind {
             DemoKind::Sensitivity => "sensitivity",
             DemoKind::FlashAttention => "flash-attention",
             DemoKind::DecodeRoofline => "decode-roofline",
+            DemoKind::ServingMetrics => "serving-metrics",
         }
     }
 
@@ -124,6 +127,10 @@ pub struct DemoSection {
     /// (default 2048, as `--max-model-len`).
     #[serde(default)]
     pub max_model_len: Option<usize>,
+    /// serving-metrics: the levels, shapes, policies, SLO and prices (defaults in
+    /// [`super::serving::ServingPlan`]).
+    #[serde(default)]
+    pub serving: Option<super::serving::ServingPlan>,
 }
 
 impl DemoSection {
@@ -173,6 +180,9 @@ impl DemoSection {
         }
         if let Some(a) = &self.arrivals {
             a.validate().map_err(|e| format!("demo {e}"))?;
+        }
+        if let Some(s) = &self.serving {
+            s.validate()?;
         }
         Ok(())
     }
@@ -237,6 +247,7 @@ pub enum DemoResult {
     Sensitivity(Box<super::sensitivity::SensDemo>),
     FlashAttention(super::flash::FlashAttention),
     DecodeRoofline(super::decode_roofline::DecodeRoofline),
+    ServingMetrics(Box<super::serving::ServingMetrics>),
 }
 
 /// A finished demo: what ran, on what, and its numbers.

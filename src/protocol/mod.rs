@@ -16,6 +16,7 @@ pub mod sched;
 pub mod scraped;
 pub mod sensitivity;
 pub mod serve;
+pub mod serving;
 pub mod settings;
 mod stamp;
 

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod flash;
 mod roofline;
 pub mod sensitivity;
+mod serving;
 
 pub use charts::{charts, write_charts, Chart};
 pub use facts::{facts, narrate};
@@ -145,6 +146,7 @@ pub fn tables(r: &DemoResult) -> String {
         DemoResult::Sensitivity(x) => sensitivity::demo_markdown(x),
         DemoResult::FlashAttention(x) => flash::markdown(x),
         DemoResult::DecodeRoofline(x) => decode_roofline::markdown(x),
+        DemoResult::ServingMetrics(x) => serving::markdown(x),
     }
 }
 
@@ -162,6 +164,7 @@ pub fn result_tables(r: &DemoResult) -> Vec<Table> {
         DemoResult::Sensitivity(x) => sensitivity::demo_tables(x),
         DemoResult::FlashAttention(x) => flash::tables(x),
         DemoResult::DecodeRoofline(x) => decode_roofline::tables(x),
+        DemoResult::ServingMetrics(x) => serving::tables(x),
     }
 }
 

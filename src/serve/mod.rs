@@ -7,11 +7,13 @@
 //! - [`mock`]: a scripted server on loopback, for tests and the client's own benchmark.
 //! - [`openai`]: the OpenAI wire shapes all three speak.
 //! - [`server`]: `labtui serve`, our engine batching continuously behind the same API.
+//! - [`lesson`]: the serving-metrics demo, that server measured by our own load generator.
 //!
 //! Only the URLs the user gives are contacted.
 
 pub mod client;
 pub mod info;
+pub mod lesson;
 pub mod load;
 pub mod mock;
 pub mod openai;

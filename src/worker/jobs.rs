@@ -520,7 +520,7 @@ impl Local {
         };
         let live_out = self.out.clone();
         let mut live = |e: Event| live_out.send(e);
-        let result = crate::lab::run(engine, demo, prompt, &mut progress, &mut live);
+        let result = crate::serve::lesson::run_demo(engine, demo, prompt, &mut progress, &mut live);
         match result {
             Ok(run) => self.emit(Event::Demo(crate::protocol::DemoRun {
                 stamp: stamp.map(Box::new),

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// One chart: the file stem, its title, the axes' labels and the lines.
 pub struct Chart {
-    pub stem: &'static str,
-    pub title: &'static str,
+    pub stem: String,
+    pub title: String,
     pub x: &'static str,
     pub y: &'static str,
     pub series: Vec<Series>,
@@ -30,16 +30,16 @@ impl Chart {
     }
 }
 
-fn chart(
-    stem: &'static str,
-    title: &'static str,
+pub(super) fn chart(
+    stem: &str,
+    title: &str,
     x: &'static str,
     y: &'static str,
     series: Vec<Series>,
 ) -> Chart {
     Chart {
-        stem,
-        title,
+        stem: stem.into(),
+        title: title.into(),
         x,
         y,
         series,
@@ -47,7 +47,7 @@ fn chart(
     }
 }
 
-fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
+pub(super) fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
     Series {
         name: name.into(),
         points: points.into_iter().collect(),
@@ -71,6 +71,7 @@ pub fn charts(r: &DemoResult) -> Vec<Chart> {
         DemoResult::Sensitivity(_) => Vec::new(),
         DemoResult::FlashAttention(x) => flash(x),
         DemoResult::DecodeRoofline(x) => super::decode_roofline::charts(x),
+        DemoResult::ServingMetrics(x) => super::serving::charts(x),
     }
 }
 
@@ -351,7 +352,7 @@ pub fn write_charts(dir: &Path, r: &DemoResult) -> anyhow::Result<Vec<PathBuf>> 
     }
     for c in charts(r) {
         out.extend(crate::report::plot::chart(
-            dir, c.stem, c.title, c.x, c.y, &c.series, c.axes,
+            dir, &c.stem, &c.title, c.x, c.y, &c.series, c.axes,
         )?);
     }
     Ok(out)

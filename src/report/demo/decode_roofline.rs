@@ -154,8 +154,8 @@ pub(super) fn charts(x: &DecodeRoofline) -> Vec<super::Chart> {
         });
     }
     vec![super::Chart {
-        stem: "roofline",
-        title: "Decode on the roofline: batch and context",
+        stem: "roofline".into(),
+        title: "Decode on the roofline: batch and context".into(),
         x: "arithmetic intensity (FLOP/byte, log)",
         y: "GFLOP/s (log)",
         series,

@@ -85,16 +85,28 @@ impl Server {
         cfg: &ServeConfig,
         tap: Option<engine::Tap>,
     ) -> std::io::Result<Server> {
-        let listener = std::net::TcpListener::bind(cfg.addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
         let Engine {
             model,
             tokenizer,
             info,
             ..
         } = engine;
+        Self::start_model(model, tokenizer, info.name, cfg, tap)
+    }
+
+    /// Serve `model` under `name`: what [`Self::start_tapped`] runs, for a caller that keeps its
+    /// engine (the model's weights are shared, not copied).
+    pub fn start_model(
+        model: crate::engine::Model,
+        tokenizer: Tokenizer,
+        name: String,
+        cfg: &ServeConfig,
+        tap: Option<engine::Tap>,
+    ) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(cfg.addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let (tx, rx) = mpsc::channel();
         let metrics = Arc::new(Metrics::default());
         let model_stop = Arc::new(AtomicBool::new(false));
@@ -108,7 +120,7 @@ impl Server {
         let shared = Arc::new(Shared {
             jobs: Mutex::new(tx),
             tokenizer,
-            model: info.name.clone(),
+            model: name.clone(),
             metrics,
             next: AtomicU64::new(0),
         });
@@ -135,7 +147,7 @@ impl Server {
             addr,
             stop,
             model_stop,
-            model_name: info.name,
+            model_name: name,
         })
     }
 

@@ -117,7 +117,7 @@ fn chart(c: &report::Chart, area: Rect, buf: &mut Buffer) {
         .collect();
     let labels = |m: f64| vec![Span::raw("0"), Span::raw(format!("{m:.0}"))];
     Chart::new(sets)
-        .block(ratatui::widgets::Block::default().title(Line::styled(c.title, label())))
+        .block(ratatui::widgets::Block::default().title(Line::styled(c.title.as_str(), label())))
         .x_axis(
             Axis::default()
                 .title(c.x)

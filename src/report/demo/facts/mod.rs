@@ -5,6 +5,7 @@
 mod decode_roofline;
 mod flash;
 mod sensitivity;
+mod serving;
 mod streams;
 
 use crate::protocol::demo::{Comparison, ModelCosts, QuantSweep, Roofline, SpecSweep, Sweep};
@@ -102,6 +103,7 @@ pub fn facts(run: &DemoRun) -> Facts {
         DemoResult::Sensitivity(x) => sensitivity::sensitivity(&mut f, x),
         DemoResult::FlashAttention(x) => flash::flash(&mut f, x),
         DemoResult::DecodeRoofline(x) => decode_roofline::decode_roofline(&mut f, x),
+        DemoResult::ServingMetrics(x) => serving::serving(&mut f, x),
     }
     f
 }
