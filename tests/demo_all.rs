@@ -19,6 +19,7 @@ fn charts(kind: DemoKind) -> &'static [&'static str] {
         DemoKind::Sensitivity => &["heatmap-q4_0", "heatmap-q2_k"],
         DemoKind::FlashAttention => &["time", "memory"],
         DemoKind::DecodeRoofline => &["roofline"],
+        DemoKind::ServingMetrics => &["curve-64x64", "curve-256x8"],
     }
 }
 

@@ -8,8 +8,8 @@ use common::{synthetic, OutputWithin};
 use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::{synthetic::SyntheticSpec, Engine};
-use labtui::lab as demo;
 use labtui::protocol::{DemoKind, DemoResult, DemoSection, KvDtype, Quant, Setting};
+use labtui::serve::lesson as demo;
 use std::path::PathBuf;
 
 /// Timing tests run one at a time: on a 2-core machine they would otherwise time each other.
@@ -41,7 +41,7 @@ fn wider_synthetic() -> Engine {
 }
 
 fn run(engine: &mut Engine, section: &DemoSection, prompt: &str) -> DemoResult {
-    demo::run(
+    demo::run_demo(
         engine,
         section,
         prompt,
@@ -331,7 +331,7 @@ fn headless_demo_writes_a_recording_a_report_and_charts() {
     assert!(
         err.contains("no demo \"no-such\"")
             && err.contains(
-                "batching, decode-roofline, flash-attention, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, sensitivity, speculation"
+                "batching, decode-roofline, flash-attention, kv-cache, paged-kv, prefill-vs-decode, quantization, roofline, sensitivity, serving-metrics, speculation"
             ),
         "{err}"
     );

@@ -61,7 +61,7 @@ pub fn run(
             DemoResult::DecodeRoofline(decode_roofline::run(engine, section, progress)?)
         }
         DemoKind::ServingMetrics => anyhow::bail!(
-            "the serving-metrics demo starts a server: crate::serve::lesson::run_demo runs it"
+            "the serving-metrics demo starts a server: the serving layer's lesson::run_demo runs it"
         ),
     };
     Ok(finish(engine, kind, result))

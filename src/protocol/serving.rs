@@ -62,7 +62,7 @@ impl Default for ServingPlan {
     fn default() -> Self {
         Self {
             concurrency: vec![1, 2, 4, 8, 16],
-            shapes: vec![(128, 32), (512, 8)],
+            shapes: vec![(64, 64), (256, 8)],
             requests: None,
             warmup: 2,
             max_batch: 16,
@@ -182,8 +182,13 @@ impl PolicyRun {
 /// One prompt × output shape, every policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShapeRun {
+    /// The shape asked for.
     pub prompt_tokens: usize,
     pub output_tokens: usize,
+    /// The synthetic words each prompt had (fewer than asked where the model's tokenizer made
+    /// more tokens of them than its context holds) and the tokens they made.
+    pub prompt_words: usize,
+    pub tokens_per_prompt: usize,
     pub policies: Vec<PolicyRun>,
 }
 

@@ -55,10 +55,6 @@ pub fn run(
 ) -> Result<ServingMetrics> {
     let plan = section.serving.clone().unwrap_or_default();
     plan.validate().map_err(anyhow::Error::msg)?;
-    let context = engine.model.cfg.context_length;
-    if let Some((p, o)) = plan.shapes.iter().find(|(p, o)| p + o > context) {
-        bail!("serving-metrics: a request of {p} prompt and {o} output tokens passes the model's context of {context}");
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,18 +62,16 @@ pub fn run(
     let step_tokens = SchedConfig::default().step_tokens;
     let mut shapes = Vec::new();
     for (s, &(p, o)) in plan.shapes.iter().enumerate() {
+        let shape = fit(engine, p, o, SEED + 100 * s as u64)?;
         let mut policies = Vec::new();
         for &policy in &plan.policies {
-            let shape = Shape {
-                prompt: p,
-                output: o,
-                seed: SEED + 100 * s as u64,
-            };
             policies.push(rt.block_on(policy_run(engine, &plan, policy, shape, progress))?);
         }
         shapes.push(ShapeRun {
             prompt_tokens: p,
             output_tokens: o,
+            prompt_words: shape.words,
+            tokens_per_prompt: shape.tokens,
             policies,
         });
     }
@@ -88,11 +82,45 @@ pub fn run(
     })
 }
 
+/// What a shape's requests are: synthetic prompts of `words` words (`tokens` by this model's
+/// tokenizer) and `output` tokens to generate.
 #[derive(Clone, Copy)]
 struct Shape {
-    prompt: usize,
+    words: usize,
+    tokens: usize,
     output: usize,
     seed: u64,
+}
+
+/// Room for the tag a warm-up request's prompt starts with.
+const TAG_TOKENS: usize = 16;
+
+/// The shape of `prompt` words and `output` tokens, its prompts cut to fit the model's context
+/// where this tokenizer makes more tokens of them (a synthetic prompt of n words is about n
+/// tokens for the usual vocabularies, not for every one).
+fn fit(engine: &Engine, prompt: usize, output: usize, seed: u64) -> Result<Shape> {
+    let context = engine.model.cfg.context_length;
+    let room = context.saturating_sub(output + TAG_TOKENS);
+    if room == 0 {
+        bail!("serving-metrics: {output} output tokens leave no room for a prompt in the model's context of {context}");
+    }
+    let mut shape = Shape {
+        words: prompt,
+        tokens: 0,
+        output,
+        seed,
+    };
+    loop {
+        let text = &workload(shape, 0).requests(1)[0].prompt;
+        shape.tokens = engine.tokenizer.encode_prompt(text)?.len();
+        if shape.tokens <= room {
+            return Ok(shape);
+        }
+        if shape.words == 1 {
+            bail!("serving-metrics: a one-word prompt is {} tokens, past the room of {room} in the model's context", shape.tokens);
+        }
+        shape.words = (shape.words * room / shape.tokens).clamp(1, shape.words - 1);
+    }
 }
 
 /// The server a policy runs: continuous or static batching up to the plan's batch, or one
@@ -124,7 +152,7 @@ async fn policy_run(
     shape: Shape,
     progress: &mut dyn FnMut(String),
 ) -> Result<PolicyRun> {
-    let cfg = config(plan, policy, request_tokens(engine, shape)?);
+    let cfg = config(plan, policy, shape.tokens + shape.output + TAG_TOKENS);
     let server = Server::start_model(
         engine.model.clone(),
         engine.tokenizer.clone(),
@@ -149,7 +177,7 @@ async fn policy_run(
         let (summary, outcomes) = level(&target, plan, shape, c, i).await?;
         progress(format!(
             "{}:{} {policy} at {c} in flight: {:.1} req/s, {:.1} tok/s, TTFT p50 {:.0} ms, E2E p50 {:.0} ms",
-            shape.prompt,
+            shape.words,
             shape.output,
             summary.req_s,
             summary.output_tok_s,
@@ -209,7 +237,7 @@ async fn level(
         }
     };
     let mut run = load::Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
-    let summary = load::run(&[target.clone()], &workload, &lp, None, &mut run)
+    let summary = load::run(std::slice::from_ref(target), &workload, &lp, None, &mut run)
         .await?
         .pop()
         .context("the level measured nothing")?;
@@ -221,7 +249,7 @@ async fn level(
 fn workload(shape: Shape, place: usize) -> Workload {
     Workload {
         prompts: Prompts::Synthetic {
-            mean: shape.prompt,
+            mean: shape.words,
             stddev: 0,
         },
         max_tokens: shape.output,
@@ -230,23 +258,6 @@ fn workload(shape: Shape, place: usize) -> Workload {
         seed: shape.seed + place as u64,
         shape: Default::default(),
     }
-}
-
-/// The KV tokens one request of `shape` holds at its end, by this model's tokenizer (a synthetic
-/// prompt of n words is about n tokens for the usual vocabularies, not for every one), with room
-/// for the warm-up's tag.
-fn request_tokens(engine: &Engine, shape: Shape) -> Result<usize> {
-    let text = &workload(shape, 0).requests(1)[0].prompt;
-    let tokens = engine.tokenizer.encode_prompt(text)?.len() + shape.output;
-    let context = engine.model.cfg.context_length;
-    if tokens > context {
-        bail!(
-            "serving-metrics: a {}:{} request is {tokens} tokens by this model's tokenizer, past its context of {context}",
-            shape.prompt,
-            shape.output
-        );
-    }
-    Ok(tokens + 16)
 }
 
 /// `usd_per_hour` spread over an hour of `tok_s` output tokens, per million.

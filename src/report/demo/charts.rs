@@ -30,13 +30,7 @@ impl Chart {
     }
 }
 
-pub(super) fn chart(
-    stem: &str,
-    title: &str,
-    x: &'static str,
-    y: &'static str,
-    series: Vec<Series>,
-) -> Chart {
+fn chart(stem: &str, title: &str, x: &'static str, y: &'static str, series: Vec<Series>) -> Chart {
     Chart {
         stem: stem.into(),
         title: title.into(),
@@ -47,7 +41,7 @@ pub(super) fn chart(
     }
 }
 
-pub(super) fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
+fn series(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Series {
     Series {
         name: name.into(),
         points: points.into_iter().collect(),

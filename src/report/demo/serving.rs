@@ -2,8 +2,9 @@
 //! latency percentiles, goodput, cost, and the identities checked), how many users each policy
 //! fits under the SLO, and the shapes side by side; the throughput–latency curve per shape.
 
-use super::charts::{chart, series, Chart};
+use super::Chart;
 use crate::protocol::serving::{ServingLevel, ServingMetrics, ServingPolicy, ShapeRun};
+use crate::report::plot::{Axes, Series};
 use crate::report::table::{
     Cell::{self, Count, Ms, Num, Percent, Text},
     Column, Table,
@@ -74,14 +75,19 @@ fn shape_table(x: &ServingMetrics, r: &ShapeRun) -> Table {
             level_row(&mut t, p.policy, l);
         }
     }
-    t.above(format!(
-        "{} prompt tokens, {} output tokens · SLO TTFT ≤ {:.0} ms, TPOT ≤ {:.0} ms · ${:.2}/h",
-        r.prompt_tokens,
-        r.output_tokens,
-        x.plan.slo_ttft_ms,
-        x.plan.slo_tpot_ms,
-        x.plan.usd_per_hour
-    ))
+    t.above(caption(x, r))
+}
+
+/// What a shape's requests were, and the SLO and price its levels are judged by.
+fn caption(x: &ServingMetrics, r: &ShapeRun) -> String {
+    let cut = match r.prompt_words < r.prompt_tokens {
+        true => format!(" (cut to {} words to fit the context)", r.prompt_words),
+        false => String::new(),
+    };
+    format!(
+        "prompts of {} tokens{cut}, {} output tokens · SLO TTFT ≤ {:.0} ms, TPOT ≤ {:.0} ms · ${:.2}/h",
+        r.tokens_per_prompt, r.output_tokens, x.plan.slo_ttft_ms, x.plan.slo_tpot_ms, x.plan.usd_per_hour
+    )
 }
 
 /// Per shape and policy: the most users within the SLO and the best throughput.
@@ -171,8 +177,9 @@ pub(super) fn markdown(x: &ServingMetrics) -> String {
     );
     for r in &x.shapes {
         s.push_str(&format!(
-            "### {}\n\n{}\n",
+            "### {}\n\n{}.\n\n{}\n",
             r.label(),
+            caption(x, r),
             shape_table(x, r).markdown()
         ));
     }
@@ -190,30 +197,30 @@ pub(super) fn charts(x: &ServingMetrics) -> Vec<Chart> {
     x.shapes
         .iter()
         .map(|r| {
-            let lines = r
+            let series = r
                 .policies
                 .iter()
-                .map(|p| {
-                    let mut s = series(
-                        &p.policy.to_string(),
-                        p.levels
-                            .iter()
-                            .map(|l| (l.summary.output_tok_s, millis(l.summary.e2e.p50))),
-                    );
-                    s.labels = p.levels.iter().map(|l| l.concurrency.to_string()).collect();
-                    s
+                .map(|p| Series {
+                    name: p.policy.to_string(),
+                    points: p
+                        .levels
+                        .iter()
+                        .map(|l| (l.summary.output_tok_s, millis(l.summary.e2e.p50)))
+                        .collect(),
+                    labels: p.levels.iter().map(|l| l.concurrency.to_string()).collect(),
                 })
                 .collect();
-            chart(
-                &format!("curve-{}x{}", r.prompt_tokens, r.output_tokens),
-                &format!(
+            Chart {
+                stem: format!("curve-{}x{}", r.prompt_tokens, r.output_tokens),
+                title: format!(
                     "Throughput against latency, {} prompt : {} output tokens (points: requests in flight)",
                     r.prompt_tokens, r.output_tokens
                 ),
-                "output tok/s",
-                "E2E p50 (ms)",
-                lines,
-            )
+                x: "output tok/s",
+                y: "E2E p50 (ms)",
+                series,
+                axes: Axes::default(),
+            }
         })
         .collect()
 }
