@@ -3,13 +3,13 @@
 
 mod common;
 
-use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Device, Tensor};
+use common::engine::gemma3_window;
 use common::{max_abs, max_abs_diff};
 use labtui::engine::config::Activation;
 use labtui::engine::quant::requantize;
 use labtui::engine::sampling::argmax;
-use labtui::engine::synthetic::{gguf_bytes, gguf_bytes_with, SyntheticSpec};
+use labtui::engine::synthetic::{gguf_bytes, SyntheticSpec};
 use labtui::engine::tiled::PrefillAttention;
 use labtui::engine::{Engine, Forward, Logits, Model};
 use labtui::lab::measure::bench_tokens;
@@ -205,19 +205,6 @@ fn stepped_after(model: &Model, tokens: &[u32], from: usize) -> Vec<Vec<f32>> {
             Model::last_logits(&model.forward(&[t], &mut cache, Forward::LAST).unwrap()).unwrap()
         })
         .collect()
-}
-
-/// A synthetic gemma3 whose sliding-window layers see `window` positions.
-fn gemma3_window(window: u32) -> (Engine, Vec<u8>, tempfile::TempDir) {
-    let bytes = gguf_bytes_with(
-        &spec("gemma3"),
-        &[("gemma3.attention.sliding_window", Value::U32(window))],
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gemma3.gguf");
-    std::fs::write(&path, &bytes).unwrap();
-    (Engine::from_file(&path, &Device::Cpu).unwrap(), bytes, dir)
 }
 
 #[test]

@@ -182,6 +182,15 @@ impl Engine {
             device: device_name(device),
             threads: threads(),
             load_time: start.elapsed(),
+            sliding: model.sliding_layers().map(|(window, sliding)| {
+                crate::protocol::SlidingLayers {
+                    layers: sliding.iter().filter(|&&s| s).count(),
+                    window,
+                    kept_beyond: model.prefill_chunk().unwrap_or(0)
+                        + kv_cache::WINDOW_SLACK
+                        + 2 * kv_cache::BLOCK_TOKENS,
+                }
+            }),
         };
         Self {
             model,

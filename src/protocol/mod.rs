@@ -174,12 +174,40 @@ pub struct ModelInfo {
     pub device: String,
     pub threads: usize,
     pub load_time: Duration,
+    /// Layers that attend within a sliding window, and the window: they keep only its last
+    /// positions in the KV cache (absent in recordings made before they did).
+    #[serde(default)]
+    pub sliding: Option<SlidingLayers>,
+}
+
+/// A model's sliding-window layers, for the KV pane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlidingLayers {
+    /// How many of the model's layers slide.
+    pub layers: usize,
+    /// Positions each sees.
+    pub window: usize,
+    /// Positions each keeps at most beyond the window (the slack for rollbacks, block
+    /// rounding, and one prefill chunk while a prompt runs).
+    pub kept_beyond: usize,
 }
 
 /// The architecture a server's model is shown under: its shape is the server's, not known here.
 pub const REMOTE_ARCH: &str = "remote";
 
 impl ModelInfo {
+    /// KV bytes of `tokens` at `value_bytes` per value: every token in a full layer, at most
+    /// the window in a sliding one (after a prompt's prefill).
+    pub fn kv_bytes(&self, value_bytes: f64, tokens: usize, batch: usize) -> f64 {
+        let per_layer =
+            crate::stats::kv_bytes(1, self.kv_heads, self.head_dim, value_bytes, 1, batch);
+        let (sliding, held) = match self.sliding {
+            Some(s) => (s.layers, tokens.min(s.window)),
+            None => (0, 0),
+        };
+        per_layer * ((self.layers - sliding) * tokens + sliding * held) as f64
+    }
+
     /// A model served elsewhere (`--endpoint`): what the server did not say is 0.
     pub fn is_remote(&self) -> bool {
         self.arch == REMOTE_ARCH

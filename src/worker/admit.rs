@@ -20,22 +20,22 @@ pub fn switch_bytes(engine: &Engine, q: Quant) -> u64 {
     crate::engine::quant::variant_bytes(engine.loaded_model(), q)
 }
 
-/// Bytes a run needs: its KV cache grown to its prompt and `max_tokens` (at most the context),
-/// and what its prefill holds while it runs (activations and attention scratch, tiled or dense as
+/// Bytes a run needs: its KV cache grown to its prompt and `max_tokens` (at most the context;
+/// sliding-window layers hold their window), and what its prefill holds while it runs (activations and attention scratch, tiled or dense as
 /// the run will take it).
 pub fn run_bytes(engine: &Engine, prompt_tokens: usize, max_tokens: usize) -> u64 {
     let context = engine.info.context_length;
     let tokens = prompt_tokens.saturating_add(max_tokens).min(context) as u64;
-    let kv = tokens.saturating_mul(engine.info.kv_bytes_per_token);
     let m = &engine.model;
+    let kv = m.kv_bytes(tokens as usize, engine.info.kv_bytes_per_token);
     let how = m.prompt_attention(engine.cache.dtype());
-    kv + prefill_bytes(
-        &m.cfg,
-        how,
-        prompt_tokens.min(context),
-        0,
-        engine.info.threads,
-    )
+    // A chunked prefill's peak is its last chunk's, which attends over everything before it.
+    let prompt = prompt_tokens.min(context);
+    let last = match m.prefill_chunk() {
+        Some(c) if prompt > c => prompt - (prompt - 1) / c * c,
+        _ => prompt,
+    };
+    kv + prefill_bytes(&m.cfg, how, last, prompt - last, engine.info.threads)
 }
 
 pub use crate::sysmon::available_for_runs as available;

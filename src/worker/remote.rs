@@ -342,6 +342,7 @@ pub fn endpoint_info(
         device: format!("remote: {}", ep.url),
         threads: 0,
         load_time,
+        sliding: None,
     }
 }
 

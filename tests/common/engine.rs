@@ -30,3 +30,25 @@ pub fn greedy_alone(model: &Model, prompt: &[u32], n: usize, chunk: usize) -> Ve
             Model::last_logits(&model.forward(&[t], &mut cache, Forward::LAST).unwrap()).unwrap();
     }
 }
+
+/// A synthetic gemma3 (six layers: five sliding-window ones and a global one) whose sliding
+/// layers see `window` positions: the engine, its GGUF's bytes and the folder holding the file.
+pub fn gemma3_window(window: u32) -> (Engine, Vec<u8>, tempfile::TempDir) {
+    let spec = SyntheticSpec {
+        arch: "gemma3",
+        layers: 6,
+        ..SyntheticSpec::default()
+    };
+    let bytes = labtui::engine::synthetic::gguf_bytes_with(
+        &spec,
+        &[(
+            "gemma3.attention.sliding_window",
+            candle_core::quantized::gguf_file::Value::U32(window),
+        )],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gemma3.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    (Engine::from_file(&path, &Device::Cpu).unwrap(), bytes, dir)
+}

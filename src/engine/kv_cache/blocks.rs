@@ -62,11 +62,17 @@ impl BlockAllocator {
     }
 }
 
+/// In a sliding-window table, a block given back: its positions left every window.
+const DROPPED: u32 = u32::MAX;
+
 /// One sequence's blocks, in position order, and its length in tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockTable {
     blocks: Vec<u32>,
     len: usize,
+    /// The sliding-window layers' own blocks, where the pool has such layers: the same
+    /// positions, the ones before the window given back ([`Self::drop_before`]).
+    window: Option<Box<BlockTable>>,
 }
 
 impl BlockTable {
@@ -88,9 +94,59 @@ impl BlockTable {
         self.blocks.len() * BLOCK_TOKENS - self.len
     }
 
-    /// The pool slot of position `pos` (`block × BLOCK_TOKENS + offset`).
+    /// The pool slot of position `pos` (`block × BLOCK_TOKENS + offset`). A position a
+    /// sliding-window table gave back reads slot 0: whatever it holds, the window masks it.
     pub fn slot(&self, pos: usize) -> usize {
-        self.blocks[pos / BLOCK_TOKENS] as usize * BLOCK_TOKENS + pos % BLOCK_TOKENS
+        match self.blocks[pos / BLOCK_TOKENS] {
+            DROPPED => 0,
+            b => b as usize * BLOCK_TOKENS + pos % BLOCK_TOKENS,
+        }
+    }
+
+    /// The table the layers read through: this one, or for a sliding-window layer the window's
+    /// own (this one while nothing was reserved for it).
+    pub fn for_layer(&self, sliding: bool) -> &BlockTable {
+        match (sliding, &self.window) {
+            (true, Some(w)) => w,
+            _ => self,
+        }
+    }
+
+    /// The sliding-window layers' table, made empty on first use.
+    pub(super) fn window_mut(&mut self) -> &mut BlockTable {
+        debug_assert!(
+            self.window.is_some() || self.len == 0,
+            "a window table starts with its sequence"
+        );
+        self.window.get_or_insert_with(Default::default)
+    }
+
+    pub(super) fn window(&self) -> Option<&BlockTable> {
+        self.window.as_deref()
+    }
+
+    /// The first position still held: 0 but in a window table that gave blocks back.
+    pub fn live_from(&self) -> usize {
+        self.blocks.iter().take_while(|&&b| b == DROPPED).count() * BLOCK_TOKENS
+    }
+
+    /// Give back the blocks wholly before position `pos` (they left the window); returns how
+    /// many.
+    pub(super) fn drop_before(&mut self, alloc: &mut BlockAllocator, pos: usize) -> usize {
+        let mut n = 0;
+        for b in self.blocks.iter_mut().take(pos / BLOCK_TOKENS) {
+            if *b != DROPPED {
+                alloc.free(*b);
+                *b = DROPPED;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Blocks held (a window table's given-back ones not counted).
+    pub fn held(&self) -> usize {
+        self.blocks.iter().filter(|&&b| b != DROPPED).count()
     }
 
     /// Blocks still to allocate for this sequence to hold `tokens`.
@@ -120,13 +176,16 @@ impl BlockTable {
             "committed past the reserved blocks"
         );
         self.len += n;
+        if let Some(w) = &mut self.window {
+            w.commit(n);
+        }
     }
 
     /// Keep the first `n` tokens and give back the blocks past them (speculative rollback).
     pub fn truncate(&mut self, alloc: &mut BlockAllocator, n: usize) {
         self.len = self.len.min(n);
         let keep = self.len.div_ceil(BLOCK_TOKENS);
-        for b in self.blocks.drain(keep..) {
+        for b in self.blocks.drain(keep..).filter(|&b| b != DROPPED) {
             alloc.free(b);
         }
     }
@@ -140,6 +199,12 @@ impl BlockTable {
     pub(super) fn forget(&mut self) {
         self.blocks.clear();
         self.len = 0;
+        self.window = None;
+    }
+
+    /// The window table, for the pool to roll back or release with its own allocator.
+    pub(super) fn window_parts(&mut self) -> Option<&mut BlockTable> {
+        self.window.as_deref_mut()
     }
 }
 

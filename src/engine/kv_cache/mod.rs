@@ -7,7 +7,7 @@ pub mod blocks;
 pub mod pool;
 
 pub use blocks::{BlockAllocator, BlockTable, BlockUsage, BLOCK_TOKENS};
-pub use pool::{KvPool, GROW_BLOCKS};
+pub use pool::{KvPool, GROW_BLOCKS, WINDOW_SLACK};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -61,9 +61,16 @@ impl KvCache {
         self.pool.bytes_per_token()
     }
 
-    /// Bytes of the K and V entries of the tokens held.
+    /// Bytes of the K and V entries held: every token in a full layer, the window (and its
+    /// slack) in a sliding-window one.
     pub fn bytes(&self) -> u64 {
-        self.len() as u64 * self.bytes_per_token()
+        self.pool.bytes_held(&self.table)
+    }
+
+    /// The same cache, whose `sliding` layers keep only the last `size` positions.
+    pub fn with_window(mut self, size: usize, sliding: Vec<bool>) -> Self {
+        self.pool = self.pool.with_window(size, sliding);
+        self
     }
 
     /// Bytes allocated for the buffers (held tokens plus room to grow), measured on the tensors.

@@ -16,11 +16,27 @@ struct LayerKv {
     v: Tensor,
 }
 
+/// Positions a sliding-window table keeps before its window: a rollback of up to this many
+/// (a verification of at most [`crate::engine::kernels::SMALL_BATCH`] rows, a layer-skip draft)
+/// finds the positions the next step reads still held.
+pub const WINDOW_SLACK: usize = 2 * BLOCK_TOKENS;
+
+/// The sliding-window layers' own blocks: each sequence keeps only the positions its window
+/// can still see.
+#[derive(Debug, Clone)]
+struct Window {
+    size: usize,
+    /// Which layers slide.
+    sliding: Vec<bool>,
+    alloc: BlockAllocator,
+}
+
 /// Every layer's K and V slots and the allocator of their blocks.
 #[derive(Debug, Clone)]
 pub struct KvPool {
     layers: Vec<Option<LayerKv>>,
     alloc: BlockAllocator,
+    window: Option<Window>,
     kv_heads: usize,
     head_dim: usize,
     /// Most tokens one sequence may hold (the model's context).
@@ -44,6 +60,7 @@ impl KvPool {
         Self {
             layers: vec![None; layers],
             alloc: BlockAllocator::default(),
+            window: None,
             kv_heads,
             head_dim,
             max_tokens,
@@ -51,6 +68,23 @@ impl KvPool {
             dtype,
             device: device.clone(),
         }
+    }
+
+    /// The same pool, whose `sliding` layers keep only the last `size` positions of each
+    /// sequence (and [`WINDOW_SLACK`] before them) in blocks of their own.
+    pub fn with_window(mut self, size: usize, sliding: Vec<bool>) -> Self {
+        assert_eq!(sliding.len(), self.layers.len(), "a flag per layer");
+        self.window = sliding.iter().any(|&s| s).then(|| Window {
+            size,
+            sliding,
+            alloc: BlockAllocator::default(),
+        });
+        self
+    }
+
+    /// Whether `layer` keeps only its window.
+    pub fn slides(&self, layer: usize) -> bool {
+        self.window.as_ref().is_some_and(|w| w.sliding[layer])
     }
 
     pub fn max_tokens(&self) -> usize {
@@ -73,6 +107,22 @@ impl KvPool {
     pub fn bytes_per_token(&self) -> u64 {
         let value = self.dtype.size_in_bytes() as f64;
         crate::stats::kv_bytes(self.layers.len(), self.kv_heads, self.head_dim, value, 1, 1) as u64
+    }
+
+    /// Bytes of the K and V entries `table` holds: every position in a full layer, the ones
+    /// still held in a sliding-window one.
+    pub fn bytes_held(&self, table: &BlockTable) -> u64 {
+        let per_layer = self.bytes_per_token() / self.layers.len().max(1) as u64;
+        let window = table
+            .window()
+            .map_or(table.len(), |w| w.len() - w.live_from());
+        (0..self.layers.len())
+            .map(|l| match self.slides(l) {
+                true => window as u64,
+                false => table.len() as u64,
+            })
+            .sum::<u64>()
+            * per_layer
     }
 
     /// Bytes allocated for the buffers (held blocks and free ones), measured on the tensors.
@@ -99,47 +149,88 @@ impl KvPool {
         }
         let short = table.blocks_short(tokens);
         if short > self.alloc.free_count() {
-            self.grow(self.alloc.held_count() + short)?;
+            self.grow(false, self.alloc.held_count() + short)?;
         }
         if !table.reserve(&mut self.alloc, tokens) {
             candle_core::bail!("KV pool out of blocks")
         }
+        if self.window.is_some() {
+            self.reserve_window(table, tokens)?;
+        }
         Ok(())
     }
 
-    /// Give back `table`'s blocks past its first `n` tokens.
+    /// The window table's blocks for `tokens`, after giving back the ones no row of the
+    /// coming step (at `table.len()` on) can see.
+    fn reserve_window(&mut self, table: &mut BlockTable, tokens: usize) -> Result<()> {
+        let w = self.window.as_mut().expect("a window");
+        let keep_from = table.len().saturating_sub(w.size + WINDOW_SLACK);
+        let wt = table.window_mut();
+        wt.drop_before(&mut w.alloc, keep_from);
+        let short = wt.blocks_short(tokens);
+        if short > w.alloc.free_count() {
+            let needed = w.alloc.held_count() + short;
+            self.grow(true, needed)?;
+        }
+        let w = self.window.as_mut().expect("a window");
+        if !table.window_mut().reserve(&mut w.alloc, tokens) {
+            candle_core::bail!("KV pool out of window blocks")
+        }
+        Ok(())
+    }
+
+    /// Give back `table`'s blocks past its first `n` tokens. Panics where a sliding-window
+    /// layer no longer holds what the next step at `n` would read: a rollback longer than
+    /// [`WINDOW_SLACK`] is a bug.
     pub fn truncate(&mut self, table: &mut BlockTable, n: usize) {
         table.truncate(&mut self.alloc, n);
+        if let (Some(w), Some(wt)) = (&mut self.window, table.window_parts()) {
+            wt.truncate(&mut w.alloc, n);
+            assert!(
+                n == 0 || wt.live_from() <= n.saturating_sub(w.size),
+                "rolled back to {n} tokens past the sliding window's slack ({} held from {})",
+                wt.len(),
+                wt.live_from()
+            );
+        }
     }
 
     /// Give back every block of a finished sequence.
     pub fn release(&mut self, table: &mut BlockTable) {
-        table.release(&mut self.alloc);
+        self.truncate(table, 0);
     }
 
     /// Free the storage; `tables` (every sequence of this pool) start empty.
     pub fn clear<'a>(&mut self, tables: impl IntoIterator<Item = &'a mut BlockTable>) {
         tables.into_iter().for_each(BlockTable::forget);
         self.alloc.reset();
+        if let Some(w) = &mut self.window {
+            w.alloc.reset();
+        }
         self.layers.iter_mut().for_each(|l| *l = None);
     }
 
-    /// Resize every layer's buffers to at least `needed` blocks, keeping what they hold.
-    fn grow(&mut self, needed: usize) -> Result<()> {
+    /// Resize the full layers' buffers (or the sliding ones') to at least `needed` blocks,
+    /// keeping what they hold.
+    fn grow(&mut self, sliding: bool, needed: usize) -> Result<()> {
         if needed > self.max_blocks {
             candle_core::bail!(
                 "KV pool full: {needed} blocks of {BLOCK_TOKENS} tokens exceed its {}",
                 self.max_blocks
             )
         }
-        let old = self.alloc.total();
+        let old = self.blocks(sliding);
         let new = needed
             .div_ceil(GROW_BLOCKS)
             .saturating_mul(GROW_BLOCKS)
             .min(self.max_blocks)
             .max(needed);
         let shape = (new * BLOCK_TOKENS, self.kv_heads, self.head_dim);
-        for slot in self.layers.iter_mut() {
+        for (i, slot) in self.layers.iter_mut().enumerate() {
+            let slides = self.window.as_ref().is_some_and(|w| w.sliding[i]);
+            if slides != sliding {
+                continue;
+            }
             if let Some(l) = slot.take() {
                 let k = Tensor::zeros(shape, self.dtype, &self.device)?;
                 let v = Tensor::zeros(shape, self.dtype, &self.device)?;
@@ -148,8 +239,19 @@ impl KvPool {
                 *slot = Some(LayerKv { k, v });
             }
         }
-        self.alloc.grow(new - old);
+        match (sliding, &mut self.window) {
+            (true, Some(w)) => w.alloc.grow(new - old),
+            _ => self.alloc.grow(new - old),
+        }
         Ok(())
+    }
+
+    /// Blocks the full layers' buffers hold (or the sliding ones').
+    fn blocks(&self, sliding: bool) -> usize {
+        match (sliding, &self.window) {
+            (true, Some(w)) => w.alloc.total(),
+            _ => self.alloc.total(),
+        }
     }
 
     /// Write `k`, `v` (`(n, kv_heads, head_dim)`, contiguous) of `layer` at positions
@@ -162,7 +264,9 @@ impl KvPool {
         k: &Tensor,
         v: &Tensor,
     ) -> Result<()> {
-        let slots = self.alloc.total() * BLOCK_TOKENS;
+        let slides = self.slides(layer);
+        let slots = self.blocks(slides) * BLOCK_TOKENS;
+        let table = table.for_layer(slides);
         let entry = match &mut self.layers[layer] {
             Some(e) => e,
             slot @ None => {
@@ -191,7 +295,10 @@ impl KvPool {
     /// Copy, in every layer written, the K and V of each `(from, to)` pair of `table`'s
     /// positions, in order (a verified tree branch moved down to follow the text).
     pub fn copy_positions(&mut self, table: &BlockTable, moves: &[(usize, usize)]) -> Result<()> {
-        for l in self.layers.iter_mut().flatten() {
+        let sliding: Vec<bool> = (0..self.layers.len()).map(|l| self.slides(l)).collect();
+        for (l, slides) in self.layers.iter_mut().zip(sliding) {
+            let Some(l) = l else { continue };
+            let table = table.for_layer(slides);
             for &(from, to) in moves {
                 if from == to {
                     continue;
@@ -218,6 +325,7 @@ impl KvPool {
         let Some((k, v)) = self.slots(layer) else {
             candle_core::bail!("layer {layer} of the KV cache holds nothing")
         };
+        let table = table.for_layer(self.slides(layer));
         let idx: Vec<u32> = (0..n).map(|p| table.slot(p) as u32).collect();
         let idx = Tensor::new(idx.as_slice(), &self.device)?;
         let pick = |t: &Tensor| -> Result<Tensor> {

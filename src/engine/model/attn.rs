@@ -150,7 +150,7 @@ impl Model {
                             None => (s.pos + i + 1, None),
                         };
                         PagedRow {
-                            table: rows.tables[s.seq],
+                            table: rows.tables[s.seq].for_layer(window.is_some()),
                             from: window.map_or(0, |w| seen.saturating_sub(w)),
                             seen,
                             tail,
@@ -194,7 +194,7 @@ impl Model {
         if let (PrefillAttention::Tiled, Some((k, v))) = (self.prefill_attention, pool.slots(index))
         {
             let span = TiledSpan {
-                table,
+                table: table.for_layer(window.is_some()),
                 pos: s.pos,
                 row: s.row,
                 len: s.len,

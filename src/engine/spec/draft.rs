@@ -59,7 +59,7 @@ pub enum Drafter {
     /// A second model with the same tokenizer.
     DraftModel {
         engine: Box<Engine>,
-        state: ModelDraft,
+        state: Box<ModelDraft>,
     },
     /// The target's first `layers` layers and its head, on the target's own cache.
     LayerSkip {
@@ -89,7 +89,7 @@ impl Drafter {
         let cache = draft.model.new_cache(DType::F32);
         Ok(Self::DraftModel {
             engine: Box::new(draft),
-            state: ModelDraft { cache, seen: 0 },
+            state: Box::new(ModelDraft { cache, seen: 0 }),
         })
     }
 

@@ -131,14 +131,21 @@ fn remote(
 /// The bytes-per-token formula with this model's numbers.
 fn formula_line(m: &ModelInfo) -> Paragraph<'static> {
     let dtype_bytes = m.kv_bytes_per_token / (2 * m.layers * m.kv_heads * m.head_dim).max(1) as u64;
-    Paragraph::new(Line::from(vec![
+    let mut spans = vec![
         Span::styled("per token ", label()),
         Span::raw(format!(
             "2 × {} layers × {} KV heads × {} dims × {} B = ",
             m.layers, m.kv_heads, m.head_dim, dtype_bytes
         )),
         Span::styled(format!("{} B", m.kv_bytes_per_token), value()),
-    ]))
+    ];
+    if let Some(w) = m.sliding {
+        spans.push(Span::raw(format!(
+            " · {} of {} layers slide: each keeps the last {} tokens (+ ≤ {} slack)",
+            w.layers, m.layers, w.window, w.kept_beyond
+        )));
+    }
+    Paragraph::new(Line::from(spans))
 }
 
 /// What is held now, the growth measured over the run, and the paged blocks when there are any.
@@ -211,8 +218,12 @@ fn what_if(state: &AppState, m: &ModelInfo) -> Paragraph<'static> {
         c => c,
     };
     let batch = WHAT_IF_BATCH[state.ui.what_if.batch];
-    let full = crate::stats::kv_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, ctx, batch);
-    let per_tok = crate::stats::kv_bytes(m.layers, m.kv_heads, m.head_dim, dbytes, 1, batch);
+    let full = m.kv_bytes(dbytes, ctx, batch);
+    // Past the window, a token costs the full layers only.
+    let per_tok = match m.sliding {
+        Some(w) if ctx > w.window => m.kv_bytes(dbytes, ctx + 1, batch) - full,
+        _ => m.kv_bytes(dbytes, 1, batch),
+    };
     let free = state
         .store
         .last_system
