@@ -199,8 +199,8 @@ impl ModelInfo {
     /// KV bytes of `tokens` at `value_bytes` per value: every token in a full layer, at most
     /// the window in a sliding one (after a prompt's prefill).
     pub fn kv_bytes(&self, value_bytes: f64, tokens: usize, batch: usize) -> f64 {
-        let per_layer =
-            crate::stats::kv_bytes(1, self.kv_heads, self.head_dim, value_bytes, 1, batch);
+        // K and V, each KV head's vector, per layer and token.
+        let per_layer = 2.0 * (self.kv_heads * self.head_dim * batch) as f64 * value_bytes;
         let (sliding, held) = match self.sliding {
             Some(s) => (s.layers, tokens.min(s.window)),
             None => (0, 0),
