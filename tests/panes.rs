@@ -563,11 +563,12 @@ fn the_sensitivity_demo_draws_the_heat_map_as_it_fills_in() {
     insta::assert_snapshot!("pane_demo_sensitivity_filling", t.backend());
 }
 
-/// The demo pane after the real flash-attention and decode-roofline runs of the 0.5B (their
-/// recordings under `assets/demos/`): the narration's first step and the run's own table, with
-/// dense's 16k-token prefill shown as skipped and the grid's long contexts.
+/// The demo pane after the real flash-attention, decode-roofline and serving-metrics runs of the
+/// 0.5B (their recordings under `assets/demos/`): the narration's first step and the run's own
+/// table, with dense's 16k-token prefill shown as skipped, the grid's long contexts, and how
+/// many users each serving policy fits.
 #[test]
-fn the_flash_attention_and_decode_roofline_demos_draw_their_tables() {
+fn the_flash_attention_decode_roofline_and_serving_demos_draw_their_tables() {
     for (name, size, wants) in [
         (
             "flash-attention",
@@ -578,6 +579,11 @@ fn the_flash_attention_and_decode_roofline_demos_draw_their_tables() {
             "decode-roofline",
             (140, 44),
             &["16384", "MBU", "GFLOP/s"][..],
+        ),
+        (
+            "serving-metrics",
+            (160, 50),
+            &["one at a time", "users", "$/1M"][..],
         ),
     ] {
         let mut s = labtui::state::AppState::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "");
