@@ -21,6 +21,7 @@ pub mod kv_cache;
 pub mod loader;
 pub mod mix;
 pub mod model;
+pub mod profile;
 pub mod quality;
 pub mod quant;
 pub mod sampling;

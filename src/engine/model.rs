@@ -63,6 +63,12 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// [`Self::forward`], profiled as `name` ([`super::profile`]).
+    fn timed(&self, name: &'static str, x: &Tensor, plan: &RowPlan) -> Result<Tensor> {
+        let flops = 2 * plan.rows() as u64 * self.weight.elems();
+        super::profile::timed(name, self.weight.bytes(), flops, || self.forward(x, plan))
+    }
+
     /// `x`'s rows (in `plan`'s run order) through the weights, grouped as the plan says.
     fn forward(&self, x: &Tensor, plan: &RowPlan) -> Result<Tensor> {
         let y = plan.product(x, self.weight.rows_independent(), |x, each| match each {
@@ -98,13 +104,17 @@ pub struct Layer {
 impl Layer {
     /// The gated MLP, `down(act(gate(x)) * up(x))`, as candle-transformers' `Mlp::forward`.
     pub fn mlp(&self, x: &Tensor, plan: &RowPlan, activation: Activation) -> Result<Tensor> {
-        let gate = self.gate.forward(x, plan)?;
-        let act = match activation {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
-            // candle's `gelu` is the tanh approximation.
-            Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
-        };
-        self.down.forward(&(act * self.up.forward(x, plan)?)?, plan)
+        let gate = self.gate.timed("gate and up products", x, plan)?;
+        let up = self.up.timed("gate and up products", x, plan)?;
+        let act = super::profile::timed("activation", 0, 0, || {
+            let act = match activation {
+                Activation::Silu => candle_nn::ops::silu(&gate)?,
+                // candle's `gelu` is the tanh approximation.
+                Activation::GeluTanh => super::act::gelu_tanh(&gate)?,
+            };
+            act * up
+        })?;
+        self.down.timed("down product", &act, plan)
     }
 
     /// The layer's matrix of `kind` (a layer has no embeddings or head: those give `q`).
@@ -435,14 +445,17 @@ impl Model {
         let eps = self.cfg.rms_eps as f32;
         for (i, layer) in self.layers[..n_layers].iter().enumerate() {
             super::interrupt::check()?;
-            let post = |x: Tensor, norm: &Option<Tensor>| match norm {
-                Some(w) => candle_nn::ops::rms_norm(&x, w, eps),
+            let norm = |x: &Tensor, w: &Tensor| {
+                super::profile::timed("norms", 0, 0, || candle_nn::ops::rms_norm(x, w, eps))
+            };
+            let post = |x: Tensor, w: &Option<Tensor>| match w {
+                Some(w) => norm(&x, w),
                 None => Ok(x),
             };
-            let x = candle_nn::ops::rms_norm(&h, &layer.attn_norm, eps)?;
+            let x = norm(&h, &layer.attn_norm)?;
             let attn = self.attention(i, layer, &x, pool, &rows)?;
             h = (post(attn, &layer.post_attn_norm)? + h)?;
-            let x = candle_nn::ops::rms_norm(&h, &layer.ffn_norm, eps)?;
+            let x = norm(&h, &layer.ffn_norm)?;
             let mlp = layer.mlp(&x, plan, self.cfg.activation)?;
             h = (post(mlp, &layer.post_ffn_norm)? + h)?;
         }
@@ -511,7 +524,10 @@ impl Model {
                     _ => h.index_select(&Tensor::new(last.as_slice(), &self.device)?, 0)?,
                 };
                 let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?;
-                let logits = self.head.forward_each(&h)?;
+                let flops = 2 * last.len() as u64 * self.head.elems();
+                let logits = super::profile::timed("head", self.head.bytes(), flops, || {
+                    self.head.forward_each(&h)
+                })?;
                 for (j, s) in plan.spans.iter().enumerate() {
                     out[s.seq] = Some(logits.narrow(0, j, 1)?);
                 }

@@ -98,7 +98,7 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     } else {
         Some(Reference::from_gguf_bytes_or_file(spec, &device)?)
     };
-    super::print_stamp(Some(&eng.model), args.vs_llama_cpp);
+    let stamp = super::print_stamp(Some(&eng.model), args.vs_llama_cpp);
     println!(
         "model {} ({}), {} threads, median of {} after a warm-up",
         eng.info.name,
@@ -133,6 +133,10 @@ pub fn engine(spec: &str, args: &BenchEngineArgs) -> Result<()> {
     }
     let (ours, theirs) = decode_rates(&mut eng, reference.as_mut(), args, &device)?;
     row(format!("tg{}", args.tg), ours, theirs);
+    if args.profile {
+        let pp = args.pp.iter().copied().max().unwrap_or(128);
+        super::profile::print(&eng, pp, args.tg, stamp.as_ref())?;
+    }
     Ok(())
 }
 
@@ -231,4 +235,8 @@ pub struct BenchEngineArgs {
     /// folder comes from $LLAMA_CPP_BIN, else from ../shared/tools/llama-cpp (which builds it).
     #[arg(long)]
     pub vs_llama_cpp: bool,
+    /// Then break a prefill (of the longest --pp) and a decode step into their operations:
+    /// time, share, and GB/s and GFLOP/s against the measured roofs.
+    #[arg(long)]
+    pub profile: bool,
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod engine;
 pub mod mixed;
 pub mod mixed_llama;
+mod profile;
 pub mod quant;
 pub mod record;
 pub mod sensitivity;
@@ -69,15 +70,22 @@ fn llama_cpp_bin() -> Result<std::path::PathBuf> {
 /// `model`'s own quantized product when one is loaded), the build, the date and, with
 /// `llama_cpp`, the llama.cpp build compared against. Printed to stdout, so it travels with the
 /// tables into any file they are written to.
-pub(crate) fn print_stamp(model: Option<&crate::engine::Model>, llama_cpp: bool) {
+pub(crate) fn print_stamp(
+    model: Option<&crate::engine::Model>,
+    llama_cpp: bool,
+) -> Option<crate::protocol::Stamp> {
     match crate::worker::stamp::measure(model, crate::engine::threads()) {
         Ok(mut s) => {
             if llama_cpp {
                 s.llama_cpp = llama_cpp_version();
             }
             println!("{}", crate::report::stamp::markdown(&s));
+            Some(s)
         }
-        Err(e) => eprintln!("could not measure this machine for the stamp: {e:#}"),
+        Err(e) => {
+            eprintln!("could not measure this machine for the stamp: {e:#}");
+            None
+        }
     }
 }
 

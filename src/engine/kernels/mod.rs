@@ -380,6 +380,19 @@ impl QWeight {
     }
 
     /// Bytes held for the weights.
+    /// The weights' element count: rows × columns.
+    pub fn elems(&self) -> u64 {
+        use candle_core::quantized::QMatMul;
+        match self {
+            Self::Blocks { t, .. }
+            | Self::Compact { t, .. }
+            | Self::Candle(QMatMul::QTensor(t)) => t.shape().elem_count() as u64,
+            Self::Candle(QMatMul::Tensor(t)) | Self::Candle(QMatMul::TensorF16(t)) => {
+                t.elem_count() as u64
+            }
+        }
+    }
+
     pub fn bytes(&self) -> u64 {
         use candle_core::quantized::QMatMul;
         match self {

@@ -50,18 +50,23 @@ impl Model {
         let plan = rows.plan;
         let window = self.cfg.window(index);
         let (q, k, v) = self.project_qkv(layer, x, rows, window)?;
-        for s in &plan.spans {
-            let table = rows.tables[s.seq];
-            pool.write(
-                index,
-                table,
-                s.pos,
-                &k.narrow(0, s.row, s.len)?,
-                &v.narrow(0, s.row, s.len)?,
-            )?;
-        }
-        let y = self.attend(index, &q, pool, rows, window)?;
-        layer.o.forward(&y, plan)
+        crate::engine::profile::timed("KV cache writes", 0, 0, || -> Result<()> {
+            for s in &plan.spans {
+                let table = rows.tables[s.seq];
+                pool.write(
+                    index,
+                    table,
+                    s.pos,
+                    &k.narrow(0, s.row, s.len)?,
+                    &v.narrow(0, s.row, s.len)?,
+                )?;
+            }
+            Ok(())
+        })?;
+        let y = crate::engine::profile::timed("attention", 0, 0, || {
+            self.attend(index, &q, pool, rows, window)
+        })?;
+        layer.o.timed("o product", &y, plan)
     }
 
     /// The rows' queries `(1, heads, rows, head_dim)` and keys `(rows, kv_heads, head_dim)`, both
@@ -88,19 +93,19 @@ impl Model {
             }
             None => Ok(t),
         };
-        let q = heads(
-            head_norm(layer.q.forward(x, plan)?, c.heads, &layer.q_norm)?,
-            c.heads,
-        )?;
-        let k = heads(
-            head_norm(layer.k.forward(x, plan)?, c.kv_heads, &layer.k_norm)?,
-            c.kv_heads,
-        )?;
+        let qkv = "q, k and v products";
+        let (q, k, v) = (
+            layer.q.timed(qkv, x, plan)?,
+            layer.k.timed(qkv, x, plan)?,
+            layer.v.timed(qkv, x, plan)?,
+        );
+        let timed = |f: &dyn Fn() -> Result<Tensor>| {
+            crate::engine::profile::timed("RoPE and head layout", 0, 0, f)
+        };
+        let q = timed(&|| heads(head_norm(q.clone(), c.heads, &layer.q_norm)?, c.heads))?;
+        let k = timed(&|| heads(head_norm(k.clone(), c.kv_heads, &layer.k_norm)?, c.kv_heads))?;
         // Values go to the pool's slots as they come: (rows, kv_heads, head_dim).
-        let v = layer
-            .v
-            .forward(x, plan)?
-            .reshape((n, c.kv_heads, c.head_dim))?;
+        let v = v.reshape((n, c.kv_heads, c.head_dim))?;
         let rope = match c.rope_style {
             RopeStyle::Halves => candle_nn::rotary_emb::rope,
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i,
@@ -109,11 +114,13 @@ impl Model {
             (Some((cos, sin)), Some(_)) => (cos, sin),
             _ => (rows.cos, rows.sin),
         };
-        let q = rope(&q, cos, sin)?;
-        let k = rope(&k, cos, sin)?
-            .squeeze(0)?
-            .transpose(0, 1)?
-            .contiguous()?;
+        let q = timed(&|| rope(&q, cos, sin))?;
+        let k = timed(&|| {
+            rope(&k, cos, sin)?
+                .squeeze(0)?
+                .transpose(0, 1)?
+                .contiguous()
+        })?;
         Ok((q, k, v))
     }
 
