@@ -1,9 +1,10 @@
 #!/bin/sh
 # Regenerates every figure the docs quote, in one run on this machine, then inserts them into
 # README.md and docs/ between their markers (tests/figures.rs checks they match):
-#   scripts/figures.sh            the demos, the benchmarks and serving (about 25 minutes on 2 cores)
-#   scripts/figures.sh --demos    the demos only (about 3 minutes)
+#   scripts/figures.sh            the demos, the benchmarks and serving (about 50 minutes on 2 cores)
+#   scripts/figures.sh --demos    the demos only (about 18 minutes)
 #   scripts/figures.sh --serving  the serving section only (about 12 minutes)
+#   scripts/figures.sh --profile  bench engine --profile on both Qwen files (about 3 minutes)
 #   scripts/figures.sh --heads    draft heads: trains them on the 1.5B where models/ has none
 #                                 (about 17 minutes a kind), then bench spec with every draft mode
 #   scripts/figures.sh --sensitivity  the 0.5B's sensitivity map, mixes from it beside llama.cpp's
@@ -86,17 +87,25 @@ serving() {
     trap - EXIT
 }
 
-if [ "$only" != "--serving" ]; then
+if [ -z "$only" ] || [ "$only" = "--demos" ]; then
     rm -rf assets/demos.new
     "$bin" demo all --headless --model "$m05" --out assets/demos.new > /dev/null
     rm -rf assets/demos
     mv assets/demos.new assets/demos
 fi
 
-if [ "$only" != "--demos" ]; then
+if [ -z "$only" ] || [ "$only" = "--serving" ]; then
     LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
     export LLAMA_CPP_BIN
     serving
+fi
+
+if [ -z "$only" ] || [ "$only" = "--profile" ]; then
+    mkdir -p assets/bench
+    for m in 0.5b 1.5b; do
+        "$bin" bench engine --model "qwen2.5-coder-$m-instruct-q4_k_m.gguf" --pp 512 --tg 64 \
+            --repeats 1 --no-reference --profile > "assets/bench/profile-$m.md"
+    done
 fi
 
 if [ -z "$only" ]; then

@@ -42,8 +42,8 @@ fn the_profile_names_each_operation_and_its_lines_add_up_to_the_pass() {
     );
     assert!(o.status.success(), "{err}");
     for heading in [
-        "## Where a prefill of 64 tokens goes",
-        "## Where a decode step goes",
+        "### Where a prefill of 64 tokens goes",
+        "### Where a decode step goes",
     ] {
         let table = rows(&out, heading);
         let names: Vec<&str> = table.iter().map(|r| r[0]).collect();
@@ -78,7 +78,7 @@ fn the_profile_names_each_operation_and_its_lines_add_up_to_the_pass() {
         assert!(gb_s > 0.0, "{products:?}");
     }
     // A decode step runs each layer's products once: two layers, three of q, k and v each.
-    let decode = rows(&out, "## Where a decode step goes");
+    let decode = rows(&out, "### Where a decode step goes");
     let qkv = decode
         .iter()
         .find(|r| r[0] == "q, k and v products")

@@ -36,11 +36,11 @@ pub fn print(eng: &Engine, pp: usize, tg: usize, stamp: Option<&Stamp>) -> Resul
     }
     let decode = (t.elapsed(), profile::stop());
     println!(
-        "\n## Where a prefill of {pp} tokens goes\n\n{}",
+        "\n### Where a prefill of {pp} tokens goes\n\n{}",
         table(prefill.0, 1, &prefill.1, stamp).markdown()
     );
     println!(
-        "\n## Where a decode step goes (mean of {tg} steps after {pp} tokens)\n\n{}",
+        "\n### Where a decode step goes (mean of {tg} steps after {pp} tokens)\n\n{}",
         table(decode.0, tg as u64, &decode.1, stamp).markdown()
     );
     println!(
