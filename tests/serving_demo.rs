@@ -148,3 +148,39 @@ fn the_report_narrates_every_step_with_the_run_s_numbers() {
     assert_eq!(charts[0].series.len(), 3);
     assert!(charts[0].series.iter().all(|s| s.points.len() == 2));
 }
+
+/// The worker's stop (`s`) reaches the in-process server's load: the demo ends with the
+/// interrupted error within a level, not after every level has run.
+#[test]
+fn a_stop_ends_the_demo_within_a_level() {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    labtui::engine::interrupt::install(flag.clone());
+    let plan = ServingPlan {
+        concurrency: vec![1, 2, 4, 8, 16],
+        shapes: vec![(24, 200)],
+        requests: Some(64),
+        ..small_plan()
+    };
+    let setter = {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut engine = common::synthetic();
+    let section = DemoSection {
+        serving: Some(plan),
+        ..DemoSection::new(DemoKind::ServingMetrics)
+    };
+    let t = std::time::Instant::now();
+    let r = labtui::serve::lesson::run_demo(&mut engine, &section, "", &mut |_| {}, &mut |_| {});
+    setter.join().unwrap();
+    let e = r.expect_err("the demo was stopped");
+    assert!(
+        e.to_string()
+            .contains(labtui::engine::interrupt::INTERRUPTED),
+        "{e:#}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}

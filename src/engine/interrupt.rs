@@ -19,6 +19,11 @@ pub fn install(flag: Arc<AtomicBool>) {
     FLAG.with(|f| *f.borrow_mut() = Some(flag));
 }
 
+/// This thread's flag, for work it hands to other threads (a server it starts).
+pub fn current() -> Option<Arc<AtomicBool>> {
+    FLAG.with(|f| f.borrow().clone())
+}
+
 /// Whether this thread's work was asked to stop.
 pub fn requested() -> bool {
     FLAG.with(|f| {
@@ -50,5 +55,6 @@ mod tests {
         assert!(e.to_string().contains(INTERRUPTED));
         let other = std::thread::spawn(requested).join().unwrap();
         assert!(!other, "another thread has no flag");
+        assert!(current().is_some_and(|f| Arc::ptr_eq(&f, &flag)));
     }
 }

@@ -236,12 +236,18 @@ async fn level(
             outcomes.push(outcome);
         }
     };
-    let mut run = load::Run::new(&mut sink, Arc::new(AtomicBool::new(false)));
+    // The worker's stop (`s`) stops the level: requests in flight are cancelled.
+    let stop =
+        crate::engine::interrupt::current().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    let mut run = load::Run::new(&mut sink, stop);
     let summary = load::run(std::slice::from_ref(target), &workload, &lp, None, &mut run)
         .await?
         .pop()
         .context("the level measured nothing")?;
     drop(run);
+    if crate::engine::interrupt::requested() {
+        bail!(crate::engine::interrupt::INTERRUPTED);
+    }
     Ok((summary, outcomes))
 }
 
