@@ -107,6 +107,21 @@ pub fn kv_bytes(
         * batch as f64
 }
 
+/// [`kv_bytes`] of a model's whole cache: every token in a full layer, at most the window in a
+/// sliding-window one (the steady state, after a prompt's prefill).
+pub fn model_kv_bytes(
+    m: &crate::protocol::ModelInfo,
+    value_bytes: f64,
+    tokens: usize,
+    batch: usize,
+) -> f64 {
+    let layers = |n: usize, t: usize| kv_bytes(n, m.kv_heads, m.head_dim, value_bytes, t, batch);
+    match m.sliding {
+        Some(w) => layers(m.layers - w.layers, tokens) + layers(w.layers, tokens.min(w.window)),
+        None => layers(m.layers, tokens),
+    }
+}
+
 /// The median of `xs` (mean of the middle two for even counts); `None` for no samples.
 pub fn median(xs: &[f64]) -> Option<f64> {
     if xs.is_empty() {

@@ -124,7 +124,7 @@ fn the_kv_pane_says_which_layers_slide() {
     // At 4096 tokens one full layer holds them all, five sliding ones their window.
     let per_layer = info.kv_bytes_per_token as f64 / 6.0;
     assert_eq!(
-        info.kv_bytes(4.0, 4096, 1),
+        labtui::stats::model_kv_bytes(&info, 4.0, 4096, 1),
         per_layer * (4096.0 + 5.0 * 8.0)
     );
 }

@@ -187,9 +187,7 @@ impl Engine {
                 crate::protocol::SlidingLayers {
                     layers: sliding.iter().filter(|&&s| s).count(),
                     window,
-                    kept_beyond: model.prefill_chunk().unwrap_or(0)
-                        + kv_cache::WINDOW_SLACK
-                        + 2 * kv_cache::BLOCK_TOKENS,
+                    kept_beyond: model.window_kept_beyond().unwrap_or(0),
                 }
             }),
         };

@@ -10,18 +10,17 @@
 
 use super::config::{Activation, ModelConfig};
 use super::kernels::QWeight;
-use super::kv_cache::{BlockTable, KvCache, KvPool, BLOCK_TOKENS, WINDOW_SLACK};
+use super::kv_cache::{BlockTable, KvCache, KvPool};
 use super::step::{RowPlan, Seq};
 use crate::protocol::sensitivity::TensorKind;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor, D};
 use std::sync::Arc;
 
-/// The shortest prompt chunk of a model with sliding-window layers ([`Model::prefill_chunk`]).
-pub const MIN_PREFILL_CHUNK: usize = 256;
-
 mod attn;
+mod cache;
 pub use attn::TreeMask;
+pub use cache::MIN_PREFILL_CHUNK;
 
 /// Which logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +64,9 @@ pub struct Linear {
 impl Linear {
     /// [`Self::forward`], profiled as `name` ([`super::profile`]).
     fn timed(&self, name: &'static str, x: &Tensor, plan: &RowPlan) -> Result<Tensor> {
+        if !super::profile::enabled() {
+            return self.forward(x, plan);
+        }
         let flops = 2 * plan.rows() as u64 * self.weight.elems();
         super::profile::timed(name, self.weight.bytes(), flops, || self.forward(x, plan))
     }
@@ -254,53 +256,6 @@ impl Model {
         }
     }
 
-    /// A fresh, empty KV cache sized for this model's context; its sliding-window layers keep
-    /// only their window.
-    pub fn new_cache(&self, dtype: DType) -> KvCache {
-        let c = &self.cfg;
-        let cache = KvCache::new(
-            c.layers,
-            c.kv_heads,
-            c.head_dim,
-            c.context_length,
-            dtype,
-            &self.device,
-        );
-        match self.sliding_layers() {
-            Some((size, sliding)) => cache.with_window(size, sliding),
-            None => cache,
-        }
-    }
-
-    /// The sliding window and which layers attend within it, if any do.
-    pub fn sliding_layers(&self) -> Option<(usize, Vec<bool>)> {
-        let c = &self.cfg;
-        let s = c.sliding?;
-        Some((
-            s.window,
-            (0..c.layers).map(|l| c.window(l).is_some()).collect(),
-        ))
-    }
-
-    /// A fresh pool for many sequences (up to this model's context each), holding at most
-    /// `max_blocks` blocks of [`super::kv_cache::BLOCK_TOKENS`] tokens over all of them.
-    pub fn new_pool(&self, dtype: DType, max_blocks: usize) -> KvPool {
-        let c = &self.cfg;
-        let pool = KvPool::new(
-            c.layers,
-            c.kv_heads,
-            c.head_dim,
-            c.context_length,
-            max_blocks,
-            dtype,
-            &self.device,
-        );
-        match self.sliding_layers() {
-            Some((size, sliding)) => pool.with_window(size, sliding),
-            None => pool,
-        }
-    }
-
     /// Run `tokens` after what `cache` holds; the cache grows by `tokens.len()`.
     /// Returns f32 logits, `(1, vocab)` or `(seq, vocab)` as `opts.logits` asks.
     /// A prompt longer than [`Self::prefill_chunk`] runs in chunks of it.
@@ -315,28 +270,6 @@ impl Model {
             }
         }
         self.forward_pass(tokens, cache, opts)
-    }
-
-    /// Prompt tokens a model with sliding-window layers prefills in one pass: twice its window,
-    /// at least [`MIN_PREFILL_CHUNK`]; those layers then hold no more than the window, one chunk
-    /// and the slack ([`KvPool::with_window`]). `None` for a model without them: one pass.
-    pub fn prefill_chunk(&self) -> Option<usize> {
-        self.cfg
-            .sliding
-            .map(|s| (2 * s.window).max(MIN_PREFILL_CHUNK))
-    }
-
-    /// Bytes of KV cache a sequence of `tokens` holds at its peak, `per_token` over all layers:
-    /// a sliding-window layer holds its window, a prefill chunk and the slack at most.
-    pub fn kv_bytes(&self, tokens: usize, per_token: u64) -> u64 {
-        let layers = self.cfg.layers.max(1) as u64;
-        let Some((window, sliding)) = self.sliding_layers() else {
-            return tokens as u64 * per_token;
-        };
-        let slides = sliding.iter().filter(|&&s| s).count() as u64;
-        let chunk = self.prefill_chunk().unwrap_or(0);
-        let held = tokens.min(window + chunk + WINDOW_SLACK + 2 * BLOCK_TOKENS);
-        per_token / layers * ((layers - slides) * tokens as u64 + slides * held as u64)
     }
 
     /// One pass over `tokens`, however many.
@@ -524,10 +457,15 @@ impl Model {
                     _ => h.index_select(&Tensor::new(last.as_slice(), &self.device)?, 0)?,
                 };
                 let h = candle_nn::ops::rms_norm(&h, &self.norm, eps)?;
-                let flops = 2 * last.len() as u64 * self.head.elems();
-                let logits = super::profile::timed("head", self.head.bytes(), flops, || {
-                    self.head.forward_each(&h)
-                })?;
+                let logits = match super::profile::enabled() {
+                    false => self.head.forward_each(&h)?,
+                    true => {
+                        let flops = 2 * last.len() as u64 * self.head.elems();
+                        super::profile::timed("head", self.head.bytes(), flops, || {
+                            self.head.forward_each(&h)
+                        })?
+                    }
+                };
                 for (j, s) in plan.spans.iter().enumerate() {
                     out[s.seq] = Some(logits.narrow(0, j, 1)?);
                 }

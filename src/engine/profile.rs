@@ -48,9 +48,16 @@ pub fn stop() -> Vec<Op> {
     std::mem::take(&mut *OPS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Whether a profile is being taken: a caller whose bytes and FLOPs cost something to count
+/// asks first.
+#[inline]
+pub fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
 /// Run `f` as operation `name`, reading `bytes` of weights and doing `flops`.
 pub fn timed<T>(name: &'static str, bytes: u64, flops: u64, f: impl FnOnce() -> T) -> T {
-    if !ON.load(Ordering::Relaxed) {
+    if !enabled() {
         return f();
     }
     let t = Instant::now();

@@ -196,18 +196,6 @@ pub struct SlidingLayers {
 pub const REMOTE_ARCH: &str = "remote";
 
 impl ModelInfo {
-    /// KV bytes of `tokens` at `value_bytes` per value: every token in a full layer, at most
-    /// the window in a sliding one (after a prompt's prefill).
-    pub fn kv_bytes(&self, value_bytes: f64, tokens: usize, batch: usize) -> f64 {
-        // K and V, each KV head's vector, per layer and token.
-        let per_layer = 2.0 * (self.kv_heads * self.head_dim * batch) as f64 * value_bytes;
-        let (sliding, held) = match self.sliding {
-            Some(s) => (s.layers, tokens.min(s.window)),
-            None => (0, 0),
-        };
-        per_layer * ((self.layers - sliding) * tokens + sliding * held) as f64
-    }
-
     /// A model served elsewhere (`--endpoint`): what the server did not say is 0.
     pub fn is_remote(&self) -> bool {
         self.arch == REMOTE_ARCH

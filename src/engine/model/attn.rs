@@ -99,11 +99,6 @@ impl Model {
             layer.k.timed(qkv, x, plan)?,
             layer.v.timed(qkv, x, plan)?,
         );
-        let timed = |f: &dyn Fn() -> Result<Tensor>| {
-            crate::engine::profile::timed("RoPE and head layout", 0, 0, f)
-        };
-        let q = timed(&|| heads(head_norm(q.clone(), c.heads, &layer.q_norm)?, c.heads))?;
-        let k = timed(&|| heads(head_norm(k.clone(), c.kv_heads, &layer.k_norm)?, c.kv_heads))?;
         // Values go to the pool's slots as they come: (rows, kv_heads, head_dim).
         let v = v.reshape((n, c.kv_heads, c.head_dim))?;
         let rope = match c.rope_style {
@@ -114,12 +109,15 @@ impl Model {
             (Some((cos, sin)), Some(_)) => (cos, sin),
             _ => (rows.cos, rows.sin),
         };
-        let q = timed(&|| rope(&q, cos, sin))?;
-        let k = timed(&|| {
-            rope(&k, cos, sin)?
+        let (q, k) = crate::engine::profile::timed("RoPE and head layout", 0, 0, || {
+            let q = heads(head_norm(q, c.heads, &layer.q_norm)?, c.heads)?;
+            let k = heads(head_norm(k, c.kv_heads, &layer.k_norm)?, c.kv_heads)?;
+            let q = rope(&q, cos, sin)?;
+            let k = rope(&k, cos, sin)?
                 .squeeze(0)?
                 .transpose(0, 1)?
-                .contiguous()
+                .contiguous()?;
+            Ok::<_, candle_core::Error>((q, k))
         })?;
         Ok((q, k, v))
     }

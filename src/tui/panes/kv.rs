@@ -218,11 +218,11 @@ fn what_if(state: &AppState, m: &ModelInfo) -> Paragraph<'static> {
         c => c,
     };
     let batch = WHAT_IF_BATCH[state.ui.what_if.batch];
-    let full = m.kv_bytes(dbytes, ctx, batch);
+    let full = crate::stats::model_kv_bytes(m, dbytes, ctx, batch);
     // Past the window, a token costs the full layers only.
     let per_tok = match m.sliding {
-        Some(w) if ctx > w.window => m.kv_bytes(dbytes, ctx + 1, batch) - full,
-        _ => m.kv_bytes(dbytes, 1, batch),
+        Some(w) if ctx > w.window => crate::stats::model_kv_bytes(m, dbytes, ctx + 1, batch) - full,
+        _ => crate::stats::model_kv_bytes(m, dbytes, 1, batch),
     };
     let free = state
         .store
