@@ -136,8 +136,8 @@ pub struct Identities {
     /// Per request, |E2E − (TTFT + (n − 1) · the level's mean ITL)| ÷ E2E, averaged: how well the
     /// level's averages predict one request.
     pub from_means_error: f64,
-    /// Little's law: requests per second in the steady window × the mean E2E of the requests sent
-    /// in it: the requests in flight it implies (the closed loop holds `concurrency` there).
+    /// Little's law over the level, first send to last end: its requests per second × their mean
+    /// E2E, the requests in flight on average (the closed loop holds at most `concurrency`).
     pub little_in_flight: f64,
 }
 

@@ -239,15 +239,14 @@ async fn level(
     // The worker's stop (`s`) stops the level: requests in flight are cancelled.
     let stop =
         crate::engine::interrupt::current().unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-    let mut run = load::Run::new(&mut sink, stop);
-    let summary = load::run(std::slice::from_ref(target), &workload, &lp, None, &mut run)
-        .await?
-        .pop()
-        .context("the level measured nothing")?;
+    let mut run = load::Run::new(&mut sink, stop.clone());
+    let summary = load::run(std::slice::from_ref(target), &workload, &lp, None, &mut run).await;
     drop(run);
-    if crate::engine::interrupt::requested() {
+    // A stop wins over whatever the cut-short level made of it (nothing measured, an error).
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
         bail!(crate::engine::interrupt::INTERRUPTED);
     }
+    let summary = summary?.pop().context("the level measured nothing")?;
     Ok((summary, outcomes))
 }
 
@@ -294,10 +293,26 @@ pub fn identities(s: &LevelSummary, outcomes: &[Outcome]) -> Identities {
             errors.push((secs(o.e2e) - from_means).abs() / secs(o.e2e));
         }
     }
-    let req_s = s.steady.map_or(s.req_s, |w| w.req_s);
     Identities {
         tail_max,
         from_means_error: errors.iter().sum::<f64>() / errors.len().max(1) as f64,
-        little_in_flight: req_s * secs(s.e2e.mean),
+        little_in_flight: little(outcomes),
     }
+}
+
+/// Little's law over the whole level, first send to last end: its request rate × the mean E2E
+/// of its answered requests, that is Σ E2E ÷ the level's span, the time-averaged requests in
+/// flight. (A steady window's rates are too coarse for a level of a few requests sent in bursts:
+/// a static batch's four answers landing at once in a window of 20 ms.)
+fn little(outcomes: &[Outcome]) -> f64 {
+    let good = || outcomes.iter().filter(|o| o.ok());
+    let (Some(start), Some(end)) = (
+        good().map(|o| o.sent).min(),
+        good().map(|o| o.sent + o.e2e).max(),
+    ) else {
+        return 0.0;
+    };
+    let span = (end - start).as_secs_f64();
+    let busy: f64 = good().map(|o| o.e2e.as_secs_f64()).sum();
+    if span > 0.0 { busy / span } else { 0.0 }
 }
