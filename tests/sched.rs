@@ -7,87 +7,13 @@ use candle_core::Device;
 use labtui::engine::kernels::SMALL_BATCH;
 use labtui::engine::sampling::SamplingParams;
 use labtui::engine::sched::{Replay, ReqState, SchedConfig, Scheduler, SeqRequest};
-use labtui::engine::{Engine, Model};
+use labtui::engine::Engine;
 use labtui::protocol::{FinishReason, SchedEvent, SchedPolicy};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 mod common;
 
-fn engine() -> &'static Engine {
-    static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(common::synthetic)
-}
-
-/// A request arriving before step `at`.
-#[derive(Debug, Clone)]
-struct Arrival {
-    at: u64,
-    prompt: Vec<u32>,
-    max_tokens: usize,
-}
-
-/// `prompt`'s greedy continuation run alone, its prompt in chunks of `chunk` tokens.
-fn alone(model: &Model, prompt: &[u32], n: usize, chunk: usize) -> Vec<u32> {
-    let run = common::greedy_alone(model, prompt, n, chunk);
-    run.into_iter().map(|(t, _)| t).collect()
-}
-
-/// Every event of the run, and each request's tokens. Checks the block budget after every step.
-fn drive(cfg: SchedConfig, stream: &[Arrival]) -> (Vec<SchedEvent>, BTreeMap<u64, Vec<u32>>) {
-    drive_on(&engine().model, cfg, stream)
-}
-
-fn drive_on(
-    model: &Model,
-    cfg: SchedConfig,
-    stream: &[Arrival],
-) -> (Vec<SchedEvent>, BTreeMap<u64, Vec<u32>>) {
-    let budget = cfg.kv_blocks;
-    let mut s = Scheduler::new(model, cfg, vec![]);
-    let mut events = Vec::new();
-    let mut next = 0;
-    let mut step = 0u64;
-    while next < stream.len() || !s.is_idle() {
-        while next < stream.len() && stream[next].at <= step {
-            let a = &stream[next];
-            s.submit(SeqRequest {
-                id: next as u64,
-                prompt: a.prompt.clone(),
-                max_tokens: a.max_tokens,
-                sampling: SamplingParams::greedy(),
-                ignore_eos: true,
-            })
-            .unwrap();
-            next += 1;
-        }
-        events.extend(s.step(model).unwrap());
-        assert!(
-            s.blocks_held() <= budget,
-            "step {step}: {} blocks held",
-            s.blocks_held()
-        );
-        let u = s.usage();
-        assert_eq!(u.held, s.blocks_held());
-        assert!(u.held <= budget);
-        step += 1;
-        assert!(step < 10_000, "the scheduler made no progress");
-    }
-    let mut out: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for e in &events {
-        if let SchedEvent::Token { req, id, .. } = e {
-            out.entry(*req).or_default().push(*id);
-        }
-    }
-    (events, out)
-}
-
-fn prompt(seed: usize, len: usize) -> Vec<u32> {
-    (0..len)
-        .map(|i| (1 + (seed * 131 + i * 17) % 250) as u32)
-        .collect()
-}
+use common::sched::{alone, drive, drive_on, engine, preempted, prompt, Arrival};
 
 /// Requests running that were admitted before `step`.
 fn running_before(replay: &Replay, step: u64) -> usize {
@@ -95,13 +21,6 @@ fn running_before(replay: &Replay, step: u64) -> usize {
         .reqs
         .values()
         .filter(|r| r.state == ReqState::Running && r.admitted < Some(step))
-        .count()
-}
-
-fn preempted(events: &[SchedEvent]) -> usize {
-    events
-        .iter()
-        .filter(|e| matches!(e, SchedEvent::Preempted { .. }))
         .count()
 }
 
@@ -155,6 +74,7 @@ fn static_and_continuous_batching_give_the_same_tokens_and_static_waits_for_its_
                 max_batch: 3,
                 kv_blocks: 64,
                 step_tokens: 32,
+                prefix_cache: false,
             },
             &stream,
         )
@@ -166,7 +86,7 @@ fn static_and_continuous_batching_give_the_same_tokens_and_static_waits_for_its_
     // Static: nobody is admitted while any request of the batch runs.
     let mut replay = Replay::default();
     for e in &stat_events {
-        if let SchedEvent::Admitted { req, step } = *e {
+        if let SchedEvent::Admitted { req, step, .. } = *e {
             assert_eq!(
                 running_before(&replay, step),
                 0,
@@ -247,7 +167,8 @@ fn a_cancelled_request_gives_its_blocks_back() {
 }
 
 fn arrival() -> impl Strategy<Value = Arrival> {
-    (0..12u64, 1..70usize, 1..10usize, 0..1000usize).prop_map(|(at, len, max_tokens, seed)| {
+    // Few seeds: prompts of one seed are prefixes of each other, for the prefix cache to find.
+    (0..12u64, 1..70usize, 1..10usize, 0..4usize).prop_map(|(at, len, max_tokens, seed)| {
         Arrival {
             at,
             prompt: prompt(seed, len),
@@ -259,9 +180,9 @@ fn arrival() -> impl Strategy<Value = Arrival> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Whatever arrives, under whatever budget that fits the largest request: blocks stay within
-    /// the budget (checked in `drive`), every request finishes with all its tokens, and those are
-    /// the tokens it gets alone.
+    /// Whatever arrives, under whatever budget that fits the largest request, with or without
+    /// the prefix cache: blocks stay within the budget (checked in `drive`), every request
+    /// finishes with all its tokens, and those are the tokens it gets alone.
     #[test]
     fn every_request_is_served_within_the_block_budget(
         mut stream in proptest::collection::vec(arrival(), 1..8),
@@ -269,6 +190,7 @@ proptest! {
         max_batch in 1..6usize,
         step_tokens in 4..80usize,
         static_policy in any::<bool>(),
+        prefix_cache in any::<bool>(),
     ) {
         stream.sort_by_key(|a| a.at);
         let peak = stream
@@ -281,6 +203,7 @@ proptest! {
             max_batch,
             kv_blocks: peak + extra_blocks,
             step_tokens,
+            prefix_cache,
         };
         let (events, out) = drive(cfg, &stream);
         prop_assert_eq!(out.len(), stream.len());

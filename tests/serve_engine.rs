@@ -239,6 +239,57 @@ async fn concurrent_requests_all_complete_and_metrics_count_them() {
         body.contains("labtui:time_to_first_token_seconds_count 8"),
         "{body}"
     );
+    // The prefix cache is off here: nothing looked up.
+    assert_eq!((s.prefix_queries, s.prefix_hits), (Some(0.0), Some(0.0)));
+}
+
+/// Chat requests that share a system prompt: the server renders the whole conversation (the
+/// system prompt reaches the model), the later requests read it from the prefix cache, and
+/// `/metrics` counts the lookups and hits; each answer is what it is with the cache off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_requests_sharing_a_system_prompt_hit_the_prefix_cache() {
+    let system = "You answer in one short sentence and never use more words than needed. \
+                  Prefer plain words, name things exactly, and say when you are unsure.";
+    let ask = |server: &Server, q: &'static str| {
+        let ep = endpoint(server, Api::Chat);
+        let req = Request {
+            context: vec![labtui::protocol::serve::Turn::system(system)],
+            ..request(q, 8)
+        };
+        async move {
+            let client = Client::new(STALL_TIMEOUT);
+            client.stream(&ep, &req, Instant::now(), None, |_| {}).await
+        }
+    };
+    let questions = ["What is a mutex?", "What is a semaphore?", "What is a barrier?"];
+    let mut answers = Vec::new();
+    for prefix_cache in [true, false] {
+        let server = start(SchedConfig {
+            prefix_cache,
+            step_tokens: 64,
+            ..Default::default()
+        });
+        let mut texts = Vec::new();
+        for q in questions {
+            let out = ask(&server, q).await;
+            assert!(out.ok(), "{q}: {:?}", out.failure);
+            texts.push(out.text.clone());
+        }
+        answers.push(texts);
+        let body = reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let s = labtui::serve::scrape::parse(&body).unwrap();
+        let (q, h) = (s.prefix_queries.unwrap(), s.prefix_hits.unwrap());
+        match prefix_cache {
+            true => assert!(q > 0.0 && h >= 64.0 && h < q, "{q} queried, {h} hit"),
+            false => assert_eq!((q, h), (0.0, 0.0)),
+        }
+    }
+    assert_eq!(answers[0], answers[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Admit a new batch only when the last one has finished (for comparison).
     #[arg(long)]
     pub static_batching: bool,
+    /// Compute every prompt in full: no automatic prefix caching (requests that start the same
+    /// way otherwise share the KV blocks of what they have in common).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
     /// Watch the scheduler in the dashboard while serving (`q` stops the server).
     #[arg(long)]
     pub tui: bool,
@@ -56,6 +60,7 @@ impl ServeArgs {
                 max_batch: self.max_batch,
                 kv_blocks: self.kv_blocks,
                 step_tokens: self.step_tokens,
+                prefix_cache: !self.no_prefix_cache,
             },
         }
     }
@@ -80,13 +85,17 @@ pub fn run(spec: &str, a: &ServeArgs, record: Option<&Path>) -> Result<()> {
     let server =
         Server::start_tapped(eng, &cfg, tap).with_context(|| format!("binding {}", cfg.addr))?;
     let what = format!(
-        "{} at {}/v1 ({} batching, batch ≤ {}, {} KV blocks, {} tokens a step)",
+        "{} at {}/v1 ({} batching, batch ≤ {}, {} KV blocks, {} tokens a step, prefix cache {})",
         server.model(),
         server.url(),
         cfg.sched.policy,
         cfg.sched.max_batch,
         cfg.sched.kv_blocks,
         cfg.sched.step_tokens,
+        match cfg.sched.prefix_cache {
+            true => "on",
+            false => "off",
+        },
     );
     if a.tui {
         let feed = crate::tui::Feed {

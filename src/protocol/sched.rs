@@ -35,6 +35,9 @@ pub enum SchedEvent {
         max_batch: usize,
         kv_blocks: usize,
         step_tokens: usize,
+        /// Automatic prefix caching is on.
+        #[serde(default)]
+        prefix_cache: bool,
     },
     /// A request joined the waiting queue.
     Arrived {
@@ -43,11 +46,22 @@ pub enum SchedEvent {
         prompt_tokens: usize,
         max_tokens: usize,
     },
-    /// A waiting request joined the running batch for the first time.
-    Admitted { req: u64, step: u64 },
-    /// A preempted request joined the running batch again; it recomputes its prompt and the
-    /// tokens it had generated.
-    Resumed { req: u64, step: u64 },
+    /// A waiting request joined the running batch for the first time, the first `cached` tokens
+    /// of its prompt read from the prefix cache.
+    Admitted {
+        req: u64,
+        step: u64,
+        #[serde(default)]
+        cached: usize,
+    },
+    /// A preempted request joined the running batch again; it recomputes its prompt (past the
+    /// `cached` tokens) and the tokens it had generated.
+    Resumed {
+        req: u64,
+        step: u64,
+        #[serde(default)]
+        cached: usize,
+    },
     /// `len` tokens from position `start` ran as one chunk of the request's prefill (or of its
     /// recomputation after a preemption).
     Prefill {

@@ -34,6 +34,23 @@ pub struct Turn {
     pub content: String,
 }
 
+impl Turn {
+    pub fn new(role: &str, content: &str) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    pub fn system(content: &str) -> Self {
+        Self::new("system", content)
+    }
+
+    pub fn user(content: &str) -> Self {
+        Self::new("user", content)
+    }
+}
+
 /// One request of a workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {

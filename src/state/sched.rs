@@ -42,6 +42,8 @@ pub struct SchedView {
     /// Time to first token and end-to-end time of the latest requests.
     pub ttft: Ring<Duration>,
     pub e2e: Ring<Duration>,
+    /// Prompt tokens looked up in the prefix cache at admissions, and found there.
+    pub prefix: (u64, u64),
 }
 
 impl Default for SchedView {
@@ -57,6 +59,7 @@ impl Default for SchedView {
             arrived_at: BTreeMap::new(),
             ttft: Ring::new(SCHED_LATENCIES),
             e2e: Ring::new(SCHED_LATENCIES),
+            prefix: (0, 0),
         }
     }
 }
@@ -141,9 +144,14 @@ impl SchedView {
             SchedEvent::Arrived { req, .. } => {
                 self.kv.remove(&req);
             }
-            SchedEvent::Admitted { .. }
-            | SchedEvent::Resumed { .. }
-            | SchedEvent::Started { .. } => {}
+            SchedEvent::Admitted { req, cached, .. } | SchedEvent::Resumed { req, cached, .. } => {
+                self.prefix.0 += self.replay.reqs.get(&req).map_or(0, |r| r.prompt_tokens) as u64;
+                self.prefix.1 += cached as u64;
+                if cached > 0 {
+                    self.kv.insert(req, cached);
+                }
+            }
+            SchedEvent::Started { .. } => {}
         }
     }
 
@@ -196,6 +204,31 @@ impl SchedView {
             r.contiguous += (q.prompt_tokens + q.max_tokens).max(used);
         }
         r
+    }
+
+    /// Blocks the running requests hold now; with the prefix cache on, as the last step
+    /// counted them (a shared block once: the events do not say which blocks are shared).
+    pub fn blocks_held(&self) -> usize {
+        match (&self.replay.last_step, self.prefix_cache_on()) {
+            (Some(SchedEvent::Step { blocks_held, .. }), true) => *blocks_held,
+            _ => self.blocks().iter().map(|b| b.1).sum(),
+        }
+    }
+
+    fn prefix_cache_on(&self) -> bool {
+        matches!(
+            self.replay.started,
+            Some(SchedEvent::Started {
+                prefix_cache: true,
+                ..
+            })
+        )
+    }
+
+    /// With prefix caching on: the share of the prompt tokens looked up at admissions that
+    /// were found in the cache (`None` with it off or before the first admission).
+    pub fn prefix_hit_rate(&self) -> Option<f64> {
+        (self.prefix_cache_on() && self.prefix.0 > 0).then(|| self.prefix.1 as f64 / self.prefix.0 as f64)
     }
 
     /// The scheduler's block budget, from the last step (or its start).
@@ -251,7 +284,7 @@ mod tests {
         };
         v.apply(ms(0), &arrived(1));
         v.apply(ms(40), &arrived(2));
-        v.apply(ms(50), &SchedEvent::Admitted { req: 1, step: 0 });
+        v.apply(ms(50), &SchedEvent::Admitted { req: 1, step: 0, cached: 0 });
         let prefill = SchedEvent::Prefill {
             req: 1,
             step: 0,
@@ -300,7 +333,7 @@ mod tests {
                 prompt_tokens: 20,
                 max_tokens: 3,
             },
-            SchedEvent::Admitted { req: 1, step: 0 },
+            SchedEvent::Admitted { req: 1, step: 0, cached: 0 },
             SchedEvent::Prefill {
                 req: 1,
                 step: 0,

@@ -222,6 +222,7 @@ pub fn served_url(child: &mut std::process::Child) -> String {
 }
 pub mod client;
 pub mod engine;
+pub mod sched;
 pub mod screen;
 pub mod tmux;
 pub mod worker;

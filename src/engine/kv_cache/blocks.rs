@@ -2,28 +2,45 @@
 //! a free list, and a [`BlockTable`] per sequence mapping its positions to blocks. Pure integers:
 //! the K and V values live in [`super::pool::KvPool`].
 
+use super::prefix::{BlockKey, PrefixIndex};
+
 /// Tokens per block (vLLM's default).
 pub const BLOCK_TOKENS: usize = 16;
 
-/// Hands out block ids from a free list; never the same block twice until it is freed.
+/// Hands out block ids from a free list; never the same block to two sequences, except a
+/// cached prefix block that they share (counted by its references).
 #[derive(Debug, Clone, Default)]
 pub struct BlockAllocator {
     /// Free ids, the next one handed out last (lowest ids first after growth).
     free: Vec<u32>,
-    /// Whether each block is held by a sequence: catches a double free.
-    held: Vec<bool>,
+    /// How many tables hold each block: 0 when free or idle. Catches a double free.
+    refs: Vec<u32>,
+    /// Cached prompt blocks, where prefix caching is on.
+    prefix: Option<PrefixIndex>,
 }
 
 impl BlockAllocator {
     /// Blocks in the pool, held or free.
     pub fn total(&self) -> usize {
-        self.held.len()
+        self.refs.len()
     }
 
+    /// Blocks a table can take: never used or given back, and idle cached ones (evicted then).
     pub fn free_count(&self) -> usize {
+        self.free.len() + self.idle_count()
+    }
+
+    /// Blocks on the free list: taking one evicts nothing.
+    pub fn fresh_count(&self) -> usize {
         self.free.len()
     }
 
+    /// Cached blocks no table holds.
+    pub fn idle_count(&self) -> usize {
+        self.prefix.as_ref().map_or(0, PrefixIndex::idle_count)
+    }
+
+    /// Blocks some table holds (a shared one once).
     pub fn held_count(&self) -> usize {
         self.total() - self.free_count()
     }
@@ -31,34 +48,72 @@ impl BlockAllocator {
     /// Add `n` new blocks to the pool (ids after the existing ones), all free.
     pub fn grow(&mut self, n: usize) {
         let start = self.total() as u32;
-        self.held.resize(self.total() + n, false);
+        self.refs.resize(self.total() + n, 0);
         self.free.extend((start..start + n as u32).rev());
     }
 
-    /// A free block, now held; `None` when every block is held.
+    /// A free block, now held: from the free list, else the least recently used idle cached
+    /// block (which the index forgets); `None` when every block is held.
     pub fn allocate(&mut self) -> Option<u32> {
-        let b = self.free.pop()?;
-        debug_assert!(
-            !self.held[b as usize],
-            "block {b} was on the free list and held"
-        );
-        self.held[b as usize] = true;
+        let b = match self.free.pop() {
+            Some(b) => b,
+            None => self.prefix.as_mut()?.evict()?,
+        };
+        debug_assert_eq!(self.refs[b as usize], 0, "block {b} was free and held");
+        self.refs[b as usize] = 1;
         Some(b)
     }
 
-    /// Give block `b` back. Panics on a block that is not held (a double free is a bug that
-    /// would hand one block to two sequences).
-    pub fn free(&mut self, b: u32) {
-        let slot = &mut self.held[b as usize];
-        assert!(*slot, "block {b} freed but not held");
-        *slot = false;
-        self.free.push(b);
+    /// One more table holds block `b` (a cached prefix block; an idle one is held again).
+    pub fn share(&mut self, b: u32) {
+        if self.refs[b as usize] == 0 {
+            let ix = self.prefix.as_mut().expect("only cached blocks are shared");
+            assert!(ix.is_idle(b), "block {b} is neither held nor idle");
+            ix.unpark(b);
+        }
+        self.refs[b as usize] += 1;
     }
 
-    /// Forget every block (the pool's storage is dropped).
+    /// A table gives block `b` back. Panics on a block that is not held (a double free is a bug
+    /// that would hand one block to two sequences). The last holder of a cached block leaves
+    /// it idle, still found by its key.
+    pub fn free(&mut self, b: u32) {
+        let refs = &mut self.refs[b as usize];
+        assert!(*refs > 0, "block {b} freed but not held");
+        *refs -= 1;
+        if *refs > 0 {
+            return;
+        }
+        match &mut self.prefix {
+            Some(ix) if ix.contains_block(b) => ix.park(b),
+            _ => self.free.push(b),
+        }
+    }
+
+    /// Keep computed prompt blocks for later requests from now on.
+    pub fn enable_prefix_cache(&mut self) {
+        self.prefix.get_or_insert_with(PrefixIndex::default);
+    }
+
+    pub fn prefix(&self) -> Option<&PrefixIndex> {
+        self.prefix.as_ref()
+    }
+
+    /// Index held block `b`, whose positions are all written, under `key`.
+    pub fn register(&mut self, b: u32, key: BlockKey) {
+        debug_assert!(self.refs[b as usize] > 0, "only a held block is written");
+        if let Some(ix) = &mut self.prefix {
+            ix.insert(b, key);
+        }
+    }
+
+    /// Forget every block (the pool's storage is dropped), and the cached prefixes.
     pub fn reset(&mut self) {
         self.free.clear();
-        self.held.clear();
+        self.refs.clear();
+        if let Some(ix) = &mut self.prefix {
+            *ix = PrefixIndex::default();
+        }
     }
 }
 
@@ -169,6 +224,17 @@ impl BlockTable {
         true
     }
 
+    /// Start an empty table with `blocks`, a cached prefix whose positions are all written:
+    /// each is shared, not copied.
+    pub fn share_prefix(&mut self, alloc: &mut BlockAllocator, blocks: &[u32]) {
+        assert!(self.is_empty() && self.blocks.is_empty(), "a prefix starts a table");
+        for &b in blocks {
+            alloc.share(b);
+        }
+        self.blocks.extend_from_slice(blocks);
+        self.len = blocks.len() * BLOCK_TOKENS;
+    }
+
     /// Record `n` more tokens written (their blocks reserved before).
     pub fn commit(&mut self, n: usize) {
         assert!(
@@ -185,7 +251,8 @@ impl BlockTable {
     pub fn truncate(&mut self, alloc: &mut BlockAllocator, n: usize) {
         self.len = self.len.min(n);
         let keep = self.len.div_ceil(BLOCK_TOKENS);
-        for b in self.blocks.drain(keep..).filter(|&b| b != DROPPED) {
+        // The last block first: a cached prefix's tail goes idle (and is evicted) before its head.
+        for b in self.blocks.drain(keep..).rev().filter(|&b| b != DROPPED) {
             alloc.free(b);
         }
     }

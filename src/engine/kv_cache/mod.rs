@@ -5,9 +5,11 @@
 
 pub mod blocks;
 pub mod pool;
+pub mod prefix;
 
 pub use blocks::{BlockAllocator, BlockTable, BlockUsage, BLOCK_TOKENS};
 pub use pool::{KvPool, GROW_BLOCKS, WINDOW_SLACK};
+pub use prefix::{BlockKey, PrefixStats};
 
 use candle_core::{DType, Device, Tensor};
 

@@ -5,6 +5,7 @@
 //! step never copies the cache.
 
 use super::blocks::{BlockAllocator, BlockTable, BlockUsage, BLOCK_TOKENS};
+use super::prefix::BlockKey;
 use candle_core::{DType, Device, Result, Tensor};
 
 /// The pool grows by multiples of this many blocks (256 tokens).
@@ -148,8 +149,16 @@ impl KvPool {
             )
         }
         let short = table.blocks_short(tokens);
-        if short > self.alloc.free_count() {
-            self.grow(false, self.alloc.held_count() + short)?;
+        // Fresh blocks while the budget allows; past it, idle cached prefixes are evicted.
+        let fresh = self.alloc.fresh_count();
+        if short > fresh {
+            let within = (self.alloc.total() + short - fresh).min(self.max_blocks);
+            if within > self.alloc.total() {
+                self.grow(false, within)?;
+            }
+            if short > self.alloc.free_count() {
+                self.grow(false, self.alloc.held_count() + short)?; // past the budget: an error
+            }
         }
         if !table.reserve(&mut self.alloc, tokens) {
             candle_core::bail!("KV pool out of blocks")
@@ -193,6 +202,53 @@ impl KvPool {
                 wt.live_from()
             );
         }
+    }
+
+    /// Keep computed prompt blocks for later sequences (not with sliding-window layers, whose
+    /// blocks leave the window).
+    pub fn enable_prefix_cache(&mut self) -> bool {
+        if self.window.is_none() {
+            self.alloc.enable_prefix_cache();
+        }
+        self.window.is_none()
+    }
+
+    /// The cached blocks of `keys`' longest prefix that the index holds, in order.
+    pub fn cached_prefix(&self, keys: &[BlockKey]) -> Vec<u32> {
+        let Some(ix) = self.alloc.prefix() else {
+            return Vec::new();
+        };
+        keys.iter().map_while(|k| ix.get(k)).collect()
+    }
+
+    /// Of `blocks`, those no sequence holds now: taking them takes free blocks.
+    pub fn idle_among(&self, blocks: &[u32]) -> usize {
+        self.alloc
+            .prefix()
+            .map_or(0, |ix| blocks.iter().filter(|&&b| ix.is_idle(b)).count())
+    }
+
+    /// Start empty `table` with cached `blocks` (from [`Self::cached_prefix`]).
+    pub fn share_prefix(&mut self, table: &mut BlockTable, blocks: &[u32]) {
+        table.share_prefix(&mut self.alloc, blocks);
+    }
+
+    /// Index `table`'s block `i`, its positions all written, under `key`.
+    pub fn register(&mut self, table: &BlockTable, i: usize, key: BlockKey) {
+        debug_assert!((i + 1) * BLOCK_TOKENS <= table.len(), "a whole block");
+        self.alloc.register(table.blocks()[i], key);
+    }
+
+    /// Blocks the index holds, and how many of them are idle.
+    pub fn cached_blocks(&self) -> (usize, usize) {
+        self.alloc
+            .prefix()
+            .map_or((0, 0), |ix| (ix.len(), ix.idle_count()))
+    }
+
+    /// Blocks some sequence holds (a shared one once).
+    pub fn held_blocks(&self) -> usize {
+        self.alloc.held_count()
     }
 
     /// Give back every block of a finished sequence.

@@ -18,12 +18,13 @@
 //! chunks, then its generated tokens as short spans of at most [`SMALL_BATCH`] rows, each row
 //! bitwise its decode step; it keeps its sampler.
 
+mod prefix;
 mod replay;
 
 pub use replay::{Replay, ReqState, ReqView};
 
 use super::kernels::SMALL_BATCH;
-use super::kv_cache::{BlockTable, BlockUsage, KvPool, BLOCK_TOKENS};
+use super::kv_cache::{BlockKey, BlockTable, BlockUsage, KvPool, PrefixStats, BLOCK_TOKENS};
 use super::model::{Forward, Model};
 use super::sampling::{Sampler, SamplingParams};
 use super::step::Seq;
@@ -43,6 +44,9 @@ pub struct SchedConfig {
     /// its decode row even past it, and the step's first prefill piece too. Prompts are
     /// prefilled in chunks ending at its multiples.
     pub step_tokens: usize,
+    /// Keep computed prompt blocks for later requests that start the same way (automatic
+    /// prefix caching; off by default, on in `labtui serve`). Not with sliding-window layers.
+    pub prefix_cache: bool,
 }
 
 impl Default for SchedConfig {
@@ -52,6 +56,7 @@ impl Default for SchedConfig {
             max_batch: 16,
             kv_blocks: 1024,
             step_tokens: 256,
+            prefix_cache: false,
         }
     }
 }
@@ -105,6 +110,10 @@ struct Live {
     order: u64,
     /// Admitted before (a preempted request resumes).
     started: bool,
+    /// The keys of its prompt's whole blocks (with prefix caching).
+    keys: Vec<BlockKey>,
+    /// Of its blocks, how many lead the table from the cache or were indexed since.
+    indexed: usize,
 }
 
 impl Live {
@@ -132,10 +141,15 @@ impl Live {
     /// `chunk`, or (recomputing after preemption) up to [`SMALL_BATCH`] generated tokens, or a
     /// decode row. A function of the position only, so that its outputs are too.
     fn next_piece(&self, chunk: usize) -> usize {
-        let (done, prompt) = (self.table.len(), self.req.prompt.len());
+        self.piece_from(self.table.len(), chunk)
+    }
+
+    /// Its next piece with `done` tokens held.
+    fn piece_from(&self, done: usize, chunk: usize) -> usize {
+        let prompt = self.req.prompt.len();
         match done < prompt {
             true => (chunk - done % chunk).min(prompt - done),
-            false => self.pending().min(SMALL_BATCH),
+            false => (self.total() - done).min(SMALL_BATCH),
         }
     }
 
@@ -159,6 +173,8 @@ pub struct Scheduler {
     /// End-of-generation tokens.
     eog: Vec<u32>,
     events: Vec<SchedEvent>,
+    /// Prompt tokens looked up in the prefix cache at admissions, and found.
+    prefix: PrefixStats,
 }
 
 impl Scheduler {
@@ -170,14 +186,21 @@ impl Scheduler {
             step_tokens: cfg.step_tokens.max(1),
             ..cfg
         };
+        let mut pool = model.new_pool(DType::F32, cfg.kv_blocks);
+        let prefix_cache = cfg.prefix_cache && pool.enable_prefix_cache();
+        let cfg = SchedConfig {
+            prefix_cache,
+            ..cfg
+        };
         let started = SchedEvent::Started {
             policy: cfg.policy,
             max_batch: cfg.max_batch,
             kv_blocks: cfg.kv_blocks,
             step_tokens: cfg.step_tokens,
+            prefix_cache,
         };
         Self {
-            pool: model.new_pool(DType::F32, cfg.kv_blocks),
+            pool,
             cfg,
             waiting: VecDeque::new(),
             running: Vec::new(),
@@ -186,6 +209,7 @@ impl Scheduler {
             context: model.cfg.context_length,
             eog,
             events: vec![started],
+            prefix: PrefixStats::default(),
         }
     }
 
@@ -216,9 +240,10 @@ impl Scheduler {
         self.running.is_empty() && self.waiting.is_empty()
     }
 
-    /// Blocks held by the running requests (waiting ones hold none).
+    /// Blocks held by the running requests (waiting ones hold none; a shared prefix block
+    /// counts once; idle cached blocks are free).
     pub fn blocks_held(&self) -> usize {
-        self.running.iter().map(|l| l.table.blocks().len()).sum()
+        self.pool.held_blocks()
     }
 
     /// The pool's blocks held and free, and the slack of the running requests' last blocks.
@@ -272,7 +297,13 @@ impl Scheduler {
             max_tokens: req.max_tokens,
         });
         let sampler = Sampler::new(req.sampling.clone());
+        let keys = match self.cfg.prefix_cache {
+            true => super::kv_cache::prefix::prompt_keys(&req.prompt, self.cfg.step_tokens),
+            false => Vec::new(),
+        };
         self.waiting.push_back(Live {
+            keys,
+            indexed: 0,
             req,
             table: BlockTable::default(),
             generated: Vec::new(),
@@ -324,6 +355,7 @@ impl Scheduler {
         let mut live = self.running.pop().expect("a running request to preempt");
         let blocks = live.table.blocks().len();
         self.pool.release(&mut live.table);
+        live.indexed = 0;
         self.events.push(SchedEvent::Preempted {
             req: live.req.id,
             step: self.step,
@@ -338,13 +370,14 @@ impl Scheduler {
         self.waiting.insert(at, live);
     }
 
-    /// Move the head of the queue into the batch.
+    /// Move the head of the queue into the batch, its cached prompt prefix shared.
     fn admit_front(&mut self) {
         let mut live = self.waiting.pop_front().expect("a waiting request");
+        let cached = self.take_prefix(&mut live);
         let (req, step) = (live.req.id, self.step);
         self.events.push(match live.started {
-            true => SchedEvent::Resumed { req, step },
-            false => SchedEvent::Admitted { req, step },
+            true => SchedEvent::Resumed { req, step, cached },
+            false => SchedEvent::Admitted { req, step, cached },
         });
         live.started = true;
         let at = self
@@ -363,7 +396,7 @@ impl Scheduler {
             let Some(front) = self.waiting.front() else {
                 break;
             };
-            let blocks = front.pending().div_ceil(BLOCK_TOKENS);
+            let blocks = self.blocks_to_admit(front, front.pending());
             // The first always goes in: it fits the budget alone (checked at submission).
             if blocks > free && !self.running.is_empty() {
                 break;
@@ -421,13 +454,13 @@ impl Scheduler {
             let Some(front) = self.waiting.front() else {
                 break;
             };
-            let len = front.next_piece(self.cfg.step_tokens);
+            let len = self.first_piece(front);
             // Its whole first piece, within the budget unless the step has nothing yet; and room
             // for all it has to run and its first token, leaving a block for each running
             // request's next decode (else it would be preempted again at once, and thrash).
             let need = (front.pending() + 1).min(self.peak_tokens(&front.req));
             let spare = self.free_blocks().saturating_sub(self.running.len());
-            if (len > *budget && *prefill_planned) || front.room(spare) < need {
+            if (len > *budget && *prefill_planned) || self.blocks_to_admit(front, need) > spare {
                 break;
             }
             let id = front.req.id;
@@ -437,7 +470,8 @@ impl Scheduler {
                 .iter_mut()
                 .find(|l| l.req.id == id)
                 .expect("just admitted");
-            self.pool.reserve(&mut live.table, len)?;
+            let to = live.table.len() + len;
+            self.pool.reserve(&mut live.table, to)?;
             plan.push((id, len));
             *budget = budget.saturating_sub(len);
             *prefill_planned |= len > 1;
@@ -459,6 +493,7 @@ impl Scheduler {
             return Ok(self.take_events()); // nothing fits yet (cannot happen: see `submit`)
         }
         let logits = self.forward_inputs(model, &inputs)?;
+        self.index_prompt_blocks();
         let done = self.sample_finished(&inputs, logits, step)?;
         for &(i, reason) in done.iter().rev() {
             let mut live = self.running.remove(i);

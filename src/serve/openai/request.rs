@@ -1,6 +1,7 @@
 //! Request bodies of `/v1/chat/completions` and `/v1/completions`: the one our client sends
 //! ([`SentBody`], borrowed) and the one our server reads ([`ReceivedBody`], lenient).
 
+use crate::engine::chat::Turn;
 use crate::serve::{Api, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,23 +141,39 @@ fn text_of(v: &Value) -> String {
 }
 
 impl ReceivedBody {
-    /// The prompt text: for chat, the user messages' text (our chat template takes one user
-    /// turn); for completions, the prompt string (or the first of a list).
+    /// The conversation of a chat request: every message in order (a `developer` message as
+    /// a system one), at least one from the user.
+    pub fn chat_turns(&self) -> Result<Vec<Turn>, String> {
+        let ms = self
+            .messages
+            .as_ref()
+            .ok_or("`messages` is required on /v1/chat/completions")?;
+        if !ms.iter().any(|m| m.role == "user") {
+            return Err("`messages` holds no user message".into());
+        }
+        Ok(ms
+            .iter()
+            .map(|m| {
+                let role = match m.role.as_str() {
+                    "developer" => "system",
+                    r => r,
+                };
+                Turn::new(role, &text_of(&m.content))
+            })
+            .collect())
+    }
+
+    /// The prompt text: for chat, the user messages' text; for completions, the prompt string
+    /// (or the first of a list).
     pub fn prompt_text(&self, api: Api) -> Result<String, String> {
         match api {
             Api::Chat => {
-                let ms = self
-                    .messages
-                    .as_ref()
-                    .ok_or("`messages` is required on /v1/chat/completions")?;
-                let user: Vec<String> = ms
-                    .iter()
-                    .filter(|m| m.role == "user")
-                    .map(|m| text_of(&m.content))
+                let user: Vec<String> = self
+                    .chat_turns()?
+                    .into_iter()
+                    .filter(|t| t.role == "user")
+                    .map(|t| t.content)
                     .collect();
-                if user.is_empty() {
-                    return Err("`messages` holds no user message".into());
-                }
                 Ok(user.join("\n"))
             }
             Api::Completions => match &self.prompt {
@@ -253,6 +270,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(b.prompt_text(Api::Chat).unwrap(), "hi");
+        assert_eq!(
+            b.chat_turns().unwrap(),
+            [Turn::system("be brief"), Turn::user("hi")]
+        );
         assert_eq!((b.max_tokens(100), b.include_usage()), (5, true));
         assert!(b.prompt_text(Api::Completions).is_err());
         let b: ReceivedBody = serde_json::from_value(json!({"prompt": ["once"]})).unwrap();

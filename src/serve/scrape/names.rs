@@ -153,6 +153,8 @@ pub const METRICS: &[Metric] = &[
     row(Labtui, Waiting, &["labtui:num_requests_waiting"]),
     row(Labtui, PromptTokens, &["labtui:prompt_tokens_total"]),
     row(Labtui, GenerationTokens, &["labtui:generation_tokens_total"]),
+    row(Labtui, PrefixHits, &["labtui:prefix_cache_hits_total"]),
+    row(Labtui, PrefixQueries, &["labtui:prefix_cache_queries_total"]),
     // vLLM
     row(Vllm, KvUsage, &["vllm:kv_cache_usage_perc"]),
     row(Vllm, KvUsage, &["vllm:gpu_cache_usage_perc"]),

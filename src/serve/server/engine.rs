@@ -108,6 +108,9 @@ pub fn run(
         Metrics::set(&metrics.running, sched.running());
         Metrics::set(&metrics.waiting, sched.waiting());
         Metrics::set(&metrics.blocks_held, sched.blocks_held());
+        let prefix = sched.prefix_stats();
+        Metrics::set(&metrics.prefix_queries, prefix.queried_tokens as usize);
+        Metrics::set(&metrics.prefix_hits, prefix.hit_tokens as usize);
         for e in &events {
             apply(e, &mut live, &metrics);
         }

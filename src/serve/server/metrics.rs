@@ -1,5 +1,6 @@
 //! What `labtui serve` exports at `/metrics`: vLLM's metric names with the `labtui:` prefix
-//! (queues, KV-block usage, token counters, preemptions, TTFT and E2E histograms), Prometheus text.
+//! (queues, KV-block usage, token counters, preemptions, prefix-cache lookups and hits in
+//! tokens, TTFT and E2E histograms), Prometheus text.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,9 @@ pub struct Metrics {
     pub prompt_tokens: AtomicU64,
     pub generation_tokens: AtomicU64,
     pub preemptions: AtomicU64,
+    /// Prompt tokens looked up in the prefix cache, and found there.
+    pub prefix_queries: AtomicU64,
+    pub prefix_hits: AtomicU64,
     pub requests_done: AtomicU64,
     pub ttft: Histogram,
     pub e2e: Histogram,
@@ -82,7 +86,7 @@ impl Metrics {
         let label = format!("{{model_name=\"{model}\"}}");
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, String); 8] = [
+        let rows: [(&str, &str, &str, String); 10] = [
             (
                 "num_requests_running",
                 "gauge",
@@ -124,6 +128,18 @@ impl Metrics {
                 "counter",
                 "Requests preempted (to be recomputed).",
                 get(&self.preemptions).to_string(),
+            ),
+            (
+                "prefix_cache_queries_total",
+                "counter",
+                "Prompt tokens looked up in the prefix cache.",
+                get(&self.prefix_queries).to_string(),
+            ),
+            (
+                "prefix_cache_hits_total",
+                "counter",
+                "Prompt tokens found in the prefix cache (not computed).",
+                get(&self.prefix_hits).to_string(),
             ),
             (
                 "request_success_total",

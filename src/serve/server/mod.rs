@@ -234,10 +234,10 @@ fn parse(s: &Shared, api: Api, body: &Bytes) -> Result<(openai::ReceivedBody, Ve
     let body: openai::ReceivedBody =
         serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))?;
     body.validate()?;
-    let text = body.prompt_text(api)?;
+    // A chat request's whole conversation goes through the template (its system prompt too).
     let templated = match api {
-        Api::Chat => chat::apply(&s.tokenizer, &text),
-        Api::Completions => Ok(text),
+        Api::Chat => chat::apply_turns(&s.tokenizer, &body.chat_turns()?),
+        Api::Completions => Ok(body.prompt_text(api)?),
     };
     match templated.and_then(|t| s.tokenizer.encode_prompt(&t)) {
         Ok(p) if !p.is_empty() => Ok((body, p)),

@@ -67,9 +67,12 @@ fn remote(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn title(v: &SchedView) -> String {
-    let held: usize = v.blocks().iter().map(|b| b.1).sum();
+    let held = v.blocks_held();
+    let prefix = v
+        .prefix_hit_rate()
+        .map_or(String::new(), |r| format!(" · prefix hits {:.0}%", 100.0 * r));
     format!(
-        "scheduler · step {} · running {} · waiting {} · KV blocks {held}/{} · {} · {} preempted",
+        "scheduler · step {} · running {} · waiting {} · KV blocks {held}/{} · {} · {} preempted{prefix}",
         v.step(),
         v.ids(|s| s == ReqState::Running).len(),
         v.ids(|s| s == ReqState::Waiting).len(),
