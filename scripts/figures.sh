@@ -5,6 +5,8 @@
 #   scripts/figures.sh --demos    the demos only (about 18 minutes)
 #   scripts/figures.sh --serving  the serving section only (about 12 minutes)
 #   scripts/figures.sh --profile  bench engine --profile on both Qwen files (about 3 minutes)
+#   scripts/figures.sh --prefix   chat prompts sharing a preamble: labtui serve with its prefix
+#                                 cache and without, against llama-server (about 8 minutes)
 #   scripts/figures.sh --heads    draft heads: trains them on the 1.5B where models/ has none
 #                                 (about 17 minutes a kind), then bench spec with every draft mode
 #   scripts/figures.sh --sensitivity  the 0.5B's sensitivity map, mixes from it beside llama.cpp's
@@ -98,6 +100,36 @@ if [ -z "$only" ] || [ "$only" = "--serving" ]; then
     LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
     export LLAMA_CPP_BIN
     serving
+fi
+
+# Chat requests that share a preamble (the template's system prompt and 80 more tokens), 24
+# tokens of their own and 32 out, at 1, 4 and 16 in flight: labtui serve with its prefix cache,
+# without it, and llama-server --parallel 4 (its slots keep their prompts), all three running,
+# measured one after another on the same prompts.
+prefix_chat() {
+    mkdir -p assets/serve
+    "$bin" serve --model "$m05" --port 18084 > /dev/null 2>&1 &
+    on=$!
+    "$bin" serve --model "$m05" --port 18085 --no-prefix-cache > /dev/null 2>&1 &
+    off=$!
+    "$LLAMA_CPP_BIN/llama-server" -m "models/$m05" --host 127.0.0.1 --port 18086 --parallel 4 \
+        -t 2 -c 8192 --metrics > /dev/null 2>&1 &
+    theirs=$!
+    trap 'kill $on $off $theirs 2>/dev/null' EXIT
+    for p in 18084 18085 18086; do wait_up $p; done
+    "$bin" bench serve --endpoint http://127.0.0.1:18084 --endpoint http://127.0.0.1:18085 \
+        --endpoint http://127.0.0.1:18086 --api chat --shared-prefix 80:1 --input-tokens 24:0 \
+        --max-tokens 32 --ignore-eos --concurrency 1,4,16 --requests 32 --warmup 2 \
+        > assets/serve/prefix-chat-0.5b.md
+    kill $on $off $theirs 2>/dev/null
+    wait $on $off $theirs 2>/dev/null || true
+    trap - EXIT
+}
+
+if [ -z "$only" ] || [ "$only" = "--prefix" ]; then
+    LLAMA_CPP_BIN=${LLAMA_CPP_BIN:-$(../shared/tools/llama-cpp)}
+    export LLAMA_CPP_BIN
+    prefix_chat
 fi
 
 if [ -z "$only" ] || [ "$only" = "--profile" ]; then
