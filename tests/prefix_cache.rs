@@ -96,7 +96,10 @@ fn requests_sharing_a_preamble_read_it_from_the_cache_and_get_their_tokens_alone
     assert_eq!(by_req(0), 0, "the first request finds nothing");
     assert!(by_req(1) >= 64, "request 1 shares 70 tokens: {hits:?}");
     assert!(by_req(6) >= 160, "request 6 repeats request 3: {hits:?}");
-    assert!(by_req(9) >= 64, "request 9 is a prefix of request 4: {hits:?}");
+    assert!(
+        by_req(9) >= 64,
+        "request 9 is a prefix of request 4: {hits:?}"
+    );
     let hit: usize = hits.iter().map(|h| h.1).sum();
     assert_eq!(stats.hit_tokens, hit as u64);
     let queried: usize = stream.iter().map(|a| a.prompt.len()).sum();
@@ -125,9 +128,10 @@ fn eviction_and_preemption_keep_every_request_s_tokens() {
     let (events, out, stats) = drive_stats(model, cfg(24, true), &stream);
     assert!(preempted(&events) > 0, "24 blocks forced no preemption");
     assert!(
-        cached(&events)
-            .iter()
-            .any(|&(r, c)| c > 0 && events.iter().any(|e| matches!(e, SchedEvent::Resumed { req, .. } if *req == r))),
+        cached(&events).iter().any(|&(r, c)| c > 0
+            && events
+                .iter()
+                .any(|e| matches!(e, SchedEvent::Resumed { req, .. } if *req == r))),
         "no resumed request read its prompt back: {:?}",
         cached(&events)
     );
@@ -192,7 +196,9 @@ fn bits_after_sharing(
     assert!(pool.enable_prefix_cache());
     let mut run = |table: &mut BlockTable, tokens: &[u32]| {
         let mut seqs = [Seq { tokens, table }];
-        let l = model.forward_batch(&mut pool, &mut seqs, Forward::LAST).unwrap();
+        let l = model
+            .forward_batch(&mut pool, &mut seqs, Forward::LAST)
+            .unwrap();
         Model::last_logits(&l[0]).unwrap()
     };
     let mut a = BlockTable::default();
@@ -209,7 +215,9 @@ fn bits_after_sharing(
         tokens: &prompt[shared * BLOCK_TOKENS..],
         table: &mut b,
     }];
-    let l = model.forward_batch(&mut pool, &mut seqs, Forward::LAST).unwrap();
+    let l = model
+        .forward_batch(&mut pool, &mut seqs, Forward::LAST)
+        .unwrap();
     let out = Model::last_logits(&l[0]).unwrap();
     out.iter().map(|x| x.to_bits()).collect()
 }
@@ -241,5 +249,8 @@ fn a_shared_prefix_gives_the_bits_of_the_prompt_alone_when_the_span_kind_is_kept
             differs += 1;
         }
     }
-    assert!(differs > 0, "a short span after the prefix never changed the bits");
+    assert!(
+        differs > 0,
+        "a short span after the prefix never changed the bits"
+    );
 }

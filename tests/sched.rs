@@ -168,12 +168,10 @@ fn a_cancelled_request_gives_its_blocks_back() {
 
 fn arrival() -> impl Strategy<Value = Arrival> {
     // Few seeds: prompts of one seed are prefixes of each other, for the prefix cache to find.
-    (0..12u64, 1..70usize, 1..10usize, 0..4usize).prop_map(|(at, len, max_tokens, seed)| {
-        Arrival {
-            at,
-            prompt: prompt(seed, len),
-            max_tokens,
-        }
+    (0..12u64, 1..70usize, 1..10usize, 0..4usize).prop_map(|(at, len, max_tokens, seed)| Arrival {
+        at,
+        prompt: prompt(seed, len),
+        max_tokens,
     })
 }
 

@@ -60,6 +60,12 @@ fn endpoint(server: &Server, api: Api) -> Endpoint {
     }
 }
 
+/// The server's `/metrics` text.
+async fn metrics(server: &Server) -> String {
+    let url = format!("{}/metrics", server.url());
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 fn request(prompt: &str, max_tokens: usize) -> Request {
     Request {
         context: Vec::new(),
@@ -221,12 +227,7 @@ async fn concurrent_requests_all_complete_and_metrics_count_them() {
         generated += out.output_tokens;
         prompt_tokens += out.prompt_tokens.unwrap();
     }
-    let body = reqwest::get(format!("{}/metrics", server.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = metrics(&server).await;
     let lines = body.lines().map(|l| Ok(l.replace(':', "_")));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     assert!(scrape.samples.len() > 10);
@@ -261,7 +262,11 @@ async fn chat_requests_sharing_a_system_prompt_hit_the_prefix_cache() {
             client.stream(&ep, &req, Instant::now(), None, |_| {}).await
         }
     };
-    let questions = ["What is a mutex?", "What is a semaphore?", "What is a barrier?"];
+    let questions = [
+        "What is a mutex?",
+        "What is a semaphore?",
+        "What is a barrier?",
+    ];
     let mut answers = Vec::new();
     for prefix_cache in [true, false] {
         let server = start(SchedConfig {
@@ -276,12 +281,7 @@ async fn chat_requests_sharing_a_system_prompt_hit_the_prefix_cache() {
             texts.push(out.text.clone());
         }
         answers.push(texts);
-        let body = reqwest::get(format!("{}/metrics", server.url()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = metrics(&server).await;
         let s = labtui::serve::scrape::parse(&body).unwrap();
         let (q, h) = (s.prefix_queries.unwrap(), s.prefix_hits.unwrap());
         match prefix_cache {

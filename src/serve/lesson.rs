@@ -314,5 +314,9 @@ fn little(outcomes: &[Outcome]) -> f64 {
     };
     let span = (end - start).as_secs_f64();
     let busy: f64 = good().map(|o| o.e2e.as_secs_f64()).sum();
-    if span > 0.0 { busy / span } else { 0.0 }
+    if span > 0.0 {
+        busy / span
+    } else {
+        0.0
+    }
 }

@@ -228,7 +228,8 @@ impl SchedView {
     /// With prefix caching on: the share of the prompt tokens looked up at admissions that
     /// were found in the cache (`None` with it off or before the first admission).
     pub fn prefix_hit_rate(&self) -> Option<f64> {
-        (self.prefix_cache_on() && self.prefix.0 > 0).then(|| self.prefix.1 as f64 / self.prefix.0 as f64)
+        (self.prefix_cache_on() && self.prefix.0 > 0)
+            .then(|| self.prefix.1 as f64 / self.prefix.0 as f64)
     }
 
     /// The scheduler's block budget, from the last step (or its start).
@@ -284,7 +285,14 @@ mod tests {
         };
         v.apply(ms(0), &arrived(1));
         v.apply(ms(40), &arrived(2));
-        v.apply(ms(50), &SchedEvent::Admitted { req: 1, step: 0, cached: 0 });
+        v.apply(
+            ms(50),
+            &SchedEvent::Admitted {
+                req: 1,
+                step: 0,
+                cached: 0,
+            },
+        );
         let prefill = SchedEvent::Prefill {
             req: 1,
             step: 0,
@@ -333,7 +341,11 @@ mod tests {
                 prompt_tokens: 20,
                 max_tokens: 3,
             },
-            SchedEvent::Admitted { req: 1, step: 0, cached: 0 },
+            SchedEvent::Admitted {
+                req: 1,
+                step: 0,
+                cached: 0,
+            },
             SchedEvent::Prefill {
                 req: 1,
                 step: 0,

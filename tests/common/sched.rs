@@ -99,4 +99,3 @@ pub fn preempted(events: &[SchedEvent]) -> usize {
         .filter(|e| matches!(e, SchedEvent::Preempted { .. }))
         .count()
 }
-

@@ -2,7 +2,7 @@
 //! a free list, and a [`BlockTable`] per sequence mapping its positions to blocks. Pure integers:
 //! the K and V values live in [`super::pool::KvPool`].
 
-use super::prefix::{BlockKey, PrefixIndex};
+use super::index::{BlockKey, PrefixIndex};
 
 /// Tokens per block (vLLM's default).
 pub const BLOCK_TOKENS: usize = 16;
@@ -227,7 +227,10 @@ impl BlockTable {
     /// Start an empty table with `blocks`, a cached prefix whose positions are all written:
     /// each is shared, not copied.
     pub fn share_prefix(&mut self, alloc: &mut BlockAllocator, blocks: &[u32]) {
-        assert!(self.is_empty() && self.blocks.is_empty(), "a prefix starts a table");
+        assert!(
+            self.is_empty() && self.blocks.is_empty(),
+            "a prefix starts a table"
+        );
         for &b in blocks {
             alloc.share(b);
         }

@@ -4,12 +4,14 @@
 //! and clears.
 
 pub mod blocks;
+pub mod index;
 pub mod pool;
 pub mod prefix;
 
 pub use blocks::{BlockAllocator, BlockTable, BlockUsage, BLOCK_TOKENS};
+pub use index::BlockKey;
 pub use pool::{KvPool, GROW_BLOCKS, WINDOW_SLACK};
-pub use prefix::{BlockKey, PrefixStats};
+pub use prefix::PrefixStats;
 
 use candle_core::{DType, Device, Tensor};
 

@@ -5,7 +5,7 @@
 //! step never copies the cache.
 
 use super::blocks::{BlockAllocator, BlockTable, BlockUsage, BLOCK_TOKENS};
-use super::prefix::BlockKey;
+use super::index::BlockKey;
 use candle_core::{DType, Device, Result, Tensor};
 
 /// The pool grows by multiples of this many blocks (256 tokens).

@@ -15,16 +15,18 @@
 //! other bits than as 80. So a request's pieces are a function of its positions only: its prompt
 //! runs in chunks that end at multiples of `step_tokens` (the last may be shorter), each whole,
 //! and its generated tokens as decode rows. A preempted request recomputes the same prompt
-//! chunks, then its generated tokens as short spans of at most [`SMALL_BATCH`] rows, each row
+//! chunks, then its generated tokens as short spans of at most
+//! [`SMALL_BATCH`](crate::engine::kernels::SMALL_BATCH) rows, each row
 //! bitwise its decode step; it keeps its sampler.
 
+mod live;
 mod prefix;
 mod replay;
 
+use live::Live;
 pub use replay::{Replay, ReqState, ReqView};
 
-use super::kernels::SMALL_BATCH;
-use super::kv_cache::{BlockKey, BlockTable, BlockUsage, KvPool, PrefixStats, BLOCK_TOKENS};
+use super::kv_cache::{BlockTable, BlockUsage, KvPool, PrefixStats, BLOCK_TOKENS};
 use super::model::{Forward, Model};
 use super::sampling::{Sampler, SamplingParams};
 use super::step::Seq;
@@ -97,66 +99,6 @@ pub enum SchedError {
     },
     #[error("request {0} is already queued or running")]
     Duplicate(u64),
-}
-
-/// A request between its submission and its end.
-#[derive(Debug)]
-struct Live {
-    req: SeqRequest,
-    table: BlockTable,
-    generated: Vec<u32>,
-    sampler: Sampler,
-    /// Order of submission: the oldest request runs first and is preempted last.
-    order: u64,
-    /// Admitted before (a preempted request resumes).
-    started: bool,
-    /// The keys of its prompt's whole blocks (with prefix caching).
-    keys: Vec<BlockKey>,
-    /// Of its blocks, how many lead the table from the cache or were indexed since.
-    indexed: usize,
-}
-
-impl Live {
-    /// Tokens of the sequence: the prompt, then those generated.
-    fn total(&self) -> usize {
-        self.req.prompt.len() + self.generated.len()
-    }
-
-    /// Tokens to run before the next token can be sampled.
-    fn pending(&self) -> usize {
-        self.total() - self.table.len()
-    }
-
-    fn tokens(&self, start: usize, len: usize) -> Vec<u32> {
-        let p = &self.req.prompt;
-        (start..start + len)
-            .map(|i| match p.get(i) {
-                Some(&t) => t,
-                None => self.generated[i - p.len()],
-            })
-            .collect()
-    }
-
-    /// Tokens its next piece runs: the rest of the prompt chunk ending at the next multiple of
-    /// `chunk`, or (recomputing after preemption) up to [`SMALL_BATCH`] generated tokens, or a
-    /// decode row. A function of the position only, so that its outputs are too.
-    fn next_piece(&self, chunk: usize) -> usize {
-        self.piece_from(self.table.len(), chunk)
-    }
-
-    /// Its next piece with `done` tokens held.
-    fn piece_from(&self, done: usize, chunk: usize) -> usize {
-        let prompt = self.req.prompt.len();
-        match done < prompt {
-            true => (chunk - done % chunk).min(prompt - done),
-            false => (self.total() - done).min(SMALL_BATCH),
-        }
-    }
-
-    /// Tokens the sequence can add with `free` more blocks (the slack of its last block first).
-    fn room(&self, free: usize) -> usize {
-        self.table.wasted() + free * BLOCK_TOKENS
-    }
 }
 
 /// Batches requests over one model's paged KV pool.

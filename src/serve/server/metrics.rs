@@ -85,8 +85,29 @@ impl Metrics {
         let model = model.replace(['\\', '"', '\n'], "_");
         let label = format!("{{model_name=\"{model}\"}}");
         let mut out = String::new();
+        for (name, kind, help, value) in self.scalars() {
+            let _ = writeln!(
+                out,
+                "# HELP labtui:{name} {help}\n# TYPE labtui:{name} {kind}\nlabtui:{name}{label} {value}"
+            );
+        }
+        self.ttft.write(
+            &mut out,
+            "labtui:time_to_first_token_seconds",
+            "Time from arrival to the first token.",
+        );
+        self.e2e.write(
+            &mut out,
+            "labtui:e2e_request_latency_seconds",
+            "Time from arrival to the last token.",
+        );
+        out
+    }
+
+    /// Every gauge and counter: its name (after `labtui:`), kind, help and value.
+    fn scalars(&self) -> [(&'static str, &'static str, &'static str, String); 10] {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, String); 10] = [
+        [
             (
                 "num_requests_running",
                 "gauge",
@@ -147,23 +168,6 @@ impl Metrics {
                 "Requests finished.",
                 get(&self.requests_done).to_string(),
             ),
-        ];
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP labtui:{name} {help}\n# TYPE labtui:{name} {kind}\nlabtui:{name}{label} {value}"
-            );
-        }
-        self.ttft.write(
-            &mut out,
-            "labtui:time_to_first_token_seconds",
-            "Time from arrival to the first token.",
-        );
-        self.e2e.write(
-            &mut out,
-            "labtui:e2e_request_latency_seconds",
-            "Time from arrival to the last token.",
-        );
-        out
+        ]
     }
 }

@@ -68,9 +68,9 @@ fn remote(state: &AppState, area: Rect, buf: &mut Buffer) {
 
 fn title(v: &SchedView) -> String {
     let held = v.blocks_held();
-    let prefix = v
-        .prefix_hit_rate()
-        .map_or(String::new(), |r| format!(" · prefix hits {:.0}%", 100.0 * r));
+    let prefix = v.prefix_hit_rate().map_or(String::new(), |r| {
+        format!(" · prefix hits {:.0}%", 100.0 * r)
+    });
     format!(
         "scheduler · step {} · running {} · waiting {} · KV blocks {held}/{} · {} · {} preempted{prefix}",
         v.step(),
