@@ -385,17 +385,28 @@ impl Scheduler {
     }
 
     /// Continuous batching: admit waiting requests while the batch, the step's token budget and
-    /// the free blocks allow a whole first chunk for each.
+    /// the free blocks allow a whole first chunk for each; while decodes run, only while the
+    /// step has no prompt piece yet.
     fn admit_more(
         &mut self,
         plan: &mut Vec<(u64, usize)>,
         budget: &mut usize,
         prefill_planned: &mut bool,
     ) -> candle_core::Result<()> {
+        // While decode rows run, one prompt piece a step: on a CPU a prompt of a few dozen tokens
+        // is past the compute balance point, so prefilling several arrivals together saves
+        // nothing and makes each first token wait for all of them.
+        let decoding = self
+            .running
+            .iter()
+            .any(|l| !l.generated.is_empty() && l.pending() == 1);
         while self.running.len() < self.cfg.max_batch {
             let Some(front) = self.waiting.front() else {
                 break;
             };
+            if decoding && *prefill_planned {
+                break;
+            }
             let len = self.first_piece(front);
             // Its whole first piece, within the budget unless the step has nothing yet; and room
             // for all it has to run and its first token, leaving a block for each running
