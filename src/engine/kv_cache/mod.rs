@@ -35,10 +35,15 @@ impl KvCache {
         device: &Device,
     ) -> Self {
         let max_blocks = max_tokens.div_ceil(BLOCK_TOKENS);
+        Self::from_pool(KvPool::new(
+            layers, kv_heads, head_dim, max_tokens, max_blocks, dtype, device,
+        ))
+    }
+
+    /// One sequence over `pool`, a pool of its own.
+    pub fn from_pool(pool: KvPool) -> Self {
         Self {
-            pool: KvPool::new(
-                layers, kv_heads, head_dim, max_tokens, max_blocks, dtype, device,
-            ),
+            pool,
             table: BlockTable::default(),
         }
     }
@@ -69,12 +74,6 @@ impl KvCache {
     /// slack) in a sliding-window one.
     pub fn bytes(&self) -> u64 {
         self.pool.bytes_held(&self.table)
-    }
-
-    /// The same cache, whose `sliding` layers keep only the last `size` positions.
-    pub fn with_window(mut self, size: usize, sliding: Vec<bool>) -> Self {
-        self.pool = self.pool.with_window(size, sliding);
-        self
     }
 
     /// Bytes allocated for the buffers (held tokens plus room to grow), measured on the tensors.

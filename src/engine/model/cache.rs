@@ -12,19 +12,8 @@ impl Model {
     /// A fresh, empty KV cache sized for this model's context; its sliding-window layers keep
     /// only their window.
     pub fn new_cache(&self, dtype: DType) -> KvCache {
-        let c = &self.cfg;
-        let cache = KvCache::new(
-            c.layers,
-            c.kv_heads,
-            c.head_dim,
-            c.context_length,
-            dtype,
-            &self.device,
-        );
-        match self.sliding_layers() {
-            Some((size, sliding)) => cache.with_window(size, sliding),
-            None => cache,
-        }
+        let blocks = self.cfg.context_length.div_ceil(BLOCK_TOKENS);
+        KvCache::from_pool(self.new_pool(dtype, blocks))
     }
 
     /// The sliding window and which layers attend within it, if any do.

@@ -312,10 +312,10 @@ impl Scheduler {
         self.waiting.insert(at, live);
     }
 
-    /// Move the head of the queue into the batch, its cached prompt prefix shared.
-    fn admit_front(&mut self) {
+    /// Move the head of the queue into the batch, sharing `hit`, its cached prompt prefix.
+    fn admit_front(&mut self, hit: &[u32]) {
         let mut live = self.waiting.pop_front().expect("a waiting request");
-        let cached = self.take_prefix(&mut live);
+        let cached = self.take_prefix(&mut live, hit);
         let (req, step) = (live.req.id, self.step);
         self.events.push(match live.started {
             true => SchedEvent::Resumed { req, step, cached },
@@ -338,13 +338,14 @@ impl Scheduler {
             let Some(front) = self.waiting.front() else {
                 break;
             };
-            let blocks = self.blocks_to_admit(front, front.pending());
+            let hit = self.prefix_hit(front);
+            let blocks = self.blocks_to_admit(&hit, front.pending());
             // The first always goes in: it fits the budget alone (checked at submission).
             if blocks > free && !self.running.is_empty() {
                 break;
             }
             free = free.saturating_sub(blocks);
-            self.admit_front();
+            self.admit_front(&hit);
         }
     }
 
@@ -407,17 +408,18 @@ impl Scheduler {
             if decoding && *prefill_planned {
                 break;
             }
-            let len = self.first_piece(front);
+            let hit = self.prefix_hit(front);
+            let len = self.first_piece(front, &hit);
             // Its whole first piece, within the budget unless the step has nothing yet; and room
             // for all it has to run and its first token, leaving a block for each running
             // request's next decode (else it would be preempted again at once, and thrash).
             let need = (front.pending() + 1).min(self.peak_tokens(&front.req));
             let spare = self.free_blocks().saturating_sub(self.running.len());
-            if (len > *budget && *prefill_planned) || self.blocks_to_admit(front, need) > spare {
+            if (len > *budget && *prefill_planned) || self.blocks_to_admit(&hit, need) > spare {
                 break;
             }
             let id = front.req.id;
-            self.admit_front();
+            self.admit_front(&hit);
             let live = self
                 .running
                 .iter_mut()

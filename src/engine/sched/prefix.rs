@@ -21,26 +21,25 @@ impl Scheduler {
         blocks
     }
 
-    /// Free blocks admitting `live` takes for it to hold `tokens`: new ones past its cached
-    /// prefix, and the idle cached ones it shares.
-    pub(super) fn blocks_to_admit(&self, live: &Live, tokens: usize) -> usize {
-        let hit = self.prefix_hit(live);
-        tokens.div_ceil(BLOCK_TOKENS).saturating_sub(hit.len()) + self.pool.idle_among(&hit)
+    /// Free blocks admitting a request with cached prefix `hit` takes for it to hold `tokens`:
+    /// new ones past the prefix, and the idle cached ones it shares.
+    pub(super) fn blocks_to_admit(&self, hit: &[u32], tokens: usize) -> usize {
+        tokens.div_ceil(BLOCK_TOKENS).saturating_sub(hit.len()) + self.pool.idle_among(hit)
     }
 
-    /// The first piece a waiting `live` runs once admitted (after its cached prefix).
-    pub(super) fn first_piece(&self, live: &Live) -> usize {
-        let cached = self.prefix_hit(live).len() * BLOCK_TOKENS;
+    /// The first piece a waiting `live` runs once admitted with cached prefix `hit`.
+    pub(super) fn first_piece(&self, live: &Live, hit: &[u32]) -> usize {
+        let cached = hit.len() * BLOCK_TOKENS;
         live.piece_from(live.table.len().max(cached), self.cfg.step_tokens)
     }
 
-    /// Share `live`'s cached prefix into its table (counting the lookup); the tokens it holds.
-    pub(super) fn take_prefix(&mut self, live: &mut Live) -> usize {
+    /// Share cached prefix `hit` (from [`Self::prefix_hit`]) into `live`'s table, counting the
+    /// lookup; the tokens it holds.
+    pub(super) fn take_prefix(&mut self, live: &mut Live, hit: &[u32]) -> usize {
         if !self.cfg.prefix_cache {
             return 0;
         }
-        let hit = self.prefix_hit(live);
-        self.pool.share_prefix(&mut live.table, &hit);
+        self.pool.share_prefix(&mut live.table, hit);
         live.indexed = hit.len();
         let cached = hit.len() * BLOCK_TOKENS;
         self.prefix.queried_tokens += live.req.prompt.len() as u64;
