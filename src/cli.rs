@@ -60,6 +60,9 @@ pub enum Cmd {
     Tokenize(TokenizeArgs),
     /// Measure speed without a terminal UI.
     Bench(BenchArgs),
+    /// Race one prompt under two configurations (A and B), one step of each in turn on this
+    /// machine: each side's numbers, where the texts part, the speed ratio and its spread.
+    Race(crate::app::race::RaceArgs),
     /// Drive the dashboard from a recording: the same panes, no model needed.
     Replay(ReplayArgs),
     /// Compare the runs of recordings side by side; with two files, `--diff` compares their tokens.

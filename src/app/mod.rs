@@ -6,6 +6,7 @@ pub mod args;
 pub mod bench;
 pub mod demo;
 pub mod headless;
+pub mod race;
 pub mod report;
 pub mod serve;
 pub mod snapshot;

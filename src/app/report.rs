@@ -20,8 +20,9 @@ pub struct ReportArgs {
     pub files: Vec<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     pub format: ReportFormat,
-    /// Token-by-token diff of the first run of two recordings; for two serving benchmarks (JSON
-    /// results or recordings), their levels side by side with ratios.
+    /// Token-by-token diff of the first run of two recordings; for a race's recording, its
+    /// summary rows; for two serving benchmarks (JSON results or recordings), their levels
+    /// side by side with ratios.
     #[arg(long)]
     pub diff: bool,
     /// Also write charts (inter-token latency, KV growth; PNG and SVG) into this folder.
@@ -43,8 +44,25 @@ pub fn run(a: &ReportArgs) -> Result<()> {
             eprintln!("wrote {}", f.display());
         }
     }
+    let races: Vec<_> = recs
+        .iter()
+        .flat_map(|(f, r)| report::race::races(r).into_iter().map(move |s| (f, s)))
+        .collect();
+    if a.diff && !races.is_empty() {
+        // A race's recording holds both sides: its summary rows are the diff.
+        for (f, s) in races {
+            match a.format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+                _ => println!("# {f}: A/B race\n\n{}", report::race::markdown(&s)),
+            }
+        }
+        return Ok(());
+    }
     if a.diff {
-        anyhow::ensure!(recs.len() == 2, "--diff compares exactly two recordings");
+        anyhow::ensure!(
+            recs.len() == 2,
+            "--diff compares exactly two recordings (or the sides of a race's recording)"
+        );
         let first = |r: &Recording| {
             report::run_tokens(r)
                 .into_iter()

@@ -24,6 +24,7 @@ pub mod model;
 pub mod profile;
 pub mod quality;
 pub mod quant;
+pub mod race;
 pub mod sampling;
 pub mod sched;
 pub mod sensitivity;
@@ -200,6 +201,21 @@ impl Engine {
             quant: crate::protocol::Quant::AsLoaded,
             mix: None,
             fallbacks: Vec::new(),
+        }
+    }
+
+    /// A second engine on the same weights (shared, not copied) with a cache of its own: the
+    /// other side of a race.
+    pub fn twin(&self) -> Self {
+        Self {
+            model: self.model.clone(),
+            tokenizer: self.tokenizer.clone(),
+            cache: self.model.new_cache(self.cache.dtype()),
+            info: self.info.clone(),
+            original: self.original.clone(),
+            quant: self.quant,
+            mix: self.mix.clone(),
+            fallbacks: self.fallbacks.clone(),
         }
     }
 

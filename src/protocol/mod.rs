@@ -12,6 +12,7 @@ pub mod notice;
 pub mod params;
 pub mod policy;
 pub mod quant_row;
+pub mod race;
 pub mod sched;
 pub mod scraped;
 pub mod sensitivity;
@@ -103,6 +104,14 @@ pub enum Command {
         prompt: String,
         params: GenParams,
         batch: usize,
+    },
+    /// Race `prompt` under two configurations, one step of each in turn (see
+    /// [`race::RaceEvent`]). `Stop` ends both.
+    Race {
+        prompt: String,
+        params: GenParams,
+        a: race::RaceConfig,
+        b: race::RaceConfig,
     },
     /// End the worker thread.
     Shutdown,
@@ -523,6 +532,8 @@ pub enum Event {
     Sched(SchedEvent),
     /// A layer-wise sensitivity sweep's plan, each cell as it is measured, its end.
     Sensitivity(sensitivity::SensEvent),
+    /// An A/B race's start, its sides' run events and its summary.
+    Race(race::RaceEvent),
 }
 
 /// `text` on one line (runs of whitespace become one space), at most `max` characters (an

@@ -39,6 +39,7 @@ pub enum Job {
     Quality,
     Stream,
     Batch,
+    Race,
     /// A teaching demo, by its kind's name.
     Demo(String),
 }
@@ -51,4 +52,5 @@ pub enum Unserved {
     Demos,
     Streams,
     Batches,
+    Races,
 }

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod demo;
 pub mod heatmap;
 pub mod plot;
+pub mod race;
 pub mod serve;
 pub mod serve_diff;
 pub mod serve_tables;

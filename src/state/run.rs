@@ -3,7 +3,7 @@
 //! frame never walks every token of a long run.
 
 use super::{Itl, SpecView, Thinned};
-use crate::protocol::{DraftMode, KPolicy, KvBlocks, RunSummary, TokenEvent};
+use crate::protocol::{DraftMode, Event, KPolicy, KvBlocks, RunSummary, TokenEvent};
 use std::time::Duration;
 
 /// A tape line without a newline is ended after this many bytes, so that laying out the end of a
@@ -53,6 +53,35 @@ impl RunView {
 
     pub fn finished(&self) -> bool {
         self.summary.is_some() || self.failed.is_some()
+    }
+
+    /// Take one of the run's events after its start: its prefill, tokens, blocks, speculative
+    /// steps, end.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::PrefillDone {
+                tokens, duration, ..
+            } => {
+                self.prefill = Some(*duration);
+                // A remote run learns its prompt's tokens from the server, after it started.
+                if self.prompt_tokens == 0 {
+                    self.prompt_tokens = *tokens;
+                }
+            }
+            Event::Token(t) => self.push(t),
+            Event::KvBlocks { run, blocks } if *run == self.run => self.kv_blocks = Some(*blocks),
+            Event::SpecStep(step) => {
+                let next = self.tokens.len();
+                self.spec.apply(step, next);
+            }
+            Event::RunFinished { summary, .. } => {
+                if self.prompt_tokens == 0 {
+                    self.prompt_tokens = summary.prompt_tokens;
+                }
+                self.summary = Some(summary.clone());
+            }
+            _ => {}
+        }
     }
 
     /// Take the run's next token.

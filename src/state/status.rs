@@ -114,6 +114,17 @@ impl Happened {
                 model: run.model.clone(),
             },
             Event::Error { .. } => Self::Error,
+            Event::Race(crate::protocol::race::RaceEvent::Started { a, b, .. }) => {
+                Self::Text(format!(
+                    "race: A {} against B {}, one step of each in turn on this machine",
+                    a.label, b.label
+                ))
+            }
+            Event::Race(crate::protocol::race::RaceEvent::Finished(s)) => Self::Text(format!(
+                "race over: B ran at {} of A's decode speed; {}",
+                s.ratio_text(),
+                s.parting()
+            )),
             Event::Sensitivity(crate::protocol::sensitivity::SensEvent::Finished { took }) => {
                 Self::Text(format!(
                     "sensitivity sweep finished in {}",
@@ -121,6 +132,7 @@ impl Happened {
                 ))
             }
             Event::Sensitivity(_)
+            | Event::Race(crate::protocol::race::RaceEvent::Lane { .. })
             | Event::LoadProgress { .. }
             | Event::Token(_)
             | Event::KvBlocks { .. }
@@ -150,8 +162,16 @@ pub enum UiNotice {
     MaxTokens(usize),
     Temperature(f32),
     BatchSize(usize),
+    /// A race started: its sides' labels.
+    Racing {
+        a: String,
+        b: String,
+    },
+    /// `A` with the settings at the baseline: nothing to race.
+    RaceNeedsChange,
     // The view.
     SchedClosed,
+    RaceClosed,
     ZoomNeedsPane,
     Zoomed(Focus),
     Unzoomed,

@@ -85,6 +85,10 @@ pub struct Store {
     /// Schedulers started so far (a batch run, a stream, a server): the dashboard hides the
     /// scheduler's view until the next one once the user has dismissed it.
     pub sched_runs: u64,
+    /// The last A/B race, and how many started so far (the view hides until the next one once
+    /// dismissed).
+    pub race: Option<super::RaceView>,
+    pub races: u64,
     pub now: Duration,
 }
 
@@ -116,6 +120,8 @@ impl Store {
             serve: ServeView::default(),
             sched: SchedView::default(),
             sched_runs: 0,
+            race: None,
+            races: 0,
             now: Duration::ZERO,
         }
     }
@@ -128,8 +134,14 @@ impl Store {
             .is_empty()
     }
 
+    /// A run or a race is under way.
     pub fn running(&self) -> bool {
-        self.current.as_ref().is_some_and(|r| !r.finished())
+        self.current.as_ref().is_some_and(|r| !r.finished()) || self.racing()
+    }
+
+    /// A race is under way.
+    pub fn racing(&self) -> bool {
+        self.race.as_ref().is_some_and(|r| r.running())
     }
 
     /// The mixed-precision variant runs use now, if one is.
@@ -176,6 +188,12 @@ impl Store {
                 self.sched.apply(s.at, e)
             }
             Event::Error { message } => self.apply_error(message),
+            Event::Race(e) => {
+                if let crate::protocol::race::RaceEvent::Started { .. } = e {
+                    self.races += 1;
+                }
+                super::RaceView::apply(&mut self.race, e)
+            }
             Event::Sensitivity(e) => {
                 crate::protocol::sensitivity::SensMap::apply(&mut self.sensitivity, e)
             }
@@ -230,39 +248,17 @@ impl Store {
                 self.current = Some(view);
                 self.error = None;
             }
-            Event::PrefillDone {
-                tokens, duration, ..
-            } => {
+            Event::PrefillDone { .. }
+            | Event::Token(_)
+            | Event::KvBlocks { .. }
+            | Event::SpecStep(_) => {
                 if let Some(r) = self.current.as_mut() {
-                    r.prefill = Some(*duration);
-                    // A remote run learns its prompt's tokens from the server, after it started.
-                    if r.prompt_tokens == 0 {
-                        r.prompt_tokens = *tokens;
-                    }
-                }
-            }
-            Event::Token(t) => {
-                if let Some(r) = self.current.as_mut() {
-                    r.push(t);
-                }
-            }
-            Event::KvBlocks { run, blocks } => {
-                if let Some(r) = self.current.as_mut().filter(|r| r.run == *run) {
-                    r.kv_blocks = Some(*blocks);
-                }
-            }
-            Event::SpecStep(step) => {
-                if let Some(r) = self.current.as_mut() {
-                    let next = r.tokens.len();
-                    r.spec.apply(step, next);
+                    r.apply(event);
                 }
             }
             Event::RunFinished { summary, .. } => {
                 if let Some(r) = self.current.as_mut() {
-                    if r.prompt_tokens == 0 {
-                        r.prompt_tokens = summary.prompt_tokens;
-                    }
-                    r.summary = Some(summary.clone());
+                    r.apply(event);
                 }
                 self.history.push(summary.clone());
                 if summary.spec.is_none() {
@@ -299,6 +295,9 @@ impl Store {
     fn apply_error(&mut self, message: &str) {
         // A run the error cut short is over: nothing more comes for it.
         if let Some(r) = self.current.as_mut().filter(|r| !r.finished()) {
+            r.failed = Some(message.to_string());
+        }
+        if let Some(r) = self.race.as_mut().filter(|r| r.running()) {
             r.failed = Some(message.to_string());
         }
         self.load_failed = self.loading.take().is_some();

@@ -38,6 +38,8 @@ pub struct Ui {
     pub recent_models: Vec<String>,
     /// The scheduler whose view was dismissed (Esc): [`crate::state::Store::sched_runs`] then.
     pub sched_dismissed: Option<u64>,
+    /// The race whose view was dismissed (Esc): [`crate::state::Store::races`] then.
+    pub race_dismissed: Option<u64>,
     /// The teaching demo on screen, if any.
     pub demo: Option<DemoView>,
     /// A preset's request stream picked before a model was loaded: it runs when one is.
@@ -69,6 +71,7 @@ impl Ui {
             recording: None,
             recent_models: Vec::new(),
             sched_dismissed: None,
+            race_dismissed: None,
             demo: None,
             stream_waiting: None,
             banner: None,
@@ -126,7 +129,7 @@ impl Ui {
         use Action as A;
         match action {
             A::Quit => self.quit = true,
-            A::Run | A::RunBatch | A::Stop | A::Escape | A::MeasureQuality => {
+            A::Run | A::RunBatch | A::Race | A::Stop | A::Escape | A::MeasureQuality => {
                 return self.runs(store, action)
             }
             A::CycleDraftMode
@@ -164,9 +167,14 @@ impl Ui {
         match action {
             Action::Run => return self.run(store).map_or_else(Vec::new, one),
             Action::RunBatch => return self.run_batch(store).map_or_else(Vec::new, one),
+            Action::Race => return self.race(store).map_or_else(Vec::new, one),
             Action::Stop => return one(self.stop_anything(store)),
             Action::Escape if store.running() => {
                 return self.stop(store).map_or_else(Vec::new, one)
+            }
+            Action::Escape if self.race_shown(store) => {
+                self.race_dismissed = Some(store.races);
+                self.say(UiNotice::RaceClosed);
             }
             Action::Escape if self.sched_shown(store) && store.scheduling() => {
                 return one(self.stop_anything(store))

@@ -100,6 +100,8 @@ pub enum Action {
     CycleBatch,
     /// Run the prompt as the what-if batch's count of sequences at once, on the scheduler.
     RunBatch,
+    /// Race the prompt under the baseline and the settings asked for, step by step in turn.
+    Race,
     ToggleRecord,
     ToggleHelp,
     /// Open the preset picker (the terminal loop reads the presets).

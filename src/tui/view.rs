@@ -69,6 +69,8 @@ fn whole_body(state: &AppState) -> Option<BodyView> {
         None
     } else if state.store.serve.active() {
         Some(panes::serve::render as BodyView)
+    } else if state.ui.race_shown(&state.store) {
+        Some(panes::race::render as BodyView)
     } else if state.ui.sched_shown(&state.store) {
         Some(panes::sched::render as BodyView)
     } else {

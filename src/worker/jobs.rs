@@ -1,29 +1,20 @@
 //! The local backend: the worker thread's engine, the settings in effect, and the jobs it runs.
 
+use super::drafter::DrafterKey;
 use super::route::{route, Coalesce, Inbox, Route};
 use super::{admit, Fault, Flags, Job, Outbox};
-use crate::engine::heads::HeadKind;
 use crate::engine::quality::Probe;
-use crate::engine::spec::{pick, Controller, Drafter, Speculator};
+use crate::engine::spec::{Controller, Drafter, Speculator};
 use crate::engine::{self, Engine, StepControl};
 use crate::protocol::{
-    BatchDone, Command, DraftMode, Event, GenParams, Job as Stoppable, KPolicy, Notice, Quant,
-    RunSettings, Settings, StreamDone, DEFAULT_K,
+    race::RaceConfig, BatchDone, Command, DraftMode, Event, GenParams, Job as Stoppable, KPolicy,
+    Notice, Quant, RunSettings, Settings, StreamDone, DEFAULT_K,
 };
 use candle_core::Device;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-/// Which drafter is built, so a run reuses it when the settings have not changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DrafterKey {
-    mode: DraftMode,
-    draft_model: Option<String>,
-    draft_heads: Option<String>,
-    layers: Option<usize>,
-}
 
 pub(super) struct Local {
     device: Device,
@@ -132,6 +123,12 @@ impl Local {
                 params,
                 batch,
             } => self.batch(&prompt, &params, batch),
+            Command::Race {
+                prompt,
+                params,
+                a,
+                b,
+            } => self.race(&prompt, &params, [&a, &b]),
             Command::Stop => {} // nothing is running
             Command::Shutdown => {}
             Command::MeasureQuality { tokens } => self.measure_quality(tokens),
@@ -333,6 +330,32 @@ impl Local {
         }
         // Switches asked for during the run take effect now.
         self.switch_variant();
+    }
+
+    /// Race `prompt` under two configurations; a stop between steps ends both sides (and
+    /// still sends the summary), one during the set-up interrupts it.
+    fn race(&mut self, prompt: &str, params: &GenParams, configs: [&RaceConfig; 2]) {
+        let Some(engine) = self.engine.as_ref() else {
+            return self.emit(Event::Error {
+                message: "no model is loaded: load one before a race".into(),
+            });
+        };
+        let runs = [self.next_run, self.next_run + 1];
+        self.next_run += 2;
+        let job = super::race::RaceJob {
+            prompt,
+            params,
+            configs,
+            runs,
+        };
+        let (inbox, asked, notices) = (&mut self.inbox, &mut self.settings, &self.out);
+        let mut stop =
+            || between_steps(&mut Coalesce::new(inbox, asked, notices)) == StepControl::Stop;
+        let in_job = self.flags.in_job.clone();
+        let result = super::race::run(engine, job, &self.device, &self.out, &in_job, &mut stop);
+        if let Err(e) = result {
+            self.failed(Stoppable::Race, format!("race: {e:#}"));
+        }
     }
 
     /// Admit a run of `params` and build the drafter and K controller it runs with; the error
@@ -550,43 +573,13 @@ impl Local {
     /// it built one.
     fn prepare_drafter(&mut self, engine: &Engine) -> engine::Result<bool> {
         let s = &self.settings;
-        let key = DrafterKey {
-            mode: self.draft_mode(),
-            draft_model: s.draft_model.clone(),
-            draft_heads: s.draft_heads.clone(),
-            layers: s.draft_layers,
-        };
+        let key = DrafterKey::of(s);
         if self.built.as_ref() == Some(&key) {
             return Ok(false);
         }
         self.spec.drafter = Drafter::None; // free a draft model before loading another
         self.built = None;
-        self.spec.drafter = match key.mode {
-            DraftMode::None => Drafter::None,
-            DraftMode::PromptLookup => Drafter::PromptLookup,
-            DraftMode::LayerSkip => Drafter::for_mode(key.mode, &engine.model, key.layers)
-                .expect("layer skip drafts from the target"),
-            DraftMode::DraftModel => {
-                self.emit(Event::Note(Notice::DraftLoading {
-                    spec: key.draft_model.clone(),
-                }));
-                let draft = pick::open_draft(engine, key.draft_model.as_deref(), &self.device)?;
-                let name = draft.info.name.clone();
-                let d = Drafter::draft_model(engine, draft)?;
-                self.emit(Event::Note(Notice::DraftReady {
-                    draft: name,
-                    target: engine.info.name.clone(),
-                }));
-                d
-            }
-            DraftMode::Medusa | DraftMode::Eagle => {
-                let kind = match key.mode {
-                    DraftMode::Medusa => HeadKind::Medusa,
-                    _ => HeadKind::Eagle,
-                };
-                pick::open_heads(engine, kind, key.draft_heads.as_deref(), &self.device)?
-            }
-        };
+        self.spec.drafter = super::drafter::build(engine, &key, &self.device, &self.out)?;
         self.built = Some(key);
         Ok(true)
     }

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod admit;
+mod drafter;
 mod jobs;
+mod race;
 pub mod remote;
 mod route;
 pub mod stamp;

@@ -168,6 +168,7 @@ impl Remote {
             Command::RunDemo { .. } => Unserved::Demos,
             Command::RunStream { .. } => Unserved::Streams,
             Command::RunBatch { .. } => Unserved::Batches,
+            Command::Race { .. } => Unserved::Races,
         };
         self.out.send(Event::Note(Notice::NotRemote { asked, url }));
         Control::Go

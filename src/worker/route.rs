@@ -30,7 +30,8 @@ pub(super) fn route(c: &Command) -> Route {
         | Command::Generate { .. }
         | Command::RunDemo { .. }
         | Command::RunStream { .. }
-        | Command::RunBatch { .. } => Route::Engine,
+        | Command::RunBatch { .. }
+        | Command::Race { .. } => Route::Engine,
         Command::MeasureQuality { .. } => Route::AfterRun,
     }
 }

@@ -134,6 +134,11 @@ impl<'a> Generation<'a> {
         })
     }
 
+    /// The run's id (its request's).
+    pub fn run_id(&self) -> u64 {
+        self.request.run
+    }
+
     /// Announce the run, fill the cache with the prompt and sample the first token.
     pub fn prefill(&mut self, emit: &mut dyn FnMut(Event)) -> Result<Step> {
         let run = self.request.run;

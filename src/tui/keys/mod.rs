@@ -386,6 +386,11 @@ pub static ROWS: &[Row] = &[
         &[on(Commands, &[ch('B')], Action::RunBatch)],
     ),
     row(
+        "A",
+        "race the baseline against these settings, step by step (Esc closes)",
+        &[on(Commands, &[ch('A')], Action::Race)],
+    ),
+    row(
         "R",
         "start / stop recording",
         &[on(Commands, &[ch('R')], Action::ToggleRecord)],

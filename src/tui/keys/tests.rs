@@ -48,10 +48,11 @@ fn kind(a: &Action) -> usize {
         Action::DemoNext => 40,
         Action::DemoPrev => 41,
         Action::CyclePolicy => 42,
+        Action::Race => 43,
     }
 }
 
-const ALL_KINDS: [Action; 43] = [
+const ALL_KINDS: [Action; 44] = [
     Action::Quit,
     Action::Run,
     Action::Stop,
@@ -95,6 +96,7 @@ const ALL_KINDS: [Action; 43] = [
     Action::DemoNext,
     Action::DemoPrev,
     Action::CyclePolicy,
+    Action::Race,
 ];
 
 #[test]

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod palette;
 pub mod picker;
 pub mod prompt;
+pub mod race;
 pub mod sched;
 pub mod scraped;
 pub mod serve;

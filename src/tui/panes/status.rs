@@ -219,6 +219,7 @@ pub fn notice(n: &Notice) -> String {
             Job::Quality => "the quality measurement stopped".into(),
             Job::Stream => "stream stopped".into(),
             Job::Batch => "batch run stopped".into(),
+            Job::Race => "the race stopped before it started".into(),
             Job::Demo(kind) => format!("demo {kind} stopped"),
         },
         Notice::QualityStarted { quant, tokens } => {
@@ -249,6 +250,7 @@ pub fn notice(n: &Notice) -> String {
                 Unserved::Demos => "the demos",
                 Unserved::Streams => "simulated request streams",
                 Unserved::Batches => "batch runs",
+                Unserved::Races => "A/B races",
             };
             format!("{what} does not apply to a remote server ({url})")
         }
@@ -287,6 +289,11 @@ fn answer(n: &UiNotice) -> String {
             format!("batch {b}: the KV what-if, and B runs the prompt as that many sequences")
         }
         U::SchedClosed => "scheduler view closed · B runs a batch again".into(),
+        U::Racing { a, b } => format!("racing A {a} against B {b} …"),
+        U::RaceNeedsChange => "A races the baseline (as loaded, plain decoding) against the \
+                               settings asked for: change one first (q, d, V, a)"
+            .into(),
+        U::RaceClosed => "race view closed · A races again".into(),
         U::ZoomNeedsPane => "focus a pane to zoom it: Tab, or its number 2–6".into(),
         U::Zoomed(f) => format!("pane {} zoomed · z or Esc unzooms", f.name()),
         U::Unzoomed => "unzoomed".into(),

@@ -1,0 +1,132 @@
+//! An A/B race as the dashboard sees it: each side's run (the same [`RunView`] a single run
+//! fills), the summary row at the end, and the key that starts one.
+
+use super::{RunView, Store, Ui, UiNotice};
+use crate::protocol::race::{RaceConfig, RaceEvent, RaceSide, RaceSummary};
+use crate::protocol::{Command, Event, KvDtype, Quant, Settings};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaceView {
+    pub sides: [RaceSide; 2],
+    /// Each side's run, from its `RunStarted` on.
+    pub runs: [Option<RunView>; 2],
+    /// The sides take turns step by step on one machine.
+    pub turns: bool,
+    pub summary: Option<RaceSummary>,
+    /// Why the race ended without a summary.
+    pub failed: Option<String>,
+}
+
+impl RaceView {
+    /// Take one race event into `race` (a start replaces the last race).
+    pub fn apply(race: &mut Option<RaceView>, e: &RaceEvent) {
+        match e {
+            RaceEvent::Started { a, b, turns } => {
+                *race = Some(RaceView {
+                    sides: [(**a).clone(), (**b).clone()],
+                    runs: [None, None],
+                    turns: *turns,
+                    summary: None,
+                    failed: None,
+                })
+            }
+            RaceEvent::Lane { lane, event } => {
+                let Some(r) = race.as_mut() else { return };
+                let run = &mut r.runs[lane.index()];
+                match &**event {
+                    Event::RunStarted {
+                        run: id,
+                        prompt_tokens,
+                        settings,
+                        ..
+                    } => {
+                        let mut v =
+                            RunView::new(*id, *prompt_tokens, settings.draft_mode, settings.k);
+                        v.policy = settings.policy;
+                        *run = Some(v);
+                    }
+                    other => {
+                        if let Some(v) = run.as_mut() {
+                            v.apply(other)
+                        }
+                    }
+                }
+            }
+            RaceEvent::Finished(s) => {
+                if let Some(r) = race.as_mut() {
+                    r.summary = Some((**s).clone());
+                }
+            }
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.summary.is_none() && self.failed.is_none()
+    }
+
+    /// The first token index where the two tapes' texts differ, as far as both have come.
+    pub fn parting(&self) -> Option<usize> {
+        if let Some(s) = &self.summary {
+            return s.first_diff;
+        }
+        let [Some(a), Some(b)] = &self.runs else {
+            return None;
+        };
+        let n = a.tokens.len().min(b.tokens.len());
+        (0..n).find(|&i| a.tokens[i].text != b.tokens[i].text)
+    }
+}
+
+impl Ui {
+    /// The race's view takes the body: a race has started and its view was not dismissed.
+    pub fn race_shown(&self, store: &Store) -> bool {
+        store.race.is_some() && self.race_dismissed != Some(store.races)
+    }
+
+    /// What `A` races: the baseline (as loaded, plain decoding, f32 KV) against the settings
+    /// asked for now.
+    pub fn race_sides(&self) -> [RaceConfig; 2] {
+        let a = &self.asked;
+        let asked = Settings {
+            quant: (a.quant != Quant::AsLoaded).then_some(a.quant),
+            kv_dtype: (a.kv_live != KvDtype::default()).then_some(a.kv_live),
+            draft_mode: (a.draft_mode != Default::default()).then_some(a.draft_mode),
+            k: (a.draft_mode != Default::default()).then_some(a.k),
+            policy: (a.policy != Default::default()).then_some(a.policy),
+            ..Settings::default()
+        };
+        [RaceConfig::default(), RaceConfig::from_settings(&asked)]
+    }
+
+    /// Start a race of the prompt (`A`), unless something runs or there is nothing to race.
+    pub(super) fn race(&mut self, store: &Store) -> Option<Command> {
+        if store.running() || store.scheduling() {
+            self.say(UiNotice::RunInProgress);
+            return None;
+        }
+        if store.model.is_none() {
+            self.say(UiNotice::NoModel);
+            return None;
+        }
+        if self.prompt.trim().is_empty() {
+            self.say(UiNotice::EmptyPrompt);
+            return None;
+        }
+        let [a, b] = self.race_sides();
+        if a == b {
+            self.say(UiNotice::RaceNeedsChange);
+            return None;
+        }
+        self.race_dismissed = None;
+        self.say(UiNotice::Racing {
+            a: a.label(),
+            b: b.label(),
+        });
+        Some(Command::Race {
+            prompt: self.prompt.clone(),
+            params: self.params.clone(),
+            a,
+            b,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The A/B race's view, in place of the prompt and the panes: two columns, each a side's
+//! numbers, inter-token latency chart and tape (the tokens from where the texts part marked on
+//! both), and the summary row at the bottom.
+
+use super::{block, label, ms, value};
+use crate::protocol::FinishReason;
+use crate::state::{AppState, RaceView, RunView};
+use crate::stats::{human_bytes, tok_per_s};
+use ratatui::prelude::*;
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
+
+/// Rows of the summary at the bottom.
+const SUMMARY_ROWS: u16 = 3;
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let Some(race) = state.store.race.as_ref() else {
+        return;
+    };
+    let [head, cols, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(8),
+        Constraint::Length(SUMMARY_ROWS),
+    ])
+    .areas(area);
+    let how = if race.turns {
+        "A/B race · one step of A, then one of B, on this machine: both see the same machine"
+    } else {
+        "A/B race · both sides run at once"
+    };
+    Paragraph::new(Line::styled(how, label())).render(head, buf);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
+    let parting = race.parting();
+    for (i, col) in [left, right].into_iter().enumerate() {
+        render_side(race, i, parting, col, buf);
+    }
+    render_summary(race, foot, buf);
+}
+
+/// One side's column: numbers, ITL chart, tape.
+fn render_side(race: &RaceView, i: usize, parting: Option<usize>, area: Rect, buf: &mut Buffer) {
+    let side = &race.sides[i];
+    let lane = if i == 0 { "A" } else { "B" };
+    let title = format!("{lane} · {}", side.label);
+    let b = block(&title, false);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let [numbers, chart, tape] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(3),
+        Constraint::Min(2),
+    ])
+    .areas(inner);
+    let Some(run) = race.runs[i].as_ref() else {
+        Paragraph::new(Line::styled("preparing …", label())).render(numbers, buf);
+        return;
+    };
+    Paragraph::new(numbers_lines(run, side.weight_bytes)).render(numbers, buf);
+    let gaps: Vec<u64> = run
+        .itl
+        .recent()
+        .rev()
+        .take(chart.width as usize)
+        .rev()
+        .map(|d| d.as_micros() as u64)
+        .collect();
+    Sparkline::default()
+        .data(&gaps)
+        .style(Style::default().fg(Color::Cyan))
+        .render(chart, buf);
+    render_tape(run, parting, tape, buf);
+}
+
+/// TTFT, decode speed, ITL percentiles, tokens, memory.
+fn numbers_lines(run: &RunView, weight_bytes: u64) -> Vec<Line<'static>> {
+    let pair = |k: &str, v: String| {
+        vec![
+            Span::styled(k.to_string(), label()),
+            Span::styled(v, value()),
+        ]
+    };
+    let ttft = run
+        .summary
+        .as_ref()
+        .map(|s| s.ttft)
+        .or(run.prefill)
+        .map_or("…".into(), ms);
+    let decode = if run.itl.is_empty() {
+        "…".into()
+    } else {
+        format!("{:.1} tok/s", tok_per_s(run.itl.len(), run.itl.sum()))
+    };
+    let [p50, _, p99] = run.itl.percentiles();
+    let kv = run.tokens.last().map_or(0, |t| t.kv_bytes);
+    let mut l1 = pair("TTFT ", ttft);
+    l1.extend(pair("  decode ", decode));
+    let mut l2 = pair("ITL p50 ", ms(p50));
+    l2.extend(pair("  p99 ", ms(p99)));
+    let mut l3 = pair("tokens ", run.tokens.len().to_string());
+    if let Some(s) = &run.summary {
+        let why = match s.reason {
+            FinishReason::Eos => "end of text",
+            FinishReason::MaxTokens => "max tokens",
+            FinishReason::ContextFull => "context full",
+            FinishReason::Stopped => "stopped",
+        };
+        l3.extend(pair("  ended: ", why.into()));
+    }
+    let mut l4 = pair("weights ", human_bytes(weight_bytes));
+    l4.extend(pair("  KV ", human_bytes(kv)));
+    vec![l1.into(), l2.into(), l3.into(), l4.into()]
+}
+
+/// The tape's end that fits: tokens before the parting point plain, from it on marked.
+fn render_tape(run: &RunView, parting: Option<usize>, area: Rect, buf: &mut Buffer) {
+    let room = (area.width as usize * area.height as usize) * 9 / 10;
+    let mut used = 0;
+    let mut first = run.tokens.len();
+    while first > 0 && used + run.tokens[first - 1].text.chars().count() <= room {
+        first -= 1;
+        used += run.tokens[first].text.chars().count();
+    }
+    let parted = Style::default()
+        .fg(super::palette::REJECTED)
+        .add_modifier(Modifier::UNDERLINED);
+    let spans: Vec<Span> = run.tokens[first..]
+        .iter()
+        .enumerate()
+        .map(|(j, t)| {
+            let style = match parting {
+                Some(p) if first + j >= p => parted,
+                _ => value(),
+            };
+            Span::styled(t.text.replace('\n', "↵ "), style)
+        })
+        .collect();
+    Paragraph::new(Line::from(spans))
+        .wrap(Wrap { trim: false })
+        .render(area, buf);
+}
+
+/// The summary row when the race is over; the progress while it runs.
+fn render_summary(race: &RaceView, area: Rect, buf: &mut Buffer) {
+    let b = block("summary", false);
+    let inner = b.inner(area);
+    b.render(area, buf);
+    let line = match (&race.summary, &race.failed) {
+        (Some(s), _) => {
+            let mem = |w: u64, kv: u64| human_bytes(w + kv);
+            Line::from(vec![
+                Span::styled("B/A decode ", label()),
+                Span::styled(s.ratio_text(), value()),
+                Span::styled(" · agree ", label()),
+                Span::styled(format!("{:.0}%", s.agreement * 100.0), value()),
+                Span::styled(format!(" · {}", s.parting()), label()),
+                Span::styled(" · memory A ", label()),
+                Span::styled(mem(s.a.weight_bytes, s.a.run.kv_bytes), value()),
+                Span::styled(" B ", label()),
+                Span::styled(mem(s.b.weight_bytes, s.b.run.kv_bytes), value()),
+            ])
+        }
+        (None, Some(why)) => Line::styled(format!("the race failed: {why}"), label()),
+        (None, None) => {
+            let n = |i: usize| race.runs[i].as_ref().map_or(0, |r| r.tokens.len());
+            Line::styled(
+                format!("racing … A {} tokens, B {} · Esc stops", n(0), n(1)),
+                label(),
+            )
+        }
+    };
+    Paragraph::new(line).render(inner, buf);
+}
