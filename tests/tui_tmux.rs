@@ -221,3 +221,30 @@ fn b_and_shift_b_run_the_prompt_as_a_batch_and_esc_closes_its_view() {
     pane.keys(&["q"]);
     assert_cooked(&pane.modes_after_exit(10));
 }
+
+/// `A` in the dashboard on the synthetic model: with the baseline asked for it says what to
+/// change; after `u` (F32 weights) it races the baseline against them in two columns, ends
+/// with the summary row, Esc closes the view, and q leaves the terminal cooked.
+#[test]
+fn a_races_the_baseline_against_the_settings_asked_for() {
+    if !have_tmux() {
+        return;
+    }
+    let pane = Pane::start(
+        "race",
+        "--model synthetic -p one_two_three_one_two_three",
+        160,
+        50,
+    );
+    pane.wait_for("the model", 60, |s| s.contains("synthetic-qwen2"));
+    pane.keys(&["Tab", "A"]);
+    pane.wait_for("the hint", 20, |s| s.contains("change one first"));
+    pane.keys(&["u", "A"]);
+    let s = pane.wait_for("the summary row", 120, |s| s.contains("B/A decode"));
+    assert!(s.contains("A · baseline") && s.contains("B · F32"), "{s}");
+    assert!(s.contains("one step of A, then one of B"), "{s}");
+    pane.keys(&["Escape"]);
+    pane.wait_for("the view closed", 20, |s| s.contains("race view closed"));
+    pane.keys(&["q"]);
+    assert_cooked(&pane.modes_after_exit(20));
+}

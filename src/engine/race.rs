@@ -58,8 +58,11 @@ pub fn race(
             done: None,
         });
     }
+    // A stop ends both sides: once asked, it holds for the other side's turn too.
+    let mut stopped = false;
     let mut control = || {
-        if stop() {
+        stopped = stopped || stop();
+        if stopped {
             StepControl::Stop
         } else {
             StepControl::Continue

@@ -10,7 +10,7 @@ use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
 /// Rows of the summary at the bottom.
-const SUMMARY_ROWS: u16 = 3;
+const SUMMARY_ROWS: u16 = 4;
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let Some(race) = state.store.race.as_ref() else {
@@ -168,5 +168,7 @@ fn render_summary(race: &RaceView, area: Rect, buf: &mut Buffer) {
             )
         }
     };
-    Paragraph::new(line).render(inner, buf);
+    Paragraph::new(line)
+        .wrap(Wrap { trim: true })
+        .render(inner, buf);
 }

@@ -291,7 +291,7 @@ fn answer(n: &UiNotice) -> String {
         U::SchedClosed => "scheduler view closed · B runs a batch again".into(),
         U::Racing { a, b } => format!("racing A {a} against B {b} …"),
         U::RaceNeedsChange => "A races the baseline (as loaded, plain decoding) against the \
-                               settings asked for: change one first (q, d, V, a)"
+                               settings asked for: change one first (u, d, V, a)"
             .into(),
         U::RaceClosed => "race view closed · A races again".into(),
         U::ZoomNeedsPane => "focus a pane to zoom it: Tab, or its number 2–6".into(),
