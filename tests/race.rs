@@ -333,6 +333,7 @@ fn the_race_command_records_and_report_diff_reads_it_back() {
 
 /// A race's events with fixed numbers: A decodes a token every 20 ms, B every 12.5 ms, and
 /// their texts part at token 5; `finished` adds the ends and the summary.
+#[allow(clippy::needless_range_loop)]
 fn race_events(finished: bool) -> Vec<Stamped> {
     let words = |b: bool| -> Vec<String> {
         let mut w: Vec<String> = "fn add(a: i32, b: i32) -> i32 { a + b }\n"

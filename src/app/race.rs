@@ -179,6 +179,9 @@ fn print(format: Format, s: &RaceSummary, alone: &[AloneCheck]) -> Result<()> {
         }
         Format::Ron => println!("{}", ron::to_string(s)?),
         Format::Text => {
+            // The machine, its roofs, the build and the date, as every report starts.
+            let stamp = crate::worker::stamp::measure(None, crate::engine::threads())?;
+            println!("{}", crate::report::stamp::markdown(&stamp));
             print!("{}", crate::report::race::markdown(s));
             for c in alone {
                 println!(

@@ -229,10 +229,18 @@ pub fn summarize(
         (Some(ra), Some(rb)) => rb / ra,
         _ => f64::NAN,
     };
-    let windows = itl[0].len().min(itl[1].len()) / RATIO_WINDOW;
+    // Windows of RATIO_WINDOW tokens over both sides' common length, the last taking the rest:
+    // the overall ratio is a weighted mean of theirs, so it lies between the lowest and highest.
+    let common_itl = itl[0].len().min(itl[1].len());
+    let windows = common_itl / RATIO_WINDOW;
     let ratios: Vec<f64> = (0..windows)
         .filter_map(|w| {
-            let r = w * RATIO_WINDOW..(w + 1) * RATIO_WINDOW;
+            let end = if w + 1 == windows {
+                common_itl
+            } else {
+                (w + 1) * RATIO_WINDOW
+            };
+            let r = w * RATIO_WINDOW..end;
             Some(rate(&itl[1][r.clone()])? / rate(&itl[0][r])?)
         })
         .collect();
@@ -340,5 +348,27 @@ mod tests {
         assert_eq!(same.parting(), "the texts agree");
         let shorter = summarize(side("a"), side("b"), [&a, &a[..3]], [&ia, &ia]);
         assert_eq!(shorter.first_diff, Some(3));
+    }
+
+    #[test]
+    fn the_windows_cover_every_token_so_the_ratio_lies_within_its_spread() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let t = vec![String::new(); 1];
+        for n in [16, 40, 47, 100] {
+            let mut gaps = || -> Vec<Duration> {
+                (0..n)
+                    .map(|_| Duration::from_micros(rng.random_range(5_000..60_000)))
+                    .collect()
+            };
+            let (ia, ib) = (gaps(), gaps());
+            let s = summarize(side("a"), side("b"), [&t, &t], [&ia, &ib]);
+            assert_eq!(s.windows, n / RATIO_WINDOW);
+            assert!(
+                s.ratio_low <= s.speed_ratio + 1e-12 && s.speed_ratio <= s.ratio_high + 1e-12,
+                "{n}: {}",
+                s.ratio_text()
+            );
+        }
     }
 }

@@ -31,23 +31,46 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
     let parting = race.parting();
+    // Both sparklines on one scale: the slowest gap either side shows.
+    let gaps = |i: usize, n: usize| -> Vec<u64> {
+        race.runs[i].as_ref().map_or(Vec::new(), |r| {
+            let g = r.itl.recent().rev().take(n).rev();
+            g.map(|d| d.as_micros() as u64).collect()
+        })
+    };
+    let width = left.width.saturating_sub(2) as usize;
+    let top = gaps(0, width)
+        .into_iter()
+        .chain(gaps(1, width))
+        .max()
+        .unwrap_or(1);
     for (i, col) in [left, right].into_iter().enumerate() {
-        render_side(race, i, parting, col, buf);
+        render_side(race, i, (parting, top, &gaps(i, width)), col, buf);
     }
     render_summary(race, foot, buf);
 }
 
 /// One side's column: numbers, ITL chart, tape.
-fn render_side(race: &RaceView, i: usize, parting: Option<usize>, area: Rect, buf: &mut Buffer) {
+/// `shared`: where the texts part, the sparklines' common top (µs), this side's gaps.
+fn render_side(
+    race: &RaceView,
+    i: usize,
+    shared: (Option<usize>, u64, &[u64]),
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let (parting, top, gaps) = shared;
     let side = &race.sides[i];
     let lane = if i == 0 { "A" } else { "B" };
     let title = format!("{lane} · {}", side.label);
     let b = block(&title, false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let [numbers, chart, tape] = Layout::vertical([
+    let chart_rows = if inner.height >= 30 { 6 } else { 3 };
+    let [numbers, chart_label, chart, tape] = Layout::vertical([
         Constraint::Length(4),
-        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Length(chart_rows),
         Constraint::Min(2),
     ])
     .areas(inner);
@@ -56,16 +79,15 @@ fn render_side(race: &RaceView, i: usize, parting: Option<usize>, area: Rect, bu
         return;
     };
     Paragraph::new(numbers_lines(run, side.weight_bytes)).render(numbers, buf);
-    let gaps: Vec<u64> = run
-        .itl
-        .recent()
-        .rev()
-        .take(chart.width as usize)
-        .rev()
-        .map(|d| d.as_micros() as u64)
-        .collect();
+    let scale = ms(std::time::Duration::from_micros(top));
+    Paragraph::new(Line::styled(
+        format!("inter-token latency, token by token (both: 0–{scale})"),
+        label(),
+    ))
+    .render(chart_label, buf);
     Sparkline::default()
-        .data(&gaps)
+        .data(gaps)
+        .max(top)
         .style(Style::default().fg(Color::Cyan))
         .render(chart, buf);
     render_tape(run, parting, tape, buf);
