@@ -222,8 +222,9 @@ fn b_and_shift_b_run_the_prompt_as_a_batch_and_esc_closes_its_view() {
     assert_cooked(&pane.modes_after_exit(10));
 }
 
-/// `A` in the dashboard on the synthetic model: with the baseline asked for it says what to
-/// change; after `u` (F32 weights) it races the baseline against them in two columns, ends
+/// `e` on the timing pane after a run explains its figures; `A` in the dashboard on the
+/// synthetic model: with the baseline asked for it says what to change; after `u` (F32
+/// weights) it races the baseline against them in two columns, ends
 /// with the summary row, Esc closes the view, and q leaves the terminal cooked.
 #[test]
 fn a_races_the_baseline_against_the_settings_asked_for() {
@@ -237,7 +238,18 @@ fn a_races_the_baseline_against_the_settings_asked_for() {
         50,
     );
     pane.wait_for("the model", 60, |s| s.contains("synthetic-qwen2"));
-    pane.keys(&["Tab", "A"]);
+    // A run first, and `e` on its timing pane explains its figures.
+    pane.keys(&["Tab", "r"]);
+    pane.wait_for("the run", 60, |s| s.contains("run 1 done"));
+    pane.keys(&["5", "e"]);
+    let s = pane.wait_for("the explanation", 20, |s| {
+        s.contains("explain · prefill vs decode")
+    });
+    assert!(
+        s.contains("decoded tokens ÷") && s.contains("percentile of"),
+        "{s}"
+    );
+    pane.keys(&["e", "A"]);
     pane.wait_for("the hint", 20, |s| s.contains("change one first"));
     pane.keys(&["u", "A"]);
     let s = pane.wait_for("the summary row", 120, |s| s.contains("B/A decode"));

@@ -79,15 +79,19 @@ impl Itl {
 
     /// Decode tok/s over the newest `n` latencies (at most [`RECENT`]).
     pub fn live_rate(&self, n: usize) -> f64 {
-        let (k, time) = self
-            .recent
+        let (k, time) = self.live_window(n);
+        tok_per_s(k, time)
+    }
+
+    /// The newest `n` latencies' count (fewer early in a run) and their sum.
+    pub fn live_window(&self, n: usize) -> (usize, Duration) {
+        self.recent
             .iter()
             .rev()
             .take(n)
             .fold((0, Duration::ZERO), |(k, t), d| {
                 (k + 1, t.saturating_add(*d))
-            });
-        tok_per_s(k, time)
+            })
     }
 
     /// Decode tok/s over the whole run.

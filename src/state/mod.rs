@@ -4,12 +4,14 @@
 //! leads to a command, [`follow`] decides. No IO; series are bounded.
 
 mod demo;
+pub mod figure;
 mod follow;
 pub mod itl;
 mod overlay;
 mod race;
 mod ring;
 mod run;
+mod run_figures;
 pub mod sched;
 mod serve;
 mod spec;
@@ -27,6 +29,7 @@ pub use overlay::{ModelPicker, Overlay, Picker, RECENT_MODELS};
 pub use race::RaceView;
 pub use ring::Ring;
 pub use run::{ends_line, RunView, LINE_BYTES};
+pub use run_figures::{TimingFigures, LIVE_STEPS};
 pub use sched::SchedView;
 pub use serve::{LevelProgress, ServeView};
 pub use spec::SpecView;

@@ -28,6 +28,8 @@ pub struct Picker {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
     Help,
+    /// The focused pane's figures, each with its definition, formula and source.
+    Explain,
     /// The table of the weight variants tried in this session.
     Variants,
     Presets(Picker),
@@ -39,7 +41,7 @@ impl Overlay {
     pub(super) fn rank(&self) -> u8 {
         match self {
             Overlay::Variants => 0,
-            Overlay::Help => 1,
+            Overlay::Help | Overlay::Explain => 1,
             Overlay::Presets(_) | Overlay::Models(_) => 2,
         }
     }

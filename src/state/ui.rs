@@ -190,7 +190,7 @@ impl Ui {
                 if self.view.focus == Focus::Prompt {
                     self.view.focus = Focus::Tape;
                 }
-                if self.help_open() {
+                if self.help_open() || self.overlay == Some(Overlay::Explain) {
                     self.overlay = None;
                 }
             }
@@ -327,6 +327,7 @@ impl Ui {
             Action::ScrollDown => self.view.scroll = self.view.scroll.saturating_add(1),
             Action::ToggleVariants => self.toggle(Overlay::Variants),
             Action::ToggleHelp => self.toggle(Overlay::Help),
+            Action::Explain => self.toggle(Overlay::Explain),
             Action::DemoNext | Action::DemoPrev => {
                 if let Some(d) = self.demo.as_mut() {
                     if action == Action::DemoNext {

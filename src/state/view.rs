@@ -104,6 +104,8 @@ pub enum Action {
     Race,
     ToggleRecord,
     ToggleHelp,
+    /// Explain the focused pane's figures: definitions, formulas with this run's values.
+    Explain,
     /// Open the preset picker (the terminal loop reads the presets).
     OpenPresets,
     /// Open the model picker, for the model that runs or (`draft`) the draft model (the terminal

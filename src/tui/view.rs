@@ -135,6 +135,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     match &state.ui.overlay {
         Some(Overlay::Variants) => panes::variants::render(state, area, buf),
         Some(Overlay::Help) => panes::help::render(area, buf),
+        Some(Overlay::Explain) => panes::explain::render(state, area, buf),
         Some(Overlay::Presets(p)) => panes::picker::render(p, area, buf),
         Some(Overlay::Models(m)) => panes::picker::render_models(m, area, buf),
         None => {}

@@ -386,6 +386,11 @@ pub static ROWS: &[Row] = &[
         &[on(Commands, &[ch('B')], Action::RunBatch)],
     ),
     row(
+        "e",
+        "explain the focused pane's figures (e or Esc closes)",
+        &[on(Commands, &[ch('e')], Action::Explain)],
+    ),
+    row(
         "A",
         "race the baseline against these settings, step by step (Esc closes)",
         &[on(Commands, &[ch('A')], Action::Race)],

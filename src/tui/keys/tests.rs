@@ -49,10 +49,11 @@ fn kind(a: &Action) -> usize {
         Action::DemoPrev => 41,
         Action::CyclePolicy => 42,
         Action::Race => 43,
+        Action::Explain => 44,
     }
 }
 
-const ALL_KINDS: [Action; 44] = [
+const ALL_KINDS: [Action; 45] = [
     Action::Quit,
     Action::Run,
     Action::Stop,
@@ -97,6 +98,7 @@ const ALL_KINDS: [Action; 44] = [
     Action::DemoPrev,
     Action::CyclePolicy,
     Action::Race,
+    Action::Explain,
 ];
 
 #[test]

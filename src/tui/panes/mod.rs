@@ -3,6 +3,7 @@
 pub mod banner;
 pub mod chart;
 pub mod demo;
+pub mod explain;
 pub mod heatmap;
 pub mod help;
 pub mod kv;

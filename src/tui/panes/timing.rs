@@ -4,7 +4,6 @@
 use super::chart::{self, Unit};
 use super::{block, label, ms, value};
 use crate::state::{AppState, RunView};
-use crate::stats::tok_per_s;
 use ratatui::prelude::*;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Row, Table};
 use std::time::Duration;
@@ -62,21 +61,8 @@ fn histogram(run: &RunView, width: u16) -> impl Widget {
         .bar_gap(1)
 }
 
-/// ITL p50, p90 and p99: the summary's exact ones once the run is done, the histogram's before.
-fn percentiles(run: &RunView) -> [Duration; 3] {
-    match &run.summary {
-        Some(s) => [s.itl_p50, s.itl_p90, s.itl_p99],
-        None => run.itl.percentiles(),
-    }
-}
-
 fn numbers(run: &RunView) -> Vec<Line<'static>> {
-    let prefill = run.prefill.unwrap_or_default();
-    let ttft = run
-        .summary
-        .as_ref()
-        .map(|s| s.ttft)
-        .or_else(|| run.tokens.first().map(|t| t.elapsed));
+    let f = run.timing_figures();
     let kv = |k: &str, v: String| {
         vec![
             Span::styled(format!("{k} "), label()),
@@ -84,21 +70,17 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
             Span::raw("  "),
         ]
     };
-    let mut l1 = kv("TTFT", ttft.map(ms).unwrap_or("—".into()));
+    let mut l1 = kv("TTFT", f.ttft.as_ref().map_or("—".into(), |t| t.shown()));
     l1.extend(kv(
-        "prefill",
-        format!(
-            "{} tok @ {:.1} tok/s",
-            run.prompt_tokens,
-            tok_per_s(run.prompt_tokens, prefill)
-        ),
+        f.prefill.name,
+        format!("{} tok @ {}", run.prompt_tokens, f.prefill.shown()),
     ));
-    let mut l2 = kv("decode", format!("{:.1} tok/s live", run.itl.live_rate(16)));
-    l2.extend(kv("mean", format!("{:.1} tok/s", run.itl.mean_rate())));
-    let [p50, p90, p99] = percentiles(run);
-    let mut l3 = kv("ITL p50", ms(p50));
-    l3.extend(kv("p90", ms(p90)));
-    l3.extend(kv("p99", ms(p99)));
+    let mut l2 = kv(f.live.name, format!("{} live", f.live.shown()));
+    l2.extend(kv(f.mean.name, f.mean.shown()));
+    let mut l3 = Vec::new();
+    for p in &f.itl {
+        l3.extend(kv(p.name, p.shown()));
+    }
     vec![Line::from(l1), Line::from(l2), Line::from(l3)]
 }
 

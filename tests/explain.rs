@@ -1,0 +1,210 @@
+//! The explain overlay (`e`): the timing pane's figures are values with their recipes. Each
+//! figure the pane draws is the one the overlay explains, and each formula, computed again from
+//! the run's own events, gives the value shown.
+
+use labtui::protocol::{
+    DraftMode, Event, FinishReason, GenParams, KPolicy, Phase, Quant, RunSettings, RunSummary,
+    Stamped, TokenEvent,
+};
+use labtui::state::figure::Recipe;
+use labtui::state::{Action, AppState, Focus};
+use labtui::stats::{itl_percentiles, millis, tok_per_s};
+use labtui::tui::{panes, view};
+use ratatui::{backend::TestBackend, Terminal};
+use std::time::Duration;
+
+/// A run of 40 tokens whose gaps are known: 20 ms, with every seventh 55 ms.
+fn run_events(finished: bool) -> (Vec<Stamped>, Vec<Duration>) {
+    let gaps: Vec<Duration> = (1..40)
+        .map(|i| Duration::from_micros(if i % 7 == 0 { 55_000 } else { 20_000 + 37 * i }))
+        .collect();
+    let prefill = Duration::from_millis(173);
+    let mut ev = vec![
+        Event::RunStarted {
+            run: 1,
+            prompt_tokens: 57,
+            settings: RunSettings {
+                params: GenParams::default(),
+                quantization: Quant::AsLoaded,
+                draft_mode: DraftMode::None,
+                k: KPolicy::Fixed(4),
+                policy: Default::default(),
+            },
+            prompt: "explain me".into(),
+        },
+        Event::PrefillDone {
+            run: 1,
+            tokens: 57,
+            duration: prefill,
+        },
+    ];
+    let mut elapsed = prefill + Duration::from_millis(4);
+    for i in 0..40 {
+        let step = if i == 0 { prefill } else { gaps[i - 1] };
+        if i > 0 {
+            elapsed += step;
+        }
+        ev.push(Event::Token(TokenEvent {
+            index: i,
+            id: i as u32,
+            text: format!("w{i} "),
+            phase: if i == 0 {
+                Phase::Prefill
+            } else {
+                Phase::Decode
+            },
+            prob: 0.5,
+            elapsed,
+            step,
+            kv_tokens: 57 + i,
+            kv_bytes: 1024 * (57 + i) as u64,
+        }));
+    }
+    if finished {
+        let [p50, p90, p99] = itl_percentiles(&gaps);
+        let decode: Duration = gaps.iter().sum();
+        ev.push(Event::RunFinished {
+            run: 1,
+            summary: RunSummary {
+                reason: FinishReason::MaxTokens,
+                prompt_tokens: 57,
+                generated_tokens: 40,
+                ttft: prefill + Duration::from_millis(4),
+                prefill,
+                prefill_tok_s: tok_per_s(57, prefill),
+                decode,
+                decode_tok_s: tok_per_s(39, decode),
+                itl_p50: p50,
+                itl_p90: p90,
+                itl_p99: p99,
+                end_to_end: elapsed,
+                kv_tokens: 96,
+                kv_bytes: 1024 * 96,
+                text: String::new(),
+                spec: None,
+            },
+        });
+    }
+    let stamped = ev
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Stamped {
+            at: Duration::from_millis(i as u64),
+            event,
+        })
+        .collect();
+    (stamped, gaps)
+}
+
+fn state(finished: bool) -> (AppState, Vec<Duration>) {
+    let (events, gaps) = run_events(finished);
+    let mut s = AppState::new("synthetic", "explain me");
+    for e in &events {
+        s.apply(e);
+    }
+    (s, gaps)
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn every_timing_figure_is_drawn_explained_and_recomputes_to_its_value() {
+    for finished in [false, true] {
+        let (s, gaps) = state(finished);
+        let run = s.store.current.as_ref().unwrap();
+        let f = run.timing_figures();
+        let mut t = Terminal::new(TestBackend::new(80, 22)).unwrap();
+        t.draw(|fr| panes::timing::render(&s, fr.area(), fr.buffer_mut()))
+            .unwrap();
+        let pane = text(&t);
+        for fig in f.all() {
+            // Each is drawn after its label (the prefill's after its token count).
+            let drawn = pane
+                .split(&format!("{} ", fig.name))
+                .skip(1)
+                .any(|after| after.split("  ").take(2).any(|v| v.contains(&fig.shown())));
+            assert!(drawn, "{} {} not drawn:\n{pane}", fig.name, fig.shown());
+            if let Some(v) = fig.evaluate() {
+                assert!(
+                    (v - fig.value).abs() < 1e-9,
+                    "{}: {v} ≠ {}",
+                    fig.name,
+                    fig.value
+                );
+            }
+            assert!(fig.formula().ends_with(&fig.shown()), "{}", fig.formula());
+        }
+        // The recipes' inputs are the run's: computed here from the gaps themselves.
+        let sum: Duration = gaps.iter().sum();
+        assert!((f.mean.value - tok_per_s(39, sum)).abs() < 1e-9);
+        let last: Duration = gaps[gaps.len() - 16..].iter().sum();
+        assert!((f.live.value - tok_per_s(16, last)).abs() < 1e-9);
+        assert!((f.prefill.value - tok_per_s(57, Duration::from_millis(173))).abs() < 1e-9);
+        assert!((f.ttft.as_ref().unwrap().value - 177.0).abs() < 1e-9);
+        let exact = itl_percentiles(&gaps);
+        for (fig, (d, p)) in f.itl.iter().zip(exact.iter().zip([50, 90, 99])) {
+            assert_eq!(
+                fig.recipe,
+                Recipe::Percentile {
+                    p,
+                    n: 39,
+                    of: "inter-token gaps"
+                }
+            );
+            // Exact once the run is done; the live histogram's within its 0.1% before.
+            let tol = if finished {
+                1e-9
+            } else {
+                millis(*d) * 1e-3 + 1e-3
+            };
+            assert!(
+                (fig.value - millis(*d)).abs() <= tol,
+                "{}: {}",
+                fig.name,
+                fig.value
+            );
+        }
+    }
+}
+
+#[test]
+fn e_explains_the_focused_timing_pane_and_says_which_panes_it_cannot_yet() {
+    let (mut s, _) = state(true);
+    s.update(Action::Focus(Focus::Timing));
+    s.update(Action::Explain);
+    for (w, h) in [(160, 50), (100, 30)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+            .unwrap();
+        let screen = text(&t);
+        assert!(
+            screen.contains(
+                "39 decoded tokens ÷ 0.980 s from the first decoded token to the last = 39.8 tok/s"
+            ),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("99th percentile of 39 inter-token gaps = 55.0 ms"),
+            "{screen}"
+        );
+        insta::assert_snapshot!(format!("explain_timing_{w}x{h}"), t.backend());
+    }
+    s.update(Action::Escape);
+    assert_eq!(s.ui.overlay, None);
+    s.update(Action::Focus(Focus::Kv));
+    s.update(Action::Explain);
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    assert!(text(&t).contains("not explained yet"), "{}", text(&t));
+}
