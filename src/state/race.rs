@@ -100,16 +100,7 @@ impl Ui {
 
     /// Start a race of the prompt (`A`), unless something runs or there is nothing to race.
     pub(super) fn race(&mut self, store: &Store) -> Option<Command> {
-        if store.running() || store.scheduling() {
-            self.say(UiNotice::RunInProgress);
-            return None;
-        }
-        if store.model.is_none() {
-            self.say(UiNotice::NoModel);
-            return None;
-        }
-        if self.prompt.trim().is_empty() {
-            self.say(UiNotice::EmptyPrompt);
+        if !self.may_start(store) {
             return None;
         }
         let [a, b] = self.race_sides();

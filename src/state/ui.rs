@@ -460,18 +460,25 @@ impl Ui {
         })
     }
 
+    /// Whether a batch run or a race may start: nothing runs, a model is loaded and the prompt
+    /// has text; else the status line says which is missing.
+    pub(super) fn may_start(&mut self, store: &Store) -> bool {
+        let why = if store.running() || store.scheduling() {
+            UiNotice::RunInProgress
+        } else if store.model.is_none() {
+            UiNotice::NoModel
+        } else if self.prompt.trim().is_empty() {
+            UiNotice::EmptyPrompt
+        } else {
+            return true;
+        };
+        self.say(why);
+        false
+    }
+
     /// Run the prompt as `WHAT_IF_BATCH[what_if.batch]` sequences at once.
     fn run_batch(&mut self, store: &Store) -> Option<Command> {
-        if store.running() || store.scheduling() {
-            self.say(UiNotice::RunInProgress);
-            return None;
-        }
-        if store.model.is_none() {
-            self.say(UiNotice::NoModel);
-            return None;
-        }
-        if self.prompt.trim().is_empty() {
-            self.say(UiNotice::EmptyPrompt);
+        if !self.may_start(store) {
             return None;
         }
         let batch = WHAT_IF_BATCH[self.what_if.batch];
