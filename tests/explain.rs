@@ -201,10 +201,85 @@ fn e_explains_the_focused_timing_pane_and_says_which_panes_it_cannot_yet() {
     }
     s.update(Action::Escape);
     assert_eq!(s.ui.overlay, None);
-    s.update(Action::Focus(Focus::Kv));
+    s.update(Action::Focus(Focus::Memory));
     s.update(Action::Explain);
     let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
     t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
         .unwrap();
     assert!(text(&t).contains("not explained yet"), "{}", text(&t));
+}
+
+/// On a recorded real run (Qwen2.5-Coder-0.5B, prompt lookup: `assets/screens/spec-0.5b.ron`),
+/// the timing and KV panes' figures: each formula evaluates to the value shown, the KV pane
+/// draws them, and each is recomputed from the recording's own events.
+#[test]
+fn the_figures_of_a_recorded_real_run_recompute_from_its_events() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/screens/spec-0.5b.ron");
+    let rec = labtui::record::load(&path).unwrap();
+    let mut s = AppState::new("qwen", "");
+    for e in &rec.events {
+        s.apply(e);
+    }
+    let run = s.store.current.as_ref().unwrap();
+    let summary = run.summary.as_ref().unwrap();
+    let m = s.store.model.as_ref().unwrap();
+    let tokens: Vec<&TokenEvent> = rec
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Token(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let gaps: Vec<Duration> = tokens.iter().skip(1).map(|t| t.step).collect();
+
+    let t = run.timing_figures();
+    let exact = itl_percentiles(&gaps);
+    for (fig, d) in t.itl.iter().zip(exact) {
+        assert!((fig.value - millis(d)).abs() < 1e-9, "{}", fig.formula());
+    }
+    assert_eq!([summary.itl_p50, summary.itl_p90, summary.itl_p99], exact);
+    assert!((t.mean.value - summary.decode_tok_s).abs() < 1e-9);
+    assert!((t.ttft.as_ref().unwrap().value - millis(summary.ttft)).abs() < 1e-9);
+    for fig in t.all() {
+        if let Some(v) = fig.evaluate() {
+            assert!((v - fig.value).abs() < 1e-9, "{}", fig.formula());
+        }
+    }
+
+    let kv = labtui::state::kv_figures(m, Some(run));
+    let last = tokens.last().unwrap();
+    assert_eq!(kv.held.value, last.kv_bytes as f64);
+    assert_eq!(kv.per_token.value, m.kv_bytes_per_token as f64);
+    for fig in kv.all() {
+        let v = fig
+            .evaluate()
+            .unwrap_or_else(|| panic!("{}: {:?}", fig.name, fig.recipe));
+        assert!((v - fig.value).abs() < 1e-6, "{} ≠ {v}", fig.formula());
+    }
+    // Qwen2.5-0.5B: 24 layers, 2 KV heads of 64 dims, f32.
+    assert_eq!(
+        kv.per_token.formula(),
+        "2 × 24 layers × 2 KV heads × 64 dims × 4 B = 24576 B"
+    );
+    s.update(Action::Focus(Focus::Kv));
+    let mut term = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    term.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = text(&term);
+    for fig in kv.all() {
+        assert!(
+            screen.contains(&fig.shown()),
+            "{} not drawn:\n{screen}",
+            fig.shown()
+        );
+    }
+    s.update(Action::Explain);
+    term.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = text(&term);
+    assert!(screen.contains("explain · KV cache"), "{screen}");
+    assert!(screen.contains(&kv.held.formula()), "{screen}");
+    insta::assert_snapshot!("explain_kv_real_160x50", term.backend());
 }

@@ -52,6 +52,15 @@ pub enum Recipe {
     },
     /// The `p`-th percentile of `n` samples (nearest rank).
     Percentile { p: u8, n: usize, of: &'static str },
+    /// A product of named factors: `2 × 24 layers × 2 KV heads × …`.
+    Product(Vec<(f64, &'static str)>),
+    /// A difference over a difference: `(b1 − b0) ÷ (t1 − t0)`.
+    Slope {
+        rise: (f64, f64),
+        rise_what: &'static str,
+        run: (f64, f64),
+        run_what: &'static str,
+    },
     /// Read off a clock or a counter.
     Direct { how: &'static str },
 }
@@ -61,6 +70,11 @@ pub enum Recipe {
 pub enum Unit {
     Ms,
     TokPerS,
+    /// Bytes, written as the KV pane writes them (B under a KiB, then KiB, MiB, GiB).
+    Bytes,
+    /// Bytes, always in B.
+    WholeBytes,
+    BytesPerToken,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +102,9 @@ impl Figure {
                 format!("{} ms", fmt_ms(d, digits))
             }
             Unit::TokPerS => format!("{:.1} tok/s", self.value),
+            Unit::Bytes => crate::stats::human_bytes(self.value.max(0.0).round() as u64),
+            Unit::WholeBytes => format!("{} B", self.value.round()),
+            Unit::BytesPerToken => format!("{:.0} B/token", self.value),
         }
     }
 
@@ -103,6 +120,32 @@ impl Figure {
             Recipe::Percentile { p, n, of } => {
                 format!("{p}th percentile of {n} {of} = {}", self.shown())
             }
+            Recipe::Product(factors) => {
+                let terms: Vec<String> = factors
+                    .iter()
+                    .map(|(v, what)| {
+                        if what.is_empty() {
+                            format!("{v}")
+                        } else {
+                            format!("{v} {what}")
+                        }
+                    })
+                    .collect();
+                format!("{} = {}", terms.join(" × "), self.shown())
+            }
+            Recipe::Slope {
+                rise,
+                rise_what,
+                run,
+                run_what,
+            } => format!(
+                "({} − {}) {rise_what} ÷ ({} − {}) {run_what} = {}",
+                rise.1,
+                rise.0,
+                run.1,
+                run.0,
+                self.shown()
+            ),
             Recipe::Direct { how } => format!("{how} = {}", self.shown()),
         }
     }
@@ -113,6 +156,8 @@ impl Figure {
             Recipe::Rate { count, seconds, .. } => {
                 Some(tok_per_s(*count, Duration::from_secs_f64(seconds.max(0.0))))
             }
+            Recipe::Product(factors) => Some(factors.iter().map(|f| f.0).product()),
+            Recipe::Slope { rise, run, .. } => Some((rise.1 - rise.0) / (run.1 - run.0)),
             _ => None,
         }
     }
@@ -122,7 +167,8 @@ impl Figure {
         match &self.recipe {
             Recipe::Rate { count, .. } => Some(*count),
             Recipe::Percentile { n, .. } => Some(*n),
-            Recipe::Direct { .. } => None,
+            Recipe::Slope { run, .. } => Some((run.1 - run.0) as usize),
+            Recipe::Product(_) | Recipe::Direct { .. } => None,
         }
     }
 }

@@ -17,6 +17,11 @@ pub fn figures(state: &AppState) -> Option<(&'static str, Vec<Figure>)> {
             let f = run.timing_figures();
             Some(("prefill vs decode", f.all().into_iter().cloned().collect()))
         }
+        Focus::Kv => {
+            let m = state.store.model.as_ref().filter(|m| !m.is_remote())?;
+            let f = crate::state::kv_figures(m, state.store.current.as_ref());
+            Some(("KV cache", f.all().into_iter().cloned().collect()))
+        }
         _ => None,
     }
 }
@@ -67,9 +72,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     (Focus::Timing, None) => {
                         "No run yet: the timing figures are explained once a run starts.".into()
                     }
+                    (Focus::Kv, _) => "The KV figures are explained once a local model is \
+                                       loaded."
+                        .into(),
                     (f, _) => format!(
                         "The {} pane's figures are not explained yet; the prefill-vs-decode \
-                         pane's are (focus it with 5, then e).",
+                         (5) and KV (6) panes' are.",
                         f.name()
                     ),
                 },

@@ -4,7 +4,8 @@
 use super::chart::{self, Unit};
 use super::{block, label, scraped, value};
 use crate::protocol::ModelInfo;
-use crate::state::{AppState, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS};
+use crate::state::figure::Figure;
+use crate::state::{AppState, KvFigures, RunView, WHAT_IF_BATCH, WHAT_IF_CONTEXTS};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Gauge, Paragraph};
@@ -73,6 +74,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     };
     let run = state.store.current.as_ref();
     let held = held(run);
+    let figs = crate::state::kv_figures(m, run);
     let [formula, growth, fill, chart, whatif] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -81,8 +83,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Constraint::Length(2),
     ])
     .areas(inner);
-    formula_line(m).render(formula, buf);
-    growth_line(run, held).render(growth, buf);
+    formula_line(m, &figs.per_token).render(formula, buf);
+    growth_line(run, &figs).render(growth, buf);
     fill_gauge(m, held.0).render(fill, buf);
     render_chart(run, chart, buf);
     what_if(state, m).render(whatif, buf);
@@ -129,15 +131,14 @@ fn remote(
 }
 
 /// The bytes-per-token formula with this model's numbers.
-fn formula_line(m: &ModelInfo) -> Paragraph<'static> {
-    let dtype_bytes = m.kv_bytes_per_token / (2 * m.layers * m.kv_heads * m.head_dim).max(1) as u64;
+fn formula_line(m: &ModelInfo, per_token: &Figure) -> Paragraph<'static> {
+    // The recipe's own product, its value after the `=`.
+    let formula = per_token.formula();
+    let product = formula.strip_suffix(&per_token.shown()).unwrap_or(&formula);
     let mut spans = vec![
-        Span::styled("per token ", label()),
-        Span::raw(format!(
-            "2 × {} layers × {} KV heads × {} dims × {} B = ",
-            m.layers, m.kv_heads, m.head_dim, dtype_bytes
-        )),
-        Span::styled(format!("{} B", m.kv_bytes_per_token), value()),
+        Span::styled(format!("{} ", per_token.name), label()),
+        Span::raw(product.to_string()),
+        Span::styled(per_token.shown(), value()),
     ];
     if let Some(w) = m.sliding {
         spans.push(Span::raw(format!(
@@ -149,19 +150,13 @@ fn formula_line(m: &ModelInfo) -> Paragraph<'static> {
 }
 
 /// What is held now, the growth measured over the run, and the paged blocks when there are any.
-fn growth_line(
-    run: Option<&RunView>,
-    (held_tokens, held_bytes): (usize, u64),
-) -> Paragraph<'static> {
-    let measured = run
-        .and_then(|r| r.kv.first())
-        .and_then(|&first| measured_per_token(first, (held_tokens, held_bytes)))
-        .map(|b| format!("{b:.0} B/token"))
-        .unwrap_or("—".into());
+fn growth_line(run: Option<&RunView>, figs: &KvFigures) -> Paragraph<'static> {
+    let held_tokens = figs.tokens;
+    let measured = figs.growth.as_ref().map_or("—".into(), |g| g.shown());
     let mut spans = vec![
-        Span::styled("held ", label()),
+        Span::styled(format!("{} ", figs.held.name), label()),
         Span::styled(
-            format!("{} tokens = {}", held_tokens, human_bytes(held_bytes)),
+            format!("{} tokens = {}", held_tokens, figs.held.shown()),
             value(),
         ),
         Span::styled("   measured growth ", label()),
