@@ -3,7 +3,7 @@
 
 use super::{RunView, Store, Ui, UiNotice};
 use crate::protocol::race::{RaceConfig, RaceEvent, RaceSide, RaceSummary};
-use crate::protocol::{Command, Event, KvDtype, Quant, Settings};
+use crate::protocol::{Command, KvDtype, Quant, Settings};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RaceView {
@@ -15,6 +15,10 @@ pub struct RaceView {
     pub summary: Option<RaceSummary>,
     /// Why the race ended without a summary.
     pub failed: Option<String>,
+    /// Token positions both tapes have and that were compared, and the first whose texts
+    /// differ: kept as tokens arrive, so a frame never walks the tapes.
+    compared: usize,
+    parted: Option<usize>,
 }
 
 impl RaceView {
@@ -28,29 +32,19 @@ impl RaceView {
                     turns: *turns,
                     summary: None,
                     failed: None,
+                    compared: 0,
+                    parted: None,
                 })
             }
             RaceEvent::Lane { lane, event } => {
                 let Some(r) = race.as_mut() else { return };
                 let run = &mut r.runs[lane.index()];
-                match &**event {
-                    Event::RunStarted {
-                        run: id,
-                        prompt_tokens,
-                        settings,
-                        ..
-                    } => {
-                        let mut v =
-                            RunView::new(*id, *prompt_tokens, settings.draft_mode, settings.k);
-                        v.policy = settings.policy;
-                        *run = Some(v);
-                    }
-                    other => {
-                        if let Some(v) = run.as_mut() {
-                            v.apply(other)
-                        }
-                    }
+                match (RunView::started(event), run.as_mut()) {
+                    (Some(v), _) => *run = Some(v),
+                    (None, Some(v)) => v.apply(event),
+                    (None, None) => {}
                 }
+                r.compare();
             }
             RaceEvent::Finished(s) => {
                 if let Some(r) = race.as_mut() {
@@ -66,14 +60,25 @@ impl RaceView {
 
     /// The first token index where the two tapes' texts differ, as far as both have come.
     pub fn parting(&self) -> Option<usize> {
-        if let Some(s) = &self.summary {
-            return s.first_diff;
+        match &self.summary {
+            Some(s) => s.first_diff,
+            None => self.parted,
         }
+    }
+
+    /// Compare the positions both tapes reached since the last call.
+    fn compare(&mut self) {
         let [Some(a), Some(b)] = &self.runs else {
-            return None;
+            return;
         };
         let n = a.tokens.len().min(b.tokens.len());
-        (0..n).find(|&i| a.tokens[i].text != b.tokens[i].text)
+        while self.parted.is_none() && self.compared < n {
+            let i = self.compared;
+            if a.tokens[i].text != b.tokens[i].text {
+                self.parted = Some(i);
+            }
+            self.compared += 1;
+        }
     }
 }
 

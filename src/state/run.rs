@@ -55,6 +55,22 @@ impl RunView {
         self.summary.is_some() || self.failed.is_some()
     }
 
+    /// The view a `RunStarted` event opens (`None` for any other event).
+    pub fn started(event: &Event) -> Option<Self> {
+        let Event::RunStarted {
+            run,
+            prompt_tokens,
+            settings,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        let mut v = Self::new(*run, *prompt_tokens, settings.draft_mode, settings.k);
+        v.policy = settings.policy;
+        Some(v)
+    }
+
     /// Take one of the run's events after its start: its prefill, tokens, blocks, speculative
     /// steps, end.
     pub fn apply(&mut self, event: &Event) {

@@ -237,15 +237,8 @@ impl Store {
     /// The current run's start, progress and end.
     fn apply_run(&mut self, event: &Event) {
         match event {
-            Event::RunStarted {
-                run,
-                prompt_tokens,
-                settings,
-                ..
-            } => {
-                let mut view = RunView::new(*run, *prompt_tokens, settings.draft_mode, settings.k);
-                view.policy = settings.policy;
-                self.current = Some(view);
+            Event::RunStarted { .. } => {
+                self.current = RunView::started(event);
                 self.error = None;
             }
             Event::PrefillDone { .. }

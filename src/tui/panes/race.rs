@@ -39,13 +39,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         })
     };
     let width = left.width.saturating_sub(2) as usize;
-    let top = gaps(0, width)
-        .into_iter()
-        .chain(gaps(1, width))
-        .max()
-        .unwrap_or(1);
+    let shown = [gaps(0, width), gaps(1, width)];
+    let top = shown.iter().flatten().copied().max().unwrap_or(1);
     for (i, col) in [left, right].into_iter().enumerate() {
-        render_side(race, i, (parting, top, &gaps(i, width)), col, buf);
+        render_side(race, i, (parting, top, &shown[i]), col, buf);
     }
     render_summary(race, foot, buf);
 }
