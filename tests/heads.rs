@@ -386,9 +386,9 @@ fn real_heads_keep_greedy_output_on_the_qwen_pair() {
     let docs = labtui::engine::heads::corpus::default_docs();
     let prompt = "Write a Python function that returns the n-th Fibonacci number iteratively.";
     let p = greedy(32, false);
-    // The 1.5B's heads train on few tokens: its test is that trained heads stay lossless, and
-    // its training costs ~4× the 0.5B's per token.
-    for (path, tokens, epochs) in [(small_m, 768, 2.0), (large_m, 128, 1.0)] {
+    // The 1.5B's heads train for three steps: its test is that trained heads stay lossless (which
+    // does not depend on how well they learned), and its training costs ~4× the 0.5B's per token.
+    for (path, tokens, epochs) in [(small_m, 768, 2.0), (large_m, 48, 1.0)] {
         let mut e = Engine::from_file(&path, &Device::Cpu).unwrap();
         let reference = run(&mut e, &mut Speculator::none(), prompt, &p).0;
         for kind in [HeadKind::Medusa, HeadKind::Eagle] {
