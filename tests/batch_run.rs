@@ -179,6 +179,20 @@ fn b_runs_the_batch_in_the_dashboard_and_esc_closes_its_view() {
         s.ui.status
     );
     assert!(!s.store.scheduling());
+    // `e` explains the scheduler's figures, each drawn in its title.
+    let (name, figs) = labtui::tui::panes::explain::figures(&s).unwrap();
+    assert_eq!(name, "scheduler");
+    assert!(figs.iter().any(|f| f.name == "throughput"), "{figs:?}");
+    for f in &figs {
+        assert!(
+            screen.contains(&f.shown()),
+            "{} not drawn: {screen}",
+            f.shown()
+        );
+        if let Some(v) = f.evaluate() {
+            assert!((v - f.value).abs() < 1e-9, "{}", f.formula());
+        }
+    }
     // Arrivals are heard before the step that prefills them, so each TTFT holds that step (about
     // half of the whole run here), not the microseconds between two of its events.
     let ttft: Vec<_> = s.store.sched.ttft.iter().copied().collect();

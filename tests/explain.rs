@@ -2,6 +2,9 @@
 //! figure the pane draws is the one the overlay explains, and each formula, computed again from
 //! the run's own events, gives the value shown.
 
+mod common;
+
+use common::{labtui_cmd, real_model, OutputWithin, QWEN_05B};
 use labtui::protocol::{
     DraftMode, Event, FinishReason, GenParams, KPolicy, Phase, Quant, RunSettings, RunSummary,
     Stamped, TokenEvent,
@@ -201,12 +204,19 @@ fn e_explains_the_focused_timing_pane_and_says_which_panes_it_cannot_yet() {
     }
     s.update(Action::Escape);
     assert_eq!(s.ui.overlay, None);
-    s.update(Action::Focus(Focus::Memory));
-    s.update(Action::Explain);
-    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
-        .unwrap();
-    assert!(text(&t).contains("not explained yet"), "{}", text(&t));
+    // No memory sample yet; the prompt draws no figures.
+    for (focus, why) in [
+        (Focus::Memory, "once the first sample arrives"),
+        (Focus::Prompt, "draws no figures"),
+    ] {
+        s.update(Action::Focus(focus));
+        s.update(Action::Explain);
+        let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        t.draw(|f| view::render(&s, f.area(), f.buffer_mut()))
+            .unwrap();
+        assert!(text(&t).contains(why), "{}", text(&t));
+        s.update(Action::Escape);
+    }
 }
 
 /// On a recorded real run (Qwen2.5-Coder-0.5B, prompt lookup: `assets/screens/spec-0.5b.ron`),
@@ -282,4 +292,160 @@ fn the_figures_of_a_recorded_real_run_recompute_from_its_events() {
     assert!(screen.contains("explain · KV cache"), "{screen}");
     assert!(screen.contains(&kv.held.formula()), "{screen}");
     insta::assert_snapshot!("explain_kv_real_160x50", term.backend());
+}
+
+/// The text of `state`'s explain overlay alone, with its border and every blank taken out (a
+/// formula wraps at the overlay's width).
+fn overlay_text(s: &AppState, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| panes::explain::render(s, f.area(), f.buffer_mut()))
+        .unwrap();
+    text(&t)
+        .chars()
+        .filter(|c| !c.is_whitespace() && !"│─┌┐└┘╭╮╰╯┃━┏┓┗┛".contains(*c))
+        .collect()
+}
+
+/// Every figure the view on screen draws: drawn, recomputed by its recipe to its value, and
+/// shown with its formula in the overlay. Returns the figures.
+fn check_view(s: &mut AppState, what: &str) -> Vec<labtui::state::figure::Figure> {
+    let (_, figs) = panes::explain::figures(s).unwrap_or_else(|| panic!("{what}: no figures"));
+    assert!(!figs.is_empty(), "{what}");
+    // The pane zoomed, so that none of its lines is cut (the race takes the body anyway).
+    let race = s.ui.race_shown(&s.store);
+    if !race {
+        s.update(Action::ToggleZoom);
+    }
+    let mut t = Terminal::new(TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| view::render(s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = text(&t);
+    if !race {
+        s.update(Action::ToggleZoom);
+    }
+    s.update(Action::Explain);
+    let overlay = overlay_text(s, 160, 50);
+    s.update(Action::Escape);
+    for fig in &figs {
+        assert!(
+            screen.contains(&fig.shown()),
+            "{what}: {} {} not drawn:\n{screen}",
+            fig.name,
+            fig.shown()
+        );
+        if let Some(v) = fig.evaluate() {
+            assert!(
+                (v - fig.value).abs() <= 1e-9 * v.abs().max(1.0),
+                "{what}: {} ≠ {v}",
+                fig.formula()
+            );
+        }
+        let formula: String = fig.formula().split_whitespace().collect();
+        assert!(
+            overlay.contains(&formula),
+            "{what}: {formula} not in\n{overlay}"
+        );
+    }
+    figs
+}
+
+fn replay(path: &std::path::Path) -> (AppState, labtui::record::Recording) {
+    let rec = labtui::record::load(path).unwrap();
+    let mut s = AppState::new("qwen", "");
+    for e in &rec.events {
+        s.apply(e);
+    }
+    (s, rec)
+}
+
+const REWRITE: &str = "Rename the variable `acc` to `total` and return the code only:\n\n\
+fn sum(xs: &[i64]) -> i64 {\n    let mut acc = 0;\n    for x in xs {\n        acc += x;\n    }\n    acc\n}\n";
+
+/// A run and a race on the real Qwen2.5-Coder-0.5B, recorded by the binary and replayed: every
+/// pane's figures (the token's, memory, speculation, timing, KV) and the race's are drawn,
+/// recompute to their values, and are explained; the speedups recompute to the engine's own,
+/// and the race's ratio and agreement to its summary row.
+#[test]
+fn every_view_of_a_recorded_real_run_and_race_explains_its_figures() {
+    let Some(model) = real_model(QWEN_05B) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run.ron");
+    let race = dir.path().join("race.ron");
+    let m = model.to_str().unwrap();
+    let out = labtui_cmd()
+        .args([
+            "generate",
+            "--model",
+            m,
+            "--draft",
+            "prompt-lookup",
+            "-k",
+            "4",
+        ])
+        .args(["-n", "48", "--prompt", REWRITE, "--record"])
+        .arg(&run)
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut s, rec) = replay(&run);
+    for focus in [
+        Focus::Tape,
+        Focus::Memory,
+        Focus::Spec,
+        Focus::Timing,
+        Focus::Kv,
+    ] {
+        s.update(Action::Focus(focus));
+        let figs = check_view(&mut s, &focus.name());
+        if focus == Focus::Spec {
+            // The engine's own speedups, in its last step.
+            let last = rec
+                .events
+                .iter()
+                .rev()
+                .find_map(|e| match &e.event {
+                    Event::SpecStep(st) => Some(st.clone()),
+                    _ => None,
+                })
+                .unwrap();
+            assert!(
+                last.plain_steps > 0,
+                "lookup takes plain steps where it finds no match"
+            );
+            for (name, engine) in [
+                ("measured", last.live_speedup.unwrap()),
+                ("theory", last.predicted_speedup.unwrap()),
+            ] {
+                let f = figs.iter().find(|f| f.name == name).unwrap();
+                assert!(matches!(f.recipe, Recipe::RunSpeedup { .. }), "{f:?}");
+                assert!((f.value - engine).abs() < 1e-9, "{}: {engine}", f.formula());
+            }
+            assert!(figs.iter().any(|f| f.name == "one α"));
+        }
+    }
+    let out = labtui_cmd()
+        .args(["race", "--model", m, "--b", "draft=prompt-lookup,k=4"])
+        .args(["-n", "48", "-p", REWRITE, "--record"])
+        .arg(&race)
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut s, _) = replay(&race);
+    assert!(s.ui.race_shown(&s.store));
+    let figs = check_view(&mut s, "race");
+    let summary = s.store.race.as_ref().unwrap().summary.clone().unwrap();
+    let get = |name: &str| figs.iter().find(|f| f.name == name).unwrap().value;
+    assert!((get("B/A decode") - summary.speed_ratio).abs() < 1e-9);
+    assert!((get("agree") - summary.agreement).abs() < 1e-12);
+    assert_eq!(get("lowest"), summary.ratio_low);
+    assert_eq!(figs.iter().filter(|f| f.name.starts_with("A ")).count(), 6);
+    assert_eq!(figs.iter().filter(|f| f.name.starts_with("B ")).count(), 6);
 }

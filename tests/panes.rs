@@ -6,7 +6,7 @@ mod common;
 
 use common::screen::{draw, speculative_state, state, Pane};
 use labtui::protocol::{Event, Stamped};
-use labtui::state::{Action, AppState};
+use labtui::state::{Action, AppState, Focus};
 use labtui::tui::{panes, view};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -170,6 +170,22 @@ fn speculation_pane_and_tape_show_a_speculative_run() {
         assert!(colours.contains(&c), "{c:?} missing");
     }
     assert_eq!(marks, all_marks(), "every kind of token has its mark");
+}
+
+/// `e` on the speculation pane: acceptance, accepted length, the speedups with their inputs,
+/// acceptance by position and a step's costs, each with its formula, at 160×50 and 100×30.
+#[test]
+fn e_explains_the_speculation_pane_at_two_sizes() {
+    let mut s = speculative_state();
+    s.update(Action::Focus(Focus::Spec));
+    s.update(Action::Explain);
+    for (w, h) in [(160, 50), (100, 30)] {
+        let t = draw(&s, labtui::tui::view::render, w, h);
+        let screen = format!("{:?}", t.backend());
+        assert!(screen.contains("explain · speculation"), "{screen}");
+        assert!(screen.contains("accepted ÷ "), "{screen}");
+        insta::assert_snapshot!(format!("explain_spec_{w}x{h}"), t.backend());
+    }
 }
 
 use ratatui::style::{Color, Modifier};

@@ -403,7 +403,9 @@ fn race_events(finished: bool) -> Vec<Stamped> {
                     Phase::Decode
                 },
                 prob: 0.9,
-                elapsed: step[l.index()] * i as u32,
+                // The first token comes at the prefill's end, the rest a step apart.
+                elapsed: Duration::from_millis(90 + 30 * l.index() as u64)
+                    + step[l.index()] * i as u32,
                 step: step[l.index()],
                 kv_tokens: 30 + i,
                 kv_bytes: 12_288 * (30 + i) as u64,
@@ -491,4 +493,49 @@ fn the_race_view_at_two_sizes() {
             insta::assert_snapshot!(format!("race_{state}_{w}x{h}"), t.backend());
         }
     }
+}
+
+/// `e` on a finished race explains its figures, A's and B's of a kind together, then the
+/// summary row's; at 100×30 they do not fit, and ↓ scrolls to the rest.
+#[test]
+fn e_explains_the_race_at_two_sizes() {
+    use labtui::state::Action;
+    use ratatui::{backend::TestBackend, Terminal};
+    let mut s = AppState::new("synthetic", "write add");
+    for e in race_events(true) {
+        s.apply(&e);
+    }
+    s.update(Action::Explain);
+    for (w, h) in [(160, 50), (100, 30)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+            .unwrap();
+        let screen = format!("{:?}", t.backend());
+        assert!(screen.contains("explain · A/B race"), "{screen}");
+        assert!(screen.contains("A TTFT = 90.0 ms"), "{screen}");
+        if w == 160 {
+            assert!(screen.contains("tok/s B ÷ "), "{screen}");
+        } else {
+            assert!(screen.contains("more lines"), "{screen}");
+            assert!(!screen.contains("agree ="), "{screen}");
+        }
+        insta::assert_snapshot!(format!("explain_race_{w}x{h}"), t.backend());
+    }
+    // ↓ to the end (and past it: the last line stays at the bottom), ↑ back.
+    for _ in 0..100 {
+        s.update(Action::ScrollUp);
+    }
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{:?}", t.backend());
+    assert!(screen.contains("agree = 97%"), "{screen}");
+    assert!(screen.contains("↑ earlier"), "{screen}");
+    assert!(!screen.contains("A TTFT ="), "{screen}");
+    s.update(Action::ScrollDown);
+    assert_eq!(
+        s.ui.view.explain_scroll, 99,
+        "the tape's scroll is not touched"
+    );
+    assert_eq!(s.ui.view.scroll, 0);
 }

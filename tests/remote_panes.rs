@@ -114,3 +114,47 @@ fn every_pane_in_remote_mode_says_what_it_knows() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// In remote mode each pane's figures are drawn, the server's name the metric they were read
+/// from, and `e` lists them.
+#[test]
+fn remote_figures_are_drawn_and_name_their_metrics() {
+    use labtui::state::figure::Measured;
+    use labtui::state::{Action, Focus};
+    let metrics = include_str!("fixtures/metrics/llamacpp.txt");
+    let mut s = remote_state(&llama_info(), Some(metrics));
+    let mut server = Vec::new();
+    for (focus, render) in [
+        (Focus::Tape, panes::tape::render as Pane),
+        (Focus::Memory, panes::memory::render),
+        (Focus::Timing, panes::timing::render),
+        (Focus::Kv, panes::kv::render),
+    ] {
+        s.update(Action::Focus(focus));
+        let Some((_, figs)) = panes::explain::figures(&s) else {
+            panic!("{focus:?}: no figures");
+        };
+        let screen = format!("{}", draw(&s, render, 160, 30).backend());
+        for f in &figs {
+            assert!(
+                screen.contains(&f.shown()),
+                "{focus:?}: {} {} not drawn:\n{screen}",
+                f.name,
+                f.shown()
+            );
+            if f.measured == Measured::Server {
+                server.push(f.formula());
+            }
+        }
+    }
+    // The running gauge and the generation counter, by their llama.cpp names.
+    for metric in [
+        "llamacpp:requests_processing",
+        "llamacpp:tokens_predicted_total",
+    ] {
+        assert!(
+            server.iter().any(|f| f.contains(metric)),
+            "{metric}: {server:#?}"
+        );
+    }
+}

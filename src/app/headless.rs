@@ -73,7 +73,9 @@ pub fn generate(
     record: Option<&std::path::Path>,
     preset: Option<&crate::preset::Preset>,
 ) -> Result<()> {
-    let sample_every = (args.format != Format::Text).then_some(Duration::from_millis(250));
+    // Memory samples go to the event stream and to a recording (its memory pane replays them).
+    let sample_every =
+        (args.format != Format::Text || record.is_some()).then_some(Duration::from_millis(250));
     let worker = Worker::spawn(Options {
         sample_every,
         ..Options::default()

@@ -328,6 +328,12 @@ pub struct SpecStep {
     /// from the measured per-position acceptance and costs.
     pub live_speedup: Option<f64>,
     pub predicted_speedup: Option<f64>,
+    /// The run's plain steps so far and their time: the baseline both speedups are against
+    /// (absent from recordings made before they were sent).
+    #[serde(default)]
+    pub plain_steps: usize,
+    #[serde(default)]
+    pub plain_time: Duration,
 }
 
 /// K as [`KPolicy`] writes it (a number, 0 for auto), or as text (`"4"`, `"auto"`), which some

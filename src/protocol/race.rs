@@ -260,13 +260,13 @@ pub fn summarize(
 }
 
 impl RaceSummary {
-    /// `1.42× (1.31–1.55 over 6 windows of 16 tokens)`.
+    /// `1.42× (1.31×–1.55× over 6 windows of 16 tokens)`.
     pub fn ratio_text(&self) -> String {
         if self.windows == 0 {
             return format!("{:.2}×", self.speed_ratio);
         }
         format!(
-            "{:.2}× ({:.2}–{:.2} over {} windows of {} tokens)",
+            "{:.2}× ({:.2}×–{:.2}× over {} windows of {} tokens)",
             self.speed_ratio, self.ratio_low, self.ratio_high, self.windows, self.window
         )
     }
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!((s.windows, s.ratio_low, s.ratio_high), (2, 1.0, 2.0));
         assert!(s
             .ratio_text()
-            .starts_with("1.33× (1.00–2.00 over 2 windows"));
+            .starts_with("1.33× (1.00×–2.00× over 2 windows"));
         let same = summarize(side("a"), side("b"), [&a, &a], [&ia, &ia]);
         assert_eq!((same.first_diff, same.agreement), (None, 1.0));
         assert_eq!(same.parting(), "the texts agree");

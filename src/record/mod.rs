@@ -343,6 +343,8 @@ mod tests {
             verify: Duration::ZERO,
             live_speedup: None,
             predicted_speedup: None,
+            plain_steps: 0,
+            plain_time: Duration::ZERO,
         };
         let line = ron::to_string(&Line::Event(Stamped {
             at: Duration::ZERO,

@@ -30,15 +30,13 @@ fn figure(
     definition: &'static str,
     recipe: Recipe,
 ) -> Figure {
-    Figure {
+    super::figure::figure(
         name,
-        value,
-        unit,
+        (value, unit),
         definition,
         recipe,
-        measured: Measured::Engine,
-        lesson: "demo kv-cache",
-    }
+        (Measured::Engine, "demo kv-cache"),
+    )
 }
 
 /// The figures for `m` and the run on screen, if any.

@@ -1,7 +1,7 @@
 //! The timing figures of a run, each with its recipe: what the prefill-vs-decode pane draws
 //! and the explain overlay lists.
 
-use super::figure::{latency, rate, Figure, Recipe};
+use super::figure::{figure, latency, rate, Figure, Measured, Recipe, Unit};
 use super::RunView;
 use std::time::Duration;
 
@@ -96,4 +96,73 @@ fn itl_figure(name: &'static str, p: u8, d: Duration, n: usize) -> Figure {
             of: "inter-token gaps",
         },
     )
+}
+
+/// The tape's figures for one token: its gap, its probability and the cache's tokens after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenFigures {
+    pub step: Figure,
+    /// Local runs only: a server's ids, probabilities and cache are its own.
+    pub prob: Option<Figure>,
+    pub kv: Option<Figure>,
+}
+
+impl TokenFigures {
+    pub fn all(&self) -> Vec<&Figure> {
+        let mut v = vec![&self.step];
+        v.extend(self.prob.iter().chain(&self.kv));
+        v
+    }
+}
+
+impl RunView {
+    /// The figures of token `i` (the newest when `i` is past the end); `None` before any.
+    pub fn token_figures(&self, i: Option<usize>, remote: bool) -> Option<TokenFigures> {
+        let t = i.and_then(|i| self.tokens.get(i)).or(self.tokens.last())?;
+        let mut step = latency(
+            "step",
+            t.step,
+            "the token's share of the step that made it: the prefill for the first token, a \
+             decode step's time (shared by its tokens when it gave several) after",
+            Recipe::Direct {
+                how: "the engine's clock around the step",
+            },
+        );
+        step.lesson = "demo prefill-vs-decode";
+        if remote {
+            step.name = "gap".into();
+            step.measured = Measured::Client;
+            step.recipe = Recipe::Direct {
+                how: "the time between the stream's chunks, shared by a chunk's tokens",
+            };
+            return Some(TokenFigures {
+                step,
+                prob: None,
+                kv: None,
+            });
+        }
+        let prob = figure(
+            "p",
+            (f64::from(t.prob), Unit::Probability),
+            "the probability the model gave the token it chose",
+            Recipe::Direct {
+                how: "the softmax of the step's logits at the token",
+            },
+            (Measured::Engine, "demo speculation"),
+        );
+        let kv = figure(
+            "kv",
+            (t.kv_tokens as f64, Unit::Tokens),
+            "tokens in the KV cache after this one: the prompt and every token so far",
+            Recipe::Direct {
+                how: "the cache's length after the step",
+            },
+            (Measured::Engine, "demo kv-cache"),
+        );
+        Some(TokenFigures {
+            step,
+            prob: Some(prob),
+            kv: Some(kv),
+        })
+    }
 }

@@ -244,6 +244,11 @@ impl SchedView {
     /// Tokens per second over the steps of the last [`SCHED_RECENT`] before the latest one
     /// (`None` with fewer than two steps in it).
     pub fn tok_s(&self) -> Option<f64> {
+        self.recent_tokens().map(|(n, span)| n as f64 / span)
+    }
+
+    /// The tokens of the recent steps after the first, and the seconds they span.
+    pub fn recent_tokens(&self) -> Option<(usize, f64)> {
         let last = self.steps.iter().last()?;
         let recent: Vec<&StepMark> = self
             .steps
@@ -257,7 +262,7 @@ impl SchedView {
         }
         // The first step's tokens came before the span started.
         let tokens: usize = recent[1..].iter().map(|m| m.tokens).sum();
-        Some(tokens as f64 / span)
+        Some((tokens, span))
     }
 
     /// The latest step number, or 0.

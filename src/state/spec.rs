@@ -18,18 +18,15 @@ pub struct SpecView {
     pub draft_time: std::time::Duration,
     pub verify_time: std::time::Duration,
     pub verified: usize,
+    /// Speculative steps by how many tokens they drafted (theory's expected tokens need each
+    /// step's K).
+    pub by_drafted: BTreeMap<usize, usize>,
+    /// The run's plain steps so far and their time, as the newest step reported them.
+    pub plain_steps: usize,
+    pub plain_time: std::time::Duration,
 }
 
 impl SpecView {
-    /// Mean milliseconds a step spent drafting and verifying.
-    pub fn per_step_ms(&self) -> Option<(f64, f64)> {
-        let n = self.counts.steps;
-        (n > 0).then(|| {
-            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n as f64;
-            (ms(self.draft_time), ms(self.verify_time))
-        })
-    }
-
     /// Take a step; `next_index` is the index the step's first token will have.
     /// A step claiming more accepted drafts than it drafted counts as accepting them all.
     pub fn apply(&mut self, s: &SpecStep, next_index: usize) {
@@ -40,6 +37,9 @@ impl SpecView {
         self.draft_time += s.draft;
         self.verify_time += s.verify;
         self.verified += drafted + 1;
+        *self.by_drafted.entry(drafted).or_default() += 1;
+        self.plain_steps = s.plain_steps;
+        self.plain_time = s.plain_time;
         self.live_speedup = s.live_speedup.or(self.live_speedup);
         self.predicted_speedup = s.predicted_speedup.or(self.predicted_speedup);
         if accepted < drafted {
@@ -67,6 +67,8 @@ mod tests {
             verify: Duration::from_millis(5),
             live_speedup: Some(1.5),
             predicted_speedup: Some(1.4),
+            plain_steps: 3,
+            plain_time: Duration::from_millis(12),
         }
     }
 

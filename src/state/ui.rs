@@ -323,11 +323,22 @@ impl Ui {
                 self.view.selected = Some(next.min(tokens - 1));
             }
             Action::Select(i) if i < tokens => self.view.selected = Some(i),
+            // Over the explain overlay ↓ (ScrollUp, the tape's way back down) shows its later
+            // figures and ↑ its earlier ones.
+            Action::ScrollUp if self.overlay == Some(Overlay::Explain) => {
+                self.view.explain_scroll = self.view.explain_scroll.saturating_add(1)
+            }
+            Action::ScrollDown if self.overlay == Some(Overlay::Explain) => {
+                self.view.explain_scroll = self.view.explain_scroll.saturating_sub(1)
+            }
             Action::ScrollUp => self.view.scroll = self.view.scroll.saturating_sub(1),
             Action::ScrollDown => self.view.scroll = self.view.scroll.saturating_add(1),
             Action::ToggleVariants => self.toggle(Overlay::Variants),
             Action::ToggleHelp => self.toggle(Overlay::Help),
-            Action::Explain => self.toggle(Overlay::Explain),
+            Action::Explain => {
+                self.view.explain_scroll = 0;
+                self.toggle(Overlay::Explain)
+            }
             Action::DemoNext | Action::DemoPrev => {
                 if let Some(d) = self.demo.as_mut() {
                     if action == Action::DemoNext {

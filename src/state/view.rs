@@ -130,6 +130,8 @@ pub struct ViewState {
     pub zoom: bool,
     pub selected: Option<usize>,
     pub scroll: u16,
+    /// Lines the explain overlay is scrolled down by (it draws at most as many as are left).
+    pub explain_scroll: u16,
 }
 
 impl Default for ViewState {
@@ -139,6 +141,7 @@ impl Default for ViewState {
             zoom: false,
             selected: None,
             scroll: 0,
+            explain_scroll: 0,
         }
     }
 }

@@ -73,6 +73,8 @@ impl Generation<'_> {
             verify,
             live_speedup: self.stats.live_speedup(),
             predicted_speedup: self.stats.predicted_speedup(),
+            plain_steps: self.stats.plain().0,
+            plain_time: self.stats.plain().1,
         }));
         let mut step = Step::empty(draft_time + verify);
         let mut above = 0;

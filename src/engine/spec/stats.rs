@@ -47,6 +47,11 @@ impl SpecStats {
         self.gap_n += 1;
     }
 
+    /// Plain steps so far and their time.
+    pub fn plain(&self) -> (usize, Duration) {
+        (self.plain_steps, self.plain_time)
+    }
+
     pub fn plain_mean(&self) -> Option<f64> {
         (self.plain_steps > 0).then(|| self.plain_time.as_secs_f64() / self.plain_steps as f64)
     }

@@ -303,7 +303,7 @@ pub static ROWS: &[Row] = &[
     ),
     row(
         "↑ ↓ / k j",
-        "scroll the tokens",
+        "scroll the tokens (over e's figures: those)",
         &[
             on(Anywhere, &[UP], Action::ScrollDown),
             on(Anywhere, &[DOWN], Action::ScrollUp),

@@ -4,7 +4,7 @@
 use super::chart::{self, Unit};
 use super::{block, label, scraped, value};
 use crate::protocol::SystemSample;
-use crate::state::AppState;
+use crate::state::{memory_figures, AppState, MemoryFigures};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::Paragraph;
@@ -18,11 +18,6 @@ pub fn chart_data(state: &AppState, n: usize) -> Vec<(f64, f64)> {
         .skip(system.len().saturating_sub(n))
         .map(|(at, s)| (at.as_secs_f64(), s.process_rss as f64))
         .collect()
-}
-
-/// Weights, KV and the rest of the process's resident memory.
-pub fn split(rss: u64, weights: u64, kv: u64) -> (u64, u64, u64) {
-    (weights, kv, rss.saturating_sub(weights + kv))
 }
 
 /// Which weights run, and the loaded ones kept beside a variant.
@@ -48,11 +43,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Some(srv) => {
             let [rest, bottom] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(inner);
-            Paragraph::new(vec![
-                scraped::kv_line(srv),
-                scraped::throughput_line(state, srv),
-            ])
-            .render(bottom, buf);
+            Paragraph::new(vec![scraped::kv_line(srv), scraped::throughput_line(state)])
+                .render(bottom, buf);
             rest
         }
         None => inner,
@@ -69,81 +61,67 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 /// The GPU's memory, or why none is shown.
-fn gpu_line(s: &SystemSample) -> String {
-    match &s.gpu {
-        Some(g) => format!(
+fn gpu_line(s: &SystemSample, f: &MemoryFigures) -> String {
+    match (&s.gpu, &f.gpu) {
+        (Some(g), Some(used)) => format!(
             "GPU {}: {} / {} used{}",
             g.name,
-            human_bytes(g.used),
+            used.shown(),
             human_bytes(g.total),
-            g.process_used
-                .map(|p| format!(", this process {}", human_bytes(p)))
+            f.gpu_process
+                .as_ref()
+                .map(|p| format!(", this process {}", p.shown()))
                 .unwrap_or_default()
         ),
-        None => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
+        _ => "GPU: none found (no NVIDIA driver): CPU memory shown".into(),
     }
 }
 
 /// Process RSS, the live heap when counted, and the system's memory.
-fn rss_line(s: &SystemSample) -> Line<'static> {
-    Line::from(
-        [
-            Span::styled("process RSS ", label()),
-            Span::styled(human_bytes(s.process_rss), value()),
-        ]
-        .into_iter()
-        .chain(
-            // Live heap: what is allocated and not freed; RSS also holds what the allocator
-            // keeps for reuse. Recordings from before it was counted carry 0.
-            (s.heap_live > 0)
-                .then(|| {
-                    [
-                        Span::styled("  heap ", label()),
-                        Span::raw(human_bytes(s.heap_live)),
-                    ]
-                })
-                .into_iter()
-                .flatten(),
-        )
-        .chain([
-            Span::styled("  system ", label()),
-            Span::raw(format!(
-                "{} / {}",
-                human_bytes(s.system_used),
-                human_bytes(s.system_total)
-            )),
-        ])
-        .collect::<Vec<_>>(),
-    )
+fn rss_line(s: &SystemSample, f: &MemoryFigures) -> Line<'static> {
+    let mut spans = vec![
+        Span::styled("process RSS ", label()),
+        Span::styled(f.rss.shown(), value()),
+    ];
+    // Live heap: what is allocated and not freed; RSS also holds what the allocator keeps for
+    // reuse. Recordings from before it was counted carry 0.
+    if let Some(h) = &f.heap {
+        spans.extend([Span::styled("  heap ", label()), Span::raw(h.shown())]);
+    }
+    spans.extend([
+        Span::styled("  system ", label()),
+        Span::raw(format!(
+            "{} / {}",
+            f.system.shown(),
+            human_bytes(s.system_total)
+        )),
+    ]);
+    Line::from(spans)
 }
 
 /// The four lines over the chart: GPU, RSS, its split into weights, KV and the rest, CPU.
 fn numbers(state: &AppState, s: &SystemSample) -> Paragraph<'static> {
-    let kept = state.store.variant.as_ref().map_or(0, |v| v.kept_bytes);
-    let weights = state.store.model.as_ref().map_or(0, |m| m.weight_bytes) + kept;
-    let kv = state
-        .store
-        .current
-        .as_ref()
-        .and_then(|r| r.tokens.last())
-        .map_or(0, |t| t.kv_bytes);
+    let Some(f) = memory_figures(&state.store) else {
+        return Paragraph::default();
+    };
     if let Some(m) = state.store.model.as_ref().filter(|m| m.is_remote()) {
-        return remote_numbers(s, m);
+        return remote_numbers(s, m, &f);
     }
-    let (w, k, other) = split(s.process_rss, weights, kv);
+    let bytes =
+        |x: &Option<crate::state::figure::Figure>| x.as_ref().map_or(String::new(), |x| x.shown());
     Paragraph::new(vec![
-        Line::styled(gpu_line(s), label()),
-        rss_line(s),
+        Line::styled(gpu_line(s, &f), label()),
+        rss_line(s, &f),
         Line::from(vec![
             Span::styled("weights ", Style::default().fg(Color::Blue)),
-            Span::raw(human_bytes(w)),
+            Span::raw(f.weights.shown()),
             Span::styled("  KV ", Style::default().fg(Color::Magenta)),
-            Span::raw(human_bytes(k)),
+            Span::raw(bytes(&f.kv)),
             Span::styled("  other ", Style::default().fg(Color::Gray)),
-            Span::raw(human_bytes(other)),
+            Span::raw(bytes(&f.other)),
         ]),
         Line::styled(
-            format!("CPU {:.0}%  {}", s.cpu_percent, weights_note(state)),
+            format!("CPU {}  {}", f.cpu.shown(), weights_note(state)),
             label(),
         ),
     ])
@@ -151,19 +129,23 @@ fn numbers(state: &AppState, s: &SystemSample) -> Paragraph<'static> {
 
 /// A remote server's model: this process is the client, so its memory is not the model's; the
 /// server's weights are what it said of its file, its KV cache is in its metrics below.
-fn remote_numbers(s: &SystemSample, m: &crate::protocol::ModelInfo) -> Paragraph<'static> {
+fn remote_numbers(
+    s: &SystemSample,
+    m: &crate::protocol::ModelInfo,
+    f: &MemoryFigures,
+) -> Paragraph<'static> {
     let weights = match m.weight_bytes {
         0 => format!("weights on the server {}", super::kv::NOT_KNOWN),
-        b => format!("weights on the server {} (as it says)", human_bytes(b)),
+        _ => format!("weights on the server {} (as it says)", f.weights.shown()),
     };
     Paragraph::new(vec![
-        Line::styled(gpu_line(s), label()),
-        rss_line(s),
+        Line::styled(gpu_line(s, f), label()),
+        rss_line(s, f),
         Line::from(vec![
             Span::styled(weights, Style::default().fg(Color::Blue)),
             Span::styled("  · the RSS above is labtui's, the client's", label()),
         ]),
-        Line::styled(format!("CPU {:.0}% (this machine)", s.cpu_percent), label()),
+        Line::styled(format!("CPU {} (this machine)", f.cpu.shown()), label()),
     ])
 }
 
@@ -180,14 +162,5 @@ fn render_chart(state: &AppState, area: Rect, buf: &mut Buffer) {
     );
     if let Some(c) = rss {
         c.render(area, buf);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn other_never_goes_negative() {
-        assert_eq!(super::split(100, 80, 10), (80, 10, 10));
-        assert_eq!(super::split(50, 80, 10), (80, 10, 0));
     }
 }

@@ -4,8 +4,9 @@
 
 use super::{block, label, ms, value};
 use crate::protocol::FinishReason;
-use crate::state::{AppState, RaceView, RunView};
-use crate::stats::{human_bytes, tok_per_s};
+use crate::state::figure::Figure;
+use crate::state::{AppState, RaceView, RunView, SideFigures};
+use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
@@ -75,7 +76,9 @@ fn render_side(
         Paragraph::new(Line::styled("preparing …", label())).render(numbers, buf);
         return;
     };
-    Paragraph::new(numbers_lines(run, side.weight_bytes)).render(numbers, buf);
+    if let Some(f) = &race.figures().sides[i] {
+        Paragraph::new(numbers_lines(run, f)).render(numbers, buf);
+    }
     let scale = ms(std::time::Duration::from_micros(top));
     Paragraph::new(Line::styled(
         format!("inter-token latency, token by token (both: 0–{scale})"),
@@ -91,30 +94,18 @@ fn render_side(
 }
 
 /// TTFT, decode speed, ITL percentiles, tokens, memory.
-fn numbers_lines(run: &RunView, weight_bytes: u64) -> Vec<Line<'static>> {
+fn numbers_lines(run: &RunView, f: &SideFigures) -> Vec<Line<'static>> {
     let pair = |k: &str, v: String| {
         vec![
             Span::styled(k.to_string(), label()),
             Span::styled(v, value()),
         ]
     };
-    let ttft = run
-        .summary
-        .as_ref()
-        .map(|s| s.ttft)
-        .or(run.prefill)
-        .map_or("…".into(), ms);
-    let decode = if run.itl.is_empty() {
-        "…".into()
-    } else {
-        format!("{:.1} tok/s", tok_per_s(run.itl.len(), run.itl.sum()))
-    };
-    let [p50, _, p99] = run.itl.percentiles();
-    let kv = run.tokens.last().map_or(0, |t| t.kv_bytes);
-    let mut l1 = pair("TTFT ", ttft);
-    l1.extend(pair("  decode ", decode));
-    let mut l2 = pair("ITL p50 ", ms(p50));
-    l2.extend(pair("  p99 ", ms(p99)));
+    let shown = |x: &Option<Figure>| x.as_ref().map_or("…".into(), Figure::shown);
+    let mut l1 = pair("TTFT ", shown(&f.ttft));
+    l1.extend(pair("  decode ", shown(&f.decode)));
+    let mut l2 = pair("ITL p50 ", f.p50.shown());
+    l2.extend(pair("  p99 ", f.p99.shown()));
     let mut l3 = pair("tokens ", run.tokens.len().to_string());
     if let Some(s) = &run.summary {
         let why = match s.reason {
@@ -125,8 +116,8 @@ fn numbers_lines(run: &RunView, weight_bytes: u64) -> Vec<Line<'static>> {
         };
         l3.extend(pair("  ended: ", why.into()));
     }
-    let mut l4 = pair("weights ", human_bytes(weight_bytes));
-    l4.extend(pair("  KV ", human_bytes(kv)));
+    let mut l4 = pair("weights ", f.weights.shown());
+    l4.extend(pair("  KV ", f.kv.shown()));
     vec![l1.into(), l2.into(), l3.into(), l4.into()]
 }
 
@@ -163,14 +154,23 @@ fn render_summary(race: &RaceView, area: Rect, buf: &mut Buffer) {
     let b = block("summary", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let line = match (&race.summary, &race.failed) {
-        (Some(s), _) => {
+    let line = match (&race.summary, &race.failed, race.figures().row) {
+        (Some(s), _, Some(f)) => {
             let mem = |w: u64, kv: u64| human_bytes(w + kv);
+            let spread = f.spread.as_ref().map_or(String::new(), |[lo, hi]| {
+                format!(
+                    " ({}–{} over {} windows of {} tokens)",
+                    lo.shown(),
+                    hi.shown(),
+                    s.windows,
+                    s.window
+                )
+            });
             Line::from(vec![
                 Span::styled("B/A decode ", label()),
-                Span::styled(s.ratio_text(), value()),
+                Span::styled(f.ratio.shown() + &spread, value()),
                 Span::styled(" · agree ", label()),
-                Span::styled(format!("{:.0}%", s.agreement * 100.0), value()),
+                Span::styled(f.agreement.shown(), value()),
                 Span::styled(format!(" · {}", s.parting()), label()),
                 Span::styled(" · memory A ", label()),
                 Span::styled(mem(s.a.weight_bytes, s.a.run.kv_bytes), value()),
@@ -178,8 +178,8 @@ fn render_summary(race: &RaceView, area: Rect, buf: &mut Buffer) {
                 Span::styled(mem(s.b.weight_bytes, s.b.run.kv_bytes), value()),
             ])
         }
-        (None, Some(why)) => Line::styled(format!("the race failed: {why}"), label()),
-        (None, None) => {
+        (_, Some(why), _) => Line::styled(format!("the race failed: {why}"), label()),
+        _ => {
             let n = |i: usize| race.runs[i].as_ref().map_or(0, |r| r.tokens.len());
             Line::styled(
                 format!("racing … A {} tokens, B {} · Esc stops", n(0), n(1)),

@@ -59,7 +59,7 @@ fn remote(state: &AppState, area: Rect, buf: &mut Buffer) {
     )];
     if let Some(s) = &state.store.last_server {
         lines.push(super::scraped::kv_line(s));
-        lines.push(super::scraped::throughput_line(state, s));
+        lines.push(super::scraped::throughput_line(state));
     }
     Paragraph::new(lines)
         .wrap(ratatui::widgets::Wrap { trim: true })
@@ -67,20 +67,18 @@ fn remote(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn title(v: &SchedView) -> String {
-    let held = v.blocks_held();
-    let prefix = v.prefix_hit_rate().map_or(String::new(), |r| {
-        format!(" · prefix hits {:.0}%", 100.0 * r)
-    });
+    let f = v.figures();
+    let prefix = f
+        .prefix_hits
+        .map_or(String::new(), |r| format!(" · prefix hits {}", r.shown()));
     format!(
-        "scheduler · step {} · running {} · waiting {} · KV blocks {held}/{} · {} · {} preempted{prefix}",
+        "scheduler · step {} · running {} · waiting {} · KV blocks {}/{} · {} · {} preempted{prefix}",
         v.step(),
         v.ids(|s| s == ReqState::Running).len(),
         v.ids(|s| s == ReqState::Waiting).len(),
+        f.blocks.shown(),
         v.blocks_total(),
-        match v.tok_s() {
-            Some(r) => format!("{r:.1} tok/s"),
-            None => "– tok/s".into(),
-        },
+        f.tok_s.map_or("– tok/s".into(), |r| r.shown()),
         v.preemptions
     )
 }

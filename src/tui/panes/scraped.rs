@@ -2,8 +2,10 @@
 //! memory and speculation panes show them: lines and a view that draw from the store only.
 
 use super::{label, value};
-use crate::protocol::{Rates, ServerSample};
+use crate::protocol::ServerSample;
+use crate::state::figure::Figure;
 use crate::state::AppState;
+use crate::state::{server_figures, server_gauges as gauges};
 use ratatui::prelude::*;
 use ratatui::widgets::{Gauge, Paragraph, Sparkline};
 
@@ -25,50 +27,46 @@ pub fn whole(x: f64) -> String {
     }
 }
 
-fn or_dash(x: Option<f64>, f: fn(f64) -> String) -> String {
-    x.map_or("—".into(), f)
+/// A figure as drawn, or `—` where the server exports none.
+fn shown(f: &Option<Figure>) -> String {
+    f.as_ref().map_or("—".into(), Figure::shown)
 }
 
 /// `server vLLM · KV cache 42% · 1234 tokens · running 3 · waiting 1`
 pub fn kv_line(s: &ServerSample) -> Line<'static> {
+    let f = gauges(s);
     let mut spans = vec![
         Span::styled("server ", label()),
         Span::styled(s.engine.to_string(), value()),
         Span::styled(" · KV cache ", label()),
         Span::styled(
-            s.kv_usage.map_or("n/a".into(), pct),
+            f.kv_usage.as_ref().map_or("n/a".into(), Figure::shown),
             Style::default().fg(Color::Magenta),
         ),
     ];
-    if let Some(t) = s.kv_tokens {
-        spans.push(Span::styled(format!(" · {} tokens", whole(t)), label()));
+    if let Some(t) = &f.kv_tokens {
+        spans.push(Span::styled(format!(" · {} tokens", t.shown()), label()));
     }
     spans.extend([
         Span::styled(" · running ", label()),
-        Span::styled(or_dash(s.running, whole), value()),
+        Span::styled(shown(&f.running), value()),
         Span::styled(" · waiting ", label()),
-        Span::styled(or_dash(s.waiting, whole), value()),
+        Span::styled(shown(&f.waiting), value()),
     ]);
     Line::from(spans)
 }
 
 /// `generation 1234 tok/s · prompt 567 tok/s · prefix cache hits 43%`: counters' rates over the
 /// last seconds, else the server's own gauges.
-pub fn throughput_line(state: &AppState, s: &ServerSample) -> Line<'static> {
-    let now = state.store.server_rates().unwrap_or_default();
-    let window = state.store.server_window().unwrap_or_default();
-    let hits = window
-        .prefix_hit_rate
-        .or(s.prefix_hit_rate)
-        .or(Rates::since_start(s).prefix_hit_rate);
-    let tok_s = |x: Option<f64>| or_dash(x, |x| format!("{} tok/s", whole(x)));
+pub fn throughput_line(state: &AppState) -> Line<'static> {
+    let f = server_figures(&state.store).unwrap_or_default();
     Line::from(vec![
         Span::styled("generation ", label()),
-        Span::styled(tok_s(now.generation_tok_s.or(s.generation_tok_s)), value()),
+        Span::styled(shown(&f.generation), value()),
         Span::styled(" · prompt ", label()),
-        Span::styled(tok_s(now.prompt_tok_s.or(s.prompt_tok_s)), value()),
+        Span::styled(shown(&f.prompt), value()),
         Span::styled(" · prefix cache hits ", label()),
-        Span::styled(or_dash(hits, pct), value()),
+        Span::styled(shown(&f.prefix_hits), value()),
     ])
 }
 

@@ -3,13 +3,10 @@
 
 use super::{block, label, palette, scraped, value};
 use crate::protocol::{DraftMode, Rates};
-use crate::state::{AppState, SpecView};
+use crate::state::figure::Figure;
+use crate::state::{spec_figures, AppState, SpecFigures, SpecView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
-
-fn speedup(x: Option<f64>) -> String {
-    x.map_or("—".into(), |x| format!("{x:.2}×"))
-}
 
 /// A row of one-character bars, one per value in 0..=1.
 fn bars(xs: &[f64]) -> String {
@@ -21,35 +18,46 @@ fn bars(xs: &[f64]) -> String {
 
 fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
     let c = &v.counts;
-    let per_pos = c.per_position();
-    let max_hist = c.hist.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let f = spec_figures(v);
+    let max_hist = c.hist.iter().copied().max().unwrap_or(1).max(1) as f64;
     let hist: Vec<f64> = c.hist.iter().map(|&h| h as f64 / max_hist).collect();
+    let shown = |x: &Option<Figure>| x.as_ref().map_or("—".into(), Figure::shown);
+    let mut speedups = vec![
+        Span::styled("speedup ", label()),
+        Span::styled(shown(&f.measured), value()),
+        Span::styled(" measured · ", label()),
+        Span::styled(shown(&f.theory), value()),
+        Span::styled(" theory", label()),
+    ];
+    if let Some(one) = &f.one_alpha {
+        speedups.extend([
+            Span::styled(" · ", label()),
+            Span::styled(one.shown(), value()),
+            Span::styled(" one α", label()),
+        ]);
+    }
     vec![
         Line::from(vec![
             Span::styled("acceptance ", label()),
-            Span::styled(format!("{:.0}%", c.rate() * 100.0), value()),
+            Span::styled(f.acceptance.shown(), value()),
             Span::styled(format!(" ({}/{})", c.accepted, c.drafted), label()),
             Span::styled("  accepted length ", label()),
-            Span::styled(format!("{:.2}", c.mean_len()), value()),
+            Span::styled(f.length.shown(), value()),
             Span::styled(format!("  {} steps", c.steps), label()),
         ]),
-        Line::from(vec![
-            Span::styled("speedup ", label()),
-            Span::styled(speedup(v.live_speedup), value()),
-            Span::styled(" measured · ", label()),
-            Span::styled(speedup(v.predicted_speedup), value()),
-            Span::styled(" theory", label()),
-        ]),
+        Line::from(speedups),
         Line::from(vec![
             Span::styled("by position ", label()),
-            Span::styled(bars(&per_pos), Style::default().fg(palette::ACCEPTED)),
+            Span::styled(
+                bars(&c.per_position()),
+                Style::default().fg(palette::ACCEPTED),
+            ),
             Span::styled(
                 format!(
                     "  {}",
-                    per_pos
+                    f.by_position
                         .iter()
-                        .take(4)
-                        .map(|a| format!("{:.0}%", a * 100.0))
+                        .map(Figure::shown)
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
@@ -60,19 +68,18 @@ fn stats_lines(v: &SpecView) -> Vec<Line<'static>> {
             Span::styled("accepted 0.. ", label()),
             Span::styled(bars(&hist), Style::default().fg(palette::ACCEPTED)),
         ]),
-        cost_line(v),
+        cost_line(v, &f),
     ]
 }
 
 /// What a speculative step costs: drafting, and verifying its positions in one pass.
-fn cost_line(v: &SpecView) -> Line<'static> {
-    let (draft, verify) = v.per_step_ms().unwrap_or_default();
+fn cost_line(v: &SpecView, f: &SpecFigures) -> Line<'static> {
     let positions = v.verified as f64 / v.counts.steps.max(1) as f64;
     Line::from(vec![
         Span::styled("per step ", label()),
-        Span::styled(format!("draft {draft:.1} ms"), value()),
+        Span::styled(format!("draft {}", f.draft.shown()), value()),
         Span::styled(" · ", label()),
-        Span::styled(format!("verify {verify:.1} ms"), value()),
+        Span::styled(format!("verify {}", f.verify.shown()), value()),
         Span::styled(format!(" ({positions:.1} positions)"), label()),
     ])
 }

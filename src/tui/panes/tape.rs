@@ -1,9 +1,9 @@
 //! The token tape: generated text, each token shaded by where it came from; a selected token shows
 //! its id, step time and probability.
 
-use super::{block_with, ms, palette};
+use super::{block_with, palette};
 use crate::protocol::{Phase, TokenEvent};
-use crate::state::{Action, AppState, Focus, RunView};
+use crate::state::{Action, AppState, Focus, RunView, TokenFigures};
 use crate::tui::keys::{self, When};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
@@ -224,30 +224,31 @@ pub fn token_at(state: &AppState, area: Rect, x: u16, y: u16) -> Option<usize> {
     colour_id(cell.fg).filter(|&i| i < run.tokens.len())
 }
 
-fn detail(t: &TokenEvent, remote: bool) -> Line<'static> {
-    if remote {
+fn detail(t: &TokenEvent, f: &TokenFigures) -> Line<'static> {
+    let index = Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan));
+    let (Some(p), Some(kv)) = (&f.prob, &f.kv) else {
         // A server streams text: its token ids, probabilities and cache are its own.
         return Line::from(vec![
-            Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan)),
+            index,
             Span::raw(format!(
                 "{:?} · {:?} · gap {} · id, probability and KV {}",
                 t.text,
                 t.phase,
-                ms(t.step),
+                f.step.shown(),
                 super::kv::NOT_KNOWN
             )),
         ]);
-    }
+    };
     Line::from(vec![
-        Span::styled(format!(" #{} ", t.index), Style::default().fg(Color::Cyan)),
+        index,
         Span::raw(format!(
-            "id {} {:?} · {:?} · step {} · p {:.3} · kv {} tok",
+            "id {} {:?} · {:?} · step {} · p {} · kv {}",
             t.id,
             t.text,
             t.phase,
-            ms(t.step),
-            t.prob,
-            t.kv_tokens
+            f.step.shown(),
+            p.shown(),
+            kv.shown()
         )),
     ])
 }
@@ -280,15 +281,15 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0))
         .render(text_area, buf);
+    let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
     let sel = state
         .ui
         .view
         .selected
         .and_then(|i| run.tokens.get(i))
         .or(run.tokens.last());
-    if let Some(t) = sel {
-        let remote = state.store.model.as_ref().is_some_and(|m| m.is_remote());
-        Paragraph::new(detail(t, remote))
+    if let (Some(t), Some(f)) = (sel, run.token_figures(state.ui.view.selected, remote)) {
+        Paragraph::new(detail(t, &f))
             .style(Style::default().fg(Color::Gray))
             .render(detail_area, buf);
     }

@@ -72,14 +72,14 @@ fn numbers(run: &RunView) -> Vec<Line<'static>> {
     };
     let mut l1 = kv("TTFT", f.ttft.as_ref().map_or("—".into(), |t| t.shown()));
     l1.extend(kv(
-        f.prefill.name,
+        &f.prefill.name,
         format!("{} tok @ {}", run.prompt_tokens, f.prefill.shown()),
     ));
-    let mut l2 = kv(f.live.name, format!("{} live", f.live.shown()));
-    l2.extend(kv(f.mean.name, f.mean.shown()));
+    let mut l2 = kv(&f.live.name, format!("{} live", f.live.shown()));
+    l2.extend(kv(&f.mean.name, f.mean.shown()));
     let mut l3 = Vec::new();
     for p in &f.itl {
-        l3.extend(kv(p.name, p.shown()));
+        l3.extend(kv(&p.name, p.shown()));
     }
     vec![Line::from(l1), Line::from(l2), Line::from(l3)]
 }

@@ -73,7 +73,7 @@ fn server_metrics(state: &AppState, area: Rect, buf: &mut Buffer) {
             let [kv, throughput] =
                 Layout::vertical([Constraint::Length(11), Constraint::Length(1)]).areas(area);
             scraped::kv_view(state, s, kv, buf);
-            Paragraph::new(scraped::throughput_line(state, s)).render(throughput, buf);
+            Paragraph::new(scraped::throughput_line(state)).render(throughput, buf);
         }
         None => Paragraph::new(
             "no server metrics in this session (bench serve --tui scrapes /metrics; \
@@ -127,11 +127,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         let [server_area, chart] =
             Layout::vertical([Constraint::Length(server_h), Constraint::Min(3)]).areas(lower);
         match &state.store.last_server {
-            Some(s) => Paragraph::new(vec![
-                scraped::kv_line(s),
-                scraped::throughput_line(state, s),
-            ])
-            .render(server_area, buf),
+            Some(s) => Paragraph::new(vec![scraped::kv_line(s), scraped::throughput_line(state)])
+                .render(server_area, buf),
             None => server_metrics(state, server_area, buf),
         }
         curve::render(&view.levels, chart, buf);
