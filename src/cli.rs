@@ -61,7 +61,8 @@ pub enum Cmd {
     /// Measure speed without a terminal UI.
     Bench(BenchArgs),
     /// Race one prompt under two configurations (A and B), one step of each in turn on this
-    /// machine: each side's numbers, where the texts part, the speed ratio and its spread.
+    /// machine (or at once against a server's `endpoint=URL`): each side's numbers, where the
+    /// texts part, the speed ratio and its spread.
     Race(crate::app::race::RaceArgs),
     /// Drive the dashboard from a recording: the same panes, no model needed.
     Replay(ReplayArgs),

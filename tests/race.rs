@@ -539,3 +539,105 @@ fn e_explains_the_race_at_two_sizes() {
     );
     assert_eq!(s.ui.view.scroll, 0);
 }
+
+/// The local engine against a server (a scripted mock on loopback): the sides run at once (the
+/// server's run starts before the local one ends), the server's tokens and times are its
+/// stream's, the summary compares them; a stop ends the server's stream too.
+#[test]
+fn a_race_against_a_server_runs_both_sides_at_once() {
+    use labtui::serve::mock::{Mock, Script, MODEL};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let ms = Duration::from_millis;
+    let mock = Mock::start(Script::paced(ms(30), ms(5), 1000)).unwrap();
+    let mut w = Worker::spawn(Options {
+        sample_every: None,
+        ..Options::default()
+    });
+    w.send(Command::LoadModel {
+        spec: "synthetic".into(),
+    });
+    let server = RaceConfig::parse(&format!("endpoint={}", mock.url())).unwrap();
+    assert!(
+        RaceConfig::parse(&format!("endpoint={},quant=q4_0", mock.url()))
+            .unwrap_err()
+            .contains("takes no model or engine settings")
+    );
+    let race_cmd = |n: usize| Command::Race {
+        prompt: "one two three".into(),
+        params: greedy(n),
+        a: RaceConfig::default(),
+        b: server.clone(),
+    };
+    let mut s = AppState::new("synthetic", "");
+    let mut order = Vec::new();
+    loop {
+        let ev = w.events.blocking_recv().expect("the worker answers");
+        s.apply(&ev);
+        match &ev.event {
+            Event::ModelLoaded(_) => w.send(race_cmd(24)),
+            Event::Race(RaceEvent::Lane { lane, event }) => match **event {
+                Event::RunStarted { .. } => order.push((*lane, "started")),
+                Event::RunFinished { .. } => order.push((*lane, "finished")),
+                _ => {}
+            },
+            Event::Race(RaceEvent::Finished(_)) => break,
+            Event::Error { message } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let started_b = order
+        .iter()
+        .position(|o| *o == (Lane::B, "started"))
+        .unwrap();
+    let finished_a = order
+        .iter()
+        .position(|o| *o == (Lane::A, "finished"))
+        .unwrap();
+    assert!(
+        started_b < finished_a,
+        "the server's run starts while the local one runs: {order:?}"
+    );
+    let race = s.store.race.clone().unwrap();
+    assert!(!race.turns, "a server's side runs at once, not in turns");
+    assert_eq!(race.sides[1].label, format!("server {}", mock.url()));
+    assert_eq!(race.sides[1].model, MODEL);
+    let summary = race.summary.clone().unwrap();
+    assert_eq!(summary.b.run.generated_tokens, 24);
+    assert_eq!(race.runs[1].as_ref().unwrap().tokens.len(), 24);
+    // The server's gaps are its script's 5 ms (and more), measured at the client.
+    assert!(
+        summary.b.run.itl_p50 >= ms(4),
+        "{:?}",
+        summary.b.run.itl_p50
+    );
+    assert!(summary.speed_ratio > 0.0);
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 50)).unwrap();
+    t.draw(|f| labtui::tui::view::render(&s, f.area(), f.buffer_mut()))
+        .unwrap();
+    let screen = format!("{:?}", t.backend());
+    assert!(screen.contains("both sides run at once"), "{screen}");
+
+    // A stop ends the server's 1000-token stream too, long before it would end.
+    let began = std::time::Instant::now();
+    w.send(race_cmd(1000));
+    let ended = loop {
+        let ev = w.events.blocking_recv().expect("the worker answers");
+        match ev.event {
+            Event::Race(RaceEvent::Lane {
+                lane: Lane::B,
+                event,
+            }) if matches!(*event, Event::Token(_)) => w.send(Command::Stop),
+            Event::Race(RaceEvent::Finished(f)) => break f,
+            Event::Error { message } => panic!("{message}"),
+            _ => {}
+        }
+    };
+    assert_eq!(ended.b.run.reason, FinishReason::Stopped);
+    assert!(ended.b.run.generated_tokens < 1000);
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        began.elapsed()
+    );
+}

@@ -181,6 +181,28 @@ fn after_the_sweep_every_level_and_its_point() {
         assert!(screen.contains("server llama.cpp"), "{screen}");
         insta::assert_snapshot!(format!("serve_finished_{w}x{h}"), t.backend());
     }
+    // `e` explains each level's figures: drawn in its row, its rate recomputed from its
+    // tokens over its span, its percentiles naming how many requests.
+    let (name, figs) = labtui::tui::panes::explain::figures(&s).unwrap();
+    assert_eq!(name, "serving benchmark");
+    assert_eq!(figs.len(), 3 * 5, "a rate and four latencies a level");
+    let screen = text(&screen(&s, 160, 50));
+    for (f, l) in figs.iter().zip(levels.iter().flat_map(|l| [l; 5])) {
+        let c = match l.load {
+            Load::Concurrency(c) => c,
+            _ => unreachable!(),
+        };
+        let r = row(&screen, &format!("concurrency {c}"));
+        assert!(
+            r.contains(&f.shown()),
+            "{} {} not in {r}",
+            f.name,
+            f.shown()
+        );
+        if let Some(v) = f.evaluate() {
+            assert!((v - l.output_tok_s).abs() < 1e-9, "{}", f.formula());
+        }
+    }
 }
 
 #[test]

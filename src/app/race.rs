@@ -12,7 +12,8 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct RaceArgs {
     /// Side A's settings as key=value pairs: quant, kv, draft, k, policy, draft-model, heads,
-    /// layers, model; `baseline` is the model as loaded, decoding plainly.
+    /// layers, model; `baseline` is the model as loaded, decoding plainly; `endpoint=URL` races
+    /// an OpenAI-compatible server (both sides then run at once).
     #[arg(long, default_value = "baseline", value_parser = RaceConfig::parse)]
     pub a: RaceConfig,
     /// Side B's settings (as for --a), e.g. `quant=q4_0` or `draft=prompt-lookup,k=4`.
@@ -121,18 +122,21 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
     print(args.format, &s, &alone)
 }
 
-/// The sides to run alone (one naming another model is left out: it would reload the model).
+/// The sides to run alone (one naming another model is left out: it would reload the model; so
+/// is a server's: the local engine does not run it).
 fn alone_plan(args: &RaceArgs, s: &RaceSummary) -> Vec<(String, RaceConfig, f64)> {
     [(&args.a, &s.a), (&args.b, &s.b)]
         .into_iter()
         .filter(|(c, _)| {
-            if c.model.is_some() {
-                eprintln!(
-                    "note: side {} names another model: not run alone",
-                    c.label()
-                );
+            let why = match (&c.model, &c.endpoint) {
+                (_, Some(_)) => Some("is a server's"),
+                (Some(_), None) => Some("names another model"),
+                (None, None) => None,
+            };
+            if let Some(why) = why {
+                eprintln!("note: side {} {why}: not run alone", c.label());
             }
-            c.model.is_none()
+            why.is_none()
         })
         .map(|(c, side)| (side.label.clone(), c.clone(), side.run.decode_tok_s))
         .collect()

@@ -38,11 +38,15 @@ pub struct RaceConfig {
     /// Another model spec than the one loaded.
     pub model: Option<String>,
     pub changes: Vec<SettingChange>,
+    /// An OpenAI-compatible server's URL: this side streams from it (at the same time as the
+    /// local side runs) instead of running on the local engine.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// The keys a race side's `k=v,k=v` names, and what each sets.
 pub const CONFIG_KEYS: &str =
-    "quant, kv, draft, k, policy, draft-model, heads, layers, model (or `baseline`)";
+    "quant, kv, draft, k, policy, draft-model, heads, layers, model, endpoint (or `baseline`)";
 
 impl RaceConfig {
     /// Parse `quant=Q4_0,draft=prompt-lookup,k=4`; `baseline` (or nothing) changes nothing.
@@ -77,6 +81,10 @@ impl RaceConfig {
                     c.model = Some(value.to_string());
                     continue;
                 }
+                "endpoint" | "url" => {
+                    c.endpoint = Some(value.to_string());
+                    continue;
+                }
                 other => {
                     return Err(format!(
                         "unknown race setting {other:?} in {s:?}: the keys are {CONFIG_KEYS}"
@@ -85,6 +93,12 @@ impl RaceConfig {
             };
             c.changes.retain(|old| old.name() != change.name());
             c.changes.push(change);
+        }
+        if c.endpoint.is_some() && (c.model.is_some() || !c.changes.is_empty()) {
+            return Err(format!(
+                "{s:?}: a side with an endpoint runs as its server is set up; it takes no \
+                 model or engine settings (put those on the other side)"
+            ));
         }
         Ok(c)
     }
@@ -112,11 +126,15 @@ impl RaceConfig {
         RaceConfig {
             model: None,
             changes,
+            endpoint: None,
         }
     }
 
     /// What the side runs, in a few words: `Q4_0 · prompt lookup K=4`, or `baseline`.
     pub fn label(&self) -> String {
+        if let Some(url) = &self.endpoint {
+            return format!("server {url}");
+        }
         let mut parts: Vec<String> = self.model.iter().map(|m| short_model(m)).collect();
         let s = self.settings();
         if let Some(q) = s.quant.filter(|q| *q != Quant::AsLoaded) {

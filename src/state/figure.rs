@@ -142,6 +142,8 @@ pub enum Unit {
     Count,
     /// Tokens a second, whole (a server's throughput).
     WholeTokPerS,
+    /// A number with one decimal, its unit in a table's header.
+    Bare,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +181,7 @@ impl Figure {
             Unit::Tokens => format!("{:.0} tok", self.value),
             Unit::Count => format!("{:.0}", self.value),
             Unit::WholeTokPerS => format!("{:.0} tok/s", self.value),
+            Unit::Bare => format!("{:.1}", self.value),
         }
     }
 

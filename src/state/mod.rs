@@ -18,6 +18,7 @@ mod run_figures;
 pub mod sched;
 mod sched_figures;
 mod serve;
+pub mod serve_figures;
 mod server_figures;
 mod spec;
 mod spec_figures;

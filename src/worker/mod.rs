@@ -23,6 +23,7 @@ mod admit;
 mod drafter;
 mod jobs;
 mod race;
+mod race_remote;
 pub mod remote;
 mod route;
 pub mod stamp;

@@ -14,14 +14,14 @@ use candle_core::Device;
 use std::sync::atomic::AtomicBool;
 
 /// One side ready to race: its engine, speculator, and how it is announced.
-struct Ready {
-    engine: Engine,
-    spec: Speculator,
-    side: RaceSide,
+pub(super) struct Ready {
+    pub engine: Engine,
+    pub spec: Speculator,
+    pub side: RaceSide,
 }
 
 /// Build the side `config` asks for from the loaded engine `base`.
-fn prepare(
+pub(super) fn prepare(
     base: &Engine,
     config: &RaceConfig,
     device: &Device,
@@ -59,6 +59,18 @@ fn prepare(
     Ok(Ready { engine, spec, side })
 }
 
+/// The run `r` makes of the race's prompt, as run `run`.
+pub(super) fn request(r: &Ready, job: &RaceJob, run: u64) -> RunRequest {
+    let settings = RunSettings {
+        params: job.params.clone(),
+        quantization: r.engine.quant,
+        draft_mode: r.spec.drafter.mode(),
+        k: r.spec.controller.policy(),
+        policy: r.side.config.settings().policy.unwrap_or_default(),
+    };
+    RunRequest::new(run, Prompt::Text(job.prompt.into()), settings)
+}
+
 /// What the race asks of the worker.
 pub(super) struct RaceJob<'a> {
     pub prompt: &'a str,
@@ -78,6 +90,19 @@ pub(super) fn run(
     in_job: &AtomicBool,
     stop: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<()> {
+    match job.configs.map(|c| c.endpoint.is_some()) {
+        [true, true] => anyhow::bail!(
+            "both sides name an endpoint: a race pits the local engine against one server \
+             (for two servers, run `labtui bench serve` against each)"
+        ),
+        [true, false] => {
+            return super::race_remote::run(base, job, Lane::A, device, out, in_job, stop)
+        }
+        [false, true] => {
+            return super::race_remote::run(base, job, Lane::B, device, out, in_job, stop)
+        }
+        [false, false] => {}
+    }
     let setup = Job::start(in_job);
     let mut ready = Vec::with_capacity(2);
     for config in job.configs {
@@ -97,17 +122,10 @@ pub(super) fn run(
         b: Box::new(b.side.clone()),
         turns: true,
     }));
-    let request = |r: &Ready, run: u64| {
-        let settings = RunSettings {
-            params: job.params.clone(),
-            quantization: r.engine.quant,
-            draft_mode: r.spec.drafter.mode(),
-            k: r.spec.controller.policy(),
-            policy: r.side.config.settings().policy.unwrap_or_default(),
-        };
-        RunRequest::new(run, Prompt::Text(job.prompt.into()), settings)
-    };
-    let (ra, rb) = (request(&a, job.runs[0]), request(&b, job.runs[1]));
+    let (ra, rb) = (
+        request(&a, &job, job.runs[0]),
+        request(&b, &job, job.runs[1]),
+    );
     let mut emit = |lane: Lane, event: Event| {
         out.send(Event::Race(RaceEvent::Lane {
             lane,

@@ -6,6 +6,7 @@
 
 use super::route::{route, Inbox, Route};
 use super::{Flags, Outbox, Worker, THREAD_NAME};
+use crate::protocol::race::{Lane, RaceEvent};
 use crate::protocol::{
     Command, Event, FinishReason, GenParams, KvDtype, ModelInfo, Notice, Phase, Quant, RunSettings,
     RunSummary, TokenEvent, Unserved, DEFAULT_K,
@@ -199,7 +200,7 @@ impl Remote {
             prompt,
         });
         let cancel = Cancel::new();
-        let mut tokens = Tokens::new(run, self.out.clone());
+        let mut tokens = Tokens::new(run, self.out.clone(), None);
         let stream = self.client.stream(
             &self.endpoint,
             &req,
@@ -248,27 +249,46 @@ impl Remote {
 
 /// Turns the client's pieces into token events: a chunk of n tokens gives n events, the first
 /// with the chunk's text, spread over the gap since the last chunk (as the outcome's `token_at`).
-struct Tokens {
+pub(super) struct Tokens {
     run: u64,
     out: Outbox,
+    /// A race's side sends its events in its lane.
+    lane: Option<Lane>,
     index: usize,
     last: Option<Duration>,
     /// Text that came before the tokens it belongs to were counted.
     text: String,
+    /// Each token's text and each decode token's gap, as sent.
+    pub texts: Vec<String>,
+    pub itl: Vec<Duration>,
 }
 
 impl Tokens {
-    fn new(run: u64, out: Outbox) -> Self {
+    pub(super) fn new(run: u64, out: Outbox, lane: Option<Lane>) -> Self {
         Self {
             run,
             out,
+            lane,
             index: 0,
             last: None,
             text: String::new(),
+            texts: Vec::new(),
+            itl: Vec::new(),
         }
     }
 
-    fn piece(&mut self, p: &Piece<'_>) {
+    /// Send `event`, in the race's lane when this is a race's side.
+    pub(super) fn send(&self, event: Event) {
+        match self.lane {
+            Some(lane) => self.out.send(Event::Race(RaceEvent::Lane {
+                lane,
+                event: Box::new(event),
+            })),
+            None => self.out.send(event),
+        }
+    }
+
+    pub(super) fn piece(&mut self, p: &Piece<'_>) {
         self.text.push_str(p.text);
         let n = p.tokens;
         if n == 0 {
@@ -278,7 +298,7 @@ impl Tokens {
             // The server's usage names the prompt's tokens on the first chunk when it counts
             // per chunk (vLLM's continuous usage); a server that counts only at the end leaves
             // them unknown (0) here, and the run's summary carries them.
-            self.out.send(Event::PrefillDone {
+            self.send(Event::PrefillDone {
                 run: self.run,
                 tokens: p.prompt_tokens.unwrap_or(0),
                 duration: p.at,
@@ -293,10 +313,15 @@ impl Tokens {
                 _ => p.at,
             };
             let step = at.saturating_sub(self.last.unwrap_or(Duration::ZERO));
-            self.out.send(Event::Token(TokenEvent {
+            let text = std::mem::take(&mut self.text);
+            self.texts.push(text.clone());
+            if self.index > 0 {
+                self.itl.push(step);
+            }
+            self.send(Event::Token(TokenEvent {
                 index: self.index,
                 id: 0,
-                text: std::mem::take(&mut self.text),
+                text,
                 phase: if self.index == 0 {
                     Phase::Prefill
                 } else {
@@ -348,7 +373,7 @@ pub fn endpoint_info(
 }
 
 /// A run's summary from what the client measured.
-fn summary(o: &Outcome, stopped: bool) -> RunSummary {
+pub(super) fn summary(o: &Outcome, stopped: bool) -> RunSummary {
     let reason = if stopped {
         FinishReason::Stopped
     } else {

@@ -17,7 +17,8 @@ pub fn figures(state: &AppState) -> Option<(&'static str, Vec<Figure>)> {
     // The views that take the body, in the order the screen picks them.
     if state.ui.demo.is_none() {
         if state.store.serve.active() {
-            return None;
+            let figs = state.store.serve.figures(state.store.now);
+            return Some(("serving benchmark", figs));
         }
         if state.ui.race_shown(&state.store) {
             let f = state.store.race.as_ref()?.figures();
@@ -64,11 +65,6 @@ pub fn figures(state: &AppState) -> Option<(&'static str, Vec<Figure>)> {
 fn none_why(state: &AppState) -> String {
     let no_run = state.store.current.is_none();
     match state.ui.view.focus {
-        _ if state.ui.demo.is_none() && state.store.serve.active() => {
-            "The serving benchmark's figures are not explained here yet: `labtui report` on \
-             its recording gives each level's numbers and how they were measured."
-                .into()
-        }
         _ if state.ui.race_shown(&state.store) => "The race has no figures yet.".into(),
         Focus::Prompt => "The prompt pane draws no figures: focus another pane (2–6).".into(),
         Focus::Kv => "The KV figures are explained once a model is loaded (a server's, once \

@@ -1,9 +1,11 @@
 //! The levels of a serving benchmark as table rows: each measured level's numbers, the running
 //! level's live ones, and the levels still to come.
 
-use super::super::{label, ms, value};
+use super::super::{label, value};
 use super::curve::COLORS;
-use crate::protocol::serve::{Dist, LevelSummary, Load};
+use crate::protocol::serve::{LevelSummary, Load};
+use crate::state::figure::Figure;
+use crate::state::serve_figures::{self, LevelFigures};
 use crate::state::{LevelProgress, ServeView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Cell, Row, Table};
@@ -31,34 +33,36 @@ pub fn load_label(load: &Load) -> String {
     }
 }
 
-/// A latency, or "—" where no request gave one.
-fn latency(d: &Dist, of: fn(&Dist) -> Duration) -> String {
-    if d.n == 0 {
-        "—".into()
-    } else {
-        ms(of(d))
-    }
+/// A level's throughput and latencies as cells: each figure as drawn, "—" where no request gave
+/// one.
+fn figure_cells(f: &LevelFigures) -> [String; 5] {
+    let [a, b, c, d] = f
+        .latencies
+        .each_ref()
+        .map(|x| x.as_ref().map_or("—".into(), Figure::shown));
+    [f.tok_s.shown(), a, b, c, d]
 }
 
 /// The numbers of a measured level, in [`HEADER`]'s order.
 pub fn measured(l: &LevelSummary) -> [String; 9] {
     let early = if l.stopped_early.is_some() { " *" } else { "" };
+    let [tok_s, t50, t99, tpot, e2e] = figure_cells(&serve_figures::measured(l));
     [
         load_label(&l.load),
         format!("{} done{early}", l.ok + l.failed),
         "0".into(),
         format!("{}/{}", l.ok, l.failed),
-        format!("{:.1}", l.output_tok_s),
-        latency(&l.ttft, |d| d.p50),
-        latency(&l.ttft, |d| d.p99),
-        latency(&l.tpot, |d| d.p50),
-        latency(&l.e2e, |d| d.p50),
+        tok_s,
+        t50,
+        t99,
+        tpot,
+        e2e,
     ]
 }
 
 /// The running level's numbers so far, at `now`.
 pub fn running(c: &LevelProgress, now: Duration) -> [String; 9] {
-    let ttft = c.ttft_dist();
+    let [tok_s, t50, t99, tpot, e2e] = figure_cells(&serve_figures::running(c, now));
     [
         load_label(&c.load),
         format!(
@@ -69,11 +73,11 @@ pub fn running(c: &LevelProgress, now: Duration) -> [String; 9] {
         ),
         c.in_flight().to_string(),
         format!("{}/{}", c.done - c.failed, c.failed),
-        format!("{:.1}", c.output_tok_s(now)),
-        latency(&ttft, |d| d.p50),
-        latency(&ttft, |d| d.p99),
-        latency(&c.tpot_dist(), |d| d.p50),
-        latency(&c.e2e_dist(), |d| d.p50),
+        tok_s,
+        t50,
+        t99,
+        tpot,
+        e2e,
     ]
 }
 
