@@ -16,7 +16,8 @@ pub struct SideFigures {
     pub p50: Figure,
     pub p99: Figure,
     pub weights: Figure,
-    pub kv: Figure,
+    /// A server's cache is its own: not known here.
+    pub kv: Option<Figure>,
 }
 
 impl SideFigures {
@@ -28,7 +29,7 @@ impl SideFigures {
             Some(&self.p50),
             Some(&self.p99),
             Some(&self.weights),
-            Some(&self.kv),
+            self.kv.as_ref(),
         ]
     }
 
@@ -78,7 +79,7 @@ fn named(mut f: Figure, lane: &str, name: &str) -> Figure {
     f
 }
 
-fn side(run: &RunView, lane: &str, weight_bytes: u64) -> SideFigures {
+fn side(run: &RunView, lane: &str, (weight_bytes, server): (u64, bool)) -> SideFigures {
     let t = run.timing_figures();
     let [p50, _, p99] = t.itl;
     let bytes = |name: &str, b: u64, definition, how| {
@@ -101,21 +102,24 @@ fn side(run: &RunView, lane: &str, weight_bytes: u64) -> SideFigures {
             "the bytes of the weights this side runs with",
             "the engine's count of the side's tensors",
         ),
-        kv: bytes(
-            "KV",
-            run.tokens.last().map_or(0, |t| t.kv_bytes),
-            "the side's own KV cache after its newest token",
-            "the engine's count of the cache's bytes",
-        ),
+        kv: (!server).then(|| {
+            bytes(
+                "KV",
+                run.tokens.last().map_or(0, |t| t.kv_bytes),
+                "the side's own KV cache after its newest token",
+                "the engine's count of the cache's bytes",
+            )
+        }),
     }
 }
 
 impl RaceView {
     pub fn figures(&self) -> RaceFigures {
         let sides = [0, 1].map(|i| {
+            let s = &self.sides[i];
             self.runs[i]
                 .as_ref()
-                .map(|r| side(r, LANES[i], self.sides[i].weight_bytes))
+                .map(|r| side(r, LANES[i], (s.weight_bytes, s.config.endpoint.is_some())))
         });
         let row = self.summary.as_ref().and_then(|s| {
             let [Some(a), Some(b)] = &self.runs else {

@@ -117,7 +117,10 @@ fn numbers_lines(run: &RunView, f: &SideFigures) -> Vec<Line<'static>> {
         l3.extend(pair("  ended: ", why.into()));
     }
     let mut l4 = pair("weights ", f.weights.shown());
-    l4.extend(pair("  KV ", f.kv.shown()));
+    let kv =
+        f.kv.as_ref()
+            .map_or(super::kv::NOT_KNOWN.to_string(), Figure::shown);
+    l4.extend(pair("  KV ", kv));
     vec![l1.into(), l2.into(), l3.into(), l4.into()]
 }
 
