@@ -200,6 +200,13 @@ fn e_explains_the_focused_timing_pane_and_says_which_panes_it_cannot_yet() {
             screen.contains("99th percentile of 39 inter-token gaps = 55.0 ms"),
             "{screen}"
         );
+        // The gaps' range is the decode figures' spread.
+        if w == 160 {
+            assert!(
+                screen.contains("39 samples, gaps 20.0 ms – 55.0 ms"),
+                "{screen}"
+            );
+        }
         insta::assert_snapshot!(format!("explain_timing_{w}x{h}"), t.backend());
     }
     s.update(Action::Escape);

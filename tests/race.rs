@@ -617,7 +617,10 @@ fn a_race_against_a_server_runs_both_sides_at_once() {
         .unwrap();
     let screen = format!("{:?}", t.backend());
     assert!(screen.contains("both sides run at once"), "{screen}");
-    assert!(screen.contains("KV not known for a remote server"), "{screen}");
+    assert!(
+        screen.contains("KV not known for a remote server"),
+        "{screen}"
+    );
 
     // A stop ends the server's 1000-token stream too, long before it would end.
     let began = std::time::Instant::now();

@@ -94,6 +94,17 @@ pub enum Recipe {
     Metric { how: &'static str, metric: String },
 }
 
+/// A duration as the panes write it: whole milliseconds from 100 ms, one digit below.
+pub fn ms_text(d: Duration) -> String {
+    let digits = if millis(d) >= 100.0 { 0 } else { 1 };
+    format!("{} ms", fmt_ms(d, digits))
+}
+
+/// The spread of latencies from `lo` to `hi`: `gaps 18.2 ms – 55.0 ms`.
+pub fn gap_spread(what: &str, (lo, hi): (Duration, Duration)) -> String {
+    format!("{what} {} – {}", ms_text(lo), ms_text(hi))
+}
+
 /// A recipe's input: whole numbers as they are, others to three decimals.
 fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
@@ -158,18 +169,18 @@ pub struct Figure {
     pub measured: Measured,
     /// The demo that teaches it.
     pub lesson: &'static str,
+    /// How far the samples behind it spread, in words: `gaps 18.2 ms – 55.0 ms`.
+    pub spread: Option<String>,
 }
 
 impl Figure {
     /// The value as the pane draws it.
     pub fn shown(&self) -> String {
         match self.unit {
-            Unit::Ms => {
-                // Nanoseconds are whole: rounding undoes the float's error.
-                let d = Duration::from_nanos((self.value.max(0.0) * 1e6).round() as u64);
-                let digits = if self.value >= 100.0 { 0 } else { 1 };
-                format!("{} ms", fmt_ms(d, digits))
-            }
+            // Nanoseconds are whole: rounding undoes the float's error.
+            Unit::Ms => ms_text(Duration::from_nanos(
+                (self.value.max(0.0) * 1e6).round() as u64
+            )),
             Unit::TokPerS => format!("{:.1} tok/s", self.value),
             Unit::Bytes => crate::stats::human_bytes(self.value.max(0.0).round() as u64),
             Unit::WholeBytes => format!("{} B", self.value.round()),
@@ -347,6 +358,7 @@ pub fn rate(
         },
         measured: Measured::Engine,
         lesson: "demo prefill-vs-decode",
+        spread: None,
     }
 }
 
@@ -365,6 +377,7 @@ pub fn latency(
         recipe,
         measured: Measured::Engine,
         lesson: "demo serving-metrics",
+        spread: None,
     }
 }
 
@@ -384,6 +397,7 @@ pub fn figure(
         recipe,
         measured,
         lesson,
+        spread: None,
     }
 }
 

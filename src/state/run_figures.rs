@@ -1,7 +1,7 @@
 //! The timing figures of a run, each with its recipe: what the prefill-vs-decode pane draws
 //! and the explain overlay lists.
 
-use super::figure::{figure, latency, rate, Figure, Measured, Recipe, Unit};
+use super::figure::{figure, gap_spread, latency, rate, Figure, Measured, Recipe, Unit};
 use super::RunView;
 use std::time::Duration;
 
@@ -74,6 +74,19 @@ impl RunView {
         let n = self.itl.len();
         let names = ["ITL p50", "p90", "p99"];
         let itl = [0, 1, 2].map(|i| itl_figure(names[i], [50, 90, 99][i], ds[i], n));
+        // The decode figures' spread is the range of the gaps each rests on: the newest ones
+        // for the live rate, every one for the rest.
+        let spread = self.itl.range().map(|r| gap_spread("gaps", r));
+        let (mut live, mut mean, mut itl) = (live, mean, itl);
+        for f in [&mut mean].into_iter().chain(itl.iter_mut()) {
+            f.spread = spread.clone();
+        }
+        let newest: Vec<Duration> = self.itl.recent().rev().take(k).copied().collect();
+        live.spread = newest
+            .iter()
+            .min()
+            .zip(newest.iter().max())
+            .map(|(lo, hi)| gap_spread("gaps", (*lo, *hi)));
         TimingFigures {
             ttft,
             prefill,

@@ -2,7 +2,7 @@
 //! throughput (tokens over the level's span) and latency percentiles (over its requests), and
 //! the running level's so far.
 
-use super::figure::{figure, latency, rate, Figure, Measured, Recipe, Unit};
+use super::figure::{figure, gap_spread, latency, rate, Figure, Measured, Recipe, Unit};
 use super::{LevelProgress, ServeView};
 use crate::protocol::serve::{Dist, LevelSummary, Load};
 use std::time::Duration;
@@ -42,6 +42,8 @@ fn latencies(name: &str, [ttft, tpot, e2e]: [&Dist; 3], of: &'static str) -> [Op
             );
             f.measured = Measured::Client;
             f.lesson = LESSON;
+            // Recordings from before the extremes were kept carry zeros.
+            f.spread = (d.max > Duration::ZERO).then(|| gap_spread("requests", (d.min, d.max)));
             f
         })
     };

@@ -78,6 +78,23 @@ pub fn spec_figures(v: &SpecView) -> SpecFigures {
         )
     };
     let (measured, theory, one_alpha) = speedups(v);
+    let mut acceptance = acceptance;
+    let reached: Vec<f64> = c
+        .per_position()
+        .into_iter()
+        .zip(&c.reached)
+        .filter(|(_, &r)| r > 0)
+        .map(|(a, _)| a)
+        .collect();
+    if reached.len() > 1 {
+        let lo = reached.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = reached.iter().copied().fold(0.0, f64::max);
+        acceptance.spread = Some(format!(
+            "by position {:.0}% – {:.0}%",
+            lo * 100.0,
+            hi * 100.0
+        ));
+    }
     SpecFigures {
         acceptance,
         length,

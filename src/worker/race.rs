@@ -80,6 +80,19 @@ pub(super) struct RaceJob<'a> {
     pub runs: [u64; 2],
 }
 
+/// The lane of the side that names a server, if one does (both may not).
+fn server_lane(job: &RaceJob) -> anyhow::Result<Option<Lane>> {
+    match job.configs.map(|c| c.endpoint.is_some()) {
+        [true, true] => anyhow::bail!(
+            "both sides name an endpoint: a race pits the local engine against one server \
+             (for two servers, run `labtui bench serve` against each)"
+        ),
+        [true, false] => Ok(Some(Lane::A)),
+        [false, true] => Ok(Some(Lane::B)),
+        [false, false] => Ok(None),
+    }
+}
+
 /// Set up both sides (a job that `Stop` interrupts: `in_job` is set meanwhile), race them,
 /// and send the summary. `stop` is asked between steps.
 pub(super) fn run(
@@ -90,18 +103,8 @@ pub(super) fn run(
     in_job: &AtomicBool,
     stop: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<()> {
-    match job.configs.map(|c| c.endpoint.is_some()) {
-        [true, true] => anyhow::bail!(
-            "both sides name an endpoint: a race pits the local engine against one server \
-             (for two servers, run `labtui bench serve` against each)"
-        ),
-        [true, false] => {
-            return super::race_remote::run(base, job, Lane::A, device, out, in_job, stop)
-        }
-        [false, true] => {
-            return super::race_remote::run(base, job, Lane::B, device, out, in_job, stop)
-        }
-        [false, false] => {}
+    if let Some(lane) = server_lane(&job)? {
+        return super::race_remote::run(base, job, lane, device, out, in_job, stop);
     }
     let setup = Job::start(in_job);
     let mut ready = Vec::with_capacity(2);

@@ -45,10 +45,7 @@ pub(super) fn run(
     in_job: &AtomicBool,
     stop: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<()> {
-    let local_lane = match remote_lane {
-        Lane::A => Lane::B,
-        Lane::B => Lane::A,
-    };
+    let local_lane = other(remote_lane);
     let remote_config: &RaceConfig = job.configs[remote_lane.index()];
     let url = remote_config.endpoint.clone().unwrap_or_default();
     let ep = endpoint(&url, job.params);
@@ -85,24 +82,66 @@ pub(super) fn run(
         b: Box::new(b.clone()),
         turns: false,
     }));
+    let server = Server {
+        rt,
+        client,
+        ep: &ep,
+        lane: remote_lane,
+    };
+    let gave = at_once(&mut local, &job, server, out, stop)?;
+    let [(sa, ta, ia), (sb, tb, ib)] = gave;
+    let side = |s: &RaceSide, run: RunSummary| RaceSideSummary {
+        label: s.label.clone(),
+        run,
+        weight_bytes: s.weight_bytes,
+    };
+    let summary = summarize(side(&a, sa), side(&b, sb), [&ta, &tb], [&ia, &ib]);
+    out.send(Event::Race(RaceEvent::Finished(Box::new(summary))));
+    Ok(())
+}
+
+/// The server's side: the runtime and client that stream it, where, and in which lane.
+struct Server<'a> {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    ep: &'a Endpoint,
+    lane: Lane,
+}
+
+/// Both sides at once: the server's on a thread of its own, the local one here. Their results
+/// in lane order.
+fn at_once(
+    local: &mut Ready,
+    job: &super::race::RaceJob,
+    server: Server,
+    out: &Outbox,
+    stop: &mut dyn FnMut() -> bool,
+) -> anyhow::Result<[Gave; 2]> {
     let cancel = Cancel::new();
-    let remote_run = job.runs[remote_lane.index()];
-    let gave = std::thread::scope(|scope| -> anyhow::Result<[Gave; 2]> {
+    let Server {
+        rt,
+        client,
+        ep,
+        lane,
+    } = server;
+    let run = job.runs[lane.index()];
+    let local_lane = other(lane);
+    std::thread::scope(|scope| {
         let streamer = {
-            let (out, cancel, ep) = (out.clone(), &cancel, &ep);
+            let (out, cancel) = (out.clone(), &cancel);
             let (prompt, params) = (job.prompt, job.params);
             scope.spawn(move || {
                 rt.block_on(stream(
                     &client,
                     ep,
                     (prompt, params),
-                    (remote_run, remote_lane),
+                    (run, lane),
                     &out,
                     cancel,
                 ))
             })
         };
-        let mine = run_local(&mut local, &job, local_lane, out, &cancel, stop);
+        let mine = run_local(local, job, local_lane, out, &cancel, stop);
         // The server's side goes on after the local one ends; a stop still ends it.
         while !streamer.is_finished() {
             if stop() {
@@ -122,16 +161,14 @@ pub(super) fn run(
         } else {
             [theirs, mine]
         })
-    })?;
-    let [(sa, ta, ia), (sb, tb, ib)] = gave;
-    let side = |s: &RaceSide, run: RunSummary| RaceSideSummary {
-        label: s.label.clone(),
-        run,
-        weight_bytes: s.weight_bytes,
-    };
-    let summary = summarize(side(&a, sa), side(&b, sb), [&ta, &tb], [&ia, &ib]);
-    out.send(Event::Race(RaceEvent::Finished(Box::new(summary))));
-    Ok(())
+    })
+}
+
+fn other(lane: Lane) -> Lane {
+    match lane {
+        Lane::A => Lane::B,
+        Lane::B => Lane::A,
+    }
 }
 
 /// The local side, start to end, its events in its lane; a stop also cancels the server's.

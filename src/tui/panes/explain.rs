@@ -87,6 +87,10 @@ fn lines(f: &Figure, before: Option<&Figure>) -> Vec<Line<'static>> {
     let samples = f
         .samples()
         .map_or("one reading".into(), |n| format!("{n} samples"));
+    let samples = match &f.spread {
+        Some(s) => format!("{samples}, {s}"),
+        None => samples,
+    };
     let mut out = vec![Line::from(vec![
         Span::styled(format!("{} = ", f.name), label()),
         Span::styled(f.shown(), value().add_modifier(Modifier::BOLD)),
