@@ -34,7 +34,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             headless::generate(&model, &a, cli.record.as_deref(), preset.as_ref())
         }
         Some(Cmd::Report(a)) => report::run(&a),
-        Some(Cmd::Race(a)) => labtui::app::race::run(&model, &a, cli.record.as_deref()),
+        Some(Cmd::Race(a)) => {
+            labtui::app::race::run(&model, &a, cli.record.as_deref(), preset.as_ref())
+        }
         Some(Cmd::Demo(a)) => demo::main(&a, cli.model, cli.record),
         Some(Cmd::TrainDraft(a)) => labtui::app::train::run(&model, &a),
         Some(Cmd::Presets) => demo::list_presets(),

@@ -61,6 +61,29 @@ pub struct Preset {
     /// scheduler view draws it).
     #[serde(default)]
     pub stream: Option<crate::protocol::StreamSpec>,
+    /// An A/B race of its first prompt: each side as `labtui race --a/--b` writes it.
+    #[serde(default)]
+    pub race: Option<RacePreset>,
+}
+
+/// A preset's race: side A (the baseline unless named) and side B, as `key=value` pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RacePreset {
+    #[serde(default = "baseline")]
+    pub a: String,
+    pub b: String,
+}
+
+fn baseline() -> String {
+    "baseline".into()
+}
+
+impl RacePreset {
+    /// Both sides, parsed.
+    pub fn sides(&self) -> std::result::Result<[crate::protocol::race::RaceConfig; 2], String> {
+        use crate::protocol::race::RaceConfig;
+        Ok([RaceConfig::parse(&self.a)?, RaceConfig::parse(&self.b)?])
+    }
 }
 
 impl Preset {
@@ -235,6 +258,10 @@ pub fn parse(text: &str, name: &str) -> Result<Preset> {
     }
     if let Some(st) = &p.stream {
         st.validate().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    }
+    if let Some(r) = &p.race {
+        r.sides()
+            .map_err(|e| anyhow::anyhow!("{name}: race: {e}"))?;
     }
     Ok(p)
 }

@@ -645,3 +645,78 @@ fn a_race_against_a_server_runs_both_sides_at_once() {
         began.elapsed()
     );
 }
+
+/// A preset can name a race: `labtui race --preset` runs its sides on its first prompt, and
+/// picking it in the dashboard sends the race (once a model is loaded, if none is yet).
+#[test]
+fn a_preset_names_a_race_headless_and_in_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("race-lookup.ron");
+    std::fs::write(
+        &path,
+        r#"(format: 1, name: "race-lookup", description: "plain against lookup",
+            prompts: ["one two three one two three one two"], params: (max_tokens: 24),
+            race: Some((b: "draft=prompt-lookup,k=3")))"#,
+    )
+    .unwrap();
+    let out = common::labtui_cmd()
+        .args(["--model", "synthetic", "--preset"])
+        .arg(&path)
+        .args(["race", "--format", "json"])
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["race"]["a"]["label"], "baseline");
+    assert_eq!(v["race"]["b"]["label"], "prompt-lookup K=3");
+    assert_eq!(v["race"]["b"]["run"]["generated_tokens"], 24);
+
+    // A broken side is refused when the preset loads, naming the file.
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(
+        &bad,
+        r#"(format: 1, name: "bad", description: "", prompts: ["x"], race: Some((b: "speed=9")))"#,
+    )
+    .unwrap();
+    let err = labtui::preset::load(bad.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.ron") && err.contains("race: unknown race setting"),
+        "{err}"
+    );
+
+    // The dashboard: picked before a model is loaded, the race waits for it.
+    let preset = labtui::preset::load(path.to_str().unwrap()).unwrap();
+    let mut s = AppState::new("synthetic", "");
+    let cmds = s.ui.apply_preset(&s.store, &preset);
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Race { .. })),
+        "{cmds:?}"
+    );
+    let mut w = Worker::spawn(Options {
+        sample_every: None,
+        ..Options::default()
+    });
+    w.send(Command::LoadModel {
+        spec: "synthetic".into(),
+    });
+    loop {
+        let ev = w.events.blocking_recv().expect("the worker answers");
+        for cmd in s.apply(&ev) {
+            w.send(cmd);
+        }
+        match &ev.event {
+            Event::Race(RaceEvent::Finished(_)) => break,
+            Event::Error { message } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let race = s.store.race.as_ref().unwrap();
+    assert_eq!(race.sides[1].label, "prompt-lookup K=3");
+    assert_eq!(s.ui.prompt, "one two three one two three one two");
+    assert!(s.ui.race_shown(&s.store));
+}

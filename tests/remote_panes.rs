@@ -127,6 +127,7 @@ fn remote_figures_are_drawn_and_name_their_metrics() {
     for (focus, render) in [
         (Focus::Tape, panes::tape::render as Pane),
         (Focus::Memory, panes::memory::render),
+        (Focus::Spec, panes::spec::render),
         (Focus::Timing, panes::timing::render),
         (Focus::Kv, panes::kv::render),
     ] {

@@ -3,6 +3,7 @@
 //! change its speed.
 
 use super::headless::Format;
+use crate::preset::Preset;
 use crate::protocol::race::{RaceConfig, RaceEvent, RaceSummary};
 use crate::protocol::{Command, Event, GenParams, KvDtype, Quant, SettingChange, DEFAULT_K};
 use crate::worker::{Options, Worker};
@@ -14,16 +15,20 @@ pub struct RaceArgs {
     /// Side A's settings as key=value pairs: quant, kv, draft, k, policy, draft-model, heads,
     /// layers, model; `baseline` is the model as loaded, decoding plainly; `endpoint=URL` races
     /// an OpenAI-compatible server (both sides then run at once).
-    #[arg(long, default_value = "baseline", value_parser = RaceConfig::parse)]
-    pub a: RaceConfig,
-    /// Side B's settings (as for --a), e.g. `quant=q4_0` or `draft=prompt-lookup,k=4`.
+    /// (Default: the preset's side A, else `baseline`.)
     #[arg(long, value_parser = RaceConfig::parse)]
-    pub b: RaceConfig,
+    pub a: Option<RaceConfig>,
+    /// Side B's settings (as for --a), e.g. `quant=q4_0` or `draft=prompt-lookup,k=4`; or the
+    /// `--preset`'s race.
+    #[arg(long, value_parser = RaceConfig::parse)]
+    pub b: Option<RaceConfig>,
+    /// The prompt (default: the preset's first).
     #[arg(long, short)]
-    pub prompt: String,
-    #[arg(short = 'n', long = "max-tokens", default_value_t = 128,
+    pub prompt: Option<String>,
+    /// Most tokens each side generates (default 128, or the preset's).
+    #[arg(short = 'n', long = "max-tokens",
           value_parser = super::args::count(1, crate::protocol::params::MAX_TOKENS as u64))]
-    pub max_tokens: usize,
+    pub max_tokens: Option<usize>,
     /// Sampling temperature (0: greedy).
     #[arg(long = "temp", default_value_t = 0.0, value_parser = super::args::temperature)]
     pub temperature: f32,
@@ -50,8 +55,61 @@ pub struct AloneCheck {
     pub alone_tok_s: f64,
 }
 
+/// What a race runs: its sides, prompt and parameters, from the flags, else the preset.
+struct Plan {
+    a: RaceConfig,
+    b: RaceConfig,
+    prompt: String,
+    params: GenParams,
+}
+
+impl Plan {
+    fn of(args: &RaceArgs, preset: Option<&Preset>) -> Result<Plan> {
+        let sides = match preset.and_then(|p| p.race.as_ref()) {
+            Some(r) => Some(r.sides().map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let [pa, pb] = sides.map_or([None, None], |[a, b]| [Some(a), Some(b)]);
+        let Some(b) = args.b.clone().or(pb) else {
+            bail!("name side B: --b SETTINGS, or a --preset with a race");
+        };
+        let Some(prompt) = args
+            .prompt
+            .clone()
+            .or_else(|| preset.map(|p| p.prompts[0].clone()))
+        else {
+            bail!("give the prompt: --prompt P, or a --preset");
+        };
+        let base = preset.map_or_else(GenParams::default, |p| p.params.clone());
+        let params = GenParams {
+            max_tokens: args.max_tokens.unwrap_or(if preset.is_some() {
+                base.max_tokens
+            } else {
+                128
+            }),
+            temperature: args.temperature,
+            seed: args.seed,
+            raw: args.raw || base.raw,
+            ignore_eos: args.ignore_eos || base.ignore_eos,
+            ..GenParams::default()
+        };
+        Ok(Plan {
+            a: args.a.clone().or(pa).unwrap_or_default(),
+            b,
+            prompt,
+            params,
+        })
+    }
+}
+
 /// `labtui race`.
-pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Result<()> {
+pub fn run(
+    model: &str,
+    args: &RaceArgs,
+    record: Option<&std::path::Path>,
+    preset: Option<&Preset>,
+) -> Result<()> {
+    let plan = Plan::of(args, preset)?;
     let mut worker = Worker::spawn(Options::default());
     worker.send(Command::LoadModel {
         spec: model.to_string(),
@@ -63,14 +121,7 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
         )?),
         None => None,
     };
-    let params = GenParams {
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
-        seed: args.seed,
-        raw: args.raw,
-        ignore_eos: args.ignore_eos,
-        ..GenParams::default()
-    };
+    let params = plan.params.clone();
     let mut summary: Option<RaceSummary> = None;
     let mut alone: Vec<AloneCheck> = Vec::new();
     let mut waiting: Vec<(String, RaceConfig, f64)> = Vec::new();
@@ -80,10 +131,10 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
         }
         match &stamped.event {
             Event::ModelLoaded(_) if summary.is_none() => worker.send(Command::Race {
-                prompt: args.prompt.clone(),
+                prompt: plan.prompt.clone(),
                 params: params.clone(),
-                a: args.a.clone(),
-                b: args.b.clone(),
+                a: plan.a.clone(),
+                b: plan.b.clone(),
             }),
             Event::Race(RaceEvent::Started { a, b, .. }) if args.format == Format::Text => {
                 eprintln!("racing A {} against B {} on {}", a.label, b.label, a.model)
@@ -91,9 +142,9 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
             Event::Race(RaceEvent::Finished(s)) => {
                 summary = Some((**s).clone());
                 if args.alone {
-                    waiting = alone_plan(args, s);
+                    waiting = alone_plan(&plan, s);
                 }
-                if !next_alone(&worker, &waiting, &args.prompt, &params) {
+                if !next_alone(&worker, &waiting, &plan.prompt, &params) {
                     break;
                 }
             }
@@ -104,7 +155,7 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
                     raced_tok_s: raced,
                     alone_tok_s: run.decode_tok_s,
                 });
-                if !next_alone(&worker, &waiting, &args.prompt, &params) {
+                if !next_alone(&worker, &waiting, &plan.prompt, &params) {
                     break;
                 }
             }
@@ -124,8 +175,8 @@ pub fn run(model: &str, args: &RaceArgs, record: Option<&std::path::Path>) -> Re
 
 /// The sides to run alone (one naming another model is left out: it would reload the model; so
 /// is a server's: the local engine does not run it).
-fn alone_plan(args: &RaceArgs, s: &RaceSummary) -> Vec<(String, RaceConfig, f64)> {
-    [(&args.a, &s.a), (&args.b, &s.b)]
+fn alone_plan(plan: &Plan, s: &RaceSummary) -> Vec<(String, RaceConfig, f64)> {
+    [(&plan.a, &s.a), (&plan.b, &s.b)]
         .into_iter()
         .filter(|(c, _)| {
             let why = match (&c.model, &c.endpoint) {

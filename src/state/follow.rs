@@ -51,6 +51,7 @@ pub fn follow(ui: &mut Ui, store: &Store, ev: &Stamped) -> Vec<Command> {
                     stream: Box::new(stream),
                 });
             }
+            cmds.extend(ui.race_waiting.take());
         }
         Event::VariantReady(v) => {
             ui.asked.quant = v.quant;

@@ -43,7 +43,9 @@ pub use run_figures::{TimingFigures, TokenFigures, LIVE_STEPS};
 pub use sched::SchedView;
 pub use sched_figures::SchedFigures;
 pub use serve::{LevelProgress, ServeView};
-pub use server_figures::{gauges as server_gauges, server_figures, ServerFigures};
+pub use server_figures::{
+    gauges as server_gauges, server_figures, server_spec_figures, ServerFigures, ServerSpecFigures,
+};
 pub use spec::SpecView;
 pub use spec_figures::{spec_figures, SpecFigures, POSITIONS_SHOWN};
 pub use status::{Happened, Status, UiNotice};

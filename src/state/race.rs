@@ -104,6 +104,36 @@ impl Ui {
     }
 
     /// Start a race of the prompt (`A`), unless something runs or there is nothing to race.
+    /// A preset's race of its first prompt: sent now, or (with no model yet) on the next
+    /// `ModelLoaded`.
+    pub(super) fn preset_race(
+        &mut self,
+        store: &Store,
+        p: &crate::preset::Preset,
+    ) -> Option<Command> {
+        let [a, b] = p.race.as_ref()?.sides().ok()?;
+        self.prompt = p.prompts[0].clone();
+        self.race_dismissed = None;
+        let cmd = Command::Race {
+            prompt: self.prompt.clone(),
+            params: p.params.clone(),
+            a: a.clone(),
+            b: b.clone(),
+        };
+        if store.model.is_none() {
+            self.race_waiting = Some(cmd);
+            return None;
+        }
+        if !self.may_start(store) {
+            return None;
+        }
+        self.say(UiNotice::Racing {
+            a: a.label(),
+            b: b.label(),
+        });
+        Some(cmd)
+    }
+
     pub(super) fn race(&mut self, store: &Store) -> Option<Command> {
         if !self.may_start(store) {
             return None;

@@ -80,7 +80,13 @@ fn named(mut f: Figure, lane: &str, name: &str) -> Figure {
 }
 
 fn side(run: &RunView, lane: &str, (weight_bytes, server): (u64, bool)) -> SideFigures {
-    let t = run.timing_figures();
+    let mut t = run.timing_figures();
+    // A server's side is timed by the client, from its stream.
+    if server {
+        for f in t.all_mut() {
+            f.measured = Measured::Client;
+        }
+    }
     let [p50, _, p99] = t.itl;
     let bytes = |name: &str, b: u64, definition, how| {
         figure(

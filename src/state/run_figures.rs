@@ -19,6 +19,13 @@ pub struct TimingFigures {
 }
 
 impl TimingFigures {
+    pub fn all_mut(&mut self) -> impl Iterator<Item = &mut Figure> {
+        self.ttft
+            .iter_mut()
+            .chain([&mut self.prefill, &mut self.live, &mut self.mean])
+            .chain(self.itl.iter_mut())
+    }
+
     pub fn all(&self) -> Vec<&Figure> {
         let mut v: Vec<&Figure> = self.ttft.iter().collect();
         v.extend([&self.prefill, &self.live, &self.mean]);

@@ -170,3 +170,93 @@ pub fn gauges(s: &ServerSample) -> ServerFigures {
         ..ServerFigures::default()
     }
 }
+
+/// A served model's speculation, from its counters over the samples kept (else since it
+/// started), or its own gauges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSpecFigures {
+    pub acceptance: Option<Figure>,
+    pub length: Option<Figure>,
+    /// The share of drafts whose token at each position was accepted (vLLM's per-position
+    /// rate: not conditional on the earlier positions).
+    pub by_position: Vec<Figure>,
+    /// Every position's share, for the bars.
+    pub shares: Vec<f64>,
+    /// Over what the counters' rates were taken: `over 12 s`, `since it started`.
+    pub when: String,
+}
+
+impl ServerSpecFigures {
+    pub fn all(&self) -> Vec<&Figure> {
+        let mut v: Vec<&Figure> = self.acceptance.iter().chain(&self.length).collect();
+        v.extend(self.by_position.iter());
+        v
+    }
+}
+
+/// The served model's speculation, when it reports any.
+pub fn server_spec_figures(store: &Store) -> Option<ServerSpecFigures> {
+    let s = store.last_server.as_ref()?;
+    let (r, when) = match store
+        .server_window()
+        .filter(|r| r.spec_acceptance.is_some() || !r.spec_per_pos.is_empty())
+    {
+        Some(r) if r.seconds < 10.0 => (r.clone(), format!("over {:.1} s", r.seconds)),
+        Some(r) => (r.clone(), format!("over {:.0} s", r.seconds)),
+        None => (Rates::since_start(s), "since it started".to_string()),
+    };
+    let seconds = r.seconds.max(10.0);
+    let acceptance = counted(
+        s,
+        ("server acceptance", "spec_accepted", "spec_accept_rate"),
+        (r.spec_acceptance, s.spec_accept_rate),
+        (
+            Unit::Percent,
+            "the server's accepted draft tokens over its drafted ones",
+        ),
+        seconds,
+    );
+    let length = counted(
+        s,
+        (
+            "server accepted length",
+            "spec_accepted",
+            "spec_accept_length",
+        ),
+        (r.spec_mean_len, s.spec_accept_length),
+        (
+            Unit::Number,
+            "tokens a verification step gives on the server: 1 + accepted ÷ drafts",
+        ),
+        seconds,
+    );
+    let by_position: Vec<Figure> = r
+        .spec_per_pos
+        .iter()
+        .take(4)
+        .enumerate()
+        .filter(|(_, a)| a.is_finite())
+        .map(|(i, &a)| {
+            figure(
+                format!("server position {}", i + 1),
+                (a, Unit::Percent),
+                "the share of the server's drafts whose token at this position was accepted",
+                Recipe::Metric {
+                    how: "accepted at this position ÷ drafts, from the counters",
+                    metric: metric(s, "spec_accepted_per_pos"),
+                },
+                LESSON,
+            )
+        })
+        .collect();
+    if acceptance.is_none() && length.is_none() && by_position.is_empty() {
+        return None;
+    }
+    Some(ServerSpecFigures {
+        acceptance,
+        length,
+        by_position,
+        shares: r.spec_per_pos.clone(),
+        when,
+    })
+}

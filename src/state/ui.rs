@@ -44,6 +44,8 @@ pub struct Ui {
     pub demo: Option<DemoView>,
     /// A preset's request stream picked before a model was loaded: it runs when one is.
     pub stream_waiting: Option<crate::protocol::StreamSpec>,
+    /// A preset's race picked before a model was loaded: sent on the next `ModelLoaded`.
+    pub race_waiting: Option<Command>,
     /// Shown while a preset, a demo or the synthetic stand-in is on.
     pub banner: Option<String>,
     /// Load the synthetic model if this (default) model cannot be had.
@@ -74,6 +76,7 @@ impl Ui {
             race_dismissed: None,
             demo: None,
             stream_waiting: None,
+            race_waiting: None,
             banner: None,
             fallback_to_synthetic: false,
             no_color: false,
@@ -434,6 +437,9 @@ impl Ui {
                 }),
                 None => self.stream_waiting = Some(stream.clone()),
             }
+        }
+        if let Some(cmd) = self.preset_race(store, p) {
+            cmds.push(cmd);
         }
         self.banner = Some(format!(
             "preset {}: {}{}",

@@ -352,7 +352,14 @@ impl Local {
         let mut stop =
             || between_steps(&mut Coalesce::new(inbox, asked, notices)) == StepControl::Stop;
         let in_job = self.flags.in_job.clone();
-        let result = super::race::run(engine, job, &self.device, &self.out, &in_job, &mut stop);
+        let (device, out) = (&self.device, &self.out);
+        let result = match super::race::server_lane(&job) {
+            Ok(Some(lane)) => {
+                super::race_remote::run(engine, job, lane, device, out, &in_job, &mut stop)
+            }
+            Ok(None) => super::race::run(engine, job, device, out, &in_job, &mut stop),
+            Err(e) => Err(e),
+        };
         if let Err(e) = result {
             self.failed(Stoppable::Race, format!("race: {e:#}"));
         }

@@ -80,8 +80,9 @@ pub(super) struct RaceJob<'a> {
     pub runs: [u64; 2],
 }
 
-/// The lane of the side that names a server, if one does (both may not).
-fn server_lane(job: &RaceJob) -> anyhow::Result<Option<Lane>> {
+/// The lane of the side that names a server, if one does (both may not): that race runs in
+/// `race_remote`.
+pub(super) fn server_lane(job: &RaceJob) -> anyhow::Result<Option<Lane>> {
     match job.configs.map(|c| c.endpoint.is_some()) {
         [true, true] => anyhow::bail!(
             "both sides name an endpoint: a race pits the local engine against one server \
@@ -103,9 +104,6 @@ pub(super) fn run(
     in_job: &AtomicBool,
     stop: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<()> {
-    if let Some(lane) = server_lane(&job)? {
-        return super::race_remote::run(base, job, lane, device, out, in_job, stop);
-    }
     let setup = Job::start(in_job);
     let mut ready = Vec::with_capacity(2);
     for config in job.configs {

@@ -15,6 +15,9 @@ use candle_core::Device;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+/// The longest the race waits for the server to name its model and describe itself.
+const NAME_WAIT: Duration = Duration::from_secs(10);
+
 /// What a side gave: its summary, its tokens' texts and its decode gaps.
 type Gave = (RunSummary, Vec<String>, Vec<Duration>);
 
@@ -35,7 +38,6 @@ fn endpoint(url: &str, params: &GenParams) -> Endpoint {
 }
 
 /// Race the local engine (the side without an endpoint) against the server the other names.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     base: &Engine,
     job: super::race::RaceJob,
@@ -55,8 +57,18 @@ pub(super) fn run(
         .enable_all()
         .build()?;
     let client = Client::new(STALL_TIMEOUT);
-    let (name, said) =
-        rt.block_on(async { (client.model(&ep).await, client.server_info(&ep).await) });
+    let asked = rt.block_on(async {
+        tokio::time::timeout(NAME_WAIT, async {
+            (client.model(&ep).await, client.server_info(&ep).await)
+        })
+        .await
+    });
+    let (name, said) = asked.map_err(|_| {
+        anyhow::anyhow!(
+            "the server at {url} did not name its model within {} s",
+            NAME_WAIT.as_secs()
+        )
+    })?;
     let name = name.map_err(|f| anyhow::anyhow!("the server at {url}: {}", f.message))?;
     drop(setup);
     let tokens = local
@@ -142,6 +154,9 @@ fn at_once(
             })
         };
         let mine = run_local(local, job, local_lane, out, &cancel, stop);
+        if mine.is_err() {
+            cancel.cancel();
+        }
         // The server's side goes on after the local one ends; a stop still ends it.
         while !streamer.is_finished() {
             if stop() {

@@ -46,8 +46,14 @@ pub fn figures(state: &AppState) -> Option<(&'static str, Vec<Figure>)> {
             Some(("memory", v))
         }
         Focus::Spec => {
-            let v = &run?.spec;
-            (v.counts.steps > 0).then(|| ("speculation", owned(spec_figures(v).all())))
+            let mut v: Vec<Figure> = run
+                .map(|r| &r.spec)
+                .filter(|s| s.counts.steps > 0)
+                .map_or(Vec::new(), |s| owned(spec_figures(s).all()));
+            if let Some(f) = crate::state::server_spec_figures(&state.store) {
+                v.extend(owned(f.all()));
+            }
+            (!v.is_empty()).then_some(("speculation", v))
         }
         Focus::Timing => Some(("prefill vs decode", owned(run?.timing_figures().all()))),
         Focus::Kv if remote => {

@@ -1,10 +1,10 @@
 //! Speculative decoding: mode and K, acceptance (overall and by draft position), the histogram
 //! of accepted lengths, and the speedup measured beside the one theory predicts.
 
-use super::{block, label, palette, scraped, value};
-use crate::protocol::{DraftMode, Rates};
+use super::{block, label, palette, value};
+use crate::protocol::DraftMode;
 use crate::state::figure::Figure;
-use crate::state::{spec_figures, AppState, SpecFigures, SpecView};
+use crate::state::{server_spec_figures, spec_figures, AppState, SpecFigures, SpecView};
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Wrap};
 
@@ -90,49 +90,27 @@ fn cost_line(v: &SpecView, f: &SpecFigures) -> Line<'static> {
 /// samples kept, else since the server started.
 fn server_lines(state: &AppState) -> Option<Vec<Line<'static>>> {
     let s = state.store.last_server.as_ref()?;
-    let (r, when) = match state
-        .store
-        .server_window()
-        .filter(|r| r.spec_acceptance.is_some() || !r.spec_per_pos.is_empty())
-    {
-        Some(r) => {
-            let over = if r.seconds < 10.0 {
-                format!("over {:.1} s", r.seconds)
-            } else {
-                format!("over {:.0} s", r.seconds)
-            };
-            (r, over)
-        }
-        None => (Rates::since_start(s), "since it started".to_string()),
-    };
-    let acceptance = r.spec_acceptance.or(s.spec_accept_rate);
-    let length = r.spec_mean_len.or(s.spec_accept_length);
-    if acceptance.is_none() && length.is_none() && r.spec_per_pos.is_empty() {
-        return None;
-    }
+    let f = server_spec_figures(&state.store)?;
+    let shown = |x: &Option<Figure>| x.as_ref().map_or("—".into(), Figure::shown);
     let mut lines = vec![Line::from(vec![
         Span::styled("server ", label()),
         Span::styled(s.engine.to_string(), value()),
         Span::styled(" acceptance ", label()),
-        Span::styled(acceptance.map_or("—".into(), scraped::pct), value()),
+        Span::styled(shown(&f.acceptance), value()),
         Span::styled("  accepted length ", label()),
-        Span::styled(length.map_or("—".into(), |l| format!("{l:.2}")), value()),
-        Span::styled(format!("  ({when})"), label()),
+        Span::styled(shown(&f.length), value()),
+        Span::styled(format!("  ({})", f.when), label()),
     ])];
-    if !r.spec_per_pos.is_empty() {
+    if !f.shares.is_empty() {
         lines.push(Line::from(vec![
             Span::styled("server by position ", label()),
-            Span::styled(
-                bars(&r.spec_per_pos),
-                Style::default().fg(palette::ACCEPTED),
-            ),
+            Span::styled(bars(&f.shares), Style::default().fg(palette::ACCEPTED)),
             Span::styled(
                 format!(
                     "  {} of drafts",
-                    r.spec_per_pos
+                    f.by_position
                         .iter()
-                        .take(4)
-                        .map(|a| scraped::pct(*a))
+                        .map(Figure::shown)
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
