@@ -51,11 +51,12 @@ pub fn print(eng: &Engine, pp: usize, tg: usize, stamp: Option<&Stamp>) -> Resul
     Ok(())
 }
 
-/// A rate and its share of `roof`, or dashes.
+/// A rate and its share of `roof`, or dashes. A rate under 1 keeps three digits, so that a
+/// small model's (a few KiB over a slow step) does not print as 0.0.
 fn rate(v: Option<f64>, roof: Option<f64>) -> [Cell; 2] {
     match v {
         Some(v) => [
-            Num(v, 1),
+            Num(v, if v < 1.0 { 3 } else { 1 }),
             roof.filter(|r| *r > 0.0)
                 .map_or(Text("–".into()), |r| Percent(v / r, 0)),
         ],
