@@ -541,7 +541,7 @@ fn e_explains_the_race_at_two_sizes() {
 }
 
 /// The local engine against a server (a scripted mock on loopback): the sides run at once (the
-/// server's run starts before the local one ends), the server's tokens and times are its
+/// server's run starts before the local one's 160 tokens end), the server's tokens and times are its
 /// stream's, the summary compares them; a stop ends the server's stream too.
 #[test]
 fn a_race_against_a_server_runs_both_sides_at_once() {
@@ -575,7 +575,7 @@ fn a_race_against_a_server_runs_both_sides_at_once() {
         let ev = w.events.blocking_recv().expect("the worker answers");
         s.apply(&ev);
         match &ev.event {
-            Event::ModelLoaded(_) => w.send(race_cmd(24)),
+            Event::ModelLoaded(_) => w.send(race_cmd(160)),
             Event::Race(RaceEvent::Lane { lane, event }) => match **event {
                 Event::RunStarted { .. } => order.push((*lane, "started")),
                 Event::RunFinished { .. } => order.push((*lane, "finished")),
@@ -603,8 +603,8 @@ fn a_race_against_a_server_runs_both_sides_at_once() {
     assert_eq!(race.sides[1].label, format!("server {}", mock.url()));
     assert_eq!(race.sides[1].model, MODEL);
     let summary = race.summary.clone().unwrap();
-    assert_eq!(summary.b.run.generated_tokens, 24);
-    assert_eq!(race.runs[1].as_ref().unwrap().tokens.len(), 24);
+    assert_eq!(summary.b.run.generated_tokens, 160);
+    assert_eq!(race.runs[1].as_ref().unwrap().tokens.len(), 160);
     // The server's gaps are its script's 5 ms (and more), measured at the client.
     assert!(
         summary.b.run.itl_p50 >= ms(4),
