@@ -272,12 +272,7 @@ fn the_race_command_records_and_report_diff_reads_it_back() {
         .args(["--format", "json", "--record"])
         .arg(&rec)
         .output_bounded();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = race_json(&out);
     assert_eq!(v["race"]["a"]["label"], "baseline");
     assert_eq!(v["race"]["b"]["label"], "Q4_0");
     assert_eq!(v["race"]["b"]["run"]["generated_tokens"], 40);
@@ -646,6 +641,16 @@ fn a_race_against_a_server_runs_both_sides_at_once() {
     );
 }
 
+/// The JSON `labtui race --format json` printed, once it succeeded.
+fn race_json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A preset can name a race: `labtui race --preset` runs its sides on its first prompt, and
 /// picking it in the dashboard sends the race (once a model is loaded, if none is yet).
 #[test]
@@ -664,12 +669,7 @@ fn a_preset_names_a_race_headless_and_in_the_dashboard() {
         .arg(&path)
         .args(["race", "--format", "json"])
         .output_bounded();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = race_json(&out);
     assert_eq!(v["race"]["a"]["label"], "baseline");
     assert_eq!(v["race"]["b"]["label"], "prompt-lookup K=3");
     assert_eq!(v["race"]["b"]["run"]["generated_tokens"], 24);

@@ -26,6 +26,26 @@ pub struct Raced {
     pub itl: [Vec<Duration>; 2],
 }
 
+/// A side's tape as a race compares it: each token's text and each decode token's share of its
+/// step (its inter-token latency).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tape {
+    pub texts: Vec<String>,
+    pub itl: Vec<Duration>,
+}
+
+impl Tape {
+    /// Keep what `ev` adds, if it is a token.
+    pub fn take(&mut self, ev: &Event) {
+        if let Event::Token(t) = ev {
+            self.texts.push(t.text.clone());
+            if t.phase != Phase::Prefill {
+                self.itl.push(t.step);
+            }
+        }
+    }
+}
+
 /// Race `a` against `b`, emitting each side's run events with its lane. `stop` is asked before
 /// every step of either side; a stop ends both (their summaries say `Stopped`).
 pub fn race(
@@ -34,15 +54,9 @@ pub fn race(
     emit: &mut dyn FnMut(Lane, Event),
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<Raced> {
-    let mut texts: [Vec<String>; 2] = Default::default();
-    let mut itl: [Vec<Duration>; 2] = Default::default();
+    let mut tapes: [Tape; 2] = Default::default();
     let mut tap = |lane: Lane, ev: Event| {
-        if let Event::Token(t) = &ev {
-            texts[lane.index()].push(t.text.clone());
-            if t.phase != Phase::Prefill {
-                itl[lane.index()].push(t.step);
-            }
-        }
+        tapes[lane.index()].take(&ev);
         emit(lane, ev)
     };
     // Each side is set up and prefilled before the other starts, so its time to first token
@@ -92,10 +106,11 @@ pub fn race(
         summaries.push(summary);
     }
     let [sa, sb]: [RunSummary; 2] = summaries.try_into().expect("two sides");
+    let [ta, tb] = tapes;
     Ok(Raced {
         summaries: [sa, sb],
-        texts,
-        itl,
+        texts: [ta.texts, tb.texts],
+        itl: [ta.itl, tb.itl],
     })
 }
 

@@ -20,6 +20,14 @@ impl Lane {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The other side.
+    pub fn other(self) -> Lane {
+        match self {
+            Lane::A => Lane::B,
+            Lane::B => Lane::A,
+        }
+    }
 }
 
 impl fmt::Display for Lane {

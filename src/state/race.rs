@@ -15,9 +15,11 @@ pub struct RaceView {
     pub summary: Option<RaceSummary>,
     /// Why the race ended without a summary.
     pub failed: Option<String>,
-    /// Token positions both tapes have and that were compared, and the first whose texts
-    /// differ: kept as tokens arrive, so a frame never walks the tapes.
+    /// Token positions both tapes have and that were compared, how many of them have the same
+    /// text, and the first whose texts differ: kept as tokens arrive, so a frame never walks
+    /// the tapes.
     compared: usize,
+    same: usize,
     parted: Option<usize>,
 }
 
@@ -33,6 +35,7 @@ impl RaceView {
                     summary: None,
                     failed: None,
                     compared: 0,
+                    same: 0,
                     parted: None,
                 })
             }
@@ -72,13 +75,20 @@ impl RaceView {
             return;
         };
         let n = a.tokens.len().min(b.tokens.len());
-        while self.parted.is_none() && self.compared < n {
+        while self.compared < n {
             let i = self.compared;
-            if a.tokens[i].text != b.tokens[i].text {
+            if a.tokens[i].text == b.tokens[i].text {
+                self.same += 1;
+            } else if self.parted.is_none() {
                 self.parted = Some(i);
             }
             self.compared += 1;
         }
+    }
+
+    /// Positions both tapes have whose texts are the same.
+    pub fn same_positions(&self) -> usize {
+        self.same
     }
 }
 

@@ -159,12 +159,7 @@ impl RaceView {
                 ]
             });
             let longer = a.tokens.len().max(b.tokens.len());
-            let same = a
-                .tokens
-                .iter()
-                .zip(&b.tokens)
-                .filter(|(x, y)| x.text == y.text)
-                .count();
+            let same = self.same_positions();
             let agreement = computed(
                 "agree",
                 Unit::Percent,

@@ -6,9 +6,10 @@
 use super::race::{prepare, request, Ready};
 use super::remote::{summary, Tokens};
 use super::{admit, Job, Outbox};
+use crate::engine::race::Tape;
 use crate::engine::{self, Engine, StepControl};
 use crate::protocol::race::{summarize, Lane, RaceConfig, RaceEvent, RaceSide, RaceSideSummary};
-use crate::protocol::{Event, GenParams, Phase, RunSummary};
+use crate::protocol::{Event, GenParams, RunSummary};
 use crate::serve::client::{Cancel, Client};
 use crate::serve::{Api, Endpoint, FailureKind, Request, STALL_TIMEOUT};
 use candle_core::Device;
@@ -25,9 +26,7 @@ type Gave = (RunSummary, Vec<String>, Vec<Duration>);
 fn endpoint(url: &str, params: &GenParams) -> Endpoint {
     Endpoint {
         url: url.to_string(),
-        api_key: std::env::var("OPENAI_API_KEY")
-            .ok()
-            .filter(|k| !k.is_empty()),
+        api_key: None,
         model: None,
         api: if params.raw {
             Api::Completions
@@ -47,7 +46,7 @@ pub(super) fn run(
     in_job: &AtomicBool,
     stop: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<()> {
-    let local_lane = other(remote_lane);
+    let local_lane = remote_lane.other();
     let remote_config: &RaceConfig = job.configs[remote_lane.index()];
     let url = remote_config.endpoint.clone().unwrap_or_default();
     let ep = endpoint(&url, job.params);
@@ -137,7 +136,7 @@ fn at_once(
         lane,
     } = server;
     let run = job.runs[lane.index()];
-    let local_lane = other(lane);
+    let local_lane = lane.other();
     std::thread::scope(|scope| {
         let streamer = {
             let (out, cancel) = (out.clone(), &cancel);
@@ -179,13 +178,6 @@ fn at_once(
     })
 }
 
-fn other(lane: Lane) -> Lane {
-    match lane {
-        Lane::A => Lane::B,
-        Lane::B => Lane::A,
-    }
-}
-
 /// The local side, start to end, its events in its lane; a stop also cancels the server's.
 fn run_local(
     local: &mut Ready,
@@ -197,14 +189,9 @@ fn run_local(
 ) -> anyhow::Result<Gave> {
     let run = job.runs[lane.index()];
     let req = request(local, job, run);
-    let (mut texts, mut itl) = (Vec::new(), Vec::new());
+    let mut tape = Tape::default();
     let mut emit = |event: Event| {
-        if let Event::Token(t) = &event {
-            texts.push(t.text.clone());
-            if t.phase != Phase::Prefill {
-                itl.push(t.step);
-            }
-        }
+        tape.take(&event);
         out.send(Event::Race(RaceEvent::Lane {
             lane,
             event: Box::new(event),
@@ -229,7 +216,7 @@ fn run_local(
         run,
         summary: summary.clone(),
     });
-    Ok((summary, texts, itl))
+    Ok((summary, tape.texts, tape.itl))
 }
 
 /// Stream the prompt from the server, its events in `lane` as run `run`'s.
@@ -277,9 +264,6 @@ async fn stream(
         run,
         summary: summary.clone(),
     });
-    Ok((
-        summary,
-        std::mem::take(&mut tokens.texts),
-        std::mem::take(&mut tokens.itl),
-    ))
+    let tape = std::mem::take(&mut tokens.tape);
+    Ok((summary, tape.texts, tape.itl))
 }

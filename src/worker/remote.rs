@@ -259,8 +259,7 @@ pub(super) struct Tokens {
     /// Text that came before the tokens it belongs to were counted.
     text: String,
     /// Each token's text and each decode token's gap, as sent.
-    pub texts: Vec<String>,
-    pub itl: Vec<Duration>,
+    pub tape: crate::engine::race::Tape,
 }
 
 impl Tokens {
@@ -272,8 +271,7 @@ impl Tokens {
             index: 0,
             last: None,
             text: String::new(),
-            texts: Vec::new(),
-            itl: Vec::new(),
+            tape: Default::default(),
         }
     }
 
@@ -313,15 +311,10 @@ impl Tokens {
                 _ => p.at,
             };
             let step = at.saturating_sub(self.last.unwrap_or(Duration::ZERO));
-            let text = std::mem::take(&mut self.text);
-            self.texts.push(text.clone());
-            if self.index > 0 {
-                self.itl.push(step);
-            }
-            self.send(Event::Token(TokenEvent {
+            let token = Event::Token(TokenEvent {
                 index: self.index,
                 id: 0,
-                text,
+                text: std::mem::take(&mut self.text),
                 phase: if self.index == 0 {
                     Phase::Prefill
                 } else {
@@ -332,7 +325,9 @@ impl Tokens {
                 step,
                 kv_tokens: 0,
                 kv_bytes: 0,
-            }));
+            });
+            self.tape.take(&token);
+            self.send(token);
             self.index += 1;
             self.last = Some(at);
         }

@@ -63,14 +63,10 @@ pub fn centered(area: ratatui::layout::Rect, w: u16, h: u16) -> ratatui::layout:
     }
 }
 
-/// A duration as a pane writes it: whole milliseconds from 100 ms, one digit below.
+/// A duration as a pane writes it: whole milliseconds from 100 ms, one digit below (as a
+/// figure in milliseconds is shown).
 pub fn ms(d: Duration) -> String {
-    let digits = if crate::stats::millis(d) >= 100.0 {
-        0
-    } else {
-        1
-    };
-    format!("{} ms", crate::stats::fmt_ms(d, digits))
+    crate::state::figure::ms_text(d)
 }
 
 pub fn label() -> Style {

@@ -5,7 +5,7 @@
 use super::{block, label, ms, value};
 use crate::protocol::FinishReason;
 use crate::state::figure::Figure;
-use crate::state::{AppState, RaceView, RunView, SideFigures};
+use crate::state::{AppState, RaceView, RowFigures, RunView, SideFigures};
 use crate::stats::human_bytes;
 use ratatui::prelude::*;
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
@@ -42,17 +42,20 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let width = left.width.saturating_sub(2) as usize;
     let shown = [gaps(0, width), gaps(1, width)];
     let top = shown.iter().flatten().copied().max().unwrap_or(1);
+    // The figures once a frame: both columns and the summary draw from them.
+    let figures = race.figures();
     for (i, col) in [left, right].into_iter().enumerate() {
-        render_side(race, i, (parting, top, &shown[i]), col, buf);
+        let side = figures.sides[i].as_ref();
+        render_side(race, (i, side), (parting, top, &shown[i]), col, buf);
     }
-    render_summary(race, foot, buf);
+    render_summary(race, figures.row.as_ref(), foot, buf);
 }
 
 /// One side's column: numbers, ITL chart, tape.
 /// `shared`: where the texts part, the sparklines' common top (µs), this side's gaps.
 fn render_side(
     race: &RaceView,
-    i: usize,
+    (i, figures): (usize, Option<&SideFigures>),
     shared: (Option<usize>, u64, &[u64]),
     area: Rect,
     buf: &mut Buffer,
@@ -76,7 +79,7 @@ fn render_side(
         Paragraph::new(Line::styled("preparing …", label())).render(numbers, buf);
         return;
     };
-    if let Some(f) = &race.figures().sides[i] {
+    if let Some(f) = figures {
         Paragraph::new(numbers_lines(run, f)).render(numbers, buf);
     }
     let scale = ms(std::time::Duration::from_micros(top));
@@ -153,11 +156,11 @@ fn render_tape(run: &RunView, parting: Option<usize>, area: Rect, buf: &mut Buff
 }
 
 /// The summary row when the race is over; the progress while it runs.
-fn render_summary(race: &RaceView, area: Rect, buf: &mut Buffer) {
+fn render_summary(race: &RaceView, row: Option<&RowFigures>, area: Rect, buf: &mut Buffer) {
     let b = block("summary", false);
     let inner = b.inner(area);
     b.render(area, buf);
-    let line = match (&race.summary, &race.failed, race.figures().row) {
+    let line = match (&race.summary, &race.failed, row) {
         (Some(s), _, Some(f)) => {
             let mem = |w: u64, kv: u64| human_bytes(w + kv);
             let spread = f.spread.as_ref().map_or(String::new(), |[lo, hi]| {
